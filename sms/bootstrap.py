@@ -1,0 +1,88 @@
+"""Wires the real adapters together, once per worker process.
+
+Nothing here runs at import: the Functions host indexes zero functions when importing
+the app raises, so settings are read and clients built on first use instead.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from .auth import Authenticator
+from .config import SEND_QUEUE, Settings, queue_message_encoding
+from .providers import SmsProvider, create_provider
+from .service import Limits, SmsService
+from .storage.queues import StorageJobQueue, create_queue, queue_client
+from .storage.tables import TableApiKeyStore, TableMessageStore
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    sms: SmsService
+    auth: Authenticator
+    keys: TableApiKeyStore
+    messages: TableMessageStore
+    jobs: StorageJobQueue
+    provider: SmsProvider
+    _tables: TableServiceClient
+    _queues: QueueServiceClient
+
+    async def ensure_storage(self) -> None:
+        """Create the tables and queues when missing (Azurite, a fresh account). Idempotent."""
+        encoding = queue_message_encoding()
+        await asyncio.gather(
+            self.messages.create_table(),
+            self.keys.create_table(),
+            self.jobs.create_queue(),
+            create_queue(queue_client(self._queues, f"{SEND_QUEUE}-poison", encoding)),
+        )
+
+    async def close(self) -> None:
+        await self.provider.close()
+        await self._tables.close()
+        await self._queues.close()
+
+
+def build(settings: Settings) -> Gateway:
+    tables = TableServiceClient.from_connection_string(settings.storage_connection)
+    queues = QueueServiceClient.from_connection_string(settings.storage_connection)
+    messages = TableMessageStore.from_service(tables)
+    keys = TableApiKeyStore.from_service(tables)
+    jobs = StorageJobQueue(queue_client(queues, SEND_QUEUE, queue_message_encoding()))
+    provider = create_provider(settings.provider, settings)
+    limits = Limits(settings.default_region, settings.max_recipients, settings.max_body_chars)
+    return Gateway(
+        settings=settings,
+        sms=SmsService(messages, jobs, provider, limits, settings.send_concurrency),
+        auth=Authenticator(keys, settings.api_key_cache_seconds),
+        keys=keys, messages=messages, jobs=jobs, provider=provider,
+        _tables=tables, _queues=queues,
+    )
+
+
+_gateway: Gateway | None = None
+_building: asyncio.Lock | None = None
+
+
+async def gateway() -> Gateway:
+    """The process's one Gateway, built and its storage ensured on first use."""
+    global _gateway, _building
+    if _gateway is None:
+        _building = _building or asyncio.Lock()
+        async with _building:
+            if _gateway is None:
+                candidate = build(Settings.from_env())
+                await candidate.ensure_storage()
+                _gateway = candidate
+    return _gateway
+
+
+async def close_gateway() -> None:
+    global _gateway
+    if _gateway is not None:
+        await _gateway.close()
+        _gateway = None

@@ -1,0 +1,114 @@
+"""Settings the gateway reads, with local defaults, validated once at start-up.
+
+Every setting is documented in README and listed in local.settings.example.json.
+A wrong value fails early with a message naming the setting, instead of surfacing
+later as a confusing error in the middle of a request.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import phonenumbers
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The queue name is fixed because the queue trigger's decorator needs it at import time.
+SEND_QUEUE = "sms-send"
+
+# Azurite's well-known development account (public, documented by Microsoft).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_connection_string(host: str = "127.0.0.1", queue_port: int = 10001, table_port: int = 10002) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"QueueEndpoint=http://{host}:{queue_port}/{AZURITE_ACCOUNT};"
+        f"TableEndpoint=http://{host}:{table_port}/{AZURITE_ACCOUNT};"
+    )
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_connection: str
+    provider: str = "console"
+    default_region: str = "AU"
+    max_recipients: int = 1000
+    max_body_chars: int = 1600
+    send_concurrency: int = 16
+    api_key_cache_seconds: float = 60.0
+    console_outbox: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        connection = env.get("AzureWebJobsStorage", "").strip()
+        if not connection:
+            raise ConfigError(
+                "AzureWebJobsStorage is not set: give it a storage connection string "
+                "(locally, copy local.settings.example.json to local.settings.json)"
+            )
+        if connection.replace(" ", "").lower() == "usedevelopmentstorage=true":
+            connection = azurite_connection_string()
+        region = env.get("SMS_DEFAULT_REGION", cls.default_region).strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigError(f"SMS_DEFAULT_REGION={region!r} is not a known ISO 3166 region code such as AU or US")
+        return cls(
+            storage_connection=connection,
+            provider=env.get("SMS_PROVIDER", cls.provider).strip().lower() or cls.provider,
+            default_region=region,
+            max_recipients=_int(env, "SMS_MAX_RECIPIENTS", cls.max_recipients, low=1, high=100_000),
+            max_body_chars=_int(env, "SMS_MAX_BODY_CHARS", cls.max_body_chars, low=1, high=30_000),
+            send_concurrency=_int(env, "SMS_SEND_CONCURRENCY", cls.send_concurrency, low=1, high=1000),
+            api_key_cache_seconds=_int(env, "SMS_API_KEY_CACHE_SECONDS", int(cls.api_key_cache_seconds), low=0, high=3600),
+            console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range ({low} to {high})")
+    return value
+
+
+def load_local_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> None:
+    """Copy local.settings.json "Values" into the environment, as Core Tools does.
+
+    Variables already set in the environment win, so a shell export overrides the file.
+    """
+    env = os.environ if environ is None else environ
+    path = path or PROJECT_ROOT / "local.settings.json"
+    if not path.exists():
+        return
+    try:
+        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    except (ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path} is not a valid local.settings.json: {exc}") from None
+    for name, value in values.items():
+        env.setdefault(name, str(value))
+
+
+def host_json(path: Path | None = None) -> dict:
+    """host.json is the one place queue semantics (encoding, retries) are set."""
+    path = path or PROJECT_ROOT / "host.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def queue_message_encoding(host: dict | None = None) -> str:
+    host = host_json() if host is None else host
+    return host.get("extensions", {}).get("queues", {}).get("messageEncoding", "base64").lower()

@@ -1,0 +1,54 @@
+"""What can go wrong, in the service's terms; the wire layer maps each to HTTP."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field_name: str  # the DTO path, e.g. "SMSModel.To[1].PhoneNumber"
+    error_code: str
+    message: str
+
+
+@dataclass
+class GatewayError(Exception):
+    message: str
+    error_code: str = "Error"
+    field_errors: list[FieldError] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationFailed(GatewayError):
+    """The request is malformed or breaks a rule; nothing was changed."""
+
+    def __init__(self, field_errors: list[FieldError], message: str | None = None):
+        super().__init__(message or field_errors[0].message, "ValidationException", list(field_errors))
+
+
+class Unauthenticated(GatewayError):
+    def __init__(self, message: str):
+        super().__init__(message, "Unauthorized")
+
+
+class Forbidden(GatewayError):
+    def __init__(self, message: str):
+        super().__init__(message, "Forbidden")
+
+
+class NotFound(GatewayError):
+    def __init__(self, message: str):
+        super().__init__(message, "NotFound")
+
+
+class StorageUnavailable(GatewayError):
+    """Table or queue storage could not be reached or refused the request."""
+
+    def __init__(self, message: str = "Storage is unavailable; try again shortly"):
+        super().__init__(message, "ServiceUnavailable")
+
+
+class RecordChanged(Exception):
+    """An ETag-checked write lost a race: someone else changed the record first."""

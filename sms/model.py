@@ -1,0 +1,135 @@
+"""The gateway's records: a message and its recipients, and the status they move through."""
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+# A job covers at most this many recipients: one entity-group transaction's worth,
+# so claiming a job's recipients and recording their outcomes is one round trip each.
+JOB_SIZE = 100
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+class Status(str, enum.Enum):
+    """Recipient status. It only moves forward: see `can_become`."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+
+    def can_become(self, new: "Status") -> bool:
+        return _RANK[new] > _RANK[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Status.FAILED, Status.DELIVERED, Status.UNDELIVERED)
+
+
+_RANK = {
+    Status.QUEUED: 0,
+    Status.SENDING: 1,
+    Status.SENT: 2,
+    Status.FAILED: 3,
+    Status.DELIVERED: 3,
+    Status.UNDELIVERED: 3,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str | None = None
+    phone_number: str | None = None  # E.164 once validated
+    contact_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    comm_id: str
+    licensee_id: str
+    body: str
+    sender: Contact
+    recipient_count: int
+    encoding: str
+    segments: int
+    reply_is_allowed: bool = False
+    reply_is_required: bool = False
+    notes: str | None = None
+    linked_object_id: str | None = None
+    suite_id: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    comm_id: str
+    seq: int  # position in the request; orders recipients and names job ranges
+    recipient_id: str
+    phone_number: str
+    name: str | None = None
+    contact_id: str | None = None
+    status: Status = Status.QUEUED
+    provider_message_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    etag: str | None = None  # set by the store; updates are conditional on it
+
+    def moved_to(self, status: Status, **changes) -> "Recipient":
+        return replace(self, status=status, updated_at=utcnow(), **changes)
+
+
+@dataclass(frozen=True)
+class SendJob:
+    """One queue message: which recipients of which message to send. Ids only."""
+
+    comm_id: str
+    first: int
+    last: int  # inclusive
+
+    def to_json(self) -> str:
+        return json.dumps({"commId": self.comm_id, "first": self.first, "last": self.last}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "SendJob":
+        """Raises ValueError for anything that is not a job this gateway wrote."""
+        try:
+            data = json.loads(text)
+            job = cls(str(data["commId"]), int(data["first"]), int(data["last"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"not a send job: {exc}") from None
+        if not _HEX32.match(job.comm_id) or not 0 <= job.first <= job.last:
+            raise ValueError(f"not a send job: {job}")
+        return job
+
+    @classmethod
+    def covering(cls, comm_id: str, recipient_count: int) -> list["SendJob"]:
+        return [
+            cls(comm_id, first, min(first + JOB_SIZE, recipient_count) - 1)
+            for first in range(0, recipient_count, JOB_SIZE)
+        ]
+
+
+def message_status(recipients: list[Recipient]) -> str:
+    """A message's status is derived from its recipients rather than stored twice."""
+    statuses = {r.status for r in recipients}
+    if not statuses:
+        return Status.QUEUED.value
+    if len(statuses) == 1:
+        return statuses.pop().value
+    if statuses & {Status.QUEUED, Status.SENDING}:
+        return Status.SENDING.value
+    if Status.FAILED in statuses or Status.UNDELIVERED in statuses:
+        return "partially_sent"
+    return Status.SENT.value

@@ -1,0 +1,273 @@
+"""The gateway's use cases: accept a send request, send it now, dispatch a job, report status.
+
+Knows nothing of HTTP or Azure: it works through the storage and provider ports.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Sequence
+
+from . import segments
+from .errors import FieldError, Forbidden, NotFound, RecordChanged, ValidationFailed
+from .model import JOB_SIZE, Contact, Message, Recipient, SendJob, Status, message_status
+from .phone import InvalidNumber, mask, to_e164
+from .providers import OutgoingSms, SendOutcome, SmsProvider
+from .storage import JobQueue, MessageStore
+from .wire import CommResponse, MessageState, RecipientState, SMSSend
+
+log = logging.getLogger("sms.service")
+
+# An immediate send also queues its jobs, made visible only after this delay: if the
+# process dies mid-request the worker finishes the send; if not, the job finds nothing
+# left queued and sends nothing.
+IMMEDIATE_SAFETY_NET_SECONDS = 120
+
+# How often a claim is retried after losing an ETag race before the job is left to the queue's retry.
+CLAIM_ATTEMPTS = 3
+
+# Carriers accept alphanumeric sender ids of up to 11 letters, digits and spaces.
+_ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    default_region: str = "AU"
+    max_recipients: int = 1000
+    max_body_chars: int = 1600
+
+
+def reference_for(comm_id: str) -> str:
+    """A short reference a person can quote; it is the commId's prefix, so it finds the message."""
+    return f"SMS-{comm_id[:8].upper()}"
+
+
+class SmsService:
+    def __init__(
+        self,
+        store: MessageStore,
+        queue: JobQueue,
+        provider: SmsProvider,
+        limits: Limits = Limits(),
+        send_concurrency: int = 16,
+    ):
+        self._store = store
+        self._queue = queue
+        self._provider = provider
+        self._limits = limits
+        # Bounds concurrent provider calls across every job this process runs.
+        self._send_slots = asyncio.Semaphore(send_concurrency)
+
+    # -- accepting ---------------------------------------------------------------------------
+
+    async def accept(self, request: SMSSend, licensee_id: str) -> CommResponse:
+        """Save the SMS and queue it; the worker sends it in the background."""
+        message, recipients = self._prepare(request, licensee_id)
+        await self._store.add(message, recipients)
+        await asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients))))
+        return CommResponse(
+            comm_id=message.comm_id,
+            reference=reference_for(message.comm_id),
+            status=True,
+            message=f"Queued for {_plural(len(recipients), 'recipient')}",
+        )
+
+    async def send_now(self, request: SMSSend, licensee_id: str) -> CommResponse:
+        """Save the SMS and send it within the request; answer with the real outcome."""
+        message, recipients = self._prepare(request, licensee_id)
+        stored = await self._store.add(message, recipients)
+        jobs = SendJob.covering(message.comm_id, len(stored))
+        await asyncio.gather(*(self._queue.put(job, delay_seconds=IMMEDIATE_SAFETY_NET_SECONDS) for job in jobs))
+        batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
+        outcomes = [r for batch in await asyncio.gather(*(self._send_batch(message, b) for b in batches)) for r in batch]
+        sent = sum(1 for r in outcomes if r.status is Status.SENT)
+        text = f"Sent to {sent} of {_plural(len(stored), 'recipient')}"
+        failures = [r for r in outcomes if r.status is Status.FAILED]
+        if failures:
+            text += f"; {len(failures)} failed: {failures[0].last_error}"
+        return CommResponse(
+            comm_id=message.comm_id,
+            reference=reference_for(message.comm_id),
+            status=sent == len(stored),
+            message=text,
+        )
+
+    def _prepare(self, request: SMSSend, licensee_id: str) -> tuple[Message, list[Recipient]]:
+        """Validate the request against the rules and build its records, or raise with every problem found."""
+        model = request.sms_model
+        if model is None:
+            raise ValidationFailed([FieldError("SMSModel", "NotNull", "SMSModel is required")])
+        if model.licensee_id is not None and model.licensee_id != licensee_id:
+            raise Forbidden("SMSModel.LicenseeId is not the licensee this API key belongs to")
+
+        errors: list[FieldError] = []
+        body = model.message_body or ""
+        if not body.strip():
+            errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "SMSModel.MessageBody must not be empty"))
+        elif len(body) > self._limits.max_body_chars:
+            errors.append(FieldError(
+                "SMSModel.MessageBody", "MaxLength",
+                f"SMSModel.MessageBody is {len(body)} characters; the limit is {self._limits.max_body_chars}",
+            ))
+
+        sender = Contact()
+        if model.from_ is not None:
+            sender_number = self._sender(model.from_.phone_number, errors)
+            sender = Contact(model.from_.name, sender_number, model.from_.contact_id)
+
+        contacts = model.to or []
+        if not contacts:
+            errors.append(FieldError("SMSModel.To", "NotEmpty", "SMSModel.To needs at least one recipient"))
+        elif len(contacts) > self._limits.max_recipients:
+            errors.append(FieldError(
+                "SMSModel.To", "MaxCount",
+                f"SMSModel.To has {len(contacts)} recipients; the limit is {self._limits.max_recipients} per request",
+            ))
+            contacts = []  # do not spend time parsing numbers of a request that is refused anyway
+
+        comm_id = uuid.uuid4().hex
+        recipients: list[Recipient] = []
+        seen: set[str] = set()
+        for i, contact in enumerate(contacts):
+            try:
+                number = to_e164(contact.phone_number or "", self._limits.default_region)
+            except InvalidNumber as exc:
+                path = f"SMSModel.To[{i}].PhoneNumber"
+                errors.append(FieldError(path, "InvalidPhoneNumber", f"{path}: {exc}"))
+                continue
+            if number in seen:  # one SMS per number, however often it is listed
+                continue
+            seen.add(number)
+            recipients.append(Recipient(
+                comm_id=comm_id, seq=len(recipients), recipient_id=uuid.uuid4().hex,
+                phone_number=number, name=contact.name, contact_id=contact.contact_id,
+            ))
+
+        if errors:
+            raise ValidationFailed(errors)
+        info = segments.count(body)
+        message = Message(
+            comm_id=comm_id, licensee_id=licensee_id, body=body, sender=sender,
+            recipient_count=len(recipients), encoding=info.encoding, segments=info.segments,
+            reply_is_allowed=model.reply_is_allowed, reply_is_required=model.reply_is_required,
+            notes=model.notes, linked_object_id=model.linked_object_id, suite_id=model.suite_id,
+        )
+        return message, recipients
+
+    def _sender(self, raw: str | None, errors: list[FieldError]) -> str | None:
+        if not raw or not raw.strip():
+            return None
+        if _ALPHANUMERIC_SENDER.match(raw.strip()):
+            return raw.strip()
+        try:
+            return to_e164(raw, self._limits.default_region)
+        except InvalidNumber as exc:
+            errors.append(FieldError(
+                "SMSModel.From.PhoneNumber", "InvalidPhoneNumber",
+                f"SMSModel.From.PhoneNumber: {exc}; use a phone number or an alphanumeric sender id of up to 11 characters",
+            ))
+            return None
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def dispatch(self, job: SendJob) -> list[Recipient]:
+        """Send the job's recipients that are still queued; safe to run twice for the same job."""
+        loaded = await self._store.load(job.comm_id, job.first, job.last)
+        if loaded is None:
+            # Only a message whose write never completed has jobs but no record: nothing to send.
+            log.warning("job for unknown message %s ignored", job.comm_id)
+            return []
+        message, recipients = loaded
+        return await self._send_batch(message, recipients)
+
+    async def _send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+        claimed = await self._claim(message.comm_id, recipients)
+        if not claimed:
+            return []
+        outcomes = await asyncio.gather(*(self._send_one(message, r) for r in claimed))
+        try:
+            return await self._store.update_recipients(message.comm_id, outcomes)
+        except RecordChanged:
+            return [await self._record_outcome(r) for r in outcomes]
+
+    async def _claim(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
+        """Move queued recipients to sending, ETag-checked: whoever wins the write sends them."""
+        for _ in range(CLAIM_ATTEMPTS):
+            queued = [r for r in recipients if r.status is Status.QUEUED]
+            if not queued:
+                return []
+            try:
+                return await self._store.update_recipients(
+                    comm_id, [r.moved_to(Status.SENDING, attempts=r.attempts + 1) for r in queued]
+                )
+            except RecordChanged:
+                reloaded = await self._store.load(comm_id, queued[0].seq, queued[-1].seq)
+                recipients = reloaded[1] if reloaded else []
+        raise RecordChanged(f"could not claim recipients of {comm_id} after {CLAIM_ATTEMPTS} attempts")
+
+    async def _send_one(self, message: Message, recipient: Recipient) -> Recipient:
+        sms = OutgoingSms(recipient.recipient_id, recipient.phone_number, message.body, message.sender.phone_number)
+        async with self._send_slots:
+            try:
+                outcome = await self._provider.send(sms)
+            except Exception as exc:  # an adapter bug must not leave the whole batch in `sending`
+                log.exception("provider %s raised for %s", self._provider.name, mask(recipient.phone_number))
+                outcome = SendOutcome(error=f"provider error ({type(exc).__name__})", transient=True)
+        if outcome.accepted:
+            return recipient.moved_to(Status.SENT, provider_message_id=outcome.provider_message_id, last_error=None)
+        return recipient.moved_to(Status.FAILED, last_error=outcome.error)
+
+    async def _record_outcome(self, outcome: Recipient) -> Recipient:
+        """Slow path when the batched write lost a race: merge each outcome into the current record.
+
+        Status only moves forward, so an outcome never overwrites a later state (a receipt, say);
+        the provider's message id is kept either way.
+        """
+        for _ in range(CLAIM_ATTEMPTS):
+            loaded = await self._store.load(outcome.comm_id, outcome.seq, outcome.seq)
+            current = loaded[1][0]
+            status = outcome.status if current.status.can_become(outcome.status) else current.status
+            merged = current.moved_to(
+                status,
+                provider_message_id=current.provider_message_id or outcome.provider_message_id,
+                last_error=outcome.last_error if status is outcome.status else current.last_error,
+            )
+            try:
+                return (await self._store.update_recipients(outcome.comm_id, [merged]))[0]
+            except RecordChanged:
+                continue
+        raise RecordChanged(f"could not record the outcome for recipient {outcome.recipient_id}")
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    async def status(self, comm_id: str, licensee_id: str) -> MessageState:
+        loaded = await self._store.load(comm_id)
+        # Another licensee's message answers exactly as a missing one: its existence is not revealed.
+        if loaded is None or loaded[0].licensee_id != licensee_id:
+            raise NotFound(f"No message with commId {comm_id}")
+        message, recipients = loaded
+        return MessageState(
+            comm_id=message.comm_id,
+            reference=reference_for(message.comm_id),
+            status=message_status(recipients),
+            licensee_id=message.licensee_id,
+            created_at=message.created_at,
+            encoding=message.encoding,
+            segments=message.segments,
+            recipient_count=message.recipient_count,
+            recipients=[
+                RecipientState(
+                    id=r.recipient_id, phone_number=r.phone_number, name=r.name, contact_id=r.contact_id,
+                    status=r.status.value, provider_message_id=r.provider_message_id, error=r.last_error,
+                    attempts=r.attempts, updated_at=r.updated_at,
+                )
+                for r in recipients
+            ],
+        )
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,235 @@
+"""Azure Table Storage adapters (azure-data-tables, aio) for messages and API keys.
+
+Layout of the messages table: PartitionKey is the commId, a random Guid, so writes spread
+over partitions however busy one licensee is, and a message with its recipients is one
+entity group. RowKey "message" holds the message; "r000000", "r000001", ... its recipients
+in request order, so a job's recipients are one RowKey range.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from ..errors import RecordChanged, StorageUnavailable
+from ..model import Contact, Message, Recipient, Status
+from . import ApiKeyRecord, ApiKeyStore, MessageStore
+
+MESSAGES_TABLE = "SmsMessages"
+API_KEYS_TABLE = "SmsApiKeys"
+
+MESSAGE_ROW = "message"
+# Azure's limit on operations in one entity-group transaction.
+MAX_TRANSACTION_OPS = 100
+
+T = TypeVar("T")
+
+
+def recipient_row(seq: int) -> str:
+    return f"r{seq:06d}"
+
+
+def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Turn 'storage is down or throttling' into StorageUnavailable (503) and lost ETag races into RecordChanged."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (ServiceRequestError, ServiceResponseError, asyncio.TimeoutError, OSError) as exc:
+            raise StorageUnavailable() from exc
+        except HttpResponseError as exc:
+            if exc.status_code == 412:
+                raise RecordChanged(str(exc.message)) from exc
+            if exc.status_code is None or exc.status_code >= 500 or exc.status_code in (408, 429):
+                raise StorageUnavailable() from exc
+            raise
+
+    return wrapper
+
+
+class TableMessageStore(MessageStore):
+    def __init__(self, table: TableClient):
+        self._table = table
+
+    @classmethod
+    def from_service(cls, service: TableServiceClient) -> "TableMessageStore":
+        return cls(service.get_table_client(MESSAGES_TABLE))
+
+    @storage_errors
+    async def add(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+        # The message row goes in the last transaction, with up to 99 recipients: until it lands,
+        # the earlier rows are invisible to every reader, so a failure part-way leaves no message.
+        in_last = min(len(recipients), MAX_TRANSACTION_OPS - 1)
+        head, tail = recipients[: len(recipients) - in_last], recipients[len(recipients) - in_last :]
+        groups = [head[i : i + MAX_TRANSACTION_OPS] for i in range(0, len(head), MAX_TRANSACTION_OPS)]
+        results = await asyncio.gather(*(self._create(group) for group in groups))
+        last = await self._create(tail, extra=[_message_entity(message)])
+        etags = [etag for result in results for etag in result] + last
+        return [_with_etag(r, etag) for r, etag in zip(recipients, etags)]
+
+    async def _create(self, recipients: Sequence[Recipient], extra: Sequence[dict] = ()) -> list[str]:
+        ops = [("create", _recipient_entity(r)) for r in recipients] + [("create", e) for e in extra]
+        result = await self._table.submit_transaction(ops)
+        return [r["etag"] for r in result[: len(recipients)]]
+
+    @storage_errors
+    async def load(self, comm_id: str, first: int = 0, last: int | None = None) -> tuple[Message, list[Recipient]] | None:
+        if last is None:
+            query, params = "PartitionKey eq @pk", {"pk": comm_id}
+        else:
+            query = "PartitionKey eq @pk and (RowKey eq @message or (RowKey ge @lo and RowKey le @hi))"
+            params = {"pk": comm_id, "message": MESSAGE_ROW, "lo": recipient_row(first), "hi": recipient_row(last)}
+        message: Message | None = None
+        recipients: list[Recipient] = []
+        async for entity in self._table.query_entities(query, parameters=params):
+            if entity["RowKey"] == MESSAGE_ROW:
+                message = _message_from(entity)
+            elif first <= _seq(entity) and (last is None or _seq(entity) <= last):
+                recipients.append(_recipient_from(entity))
+        return None if message is None else (message, recipients)
+
+    @storage_errors
+    async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
+        updated: list[Recipient] = []
+        for i in range(0, len(recipients), MAX_TRANSACTION_OPS):
+            group = recipients[i : i + MAX_TRANSACTION_OPS]
+            ops = [
+                ("update", _recipient_entity(r), {"mode": UpdateMode.REPLACE, "etag": r.etag, "match_condition": MatchConditions.IfNotModified})
+                for r in group
+            ]
+            try:
+                result = await self._table.submit_transaction(ops)
+            except TableTransactionError as exc:
+                if exc.status_code in (404, 412):  # changed or gone since it was read
+                    raise RecordChanged(str(exc.message)) from exc
+                raise
+            updated += [_with_etag(r, op["etag"]) for r, op in zip(group, result)]
+        return updated
+
+    async def create_table(self) -> None:
+        await _create_table(self._table)
+
+
+class TableApiKeyStore(ApiKeyStore):
+    def __init__(self, table: TableClient):
+        self._table = table
+
+    @classmethod
+    def from_service(cls, service: TableServiceClient) -> "TableApiKeyStore":
+        return cls(service.get_table_client(API_KEYS_TABLE))
+
+    @storage_errors
+    async def add(self, record: ApiKeyRecord) -> None:
+        await self._table.create_entity(_drop_none({
+            "PartitionKey": record.key_id, "RowKey": "key", "LicenseeId": record.licensee_id,
+            "SecretHash": record.secret_hash, "CreatedAt": record.created_at, "Name": record.name,
+        }))
+
+    @storage_errors
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        try:
+            return _key_from(await self._table.get_entity(key_id, "key"))
+        except ResourceNotFoundError:
+            return None
+
+    @storage_errors
+    async def list(self, licensee_id: str | None = None) -> list[ApiKeyRecord]:
+        if licensee_id is None:
+            entities = self._table.list_entities()
+        else:
+            entities = self._table.query_entities("LicenseeId eq @lic", parameters={"lic": licensee_id})
+        return sorted([_key_from(e) async for e in entities], key=lambda k: k.created_at)
+
+    @storage_errors
+    async def revoke(self, key_id: str, when: datetime) -> bool:
+        try:
+            await self._table.update_entity({"PartitionKey": key_id, "RowKey": "key", "RevokedAt": when}, mode=UpdateMode.MERGE)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    async def create_table(self) -> None:
+        await _create_table(self._table)
+
+
+async def _create_table(table: TableClient) -> None:
+    try:
+        await table.create_table()
+    except ResourceExistsError:
+        pass
+
+
+# -- entity mapping ----------------------------------------------------------------------------
+
+
+def _drop_none(entity: dict) -> dict:
+    """Tables store no nulls: an absent property reads back as None."""
+    return {k: v for k, v in entity.items() if v is not None}
+
+
+def _message_entity(m: Message) -> dict:
+    return _drop_none({
+        "PartitionKey": m.comm_id, "RowKey": MESSAGE_ROW, "LicenseeId": m.licensee_id, "Body": m.body,
+        "FromName": m.sender.name, "FromNumber": m.sender.phone_number, "FromContactId": m.sender.contact_id,
+        "RecipientCount": m.recipient_count, "Encoding": m.encoding, "Segments": m.segments,
+        "ReplyIsAllowed": m.reply_is_allowed, "ReplyIsRequired": m.reply_is_required, "Notes": m.notes,
+        "LinkedObjectId": m.linked_object_id, "SuiteId": m.suite_id, "CreatedAt": m.created_at,
+    })
+
+
+def _message_from(e: TableEntity) -> Message:
+    return Message(
+        comm_id=e["PartitionKey"], licensee_id=e["LicenseeId"], body=e["Body"],
+        sender=Contact(e.get("FromName"), e.get("FromNumber"), e.get("FromContactId")),
+        recipient_count=e["RecipientCount"], encoding=e["Encoding"], segments=e["Segments"],
+        reply_is_allowed=e.get("ReplyIsAllowed", False), reply_is_required=e.get("ReplyIsRequired", False),
+        notes=e.get("Notes"), linked_object_id=e.get("LinkedObjectId"), suite_id=e.get("SuiteId"),
+        created_at=e["CreatedAt"],
+    )
+
+
+def _recipient_entity(r: Recipient) -> dict:
+    return _drop_none({
+        "PartitionKey": r.comm_id, "RowKey": recipient_row(r.seq), "RecipientId": r.recipient_id,
+        "PhoneNumber": r.phone_number, "Name": r.name, "ContactId": r.contact_id, "Status": r.status.value,
+        "ProviderMessageId": r.provider_message_id, "Attempts": r.attempts, "LastError": r.last_error,
+        "CreatedAt": r.created_at, "UpdatedAt": r.updated_at,
+    })
+
+
+def _seq(e: TableEntity) -> int:
+    return int(e["RowKey"][1:])
+
+
+def _recipient_from(e: TableEntity) -> Recipient:
+    return Recipient(
+        comm_id=e["PartitionKey"], seq=_seq(e), recipient_id=e["RecipientId"], phone_number=e["PhoneNumber"],
+        name=e.get("Name"), contact_id=e.get("ContactId"), status=Status(e["Status"]),
+        provider_message_id=e.get("ProviderMessageId"), attempts=e.get("Attempts", 0), last_error=e.get("LastError"),
+        created_at=e["CreatedAt"], updated_at=e["UpdatedAt"], etag=e.metadata["etag"],
+    )
+
+
+def _with_etag(r: Recipient, etag: str) -> Recipient:
+    return replace(r, etag=etag)
+
+
+def _key_from(e: TableEntity) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=e["PartitionKey"], licensee_id=e["LicenseeId"], secret_hash=e["SecretHash"],
+        created_at=e["CreatedAt"], revoked_at=e.get("RevokedAt"), name=e.get("Name"),
+    )
