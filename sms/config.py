@@ -36,6 +36,19 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
+def resolve_connection(setting: str, value: str) -> str:
+    """A storage connection string from a setting; `UseDevelopmentStorage=true` means local Azurite."""
+    value = value.strip()
+    if not value:
+        raise ConfigError(
+            f"{setting} is not set: give it a storage connection string "
+            "(locally, copy local.settings.example.json to local.settings.json)"
+        )
+    if value.replace(" ", "").lower() == "usedevelopmentstorage=true":
+        return azurite_connection_string()
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     storage_connection: str
@@ -50,14 +63,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
-        connection = env.get("AzureWebJobsStorage", "").strip()
-        if not connection:
-            raise ConfigError(
-                "AzureWebJobsStorage is not set: give it a storage connection string "
-                "(locally, copy local.settings.example.json to local.settings.json)"
-            )
-        if connection.replace(" ", "").lower() == "usedevelopmentstorage=true":
-            connection = azurite_connection_string()
+        connection = resolve_connection("AzureWebJobsStorage", env.get("AzureWebJobsStorage", ""))
         region = env.get("SMS_DEFAULT_REGION", cls.default_region).strip().upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ConfigError(f"SMS_DEFAULT_REGION={region!r} is not a known ISO 3166 region code such as AU or US")

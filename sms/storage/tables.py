@@ -91,7 +91,8 @@ class TableMessageStore(MessageStore):
         if last is None:
             query, params = "PartitionKey eq @pk", {"pk": comm_id}
         else:
-            query = "PartitionKey eq @pk and (RowKey eq @message or (RowKey ge @lo and RowKey le @hi))"
+            # Spaces around the parentheses matter: the SDK finds @parameters by splitting on whitespace.
+            query = "PartitionKey eq @pk and ( RowKey eq @message or ( RowKey ge @lo and RowKey le @hi ) )"
             params = {"pk": comm_id, "message": MESSAGE_ROW, "lo": recipient_row(first), "hi": recipient_row(last)}
         message: Message | None = None
         recipients: list[Recipient] = []

@@ -1,0 +1,77 @@
+"""Starts a throwaway Azurite (npm package `azurite`, pinned in package.json) for local runs and tests.
+
+Always on loopback, in memory, telemetry off. Port 0 lets Azurite pick free ports; the
+real ones are read from what it prints, so parallel runs never collide.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+
+from .config import PROJECT_ROOT, azurite_connection_string
+
+_LISTENING = re.compile(r"Azurite (Queue|Table) service is successfully listening at http://[^:]+:(\d+)")
+
+
+@dataclass
+class Azurite:
+    host: str
+    queue_port: int
+    table_port: int
+    process: subprocess.Popen
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def connection_string(self) -> str:
+        return azurite_connection_string(self.host, self.queue_port, self.table_port)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "Azurite":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start(host: str = "127.0.0.1", queue_port: int = 0, table_port: int = 0, timeout: float = 60.0) -> Azurite:
+    executable = PROJECT_ROOT / "node_modules" / ".bin" / "azurite"
+    if not executable.exists():
+        raise RuntimeError(f"Azurite is not installed ({executable} is missing): run `npm ci` in {PROJECT_ROOT}")
+    command = [
+        str(executable), "--inMemoryPersistence", "--disableTelemetry", "--silent", "--skipApiVersionCheck",
+        "--blobHost", host, "--queueHost", host, "--tableHost", host,
+        "--blobPort", "0", "--queuePort", str(queue_port), "--tablePort", str(table_port),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tempfile.gettempdir(), stdin=subprocess.DEVNULL,
+    )
+    ports: dict[str, int] = {}
+    output: list[str] = []
+    ready = threading.Event()
+
+    def read_output() -> None:  # keeps draining so Azurite never blocks on a full pipe
+        for line in process.stdout:
+            output.append(line.rstrip())
+            if match := _LISTENING.search(line):
+                ports[match.group(1)] = int(match.group(2))
+                if len(ports) == 2:
+                    ready.set()
+        ready.set()
+
+    threading.Thread(target=read_output, daemon=True, name="azurite-output").start()
+    if not ready.wait(timeout) or len(ports) < 2:
+        process.kill()
+        raise RuntimeError("Azurite did not start:\n" + "\n".join(output[-20:]))
+    return Azurite(host, ports["Queue"], ports["Table"], process, output)

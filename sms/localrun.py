@@ -1,0 +1,101 @@
+"""`make run`: Azurite, tables and queues, a local API key and a curl example, then the app on :7071.
+
+Uses `func start` where Azure Functions Core Tools is installed, otherwise the dev host.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from urllib.parse import urlparse
+
+from . import azurite
+from .cli import create_key
+from .config import PROJECT_ROOT, Settings, load_local_settings
+
+# Azurite starts empty every run, so the local licensee is a fixed, recognisable Guid.
+LOCAL_LICENSEE = "11111111111111111111111111111111"
+
+
+def _endpoint(connection: str, name: str) -> tuple[str, int] | None:
+    for part in connection.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == name.lower():
+            url = urlparse(value.strip())
+            return url.hostname or "", url.port or 80
+    return None
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def start_local_storage(connection: str) -> azurite.Azurite | None:
+    """Start Azurite on the connection string's loopback ports, unless something already serves them."""
+    queue, table = _endpoint(connection, "QueueEndpoint"), _endpoint(connection, "TableEndpoint")
+    if not queue or not table or queue[0] not in ("127.0.0.1", "localhost") or table[0] not in ("127.0.0.1", "localhost"):
+        return None  # real Azure storage: nothing to start
+    if _listening("127.0.0.1", queue[1]) and _listening("127.0.0.1", table[1]):
+        print(f"Using the storage emulator already listening on ports {queue[1]} and {table[1]}")
+        return None
+    emulator = azurite.start(queue_port=queue[1], table_port=table[1])
+    print(f"Azurite started in memory on 127.0.0.1 (queues :{emulator.queue_port}, tables :{emulator.table_port})")
+    return emulator
+
+
+def banner(base_url: str, key: str) -> str:
+    auth = f'-H "Authorization: Bearer {key}"'
+    body = '{"smsModel":{"to":[{"name":"Sam","phoneNumber":"+61412345678"}],"messageBody":"Hello from the SMS gateway"}}'
+    return f"""
+SMS gateway ready at {base_url}
+API key for local licensee {LOCAL_LICENSEE}:
+  {key}
+
+Send a message (it is queued, then the worker sends it through the console provider):
+  curl -s -X POST {base_url}/api/sms/send {auth} -H "Content-Type: application/json" -d '{body}'
+Then see where it stands (use the commId from the answer):
+  curl -s {base_url}/api/sms/<commId> {auth}
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sms.localrun", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7071)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SMS_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+    settings_file = PROJECT_ROOT / "local.settings.json"
+    if not settings_file.exists():
+        shutil.copy(PROJECT_ROOT / "local.settings.example.json", settings_file)
+        print(f"Created {settings_file.name} from local.settings.example.json")
+    load_local_settings()
+    emulator = start_local_storage(Settings.from_env().storage_connection)
+    try:
+        key = asyncio.run(create_key(LOCAL_LICENSEE, "local"))
+        base_url = f"http://{args.host}:{args.port}"
+        if shutil.which("func"):
+            print(banner(base_url, key), flush=True)
+            subprocess.run(["func", "start", "--port", str(args.port)], cwd=PROJECT_ROOT, check=False)
+        else:
+            from .devhost import load_app, serve
+
+            asyncio.run(serve(load_app("function_app:app"), args.host, args.port,
+                              on_ready=lambda port: print(banner(f"http://{args.host}:{port}", key), flush=True)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if emulator:
+            emulator.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
