@@ -144,7 +144,7 @@ def decode_send_request(body: bytes) -> SMSSend:
     if not body or not body.strip():
         raise ValidationFailed([FieldError("SMSModel", "NotEmpty", "The request body is empty; send an SMSSend object")])
     try:
-        data = json.loads(body)
+        data = json.loads(body.decode("utf-8-sig"))  # RFC 8259: JSON between systems is UTF-8
     except UnicodeDecodeError:
         raise ValidationFailed([FieldError("", "SerializationException", "The request body is not UTF-8 text")]) from None
     except json.JSONDecodeError as exc:

@@ -1,0 +1,103 @@
+"""In-memory fakes of the ports, faithful to the real adapters' contract (see tests/integration/test_store_contract.py)."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import replace
+from datetime import datetime
+from typing import Sequence
+
+from sms.errors import RecordChanged
+from sms.model import Message, Recipient, SendJob
+from sms.providers import OutgoingSms, SendOutcome, SmsProvider
+from sms.storage import ApiKeyRecord, ApiKeyStore, JobQueue, MessageStore
+
+_etags = itertools.count(1)
+
+
+class InMemoryMessageStore(MessageStore):
+    def __init__(self) -> None:
+        self.messages: dict[str, Message] = {}
+        self.recipients: dict[str, dict[int, Recipient]] = {}
+        self.round_trips = 0  # what the real adapter would spend: one per transaction or query
+
+    async def add(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+        self.round_trips += -(-(len(recipients) + 1) // 100)
+        stored = [replace(r, etag=f"e{next(_etags)}") for r in recipients]
+        self.recipients[message.comm_id] = {r.seq: r for r in stored}
+        self.messages[message.comm_id] = message
+        return stored
+
+    async def load(self, comm_id: str, first: int = 0, last: int | None = None):
+        self.round_trips += 1
+        if comm_id not in self.messages:
+            return None
+        rows = self.recipients[comm_id]
+        return self.messages[comm_id], [rows[s] for s in sorted(rows) if first <= s and (last is None or s <= last)]
+
+    async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
+        self.round_trips += -(-len(recipients) // 100)
+        rows = self.recipients[comm_id]
+        if any(rows[r.seq].etag != r.etag for r in recipients):
+            raise RecordChanged(f"a recipient of {comm_id} changed")
+        updated = [replace(r, etag=f"e{next(_etags)}") for r in recipients]
+        rows.update({r.seq: r for r in updated})
+        return updated
+
+
+class InMemoryJobQueue(JobQueue):
+    def __init__(self) -> None:
+        self.jobs: list[tuple[SendJob, int]] = []
+
+    async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
+        self.jobs.append((job, delay_seconds))
+
+
+class InMemoryApiKeyStore(ApiKeyStore):
+    def __init__(self) -> None:
+        self.records: dict[str, ApiKeyRecord] = {}
+        self.gets = 0
+
+    async def add(self, record: ApiKeyRecord) -> None:
+        self.records[record.key_id] = record
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        self.gets += 1
+        return self.records.get(key_id)
+
+    async def list(self, licensee_id: str | None = None) -> list[ApiKeyRecord]:
+        return [r for r in self.records.values() if licensee_id in (None, r.licensee_id)]
+
+    async def revoke(self, key_id: str, when: datetime) -> bool:
+        if key_id not in self.records:
+            return False
+        self.records[key_id] = replace(self.records[key_id], revoked_at=when)
+        return True
+
+
+class RecordingProvider(SmsProvider):
+    """Records every send; can refuse chosen numbers, raise, or pause to let races happen."""
+
+    name = "recording"
+
+    def __init__(self, refuse: dict[str, str] | None = None, raise_for: set[str] | None = None, delay: float = 0.0):
+        self.sent: list[OutgoingSms] = []
+        self.refuse = refuse or {}
+        self.raise_for = raise_for or set()
+        self.delay = delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            if sms.to in self.raise_for:
+                raise ConnectionError("provider unreachable")
+            self.sent.append(sms)
+            if sms.to in self.refuse:
+                return SendOutcome(error=self.refuse[sms.to])
+            return SendOutcome(provider_message_id=f"rec-{len(self.sent)}")
+        finally:
+            self.in_flight -= 1

@@ -1,0 +1,114 @@
+"""The HTTP trigger functions, called directly as the Functions worker calls them, over fakes."""
+import json
+from types import SimpleNamespace
+
+import azure.functions as func
+import pytest
+
+from sms import api
+from sms.auth import Authenticator, new_key
+from sms.errors import StorageUnavailable
+from sms.service import SmsService
+from tests.fakes import InMemoryApiKeyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+
+LICENSEE = "a" * 32
+OTHER = "b" * 32
+
+
+@pytest.fixture
+async def gateway(monkeypatch, indexed_functions):
+    keys = InMemoryApiKeyStore()
+    key, record = new_key(LICENSEE)
+    other_key, other_record = new_key(OTHER)
+    await keys.add(record)
+    await keys.add(other_record)
+    gw = SimpleNamespace(
+        functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
+        sms=SmsService(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()),
+        auth=Authenticator(keys), key=key, other_key=other_key,
+    )
+
+    async def fake_gateway():
+        return gw
+
+    monkeypatch.setattr(api, "gateway", fake_gateway)
+    return gw
+
+
+def post(gw, function: str, body, key: str | None):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return gw.functions[function](func.HttpRequest("POST", f"http://localhost/api/{function}", headers=headers, body=data))
+
+
+def get_status(gw, comm_id: str, key: str):
+    req = func.HttpRequest("GET", f"http://localhost/api/sms/{comm_id}", headers={"Authorization": f"Bearer {key}"},
+                           route_params={"commId": comm_id}, body=b"")
+    return gw.functions["sms_status"](req)
+
+
+GOOD = {"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hello"}}
+
+
+@pytest.mark.parametrize("name", sorted(api.QUEUED_ROUTES) + sorted(api.IMMEDIATE_ROUTES))
+async def test_each_send_function_answers_a_comm_response(gateway, name):
+    response = await post(gateway, name, GOOD, gateway.key)
+    body = json.loads(response.get_body())
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert body["status"] is True and len(body["commId"]) == 32
+    expected = "Sent to 1 of 1 recipient" if name in api.IMMEDIATE_ROUTES else "Queued for 1 recipient"
+    assert body["message"] == expected
+
+
+async def test_missing_and_bad_keys_get_401_with_a_clear_message(gateway):
+    missing = await post(gateway, "send", GOOD, None)
+    assert missing.status_code == 401
+    assert "Missing API key" in json.loads(missing.get_body())["responseStatus"]["message"]
+    wrong = await post(gateway, "send", GOOD, gateway.key[:-2] + "zz")
+    assert wrong.status_code == 401
+    assert json.loads(wrong.get_body())["responseStatus"]["errorCode"] == "Unauthorized"
+
+
+async def test_bad_input_gets_400_naming_the_field(gateway):
+    response = await post(gateway, "send", {"SMSModel": {"To": [{"PhoneNumber": "123"}], "MessageBody": "x"}}, gateway.key)
+    status = json.loads(response.get_body())["responseStatus"]
+    assert response.status_code == 400
+    assert status["errors"][0]["fieldName"] == "SMSModel.To[0].PhoneNumber"
+
+
+async def test_malformed_json_gets_400_not_500(gateway):
+    response = await post(gateway, "send", b'{"SMSModel": ', gateway.key)
+    assert response.status_code == 400
+    assert "not valid JSON" in json.loads(response.get_body())["responseStatus"]["message"]
+
+
+async def test_another_licensee_in_the_body_gets_403(gateway):
+    body = {"SMSModel": {**GOOD["SMSModel"], "LicenseeId": OTHER}}
+    assert (await post(gateway, "send", body, gateway.key)).status_code == 403
+
+
+async def test_status_is_for_the_keys_licensee_only(gateway):
+    comm_id = json.loads((await post(gateway, "send", GOOD, gateway.key)).get_body())["commId"]
+    mine = await get_status(gateway, comm_id, gateway.key)
+    assert mine.status_code == 200 and json.loads(mine.get_body())["recipients"][0]["status"] == "queued"
+    theirs = await get_status(gateway, comm_id, gateway.other_key)
+    assert theirs.status_code == 404 and json.loads(theirs.get_body())["responseStatus"]["errorCode"] == "NotFound"
+    assert (await get_status(gateway, "not-a-guid", gateway.key)).status_code == 400
+
+
+async def test_storage_outage_is_a_503_and_a_bug_is_a_500_without_internals(gateway, monkeypatch):
+    async def down(*args):
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(gateway.sms, "accept", down)
+    response = await post(gateway, "send", GOOD, gateway.key)
+    assert response.status_code == 503
+
+    async def bug(*args):
+        raise KeyError("internal detail")
+
+    monkeypatch.setattr(gateway.sms, "accept", bug)
+    response = await post(gateway, "send", GOOD, gateway.key)
+    text = response.get_body().decode()
+    assert response.status_code == 500
+    assert "internal detail" not in text and "Traceback" not in text

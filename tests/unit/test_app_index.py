@@ -1,0 +1,32 @@
+"""The Functions host indexes what function_app.app registers: check it is every route and the trigger."""
+import os
+import subprocess
+import sys
+
+from sms.config import PROJECT_ROOT, SEND_QUEUE
+
+
+def test_every_send_route_and_the_status_route_are_registered(triggers):
+    http = {(t["route"], tuple(t["methods"])) for t in triggers.values() if t["type"] == "httpTrigger"}
+    assert http == {
+        ("sendmessage", ("POST",)), ("send", ("POST",)), ("sms/send", ("POST",)), ("SMSSend", ("POST",)),
+        ("sendmessage/immediate", ("POST",)), ("send/immediate", ("POST",)), ("sms/send/immediate", ("POST",)),
+        ("sms/{commId}", ("GET",)),
+    }
+    assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
+
+
+def test_the_queue_trigger_listens_on_the_send_queue(triggers):
+    queue = [t for t in triggers.values() if t["type"] == "queueTrigger"]
+    assert queue == [{"direction": "IN", "type": "queueTrigger", "name": "msg", "queueName": SEND_QUEUE, "connection": "AzureWebJobsStorage"}]
+
+
+def test_the_app_imports_without_any_settings():
+    """An exception at import makes the Functions host silently index zero functions."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMS_", "AzureWebJobs"))}
+    result = subprocess.run(
+        [sys.executable, "-c", "import function_app; print(len(function_app.app.get_functions()))"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "9"

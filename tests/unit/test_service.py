@@ -1,0 +1,211 @@
+import asyncio
+
+import pytest
+
+from sms.errors import Forbidden, NotFound, ValidationFailed
+from sms.model import SendJob, Status
+from sms.service import IMMEDIATE_SAFETY_NET_SECONDS, Limits, SmsService
+from sms.wire import SMSSend
+from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
+
+
+def request(*numbers, body="Your appointment is at 10am", **model):
+    return SMSSend.model_validate({
+        "SMSModel": {"To": [{"PhoneNumber": n, "Name": f"person {i}"} for i, n in enumerate(numbers)], "MessageBody": body, **model}
+    })
+
+
+def au(i: int) -> str:
+    return f"+614123{i:05d}"
+
+
+async def test_accept_saves_recipients_in_e164_and_queues_a_job(service, store, queue, provider):
+    response = await service.accept(request("0412 345 678", "+1 650 253 0000"), LICENSEE)
+
+    assert response.status is True and response.message == "Queued for 2 recipients"
+    message, recipients = await store.load(response.comm_id)
+    assert message.licensee_id == LICENSEE
+    assert [r.phone_number for r in recipients] == ["+61412345678", "+16502530000"]
+    assert {r.status for r in recipients} == {Status.QUEUED}
+    assert len({r.recipient_id for r in recipients}) == 2
+    assert queue.jobs == [(SendJob(response.comm_id, 0, 1), 0)]
+    assert provider.sent == []  # nothing is sent within an accept
+
+
+async def test_duplicate_recipients_are_sent_once(service, store):
+    response = await service.accept(request("0412 345 678", "+61412345678", "+61 412 345 678", "0412345679"), LICENSEE)
+    _, recipients = await store.load(response.comm_id)
+    assert [r.phone_number for r in recipients] == ["+61412345678", "+61412345679"]
+    assert recipients[0].name == "person 0"  # the first listing wins
+
+
+async def test_licensee_is_filled_from_the_key_and_a_different_one_is_refused(service, store, queue):
+    same = await service.accept(request("0412345678", LicenseeId=LICENSEE.upper()), LICENSEE)
+    assert (await store.load(same.comm_id))[0].licensee_id == LICENSEE
+    with pytest.raises(Forbidden):
+        await service.accept(request("0412345678", LicenseeId=OTHER_LICENSEE), LICENSEE)
+    assert len(store.messages) == 1 and len(queue.jobs) == 1
+
+
+@pytest.mark.parametrize("send, field, fragment", [
+    (SMSSend(), "SMSModel", "required"),
+    (request(), "SMSModel.To", "at least one recipient"),
+    (request("0412345678", body="  "), "SMSModel.MessageBody", "must not be empty"),
+    (request("0412345678", body="x" * 1601), "SMSModel.MessageBody", "limit is 1600"),
+    (request("0412345678", "12345", "nonsense"), "SMSModel.To[1].PhoneNumber", "'12345' is not a valid phone number"),
+    (request("0412345678", From={"PhoneNumber": "not-a-sender!"}), "SMSModel.From.PhoneNumber", "alphanumeric sender id"),
+])
+async def test_invalid_requests_name_the_field_and_change_nothing(service, store, queue, send, field, fragment):
+    with pytest.raises(ValidationFailed) as caught:
+        await service.accept(send, LICENSEE)
+    matching = [e for e in caught.value.field_errors if e.field_name == field]
+    assert matching and fragment in matching[0].message
+    assert store.messages == {} and queue.jobs == []
+
+
+async def test_every_invalid_number_is_reported_at_once(service):
+    with pytest.raises(ValidationFailed) as caught:
+        await service.accept(request("0412345678", "12345", "nonsense"), LICENSEE)
+    assert [e.field_name for e in caught.value.field_errors] == ["SMSModel.To[1].PhoneNumber", "SMSModel.To[2].PhoneNumber"]
+
+
+async def test_recipient_limit_is_a_setting(store, queue, provider):
+    service = SmsService(store, queue, provider, Limits(max_recipients=2))
+    with pytest.raises(ValidationFailed, match="limit is 2 per request"):
+        await service.accept(request(au(1), au(2), au(3)), LICENSEE)
+
+
+async def test_alphanumeric_and_numeric_senders_are_kept(service, store):
+    alpha = await service.accept(request(au(1), From={"Name": "Clinic", "PhoneNumber": "Clinic"}), LICENSEE)
+    numeric = await service.accept(request(au(1), From={"PhoneNumber": "0412 000 111"}), LICENSEE)
+    assert store.messages[alpha.comm_id].sender.phone_number == "Clinic"
+    assert store.messages[numeric.comm_id].sender.phone_number == "+61412000111"
+
+
+async def test_a_job_per_hundred_recipients_and_one_store_transaction_up_to_99(service, store, queue):
+    small = await service.accept(request(*(au(i) for i in range(99))), LICENSEE)
+    assert store.round_trips == 1
+    large = await service.accept(request(*(au(i) for i in range(250))), LICENSEE)
+    assert store.round_trips == 1 + 3  # ceil(251 / 100) transactions for 250 recipients and the message
+    assert [job for job, _ in queue.jobs if job.comm_id == large.comm_id] == [
+        SendJob(large.comm_id, 0, 99), SendJob(large.comm_id, 100, 199), SendJob(large.comm_id, 200, 249)
+    ]
+    assert [job for job, _ in queue.jobs if job.comm_id == small.comm_id] == [SendJob(small.comm_id, 0, 98)]
+
+
+async def test_dispatch_sends_each_recipient_and_records_the_outcome(service, store, queue, provider):
+    response = await service.accept(request(au(1), au(2), body="Hi"), LICENSEE)
+    (job, _), = queue.jobs
+    store.round_trips = 0
+
+    outcomes = await service.dispatch(job)
+
+    assert sorted(s.to for s in provider.sent) == [au(1), au(2)]
+    assert {s.body for s in provider.sent} == {"Hi"}
+    _, recipients = await store.load(response.comm_id)
+    assert [r.status for r in recipients] == [Status.SENT, Status.SENT]
+    assert all(r.provider_message_id and r.attempts == 1 for r in recipients)
+    assert len(outcomes) == 2
+    assert store.round_trips == 1 + 1 + 1 + 1  # load, claim, record outcomes (+ the load above)
+
+
+async def test_a_redelivered_job_sends_nothing_twice(service, queue, provider):
+    await service.accept(request(au(1), au(2)), LICENSEE)
+    (job, _), = queue.jobs
+    await service.dispatch(job)
+    assert await service.dispatch(job) == []
+    assert len(provider.sent) == 2
+
+
+async def test_two_workers_on_the_same_job_send_each_recipient_once(store, queue):
+    provider = RecordingProvider(delay=0.01)
+    worker_a = SmsService(store, queue, provider)
+    worker_b = SmsService(store, queue, provider)
+    await worker_a.accept(request(*(au(i) for i in range(20))), LICENSEE)
+    (job, _), = queue.jobs
+
+    await asyncio.gather(worker_a.dispatch(job), worker_b.dispatch(job))
+
+    assert sorted(s.to for s in provider.sent) == sorted(au(i) for i in range(20))
+
+
+async def test_refused_and_crashed_sends_are_failed_with_the_reason_and_the_rest_still_go(store, queue):
+    provider = RecordingProvider(refuse={au(1): "number is blocked"}, raise_for={au(2)})
+    service = SmsService(store, queue, provider)
+    response = await service.accept(request(au(1), au(2), au(3)), LICENSEE)
+    await service.dispatch(queue.jobs[0][0])
+
+    _, (blocked, crashed, fine) = await store.load(response.comm_id)
+    assert (blocked.status, blocked.last_error) == (Status.FAILED, "number is blocked")
+    assert crashed.status is Status.FAILED and "ConnectionError" in crashed.last_error
+    assert fine.status is Status.SENT
+
+
+async def test_concurrent_sends_are_bounded_by_the_setting(store, queue):
+    provider = RecordingProvider(delay=0.01)
+    service = SmsService(store, queue, provider, send_concurrency=5)
+    await service.accept(request(*(au(i) for i in range(40))), LICENSEE)
+    await service.dispatch(queue.jobs[0][0])
+    assert len(provider.sent) == 40
+    assert provider.max_in_flight == 5
+
+
+async def test_an_outcome_never_overwrites_a_later_status(store, queue):
+    """A delivery receipt that lands while the send is being recorded keeps its status."""
+
+    class ReceiptDuringSend(RecordingProvider):
+        async def send(self, sms):
+            outcome = await super().send(sms)
+            comm_id = next(iter(store.messages))
+            row = next(r for r in store.recipients[comm_id].values() if r.recipient_id == sms.recipient_id)
+            await store.update_recipients(comm_id, [row.moved_to(Status.DELIVERED)])
+            return outcome
+
+    service = SmsService(store, queue, ReceiptDuringSend())
+    response = await service.accept(request(au(1)), LICENSEE)
+    await service.dispatch(queue.jobs[0][0])
+
+    _, (recipient,) = await store.load(response.comm_id)
+    assert recipient.status is Status.DELIVERED
+    assert recipient.provider_message_id == "rec-1"
+
+
+async def test_send_now_answers_with_the_real_outcome_and_leaves_a_safety_net_job(store, queue):
+    provider = RecordingProvider(refuse={au(2): "unreachable"})
+    service = SmsService(store, queue, provider)
+
+    response = await service.send_now(request(au(1), au(2)), LICENSEE)
+
+    assert response.status is False
+    assert response.message == "Sent to 1 of 2 recipients; 1 failed: unreachable"
+    _, recipients = await store.load(response.comm_id)
+    assert [r.status for r in recipients] == [Status.SENT, Status.FAILED]
+    (job, delay), = queue.jobs
+    assert delay == IMMEDIATE_SAFETY_NET_SECONDS
+    assert await service.dispatch(job) == [] and len(provider.sent) == 2  # the net catches nothing: all done
+
+
+async def test_send_now_reports_success_when_all_are_sent(service):
+    response = await service.send_now(request(au(1)), LICENSEE)
+    assert (response.status, response.message) == (True, "Sent to 1 of 1 recipient")
+
+
+async def test_status_shows_each_recipient_to_its_licensee_only(service, queue):
+    response = await service.accept(request(au(1), au(2), body="€10 off"), LICENSEE)
+    await service.dispatch(queue.jobs[0][0])
+
+    state = await service.status(response.comm_id, LICENSEE)
+    assert (state.status, state.encoding, state.segments, state.recipient_count) == ("sent", "GSM-7", 1, 2)
+    assert [(r.phone_number, r.status) for r in state.recipients] == [(au(1), "sent"), (au(2), "sent")]
+    assert state.reference == response.reference
+
+    with pytest.raises(NotFound):
+        await service.status(response.comm_id, OTHER_LICENSEE)
+    with pytest.raises(NotFound):
+        await service.status("c" * 32, LICENSEE)
+
+
+async def test_a_job_for_a_message_that_was_never_completed_is_ignored(service, provider):
+    assert await service.dispatch(SendJob("d" * 32, 0, 5)) == []
+    assert provider.sent == []
