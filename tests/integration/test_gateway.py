@@ -1,0 +1,103 @@
+"""The real adapters wired by bootstrap.build, over Azurite, with the console provider writing an outbox."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from azure.storage.queue.aio import QueueServiceClient
+
+from sms.auth import Authenticator
+from sms.bootstrap import build
+from sms.config import PROJECT_ROOT, SEND_QUEUE, Settings
+from sms.errors import Unauthenticated
+from sms.model import SendJob
+from sms.storage.queues import queue_client
+from sms.wire import SMSSend
+
+LICENSEE = "c" * 32
+
+
+@pytest.fixture
+async def gateway(emulator, tmp_path):
+    settings = Settings.from_env({"AzureWebJobsStorage": emulator.connection_string, "SMS_CONSOLE_OUTBOX": str(tmp_path / "outbox.jsonl")})
+    gw = build(settings)
+    await gw.ensure_storage()
+    yield gw
+    await gw.close()
+
+
+def outbox(gw) -> list[dict]:
+    path = gw.settings.console_outbox
+    return [json.loads(line) for line in open(path)] if os.path.exists(path) else []
+
+
+async def take_jobs(emulator, comm_id: str) -> list[SendJob]:
+    """Receive this message's jobs from the real queue, decoded as the trigger decodes them."""
+    async with QueueServiceClient.from_connection_string(emulator.connection_string) as service:
+        queue = queue_client(service, SEND_QUEUE, "base64")
+        jobs = []
+        async for m in queue.receive_messages(max_messages=32, visibility_timeout=60):
+            job = SendJob.from_json(m.content)
+            if job.comm_id == comm_id:
+                jobs.append(job)
+                await queue.delete_message(m)
+        return sorted(jobs, key=lambda j: j.first)
+
+
+async def test_accepted_message_is_queued_sent_once_and_reported(gateway, emulator):
+    numbers = [f"+614123{i:05d}" for i in range(150)]
+    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": "Flu clinic"}})
+
+    response = await gateway.sms.accept(request, LICENSEE)
+    jobs = await take_jobs(emulator, response.comm_id)
+    assert jobs == [SendJob(response.comm_id, 0, 99), SendJob(response.comm_id, 100, 149)]
+
+    for job in jobs:
+        await gateway.sms.dispatch(job)
+    for job in jobs:  # every delivery may be the second one
+        await gateway.sms.dispatch(job)
+
+    sent = outbox(gateway)
+    assert sorted(line["to"] for line in sent) == numbers
+    state = await gateway.sms.status(response.comm_id, LICENSEE)
+    assert state.status == "sent"
+    assert {r.provider_message_id for r in state.recipients} == {line["providerMessageId"] for line in sent}
+
+
+async def test_keys_add_list_revoke(gateway):
+    from sms.auth import new_key
+    from sms.model import utcnow
+
+    key, record = new_key(LICENSEE, "ops")
+    await gateway.keys.add(record)
+    auth = Authenticator(gateway.keys, cache_seconds=0)
+    assert await auth.licensee_for(key) == LICENSEE
+    assert record.key_id in [r.key_id for r in await gateway.keys.list(LICENSEE)]
+    assert await gateway.keys.revoke(record.key_id, utcnow()) is True
+    assert await gateway.keys.revoke("0" * 16, utcnow()) is False
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await auth.licensee_for(key)
+
+
+def cli(emulator, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AzureWebJobsStorage": emulator.connection_string}
+    return subprocess.run([sys.executable, "-m", "sms", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+async def test_cli_prints_a_working_key_alone_on_the_last_line_and_revokes_it(gateway, emulator):
+    created = cli(emulator, "keys", "create", "--licensee", "DDDDDDDD-DDDD-DDDD-DDDD-DDDDDDDDDDDD", "--name", "crm")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    auth = Authenticator(gateway.keys, cache_seconds=0)
+    assert await auth.licensee_for(key) == "d" * 32
+
+    listed = cli(emulator, "keys", "list", "--licensee", "d" * 32)
+    key_id = key[4:20]
+    assert key_id in listed.stdout and "active" in listed.stdout and key.split(".")[1] not in listed.stdout
+
+    revoked = cli(emulator, "keys", "revoke", key_id)
+    assert revoked.returncode == 0
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await auth.licensee_for(key)
+    assert cli(emulator, "keys", "revoke", "0" * 16).returncode == 1

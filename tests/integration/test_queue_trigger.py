@@ -1,0 +1,113 @@
+"""Jobs put by our queue adapter, consumed by the dev host's queue listener with host.json semantics."""
+import asyncio
+
+import pytest
+
+from sms.config import host_json, queue_message_encoding
+from sms.devhost import QueueListener, QueueSemantics, QueueTrigger
+from sms.model import SendJob
+from sms.storage.queues import StorageJobQueue, create_queue, queue_client
+
+JOB = SendJob("8" * 32, 0, 41)
+
+
+class Recorder:
+    def __init__(self, fail_times: int = 0):
+        self.bodies: list[bytes] = []
+        self.dequeue_counts: list[int] = []
+        self.fail_times = fail_times
+
+    async def handle(self, msg):
+        self.bodies.append(msg.get_body())
+        self.dequeue_counts.append(msg.dequeue_count)
+        if len(self.bodies) <= self.fail_times:
+            raise RuntimeError("boom")
+
+
+async def run_listener(queue_service, name, function, semantics, until, timeout=20.0):
+    trigger = QueueTrigger("test", name, "AzureWebJobsStorage", "msg", function)
+    listener = QueueListener(trigger, queue_service.get_queue_client(name), queue_service.get_queue_client(f"{name}-poison"), semantics)
+    task = asyncio.create_task(listener.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not until():
+                await asyncio.sleep(0.05)
+    finally:
+        listener.stop()
+        await task
+
+
+FAST = QueueSemantics(batch_size=4, new_batch_threshold=2, max_polling_interval=0.2, visibility_timeout=0, max_dequeue_count=3)
+
+
+async def test_jobs_are_encoded_the_way_the_trigger_decodes_them(queue_service, unique_name):
+    assert queue_message_encoding() == QueueSemantics.from_host_json(host_json()).message_encoding == "base64"
+    name = unique_name("jobs")
+    jobs = StorageJobQueue(queue_client(queue_service, name, queue_message_encoding()))
+    await jobs.create_queue()
+    await jobs.put(JOB)
+
+    recorder = Recorder()
+    await run_listener(queue_service, name, recorder.handle, FAST, until=lambda: recorder.bodies)
+    assert SendJob.from_json(recorder.bodies[0]) == JOB
+
+
+async def test_a_failing_message_is_retried_then_moved_to_the_poison_queue(queue_service, unique_name):
+    name = unique_name("jobs")
+    jobs = StorageJobQueue(queue_client(queue_service, name, "base64"))
+    await jobs.create_queue()
+    await jobs.put(JOB)
+    recorder = Recorder(fail_times=99)
+    poison = queue_client(queue_service, f"{name}-poison", "base64")
+
+    await run_listener(queue_service, name, recorder.handle, FAST, until=lambda: len(recorder.bodies) >= 3)
+    await asyncio.sleep(0.2)
+
+    assert recorder.dequeue_counts == [1, 2, 3]
+    parked = [m async for m in poison.receive_messages()]
+    assert [SendJob.from_json(m.content) for m in parked] == [JOB]
+    assert await queue_service.get_queue_client(name).peek_messages() == []
+
+
+async def test_a_message_that_fails_once_succeeds_on_retry_and_is_deleted(queue_service, unique_name):
+    name = unique_name("jobs")
+    jobs = StorageJobQueue(queue_client(queue_service, name, "base64"))
+    await jobs.create_queue()
+    await jobs.put(JOB)
+    recorder = Recorder(fail_times=1)
+
+    await run_listener(queue_service, name, recorder.handle, FAST, until=lambda: len(recorder.bodies) >= 2)
+    await asyncio.sleep(0.2)
+
+    assert recorder.dequeue_counts == [1, 2]
+    assert await queue_service.get_queue_client(name).peek_messages() == []
+
+
+async def test_a_delayed_job_is_invisible_until_its_delay_passes(queue_service, unique_name):
+    name = unique_name("jobs")
+    jobs = StorageJobQueue(queue_client(queue_service, name, "base64"))
+    await jobs.create_queue()
+    await jobs.put(JOB, delay_seconds=60)
+    assert await queue_service.get_queue_client(name).peek_messages() == []
+    assert (await queue_service.get_queue_client(name).get_queue_properties()).approximate_message_count == 1
+
+
+async def test_a_message_that_is_not_base64_goes_to_poison(queue_service, unique_name):
+    name = unique_name("jobs")
+    raw = queue_service.get_queue_client(name)
+    await create_queue(raw)
+    await raw.send_message("{not base64}")
+    recorder = Recorder()
+    poison = queue_service.get_queue_client(f"{name}-poison")
+    await create_queue(poison)
+    parked = []
+
+    async def watch_poison():
+        while not parked:
+            parked.extend(await poison.peek_messages())
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch_poison())
+    await run_listener(queue_service, name, recorder.handle, QueueSemantics(**{**FAST.__dict__, "max_dequeue_count": 1}),
+                       until=watcher.done)
+    assert recorder.bodies == [] and [m.content for m in parked] == ["{not base64}"]

@@ -1,0 +1,70 @@
+"""The MessageStore contract, run against the Azure adapter (on Azurite) and the in-memory fake alike."""
+import pytest
+from azure.data.tables.aio import TableServiceClient
+
+from sms.errors import RecordChanged
+from sms.model import Contact, Message, Recipient, Status
+from sms.storage.tables import TableMessageStore
+from tests.fakes import InMemoryMessageStore
+
+
+@pytest.fixture(params=["azurite", "memory"])
+async def store(request, emulator, unique_name):
+    if request.param == "memory":
+        yield InMemoryMessageStore()
+        return
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        table = TableMessageStore(service.get_table_client(unique_name("msgs")))
+        await table.create_table()
+        yield table
+
+
+def message(comm_id: str, count: int) -> tuple[Message, list[Recipient]]:
+    msg = Message(comm_id=comm_id, licensee_id="a" * 32, body="Hello € 😀", sender=Contact("Clinic", "+61400000000", "c" * 32),
+                  recipient_count=count, encoding="UCS-2", segments=1, reply_is_allowed=True, notes="n")
+    recipients = [Recipient(comm_id=comm_id, seq=i, recipient_id=f"{i:032x}", phone_number=f"+614123{i:05d}",
+                            name=f"P{i}" if i % 2 else None) for i in range(count)]
+    return msg, recipients
+
+
+async def test_a_message_reads_back_as_written(store):
+    msg, recipients = message("1" * 32, 3)
+    stored = await store.add(msg, recipients)
+    assert all(r.etag for r in stored)
+
+    loaded_message, loaded = await store.load(msg.comm_id)
+    assert loaded_message == msg
+    assert [(r.seq, r.recipient_id, r.phone_number, r.name, r.status) for r in loaded] == [
+        (r.seq, r.recipient_id, r.phone_number, r.name, Status.QUEUED) for r in recipients
+    ]
+    assert [r.etag for r in loaded] == [r.etag for r in stored]
+
+
+async def test_a_range_loads_only_those_recipients_in_order(store):
+    msg, recipients = message("2" * 32, 250)
+    await store.add(msg, recipients)
+    loaded_message, loaded = await store.load(msg.comm_id, 100, 199)
+    assert loaded_message.comm_id == msg.comm_id
+    assert [r.seq for r in loaded] == list(range(100, 200))
+    assert len((await store.load(msg.comm_id))[1]) == 250
+
+
+async def test_unknown_messages_load_as_none(store):
+    assert await store.load("3" * 32) is None
+
+
+async def test_updates_are_etag_checked_and_all_or_nothing(store):
+    msg, recipients = message("4" * 32, 3)
+    stored = await store.add(msg, recipients)
+    claimed = await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENDING, attempts=1) for r in stored])
+    assert [r.etag for r in claimed] != [r.etag for r in stored]
+
+    # A second writer still holding the old ETags loses, and writes none of its changes.
+    with pytest.raises(RecordChanged):
+        await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT), stored[1].moved_to(Status.FAILED)])
+    _, current = await store.load(msg.comm_id)
+    assert [r.status for r in current] == [Status.SENDING] * 3
+
+    done = await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT, provider_message_id="p1")])
+    _, current = await store.load(msg.comm_id, 0, 0)
+    assert (current[0].status, current[0].provider_message_id, current[0].etag) == (Status.SENT, "p1", done[0].etag)

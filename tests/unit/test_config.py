@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from sms import cli
+from sms.config import ConfigError, Settings, azurite_connection_string, load_local_settings, queue_message_encoding
+
+STORAGE = {"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=eA==;EndpointSuffix=core.windows.net"}
+
+
+def test_defaults_apply_when_only_storage_is_set():
+    settings = Settings.from_env(STORAGE)
+    assert (settings.provider, settings.default_region, settings.max_recipients, settings.max_body_chars,
+            settings.send_concurrency, settings.api_key_cache_seconds, settings.console_outbox) == ("console", "AU", 1000, 1600, 16, 60, None)
+
+
+def test_every_setting_is_read():
+    settings = Settings.from_env({**STORAGE, "SMS_PROVIDER": "Console", "SMS_DEFAULT_REGION": "us", "SMS_MAX_RECIPIENTS": "5",
+                                  "SMS_MAX_BODY_CHARS": "70", "SMS_SEND_CONCURRENCY": "2", "SMS_API_KEY_CACHE_SECONDS": "0",
+                                  "SMS_CONSOLE_OUTBOX": "/tmp/o.jsonl"})
+    assert (settings.provider, settings.default_region, settings.max_recipients, settings.max_body_chars,
+            settings.send_concurrency, settings.api_key_cache_seconds, settings.console_outbox) == ("console", "US", 5, 70, 2, 0, "/tmp/o.jsonl")
+
+
+def test_development_storage_shorthand_means_local_azurite():
+    assert Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}).storage_connection == azurite_connection_string()
+
+
+@pytest.mark.parametrize("env, names", [
+    ({}, "AzureWebJobsStorage is not set"),
+    ({**STORAGE, "SMS_DEFAULT_REGION": "XX"}, "SMS_DEFAULT_REGION='XX'"),
+    ({**STORAGE, "SMS_MAX_RECIPIENTS": "lots"}, "SMS_MAX_RECIPIENTS='lots' is not a whole number"),
+    ({**STORAGE, "SMS_SEND_CONCURRENCY": "0"}, "SMS_SEND_CONCURRENCY=0 is out of range"),
+])
+def test_bad_settings_fail_early_naming_the_setting(env, names):
+    with pytest.raises(ConfigError, match=names.replace("(", r"\(")):
+        Settings.from_env(env)
+
+
+def test_local_settings_values_fill_the_environment_without_overriding_it(tmp_path):
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"Values": {"A": "from file", "B": "from file"}}))
+    env = {"A": "from shell"}
+    load_local_settings(path, env)
+    assert env == {"A": "from shell", "B": "from file"}
+
+
+def test_the_example_settings_file_lists_every_setting_the_code_reads():
+    from sms.config import PROJECT_ROOT
+
+    example = json.loads((PROJECT_ROOT / "local.settings.example.json").read_text())["Values"]
+    read = {"AzureWebJobsStorage", "SMS_PROVIDER", "SMS_DEFAULT_REGION", "SMS_MAX_RECIPIENTS", "SMS_MAX_BODY_CHARS",
+            "SMS_SEND_CONCURRENCY", "SMS_API_KEY_CACHE_SECONDS", "SMS_CONSOLE_OUTBOX"}
+    assert read <= set(example)
+    source = "\n".join(p.read_text() for p in (PROJECT_ROOT / "sms").rglob("*.py"))
+    assert all(f'"{name}"' in source for name in read)  # and the code does read each of them
+
+
+def test_queue_encoding_comes_from_host_json():
+    assert queue_message_encoding({"extensions": {"queues": {"messageEncoding": "None"}}}) == "none"
+    assert queue_message_encoding({}) == "base64"
+
+
+def test_cli_without_storage_settings_exits_2_naming_the_setting(monkeypatch, capsys):
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.setattr(cli, "load_local_settings", lambda: None)
+    assert cli.main(["keys", "list"]) == 2
+    assert "AzureWebJobsStorage is not set" in capsys.readouterr().err
