@@ -2,6 +2,15 @@ import json
 
 import pytest
 
+from sms import azurite
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """One in-memory Azurite on free loopback ports for the whole session, stopped at the end."""
+    with azurite.start() as instance:
+        yield instance
+
 
 @pytest.fixture(scope="session")
 def indexed_functions():

@@ -4,14 +4,6 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from sms import azurite
-
-
-@pytest.fixture(scope="session")
-def emulator():
-    """One in-memory Azurite on free loopback ports for the whole session, stopped at the end."""
-    with azurite.start() as instance:
-        yield instance
 
 
 class RoundTrips:

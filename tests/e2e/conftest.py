@@ -1,0 +1,90 @@
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sms.config import PROJECT_ROOT
+
+
+@dataclass
+class DevHost:
+    base_url: str
+    outbox: Path
+    env: dict
+    output: list[str]
+
+    def request(self, method: str, path: str, body=None, key: str | None = None, headers: dict | None = None):
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers or {})
+        if key:
+            request.add_header("Authorization", f"Bearer {key}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, _json(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, _json(error.read())
+
+    def sent(self) -> list[dict]:
+        return [json.loads(line) for line in self.outbox.read_text().splitlines()] if self.outbox.exists() else []
+
+    def create_key(self, licensee: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "sms", "keys", "create", "--licensee", licensee],
+                                cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+
+def _json(raw: bytes):
+    return json.loads(raw) if raw else None
+
+
+@pytest.fixture(scope="session")
+def devhost(emulator, tmp_path_factory):
+    """`python -m sms.devhost` on a free port against the session's Azurite; stopped at the end."""
+    outbox = tmp_path_factory.mktemp("devhost") / "outbox.jsonl"
+    env = {**os.environ, "AzureWebJobsStorage": emulator.connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
+           "SMS_PROVIDER": "console", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"],
+                               cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    ready = threading.Event()
+    port: list[int] = []
+
+    def drain():
+        for line in process.stdout:
+            output.append(line.rstrip())
+            if match := re.search(r"Dev host listening on http://127\.0\.0\.1:(\d+)", line):
+                port.append(int(match.group(1)))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        assert ready.wait(60) and port, "dev host did not start:\n" + "\n".join(output)
+        yield DevHost(f"http://127.0.0.1:{port[0]}", outbox, env, output)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for(check, timeout: float = 30.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
