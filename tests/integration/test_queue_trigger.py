@@ -37,31 +37,32 @@ async def run_listener(queue_service, name, function, semantics, until, timeout=
         await task
 
 
+async def queue_holding_a_job(queue_service, unique_name, delay_seconds: int = 0) -> str:
+    """A new queue with JOB put on it by our adapter; returns the queue's name."""
+    name = unique_name("jobs")
+    jobs = StorageJobQueue(queue_client(queue_service, name, queue_message_encoding()))
+    await jobs.create_queue()
+    await jobs.put(JOB, delay_seconds=delay_seconds)
+    return name
+
+
 FAST = QueueSemantics(batch_size=4, new_batch_threshold=2, max_polling_interval=0.2, visibility_timeout=0, max_dequeue_count=3)
 
 
 async def test_jobs_are_encoded_the_way_the_trigger_decodes_them(queue_service, unique_name):
     assert queue_message_encoding() == QueueSemantics.from_host_json(host_json()).message_encoding == "base64"
-    name = unique_name("jobs")
-    jobs = StorageJobQueue(queue_client(queue_service, name, queue_message_encoding()))
-    await jobs.create_queue()
-    await jobs.put(JOB)
-
+    name = await queue_holding_a_job(queue_service, unique_name)
     recorder = Recorder()
     await run_listener(queue_service, name, recorder.handle, FAST, until=lambda: recorder.bodies)
     assert SendJob.from_json(recorder.bodies[0]) == JOB
 
 
 async def test_a_failing_message_is_retried_then_moved_to_the_poison_queue(queue_service, unique_name):
-    name = unique_name("jobs")
-    jobs = StorageJobQueue(queue_client(queue_service, name, "base64"))
-    await jobs.create_queue()
-    await jobs.put(JOB)
+    name = await queue_holding_a_job(queue_service, unique_name)
     recorder = Recorder(fail_times=99)
     poison = queue_client(queue_service, f"{name}-poison", "base64")
 
     await run_listener(queue_service, name, recorder.handle, FAST, until=lambda: len(recorder.bodies) >= 3)
-    await asyncio.sleep(0.2)
 
     assert recorder.dequeue_counts == [1, 2, 3]
     parked = [m async for m in poison.receive_messages()]
@@ -70,24 +71,17 @@ async def test_a_failing_message_is_retried_then_moved_to_the_poison_queue(queue
 
 
 async def test_a_message_that_fails_once_succeeds_on_retry_and_is_deleted(queue_service, unique_name):
-    name = unique_name("jobs")
-    jobs = StorageJobQueue(queue_client(queue_service, name, "base64"))
-    await jobs.create_queue()
-    await jobs.put(JOB)
+    name = await queue_holding_a_job(queue_service, unique_name)
     recorder = Recorder(fail_times=1)
 
     await run_listener(queue_service, name, recorder.handle, FAST, until=lambda: len(recorder.bodies) >= 2)
-    await asyncio.sleep(0.2)
 
     assert recorder.dequeue_counts == [1, 2]
     assert await queue_service.get_queue_client(name).peek_messages() == []
 
 
 async def test_a_delayed_job_is_invisible_until_its_delay_passes(queue_service, unique_name):
-    name = unique_name("jobs")
-    jobs = StorageJobQueue(queue_client(queue_service, name, "base64"))
-    await jobs.create_queue()
-    await jobs.put(JOB, delay_seconds=60)
+    name = await queue_holding_a_job(queue_service, unique_name, delay_seconds=60)
     assert await queue_service.get_queue_client(name).peek_messages() == []
     assert (await queue_service.get_queue_client(name).get_queue_properties()).approximate_message_count == 1
 
