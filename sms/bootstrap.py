@@ -47,9 +47,15 @@ class Gateway:
         await self._queues.close()
 
 
+# azure-core waits up to 300 s to connect or read and retries up to 10 times: a request would
+# hang for minutes on a stalled storage endpoint. These bounds answer 503 while the caller is
+# still waiting, and a few quick retries still ride out a blip.
+STORAGE_CLIENT_OPTIONS = {"connection_timeout": 5, "read_timeout": 20, "retry_total": 3}
+
+
 def build(settings: Settings) -> Gateway:
-    tables = TableServiceClient.from_connection_string(settings.storage_connection)
-    queues = QueueServiceClient.from_connection_string(settings.storage_connection)
+    tables = TableServiceClient.from_connection_string(settings.storage_connection, **STORAGE_CLIENT_OPTIONS)
+    queues = QueueServiceClient.from_connection_string(settings.storage_connection, **STORAGE_CLIENT_OPTIONS)
     messages = TableMessageStore.from_service(tables)
     keys = TableApiKeyStore.from_service(tables)
     jobs = StorageJobQueue(queue_client(queues, SEND_QUEUE, queue_message_encoding()))

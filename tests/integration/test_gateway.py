@@ -101,3 +101,16 @@ async def test_cli_prints_a_working_key_alone_on_the_last_line_and_revokes_it(ga
     with pytest.raises(Unauthenticated, match="revoked"):
         await auth.licensee_for(key)
     assert cli(emulator, "keys", "revoke", "0" * 16).returncode == 1
+
+
+async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothing():
+    from sms.errors import StorageUnavailable
+
+    dead = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    gw = build(Settings.from_env({"AzureWebJobsStorage": dead}))
+    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hi"}})
+    try:
+        with pytest.raises(StorageUnavailable):
+            await gw.sms.accept(request, LICENSEE)
+    finally:
+        await gw.close()
