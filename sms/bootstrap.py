@@ -14,7 +14,8 @@ from azure.storage.queue.aio import QueueServiceClient
 from .auth import Authenticator
 from .config import SEND_QUEUE, Settings, queue_message_encoding
 from .providers import SmsProvider, create_provider
-from .service import Limits, SmsService
+from .service import SmsService
+from .validation import Limits
 from .storage.queues import StorageJobQueue, create_queue, queue_client
 from .storage.tables import TableApiKeyStore, TableMessageStore
 

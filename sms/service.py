@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import uuid
-from dataclasses import dataclass
 from typing import Sequence
 
-from . import segments
-from .errors import FieldError, Forbidden, NotFound, RecordChanged, ValidationFailed
-from .model import JOB_SIZE, Contact, Message, Recipient, SendJob, Status, message_status
-from .phone import InvalidNumber, mask, to_e164
+from .errors import NotFound, RecordChanged
+from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status
+from .phone import mask
 from .providers import OutgoingSms, SendOutcome, SmsProvider
 from .storage import JobQueue, MessageStore
+from .validation import Limits, message_from
 from .wire import CommResponse, MessageState, RecipientState, SMSSend
 
 log = logging.getLogger("sms.service")
@@ -28,16 +25,6 @@ IMMEDIATE_SAFETY_NET_SECONDS = 120
 
 # How often a claim is retried after losing an ETag race before the job is left to the queue's retry.
 CLAIM_ATTEMPTS = 3
-
-# Carriers accept alphanumeric sender ids of up to 11 letters, digits and spaces.
-_ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
-
-
-@dataclass(frozen=True)
-class Limits:
-    default_region: str = "AU"
-    max_recipients: int = 1000
-    max_body_chars: int = 1600
 
 
 def reference_for(comm_id: str) -> str:
@@ -65,7 +52,7 @@ class SmsService:
 
     async def accept(self, request: SMSSend, licensee_id: str) -> CommResponse:
         """Save the SMS and queue it; the worker sends it in the background."""
-        message, recipients = self._prepare(request, licensee_id)
+        message, recipients = message_from(request, licensee_id, self._limits)
         await self._store.add(message, recipients)
         await asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients))))
         return CommResponse(
@@ -77,7 +64,7 @@ class SmsService:
 
     async def send_now(self, request: SMSSend, licensee_id: str) -> CommResponse:
         """Save the SMS and send it within the request; answer with the real outcome."""
-        message, recipients = self._prepare(request, licensee_id)
+        message, recipients = message_from(request, licensee_id, self._limits)
         stored = await self._store.add(message, recipients)
         jobs = SendJob.covering(message.comm_id, len(stored))
         await asyncio.gather(*(self._queue.put(job, delay_seconds=IMMEDIATE_SAFETY_NET_SECONDS) for job in jobs))
@@ -94,82 +81,6 @@ class SmsService:
             status=sent == len(stored),
             message=text,
         )
-
-    def _prepare(self, request: SMSSend, licensee_id: str) -> tuple[Message, list[Recipient]]:
-        """Validate the request against the rules and build its records, or raise with every problem found."""
-        model = request.sms_model
-        if model is None:
-            raise ValidationFailed([FieldError("SMSModel", "NotNull", "SMSModel is required")])
-        if model.licensee_id is not None and model.licensee_id != licensee_id:
-            raise Forbidden("SMSModel.LicenseeId is not the licensee this API key belongs to")
-
-        errors: list[FieldError] = []
-        body = model.message_body or ""
-        if not body.strip():
-            errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "SMSModel.MessageBody must not be empty"))
-        elif len(body) > self._limits.max_body_chars:
-            errors.append(FieldError(
-                "SMSModel.MessageBody", "MaxLength",
-                f"SMSModel.MessageBody is {len(body)} characters; the limit is {self._limits.max_body_chars}",
-            ))
-
-        sender = Contact()
-        if model.from_ is not None:
-            sender_number = self._sender(model.from_.phone_number, errors)
-            sender = Contact(model.from_.name, sender_number, model.from_.contact_id)
-
-        contacts = model.to or []
-        if not contacts:
-            errors.append(FieldError("SMSModel.To", "NotEmpty", "SMSModel.To needs at least one recipient"))
-        elif len(contacts) > self._limits.max_recipients:
-            errors.append(FieldError(
-                "SMSModel.To", "MaxCount",
-                f"SMSModel.To has {len(contacts)} recipients; the limit is {self._limits.max_recipients} per request",
-            ))
-            contacts = []  # do not spend time parsing numbers of a request that is refused anyway
-
-        comm_id = uuid.uuid4().hex
-        recipients: list[Recipient] = []
-        seen: set[str] = set()
-        for i, contact in enumerate(contacts):
-            try:
-                number = to_e164(contact.phone_number or "", self._limits.default_region)
-            except InvalidNumber as exc:
-                path = f"SMSModel.To[{i}].PhoneNumber"
-                errors.append(FieldError(path, "InvalidPhoneNumber", f"{path}: {exc}"))
-                continue
-            if number in seen:  # one SMS per number, however often it is listed
-                continue
-            seen.add(number)
-            recipients.append(Recipient(
-                comm_id=comm_id, seq=len(recipients), recipient_id=uuid.uuid4().hex,
-                phone_number=number, name=contact.name, contact_id=contact.contact_id,
-            ))
-
-        if errors:
-            raise ValidationFailed(errors)
-        info = segments.count(body)
-        message = Message(
-            comm_id=comm_id, licensee_id=licensee_id, body=body, sender=sender,
-            recipient_count=len(recipients), encoding=info.encoding, segments=info.segments,
-            reply_is_allowed=model.reply_is_allowed, reply_is_required=model.reply_is_required,
-            notes=model.notes, linked_object_id=model.linked_object_id, suite_id=model.suite_id,
-        )
-        return message, recipients
-
-    def _sender(self, raw: str | None, errors: list[FieldError]) -> str | None:
-        if not raw or not raw.strip():
-            return None
-        if _ALPHANUMERIC_SENDER.match(raw.strip()):
-            return raw.strip()
-        try:
-            return to_e164(raw, self._limits.default_region)
-        except InvalidNumber as exc:
-            errors.append(FieldError(
-                "SMSModel.From.PhoneNumber", "InvalidPhoneNumber",
-                f"SMSModel.From.PhoneNumber: {exc}; use a phone number or an alphanumeric sender id of up to 11 characters",
-            ))
-            return None
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -33,8 +33,8 @@ class SmsProvider(abc.ABC):
     async def send(self, sms: OutgoingSms) -> SendOutcome:
         """Hand one SMS to the provider. Never raises for a refused send: it returns the error."""
 
-    async def close(self) -> None:
-        pass
+    async def close(self) -> None:  # noqa: B027 - most adapters hold nothing to close
+        """Release the adapter's connections at shutdown."""
 
 
 def create_provider(name: str, settings) -> SmsProvider:

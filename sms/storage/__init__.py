@@ -33,17 +33,11 @@ class MessageStore(abc.ABC):
         Raises RecordChanged when any ETag no longer matches. Returns them with new ETags.
         """
 
-    async def close(self) -> None:
-        pass
-
 
 class JobQueue(abc.ABC):
     @abc.abstractmethod
     async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
         ...
-
-    async def close(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -69,6 +63,3 @@ class ApiKeyStore(abc.ABC):
     @abc.abstractmethod
     async def revoke(self, key_id: str, when: datetime) -> bool:
         """True when the key existed."""
-
-    async def close(self) -> None:
-        pass

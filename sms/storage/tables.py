@@ -79,7 +79,7 @@ class TableMessageStore(MessageStore):
         results = await asyncio.gather(*(self._create(group) for group in groups))
         last = await self._create(tail, extra=[_message_entity(message)])
         etags = [etag for result in results for etag in result] + last
-        return [_with_etag(r, etag) for r, etag in zip(recipients, etags)]
+        return [_with_etag(r, etag) for r, etag in zip(recipients, etags, strict=True)]
 
     async def _create(self, recipients: Sequence[Recipient], extra: Sequence[dict] = ()) -> list[str]:
         ops = [("create", _recipient_entity(r)) for r in recipients] + [("create", e) for e in extra]
@@ -118,7 +118,7 @@ class TableMessageStore(MessageStore):
                 if exc.status_code in (404, 412):  # changed or gone since it was read
                     raise RecordChanged(str(exc.message)) from exc
                 raise
-            updated += [_with_etag(r, op["etag"]) for r, op in zip(group, result)]
+            updated += [_with_etag(r, op["etag"]) for r, op in zip(group, result, strict=True)]
         return updated
 
     async def create_table(self) -> None:

@@ -33,7 +33,7 @@ def test_each_route_gets_every_recipient_to_sent_exactly_once(devhost, key, rout
         return state if code == 200 and state["status"] == "sent" else None
 
     state = wait_for(all_sent)
-    assert state, f"not sent in time:\n" + "\n".join(devhost.output[-20:])
+    assert state, "not sent in time:\n" + "\n".join(devhost.output[-20:])
     assert [r["phoneNumber"] for r in state["recipients"]] == numbers
     assert all(r["status"] == "sent" and r["providerMessageId"] for r in state["recipients"])
     outbox = [line for line in devhost.sent() if line["to"] in numbers]

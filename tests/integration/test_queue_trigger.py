@@ -1,7 +1,6 @@
 """Jobs put by our queue adapter, consumed by the dev host's queue listener with host.json semantics."""
 import asyncio
 
-import pytest
 
 from sms.config import host_json, queue_message_encoding
 from sms.devhost import QueueListener, QueueSemantics, QueueTrigger

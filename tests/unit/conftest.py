@@ -1,6 +1,7 @@
 import pytest
 
-from sms.service import Limits, SmsService
+from sms.service import SmsService
+from sms.validation import Limits
 from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
 
 LICENSEE = "a" * 32

@@ -4,9 +4,10 @@ import pytest
 
 from sms.errors import Forbidden, NotFound, ValidationFailed
 from sms.model import SendJob, Status
-from sms.service import IMMEDIATE_SAFETY_NET_SECONDS, Limits, SmsService
+from sms.service import IMMEDIATE_SAFETY_NET_SECONDS, SmsService
+from sms.validation import Limits
 from sms.wire import SMSSend
-from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+from tests.fakes import RecordingProvider
 from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
 
 

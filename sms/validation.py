@@ -1,0 +1,109 @@
+"""A send request checked against the rules and turned into records, or every problem found, by field."""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from . import segments
+from .errors import FieldError, Forbidden, ValidationFailed
+from .model import Contact, Message, Recipient
+from .phone import InvalidNumber, to_e164
+from .wire import SMSContact, SMSModel, SMSSend
+
+# Carriers accept alphanumeric sender ids of up to 11 letters, digits and spaces.
+_ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    default_region: str = "AU"
+    max_recipients: int = 1000
+    max_body_chars: int = 1600
+
+
+def message_from(request: SMSSend, licensee_id: str, limits: Limits) -> tuple[Message, list[Recipient]]:
+    """The records to store for a request; raises ValidationFailed listing every field error, or Forbidden."""
+    model = request.sms_model
+    if model is None:
+        raise ValidationFailed([FieldError("SMSModel", "NotNull", "SMSModel is required")])
+    if model.licensee_id is not None and model.licensee_id != licensee_id:
+        raise Forbidden("SMSModel.LicenseeId is not the licensee this API key belongs to")
+
+    errors: list[FieldError] = []
+    body = _body(model, limits, errors)
+    sender = _sender(model.from_, limits, errors)
+    comm_id = uuid.uuid4().hex
+    recipients = _recipients(comm_id, model.to or [], limits, errors)
+    if errors:
+        raise ValidationFailed(errors)
+
+    info = segments.count(body)
+    message = Message(
+        comm_id=comm_id, licensee_id=licensee_id, body=body, sender=sender,
+        recipient_count=len(recipients), encoding=info.encoding, segments=info.segments,
+        reply_is_allowed=model.reply_is_allowed, reply_is_required=model.reply_is_required,
+        notes=model.notes, linked_object_id=model.linked_object_id, suite_id=model.suite_id,
+    )
+    return message, recipients
+
+
+def _body(model: SMSModel, limits: Limits, errors: list[FieldError]) -> str:
+    body = model.message_body or ""
+    if not body.strip():
+        errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "SMSModel.MessageBody must not be empty"))
+    elif len(body) > limits.max_body_chars:
+        errors.append(FieldError(
+            "SMSModel.MessageBody", "MaxLength",
+            f"SMSModel.MessageBody is {len(body)} characters; the limit is {limits.max_body_chars}",
+        ))
+    return body
+
+
+def _sender(contact: SMSContact | None, limits: Limits, errors: list[FieldError]) -> Contact:
+    """A phone number in E.164, or an alphanumeric sender id as given; absent lets the provider choose."""
+    if contact is None:
+        return Contact()
+    raw = (contact.phone_number or "").strip()
+    number = None
+    if _ALPHANUMERIC_SENDER.match(raw):
+        number = raw
+    elif raw:
+        try:
+            number = to_e164(raw, limits.default_region)
+        except InvalidNumber as exc:
+            errors.append(FieldError(
+                "SMSModel.From.PhoneNumber", "InvalidPhoneNumber",
+                f"SMSModel.From.PhoneNumber: {exc}; use a phone number or an alphanumeric sender id of up to 11 characters",
+            ))
+    return Contact(contact.name, number, contact.contact_id)
+
+
+def _recipients(comm_id: str, contacts: list[SMSContact], limits: Limits, errors: list[FieldError]) -> list[Recipient]:
+    if not contacts:
+        errors.append(FieldError("SMSModel.To", "NotEmpty", "SMSModel.To needs at least one recipient"))
+        return []
+    if len(contacts) > limits.max_recipients:
+        # Refused whole: no time is spent parsing the numbers.
+        errors.append(FieldError(
+            "SMSModel.To", "MaxCount",
+            f"SMSModel.To has {len(contacts)} recipients; the limit is {limits.max_recipients} per request",
+        ))
+        return []
+    recipients: list[Recipient] = []
+    seen: set[str] = set()
+    for i, contact in enumerate(contacts):
+        try:
+            number = to_e164(contact.phone_number or "", limits.default_region)
+        except InvalidNumber as exc:
+            path = f"SMSModel.To[{i}].PhoneNumber"
+            errors.append(FieldError(path, "InvalidPhoneNumber", f"{path}: {exc}"))
+            continue
+        if number in seen:  # one SMS per number, however often and in whatever format it is listed
+            continue
+        seen.add(number)
+        recipients.append(Recipient(
+            comm_id=comm_id, seq=len(recipients), recipient_id=uuid.uuid4().hex,
+            phone_number=number, name=contact.name, contact_id=contact.contact_id,
+        ))
+    return recipients
