@@ -79,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
             print(key)
         elif args.action == "list":
             _print_keys(asyncio.run(_with_gateway(lambda gateway: gateway.keys.list(args.licensee))))
-        elif not asyncio.run(_with_gateway(lambda gateway: gateway.keys.revoke(_key_id(args.key_id), utcnow()))):
-            print(f"No key with id {args.key_id}", file=sys.stderr)
-            return 1
         else:
-            print(f"Revoked {args.key_id}")
+            key_id = _key_id(args.key_id)  # never echo a secret back, even when given the whole key
+            if not asyncio.run(_with_gateway(lambda gateway: gateway.keys.revoke(key_id, utcnow()))):
+                print(f"No key with id {key_id}", file=sys.stderr)
+                return 1
+            print(f"Revoked {key_id}")
     except (ConfigError, StorageUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

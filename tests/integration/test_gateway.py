@@ -96,8 +96,8 @@ async def test_cli_prints_a_working_key_alone_on_the_last_line_and_revokes_it(ga
     key_id = key[4:20]
     assert key_id in listed.stdout and "active" in listed.stdout and key.split(".")[1] not in listed.stdout
 
-    revoked = cli(emulator, "keys", "revoke", key_id)
-    assert revoked.returncode == 0
+    revoked = cli(emulator, "keys", "revoke", key)  # the whole key works too, and is not echoed back
+    assert revoked.returncode == 0 and revoked.stdout.strip() == f"Revoked {key_id}"
     with pytest.raises(Unauthenticated, match="revoked"):
         await auth.licensee_for(key)
     assert cli(emulator, "keys", "revoke", "0" * 16).returncode == 1
