@@ -1,93 +1,157 @@
-"""HTTP blueprint: request -> auth and wire decode -> service -> wire encode. Nothing else."""
+"""HTTP blueprint: request -> auth and wire decode -> service -> wire encode. Nothing else.
+
+Every function is registered from the route table in sms.routes.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import azure.functions as func
+from pydantic import BaseModel
 
-from . import wire
+from . import metadata, openapi, wire
 from .bootstrap import gateway
 from .config import ConfigError
-from .errors import FieldError, GatewayError, StorageUnavailable, ValidationFailed
+from .errors import FieldError, GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge, StorageUnavailable, ValidationFailed
+from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 
 log = logging.getLogger("sms.api")
 
 bp = func.Blueprint()
 
-# The seed's routes (below the host's "api" prefix), plus /api/SMSSend where ServiceStack
-# clients post by default. Function names are what the Functions host and portal show.
-QUEUED_ROUTES = {
-    "send_message": "sendmessage",
-    "send": "send",
-    "sms_send": "sms/send",
-    "sms_send_servicestack": "SMSSend",
-}
-IMMEDIATE_ROUTES = {
-    "send_message_immediate": "sendmessage/immediate",
-    "send_immediate": "send/immediate",
-    "sms_send_immediate": "sms/send/immediate",
-}
+Work = Callable[[func.HttpRequest], Awaitable["BaseModel | list[BaseModel]"]]
 
 
-def _json(status: int, body: bytes) -> func.HttpResponse:
-    return func.HttpResponse(body, status_code=status, mimetype="application/json", charset="utf-8")
+def _negotiate(req: func.HttpRequest, route: Route, suffix: str | None) -> wire.Format:
+    return wire.response_format(req.params.get("format"), suffix or (route.format.value if route.format else None), req.headers.get("Accept"))
 
 
-async def _answer(work: Callable[[], Awaitable[bytes]]) -> func.HttpResponse:
-    """Run a handler's work; every failure becomes ServiceStack's error shape, never a stack trace."""
+async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str | None = None) -> func.HttpResponse:
+    """Run a handler's work and answer in the negotiated format; every failure in ServiceStack's error shape."""
+    if route.has_format_suffix:
+        suffix = req.route_params.get("format", "")
+        if suffix.lower() not in ("json", "jsv"):
+            return _error(NotFound(f"Unknown format suffix '.{suffix}': use .json or .jsv"), wire.Format.JSON)
+    fmt = _negotiate(req, route, suffix)
     try:
-        return _json(200, await work())
+        if req.method.upper() not in route.working_methods:
+            raise MethodNotAllowed(req.method.upper(), ", ".join(route.working_methods))
+        return func.HttpResponse(wire.encode(await work(req), fmt), status_code=200, headers={"Content-Type": fmt.content_type})
     except GatewayError as error:
         if isinstance(error, StorageUnavailable):
             log.warning("storage unavailable: %r", error.__cause__)
-        return _json(wire.error_status(error), wire.encode_error(error))
+        return _error(error, fmt)
     except ConfigError as error:
         log.error("gateway misconfigured: %s", error)
-        return _json(503, wire.encode_error(StorageUnavailable("The gateway is not configured correctly; see its logs")))
+        return _error(StorageUnavailable("The gateway is not configured correctly; see its logs"), fmt)
     except Exception:
-        log.exception("unhandled error")
-        return _json(500, wire.encode_error(GatewayError("An unexpected error occurred", "InternalServerError")))
+        log.exception("unhandled error in %s", route.name)
+        return _error(GatewayError("An unexpected error occurred", "InternalServerError"), fmt)
+
+
+def _error(error: GatewayError, fmt: wire.Format) -> func.HttpResponse:
+    headers = {"Content-Type": fmt.content_type, **wire.error_headers(error)}
+    return func.HttpResponse(wire.encode(wire.error_body(error), fmt), status_code=wire.error_status(error), headers=headers)
 
 
 async def _licensee(req: func.HttpRequest) -> str:
-    gw = await gateway()
-    return await gw.auth.licensee_for(wire.bearer_token(req.headers.get("Authorization")))
+    return await (await gateway()).auth.licensee_for(wire.api_key_from(req.headers.get("Authorization")))
 
 
-def _send_handler(immediate: bool):
+async def _request_data(req: func.HttpRequest, route: Route) -> Any:
+    body = req.get_body()
+    limit = (await gateway()).settings.max_request_bytes
+    if len(body) > limit:
+        raise PayloadTooLarge(len(body), limit)
+    return wire.read_body(body, req.headers.get("Content-Type"), route.format or wire.Format.JSON)
+
+
+def _send_function(route: Route):
+    immediate = route.kind == "send_now"
+
     async def send(req: func.HttpRequest) -> func.HttpResponse:
-        async def work() -> bytes:
+        async def work(req: func.HttpRequest) -> BaseModel:
             licensee = await _licensee(req)
-            request = wire.decode_send_request(req.get_body())
+            request = wire.to_dto(await _request_data(req, route), wire.SMSSend)
             sms = (await gateway()).sms
-            return wire.encode(await (sms.send_now if immediate else sms.accept)(request, licensee))
+            return await (sms.send_now if immediate else sms.accept)(request, licensee)
 
-        return await _answer(work)
+        return await _respond(req, route, work)
 
     return send
 
 
-for _name, _route in {**QUEUED_ROUTES, **IMMEDIATE_ROUTES}.items():
-    bp.function_name(_name)(
-        bp.route(route=_route, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)(
-            _send_handler(immediate=_name in IMMEDIATE_ROUTES)
+def _reply_function(route: Route):
+    """ServiceStack's predefined routes: /json/reply/SMSSend, and /json/reply/SMSSend[] for a batch."""
+
+    async def reply(req: func.HttpRequest) -> func.HttpResponse:
+        async def work(req: func.HttpRequest) -> BaseModel | list[BaseModel]:
+            operation = req.route_params.get("operation", "")
+            if operation.lower() not in (OPERATION.lower(), OPERATION.lower() + "[]"):
+                raise NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
+            licensee = await _licensee(req)
+            data = await _request_data(req, route)
+            sms = (await gateway()).sms
+            if operation.endswith("[]"):
+                return await sms.accept_batch(wire.to_dtos(data, wire.SMSSend, MAX_BATCH), licensee)
+            return await sms.accept(wire.to_dto(data, wire.SMSSend), licensee)
+
+        return await _respond(req, route, work)
+
+    return reply
+
+
+def _status_function(route: Route):
+    async def sms_status(req: func.HttpRequest) -> func.HttpResponse:
+        raw_id = req.route_params.get("commId", "")
+        stem, dot, suffix = raw_id.rpartition(".")
+        if dot and suffix.lower() in ("json", "jsv"):
+            raw_id = stem
+        else:
+            suffix = None
+
+        async def work(req: func.HttpRequest) -> BaseModel:
+            licensee = await _licensee(req)
+            try:
+                comm_id = wire.parse_guid(raw_id)
+            except ValueError:
+                comm_id = None
+            if comm_id is None:
+                raise ValidationFailed([FieldError("commId", "InvalidGuid", f"commId '{raw_id}' is not a Guid")])
+            return await (await gateway()).sms.status(comm_id, licensee)
+
+        return await _respond(req, route, work, suffix)
+
+    return sms_status
+
+
+def _openapi_function(route: Route):
+    async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(openapi.document_json(), status_code=200, headers={"Content-Type": "application/json; charset=utf-8"})
+
+    return openapi_document
+
+
+def _metadata_function(route: Route):
+    async def metadata_page(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse(metadata.page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    return metadata_page
+
+
+_HANDLERS = {
+    "send": _send_function,
+    "send_now": _send_function,
+    "reply": _reply_function,
+    "status": _status_function,
+    "openapi": _openapi_function,
+    "metadata": _metadata_function,
+}
+
+for _route in ROUTES:
+    bp.function_name(_route.name)(
+        bp.route(route=_route.path, methods=list(_route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
+            _HANDLERS[_route.kind](_route)
         )
     )
-
-
-@bp.function_name("sms_status")
-@bp.route(route="sms/{commId}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-async def sms_status(req: func.HttpRequest) -> func.HttpResponse:
-    async def work() -> bytes:
-        licensee = await _licensee(req)
-        raw_id = req.route_params.get("commId", "")
-        try:
-            comm_id = wire.parse_guid(raw_id)
-        except ValueError:
-            comm_id = None
-        if comm_id is None:
-            raise ValidationFailed([FieldError("commId", "InvalidGuid", f"commId '{raw_id}' is not a Guid")])
-        return wire.encode(await (await gateway()).sms.status(comm_id, licensee))
-
-    return await _answer(work)

@@ -58,6 +58,7 @@ class Settings:
     max_body_chars: int = 1600
     send_concurrency: int = 16
     api_key_cache_seconds: float = 60.0
+    max_request_bytes: int = 1_048_576
     console_outbox: str | None = None
 
     @classmethod
@@ -75,6 +76,7 @@ class Settings:
             max_body_chars=_int(env, "SMS_MAX_BODY_CHARS", cls.max_body_chars, low=1, high=30_000),
             send_concurrency=_int(env, "SMS_SEND_CONCURRENCY", cls.send_concurrency, low=1, high=1000),
             api_key_cache_seconds=_int(env, "SMS_API_KEY_CACHE_SECONDS", int(cls.api_key_cache_seconds), low=0, high=3600),
+            max_request_bytes=_int(env, "SMS_MAX_REQUEST_BYTES", cls.max_request_bytes, low=1024, high=100 * 1_048_576),
             console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
         )
 

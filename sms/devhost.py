@@ -54,10 +54,6 @@ class HttpRoute:
     arg_name: str
     function: Callable
 
-    @property
-    def specificity(self) -> tuple[int, int]:
-        """Literal routes win over parameterised ones, as in ASP.NET routing."""
-        return (self.template.count("{"), -len(self.template))
 
 
 @dataclass(frozen=True)
@@ -73,18 +69,34 @@ def _bindings(fn: Any) -> list[dict]:
     return json.loads(fn.get_function_json())["bindings"]
 
 
+_PARAM = re.compile(r"\{(\*)?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}")
+
+
 def route_pattern(template: str) -> re.Pattern:
-    """An ASP.NET-style route template ('sms/{commId}', '{*rest}', '{id:guid}', '{x?}') as a regex."""
+    """An ASP.NET route template as a regex: 'sms/{commId}', 'send.{format}', '{*rest}', '{x?}', '{id:guid}'."""
     parts = []
     for segment in template.strip("/").split("/"):
-        param = re.fullmatch(r"\{(\*)?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}", segment)
-        if param is None:
-            parts.append("/" + re.escape(segment))
-        elif param.group(1):
-            parts.append(f"(?:/(?P<{param.group(2)}>.*))?")
-        else:
-            parts.append(f"(?:/(?P<{param.group(2)}>[^/]+)){'?' if param.group(3) else ''}")
+        whole = _PARAM.fullmatch(segment)
+        if whole and whole.group(1):
+            parts.append(f"(?:/(?P<{whole.group(2)}>.*))?")
+        elif whole:
+            parts.append(f"(?:/(?P<{whole.group(2)}>[^/]+)){'?' if whole.group(3) else ''}")
+        else:  # literal text, possibly with parameters inside: a "complex segment"
+            pattern, pos = "", 0
+            for param in _PARAM.finditer(segment):
+                pattern += re.escape(segment[pos:param.start()]) + f"(?P<{param.group(2)}>[^/]+?)"
+                pos = param.end()
+            parts.append("/" + pattern + re.escape(segment[pos:]))
     return re.compile("^" + "".join(parts) + "/?$", re.IGNORECASE)
+
+
+def route_precedence(template: str) -> tuple[int, ...]:
+    """ASP.NET's order, segment by segment: literal, then complex, then parameter, then catch-all."""
+    ranks = []
+    for segment in template.strip("/").split("/"):
+        whole = _PARAM.fullmatch(segment)
+        ranks.append(4 if whole and whole.group(1) else 3 if whole else 2 if _PARAM.search(segment) else 1)
+    return tuple(ranks)
 
 
 def read_app(app: func.FunctionApp, route_prefix: str) -> tuple[list[HttpRoute], list[QueueTrigger]]:
@@ -102,7 +114,7 @@ def read_app(app: func.FunctionApp, route_prefix: str) -> tuple[list[HttpRoute],
             queues.append(QueueTrigger(name, trigger["queueName"], trigger.get("connection") or "AzureWebJobsStorage", trigger["name"], user_function))
         else:
             log.warning("%s: the dev host does not run %s functions; it is not served", name, trigger["type"])
-    routes.sort(key=lambda r: r.specificity)
+    routes.sort(key=lambda r: route_precedence(r.template))
     return routes, queues
 
 

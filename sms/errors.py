@@ -43,6 +43,32 @@ class NotFound(GatewayError):
         super().__init__(message, "NotFound")
 
 
+class MethodNotAllowed(GatewayError):
+    def __init__(self, method: str, allowed: str):
+        super().__init__(f"{method} is not allowed here; use {allowed}", "MethodNotAllowed")
+        self.allowed = allowed
+
+
+class PayloadTooLarge(GatewayError):
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"The request body is {size} bytes; the limit is {limit}", "RequestEntityTooLarge")
+
+
+class UnsupportedMediaType(GatewayError):
+    def __init__(self, media_type: str):
+        super().__init__(
+            f"Content-Type '{media_type}' is not supported: send application/json, text/jsv, "
+            "application/x-www-form-urlencoded or multipart/form-data",
+            "UnsupportedMediaType",
+        )
+
+
+class TooManyRequests(GatewayError):
+    def __init__(self, message: str, retry_after_seconds: int):
+        super().__init__(message, "TooManyRequests")
+        self.retry_after_seconds = retry_after_seconds
+
+
 class StorageUnavailable(GatewayError):
     """Table or queue storage could not be reached or refused the request."""
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Sequence
 
-from .errors import NotFound, RecordChanged
+from .errors import NotFound, RecordChanged, ValidationFailed
 from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status
 from .phone import mask
 from .providers import OutgoingSms, SendOutcome, SmsProvider
@@ -52,7 +53,21 @@ class SmsService:
 
     async def accept(self, request: SMSSend, licensee_id: str) -> CommResponse:
         """Save the SMS and queue it; the worker sends it in the background."""
-        message, recipients = message_from(request, licensee_id, self._limits)
+        return await self._save_and_queue(*message_from(request, licensee_id, self._limits))
+
+    async def accept_batch(self, requests: Sequence[SMSSend], licensee_id: str) -> list[CommResponse]:
+        """ServiceStack's auto-batch: every request is checked before any is saved, then each is accepted."""
+        prepared, errors = [], []
+        for i, request in enumerate(requests):
+            try:
+                prepared.append(message_from(request, licensee_id, self._limits))
+            except ValidationFailed as exc:
+                errors += [replace(e, field_name=f"[{i}].{e.field_name}", message=f"[{i}].{e.message}") for e in exc.field_errors]
+        if errors:
+            raise ValidationFailed(errors)
+        return [await self._save_and_queue(message, recipients) for message, recipients in prepared]
+
+    async def _save_and_queue(self, message: Message, recipients: list[Recipient]) -> CommResponse:
         await self._store.add(message, recipients)
         await asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients))))
         return CommResponse(

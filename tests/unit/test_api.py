@@ -7,6 +7,8 @@ import pytest
 
 from sms import api
 from sms.auth import Authenticator, new_key
+from sms.config import Settings
+from sms.routes import IMMEDIATE_ROUTES, SEND_ROUTES
 from sms.errors import StorageUnavailable
 from sms.service import SmsService
 from tests.fakes import InMemoryApiKeyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
@@ -26,6 +28,7 @@ async def gateway(monkeypatch, indexed_functions):
         functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
         sms=SmsService(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()),
         auth=Authenticator(keys), key=key, other_key=other_key,
+        settings=Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_MAX_REQUEST_BYTES": "2048"}),
     )
 
     async def fake_gateway():
@@ -50,13 +53,13 @@ def get_status(gw, comm_id: str, key: str):
 GOOD = {"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hello"}}
 
 
-@pytest.mark.parametrize("name", sorted(api.QUEUED_ROUTES) + sorted(api.IMMEDIATE_ROUTES))
+@pytest.mark.parametrize("name", sorted(SEND_ROUTES) + sorted(IMMEDIATE_ROUTES))
 async def test_each_send_function_answers_a_comm_response(gateway, name):
     response = await post(gateway, name, GOOD, gateway.key)
     body = json.loads(response.get_body())
-    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json; charset=utf-8"
     assert body["status"] is True and len(body["commId"]) == 32
-    expected = "Sent to 1 of 1 recipient" if name in api.IMMEDIATE_ROUTES else "Queued for 1 recipient"
+    expected = "Sent to 1 of 1 recipient" if name in IMMEDIATE_ROUTES else "Queued for 1 recipient"
     assert body["message"] == expected
 
 

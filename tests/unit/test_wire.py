@@ -1,11 +1,16 @@
+import base64
 import json
 
 import pytest
 
 from sms import wire
-from sms.errors import Forbidden, NotFound, StorageUnavailable, Unauthenticated, ValidationFailed
+from sms.errors import FieldError, Forbidden, NotFound, StorageUnavailable, Unauthenticated, ValidationFailed
 
 GUID = "6F9619FF-8B86-D011-B42D-00C04FC964FF"
+
+
+def decode(body: bytes, content_type: str = "application/json") -> wire.SMSSend:
+    return wire.to_dto(wire.read_body(body, content_type), wire.SMSSend)
 
 
 def test_property_names_match_in_any_case():
@@ -14,30 +19,30 @@ def test_property_names_match_in_any_case():
         {"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hi"}},
         {"SMSMODEL": {"TO": [{"PHONENUMBER": "+61412345678"}], "messagebody": "hi"}},
     ):
-        request = wire.decode_send_request(json.dumps(body).encode())
+        request = decode(json.dumps(body).encode())
         assert request.sms_model.to[0].phone_number == "+61412345678"
         assert request.sms_model.message_body == "hi"
 
 
 def test_from_is_read_under_its_wire_name():
-    request = wire.decode_send_request(b'{"smsModel": {"from": {"name": "Clinic", "phoneNumber": "+61400000000"}}}')
+    request = decode(b'{"smsModel": {"from": {"name": "Clinic", "phoneNumber": "+61400000000"}}}')
     assert request.sms_model.from_.name == "Clinic"
 
 
 @pytest.mark.parametrize("text", [GUID, GUID.lower(), GUID.replace("-", ""), "{" + GUID + "}"])
 def test_guids_are_accepted_in_any_form_and_kept_as_32_lowercase_hex(text):
-    request = wire.decode_send_request(json.dumps({"SMSModel": {"LicenseeId": text}}).encode())
+    request = decode(json.dumps({"SMSModel": {"LicenseeId": text}}).encode())
     assert request.sms_model.licensee_id == "6f9619ff8b86d011b42d00c04fc964ff"
 
 
 def test_the_all_zero_guid_of_dotnet_clients_reads_as_not_given():
-    request = wire.decode_send_request(b'{"SMSModel": {"LicenseeId": "00000000000000000000000000000000"}}')
+    request = decode(b'{"SMSModel": {"LicenseeId": "00000000000000000000000000000000"}}')
     assert request.sms_model.licensee_id is None
 
 
 def test_field_errors_name_the_dto_path():
     with pytest.raises(ValidationFailed) as caught:
-        wire.decode_send_request(b'{"SMSModel": {"To": [{}, {"ContactId": "nope"}], "ReplyIsAllowed": "maybe"}}')
+        decode(b'{"SMSModel": {"To": [{}, {"ContactId": "nope"}], "ReplyIsAllowed": "maybe"}}')
     fields = {e.field_name for e in caught.value.field_errors}
     assert fields == {"SMSModel.To[1].ContactId", "SMSModel.ReplyIsAllowed"}
     assert "'nope' is not a Guid" in caught.value.message
@@ -47,23 +52,23 @@ def test_field_errors_name_the_dto_path():
     (b"", "empty"),
     (b"   ", "empty"),
     (b"{not json", "not valid JSON"),
-    (b"[1, 2]", "must be a JSON object"),
+    (b"[1, 2]", "must be an object (a SMSSend)"),
     (b"\xff\xfe", "not UTF-8"),
 ])
 def test_unreadable_bodies_are_refused_with_a_reason(body, expected):
     with pytest.raises(ValidationFailed) as caught:
-        wire.decode_send_request(body)
+        decode(body)
     assert expected in caught.value.message
 
 
 def test_responses_are_camel_case_and_omit_nulls():
-    body = wire.encode(wire.CommResponse(comm_id="ab" * 16, status=True, message="Queued"))
+    body = wire.encode(wire.CommResponse(comm_id="ab" * 16, status=True, message="Queued"), wire.Format.JSON)
     assert json.loads(body) == {"commId": "ab" * 16, "status": True, "message": "Queued"}
 
 
 def test_errors_have_servicestacks_response_status_shape():
-    error = ValidationFailed([wire.FieldError("SMSModel.To", "NotEmpty", "SMSModel.To needs at least one recipient")])
-    assert json.loads(wire.encode_error(error)) == {
+    error = ValidationFailed([FieldError("SMSModel.To", "NotEmpty", "SMSModel.To needs at least one recipient")])
+    assert json.loads(wire.encode(wire.error_body(error), wire.Format.JSON)) == {
         "responseStatus": {
             "errorCode": "ValidationException",
             "message": "SMSModel.To needs at least one recipient",
@@ -73,7 +78,7 @@ def test_errors_have_servicestacks_response_status_shape():
 
 
 @pytest.mark.parametrize("error, status", [
-    (ValidationFailed([wire.FieldError("x", "y", "z")]), 400),
+    (ValidationFailed([FieldError("x", "y", "z")]), 400),
     (Unauthenticated("no"), 401),
     (Forbidden("no"), 403),
     (NotFound("no"), 404),
@@ -86,13 +91,18 @@ def test_each_error_maps_to_its_http_status(error, status):
 @pytest.mark.parametrize("header, message", [
     (None, "Missing API key"),
     ("", "Missing API key"),
-    ("Basic abc", "Malformed"),
+    ("Basic !!!", "Malformed Basic"),
+    ("Basic " + base64.b64encode(b":secret").decode(), "Malformed"),
     ("Bearer", "Malformed"),
+    ("Bearer a b", "Malformed"),
+    ("Digest abc", "Malformed"),
 ])
-def test_bearer_token_refuses_missing_or_malformed_headers(header, message):
+def test_api_key_from_refuses_missing_or_malformed_headers(header, message):
     with pytest.raises(Unauthenticated, match=message):
-        wire.bearer_token(header)
+        wire.api_key_from(header)
 
 
-def test_bearer_token_reads_the_key_in_any_case_of_the_scheme():
-    assert wire.bearer_token("bearer sms_abc.def") == "sms_abc.def"
+def test_api_key_is_read_from_bearer_in_any_case_or_basic_user_name():
+    assert wire.api_key_from("bearer sms_abc.def") == "sms_abc.def"
+    assert wire.api_key_from("Basic " + base64.b64encode(b"sms_abc.def:").decode()) == "sms_abc.def"
+    assert wire.api_key_from("Basic " + base64.b64encode(b"sms_abc.def:ignored").decode()) == "sms_abc.def"

@@ -1,0 +1,79 @@
+"""The human-readable metadata page (GET /api/metadata), in the spirit of ServiceStack's.
+
+Routes come from the route table, the DTO tables from the pydantic models, and the samples
+are real model instances run through the same encoders the API answers with.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import json
+
+from pydantic import BaseModel
+
+from .routes import OPERATION, ROUTES
+from .wire import CommResponse, Format, SMSContact, SMSModel, SMSSend, encode
+from .wire.dto import ErrorResponse, ResponseError, ResponseStatus
+
+_SAMPLE_REQUEST = SMSSend(
+    sms_model=SMSModel(
+        from_=SMSContact(name="Clinic", phone_number="Clinic"),
+        to=[SMSContact(name="Sam Citizen", phone_number="+61412345678", contact_id="6f9619ff8b86d011b42d00c04fc964ff")],
+        message_body="Your appointment is tomorrow at 10:30am. Reply YES to confirm.",
+        reply_is_allowed=True,
+        licensee_id="11111111111111111111111111111111",
+    ),
+)
+_SAMPLE_RESPONSE = CommResponse(comm_id="e1f6be64733348e3b37055b6c0fd9ebe", reference="SMS-E1F6BE64", status=True, message="Queued for 1 recipient")
+
+
+def _fields(model: type[BaseModel]) -> str:
+    rows = []
+    for name, field in model.model_fields.items():
+        annotation = str(field.annotation).replace("typing.", "").replace("sms.wire.dto.", "").replace("<class '", "").replace("'>", "")
+        rows.append(f"<tr><td>{field.validation_alias or name}</td><td>{field.serialization_alias or name}</td>"
+                    f"<td>{html.escape(annotation)}</td></tr>")
+    return (f"<h3>{model.__name__}</h3><table><tr><th>Name (JSV, .NET)</th><th>JSON name</th><th>Type</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _sample(title: str, media: str, body: bytes) -> str:
+    text = body.decode()
+    if media == "application/json":
+        text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    return f"<h4>{html.escape(title)}</h4><pre>Content-Type: {media}\n\n{html.escape(text)}</pre>"
+
+
+@functools.cache
+def page() -> bytes:
+    routes = "".join(
+        f"<tr><td>{'GET' if r.kind == 'status' else 'POST'}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
+        for r in ROUTES if r.kind in ("send", "send_now", "reply", "status")
+    )
+    error = ErrorResponse(response_status=ResponseStatus(
+        error_code="ValidationException", message="SMSModel.To needs at least one recipient",
+        errors=[ResponseError(error_code="NotEmpty", field_name="SMSModel.To", message="SMSModel.To needs at least one recipient")],
+    ))
+    samples = "".join(
+        _sample(f"{title} ({fmt.value.upper()})", fmt.content_type.split(";")[0], encode(model, fmt))
+        for title, model in (("Request: SMSSend", _SAMPLE_REQUEST), ("Response: CommResponse", _SAMPLE_RESPONSE), ("Error", error))
+        for fmt in (Format.JSON, Format.JSV)
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SMS Gateway API: {OPERATION}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}}
+pre{{background:#f6f6f6;padding:.75rem;overflow:auto}}</style></head><body>
+<h1>SMS Gateway API</h1>
+<h2>{OPERATION}</h2>
+<p>Saves the specified SMS and sends it for background processing. Requires authentication:
+<code>Authorization: Bearer &lt;API key&gt;</code> (or HTTP Basic with the key as the user name).</p>
+<p>Choose the response format with <code>?format=json|jsv</code>, a <code>.json</code>/<code>.jsv</code> suffix on the
+route, or the <code>Accept</code> header (JSON by default). Request bodies may be JSON, JSV
+(<code>text/jsv</code>) or a form post. The OpenAPI document is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>
+<h2>Routes</h2><table><tr><th>Method</th><th>Route</th><th>Kind</th></tr>{routes}</table>
+<h2>Data transfer objects</h2>
+{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse))}
+<h2>Samples</h2>
+{samples}
+</body></html>""".encode()

@@ -1,0 +1,129 @@
+"""The OpenAPI 3 document, generated from the route table and the pydantic models the code uses.
+
+Nothing here is written by hand that the code also knows: paths come from sms.routes, request
+and response schemas from the wire DTOs (request schemas in validation mode, with the .NET
+names JSV uses and JSON accepts; response schemas in serialization mode, camelCase).
+"""
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from .routes import OPERATION, ROUTES, Route
+from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
+
+_REF = "#/components/schemas/{model}"
+_JSON = "application/json"
+_JSV = "text/jsv"
+
+_ERRORS = {
+    "400": "The request is malformed or breaks a rule; `errors` names each field. Nothing was saved.",
+    "401": "The API key is missing, malformed, unknown or revoked.",
+    "403": "SMSModel.LicenseeId is not the licensee of the API key.",
+    "404": "No such message for this licensee, or no such route or operation.",
+    "405": "The route exists, but not for this method.",
+    "413": "The request body is larger than SMS_MAX_REQUEST_BYTES.",
+    "415": "The Content-Type is not one this service reads.",
+    "429": "Too many requests; retry after the Retry-After header's seconds.",
+    "503": "Storage is unavailable; retry later.",
+}
+_ERRORS_BY_KIND = {
+    "send": ("400", "401", "403", "404", "405", "413", "415", "429", "503"),
+    "reply": ("400", "401", "403", "404", "405", "413", "415", "429", "503"),
+    "status": ("400", "401", "404", "429", "503"),
+}
+_SUMMARIES = {
+    "send": "Save the SMS and queue it for background sending",
+    "send_now": "Save the SMS and send it within the request; the answer says what happened",
+    "reply": f"ServiceStack's predefined route: {OPERATION} saves and queues; {OPERATION}[] takes a batch",
+    "status": "The message and every recipient's status",
+}
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"), (ErrorResponse, "serialization")],
+        ref_template=_REF,
+    )
+    paths: dict[str, Any] = {}
+    for route in ROUTES:
+        if route.kind in _SUMMARIES:
+            paths.setdefault("/" + route.path, {})["post" if route.kind != "status" else "get"] = _operation(route)
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "SMS Gateway API",
+            "version": "1.0.0",
+            "description": "Saves SMS messages and sends them through an SMS provider. Compatible with the "
+            f"ServiceStack service's {OPERATION} operation: JSON or JSV, chosen by ?format=, a .json/.jsv suffix "
+            "or the Accept header.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
+                "basic": {"type": "http", "scheme": "basic", "description": "HTTP Basic with the API key as the user name"},
+            },
+        },
+        "security": [{"bearer": []}, {"basic": []}],
+    }
+
+
+@functools.cache
+def document_json() -> bytes:
+    return json.dumps(document(), separators=(",", ":")).encode()
+
+
+def _ref(model: type) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _content(json_schema: dict[str, Any], what: str) -> dict[str, Any]:
+    return {_JSON: {"schema": json_schema}, _JSV: {"schema": {"type": "string", "description": f"{what} as JSV"}}}
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    kind = "send" if route.kind == "send_now" else route.kind
+    parameters: list[dict[str, Any]] = [
+        {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "jsv"]},
+         "description": "Response format; overrides the suffix and the Accept header"},
+    ]
+    if route.has_format_suffix:
+        parameters.append({"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": ["json", "jsv"]}})
+    operation: dict[str, Any] = {"operationId": route.name, "summary": _SUMMARIES[route.kind], "parameters": parameters}
+
+    if route.kind == "status":
+        parameters.append({"name": "commId", "in": "path", "required": True, "schema": {"type": "string"},
+                           "description": "The commId a send answered with (32 hex digits, dashes allowed)"})
+        ok = _content(_ref(MessageState), "MessageState")
+    elif route.kind == "reply":
+        parameters.append({"name": "operation", "in": "path", "required": True,
+                           "schema": {"type": "string", "enum": [OPERATION, OPERATION + "[]"]}})
+        body = {"oneOf": [_ref(SMSSend), {"type": "array", "items": _ref(SMSSend)}]}
+        operation["requestBody"] = _request_body(body)
+        ok = _content({"oneOf": [_ref(CommResponse), {"type": "array", "items": _ref(CommResponse)}]}, "CommResponse or a list of them")
+    else:
+        operation["requestBody"] = _request_body(_ref(SMSSend))
+        ok = _content(_ref(CommResponse), "CommResponse")
+
+    operation["responses"] = {"200": {"description": "OK", "content": ok}} | {
+        status: {"description": _ERRORS[status], "content": _content(_ref(ErrorResponse), "ErrorResponse")}
+        for status in _ERRORS_BY_KIND[kind]
+    }
+    return operation
+
+
+def _request_body(json_schema: dict[str, Any]) -> dict[str, Any]:
+    form = {"type": "object", "properties": {
+        "SMSModel": {"type": "string", "description": "SMSModel as JSV"},
+        "CreateCommunicationReferencesImmediately": {"type": "boolean"},
+    }}
+    return {"required": True, "content": {
+        **_content(json_schema, "SMSSend"),
+        "application/x-www-form-urlencoded": {"schema": form},
+    }}

@@ -1,0 +1,65 @@
+"""Every HTTP route the gateway serves, in one table: sms.api registers each as a function,
+sms.openapi documents each. host.json's routePrefix is empty because ServiceStack's predefined
+routes (/json/reply/..., /jsv/reply/...) live at the root; the rest carry "api/" themselves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .wire import Format
+
+SEND_ROUTES = {  # function name -> path under /api: save and queue
+    "send_message": "sendmessage",
+    "send": "send",
+    "sms_send": "sms/send",
+    "sms_send_servicestack": "SMSSend",  # where ServiceStack clients post by default
+}
+IMMEDIATE_ROUTES = {  # save and send within the request
+    "send_message_immediate": "sendmessage/immediate",
+    "send_immediate": "send/immediate",
+    "sms_send_immediate": "sms/send/immediate",
+}
+# Methods a send route answers: POST does the work, the others get 405 with Allow: POST
+# (the Functions host would answer a method no function lists with a bare 404).
+SEND_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # the function's name
+    path: str  # the route template, under an empty routePrefix
+    kind: str  # send | send_now | reply | status | openapi | metadata
+    methods: tuple[str, ...] = ("POST",)
+    format: Format | None = None  # fixed by the route: a predefined /json/reply or /jsv/reply route
+
+    @property
+    def working_methods(self) -> tuple[str, ...]:
+        """The methods that do the route's work; any other listed method is answered 405."""
+        return ("POST",) if self.kind in ("send", "send_now", "reply") else self.methods
+
+    @property
+    def has_format_suffix(self) -> bool:
+        return self.path.endswith(".{format}")
+
+
+def _send_routes(names: dict[str, str], kind: str) -> list[Route]:
+    routes = []
+    for name, path in names.items():
+        routes.append(Route(name, f"api/{path}", kind, SEND_METHODS))
+        routes.append(Route(f"{name}_with_format", f"api/{path}.{{format}}", kind, SEND_METHODS))
+    return routes
+
+
+ROUTES: list[Route] = [
+    *_send_routes(SEND_ROUTES, "send"),
+    *_send_routes(IMMEDIATE_ROUTES, "send_now"),
+    Route("json_reply", "json/reply/{operation}", "reply", SEND_METHODS, Format.JSON),
+    Route("jsv_reply", "jsv/reply/{operation}", "reply", SEND_METHODS, Format.JSV),
+    Route("sms_status", "api/sms/{commId}", "status", ("GET",)),
+    Route("openapi", "api/openapi.json", "openapi", ("GET",)),
+    Route("metadata", "api/metadata", "metadata", ("GET",)),
+]
+
+# The operation ServiceStack clients name in /json/reply/{operation}; "[]" asks for an auto-batch.
+OPERATION = "SMSSend"
+MAX_BATCH = 100

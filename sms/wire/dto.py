@@ -1,0 +1,149 @@
+"""The DTOs of the ServiceStack contract (from the seed), as pydantic models.
+
+Property names are matched case-insensitively on input (camelCase from Python and
+TypeScript clients, PascalCase from .NET). Each field's validation alias is its .NET
+(PascalCase) name, used by JSV and in error paths such as ``SMSModel.To[1].PhoneNumber``;
+its serialization alias is the camelCase JSON name.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AliasGenerator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel, to_pascal
+
+_EMPTY_GUID = "0" * 32
+
+
+def parse_guid(value: Any) -> str | None:
+    """Guids arrive with or without dashes or braces, in any case; we keep ServiceStack's "N" format.
+
+    The all-zero Guid is how .NET clients send an unset Guid, so it reads as "not given".
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a Guid string")
+    try:
+        hex32 = uuid.UUID(value.strip()).hex
+    except ValueError:
+        raise ValueError(f"'{value}' is not a Guid") from None
+    return None if hex32 == _EMPTY_GUID else hex32
+
+
+Guid = Annotated[str | None, BeforeValidator(parse_guid)]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_pascal, serialization_alias=to_camel),
+        populate_by_name=True,
+        extra="ignore",
+    )
+    _names_by_lower: ClassVar[dict[str, str]]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._names_by_lower = {}
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias or name
+            for spelling in (name, alias, info.serialization_alias or name):
+                cls._names_by_lower[spelling.lower()] = alias
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_names_case_insensitively(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            names = cls._names_by_lower
+            return {names.get(k.lower(), k) if isinstance(k, str) else k: v for k, v in data.items()}
+        return data
+
+
+class SMSContact(WireModel):
+    name: str | None = None
+    phone_number: str | None = None
+    contact_id: Guid = None
+
+
+class SMSModel(WireModel):
+    licensee_id: Guid = None
+    from_: SMSContact | None = Field(default=None, validation_alias="From", serialization_alias="from")
+    to: list[SMSContact] | None = None
+    message_body: str | None = None
+    reply_is_allowed: bool = False
+    reply_is_required: bool = False
+    notes: str | None = None
+    linked_object_id: Guid = None
+    suite_id: Guid = None
+
+
+class SMSSend(WireModel):
+    sms_model: SMSModel | None = Field(default=None, validation_alias="SMSModel", serialization_alias="smsModel")
+    create_communication_references_immediately: bool = False
+
+
+class CommResponse(WireModel):
+    comm_id: str | None = None
+    reference: str | None = None
+    status: bool = False
+    message: str | None = None
+
+
+class RecipientState(WireModel):
+    id: str
+    phone_number: str
+    name: str | None = None
+    contact_id: str | None = None
+    status: str
+    provider_message_id: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    updated_at: datetime
+
+
+class MessageState(WireModel):
+    """GET /api/sms/{commId}: the message and where each recipient's SMS stands."""
+
+    comm_id: str
+    reference: str
+    status: str
+    licensee_id: str
+    created_at: datetime
+    encoding: str
+    segments: int
+    recipient_count: int
+    recipients: list[RecipientState]
+
+
+class ResponseError(WireModel):
+    error_code: str
+    field_name: str
+    message: str
+
+
+class ResponseStatus(WireModel):
+    error_code: str
+    message: str
+    errors: list[ResponseError] | None = None
+
+
+class ErrorResponse(WireModel):
+    """ServiceStack's error body: its clients raise WebServiceException carrying this status."""
+
+    response_status: ResponseStatus
+
+
+def pascal_dict(value: Any) -> Any:
+    """A model as plain data under its .NET (PascalCase) names, nulls left out: what JSV writes."""
+    if isinstance(value, BaseModel):
+        return {
+            (field.validation_alias or name): pascal_dict(item)
+            for name, field in type(value).model_fields.items()
+            if (item := getattr(value, name)) is not None
+        }
+    if isinstance(value, list):
+        return [pascal_dict(item) for item in value]
+    return value

@@ -1,0 +1,223 @@
+"""Content negotiation and the codecs: bodies in (JSON, JSV, forms), DTOs and errors out (JSON, JSV).
+
+The response format is chosen as ServiceStack chooses it: `?format=json|jsv`, then a `.json`/`.jsv`
+route suffix (or the format of a predefined `/json/reply`, `/jsv/reply` route), then the Accept
+header; JSON when none of them names a format we speak.
+"""
+from __future__ import annotations
+
+import enum
+import json
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any, Sequence, TypeVar
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_pascal
+
+from ..errors import (
+    FieldError,
+    Forbidden,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    StorageUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from . import jsv
+from .dto import ErrorResponse, ResponseError, ResponseStatus, pascal_dict
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Format(str, enum.Enum):
+    JSON = "json"
+    JSV = "jsv"
+
+    @property
+    def content_type(self) -> str:
+        return "application/json; charset=utf-8" if self is Format.JSON else "text/jsv; charset=utf-8"
+
+
+_MEDIA_FORMATS = {
+    "application/json": Format.JSON,
+    "text/json": Format.JSON,
+    "text/jsv": Format.JSV,
+    "application/jsv": Format.JSV,
+}
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def response_format(query: str | None = None, suffix: str | None = None, accept: str | None = None) -> Format:
+    for named in (query, suffix):
+        if named and named.lower() in ("json", "jsv"):
+            return Format(named.lower())
+    return _from_accept(accept) or Format.JSON
+
+
+def _from_accept(accept: str | None) -> Format | None:
+    """The supported media type the client weighs highest; ties go to the first listed."""
+    best: tuple[float, Format] | None = None
+    for item in (accept or "").split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        fmt = _MEDIA_FORMATS.get(media.lower())
+        if fmt is None:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and (best is None or q > best[0]):
+            best = (q, fmt)
+    return best[1] if best else None
+
+
+# -- reading requests ---------------------------------------------------------------------------
+
+
+def read_body(body: bytes, content_type: str | None, default: Format = Format.JSON) -> Any:
+    """A request body as plain data (dicts, lists, strings), whatever format it came in."""
+    media = media_type(content_type)
+    if not body or not body.strip():
+        raise ValidationFailed([FieldError("", "SerializationException", "The request body is empty")])
+    fmt = _MEDIA_FORMATS.get(media) if media else default
+    if fmt is None and media not in (FORM, MULTIPART):
+        raise UnsupportedMediaType(media)
+    try:
+        text = body.decode("utf-8-sig")  # RFC 8259: JSON between systems is UTF-8; JSV and forms here too
+    except UnicodeDecodeError:
+        raise _unreadable("The request body is not UTF-8 text") from None
+    if fmt is Format.JSON:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _unreadable(f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if fmt is Format.JSV:
+        return _jsv(text, "The request body is not valid JSV")
+    if media == FORM:
+        return {key: _form_value(key, value) for key, value in parse_qsl(text, keep_blank_values=True)}
+    return _multipart(body, content_type or "")
+
+
+def _form_value(key: str, value: str) -> Any:
+    """ServiceStack reads a complex form field as JSV: SMSModel={To:[{PhoneNumber:...}],...}."""
+    return _jsv(value, f"Form field '{key}' is not valid JSV") if value.lstrip()[:1] in ("{", "[") else value
+
+
+def _multipart(body: bytes, content_type: str) -> dict[str, Any]:
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise _unreadable("The multipart/form-data body could not be read (is the boundary right?)")
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            payload = part.get_payload(decode=True) or b""
+            fields[str(name)] = _form_value(str(name), payload.decode("utf-8", errors="replace"))
+    return fields
+
+
+def _jsv(text: str, what: str) -> Any:
+    try:
+        return jsv.loads(text)
+    except jsv.JsvError as exc:
+        raise _unreadable(f"{what}: {exc}") from None
+
+
+def _unreadable(message: str) -> ValidationFailed:
+    return ValidationFailed([FieldError("", "SerializationException", message)])
+
+
+def to_dto(data: Any, model: type[M], path: str = "") -> M:
+    if not isinstance(data, dict):
+        raise _unreadable(f"The request{f' item {path}' if path else ''} must be an object (a {model.__name__})")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed([_field_error(e, path) for e in exc.errors()]) from None
+
+
+def to_dtos(data: Any, model: type[M], limit: int) -> list[M]:
+    """An auto-batched request: a list of DTOs. Every item is checked before any is used."""
+    if not isinstance(data, list):
+        raise _unreadable(f"A batched request must be a list of {model.__name__} objects")
+    if not data or len(data) > limit:
+        raise ValidationFailed([FieldError("", "MaxCount", f"A batch holds 1 to {limit} requests; this one has {len(data)}")])
+    dtos, errors = [], []
+    for i, item in enumerate(data):
+        try:
+            dtos.append(to_dto(item, model, f"[{i}]"))
+        except ValidationFailed as exc:
+            errors += exc.field_errors
+    if errors:
+        raise ValidationFailed(errors)
+    return dtos
+
+
+def _field_error(error: dict, prefix: str = "") -> FieldError:
+    path = prefix
+    for part in error["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return FieldError(path, to_pascal(error["type"]), f"{path}: {message}" if path else message)
+
+
+# -- writing responses ----------------------------------------------------------------------------
+
+
+def encode(value: BaseModel | Sequence[BaseModel], fmt: Format) -> bytes:
+    if fmt is Format.JSV:
+        return jsv.dumps(pascal_dict(value if isinstance(value, BaseModel) else list(value))).encode()
+    if isinstance(value, BaseModel):
+        return value.model_dump_json(by_alias=True, exclude_none=True).encode()
+    return json.dumps([v.model_dump(mode="json", by_alias=True, exclude_none=True) for v in value],
+                      separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_HTTP_STATUS = {
+    ValidationFailed: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    MethodNotAllowed: 405,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    TooManyRequests: 429,
+    StorageUnavailable: 503,
+}
+
+
+def error_status(error: GatewayError) -> int:
+    for kind, status in _HTTP_STATUS.items():
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def error_body(error: GatewayError) -> ErrorResponse:
+    errors = [ResponseError(error_code=e.error_code, field_name=e.field_name, message=e.message) for e in error.field_errors]
+    return ErrorResponse(response_status=ResponseStatus(error_code=error.error_code, message=error.message, errors=errors or None))
+
+
+def error_headers(error: GatewayError) -> dict[str, str]:
+    if isinstance(error, MethodNotAllowed):
+        return {"Allow": error.allowed}
+    if isinstance(error, TooManyRequests):
+        return {"Retry-After": str(error.retry_after_seconds)}
+    return {}
