@@ -86,10 +86,12 @@ def _reply_function(route: Route):
     """ServiceStack's predefined routes: /json/reply/SMSSend, and /json/reply/SMSSend[] for a batch."""
 
     async def reply(req: func.HttpRequest) -> func.HttpResponse:
+        operation = req.route_params.get("operation", "")
+        if operation.lower() not in (OPERATION.lower(), OPERATION.lower() + "[]"):
+            unknown = NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
+            return _error(unknown, _negotiate(req, route, None))
+
         async def work(req: func.HttpRequest) -> BaseModel | list[BaseModel]:
-            operation = req.route_params.get("operation", "")
-            if operation.lower() not in (OPERATION.lower(), OPERATION.lower() + "[]"):
-                raise NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
             licensee = await _licensee(req)
             data = await _request_data(req, route)
             sms = (await gateway()).sms

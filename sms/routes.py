@@ -53,6 +53,9 @@ def _send_routes(names: dict[str, str], kind: str) -> list[Route]:
 ROUTES: list[Route] = [
     *_send_routes(SEND_ROUTES, "send"),
     *_send_routes(IMMEDIATE_ROUTES, "send_now"),
+    # ServiceStack's predefined routes: /api/{Request} (its clients' default, also for send_all's
+    # /api/SMSSend[]) and the older /json/reply/{Request}, /jsv/reply/{Request}.
+    Route("api_reply", "api/{operation}", "reply", SEND_METHODS),
     Route("json_reply", "json/reply/{operation}", "reply", SEND_METHODS, Format.JSON),
     Route("jsv_reply", "jsv/reply/{operation}", "reply", SEND_METHODS, Format.JSV),
     Route("sms_status", "api/sms/{commId}", "status", ("GET",)),

@@ -115,3 +115,102 @@ async def test_storage_outage_is_a_503_and_a_bug_is_a_500_without_internals(gate
     text = response.get_body().decode()
     assert response.status_code == 500
     assert "internal detail" not in text and "Traceback" not in text
+
+
+def call(gw, function: str, method="POST", body=b"", headers=None, route_params=None, params=None):
+    req = func.HttpRequest(method, f"http://localhost/{function}", headers=headers or {}, body=body,
+                           route_params=route_params or {}, params=params or {})
+    return gw.functions[function](req)
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_other_methods_on_a_send_route_get_405_with_allow(gateway):
+    response = await call(gateway, "send", method="GET", headers=bearer(gateway.key))
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert json.loads(response.get_body())["responseStatus"]["errorCode"] == "MethodNotAllowed"
+
+
+async def test_a_body_over_the_limit_gets_413(gateway):
+    response = await call(gateway, "send", body=b'{"SMSModel": {"Notes": "' + b"x" * 3000 + b'"}}', headers=bearer(gateway.key))
+    assert response.status_code == 413
+    assert "limit is 2048" in json.loads(response.get_body())["responseStatus"]["message"]
+
+
+async def test_an_unsupported_content_type_gets_415(gateway):
+    response = await call(gateway, "send", body=b"<SMSSend/>", headers={**bearer(gateway.key), "Content-Type": "application/xml"})
+    assert response.status_code == 415
+
+
+async def test_errors_in_jsv_use_the_dotnet_names(gateway):
+    response = await call(gateway, "send", body=b"{SMSModel:{To:[],MessageBody:x}}",
+                          headers={**bearer(gateway.key), "Content-Type": "text/jsv", "Accept": "text/jsv"})
+    assert response.status_code == 400 and response.headers["Content-Type"] == "text/jsv; charset=utf-8"
+    assert response.get_body().decode() == (
+        "{ResponseStatus:{ErrorCode:ValidationException,Message:SMSModel.To needs at least one recipient,"
+        "Errors:[{ErrorCode:NotEmpty,FieldName:SMSModel.To,Message:SMSModel.To needs at least one recipient}]}}"
+    )
+
+
+@pytest.mark.parametrize("suffix, content_type", [("json", "application/json"), ("jsv", "text/jsv"), ("JSV", "text/jsv")])
+async def test_a_format_suffix_picks_the_response_format(gateway, suffix, content_type):
+    response = await call(gateway, "send_with_format", body=json.dumps(GOOD).encode(), headers=bearer(gateway.key),
+                          route_params={"format": suffix})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith(content_type)
+
+
+async def test_an_unknown_suffix_is_404(gateway):
+    response = await call(gateway, "send_with_format", body=b"{}", headers=bearer(gateway.key), route_params={"format": "xml"})
+    assert response.status_code == 404
+
+
+async def test_json_reply_route_takes_one_request_or_a_batch(gateway):
+    one = await call(gateway, "json_reply", body=json.dumps(GOOD).encode(), headers=bearer(gateway.key), route_params={"operation": "SMSSend"})
+    assert one.status_code == 200 and json.loads(one.get_body())["status"] is True
+
+    batch = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=bearer(gateway.key),
+                       route_params={"operation": "SMSSend[]"})
+    replies = json.loads(batch.get_body())
+    assert batch.status_code == 200 and [r["status"] for r in replies] == [True, True]
+    assert replies[0]["commId"] != replies[1]["commId"]
+
+    jsv_reply = await call(gateway, "jsv_reply", body=b"{SMSModel:{To:[{PhoneNumber:+61412345678}],MessageBody:hi}}",
+                           headers=bearer(gateway.key), route_params={"operation": "smssend"})
+    assert jsv_reply.status_code == 200 and jsv_reply.get_body().startswith(b"{CommId:")
+
+
+async def test_a_batch_with_one_bad_item_saves_nothing(gateway):
+    bad = {"SMSModel": {"To": [{"PhoneNumber": "nope"}], "MessageBody": "x"}}
+    response = await call(gateway, "json_reply", body=json.dumps([GOOD, bad]).encode(), headers=bearer(gateway.key),
+                          route_params={"operation": "SMSSend[]"})
+    assert response.status_code == 400
+    assert json.loads(response.get_body())["responseStatus"]["errors"][0]["fieldName"] == "[1].SMSModel.To[0].PhoneNumber"
+    assert gateway.sms._store.messages == {}
+
+
+async def test_an_unknown_operation_is_404(gateway):
+    response = await call(gateway, "json_reply", body=b"{}", headers=bearer(gateway.key), route_params={"operation": "Hello"})
+    assert response.status_code == 404 and "SMSSend" in json.loads(response.get_body())["responseStatus"]["message"]
+
+
+async def test_basic_auth_with_the_key_as_user_name_works(gateway):
+    import base64
+
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{gateway.key}:".encode()).decode()}
+    response = await call(gateway, "send", body=json.dumps(GOOD).encode(), headers=basic)
+    assert response.status_code == 200
+
+
+async def test_status_accepts_a_format_suffix_on_the_comm_id(gateway):
+    comm_id = json.loads((await post(gateway, "send", GOOD, gateway.key)).get_body())["commId"]
+    response = await call(gateway, "sms_status", method="GET", headers=bearer(gateway.key), route_params={"commId": f"{comm_id}.jsv"})
+    assert response.status_code == 200 and response.get_body().startswith(f"{{CommId:{comm_id},".encode())
+
+
+async def test_openapi_and_metadata_are_served_without_a_key(gateway):
+    document = await call(gateway, "openapi", method="GET")
+    assert document.status_code == 200 and json.loads(document.get_body())["openapi"].startswith("3.")
+    page = await call(gateway, "metadata", method="GET")
+    assert page.status_code == 200 and b"<h2>SMSSend</h2>" in page.get_body()

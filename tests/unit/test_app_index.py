@@ -10,7 +10,8 @@ def test_every_route_is_registered(triggers):
     http = {t["route"]: set(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger"}
     sends = ["sendmessage", "send", "sms/send", "SMSSend", "sendmessage/immediate", "send/immediate", "sms/send/immediate"]
     expected = {f"api/{path}{suffix}": {"GET", "POST", "PUT", "PATCH", "DELETE"} for path in sends for suffix in ("", ".{format}")}
-    expected |= {"json/reply/{operation}": {"GET", "POST", "PUT", "PATCH", "DELETE"},
+    expected |= {"api/{operation}": {"GET", "POST", "PUT", "PATCH", "DELETE"},
+                 "json/reply/{operation}": {"GET", "POST", "PUT", "PATCH", "DELETE"},
                  "jsv/reply/{operation}": {"GET", "POST", "PUT", "PATCH", "DELETE"},
                  "api/sms/{commId}": {"GET"}, "api/openapi.json": {"GET"}, "api/metadata": {"GET"}}
     assert http == expected

@@ -1,0 +1,40 @@
+"""The OpenAPI document and the metadata page come from the code: routes from the route table, schemas from the DTOs."""
+import html
+import json
+import re
+
+from sms import metadata, openapi
+from sms.routes import ROUTES
+from sms.wire import CommResponse, SMSSend, jsv, to_dto
+
+
+def test_every_api_route_is_documented_with_both_media_types():
+    document = openapi.document()
+    documented = {path: ops for path, ops in document["paths"].items()}
+    for route in ROUTES:
+        if route.kind in ("openapi", "metadata"):
+            continue
+        operation = documented["/" + route.path]["get" if route.kind == "status" else "post"]
+        assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/jsv"}
+        if route.kind != "status":
+            assert {"application/json", "text/jsv", "application/x-www-form-urlencoded"} <= set(operation["requestBody"]["content"])
+        assert "400" in operation["responses"] and "401" in operation["responses"]
+    assert set(document["components"]["securitySchemes"]) == {"bearer", "basic"}
+
+
+def test_schemas_are_the_models_own():
+    schemas = openapi.document()["components"]["schemas"]
+    assert set(schemas["SMSSend"]["properties"]) == {"SMSModel", "CreateCommunicationReferencesImmediately"}
+    assert set(schemas["CommResponse"]["properties"]) == {"commId", "reference", "status", "message"}
+    assert set(schemas["SMSModel"]["properties"]) == {f.validation_alias for f in SMSSend.model_fields["sms_model"].annotation.__args__[0].model_fields.values()}
+
+
+def test_the_metadata_samples_decode_back_into_the_dtos():
+    page = metadata.page().decode()
+    samples = [html.unescape(s) for s in re.findall(r"<pre>Content-Type: [^\n]+\n\n(.*?)</pre>", page, re.S)]
+    request_json, request_jsv, response_json, response_jsv = samples[:4]
+    assert to_dto(json.loads(request_json), SMSSend) == to_dto(jsv.loads(request_jsv), SMSSend) == metadata._SAMPLE_REQUEST
+    assert CommResponse.model_validate(json.loads(response_json)) == CommResponse.model_validate(jsv.loads(response_jsv))
+    for route in ROUTES:
+        if route.kind in ("send", "send_now", "reply", "status"):
+            assert f"/{route.path}" in page

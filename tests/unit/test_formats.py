@@ -1,0 +1,89 @@
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from sms.errors import UnsupportedMediaType, ValidationFailed
+from sms.wire import CommResponse, Format, SMSSend, encode, read_body, response_format, to_dto, to_dtos
+
+
+@pytest.mark.parametrize("query, suffix, accept, expected", [
+    (None, None, None, Format.JSON),
+    (None, None, "*/*", Format.JSON),
+    (None, None, "text/jsv", Format.JSV),
+    (None, None, "application/jsv", Format.JSV),
+    (None, None, "text/html, application/json;q=0.5, text/jsv;q=0.9", Format.JSV),
+    (None, None, "text/jsv;q=0, application/json", Format.JSON),
+    (None, "jsv", "application/json", Format.JSV),  # a suffix beats Accept
+    ("json", "jsv", "text/jsv", Format.JSON),  # ?format beats both
+    ("JSV", None, None, Format.JSV),
+    ("xml", None, "text/jsv", Format.JSV),  # a format we do not speak falls through
+])
+def test_response_format_precedence(query, suffix, accept, expected):
+    assert response_format(query, suffix, accept) is expected
+
+
+MODEL = {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "Hi, there"}
+
+
+def test_json_jsv_and_form_bodies_read_the_same():
+    as_json = read_body(json.dumps({"SMSModel": MODEL}).encode(), "application/json; charset=utf-8")
+    as_jsv = read_body(b'{SMSModel:{To:[{PhoneNumber:+61412345678}],MessageBody:"Hi, there"}}', "text/jsv")
+    as_form = read_body(urlencode({"SMSModel": '{To:[{PhoneNumber:+61412345678}],MessageBody:"Hi, there"}'}).encode(),
+                        "application/x-www-form-urlencoded")
+    dtos = [to_dto(data, SMSSend) for data in (as_json, as_jsv, as_form)]
+    assert dtos[0] == dtos[1] == dtos[2]
+    assert dtos[0].sms_model.message_body == "Hi, there"
+
+
+def test_multipart_form_posts_are_read():
+    boundary = "XyZ"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"SMSModel\"\r\n\r\n"
+        "{To:[{PhoneNumber:+61412345678}],MessageBody:hello}\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"CreateCommunicationReferencesImmediately\"\r\n\r\n"
+        "true\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    request = to_dto(read_body(body, f"multipart/form-data; boundary={boundary}"), SMSSend)
+    assert request.sms_model.message_body == "hello" and request.create_communication_references_immediately is True
+
+
+def test_a_body_without_content_type_is_read_in_the_routes_format():
+    assert read_body(b"{A:b}", None, Format.JSV) == {"A": "b"}
+    assert read_body(b'{"A":"b"}', None) == {"A": "b"}
+
+
+@pytest.mark.parametrize("content_type", ["application/xml", "text/plain", "image/png"])
+def test_unsupported_media_types_are_refused(content_type):
+    with pytest.raises(UnsupportedMediaType, match=content_type):
+        read_body(b"<x/>", content_type)
+
+
+@pytest.mark.parametrize("body, content_type, fragment", [
+    (b"{SMSModel:{To:[}", "text/jsv", "not valid JSV"),
+    (b"SMSModel=%7BTo%3A%5B", "application/x-www-form-urlencoded", "Form field 'SMSModel' is not valid JSV"),
+    (b"garbage", "multipart/form-data; boundary=nope", "could not be read"),
+])
+def test_malformed_bodies_are_400s_that_say_why(body, content_type, fragment):
+    with pytest.raises(ValidationFailed) as caught:
+        read_body(body, content_type)
+    assert fragment in caught.value.message
+
+
+def test_jsv_responses_use_the_dotnet_names():
+    response = CommResponse(comm_id="ab" * 16, reference="SMS-ABABABAB", status=True, message="Queued for 1 recipient")
+    assert encode(response, Format.JSV) == b"{CommId:abababababababababababababababab,Reference:SMS-ABABABAB,Status:True,Message:Queued for 1 recipient}"
+    assert encode([response], Format.JSON).startswith(b'[{"commId":')
+
+
+def test_batches_are_checked_whole_and_errors_name_the_item():
+    good = {"SMSModel": MODEL}
+    assert len(to_dtos([good, good], SMSSend, limit=5)) == 2
+    with pytest.raises(ValidationFailed) as caught:
+        to_dtos([good, {"SMSModel": {"LicenseeId": "nope"}}, 7], SMSSend, limit=5)
+    assert [e.field_name for e in caught.value.field_errors] == ["[1].SMSModel.LicenseeId", ""]
+    with pytest.raises(ValidationFailed, match="1 to 2 requests"):
+        to_dtos([good] * 3, SMSSend, limit=2)
+    with pytest.raises(ValidationFailed, match="must be a list"):
+        to_dtos(good, SMSSend, limit=2)

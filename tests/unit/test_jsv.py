@@ -1,0 +1,114 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sms.wire import SMSSend, jsv, to_dto
+
+# The seed's own sample request (SMSSend-metadata.txt), placeholders replaced by real values,
+# kept in its pretty-printed layout with tabs and new lines.
+SEED_SAMPLE = """{
+\tSMSModel: 
+\t{
+\t\tFrom: 
+\t\t{
+\t\t\tName: Clinic,
+\t\t\tPhoneNumber: +61400000000,
+\t\t\tContactId: 00000000000000000000000000000000
+\t\t},
+\t\tTo: 
+\t\t[
+\t\t\t{
+\t\t\t\tName: Sam Citizen,
+\t\t\t\tPhoneNumber: 0412 345 678,
+\t\t\t\tContactId: 6f9619ff8b86d011b42d00c04fc964ff
+\t\t\t}
+\t\t],
+\t\tMessageBody: "Hello, Sam: your appointment is at 10am",
+\t\tReplyIsAllowed: False,
+\t\tReplyIsRequired: True,
+\t\tNotes: String,
+\t\tLinkedObjectId: 00000000000000000000000000000000,
+\t\tSuiteId: 00000000000000000000000000000000,
+\t\tLicenseeId: 11111111111111111111111111111111
+\t},
+\tCreateCommunicationReferencesImmediately: False
+}"""
+
+
+def test_the_seeds_sample_request_parses_into_the_dto():
+    request = to_dto(jsv.loads(SEED_SAMPLE), SMSSend)
+    model = request.sms_model
+    assert model.from_.name == "Clinic" and model.from_.contact_id is None  # all-zero Guid = not given
+    assert model.to[0].name == "Sam Citizen" and model.to[0].phone_number == "0412 345 678"
+    assert model.to[0].contact_id == "6f9619ff8b86d011b42d00c04fc964ff"
+    assert model.message_body == "Hello, Sam: your appointment is at 10am"
+    assert (model.reply_is_allowed, model.reply_is_required) == (False, True)
+    assert model.licensee_id == "1" * 32
+    assert request.create_communication_references_immediately is False
+
+
+def test_writing_follows_the_seeds_response_style():
+    assert jsv.dumps({"CommId": "0" * 32, "Reference": "String", "Status": False, "Message": None}) == (
+        "{CommId:00000000000000000000000000000000,Reference:String,Status:False}"
+    )
+
+
+@pytest.mark.parametrize("text, quoted", [
+    ("plain words", "plain words"),
+    ("a,b", '"a,b"'), ("a:b", '"a:b"'), ("{x}", '"{x}"'), ("[x]", '"[x]"'),
+    ('say "hi"', '"say ""hi"""'), ("line\nbreak", '"line\nbreak"'), ("cr\rhere", '"cr\rhere"'),
+    (" lead", '" lead"'), ("trail ", '"trail "'), ("", '""'), ("ünïcödé ✓", "ünïcödé ✓"),
+])
+def test_strings_are_quoted_only_when_they_must_be(text, quoted):
+    assert jsv.quote(text) == quoted
+
+
+scalars = st.text()
+values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(min_size=1), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(st.text(min_size=1), values, max_size=5))
+def test_any_map_of_strings_lists_and_maps_round_trips(document):
+    assert jsv.loads(jsv.dumps(document)) == document
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=list('",:{}[]\r\n \t') + ["a", "é", "😀"], max_size=30))
+def test_strings_made_of_the_characters_that_force_quoting_round_trip(text):
+    assert jsv.loads(jsv.dumps({"K": text, "L": [text, text]})) == {"K": text, "L": [text, text]}
+
+
+@settings(max_examples=1000)
+@given(st.text(max_size=60))
+def test_any_input_either_parses_or_raises_jsv_error_with_a_position(text):
+    try:
+        jsv.loads(text)
+    except jsv.JsvError as exc:
+        assert 0 <= exc.position <= len(text)
+
+
+@pytest.mark.parametrize("text, fragment, position", [
+    ("{A:1", "expected ',' or '}'", 4),
+    ('{A:"unterminated}', "unterminated quoted string", 3),
+    ("{A:1}trailing", "after the value", 5),
+    ("{A 1}", "expected ':'", 4),
+    ("[1,2", "expected ',' or ']'", 4),
+    ("{A:x{y}}", "quote it", 4),
+    ("", "empty", 0),
+])
+def test_malformed_input_names_the_problem_and_where(text, fragment, position):
+    with pytest.raises(jsv.JsvError) as caught:
+        jsv.loads(text)
+    assert fragment in str(caught.value) and caught.value.position == position
+
+
+def test_nesting_is_limited():
+    deep = "{A:" * 40 + "x" + "}" * 40
+    with pytest.raises(jsv.JsvError, match="nested deeper than 32"):
+        jsv.loads(deep)
+    assert jsv.loads("[" * 10 + "]" * 10, max_depth=10) == [[[[[[[[[[]]]]]]]]]]
