@@ -106,6 +106,8 @@ def read_body(body: bytes, content_type: str | None, default: Format = Format.JS
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise _unreadable(f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        except RecursionError:
+            raise _unreadable("The request body is nested deeper than this service reads") from None
     if fmt is Format.JSV:
         return _jsv(text, "The request body is not valid JSV")
     if media == FORM:

@@ -87,3 +87,47 @@ def test_batches_are_checked_whole_and_errors_name_the_item():
         to_dtos([good] * 3, SMSSend, limit=2)
     with pytest.raises(ValidationFailed, match="must be a list"):
         to_dtos(good, SMSSend, limit=2)
+
+
+def read_as_dto(body: bytes, content_type: str):
+    """What a send route does with a body: anything but a clean 400/415 would be a 500."""
+    try:
+        return to_dto(read_body(body, content_type), SMSSend)
+    except (ValidationFailed, UnsupportedMediaType):
+        return None
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/json", b"[" * 100_000),
+    ("application/json", b'{"a":' * 50_000),
+    ("text/jsv", b"{A:" * 50_000),
+    ("application/x-www-form-urlencoded", b"SMSModel=" + b"[" * 100_000),
+])
+def test_deep_nesting_is_a_clean_400(content_type, body):
+    with pytest.raises(ValidationFailed, match="nested deeper"):
+        read_body(body, content_type)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300)
+@given(body=st.binary(max_size=200), content_type=st.sampled_from(
+    ["application/json", "text/jsv", "application/x-www-form-urlencoded", "multipart/form-data; boundary=b", "", "text/plain"]))
+def test_any_bytes_in_any_declared_format_is_a_dto_or_a_clean_refusal(body, content_type):
+    read_as_dto(body, content_type)
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["SMSModel", "smsModel", "To", "to", "PhoneNumber", "MessageBody", "From", "LicenseeId", "x"]), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500)
+@given(document=json_like)
+def test_any_json_document_is_a_dto_or_a_clean_refusal(document):
+    read_as_dto(json.dumps(document).encode(), "application/json")
