@@ -87,7 +87,7 @@ def route_pattern(template: str) -> re.Pattern:
                 pattern += re.escape(segment[pos:param.start()]) + f"(?P<{param.group(2)}>[^/]+?)"
                 pos = param.end()
             parts.append("/" + pattern + re.escape(segment[pos:]))
-    return re.compile("^" + "".join(parts) + "/?$", re.IGNORECASE)
+    return re.compile(r"\A" + "".join(parts) + r"/?\Z", re.IGNORECASE | re.DOTALL)
 
 
 def route_precedence(template: str) -> tuple[int, ...]:
@@ -162,7 +162,7 @@ def http_app(routes: list[HttpRoute]) -> web.Application:
         return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
 
     application = web.Application(client_max_size=100 * 1024 * 1024)  # the Functions host's request limit
-    application.router.add_route("*", "/{tail:.*}", dispatch)
+    application.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)  # any path, even with an encoded newline
     return application
 
 

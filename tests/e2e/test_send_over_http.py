@@ -74,3 +74,9 @@ def test_another_licensees_message_is_not_found(devhost, key):
 def test_wrong_method_is_405_and_unknown_route_404(devhost, key):
     assert devhost.request("GET", "/api/send", key=key)[0] == 405
     assert devhost.request("POST", "/api/nowhere", {}, key=key)[0] == 404
+
+
+def test_a_path_with_an_encoded_newline_still_reaches_the_function(devhost, key):
+    """Found by schemathesis: the dev host must route every path, as the Functions host does."""
+    status, reply = devhost.request("GET", "/api/sms/ab%0Acd", key=key)
+    assert status == 400 and reply["responseStatus"]["errors"][0]["fieldName"] == "commId"

@@ -32,3 +32,12 @@ def test_the_app_imports_without_any_settings(triggers):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(len(triggers))
+
+
+def test_route_patterns_match_whole_paths_only():
+    from sms.devhost import route_pattern
+
+    pattern = route_pattern("api/sms/{commId}")
+    assert pattern.match("/api/sms/ab\ncd").group("commId") == "ab\ncd"
+    assert pattern.match("/api/sms/abc\n") is not None and pattern.match("/api/sms/abc\n").group("commId") == "abc\n"
+    assert route_pattern("api/send").match("/api/send\n") is None
