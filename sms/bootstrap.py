@@ -13,6 +13,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from .auth import Authenticator
 from .config import SEND_QUEUE, Settings, queue_message_encoding
+from .pacing import RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider, create_provider
 from .service import SmsService
 from .validation import Limits
@@ -61,10 +62,12 @@ def build(settings: Settings) -> Gateway:
     keys = TableApiKeyStore.from_service(tables)
     jobs = StorageJobQueue(queue_client(queues, SEND_QUEUE, queue_message_encoding()))
     provider = create_provider(settings.provider, settings)
-    limits = Limits(settings.default_region, settings.max_recipients, settings.max_body_chars)
+    limits = Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments)
+    retry = RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds)
     return Gateway(
         settings=settings,
-        sms=SmsService(messages, jobs, provider, limits, settings.send_concurrency),
+        sms=SmsService(messages, jobs, provider, limits, settings.send_concurrency, retry,
+                       SenderRateLimiter(settings.rate_limit_per_second)),
         auth=Authenticator(keys, settings.api_key_cache_seconds),
         keys=keys, messages=messages, jobs=jobs, provider=provider,
         _tables=tables, _queues=queues,

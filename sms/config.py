@@ -59,6 +59,10 @@ class Settings:
     send_concurrency: int = 16
     api_key_cache_seconds: float = 60.0
     max_request_bytes: int = 1_048_576
+    max_segments: int = 10
+    max_send_attempts: int = 5
+    retry_base_seconds: int = 30
+    rate_limit_per_second: float = 0.0
     console_outbox: str | None = None
 
     @classmethod
@@ -77,6 +81,10 @@ class Settings:
             send_concurrency=_int(env, "SMS_SEND_CONCURRENCY", cls.send_concurrency, low=1, high=1000),
             api_key_cache_seconds=_int(env, "SMS_API_KEY_CACHE_SECONDS", int(cls.api_key_cache_seconds), low=0, high=3600),
             max_request_bytes=_int(env, "SMS_MAX_REQUEST_BYTES", cls.max_request_bytes, low=1024, high=100 * 1_048_576),
+            max_segments=_int(env, "SMS_MAX_SEGMENTS", cls.max_segments, low=1, high=255),
+            max_send_attempts=_int(env, "SMS_MAX_SEND_ATTEMPTS", cls.max_send_attempts, low=1, high=50),
+            retry_base_seconds=_int(env, "SMS_RETRY_BASE_SECONDS", cls.retry_base_seconds, low=1, high=3600),
+            rate_limit_per_second=_number(env, "SMS_RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second, low=0, high=10_000),
             console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
         )
 
@@ -91,6 +99,19 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range ({low} to {high})")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value:g} is out of range ({low:g} to {high:g})")
     return value
 
 

@@ -23,13 +23,16 @@ class Status(str, enum.Enum):
     FAILED = "failed"
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
+    OPTED_OUT = "opted_out"  # not attempted: the number opted out of this licensee's messages
 
     def can_become(self, new: "Status") -> bool:
-        return _RANK[new] > _RANK[self]
+        """Forward moves only, plus one exception: a claim released after a transient
+        failure goes from sending back to queued, because nothing was sent."""
+        return _RANK[new] > _RANK[self] or (self is Status.SENDING and new is Status.QUEUED)
 
     @property
     def is_final(self) -> bool:
-        return self in (Status.FAILED, Status.DELIVERED, Status.UNDELIVERED)
+        return self in (Status.FAILED, Status.DELIVERED, Status.UNDELIVERED, Status.OPTED_OUT)
 
 
 _RANK = {
@@ -39,6 +42,7 @@ _RANK = {
     Status.FAILED: 3,
     Status.DELIVERED: 3,
     Status.UNDELIVERED: 3,
+    Status.OPTED_OUT: 3,
 }
 
 
@@ -130,6 +134,6 @@ def message_status(recipients: list[Recipient]) -> str:
         return statuses.pop().value
     if statuses & {Status.QUEUED, Status.SENDING}:
         return Status.SENDING.value
-    if Status.FAILED in statuses or Status.UNDELIVERED in statuses:
+    if statuses & {Status.FAILED, Status.UNDELIVERED, Status.OPTED_OUT}:
         return "partially_sent"
     return Status.SENT.value

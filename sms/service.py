@@ -11,6 +11,7 @@ from typing import Sequence
 
 from .errors import NotFound, RecordChanged, ValidationFailed
 from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status
+from .pacing import RetryPolicy, SenderRateLimiter
 from .phone import mask
 from .providers import OutgoingSms, SendOutcome, SmsProvider
 from .storage import JobQueue, MessageStore
@@ -41,11 +42,15 @@ class SmsService:
         provider: SmsProvider,
         limits: Limits = Limits(),
         send_concurrency: int = 16,
+        retry: RetryPolicy = RetryPolicy(),
+        rate_limiter: SenderRateLimiter | None = None,
     ):
         self._store = store
         self._queue = queue
         self._provider = provider
         self._limits = limits
+        self._retry = retry
+        self._rate = rate_limiter or SenderRateLimiter(0)
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
 
@@ -84,7 +89,7 @@ class SmsService:
         jobs = SendJob.covering(message.comm_id, len(stored))
         await asyncio.gather(*(self._queue.put(job, delay_seconds=IMMEDIATE_SAFETY_NET_SECONDS) for job in jobs))
         batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
-        outcomes = [r for batch in await asyncio.gather(*(self._send_batch(message, b) for b in batches)) for r in batch]
+        outcomes = [r for batch in await asyncio.gather(*(self._send_batch(message, b, job) for b, job in zip(batches, jobs, strict=True))) for r in batch]
         sent = sum(1 for r in outcomes if r.status is Status.SENT)
         text = f"Sent to {sent} of {_plural(len(stored), 'recipient')}"
         failures = [r for r in outcomes if r.status is Status.FAILED]
@@ -107,17 +112,23 @@ class SmsService:
             log.warning("job for unknown message %s ignored", job.comm_id)
             return []
         message, recipients = loaded
-        return await self._send_batch(message, recipients)
+        return await self._send_batch(message, recipients, job)
 
-    async def _send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+    async def _send_batch(self, message: Message, recipients: Sequence[Recipient], job: SendJob) -> list[Recipient]:
         claimed = await self._claim(message.comm_id, recipients)
         if not claimed:
             return []
-        outcomes = await asyncio.gather(*(self._send_one(message, r) for r in claimed))
+        results = await asyncio.gather(*(self._send_one(message, r) for r in claimed))
+        outcomes = [recipient for recipient, _ in results]
         try:
-            return await self._store.update_recipients(message.comm_id, outcomes)
+            recorded = await self._store.update_recipients(message.comm_id, outcomes)
         except RecordChanged:
-            return [await self._record_outcome(r) for r in outcomes]
+            recorded = [await self._record_outcome(r) for r in outcomes]
+        retry_delays = [delay for _, delay in results if delay is not None]
+        if retry_delays:
+            # The released recipients are queued again; this job finds them once the delay passes.
+            await self._queue.put(job, delay_seconds=max(retry_delays))
+        return recorded
 
     async def _claim(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
         """Move queued recipients to sending, ETag-checked: whoever wins the write sends them."""
@@ -134,8 +145,13 @@ class SmsService:
                 recipients = reloaded[1] if reloaded else []
         raise RecordChanged(f"could not claim recipients of {comm_id} after {CLAIM_ATTEMPTS} attempts")
 
-    async def _send_one(self, message: Message, recipient: Recipient) -> Recipient:
-        sms = OutgoingSms(recipient.recipient_id, recipient.phone_number, message.body, message.sender.phone_number)
+    async def _send_one(self, message: Message, recipient: Recipient) -> tuple[Recipient, int | None]:
+        """Send one SMS; the recipient as it now stands, and the retry delay when it is to be tried again."""
+        sms = OutgoingSms(
+            recipient.recipient_id, recipient.phone_number, message.body, message.sender.phone_number,
+            reference=f"{recipient.comm_id}:{recipient.seq}", first_attempt_at=recipient.created_at,
+        )
+        await self._rate.wait_turn(sms.sender)
         async with self._send_slots:
             try:
                 outcome = await self._provider.send(sms)
@@ -143,8 +159,15 @@ class SmsService:
                 log.exception("provider %s raised for %s", self._provider.name, mask(recipient.phone_number))
                 outcome = SendOutcome(error=f"provider error ({type(exc).__name__})", transient=True)
         if outcome.accepted:
-            return recipient.moved_to(Status.SENT, provider_message_id=outcome.provider_message_id, last_error=None)
-        return recipient.moved_to(Status.FAILED, last_error=outcome.error)
+            return recipient.moved_to(Status.SENT, provider_message_id=outcome.provider_message_id, last_error=None), None
+        if outcome.transient and recipient.attempts < self._retry.max_attempts:
+            # Nothing was sent: release the claim so the retry job picks the recipient up again.
+            delay = self._retry.delay_seconds(recipient.attempts, outcome.retry_after_seconds)
+            log.info("transient failure for %s (attempt %d), retrying in %ds: %s",
+                     mask(recipient.phone_number), recipient.attempts, delay, outcome.error)
+            return recipient.moved_to(Status.QUEUED, last_error=outcome.error), delay
+        error = outcome.error if not outcome.transient else f"{outcome.error} (gave up after {recipient.attempts} attempts)"
+        return recipient.moved_to(Status.FAILED, last_error=error), None
 
     async def _record_outcome(self, outcome: Recipient) -> Recipient:
         """Slow path when the batched write lost a race: merge each outcome into the current record.

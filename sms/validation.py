@@ -20,6 +20,7 @@ class Limits:
     default_region: str = "AU"
     max_recipients: int = 1000
     max_body_chars: int = 1600
+    max_segments: int = 10
 
 
 def message_from(request: SMSSend, licensee_id: str, limits: Limits) -> tuple[Message, list[Recipient]]:
@@ -56,6 +57,11 @@ def _body(model: SMSModel, limits: Limits, errors: list[FieldError]) -> str:
         errors.append(FieldError(
             "SMSModel.MessageBody", "MaxLength",
             f"SMSModel.MessageBody is {len(body)} characters; the limit is {limits.max_body_chars}",
+        ))
+    elif (info := segments.count(body)).segments > limits.max_segments:
+        errors.append(FieldError(
+            "SMSModel.MessageBody", "MaxSegments",
+            f"SMSModel.MessageBody needs {info.segments} SMS segments ({info.encoding}); the limit is {limits.max_segments}",
         ))
     return body
 

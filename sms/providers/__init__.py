@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..config import ConfigError
 
@@ -13,6 +14,8 @@ class OutgoingSms:
     to: str  # E.164
     body: str
     sender: str | None = None  # E.164 or alphanumeric sender id; None lets the provider choose
+    reference: str = ""  # "<commId>:<seq>": comes back with delivery receipts to find the recipient
+    first_attempt_at: datetime | None = None  # stable across retries, for vendors' repeatability headers
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class SendOutcome:
     provider_message_id: str | None = None
     error: str | None = None
     transient: bool = False  # a failure worth retrying later (throttled, provider down)
+    retry_after_seconds: float | None = None  # the provider's own Retry-After, when it gave one
 
     @property
     def accepted(self) -> bool:

@@ -31,6 +31,8 @@ def test_development_storage_shorthand_means_local_azurite():
     ({**STORAGE, "SMS_DEFAULT_REGION": "XX"}, "SMS_DEFAULT_REGION='XX'"),
     ({**STORAGE, "SMS_MAX_RECIPIENTS": "lots"}, "SMS_MAX_RECIPIENTS='lots' is not a whole number"),
     ({**STORAGE, "SMS_SEND_CONCURRENCY": "0"}, "SMS_SEND_CONCURRENCY=0 is out of range"),
+    ({**STORAGE, "SMS_RATE_LIMIT_PER_SECOND": "fast"}, "SMS_RATE_LIMIT_PER_SECOND='fast' is not a number"),
+    ({**STORAGE, "SMS_RATE_LIMIT_PER_SECOND": "-1"}, "SMS_RATE_LIMIT_PER_SECOND=-1 is out of range"),
 ])
 def test_bad_settings_fail_early_naming_the_setting(env, names):
     with pytest.raises(ConfigError, match=names.replace("(", r"\(")):
@@ -50,7 +52,8 @@ def test_the_example_settings_file_lists_every_setting_the_code_reads():
 
     example = json.loads((PROJECT_ROOT / "local.settings.example.json").read_text())["Values"]
     read = {"AzureWebJobsStorage", "SMS_PROVIDER", "SMS_DEFAULT_REGION", "SMS_MAX_RECIPIENTS", "SMS_MAX_BODY_CHARS",
-            "SMS_SEND_CONCURRENCY", "SMS_API_KEY_CACHE_SECONDS", "SMS_CONSOLE_OUTBOX"}
+            "SMS_SEND_CONCURRENCY", "SMS_API_KEY_CACHE_SECONDS", "SMS_CONSOLE_OUTBOX", "SMS_MAX_REQUEST_BYTES",
+            "SMS_MAX_SEGMENTS", "SMS_MAX_SEND_ATTEMPTS", "SMS_RETRY_BASE_SECONDS", "SMS_RATE_LIMIT_PER_SECOND"}
     assert read <= set(example)
     source = "\n".join(p.read_text() for p in (PROJECT_ROOT / "sms").rglob("*.py"))
     assert all(f'"{name}"' in source for name in read)  # and the code does read each of them

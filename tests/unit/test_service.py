@@ -4,6 +4,8 @@ import pytest
 
 from sms.errors import Forbidden, NotFound, ValidationFailed
 from sms.model import SendJob, Status
+from sms.pacing import RetryPolicy, SenderRateLimiter
+from sms.providers import SendOutcome
 from sms.service import IMMEDIATE_SAFETY_NET_SECONDS, SmsService
 from sms.validation import Limits
 from sms.wire import SMSSend
@@ -54,6 +56,7 @@ async def test_licensee_is_filled_from_the_key_and_a_different_one_is_refused(se
     (request(), "SMSModel.To", "at least one recipient"),
     (request("0412345678", body="  "), "SMSModel.MessageBody", "must not be empty"),
     (request("0412345678", body="x" * 1601), "SMSModel.MessageBody", "limit is 1600"),
+    (request("0412345678", body="😀" * 400), "SMSModel.MessageBody", "needs 13 SMS segments (UCS-2); the limit is 10"),
     (request("0412345678", "12345", "nonsense"), "SMSModel.To[1].PhoneNumber", "'12345' is not a valid phone number"),
     (request("0412345678", From={"PhoneNumber": "not-a-sender!"}), "SMSModel.From.PhoneNumber", "alphanumeric sender id"),
 ])
@@ -131,16 +134,58 @@ async def test_two_workers_on_the_same_job_send_each_recipient_once(store, queue
     assert sorted(s.to for s in provider.sent) == sorted(au(i) for i in range(20))
 
 
-async def test_refused_and_crashed_sends_are_failed_with_the_reason_and_the_rest_still_go(store, queue):
+async def test_a_refused_send_fails_with_the_reason_a_crashed_one_is_retried_and_the_rest_still_go(store, queue):
     provider = RecordingProvider(refuse={au(1): "number is blocked"}, raise_for={au(2)})
-    service = SmsService(store, queue, provider)
+    service = SmsService(store, queue, provider, retry=RetryPolicy(max_attempts=3, base_delay_seconds=30))
     response = await service.accept(request(au(1), au(2), au(3)), LICENSEE)
-    await service.dispatch(queue.jobs[0][0])
+    job = queue.jobs[0][0]
+    await service.dispatch(job)
 
     _, (blocked, crashed, fine) = await store.load(response.comm_id)
     assert (blocked.status, blocked.last_error) == (Status.FAILED, "number is blocked")
-    assert crashed.status is Status.FAILED and "ConnectionError" in crashed.last_error
+    assert crashed.status is Status.QUEUED and "ConnectionError" in crashed.last_error and crashed.attempts == 1
     assert fine.status is Status.SENT
+    assert queue.jobs[-1] == (job, 30)  # the same job again, after the backoff
+
+
+async def test_transient_failures_back_off_then_give_up_after_max_attempts(store, queue):
+    provider = RecordingProvider(raise_for={au(1)})
+    service = SmsService(store, queue, provider, retry=RetryPolicy(max_attempts=3, base_delay_seconds=10))
+    response = await service.accept(request(au(1)), LICENSEE)
+    job = queue.jobs[0][0]
+
+    for _ in range(5):  # the queue redelivering the retry job each time
+        await service.dispatch(job)
+
+    _, (recipient,) = await store.load(response.comm_id)
+    assert recipient.status is Status.FAILED and recipient.attempts == 3
+    assert recipient.last_error.endswith("(gave up after 3 attempts)")
+    assert [delay for _, delay in queue.jobs[1:]] == [10, 20]  # retries scheduled after attempts 1 and 2 only
+
+
+async def test_a_providers_retry_after_is_honoured(store, queue):
+    class Throttled(RecordingProvider):
+        async def send(self, sms):
+            return SendOutcome(error="429 Too Many Requests", transient=True, retry_after_seconds=300)
+
+    service = SmsService(store, queue, Throttled(), retry=RetryPolicy(base_delay_seconds=5))
+    await service.accept(request(au(1)), LICENSEE)
+    await service.dispatch(queue.jobs[0][0])
+    assert queue.jobs[-1][1] == 300
+
+
+async def test_the_rate_limiter_hands_out_slots_in_order_per_sender(monkeypatch):
+    waits: list[float] = []
+
+    async def record_sleep(seconds):
+        waits.append(round(seconds, 6))
+
+    monkeypatch.setattr("sms.pacing.asyncio.sleep", record_sleep)
+    limiter = SenderRateLimiter(per_second=50)
+    await asyncio.gather(*(limiter.wait_turn("+61400000000") for _ in range(5)), limiter.wait_turn("Clinic"))
+    # Five sends from one sender are spaced 20 ms apart; another sender does not wait behind them.
+    assert sorted(waits) == pytest.approx([0.02, 0.04, 0.06, 0.08], abs=0.005)
+    assert await SenderRateLimiter(0).wait_turn("x") is None
 
 
 async def test_concurrent_sends_are_bounded_by_the_setting(store, queue):

@@ -1,0 +1,41 @@
+"""When to try a send again, and how fast one sender may send."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for transient failures, never sooner than the provider's Retry-After."""
+
+    max_attempts: int = 5
+    base_delay_seconds: float = 30.0
+    max_delay_seconds: float = 3600.0
+
+    def delay_seconds(self, attempts: int, retry_after: float | None = None) -> int:
+        backoff = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** max(attempts - 1, 0))
+        return int(max(backoff, retry_after or 0.0) + 0.999)
+
+
+class SenderRateLimiter:
+    """At most `per_second` sends per sender id in this process, however many run concurrently.
+
+    Each caller reserves the next free slot before it waits, so slots are handed out in order and
+    the achieved rate is the configured one, not a burst followed by silence. 0 turns it off.
+    """
+
+    def __init__(self, per_second: float):
+        self._interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next_slot: dict[str, float] = {}
+
+    async def wait_turn(self, sender: str | None) -> None:
+        if not self._interval:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        key = sender or ""
+        slot = max(now, self._next_slot.get(key, now))
+        self._next_slot[key] = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
