@@ -64,6 +64,13 @@ class Settings:
     retry_base_seconds: int = 30
     rate_limit_per_second: float = 0.0
     console_outbox: str | None = None
+    public_base_url: str | None = None
+    acs_connection_string: str | None = None
+    acs_from_number: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -72,9 +79,11 @@ class Settings:
         region = env.get("SMS_DEFAULT_REGION", cls.default_region).strip().upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ConfigError(f"SMS_DEFAULT_REGION={region!r} is not a known ISO 3166 region code such as AU or US")
+        provider = env.get("SMS_PROVIDER", cls.provider).strip().lower() or cls.provider
+        _require_provider_settings(provider, env)
         return cls(
             storage_connection=connection,
-            provider=env.get("SMS_PROVIDER", cls.provider).strip().lower() or cls.provider,
+            provider=provider,
             default_region=region,
             max_recipients=_int(env, "SMS_MAX_RECIPIENTS", cls.max_recipients, low=1, high=100_000),
             max_body_chars=_int(env, "SMS_MAX_BODY_CHARS", cls.max_body_chars, low=1, high=30_000),
@@ -86,7 +95,29 @@ class Settings:
             retry_base_seconds=_int(env, "SMS_RETRY_BASE_SECONDS", cls.retry_base_seconds, low=1, high=3600),
             rate_limit_per_second=_number(env, "SMS_RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second, low=0, high=10_000),
             console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
+            public_base_url=(env.get("SMS_PUBLIC_BASE_URL") or "").strip().rstrip("/") or None,
+            acs_connection_string=env.get("ACS_CONNECTION_STRING") or None,
+            acs_from_number=env.get("ACS_FROM_NUMBER") or None,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
+            twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
         )
+
+
+_PROVIDER_SETTINGS = {
+    "console": [],
+    "acs": [("ACS_CONNECTION_STRING",), ("ACS_FROM_NUMBER",)],
+    "twilio": [("TWILIO_ACCOUNT_SID",), ("TWILIO_AUTH_TOKEN",), ("TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID")],
+}
+
+
+def _require_provider_settings(provider: str, env: Mapping[str, str]) -> None:
+    if provider not in _PROVIDER_SETTINGS:
+        raise ConfigError(f"SMS_PROVIDER={provider!r} is not a provider this gateway knows ({', '.join(_PROVIDER_SETTINGS)})")
+    for alternatives in _PROVIDER_SETTINGS[provider]:
+        if not any((env.get(name) or "").strip() for name in alternatives):
+            raise ConfigError(f"SMS_PROVIDER={provider} needs {' or '.join(alternatives)} to be set")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

@@ -88,6 +88,7 @@ class Recipient:
     last_error: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    first_attempt_at: datetime | None = None
     etag: str | None = None  # set by the store; updates are conditional on it
 
     def moved_to(self, status: Status, **changes) -> "Recipient":

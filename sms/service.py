@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from .errors import NotFound, RecordChanged, ValidationFailed
-from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status
+from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status, utcnow
 from .pacing import RetryPolicy, SenderRateLimiter
 from .phone import mask
 from .providers import OutgoingSms, SendOutcome, SmsProvider
@@ -137,9 +137,11 @@ class SmsService:
             if not queued:
                 return []
             try:
-                return await self._store.update_recipients(
-                    comm_id, [r.moved_to(Status.SENDING, attempts=r.attempts + 1) for r in queued]
-                )
+                now = utcnow()
+                return await self._store.update_recipients(comm_id, [
+                    r.moved_to(Status.SENDING, attempts=r.attempts + 1, first_attempt_at=r.first_attempt_at or now)
+                    for r in queued
+                ])
             except RecordChanged:
                 reloaded = await self._store.load(comm_id, queued[0].seq, queued[-1].seq)
                 recipients = reloaded[1] if reloaded else []
@@ -149,7 +151,8 @@ class SmsService:
         """Send one SMS; the recipient as it now stands, and the retry delay when it is to be tried again."""
         sms = OutgoingSms(
             recipient.recipient_id, recipient.phone_number, message.body, message.sender.phone_number,
-            reference=f"{recipient.comm_id}:{recipient.seq}", first_attempt_at=recipient.created_at,
+            reference=f"{recipient.comm_id}:{recipient.seq}", attempt=recipient.attempts,
+            first_attempt_at=recipient.first_attempt_at, attempt_at=recipient.updated_at,
         )
         await self._rate.wait_turn(sms.sender)
         async with self._send_slots:

@@ -69,3 +69,30 @@ def test_cli_without_storage_settings_exits_2_naming_the_setting(monkeypatch, ca
     monkeypatch.setattr(cli, "load_local_settings", lambda: None)
     assert cli.main(["keys", "list"]) == 2
     assert "AzureWebJobsStorage is not set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env, missing", [
+    ({"SMS_PROVIDER": "acs"}, "ACS_CONNECTION_STRING"),
+    ({"SMS_PROVIDER": "acs", "ACS_CONNECTION_STRING": "endpoint=https://x/;accesskey=eA=="}, "ACS_FROM_NUMBER"),
+    ({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
+    ({"SMS_PROVIDER": "carrier-pigeon"}, "not a provider this gateway knows"),
+])
+def test_a_provider_without_its_settings_fails_early(env, missing):
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env({**STORAGE, **env})
+
+
+async def test_each_configured_provider_is_built():
+    from sms.providers import create_provider
+    from sms.providers.acs import AcsProvider
+    from sms.providers.twilio import TwilioProvider
+
+    acs = create_provider(Settings.from_env({**STORAGE, "SMS_PROVIDER": "acs", "ACS_FROM_NUMBER": "+61400000000",
+                                             "ACS_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=eA=="}))
+    twilio = create_provider(Settings.from_env({**STORAGE, "SMS_PROVIDER": "Twilio", "TWILIO_ACCOUNT_SID": "AC1",
+                                                "TWILIO_AUTH_TOKEN": "t", "TWILIO_MESSAGING_SERVICE_SID": "MG1",
+                                                "SMS_PUBLIC_BASE_URL": "https://sms.example/"}))
+    assert isinstance(acs, AcsProvider) and isinstance(twilio, TwilioProvider)
+    assert twilio._callback == "https://sms.example/api/sms/receipts/twilio"
+    await acs.close()
+    await twilio.close()

@@ -1,0 +1,77 @@
+"""Azure Communication Services SMS, through its Python SDK (azure-communication-sms, aio).
+
+Idempotency: `SmsClient.send()` makes fresh repeatability values on every call, so a retry of a
+send ACS already performed would text the person twice. This adapter sends the same request
+through the SDK's generated client with values derived from the recipient record instead. ACS
+tracks a request for 5 minutes and answers 412 to a Repeatability-First-Sent older than that, so
+within the window every attempt reuses the first attempt's pair (ACS dedupes it) and after it
+each attempt gets a fresh pair of its own.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from email.utils import format_datetime
+
+from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
+from azure.communication.sms.aio import SmsClient
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+from ..model import utcnow
+from . import OutgoingSms, SendOutcome, SmsProvider, retry_after_seconds
+
+# Comfortably inside ACS's 5-minute tracking window, allowing for clock skew.
+REPEATABILITY_WINDOW = timedelta(minutes=4)
+_NAMESPACE = uuid.UUID("6f1d3b52-5c7e-4f8a-9a41-2a9e8b0c7d15")
+
+
+def repeatability(sms: OutgoingSms) -> tuple[str, str]:
+    """(Repeatability-Request-ID, Repeatability-First-Sent) for this attempt, stable across its retries."""
+    first = sms.first_attempt_at or utcnow()
+    this = sms.attempt_at or first
+    if this - first < REPEATABILITY_WINDOW:
+        return str(uuid.uuid5(_NAMESPACE, sms.recipient_id)), format_datetime(first, usegmt=True)
+    return str(uuid.uuid5(_NAMESPACE, f"{sms.recipient_id}/{sms.attempt}")), format_datetime(this, usegmt=True)
+
+
+def _transient(status: int | None) -> bool:
+    # 412: the repeatability window passed; the next attempt gets a fresh pair. 401/403: a key being
+    # rotated or a role not yet granted should not fail every message at once.
+    return status is None or status >= 500 or status in (401, 403, 408, 412, 429)
+
+
+class AcsProvider(SmsProvider):
+    name = "acs"
+
+    def __init__(self, connection_string: str, from_number: str, **client_options):
+        # Few SDK-level retries: the queue's own retry, with backoff, is the outer loop.
+        client_options.setdefault("retry_total", 2)
+        self._client = SmsClient.from_connection_string(connection_string, **client_options)
+        self._from = from_number
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        request_id, first_sent = repeatability(sms)
+        request = SendMessageRequest(
+            from_property=sms.sender or self._from,
+            sms_recipients=[SmsRecipient(to=sms.to, repeatability_request_id=request_id, repeatability_first_sent=first_sent)],
+            message=sms.body,
+            sms_send_options=SmsSendOptions(enable_delivery_report=True, tag=sms.reference),
+        )
+        try:
+            response = await self._client._sms_service_client.sms.send(request)  # noqa: SLF001 - see module docstring
+        except HttpResponseError as exc:
+            headers = exc.response.headers if exc.response is not None else {}
+            return SendOutcome(
+                error=f"ACS {exc.status_code}: {exc.reason or exc.message}",
+                transient=_transient(exc.status_code),
+                retry_after_seconds=retry_after_seconds(headers.get("Retry-After")),
+            )
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            return SendOutcome(error=f"ACS unreachable ({type(exc).__name__})", transient=True)
+        result = response.value[0]
+        if result.successful:
+            return SendOutcome(provider_message_id=result.message_id)
+        return SendOutcome(error=f"ACS {result.http_status_code}: {result.error_message}", transient=_transient(result.http_status_code))
+
+    async def close(self) -> None:
+        await self._client.close()

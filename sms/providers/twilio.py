@@ -1,0 +1,89 @@
+"""Twilio, through Twilio's own Python SDK (async client)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import quote
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from . import OutgoingSms, SendOutcome, SmsProvider, retry_after_seconds
+
+log = logging.getLogger("sms.providers.twilio")
+
+TWILIO_API = "https://api.twilio.com"
+
+
+class _Throttled(Exception):
+    def __init__(self, retry_after: float | None):
+        super().__init__("Twilio answered 429 Too Many Requests")
+        self.retry_after = retry_after
+
+
+class _TwilioHttp(AsyncTwilioHttpClient):
+    """The SDK's own HTTP client, with two additions: a base URL (tests point it at a local fake of
+    Twilio's API) and a 429 surfaced with its Retry-After, which the SDK's exception does not carry."""
+
+    def __init__(self, api_base_url: str, timeout: float):
+        super().__init__(timeout=timeout)
+        self._base = api_base_url.rstrip("/")
+        self._timeout = timeout
+
+    async def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False):
+        if self._base != TWILIO_API and url.startswith(TWILIO_API):
+            url = self._base + url[len(TWILIO_API):]
+        # The SDK passes timeout=None, which aiohttp reads as "never time out": a stalled Twilio
+        # would hold a send slot indefinitely.
+        response = await super().request(method, url, params, data, headers, auth, timeout or self._timeout, allow_redirects)
+        if response.status_code == 429:
+            raise _Throttled(retry_after_seconds((response.headers or {}).get("Retry-After")))
+        return response
+
+
+class TwilioProvider(SmsProvider):
+    name = "twilio"
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        status_callback_url: str | None = None,
+        api_base_url: str = TWILIO_API,
+        timeout_seconds: float = 15.0,
+    ):
+        self._http = _TwilioHttp(api_base_url, timeout_seconds)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+        self._from = from_number
+        self._service = messaging_service_sid
+        self._callback = status_callback_url
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        fields: dict[str, str] = {"to": sms.to, "body": sms.body}
+        if sms.sender or not self._service:
+            fields["from_"] = sms.sender or self._from or ""
+        else:
+            fields["messaging_service_sid"] = self._service
+        if self._callback:
+            # The reference rides in the callback URL, which Twilio signs, so a receipt finds its recipient.
+            fields["status_callback"] = f"{self._callback}?ref={quote(sms.reference)}"
+        try:
+            message = await self._client.messages.create_async(**fields)
+        except _Throttled as exc:
+            return SendOutcome(error=str(exc), transient=True, retry_after_seconds=exc.retry_after)
+        except TwilioRestException as exc:
+            transient = exc.status >= 500 or exc.status in (401, 403, 408)
+            return SendOutcome(error=f"Twilio {exc.status} error {exc.code}: {exc.msg}", transient=transient)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return SendOutcome(error=f"Twilio unreachable ({type(exc).__name__})", transient=True)
+        if message.status in ("failed", "undelivered"):
+            return SendOutcome(provider_message_id=None, error=f"Twilio refused: error {message.error_code} {message.error_message or ''}".strip())
+        return SendOutcome(provider_message_id=message.sid)
+
+    async def close(self) -> None:
+        await self._http.close()
