@@ -12,11 +12,14 @@ from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
 from .auth import Authenticator
+from .inbound import InboundService
+from .optouts import OptOuts
 from .config import SEND_QUEUE, Settings, queue_message_encoding
 from .pacing import RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider, create_provider
 from .service import SmsService
 from .validation import Limits
+from .storage.inbound import TableInboundStore, TableOptOutStore
 from .storage.queues import StorageJobQueue, create_queue, queue_client
 from .storage.tables import TableApiKeyStore, TableMessageStore
 
@@ -30,6 +33,9 @@ class Gateway:
     messages: TableMessageStore
     jobs: StorageJobQueue
     provider: SmsProvider
+    inbound: InboundService
+    _inbound_store: TableInboundStore
+    _opt_out_store: TableOptOutStore
     _tables: TableServiceClient
     _queues: QueueServiceClient
 
@@ -40,6 +46,8 @@ class Gateway:
             self.messages.create_table(),
             self.keys.create_table(),
             self.jobs.create_queue(),
+            self._inbound_store.create_tables(),
+            self._opt_out_store.create_table(),
             create_queue(queue_client(self._queues, f"{SEND_QUEUE}-poison", encoding)),
         )
 
@@ -64,12 +72,17 @@ def build(settings: Settings) -> Gateway:
     provider = create_provider(settings)
     limits = Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments)
     retry = RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds)
+    inbound_store = TableInboundStore.from_service(tables)
+    opt_out_store = TableOptOutStore.from_service(tables)
+    opt_outs = OptOuts(opt_out_store)
     return Gateway(
         settings=settings,
         sms=SmsService(messages, jobs, provider, limits, settings.send_concurrency, retry,
-                       SenderRateLimiter(settings.rate_limit_per_second)),
+                       SenderRateLimiter(settings.rate_limit_per_second), opt_outs, inbound_store),
         auth=Authenticator(keys, settings.api_key_cache_seconds),
         keys=keys, messages=messages, jobs=jobs, provider=provider,
+        inbound=InboundService(messages, inbound_store, opt_outs),
+        _inbound_store=inbound_store, _opt_out_store=opt_out_store,
         _tables=tables, _queues=queues,
     )
 

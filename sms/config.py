@@ -65,6 +65,7 @@ class Settings:
     rate_limit_per_second: float = 0.0
     console_outbox: str | None = None
     public_base_url: str | None = None
+    eventgrid_secret: str | None = None
     acs_connection_string: str | None = None
     acs_from_number: str | None = None
     twilio_account_sid: str | None = None
@@ -96,6 +97,7 @@ class Settings:
             rate_limit_per_second=_number(env, "SMS_RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second, low=0, high=10_000),
             console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
             public_base_url=(env.get("SMS_PUBLIC_BASE_URL") or "").strip().rstrip("/") or None,
+            eventgrid_secret=env.get("SMS_EVENTGRID_SECRET") or None,
             acs_connection_string=env.get("ACS_CONNECTION_STRING") or None,
             acs_from_number=env.get("ACS_FROM_NUMBER") or None,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,

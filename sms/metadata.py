@@ -47,8 +47,8 @@ def _sample(title: str, media: str, body: bytes) -> str:
 @functools.cache
 def page() -> bytes:
     routes = "".join(
-        f"<tr><td>{'GET' if r.kind == 'status' else 'POST'}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
-        for r in ROUTES if r.kind in ("send", "send_now", "reply", "status")
+        f"<tr><td>{'GET' if r.kind in ('status', 'replies') else 'POST'}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
+        for r in ROUTES if r.kind in ("send", "send_now", "reply", "status", "replies")
     )
     error = ErrorResponse(response_status=ResponseStatus(
         error_code="ValidationException", message="SMSModel.To needs at least one recipient",

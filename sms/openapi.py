@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from .routes import OPERATION, ROUTES, Route
 from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
+from .wire.callbacks import RepliesResponse
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -34,25 +35,31 @@ _ERRORS_BY_KIND = {
     "send": ("400", "401", "403", "404", "405", "413", "415", "429", "503"),
     "reply": ("400", "401", "403", "404", "405", "413", "415", "429", "503"),
     "status": ("400", "401", "404", "429", "503"),
+    "replies": ("400", "401", "404", "429", "503"),
 }
 _SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
     "send_now": "Save the SMS and send it within the request; the answer says what happened",
     "reply": f"ServiceStack's predefined route: {OPERATION} saves and queues; {OPERATION}[] takes a batch",
     "status": "The message and every recipient's status",
+    "replies": "The replies people sent to the message (when it allowed replies)",
 }
+
+
+_GET_KINDS = ("status", "replies")
 
 
 @functools.cache
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"), (ErrorResponse, "serialization")],
+        [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"),
+         (RepliesResponse, "serialization"), (ErrorResponse, "serialization")],
         ref_template=_REF,
     )
     paths: dict[str, Any] = {}
     for route in ROUTES:
         if route.kind in _SUMMARIES:
-            paths.setdefault("/" + route.path, {})["post" if route.kind != "status" else "get"] = _operation(route)
+            paths.setdefault("/" + route.path, {})["get" if route.kind in _GET_KINDS else "post"] = _operation(route)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -97,10 +104,10 @@ def _operation(route: Route) -> dict[str, Any]:
         parameters.append({"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": ["json", "jsv"]}})
     operation: dict[str, Any] = {"operationId": route.name, "summary": _SUMMARIES[route.kind], "parameters": parameters}
 
-    if route.kind == "status":
+    if route.kind in _GET_KINDS:
         parameters.append({"name": "commId", "in": "path", "required": True, "schema": {"type": "string"},
                            "description": "The commId a send answered with (32 hex digits, dashes allowed)"})
-        ok = _content(_ref(MessageState), "MessageState")
+        ok = _content(_ref(MessageState), "MessageState") if route.kind == "status" else _content(_ref(RepliesResponse), "RepliesResponse")
     elif route.kind == "reply":
         parameters.append({"name": "operation", "in": "path", "required": True,
                            "schema": {"type": "string", "enum": [OPERATION, OPERATION + "[]"]}})

@@ -28,7 +28,7 @@ SEND_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 class Route:
     name: str  # the function's name
     path: str  # the route template, under an empty routePrefix
-    kind: str  # send | send_now | reply | status | openapi | metadata
+    kind: str  # send | send_now | reply | status | replies | receipts_acs | receipts_twilio | inbound_twilio | openapi | metadata
     methods: tuple[str, ...] = ("POST",)
     format: Format | None = None  # fixed by the route: a predefined /json/reply or /jsv/reply route
 
@@ -59,6 +59,11 @@ ROUTES: list[Route] = [
     Route("json_reply", "json/reply/{operation}", "reply", SEND_METHODS, Format.JSON),
     Route("jsv_reply", "jsv/reply/{operation}", "reply", SEND_METHODS, Format.JSV),
     Route("sms_status", "api/sms/{commId}", "status", ("GET",)),
+    Route("sms_replies", "api/sms/{commId}/replies", "replies", ("GET",)),
+    # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
+    Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
+    Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),
+    Route("inbound_twilio", "api/sms/inbound/twilio", "inbound_twilio", ("POST",)),
     Route("openapi", "api/openapi.json", "openapi", ("GET",)),
     Route("metadata", "api/metadata", "metadata", ("GET",)),
 ]

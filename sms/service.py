@@ -9,12 +9,13 @@ import logging
 from dataclasses import replace
 from typing import Sequence
 
-from .errors import NotFound, RecordChanged, ValidationFailed
+from .errors import NotFound, RecordChanged, StorageUnavailable, ValidationFailed
 from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status, utcnow
 from .pacing import RetryPolicy, SenderRateLimiter
 from .phone import mask
 from .providers import OutgoingSms, SendOutcome, SmsProvider
-from .storage import JobQueue, MessageStore
+from .optouts import OptOuts
+from .storage import InboundStore, JobQueue, MessageStore, ReplyRoute
 from .validation import Limits, message_from
 from .wire import CommResponse, MessageState, RecipientState, SMSSend
 
@@ -44,6 +45,8 @@ class SmsService:
         send_concurrency: int = 16,
         retry: RetryPolicy = RetryPolicy(),
         rate_limiter: SenderRateLimiter | None = None,
+        opt_outs: OptOuts | None = None,
+        inbound: InboundStore | None = None,
     ):
         self._store = store
         self._queue = queue
@@ -51,6 +54,8 @@ class SmsService:
         self._limits = limits
         self._retry = retry
         self._rate = rate_limiter or SenderRateLimiter(0)
+        self._opt_outs = opt_outs
+        self._inbound = inbound
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
 
@@ -92,6 +97,9 @@ class SmsService:
         outcomes = [r for batch in await asyncio.gather(*(self._send_batch(message, b, job) for b, job in zip(batches, jobs, strict=True))) for r in batch]
         sent = sum(1 for r in outcomes if r.status is Status.SENT)
         text = f"Sent to {sent} of {_plural(len(stored), 'recipient')}"
+        opted_out = sum(1 for r in outcomes if r.status is Status.OPTED_OUT)
+        if opted_out:
+            text += f"; {opted_out} opted out"
         failures = [r for r in outcomes if r.status is Status.FAILED]
         if failures:
             text += f"; {len(failures)} failed: {failures[0].last_error}"
@@ -115,9 +123,9 @@ class SmsService:
         return await self._send_batch(message, recipients, job)
 
     async def _send_batch(self, message: Message, recipients: Sequence[Recipient], job: SendJob) -> list[Recipient]:
-        claimed = await self._claim(message.comm_id, recipients)
+        claimed, opted_out = await self._claim(message, recipients)
         if not claimed:
-            return []
+            return opted_out
         results = await asyncio.gather(*(self._send_one(message, r) for r in claimed))
         outcomes = [recipient for recipient, _ in results]
         try:
@@ -128,20 +136,39 @@ class SmsService:
         if retry_delays:
             # The released recipients are queued again; this job finds them once the delay passes.
             await self._queue.put(job, delay_seconds=max(retry_delays))
-        return recorded
+        if self._inbound and (message.reply_is_allowed or message.reply_is_required):
+            await self._remember_reply_routes(message, recorded)
+        return recorded + opted_out
 
-    async def _claim(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
-        """Move queued recipients to sending, ETag-checked: whoever wins the write sends them."""
+    async def _remember_reply_routes(self, message: Message, recipients: Sequence[Recipient]) -> None:
+        routes = [ReplyRoute(r.phone_number, message.comm_id, message.licensee_id) for r in recipients if r.status is Status.SENT]
+        try:
+            await self._inbound.remember_routes(routes)
+        except StorageUnavailable:  # the SMS went out; a reply that cannot be linked is still stored
+            log.warning("could not record reply routes for %s", message.comm_id)
+
+    async def _claim(self, message: Message, recipients: Sequence[Recipient]) -> tuple[list[Recipient], list[Recipient]]:
+        """Move queued recipients to sending, ETag-checked: whoever wins the write sends them.
+
+        Opted-out numbers move to opted_out in the same write and are not attempted.
+        Returns (to send, opted out).
+        """
+        comm_id = message.comm_id
+        blocked = await self._opt_outs.blocked(message.licensee_id) if self._opt_outs else set()
         for _ in range(CLAIM_ATTEMPTS):
             queued = [r for r in recipients if r.status is Status.QUEUED]
             if not queued:
-                return []
+                return [], []
+            now = utcnow()
+            changes = [
+                r.moved_to(Status.OPTED_OUT, last_error="The recipient opted out (STOP)") if r.phone_number in blocked
+                else r.moved_to(Status.SENDING, attempts=r.attempts + 1, first_attempt_at=r.first_attempt_at or now)
+                for r in queued
+            ]
             try:
-                now = utcnow()
-                return await self._store.update_recipients(comm_id, [
-                    r.moved_to(Status.SENDING, attempts=r.attempts + 1, first_attempt_at=r.first_attempt_at or now)
-                    for r in queued
-                ])
+                written = await self._store.update_recipients(comm_id, changes)
+                return ([r for r in written if r.status is Status.SENDING],
+                        [r for r in written if r.status is Status.OPTED_OUT])
             except RecordChanged:
                 reloaded = await self._store.load(comm_id, queued[0].seq, queued[-1].seq)
                 recipients = reloaded[1] if reloaded else []

@@ -10,7 +10,7 @@ from typing import Sequence
 from sms.errors import RecordChanged
 from sms.model import Message, Recipient, SendJob
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
-from sms.storage import ApiKeyRecord, ApiKeyStore, JobQueue, MessageStore
+from sms.storage import ApiKeyRecord, ApiKeyStore, InboundSms, InboundStore, JobQueue, MessageStore, OptOutStore, ReplyRoute
 
 _etags = itertools.count(1)
 
@@ -35,6 +35,10 @@ class InMemoryMessageStore(MessageStore):
         rows = self.recipients[comm_id]
         return self.messages[comm_id], [rows[s] for s in sorted(rows) if first <= s and (last is None or s <= last)]
 
+    async def message(self, comm_id: str) -> Message | None:
+        self.round_trips += 1
+        return self.messages.get(comm_id)
+
     async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
         self.round_trips += -(-len(recipients) // 100)
         rows = self.recipients[comm_id]
@@ -43,6 +47,44 @@ class InMemoryMessageStore(MessageStore):
         updated = [replace(r, etag=f"e{next(_etags)}") for r in recipients]
         rows.update({r.seq: r for r in updated})
         return updated
+
+
+class InMemoryInboundStore(InboundStore):
+    def __init__(self) -> None:
+        self.routes: dict[str, ReplyRoute] = {}
+        self.stored: dict[tuple[str, str], InboundSms] = {}
+
+    async def remember_routes(self, routes: Sequence[ReplyRoute]) -> None:
+        self.routes.update({r.number: r for r in routes})
+
+    async def route_for(self, number: str) -> ReplyRoute | None:
+        return self.routes.get(number)
+
+    async def add(self, sms: InboundSms) -> bool:
+        key = (sms.provider, sms.provider_message_id)
+        if key in self.stored:
+            return False
+        self.stored[key] = sms
+        return True
+
+    async def replies(self, comm_id: str) -> list[InboundSms]:
+        return sorted((s for s in self.stored.values() if s.comm_id == comm_id), key=lambda s: s.received_at)
+
+
+class InMemoryOptOutStore(OptOutStore):
+    def __init__(self) -> None:
+        self.scopes: dict[str, set[str]] = {}
+        self.reads = 0
+
+    async def add(self, scope: str, number: str, when: datetime) -> None:
+        self.scopes.setdefault(scope, set()).add(number)
+
+    async def remove(self, scope: str, number: str) -> None:
+        self.scopes.get(scope, set()).discard(number)
+
+    async def numbers(self, scope: str) -> set[str]:
+        self.reads += 1
+        return set(self.scopes.get(scope, set()))
 
 
 class InMemoryJobQueue(JobQueue):

@@ -27,6 +27,10 @@ class MessageStore(abc.ABC):
         """The message and its recipients in [first, last] (all when last is None), in order."""
 
     @abc.abstractmethod
+    async def message(self, comm_id: str) -> Message | None:
+        """The message alone, without its recipients: one point read."""
+
+    @abc.abstractmethod
     async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
         """Write these recipients if none changed since read (ETag); all or none.
 
@@ -63,3 +67,58 @@ class ApiKeyStore(abc.ABC):
     @abc.abstractmethod
     async def revoke(self, key_id: str, when: datetime) -> bool:
         """True when the key existed."""
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """An SMS a person sent us: a reply, an opt-out keyword, or both."""
+
+    from_number: str  # E.164
+    to_number: str  # our sender number it was sent to
+    body: str
+    received_at: datetime
+    provider: str
+    provider_message_id: str
+    comm_id: str | None = None  # the message it answers, when it could be linked
+
+
+@dataclass(frozen=True)
+class ReplyRoute:
+    """Where a reply from `number` belongs: the last message sent to it that allowed replies."""
+
+    number: str
+    comm_id: str
+    licensee_id: str
+
+
+class InboundStore(abc.ABC):
+    @abc.abstractmethod
+    async def remember_routes(self, routes: Sequence[ReplyRoute]) -> None:
+        """Record, per number, the message a reply from it would answer (the latest wins)."""
+
+    @abc.abstractmethod
+    async def route_for(self, number: str) -> ReplyRoute | None: ...
+
+    @abc.abstractmethod
+    async def add(self, sms: InboundSms) -> bool:
+        """Store an inbound SMS (with its message when linked). False when it was already stored."""
+
+    @abc.abstractmethod
+    async def replies(self, comm_id: str) -> list[InboundSms]:
+        """The replies linked to a message, oldest first."""
+
+
+# Opt-outs that could not be tied to one licensee apply to every licensee.
+EVERY_LICENSEE = "*"
+
+
+class OptOutStore(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, scope: str, number: str, when: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def remove(self, scope: str, number: str) -> None: ...
+
+    @abc.abstractmethod
+    async def numbers(self, scope: str) -> set[str]:
+        """Every number opted out in this scope (a licensee id, or EVERY_LICENSEE)."""

@@ -38,8 +38,11 @@ MAX_TRANSACTION_OPS = 100
 T = TypeVar("T")
 
 
+RECIPIENT_PREFIX = "r"
+
+
 def recipient_row(seq: int) -> str:
-    return f"r{seq:06d}"
+    return f"{RECIPIENT_PREFIX}{seq:06d}"
 
 
 def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -97,11 +100,19 @@ class TableMessageStore(MessageStore):
         message: Message | None = None
         recipients: list[Recipient] = []
         async for entity in self._table.query_entities(query, parameters=params):
-            if entity["RowKey"] == MESSAGE_ROW:
+            row = entity["RowKey"]
+            if row == MESSAGE_ROW:
                 message = _message_from(entity)
-            elif first <= _seq(entity) and (last is None or _seq(entity) <= last):
+            elif row.startswith(RECIPIENT_PREFIX) and first <= _seq(entity) and (last is None or _seq(entity) <= last):
                 recipients.append(_recipient_from(entity))
         return None if message is None else (message, recipients)
+
+    @storage_errors
+    async def message(self, comm_id: str) -> Message | None:
+        try:
+            return _message_from(await self._table.get_entity(comm_id, MESSAGE_ROW))
+        except ResourceNotFoundError:
+            return None
 
     @storage_errors
     async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
@@ -122,7 +133,7 @@ class TableMessageStore(MessageStore):
         return updated
 
     async def create_table(self) -> None:
-        await _create_table(self._table)
+        await create_table(self._table)
 
 
 class TableApiKeyStore(ApiKeyStore):
@@ -164,10 +175,10 @@ class TableApiKeyStore(ApiKeyStore):
         return True
 
     async def create_table(self) -> None:
-        await _create_table(self._table)
+        await create_table(self._table)
 
 
-async def _create_table(table: TableClient) -> None:
+async def create_table(table: TableClient) -> None:
     try:
         await table.create_table()
     except ResourceExistsError:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sms import azurite
 from sms.config import PROJECT_ROOT
 
 
@@ -50,8 +51,16 @@ def _json(raw: bytes):
 
 
 @pytest.fixture(scope="session")
-def devhost(emulator, tmp_path_factory):
-    """`python -m sms.devhost` on a free port against the session's Azurite; stopped at the end."""
+def devhost_emulator():
+    """The dev host's own Azurite: its queue listener would otherwise take other tests' jobs."""
+    with azurite.start() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def devhost(devhost_emulator, tmp_path_factory):
+    """`python -m sms.devhost` on a free port against its own Azurite; stopped at the end."""
+    emulator = devhost_emulator
     outbox = tmp_path_factory.mktemp("devhost") / "outbox.jsonl"
     env = {**os.environ, "AzureWebJobsStorage": emulator.connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
            "SMS_PROVIDER": "console", "PYTHONUNBUFFERED": "1"}

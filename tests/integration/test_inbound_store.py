@@ -1,0 +1,69 @@
+"""Replies, reply routes and opt-outs in Table Storage (Azurite)."""
+from datetime import timedelta
+
+import pytest
+
+from sms.model import utcnow
+from sms.storage import InboundSms, ReplyRoute
+from sms.storage.inbound import TableInboundStore, TableOptOutStore
+from sms.storage.tables import TableMessageStore
+from tests.integration.test_store_contract import message
+
+
+@pytest.fixture
+async def stores(table_service, unique_name):
+    messages = table_service.get_table_client(unique_name("msgs"))
+    inbound = TableInboundStore(messages, table_service.get_table_client(unique_name("inb")), table_service.get_table_client(unique_name("routes")))
+    opt_outs = TableOptOutStore(table_service.get_table_client(unique_name("opt")))
+    store = TableMessageStore(messages)
+    await store.create_table()
+    await inbound.create_tables()
+    await opt_outs.create_table()
+    return store, inbound, opt_outs
+
+
+def reply(comm_id, body, seconds=0, sid="SM1"):
+    return InboundSms("+61412000001", "+61400000000", body, utcnow() + timedelta(seconds=seconds), "twilio", sid, comm_id)
+
+
+async def test_replies_share_the_message_partition_without_becoming_recipients(stores):
+    store, inbound, _ = stores
+    msg, rows = message("9" * 32, 3)
+    await store.add(msg, rows)
+    assert await inbound.add(reply(msg.comm_id, "second", 5, "SM2")) is True
+    assert await inbound.add(reply(msg.comm_id, "first", 0, "SM1")) is True
+    assert await inbound.add(reply(msg.comm_id, "first", 0, "SM1")) is False  # delivered twice, stored once
+
+    assert [r.body for r in await inbound.replies(msg.comm_id)] == ["first", "second"]
+    _, recipients = await store.load(msg.comm_id)
+    assert [r.seq for r in recipients] == [0, 1, 2]
+    assert (await store.message(msg.comm_id)).comm_id == msg.comm_id
+    assert await store.message("8" * 32) is None
+
+
+async def test_unlinked_inbound_sms_are_kept_by_number(stores):
+    _, inbound, _ = stores
+    assert await inbound.add(reply(None, "who is this?")) is True
+    entities = [e async for e in inbound._inbound.list_entities()]
+    assert [(e["PartitionKey"], e["Body"]) for e in entities] == [("+61412000001", "who is this?")]
+
+
+async def test_reply_routes_keep_the_latest_message_per_number(stores):
+    _, inbound, _ = stores
+    await inbound.remember_routes([ReplyRoute("+61412000001", "1" * 32, "a" * 32), ReplyRoute("+61412000002", "1" * 32, "a" * 32)])
+    await inbound.remember_routes([ReplyRoute("+61412000001", "2" * 32, "b" * 32)])
+    assert await inbound.route_for("+61412000001") == ReplyRoute("+61412000001", "2" * 32, "b" * 32)
+    assert (await inbound.route_for("+61412000002")).comm_id == "1" * 32
+    assert await inbound.route_for("+61412000003") is None
+
+
+async def test_opt_outs_add_list_and_remove(stores):
+    _, _, opt_outs = stores
+    await opt_outs.add("a" * 32, "+61412000001", utcnow())
+    await opt_outs.add("a" * 32, "+61412000002", utcnow())
+    await opt_outs.add("*", "+61412000003", utcnow())
+    assert await opt_outs.numbers("a" * 32) == {"+61412000001", "+61412000002"}
+    await opt_outs.remove("a" * 32, "+61412000001")
+    await opt_outs.remove("a" * 32, "+61499999999")  # removing what is not there is fine
+    assert await opt_outs.numbers("a" * 32) == {"+61412000002"}
+    assert await opt_outs.numbers("*") == {"+61412000003"}
