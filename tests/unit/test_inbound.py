@@ -1,4 +1,6 @@
 """Delivery receipts, replies and opt-outs, over in-memory fakes."""
+import itertools
+
 import pytest
 
 from sms.errors import NotFound
@@ -21,6 +23,7 @@ class World:
         self.opt_outs = OptOuts(self.opt_out_store)
         self.sms = SmsService(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store)
         self.inbound = InboundService(self.store, self.inbound_store, self.opt_outs)
+        self._inbound_ids = itertools.count(1)
 
     async def send(self, *numbers, licensee=LICENSEE, replies=False):
         request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": "Hello",
@@ -34,9 +37,8 @@ class World:
     async def recipient(self, comm_id, seq=0):
         return (await self.store.load(comm_id, seq, seq))[1][0]
 
-    def text_from(self, number, body, n=[0]):
-        n[0] += 1
-        return InboundSms(number, "+61400000000", body, utcnow(), "acs", f"in-{n[0]}")
+    def text_from(self, number, body):
+        return InboundSms(number, "+61400000000", body, utcnow(), "acs", f"in-{next(self._inbound_ids)}")
 
 
 @pytest.fixture
