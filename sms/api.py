@@ -30,7 +30,7 @@ from .errors import (
 from .model import utcnow
 from .storage import InboundSms
 from .wire import callbacks
-from .wire.callbacks import RepliesResponse, ReplyState
+from .wire import RepliesResponse, ReplyState
 from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 
 log = logging.getLogger("sms.api")
@@ -157,11 +157,7 @@ def _replies_function(route: Route):
             if comm_id is None:
                 raise ValidationFailed([FieldError("commId", "InvalidGuid", f"commId '{raw_id}' is not a Guid")])
             replies = await (await gateway()).inbound.replies(comm_id, licensee)
-            return RepliesResponse(comm_id=comm_id, replies=[
-                ReplyState(from_number=r.from_number, to_number=r.to_number, body=r.body, received_at=r.received_at,
-                           provider=r.provider, provider_message_id=r.provider_message_id)
-                for r in replies
-            ])
+            return RepliesResponse(comm_id=comm_id, replies=[ReplyState.of(r) for r in replies])
 
         return await _respond(req, route, work)
 

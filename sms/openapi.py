@@ -14,7 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from .routes import OPERATION, ROUTES, Route
 from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
-from .wire.callbacks import RepliesResponse
+from .wire import RepliesResponse
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"

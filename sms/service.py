@@ -17,7 +17,7 @@ from .providers import OutgoingSms, SendOutcome, SmsProvider
 from .optouts import OptOuts
 from .storage import InboundStore, JobQueue, MessageStore, ReplyRoute
 from .validation import Limits, message_from
-from .wire import CommResponse, MessageState, RecipientState, SMSSend
+from .wire import CommResponse, MessageState, RecipientState, ReplyState, SMSSend
 
 log = logging.getLogger("sms.service")
 
@@ -228,6 +228,9 @@ class SmsService:
         if loaded is None or loaded[0].licensee_id != licensee_id:
             raise NotFound(f"No message with commId {comm_id}")
         message, recipients = loaded
+        replies = None
+        if self._inbound and (message.reply_is_allowed or message.reply_is_required):
+            replies = [ReplyState.of(r) for r in await self._inbound.replies(comm_id)]
         return MessageState(
             comm_id=message.comm_id,
             reference=reference_for(message.comm_id),
@@ -245,6 +248,7 @@ class SmsService:
                 )
                 for r in recipients
             ],
+            replies=replies,
         )
 
 

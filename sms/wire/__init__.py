@@ -5,6 +5,8 @@ from .dto import (
     ErrorResponse,
     MessageState,
     RecipientState,
+    RepliesResponse,
+    ReplyState,
     SMSContact,
     SMSModel,
     SMSSend,
@@ -13,7 +15,8 @@ from .dto import (
 from .formats import Format, encode, error_body, error_headers, error_status, read_body, response_format, to_dto, to_dtos
 
 __all__ = [
-    "CommResponse", "ErrorResponse", "Format", "MessageState", "RecipientState", "SMSContact", "SMSModel", "SMSSend",
+    "CommResponse", "ErrorResponse", "Format", "MessageState", "RecipientState", "RepliesResponse", "ReplyState",
+    "SMSContact", "SMSModel", "SMSSend",
     "api_key_from", "encode", "error_body", "error_headers", "error_status", "parse_guid", "read_body",
     "response_format", "to_dto", "to_dtos",
 ]

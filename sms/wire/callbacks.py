@@ -13,7 +13,6 @@ from urllib.parse import parse_qsl
 
 from ..errors import FieldError, ValidationFailed
 from ..model import Status, utcnow
-from .dto import WireModel
 
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 DELIVERY_REPORT = "Microsoft.Communication.SMSDeliveryReportReceived"
@@ -76,17 +75,3 @@ def timestamp(value: Any) -> datetime:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return utcnow()
-
-
-class ReplyState(WireModel):
-    from_number: str
-    to_number: str
-    body: str
-    received_at: datetime
-    provider: str
-    provider_message_id: str
-
-
-class RepliesResponse(WireModel):
-    comm_id: str
-    replies: list[ReplyState]

@@ -104,6 +104,26 @@ class RecipientState(WireModel):
     updated_at: datetime
 
 
+class ReplyState(WireModel):
+    from_number: str
+    to_number: str
+    body: str
+    received_at: datetime
+    provider: str
+    provider_message_id: str
+
+    @classmethod
+    def of(cls, sms: Any) -> "ReplyState":
+        """From a stored InboundSms (the wire layer does not import storage, so it is duck-typed)."""
+        return cls(from_number=sms.from_number, to_number=sms.to_number, body=sms.body, received_at=sms.received_at,
+                   provider=sms.provider, provider_message_id=sms.provider_message_id)
+
+
+class RepliesResponse(WireModel):
+    comm_id: str
+    replies: list[ReplyState]
+
+
 class MessageState(WireModel):
     """GET /api/sms/{commId}: the message and where each recipient's SMS stands."""
 
@@ -116,6 +136,7 @@ class MessageState(WireModel):
     segments: int
     recipient_count: int
     recipients: list[RecipientState]
+    replies: list[ReplyState] | None = None  # when the message allowed replies
 
 
 class ResponseError(WireModel):

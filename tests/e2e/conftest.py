@@ -16,6 +16,9 @@ from sms import azurite
 from sms.config import PROJECT_ROOT
 
 
+EVENTGRID_SECRET = "e2e-eventgrid-secret"
+
+
 @dataclass
 class DevHost:
     base_url: str
@@ -63,7 +66,7 @@ def devhost(devhost_emulator, tmp_path_factory):
     emulator = devhost_emulator
     outbox = tmp_path_factory.mktemp("devhost") / "outbox.jsonl"
     env = {**os.environ, "AzureWebJobsStorage": emulator.connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
-           "SMS_PROVIDER": "console", "PYTHONUNBUFFERED": "1"}
+           "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"],
                                cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []

@@ -120,6 +120,8 @@ async def test_replies_are_linked_to_the_message_that_allowed_them(world):
     assert [r.body for r in await world.inbound.replies(comm_id, LICENSEE)] == ["Yes, see you at 10"]
     with pytest.raises(NotFound):
         await world.inbound.replies(comm_id, OTHER)
+    state = await world.sms.status(comm_id, LICENSEE)
+    assert [r.body for r in state.replies] == ["Yes, see you at 10"]
 
 
 async def test_replies_to_a_message_that_did_not_allow_them_are_kept_unlinked(world):
@@ -128,6 +130,7 @@ async def test_replies_to_a_message_that_did_not_allow_them_are_kept_unlinked(wo
     assert stored.comm_id is None
     assert await world.inbound.replies(comm_id, LICENSEE) == []
     assert list(world.inbound_store.stored.values()) == [stored]
+    assert (await world.sms.status(comm_id, LICENSEE)).replies is None  # not a message that takes replies
 
 
 async def test_the_same_inbound_sms_delivered_twice_is_stored_once(world):

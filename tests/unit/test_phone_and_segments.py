@@ -44,3 +44,40 @@ def test_mask_keeps_only_country_code_and_last_two_digits():
 def test_segment_counts(body, encoding, count):
     info = segments.count(body)
     assert (info.encoding, info.segments) == (encoding, count)
+
+
+def test_the_gsm_tables_agree_with_the_gsm0338_codec_on_every_bmp_character():
+    """Every character the codec encodes in one septet is basic, in two is an extension, else not GSM-7.
+
+    One deliberate difference: ESC (0x1B) itself. The codec passes it through, but in a body it
+    would start an extension pair, so it cannot be sent as GSM-7 text.
+    """
+    import gsm0338  # noqa: F401 - registers the "gsm03.38" codec
+
+    from sms.segments import _GSM7_BASIC, _GSM7_EXTENSION
+
+    disagreements = []
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF or code == 0x1B:
+            continue
+        char = chr(code)
+        try:
+            septets = len(char.encode("gsm03.38"))
+        except UnicodeEncodeError:
+            septets = 0
+        ours = 1 if char in _GSM7_BASIC else 2 if char in _GSM7_EXTENSION else 0
+        if septets != ours:
+            disagreements.append((hex(code), septets, ours))
+    assert disagreements == []
+
+
+@pytest.mark.parametrize("body, encoding, count", [
+    ("Hello Привет", "UCS-2", 1),  # one non-GSM character makes the whole body UCS-2
+    ("Price: 10€ {promo}", "GSM-7", 1),
+    ("x" * 150 + "€" * 6, "GSM-7", 2),  # 150 + 12 septets = 162 > 160
+    ("中文" * 35, "UCS-2", 1),
+    ("中文" * 35 + "!", "UCS-2", 2),
+])
+def test_more_segment_cases(body, encoding, count):
+    info = segments.count(body)
+    assert (info.encoding, info.segments) == (encoding, count)

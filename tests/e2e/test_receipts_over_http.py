@@ -1,0 +1,61 @@
+"""Receipts, a reply and the opt-out round trip, over HTTP against the dev host."""
+import pytest
+
+from tests.e2e.conftest import EVENTGRID_SECRET
+
+LICENSEE = "77777777777777777777777777777777"
+PERSON = "+61412555001"
+
+
+@pytest.fixture(scope="module")
+def key(devhost):
+    return devhost.create_key(LICENSEE)
+
+
+def send_now(devhost, key, replies=False):
+    body = {"SMSModel": {"To": [{"PhoneNumber": PERSON}], "MessageBody": "Your appointment is at 10am", "ReplyIsAllowed": replies}}
+    status, reply = devhost.request("POST", "/api/sms/send/immediate", body, key=key)
+    assert status == 200, reply
+    return reply
+
+
+def grid(devhost, event_type, data):
+    return devhost.request("POST", f"/api/sms/receipts/acs?code={EVENTGRID_SECRET}", [{"id": data.get("messageId", "e"), "eventType": event_type, "data": data}])
+
+
+def inbound(devhost, text, n):
+    return grid(devhost, "Microsoft.Communication.SMSReceived",
+                {"messageId": f"Incoming_{n}", "from": PERSON, "to": "+61400000000", "message": text, "receivedTimestamp": "2026-11-24T23:00:00Z"})
+
+
+def test_receipt_reply_stop_and_start(devhost, key):
+    first = send_now(devhost, key, replies=True)
+    assert first["message"] == "Sent to 1 of 1 recipient"
+
+    # A delivery report moves the recipient to delivered; the same report again changes nothing.
+    report = {"messageId": "Outgoing_1", "from": "+61400000000", "to": PERSON, "deliveryStatus": "Delivered",
+              "deliveryStatusDetails": "No error.", "receivedTimestamp": "2026-11-24T23:00:00Z", "tag": f"{first['commId']}:0"}
+    assert grid(devhost, "Microsoft.Communication.SMSDeliveryReportReceived", report)[0] == 200
+    assert grid(devhost, "Microsoft.Communication.SMSDeliveryReportReceived", report)[0] == 200
+    _, state = devhost.request("GET", f"/api/sms/{first['commId']}", key=key)
+    assert state["recipients"][0]["status"] == "delivered"
+
+    # The person answers STOP: the reply is linked to the message, and the next send is not attempted.
+    assert inbound(devhost, "STOP", 1)[0] == 200
+    _, replies = devhost.request("GET", f"/api/sms/{first['commId']}/replies", key=key)
+    assert [r["body"] for r in replies["replies"]] == ["STOP"]
+    sent_before = len([line for line in devhost.sent() if line["to"] == PERSON])
+    skipped = send_now(devhost, key)
+    assert (skipped["status"], skipped["message"]) == (False, "Sent to 0 of 1 recipient; 1 opted out")
+    _, state = devhost.request("GET", f"/api/sms/{skipped['commId']}", key=key)
+    assert state["recipients"][0]["status"] == "opted_out"
+    assert len([line for line in devhost.sent() if line["to"] == PERSON]) == sent_before
+
+    # START: the next one goes out.
+    assert inbound(devhost, "START", 2)[0] == 200
+    assert send_now(devhost, key)["message"] == "Sent to 1 of 1 recipient"
+
+
+def test_event_grid_needs_its_secret(devhost):
+    status, answer = devhost.request("POST", "/api/sms/receipts/acs", [{"id": "x", "eventType": "x", "data": {}}])
+    assert status == 401 and "SMS_EVENTGRID_SECRET" in answer["responseStatus"]["message"]
