@@ -121,6 +121,16 @@ def _reply_function(route: Route):
     return reply
 
 
+def _comm_id(raw_id: str) -> str:
+    try:
+        comm_id = wire.parse_guid(raw_id)
+    except ValueError:
+        comm_id = None
+    if comm_id is None:
+        raise ValidationFailed([FieldError("commId", "InvalidGuid", f"commId '{raw_id}' is not a Guid")])
+    return comm_id
+
+
 def _status_function(route: Route):
     async def sms_status(req: func.HttpRequest) -> func.HttpResponse:
         raw_id = req.route_params.get("commId", "")
@@ -132,13 +142,7 @@ def _status_function(route: Route):
 
         async def work(req: func.HttpRequest) -> BaseModel:
             licensee = await _licensee(req)
-            try:
-                comm_id = wire.parse_guid(raw_id)
-            except ValueError:
-                comm_id = None
-            if comm_id is None:
-                raise ValidationFailed([FieldError("commId", "InvalidGuid", f"commId '{raw_id}' is not a Guid")])
-            return await (await gateway()).sms.status(comm_id, licensee)
+            return await (await gateway()).sms.status(_comm_id(raw_id), licensee)
 
         return await _respond(req, route, work, suffix)
 
@@ -149,13 +153,7 @@ def _replies_function(route: Route):
     async def sms_replies(req: func.HttpRequest) -> func.HttpResponse:
         async def work(req: func.HttpRequest) -> BaseModel:
             licensee = await _licensee(req)
-            raw_id = req.route_params.get("commId", "")
-            try:
-                comm_id = wire.parse_guid(raw_id)
-            except ValueError:
-                comm_id = None
-            if comm_id is None:
-                raise ValidationFailed([FieldError("commId", "InvalidGuid", f"commId '{raw_id}' is not a Guid")])
+            comm_id = _comm_id(req.route_params.get("commId", ""))
             replies = await (await gateway()).inbound.replies(comm_id, licensee)
             return RepliesResponse(comm_id=comm_id, replies=[ReplyState.of(r) for r in replies])
 

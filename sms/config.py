@@ -123,29 +123,24 @@ def _require_provider_settings(provider: str, env: Mapping[str, str]) -> None:
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    return int(_number(env, name, default, low=low, high=high, whole=True))
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float, whole: bool = False) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = int(raw) if whole else float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        raise ConfigError(f"{name}={raw!r} is not a {'whole number' if whole else 'number'}") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name}={value} is out of range ({low} to {high})")
+        raise ConfigError(f"{name}={_plain(value)} is out of range ({_plain(low)} to {_plain(high)})")
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value:g} is out of range ({low:g} to {high:g})")
-    return value
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
 def load_local_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> None:
