@@ -29,6 +29,13 @@ IMMEDIATE_SAFETY_NET_SECONDS = 120
 # How often a claim is retried after losing an ETag race before the job is left to the queue's retry.
 CLAIM_ATTEMPTS = 3
 
+# A job can be picked up between the API queueing it and writing its message: look again this often.
+MISSING_MESSAGE_CHECKS = 3
+
+
+class MessageNotWritten(Exception):
+    """A job's message is not (yet) in storage; raising lets the queue retry the job later."""
+
 
 def reference_for(comm_id: str) -> str:
     """A short reference a person can quote; it is the commId's prefix, so it finds the message."""
@@ -47,6 +54,7 @@ class SmsService:
         rate_limiter: SenderRateLimiter | None = None,
         opt_outs: OptOuts | None = None,
         inbound: InboundStore | None = None,
+        missing_message_wait: float = 0.5,
     ):
         self._store = store
         self._queue = queue
@@ -56,6 +64,7 @@ class SmsService:
         self._rate = rate_limiter or SenderRateLimiter(0)
         self._opt_outs = opt_outs
         self._inbound = inbound
+        self._missing_message_wait = missing_message_wait
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
 
@@ -78,8 +87,10 @@ class SmsService:
         return [await self._save_and_queue(message, recipients) for message, recipients in prepared]
 
     async def _save_and_queue(self, message: Message, recipients: list[Recipient]) -> CommResponse:
-        await self._store.add(message, recipients)
+        # Jobs first: a message is never stored without its jobs, so nothing can be stranded. A job
+        # whose message write then fails finds no message, and retries until the queue parks it.
         await asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients))))
+        await self._store.add(message, recipients)
         return CommResponse(
             comm_id=message.comm_id,
             reference=reference_for(message.comm_id),
@@ -90,9 +101,9 @@ class SmsService:
     async def send_now(self, request: SMSSend, licensee_id: str) -> CommResponse:
         """Save the SMS and send it within the request; answer with the real outcome."""
         message, recipients = message_from(request, licensee_id, self._limits)
-        stored = await self._store.add(message, recipients)
-        jobs = SendJob.covering(message.comm_id, len(stored))
+        jobs = SendJob.covering(message.comm_id, len(recipients))
         await asyncio.gather(*(self._queue.put(job, delay_seconds=IMMEDIATE_SAFETY_NET_SECONDS) for job in jobs))
+        stored = await self._store.add(message, recipients)
         batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
         outcomes = [r for batch in await asyncio.gather(*(self._send_batch(message, b, job) for b, job in zip(batches, jobs, strict=True))) for r in batch]
         sent = sum(1 for r in outcomes if r.status is Status.SENT)
@@ -115,10 +126,14 @@ class SmsService:
     async def dispatch(self, job: SendJob) -> list[Recipient]:
         """Send the job's recipients that are still queued; safe to run twice for the same job."""
         loaded = await self._store.load(job.comm_id, job.first, job.last)
+        for _ in range(MISSING_MESSAGE_CHECKS):
+            if loaded is not None:
+                break
+            # The API queues jobs just before it writes the message: give the write a moment to land.
+            await asyncio.sleep(self._missing_message_wait)
+            loaded = await self._store.load(job.comm_id, job.first, job.last)
         if loaded is None:
-            # Only a message whose write never completed has jobs but no record: nothing to send.
-            log.warning("job for unknown message %s ignored", job.comm_id)
-            return []
+            raise MessageNotWritten(f"no message {job.comm_id} (yet): the queue will retry, then park the job")
         message, recipients = loaded
         return await self._send_batch(message, recipients, job)
 

@@ -2,11 +2,11 @@ import asyncio
 
 import pytest
 
-from sms.errors import Forbidden, NotFound, ValidationFailed
+from sms.errors import Forbidden, NotFound, StorageUnavailable, ValidationFailed
 from sms.model import SendJob, Status
 from sms.pacing import RetryPolicy, SenderRateLimiter
 from sms.providers import SendOutcome
-from sms.service import IMMEDIATE_SAFETY_NET_SECONDS, SmsService
+from sms.service import IMMEDIATE_SAFETY_NET_SECONDS, MISSING_MESSAGE_CHECKS, MessageNotWritten, SmsService
 from sms.validation import Limits
 from sms.wire import SMSSend
 from tests.fakes import RecordingProvider
@@ -252,6 +252,42 @@ async def test_status_shows_each_recipient_to_its_licensee_only(service, queue):
         await service.status("c" * 32, LICENSEE)
 
 
-async def test_a_job_for_a_message_that_was_never_completed_is_ignored(service, provider):
-    assert await service.dispatch(SendJob("d" * 32, 0, 5)) == []
+async def test_a_job_whose_message_is_not_written_is_retried_by_the_queue(store, queue, provider):
+    service = SmsService(store, queue, provider, missing_message_wait=0)
+    with pytest.raises(MessageNotWritten):
+        await service.dispatch(SendJob("d" * 32, 0, 5))
+    assert provider.sent == [] and store.round_trips == 1 + MISSING_MESSAGE_CHECKS
+
+
+async def test_a_job_picked_up_before_its_message_lands_waits_for_it(store, queue, provider):
+    service = SmsService(store, queue, provider, missing_message_wait=0.01)
+    original_add = store.add
+
+    async def slow_add(message, recipients):  # the API has queued the job; the write is still on its way
+        await asyncio.sleep(0.015)
+        return await original_add(message, recipients)
+
+    store.add = slow_add
+    accepting = asyncio.create_task(service.accept(request(au(1)), LICENSEE))
+    while not queue.jobs:  # the job is queued before the message is written
+        await asyncio.sleep(0)
+    (job, _), = queue.jobs
+    assert store.messages == {}
+    await service.dispatch(job)
+    await accepting
+    assert [s.to for s in provider.sent] == [au(1)]
+
+
+async def test_jobs_are_queued_before_the_message_is_written(store, queue, provider):
+    """If the write fails the client gets an error and the job, finding nothing, sends nothing."""
+
+    async def storage_down(message, recipients):
+        assert queue.jobs, "the job must already be queued"
+        raise StorageUnavailable()
+
+    store.add = storage_down
+    with pytest.raises(StorageUnavailable):
+        await SmsService(store, queue, provider).accept(request(au(1)), LICENSEE)
+    with pytest.raises(MessageNotWritten):
+        await SmsService(store, queue, provider, missing_message_wait=0).dispatch(queue.jobs[0][0])
     assert provider.sent == []
