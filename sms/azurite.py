@@ -44,12 +44,16 @@ class Azurite:
         self.stop()
 
 
-def start(host: str = "127.0.0.1", queue_port: int = 0, table_port: int = 0, timeout: float = 60.0) -> Azurite:
+def start(host: str = "127.0.0.1", queue_port: int = 0, table_port: int = 0, timeout: float = 60.0,
+          persist_to: str | None = None) -> Azurite:
+    """Azurite in memory, or keeping its data in `persist_to` so a stop and restart (on the same
+    ports) looks like a storage outage that ends, as fault-injection tests need."""
     executable = PROJECT_ROOT / "node_modules" / ".bin" / "azurite"
     if not executable.exists():
         raise RuntimeError(f"Azurite is not installed ({executable} is missing): run `npm ci` in {PROJECT_ROOT}")
+    storage = ["--location", persist_to] if persist_to else ["--inMemoryPersistence"]
     command = [
-        str(executable), "--inMemoryPersistence", "--disableTelemetry", "--silent", "--skipApiVersionCheck",
+        str(executable), *storage, "--disableTelemetry", "--silent", "--skipApiVersionCheck",
         "--blobHost", host, "--queueHost", host, "--tableHost", host,
         "--blobPort", "0", "--queuePort", str(queue_port), "--tablePort", str(table_port),
     ]

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
 from azure.data.tables.aio import TableServiceClient
-from azure.storage.queue import LinearRetry
 from azure.storage.queue.aio import QueueServiceClient
 
 from .auth import Authenticator
@@ -83,7 +83,8 @@ def build(settings: Settings) -> Gateway:
     return Gateway(
         settings=settings,
         sms=SmsService(messages, jobs, provider, limits, settings.send_concurrency, retry,
-                       SenderRateLimiter(settings.rate_limit_per_second), opt_outs, inbound_store),
+                       SenderRateLimiter(settings.rate_limit_per_second), opt_outs, inbound_store,
+                       sending_lease=timedelta(seconds=settings.sending_lease_seconds)),
         auth=Authenticator(keys, settings.api_key_cache_seconds),
         keys=keys, messages=messages, jobs=jobs, provider=provider,
         inbound=InboundService(messages, inbound_store, opt_outs),

@@ -18,6 +18,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The queue name is fixed because the queue trigger's decorator needs it at import time.
 SEND_QUEUE = "sms-send"
+# NCRONTAB (seconds first): the sweeper runs every five minutes.
+SWEEP_SCHEDULE = "0 */5 * * * *"
 
 # Azurite's well-known development account (public, documented by Microsoft).
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -63,6 +65,7 @@ class Settings:
     max_send_attempts: int = 5
     retry_base_seconds: int = 30
     rate_limit_per_second: float = 0.0
+    sending_lease_seconds: int = 300
     console_outbox: str | None = None
     public_base_url: str | None = None
     eventgrid_secret: str | None = None
@@ -95,6 +98,7 @@ class Settings:
             max_send_attempts=_int(env, "SMS_MAX_SEND_ATTEMPTS", cls.max_send_attempts, low=1, high=50),
             retry_base_seconds=_int(env, "SMS_RETRY_BASE_SECONDS", cls.retry_base_seconds, low=1, high=3600),
             rate_limit_per_second=_number(env, "SMS_RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second, low=0, high=10_000),
+            sending_lease_seconds=_int(env, "SMS_SENDING_LEASE_SECONDS", cls.sending_lease_seconds, low=30, high=86_400),
             console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
             public_base_url=(env.get("SMS_PUBLIC_BASE_URL") or "").strip().rstrip("/") or None,
             eventgrid_secret=env.get("SMS_EVENTGRID_SECRET") or None,
@@ -164,6 +168,11 @@ def host_json(path: Path | None = None) -> dict:
     """host.json is the one place queue semantics (encoding, retries) are set."""
     path = path or PROJECT_ROOT / "host.json"
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def max_dequeue_count(host: dict | None = None) -> int:
+    host = host_json() if host is None else host
+    return int(host.get("extensions", {}).get("queues", {}).get("maxDequeueCount", 5))
 
 
 def queue_message_encoding(host: dict | None = None) -> str:

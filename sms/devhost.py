@@ -4,7 +4,8 @@ It serves the FunctionApp's own registered functions: HTTP routes and methods co
 `app.get_functions()` and the route prefix from host.json, so there is no second route
 table to drift. Queue triggers are driven from the real (Azurite) queue with host.json's
 semantics: batchSize, newBatchThreshold, maxPollingInterval, visibilityTimeout,
-maxDequeueCount (then `<queue>-poison`) and messageEncoding.
+maxDequeueCount (then `<queue>-poison`) and messageEncoding. Timer triggers run on their
+NCRONTAB schedules.
 
     python -m sms.devhost --host 127.0.0.1 --port 7071
 """
@@ -24,14 +25,16 @@ import re
 import signal
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import azure.functions as func
 from aiohttp import web
 from azure.functions.queue import QueueMessage  # the type the Python worker hands to queue triggers
+from azure.functions.timer import TimerRequest
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from . import ncrontab
 from .config import PROJECT_ROOT, ConfigError, host_json, load_local_settings, resolve_connection
 
 log = logging.getLogger("sms.devhost")
@@ -54,6 +57,15 @@ class HttpRoute:
     arg_name: str
     function: Callable
 
+
+
+@dataclass(frozen=True)
+class TimerTrigger:
+    name: str
+    schedule: str
+    arg_name: str
+    function: Callable
+    run_on_startup: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,8 +111,8 @@ def route_precedence(template: str) -> tuple[int, ...]:
     return tuple(ranks)
 
 
-def read_app(app: func.FunctionApp, route_prefix: str) -> tuple[list[HttpRoute], list[QueueTrigger]]:
-    routes, queues = [], []
+def read_app(app: func.FunctionApp, route_prefix: str) -> tuple[list[HttpRoute], list[QueueTrigger], list[TimerTrigger]]:
+    routes, queues, timers = [], [], []
     prefix = route_prefix.strip("/")
     for fn in app.get_functions():
         name = fn.get_function_name()
@@ -112,10 +124,13 @@ def read_app(app: func.FunctionApp, route_prefix: str) -> tuple[list[HttpRoute],
             routes.append(HttpRoute(name, template, route_pattern(template), methods, trigger["name"], user_function))
         elif trigger["type"] == "queueTrigger":
             queues.append(QueueTrigger(name, trigger["queueName"], trigger.get("connection") or "AzureWebJobsStorage", trigger["name"], user_function))
+        elif trigger["type"] == "timerTrigger":
+            ncrontab.parse(trigger["schedule"])  # a bad schedule fails at start, as on the host
+            timers.append(TimerTrigger(name, trigger["schedule"], trigger["name"], user_function, bool(trigger.get("runOnStartup"))))
         else:
             log.warning("%s: the dev host does not run %s functions; it is not served", name, trigger["type"])
     routes.sort(key=lambda r: route_precedence(r.template))
-    return routes, queues
+    return routes, queues, timers
 
 
 async def invoke(function: Callable, arg_name: str, value: Any) -> Any:
@@ -277,6 +292,35 @@ class QueueListener:
             await self._queue.update_message(message, visibility_timeout=int(self._q.visibility_timeout))
 
 
+class TimerRunner:
+    """Runs one timer-triggered function on its NCRONTAB schedule, as the host does."""
+
+    def __init__(self, trigger: TimerTrigger):
+        self.trigger = trigger
+        self._schedule = ncrontab.parse(trigger.schedule)
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        if self.trigger.run_on_startup:
+            await self._fire(past_due=False)
+        while not self._stopping.is_set():
+            now = datetime.now(timezone.utc)
+            due = ncrontab.next_after(self._schedule, now)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), (due - now).total_seconds())
+            if not self._stopping.is_set():
+                await self._fire(past_due=False)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _fire(self, past_due: bool) -> None:
+        try:
+            await invoke(self.trigger.function, self.trigger.arg_name, TimerRequest(past_due=past_due))
+        except Exception:
+            log.exception("timer function %s failed", self.trigger.name)
+
+
 async def _create_queue(queue: QueueClient) -> None:
     with contextlib.suppress(Exception):
         await queue.create_queue()
@@ -305,7 +349,7 @@ async def serve(
 ) -> None:
     host_settings = host_json()
     prefix = host_settings.get("extensions", {}).get("http", {}).get("routePrefix", "api")
-    routes, triggers = read_app(app, prefix)
+    routes, triggers, timers = read_app(app, prefix)
     semantics = QueueSemantics.from_host_json(host_settings)
 
     runner = web.AppRunner(http_app(routes), access_log=None)
@@ -325,13 +369,16 @@ async def serve(
             service.get_queue_client(f"{trigger.queue_name}-poison"),
             semantics,
         ))
-    tasks = [asyncio.create_task(listener.run()) for listener in listeners]
+    timer_runners = [TimerRunner(timer) for timer in timers]
+    tasks = [asyncio.create_task(runner.run()) for runner in (*listeners, *timer_runners)]
 
     print("Functions:", flush=True)
     for route in routes:
         print(f"  {route.name}: [{','.join(sorted(route.methods))}] http://{host}:{bound_port}/{route.template}", flush=True)
     for trigger in triggers:
         print(f"  {trigger.name}: queueTrigger on '{trigger.queue_name}'", flush=True)
+    for timer in timers:
+        print(f"  {timer.name}: timerTrigger '{timer.schedule}'", flush=True)
     print(f"Dev host listening on http://{host}:{bound_port}", flush=True)
     if on_ready:
         on_ready(bound_port)
@@ -344,8 +391,8 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        for listener in listeners:
-            listener.stop()
+        for stoppable in (*listeners, *timer_runners):
+            stoppable.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
         for service in services:

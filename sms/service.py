@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import timedelta
 from typing import Sequence
 
 from .errors import NotFound, RecordChanged, StorageUnavailable, ValidationFailed
@@ -37,6 +38,16 @@ class MessageNotWritten(Exception):
     """A job's message is not (yet) in storage; raising lets the queue retry the job later."""
 
 
+class RecipientsInFlight(Exception):
+    """Some of a job's recipients are claimed by a worker that may still be sending; retry later."""
+
+
+# What a recipient left in `sending` past its lease becomes: its worker died between the provider
+# call and recording the outcome, so nobody knows whether the SMS went out. It is not sent again:
+# the gateway promises at most one SMS per recipient.
+OUTCOME_UNKNOWN = "The worker stopped while sending; the outcome is unknown, so it was not sent again"
+
+
 def reference_for(comm_id: str) -> str:
     """A short reference a person can quote; it is the commId's prefix, so it finds the message."""
     return f"SMS-{comm_id[:8].upper()}"
@@ -55,6 +66,7 @@ class SmsService:
         opt_outs: OptOuts | None = None,
         inbound: InboundStore | None = None,
         missing_message_wait: float = 0.5,
+        sending_lease: timedelta = timedelta(minutes=5),
     ):
         self._store = store
         self._queue = queue
@@ -65,6 +77,7 @@ class SmsService:
         self._opt_outs = opt_outs
         self._inbound = inbound
         self._missing_message_wait = missing_message_wait
+        self._sending_lease = sending_lease
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
 
@@ -135,7 +148,13 @@ class SmsService:
         if loaded is None:
             raise MessageNotWritten(f"no message {job.comm_id} (yet): the queue will retry, then park the job")
         message, recipients = loaded
-        return await self._send_batch(message, recipients, job)
+        outcomes = await self._send_batch(message, recipients, job)
+        lease_start = utcnow() - self._sending_lease
+        if any(r.status is Status.SENDING and r.updated_at > lease_start for r in recipients):
+            # Another worker holds a live claim on some of these (a redelivery while it still runs).
+            # Retrying later either finds them settled or, if that worker died, past their lease.
+            raise RecipientsInFlight(f"{job.comm_id}[{job.first}..{job.last}] is partly being sent elsewhere; retry later")
+        return outcomes
 
     async def _send_batch(self, message: Message, recipients: Sequence[Recipient], job: SendJob) -> list[Recipient]:
         claimed, opted_out = await self._claim(message, recipients)
@@ -171,11 +190,12 @@ class SmsService:
         comm_id = message.comm_id
         blocked = await self._opt_outs.blocked(message.licensee_id) if self._opt_outs else set()
         for _ in range(CLAIM_ATTEMPTS):
-            queued = [r for r in recipients if r.status is Status.QUEUED]
-            if not queued:
-                return [], []
             now = utcnow()
-            changes = [
+            stale = [r for r in recipients if r.status is Status.SENDING and r.updated_at <= now - self._sending_lease]
+            queued = [r for r in recipients if r.status is Status.QUEUED]
+            if not queued and not stale:
+                return [], []
+            changes = [r.moved_to(Status.FAILED, last_error=OUTCOME_UNKNOWN) for r in stale] + [
                 r.moved_to(Status.OPTED_OUT, last_error="The recipient opted out (STOP)") if r.phone_number in blocked
                 else r.moved_to(Status.SENDING, attempts=r.attempts + 1, first_attempt_at=r.first_attempt_at or now)
                 for r in queued
@@ -183,9 +203,10 @@ class SmsService:
             try:
                 written = await self._store.update_recipients(comm_id, changes)
                 return ([r for r in written if r.status is Status.SENDING],
-                        [r for r in written if r.status is Status.OPTED_OUT])
+                        [r for r in written if r.status in (Status.OPTED_OUT, Status.FAILED)])
             except RecordChanged:
-                reloaded = await self._store.load(comm_id, queued[0].seq, queued[-1].seq)
+                changed = sorted(stale + queued, key=lambda r: r.seq)
+                reloaded = await self._store.load(comm_id, changed[0].seq, changed[-1].seq)
                 recipients = reloaded[1] if reloaded else []
         raise RecordChanged(f"could not claim recipients of {comm_id} after {CLAIM_ATTEMPTS} attempts")
 
@@ -234,6 +255,33 @@ class SmsService:
             except RecordChanged:
                 continue
         raise RecordChanged(f"could not record the outcome for recipient {outcome.recipient_id}")
+
+    async def give_up(self, job: SendJob, reason: str) -> list[Recipient]:
+        """A job the queue parked as poison: fail what it left queued or sending, so nothing waits forever."""
+        for _ in range(CLAIM_ATTEMPTS):
+            loaded = await self._store.load(job.comm_id, job.first, job.last)
+            if loaded is None:
+                return []  # its message was never written: there is nothing to fail
+            left = [r.moved_to(Status.FAILED, last_error=reason) for r in loaded[1] if r.status in (Status.QUEUED, Status.SENDING)]
+            if not left:
+                return []
+            try:
+                return await self._store.update_recipients(job.comm_id, left)
+            except RecordChanged:
+                continue
+        raise RecordChanged(f"could not fail the recipients of parked job {job}")
+
+    async def sweep(self, queued_for: timedelta = timedelta(minutes=10)) -> list[SendJob]:
+        """Re-queue the jobs of recipients left behind: queued too long with no job in sight, or
+        sending past their lease. Dispatch is idempotent, so a job queued twice does no harm."""
+        now = utcnow()
+        left = await self._store.stale_recipients(queued_before=now - queued_for, sending_before=now - self._sending_lease)
+        jobs = sorted({SendJob(r.comm_id, r.seq // JOB_SIZE * JOB_SIZE, r.seq // JOB_SIZE * JOB_SIZE + JOB_SIZE - 1) for r in left},
+                      key=lambda j: (j.comm_id, j.first))
+        await asyncio.gather(*(self._queue.put(job) for job in jobs))
+        if jobs:
+            log.warning("sweeper re-queued %d job(s) for %d recipient(s) left behind", len(jobs), len(left))
+        return jobs
 
     # -- reporting ---------------------------------------------------------------------------
 

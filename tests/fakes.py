@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Sequence
 
 from sms.errors import RecordChanged
-from sms.model import Message, Recipient, SendJob
+from sms.model import Message, Recipient, SendJob, Status
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
 from sms.storage import ApiKeyRecord, ApiKeyStore, InboundSms, InboundStore, JobQueue, MessageStore, OptOutStore, ReplyRoute
 
@@ -38,6 +38,13 @@ class InMemoryMessageStore(MessageStore):
     async def message(self, comm_id: str) -> Message | None:
         self.round_trips += 1
         return self.messages.get(comm_id)
+
+    async def stale_recipients(self, queued_before: datetime, sending_before: datetime) -> list[Recipient]:
+        return [
+            r for comm_id in self.messages for r in self.recipients[comm_id].values()
+            if (r.status is Status.QUEUED and r.updated_at < queued_before and not r.last_error)
+            or (r.status is Status.SENDING and r.updated_at < sending_before)
+        ]
 
     async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
         self.round_trips += -(-len(recipients) // 100)

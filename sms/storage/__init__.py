@@ -27,6 +27,11 @@ class MessageStore(abc.ABC):
         """The message and its recipients in [first, last] (all when last is None), in order."""
 
     @abc.abstractmethod
+    async def stale_recipients(self, queued_before: datetime, sending_before: datetime) -> list[Recipient]:
+        """Recipients queued since before the first time without a retry pending (no last error), or
+        sending since before the second. A scan of every message: the sweeper's, not the hot path's."""
+
+    @abc.abstractmethod
     async def message(self, comm_id: str) -> Message | None:
         """The message alone, without its recipients: one point read."""
 

@@ -108,6 +108,16 @@ class TableMessageStore(MessageStore):
         return None if message is None else (message, recipients)
 
     @storage_errors
+    async def stale_recipients(self, queued_before: datetime, sending_before: datetime) -> list[Recipient]:
+        query = ("RowKey ge @lo and RowKey lt @hi and ( ( Status eq @queued and UpdatedAt lt @q ) or "
+                 "( Status eq @sending and UpdatedAt lt @s ) )")
+        params = {"lo": RECIPIENT_PREFIX, "hi": chr(ord(RECIPIENT_PREFIX) + 1), "queued": Status.QUEUED.value,
+                  "sending": Status.SENDING.value, "q": queued_before, "s": sending_before}
+        found = [_recipient_from(e) async for e in self._table.query_entities(query, parameters=params)]
+        # A queued recipient with an error was released after a transient failure: its retry job is pending.
+        return [r for r in found if r.status is Status.SENDING or not r.last_error]
+
+    @storage_errors
     async def message(self, comm_id: str) -> Message | None:
         try:
             return _message_from(await self._table.get_entity(comm_id, MESSAGE_ROW))

@@ -1,5 +1,7 @@
 """The Functions host indexes what function_app.app registers: check it is every route and the trigger."""
 import os
+
+import pytest
 import subprocess
 import sys
 
@@ -20,9 +22,21 @@ def test_every_route_is_registered(triggers):
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
 
 
-def test_the_queue_trigger_listens_on_the_send_queue(triggers):
-    queue = [t for t in triggers.values() if t["type"] == "queueTrigger"]
-    assert queue == [{"direction": "IN", "type": "queueTrigger", "name": "msg", "queueName": SEND_QUEUE, "connection": "AzureWebJobsStorage"}]
+def test_queue_triggers_listen_on_the_send_queue_and_its_poison_queue(triggers):
+    queues = {name: t for name, t in triggers.items() if t["type"] == "queueTrigger"}
+    assert queues == {
+        "send_job": {"direction": "IN", "type": "queueTrigger", "name": "msg", "queueName": SEND_QUEUE, "connection": "AzureWebJobsStorage"},
+        "send_job_poison": {"direction": "IN", "type": "queueTrigger", "name": "msg", "queueName": f"{SEND_QUEUE}-poison",
+                            "connection": "AzureWebJobsStorage"},
+    }
+
+
+def test_the_sweeper_runs_on_a_timer(triggers):
+    from sms import ncrontab
+
+    timers = {name: t for name, t in triggers.items() if t["type"] == "timerTrigger"}
+    assert list(timers) == ["sweep_left_behind"]
+    assert ncrontab.parse(timers["sweep_left_behind"]["schedule"])[1] == frozenset(range(0, 60, 5))
 
 
 def test_the_app_imports_without_any_settings(triggers):
@@ -43,3 +57,39 @@ def test_route_patterns_match_whole_paths_only():
     assert pattern.match("/api/sms/ab\ncd").group("commId") == "ab\ncd"
     assert pattern.match("/api/sms/abc\n") is not None and pattern.match("/api/sms/abc\n").group("commId") == "abc\n"
     assert route_pattern("api/send").match("/api/send\n") is None
+
+
+def test_ncrontab_schedules():
+    from datetime import datetime
+
+    from sms import ncrontab
+
+    every_five = ncrontab.parse("0 */5 * * * *")
+    assert ncrontab.next_after(every_five, datetime(2026, 11, 25, 0, 7, 3)) == datetime(2026, 11, 25, 0, 10, 0)
+    assert ncrontab.next_after(every_five, datetime(2026, 11, 25, 0, 10, 0)) == datetime(2026, 11, 25, 0, 15, 0)
+    weekdays_at_nine = ncrontab.parse("30 0 9 * * 1-5")
+    assert ncrontab.next_after(weekdays_at_nine, datetime(2026, 11, 28, 10, 0)) == datetime(2026, 11, 30, 9, 0, 30)  # Sat -> Mon
+    assert ncrontab.parse("0 0,30 8-10/2 1 1 *")[2] == frozenset({8, 10})
+    for bad in ("* * * * *", "60 * * * * *", "*/0 * * * * *"):
+        with pytest.raises(ValueError):
+            ncrontab.parse(bad)
+
+
+async def test_the_dev_host_fires_timer_functions():
+    import asyncio
+
+    from sms.devhost import TimerRunner, TimerTrigger
+
+    fired = []
+
+    async def tick(timer):
+        fired.append(timer.past_due)
+
+    runner = TimerRunner(TimerTrigger("tick", "* * * * * *", "timer", tick, run_on_startup=True))
+    task = asyncio.create_task(runner.run())
+    async with asyncio.timeout(5):
+        while len(fired) < 2:  # once at start-up, then on the every-second schedule
+            await asyncio.sleep(0.05)
+    runner.stop()
+    await task
+    assert fired[:2] == [False, False]

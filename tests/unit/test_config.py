@@ -53,7 +53,9 @@ def test_the_example_settings_file_lists_every_setting_the_code_reads():
     example = json.loads((PROJECT_ROOT / "local.settings.example.json").read_text())["Values"]
     read = {"AzureWebJobsStorage", "SMS_PROVIDER", "SMS_DEFAULT_REGION", "SMS_MAX_RECIPIENTS", "SMS_MAX_BODY_CHARS",
             "SMS_SEND_CONCURRENCY", "SMS_API_KEY_CACHE_SECONDS", "SMS_CONSOLE_OUTBOX", "SMS_MAX_REQUEST_BYTES",
-            "SMS_MAX_SEGMENTS", "SMS_MAX_SEND_ATTEMPTS", "SMS_RETRY_BASE_SECONDS", "SMS_RATE_LIMIT_PER_SECOND"}
+            "SMS_MAX_SEGMENTS", "SMS_MAX_SEND_ATTEMPTS", "SMS_RETRY_BASE_SECONDS", "SMS_RATE_LIMIT_PER_SECOND",
+            "SMS_SENDING_LEASE_SECONDS", "SMS_PUBLIC_BASE_URL", "SMS_EVENTGRID_SECRET", "ACS_CONNECTION_STRING", "ACS_FROM_NUMBER",
+            "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID"}
     assert read <= set(example)
     source = "\n".join(p.read_text() for p in (PROJECT_ROOT / "sms").rglob("*.py"))
     assert all(f'"{name}"' in source for name in read)  # and the code does read each of them

@@ -1,12 +1,21 @@
 import asyncio
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from sms.errors import Forbidden, NotFound, StorageUnavailable, ValidationFailed
-from sms.model import SendJob, Status
+from sms.model import SendJob, Status, utcnow
 from sms.pacing import RetryPolicy, SenderRateLimiter
 from sms.providers import SendOutcome
-from sms.service import IMMEDIATE_SAFETY_NET_SECONDS, MISSING_MESSAGE_CHECKS, MessageNotWritten, SmsService
+from sms.service import (
+    IMMEDIATE_SAFETY_NET_SECONDS,
+    MISSING_MESSAGE_CHECKS,
+    OUTCOME_UNKNOWN,
+    MessageNotWritten,
+    RecipientsInFlight,
+    SmsService,
+)
 from sms.validation import Limits
 from sms.wire import SMSSend
 from tests.fakes import RecordingProvider
@@ -129,8 +138,11 @@ async def test_two_workers_on_the_same_job_send_each_recipient_once(store, queue
     await worker_a.accept(request(*(au(i) for i in range(20))), LICENSEE)
     (job, _), = queue.jobs
 
-    await asyncio.gather(worker_a.dispatch(job), worker_b.dispatch(job))
+    results = await asyncio.gather(worker_a.dispatch(job), worker_b.dispatch(job), return_exceptions=True)
 
+    # The loser sees the winner's live claim and hands the job back to the queue rather than finish it.
+    assert sum(isinstance(r, RecipientsInFlight) for r in results) <= 1
+    assert await worker_b.dispatch(job) == []  # the queue's retry, once the winner is done
     assert sorted(s.to for s in provider.sent) == sorted(au(i) for i in range(20))
 
 
@@ -291,3 +303,57 @@ async def test_jobs_are_queued_before_the_message_is_written(store, queue, provi
     with pytest.raises(MessageNotWritten):
         await SmsService(store, queue, provider, missing_message_wait=0).dispatch(queue.jobs[0][0])
     assert provider.sent == []
+
+
+async def test_a_claim_left_by_a_crashed_worker_is_failed_after_its_lease_never_resent(store, queue):
+    class Crashing(RecordingProvider):
+        async def send(self, sms):
+            raise asyncio.CancelledError  # the worker process dies mid-send
+
+    response = await SmsService(store, queue, RecordingProvider()).accept(request(au(1), au(2)), LICENSEE)
+    job = queue.jobs[0][0]
+    with pytest.raises(asyncio.CancelledError):
+        await SmsService(store, queue, Crashing()).dispatch(job)
+    _, left = await store.load(response.comm_id)
+    assert [r.status for r in left] == [Status.SENDING, Status.SENDING]
+
+    provider = RecordingProvider()
+    within_lease = SmsService(store, queue, provider, sending_lease=timedelta(minutes=5))
+    with pytest.raises(RecipientsInFlight):  # the job comes back while the lease still runs
+        await within_lease.dispatch(job)
+    past_lease = SmsService(store, queue, provider, sending_lease=timedelta(0))
+    await past_lease.dispatch(job)
+
+    _, settled = await store.load(response.comm_id)
+    assert [(r.status, r.last_error) for r in settled] == [(Status.FAILED, OUTCOME_UNKNOWN)] * 2
+    assert provider.sent == []  # at most once: an unknown outcome is not sent again
+
+
+async def test_a_parked_job_fails_what_it_left_behind(service, store, queue):
+    response = await service.accept(request(au(1), au(2)), LICENSEE)
+    job = queue.jobs[0][0]
+    _, (first, second) = await store.load(response.comm_id)
+    await store.update_recipients(response.comm_id, [first.moved_to(Status.SENT)])
+
+    failed = await service.give_up(job, "Gave up after 5 failed deliveries of its job")
+
+    assert [r.seq for r in failed] == [1]
+    _, (sent, gave_up) = await store.load(response.comm_id)
+    assert sent.status is Status.SENT and (gave_up.status, gave_up.last_error) == (Status.FAILED, "Gave up after 5 failed deliveries of its job")
+    assert await service.give_up(SendJob("e" * 32, 0, 99), "x") == []
+
+
+async def test_the_sweeper_requeues_what_was_left_behind(store, queue, provider):
+    service = SmsService(store, queue, provider, sending_lease=timedelta(minutes=5))
+    left_queued = await service.accept(request(*(au(i) for i in range(150))), LICENSEE)
+    fresh = await service.accept(request(au(900)), LICENSEE)
+    queue.jobs.clear()  # as if the jobs were lost
+    old = utcnow() - timedelta(hours=1)
+    for row in store.recipients[left_queued.comm_id].values():
+        store.recipients[left_queued.comm_id][row.seq] = replace(row, updated_at=old)
+
+    jobs = await service.sweep(queued_for=timedelta(minutes=10))
+
+    assert jobs == [SendJob(left_queued.comm_id, 0, 99), SendJob(left_queued.comm_id, 100, 199)]
+    assert [job for job, _ in queue.jobs] == jobs
+    assert fresh.comm_id not in {j.comm_id for j in jobs}

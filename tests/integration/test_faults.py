@@ -1,0 +1,197 @@
+"""Fault injection against real Azurite: each fault, and exact counts of what happened.
+
+Counts asserted: provider calls per recipient, records in the table, messages in each queue.
+"""
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from sms import azurite, bootstrap
+from sms.bootstrap import build
+from sms.config import SEND_QUEUE, Settings
+from sms.devhost import QueueListener, QueueSemantics, QueueTrigger
+from sms.errors import StorageUnavailable
+from sms.inbound import InboundService
+from sms.model import SendJob, Status, utcnow
+from sms.service import OUTCOME_UNKNOWN, RecipientsInFlight, SmsService
+from sms.storage.queues import queue_client
+from sms.storage.tables import MESSAGES_TABLE
+from sms.wire import SMSSend
+from tests.fakes import RecordingProvider
+
+LICENSEE = "f0" * 16
+
+
+def request(*numbers):
+    return SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": "Fault test"}})
+
+
+def numbers(prefix: int, count: int) -> list[str]:
+    return [f"+614{prefix:03d}{i:05d}" for i in range(count)]
+
+
+def service_over(gw, provider, **options) -> SmsService:
+    """A service on the gateway's real Azure stores with a recording provider (one 'worker process')."""
+    return SmsService(gw.messages, gw.jobs, provider, missing_message_wait=0, **options)
+
+
+@pytest.fixture
+async def gw(emulator):
+    gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
+    await gateway.ensure_storage()
+    yield gateway
+    await gateway.close()
+
+
+async def queued_jobs(connection: str, queue: str, comm_id: str) -> list[SendJob]:
+    async with QueueServiceClient.from_connection_string(connection) as service:
+        client = queue_client(service, queue, "base64")
+        return [job for m in await client.peek_messages(max_messages=32) if (job := SendJob.from_json(m.content)).comm_id == comm_id]
+
+
+async def test_two_workers_on_the_same_job_call_the_provider_once_per_recipient(gw):
+    provider = RecordingProvider(delay=0.02)
+    worker_a, worker_b = service_over(gw, provider), service_over(gw, provider)
+    to = numbers(101, 40)
+    response = await worker_a.accept(request(*to), LICENSEE)
+    job = SendJob(response.comm_id, 0, 99)
+
+    results = await asyncio.gather(worker_a.dispatch(job), worker_b.dispatch(job), return_exceptions=True)
+    assert all(r is None or isinstance(r, (list, RecipientsInFlight)) for r in results)
+    await worker_b.dispatch(job)  # the queue's redelivery of whichever handed it back
+
+    assert sorted(s.to for s in provider.sent) == sorted(to)
+    _, recipients = await gw.messages.load(response.comm_id)
+    assert {r.status for r in recipients} == {Status.SENT} and {r.attempts for r in recipients} == {1}
+
+
+async def test_a_job_redelivered_after_a_crash_mid_send_sends_nothing_twice(gw):
+    class DiesMidSend(RecordingProvider):
+        async def send(self, sms):
+            await super().send(sms)  # the provider took it...
+            raise asyncio.CancelledError  # ...and the worker died before recording it
+
+    crashed = DiesMidSend()
+    response = await service_over(gw, crashed).accept(request(*numbers(102, 3)), LICENSEE)
+    job = SendJob(response.comm_id, 0, 99)
+    with pytest.raises(asyncio.CancelledError):
+        await service_over(gw, crashed).dispatch(job)
+
+    after_restart = RecordingProvider()
+    with pytest.raises(RecipientsInFlight):  # redelivered inside the lease: handed back
+        await service_over(gw, after_restart, sending_lease=timedelta(minutes=5)).dispatch(job)
+    await service_over(gw, after_restart, sending_lease=timedelta(0)).dispatch(job)  # past the lease
+
+    assert len(crashed.sent) == 3 and after_restart.sent == []
+    _, recipients = await gw.messages.load(response.comm_id)
+    assert [(r.status, r.last_error) for r in recipients] == [(Status.FAILED, OUTCOME_UNKNOWN)] * 3
+
+
+async def test_a_receipt_racing_the_outcome_write_keeps_the_later_status(gw):
+    inbound = InboundService(gw.messages, gw._inbound_store, gw.sms._opt_outs)
+
+    class ReceiptFirst(RecordingProvider):
+        async def send(self, sms):
+            outcome = await super().send(sms)
+            assert await inbound.apply_receipt(sms.reference, Status.DELIVERED, "early-receipt")
+            return outcome
+
+    response = await service_over(gw, ReceiptFirst()).accept(request(*numbers(103, 2)), LICENSEE)
+    await service_over(gw, ReceiptFirst()).dispatch(SendJob(response.comm_id, 0, 99))
+    _, recipients = await gw.messages.load(response.comm_id)
+    assert [r.status for r in recipients] == [Status.DELIVERED] * 2
+    assert [r.provider_message_id for r in recipients] == ["early-receipt"] * 2  # the receipt's id, set first, is kept
+
+
+async def test_a_job_that_keeps_failing_is_parked_and_its_recipients_failed(gw, emulator, unique_name, monkeypatch):
+    """Through the dev host's queue listener and the app's real trigger functions."""
+    from sms.worker import send_job, send_job_poison
+
+    monkeypatch.setattr(bootstrap, "_gateway", gw)
+    response = await gw.sms.accept(request(*numbers(104, 2)), LICENSEE)
+
+    async def storage_keeps_failing(job):
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(gw.sms, "dispatch", storage_keeps_failing)
+    name = unique_name("faults")
+    async with QueueServiceClient.from_connection_string(emulator.connection_string) as service:
+        jobs, poison = queue_client(service, name, "base64"), queue_client(service, f"{name}-poison", "base64")
+        await jobs.create_queue()
+        await jobs.send_message(SendJob(response.comm_id, 0, 99).to_json())
+        semantics = QueueSemantics(batch_size=4, new_batch_threshold=2, max_polling_interval=0.1, visibility_timeout=0, max_dequeue_count=3)
+        runner = QueueListener(QueueTrigger("send_job", name, "AzureWebJobsStorage", "msg", send_job.build().get_user_function()),
+                               service.get_queue_client(name), service.get_queue_client(f"{name}-poison"), semantics)
+        parked_runner = QueueListener(
+            QueueTrigger("send_job_poison", f"{name}-poison", "AzureWebJobsStorage", "msg", send_job_poison.build().get_user_function()),
+            service.get_queue_client(f"{name}-poison"), service.get_queue_client(f"{name}-poison-poison"), semantics)
+        tasks = [asyncio.create_task(runner.run()), asyncio.create_task(parked_runner.run())]
+
+        async def settled():
+            _, recipients = await gw.messages.load(response.comm_id)
+            return all(r.status is Status.FAILED for r in recipients)
+
+        async with asyncio.timeout(30):
+            while not await settled():
+                await asyncio.sleep(0.1)
+        runner.stop()
+        parked_runner.stop()
+        await asyncio.gather(*tasks)
+
+        assert await jobs.peek_messages() == [] and await poison.peek_messages() == []
+    _, recipients = await gw.messages.load(response.comm_id)
+    assert all(r.last_error == "Gave up after 5 failed attempts to run its send job" for r in recipients)
+    assert {r.attempts for r in recipients} == {0}  # never claimed: no SMS went out
+
+
+async def test_the_sweeper_finds_what_was_left_behind_in_storage(gw):
+    service = service_over(gw, RecordingProvider())
+    response = await service.accept(request(*numbers(105, 120)), LICENSEE)
+    _, recipients = await gw.messages.load(response.comm_id)
+    old = utcnow() - timedelta(hours=2)
+    await gw.messages.update_recipients(response.comm_id, [replace(r, updated_at=old) for r in recipients[:2]] +
+                                        [replace(r, updated_at=old, status=Status.QUEUED, last_error="429: retry pending") for r in recipients[2:3]] +
+                                        [replace(r, updated_at=old, status=Status.SENDING) for r in recipients[110:111]])
+
+    left = await gw.messages.stale_recipients(queued_before=utcnow() - timedelta(minutes=10), sending_before=utcnow() - timedelta(minutes=5))
+
+    mine = sorted(r.seq for r in left if r.comm_id == response.comm_id)
+    assert mine == [0, 1, 110]  # the released one (retry pending) is not swept
+
+
+async def test_a_storage_outage_answers_unavailable_leaves_nothing_half_written_and_recovers(tmp_path):
+    """Azurite (keeping its data on disk) is stopped mid-run and started again on the same ports."""
+    first = azurite.start(persist_to=str(tmp_path))
+    ports = (first.queue_port, first.table_port)
+    gw = build(Settings.from_env({"AzureWebJobsStorage": first.connection_string}))
+    provider = RecordingProvider()
+    worker = service_over(gw, provider)
+    second = None
+    try:
+        await gw.ensure_storage()
+        before = await worker.accept(request(*numbers(106, 2)), LICENSEE)
+
+        first.stop()
+        with pytest.raises(StorageUnavailable):
+            await worker.accept(request(*numbers(107, 2)), LICENSEE)
+
+        second = azurite.start(queue_port=ports[0], table_port=ports[1], persist_to=str(tmp_path))
+        after = await worker.accept(request(*numbers(108, 2)), LICENSEE)
+        for response in (before, after):
+            assert await queued_jobs(second.connection_string, SEND_QUEUE, response.comm_id) == [SendJob(response.comm_id, 0, 1)]
+            await worker.dispatch(SendJob(response.comm_id, 0, 1))
+
+        async with TableServiceClient.from_connection_string(second.connection_string) as tables:
+            rows = [e async for e in tables.get_table_client(MESSAGES_TABLE).list_entities()]
+        assert sorted((e["PartitionKey"], e["RowKey"]) for e in rows) == sorted(
+            (r.comm_id, row) for r in (before, after) for row in ("message", "r000000", "r000001"))
+        assert sorted(s.to for s in provider.sent) == sorted(numbers(106, 2) + numbers(108, 2))
+    finally:
+        await gw.close()
+        first.stop()
+        if second:
+            second.stop()
