@@ -7,6 +7,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -23,6 +25,7 @@ from .errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
     StorageUnavailable,
     Unauthenticated,
     ValidationFailed,
@@ -90,9 +93,10 @@ def _send_function(route: Route):
     async def send(req: func.HttpRequest) -> func.HttpResponse:
         async def work(req: func.HttpRequest) -> BaseModel:
             licensee = await _licensee(req)
+            key = await _idempotency_key(req)
             request = wire.to_dto(await _request_data(req, route), wire.SMSSend)
             sms = (await gateway()).sms
-            return await (sms.send_now if immediate else sms.accept)(request, licensee)
+            return await (sms.send_now if immediate else sms.accept)(request, licensee, key)
 
         return await _respond(req, route, work)
 
@@ -110,15 +114,43 @@ def _reply_function(route: Route):
 
         async def work(req: func.HttpRequest) -> BaseModel | list[BaseModel]:
             licensee = await _licensee(req)
+            key = await _idempotency_key(req)
             data = await _request_data(req, route)
             sms = (await gateway()).sms
             if operation.endswith("[]"):
+                if key is not None:
+                    raise ValidationFailed([FieldError("Idempotency-Key", "NotSupported",
+                                                       "Idempotency-Key is not supported on batched requests: send each request with its own key")])
                 return await sms.accept_batch(wire.to_dtos(data, wire.SMSSend, MAX_BATCH), licensee)
-            return await sms.accept(wire.to_dto(data, wire.SMSSend), licensee)
+            return await sms.accept(wire.to_dto(data, wire.SMSSend), licensee, key)
 
         return await _respond(req, route, work)
 
     return reply
+
+
+async def _idempotency_key(req: func.HttpRequest) -> str | None:
+    """Idempotency-Key, or ACS-style Repeatability-Request-ID (with Repeatability-First-Sent)."""
+    header = "Idempotency-Key" if req.headers.get("Idempotency-Key") is not None else "Repeatability-Request-ID"
+    key = req.headers.get(header)
+    if key is None:
+        return None
+    key = key.strip()
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise ValidationFailed([FieldError(header, "InvalidValue", f"{header} must be 1 to 255 printable characters")])
+    first_sent = req.headers.get("Repeatability-First-Sent")
+    if first_sent is not None:
+        try:
+            sent_at = parsedate_to_datetime(first_sent)
+        except (TypeError, ValueError):
+            sent_at = None
+        if sent_at is None or sent_at.tzinfo is None:
+            raise ValidationFailed([FieldError("Repeatability-First-Sent", "InvalidValue",
+                                               "Repeatability-First-Sent must be an HTTP date, e.g. 'Tue, 24 Nov 2026 23:00:00 GMT'")])
+        window = timedelta(hours=(await gateway()).settings.idempotency_hours)
+        if utcnow() - sent_at > window:
+            raise PreconditionFailed(f"Repeatability-First-Sent is older than the {window.total_seconds() / 3600:g}-hour window: send it as a new request")
+    return key
 
 
 def _comm_id(raw_id: str) -> str:

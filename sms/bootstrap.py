@@ -20,6 +20,7 @@ from .pacing import RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider, create_provider
 from .service import SmsService
 from .validation import Limits
+from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
 from .storage.queues import StorageJobQueue, create_queue, queue_client
 from .storage.tables import TableApiKeyStore, TableMessageStore
@@ -37,6 +38,7 @@ class Gateway:
     inbound: InboundService
     _inbound_store: TableInboundStore
     _opt_out_store: TableOptOutStore
+    _idempotency_store: TableIdempotencyStore
     _tables: TableServiceClient
     _queues: QueueServiceClient
 
@@ -49,6 +51,7 @@ class Gateway:
             self.jobs.create_queue(),
             self._inbound_store.create_tables(),
             self._opt_out_store.create_table(),
+            self._idempotency_store.create_table(),
             create_queue(queue_client(self._queues, f"{SEND_QUEUE}-poison", encoding)),
         )
 
@@ -80,15 +83,17 @@ def build(settings: Settings) -> Gateway:
     inbound_store = TableInboundStore.from_service(tables)
     opt_out_store = TableOptOutStore.from_service(tables)
     opt_outs = OptOuts(opt_out_store)
+    idempotency_store = TableIdempotencyStore.from_service(tables)
     return Gateway(
         settings=settings,
         sms=SmsService(messages, jobs, provider, limits, settings.send_concurrency, retry,
                        SenderRateLimiter(settings.rate_limit_per_second), opt_outs, inbound_store,
-                       sending_lease=timedelta(seconds=settings.sending_lease_seconds)),
+                       sending_lease=timedelta(seconds=settings.sending_lease_seconds), idempotency=idempotency_store,
+                       idempotency_window=timedelta(hours=settings.idempotency_hours)),
         auth=Authenticator(keys, settings.api_key_cache_seconds),
         keys=keys, messages=messages, jobs=jobs, provider=provider,
         inbound=InboundService(messages, inbound_store, opt_outs),
-        _inbound_store=inbound_store, _opt_out_store=opt_out_store,
+        _inbound_store=inbound_store, _opt_out_store=opt_out_store, _idempotency_store=idempotency_store,
         _tables=tables, _queues=queues,
     )
 

@@ -69,6 +69,29 @@ class TooManyRequests(GatewayError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class Conflict(GatewayError):
+    """The same idempotency key is being used by a request that has not finished."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "Conflict")
+
+
+class KeyReused(GatewayError):
+    """An idempotency key came back with a different request."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "IdempotencyKeyReused")
+
+
+class PreconditionFailed(GatewayError):
+    def __init__(self, message: str):
+        super().__init__(message, "PreconditionFailed")
+
+
+class AlreadyExists(Exception):
+    """A create found its row already there."""
+
+
 class StorageUnavailable(GatewayError):
     """Table or queue storage could not be reached or refused the request."""
 

@@ -26,14 +26,17 @@ _ERRORS = {
     "403": "SMSModel.LicenseeId is not the licensee of the API key.",
     "404": "No such message for this licensee, or no such route or operation.",
     "405": "The route exists, but not for this method.",
+    "409": "A request with this Idempotency-Key is still being processed; retry shortly.",
+    "412": "Repeatability-First-Sent is older than the idempotency window.",
     "413": "The request body is larger than SMS_MAX_REQUEST_BYTES.",
     "415": "The Content-Type is not one this service reads.",
+    "422": "This Idempotency-Key was used with a different request.",
     "429": "Too many requests; retry after the Retry-After header's seconds.",
     "503": "Storage is unavailable; retry later.",
 }
 _ERRORS_BY_KIND = {
-    "send": ("400", "401", "403", "404", "405", "413", "415", "429", "503"),
-    "reply": ("400", "401", "403", "404", "405", "413", "415", "429", "503"),
+    "send": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
+    "reply": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
     "status": ("400", "401", "404", "429", "503"),
     "replies": ("400", "401", "404", "429", "503"),
 }
@@ -103,6 +106,12 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.has_format_suffix:
         parameters.append({"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": ["json", "jsv"]}})
     operation: dict[str, Any] = {"operationId": route.name, "summary": _SUMMARIES[route.kind], "parameters": parameters}
+    if kind in ("send", "reply"):
+        parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                           "description": "A retry with the same key (per licensee, for SMS_IDEMPOTENCY_HOURS) answers as the "
+                                          "first request did and sends nothing new. Repeatability-Request-ID and "
+                                          "Repeatability-First-Sent are accepted too."})
 
     if route.kind in _GET_KINDS:
         parameters.append({"name": "commId", "in": "path", "required": True, "schema": {"type": "string"},

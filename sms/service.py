@@ -5,18 +5,20 @@ Knows nothing of HTTP or Azure: it works through the storage and provider ports.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import uuid
 from dataclasses import replace
 from datetime import timedelta
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
 
-from .errors import NotFound, RecordChanged, StorageUnavailable, ValidationFailed
+from .errors import AlreadyExists, Conflict, KeyReused, NotFound, RecordChanged, StorageUnavailable, ValidationFailed
 from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status, utcnow
 from .pacing import RetryPolicy, SenderRateLimiter
 from .phone import mask
 from .providers import OutgoingSms, SendOutcome, SmsProvider
 from .optouts import OptOuts
-from .storage import InboundStore, JobQueue, MessageStore, ReplyRoute
+from .storage import IdempotencyRecord, IdempotencyStore, InboundStore, JobQueue, MessageStore, ReplyRoute
 from .validation import Limits, message_from
 from .wire import CommResponse, MessageState, RecipientState, ReplyState, SMSSend
 
@@ -29,6 +31,9 @@ IMMEDIATE_SAFETY_NET_SECONDS = 120
 
 # How often a claim is retried after losing an ETag race before the job is left to the queue's retry.
 CLAIM_ATTEMPTS = 3
+
+# A replay that finds no message this soon after the first request is racing it, not resuming it.
+IN_PROGRESS_GRACE = timedelta(seconds=30)
 
 # A job can be picked up between the API queueing it and writing its message: look again this often.
 MISSING_MESSAGE_CHECKS = 3
@@ -67,6 +72,8 @@ class SmsService:
         inbound: InboundStore | None = None,
         missing_message_wait: float = 0.5,
         sending_lease: timedelta = timedelta(minutes=5),
+        idempotency: IdempotencyStore | None = None,
+        idempotency_window: timedelta = timedelta(hours=24),
     ):
         self._store = store
         self._queue = queue
@@ -78,14 +85,20 @@ class SmsService:
         self._inbound = inbound
         self._missing_message_wait = missing_message_wait
         self._sending_lease = sending_lease
+        self._idempotency = idempotency
+        self._idempotency_window = idempotency_window
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
 
     # -- accepting ---------------------------------------------------------------------------
 
-    async def accept(self, request: SMSSend, licensee_id: str) -> CommResponse:
+    async def accept(self, request: SMSSend, licensee_id: str, idempotency_key: str | None = None) -> CommResponse:
         """Save the SMS and queue it; the worker sends it in the background."""
-        return await self._save_and_queue(*message_from(request, licensee_id, self._limits))
+
+        async def run(comm_id: str | None) -> CommResponse:
+            return await self._save_and_queue(*message_from(request, licensee_id, self._limits, comm_id))
+
+        return await self._once(request, licensee_id, idempotency_key, "send", run)
 
     async def accept_batch(self, requests: Sequence[SMSSend], licensee_id: str) -> list[CommResponse]:
         """ServiceStack's auto-batch: every request is checked before any is saved, then each is accepted."""
@@ -104,35 +117,57 @@ class SmsService:
         # whose message write then fails finds no message, and retries until the queue parks it.
         await asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients))))
         await self._store.add(message, recipients)
-        return CommResponse(
-            comm_id=message.comm_id,
-            reference=reference_for(message.comm_id),
-            status=True,
-            message=f"Queued for {_plural(len(recipients), 'recipient')}",
-        )
+        return _queued(message.comm_id, len(recipients))
 
-    async def send_now(self, request: SMSSend, licensee_id: str) -> CommResponse:
+    async def send_now(self, request: SMSSend, licensee_id: str, idempotency_key: str | None = None) -> CommResponse:
         """Save the SMS and send it within the request; answer with the real outcome."""
-        message, recipients = message_from(request, licensee_id, self._limits)
+
+        async def run(comm_id: str | None) -> CommResponse:
+            return await self._send_now(*message_from(request, licensee_id, self._limits, comm_id))
+
+        return await self._once(request, licensee_id, idempotency_key, "send_now", run)
+
+    async def _send_now(self, message: Message, recipients: list[Recipient]) -> CommResponse:
         jobs = SendJob.covering(message.comm_id, len(recipients))
         await asyncio.gather(*(self._queue.put(job, delay_seconds=IMMEDIATE_SAFETY_NET_SECONDS) for job in jobs))
         stored = await self._store.add(message, recipients)
         batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
         outcomes = [r for batch in await asyncio.gather(*(self._send_batch(message, b, job) for b, job in zip(batches, jobs, strict=True))) for r in batch]
-        sent = sum(1 for r in outcomes if r.status is Status.SENT)
-        text = f"Sent to {sent} of {_plural(len(stored), 'recipient')}"
-        opted_out = sum(1 for r in outcomes if r.status is Status.OPTED_OUT)
-        if opted_out:
-            text += f"; {opted_out} opted out"
-        failures = [r for r in outcomes if r.status is Status.FAILED]
-        if failures:
-            text += f"; {len(failures)} failed: {failures[0].last_error}"
-        return CommResponse(
-            comm_id=message.comm_id,
-            reference=reference_for(message.comm_id),
-            status=sent == len(stored),
-            message=text,
-        )
+        return _outcome(message.comm_id, len(stored), outcomes)
+
+    async def _once(self, request: SMSSend, licensee_id: str, key: str | None, kind: str,
+                    run: Callable[[str | None], Awaitable[CommResponse]]) -> CommResponse:
+        """Run a send once per idempotency key: a retry answers as the original did and changes nothing."""
+        if key is None or self._idempotency is None:
+            return await run(None)
+        fingerprint = hashlib.sha256(f"{kind}\n{request.model_dump_json()}".encode()).hexdigest()
+        now = utcnow()
+        record = IdempotencyRecord(licensee_id, key, fingerprint, uuid.uuid4().hex, now, now + self._idempotency_window)
+        existing = await self._idempotency.claim(record)
+        if existing is None:
+            return await run(record.comm_id)
+        if existing.expires_at <= now:  # an old key used again: a new request
+            if not await self._idempotency.take_over(existing, record):
+                raise Conflict("This Idempotency-Key is being used by another request; retry shortly")
+            return await run(record.comm_id)
+        if existing.request_hash != fingerprint:
+            raise KeyReused("This Idempotency-Key was used with a different request; use a new key for a new request")
+        return await self._replay(existing, kind, run)
+
+    async def _replay(self, record: IdempotencyRecord, kind: str,
+                      run: Callable[[str | None], Awaitable[CommResponse]]) -> CommResponse:
+        loaded = await self._store.load(record.comm_id)
+        if loaded is None:
+            if utcnow() - record.created_at < IN_PROGRESS_GRACE:
+                raise Conflict("The first request with this Idempotency-Key is still being processed; retry shortly")
+            try:  # the first request died before saving anything: finish it under the same commId
+                return await run(record.comm_id)
+            except AlreadyExists:
+                raise Conflict("The first request with this Idempotency-Key is still being processed; retry shortly") from None
+        message, recipients = loaded
+        if kind == "send_now":
+            return _outcome(message.comm_id, len(recipients), recipients)
+        return _queued(message.comm_id, len(recipients))
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -313,6 +348,24 @@ class SmsService:
             ],
             replies=replies,
         )
+
+
+def _queued(comm_id: str, recipient_count: int) -> CommResponse:
+    return CommResponse(comm_id=comm_id, reference=reference_for(comm_id), status=True,
+                        message=f"Queued for {_plural(recipient_count, 'recipient')}")
+
+
+def _outcome(comm_id: str, recipient_count: int, outcomes: Sequence[Recipient]) -> CommResponse:
+    """An immediate send's answer: how many were sent, opted out, failed (and why)."""
+    sent = sum(1 for r in outcomes if r.status in (Status.SENT, Status.DELIVERED))
+    text = f"Sent to {sent} of {_plural(recipient_count, 'recipient')}"
+    opted_out = sum(1 for r in outcomes if r.status is Status.OPTED_OUT)
+    if opted_out:
+        text += f"; {opted_out} opted out"
+    failures = [r for r in outcomes if r.status in (Status.FAILED, Status.UNDELIVERED)]
+    if failures:
+        text += f"; {len(failures)} failed: {failures[0].last_error}"
+    return CommResponse(comm_id=comm_id, reference=reference_for(comm_id), status=sent == recipient_count, message=text)
 
 
 def _plural(n: int, noun: str) -> str:

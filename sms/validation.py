@@ -23,8 +23,9 @@ class Limits:
     max_segments: int = 10
 
 
-def message_from(request: SMSSend, licensee_id: str, limits: Limits) -> tuple[Message, list[Recipient]]:
-    """The records to store for a request; raises ValidationFailed listing every field error, or Forbidden."""
+def message_from(request: SMSSend, licensee_id: str, limits: Limits, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
+    """The records to store for a request (under `comm_id`, or a new one); raises ValidationFailed
+    listing every field error, or Forbidden."""
     model = request.sms_model
     if model is None:
         raise ValidationFailed([FieldError("SMSModel", "NotNull", "SMSModel is required")])
@@ -34,7 +35,7 @@ def message_from(request: SMSSend, licensee_id: str, limits: Limits) -> tuple[Me
     errors: list[FieldError] = []
     body = _body(model, limits, errors)
     sender = _sender(model.from_, limits, errors)
-    comm_id = uuid.uuid4().hex
+    comm_id = comm_id or uuid.uuid4().hex
     recipients = _recipients(comm_id, model.to or [], limits, errors)
     if errors:
         raise ValidationFailed(errors)

@@ -10,7 +10,18 @@ from typing import Sequence
 from sms.errors import RecordChanged
 from sms.model import Message, Recipient, SendJob, Status
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
-from sms.storage import ApiKeyRecord, ApiKeyStore, InboundSms, InboundStore, JobQueue, MessageStore, OptOutStore, ReplyRoute
+from sms.storage import (
+    ApiKeyRecord,
+    ApiKeyStore,
+    IdempotencyRecord,
+    IdempotencyStore,
+    InboundSms,
+    InboundStore,
+    JobQueue,
+    MessageStore,
+    OptOutStore,
+    ReplyRoute,
+)
 
 _etags = itertools.count(1)
 
@@ -150,3 +161,22 @@ class RecordingProvider(SmsProvider):
             return SendOutcome(provider_message_id=f"rec-{len(self.sent)}")
         finally:
             self.in_flight -= 1
+
+
+class InMemoryIdempotencyStore(IdempotencyStore):
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], IdempotencyRecord] = {}
+
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        key = (record.licensee_id, record.key)
+        if key in self.records:
+            return self.records[key]
+        self.records[key] = replace(record, etag=f"e{next(_etags)}")
+        return None
+
+    async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:
+        key = (record.licensee_id, record.key)
+        if self.records[key].etag != expired.etag:
+            return False
+        self.records[key] = replace(record, etag=f"e{next(_etags)}")
+        return True

@@ -127,3 +127,26 @@ class OptOutStore(abc.ABC):
     @abc.abstractmethod
     async def numbers(self, scope: str) -> set[str]:
         """Every number opted out in this scope (a licensee id, or EVERY_LICENSEE)."""
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """A client's idempotency key, bound to the request it first came with and the message it made."""
+
+    licensee_id: str
+    key: str
+    request_hash: str
+    comm_id: str
+    created_at: datetime
+    expires_at: datetime
+    etag: str | None = None
+
+
+class IdempotencyStore(abc.ABC):
+    @abc.abstractmethod
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Store the record if its (licensee, key) is new: None. Otherwise the record already there."""
+
+    @abc.abstractmethod
+    async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:
+        """Replace an expired record, unless someone else did first (ETag): whether we did."""

@@ -24,7 +24,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..errors import RecordChanged, StorageUnavailable
+from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
 from ..model import Contact, Message, Recipient, Status
 from . import ApiKeyRecord, ApiKeyStore, MessageStore
 
@@ -57,6 +57,8 @@ def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
         except HttpResponseError as exc:
             if exc.status_code == 412:
                 raise RecordChanged(str(exc.message)) from exc
+            if exc.status_code == 409 and "EntityAlreadyExists" in str(exc.message):
+                raise AlreadyExists(str(exc.message)) from exc
             if exc.status_code is None or exc.status_code >= 500 or exc.status_code in (408, 429):
                 raise StorageUnavailable() from exc
             raise

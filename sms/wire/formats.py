@@ -17,12 +17,15 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_pascal
 
 from ..errors import (
+    Conflict,
     FieldError,
     Forbidden,
     GatewayError,
+    KeyReused,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
     StorageUnavailable,
     TooManyRequests,
     Unauthenticated,
@@ -198,8 +201,11 @@ _HTTP_STATUS = {
     Forbidden: 403,
     NotFound: 404,
     MethodNotAllowed: 405,
+    Conflict: 409,
+    PreconditionFailed: 412,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
+    KeyReused: 422,
     TooManyRequests: 429,
     StorageUnavailable: 503,
 }

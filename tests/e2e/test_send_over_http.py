@@ -80,3 +80,19 @@ def test_a_path_with_an_encoded_newline_still_reaches_the_function(devhost, key)
     """Found by schemathesis: the dev host must route every path, as the Functions host does."""
     status, reply = devhost.request("GET", "/api/sms/ab%0Acd", key=key)
     assert status == 400 and reply["responseStatus"]["errors"][0]["fieldName"] == "commId"
+
+
+def test_a_retried_request_with_an_idempotency_key_sends_once(devhost, key):
+    import json as _json
+    import urllib.request
+
+    body = _json.dumps(message("+61412999101")).encode()
+    answers = []
+    for _ in range(2):
+        request = urllib.request.Request(devhost.base_url + "/api/sms/send/immediate", data=body, method="POST",
+                                         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                                                  "Idempotency-Key": "e2e-retry-1"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answers.append(_json.loads(response.read()))
+    assert answers[0] == answers[1] and answers[0]["message"] == "Sent to 1 of 1 recipient"
+    assert len([line for line in devhost.sent() if line["to"] == "+61412999101"]) == 1

@@ -11,7 +11,7 @@ from sms.config import Settings
 from sms.routes import IMMEDIATE_ROUTES, SEND_ROUTES
 from sms.errors import StorageUnavailable
 from sms.service import SmsService
-from tests.fakes import InMemoryApiKeyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+from tests.fakes import InMemoryApiKeyStore, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
 
 LICENSEE = "a" * 32
 OTHER = "b" * 32
@@ -26,7 +26,7 @@ async def gateway(monkeypatch, indexed_functions):
     await keys.add(other_record)
     gw = SimpleNamespace(
         functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
-        sms=SmsService(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()),
+        sms=SmsService(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), idempotency=InMemoryIdempotencyStore()),
         auth=Authenticator(keys), key=key, other_key=other_key,
         settings=Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_MAX_REQUEST_BYTES": "2048"}),
     )
@@ -214,3 +214,43 @@ async def test_openapi_and_metadata_are_served_without_a_key(gateway):
     assert document.status_code == 200 and json.loads(document.get_body())["openapi"].startswith("3.")
     page = await call(gateway, "metadata", method="GET")
     assert page.status_code == 200 and b"<h2>SMSSend</h2>" in page.get_body()
+
+
+async def test_an_idempotency_key_replays_the_original_answer(gateway):
+    headers = {**bearer(gateway.key), "Idempotency-Key": "order-42"}
+    first = await call(gateway, "send", body=json.dumps(GOOD).encode(), headers=headers)
+    again = await call(gateway, "send", body=json.dumps(GOOD).encode(), headers=headers)
+    assert first.status_code == again.status_code == 200 and first.get_body() == again.get_body()
+    other = {"SMSModel": {**GOOD["SMSModel"], "MessageBody": "different"}}
+    reused = await call(gateway, "send", body=json.dumps(other).encode(), headers=headers)
+    assert reused.status_code == 422
+    assert json.loads(reused.get_body())["responseStatus"]["errorCode"] == "IdempotencyKeyReused"
+
+
+@pytest.mark.parametrize("headers, status, fragment", [
+    ({"Idempotency-Key": "x" * 256}, 400, "1 to 255 printable characters"),
+    ({"Repeatability-Request-ID": "r1", "Repeatability-First-Sent": "yesterday"}, 400, "must be an HTTP date"),
+    ({"Repeatability-Request-ID": "r1", "Repeatability-First-Sent": "Mon, 01 Jan 2024 00:00:00 GMT"}, 412, "older than the 24-hour window"),
+])
+async def test_bad_idempotency_headers_are_refused(gateway, headers, status, fragment):
+    response = await call(gateway, "send", body=json.dumps(GOOD).encode(), headers={**bearer(gateway.key), **headers})
+    assert response.status_code == status
+    assert fragment in json.loads(response.get_body())["responseStatus"]["message"]
+
+
+async def test_repeatability_headers_work_like_an_idempotency_key(gateway):
+    from email.utils import format_datetime
+
+    from sms.model import utcnow
+
+    headers = {**bearer(gateway.key), "Repeatability-Request-ID": "8d5c2a50-1d2e-4e3a-9c1f-2f0a1b2c3d4e",
+               "Repeatability-First-Sent": format_datetime(utcnow(), usegmt=True)}
+    first = await call(gateway, "send_immediate", body=json.dumps(GOOD).encode(), headers=headers)
+    again = await call(gateway, "send_immediate", body=json.dumps(GOOD).encode(), headers=headers)
+    assert first.get_body() == again.get_body() and len(gateway.sms._provider.sent) == 1
+
+
+async def test_batches_do_not_take_an_idempotency_key(gateway):
+    response = await call(gateway, "json_reply", body=json.dumps([GOOD]).encode(),
+                          headers={**bearer(gateway.key), "Idempotency-Key": "b1"}, route_params={"operation": "SMSSend[]"})
+    assert response.status_code == 400

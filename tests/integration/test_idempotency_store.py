@@ -1,0 +1,40 @@
+from datetime import timedelta
+
+import pytest
+
+from sms.model import utcnow
+from sms.storage import IdempotencyRecord
+from sms.storage.idempotency import TableIdempotencyStore
+
+
+@pytest.fixture
+async def keys(table_service, unique_name):
+    store = TableIdempotencyStore(table_service.get_table_client(unique_name("idem")))
+    await store.create_table()
+    return store
+
+
+def record(key="k1", licensee="a" * 32, comm_id="1" * 32, request_hash="h1"):
+    now = utcnow()
+    return IdempotencyRecord(licensee, key, request_hash, comm_id, now, now + timedelta(hours=24))
+
+
+async def test_the_first_claim_wins_and_later_ones_see_it(keys):
+    assert await keys.claim(record()) is None
+    existing = await keys.claim(record(comm_id="2" * 32, request_hash="h2"))
+    assert (existing.comm_id, existing.request_hash, existing.etag is not None) == ("1" * 32, "h1", True)
+    assert await keys.claim(record(licensee="b" * 32)) is None  # another licensee's key of the same name
+
+
+async def test_only_one_taker_replaces_an_expired_record(keys):
+    await keys.claim(record())
+    existing = await keys.claim(record())
+    assert await keys.take_over(existing, record(comm_id="3" * 32)) is True
+    assert await keys.take_over(existing, record(comm_id="4" * 32)) is False  # its ETag is stale now
+    assert (await keys.claim(record())).comm_id == "3" * 32
+
+
+async def test_the_raw_key_is_not_stored(keys):
+    await keys.claim(record(key="customer-secret-ish-key"))
+    rows = [e async for e in keys._table.list_entities()]
+    assert all("customer-secret-ish-key" not in str(dict(e)) for e in rows)

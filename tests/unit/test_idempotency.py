@@ -1,0 +1,96 @@
+"""Client idempotency: a retried request answers as the original and creates and sends nothing new."""
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from sms.errors import Conflict, KeyReused
+from sms.model import utcnow
+from sms.service import IN_PROGRESS_GRACE, SmsService
+from sms.wire import SMSSend
+from tests.fakes import InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+
+LICENSEE, OTHER = "a" * 32, "b" * 32
+
+
+def request(*numbers, body="Your results are ready"):
+    return SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": body}})
+
+
+@pytest.fixture
+def world():
+    store, queue, provider, keys = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), InMemoryIdempotencyStore()
+    return store, queue, provider, keys, SmsService(store, queue, provider, idempotency=keys, idempotency_window=timedelta(hours=24))
+
+
+async def test_a_retried_request_gets_the_original_answer_and_nothing_new(world):
+    store, queue, provider, _, service = world
+    first = await service.accept(request("+61412000001"), LICENSEE, "order-123")
+    again = await service.accept(request("+61412000001"), LICENSEE, "order-123")
+    assert again == first
+    assert len(store.messages) == 1 and len(queue.jobs) == 1
+    for job, _ in queue.jobs:
+        await service.dispatch(job)
+    assert len(provider.sent) == 1
+
+
+async def test_the_same_key_with_a_different_request_is_refused(world):
+    store, queue, _, _, service = world
+    await service.accept(request("+61412000001"), LICENSEE, "order-123")
+    with pytest.raises(KeyReused, match="different request"):
+        await service.accept(request("+61412000001", body="Something else"), LICENSEE, "order-123")
+    with pytest.raises(KeyReused):  # queued and immediate sends are different requests too
+        await service.send_now(request("+61412000001"), LICENSEE, "order-123")
+    assert len(store.messages) == 1 and len(queue.jobs) == 1
+
+
+async def test_keys_belong_to_their_licensee(world):
+    store, _, _, _, service = world
+    mine = await service.accept(request("+61412000001"), LICENSEE, "k1")
+    theirs = await service.accept(request("+61412000001"), OTHER, "k1")
+    assert mine.comm_id != theirs.comm_id and len(store.messages) == 2
+
+
+async def test_an_expired_key_starts_a_new_request(world):
+    store, _, _, keys, service = world
+    first = await service.accept(request("+61412000001"), LICENSEE, "k1")
+    record = keys.records[(LICENSEE, "k1")]
+    keys.records[(LICENSEE, "k1")] = replace(record, expires_at=utcnow() - timedelta(seconds=1))
+    second = await service.accept(request("+61412000001"), LICENSEE, "k1")
+    assert second.comm_id != first.comm_id and len(store.messages) == 2
+
+
+async def test_an_immediate_send_retried_reports_the_real_outcome_without_sending_again(world):
+    _, _, provider, _, service = world
+    first = await service.send_now(request("+61412000001", "+61412000002"), LICENSEE, "now-1")
+    again = await service.send_now(request("+61412000001", "+61412000002"), LICENSEE, "now-1")
+    assert again == first and first.message == "Sent to 2 of 2 recipients"
+    assert len(provider.sent) == 2
+
+
+async def test_a_retry_racing_the_first_request_is_told_to_wait_and_a_dead_first_request_is_finished(world):
+    store, _, _, keys, service = world
+
+    async def first_request_dies(message, recipients):
+        raise ConnectionError("process killed")
+
+    original_add = store.add
+    store.add = first_request_dies
+    with pytest.raises(ConnectionError):
+        await service.accept(request("+61412000001"), LICENSEE, "k1")
+    store.add = original_add
+
+    with pytest.raises(Conflict, match="still being processed"):  # it may still be writing: wait
+        await service.accept(request("+61412000001"), LICENSEE, "k1")
+
+    record = keys.records[(LICENSEE, "k1")]
+    keys.records[(LICENSEE, "k1")] = replace(record, created_at=utcnow() - IN_PROGRESS_GRACE - timedelta(seconds=1))
+    finished = await service.accept(request("+61412000001"), LICENSEE, "k1")
+    assert finished.comm_id == record.comm_id and list(store.messages) == [record.comm_id]
+
+
+async def test_without_a_key_every_request_is_new(world):
+    store, _, _, keys, service = world
+    await service.accept(request("+61412000001"), LICENSEE)
+    await service.accept(request("+61412000001"), LICENSEE)
+    assert len(store.messages) == 2 and keys.records == {}
