@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable
@@ -27,6 +28,7 @@ from .errors import (
     PayloadTooLarge,
     PreconditionFailed,
     StorageUnavailable,
+    TooManyRequests,
     Unauthenticated,
     ValidationFailed,
 )
@@ -76,7 +78,14 @@ def _error(error: GatewayError, fmt: wire.Format) -> func.HttpResponse:
 
 
 async def _licensee(req: func.HttpRequest) -> str:
-    return await (await gateway()).auth.licensee_for(wire.api_key_from(req.headers.get("Authorization")))
+    """The key's licensee, once it is within its request rate."""
+    gw = await gateway()
+    licensee = await gw.auth.licensee_for(wire.api_key_from(req.headers.get("Authorization")))
+    wait = gw.requests.retry_after(licensee)
+    if wait is not None:
+        raise TooManyRequests(f"Too many requests: this licensee may make {gw.requests.per_minute} a minute; retry in "
+                              f"{math.ceil(wait)} s", math.ceil(wait))
+    return licensee
 
 
 async def _request_data(req: func.HttpRequest, route: Route) -> Any:

@@ -16,7 +16,7 @@ from .auth import Authenticator
 from .inbound import InboundService
 from .optouts import OptOuts
 from .config import SEND_QUEUE, Settings, queue_message_encoding
-from .pacing import RetryPolicy, SenderRateLimiter
+from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider, create_provider
 from .service import SmsService
 from .validation import Limits
@@ -36,6 +36,7 @@ class Gateway:
     jobs: StorageJobQueue
     provider: SmsProvider
     inbound: InboundService
+    requests: RequestRateLimiter
     _inbound_store: TableInboundStore
     _opt_out_store: TableOptOutStore
     _idempotency_store: TableIdempotencyStore
@@ -93,6 +94,7 @@ def build(settings: Settings) -> Gateway:
         auth=Authenticator(keys, settings.api_key_cache_seconds),
         keys=keys, messages=messages, jobs=jobs, provider=provider,
         inbound=InboundService(messages, inbound_store, opt_outs),
+        requests=RequestRateLimiter(settings.requests_per_minute),
         _inbound_store=inbound_store, _opt_out_store=opt_out_store, _idempotency_store=idempotency_store,
         _tables=tables, _queues=queues,
     )

@@ -67,6 +67,7 @@ class Settings:
     rate_limit_per_second: float = 0.0
     sending_lease_seconds: int = 300
     idempotency_hours: int = 24
+    requests_per_minute: int = 3000
     console_outbox: str | None = None
     public_base_url: str | None = None
     eventgrid_secret: str | None = None
@@ -101,6 +102,7 @@ class Settings:
             rate_limit_per_second=_number(env, "SMS_RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second, low=0, high=10_000),
             sending_lease_seconds=_int(env, "SMS_SENDING_LEASE_SECONDS", cls.sending_lease_seconds, low=30, high=86_400),
             idempotency_hours=_int(env, "SMS_IDEMPOTENCY_HOURS", cls.idempotency_hours, low=1, high=24 * 30),
+            requests_per_minute=_int(env, "SMS_REQUESTS_PER_MINUTE", cls.requests_per_minute, low=0, high=1_000_000),
             console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
             public_base_url=(env.get("SMS_PUBLIC_BASE_URL") or "").strip().rstrip("/") or None,
             eventgrid_secret=env.get("SMS_EVENTGRID_SECRET") or None,

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,34 @@ class SenderRateLimiter:
         self._next_slot[key] = slot + self._interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+
+class RequestRateLimiter:
+    """Requests per licensee in this process: a token bucket holding `per_minute` tokens, refilled
+    steadily, so a client may burst up to a minute's allowance and then keeps to the rate.
+    0 turns it off."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic, max_tracked: int = 100_000):
+        self.per_minute = per_minute
+        self._rate = per_minute / 60.0
+        self._clock = clock
+        self._max = max_tracked
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # licensee -> (tokens, at)
+
+    def retry_after(self, licensee_id: str) -> float | None:
+        """None, taking a token, when the request may go ahead; else the seconds until it could."""
+        if not self.per_minute:
+            return None
+        now = self._clock()
+        tokens, at = self._buckets.pop(licensee_id, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - at) * self._rate)
+        if tokens >= 1.0:
+            self._buckets[licensee_id] = (tokens - 1.0, now)
+            self._forget_oldest()
+            return None
+        self._buckets[licensee_id] = (tokens, now)
+        return (1.0 - tokens) / self._rate
+
+    def _forget_oldest(self) -> None:
+        while len(self._buckets) > self._max:  # a bucket idle long enough is full again anyway
+            self._buckets.popitem(last=False)

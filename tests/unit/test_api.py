@@ -8,6 +8,7 @@ import pytest
 from sms import api
 from sms.auth import Authenticator, new_key
 from sms.config import Settings
+from sms.pacing import RequestRateLimiter
 from sms.routes import IMMEDIATE_ROUTES, SEND_ROUTES
 from sms.errors import StorageUnavailable
 from sms.service import SmsService
@@ -27,7 +28,7 @@ async def gateway(monkeypatch, indexed_functions):
     gw = SimpleNamespace(
         functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
         sms=SmsService(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), idempotency=InMemoryIdempotencyStore()),
-        auth=Authenticator(keys), key=key, other_key=other_key,
+        auth=Authenticator(keys), requests=RequestRateLimiter(0), key=key, other_key=other_key,
         settings=Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_MAX_REQUEST_BYTES": "2048"}),
     )
 
@@ -254,3 +255,16 @@ async def test_batches_do_not_take_an_idempotency_key(gateway):
     response = await call(gateway, "json_reply", body=json.dumps([GOOD]).encode(),
                           headers={**bearer(gateway.key), "Idempotency-Key": "b1"}, route_params={"operation": "SMSSend[]"})
     assert response.status_code == 400
+
+
+async def test_a_licensee_over_its_request_rate_gets_429_with_retry_after(gateway):
+    now = [0.0]
+    gateway.requests = RequestRateLimiter(per_minute=3, clock=lambda: now[0])
+    statuses = [(await call(gateway, "send", body=json.dumps(GOOD).encode(), headers=bearer(gateway.key))).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = await call(gateway, "send", body=json.dumps(GOOD).encode(), headers=bearer(gateway.key))
+    assert limited.headers["Retry-After"] == "20"  # 3 a minute: a token every 20 s
+    other = await call(gateway, "send", body=json.dumps(GOOD).encode(), headers=bearer(gateway.other_key))
+    assert other.status_code == 200  # another licensee has its own allowance
+    now[0] = 20.0
+    assert (await call(gateway, "send", body=json.dumps(GOOD).encode(), headers=bearer(gateway.key))).status_code == 200

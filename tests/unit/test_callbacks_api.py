@@ -10,6 +10,7 @@ from twilio.request_validator import RequestValidator
 from sms import api
 from sms.auth import Authenticator, new_key
 from sms.config import Settings
+from sms.pacing import RequestRateLimiter
 from sms.model import Status
 from sms.storage import EVERY_LICENSEE
 from tests.fakes import InMemoryApiKeyStore
@@ -27,7 +28,7 @@ async def gw(monkeypatch, indexed_functions):
     key, record = new_key(LICENSEE)
     await keys.add(record)
     gateway = SimpleNamespace(
-        world=world, sms=world.sms, inbound=world.inbound, auth=Authenticator(keys), key=key,
+        world=world, sms=world.sms, inbound=world.inbound, auth=Authenticator(keys), requests=RequestRateLimiter(0), key=key,
         settings=Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_EVENTGRID_SECRET": SECRET,
                                     "TWILIO_AUTH_TOKEN": TOKEN, "SMS_PUBLIC_BASE_URL": PUBLIC}),
         functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
