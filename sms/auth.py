@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from datetime import datetime, timedelta
 
 from .errors import Unauthenticated
 from .model import utcnow
@@ -24,12 +25,51 @@ def _hash(key_id: str, secret: str) -> str:
     return hashlib.sha256(f"{key_id}.{secret}".encode()).hexdigest()
 
 
-def new_key(licensee_id: str, name: str | None = None) -> tuple[str, ApiKeyRecord]:
+# Two, so a key can be rotated without downtime: the new one works before the old one stops.
+MAX_ACTIVE_KEYS = 2
+
+
+class KeyLimitReached(Exception):
+    pass
+
+
+def new_key(licensee_id: str, name: str | None = None, expires_at: datetime | None = None) -> tuple[str, ApiKeyRecord]:
     """A fresh key (shown once) and the record to store (which cannot recreate it)."""
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    record = ApiKeyRecord(key_id=key_id, licensee_id=licensee_id, secret_hash=_hash(key_id, secret), created_at=utcnow(), name=name)
+    record = ApiKeyRecord(key_id=key_id, licensee_id=licensee_id, secret_hash=_hash(key_id, secret), created_at=utcnow(),
+                          name=name, expires_at=expires_at)
     return f"sms_{key_id}.{secret}", record
+
+
+async def issue_key(store: ApiKeyStore, licensee_id: str, name: str | None = None, expires_at: datetime | None = None) -> str:
+    """Store and return a new key, unless the licensee already has MAX_ACTIVE_KEYS working keys."""
+    now = utcnow()
+    active = [k for k in await store.list(licensee_id) if k.active(now)]
+    if len(active) >= MAX_ACTIVE_KEYS:
+        raise KeyLimitReached(f"licensee {licensee_id} already has {len(active)} active keys "
+                              f"({', '.join(k.key_id for k in active)}): revoke one, or let it expire, first")
+    key, record = new_key(licensee_id, name, expires_at)
+    await store.add(record)
+    return key
+
+
+async def rotate_key(store: ApiKeyStore, licensee_id: str, grace: timedelta, name: str | None = None) -> tuple[str, list[str]]:
+    """A new key, with the licensee's current key set to stop working after `grace`.
+
+    Returns the new key and the ids of the keys now expiring. Refused while a previous rotation's
+    old key still works: finish that one (revoke it) first.
+    """
+    now = utcnow()
+    active = [k for k in await store.list(licensee_id) if k.active(now)]
+    if len(active) >= MAX_ACTIVE_KEYS:
+        raise KeyLimitReached(f"licensee {licensee_id} has {len(active)} active keys: revoke the one being replaced first")
+    key = await issue_key(store, licensee_id, name)
+    ending = now + grace
+    for old in active:
+        if old.expires_at is None or old.expires_at > ending:
+            await store.expire(old.key_id, ending)
+    return key, [k.key_id for k in active]
 
 
 class Authenticator:
@@ -55,6 +95,8 @@ class Authenticator:
             raise Unauthenticated("Invalid API key")
         if record.revoked_at is not None:
             raise Unauthenticated("This API key has been revoked")
+        if record.expires_at is not None and record.expires_at <= utcnow():
+            raise Unauthenticated(f"This API key expired at {record.expires_at.isoformat(timespec='seconds')}")
         return record.licensee_id
 
     async def _record(self, key_id: str) -> ApiKeyRecord | None:

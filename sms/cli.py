@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable, TypeVar
 
-from .auth import new_key
+from .auth import KeyLimitReached, issue_key, rotate_key
 from .bootstrap import Gateway, build
 from .config import ConfigError, Settings, load_local_settings
 from .errors import StorageUnavailable
@@ -30,7 +31,7 @@ def _guid(text: str) -> str:
     return value
 
 
-async def _with_gateway(work: Callable[[Gateway], Awaitable[T]]) -> T:
+async def with_gateway(work: Callable[[Gateway], Awaitable[T]]) -> T:
     gateway = build(Settings.from_env())
     try:
         await gateway.ensure_storage()
@@ -39,18 +40,25 @@ async def _with_gateway(work: Callable[[Gateway], Awaitable[T]]) -> T:
         await gateway.close()
 
 
-async def create_key(licensee_id: str, name: str | None = None) -> str:
+async def create_key(licensee_id: str, name: str | None = None, expires_at: datetime | None = None) -> str:
     """Store a new key for the licensee and return it; this is the only time it is seen."""
-    key, record = new_key(licensee_id, name)
-    await _with_gateway(lambda gateway: gateway.keys.add(record))
-    return key
+    return await with_gateway(lambda gateway: issue_key(gateway.keys, licensee_id, name, expires_at))
 
 
 def _print_keys(records: list[ApiKeyRecord]) -> None:
-    print(f"{'KEY ID':<18} {'LICENSEE':<34} {'CREATED':<26} {'STATUS':<8} NAME")
+    now = utcnow()
+    print(f"{'KEY ID':<18} {'LICENSEE':<34} {'CREATED':<26} {'STATUS':<8} {'EXPIRES':<26} NAME")
     for r in records:
-        status = "revoked" if r.revoked_at else "active"
-        print(f"{r.key_id:<18} {r.licensee_id:<34} {r.created_at.isoformat(timespec='seconds'):<26} {status:<8} {r.name or ''}")
+        status = "revoked" if r.revoked_at else "active" if r.active(now) else "expired"
+        expires = r.expires_at.isoformat(timespec="seconds") if r.expires_at else "never"
+        print(f"{r.key_id:<18} {r.licensee_id:<34} {r.created_at.isoformat(timespec='seconds'):<26} {status:<8} {expires:<26} {r.name or ''}")
+
+
+def _positive_days(text: str) -> float:
+    days = float(text)
+    if days <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 days")
+    return days
 
 
 def _key_id(key_or_id: str) -> str:
@@ -65,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     create = keys.add_parser("create", help="create a key; it is printed once, alone on the last line")
     create.add_argument("--licensee", required=True, type=_guid, help="the licensee (Guid) the key sends as")
     create.add_argument("--name", help="a label to recognise the key by")
+    create.add_argument("--expires-in-days", type=_positive_days, help="stop working after this many days (default: never)")
+    rotate = keys.add_parser("rotate", help="create a new key; the licensee's current key stops working after --grace-hours")
+    rotate.add_argument("--licensee", required=True, type=_guid)
+    rotate.add_argument("--grace-hours", type=float, default=24.0, help="how long the old key keeps working (default 24)")
+    rotate.add_argument("--name", help="a label to recognise the new key by")
     listing = keys.add_parser("list", help="list keys (never the secrets)")
     listing.add_argument("--licensee", type=_guid)
     revoke = keys.add_parser("revoke", help="revoke a key by its key id (or the whole key)")
@@ -74,18 +87,24 @@ def main(argv: list[str] | None = None) -> int:
     load_local_settings()
     try:
         if args.action == "create":
-            key = asyncio.run(create_key(args.licensee, args.name))
+            expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+            key = asyncio.run(create_key(args.licensee, args.name, expires))
             print(f"Created an API key for licensee {args.licensee}. Store it now: it cannot be shown again.")
             print(key)
+        elif args.action == "rotate":
+            key, ending = asyncio.run(with_gateway(lambda gateway: rotate_key(gateway.keys, args.licensee, timedelta(hours=args.grace_hours), args.name)))
+            print(f"Created a new API key for licensee {args.licensee}; {', '.join(ending) or 'no other key'} "
+                  f"stop(s) working in {args.grace_hours:g} hours. Store it now: it cannot be shown again.")
+            print(key)
         elif args.action == "list":
-            _print_keys(asyncio.run(_with_gateway(lambda gateway: gateway.keys.list(args.licensee))))
+            _print_keys(asyncio.run(with_gateway(lambda gateway: gateway.keys.list(args.licensee))))
         else:
             key_id = _key_id(args.key_id)  # never echo a secret back, even when given the whole key
-            if not asyncio.run(_with_gateway(lambda gateway: gateway.keys.revoke(key_id, utcnow()))):
+            if not asyncio.run(with_gateway(lambda gateway: gateway.keys.revoke(key_id, utcnow()))):
                 print(f"No key with id {key_id}", file=sys.stderr)
                 return 1
             print(f"Revoked {key_id}")
-    except (ConfigError, StorageUnavailable) as exc:
+    except (ConfigError, StorageUnavailable, KeyLimitReached) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

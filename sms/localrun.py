@@ -15,7 +15,9 @@ import sys
 from urllib.parse import urlparse
 
 from . import azurite
-from .cli import create_key
+from .auth import issue_key
+from .cli import with_gateway
+from .model import utcnow
 from .config import PROJECT_ROOT, Settings, load_local_settings
 
 # Azurite starts empty every run, so the local licensee is a fixed, recognisable Guid.
@@ -50,6 +52,15 @@ def start_local_storage(connection: str) -> azurite.Azurite | None:
     return emulator
 
 
+async def local_key(gateway) -> str:
+    """A fresh key for the local licensee; earlier runs' keys are revoked (an emulator that keeps
+    its data would otherwise collect them up to the two-active-keys limit)."""
+    for old in await gateway.keys.list(LOCAL_LICENSEE):
+        if old.active(utcnow()):
+            await gateway.keys.revoke(old.key_id, utcnow())
+    return await issue_key(gateway.keys, LOCAL_LICENSEE, "local")
+
+
 def banner(base_url: str, key: str) -> str:
     auth = f'-H "Authorization: Bearer {key}"'
     body = '{"smsModel":{"to":[{"name":"Sam","phoneNumber":"+61412345678"}],"messageBody":"Hello from the SMS gateway"}}'
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     load_local_settings()
     emulator = start_local_storage(Settings.from_env().storage_connection)
     try:
-        key = asyncio.run(create_key(LOCAL_LICENSEE, "local"))
+        key = asyncio.run(with_gateway(local_key))
         base_url = f"http://{args.host}:{args.port}"
         if shutil.which("func"):
             print(banner(base_url, key), flush=True)

@@ -134,6 +134,9 @@ class InMemoryApiKeyStore(ApiKeyStore):
         self.records[key_id] = replace(self.records[key_id], revoked_at=when)
         return True
 
+    async def expire(self, key_id: str, when: datetime) -> None:
+        self.records[key_id] = replace(self.records[key_id], expires_at=when)
+
 
 class RecordingProvider(SmsProvider):
     """Records every send; can refuse chosen numbers, raise, or pause to let races happen."""

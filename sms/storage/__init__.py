@@ -57,6 +57,10 @@ class ApiKeyRecord:
     created_at: datetime
     revoked_at: datetime | None = None
     name: str | None = None
+    expires_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 class ApiKeyStore(abc.ABC):
@@ -72,6 +76,10 @@ class ApiKeyStore(abc.ABC):
     @abc.abstractmethod
     async def revoke(self, key_id: str, when: datetime) -> bool:
         """True when the key existed."""
+
+    @abc.abstractmethod
+    async def expire(self, key_id: str, when: datetime) -> None:
+        """Make the key stop working at `when`."""
 
 
 @dataclass(frozen=True)

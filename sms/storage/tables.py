@@ -161,6 +161,7 @@ class TableApiKeyStore(ApiKeyStore):
         await self._table.create_entity(_drop_none({
             "PartitionKey": record.key_id, "RowKey": "key", "LicenseeId": record.licensee_id,
             "SecretHash": record.secret_hash, "CreatedAt": record.created_at, "Name": record.name,
+            "ExpiresAt": record.expires_at,
         }))
 
     @storage_errors
@@ -185,6 +186,10 @@ class TableApiKeyStore(ApiKeyStore):
         except ResourceNotFoundError:
             return False
         return True
+
+    @storage_errors
+    async def expire(self, key_id: str, when: datetime) -> None:
+        await self._table.update_entity({"PartitionKey": key_id, "RowKey": "key", "ExpiresAt": when}, mode=UpdateMode.MERGE)
 
     async def create_table(self) -> None:
         await create_table(self._table)
@@ -255,5 +260,5 @@ def _with_etag(r: Recipient, etag: str) -> Recipient:
 def _key_from(e: TableEntity) -> ApiKeyRecord:
     return ApiKeyRecord(
         key_id=e["PartitionKey"], licensee_id=e["LicenseeId"], secret_hash=e["SecretHash"],
-        created_at=e["CreatedAt"], revoked_at=e.get("RevokedAt"), name=e.get("Name"),
+        created_at=e["CreatedAt"], revoked_at=e.get("RevokedAt"), name=e.get("Name"), expires_at=e.get("ExpiresAt"),
     )

@@ -103,6 +103,21 @@ async def test_cli_prints_a_working_key_alone_on_the_last_line_and_revokes_it(ga
     assert cli(emulator, "keys", "revoke", "0" * 16).returncode == 1
 
 
+async def test_cli_rotates_a_key_and_limits_active_keys(gateway, emulator):
+    licensee = "9" * 32
+    first = cli(emulator, "keys", "create", "--licensee", licensee, "--expires-in-days", "30").stdout.strip().splitlines()[-1]
+    rotated = cli(emulator, "keys", "rotate", "--licensee", licensee, "--grace-hours", "2")
+    assert rotated.returncode == 0, rotated.stderr
+    new = rotated.stdout.strip().splitlines()[-1]
+    assert first[4:20] in rotated.stdout and new != first
+    refused = cli(emulator, "keys", "create", "--licensee", licensee)
+    assert refused.returncode == 2 and "already has 2 active keys" in refused.stderr
+    listed = cli(emulator, "keys", "list", "--licensee", licensee).stdout
+    assert listed.count("active") == 2 and "never" in listed  # the new key never expires; the old one does soon
+    auth = Authenticator(gateway.keys, cache_seconds=0)
+    assert await auth.licensee_for(first) == await auth.licensee_for(new) == licensee
+
+
 async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothing():
     from sms.errors import StorageUnavailable
 

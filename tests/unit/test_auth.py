@@ -51,3 +51,51 @@ async def test_a_known_key_costs_one_lookup_per_cache_period():
     for _ in range(5):
         await auth.licensee_for(key)
     assert store.gets == 1
+
+
+async def test_an_expired_key_is_refused_saying_when_it_expired():
+    from datetime import timedelta
+
+    store = InMemoryApiKeyStore()
+    key, record = new_key(LICENSEE, expires_at=utcnow() - timedelta(seconds=1))
+    await store.add(record)
+    with pytest.raises(Unauthenticated, match="expired at"):
+        await Authenticator(store, cache_seconds=0).licensee_for(key)
+
+
+async def test_a_licensee_has_at_most_two_active_keys():
+    from datetime import timedelta
+
+    from sms.auth import KeyLimitReached, issue_key
+
+    store = InMemoryApiKeyStore()
+    first = await issue_key(store, LICENSEE)
+    await issue_key(store, LICENSEE)
+    with pytest.raises(KeyLimitReached, match="already has 2 active keys"):
+        await issue_key(store, LICENSEE)
+    await issue_key(store, "c" * 32)  # other licensees are counted apart
+    await store.revoke(first[4:20], utcnow())
+    third = await issue_key(store, LICENSEE)
+    await store.expire(third[4:20], utcnow() - timedelta(seconds=1))
+    await issue_key(store, LICENSEE)  # expired keys do not count
+
+
+async def test_rotation_keeps_the_old_key_working_for_the_grace_period_only():
+    from datetime import timedelta
+
+    from sms.auth import KeyLimitReached, issue_key, rotate_key
+
+    store = InMemoryApiKeyStore()
+    auth = Authenticator(store, cache_seconds=0)
+    old = await issue_key(store, LICENSEE)
+    new, ending = await rotate_key(store, LICENSEE, grace=timedelta(hours=1))
+    assert ending == [old[4:20]]
+    assert await auth.licensee_for(new) == LICENSEE and await auth.licensee_for(old) == LICENSEE
+    assert store.records[old[4:20]].expires_at > utcnow()
+    with pytest.raises(KeyLimitReached):  # finish this rotation before starting another
+        await rotate_key(store, LICENSEE, grace=timedelta(hours=1))
+
+    await store.expire(old[4:20], utcnow() - timedelta(seconds=1))  # the grace period is over
+    with pytest.raises(Unauthenticated, match="expired"):
+        await auth.licensee_for(old)
+    assert await auth.licensee_for(new) == LICENSEE
