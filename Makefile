@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test clean
+.PHONY: install run test lint clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -20,8 +20,11 @@ node_modules/.installed: package.json package-lock.json
 run: install
 	$(PY) -m sms.localrun --host 127.0.0.1 --port 7071
 
-test: install
+test: install lint
 	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check sms tests function_app.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

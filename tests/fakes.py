@@ -8,8 +8,11 @@ from datetime import datetime
 from typing import Sequence
 
 from sms.errors import RecordChanged
-from sms.model import Message, Recipient, SendJob, Status
+from sms.inbound import InboundService
+from sms.model import Message, Recipient, SendJob, Status, utcnow
+from sms.optouts import OptOuts
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
+from sms.service import SmsService
 from sms.storage import (
     ApiKeyRecord,
     ApiKeyStore,
@@ -183,3 +186,38 @@ class InMemoryIdempotencyStore(IdempotencyStore):
             return False
         self.records[key] = replace(record, etag=f"e{next(_etags)}")
         return True
+
+
+LICENSEE, OTHER = "a" * 32, "b" * 32
+SAM, ALEX = "+61412000001", "+61412000002"
+
+
+class World:
+    """The service, inbound handling and opt-outs wired over in-memory fakes: one worker's view."""
+
+    def __init__(self):
+        self.store, self.queue, self.provider = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()
+        self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
+        self.opt_outs = OptOuts(self.opt_out_store)
+        self.sms = SmsService(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store)
+        self.inbound = InboundService(self.store, self.inbound_store, self.opt_outs)
+        self._inbound_ids = itertools.count(1)
+
+    async def send(self, *numbers, licensee=LICENSEE, replies=False):
+        from sms.wire import SMSSend
+
+        request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": "Hello",
+                                                       "ReplyIsAllowed": replies}})
+        response = await self.sms.accept(request, licensee)
+        for job, _ in list(self.queue.jobs):
+            if job.comm_id == response.comm_id:
+                await self.sms.dispatch(job)
+        return response.comm_id
+
+    async def recipient(self, comm_id, seq=0):
+        return (await self.store.load(comm_id, seq, seq))[1][0]
+
+    def text_from(self, number, body):
+        return InboundSms(number, "+61400000000", body, utcnow(), "acs", f"in-{next(self._inbound_ids)}")
+
+

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import re
@@ -60,13 +61,11 @@ def devhost_emulator():
         yield instance
 
 
-@pytest.fixture(scope="session")
-def devhost(devhost_emulator, tmp_path_factory):
-    """`python -m sms.devhost` on a free port against its own Azurite; stopped at the end."""
-    emulator = devhost_emulator
-    outbox = tmp_path_factory.mktemp("devhost") / "outbox.jsonl"
-    env = {**os.environ, "AzureWebJobsStorage": emulator.connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
-           "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, "PYTHONUNBUFFERED": "1"}
+@contextlib.contextmanager
+def running_devhost(connection_string: str, outbox: Path, **extra_env: str):
+    """`python -m sms.devhost` on a free port against the given storage; stopped on exit."""
+    env = {**os.environ, "AzureWebJobsStorage": connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
+           "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, "PYTHONUNBUFFERED": "1", **extra_env}
     process = subprocess.Popen([sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"],
                                cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
@@ -91,6 +90,13 @@ def devhost(devhost_emulator, tmp_path_factory):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def devhost(devhost_emulator, tmp_path_factory):
+    """The dev host the end-to-end tests share, against its own Azurite."""
+    with running_devhost(devhost_emulator.connection_string, tmp_path_factory.mktemp("devhost") / "outbox.jsonl") as host:
+        yield host
 
 
 def wait_for(check, timeout: float = 30.0, interval: float = 0.2):

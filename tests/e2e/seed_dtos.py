@@ -1,12 +1,9 @@
 """The DTOs exactly as the seed's metadata page publishes them for Python clients (SMSSend-metadata.txt)."""
-import datetime
-import decimal
 from marshmallow.fields import *
 from servicestack import *
 from typing import *
 from dataclasses import dataclass, field
 from dataclasses_json import dataclass_json, LetterCase, Undefined, config
-from enum import Enum, IntEnum
 
 
 @dataclass_json(letter_case=LetterCase.CAMEL, undefined=Undefined.EXCLUDE)

@@ -1,4 +1,13 @@
+from types import SimpleNamespace
+
 import pytest
+
+from sms import api
+from sms.auth import Authenticator, new_key
+from sms.config import Settings
+from sms.pacing import RequestRateLimiter
+from tests.fakes import LICENSEE as WORLD_LICENSEE
+from tests.fakes import InMemoryApiKeyStore, World
 
 from sms.service import SmsService
 from sms.validation import Limits
@@ -31,3 +40,32 @@ def limits():
 @pytest.fixture
 def service(store, queue, provider, limits):
     return SmsService(store, queue, provider, limits, send_concurrency=8)
+
+
+# Settings the vendors' callbacks need, for the fake gateway below.
+SECRET = "grid-secret-123"
+TOKEN = "twilio-token-xyz"
+PUBLIC = "https://sms.example.org"
+
+
+@pytest.fixture
+async def gw(monkeypatch, indexed_functions):
+    """The app's functions over a World of fakes, with a key for LICENSEE: what the HTTP layer sees."""
+    world = World()
+    keys = InMemoryApiKeyStore()
+    key, record = new_key(WORLD_LICENSEE)
+    await keys.add(record)
+    gateway = SimpleNamespace(
+        world=world, sms=world.sms, inbound=world.inbound, auth=Authenticator(keys), requests=RequestRateLimiter(0), key=key,
+        settings=Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_EVENTGRID_SECRET": SECRET,
+                                    "TWILIO_AUTH_TOKEN": TOKEN, "SMS_PUBLIC_BASE_URL": PUBLIC}),
+        functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
+    )
+
+    async def fake_gateway():
+        return gateway
+
+    monkeypatch.setattr(api, "gateway", fake_gateway)
+    return gateway
+
+

@@ -9,8 +9,7 @@ import pytest
 
 from sms.auth import new_key
 from sms.model import utcnow
-from tests.unit.test_callbacks_api import gw  # noqa: F401 - the fixture: a gateway over fakes
-from tests.unit.test_inbound import LICENSEE, OTHER, SAM
+from tests.fakes import LICENSEE, OTHER, SAM
 
 GOOD = json.dumps({"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "hello"}}).encode()
 COMM_ID = "c" * 32
@@ -53,7 +52,7 @@ def call(gw, name, method, params, body, authorization):
 
 
 @pytest.mark.parametrize("name, method, params, body", ROUTES, ids=[r[0] for r in ROUTES])
-async def test_every_bad_credential_is_401_on_every_route_and_changes_nothing(gw, name, method, params, body):  # noqa: F811
+async def test_every_bad_credential_is_401_on_every_route_and_changes_nothing(gw, name, method, params, body):
     for label, authorization in (await credentials(gw)).items():
         response = await call(gw, name, method, params, body, authorization)
         assert response.status_code == 401, f"{name} with {label} key: {response.status_code}"
@@ -62,7 +61,7 @@ async def test_every_bad_credential_is_401_on_every_route_and_changes_nothing(gw
     assert gw.world.store.messages == {} and gw.world.provider.sent == []
 
 
-async def test_another_licensee_can_neither_send_as_nor_read_a_licensee(gw):  # noqa: F811
+async def test_another_licensee_can_neither_send_as_nor_read_a_licensee(gw):
     other_key, record = new_key(OTHER)
     await gw.auth._store.add(record)
     as_other = {"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "x", "LicenseeId": LICENSEE}}
@@ -79,7 +78,7 @@ async def test_another_licensee_can_neither_send_as_nor_read_a_licensee(gw):  # 
             json.loads(missing.get_body())["responseStatus"]["message"].replace("d" * 32, "X")
 
 
-async def test_no_key_secret_or_full_phone_number_reaches_the_logs(gw, caplog):  # noqa: F811
+async def test_no_key_secret_or_full_phone_number_reaches_the_logs(gw, caplog):
     caplog.set_level(logging.DEBUG)
     secret = gw.key.split(".", 1)[1]
     await call(gw, "send_immediate", "POST", {}, GOOD, f"Bearer {gw.key}")

@@ -1,44 +1,15 @@
 """The vendors' callback functions, called as the Functions worker calls them, over fakes."""
 import json
-from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import azure.functions as func
 import pytest
 from twilio.request_validator import RequestValidator
 
-from sms import api
-from sms.auth import Authenticator, new_key
-from sms.config import Settings
-from sms.pacing import RequestRateLimiter
 from sms.model import Status
 from sms.storage import EVERY_LICENSEE
-from tests.fakes import InMemoryApiKeyStore
-from tests.unit.test_inbound import LICENSEE, SAM, World
-
-SECRET = "grid-secret-123"
-TOKEN = "twilio-token-xyz"
-PUBLIC = "https://sms.example.org"
-
-
-@pytest.fixture
-async def gw(monkeypatch, indexed_functions):
-    world = World()
-    keys = InMemoryApiKeyStore()
-    key, record = new_key(LICENSEE)
-    await keys.add(record)
-    gateway = SimpleNamespace(
-        world=world, sms=world.sms, inbound=world.inbound, auth=Authenticator(keys), requests=RequestRateLimiter(0), key=key,
-        settings=Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_EVENTGRID_SECRET": SECRET,
-                                    "TWILIO_AUTH_TOKEN": TOKEN, "SMS_PUBLIC_BASE_URL": PUBLIC}),
-        functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
-    )
-
-    async def fake_gateway():
-        return gateway
-
-    monkeypatch.setattr(api, "gateway", fake_gateway)
-    return gateway
+from tests.fakes import SAM
+from tests.unit.conftest import PUBLIC, SECRET, TOKEN
 
 
 def call(gw, name, path, body=b"", method="POST", headers=None, params=None):
