@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Callable
 
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
@@ -72,9 +73,11 @@ STORAGE_TIMEOUTS = {"connection_timeout": 5, "read_timeout": 20}
 QUEUE_RETRY = {"retry_total": 2, "initial_backoff": 0.5, "increment_base": 1.5, "random_jitter_range": 0.5}
 
 
-def build(settings: Settings) -> Gateway:
-    tables = TableServiceClient.from_connection_string(settings.storage_connection, retry_total=3, **STORAGE_TIMEOUTS)
-    queues = QueueServiceClient.from_connection_string(settings.storage_connection, **QUEUE_RETRY, **STORAGE_TIMEOUTS)
+def build(settings: Settings, on_response: Callable[[Any], None] | None = None) -> Gateway:
+    """`on_response` sees every storage HTTP response: benchmarks count round trips with it."""
+    hook = {"raw_response_hook": on_response} if on_response else {}
+    tables = TableServiceClient.from_connection_string(settings.storage_connection, retry_total=3, **STORAGE_TIMEOUTS, **hook)
+    queues = QueueServiceClient.from_connection_string(settings.storage_connection, **QUEUE_RETRY, **STORAGE_TIMEOUTS, **hook)
     messages = TableMessageStore.from_service(tables)
     keys = TableApiKeyStore.from_service(tables)
     jobs = StorageJobQueue(queue_client(queues, SEND_QUEUE, queue_message_encoding()))

@@ -23,10 +23,12 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import azure.functions as func
 from aiohttp import web
@@ -116,6 +118,9 @@ def read_app(app: func.FunctionApp, route_prefix: str) -> tuple[list[HttpRoute],
     prefix = route_prefix.strip("/")
     for fn in app.get_functions():
         name = fn.get_function_name()
+        if is_disabled(name):
+            log.warning("%s is disabled (AzureWebJobs.%s.Disabled); it is not run", name, name)
+            continue
         trigger = next(b for b in _bindings(fn) if b["direction"] == "IN" and b["type"].endswith("Trigger"))
         user_function = fn.get_user_function()
         if trigger["type"] == "httpTrigger":
@@ -131,6 +136,11 @@ def read_app(app: func.FunctionApp, route_prefix: str) -> tuple[list[HttpRoute],
             log.warning("%s: the dev host does not run %s functions; it is not served", name, trigger["type"])
     routes.sort(key=lambda r: route_precedence(r.template))
     return routes, queues, timers
+
+
+def is_disabled(function_name: str) -> bool:
+    """The Functions host's own switch: app setting AzureWebJobs.<name>.Disabled = true."""
+    return os.environ.get(f"AzureWebJobs.{function_name}.Disabled", "").strip().lower() in ("true", "1")
 
 
 async def invoke(function: Callable, arg_name: str, value: Any) -> Any:
@@ -400,6 +410,45 @@ async def serve(
         from .bootstrap import close_gateway
 
         await close_gateway()
+
+
+@dataclass
+class SpawnedHost:
+    base_url: str
+    process: subprocess.Popen
+    output: list[str]
+
+
+@contextlib.contextmanager
+def spawned(env: dict[str, str], timeout: float = 60.0) -> Iterator[SpawnedHost]:
+    """This dev host in a child process on a free loopback port, for tests and benchmarks; stopped on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"], cwd=PROJECT_ROOT,
+        env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    ready = threading.Event()
+    port: list[int] = []
+
+    def drain() -> None:  # keeps reading so the host never blocks on a full pipe
+        for line in process.stdout:
+            output.append(line.rstrip())
+            if match := re.search(r"Dev host listening on http://127\.0\.0\.1:(\d+)", line):
+                port.append(int(match.group(1)))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True, name="devhost-output").start()
+    try:
+        if not ready.wait(timeout) or not port:
+            raise RuntimeError("dev host did not start:\n" + "\n".join(output[-30:]))
+        yield SpawnedHost(f"http://127.0.0.1:{port[0]}", process, output)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def main(argv: list[str] | None = None) -> None:

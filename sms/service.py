@@ -113,10 +113,11 @@ class SmsService:
         return [await self._save_and_queue(message, recipients) for message, recipients in prepared]
 
     async def _save_and_queue(self, message: Message, recipients: list[Recipient]) -> CommResponse:
-        # Jobs first: a message is never stored without its jobs, so nothing can be stranded. A job
-        # whose message write then fails finds no message, and retries until the queue parks it.
-        await asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients))))
-        await self._store.add(message, recipients)
+        # Jobs before the message becomes visible: a message is never stored without its jobs, so
+        # nothing can be stranded. A job whose message write then fails finds no message, and
+        # retries until the queue parks it. Recipient rows not yet visible are written meanwhile.
+        jobs = asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients))))
+        await self._store.add(message, recipients, before_visible=jobs)
         return _queued(message.comm_id, len(recipients))
 
     async def send_now(self, request: SMSSend, licensee_id: str, idempotency_key: str | None = None) -> CommResponse:
@@ -129,8 +130,8 @@ class SmsService:
 
     async def _send_now(self, message: Message, recipients: list[Recipient]) -> CommResponse:
         jobs = SendJob.covering(message.comm_id, len(recipients))
-        await asyncio.gather(*(self._queue.put(job, delay_seconds=IMMEDIATE_SAFETY_NET_SECONDS) for job in jobs))
-        stored = await self._store.add(message, recipients)
+        safety_net = asyncio.gather(*(self._queue.put(job, delay_seconds=IMMEDIATE_SAFETY_NET_SECONDS) for job in jobs))
+        stored = await self._store.add(message, recipients, before_visible=safety_net)
         batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
         outcomes = [r for batch in await asyncio.gather(*(self._send_batch(message, b, job) for b, job in zip(batches, jobs, strict=True))) for r in batch]
         return _outcome(message.comm_id, len(stored), outcomes)

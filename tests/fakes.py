@@ -35,7 +35,9 @@ class InMemoryMessageStore(MessageStore):
         self.recipients: dict[str, dict[int, Recipient]] = {}
         self.round_trips = 0  # what the real adapter would spend: one per transaction or query
 
-    async def add(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+    async def add(self, message: Message, recipients: Sequence[Recipient], before_visible=None) -> list[Recipient]:
+        if before_visible is not None:
+            await before_visible
         self.round_trips += -(-(len(recipients) + 1) // 100)
         stored = [replace(r, etag=f"e{next(_etags)}") for r in recipients]
         self.recipients[message.comm_id] = {r.seq: r for r in stored}

@@ -8,18 +8,20 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Awaitable, Sequence
 
 from ..model import Message, Recipient, SendJob
 
 
 class MessageStore(abc.ABC):
     @abc.abstractmethod
-    async def add(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+    async def add(self, message: Message, recipients: Sequence[Recipient],
+                  before_visible: Awaitable[Any] | None = None) -> list[Recipient]:
         """Save a message and its recipients; return the recipients with their ETags.
 
-        All or nothing from a reader's point of view: the message only becomes visible
-        once every recipient is stored.
+        All or nothing from a reader's point of view: the message only becomes visible once
+        every recipient is stored. `before_visible` runs alongside the writes that are not yet
+        visible and is awaited before the one that makes the message visible.
         """
 
     @abc.abstractmethod

@@ -75,13 +75,19 @@ class TableMessageStore(MessageStore):
         return cls(service.get_table_client(MESSAGES_TABLE))
 
     @storage_errors
-    async def add(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+    async def add(self, message: Message, recipients: Sequence[Recipient],
+                  before_visible: Awaitable[Any] | None = None) -> list[Recipient]:
         # The message row goes in the last transaction, with up to 99 recipients: until it lands,
-        # the earlier rows are invisible to every reader, so a failure part-way leaves no message.
+        # the earlier rows are invisible to every reader, so a failure part-way leaves no message
+        # and those writes can overlap `before_visible`.
         in_last = min(len(recipients), MAX_TRANSACTION_OPS - 1)
         head, tail = recipients[: len(recipients) - in_last], recipients[len(recipients) - in_last :]
         groups = [head[i : i + MAX_TRANSACTION_OPS] for i in range(0, len(head), MAX_TRANSACTION_OPS)]
-        results = await asyncio.gather(*(self._create(group) for group in groups))
+        hidden_writes = asyncio.gather(*(self._create(group) for group in groups))
+        if before_visible is None:
+            results = await hidden_writes
+        else:
+            results, _ = await asyncio.gather(hidden_writes, before_visible)
         last = await self._create(tail, extra=[_message_entity(message)])
         etags = [etag for result in results for etag in result] + last
         return [_with_etag(r, etag) for r, etag in zip(recipients, etags, strict=True)]

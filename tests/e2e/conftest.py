@@ -1,10 +1,8 @@
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +13,7 @@ import pytest
 
 from sms import azurite
 from sms.config import PROJECT_ROOT
+from sms.devhost import spawned
 
 
 EVENTGRID_SECRET = "e2e-eventgrid-secret"
@@ -65,31 +64,9 @@ def devhost_emulator():
 def running_devhost(connection_string: str, outbox: Path, **extra_env: str):
     """`python -m sms.devhost` on a free port against the given storage; stopped on exit."""
     env = {**os.environ, "AzureWebJobsStorage": connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
-           "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, "PYTHONUNBUFFERED": "1", **extra_env}
-    process = subprocess.Popen([sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"],
-                               cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    ready = threading.Event()
-    port: list[int] = []
-
-    def drain():
-        for line in process.stdout:
-            output.append(line.rstrip())
-            if match := re.search(r"Dev host listening on http://127\.0\.0\.1:(\d+)", line):
-                port.append(int(match.group(1)))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        assert ready.wait(60) and port, "dev host did not start:\n" + "\n".join(output)
-        yield DevHost(f"http://127.0.0.1:{port[0]}", outbox, env, output)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+           "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, **extra_env}
+    with spawned(env) as host:
+        yield DevHost(host.base_url, outbox, env, host.output)
 
 
 @pytest.fixture(scope="session")

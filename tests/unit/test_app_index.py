@@ -93,3 +93,10 @@ async def test_the_dev_host_fires_timer_functions():
     runner.stop()
     await task
     assert fired[:2] == [False, False]
+
+
+def test_a_function_disabled_by_app_setting_is_not_run(monkeypatch):
+    from sms.devhost import is_disabled
+
+    monkeypatch.setenv("AzureWebJobs.send_job.Disabled", "true")
+    assert is_disabled("send_job") and not is_disabled("sms_status")

@@ -71,7 +71,7 @@ async def test_an_immediate_send_retried_reports_the_real_outcome_without_sendin
 async def test_a_retry_racing_the_first_request_is_told_to_wait_and_a_dead_first_request_is_finished(world):
     store, _, _, keys, service = world
 
-    async def first_request_dies(message, recipients):
+    async def first_request_dies(message, recipients, before_visible=None):
         raise ConnectionError("process killed")
 
     original_add = store.add

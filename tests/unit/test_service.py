@@ -275,7 +275,8 @@ async def test_a_job_picked_up_before_its_message_lands_waits_for_it(store, queu
     service = SmsService(store, queue, provider, missing_message_wait=0.01)
     original_add = store.add
 
-    async def slow_add(message, recipients):  # the API has queued the job; the write is still on its way
+    async def slow_add(message, recipients, before_visible=None):  # the job is queued; the write is on its way
+        await before_visible
         await asyncio.sleep(0.015)
         return await original_add(message, recipients)
 
@@ -293,7 +294,8 @@ async def test_a_job_picked_up_before_its_message_lands_waits_for_it(store, queu
 async def test_jobs_are_queued_before_the_message_is_written(store, queue, provider):
     """If the write fails the client gets an error and the job, finding nothing, sends nothing."""
 
-    async def storage_down(message, recipients):
+    async def storage_down(message, recipients, before_visible=None):
+        await before_visible  # the store finishes the jobs before the write that makes the message visible
         assert queue.jobs, "the job must already be queued"
         raise StorageUnavailable()
 
