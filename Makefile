@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -24,7 +24,10 @@ test: install lint
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check sms tests function_app.py
+	$(VENV)/bin/ruff check sms tests bench function_app.py
+
+bench: install
+	$(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

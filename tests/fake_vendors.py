@@ -39,6 +39,8 @@ class FakeVendor:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.script: list[Reply] = []  # next replies, in order; empty means success
+        self.latency = 0.0  # seconds every answer takes, like a real provider's
+        self.arrivals: list[float] = []  # loop time each authenticated request arrived
         self.auth_failures = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -63,8 +65,11 @@ class FakeVendor:
         if problem:
             self.auth_failures += 1
             return web.json_response({"error": problem}, status=401)
+        self.arrivals.append(asyncio.get_running_loop().time())
         record = self.record(request, body)
         self.requests.append(record)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         reply = self.script.pop(0) if self.script else self.success(record)
         if reply.hang_seconds:
             await asyncio.sleep(reply.hang_seconds)

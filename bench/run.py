@@ -1,0 +1,72 @@
+"""Every benchmark, one table: `make bench` (full, a few minutes) or `--smoke` (seconds, for CI).
+
+Figures are ratios against a baseline measured in the same run: absolute times on a shared
+2-core machine are noise. Targets are shown next to the figures, not asserted: benchmarks are
+not pass/fail tests. A PNG of accept throughput against concurrency is written beside this file.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+from sms import azurite
+
+from . import accept, dispatch, fanout, memory, wire
+from .harness import Row, table
+
+HERE = Path(__file__).resolve().parent
+
+
+def chart(levels: list[accept.Level], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    concurrency = [level.concurrency for level in levels]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(concurrency, [level.gateway.per_second for level in levels], marker="o", label="gateway (HTTP, dev host)")
+    axis.plot(concurrency, [level.raw.per_second for level in levels], marker="s", label="raw floor (queue put + transaction, SDK)")
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(concurrency, [str(c) for c in concurrency])
+    axis.set_xlabel("concurrent requests")
+    axis.set_ylabel("accepted requests / s")
+    axis.set_title("Accept path against Azurite, same run")
+    axis.grid(True, alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the benchmarks still run")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    requests, repeats, recipients, seconds = (40, 2, 200, 0.2) if args.smoke else (2000, 20, 2000, 2.0)
+    rows: list[Row] = []
+    with azurite.start() as storage:
+        levels, cpu_ms = asyncio.run(accept.run(storage.connection_string, requests, (1, 8, 32)))
+        rows += accept.rows(levels, cpu_ms)
+        rows += fanout.rows(asyncio.run(fanout.run(storage.connection_string, repeats)))
+        rows += dispatch.rows(asyncio.run(dispatch.run(storage.connection_string, recipients)))
+        sizes = (200, 1_000) if args.smoke else memory.SIZES
+        rows += memory.rows(memory.run(storage.connection_string, sizes))
+    rows += wire.rows(wire.run(seconds))
+
+    print(table(rows))
+    chart(levels, HERE / "throughput.png")
+    print(f"\nchart: {HERE / 'throughput.png'}")
+    if args.json:
+        args.json.write_text(json.dumps([row.__dict__ for row in rows], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
