@@ -11,6 +11,7 @@ from sms.model import SendJob
 from sms.pacing import SenderRateLimiter
 from sms.providers.twilio import TwilioProvider
 from sms.service import SmsService
+from sms.validation import Limits
 from sms.wire import SMSSend
 from tests.fake_vendors import FakeTwilio
 
@@ -34,7 +35,7 @@ async def _send_all(connection: str, recipients: int, latency: float, rate: floa
     provider = TwilioProvider(FakeTwilio.ACCOUNT_SID, FakeTwilio.AUTH_TOKEN, from_number="+61400000000", api_base_url=fake.base_url)
     try:
         await gateway.ensure_storage()
-        worker = SmsService(gateway.messages, gateway.jobs, provider, send_concurrency=CONCURRENCY,
+        worker = SmsService(gateway.messages, gateway.jobs, provider, Limits(max_recipients=10_000), send_concurrency=CONCURRENCY,
                             rate_limiter=SenderRateLimiter(rate), missing_message_wait=0)
         request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+614{i:08d}"} for i in range(recipients)],
                                                        "MessageBody": "Dispatch benchmark"}})
