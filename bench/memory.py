@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 
@@ -73,7 +72,15 @@ def rows(results: dict[int, float]) -> list[Row]:
     ]
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not getrusage's ru_maxrss: on Linux that survives
+    fork and exec, so a worker started by a large parent would report the parent's size."""
+    with open("/proc/self/status") as status:
+        kilobytes = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+    return int(kilobytes) / 1024
+
+
 if __name__ == "__main__":
     connection, comm_id, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     asyncio.run(_dispatch_all(connection, comm_id, count))
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mb": _peak_rss_mb()}))
