@@ -4,18 +4,14 @@ Every function is registered from the route table in sms.routes.
 """
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import math
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable
-from urllib.parse import urlsplit
 
 import azure.functions as func
 from pydantic import BaseModel
-from twilio.request_validator import RequestValidator
 
 from . import metadata, openapi, wire
 from .bootstrap import gateway
@@ -29,12 +25,9 @@ from .errors import (
     PreconditionFailed,
     StorageUnavailable,
     TooManyRequests,
-    Unauthenticated,
     ValidationFailed,
 )
 from .model import utcnow
-from .storage import InboundSms
-from .wire import callbacks
 from .wire import RepliesResponse, ReplyState
 from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 
@@ -54,7 +47,7 @@ async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str 
     if route.has_format_suffix:
         suffix = req.route_params.get("format", "")
         if suffix.lower() not in ("json", "jsv"):
-            return _error(NotFound(f"Unknown format suffix '.{suffix}': use .json or .jsv"), wire.Format.JSON)
+            return error_response(NotFound(f"Unknown format suffix '.{suffix}': use .json or .jsv"), wire.Format.JSON)
     fmt = _negotiate(req, route, suffix)
     try:
         if req.method.upper() not in route.working_methods:
@@ -63,18 +56,20 @@ async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str 
     except GatewayError as error:
         if isinstance(error, StorageUnavailable):
             log.warning("storage unavailable: %r", error.__cause__)
-        return _error(error, fmt)
+        return error_response(error, fmt)
     except ConfigError as error:
         log.error("gateway misconfigured: %s", error)
-        return _error(StorageUnavailable("The gateway is not configured correctly; see its logs"), fmt)
+        return error_response(StorageUnavailable("The gateway is not configured correctly; see its logs"), fmt)
     except Exception:
         log.exception("unhandled error in %s", route.name)
-        return _error(GatewayError("An unexpected error occurred", "InternalServerError"), fmt)
+        return error_response(GatewayError("An unexpected error occurred", "InternalServerError"), fmt)
 
 
-def _error(error: GatewayError, fmt: wire.Format) -> func.HttpResponse:
+def error_response(error: GatewayError, fmt: wire.Format) -> func.HttpResponse:
+    """ServiceStack's error shape in the given format, with the status and headers the error calls for."""
     headers = {"Content-Type": fmt.content_type, **wire.error_headers(error)}
     return func.HttpResponse(wire.encode(wire.error_body(error), fmt), status_code=wire.error_status(error), headers=headers)
+
 
 
 async def _licensee(req: func.HttpRequest) -> str:
@@ -119,7 +114,7 @@ def _reply_function(route: Route):
         operation = req.route_params.get("operation", "")
         if operation.lower() not in (OPERATION.lower(), OPERATION.lower() + "[]"):
             unknown = NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
-            return _error(unknown, _negotiate(req, route, None))
+            return error_response(unknown, _negotiate(req, route, None))
 
         async def work(req: func.HttpRequest) -> BaseModel | list[BaseModel]:
             licensee = await _licensee(req)
@@ -203,110 +198,6 @@ def _replies_function(route: Route):
     return sms_replies
 
 
-def _vendor_answer(work: Callable[[], Awaitable[func.HttpResponse]]) -> Awaitable[func.HttpResponse]:
-    """Vendors read only the status code: 2xx is done, anything else is delivered again later."""
-
-    async def run() -> func.HttpResponse:
-        try:
-            return await work()
-        except GatewayError as error:
-            if not isinstance(error, Unauthenticated):
-                log.warning("callback refused: %s", error)
-            return _error(error, wire.Format.JSON)
-        except Exception:
-            log.exception("callback failed")
-            return _error(GatewayError("An unexpected error occurred", "InternalServerError"), wire.Format.JSON)
-
-    return run()
-
-
-def _receipts_acs_function(route: Route):
-    """Event Grid: the subscription handshake, delivery reports and inbound SMS from ACS."""
-
-    async def receipts_acs(req: func.HttpRequest) -> func.HttpResponse:
-        async def work() -> func.HttpResponse:
-            gw = await gateway()
-            secret = gw.settings.eventgrid_secret
-            if not secret or not hmac.compare_digest(req.params.get("code", "").encode(), secret.encode()):
-                # Event Grid does not sign its deliveries: the endpoint URL carries a secret instead.
-                raise Unauthenticated("Missing or wrong ?code= (set SMS_EVENTGRID_SECRET and put it in the subscription's URL)")
-            if req.method.upper() == "OPTIONS":  # CloudEvents' webhook validation handshake
-                origin = req.headers.get("WebHook-Request-Origin", "*")
-                return func.HttpResponse(status_code=200, headers={"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"})
-            for event in callbacks.grid_events(req.get_body()):
-                data = event.data
-                if event.type == callbacks.SUBSCRIPTION_VALIDATION:
-                    return _json_answer({"validationResponse": data.get("validationCode")})
-                if event.type == callbacks.DELIVERY_REPORT:
-                    status = callbacks.acs_delivery_status(data)
-                    if status is not None:
-                        await gw.inbound.apply_receipt(str(data.get("tag", "")), status, data.get("messageId"),
-                                                       data.get("deliveryStatusDetails"))
-                elif event.type == callbacks.SMS_RECEIVED:
-                    await gw.inbound.receive(InboundSms(
-                        from_number=str(data.get("from", "")), to_number=str(data.get("to", "")), body=str(data.get("message", "")),
-                        received_at=callbacks.timestamp(data.get("receivedTimestamp")), provider="acs",
-                        provider_message_id=str(data.get("messageId") or event.id),
-                    ))
-            return _json_answer({})
-
-        return await _vendor_answer(work)
-
-    return receipts_acs
-
-
-async def _twilio_form(req: func.HttpRequest) -> dict[str, str]:
-    """The callback's form fields, once X-Twilio-Signature proves Twilio sent them."""
-    settings = (await gateway()).settings
-    if not settings.twilio_auth_token or not settings.public_base_url:
-        raise Unauthenticated("Twilio callbacks need TWILIO_AUTH_TOKEN and SMS_PUBLIC_BASE_URL to be set")
-    fields = callbacks.form_fields(req.get_body())
-    # Twilio signs the URL it called: our public base URL, not what the host behind a proxy sees.
-    called = urlsplit(req.url)
-    url = settings.public_base_url + called.path + (f"?{called.query}" if called.query else "")
-    if not RequestValidator(settings.twilio_auth_token).validate(url, fields, req.headers.get("X-Twilio-Signature", "")):
-        raise Unauthenticated("X-Twilio-Signature does not match this request")
-    return fields
-
-
-def _receipts_twilio_function(route: Route):
-    async def receipts_twilio(req: func.HttpRequest) -> func.HttpResponse:
-        async def work() -> func.HttpResponse:
-            fields = await _twilio_form(req)
-            status = callbacks.twilio_status(fields.get("MessageStatus", ""))
-            if status is not None:
-                detail = f"Twilio error {fields['ErrorCode']}" if fields.get("ErrorCode") else None
-                await (await gateway()).inbound.apply_receipt(req.params.get("ref", ""), status, fields.get("MessageSid"), detail)
-            return func.HttpResponse(status_code=204)
-
-        return await _vendor_answer(work)
-
-    return receipts_twilio
-
-
-_EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-
-
-def _inbound_twilio_function(route: Route):
-    async def inbound_twilio(req: func.HttpRequest) -> func.HttpResponse:
-        async def work() -> func.HttpResponse:
-            fields = await _twilio_form(req)
-            await (await gateway()).inbound.receive(InboundSms(
-                from_number=fields.get("From", ""), to_number=fields.get("To", ""), body=fields.get("Body", ""),
-                received_at=utcnow(), provider="twilio", provider_message_id=fields.get("MessageSid", ""),
-            ))
-            # An empty TwiML answer: Twilio sends nothing back to the person.
-            return func.HttpResponse(_EMPTY_TWIML, status_code=200, headers={"Content-Type": "text/xml"})
-
-        return await _vendor_answer(work)
-
-    return inbound_twilio
-
-
-def _json_answer(data: dict) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(data).encode(), status_code=200, headers={"Content-Type": "application/json"})
-
-
 def _openapi_function(route: Route):
     async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(openapi.document_json(), status_code=200, headers={"Content-Type": "application/json; charset=utf-8"})
@@ -327,14 +218,11 @@ _HANDLERS = {
     "reply": _reply_function,
     "status": _status_function,
     "replies": _replies_function,
-    "receipts_acs": _receipts_acs_function,
-    "receipts_twilio": _receipts_twilio_function,
-    "inbound_twilio": _inbound_twilio_function,
     "openapi": _openapi_function,
     "metadata": _metadata_function,
 }
 
-for _route in ROUTES:
+for _route in (r for r in ROUTES if r.kind in _HANDLERS):
     bp.function_name(_route.name)(
         bp.route(route=_route.path, methods=list(_route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
             _HANDLERS[_route.kind](_route)

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sms import api
+from sms import api, callbacks
 from sms.auth import Authenticator, new_key
 from sms.config import Settings
 from sms.pacing import RequestRateLimiter
@@ -66,6 +66,7 @@ async def gw(monkeypatch, indexed_functions):
         return gateway
 
     monkeypatch.setattr(api, "gateway", fake_gateway)
+    monkeypatch.setattr(callbacks, "gateway", fake_gateway)
     return gateway
 
 

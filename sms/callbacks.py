@@ -1,0 +1,145 @@
+"""HTTP blueprint for the SMS vendors' callbacks: delivery receipts and inbound SMS.
+
+Registered from the route table in sms.routes, like the client API in sms.api.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Awaitable, Callable
+from urllib.parse import urlsplit
+
+import azure.functions as func
+from twilio.request_validator import RequestValidator
+
+from . import wire
+from .api import error_response
+from .bootstrap import gateway
+from .errors import GatewayError, Unauthenticated
+from .model import utcnow
+from .routes import ROUTES, Route
+from .storage import InboundSms
+from .wire import callbacks
+
+log = logging.getLogger("sms.callbacks")
+
+bp = func.Blueprint()
+
+
+def _vendor_answer(work: Callable[[], Awaitable[func.HttpResponse]]) -> Awaitable[func.HttpResponse]:
+    """Vendors read only the status code: 2xx is done, anything else is delivered again later."""
+
+    async def run() -> func.HttpResponse:
+        try:
+            return await work()
+        except GatewayError as error:
+            if not isinstance(error, Unauthenticated):
+                log.warning("callback refused: %s", error)
+            return error_response(error, wire.Format.JSON)
+        except Exception:
+            log.exception("callback failed")
+            return error_response(GatewayError("An unexpected error occurred", "InternalServerError"), wire.Format.JSON)
+
+    return run()
+
+
+def _receipts_acs_function(route: Route):
+    """Event Grid: the subscription handshake, delivery reports and inbound SMS from ACS."""
+
+    async def receipts_acs(req: func.HttpRequest) -> func.HttpResponse:
+        async def work() -> func.HttpResponse:
+            gw = await gateway()
+            secret = gw.settings.eventgrid_secret
+            if not secret or not hmac.compare_digest(req.params.get("code", "").encode(), secret.encode()):
+                # Event Grid does not sign its deliveries: the endpoint URL carries a secret instead.
+                raise Unauthenticated("Missing or wrong ?code= (set SMS_EVENTGRID_SECRET and put it in the subscription's URL)")
+            if req.method.upper() == "OPTIONS":  # CloudEvents' webhook validation handshake
+                origin = req.headers.get("WebHook-Request-Origin", "*")
+                return func.HttpResponse(status_code=200, headers={"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"})
+            for event in callbacks.grid_events(req.get_body()):
+                data = event.data
+                if event.type == callbacks.SUBSCRIPTION_VALIDATION:
+                    return _json_answer({"validationResponse": data.get("validationCode")})
+                if event.type == callbacks.DELIVERY_REPORT:
+                    status = callbacks.acs_delivery_status(data)
+                    if status is not None:
+                        await gw.inbound.apply_receipt(str(data.get("tag", "")), status, data.get("messageId"),
+                                                       data.get("deliveryStatusDetails"))
+                elif event.type == callbacks.SMS_RECEIVED:
+                    await gw.inbound.receive(InboundSms(
+                        from_number=str(data.get("from", "")), to_number=str(data.get("to", "")), body=str(data.get("message", "")),
+                        received_at=callbacks.timestamp(data.get("receivedTimestamp")), provider="acs",
+                        provider_message_id=str(data.get("messageId") or event.id),
+                    ))
+            return _json_answer({})
+
+        return await _vendor_answer(work)
+
+    return receipts_acs
+
+
+async def _twilio_form(req: func.HttpRequest) -> dict[str, str]:
+    """The callback's form fields, once X-Twilio-Signature proves Twilio sent them."""
+    settings = (await gateway()).settings
+    if not settings.twilio_auth_token or not settings.public_base_url:
+        raise Unauthenticated("Twilio callbacks need TWILIO_AUTH_TOKEN and SMS_PUBLIC_BASE_URL to be set")
+    fields = callbacks.form_fields(req.get_body())
+    # Twilio signs the URL it called: our public base URL, not what the host behind a proxy sees.
+    called = urlsplit(req.url)
+    url = settings.public_base_url + called.path + (f"?{called.query}" if called.query else "")
+    if not RequestValidator(settings.twilio_auth_token).validate(url, fields, req.headers.get("X-Twilio-Signature", "")):
+        raise Unauthenticated("X-Twilio-Signature does not match this request")
+    return fields
+
+
+def _receipts_twilio_function(route: Route):
+    async def receipts_twilio(req: func.HttpRequest) -> func.HttpResponse:
+        async def work() -> func.HttpResponse:
+            fields = await _twilio_form(req)
+            status = callbacks.twilio_status(fields.get("MessageStatus", ""))
+            if status is not None:
+                detail = f"Twilio error {fields['ErrorCode']}" if fields.get("ErrorCode") else None
+                await (await gateway()).inbound.apply_receipt(req.params.get("ref", ""), status, fields.get("MessageSid"), detail)
+            return func.HttpResponse(status_code=204)
+
+        return await _vendor_answer(work)
+
+    return receipts_twilio
+
+
+_EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def _inbound_twilio_function(route: Route):
+    async def inbound_twilio(req: func.HttpRequest) -> func.HttpResponse:
+        async def work() -> func.HttpResponse:
+            fields = await _twilio_form(req)
+            await (await gateway()).inbound.receive(InboundSms(
+                from_number=fields.get("From", ""), to_number=fields.get("To", ""), body=fields.get("Body", ""),
+                received_at=utcnow(), provider="twilio", provider_message_id=fields.get("MessageSid", ""),
+            ))
+            # An empty TwiML answer: Twilio sends nothing back to the person.
+            return func.HttpResponse(_EMPTY_TWIML, status_code=200, headers={"Content-Type": "text/xml"})
+
+        return await _vendor_answer(work)
+
+    return inbound_twilio
+
+
+def _json_answer(data: dict) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(data).encode(), status_code=200, headers={"Content-Type": "application/json"})
+
+
+_HANDLERS = {
+    "receipts_acs": _receipts_acs_function,
+    "receipts_twilio": _receipts_twilio_function,
+    "inbound_twilio": _inbound_twilio_function,
+}
+
+for _route in (r for r in ROUTES if r.kind in _HANDLERS):
+    bp.function_name(_route.name)(
+        bp.route(route=_route.path, methods=list(_route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
+            _HANDLERS[_route.kind](_route)
+        )
+    )
