@@ -4,6 +4,7 @@ Every function is registered from the route table in sms.routes.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from datetime import timedelta
@@ -198,6 +199,21 @@ def _replies_function(route: Route):
     return sms_replies
 
 
+def _health_function(route: Route):
+    """For load balancers and people: 200 when storage and the provider answer, else 503. No key needed."""
+
+    async def health(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            report = await (await gateway()).health()
+        except ConfigError as error:
+            log.error("gateway misconfigured: %s", error)
+            report = {"status": "unhealthy", "configuration": "invalid; see the logs"}
+        status = 200 if report["status"] == "ok" else 503
+        return func.HttpResponse(json.dumps(report).encode(), status_code=status, headers={"Content-Type": "application/json; charset=utf-8"})
+
+    return health
+
+
 def _openapi_function(route: Route):
     async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(openapi.document_json(), status_code=200, headers={"Content-Type": "application/json; charset=utf-8"})
@@ -218,6 +234,7 @@ _HANDLERS = {
     "reply": _reply_function,
     "status": _status_function,
     "replies": _replies_function,
+    "health": _health_function,
     "openapi": _openapi_function,
     "metadata": _metadata_function,
 }

@@ -17,6 +17,7 @@ from .auth import Authenticator
 from .inbound import InboundService
 from .optouts import OptOuts
 from .config import SEND_QUEUE, Settings, queue_message_encoding
+from .errors import StorageUnavailable
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider, create_provider
 from .service import SmsService
@@ -56,6 +57,23 @@ class Gateway:
             self._idempotency_store.create_table(),
             create_queue(queue_client(self._queues, f"{SEND_QUEUE}-poison", encoding)),
         )
+
+    async def health(self) -> dict:
+        """Whether storage and the provider can be reached: for GET /api/health. No secrets in it."""
+
+        async def storage() -> str | None:
+            try:
+                await asyncio.gather(self.keys.get("0" * 16), self.jobs.check())
+            except StorageUnavailable as exc:
+                return f"unavailable ({type(exc.__cause__).__name__})"
+            return None
+
+        storage_problem, provider_problem = await asyncio.gather(storage(), self.provider.check())
+        return {
+            "status": "ok" if not (storage_problem or provider_problem) else "unhealthy",
+            "storage": {"status": "ok" if not storage_problem else storage_problem},
+            "provider": {"name": self.provider.name, "status": "ok" if not provider_problem else provider_problem},
+        }
 
     async def close(self) -> None:
         await self.provider.close()

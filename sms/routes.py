@@ -64,6 +64,7 @@ ROUTES: list[Route] = [
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),
     Route("inbound_twilio", "api/sms/inbound/twilio", "inbound_twilio", ("POST",)),
+    Route("health", "api/health", "health", ("GET",)),
     Route("openapi", "api/openapi.json", "openapi", ("GET",)),
     Route("metadata", "api/metadata", "metadata", ("GET",)),
 ]

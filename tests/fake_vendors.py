@@ -114,9 +114,11 @@ class FakeAcs(FakeVendor):
         return None
 
     def record(self, request: web.Request, body: bytes) -> dict[str, Any]:
-        return {"path": request.path, "query": dict(request.query), "json": json.loads(body)}
+        return {"path": request.path, "query": dict(request.query), "json": json.loads(body) if body else None}
 
     def success(self, record: dict[str, Any]) -> Reply:
+        if record["json"] is None:  # not a send: ACS answers other paths with 404
+            return Reply(404, {"error": {"code": "NotFound", "message": "Not found"}})
         results = [{"to": r["to"], "messageId": f"Outgoing_{len(self.requests)}_{i}", "httpStatusCode": 202, "successful": True,
                     "repeatabilityResult": "accepted"} for i, r in enumerate(record["json"]["smsRecipients"])]
         return Reply(202, {"value": results})
@@ -145,7 +147,7 @@ class FakeTwilio(FakeVendor):
         expected = "Basic " + base64.b64encode(f"{self.ACCOUNT_SID}:{self.AUTH_TOKEN}".encode()).decode()
         if request.headers.get("Authorization") != expected:
             return "bad basic auth"
-        if request.path != f"/2010-04-01/Accounts/{self.ACCOUNT_SID}/Messages.json":
+        if request.path not in (f"/2010-04-01/Accounts/{self.ACCOUNT_SID}/Messages.json", f"/2010-04-01/Accounts/{self.ACCOUNT_SID}.json"):
             return f"unexpected path {request.path}"
         return None
 
@@ -153,6 +155,8 @@ class FakeTwilio(FakeVendor):
         return {"path": request.path, "form": dict(parse_qsl(body.decode()))}
 
     def success(self, record: dict[str, Any]) -> Reply:
+        if record["path"].endswith(f"{self.ACCOUNT_SID}.json"):  # fetching the account: the health check
+            return Reply(200, {"sid": self.ACCOUNT_SID, "status": "active", "friendly_name": "Fake"})
         form = record["form"]
         sid = f"SM{len(self.requests):032x}"
         return Reply(201, {"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From"),

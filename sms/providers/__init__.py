@@ -39,6 +39,11 @@ class SmsProvider(abc.ABC):
     async def send(self, sms: OutgoingSms) -> SendOutcome:
         """Hand one SMS to the provider. Never raises for a refused send: it returns the error."""
 
+    async def check(self) -> str | None:
+        """None when the provider can be reached (and, where it can tell, accepts our credentials);
+        otherwise why not. For GET /api/health: never sends anything."""
+        return None
+
     async def close(self) -> None:  # noqa: B027 - most adapters hold nothing to close
         """Release the adapter's connections at shutdown."""
 

@@ -16,6 +16,7 @@ from email.utils import format_datetime
 from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
 from azure.communication.sms.aio import SmsClient
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.rest import HttpRequest
 
 from ..model import utcnow
 from . import OutgoingSms, SendOutcome, SmsProvider, retry_after_seconds
@@ -47,6 +48,7 @@ class AcsProvider(SmsProvider):
         # Few SDK-level retries: the queue's own retry, with backoff, is the outer loop.
         client_options.setdefault("retry_total", 2)
         self._client = SmsClient.from_connection_string(connection_string, **client_options)
+        self._endpoint = self._client._endpoint  # noqa: SLF001 - parsed from the connection string by the SDK
         self._from = from_number
 
     async def send(self, sms: OutgoingSms) -> SendOutcome:
@@ -72,6 +74,15 @@ class AcsProvider(SmsProvider):
         if result.successful:
             return SendOutcome(provider_message_id=result.message_id)
         return SendOutcome(error=f"ACS {result.http_status_code}: {result.error_message}", transient=_transient(result.http_status_code))
+
+    async def check(self) -> str | None:
+        """ACS SMS has no read-only call: this proves the endpoint answers, not that the key is right."""
+        try:
+            response = await self._client._sms_service_client._client.send_request(HttpRequest("GET", self._endpoint))  # noqa: SLF001
+            await response.read()
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            return f"ACS unreachable ({type(exc).__name__})"
+        return None
 
     async def close(self) -> None:
         await self._client.close()

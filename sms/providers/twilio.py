@@ -85,5 +85,17 @@ class TwilioProvider(SmsProvider):
             return SendOutcome(provider_message_id=None, error=f"Twilio refused: error {message.error_code} {message.error_message or ''}".strip())
         return SendOutcome(provider_message_id=message.sid)
 
+    async def check(self) -> str | None:
+        """Fetching our own account proves Twilio answers and takes the credentials."""
+        try:
+            await self._client.api.v2010.accounts(self._client.username).fetch_async()
+        except _Throttled:
+            return None  # it answered
+        except TwilioRestException as exc:
+            return f"Twilio answered {exc.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return f"Twilio unreachable ({type(exc).__name__})"
+        return None
+
     async def close(self) -> None:
         await self._http.close()

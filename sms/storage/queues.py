@@ -31,6 +31,10 @@ class StorageJobQueue(JobQueue):
     async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
         await self._queue.send_message(job.to_json(), visibility_timeout=delay_seconds or None)
 
+    @storage_errors
+    async def check(self) -> None:
+        await self._queue.get_queue_properties()
+
     async def create_queue(self) -> None:
         await create_queue(self._queue)
 

@@ -96,3 +96,8 @@ def test_a_retried_request_with_an_idempotency_key_sends_once(devhost, key):
             answers.append(_json.loads(response.read()))
     assert answers[0] == answers[1] and answers[0]["message"] == "Sent to 1 of 1 recipient"
     assert len([line for line in devhost.sent() if line["to"] == "+61412999101"]) == 1
+
+
+def test_health_needs_no_key_and_reports_ok(devhost):
+    status, report = devhost.request("GET", "/api/health")
+    assert status == 200 and report == {"status": "ok", "storage": {"status": "ok"}, "provider": {"name": "console", "status": "ok"}}

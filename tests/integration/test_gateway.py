@@ -129,3 +129,15 @@ async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothi
             await gw.sms.accept(request, LICENSEE)
     finally:
         await gw.close()
+
+
+async def test_health_reports_storage_and_provider(gateway):
+    assert await gateway.health() == {"status": "ok", "storage": {"status": "ok"}, "provider": {"name": "console", "status": "ok"}}
+    dead = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    down = build(Settings.from_env({"AzureWebJobsStorage": dead}))
+    try:
+        report = await down.health()
+    finally:
+        await down.close()
+    assert report["status"] == "unhealthy" and report["storage"]["status"].startswith("unavailable")
+    assert "AccountKey" not in str(report) and "a2V5" not in str(report)

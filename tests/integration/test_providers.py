@@ -159,3 +159,24 @@ async def test_twilio_answers_map_to_outcomes(twilio, reply, transient, retry_af
     assert not outcome.accepted
     assert (outcome.transient, outcome.retry_after_seconds) == (transient, retry_after)
     assert fragment in outcome.error
+
+
+async def test_provider_health_checks_send_nothing(acs, twilio, cert):
+    acs_fake, acs_provider = acs
+    twilio_fake, twilio_provider = twilio
+    assert await acs_provider.check() is None and await twilio_provider.check() is None
+    # One request, and not a send (the fake may refuse its signature: any answer proves reachability).
+    assert len(acs_fake.requests) + acs_fake.auth_failures == 1 and all(r["json"] is None for r in acs_fake.requests)
+    assert twilio_fake.requests[0]["path"].endswith(f"{FakeTwilio.ACCOUNT_SID}.json")
+
+    wrong = TwilioProvider(FakeTwilio.ACCOUNT_SID, "wrong-token", from_number="+61400000000", api_base_url=twilio_fake.base_url)
+    try:
+        assert await wrong.check() == "Twilio answered 401"
+    finally:
+        await wrong.close()
+    gone = AcsProvider("endpoint=https://127.0.0.1:9/;accesskey=" + FakeAcs.ACCESS_KEY, "+61400000000",
+                       connection_verify=str(cert.cert_path), retry_total=0)
+    try:
+        assert (await gone.check()).startswith("ACS unreachable")
+    finally:
+        await gone.close()
