@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.data.tables.aio import TableServiceClient
+from azure.identity.aio import DefaultAzureCredential
 from azure.storage.queue.aio import QueueServiceClient
 
 from .auth import Authenticator
@@ -44,6 +46,7 @@ class Gateway:
     _idempotency_store: TableIdempotencyStore
     _tables: TableServiceClient
     _queues: QueueServiceClient
+    _credential: AsyncTokenCredential | None = None
 
     async def ensure_storage(self) -> None:
         """Create the tables and queues when missing (Azurite, a fresh account). Idempotent."""
@@ -79,6 +82,8 @@ class Gateway:
         await self.provider.close()
         await self._tables.close()
         await self._queues.close()
+        if self._credential is not None:
+            await self._credential.close()
 
 
 # azure-core waits up to 300 s to connect or read and retries up to 10 times, and the queue SDK's
@@ -91,11 +96,23 @@ STORAGE_TIMEOUTS = {"connection_timeout": 5, "read_timeout": 20}
 QUEUE_RETRY = {"retry_total": 2, "initial_backoff": 0.5, "increment_base": 1.5, "random_jitter_range": 0.5}
 
 
-def build(settings: Settings, on_response: Callable[[Any], None] | None = None) -> Gateway:
-    """`on_response` sees every storage HTTP response: benchmarks count round trips with it."""
+def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
+          credential: AsyncTokenCredential | None = None) -> Gateway:
+    """`on_response` sees every storage HTTP response: benchmarks count round trips with it.
+    Without a connection string, storage is signed in to with `credential`, by default the app's
+    identity through DefaultAzureCredential (managed identity on Azure, az login on a laptop)."""
     hook = {"raw_response_hook": on_response} if on_response else {}
-    tables = TableServiceClient.from_connection_string(settings.storage_connection, retry_total=3, **STORAGE_TIMEOUTS, **hook)
-    queues = QueueServiceClient.from_connection_string(settings.storage_connection, **QUEUE_RETRY, **STORAGE_TIMEOUTS, **hook)
+    table_options = {"retry_total": 3, **STORAGE_TIMEOUTS, **hook}
+    queue_options = {**QUEUE_RETRY, **STORAGE_TIMEOUTS, **hook}
+    owned_credential = None
+    if settings.storage_connection:
+        tables = TableServiceClient.from_connection_string(settings.storage_connection, **table_options)
+        queues = QueueServiceClient.from_connection_string(settings.storage_connection, **queue_options)
+    else:
+        if credential is None:
+            credential = owned_credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
+        tables = TableServiceClient(settings.table_endpoint, credential=credential, **table_options)
+        queues = QueueServiceClient(settings.queue_endpoint, credential=credential, **queue_options)
     messages = TableMessageStore.from_service(tables)
     keys = TableApiKeyStore.from_service(tables)
     jobs = StorageJobQueue(queue_client(queues, SEND_QUEUE, queue_message_encoding()))
@@ -117,7 +134,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None) 
         inbound=InboundService(messages, inbound_store, opt_outs),
         requests=RequestRateLimiter(settings.requests_per_minute),
         _inbound_store=inbound_store, _opt_out_store=opt_out_store, _idempotency_store=idempotency_store,
-        _tables=tables, _queues=queues,
+        _tables=tables, _queues=queues, _credential=owned_credential,
     )
 
 

@@ -53,7 +53,7 @@ def resolve_connection(setting: str, value: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    storage_connection: str
+    storage_connection: str | None  # None: sign in to storage with the app's identity (endpoints below)
     provider: str = "console"
     default_region: str = "AU"
     max_recipients: int = 1000
@@ -77,11 +77,14 @@ class Settings:
     twilio_auth_token: str | None = None
     twilio_from_number: str | None = None
     twilio_messaging_service_sid: str | None = None
+    table_endpoint: str | None = None
+    queue_endpoint: str | None = None
+    storage_client_id: str | None = None  # a user-assigned managed identity's client id
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
-        connection = resolve_connection("AzureWebJobsStorage", env.get("AzureWebJobsStorage", ""))
+        connection, table_endpoint, queue_endpoint = _storage(env)
         region = env.get("SMS_DEFAULT_REGION", cls.default_region).strip().upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ConfigError(f"SMS_DEFAULT_REGION={region!r} is not a known ISO 3166 region code such as AU or US")
@@ -112,7 +115,28 @@ class Settings:
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
             twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
+            table_endpoint=table_endpoint,
+            queue_endpoint=queue_endpoint,
+            storage_client_id=(env.get("AzureWebJobsStorage__clientId") or "").strip() or None,
         )
+
+
+def _storage(env: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
+    """(connection string, table endpoint, queue endpoint): a connection string when one is set,
+    otherwise the endpoints of an identity-based connection, named the way the Functions host
+    names them (AzureWebJobsStorage__accountName, or __tableServiceUri and __queueServiceUri)."""
+    if (env.get("AzureWebJobsStorage") or "").strip():
+        return resolve_connection("AzureWebJobsStorage", env["AzureWebJobsStorage"]), None, None
+    account = (env.get("AzureWebJobsStorage__accountName") or "").strip()
+    tables = (env.get("AzureWebJobsStorage__tableServiceUri") or "").strip() or (f"https://{account}.table.core.windows.net" if account else "")
+    queues = (env.get("AzureWebJobsStorage__queueServiceUri") or "").strip() or (f"https://{account}.queue.core.windows.net" if account else "")
+    if tables and queues:
+        return None, tables.rstrip("/"), queues.rstrip("/")
+    raise ConfigError(
+        "AzureWebJobsStorage is not set: give it a storage connection string (locally, copy "
+        "local.settings.example.json to local.settings.json), or set AzureWebJobsStorage__accountName "
+        "to sign in with the app's managed identity"
+    )
 
 
 _PROVIDER_SETTINGS = {

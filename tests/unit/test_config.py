@@ -107,3 +107,36 @@ async def test_each_configured_provider_is_built():
     assert twilio._callback == "https://sms.example/api/sms/receipts/twilio"
     await acs.close()
     await twilio.close()
+
+
+def test_without_a_connection_string_the_account_name_means_identity_based_storage():
+    settings = Settings.from_env({"AzureWebJobsStorage__accountName": "smsgw", "AzureWebJobsStorage__clientId": "1234"})
+    assert settings.storage_connection is None
+    assert (settings.table_endpoint, settings.queue_endpoint) == ("https://smsgw.table.core.windows.net", "https://smsgw.queue.core.windows.net")
+    assert settings.storage_client_id == "1234"
+    sovereign = Settings.from_env({"AzureWebJobsStorage__tableServiceUri": "https://a.table.core.chinacloudapi.cn/",
+                                   "AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.chinacloudapi.cn"})
+    assert sovereign.table_endpoint == "https://a.table.core.chinacloudapi.cn"
+
+
+async def test_identity_based_storage_clients_use_the_credential_and_the_endpoints():
+    from sms.bootstrap import build
+
+    class FakeCredential:
+        closed = False
+
+        async def get_token(self, *scopes, **kwargs):  # never called: building a client sends nothing
+            raise AssertionError("no request expected")
+
+        async def close(self):
+            self.closed = True
+
+    credential = FakeCredential()
+    gateway = build(Settings.from_env({"AzureWebJobsStorage__accountName": "smsgw"}), credential=credential)
+    try:
+        assert gateway.messages._table.url.startswith("https://smsgw.table.core.windows.net")
+        assert gateway.jobs._queue.url == "https://smsgw.queue.core.windows.net/sms-send"
+        assert gateway.messages._table.credential is credential
+    finally:
+        await gateway.close()
+    assert credential.closed is False  # a credential passed in is the caller's to close
