@@ -15,6 +15,7 @@ from azure.data.tables.aio import TableServiceClient
 from azure.identity.aio import DefaultAzureCredential
 from azure.storage.queue.aio import QueueServiceClient
 
+from . import telemetry
 from .auth import Authenticator
 from .inbound import InboundService
 from .optouts import OptOuts
@@ -149,6 +150,7 @@ async def gateway() -> Gateway:
         _building = _building or asyncio.Lock()
         async with _building:
             if _gateway is None:
+                telemetry.configure()
                 candidate = build(Settings.from_env())
                 await candidate.ensure_storage()
                 _gateway = candidate

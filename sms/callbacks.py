@@ -65,7 +65,7 @@ def _receipts_acs_function(route: Route):
                     status = callbacks.acs_delivery_status(data)
                     if status is not None:
                         await gw.inbound.apply_receipt(str(data.get("tag", "")), status, data.get("messageId"),
-                                                       data.get("deliveryStatusDetails"))
+                                                       data.get("deliveryStatusDetails"), provider="acs")
                 elif event.type == callbacks.SMS_RECEIVED:
                     await gw.inbound.receive(InboundSms(
                         from_number=str(data.get("from", "")), to_number=str(data.get("to", "")), body=str(data.get("message", "")),
@@ -100,7 +100,8 @@ def _receipts_twilio_function(route: Route):
             status = callbacks.twilio_status(fields.get("MessageStatus", ""))
             if status is not None:
                 detail = f"Twilio error {fields['ErrorCode']}" if fields.get("ErrorCode") else None
-                await (await gateway()).inbound.apply_receipt(req.params.get("ref", ""), status, fields.get("MessageSid"), detail)
+                await (await gateway()).inbound.apply_receipt(req.params.get("ref", ""), status, fields.get("MessageSid"), detail,
+                                                              provider="twilio")
             return func.HttpResponse(status_code=204)
 
         return await _vendor_answer(work)

@@ -5,6 +5,7 @@ import logging
 import re
 from dataclasses import replace
 
+from . import telemetry
 from .errors import NotFound, RecordChanged
 from .model import Status
 from .optouts import OptOuts, keyword
@@ -24,7 +25,7 @@ class InboundService:
         self._opt_outs = opt_outs
 
     async def apply_receipt(self, reference: str, status: Status, provider_message_id: str | None = None,
-                            detail: str | None = None) -> bool:
+                            detail: str | None = None, provider: str = "") -> bool:
         """Move the referenced recipient to the receipt's status, unless it is already there or beyond.
 
         Receipts arrive late, twice and out of order: only a forward move is written (ETag-checked),
@@ -51,6 +52,8 @@ class InboundService:
             )
             try:
                 await self._messages.update_recipients(comm_id, [updated])
+                if status is Status.DELIVERED:
+                    telemetry.delivered.add(1, {"provider": provider})
                 return True
             except RecordChanged:
                 continue  # the worker or another receipt wrote first: look again

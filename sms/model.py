@@ -102,16 +102,22 @@ class SendJob:
     comm_id: str
     first: int
     last: int  # inclusive
+    traceparent: str | None = field(default=None, compare=False)  # W3C trace context of the accepting request
 
     def to_json(self) -> str:
-        return json.dumps({"commId": self.comm_id, "first": self.first, "last": self.last}, separators=(",", ":"))
+        data = {"commId": self.comm_id, "first": self.first, "last": self.last}
+        if self.traceparent:
+            data["traceparent"] = self.traceparent
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "SendJob":
         """Raises ValueError for anything that is not a job this gateway wrote."""
         try:
             data = json.loads(text)
-            job = cls(str(data["commId"]), int(data["first"]), int(data["last"]))
+            traceparent = data.get("traceparent")
+            job = cls(str(data["commId"]), int(data["first"]), int(data["last"]),
+                      traceparent if isinstance(traceparent, str) and len(traceparent) <= 64 else None)
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"not a send job: {exc}") from None
         if not _HEX32.match(job.comm_id) or not 0 <= job.first <= job.last:
@@ -119,9 +125,9 @@ class SendJob:
         return job
 
     @classmethod
-    def covering(cls, comm_id: str, recipient_count: int) -> list["SendJob"]:
+    def covering(cls, comm_id: str, recipient_count: int, traceparent: str | None = None) -> list["SendJob"]:
         return [
-            cls(comm_id, first, min(first + JOB_SIZE, recipient_count) - 1)
+            cls(comm_id, first, min(first + JOB_SIZE, recipient_count) - 1, traceparent)
             for first in range(0, recipient_count, JOB_SIZE)
         ]
 

@@ -12,6 +12,9 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Awaitable, Callable, Sequence
 
+from opentelemetry import trace
+
+from . import telemetry
 from .errors import AlreadyExists, Conflict, KeyReused, NotFound, RecordChanged, StorageUnavailable, ValidationFailed
 from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status, utcnow
 from .pacing import RetryPolicy, SenderRateLimiter
@@ -98,7 +101,8 @@ class SmsService:
         async def run(comm_id: str | None) -> CommResponse:
             return await self._save_and_queue(*message_from(request, licensee_id, self._limits, comm_id))
 
-        return await self._once(request, licensee_id, idempotency_key, "send", run)
+        with telemetry.tracer.start_as_current_span("sms.accept"):
+            return await self._once(request, licensee_id, idempotency_key, "send", run)
 
     async def accept_batch(self, requests: Sequence[SMSSend], licensee_id: str) -> list[CommResponse]:
         """ServiceStack's auto-batch: every request is checked before any is saved, then each is accepted."""
@@ -116,7 +120,8 @@ class SmsService:
         # Jobs before the message becomes visible: a message is never stored without its jobs, so
         # nothing can be stranded. A job whose message write then fails finds no message, and
         # retries until the queue parks it. Recipient rows not yet visible are written meanwhile.
-        jobs = asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients))))
+        self._note_accepted(message, recipients)
+        jobs = asyncio.gather(*(self._queue.put(job) for job in SendJob.covering(message.comm_id, len(recipients), telemetry.current_traceparent())))
         await self._store.add(message, recipients, before_visible=jobs)
         return _queued(message.comm_id, len(recipients))
 
@@ -126,15 +131,23 @@ class SmsService:
         async def run(comm_id: str | None) -> CommResponse:
             return await self._send_now(*message_from(request, licensee_id, self._limits, comm_id))
 
-        return await self._once(request, licensee_id, idempotency_key, "send_now", run)
+        with telemetry.tracer.start_as_current_span("sms.send_now"):
+            return await self._once(request, licensee_id, idempotency_key, "send_now", run)
 
     async def _send_now(self, message: Message, recipients: list[Recipient]) -> CommResponse:
-        jobs = SendJob.covering(message.comm_id, len(recipients))
+        self._note_accepted(message, recipients)
+        jobs = SendJob.covering(message.comm_id, len(recipients), telemetry.current_traceparent())
         safety_net = asyncio.gather(*(self._queue.put(job, delay_seconds=IMMEDIATE_SAFETY_NET_SECONDS) for job in jobs))
         stored = await self._store.add(message, recipients, before_visible=safety_net)
         batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
         outcomes = [r for batch in await asyncio.gather(*(self._send_batch(message, b, job) for b, job in zip(batches, jobs, strict=True))) for r in batch]
         return _outcome(message.comm_id, len(stored), outcomes)
+
+    def _note_accepted(self, message: Message, recipients: list[Recipient]) -> None:
+        span = trace.get_current_span()
+        span.set_attribute("sms.comm_id", message.comm_id)
+        span.set_attribute("sms.recipients", len(recipients))
+        telemetry.accepted.add(len(recipients), {"provider": self._provider.name})
 
     async def _once(self, request: SMSSend, licensee_id: str, key: str | None, kind: str,
                     run: Callable[[str | None], Awaitable[CommResponse]]) -> CommResponse:
@@ -174,6 +187,11 @@ class SmsService:
 
     async def dispatch(self, job: SendJob) -> list[Recipient]:
         """Send the job's recipients that are still queued; safe to run twice for the same job."""
+        attributes = {"sms.comm_id": job.comm_id, "sms.first": job.first, "sms.last": job.last}
+        with telemetry.tracer.start_as_current_span("sms.dispatch", context=telemetry.continued(job.traceparent), attributes=attributes):
+            return await self._dispatch(job)
+
+    async def _dispatch(self, job: SendJob) -> list[Recipient]:
         loaded = await self._store.load(job.comm_id, job.first, job.last)
         for _ in range(MISSING_MESSAGE_CHECKS):
             if loaded is not None:
@@ -254,13 +272,18 @@ class SmsService:
             first_attempt_at=recipient.first_attempt_at, attempt_at=recipient.updated_at,
         )
         await self._rate.wait_turn(sms.sender)
+        provider = {"provider": self._provider.name}
+        span_attributes = {"sms.provider": self._provider.name, "sms.recipient_id": recipient.recipient_id, "sms.attempt": recipient.attempts}
         async with self._send_slots:
-            try:
-                outcome = await self._provider.send(sms)
-            except Exception as exc:  # an adapter bug must not leave the whole batch in `sending`
-                log.exception("provider %s raised for %s", self._provider.name, mask(recipient.phone_number))
-                outcome = SendOutcome(error=f"provider error ({type(exc).__name__})", transient=True)
+            with telemetry.tracer.start_as_current_span("sms.provider.send", attributes=span_attributes) as span:
+                try:
+                    outcome = await self._provider.send(sms)
+                except Exception as exc:  # an adapter bug must not leave the whole batch in `sending`
+                    log.exception("provider %s raised for %s", self._provider.name, mask(recipient.phone_number))
+                    outcome = SendOutcome(error=f"provider error ({type(exc).__name__})", transient=True)
+                span.set_attribute("sms.outcome", "sent" if outcome.accepted else "retry" if outcome.transient else "failed")
         if outcome.accepted:
+            telemetry.sent.add(1, provider)
             return recipient.moved_to(Status.SENT, provider_message_id=outcome.provider_message_id, last_error=None), None
         if outcome.transient and recipient.attempts < self._retry.max_attempts:
             # Nothing was sent: release the claim so the retry job picks the recipient up again.
@@ -269,6 +292,7 @@ class SmsService:
                      mask(recipient.phone_number), recipient.attempts, delay, outcome.error)
             return recipient.moved_to(Status.QUEUED, last_error=outcome.error), delay
         error = outcome.error if not outcome.transient else f"{outcome.error} (gave up after {recipient.attempts} attempts)"
+        telemetry.failed.add(1, provider)
         return recipient.moved_to(Status.FAILED, last_error=error), None
 
     async def _record_outcome(self, outcome: Recipient) -> Recipient:
