@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint infra-check bench clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -20,11 +20,14 @@ node_modules/.installed: package.json package-lock.json
 run: install
 	$(PY) -m sms.localrun --host 127.0.0.1 --port 7071
 
-test: install lint
+test: install lint infra-check
 	$(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check sms tests bench function_app.py
+
+infra-check:
+	bash infra/check.sh
 
 bench: install
 	$(PY) -m bench.run

@@ -140,3 +140,29 @@ async def test_identity_based_storage_clients_use_the_credential_and_the_endpoin
     finally:
         await gateway.close()
     assert credential.closed is False  # a credential passed in is the caller's to close
+
+
+# Settings the template leaves to the deployer or to their defaults, and why.
+NOT_SET_BY_INFRA = {
+    "AzureWebJobsStorage": "infra uses the identity-based AzureWebJobsStorage__* settings instead",
+    "AzureWebJobsStorage__tableServiceUri": "derived from the account name in the public cloud",
+    "AzureWebJobsStorage__queueServiceUri": "derived from the account name in the public cloud",
+    "SMS_CONSOLE_OUTBOX": "local runs only: it writes numbers to a file",
+}
+
+
+def test_every_setting_the_code_reads_is_set_by_infra_or_optional():
+    import re
+
+    from sms.config import PROJECT_ROOT, Settings
+
+    bicep = (PROJECT_ROOT / "infra" / "main.bicep").read_text()
+    app_settings = bicep.split("appSettings: [", 1)[1].split("\n      ]", 1)[0]
+    set_by_infra = set(re.findall(r"\{ name: '([A-Za-z0-9_]+)'", app_settings))
+    optional = {name for name in settings_the_code_reads() if name.startswith("SMS_")
+                and name not in ("SMS_PROVIDER", "SMS_DEFAULT_REGION", "SMS_PUBLIC_BASE_URL", "SMS_EVENTGRID_SECRET")}
+    assert {name for name in settings_the_code_reads() if name.startswith("SMS_")} - optional <= set_by_infra
+    missing = settings_the_code_reads() - set_by_infra - optional - set(NOT_SET_BY_INFRA)
+    assert missing == set(), f"read by the code, neither set by infra/main.bicep nor listed as optional: {missing}"
+    assert set_by_infra - settings_the_code_reads() - {"AzureWebJobsStorage__credential", "APPLICATIONINSIGHTS_CONNECTION_STRING"} == set()
+    assert Settings.from_env({"AzureWebJobsStorage__accountName": "x"}).provider == "console"  # every optional one has a default

@@ -1,0 +1,240 @@
+// The SMS gateway on Azure: a Python Function App on the Flex Consumption plan, its storage
+// (tables, queues, the deployment container), Application Insights on a Log Analytics workspace,
+// a Key Vault for secrets, optionally Azure Communication Services, and a user-assigned managed
+// identity holding only the data roles it needs. No storage keys: the app signs in with the identity.
+//
+//   az deployment group create -g <group> -f infra/main.bicep -p infra/main.parameters.json
+
+@description('Short name: resource names are made from it and a suffix unique to the resource group.')
+@minLength(3)
+@maxLength(11)
+param name string = 'smsgw'
+
+param location string = resourceGroup().location
+
+@allowed(['console', 'acs', 'twilio'])
+param smsProvider string = 'console'
+
+@description('Region for numbers written without a country code (ISO 3166).')
+param defaultRegion string = 'AU'
+
+@description('Create an Azure Communication Services resource (for SMS_PROVIDER=acs).')
+param deployCommunicationServices bool = false
+
+@description('ACS sender number (E.164) acquired on the Communication Services resource.')
+param acsFromNumber string = ''
+
+param twilioAccountSid string = ''
+param twilioFromNumber string = ''
+param twilioMessagingServiceSid string = ''
+
+@secure()
+@description('Twilio auth token: stored in Key Vault, read by the app through a Key Vault reference.')
+param twilioAuthToken string = ''
+
+@secure()
+@description('The code the Event Grid subscription URL must carry for /api/sms/receipts/acs.')
+param eventGridSecret string = newGuid()
+
+@description('Most instances the app may scale to (rate limits are per instance: see docs/scaling.md).')
+param maximumInstanceCount int = 40
+
+var suffix = uniqueString(resourceGroup().id)
+var appName = '${name}-${suffix}'
+var storageName = toLower(take('${name}${suffix}', 24))
+var tables = ['SmsMessages', 'SmsApiKeys', 'SmsInbound', 'SmsReplyRoutes', 'SmsOptOuts', 'SmsIdempotency']
+var queues = ['sms-send', 'sms-send-poison']
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: '${appName}-id'
+  location: location
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: storageName
+  location: location
+  sku: { name: 'Standard_LRS' }
+  kind: 'StorageV2'
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    supportsHttpsTrafficOnly: true
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource deployments 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'deployments'
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource appTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [for table in tables: {
+  parent: tableService
+  name: table
+}]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource appQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queue in queues: {
+  parent: queueService
+  name: queue
+}]
+
+// Only the data roles the app needs: blobs for the Functions host (deployment package, leases),
+// queues for the jobs, tables for the records. No account keys anywhere.
+resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [roles.storageBlobDataOwner, roles.storageQueueDataContributor, roles.storageTableDataContributor]: {
+  name: guid(storage.id, identity.id, role)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}]
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${appName}-logs'
+  location: location
+  properties: {
+    sku: { name: 'PerGB2018' }
+    retentionInDays: 30
+  }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${appName}-ai'
+  location: location
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logs.id
+  }
+}
+
+resource communication 'Microsoft.Communication/communicationServices@2023-04-01' = if (deployCommunicationServices) {
+  name: '${appName}-acs'
+  location: 'global'
+  properties: {
+    dataLocation: 'Australia'
+  }
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: take('${name}kv${suffix}', 24)
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+  }
+}
+
+resource vaultRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, identity.id, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource eventGridSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'eventgrid-secret'
+  properties: { value: eventGridSecret }
+}
+
+resource twilioTokenValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(twilioAuthToken)) {
+  parent: vault
+  name: 'twilio-auth-token'
+  properties: { value: twilioAuthToken }
+}
+
+resource acsConnectionValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (deployCommunicationServices) {
+  parent: vault
+  name: 'acs-connection-string'
+  properties: { value: deployCommunicationServices ? communication.listKeys().primaryConnectionString : '' }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: '${appName}-plan'
+  location: location
+  kind: 'functionapp'
+  sku: { tier: 'FlexConsumption', name: 'FC1' }
+  properties: { reserved: true }
+}
+
+var secretReference = '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/'
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: appName
+  location: location
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identity.id}': {} }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    keyVaultReferenceIdentity: identity.id
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}deployments'
+          authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identity.id }
+        }
+      }
+      scaleAndConcurrency: { maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: 2048 }
+      runtime: { name: 'python', version: '3.11' }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      appSettings: [
+        // Identity-based storage, for the Functions host and the app's own clients alike.
+        { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsStorage__clientId', value: identity.properties.clientId }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
+        { name: 'SMS_PROVIDER', value: smsProvider }
+        { name: 'SMS_DEFAULT_REGION', value: defaultRegion }
+        { name: 'SMS_PUBLIC_BASE_URL', value: 'https://${appName}.azurewebsites.net' }
+        { name: 'SMS_EVENTGRID_SECRET', value: '${secretReference}eventgrid-secret)' }
+        { name: 'ACS_CONNECTION_STRING', value: deployCommunicationServices ? '${secretReference}acs-connection-string)' : '' }
+        { name: 'ACS_FROM_NUMBER', value: acsFromNumber }
+        { name: 'TWILIO_ACCOUNT_SID', value: twilioAccountSid }
+        { name: 'TWILIO_AUTH_TOKEN', value: empty(twilioAuthToken) ? '' : '${secretReference}twilio-auth-token)' }
+        { name: 'TWILIO_FROM_NUMBER', value: twilioFromNumber }
+        { name: 'TWILIO_MESSAGING_SERVICE_SID', value: twilioMessagingServiceSid }
+      ]
+    }
+  }
+  dependsOn: [storageRoles, vaultRole, appTables, appQueues, deployments]
+}
+
+output functionAppName string = app.name
+output baseUrl string = 'https://${app.properties.defaultHostName}'
+output storageAccountName string = storage.name
+output eventGridReceiptUrl string = 'https://${app.properties.defaultHostName}/api/sms/receipts/acs?code=<the eventgrid-secret in ${vault.name}>'
