@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -76,7 +75,3 @@ def table(rows: list[Row]) -> str:
     lines = [" | ".join(str(c[i]).ljust(widths[i]) for i in range(len(header))).rstrip() for c in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

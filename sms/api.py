@@ -30,7 +30,7 @@ from .errors import (
 )
 from .model import utcnow
 from .wire import RepliesResponse, ReplyState
-from .routes import MAX_BATCH, OPERATION, ROUTES, Route
+from .routes import MAX_BATCH, OPERATION, Route, register
 
 log = logging.getLogger("sms.api")
 
@@ -239,9 +239,4 @@ _HANDLERS = {
     "metadata": _metadata_function,
 }
 
-for _route in (r for r in ROUTES if r.kind in _HANDLERS):
-    bp.function_name(_route.name)(
-        bp.route(route=_route.path, methods=list(_route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
-            _HANDLERS[_route.kind](_route)
-        )
-    )
+register(bp, _HANDLERS)

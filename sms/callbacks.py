@@ -18,7 +18,7 @@ from .api import error_response
 from .bootstrap import gateway
 from .errors import GatewayError, Unauthenticated
 from .model import utcnow
-from .routes import ROUTES, Route
+from .routes import Route, register
 from .storage import InboundSms
 from .wire import callbacks
 
@@ -138,9 +138,4 @@ _HANDLERS = {
     "inbound_twilio": _inbound_twilio_function,
 }
 
-for _route in (r for r in ROUTES if r.kind in _HANDLERS):
-    bp.function_name(_route.name)(
-        bp.route(route=_route.path, methods=list(_route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
-            _HANDLERS[_route.kind](_route)
-        )
-    )
+register(bp, _HANDLERS)

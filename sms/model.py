@@ -30,10 +30,6 @@ class Status(str, enum.Enum):
         failure goes from sending back to queued, because nothing was sent."""
         return _RANK[new] > _RANK[self] or (self is Status.SENDING and new is Status.QUEUED)
 
-    @property
-    def is_final(self) -> bool:
-        return self in (Status.FAILED, Status.DELIVERED, Status.UNDELIVERED, Status.OPTED_OUT)
-
 
 _RANK = {
     Status.QUEUED: 0,

@@ -5,6 +5,9 @@ routes (/json/reply/..., /jsv/reply/...) live at the root; the rest carry "api/"
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+import azure.functions as func
 
 from .wire import Format
 
@@ -72,3 +75,14 @@ ROUTES: list[Route] = [
 # The operation ServiceStack clients name in /json/reply/{operation}; "[]" asks for an auto-batch.
 OPERATION = "SMSSend"
 MAX_BATCH = 100
+
+
+def register(bp: func.Blueprint, handlers: dict[str, Callable[[Route], Callable]]) -> None:
+    """Register every route whose kind `handlers` knows as a function of `bp`, with its handler."""
+    for route in ROUTES:
+        if route.kind in handlers:
+            bp.function_name(route.name)(
+                bp.route(route=route.path, methods=list(route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
+                    handlers[route.kind](route)
+                )
+            )
