@@ -13,7 +13,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
@@ -21,12 +20,13 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
 from ..model import Contact, Message, Recipient, Status
 from . import ApiKeyRecord, ApiKeyStore, MessageStore
+from .batch import Transactions
 
 MESSAGES_TABLE = "SmsMessages"
 API_KEYS_TABLE = "SmsApiKeys"
@@ -69,6 +69,7 @@ def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
 class TableMessageStore(MessageStore):
     def __init__(self, table: TableClient):
         self._table = table
+        self._transactions = Transactions(table)
 
     @classmethod
     def from_service(cls, service: TableServiceClient) -> "TableMessageStore":
@@ -93,9 +94,8 @@ class TableMessageStore(MessageStore):
         return [_with_etag(r, etag) for r, etag in zip(recipients, etags, strict=True)]
 
     async def _create(self, recipients: Sequence[Recipient], extra: Sequence[dict] = ()) -> list[str]:
-        ops = [("create", _recipient_entity(r)) for r in recipients] + [("create", e) for e in extra]
-        result = await self._table.submit_transaction(ops)
-        return [r["etag"] for r in result[: len(recipients)]]
+        etags = await self._transactions.create([_recipient_entity(r) for r in recipients] + list(extra))
+        return etags[: len(recipients)]
 
     @storage_errors
     async def load(self, comm_id: str, first: int = 0, last: int | None = None) -> tuple[Message, list[Recipient]] | None:
@@ -137,17 +137,9 @@ class TableMessageStore(MessageStore):
         updated: list[Recipient] = []
         for i in range(0, len(recipients), MAX_TRANSACTION_OPS):
             group = recipients[i : i + MAX_TRANSACTION_OPS]
-            ops = [
-                ("update", _recipient_entity(r), {"mode": UpdateMode.REPLACE, "etag": r.etag, "match_condition": MatchConditions.IfNotModified})
-                for r in group
-            ]
-            try:
-                result = await self._table.submit_transaction(ops)
-            except TableTransactionError as exc:
-                if exc.status_code in (404, 412):  # changed or gone since it was read
-                    raise RecordChanged(str(exc.message)) from exc
-                raise
-            updated += [_with_etag(r, op["etag"]) for r, op in zip(group, result, strict=True)]
+            # RecordChanged if any of them changed or went since it was read.
+            etags = await self._transactions.replace([(_recipient_entity(r), r.etag) for r in group])
+            updated += [_with_etag(r, etag) for r, etag in zip(group, etags, strict=True)]
         return updated
 
     async def create_table(self) -> None:

@@ -42,14 +42,14 @@ async def test_a_message_whose_last_transaction_fails_stays_invisible(store, mon
     The failure is injected: Azurite accepts a batch that inserts an existing row, where Azure refuses it.
     """
     msg, rows = message("6" * 32, 250)
-    real_submit = store._table.submit_transaction
+    real_create = store._transactions.create
 
-    async def fail_with_message_row(operations, **kwargs):
-        if any(entity["RowKey"] == MESSAGE_ROW for _, entity, *_ in operations):
+    async def fail_with_message_row(entities):
+        if any(entity["RowKey"] == MESSAGE_ROW for entity in entities):
             raise HttpResponseError("injected: storage failed mid-request")
-        return await real_submit(operations, **kwargs)
+        return await real_create(entities)
 
-    monkeypatch.setattr(store._table, "submit_transaction", fail_with_message_row)
+    monkeypatch.setattr(store._transactions, "create", fail_with_message_row)
     with pytest.raises(StorageUnavailable):  # the client is told: 503
         await store.add(msg, rows)
     monkeypatch.undo()

@@ -1,0 +1,110 @@
+"""The hand-written $batch writer against real Table storage: what it writes reads back like what
+the SDK writes, a transaction is all or nothing, and each refusal becomes the right error."""
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.data.tables.aio import TableServiceClient
+
+from sms.errors import AlreadyExists, RecordChanged
+from sms.storage.batch import TransactionRejected, Transactions
+
+
+@pytest.fixture
+async def table(table_service, unique_name):
+    client = table_service.get_table_client(unique_name("batch"))
+    await client.create_table()
+    return client
+
+
+def row(pk: str, rk: str, **values) -> dict:
+    return {"PartitionKey": pk, "RowKey": rk, **values}
+
+
+async def test_rows_read_back_exactly_like_rows_the_sdk_wrote(table):
+    pk = uuid.uuid4().hex
+    values = {"Text": "it's \"quoted\", ünïcödé ✓ and\r\nlines", "Flag": True, "Off": False, "Count": 2**31 - 1,
+              "Negative": -(2**31), "When": datetime(2026, 11, 25, 1, 2, 3, 456789, tzinfo=timezone.utc), "Absent": None}
+    await table.create_entity(row(pk, "sdk", **values))
+    etags = await Transactions(table).create([row(pk, "ours", **values)])
+
+    sdk, ours = await table.get_entity(pk, "sdk"), await table.get_entity(pk, "ours")
+    assert {k: v for k, v in ours.items() if k != "RowKey"} == {k: v for k, v in sdk.items() if k != "RowKey"}
+    assert [type(v) for v in ours.values()] == [type(v) for v in sdk.values()]
+    assert etags == [ours.metadata["etag"]]
+
+
+async def test_replace_keeps_a_read_back_datetime_to_the_tick(table):
+    pk = uuid.uuid4().hex
+    writer = Transactions(table)
+    [etag] = await writer.create([row(pk, "a", When=datetime.now(timezone.utc), Count=1)])
+    read = await table.get_entity(pk, "a")
+
+    [new_etag] = await writer.replace([(dict(read, Count=2), etag)])
+
+    again = await table.get_entity(pk, "a")
+    assert again["When"].tables_service_value == read["When"].tables_service_value
+    assert again["Count"] == 2 and again.metadata["etag"] == new_etag != etag
+
+
+async def test_keys_with_quotes_and_unicode_address_the_right_row(table):
+    pk, rk = "O'Brien ü", "it''s 100% 'ok'"
+    writer = Transactions(table)
+    [etag] = await writer.create([row(pk, rk, Count=1)])
+    await writer.replace([(row(pk, rk, Count=2), etag)])
+    assert (await table.get_entity(pk, rk))["Count"] == 2
+
+
+async def test_a_replace_that_meets_a_changed_row_changes_none_of_the_transaction(table):
+    pk = uuid.uuid4().hex
+    writer = Transactions(table)
+    etags = await writer.create([row(pk, f"r{i}", Count=0) for i in range(3)])
+    await table.update_entity(row(pk, "r1", Count=7))  # someone else got there first
+
+    with pytest.raises(RecordChanged):
+        await writer.replace([(row(pk, f"r{i}", Count=1), etag) for i, etag in enumerate(etags)])
+
+    assert [e["Count"] async for e in table.list_entities()] == [0, 7, 0]
+
+
+async def test_a_replace_of_a_removed_row_is_a_record_changed(table):
+    pk = uuid.uuid4().hex
+    writer = Transactions(table)
+    [etag] = await writer.create([row(pk, "a")])
+    await table.delete_entity(pk, "a")
+    with pytest.raises(RecordChanged):
+        await writer.replace([(row(pk, "a", Count=1), etag)])
+    assert [e async for e in table.list_entities()] == []
+
+
+async def test_creating_an_existing_row_is_already_exists_and_writes_nothing(table):
+    pk = uuid.uuid4().hex
+    writer = Transactions(table)
+    await writer.create([row(pk, "b", Count=1)])
+    with pytest.raises(AlreadyExists):
+        await writer.create([row(pk, "a"), row(pk, "b", Count=2)])
+    assert [(e["RowKey"], e["Count"]) async for e in table.list_entities()] == [("b", 1)]
+
+
+async def test_a_missing_table_is_rejected_not_mistaken_for_a_race(table_service, unique_name):
+    writer = Transactions(table_service.get_table_client(unique_name("missing")))
+    with pytest.raises(TransactionRejected) as raised:
+        await writer.create([row("p", "a")])
+    assert raised.value.status == 404 and raised.value.code == "TableNotFound"
+
+
+async def test_a_wrong_account_key_is_the_services_403(emulator, table):
+    wrong = emulator.connection_string.replace("AccountKey=", "AccountKey=AAAA")
+    async with TableServiceClient.from_connection_string(wrong) as service:
+        with pytest.raises(HttpResponseError) as raised:
+            await Transactions(service.get_table_client(table.table_name)).create([row("p", "a")])
+    assert raised.value.status_code == 403
+    assert [e async for e in table.list_entities()] == []
+
+
+async def test_a_transaction_is_one_round_trip_through_the_clients_pipeline(table, round_trips):
+    round_trips.count = 0
+    await Transactions(table).create([row(uuid.uuid4().hex, f"r{i:03d}") for i in range(100)])
+    assert round_trips.count == 1
+
