@@ -17,7 +17,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from sms.auth import issue_key
 from sms.bootstrap import build
-from sms.config import Settings
+from sms.config import Settings, proxy_lookup_options
 from sms.devhost import spawned
 from sms.model import utcnow
 from sms.storage.queues import queue_client
@@ -38,9 +38,11 @@ class Level:
 
 
 async def _raw_floor(connection: str, requests: int, concurrency: int) -> Run:
-    """What any gateway must do per request: one queue put and one two-entity transaction."""
-    async with TableServiceClient.from_connection_string(connection) as tables, \
-            QueueServiceClient.from_connection_string(connection) as queues:
+    """What any gateway must do per request: one queue put and one two-entity transaction, with the
+    SDK's own calls and the same client options as the gateway's, so the ratio measures code."""
+    options = proxy_lookup_options()
+    async with TableServiceClient.from_connection_string(connection, **options) as tables, \
+            QueueServiceClient.from_connection_string(connection, **options) as queues:
         table = tables.get_table_client("BenchRaw")
         await _ignore_exists(table.create_table())
         queue = queue_client(queues, "bench-raw", "base64")

@@ -19,7 +19,7 @@ from . import telemetry
 from .auth import Authenticator
 from .inbound import InboundService
 from .optouts import OptOuts
-from .config import SEND_QUEUE, Settings, queue_message_encoding
+from .config import SEND_QUEUE, Settings, proxy_lookup_options, queue_message_encoding
 from .errors import StorageUnavailable
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider, create_provider
@@ -102,9 +102,9 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
     """`on_response` sees every storage HTTP response: benchmarks count round trips with it.
     Without a connection string, storage is signed in to with `credential`, by default the app's
     identity through DefaultAzureCredential (managed identity on Azure, az login on a laptop)."""
-    hook = {"raw_response_hook": on_response} if on_response else {}
-    table_options = {"retry_total": 3, **STORAGE_TIMEOUTS, **hook}
-    queue_options = {**QUEUE_RETRY, **STORAGE_TIMEOUTS, **hook}
+    common = {**STORAGE_TIMEOUTS, **proxy_lookup_options(), **({"raw_response_hook": on_response} if on_response else {})}
+    table_options = {"retry_total": 3, **common}
+    queue_options = {**QUEUE_RETRY, **common}
     owned_credential = None
     if settings.storage_connection:
         tables = TableServiceClient.from_connection_string(settings.storage_connection, **table_options)

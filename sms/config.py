@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -206,3 +207,11 @@ def max_dequeue_count(host: dict | None = None) -> int:
 def queue_message_encoding(host: dict | None = None) -> str:
     host = host_json() if host is None else host
     return host.get("extensions", {}).get("queues", {}).get("messageEncoding", "base64").lower()
+
+
+def proxy_lookup_options() -> dict[str, bool]:
+    """Options for azure-core clients. Their aiohttp sessions look for proxy settings in the
+    environment on every request, in a worker thread: about 0.3 ms of CPU per storage call, a third
+    of what accepting a message cost. The environment is fixed at start, so look once: with no
+    proxy configured, switch the per-request lookup off; with one, leave the SDK's behaviour alone."""
+    return {} if urllib.request.getproxies() else {"use_env_settings": False}

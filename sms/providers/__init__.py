@@ -5,7 +5,7 @@ import abc
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..config import ConfigError
+from ..config import ConfigError, proxy_lookup_options
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def create_provider(settings) -> SmsProvider:
     if settings.provider == "acs":
         from .acs import AcsProvider
 
-        return AcsProvider(settings.acs_connection_string, settings.acs_from_number)
+        return AcsProvider(settings.acs_connection_string, settings.acs_from_number, **proxy_lookup_options())
     if settings.provider == "twilio":
         from .twilio import TwilioProvider
 
