@@ -116,7 +116,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         queues = QueueServiceClient(settings.queue_endpoint, credential=credential, **queue_options)
     messages = TableMessageStore.from_service(tables)
     keys = TableApiKeyStore.from_service(tables)
-    jobs = StorageJobQueue(queue_client(queues, SEND_QUEUE, queue_message_encoding()))
+    jobs = StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding())
     provider = create_provider(settings)
     limits = Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments)
     retry = RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds)

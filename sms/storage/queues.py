@@ -1,7 +1,11 @@
 """Azure Storage queue adapter (azure-storage-queue, aio) for send jobs."""
 from __future__ import annotations
 
-from azure.core.exceptions import ResourceExistsError
+from base64 import b64encode
+from xml.sax.saxutils import escape
+
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.core.rest import HttpRequest
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
@@ -24,12 +28,28 @@ def queue_client(service: QueueServiceClient, name: str, encoding: str) -> Queue
 
 
 class StorageJobQueue(JobQueue):
-    def __init__(self, queue: QueueClient):
-        self._queue = queue
+    def __init__(self, service: QueueServiceClient, name: str, encoding: str):
+        self._queue = queue = queue_client(service, name, encoding)
+        self._base64 = encoding == "base64"
+        self._messages_url = f"{queue.url}/messages"
+        self._version = queue.api_version
 
     @storage_errors
     async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
-        await self._queue.send_message(job.to_json(), visibility_timeout=delay_seconds or None)
+        # One put per accepted message, so it is written here rather than through send_message,
+        # whose generated model (de)serialization cost about 0.17 ms of CPU per put, over a tenth
+        # of accepting a message. The request is the SDK's byte for byte and goes through the
+        # QueueClient's own pipeline: authentication, retries and timeouts stay the SDK's.
+        text = job.to_json()
+        text = b64encode(text.encode()).decode() if self._base64 else escape(text)
+        request = HttpRequest(
+            "POST", self._messages_url, params={"visibilitytimeout": delay_seconds} if delay_seconds else None,
+            content=f"<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>{text}</MessageText></QueueMessage>".encode(),
+            headers={"Content-Type": "application/xml", "Accept": "application/xml", "x-ms-version": self._version},
+        )
+        response = await self._queue._client.send_request(request)  # public send_request of the generated client
+        if response.status_code != 201:
+            raise HttpResponseError(response=response)
 
     @storage_errors
     async def check(self) -> None:

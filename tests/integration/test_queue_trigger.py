@@ -39,7 +39,7 @@ async def run_listener(queue_service, name, function, semantics, until, timeout=
 async def queue_holding_a_job(queue_service, unique_name, delay_seconds: int = 0) -> str:
     """A new queue with JOB put on it by our adapter; returns the queue's name."""
     name = unique_name("jobs")
-    jobs = StorageJobQueue(queue_client(queue_service, name, queue_message_encoding()))
+    jobs = StorageJobQueue(queue_service, name, queue_message_encoding())
     await jobs.create_queue()
     await jobs.put(JOB, delay_seconds=delay_seconds)
     return name

@@ -1,0 +1,48 @@
+"""The job put, written by hand for speed, against the real queue service: what lands is exactly what
+the SDK's send_message would have put there, in either encoding, hidden when delayed."""
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from sms.model import SendJob
+from sms.storage.queues import StorageJobQueue, queue_client
+
+# Characters XML treats specially, and some that are not ASCII (in the free-text trace field).
+JOB = SendJob(comm_id="a" * 32, first=3, last=99, traceparent="<&>\"'ü✓ ]]>")
+
+
+@pytest.mark.parametrize("encoding", ["base64", "none"])
+async def test_a_put_stores_what_send_message_would_have(queue_service, unique_name, round_trips, encoding):
+    name = unique_name("put")
+    ours = StorageJobQueue(queue_service, name, encoding)
+    await ours.create_queue()
+    await queue_client(queue_service, name, encoding).send_message(JOB.to_json())
+    round_trips.count = 0
+
+    await ours.put(JOB)
+
+    assert round_trips.count == 1
+    raw = [m.content for m in await queue_service.get_queue_client(name).peek_messages(max_messages=2)]
+    assert len(raw) == 2 and raw[0] == raw[1]
+    decoded = await queue_client(queue_service, name, encoding).peek_messages(max_messages=2)
+    assert [SendJob.from_json(m.content) for m in decoded] == [JOB, JOB]
+
+
+async def test_a_delayed_put_stays_hidden(queue_service, unique_name):
+    name = unique_name("put")
+    jobs = StorageJobQueue(queue_service, name, "base64")
+    await jobs.create_queue()
+    await jobs.put(JOB, delay_seconds=60)
+    client = queue_service.get_queue_client(name)
+    assert await client.peek_messages() == []
+    assert (await client.get_queue_properties()).approximate_message_count == 1
+
+
+async def test_a_put_to_a_missing_queue_is_the_services_404_not_an_outage(queue_service, unique_name):
+    with pytest.raises(HttpResponseError) as raised:
+        await StorageJobQueue(queue_service, unique_name("missing"), "base64").put(JOB)
+    assert raised.value.status_code == 404
+
+
+def test_an_unknown_encoding_is_refused(queue_service):
+    with pytest.raises(ValueError, match="messageEncoding"):
+        StorageJobQueue(queue_service, "jobs", "utf-16")
