@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
@@ -39,6 +40,13 @@ class TransactionRejected(Exception):
         self.status, self.code = status, code
 
 
+@dataclass(frozen=True)
+class Transaction:
+    """A transaction's request, built and ready to submit: it can be built while other I/O is in flight."""
+    request: HttpRequest
+    operations: int
+
+
 class Transactions:
     """Writes transactions to one table through that TableClient's pipeline."""
 
@@ -50,20 +58,36 @@ class Transactions:
         # The generated client's public send_request runs the TableClient's configured pipeline.
         self._client = table._client
 
+    def inserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
+        """A transaction that inserts every entity or none."""
+        return self._build(("POST", self._table_url, entity, None) for entity in entities)
+
+    def replacing(self, entities: Sequence[tuple[Mapping[str, Any], str]]) -> Transaction:
+        """A transaction that replaces each (entity, etag) only if its ETag still matches, all or none."""
+        return self._build(("PUT", self._entity_url(entity), entity, etag) for entity, etag in entities)
+
     async def create(self, entities: Sequence[Mapping[str, Any]]) -> list[str]:
         """Inserts every entity or none; returns their ETags in order."""
-        return await self._submit(("POST", self._table_url, entity, None) for entity in entities)
+        return await self.submit(self.inserting(entities))
 
     async def replace(self, entities: Sequence[tuple[Mapping[str, Any], str]]) -> list[str]:
-        """Replaces each (entity, etag) only if its ETag still matches, all or none; RecordChanged
-        if any was changed or removed since it was read. Returns the new ETags in order."""
-        return await self._submit(("PUT", self._entity_url(entity), entity, etag) for entity, etag in entities)
+        """Replaces every entity or none; RecordChanged if any was changed or removed since it was
+        read. Returns the new ETags in order."""
+        return await self.submit(self.replacing(entities))
+
+    async def submit(self, transaction: Transaction) -> list[str]:
+        # Streamed, as the SDK does, so its content decoder leaves the multipart body alone.
+        response = await self._client.send_request(transaction.request, stream=True)
+        await response.read()
+        if response.status_code != 202:
+            raise HttpResponseError(response=response)
+        return _etags(response.content, transaction.operations)
 
     def _entity_url(self, entity: Mapping[str, Any]) -> str:
         keys = (quote(str(entity[k]).replace("'", "''"), safe="") for k in ("PartitionKey", "RowKey"))
         return "{}(PartitionKey='{}',RowKey='{}')".format(self._table_url, *keys)
 
-    async def _submit(self, operations: Iterable[tuple[str, str, Mapping[str, Any], str | None]]) -> list[str]:
+    def _build(self, operations: Iterable[tuple[str, str, Mapping[str, Any], str | None]]) -> Transaction:
         batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
         lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
         count = 0
@@ -81,12 +105,7 @@ class Transactions:
             "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
             "x-ms-version": self._version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
         })
-        # Streamed, as the SDK does, so its content decoder leaves the multipart body alone.
-        response = await self._client.send_request(request, stream=True)
-        await response.read()
-        if response.status_code != 202:
-            raise HttpResponseError(response=response)
-        return _etags(response.content, count)
+        return Transaction(request, count)
 
 
 def _entity_json(entity: Mapping[str, Any]) -> dict[str, Any]:

@@ -84,18 +84,21 @@ class TableMessageStore(MessageStore):
         in_last = min(len(recipients), MAX_TRANSACTION_OPS - 1)
         head, tail = recipients[: len(recipients) - in_last], recipients[len(recipients) - in_last :]
         groups = [head[i : i + MAX_TRANSACTION_OPS] for i in range(0, len(head), MAX_TRANSACTION_OPS)]
-        hidden_writes = asyncio.gather(*(self._create(group) for group in groups))
-        if before_visible is None:
-            results = await hidden_writes
-        else:
-            results, _ = await asyncio.gather(hidden_writes, before_visible)
-        last = await self._create(tail, extra=[_message_entity(message)])
+        earlier = asyncio.gather(*(self._create(group) for group in groups), *([before_visible] if before_visible else []))
+        # Let those go out on the wire, then build the last transaction while storage works on them.
+        await asyncio.sleep(0)
+        try:
+            commit = self._transactions.inserting([_recipient_entity(r) for r in tail] + [_message_entity(message)])
+        except BaseException:
+            earlier.cancel()
+            raise
+        results = (await earlier)[: len(groups)]
+        last = (await self._transactions.submit(commit))[: len(tail)]
         etags = [etag for result in results for etag in result] + last
         return [_with_etag(r, etag) for r, etag in zip(recipients, etags, strict=True)]
 
-    async def _create(self, recipients: Sequence[Recipient], extra: Sequence[dict] = ()) -> list[str]:
-        etags = await self._transactions.create([_recipient_entity(r) for r in recipients] + list(extra))
-        return etags[: len(recipients)]
+    async def _create(self, recipients: Sequence[Recipient]) -> list[str]:
+        return await self._transactions.create([_recipient_entity(r) for r in recipients])
 
     @storage_errors
     async def load(self, comm_id: str, first: int = 0, last: int | None = None) -> tuple[Message, list[Recipient]] | None:

@@ -42,14 +42,14 @@ async def test_a_message_whose_last_transaction_fails_stays_invisible(store, mon
     The failure is injected: Azurite accepts a batch that inserts an existing row, where Azure refuses it.
     """
     msg, rows = message("6" * 32, 250)
-    real_create = store._transactions.create
+    real_submit = store._transactions.submit
 
-    async def fail_with_message_row(entities):
-        if any(entity["RowKey"] == MESSAGE_ROW for entity in entities):
+    async def fail_with_message_row(transaction):
+        if f'"RowKey":"{MESSAGE_ROW}"'.encode() in transaction.request.content:
             raise HttpResponseError("injected: storage failed mid-request")
-        return await real_create(entities)
+        return await real_submit(transaction)
 
-    monkeypatch.setattr(store._transactions, "create", fail_with_message_row)
+    monkeypatch.setattr(store._transactions, "submit", fail_with_message_row)
     with pytest.raises(StorageUnavailable):  # the client is told: 503
         await store.add(msg, rows)
     monkeypatch.undo()
