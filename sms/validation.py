@@ -33,14 +33,13 @@ def message_from(request: SMSSend, licensee_id: str, limits: Limits, comm_id: st
         raise Forbidden("SMSModel.LicenseeId is not the licensee this API key belongs to")
 
     errors: list[FieldError] = []
-    body = _body(model, limits, errors)
+    body, info = _body(model, limits, errors)
     sender = _sender(model.from_, limits, errors)
     comm_id = comm_id or uuid.uuid4().hex
     recipients = _recipients(comm_id, model.to or [], limits, errors)
     if errors:
         raise ValidationFailed(errors)
 
-    info = segments.count(body)
     message = Message(
         comm_id=comm_id, licensee_id=licensee_id, body=body, sender=sender,
         recipient_count=len(recipients), encoding=info.encoding, segments=info.segments,
@@ -50,8 +49,9 @@ def message_from(request: SMSSend, licensee_id: str, limits: Limits, comm_id: st
     return message, recipients
 
 
-def _body(model: SMSModel, limits: Limits, errors: list[FieldError]) -> str:
-    body = model.message_body or ""
+def _body(model: SMSModel, limits: Limits, errors: list[FieldError]) -> tuple[str, segments.SegmentInfo | None]:
+    """The body and how it is sent (counted once: it walks every character), or None if it is invalid."""
+    body, info = model.message_body or "", None
     if not body.strip():
         errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "SMSModel.MessageBody must not be empty"))
     elif len(body) > limits.max_body_chars:
@@ -64,7 +64,8 @@ def _body(model: SMSModel, limits: Limits, errors: list[FieldError]) -> str:
             "SMSModel.MessageBody", "MaxSegments",
             f"SMSModel.MessageBody needs {info.segments} SMS segments ({info.encoding}); the limit is {limits.max_segments}",
         ))
-    return body
+        info = None
+    return body, info
 
 
 def _sender(contact: SMSContact | None, limits: Limits, errors: list[FieldError]) -> Contact:

@@ -88,7 +88,8 @@ class Transactions:
         return "{}(PartitionKey='{}',RowKey='{}')".format(self._table_url, *keys)
 
     def _build(self, operations: Iterable[tuple[str, str, Mapping[str, Any], str | None]]) -> Transaction:
-        batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
+        unique = uuid.uuid4()
+        batch, changeset = f"batch_{unique}", f"changeset_{unique}"
         lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
         count = 0
         for count, (method, url, entity, etag) in enumerate(operations, start=1):

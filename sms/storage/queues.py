@@ -47,7 +47,10 @@ class StorageJobQueue(JobQueue):
             content=f"<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>{text}</MessageText></QueueMessage>".encode(),
             headers={"Content-Type": "application/xml", "Accept": "application/xml", "x-ms-version": self._version},
         )
-        response = await self._queue._client.send_request(request)  # public send_request of the generated client
+        # send_request is the generated client's public method. Streamed, so the SDK does not parse
+        # an answer (the new message's id and receipt) that nothing here uses.
+        response = await self._queue._client.send_request(request, stream=True)
+        await response.read()
         if response.status_code != 201:
             raise HttpResponseError(response=response)
 
