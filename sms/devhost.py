@@ -155,14 +155,15 @@ async def invoke(function: Callable, arg_name: str, value: Any) -> Any:
 
 def http_app(routes: list[HttpRoute]) -> web.Application:
     async def dispatch(request: web.Request) -> web.StreamResponse:
-        path = request.path
-        matched = [(r, m) for r in routes if (m := r.pattern.match(path))]
+        path, matched = request.path, []
+        for route in routes:  # in precedence order: the first that matches and takes the method serves it
+            if match := route.pattern.match(path):
+                if request.method in route.methods:
+                    return await _call(route, match, request)
+                matched.append(route)
         if not matched:
             return web.Response(status=404)
-        for route, match in matched:
-            if request.method in route.methods:
-                return await _call(route, match, request)
-        allowed = sorted({m for r, _ in matched for m in r.methods})
+        allowed = sorted({m for r in matched for m in r.methods})
         return web.Response(status=405, headers={"Allow": ", ".join(allowed)})
 
     async def _call(route: HttpRoute, match: re.Match, request: web.Request) -> web.StreamResponse:
