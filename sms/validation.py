@@ -4,10 +4,11 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from . import segments
 from .errors import FieldError, Forbidden, ValidationFailed
-from .model import Contact, Message, Recipient
+from .model import Contact, Message, Recipient, utcnow
 from .phone import InvalidNumber, to_e164
 from .wire import SMSContact, SMSModel, SMSSend
 
@@ -36,7 +37,8 @@ def message_from(request: SMSSend, licensee_id: str, limits: Limits, comm_id: st
     body, info = _body(model, limits, errors)
     sender = _sender(model.from_, limits, errors)
     comm_id = comm_id or uuid.uuid4().hex
-    recipients = _recipients(comm_id, model.to or [], limits, errors)
+    now = utcnow()  # one moment for the message and all its recipients
+    recipients = _recipients(comm_id, model.to or [], limits, errors, now)
     if errors:
         raise ValidationFailed(errors)
 
@@ -44,7 +46,7 @@ def message_from(request: SMSSend, licensee_id: str, limits: Limits, comm_id: st
         comm_id=comm_id, licensee_id=licensee_id, body=body, sender=sender,
         recipient_count=len(recipients), encoding=info.encoding, segments=info.segments,
         reply_is_allowed=model.reply_is_allowed, reply_is_required=model.reply_is_required,
-        notes=model.notes, linked_object_id=model.linked_object_id, suite_id=model.suite_id,
+        notes=model.notes, linked_object_id=model.linked_object_id, suite_id=model.suite_id, created_at=now,
     )
     return message, recipients
 
@@ -87,7 +89,7 @@ def _sender(contact: SMSContact | None, limits: Limits, errors: list[FieldError]
     return Contact(contact.name, number, contact.contact_id)
 
 
-def _recipients(comm_id: str, contacts: list[SMSContact], limits: Limits, errors: list[FieldError]) -> list[Recipient]:
+def _recipients(comm_id: str, contacts: list[SMSContact], limits: Limits, errors: list[FieldError], now: datetime) -> list[Recipient]:
     if not contacts:
         errors.append(FieldError("SMSModel.To", "NotEmpty", "SMSModel.To needs at least one recipient"))
         return []
@@ -112,6 +114,6 @@ def _recipients(comm_id: str, contacts: list[SMSContact], limits: Limits, errors
         seen.add(number)
         recipients.append(Recipient(
             comm_id=comm_id, seq=len(recipients), recipient_id=uuid.uuid4().hex,
-            phone_number=number, name=contact.name, contact_id=contact.contact_id,
+            phone_number=number, name=contact.name, contact_id=contact.contact_id, created_at=now, updated_at=now,
         ))
     return recipients

@@ -41,6 +41,8 @@ async def test_accept_saves_recipients_in_e164_and_queues_a_job(service, store, 
     assert [r.phone_number for r in recipients] == ["+61412345678", "+16502530000"]
     assert {r.status for r in recipients} == {Status.QUEUED}
     assert len({r.recipient_id for r in recipients}) == 2
+    # One moment for the message and every recipient: accepted together, not one by one.
+    assert {message.created_at} == {r.created_at for r in recipients} == {r.updated_at for r in recipients}
     assert queue.jobs == [(SendJob(response.comm_id, 0, 1), 0)]
     assert provider.sent == []  # nothing is sent within an accept
 
