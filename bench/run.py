@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    requests, repeats, recipients, seconds = (40, 2, 200, 0.2) if args.smoke else (2000, 20, 2000, 2.0)
+    requests, fanout_seconds, recipients, seconds = (40, 0.05, 200, 0.2) if args.smoke else (2000, 3.0, 2000, 2.0)
     rows: list[Row] = []
     with azurite.start() as storage:
         levels, cpu_ms = asyncio.run(accept.run(storage.connection_string, requests, (1, 8, 32)))
         rows += accept.rows(levels, cpu_ms)
-        rows += fanout.rows(asyncio.run(fanout.run(storage.connection_string, repeats)))
+        rows += fanout.rows(asyncio.run(fanout.run(storage.connection_string, fanout_seconds)))
         rows += dispatch.rows(asyncio.run(dispatch.run(storage.connection_string, recipients)))
         sizes = (200, 1_000) if args.smoke else memory.SIZES
         rows += memory.rows(memory.run(storage.connection_string, sizes))
