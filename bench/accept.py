@@ -35,6 +35,7 @@ class Level:
     concurrency: int
     gateway: Run
     raw: Run
+    host_cpu_ms: float  # the dev host's CPU per accepted request at this concurrency
 
 
 async def _raw_floor(connection: str, requests: int, concurrency: int) -> Run:
@@ -82,7 +83,6 @@ async def run(connection: str, requests: int, levels: tuple[int, ...]) -> tuple[
            "SMS_API_KEY_CACHE_SECONDS": "3600", "AzureWebJobs.send_job.Disabled": "true",
            "AzureWebJobs.send_job_poison.Disabled": "true", "AzureWebJobs.sweep_left_behind.Disabled": "true"}
     results: list[Level] = []
-    cpu_ms = 0.0
     with spawned({**os.environ, **env}) as host:
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         connector = aiohttp.TCPConnector(limit=max(levels) + 4)
@@ -97,13 +97,13 @@ async def run(connection: str, requests: int, levels: tuple[int, ...]) -> tuple[
 
             await load(min(50, requests), 4, post)  # warm up: connections, caches, first imports
             await _raw_floor(connection, min(50, requests), 4)
-            cpu_before, accepted = cpu_seconds(host.process.pid), 0
             for concurrency in levels:
                 raw = await _raw_floor(connection, requests, concurrency)
+                cpu_before = cpu_seconds(host.process.pid)
                 gateway_run = await load(requests, concurrency, post)
-                accepted += requests
-                results.append(Level(concurrency, gateway_run, raw))
-            cpu_ms = (cpu_seconds(host.process.pid) - cpu_before) / accepted * 1000
+                level_cpu_ms = (cpu_seconds(host.process.pid) - cpu_before) / requests * 1000
+                results.append(Level(concurrency, gateway_run, raw, level_cpu_ms))
+            cpu_ms = sum(level.host_cpu_ms for level in results) / len(results)
     return results, cpu_ms
 
 
@@ -117,6 +117,7 @@ def rows(levels: list[Level], cpu_ms: float) -> list[Row]:
             Row("accept", f"raw floor req/s @{c}", level.raw.per_second, "req/s"),
             Row("accept", f"gateway/raw @{c}", ratio, "ratio", ">= 0.8", ratio >= 0.8),
             Row("accept", f"p50 / p99 @{c}", level.gateway.p50_ms, f"ms (p99 {level.gateway.p99_ms:.1f})"),
+            Row("accept", f"host CPU per request @{c}", level.host_cpu_ms, "ms"),
         ]
-    out.append(Row("accept", "host CPU per request", cpu_ms, "ms", f"< {JASMIN_CPU_MS} (Jasmin)", cpu_ms < JASMIN_CPU_MS))
+    out.append(Row("accept", "host CPU per request, all levels", cpu_ms, "ms", f"< {JASMIN_CPU_MS} (Jasmin)", cpu_ms < JASMIN_CPU_MS))
     return out
