@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 
 from .config import PROJECT_ROOT, azurite_connection_string
 
+# Longer than our clients keep an idle connection (aiohttp: 15 s), as Azure's minutes are. At Node's
+# default of 5 s, Azurite could close a connection just as a busy client reused it, failing a POST
+# (job put, $batch) that the SDKs do not retry.
+KEEP_ALIVE_SECONDS = 120
+
 _LISTENING = re.compile(r"Azurite (Queue|Table) service is successfully listening at http://[^:]+:(\d+)")
 
 
@@ -56,6 +61,7 @@ def start(host: str = "127.0.0.1", queue_port: int = 0, table_port: int = 0, tim
         str(executable), *storage, "--disableTelemetry", "--silent", "--skipApiVersionCheck",
         "--blobHost", host, "--queueHost", host, "--tableHost", host,
         "--blobPort", "0", "--queuePort", str(queue_port), "--tablePort", str(table_port),
+        *(f"--{service}KeepAliveTimeout={KEEP_ALIVE_SECONDS}" for service in ("blob", "queue", "table")),
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
