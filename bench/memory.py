@@ -56,7 +56,9 @@ async def _accept(connection: str, recipients: int) -> str:
 def peak_rss_mb(connection: str, recipients: int) -> float:
     comm_id = asyncio.run(_accept(connection, recipients))
     result = subprocess.run([sys.executable, "-m", "bench.memory", connection, comm_id, str(recipients)],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, env=os.environ)
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, env=os.environ)
+    if result.returncode != 0:
+        raise RuntimeError(f"the memory worker failed ({recipients} recipients):\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_mb"]
 
 
