@@ -30,6 +30,11 @@ from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
 _PART = re.compile(rb"HTTP/1\.1 (\d{3})[^\r\n]*\r?\n(.*?)\r?\n\r?\n(.*?)(?=\r?\n--)", re.DOTALL)
 _ETAG = re.compile(rb"^etag:[ \t]*(.+?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _INT32 = range(-(2**31), 2**31)
+# azure-core retries a POST such as $batch only on a 500/503/504 answer, never after a connection
+# error, because it may have landed. A transaction of conditional replaces is safe to repeat: if the
+# first landed, the repeat is refused (412, RecordChanged) rather than applied twice. Without this,
+# one reset connection while recording outcomes left SMS that went out to end as "outcome unknown".
+_RETRY_METHODS_WITH_POST = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 
 
 class TransactionRejected(Exception):
@@ -46,6 +51,7 @@ class Transaction:
     """A transaction's request, built and ready to submit: it can be built while other I/O is in flight."""
     request: HttpRequest
     operations: int
+    repeatable: bool  # safe to send again after a connection error (every operation is conditional)
 
 
 class Transactions:
@@ -60,7 +66,8 @@ class Transactions:
         self._client = table._client
 
     def inserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
-        """A transaction that inserts every entity or none."""
+        """A transaction that inserts every entity or none. Not repeated after a connection error: if
+        the first attempt landed, the repeat would fail (409) and hide that it had."""
         return self._build(("POST", self._table_url, entity, None) for entity in entities)
 
     def replacing(self, entities: Sequence[tuple[Mapping[str, Any], str]]) -> Transaction:
@@ -78,7 +85,8 @@ class Transactions:
 
     async def submit(self, transaction: Transaction) -> list[str]:
         # Streamed, as the SDK does, so its content decoder leaves the multipart body alone.
-        response = await self._client.send_request(transaction.request, stream=True)
+        retry = {"retry_on_methods": _RETRY_METHODS_WITH_POST} if transaction.repeatable else {}
+        response = await self._client.send_request(transaction.request, stream=True, **retry)
         await response.read()
         if response.status_code != 202:
             raise HttpResponseError(response=response)
@@ -92,8 +100,9 @@ class Transactions:
         unique = uuid.uuid4()
         batch, changeset = f"batch_{unique}", f"changeset_{unique}"
         lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
-        count = 0
+        count, repeatable = 0, True
         for count, (method, url, entity, etag) in enumerate(operations, start=1):
+            repeatable = repeatable and etag is not None
             body = json.dumps(_entity_json(entity), separators=(",", ":"))
             lines += [
                 f"--{changeset}", "Content-Type: application/http", "Content-Transfer-Encoding: binary",
@@ -107,7 +116,7 @@ class Transactions:
             "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
             "x-ms-version": self._version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
         })
-        return Transaction(request, count)
+        return Transaction(request, count, repeatable and count > 0)
 
 
 def _entity_json(entity: Mapping[str, Any]) -> dict[str, Any]:

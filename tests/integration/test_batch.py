@@ -1,10 +1,11 @@
 """The hand-written $batch writer against real Table storage: what it writes reads back like what
 the SDK writes, a transaction is all or nothing, and each refusal becomes the right error."""
+import asyncio
 import uuid
 from datetime import datetime, timezone
 
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from azure.data.tables.aio import TableServiceClient
 
 from sms.errors import AlreadyExists, RecordChanged
@@ -108,3 +109,63 @@ async def test_a_transaction_is_one_round_trip_through_the_clients_pipeline(tabl
     await Transactions(table).create([row(uuid.uuid4().hex, f"r{i:03d}") for i in range(100)])
     assert round_trips.count == 1
 
+
+
+class DroppingProxy:
+    """TCP to Azurite's table port, except that the first `drop` connections are closed as soon as a
+    request arrives on them: a connection reset before storage saw anything."""
+
+    def __init__(self, target_port: int, drop: int = 1):
+        self.target_port, self.drop, self.connections = target_port, drop, 0
+
+    async def __aenter__(self) -> "DroppingProxy":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.connections <= self.drop:
+            await reader.read(1)
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
+
+
+async def through(emulator, proxy: DroppingProxy, table_name: str):
+    connection = emulator.connection_string.replace(f":{emulator.table_port}/", f":{proxy.port}/")
+    service = TableServiceClient.from_connection_string(connection, retry_backoff_factor=0.05)
+    return service, Transactions(service.get_table_client(table_name))
+
+
+async def test_a_replace_is_sent_again_after_a_connection_reset(emulator, table):
+    pk = uuid.uuid4().hex
+    [etag] = await Transactions(table).create([row(pk, "a", Count=1)])
+    async with DroppingProxy(emulator.table_port) as proxy:
+        service, writer = await through(emulator, proxy, table.table_name)
+        async with service:
+            await writer.replace([(row(pk, "a", Count=2), etag)])
+    assert proxy.connections == 2
+    assert (await table.get_entity(pk, "a"))["Count"] == 2
+
+
+async def test_an_insert_is_not_sent_again_after_a_connection_reset(emulator, table):
+    async with DroppingProxy(emulator.table_port) as proxy:
+        service, writer = await through(emulator, proxy, table.table_name)
+        async with service:
+            with pytest.raises(ServiceRequestError):
+                await writer.create([row(uuid.uuid4().hex, "a")])
+    assert proxy.connections == 1
+    assert [e async for e in table.list_entities()] == []
