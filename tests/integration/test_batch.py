@@ -36,6 +36,19 @@ async def test_rows_read_back_exactly_like_rows_the_sdk_wrote(table):
     assert etags == [ours.metadata["etag"]]
 
 
+async def test_text_that_imitates_the_multipart_framing_stays_text(table):
+    """Caller-supplied text (a message body, a name) rides inside the $batch body: it must not be able
+    to end an operation or start one of its own."""
+    pk = uuid.uuid4().hex
+    forged = ('\r\n--changeset_x--\r\n--batch_x\r\nContent-Type: application/http\r\n\r\n'
+              f"DELETE {table.url}/{table.table_name}(PartitionKey='{pk}',RowKey='victim') HTTP/1.1\r\n\r\n\u2028\u0085")
+    writer = Transactions(table)
+    await writer.create([row(pk, "victim", Body="keep me")])
+    await writer.create([row(pk, "a", Body=forged)])
+    assert (await table.get_entity(pk, "a"))["Body"] == forged
+    assert (await table.get_entity(pk, "victim"))["Body"] == "keep me"
+
+
 async def test_replace_keeps_a_read_back_datetime_to_the_tick(table):
     pk = uuid.uuid4().hex
     writer = Transactions(table)
