@@ -163,10 +163,19 @@ def _part_error(status: int, payload: bytes) -> Exception:
         code, message = error.get("code", ""), error.get("message", {}).get("value", "")
     except (ValueError, KeyError, TypeError, AttributeError):
         code, message = "", payload[:200].decode(errors="replace")
-    if status == 409 and code == "EntityAlreadyExists":
-        return AlreadyExists(message)
-    if status in (404, 412) and code != "TableNotFound":  # changed or removed since it was read
+    if status == 404 and code != "TableNotFound":  # a row to replace was removed since it was read
         return RecordChanged(message)
-    if status >= 500 or status in (408, 429):
+    return storage_refusal(status, code, message) or TransactionRejected(status, code, message)
+
+
+def storage_refusal(status: int | None, code: str, message: str) -> Exception | None:
+    """The gateway's error for a refusal from storage: a lost ETag race, a row already there, or
+    storage out of reach or throttling (None as status: no answer at all). None for anything else.
+    `code` is the service's error code, or any text that carries it."""
+    if status == 412:
+        return RecordChanged(message)
+    if status == 409 and "EntityAlreadyExists" in code:
+        return AlreadyExists(message)
+    if status is None or status >= 500 or status in (408, 429):
         return StorageUnavailable()
-    return TransactionRejected(status, code, message)
+    return None

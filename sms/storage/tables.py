@@ -23,10 +23,10 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
+from ..errors import StorageUnavailable
 from ..model import Contact, Message, Recipient, Status
 from . import ApiKeyRecord, ApiKeyStore, MessageStore
-from .batch import Transactions
+from .batch import Transactions, storage_refusal
 
 MESSAGES_TABLE = "SmsMessages"
 API_KEYS_TABLE = "SmsApiKeys"
@@ -55,13 +55,11 @@ def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
         except (ServiceRequestError, ServiceResponseError, asyncio.TimeoutError, OSError) as exc:
             raise StorageUnavailable() from exc
         except HttpResponseError as exc:
-            if exc.status_code == 412:
-                raise RecordChanged(str(exc.message)) from exc
-            if exc.status_code == 409 and "EntityAlreadyExists" in str(exc.message):
-                raise AlreadyExists(str(exc.message)) from exc
-            if exc.status_code is None or exc.status_code >= 500 or exc.status_code in (408, 429):
-                raise StorageUnavailable() from exc
-            raise
+            # The SDK's exceptions carry the error code only in their message text.
+            error = storage_refusal(exc.status_code, str(exc.message), str(exc.message))
+            if error is None:
+                raise
+            raise error from exc
 
     return wrapper
 
