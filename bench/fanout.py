@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from azure.data.tables.aio import TableServiceClient
-from azure.storage.queue.aio import QueueServiceClient
+from azure.storage.queue.aio import QueueClient
 
 from sms.bootstrap import build
 from sms.config import SEND_QUEUE, Settings
@@ -40,12 +40,16 @@ async def run(connection: str, seconds: float, turn: float = 0.2) -> dict[int, t
     await gateway.ensure_storage()
     requests, turn = {size: _request(size) for size in SIZES}, min(turn, seconds)
     elapsed, sent, trips = dict.fromkeys(SIZES, 0.0), dict.fromkeys(SIZES, 0), dict.fromkeys(SIZES, 0)
+    tables = TableServiceClient.from_connection_string(connection)
+    queue = QueueClient.from_connection_string(connection, SEND_QUEUE)
     try:
         for request in requests.values():
             await gateway.sms.accept(request, "fa" * 16)  # warm up
         while min(elapsed.values()) < seconds:
             for size, request in requests.items():
-                await _empty(connection)
+                await tables.delete_table(MESSAGES_TABLE)
+                await tables.create_table(MESSAGES_TABLE)
+                await queue.clear_messages()
                 responses, started = 0, time.perf_counter()
                 while sent[size] == 0 or time.perf_counter() - started < turn:
                     await gateway.sms.accept(request, "fa" * 16)
@@ -54,15 +58,9 @@ async def run(connection: str, seconds: float, turn: float = 0.2) -> dict[int, t
                 trips[size] += responses
     finally:
         await gateway.close()
+        await tables.close()
+        await queue.close()
     return {size: (trips[size] / sent[size], size * sent[size] / elapsed[size]) for size in SIZES}
-
-
-async def _empty(connection: str) -> None:
-    async with TableServiceClient.from_connection_string(connection) as tables, \
-            QueueServiceClient.from_connection_string(connection) as queues:
-        await tables.delete_table(MESSAGES_TABLE)
-        await tables.create_table(MESSAGES_TABLE)
-        await queues.get_queue_client(SEND_QUEUE).clear_messages()
 
 
 def rows(results: dict[int, tuple[float, float]]) -> list[Row]:
