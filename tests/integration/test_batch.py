@@ -2,12 +2,15 @@
 the SDK writes, a transaction is all or nothing, and each refusal becomes the right error."""
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from azure.data.tables import AccountSasPermissions, ResourceTypes, generate_account_sas
 from azure.data.tables.aio import TableServiceClient
 
+from sms.config import AZURITE_ACCOUNT, AZURITE_KEY
 from sms.errors import AlreadyExists, RecordChanged
 from sms.storage.batch import TransactionRejected, Transactions
 
@@ -182,3 +185,36 @@ async def test_an_insert_is_not_sent_again_after_a_connection_reset(emulator, ta
                 await writer.create([row(uuid.uuid4().hex, "a")])
     assert proxy.connections == 1
     assert [e async for e in table.list_entities()] == []
+
+
+def table_sas(emulator) -> str:
+    return generate_account_sas(AzureNamedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+                                ResourceTypes(service=True, container=True, object=True),
+                                AccountSasPermissions(read=True, add=True, update=True, write=True),
+                                expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("where", ["connection string", "account url"])
+async def test_a_transaction_works_with_an_account_sas(emulator, table, where):
+    """With a SAS instead of the account key. From a connection string the SDK signs each request with
+    the SAS (a credential policy); in the account URL it is part of every URL the client builds."""
+    endpoint = f"http://127.0.0.1:{emulator.table_port}/{AZURITE_ACCOUNT}"
+    sas = table_sas(emulator)
+    service = (TableServiceClient.from_connection_string(f"TableEndpoint={endpoint};SharedAccessSignature={sas}")
+               if where == "connection string" else TableServiceClient(f"{endpoint}?{sas}"))
+    pk = uuid.uuid4().hex
+    async with service:
+        writer = Transactions(service.get_table_client(table.table_name))
+        [etag] = await writer.create([row(pk, "a", Count=1)])
+        await writer.replace([(row(pk, "a", Count=2), etag)])
+    assert (await table.get_entity(pk, "a"))["Count"] == 2
+
+
+async def test_a_sas_is_checked_so_a_wrong_one_is_refused(emulator, table):
+    """Proves the test above means something: Azurite does check the SAS it is given."""
+    endpoint = f"http://127.0.0.1:{emulator.table_port}/{AZURITE_ACCOUNT}"
+    forged = table_sas(emulator).replace("sig=", "sig=AAAA")
+    async with TableServiceClient.from_connection_string(f"TableEndpoint={endpoint};SharedAccessSignature={forged}") as service:
+        with pytest.raises(HttpResponseError) as raised:
+            await Transactions(service.get_table_client(table.table_name)).create([row(uuid.uuid4().hex, "a")])
+    assert raised.value.status_code == 403

@@ -1,8 +1,13 @@
 """The job put, written by hand for speed, against the real queue service: what lands is exactly what
 the SDK's send_message would have put there, in either encoding, hidden when delayed."""
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from azure.core.exceptions import HttpResponseError
+from azure.storage.queue import AccountSasPermissions, ResourceTypes, generate_account_sas
+from azure.storage.queue.aio import QueueServiceClient
 
+from sms.config import AZURITE_ACCOUNT, AZURITE_KEY
 from sms.model import SendJob
 from sms.storage.queues import StorageJobQueue, queue_client
 
@@ -46,3 +51,25 @@ async def test_a_put_to_a_missing_queue_is_the_services_404_not_an_outage(queue_
 def test_an_unknown_encoding_is_refused(queue_service):
     with pytest.raises(ValueError, match="messageEncoding"):
         StorageJobQueue(queue_service, "jobs", "utf-16")
+
+
+def queue_sas_connection(emulator) -> str:
+    """A connection string that carries an account SAS (as a deployment without the account key would)
+    instead of the key: the SDK then appends the SAS to every URL it builds, including the queue's url."""
+    sas = generate_account_sas(AZURITE_ACCOUNT, AZURITE_KEY, ResourceTypes(service=True, container=True, object=True),
+                               AccountSasPermissions(read=True, add=True, create=True, process=True),
+                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    return f"QueueEndpoint=http://127.0.0.1:{emulator.queue_port}/{AZURITE_ACCOUNT};SharedAccessSignature={sas}"
+
+
+@pytest.mark.parametrize("delay_seconds", [0, 60])
+async def test_a_put_works_with_a_sas_connection_string(emulator, queue_service, unique_name, delay_seconds):
+    name = unique_name("sas")
+    await queue_service.create_queue(name)
+    async with QueueServiceClient.from_connection_string(queue_sas_connection(emulator)) as service:
+        assert "sig=" in service.get_queue_client(name).url  # the case that broke: the SAS rides on the queue's url
+        await StorageJobQueue(service, name, "base64").put(JOB, delay_seconds=delay_seconds)
+    properties = await queue_service.get_queue_client(name).get_queue_properties()
+    visible = await queue_client(queue_service, name, "base64").peek_messages()
+    assert properties.approximate_message_count == 1
+    assert [SendJob.from_json(m.content) for m in visible] == ([] if delay_seconds else [JOB])
