@@ -31,7 +31,10 @@ class StorageJobQueue(JobQueue):
     def __init__(self, service: QueueServiceClient, name: str, encoding: str):
         self._queue = queue = queue_client(service, name, encoding)
         self._base64 = encoding == "base64"
-        self._messages_url = f"{queue.url}/messages"
+        # With a SAS connection string the queue's url carries the SAS as its query; /messages belongs
+        # before it, and the SAS after it, ahead of visibilitytimeout as send_message puts them.
+        url, _, self._sas = queue.url.partition("?")
+        self._messages_url = f"{url}/messages"
         self._version = queue.api_version
 
     @storage_errors
@@ -42,8 +45,9 @@ class StorageJobQueue(JobQueue):
         # QueueClient's own pipeline: authentication, retries and timeouts stay the SDK's.
         text = job.to_json()
         text = b64encode(text.encode()).decode() if self._base64 else escape(text)
+        query = "&".join(part for part in (self._sas, f"visibilitytimeout={delay_seconds}" if delay_seconds else "") if part)
         request = HttpRequest(
-            "POST", self._messages_url, params={"visibilitytimeout": delay_seconds} if delay_seconds else None,
+            "POST", f"{self._messages_url}?{query}" if query else self._messages_url,
             content=f"<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>{text}</MessageText></QueueMessage>".encode(),
             headers={"Content-Type": "application/xml", "Accept": "application/xml", "x-ms-version": self._version},
         )
