@@ -47,6 +47,11 @@ async def load(requests: int, concurrency: int, call: Callable[[int], Awaitable[
     return Run(requests, time.perf_counter() - started, latencies)
 
 
+def combine(runs: list[Run]) -> Run:
+    """Several runs of the same thing taken in turns with others: one run, their times added."""
+    return Run(sum(r.requests for r in runs), sum(r.seconds for r in runs), [t for r in runs for t in r.latencies])
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process has used, from /proc (Linux)."""
     with open(f"/proc/{pid}/stat") as f:

@@ -15,3 +15,15 @@ def test_the_benchmark_suite_runs_and_reports_every_area(tmp_path):
     assert {row["area"] for row in rows} == {"accept", "fan-out", "dispatch", "memory", "wire"}
     assert all(isinstance(row["value"], (int, float)) and row["value"] >= 0 for row in rows)
     assert (PROJECT_ROOT / "bench" / "throughput.png").stat().st_size > 0
+
+    # The accept part loads the dev host and the bare floor (a child process making the same two
+    # storage calls, signed by hand) and reads both processes' CPU: every figure is there, measured.
+    accept = {row["measure"]: row for row in rows if row["area"] == "accept"}
+    for c in (1, 8, 32):
+        for measure in (f"gateway req/s @{c}", f"bare floor req/s @{c}", f"raw SDK floor req/s @{c}",
+                        f"gateway CPU per request @{c}", f"bare floor CPU per request @{c}"):
+            assert accept[measure]["value"] > 0, measure
+        assert accept[f"gateway/bare floor CPU @{c}"]["target"] == "<= 1.2 (issue 17 target)"
+        assert accept[f"gateway/bare floor CPU @{c}"]["met"] is None  # information, not a verdict
+    # Only baselines from the same run: no constant measured elsewhere.
+    assert not any("jasmin" in (row["measure"] + row["target"]).lower() for row in accept.values())
