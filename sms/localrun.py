@@ -6,22 +6,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from urllib.parse import urlparse
 
 from . import azurite
-from .auth import issue_key
+from .auth import KeyLimitReached, issue_key
 from .cli import with_gateway
 from .model import utcnow
 from .config import PROJECT_ROOT, Settings, load_local_settings
 
 # Azurite starts empty every run, so the local licensee is a fixed, recognisable Guid.
 LOCAL_LICENSEE = "11111111111111111111111111111111"
+# A run revokes its own key when it stops; one that was killed leaves a key that lapses by itself,
+# so an emulator that keeps its data never fills up with keys no run can revoke.
+LOCAL_KEY_LIFETIME = timedelta(days=7)
 
 
 def _endpoint(connection: str, name: str) -> tuple[str, int] | None:
@@ -39,6 +44,20 @@ def _listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether the HTTP port is taken, checked the way the server will bind it (SO_REUSEADDR, as
+    aiohttp sets it), so a port left in TIME_WAIT by an earlier run does not count as taken."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
 def start_local_storage(connection: str) -> azurite.Azurite | None:
     """Start Azurite on the connection string's loopback ports, unless something already serves them."""
     queue, table = _endpoint(connection, "QueueEndpoint"), _endpoint(connection, "TableEndpoint")
@@ -53,12 +72,13 @@ def start_local_storage(connection: str) -> azurite.Azurite | None:
 
 
 async def local_key(gateway) -> str:
-    """A fresh key for the local licensee; earlier runs' keys are revoked (an emulator that keeps
-    its data would otherwise collect them up to the two-active-keys limit)."""
-    for old in await gateway.keys.list(LOCAL_LICENSEE):
-        if old.active(utcnow()):
-            await gateway.keys.revoke(old.key_id, utcnow())
-    return await issue_key(gateway.keys, LOCAL_LICENSEE, "local")
+    """A fresh key for the local licensee. Keys other runs printed are left alone: one may be in use."""
+    return await issue_key(gateway.keys, LOCAL_LICENSEE, "local (make run)", utcnow() + LOCAL_KEY_LIFETIME)
+
+
+async def revoke_local_key(gateway, key: str) -> None:
+    """Revoke the key this run printed, and only that one."""
+    await gateway.keys.revoke(key.removeprefix("sms_").split(".")[0], utcnow())
 
 
 def banner(base_url: str, key: str) -> str:
@@ -76,7 +96,7 @@ Then see where it stands (use the commId from the answer):
 """
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sms.localrun", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071)
@@ -84,12 +104,16 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("SMS_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
 
+    if port_in_use(args.host, args.port):
+        print(f"Port {args.port} on {args.host} is already in use (is another `make run` running?): stop it first.", file=sys.stderr)
+        return 1
     settings_file = PROJECT_ROOT / "local.settings.json"
     if not settings_file.exists():
         shutil.copy(PROJECT_ROOT / "local.settings.example.json", settings_file)
         print(f"Created {settings_file.name} from local.settings.example.json")
     load_local_settings()
     emulator = start_local_storage(Settings.from_env().storage_connection)
+    key = None
     try:
         key = asyncio.run(with_gateway(local_key))
         base_url = f"http://{args.host}:{args.port}"
@@ -103,9 +127,19 @@ def main(argv: list[str] | None = None) -> None:
                               on_ready=lambda port: print(banner(f"http://{args.host}:{port}", key), flush=True)))
     except KeyboardInterrupt:
         pass
+    except KeyLimitReached as exc:
+        print(f"error: {exc} (with `.venv/bin/python -m sms keys list --licensee {LOCAL_LICENSEE}` and `keys revoke`)",
+              file=sys.stderr)
+        return 1
     finally:
+        if key and not emulator:  # an emulator we started takes its data with it
+            try:
+                asyncio.run(with_gateway(lambda gateway: revoke_local_key(gateway, key)))
+            except Exception as exc:  # storage already gone: the key lapses by itself
+                print(f"Could not revoke this run's key ({type(exc).__name__}); it expires in {LOCAL_KEY_LIFETIME.days} days")
         if emulator:
             emulator.stop()
+    return 0
 
 
 if __name__ == "__main__":
