@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint infra-check bench clean
+.PHONY: install install-dev run test lint infra-check bench clean
 
+# `make run` installs what running needs (requirements.txt); the test and benchmark tools
+# (requirements-dev.txt) only come with `make test` and `make bench`.
 install: $(VENV)/.installed node_modules/.installed
+install-dev: install $(VENV)/.installed-dev
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -20,16 +27,16 @@ node_modules/.installed: package.json package-lock.json
 run: install
 	$(PY) -m sms.localrun --host 127.0.0.1 --port 7071
 
-test: install lint infra-check
+test: install-dev lint infra-check
 	$(PY) -m pytest
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check sms tests bench function_app.py
 
 infra-check:
 	bash infra/check.sh
 
-bench: install
+bench: install-dev
 	$(PY) -m bench.run
 
 clean:
