@@ -47,8 +47,8 @@ async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str 
     """Run a handler's work and answer in the negotiated format; every failure in ServiceStack's error shape."""
     if route.has_format_suffix:
         suffix = req.route_params.get("format", "")
-        if suffix.lower() not in ("json", "jsv"):
-            return error_response(NotFound(f"Unknown format suffix '.{suffix}': use .json or .jsv"), wire.Format.JSON)
+    if suffix is not None and suffix.lower() not in ("json", "jsv"):
+        return error_response(NotFound(f"Unknown format suffix '.{suffix}': use .json or .jsv"), wire.Format.JSON)
     fmt = _negotiate(req, route, suffix)
     try:
         if req.method.upper() not in route.working_methods:
@@ -92,44 +92,50 @@ async def _request_data(req: func.HttpRequest, route: Route) -> Any:
     return wire.read_body(body, req.headers.get("Content-Type"), route.format or wire.Format.JSON)
 
 
+async def _send(req: func.HttpRequest, route: Route, immediate: bool = False) -> BaseModel:
+    licensee = await _licensee(req)
+    key = await _idempotency_key(req)
+    request = wire.to_dto(await _request_data(req, route), wire.SMSSend)
+    sms = (await gateway()).sms
+    return await (sms.send_now if immediate else sms.accept)(request, licensee, key)
+
+
+async def _send_batch(req: func.HttpRequest, route: Route) -> list[BaseModel]:
+    """ServiceStack's auto-batch: a list of SMSSend, every item validated before any is saved."""
+    licensee = await _licensee(req)
+    if await _idempotency_key(req) is not None:
+        raise ValidationFailed([FieldError("Idempotency-Key", "NotSupported",
+                                           "Idempotency-Key is not supported on batched requests: send each request with its own key")])
+    data = await _request_data(req, route)
+    return await (await gateway()).sms.accept_batch(wire.to_dtos(data, wire.SMSSend, MAX_BATCH), licensee)
+
+
 def _send_function(route: Route):
     immediate = route.kind == "send_now"
 
     async def send(req: func.HttpRequest) -> func.HttpResponse:
-        async def work(req: func.HttpRequest) -> BaseModel:
-            licensee = await _licensee(req)
-            key = await _idempotency_key(req)
-            request = wire.to_dto(await _request_data(req, route), wire.SMSSend)
-            sms = (await gateway()).sms
-            return await (sms.send_now if immediate else sms.accept)(request, licensee, key)
-
-        return await _respond(req, route, work)
+        return await _respond(req, route, lambda req: _send(req, route, immediate))
 
     return send
 
 
+def _batch_function(route: Route):
+    async def send_batch(req: func.HttpRequest) -> func.HttpResponse:
+        return await _respond(req, route, lambda req: _send_batch(req, route))
+
+    return send_batch
+
+
 def _reply_function(route: Route):
-    """ServiceStack's predefined routes: /json/reply/SMSSend, and /json/reply/SMSSend[] for a batch."""
+    """ServiceStack's older predefined routes: /json/reply/SMSSend, and /json/reply/SMSSend[] for a batch."""
 
     async def reply(req: func.HttpRequest) -> func.HttpResponse:
         operation = req.route_params.get("operation", "")
         if operation.lower() not in (OPERATION.lower(), OPERATION.lower() + "[]"):
             unknown = NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
             return error_response(unknown, _negotiate(req, route, None))
-
-        async def work(req: func.HttpRequest) -> BaseModel | list[BaseModel]:
-            licensee = await _licensee(req)
-            key = await _idempotency_key(req)
-            data = await _request_data(req, route)
-            sms = (await gateway()).sms
-            if operation.endswith("[]"):
-                if key is not None:
-                    raise ValidationFailed([FieldError("Idempotency-Key", "NotSupported",
-                                                       "Idempotency-Key is not supported on batched requests: send each request with its own key")])
-                return await sms.accept_batch(wire.to_dtos(data, wire.SMSSend, MAX_BATCH), licensee)
-            return await sms.accept(wire.to_dto(data, wire.SMSSend), licensee, key)
-
-        return await _respond(req, route, work)
+        work = _send_batch if operation.endswith("[]") else _send
+        return await _respond(req, route, lambda req: work(req, route))
 
     return reply
 
@@ -171,8 +177,8 @@ def _comm_id(raw_id: str) -> str:
 def _status_function(route: Route):
     async def sms_status(req: func.HttpRequest) -> func.HttpResponse:
         raw_id = req.route_params.get("commId", "")
-        stem, dot, suffix = raw_id.rpartition(".")
-        if dot and suffix.lower() in ("json", "jsv"):
+        stem, dot, suffix = raw_id.rpartition(".")  # a suffix other than .json or .jsv is answered 404
+        if dot:
             raw_id = stem
         else:
             suffix = None
@@ -231,6 +237,7 @@ def _metadata_function(route: Route):
 _HANDLERS = {
     "send": _send_function,
     "send_now": _send_function,
+    "batch": _batch_function,
     "reply": _reply_function,
     "status": _status_function,
     "replies": _replies_function,

@@ -48,7 +48,7 @@ def _sample(title: str, media: str, body: bytes) -> str:
 def page() -> bytes:
     routes = "".join(
         f"<tr><td>{'GET' if r.kind in ('status', 'replies') else 'POST'}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
-        for r in ROUTES if r.kind in ("send", "send_now", "reply", "status", "replies")
+        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "replies")
     )
     error = ErrorResponse(response_status=ResponseStatus(
         error_code="ValidationException", message="SMSModel.To needs at least one recipient",

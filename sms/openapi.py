@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from .routes import OPERATION, ROUTES, Route
+from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
 from .wire import RepliesResponse
 
@@ -37,6 +37,7 @@ _ERRORS = {
 _ERRORS_BY_KIND = {
     "send": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
     "reply": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
+    "batch": ("400", "401", "403", "405", "413", "415", "429", "503"),
     "status": ("400", "401", "404", "429", "503"),
     "replies": ("400", "401", "404", "429", "503"),
 }
@@ -44,6 +45,7 @@ _SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
     "send_now": "Save the SMS and send it within the request; the answer says what happened",
     "reply": f"ServiceStack's predefined route: {OPERATION} saves and queues; {OPERATION}[] takes a batch",
+    "batch": f"ServiceStack's auto-batch: a list of up to {MAX_BATCH} {OPERATION}, every one validated before any is saved",
     "status": "The message and every recipient's status",
     "replies": "The replies people sent to the message (when it allowed replies)",
 }
@@ -106,7 +108,7 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.has_format_suffix:
         parameters.append({"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": ["json", "jsv"]}})
     operation: dict[str, Any] = {"operationId": route.name, "summary": _SUMMARIES[route.kind], "parameters": parameters}
-    if kind in ("send", "reply"):
+    if kind in ("send", "reply"):  # (an auto-batch refuses Idempotency-Key)
         parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                            "description": "A retry with the same key (per licensee, for SMS_IDEMPOTENCY_HOURS) answers as the "
@@ -114,9 +116,13 @@ def _operation(route: Route) -> dict[str, Any]:
                                           "Repeatability-First-Sent are accepted too."})
 
     if route.kind in _GET_KINDS:
-        parameters.append({"name": "commId", "in": "path", "required": True, "schema": {"type": "string"},
+        pattern = dict(route.patterns)["commId"]
+        parameters.append({"name": "commId", "in": "path", "required": True, "schema": {"type": "string", "pattern": pattern},
                            "description": "The commId a send answered with (32 hex digits, dashes allowed)"})
         ok = _content(_ref(MessageState), "MessageState") if route.kind == "status" else _content(_ref(RepliesResponse), "RepliesResponse")
+    elif route.kind == "batch":
+        operation["requestBody"] = _request_body({"type": "array", "items": _ref(SMSSend), "maxItems": MAX_BATCH})
+        ok = _content({"type": "array", "items": _ref(CommResponse)}, "a list of CommResponse")
     elif route.kind == "reply":
         parameters.append({"name": "operation", "in": "path", "required": True,
                            "schema": {"type": "string", "enum": [OPERATION, OPERATION + "[]"]}})

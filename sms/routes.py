@@ -1,6 +1,13 @@
 """Every HTTP route the gateway serves, in one table: sms.api registers each as a function,
 sms.openapi documents each. host.json's routePrefix is empty because ServiceStack's predefined
 routes (/json/reply/..., /jsv/reply/...) live at the root; the rest carry "api/" themselves.
+
+No two templates here match the same URL. The Functions host does not rank routes by
+specificity: it tries them in the order of their functions' names and the first match wins
+(sms/devhost/routing.py has the sources), so an overlap would make a URL's function depend on
+how names happen to sort. Parameters that share a prefix with literal routes are constrained
+(`{commId:regex(...)}`), and ServiceStack's `/api/{Request}` is written out for the one
+operation there is. tests/unit/test_host_routing.py checks every documented URL.
 """
 from __future__ import annotations
 
@@ -26,19 +33,35 @@ IMMEDIATE_ROUTES = {  # save and send within the request
 # (the Functions host would answer a method no function lists with a bare 404).
 SEND_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
+# A commId in a path: a Guid in the forms parse_guid reads ("N", "D", "B"). Written for both readers:
+# the host's regex constraint (.NET, case-insensitive anyway) and OpenAPI's pattern (ECMA, case-sensitive).
+GUID_PATTERN = r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$"
+# The status route also takes a format suffix (`.json`, `.jsv`; the function answers any other with 404).
+GUID_WITH_SUFFIX_PATTERN = GUID_PATTERN[:-1] + r"(\.[a-zA-Z0-9]+)?$"
+
 
 @dataclass(frozen=True)
 class Route:
     name: str  # the function's name
-    path: str  # the route template, under an empty routePrefix
-    kind: str  # send | send_now | reply | status | replies | receipts_acs | receipts_twilio | inbound_twilio | openapi | metadata
+    path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
+    kind: str  # send | send_now | batch | reply | status | replies | receipts_acs | receipts_twilio | inbound_twilio | health | openapi | metadata
     methods: tuple[str, ...] = ("POST",)
     format: Format | None = None  # fixed by the route: a predefined /json/reply or /jsv/reply route
+    patterns: tuple[tuple[str, str], ...] = ()  # (parameter, regex): what the host lets into each parameter
+
+    @property
+    def template(self) -> str:
+        """The route the host is given: `path` with each pattern as a regex constraint. Braces in a
+        parameter are doubled in a template (ASP.NET's RoutePatternParser)."""
+        template = self.path
+        for name, regex in self.patterns:
+            template = template.replace("{%s}" % name, "{%s:regex(%s)}" % (name, regex.replace("{", "{{").replace("}", "}}")))
+        return template
 
     @property
     def working_methods(self) -> tuple[str, ...]:
         """The methods that do the route's work; any other listed method is answered 405."""
-        return ("POST",) if self.kind in ("send", "send_now", "reply") else self.methods
+        return ("POST",) if self.kind in ("send", "send_now", "batch", "reply") else self.methods
 
     @property
     def has_format_suffix(self) -> bool:
@@ -56,13 +79,13 @@ def _send_routes(names: dict[str, str], kind: str) -> list[Route]:
 ROUTES: list[Route] = [
     *_send_routes(SEND_ROUTES, "send"),
     *_send_routes(IMMEDIATE_ROUTES, "send_now"),
-    # ServiceStack's predefined routes: /api/{Request} (its clients' default, also for send_all's
-    # /api/SMSSend[]) and the older /json/reply/{Request}, /jsv/reply/{Request}.
-    Route("api_reply", "api/{operation}", "reply", SEND_METHODS),
+    # ServiceStack's predefined routes: /api/{Request} (its clients' default: /api/SMSSend above,
+    # and send_all's auto-batch /api/SMSSend[]) and the older /json/reply/{Request}, /jsv/reply/{Request}.
+    Route("sms_send_servicestack_batch", "api/SMSSend[]", "batch", SEND_METHODS),
     Route("json_reply", "json/reply/{operation}", "reply", SEND_METHODS, Format.JSON),
     Route("jsv_reply", "jsv/reply/{operation}", "reply", SEND_METHODS, Format.JSV),
-    Route("sms_status", "api/sms/{commId}", "status", ("GET",)),
-    Route("sms_replies", "api/sms/{commId}/replies", "replies", ("GET",)),
+    Route("sms_status", "api/sms/{commId}", "status", ("GET",), patterns=(("commId", GUID_WITH_SUFFIX_PATTERN),)),
+    Route("sms_replies", "api/sms/{commId}/replies", "replies", ("GET",), patterns=(("commId", GUID_PATTERN),)),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),
@@ -82,7 +105,7 @@ def register(bp: func.Blueprint, handlers: dict[str, Callable[[Route], Callable]
     for route in ROUTES:
         if route.kind in handlers:
             bp.function_name(route.name)(
-                bp.route(route=route.path, methods=list(route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
+                bp.route(route=route.template, methods=list(route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
                     handlers[route.kind](route)
                 )
             )

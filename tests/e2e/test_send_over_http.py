@@ -78,8 +78,23 @@ def test_wrong_method_is_405_and_unknown_route_404(devhost, key):
 
 def test_a_path_with_an_encoded_newline_still_reaches_the_function(devhost, key):
     """Found by schemathesis: the dev host must route every path, as the Functions host does."""
-    status, reply = devhost.request("GET", "/api/sms/ab%0Acd", key=key)
-    assert status == 400 and reply["responseStatus"]["errors"][0]["fieldName"] == "commId"
+    status, reply = devhost.request("POST", "/json/reply/SMSSend%0A", {}, key=key)
+    assert status == 404 and reply["responseStatus"]["message"].startswith("Unknown operation 'SMSSend\n'")
+
+
+def test_a_path_no_route_takes_gets_the_hosts_empty_404_even_with_a_newline(devhost, key):
+    """The Functions host answers an unrouted path with 404 and nothing else (no body, no
+    Content-Type; azure-functions-host #10098), including a commId that is not a Guid."""
+    import urllib.error
+    import urllib.request
+
+    for path in ("/api/sms/ab%0Acd", "/api/sms/not-a-guid", "/api/nowhere"):
+        try:
+            urllib.request.urlopen(urllib.request.Request(devhost.base_url + path, headers={"Authorization": f"Bearer {key}"}), timeout=30)
+        except urllib.error.HTTPError as error:
+            assert (error.code, error.read(), error.headers.get("Content-Type")) == (404, b"", None), path
+        else:
+            raise AssertionError(f"{path} was answered")
 
 
 def test_a_retried_request_with_an_idempotency_key_sends_once(devhost, key):

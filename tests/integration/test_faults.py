@@ -13,7 +13,8 @@ from azure.storage.queue.aio import QueueServiceClient
 from sms import azurite, bootstrap
 from sms.bootstrap import build
 from sms.config import SEND_QUEUE, Settings
-from sms.devhost import QueueListener, QueueSemantics, QueueTrigger
+from sms.devhost.app import QueueTrigger
+from sms.devhost.queues import QueueListener, QueueSemantics
 from sms.errors import StorageUnavailable
 from sms.inbound import InboundService
 from sms.model import SendJob, Status, utcnow
@@ -128,7 +129,7 @@ async def test_a_job_that_keeps_failing_is_parked_and_its_recipients_failed(gw, 
                                service.get_queue_client(name), service.get_queue_client(f"{name}-poison"), semantics)
         parked_runner = QueueListener(
             QueueTrigger("send_job_poison", f"{name}-poison", "AzureWebJobsStorage", "msg", send_job_poison.build().get_user_function()),
-            service.get_queue_client(f"{name}-poison"), service.get_queue_client(f"{name}-poison-poison"), semantics)
+            service.get_queue_client(f"{name}-poison"), None, semantics)  # a poison queue has no poison queue
         tasks = [asyncio.create_task(runner.run()), asyncio.create_task(parked_runner.run())]
 
         async def settled():

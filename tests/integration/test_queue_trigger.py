@@ -3,7 +3,8 @@ import asyncio
 
 
 from sms.config import host_json, queue_message_encoding
-from sms.devhost import QueueListener, QueueSemantics, QueueTrigger
+from sms.devhost.app import QueueTrigger
+from sms.devhost.queues import QueueListener, QueueSemantics
 from sms.model import SendJob
 from sms.storage.queues import StorageJobQueue, create_queue, queue_client
 
@@ -104,3 +105,106 @@ async def test_a_message_that_is_not_base64_goes_to_poison(queue_service, unique
     await run_listener(queue_service, name, recorder.handle, QueueSemantics(**{**FAST.__dict__, "max_dequeue_count": 1}),
                        until=watcher.done)
     assert recorder.bodies == [] and [m.content for m in parked] == ["{not base64}"]
+
+
+async def test_a_message_that_is_not_base64_goes_to_poison_at_once_without_running(queue_service, unique_name):
+    # The host moves it on its first receipt whatever maxDequeueCount is (CreateMessageDecodingFailedHandler),
+    # and creates the poison queue if it has to (AddMessageAndCreateIfNotExistsAsync).
+    name = unique_name("jobs")
+    raw = queue_service.get_queue_client(name)
+    await create_queue(raw)
+    await raw.send_message("not base64!")
+    recorder = Recorder()
+    poison = queue_service.get_queue_client(f"{name}-poison")
+    parked = []
+
+    async def moved():
+        try:
+            parked.extend(await poison.peek_messages())
+        except Exception:  # not created yet
+            pass
+        return parked
+
+    listener = QueueListener(QueueTrigger("test", name, "AzureWebJobsStorage", "msg", recorder.handle), raw, poison,
+                             QueueSemantics(**{**FAST.__dict__, "max_dequeue_count": 5}))
+    task = asyncio.create_task(listener.run())
+    try:
+        async with asyncio.timeout(20):
+            while not await moved():
+                await asyncio.sleep(0.05)
+    finally:
+        listener.stop()
+        await task
+    assert recorder.bodies == [] and [m.content for m in parked] == ["not base64!"] and parked[0].dequeue_count == 0
+    assert await raw.peek_messages() == []
+
+
+async def test_a_message_dequeued_more_than_max_times_is_parked_without_running(queue_service, unique_name):
+    name = await queue_holding_a_job(queue_service, unique_name)
+    queue = queue_client(queue_service, name, "base64")
+    for _ in range(3):  # three deliveries that never finished (a crashed worker), each taken and let go
+        async for message in queue.receive_messages(max_messages=1, visibility_timeout=1):
+            await queue.update_message(message, visibility_timeout=0)
+    recorder = Recorder()
+    poison = queue_client(queue_service, f"{name}-poison", "base64")
+    semantics = QueueSemantics(**{**FAST.__dict__, "max_dequeue_count": 2})
+    listener = QueueListener(QueueTrigger("test", name, "AzureWebJobsStorage", "msg", recorder.handle),
+                             queue_service.get_queue_client(name), queue_service.get_queue_client(f"{name}-poison"), semantics)
+    task = asyncio.create_task(listener.run())
+    parked = []
+    try:
+        async with asyncio.timeout(20):
+            while not parked:
+                parked.extend([m async for m in poison.receive_messages()] if await _exists(poison) else [])
+                await asyncio.sleep(0.05)
+    finally:
+        listener.stop()
+        await task
+    assert recorder.bodies == []  # dequeue count 4 > 2: moved before the function ran
+    assert [SendJob.from_json(m.content) for m in parked] == [JOB]
+
+
+async def test_a_failing_message_on_a_poison_queue_is_left_to_reappear(queue_service, unique_name):
+    name = unique_name("jobs") + "-poison"
+    jobs = StorageJobQueue(queue_service, name, "base64")
+    await jobs.create_queue()
+    await jobs.put(JOB)
+    recorder = Recorder(fail_times=99)
+    listener = QueueListener(QueueTrigger("parked", name, "AzureWebJobsStorage", "msg", recorder.handle),
+                             queue_service.get_queue_client(name), None, FAST)
+    task = asyncio.create_task(listener.run())
+    try:
+        async with asyncio.timeout(20):
+            while not recorder.bodies:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # several polls: it is not delivered again, nor moved anywhere
+    finally:
+        listener.stop()
+        await task
+    assert recorder.dequeue_counts == [1]
+    assert await queue_service.get_queue_client(name).peek_messages() == []  # invisible for the in-flight lease
+    assert (await queue_service.get_queue_client(name).get_queue_properties()).approximate_message_count == 1
+    assert not await _exists(queue_service.get_queue_client(f"{name}-poison"))
+
+
+async def _exists(queue) -> bool:
+    try:
+        await queue.get_queue_properties()
+    except Exception:
+        return False
+    return True
+
+
+def test_polling_backs_off_from_100_ms_randomised_up_to_the_maximum():
+    import random
+
+    from sms.devhost.queues import PollingBackoff
+
+    backoff = PollingBackoff(2.0, random.Random(1))
+    delays = [backoff.next_empty_delay() for _ in range(10)]
+    assert delays[0] == 0.1
+    for n, delay in enumerate(delays[1:8], start=1):  # 100 ms + (0.8..1.2) x 2^(n-1) x 100 ms
+        assert min(0.1 + 0.8 * 2 ** (n - 1) * 0.1, 2.0) <= delay <= min(0.1 + 1.2 * 2 ** (n - 1) * 0.1, 2.0)
+    assert delays[-1] == 2.0
+    backoff.found_messages()
+    assert backoff.next_empty_delay() == 0.1

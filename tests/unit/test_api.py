@@ -191,6 +191,13 @@ async def test_a_batch_with_one_bad_item_saves_nothing(gateway):
     assert gateway.sms._store.messages == {}
 
 
+async def test_servicestacks_auto_batch_route_takes_a_list(gateway):
+    batch = await call(gateway, "sms_send_servicestack_batch", body=json.dumps([GOOD, GOOD]).encode(), headers=bearer(gateway.key))
+    replies = json.loads(batch.get_body())
+    assert batch.status_code == 200 and [r["status"] for r in replies] == [True, True]
+    assert len(gateway.sms._store.messages) == 2
+
+
 async def test_an_unknown_operation_is_404(gateway):
     response = await call(gateway, "json_reply", body=b"{}", headers=bearer(gateway.key), route_params={"operation": "Hello"})
     assert response.status_code == 404 and "SMSSend" in json.loads(response.get_body())["responseStatus"]["message"]
@@ -208,6 +215,13 @@ async def test_status_accepts_a_format_suffix_on_the_comm_id(gateway):
     comm_id = json.loads((await post(gateway, "send", GOOD, gateway.key)).get_body())["commId"]
     response = await call(gateway, "sms_status", method="GET", headers=bearer(gateway.key), route_params={"commId": f"{comm_id}.jsv"})
     assert response.status_code == 200 and response.get_body().startswith(f"{{CommId:{comm_id},".encode())
+
+
+async def test_status_with_an_unknown_format_suffix_is_404_as_readme_says(gateway):
+    comm_id = json.loads((await post(gateway, "send", GOOD, gateway.key)).get_body())["commId"]
+    response = await call(gateway, "sms_status", method="GET", headers=bearer(gateway.key), route_params={"commId": f"{comm_id}.xml"})
+    assert response.status_code == 404
+    assert json.loads(response.get_body())["responseStatus"]["message"] == "Unknown format suffix '.xml': use .json or .jsv"
 
 
 async def test_openapi_and_metadata_are_served_without_a_key(gateway):

@@ -19,7 +19,7 @@ ROUTES = [
     ("send", "POST", {}, GOOD), ("send_with_format", "POST", {"format": "json"}, GOOD),
     ("send_immediate", "POST", {}, GOOD), ("sms_send_servicestack", "POST", {}, GOOD),
     ("json_reply", "POST", {"operation": "SMSSend"}, GOOD), ("jsv_reply", "POST", {"operation": "SMSSend"}, GOOD),
-    ("api_reply", "POST", {"operation": "SMSSend[]"}, b"[" + GOOD + b"]"),
+    ("sms_send_servicestack_batch", "POST", {}, b"[" + GOOD + b"]"),
     ("sms_status", "GET", {"commId": COMM_ID}, b""), ("sms_replies", "GET", {"commId": COMM_ID}, b""),
 ]
 

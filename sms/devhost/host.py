@@ -1,0 +1,168 @@
+"""Running the dev host: `python -m sms.devhost --host 127.0.0.1 --port 7071`, or in a child
+process for tests and benchmarks (`spawned`)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import importlib
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import azure.functions as func
+from aiohttp import web
+from azure.storage.queue.aio import QueueServiceClient
+
+from ..config import PROJECT_ROOT, ConfigError, host_json, load_local_settings, proxy_lookup_options, resolve_connection
+from .app import read_app
+from .http import http_app
+from .queues import QueueListener, QueueSemantics
+from .routing import route_table
+from .timers import TimerRunner
+
+log = logging.getLogger("sms.devhost")
+
+POISON_SUFFIX = "-poison"
+
+
+
+def connection_string(setting: str) -> str:
+    try:
+        return resolve_connection(setting, os.environ.get(setting, ""))
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def load_app(spec: str) -> func.FunctionApp:
+    module_name, _, attr = spec.partition(":")
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    return getattr(importlib.import_module(module_name), attr or "app")
+
+
+async def serve(
+    app: func.FunctionApp, host: str, port: int, *,
+    stop: asyncio.Event | None = None, on_ready: Callable[[int], None] | None = None,
+) -> None:
+    host_settings = host_json()
+    prefix = host_settings.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    routes, triggers, timers = read_app(app.get_functions(), prefix)
+    routes = route_table(routes, log.error)
+    semantics = QueueSemantics.from_host_json(host_settings)
+
+    runner = web.AppRunner(http_app(routes), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise SystemExit(f"Port {port} on {host} is already in use: stop what serves it, or pick another --port") from None
+        raise
+    bound_port = site._server.sockets[0].getsockname()[1]  # the real port when asked for 0
+
+    services: list[QueueServiceClient] = []
+    listeners: list[QueueListener] = []
+    for trigger in triggers:
+        # The listener's client looks up proxy settings once too, as the app's do (config.proxy_lookup_options).
+        service = QueueServiceClient.from_connection_string(connection_string(trigger.connection), **proxy_lookup_options())
+        services.append(service)
+        # A poison queue has no poison queue of its own (QueueListenerFactory.CreatePoisonQueueReference).
+        poison = None if trigger.queue_name.endswith(POISON_SUFFIX) else service.get_queue_client(trigger.queue_name + POISON_SUFFIX)
+        listeners.append(QueueListener(trigger, service.get_queue_client(trigger.queue_name), poison, semantics))
+    timer_runners = [TimerRunner(timer) for timer in timers]
+    tasks = [asyncio.create_task(runner.run()) for runner in (*listeners, *timer_runners)]
+
+    print("Functions (HTTP routes in the order the host tries them):", flush=True)
+    for route in routes:
+        methods = ",".join(sorted(route.methods)) if route.methods is not None else "any method"
+        print(f"  {route.name}: [{methods}] http://{host}:{bound_port}/{route.template.text}", flush=True)
+    for trigger in triggers:
+        print(f"  {trigger.name}: queueTrigger on '{trigger.queue_name}'", flush=True)
+    for timer in timers:
+        print(f"  {timer.name}: timerTrigger '{timer.schedule}'", flush=True)
+    print(f"Dev host listening on http://{host}:{bound_port}", flush=True)
+    if on_ready:
+        on_ready(bound_port)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for stoppable in (*listeners, *timer_runners):
+            stoppable.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.cleanup()
+        for service in services:
+            await service.close()
+        from ..bootstrap import close_gateway
+
+        await close_gateway()
+
+
+@dataclass
+class SpawnedHost:
+    base_url: str
+    process: subprocess.Popen
+    output: list[str]
+
+
+@contextlib.contextmanager
+def spawned(env: dict[str, str], timeout: float = 60.0) -> Iterator[SpawnedHost]:
+    """This dev host in a child process on a free loopback port, for tests and benchmarks; stopped on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"], cwd=PROJECT_ROOT,
+        env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    ready = threading.Event()
+    port: list[int] = []
+
+    def drain() -> None:  # keeps reading so the host never blocks on a full pipe
+        for line in process.stdout:
+            output.append(line.rstrip())
+            if match := re.search(r"Dev host listening on http://127\.0\.0\.1:(\d+)", line):
+                port.append(int(match.group(1)))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True, name="devhost-output").start()
+    try:
+        if not ready.wait(timeout) or not port:
+            raise RuntimeError("dev host did not start:\n" + "\n".join(output[-30:]))
+        yield SpawnedHost(f"http://127.0.0.1:{port[0]}", process, output)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sms.devhost", description="A local stand-in for the Azure Functions host.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7071, help="0 picks a free port (printed at start)")
+    parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SMS_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    load_local_settings()
+    asyncio.run(serve(load_app(args.app), args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

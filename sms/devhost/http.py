@@ -1,0 +1,84 @@
+"""The dev host's HTTP front: a request is routed as the Functions host routes it and handed to the
+function as the host hands it to the Python worker; the function's answer goes back unchanged.
+
+What the worker sees follows the host's `GrpcMessageConversionExtensions.ToRpcHttp`: header names
+lower-cased and repeated values joined with ','; query values percent-decoded, a repeated key's
+values joined with ',' (keys compared case-insensitively), a key with no value left out; route
+values as matched. docs/devhost.md lists each rule with its source.
+"""
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+import azure.functions as func
+from aiohttp import web
+
+from .app import invoke
+from .routing import HttpRoute, kestrel_path, select
+
+log = logging.getLogger("sms.devhost")
+
+# ScriptConstants.DefaultMaxRequestBodySize. Above it Kestrel throws while the host binds the
+# request, and the host's ExceptionMiddleware answers 500 with no body (azure-functions-host #10519).
+MAX_REQUEST_BODY = 104_857_600
+
+_HOMEPAGE = b"<!DOCTYPE html><html><body><h1>Your Functions app is up and running</h1></body></html>"
+
+
+def query_params(query_string: str) -> dict[str, str]:
+    """The query as the worker gets it: `?a=1&a=2` is '1,2', `?a=` and `?flag` are absent,
+    `?a=1&A=2` is one key (ASP.NET's query collection is case-insensitive)."""
+    grouped: dict[str, tuple[str, list[str]]] = {}
+    for key, value in parse_qsl(query_string, keep_blank_values=True):
+        grouped.setdefault(key.lower(), (key, []))[1].append(value)
+    params = {}
+    for key, values in grouped.values():
+        joined = ",".join(v for v in values if v)  # StringValues.ToString() skips empty values
+        if joined:
+            params[key] = joined
+    return params
+
+
+def header_values(request: web.Request) -> dict[str, str]:
+    headers = {}
+    for name in request.headers.keys():
+        values = request.headers.getall(name)
+        headers[name.lower()] = values[0] if len(values) == 1 else ",".join(v for v in values if v)
+    return headers
+
+
+def http_app(table: list[HttpRoute], max_request_body: int = MAX_REQUEST_BODY) -> web.Application:
+    """Serves `table` (routes in the host's order, from sms.devhost.routing.route_table)."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        path = kestrel_path(request.raw_path)
+        chosen = select(table, request.method, path)
+        if chosen is None:
+            if path == "/" and request.method == "GET":  # the host's HomepageMiddleware
+                return web.Response(body=_HOMEPAGE, content_type="text/html")
+            return web.Response(status=404)  # the host's answer: no body, no Content-Type
+        route, values = chosen
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=500)
+        req = func.HttpRequest(
+            method=request.method, url=str(request.url), headers=header_values(request),
+            params=query_params(request.query_string), route_params=values, body=body,
+        )
+        try:
+            result = await invoke(route.function, route.arg_name, req)
+        except Exception:
+            log.exception("function %s failed", route.name)
+            return web.Response(status=500)
+        if not isinstance(result, func.HttpResponse):
+            return web.Response(status=204 if result is None else 200, text=None if result is None else str(result))
+        headers = {k: v for k, v in result.headers.items()}
+        if not any(k.lower() == "content-type" for k in headers) and result.mimetype:
+            headers["Content-Type"] = f"{result.mimetype}; charset={result.charset}" if result.charset else result.mimetype
+        return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+
+    application = web.Application(client_max_size=max_request_body)
+    application.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)  # any path, even with an encoded newline
+    return application

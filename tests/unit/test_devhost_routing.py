@@ -1,0 +1,132 @@
+"""The dev host routes as the Azure Functions host does (sources in sms/devhost/routing.py and
+docs/devhost.md): function-name order, first match; a method mismatch is a 404; ASP.NET's template
+rules. Each case here is one where ASP.NET Core's own precedence, or a lenient stand-in, answers
+differently from Azure."""
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+import azure.functions as func
+
+from sms.devhost.http import http_app, query_params
+from sms.devhost.routing import HttpRoute, Template, kestrel_path, route_table, select
+
+
+def route(name: str, template: str, methods=("GET",), function=None) -> HttpRoute:
+    return HttpRoute(name, template, Template.parse(template), frozenset(methods) if methods else None, function or (lambda req: None))
+
+
+def chosen(table, method, path):
+    found = select(route_table(table), method, kestrel_path(path))
+    return found and found[0].name
+
+
+def test_the_first_function_by_name_wins_not_the_most_specific_route():
+    # ASP.NET Core alone would prefer the literal 'items/new'; the host tries functions by name.
+    assert chosen([route("b_new", "items/new"), route("a_any", "items/{id}")], "GET", "/items/new") == "a_any"
+    assert chosen([route("a_new", "items/new"), route("b_any", "items/{id}")], "GET", "/items/new") == "a_new"
+
+
+def test_names_sort_ordinal_ignore_case_with_underscore_after_letters():
+    # OrdinalIgnoreCase compares upper-cased characters: 'AB' < 'A_B' because 'B' (0x42) < '_' (0x5F);
+    # lower-casing would put '_' (0x5F) before 'b' (0x62) and pick the other function.
+    assert chosen([route("a_b", "x/{id}"), route("Ab", "x/lit")], "GET", "/x/lit") == "Ab"
+
+
+def test_a_route_whose_method_does_not_match_is_skipped_and_nothing_left_is_a_404():
+    table = [route("a_post", "thing/{id}", ("POST",)), route("b_get", "thing/{id}", ("GET",))]
+    assert chosen(table, "GET", "/thing/1") == "b_get"
+    assert chosen(table, "DELETE", "/thing/1") is None  # the host's 404, not 405
+    assert chosen([route("any", "thing", None)], "PATCH", "/thing") == "any"  # no methods: every method
+    assert chosen([route("get", "thing")], "HEAD", "/thing") is None  # HEAD is not GET to the host
+
+
+def test_literals_ignore_case_one_trailing_slash_is_ignored_an_empty_segment_never_matches():
+    table = [route("send", "api/send")]
+    assert chosen(table, "GET", "/API/Send") == "send"
+    assert chosen(table, "GET", "/api/send/") == "send"
+    assert chosen(table, "GET", "/api/send//") is None
+    assert chosen(table, "GET", "/api//send") is None
+    assert chosen(table, "GET", "/api/send/more") is None
+
+
+def test_complex_segments_match_from_the_right_as_aspnet_does():
+    template = Template.parse("api/send.{format}")
+    assert template.match("/api/SEND.json") == {"format": "json"}
+    assert template.match("/api/send.a.json") == {"format": "a.json"}
+    assert template.match("/api/send.") is None  # a parameter takes at least one character
+    assert template.match("/api/xsend.json") is None  # a leading literal must start the segment
+    assert template.match("/api/sendmessage.json") is None
+    assert Template.parse("{name}.{ext}").match("/a.b.c") == {"name": "a.b", "ext": "c"}
+    assert Template.parse("{name}-v{version}").match("/report-v2") == {"name": "report", "version": "2"}
+
+
+def test_regex_constraints_ignore_case_search_and_read_doubled_braces():
+    three_digits = Template.parse("code/{code:regex(^\\d{{3}}$)}")
+    assert three_digits.match("/code/123") == {"code": "123"}
+    assert three_digits.match("/code/1234") is None
+    assert Template.parse("x/{v:regex(ab)}").match("/x/zzABzz") == {"v": "zzABzz"}  # IsMatch: unanchored, IgnoreCase
+    nested = Template.parse("x/{v:regex(^a(\\.[a-z]+)?$)}")  # a ')' inside the pattern does not end it
+    assert nested.match("/x/a.json") == {"v": "a.json"} and nested.match("/x/a.") is None
+    guid = Template.parse("m/{id:guid}")
+    assert guid.match("/m/E1F6BE64-7333-48E3-B370-55B6C0FD9EBE") and guid.match("/m/e1f6be64733348e3b37055b6c0fd9ebe")
+    assert guid.match("/m/send") is None
+
+
+def test_template_syntax_the_host_refuses_is_refused_here_too():
+    for bad in ("x/{id", "x/{a{b}", "x/a?b", "x/{a}{b}", "x/{id:nosuchconstraint}"):
+        with pytest.raises(ValueError):
+            Template.parse(bad)
+
+
+def test_optional_and_catch_all_parameters():
+    assert Template.parse("files/{*path}").match("/files/a/b/c") == {"path": "a/b/c"}
+    assert Template.parse("files/{*path}").match("/files") == {}
+    assert Template.parse("items/{id?}").match("/items") == {}
+    assert Template.parse("items/{id?}").match("/items/7") == {"id": "7"}
+
+
+def test_the_path_is_matched_as_kestrel_decodes_it():
+    assert kestrel_path("/api/s%6Ds/x%20y") == "/api/sms/x y"
+    assert kestrel_path("/api/a%2Fb") == "/api/a%2Fb"  # an encoded slash stays encoded: one segment
+    assert kestrel_path("/api/x/../send?q=1") == "/api/send"
+    assert chosen([route("one", "api/{value}")], "GET", "/api/a%2Fb") == "one"
+
+
+def test_routes_the_host_refuses_to_load_are_left_out():
+    problems: list[str] = []
+    table = route_table([route("admin_page", "admin/stats"), route("runtime_x", "Runtime"), route("a_first", "Same/Route"),
+                         route("b_second", "same/route/"), route("c_post", "same/route", ("POST",))], problems.append)
+    assert [r.name for r in table] == ["a_first", "c_post"]
+    assert len(problems) == 3
+    assert [m for m in problems if m.startswith("b_second")] == [
+        "b_second is not loaded: its route conflicts with the route defined by function 'a_first'"]
+
+
+def test_query_values_reach_the_function_as_the_host_joins_them():
+    assert query_params("a=1&a=2&b=&flag&c=x%20y+z") == {"a": "1,2", "c": "x y z"}
+    assert query_params("format=jsv&FORMAT=json") == {"format": "jsv,json"}
+    assert query_params("a=&a=2") == {"a": "2"}
+
+
+async def test_the_http_front_answers_as_the_host_does():
+    seen: list[func.HttpRequest] = []
+
+    async def echo(req: func.HttpRequest) -> func.HttpResponse:
+        seen.append(req)
+        return func.HttpResponse(b"ok", status_code=200)
+
+    table = route_table([route("thing", "api/thing/{id}", ("POST",), echo)])
+    async with TestClient(TestServer(http_app(table, max_request_body=1024), host="127.0.0.1")) as client:
+        missing = await client.get("/api/nothing")
+        assert missing.status == 404 and await missing.read() == b"" and "Content-Type" not in missing.headers
+        wrong_method = await client.get("/api/thing/1")
+        assert wrong_method.status == 404 and await wrong_method.read() == b""  # not 405
+        home = await client.get("/")
+        assert home.status == 200 and home.content_type == "text/html"
+        too_big = await client.post("/api/thing/1", data=b"x" * 2048)
+        assert too_big.status == 500 and await too_big.read() == b"" and not seen  # the host's answer above its limit
+        ok = await client.post("/api/thing/7?a=1&a=2", data=b"body", headers=[("X-Twice", "a"), ("X-Twice", "b")])
+        assert ok.status == 200 and await ok.read() == b"ok"
+    req = seen[0]
+    assert req.route_params == {"id": "7"} and req.params == {"a": "1,2"} and req.get_body() == b"body"
+    assert req.headers["x-twice"] == "a,b"

@@ -1,0 +1,127 @@
+"""Every documented URL reaches its own function under the Azure Functions host's routing rule.
+
+The host tries HTTP functions in name order (OrdinalIgnoreCase) and the first route whose template
+and methods match wins; it does not rank literal routes above parameters (azure-functions-host
+#3153, #9876; azure-webjobs-sdk-extensions PR #842). sms.devhost.routing imitates that rule, and
+its own tests (test_devhost_routing.py) pin it. Here the app's real registrations
+(`app.get_functions()`) are read and every (method, URL) README documents is routed.
+"""
+import random
+import re
+
+import pytest
+
+from sms.config import PROJECT_ROOT, host_json
+from sms.devhost.app import read_app
+from sms.devhost.routing import kestrel_path, route_table, select
+
+GUID = "e1f6be64733348e3b37055b6c0fd9ebe"
+GUID_FORMS = (GUID, GUID.upper(), "e1f6be64-7333-48e3-b370-55b6c0fd9ebe", "{E1F6BE64-7333-48E3-B370-55B6C0FD9EBE}")
+SEND_ROUTES = {  # path -> (function for the path, function for the path with a format suffix)
+    "/api/sendmessage": ("send_message", "send_message_with_format"),
+    "/api/send": ("send", "send_with_format"),
+    "/api/sms/send": ("sms_send", "sms_send_with_format"),
+    "/api/SMSSend": ("sms_send_servicestack", "sms_send_servicestack_with_format"),
+    "/api/sendmessage/immediate": ("send_message_immediate", "send_message_immediate_with_format"),
+    "/api/send/immediate": ("send_immediate", "send_immediate_with_format"),
+    "/api/sms/send/immediate": ("sms_send_immediate", "sms_send_immediate_with_format"),
+}
+# Methods a send route must answer itself (405 with Allow: POST), not leave to the host's 404.
+NOT_ALLOWED = ("GET", "PUT", "PATCH", "DELETE")
+
+DOCUMENTED: dict[tuple[str, str], str] = {
+    **{("POST", path): names[0] for path, names in SEND_ROUTES.items()},
+    **{(method, path): names[0] for path, names in SEND_ROUTES.items() for method in NOT_ALLOWED},
+    **{(method, f"{path}.{suffix}"): names[1] for path, names in SEND_ROUTES.items()
+       for suffix in ("json", "jsv", "JSON", "xml") for method in ("POST", *NOT_ALLOWED)},  # .xml: the function's 404
+    ("POST", "/json/reply/SMSSend"): "json_reply",
+    ("POST", "/jsv/reply/SMSSend"): "jsv_reply",
+    ("GET", "/json/reply/SMSSend"): "json_reply",
+    ("POST", "/api/SMSSend[]"): "sms_send_servicestack_batch",
+    ("POST", "/api/smssend[]"): "sms_send_servicestack_batch",
+    ("GET", "/api/SMSSend[]"): "sms_send_servicestack_batch",
+    ("POST", "/json/reply/SMSSend[]"): "json_reply",
+    ("POST", "/jsv/reply/SMSSend[]"): "jsv_reply",
+    **{("GET", f"/api/sms/{guid}"): "sms_status" for guid in GUID_FORMS},
+    **{("GET", f"/api/sms/{GUID}.{suffix}"): "sms_status" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
+    **{("GET", f"/api/sms/{guid}/replies"): "sms_replies" for guid in GUID_FORMS},
+    ("POST", "/api/sms/receipts/acs"): "receipts_acs",
+    ("OPTIONS", "/api/sms/receipts/acs"): "receipts_acs",
+    ("POST", "/api/sms/receipts/twilio"): "receipts_twilio",
+    ("POST", "/api/sms/inbound/twilio"): "inbound_twilio",
+    ("GET", "/api/health"): "health",
+    ("GET", "/api/openapi.json"): "openapi",
+    ("GET", "/api/metadata"): "metadata",
+    # Case and a trailing slash do not matter to the host.
+    ("POST", "/API/SEND"): "send",
+    ("POST", "/api/send/"): "send",
+    ("GET", f"/api/sms/{GUID}/"): "sms_status",
+}
+# URLs no function may take: the host answers them with its own 404.
+NOT_ROUTED = [
+    ("OPTIONS", "/api/sms/send"), ("HEAD", "/api/sms/send.json"), ("GET", "/api/sms/receipts"), ("GET", "/api/sms/not-a-guid"),
+    ("GET", f"/api/sms/{GUID}x"), ("GET", "/api/sms/send/replies"), ("DELETE", f"/api/sms/{GUID}"), ("POST", f"/api/sms/{GUID}"),
+    ("GET", "/api/sms/receipts/acs"), ("GET", "/api/unknown"), ("POST", "/api/SMSSend[].json"), ("HEAD", "/api/health"),
+    ("POST", "/api/send//"), ("GET", "/api/health/extra"),
+]
+
+
+@pytest.fixture(scope="module")
+def app_routes(indexed_functions):
+    prefix = host_json().get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    routes, _, _ = read_app(indexed_functions.values(), prefix)
+    return routes
+
+
+def _matches(table, method, path):
+    path = kestrel_path(path)
+    return [r.name for r in table if r.admits(method) and r.template.match(path) is not None]
+
+
+@pytest.mark.parametrize("method, path", list(DOCUMENTED), ids=[f"{m} {p}" for m, p in DOCUMENTED])
+def test_each_documented_url_reaches_its_function(app_routes, method, path):
+    table = route_table(app_routes)
+    assert len(table) == len(app_routes)  # the host loads every route: none reserved or conflicting
+    chosen = select(table, method, kestrel_path(path))
+    assert chosen is not None and chosen[0].name == DOCUMENTED[method, path]
+
+
+@pytest.mark.parametrize("method, path", list(DOCUMENTED), ids=[f"{m} {p}" for m, p in DOCUMENTED])
+def test_no_other_route_matches_a_documented_url_so_function_names_cannot_change_the_answer(app_routes, method, path):
+    assert _matches(app_routes, method, path) == [DOCUMENTED[method, path]]
+
+
+def test_any_order_of_function_names_routes_every_url_the_same(app_routes):
+    rng = random.Random(11)
+    orders = [list(reversed(route_table(app_routes)))] + [rng.sample(app_routes, len(app_routes)) for _ in range(20)]
+    for order in orders:  # as if the functions were renamed so that they sort this way
+        for (method, path), expected in DOCUMENTED.items():
+            assert select(order, method, kestrel_path(path))[0].name == expected
+
+
+@pytest.mark.parametrize("method, path", NOT_ROUTED, ids=[f"{m} {p}" for m, p in NOT_ROUTED])
+def test_urls_outside_the_api_reach_no_function(app_routes, method, path):
+    assert _matches(app_routes, method, path) == []
+
+
+def test_the_status_route_gets_the_comm_id_and_suffix_as_written(app_routes):
+    route, values = select(route_table(app_routes), "GET", kestrel_path(f"/api/sms/{GUID_FORMS[3]}.jsv"))
+    assert route.name == "sms_status" and values == {"commId": f"{GUID_FORMS[3]}.jsv"}
+
+
+def test_every_route_in_readmes_api_table_is_checked_here():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme[readme.index("| Method and route |"):]
+    table = table[:table.index("\n\n")]
+    documented = set()
+    for row in table.splitlines()[2:]:
+        first_cell = row.split("|")[1]
+        method = re.match(r"\s*`(\w+) ", first_cell).group(1)
+        for path in re.findall(r"`(?:\w+ )?(/[^`]*)`", first_cell):
+            documented.add((method, path.replace("{commId}", GUID)))
+    assert len(documented) >= 19
+    assert documented <= set(DOCUMENTED), documented - set(DOCUMENTED)
+    # Every other URL README shows in passing (format suffixes, ...) too.
+    mentioned = {p.replace("{commId}", GUID) for p in re.findall(r"`(?:[A-Z]+ )?(/(?:api|json|jsv)/[^`.]*(?:\.\w+)?)`", readme)}
+    assert len(mentioned) >= 20
+    assert mentioned <= {path for _, path in DOCUMENTED}, mentioned - {path for _, path in DOCUMENTED}
