@@ -114,9 +114,12 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
             credential = owned_credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
         tables = TableServiceClient(settings.table_endpoint, credential=credential, **table_options)
         queues = QueueServiceClient(settings.queue_endpoint, credential=credential, **queue_options)
-    messages = TableMessageStore.from_service(tables)
+    # The two requests on every send (its transaction, its job put) are written by the gateway itself
+    # unless SMS_STORAGE_REQUESTS=sdk; every other storage call goes through the SDK either way.
+    through_sdk = settings.storage_requests == "sdk"
+    messages = TableMessageStore.from_service(tables, through_sdk=through_sdk)
     keys = TableApiKeyStore.from_service(tables)
-    jobs = StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding())
+    jobs = StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), through_sdk=through_sdk)
     provider = create_provider(settings)
     limits = Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments)
     retry = RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds)

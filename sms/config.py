@@ -39,6 +39,13 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
+# SMS_STORAGE_REQUESTS: who writes the two hot storage requests (a table transaction, a job put).
+STORAGE_REQUESTS = {
+    "direct": "the default: the gateway writes them itself, the same requests for less CPU",
+    "sdk": "the Azure SDK's own submit_transaction and send_message, should Azure ever treat the two differently",
+}
+
+
 def resolve_connection(setting: str, value: str) -> str:
     """A storage connection string from a setting; `UseDevelopmentStorage=true` means local Azurite."""
     value = value.strip()
@@ -81,6 +88,7 @@ class Settings:
     table_endpoint: str | None = None
     queue_endpoint: str | None = None
     storage_client_id: str | None = None  # a user-assigned managed identity's client id
+    storage_requests: str = "direct"  # SMS_STORAGE_REQUESTS: see STORAGE_REQUESTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -91,6 +99,10 @@ class Settings:
             raise ConfigError(f"SMS_DEFAULT_REGION={region!r} is not a known ISO 3166 region code such as AU or US")
         provider = env.get("SMS_PROVIDER", cls.provider).strip().lower() or cls.provider
         _require_provider_settings(provider, env)
+        storage_requests = (env.get("SMS_STORAGE_REQUESTS") or "").strip().lower() or cls.storage_requests
+        if storage_requests not in STORAGE_REQUESTS:
+            raise ConfigError(f"SMS_STORAGE_REQUESTS={storage_requests!r} is not one of: "
+                              + "; ".join(f"{name} ({meaning})" for name, meaning in STORAGE_REQUESTS.items()))
         return cls(
             storage_connection=connection,
             provider=provider,
@@ -119,6 +131,7 @@ class Settings:
             table_endpoint=table_endpoint,
             queue_endpoint=queue_endpoint,
             storage_client_id=(env.get("AzureWebJobsStorage__clientId") or "").strip() or None,
+            storage_requests=storage_requests,
         )
 
 

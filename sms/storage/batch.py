@@ -5,9 +5,18 @@ azure-data-tables builds every $batch body with the standard library's `email` g
 parses the answer with `email.parser`: about 1.8 ms of CPU for a two-row transaction, over half of
 what accepting a message costs (profiled in docs/scaling.md). This module writes the same OData
 body as text and reads back only what the gateway uses: each operation's status and ETag.
+tests/unit/test_batch_requests.py builds the same operations through the SDK and compares the two
+requests operation by operation; the few differences are named there, with the documentation that
+says Azure accepts them.
 
-It sends through the TableClient's own pipeline, so authentication (SharedKey or Entra ID),
-retries, timeouts, logging and tracing are still the SDK's.
+It sends through the TableClient's own pipeline, so authentication (SharedKey, SAS or Entra ID),
+retries, timeouts, logging and tracing are still the SDK's. With `through_sdk` (the setting
+SMS_STORAGE_REQUESTS=sdk) the same operations go through the SDK's own submit_transaction instead,
+a way out should Azure ever treat the two differently; the checks before sending and the errors
+after are the same on both paths.
+
+Azure refuses transactions and entities past the limits below. Azurite enforces few of them, so a
+test against it would pass where Azure fails: they are checked here, before anything is sent.
 """
 from __future__ import annotations
 
@@ -17,23 +26,49 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
+from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
 
+# "All entities subject to operations as part of the transaction must have the same PartitionKey
+# value." "The transaction can include at most 100 entities, and its total payload may be no more
+# than 4 MiB in size." (Performing entity group transactions,
+# https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions)
+MAX_OPERATIONS = 100
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# "An entity can have up to 255 properties, including 3 system properties [PartitionKey, RowKey,
+# Timestamp]. Therefore, the user may include up to 252 custom properties." "Property names are
+# case-sensitive strings up to 255 characters in size." Edm.String: "A UTF-16-encoded value. String
+# values may be up to 64 KiB in size." (Understanding the Table service data model,
+# https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model)
+# "Maximum size of a single entity, including all property values: 1 MiB" and "Maximum number of
+# properties in a table entity: 255 (including the three system properties ...)" (Scalability and
+# performance targets for Table storage, https://learn.microsoft.com/en-us/azure/storage/tables/scalability-targets)
+MAX_CUSTOM_PROPERTIES = 255 - 3
+MAX_PROPERTY_NAME_CHARS = 255
+MAX_STRING_BYTES = 64 * 1024
+MAX_ENTITY_BYTES = 1024 * 1024
+_SYSTEM_PROPERTIES = frozenset({"PartitionKey", "RowKey", "Timestamp"})
+
 # One part of a changeset response: status line, headers, then a body up to the next boundary.
 _PART = re.compile(rb"HTTP/1\.1 (\d{3})[^\r\n]*\r?\n(.*?)\r?\n\r?\n(.*?)(?=\r?\n--)", re.DOTALL)
 _ETAG = re.compile(rb"^etag:[ \t]*(.+?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+# The error code of a refusal whose body is not well-formed JSON (Microsoft's own documented example
+# is not: its message string is never closed), or is the older XML.
+_ERROR_CODE = re.compile(rb'"code"\s*:\s*"([^"]*)"|<code>([^<]*)</code>')
 _INT32 = range(-(2**31), 2**31)
 # azure-core retries a POST such as $batch only on a 500/503/504 answer, never after a connection
 # error, because it may have landed. A transaction of conditional replaces is safe to repeat: if the
 # first landed, the repeat is refused (412, RecordChanged) rather than applied twice. Without this,
 # one reset connection while recording outcomes left SMS that went out to end as "outcome unknown".
+# submit_transaction passes its keywords to the same pipeline, so the SDK path repeats them too.
 _RETRY_METHODS_WITH_POST = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 
 
@@ -46,33 +81,49 @@ class TransactionRejected(Exception):
         self.status, self.code = status, code
 
 
+class StorageLimitExceeded(Exception):
+    """A write Azure would refuse, refused here before anything was sent. `limit` names which:
+    PartitionKey, Operations, RequestSize, PropertyCount, PropertyName, StringSize or EntitySize.
+    Input is validated well inside these limits, so this is a bug, never the caller's fault."""
+
+    def __init__(self, limit: str, message: str):
+        super().__init__(message)
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Transaction:
-    """A transaction's request, built and ready to submit: it can be built while other I/O is in flight."""
+    """A transaction's request, built and checked, ready to submit: it can be built while other I/O is
+    in flight. Built on the SDK path too, so both paths refuse exactly the same writes."""
     request: HttpRequest
     operations: int
     repeatable: bool  # safe to send again after a connection error (every operation is conditional)
+    sdk_operations: tuple = ()  # the same operations for TableClient.submit_transaction (SDK path)
 
 
 class Transactions:
     """Writes transactions to one table through that TableClient's pipeline."""
 
-    def __init__(self, table: TableClient):
+    def __init__(self, table: TableClient, through_sdk: bool = False):
         account, _, sas = table.url.partition("?")
+        self._table = table
         self._table_url = f"{account}/{table.table_name}"
+        # A SAS in the account URL goes on the $batch URL: Azure authorizes the request that carries it.
+        # (A SAS from a connection string is a credential the pipeline adds to every URL itself.)
         self._batch_url = f"{account}/$batch" + (f"?{sas}" if sas else "")
         self._version = table.api_version
         # The generated client's public send_request runs the TableClient's configured pipeline.
         self._client = table._client
+        self.through_sdk = through_sdk
 
     def inserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
         """A transaction that inserts every entity or none. Not repeated after a connection error: if
         the first attempt landed, the repeat would fail (409) and hide that it had."""
-        return self._build(("POST", self._table_url, entity, None) for entity in entities)
+        return self._build([("POST", self._table_url, entity, None) for entity in entities])
 
     def replacing(self, entities: Sequence[tuple[Mapping[str, Any], str]]) -> Transaction:
         """A transaction that replaces each (entity, etag) only if its ETag still matches, all or none."""
-        return self._build(("PUT", self._entity_url(entity), entity, etag) for entity, etag in entities)
+        return self._build([("PUT", self._entity_url(entity), entity, etag) for entity, etag in entities])
 
     async def create(self, entities: Sequence[Mapping[str, Any]]) -> list[str]:
         """Inserts every entity or none; returns their ETags in order."""
@@ -84,39 +135,83 @@ class Transactions:
         return await self.submit(self.replacing(entities))
 
     async def submit(self, transaction: Transaction) -> list[str]:
-        # Streamed, as the SDK does, so its content decoder leaves the multipart body alone.
         retry = {"retry_on_methods": _RETRY_METHODS_WITH_POST} if transaction.repeatable else {}
+        if self.through_sdk:
+            return await self._submit_through_sdk(transaction, retry)
+        # Streamed, as the SDK does, so its content decoder leaves the multipart body alone.
         response = await self._client.send_request(transaction.request, stream=True, **retry)
         await response.read()
         if response.status_code != 202:
             raise HttpResponseError(response=response)
         return _etags(response.content, transaction.operations)
 
+    async def _submit_through_sdk(self, transaction: Transaction, retry: dict) -> list[str]:
+        try:
+            results = await self._table.submit_transaction(
+                transaction.sdk_operations, raw_request_hook=_check_the_sdk_body, **retry)
+        except TableTransactionError as exc:  # one operation refused: the same errors as ours
+            code = str(exc.error_code or "") or _error_code(str(exc.message).encode())
+            raise _refusal(exc.status_code, code, str(exc.message)) from exc
+        return [result["etag"] for result in results]
+
     def _entity_url(self, entity: Mapping[str, Any]) -> str:
         keys = (quote(str(entity[k]).replace("'", "''"), safe="") for k in ("PartitionKey", "RowKey"))
         return "{}(PartitionKey='{}',RowKey='{}')".format(self._table_url, *keys)
 
-    def _build(self, operations: Iterable[tuple[str, str, Mapping[str, Any], str | None]]) -> Transaction:
+    def _build(self, operations: Sequence[tuple[str, str, Mapping[str, Any], str | None]]) -> Transaction:
+        if len(operations) > MAX_OPERATIONS:
+            raise StorageLimitExceeded("Operations", f"A transaction holds at most {MAX_OPERATIONS} operations "
+                                                     f"(Azure's limit); this one has {len(operations)}")
         unique = uuid.uuid4()
         batch, changeset = f"batch_{unique}", f"changeset_{unique}"
         lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
-        count, repeatable = 0, True
-        for count, (method, url, entity, etag) in enumerate(operations, start=1):
-            repeatable = repeatable and etag is not None
+        partition = operations[0][2]["PartitionKey"] if operations else None
+        for number, (method, url, entity, etag) in enumerate(operations):
+            if entity["PartitionKey"] != partition:
+                raise StorageLimitExceeded("PartitionKey", (
+                    f"A transaction's entities must share one PartitionKey (Azure's rule): operation {number} "
+                    f"has {entity['PartitionKey']!r}, the first had {partition!r}"))
             body = json.dumps(_entity_json(entity), separators=(",", ":"))
+            _check_entity(entity, len(body))
+            # Headers as the SDK writes them (Content-ID numbered from 0 as it numbers them), and an
+            # insert asks for no echo of the entity: the documented way to get its ETag alone.
             lines += [
                 f"--{changeset}", "Content-Type: application/http", "Content-Transfer-Encoding: binary",
-                f"Content-ID: {count}", "",
-                f"{method} {url} HTTP/1.1", "Content-Type: application/json", "Accept: application/json;odata=nometadata",
-                "Prefer: return-no-content", "DataServiceVersion: 3.0",
-                *([f"If-Match: {etag}"] if etag else []), "", body,
+                f"Content-ID: {number}", "",
+                f"{method} {url} HTTP/1.1", "Content-Type: application/json", "DataServiceVersion: 3.0",
+                *(("Accept: application/json", f"If-Match: {etag}") if etag else
+                  ("Accept: application/json;odata=minimalmetadata", "Prefer: return-no-content")),
+                "", body,
             ]
         lines += [f"--{changeset}--", f"--{batch}--", ""]
-        request = HttpRequest("POST", self._batch_url, content="\r\n".join(lines).encode(), headers={
+        content = "\r\n".join(lines).encode()
+        if len(content) > MAX_REQUEST_BYTES:
+            raise StorageLimitExceeded("RequestSize", (
+                f"A transaction's request is at most {MAX_REQUEST_BYTES} bytes (4 MiB, Azure's limit); this one "
+                f"is {len(content)} bytes for {len(operations)} operations"))
+        request = HttpRequest("POST", self._batch_url, content=content, headers={
             "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
             "x-ms-version": self._version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
         })
-        return Transaction(request, count, repeatable and count > 0)
+        repeatable = bool(operations) and all(etag is not None for _, _, _, etag in operations)
+        sdk_operations = tuple(_sdk_operation(entity, etag) for _, _, entity, etag in operations) if self.through_sdk else ()
+        return Transaction(request, len(operations), repeatable, sdk_operations)
+
+
+def _check_the_sdk_body(pipeline_request: Any) -> None:
+    """Sees the SDK's own $batch body, larger than ours, just before it is sent. (A request hook given
+    per call replaces one the client was built with; the gateway builds its clients with none.)"""
+    content = pipeline_request.http_request.content
+    if isinstance(content, (bytes, bytearray)) and len(content) > MAX_REQUEST_BYTES:
+        raise StorageLimitExceeded("RequestSize", (
+            f"A transaction's request is at most {MAX_REQUEST_BYTES} bytes (4 MiB, Azure's limit); the SDK "
+            f"wrote {len(content)} bytes"))
+
+
+def _sdk_operation(entity: Mapping[str, Any], etag: str | None) -> tuple:
+    if etag is None:
+        return ("create", entity)
+    return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified})
 
 
 def _entity_json(entity: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,6 +228,63 @@ def _entity_json(entity: Mapping[str, Any]) -> dict[str, Any]:
         else:
             raise TypeError(f"{name}: {type(value).__name__} {value!r} is not a type the gateway stores")
     return out
+
+
+def _check_entity(entity: Mapping[str, Any], json_bytes: int) -> None:
+    """Refuses an entity Azure would refuse: too many properties, a name too long, a string over
+    64 KiB or an entity over 1 MiB (as Azure counts them)."""
+    custom = sum(1 for name, value in entity.items() if value is not None and name not in _SYSTEM_PROPERTIES)
+    if custom > MAX_CUSTOM_PROPERTIES:
+        raise StorageLimitExceeded("PropertyCount", (
+            f"{_where(entity)} has {custom} properties besides PartitionKey, RowKey and Timestamp; Azure allows "
+            f"{MAX_CUSTOM_PROPERTIES} (255 with those three)"))
+    for name in entity:
+        if len(name) > MAX_PROPERTY_NAME_CHARS:
+            raise StorageLimitExceeded("PropertyName", (
+                f"{_where(entity)}: property name {name[:40]!r}... is {len(name)} characters; Azure allows {MAX_PROPERTY_NAME_CHARS}"))
+    # The JSON is ASCII (json.dumps escapes the rest) and spends at least one byte per UTF-16 code unit
+    # of a string (an ASCII character 1 or 2, any other 6 per code unit), so no string in a body of
+    # 32 KiB or less can be over 64 KiB, nor the entity near 1 MiB. Only larger ones are measured.
+    if 2 * json_bytes <= MAX_STRING_BYTES:
+        return
+    for name, value in entity.items():
+        if isinstance(value, str) and (size := 2 * _utf16_units(value)) > MAX_STRING_BYTES:
+            raise StorageLimitExceeded("StringSize", (
+                f"{_where(entity)}: property {name} is {size} bytes as UTF-16 ({len(value)} characters); Azure allows "
+                f"{MAX_STRING_BYTES} bytes (64 KiB) in a string property"))
+    if (size := entity_size(entity)) > MAX_ENTITY_BYTES:
+        raise StorageLimitExceeded("EntitySize", (
+            f"{_where(entity)} is {size} bytes as Azure counts an entity's size; Azure allows {MAX_ENTITY_BYTES} (1 MiB)"))
+
+
+def _where(entity: Mapping[str, Any]) -> str:
+    return f"Entity (PartitionKey={entity['PartitionKey']!r}, RowKey={entity['RowKey']!r})"
+
+
+def entity_size(entity: Mapping[str, Any]) -> int:
+    """An entity's size as Azure counts it against the 1 MiB limit: "4 bytes + Len (PartitionKey +
+    RowKey) * 2 bytes + For-Each Property(8 bytes + Len(Property Name) * 2 bytes + Sizeof(.Net
+    Property Type))", where a string is "# of Characters * 2 bytes + 4 bytes for length of string",
+    DateTime 8, Int 4 and Bool 1 ("How the size of an entity is calculated in Windows Azure table
+    storage", https://learn.microsoft.com/en-us/archive/blogs/avkashchauhan/how-the-size-of-an-entity-is-caclulated-in-windows-azure-table-storage).
+    Characters are UTF-16 code units, as Azure stores strings."""
+    size = 4
+    for name, value in entity.items():
+        if name in ("PartitionKey", "RowKey"):
+            size += 2 * _utf16_units(str(value))
+        elif value is None:  # not stored
+            continue
+        elif isinstance(value, str):
+            size += 8 + 2 * _utf16_units(name) + 2 * _utf16_units(value) + 4
+        else:
+            value_size = 1 if isinstance(value, bool) else 8 if isinstance(value, datetime) else 4
+            size += 8 + 2 * _utf16_units(name) + value_size
+    return size
+
+
+def _utf16_units(text: str) -> int:
+    # A character outside the Basic Multilingual Plane (an emoji) is two UTF-16 code units.
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
 
 def _edm_datetime(value: datetime) -> str:
@@ -162,7 +314,17 @@ def _part_error(status: int, payload: bytes) -> Exception:
         error = json.loads(payload)["odata.error"]
         code, message = error.get("code", ""), error.get("message", {}).get("value", "")
     except (ValueError, KeyError, TypeError, AttributeError):
-        code, message = "", payload[:200].decode(errors="replace")
+        code, message = _error_code(payload), payload[:200].decode(errors="replace")
+    return _refusal(status, code, message)
+
+
+def _error_code(payload: bytes) -> str:
+    match = _ERROR_CODE.search(payload)
+    return (match.group(1) or match.group(2) or b"").decode(errors="replace") if match else ""
+
+
+def _refusal(status: int, code: str, message: str) -> Exception:
+    """The gateway's error for an operation of a transaction that storage refused."""
     if status == 404 and code != "TableNotFound":  # a row to replace was removed since it was read
         return RecordChanged(message)
     return storage_refusal(status, code, message) or TransactionRejected(status, code, message)

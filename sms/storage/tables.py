@@ -26,14 +26,14 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from ..errors import StorageUnavailable
 from ..model import Contact, Message, Recipient, Status
 from . import ApiKeyRecord, ApiKeyStore, MessageStore
-from .batch import Transactions, storage_refusal
+from .batch import MAX_OPERATIONS, Transactions, storage_refusal
 
 MESSAGES_TABLE = "SmsMessages"
 API_KEYS_TABLE = "SmsApiKeys"
 
 MESSAGE_ROW = "message"
 # Azure's limit on operations in one entity-group transaction.
-MAX_TRANSACTION_OPS = 100
+MAX_TRANSACTION_OPS = MAX_OPERATIONS
 
 T = TypeVar("T")
 
@@ -65,13 +65,14 @@ def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
 
 
 class TableMessageStore(MessageStore):
-    def __init__(self, table: TableClient):
+    def __init__(self, table: TableClient, through_sdk: bool = False):
+        """`through_sdk`: transactions go through the SDK's submit_transaction (SMS_STORAGE_REQUESTS=sdk)."""
         self._table = table
-        self._transactions = Transactions(table)
+        self._transactions = Transactions(table, through_sdk=through_sdk)
 
     @classmethod
-    def from_service(cls, service: TableServiceClient) -> "TableMessageStore":
-        return cls(service.get_table_client(MESSAGES_TABLE))
+    def from_service(cls, service: TableServiceClient, through_sdk: bool = False) -> "TableMessageStore":
+        return cls(service.get_table_client(MESSAGES_TABLE), through_sdk=through_sdk)
 
     @storage_errors
     async def add(self, message: Message, recipients: Sequence[Recipient],

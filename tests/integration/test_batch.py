@@ -10,7 +10,8 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from azure.data.tables import AccountSasPermissions, ResourceTypes, generate_account_sas
 from azure.data.tables.aio import TableServiceClient
 
-from sms.config import AZURITE_ACCOUNT, AZURITE_KEY
+from sms.bootstrap import build
+from sms.config import AZURITE_ACCOUNT, AZURITE_KEY, Settings
 from sms.errors import AlreadyExists, RecordChanged
 from sms.storage.batch import TransactionRejected, Transactions
 
@@ -121,8 +122,9 @@ async def test_a_wrong_account_key_is_the_services_403(emulator, table):
 
 
 async def test_a_transaction_is_one_round_trip_through_the_clients_pipeline(table, round_trips):
+    pk = uuid.uuid4().hex  # one partition: Azure refuses a transaction across partitions (Azurite did not)
     round_trips.count = 0
-    await Transactions(table).create([row(uuid.uuid4().hex, f"r{i:03d}") for i in range(100)])
+    await Transactions(table).create([row(pk, f"r{i:03d}") for i in range(100)])
     assert round_trips.count == 1
 
 
@@ -195,7 +197,7 @@ def table_sas(emulator) -> str:
 
 
 @pytest.mark.parametrize("where", ["connection string", "account url"])
-async def test_a_transaction_works_with_an_account_sas(emulator, table, where):
+async def test_a_transaction_works_with_an_account_sas(emulator, table, where, storage_requests):
     """With a SAS instead of the account key. From a connection string the SDK signs each request with
     the SAS (a credential policy); in the account URL it is part of every URL the client builds."""
     endpoint = f"http://127.0.0.1:{emulator.table_port}/{AZURITE_ACCOUNT}"
@@ -205,6 +207,14 @@ async def test_a_transaction_works_with_an_account_sas(emulator, table, where):
     pk = uuid.uuid4().hex
     async with service:
         writer = Transactions(service.get_table_client(table.table_name))
+        if where == "account url" and storage_requests == "sdk":
+            # The SDK's submit_transaction builds its $batch URL from the host alone and drops a SAS given in
+            # the URL (Azure/azure-sdk-for-python#17093: wrap it in AzureSasCredential instead). The gateway
+            # builds its clients from a connection string, where the SAS is such a credential (case above).
+            with pytest.raises(HttpResponseError) as raised:
+                await writer.create([row(pk, "a", Count=1)])
+            assert raised.value.status_code == 403
+            return
         [etag] = await writer.create([row(pk, "a", Count=1)])
         await writer.replace([(row(pk, "a", Count=2), etag)])
     assert (await table.get_entity(pk, "a"))["Count"] == 2
@@ -218,3 +228,22 @@ async def test_a_sas_is_checked_so_a_wrong_one_is_refused(emulator, table):
         with pytest.raises(HttpResponseError) as raised:
             await Transactions(service.get_table_client(table.table_name)).create([row(uuid.uuid4().hex, "a")])
     assert raised.value.status_code == 403
+
+
+async def test_the_suite_writes_through_the_path_it_was_asked_for(storage_requests, emulator, unique_name):
+    """The SMS_STORAGE_REQUESTS=sdk run of this suite really sends through the SDK (whose bodies carry
+    Edm.String annotations ours leave out), in the adapters tests build and in those the gateway builds."""
+    bodies = []
+    async with TableServiceClient.from_connection_string(
+            emulator.connection_string, raw_response_hook=lambda r: bodies.append(r.http_request.content)) as service:
+        table = service.get_table_client(unique_name("path"))
+        await table.create_table()
+        bodies.clear()
+        await Transactions(table).create([row("p", "a", Text="x")])
+    through_sdk = storage_requests == "sdk"
+    assert len(bodies) == 1 and (b"Edm.String" in bodies[0]) is through_sdk
+    gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
+    try:
+        assert gateway.messages._transactions.through_sdk is through_sdk and gateway.jobs.through_sdk is through_sdk
+    finally:
+        await gateway.close()

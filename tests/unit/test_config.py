@@ -166,3 +166,23 @@ def test_every_setting_the_code_reads_is_set_by_infra_or_optional():
     assert missing == set(), f"read by the code, neither set by infra/main.bicep nor listed as optional: {missing}"
     assert set_by_infra - settings_the_code_reads() - {"AzureWebJobsStorage__credential", "APPLICATIONINSIGHTS_CONNECTION_STRING"} == set()
     assert Settings.from_env({"AzureWebJobsStorage__accountName": "x"}).provider == "console"  # every optional one has a default
+
+
+def test_storage_requests_are_direct_by_default_and_sdk_on_request():
+    assert Settings.from_env(STORAGE).storage_requests == "direct"
+    assert Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": " SDK "}).storage_requests == "sdk"
+    assert Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": ""}).storage_requests == "direct"
+    with pytest.raises(ConfigError, match="SMS_STORAGE_REQUESTS='fast' is not one of: direct .*; sdk "):
+        Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": "fast"})
+
+
+@pytest.mark.parametrize("value, through_sdk", [("direct", False), ("sdk", True)])
+async def test_the_storage_requests_setting_reaches_both_hot_adapters(value, through_sdk):
+    from sms.bootstrap import build
+
+    gateway = build(Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": value}))
+    try:
+        assert gateway.messages._transactions.through_sdk is through_sdk
+        assert gateway.jobs.through_sdk is through_sdk
+    finally:
+        await gateway.close()
