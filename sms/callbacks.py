@@ -35,7 +35,7 @@ def _vendor_answer(work: Callable[[], Awaitable[func.HttpResponse]]) -> Awaitabl
             return await work()
         except GatewayError as error:
             if not isinstance(error, Unauthenticated):
-                log.warning("callback refused: %s", error)
+                log.warning("callback refused: %s", error.message)
             return error_response(error, wire.Format.JSON)
         except Exception:
             log.exception("callback failed")
@@ -58,20 +58,23 @@ def _receipts_acs_function(route: Route):
                 origin = req.headers.get("WebHook-Request-Origin", "*")
                 return func.HttpResponse(status_code=200, headers={"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"})
             for event in callbacks.grid_events(req.get_body()):
-                data = event.data
                 if event.type == callbacks.SUBSCRIPTION_VALIDATION:
-                    return _json_answer({"validationResponse": data.get("validationCode")})
+                    return _json_answer({"validationResponse": event.field("validationCode")})
                 if event.type == callbacks.DELIVERY_REPORT:
-                    status = callbacks.acs_delivery_status(data)
-                    if status is not None:
-                        await gw.inbound.apply_receipt(str(data.get("tag", "")), status, data.get("messageId"),
-                                                       data.get("deliveryStatusDetails"), provider="acs")
+                    status = callbacks.acs_delivery_status(event)
+                    if status is None:
+                        log.info("ACS delivery report %s with status %r: nothing to record", event.id, event.field("deliveryStatus"))
+                        continue
+                    await gw.inbound.apply_receipt(str(event.field("tag", "")), status, event.field("messageId"),
+                                                   event.field("deliveryStatusDetails"), provider="acs")
                 elif event.type == callbacks.SMS_RECEIVED:
                     await gw.inbound.receive(InboundSms(
-                        from_number=str(data.get("from", "")), to_number=str(data.get("to", "")), body=str(data.get("message", "")),
-                        received_at=callbacks.timestamp(data.get("receivedTimestamp")), provider="acs",
-                        provider_message_id=str(data.get("messageId") or event.id),
+                        from_number=event.required("from"), to_number=str(event.field("to", "")), body=event.required("message"),
+                        received_at=callbacks.timestamp(event.field("receivedTimestamp")), provider="acs",
+                        provider_message_id=str(event.field("messageId") or event.id),
                     ))
+                else:
+                    log.info("Event Grid event %s of type %s is not one the gateway reads; ignored", event.id, event.type)
             return _json_answer({})
 
         return await _vendor_answer(work)

@@ -21,9 +21,23 @@ SMS_RECEIVED = "Microsoft.Communication.SMSReceived"
 
 @dataclass(frozen=True)
 class GridEvent:
+    """One event. Its keys and its data's keys are matched case-insensitively: Event Grid's schemas
+    are camelCase, but PascalCase arrives too (from other publishers and hand-made tests), and an
+    event read as empty would be dropped without a word."""
     id: str
     type: str
-    data: dict[str, Any]
+    data: dict[str, Any]  # keys lower-cased: read them with field()
+
+    def field(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name.lower(), default)
+
+    def required(self, name: str) -> str:
+        """A text field the event cannot do without; a 400 naming it otherwise (Event Grid does not
+        retry a 400, it dead-letters the event, so the refusal is also logged by the caller)."""
+        value = self.field(name)
+        if not isinstance(value, str) or not value.strip():
+            raise _bad(f"{self.type.rsplit('.', 1)[-1]} event {self.id} has no '{name}'")
+        return value
 
 
 def grid_events(body: bytes) -> list[GridEvent]:
@@ -36,12 +50,17 @@ def grid_events(body: bytes) -> list[GridEvent]:
     for item in items:
         if not isinstance(item, dict):
             raise _bad("Each Event Grid event must be an object")
-        kind = item.get("eventType") or item.get("type")
+        item = _lower_keys(item)
+        kind = item.get("eventtype") or item.get("type")
         data = item.get("data")
         if not isinstance(kind, str) or not isinstance(data, dict):
             raise _bad("An Event Grid event needs an eventType (or type) and a data object")
-        events.append(GridEvent(str(item.get("id", "")), kind, data))
+        events.append(GridEvent(str(item.get("id", "")), kind, _lower_keys(data)))
     return events
+
+
+def _lower_keys(mapping: dict) -> dict:
+    return {str(key).lower(): value for key, value in mapping.items()}
 
 
 def _bad(message: str) -> ValidationFailed:
@@ -57,8 +76,8 @@ _TWILIO_STATUS = {
 }
 
 
-def acs_delivery_status(data: dict[str, Any]) -> Status | None:
-    return _ACS_DELIVERY.get(str(data.get("deliveryStatus", "")).lower())
+def acs_delivery_status(event: GridEvent) -> Status | None:
+    return _ACS_DELIVERY.get(str(event.field("deliveryStatus", "")).lower())
 
 
 def twilio_status(value: str) -> Status | None:

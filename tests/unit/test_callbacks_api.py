@@ -70,6 +70,27 @@ async def test_acs_inbound_stop_opts_out(gw):
     assert gw.world.opt_out_store.scopes == {EVERY_LICENSEE: {SAM}}
 
 
+async def test_acs_events_with_pascalcase_keys_are_read_not_dropped(gw):
+    comm_id = await gw.world.send(SAM)
+    report = {"EventType": "Microsoft.Communication.SMSDeliveryReportReceived", "Id": "e4",
+              "Data": {"MessageId": "Outgoing_2", "DeliveryStatus": "Delivered", "Tag": f"{comm_id}:0"}}
+    inbound = {"Id": "e5", "EventType": "Microsoft.Communication.SMSReceived",
+               "Data": {"MessageId": "Incoming_2", "From": SAM, "To": "+61400000000", "Message": "STOP"}}
+    assert (await grid(gw, [report, inbound])).status_code == 200
+    delivered = await gw.world.recipient(comm_id)
+    assert delivered.status is Status.DELIVERED
+    assert gw.world.opt_out_store.scopes == {EVERY_LICENSEE: {SAM}}
+
+
+async def test_an_inbound_sms_without_a_sender_is_refused_with_a_logged_reason(gw, caplog):
+    event = {"id": "e6", "eventType": "Microsoft.Communication.SMSReceived", "data": {"messageId": "Incoming_3", "text": "STOP"}}
+    response = await grid(gw, [event])
+    assert response.status_code == 400  # Event Grid does not retry a 400: it dead-letters the event
+    assert "SMSReceived event e6 has no 'from'" in json.loads(response.get_body())["responseStatus"]["message"]
+    assert any("SMSReceived event e6 has no 'from'" in r.getMessage() for r in caplog.records)
+    assert gw.world.opt_out_store.scopes == {}
+
+
 async def test_malformed_event_grid_bodies_are_400(gw):
     response = await call(gw, "receipts_acs", "/api/sms/receipts/acs", b"{not json", params={"code": SECRET})
     assert response.status_code == 400
