@@ -1,4 +1,5 @@
-"""Command line for operators: `python -m sms keys create|list|revoke`.
+"""Command line for operators: `python -m sms keys create|list|revoke`, and
+`python -m sms simulate inbound|receipt` to post what ACS would to a running gateway.
 
 Reads settings like the app does (environment, then local.settings.json).
 """
@@ -6,16 +7,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import urllib.error
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable, TypeVar
 
+from . import simulate
 from .auth import KeyLimitReached, issue_key, rotate_key
 from .bootstrap import Gateway, build
 from .config import ConfigError, Settings, load_local_settings
 from .errors import StorageUnavailable
 from .model import utcnow
 from .storage import ApiKeyRecord
+from .phone import InvalidNumber, to_e164
 from .wire import parse_guid
 
 T = TypeVar("T")
@@ -61,6 +66,30 @@ def _positive_days(text: str) -> float:
     return days
 
 
+def _number(text: str) -> str:
+    try:
+        return to_e164(text, os.environ.get("SMS_DEFAULT_REGION", "AU"))
+    except InvalidNumber as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    if args.action == "inbound":
+        event = simulate.inbound_event(args.from_number, args.text)
+    else:
+        event = simulate.receipt_event(args.comm_id, args.recipient, args.status == "delivered")
+    try:
+        status, answer = simulate.post(event, args.url, os.environ.get("SMS_EVENTGRID_SECRET"))
+    except urllib.error.URLError as exc:
+        print(f"error: could not reach the gateway at {args.url} ({exc.reason}): is `make run` running?", file=sys.stderr)
+        return 1
+    if not 200 <= status < 300:
+        print(f"error: the gateway answered {status}: {answer}", file=sys.stderr)
+        return 1
+    print(f"Posted {event['eventType']} to {args.url}: {status}")
+    return 0
+
+
 def _key_id(key_or_id: str) -> str:
     """Accept the key id or the whole key: `sms_<keyid>.<secret>`."""
     return key_or_id.removeprefix("sms_").split(".")[0]
@@ -82,10 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--licensee", type=_guid)
     revoke = keys.add_parser("revoke", help="revoke a key by its key id (or the whole key)")
     revoke.add_argument("key_id")
+    fake = commands.add_parser("simulate", help="post what ACS would (an SMS from a person, a delivery receipt) to a running gateway")
+    fake = fake.add_subparsers(dest="action", required=True)
+    inbound = fake.add_parser("inbound", help="a person texts the gateway: a reply, or STOP / START")
+    inbound.add_argument("--from", dest="from_number", required=True, type=_number, help="the person's number")
+    inbound.add_argument("--text", required=True, help="what they wrote, e.g. 'Yes' or 'STOP'")
+    receipt = fake.add_parser("receipt", help="the carrier reports a recipient's SMS delivered or failed")
+    receipt.add_argument("comm_id", type=_guid, help="the commId a send answered with")
+    receipt.add_argument("--recipient", type=int, default=0, help="which recipient, in request order from 0 (default 0)")
+    receipt.add_argument("--status", choices=("delivered", "failed"), default="delivered")
+    for command in (inbound, receipt):
+        command.add_argument("--url", default=simulate.LOCAL_GATEWAY, help=f"the gateway (default {simulate.LOCAL_GATEWAY}, make run's)")
+    load_local_settings()  # before the arguments: a number is read in SMS_DEFAULT_REGION
     args = parser.parse_args(argv)
-
-    load_local_settings()
     try:
+        if args.command == "simulate":
+            return _simulate(args)
         if args.action == "create":
             expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
             key = asyncio.run(create_key(args.licensee, args.name, expires))

@@ -1,5 +1,10 @@
 """Receipts, a reply and the opt-out round trip, over HTTP against the dev host."""
+import subprocess
+import sys
+
 import pytest
+
+from sms.config import PROJECT_ROOT
 
 from tests.e2e.conftest import EVENTGRID_SECRET
 
@@ -59,3 +64,38 @@ def test_receipt_reply_stop_and_start(devhost, key):
 def test_event_grid_needs_its_secret(devhost):
     status, answer = devhost.request("POST", "/api/sms/receipts/acs", [{"id": "x", "eventType": "x", "data": {}}])
     assert status == 401 and "SMS_EVENTGRID_SECRET" in answer["responseStatus"]["message"]
+
+
+def simulate(devhost, *args):
+    """`python -m sms simulate ...` as README shows it, against the dev host."""
+    result = subprocess.run([sys.executable, "-m", "sms", "simulate", *args, "--url", devhost.base_url], cwd=PROJECT_ROOT,
+                            env=devhost.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_simulate_command_posts_what_acs_would(devhost, key):
+    person = "0412 555 002"  # as a person would type it; the command reads it as the gateway does
+    body = {"SMSModel": {"To": [{"PhoneNumber": person}], "MessageBody": "Can you come at 10am?", "ReplyIsAllowed": True}}
+    status, first = devhost.request("POST", "/api/sms/send/immediate", body, key=key)
+    assert status == 200 and first["status"] is True
+
+    assert "SMSDeliveryReportReceived" in simulate(devhost, "receipt", first["commId"])
+    assert "SMSReceived" in simulate(devhost, "inbound", "--from", person, "--text", "Yes, see you then")
+    _, state = devhost.request("GET", f"/api/sms/{first['commId']}", key=key)
+    assert state["recipients"][0]["status"] == "delivered"
+    _, replies = devhost.request("GET", f"/api/sms/{first['commId']}/replies", key=key)
+    assert [r["body"] for r in replies["replies"]] == ["Yes, see you then"]
+
+    simulate(devhost, "inbound", "--from", person, "--text", "STOP")
+    _, skipped = devhost.request("POST", "/api/sms/send/immediate", body, key=key)
+    assert skipped["message"] == "Sent to 0 of 1 recipient; 1 opted out"
+    simulate(devhost, "inbound", "--from", person, "--text", "START")
+    _, again = devhost.request("POST", "/api/sms/send/immediate", body, key=key)
+    assert again["message"] == "Sent to 1 of 1 recipient"
+
+
+def test_the_simulate_command_says_what_is_missing_without_the_secret(devhost):
+    result = subprocess.run([sys.executable, "-m", "sms", "simulate", "inbound", "--from", PERSON, "--text", "hi", "--url", devhost.base_url],
+                            cwd=PROJECT_ROOT, env={**devhost.env, "SMS_EVENTGRID_SECRET": ""}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "SMS_EVENTGRID_SECRET is empty" in result.stderr and "Traceback" not in result.stderr
