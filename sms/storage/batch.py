@@ -57,12 +57,16 @@ MAX_STRING_BYTES = 64 * 1024
 MAX_ENTITY_BYTES = 1024 * 1024
 _SYSTEM_PROPERTIES = frozenset({"PartitionKey", "RowKey", "Timestamp"})
 
-# One part of a changeset response: status line, headers, then a body up to the next boundary.
-_PART = re.compile(rb"HTTP/1\.1 (\d{3})[^\r\n]*\r?\n(.*?)\r?\n\r?\n(.*?)(?=\r?\n--)", re.DOTALL)
+# The changeset's boundary, declared at the top of the body (the batch's is in the response's headers).
+_BOUNDARY = re.compile(rb'boundary="?([^\s;"]+)')
+# Where an operation's status line and headers end. A part with no body, as Azure documents a 204,
+# ends right there: its boundary follows the headers' blank line with no line end of its own.
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 _ETAG = re.compile(rb"^etag:[ \t]*(.+?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
-# The error code of a refusal whose body is not well-formed JSON (Microsoft's own documented example
-# is not: its message string is never closed), or is the older XML.
+# The error code and message of a refusal whose body is not well-formed JSON (Microsoft's documented
+# example is not: its message string is never closed), or is the older XML.
 _ERROR_CODE = re.compile(rb'"code"\s*:\s*"([^"]*)"|<code>([^<]*)</code>')
+_ERROR_MESSAGE = re.compile(rb'"value"\s*:\s*"((?:[^"\\]|\\.)*)|<message[^>]*>([^<]*)</message>')
 _INT32 = range(-(2**31), 2**31)
 # azure-core retries a POST such as $batch only on a 500/503/504 answer, never after a connection
 # error, because it may have landed. A transaction of conditional replaces is safe to repeat: if the
@@ -149,9 +153,10 @@ class Transactions:
         try:
             results = await self._table.submit_transaction(
                 transaction.sdk_operations, raw_request_hook=_check_the_sdk_body, **retry)
-        except TableTransactionError as exc:  # one operation refused: the same errors as ours
-            code = str(exc.error_code or "") or _error_code(str(exc.message).encode())
-            raise _refusal(exc.status_code, code, str(exc.message)) from exc
+        except TableTransactionError as exc:
+            # One operation refused: its own answer, read as ours is read, so both paths raise alike.
+            payload = exc.response.content if exc.response is not None else b""
+            raise _part_error(exc.status_code, payload, str(exc.error_code or "")) from exc
         return [result["etag"] for result in results]
 
     def _entity_url(self, entity: Mapping[str, Any]) -> str:
@@ -299,28 +304,48 @@ def _utc_text(value: datetime) -> str:
 
 
 def _etags(body: bytes, expected: int) -> list[str]:
-    parts = _PART.findall(body)
-    failed = next(((int(status), payload) for status, _, payload in parts if not 200 <= int(status) < 300), None)
+    results = _results(body)
+    failed = next(((status, payload) for status, _, payload in results if not 200 <= status < 300), None)
     if failed is not None:
         raise _part_error(*failed)
-    etags = [match.group(1).decode() for _, headers, _ in parts if (match := _ETAG.search(headers))]
-    if len(parts) != expected or len(etags) != expected:
+    etags = [match.group(1).decode() for _, headers, _ in results if (match := _ETAG.search(headers))]
+    if len(results) != expected or len(etags) != expected:
         raise TransactionRejected(202, "UnreadableResponse", f"expected {expected} results, read {len(etags)}")
     return etags
 
 
-def _part_error(status: int, payload: bytes) -> Exception:
+def _results(body: bytes) -> list[tuple[int, bytes, bytes]]:
+    """(status, headers, body) of each operation in a changeset response, in order; or the one
+    answer to a batch that failed as a whole, which comes without a changeset."""
+    if not body.startswith(b"--"):
+        return []
+    parts = body.split(body.split(b"\n", 1)[0].rstrip())  # the body opens with the batch's delimiter
+    if changeset := _BOUNDARY.search(body):
+        parts = [piece for part in parts for piece in part.split(b"--" + changeset.group(1))]
+    results = []
+    for part in parts:
+        start = part.find(b"HTTP/1.1 ")
+        if start < 0:  # a part's MIME headers alone, or the closing delimiters
+            continue
+        head, *rest = _END_OF_HEADERS.split(part[start:], maxsplit=1)
+        status_line, _, headers = head.partition(b"\n")
+        results.append((int(status_line[9:12]), headers, rest[0].strip() if rest else b""))
+    return results
+
+
+def _part_error(status: int, payload: bytes, known_code: str = "") -> Exception:
     try:
         error = json.loads(payload)["odata.error"]
         code, message = error.get("code", ""), error.get("message", {}).get("value", "")
     except (ValueError, KeyError, TypeError, AttributeError):
-        code, message = _error_code(payload), payload[:200].decode(errors="replace")
-    return _refusal(status, code, message)
+        code = _first(_ERROR_CODE, payload)
+        message = _first(_ERROR_MESSAGE, payload) or payload[:200].decode(errors="replace")
+    return _refusal(status, code or known_code, message)
 
 
-def _error_code(payload: bytes) -> str:
-    match = _ERROR_CODE.search(payload)
-    return (match.group(1) or match.group(2) or b"").decode(errors="replace") if match else ""
+def _first(pattern: re.Pattern, payload: bytes) -> str:
+    match = pattern.search(payload)
+    return next((group.decode(errors="replace") for group in match.groups() if group), "") if match else ""
 
 
 def _refusal(status: int, code: str, message: str) -> Exception:

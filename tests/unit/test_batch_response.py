@@ -2,9 +2,12 @@
 import uuid
 
 import pytest
+from azure.data.tables.aio import TableClient
 
+from sms.config import azurite_connection_string
 from sms.errors import AlreadyExists, RecordChanged, StorageUnavailable
-from sms.storage.batch import TransactionRejected, _entity_json, _etags
+from sms.storage.batch import TransactionRejected, Transactions, _entity_json, _etags
+from tests.unit.capture import CapturingTransport
 
 
 def answer(*parts: str) -> bytes:
@@ -63,3 +66,159 @@ def test_types_the_gateway_does_not_store_are_refused_before_anything_is_sent():
     for value in (1.5, 2**31, -(2**31) - 1, b"bytes", uuid.uuid4()):
         with pytest.raises(TypeError, match="Value"):
             _entity_json({"Value": value})
+
+
+# Microsoft's own examples of entity group transaction responses, from "Performing entity group
+# transactions" in the Table service REST reference:
+# https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions
+# ("Sample Response for Create, Update, and Delete Operations", JSON; "Sample Error Response", JSON and
+# Atom). Copied from the page's published source (MicrosoftDocs' azure-docs-rest-apis,
+# docs-ref-conceptual/storageservices/Performing-Entity-Group-Transactions.md) without the two spaces
+# Markdown puts at each line's end for a line break; the Atom example without "6E7", the size of the
+# chunk (Transfer-Encoding: chunked) that an HTTP client removes. The page's failed-changeset examples
+# are these two ("0:One of the request inputs is out of range.", "3:One of the request inputs is not
+# valid."); the JSON one is not well-formed (its message string is never closed), as published.
+DOCUMENTED_SUCCESS = """--batchresponse_e69b1c6c-62ff-471e-ab88-9a4aeef0a880
+Content-Type: multipart/mixed; boundary=changesetresponse_a6253244-7e21-42a8-a149-479ee9e94a25
+
+--changesetresponse_a6253244-7e21-42a8-a149-479ee9e94a25
+Content-Type: application/http
+Content-Transfer-Encoding: binary
+
+HTTP/1.1 204 No Content
+Content-ID: 1
+X-Content-Type-Options: nosniff
+Cache-Control: no-cache
+Preference-Applied: return-no-content
+DataServiceVersion: 3.0;
+Location: https://myaccount.table.core.windows.net/Blogs(PartitionKey='Channel_19',RowKey='1')
+DataServiceId: https://myaccount.table.core.windows.net/Blogs (PartitionKey='Channel_19',RowKey='1')
+ETag: W/"0x8D101F7E4B662C4"
+
+--changesetresponse_a6253244-7e21-42a8-a149-479ee9e94a25
+Content-Type: application/http
+Content-Transfer-Encoding: binary
+
+HTTP/1.1 204 No Content
+Content-ID: 2
+X-Content-Type-Options: nosniff
+Cache-Control: no-cache
+Preference-Applied: return-no-content
+DataServiceVersion: 3.0;
+Location: https://myaccount.table.core.windows.net/Blogs (PartitionKey='Channel_19',RowKey='2')
+DataServiceId: https://myaccount.table.core.windows.net/Blogs (PartitionKey='Channel_19',RowKey='2')
+ETag: W/"0x8C134F7A4B692D8"
+
+--changesetresponse_a6253244-7e21-42a8-a149-479ee9e94a25
+Content-Type: application/http
+Content-Transfer-Encoding: binary
+
+HTTP/1.1 204 No Content
+Content-ID: 3
+X-Content-Type-Options: nosniff
+Cache-Control: no-cache
+DataServiceVersion: 1.0;
+ETag: W/"0x8A541B7C4D699D7"
+
+--changesetresponse_a6253244-7e21-42a8-a149-479ee9e94a25--
+--batchresponse_e69b1c6c-62ff-471e-ab88-9a4aeef0a880--
+"""
+DOCUMENTED_SUCCESS_TYPE = "multipart/mixed; boundary=batchresponse_e69b1c6c-62ff-471e-ab88-9a4aeef0a880"
+DOCUMENTED_ETAGS = ['W/"0x8D101F7E4B662C4"', 'W/"0x8C134F7A4B692D8"', 'W/"0x8A541B7C4D699D7"']
+
+DOCUMENTED_JSON_ERROR = """--batchresponse_4e1c04af-af2b-4cfc-9e35-7677a5efcfca
+Content-Type: multipart/mixed; boundary=changesetresponse_e2a26601-bba8-4c1a-8a8c-bb66badcbca1
+
+--changesetresponse_e2a26601-bba8-4c1a-8a8c-bb66badcbca1
+Content-Type: application/http
+Content-Transfer-Encoding: binary
+
+HTTP/1.1 400 Bad Request
+Content-ID: 1
+X-Content-Type-Options: nosniff
+DataServiceVersion: 3.0;
+Content-Type: application/json;odata=minimalmetadata;streaming=true;charset=utf-8
+
+{"odata.error":{"code":"OutOfRangeInput","message":{"lang":"en-US","value":"0:One of the request inputs is out of range.\\nRequestId:8abd3c55-a72e-47ba-ae0b-ba43abeb76ae\\nTime:2013-10-14T19:21:58.0890048Z}}}
+--changesetresponse_e2a26601-bba8-4c1a-8a8c-bb66badcbca1--
+--batchresponse_4e1c04af-af2b-4cfc-9e35-7677a5efcfca--
+"""
+DOCUMENTED_JSON_ERROR_TYPE = "multipart/mixed; boundary=batchresponse_4e1c04af-af2b-4cfc-9e35-7677a5efcfca"
+
+DOCUMENTED_ATOM_ERROR = """--batchresponse_7ab1553a-7dd6-44e7-8107-bf1ea1ab1876
+Content-Type: multipart/mixed; boundary=changesetresponse_6cc856b4-8cb9-41eb-b8d2-bb73475c6cec
+
+--changesetresponse_6cc856b4-8cb9-41eb-b8d2-bb73475c6cec
+Content-Type: application/http
+Content-Transfer-Encoding: binary
+
+HTTP/1.1 400 Bad Request
+Content-ID: 4
+Content-Type: application/xml
+Cache-Control: no-cache
+DataServiceVersion: 1.0;
+
+<?xml version="1.0" encoding="utf-8" standalone="yes"?>
+<error xmlns="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata">
+  <code>InvalidInput</code>
+  <message xml:lang="en-US">3:One of the request inputs is not valid.</message>
+</error>
+--changesetresponse_6cc856b4-8cb9-41eb-b8d2-bb73475c6cec--
+--batchresponse_7ab1553a-7dd6-44e7-8107-bf1ea1ab1876--
+"""
+
+LINE_ENDS = pytest.mark.parametrize("eol", ["\r\n", "\n"], ids=["CRLF", "LF"])
+
+
+def documented(text: str, eol: str) -> bytes:
+    return text.replace("\n", eol).encode()
+
+
+@LINE_ENDS
+def test_the_documented_successful_changeset_gives_each_operations_etag(eol):
+    assert _etags(documented(DOCUMENTED_SUCCESS, eol), 3) == DOCUMENTED_ETAGS
+
+
+@LINE_ENDS
+def test_the_documented_failed_changeset_is_refused_with_its_code_and_message(eol):
+    with pytest.raises(TransactionRejected) as raised:
+        _etags(documented(DOCUMENTED_JSON_ERROR, eol), 3)
+    assert (raised.value.status, raised.value.code) == (400, "OutOfRangeInput")
+    assert "0:One of the request inputs is out of range." in str(raised.value)
+
+
+@LINE_ENDS
+def test_the_documented_atom_error_is_refused_with_its_code(eol):
+    with pytest.raises(TransactionRejected) as raised:
+        _etags(documented(DOCUMENTED_ATOM_ERROR, eol), 4)
+    assert (raised.value.status, raised.value.code) == (400, "InvalidInput")
+    assert "3:One of the request inputs is not valid." in str(raised.value)
+
+
+def test_a_batch_refused_as_a_whole_without_a_changeset_still_says_why():
+    """A 202 whose one part answers the whole batch (no changeset in it) is read as that refusal."""
+    body = documented(DOCUMENTED_ATOM_ERROR, "\r\n").replace(
+        b"--changesetresponse_6cc856b4-8cb9-41eb-b8d2-bb73475c6cec--\r\n", b"").replace(
+        b"Content-Type: multipart/mixed; boundary=changesetresponse_6cc856b4-8cb9-41eb-b8d2-bb73475c6cec\r\n\r\n"
+        b"--changesetresponse_6cc856b4-8cb9-41eb-b8d2-bb73475c6cec\r\n", b"")
+    assert b"changeset" not in body
+    with pytest.raises(TransactionRejected, match="400 InvalidInput"):
+        _etags(body, 2)
+
+
+@LINE_ENDS
+@pytest.mark.parametrize("through_sdk", [False, True], ids=["direct", "sdk"])
+async def test_both_paths_read_the_documented_answers_alike(eol, through_sdk):
+    """Served to our path and to the SDK's submit_transaction alike: the same ETags, the same error."""
+    def serving(text: str, content_type: str):
+        return CapturingTransport(lambda request: (202, {"Content-Type": content_type}, documented(text, eol)))
+
+    rows = [{"PartitionKey": "Channel_19", "RowKey": str(i), "Rating": 9} for i in (1, 2, 3)]
+    async with TableClient.from_connection_string(
+            azurite_connection_string(), "Blogs", transport=serving(DOCUMENTED_SUCCESS, DOCUMENTED_SUCCESS_TYPE)) as table:
+        assert await Transactions(table, through_sdk).create(rows) == DOCUMENTED_ETAGS
+    async with TableClient.from_connection_string(
+            azurite_connection_string(), "Blogs", transport=serving(DOCUMENTED_JSON_ERROR, DOCUMENTED_JSON_ERROR_TYPE)) as table:
+        with pytest.raises(TransactionRejected) as raised:
+            await Transactions(table, through_sdk).create(rows)
+    assert (raised.value.status, raised.value.code) == (400, "OutOfRangeInput")
