@@ -15,6 +15,14 @@ from .wire import SMSContact, SMSModel, SMSSend
 # Carriers accept alphanumeric sender ids of up to 11 letters, digits and spaces.
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 
+# Free text stored with a message, in characters: generous for what it holds (a person's or a sender's
+# name, a note about the message), and small enough that a message with 99 recipients, every field at
+# its limit, stays well inside what Azure stores (a string 64 KiB, an entity 1 MiB, a transaction
+# 4 MiB): tests/unit/test_input_limits.py builds that worst case. Without them, a long note reached
+# storage and Azure's refusal came back as a 500.
+MAX_NAME_CHARS = 200
+MAX_NOTES_CHARS = 4000
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -36,6 +44,7 @@ def message_from(request: SMSSend, licensee_id: str, limits: Limits, comm_id: st
     errors: list[FieldError] = []
     body, info = _body(model, limits, errors)
     sender = _sender(model.from_, limits, errors)
+    _at_most("SMSModel.Notes", model.notes, MAX_NOTES_CHARS, errors)
     comm_id = comm_id or uuid.uuid4().hex
     now = utcnow()  # one moment for the message and all its recipients
     recipients = _recipients(comm_id, model.to or [], limits, errors, now)
@@ -74,6 +83,7 @@ def _sender(contact: SMSContact | None, limits: Limits, errors: list[FieldError]
     """A phone number in E.164, or an alphanumeric sender id as given; absent lets the provider choose."""
     if contact is None:
         return Contact()
+    _at_most("SMSModel.From.Name", contact.name, MAX_NAME_CHARS, errors)
     raw = (contact.phone_number or "").strip()
     number = None
     if _ALPHANUMERIC_SENDER.match(raw):
@@ -103,6 +113,7 @@ def _recipients(comm_id: str, contacts: list[SMSContact], limits: Limits, errors
     recipients: list[Recipient] = []
     seen: set[str] = set()
     for i, contact in enumerate(contacts):
+        _at_most(f"SMSModel.To[{i}].Name", contact.name, MAX_NAME_CHARS, errors)
         try:
             number = to_e164(contact.phone_number or "", limits.default_region)
         except InvalidNumber as exc:
@@ -117,3 +128,8 @@ def _recipients(comm_id: str, contacts: list[SMSContact], limits: Limits, errors
             phone_number=number, name=contact.name, contact_id=contact.contact_id, created_at=now, updated_at=now,
         ))
     return recipients
+
+
+def _at_most(path: str, text: str | None, limit: int, errors: list[FieldError]) -> None:
+    if text is not None and len(text) > limit:
+        errors.append(FieldError(path, "MaxLength", f"{path} is {len(text)} characters; the limit is {limit}"))

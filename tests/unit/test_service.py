@@ -70,6 +70,10 @@ async def test_licensee_is_filled_from_the_key_and_a_different_one_is_refused(se
     (request("0412345678", body="😀" * 400), "SMSModel.MessageBody", "needs 13 SMS segments (UCS-2); the limit is 10"),
     (request("0412345678", "12345", "nonsense"), "SMSModel.To[1].PhoneNumber", "'12345' is not a valid phone number"),
     (request("0412345678", From={"PhoneNumber": "not-a-sender!"}), "SMSModel.From.PhoneNumber", "alphanumeric sender id"),
+    (request("0412345678", Notes="n" * 4001), "SMSModel.Notes", "4001 characters; the limit is 4000"),
+    (request("0412345678", From={"Name": "c" * 201}), "SMSModel.From.Name", "201 characters; the limit is 200"),
+    (SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "0412345678", "Name": "s" * 201}], "MessageBody": "hi"}}),
+     "SMSModel.To[0].Name", "201 characters; the limit is 200"),
 ])
 async def test_invalid_requests_name_the_field_and_change_nothing(service, store, queue, send, field, fragment):
     with pytest.raises(ValidationFailed) as caught:

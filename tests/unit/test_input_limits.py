@@ -1,0 +1,111 @@
+"""The free text a caller sends (names, notes) is limited where the request is validated, so nothing
+Azure would refuse ever reaches storage: a too-long field is a 400 naming it, and the largest request
+validation lets through, every field at its limit, fits Azure's limits with room to spare."""
+import json
+import uuid
+
+import pytest
+from azure.data.tables.aio import TableClient
+
+from sms import segments
+from sms.config import Settings, azurite_connection_string
+from sms.storage.batch import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
+from sms.storage.tables import TableMessageStore, _message_entity, _recipient_entity
+from sms.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
+from sms.wire import SMSSend
+from tests.fakes import LICENSEE
+from tests.unit.capture import CapturingTransport, batch_answer, parse_batch
+from tests.unit.test_batch_limits import azure_entity_size
+
+
+async def test_a_huge_note_is_a_400_naming_the_field_and_nothing_is_stored(gw):
+    body = {"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hi", "Notes": "n" * 100_000}}
+    import azure.functions as func
+
+    response = await gw.functions["send"](func.HttpRequest(
+        "POST", "http://localhost/api/send", headers={"Authorization": f"Bearer {gw.key}"}, body=json.dumps(body).encode()))
+    status = json.loads(response.get_body())["responseStatus"]
+    assert response.status_code == 400 and status["errorCode"] == "ValidationException"
+    assert status["errors"] == [{"errorCode": "MaxLength", "fieldName": "SMSModel.Notes",
+                                 "message": f"SMSModel.Notes is 100000 characters; the limit is {MAX_NOTES_CHARS}"}]
+    assert gw.world.store.messages == {} and gw.world.queue.jobs == []
+
+
+# The largest the settings allow (SMS_MAX_BODY_CHARS and SMS_MAX_SEGMENTS at the top of their ranges).
+WIDEST = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                            "SMS_MAX_BODY_CHARS": "30000", "SMS_MAX_SEGMENTS": "255", "SMS_MAX_RECIPIENTS": "100000"})
+LIMITS = Limits(WIDEST.default_region, WIDEST.max_recipients, WIDEST.max_body_chars, WIDEST.max_segments)
+
+
+def longest_body(character: str) -> str:
+    """The most of `character` a body may hold at those limits (characters and segments)."""
+    low, high = 1, LIMITS.max_body_chars
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if segments.count(character * middle).segments <= LIMITS.max_segments else (low, middle - 1)
+    return character * low
+
+
+# Bodies at those limits, each the worst for one measure: the most UTF-16 (30,000 GSM characters), the
+# most JSON (each € is 2 GSM septets and 6 bytes of JSON), UCS-2, and emoji (two UTF-16 code units each).
+BODIES = {name: longest_body(character) for name, character in
+          {"ascii": "a", "quotes": '"', "euro": "€", "cyrillic": "ж", "emoji": "😀"}.items()}
+# Names and notes at their limits in the character that costs most: 2 UTF-16 code units, 12 bytes of JSON.
+WIDE = "😀"
+
+
+def widest_request(body: str, recipients: int) -> SMSSend:
+    return SMSSend.model_validate({"SMSModel": {
+        "From": {"Name": WIDE * MAX_NAME_CHARS, "PhoneNumber": "Clinic Name", "ContactId": uuid.uuid4().hex},
+        "To": [{"Name": WIDE * MAX_NAME_CHARS, "PhoneNumber": f"+614{i:08d}", "ContactId": uuid.uuid4().hex}
+               for i in range(recipients)],
+        "MessageBody": body, "Notes": WIDE * MAX_NOTES_CHARS, "ReplyIsAllowed": True, "ReplyIsRequired": True,
+        "LinkedObjectId": uuid.uuid4().hex, "SuiteId": uuid.uuid4().hex, "LicenseeId": LICENSEE,
+    }})
+
+
+@pytest.mark.parametrize("body", BODIES.values(), ids=BODIES.keys())
+@pytest.mark.parametrize("recipients", [99, 250])
+async def test_the_widest_valid_request_fits_azures_limits_with_room_to_spare(body, recipients):
+    """Validated, mapped to entities and written through the real store over a transport that sends
+    nothing: every transaction passes the checks before sending. 99 recipients are the message's own
+    transaction; 250 make two more of 100 recipient rows each."""
+    message, rows = message_from(widest_request(body, recipients), LICENSEE, LIMITS)
+    assert len(rows) == recipients  # accepted: this is a real worst case
+    assert len(body) == 30_000 or message.segments > 250  # and as long as the limits let a body be
+
+    transport = CapturingTransport(batch_answer())
+    async with TableClient.from_connection_string(azurite_connection_string(), "SmsMessages", transport=transport) as table:
+        await TableMessageStore(table).add(message, rows)  # StorageLimitExceeded if any check failed
+
+    assert len(transport.requests) == (1 if recipients == 99 else 3)
+    assert max(len(request.content) for request in transport.requests) < MAX_REQUEST_BYTES / 4
+    assert sum(len(parse_batch(request)[1]) for request in transport.requests) == recipients + 1
+    entities = [_message_entity(message)] + [_recipient_entity(r) for r in rows]
+    assert max(azure_entity_size(e) for e in entities) < MAX_ENTITY_BYTES / 8
+    strings = [v for e in entities for v in e.values() if isinstance(v, str)]
+    assert max(len(v.encode("utf-16-le")) for v in strings) <= MAX_STRING_BYTES * 0.92
+    assert max(sum(v is not None for v in e.values()) for e in entities) < 20  # of 255 properties
+
+
+@pytest.mark.parametrize("field, limit", [("Notes", MAX_NOTES_CHARS), ("From.Name", MAX_NAME_CHARS), ("To[0].Name", MAX_NAME_CHARS)])
+def test_each_text_field_is_limited_in_characters(field, limit):
+    def request(length: int) -> SMSSend:
+        model = {"From": {"Name": "Clinic"}, "To": [{"Name": "Sam", "PhoneNumber": "0412345678"}], "MessageBody": "hi"}
+        text = WIDE * length  # an emoji is one character, however many bytes it takes
+        if field == "Notes":
+            model["Notes"] = text
+        elif field == "From.Name":
+            model["From"]["Name"] = text
+        else:
+            model["To"][0]["Name"] = text
+        return SMSSend.model_validate({"SMSModel": model})
+
+    message_from(request(limit), LICENSEE, Limits())
+    from sms.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as raised:
+        message_from(request(limit + 1), LICENSEE, Limits())
+    [error] = raised.value.field_errors
+    assert (error.field_name, error.error_code) == (f"SMSModel.{field}", "MaxLength")
+    assert error.message == f"SMSModel.{field} is {limit + 1} characters; the limit is {limit}"
