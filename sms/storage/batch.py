@@ -238,15 +238,17 @@ def _entity_json(entity: Mapping[str, Any]) -> dict[str, Any]:
 def _check_entity(entity: Mapping[str, Any], json_bytes: int) -> None:
     """Refuses an entity Azure would refuse: too many properties, a name too long, a string over
     64 KiB or an entity over 1 MiB (as Azure counts them)."""
-    custom = sum(1 for name, value in entity.items() if value is not None and name not in _SYSTEM_PROPERTIES)
-    if custom > MAX_CUSTOM_PROPERTIES:
-        raise StorageLimitExceeded("PropertyCount", (
-            f"{_where(entity)} has {custom} properties besides PartitionKey, RowKey and Timestamp; Azure allows "
-            f"{MAX_CUSTOM_PROPERTIES} (255 with those three)"))
-    for name in entity:
-        if len(name) > MAX_PROPERTY_NAME_CHARS:
-            raise StorageLimitExceeded("PropertyName", (
-                f"{_where(entity)}: property name {name[:40]!r}... is {len(name)} characters; Azure allows {MAX_PROPERTY_NAME_CHARS}"))
+    # Counted only when there could be too many: the keys and None values (not stored) do not count.
+    if len(entity) > MAX_CUSTOM_PROPERTIES:
+        custom = sum(1 for name, value in entity.items() if value is not None and name not in _SYSTEM_PROPERTIES)
+        if custom > MAX_CUSTOM_PROPERTIES:
+            raise StorageLimitExceeded("PropertyCount", (
+                f"{_where(entity)} has {custom} properties besides PartitionKey, RowKey and Timestamp; Azure allows "
+                f"{MAX_CUSTOM_PROPERTIES} (255 with those three)"))
+    if max(map(len, entity)) > MAX_PROPERTY_NAME_CHARS:
+        name = max(entity, key=len)
+        raise StorageLimitExceeded("PropertyName", (
+            f"{_where(entity)}: property name {name[:40]!r}... is {len(name)} characters; Azure allows {MAX_PROPERTY_NAME_CHARS}"))
     # The JSON is ASCII (json.dumps escapes the rest) and spends at least one byte per UTF-16 code unit
     # of a string (an ASCII character 1 or 2, any other 6 per code unit), so no string in a body of
     # 32 KiB or less can be over 64 KiB, nor the entity near 1 MiB. Only larger ones are measured.

@@ -31,7 +31,6 @@ PERFORMING = "https://learn.microsoft.com/en-us/rest/api/storageservices/perform
 PREFER = ("https://learn.microsoft.com/en-us/rest/api/storageservices/"
           "setting-the-prefer-header-to-manage-response-echo-on-insert-operations")
 PAYLOAD_FORMAT = "https://learn.microsoft.com/en-us/rest/api/storageservices/payload-format-for-table-service-operations"
-INSERT_ENTITY = "https://learn.microsoft.com/en-us/rest/api/storageservices/insert-entity"
 
 DIFFERENCES = {
     "Prefer: return-no-content on each insert": (
