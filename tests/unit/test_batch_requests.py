@@ -30,6 +30,7 @@ from tests.unit.capture import CapturingTransport, Operation, batch_answer, pars
 PERFORMING = "https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions"
 PREFER = ("https://learn.microsoft.com/en-us/rest/api/storageservices/"
           "setting-the-prefer-header-to-manage-response-echo-on-insert-operations")
+UPDATE_ENTITY = "https://learn.microsoft.com/en-us/rest/api/storageservices/update-entity2"
 PAYLOAD_FORMAT = "https://learn.microsoft.com/en-us/rest/api/storageservices/payload-format-for-table-service-operations"
 
 DIFFERENCES = {
@@ -46,7 +47,8 @@ DIFFERENCES = {
     "no x-ms-version, x-ms-date, Date or Content-Length on each operation": (
         f"{PERFORMING}: the $batch request itself 'must include the x-ms-version header' and is the one that "
         "is signed; the page's JSON sample request sends each operation with only Content-Type, Accept, "
-        "Prefer and DataServiceVersion. An operation's body ends where its MIME part ends."),
+        f"Prefer and DataServiceVersion. {UPDATE_ENTITY} lists x-ms-version as 'Optional' on the operation "
+        "itself. An operation's body ends where its MIME part ends."),
     "compact JSON, and no blank line before the closing boundaries": (
         "The same JSON value and the same MIME parts: the bodies here are compared after parsing, with the "
         "standard library's MIME parser."),
