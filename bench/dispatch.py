@@ -1,5 +1,8 @@
 """Dispatch: one worker process sending jobs through the Twilio adapter (the real SDK) to a local fake
-of Twilio's API on 127.0.0.1, answering at once or after 50 ms; and with a rate limit set."""
+of Twilio's API on 127.0.0.1, answering at once or after 50 ms; and with a rate limit set.
+
+The instant-provider figure is compared with the provider floor measured in the same run: the same
+adapter sending the same number of SMS at the same concurrency, with no storage and no jobs."""
 from __future__ import annotations
 
 import asyncio
@@ -9,13 +12,14 @@ from sms.bootstrap import build
 from sms.config import Settings
 from sms.model import SendJob
 from sms.pacing import SenderRateLimiter
+from sms.providers import OutgoingSms
 from sms.providers.twilio import TwilioProvider
 from sms.service import SmsService
 from sms.validation import Limits
 from sms.wire import SMSSend
 from tests.fake_vendors import FakeTwilio
 
-from .harness import Row
+from .harness import Row, load
 
 CONCURRENCY = 16  # SMS_SEND_CONCURRENCY's default
 RATE_LIMIT = 50.0
@@ -54,8 +58,25 @@ async def _send_all(connection: str, recipients: int, latency: float, rate: floa
         await fake.stop()
 
 
+async def _provider_floor(recipients: int) -> float:
+    """SMS per second through the adapter alone, CONCURRENCY at a time: what dispatch cannot beat."""
+    fake = await FakeTwilio().start()
+    provider = TwilioProvider(FakeTwilio.ACCOUNT_SID, FakeTwilio.AUTH_TOKEN, from_number="+61400000000", api_base_url=fake.base_url)
+    try:
+        async def send(i: int) -> None:
+            outcome = await provider.send(OutgoingSms(recipient_id=f"{i:032x}", to=f"+614{i:08d}", body="Dispatch benchmark"))
+            if not outcome.accepted:
+                raise RuntimeError(f"the fake refused a send: {outcome.error}")
+
+        return (await load(recipients, CONCURRENCY, send)).per_second
+    finally:
+        await provider.close()
+        await fake.stop()
+
+
 async def run(connection: str, recipients: int) -> dict[str, tuple[float, float, float]]:
     return {
+        "provider floor": (await _provider_floor(recipients), 0.0, 0.0),
         "instant": await _send_all(connection, recipients, 0.0),
         "50 ms": await _send_all(connection, recipients, 0.05),
         "rate limited": await _send_all(connection, min(recipients, 250), 0.0, RATE_LIMIT),
@@ -63,10 +84,13 @@ async def run(connection: str, recipients: int) -> dict[str, tuple[float, float,
 
 
 def rows(results: dict[str, tuple[float, float, float]]) -> list[Row]:
-    instant, slow, limited = results["instant"], results["50 ms"], results["rate limited"]
+    floor, instant, slow, limited = results["provider floor"][0], results["instant"], results["50 ms"], results["rate limited"]
     ideal = CONCURRENCY / 0.05
     return [
-        Row("dispatch", "recipients/s, instant provider", instant[0], "recipients/s", ">= 320 (Jasmin)", instant[0] >= 320),
+        Row("dispatch", "recipients/s, instant provider", instant[0], "recipients/s"),
+        Row("dispatch", "provider floor (adapter alone) SMS/s", floor, "SMS/s"),
+        # Shown, not judged: no target for it was ever measured here (the old one was Jasmin's, from elsewhere).
+        Row("dispatch", "instant: dispatch / provider floor", instant[0] / floor, "ratio"),
         Row("dispatch", "storage round trips per job", instant[1], "per job", "<= 3", instant[1] <= 3),
         Row("dispatch", "recipients/s, 50 ms provider", slow[0], "recipients/s"),
         Row("dispatch", "50 ms: achieved / ideal (16 / 0.05 s)", slow[0] / ideal, "ratio", ">= 0.8", slow[0] / ideal >= 0.8),
