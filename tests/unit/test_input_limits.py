@@ -37,6 +37,16 @@ WIDEST = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
 LIMITS = Limits(WIDEST.default_region, WIDEST.max_recipients, WIDEST.max_body_chars, WIDEST.max_segments)
 
 
+@pytest.mark.parametrize("setting, value", [("SMS_MAX_BODY_CHARS", "30001"), ("SMS_MAX_SEGMENTS", "256")])
+def test_the_settings_allow_nothing_wider_than_the_case_below(setting, value):
+    """Raising a setting's range means rechecking the worst case below: a body of 32,769 characters
+    would be over 64 KiB as UTF-16."""
+    from sms.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{setting}={value} is out of range"):
+        Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", setting: value})
+
+
 def longest_body(character: str) -> str:
     """The most of `character` a body may hold at those limits (characters and segments)."""
     low, high = 1, LIMITS.max_body_chars
