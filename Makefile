@@ -29,6 +29,8 @@ run: install
 
 test: install-dev lint infra-check
 	$(PY) -m pytest
+	# The integration suite once more on the SDK's own request path (SMS_STORAGE_REQUESTS=sdk, the way out).
+	SMS_STORAGE_REQUESTS=sdk $(PY) -m pytest tests/integration -q
 
 lint: install-dev
 	$(VENV)/bin/ruff check sms tests bench function_app.py

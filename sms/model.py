@@ -88,7 +88,15 @@ class Recipient:
     etag: str | None = None  # set by the store; updates are conditional on it
 
     def moved_to(self, status: Status, **changes) -> "Recipient":
+        error = changes.get("last_error")
+        if error is not None and len(error) > MAX_ERROR_CHARS:  # vendors' text has no bound; storage has
+            changes["last_error"] = error[: MAX_ERROR_CHARS - 1] + "…"
         return replace(self, status=status, updated_at=utcnow(), **changes)
+
+
+# The longest error kept on a recipient: enough for any vendor's reason, far below Azure's 64 KiB
+# per property (a longer one made the outcome write fail after the SMS attempt).
+MAX_ERROR_CHARS = 1000
 
 
 @dataclass(frozen=True)

@@ -365,3 +365,19 @@ async def test_the_sweeper_requeues_what_was_left_behind(store, queue, provider)
     assert jobs == [SendJob(left_queued.comm_id, 0, 99), SendJob(left_queued.comm_id, 100, 199)]
     assert [job for job, _ in queue.jobs] == jobs
     assert fresh.comm_id not in {j.comm_id for j in jobs}
+
+
+async def test_a_providers_huge_error_text_is_recorded_cut_short(store, queue, limits):
+    """Vendor error text is not ours to bound: a 100,000-character one would break Azure's 64 KiB
+    property limit, and the outcome write would fail after the attempt was made."""
+    from sms.model import MAX_ERROR_CHARS
+    from sms.service import SmsService
+
+    provider = RecordingProvider(refuse={"+61412345678": "Invalid 'To' number: " + "x" * 100_000})
+    service = SmsService(store, queue, provider, limits, send_concurrency=8)
+    response = await service.accept(request("0412 345 678"), LICENSEE)
+    await service.dispatch(SendJob(response.comm_id, 0, 0))
+    _, [recipient] = await store.load(response.comm_id)
+    assert recipient.status is Status.FAILED
+    assert len(recipient.last_error) == MAX_ERROR_CHARS and recipient.last_error.startswith("Invalid 'To' number: xxx")
+    assert recipient.last_error.endswith("…")
