@@ -13,6 +13,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .routes import MAX_BATCH, OPERATION, ROUTES, Route
+from .validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
 from .wire import RepliesResponse
 
@@ -61,6 +62,7 @@ def document() -> dict[str, Any]:
          (RepliesResponse, "serialization"), (ErrorResponse, "serialization")],
         ref_template=_REF,
     )
+    _document_limits(schemas["$defs"])
     paths: dict[str, Any] = {}
     for route in ROUTES:
         if route.kind in _SUMMARIES:
@@ -84,6 +86,14 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}, {"basic": []}],
     }
+
+
+def _document_limits(schemas: dict[str, Any]) -> None:
+    """The lengths sms.validation enforces, which the DTOs (the seed's contract) do not carry."""
+    for model, field, limit in (("SMSContact", "Name", MAX_NAME_CHARS), ("SMSModel", "Notes", MAX_NOTES_CHARS)):
+        for option in schemas[model]["properties"][field]["anyOf"]:
+            if option.get("type") == "string":
+                option["maxLength"] = limit
 
 
 @functools.cache

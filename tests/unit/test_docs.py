@@ -29,6 +29,21 @@ def test_schemas_are_the_models_own():
     assert set(schemas["SMSModel"]["properties"]) == {f.validation_alias for f in SMSSend.model_fields["sms_model"].annotation.__args__[0].model_fields.values()}
 
 
+def test_the_documented_lengths_are_the_ones_validation_enforces():
+    from sms.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
+
+    schemas = openapi.document()["components"]["schemas"]
+    assert {"type": "string", "maxLength": MAX_NAME_CHARS} in schemas["SMSContact"]["properties"]["Name"]["anyOf"]
+    assert {"type": "string", "maxLength": MAX_NOTES_CHARS} in schemas["SMSModel"]["properties"]["Notes"]["anyOf"]
+
+
+def test_the_commid_pattern_in_openapi_is_the_routes_own():
+    status = openapi.document()["paths"]["/api/sms/{commId}"]["get"]
+    [comm_id] = [p for p in status["parameters"] if p["name"] == "commId"]
+    assert re.fullmatch(comm_id["schema"]["pattern"], "E1F6BE64-7333-48E3-B370-55B6C0FD9EBE.jsv")
+    assert not re.fullmatch(comm_id["schema"]["pattern"], "send")
+
+
 def test_the_metadata_samples_decode_back_into_the_dtos():
     page = metadata.page().decode()
     samples = [html.unescape(s) for s in re.findall(r"<pre>Content-Type: [^\n]+\n\n(.*?)</pre>", page, re.S)]
@@ -36,5 +51,5 @@ def test_the_metadata_samples_decode_back_into_the_dtos():
     assert to_dto(json.loads(request_json), SMSSend) == to_dto(jsv.loads(request_jsv), SMSSend) == metadata._SAMPLE_REQUEST
     assert CommResponse.model_validate(json.loads(response_json)) == CommResponse.model_validate(jsv.loads(response_jsv))
     for route in ROUTES:
-        if route.kind in ("send", "send_now", "reply", "status"):
+        if route.kind in ("send", "send_now", "batch", "reply", "status"):
             assert f"/{route.path}" in page
