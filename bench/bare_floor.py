@@ -31,7 +31,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,6 +41,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+
+from sms import children  # only to run it as a child: the floor's own path uses nothing of the gateway's
 
 QUEUE = "bench-bare"
 TABLE = "BenchBare"
@@ -203,35 +204,20 @@ class Spawned:
 @contextlib.contextmanager
 def spawned(connection: str, queue: str = QUEUE, table: str = TABLE, timeout: float = 30.0) -> Iterator[Spawned]:
     """The bare floor in a child process on a free loopback port; stopped on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.bare_floor", "--queue", queue, "--table", table], cwd=ROOT,
-        env={**os.environ, "AzureWebJobsStorage": connection, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    output: list[str] = []
-    ready = threading.Event()
     port: list[int] = []
 
-    def drain() -> None:  # keeps reading so the child never blocks on a full pipe
-        for line in process.stdout:
-            output.append(line.rstrip())
-            if match := _LISTENING.search(line):
-                port.append(int(match.group(1)))
-                ready.set()
-        ready.set()
+    def listening(line: str) -> bool:
+        if match := _LISTENING.search(line):
+            port.append(int(match.group(1)))
+        return bool(port)
 
-    threading.Thread(target=drain, daemon=True, name="bare-floor-output").start()
+    child = children.start([sys.executable, "-m", "bench.bare_floor", "--queue", queue, "--table", table], listening,
+                           what="the bare floor", timeout=timeout, cwd=ROOT,
+                           env={**os.environ, "AzureWebJobsStorage": connection, "PYTHONUNBUFFERED": "1"})
     try:
-        if not ready.wait(timeout) or not port:
-            raise RuntimeError("the bare floor did not start:\n" + "\n".join(output[-30:]))
-        yield Spawned(f"http://127.0.0.1:{port[0]}", process, output)
+        yield Spawned(f"http://127.0.0.1:{port[0]}", child.process, child.output)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        child.stop(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from . import children
+from .children import Child
 from .config import PROJECT_ROOT, azurite_connection_string
 
 # Longer than our clients keep an idle connection (aiohttp: 15 s), as Azure's minutes are. At Node's
@@ -26,21 +27,22 @@ class Azurite:
     host: str
     queue_port: int
     table_port: int
-    process: subprocess.Popen
-    output: list[str] = field(default_factory=list)
+    child: Child
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.child.process
+
+    @property
+    def output(self) -> list[str]:
+        return self.child.output
 
     @property
     def connection_string(self) -> str:
         return azurite_connection_string(self.host, self.queue_port, self.table_port)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.child.stop(timeout=10)
 
     def __enter__(self) -> "Azurite":
         return self
@@ -63,25 +65,13 @@ def start(host: str = "127.0.0.1", queue_port: int = 0, table_port: int = 0, tim
         "--blobPort", "0", "--queuePort", str(queue_port), "--tablePort", str(table_port),
         *(f"--{service}KeepAliveTimeout={KEEP_ALIVE_SECONDS}" for service in ("blob", "queue", "table")),
     ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        cwd=tempfile.gettempdir(), stdin=subprocess.DEVNULL,
-    )
     ports: dict[str, int] = {}
-    output: list[str] = []
-    ready = threading.Event()
 
-    def read_output() -> None:  # keeps draining so Azurite never blocks on a full pipe
-        for line in process.stdout:
-            output.append(line.rstrip())
-            if match := _LISTENING.search(line):
-                ports[match.group(1)] = int(match.group(2))
-                if len(ports) == 2:
-                    ready.set()
-        ready.set()
+    def listening_on_both(line: str) -> bool:
+        if match := _LISTENING.search(line):
+            ports[match.group(1)] = int(match.group(2))
+        return len(ports) == 2
 
-    threading.Thread(target=read_output, daemon=True, name="azurite-output").start()
-    if not ready.wait(timeout) or len(ports) < 2:
-        process.kill()
-        raise RuntimeError("Azurite did not start:\n" + "\n".join(output[-20:]))
-    return Azurite(host, ports["Queue"], ports["Table"], process, output)
+    child = children.start(command, listening_on_both, what="Azurite", timeout=timeout,
+                           cwd=tempfile.gettempdir(), stdin=subprocess.DEVNULL)
+    return Azurite(host, ports["Queue"], ports["Table"], child)

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -21,6 +20,7 @@ import azure.functions as func
 from aiohttp import web
 from azure.storage.queue.aio import QueueServiceClient
 
+from .. import children
 from ..config import PROJECT_ROOT, ConfigError, host_json, load_local_settings, proxy_lookup_options, resolve_connection
 from .app import read_app
 from .http import http_app
@@ -123,33 +123,19 @@ class SpawnedHost:
 @contextlib.contextmanager
 def spawned(env: dict[str, str], timeout: float = 60.0) -> Iterator[SpawnedHost]:
     """This dev host in a child process on a free loopback port, for tests and benchmarks; stopped on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"], cwd=PROJECT_ROOT,
-        env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    output: list[str] = []
-    ready = threading.Event()
     port: list[int] = []
 
-    def drain() -> None:  # keeps reading so the host never blocks on a full pipe
-        for line in process.stdout:
-            output.append(line.rstrip())
-            if match := re.search(r"Dev host listening on http://127\.0\.0\.1:(\d+)", line):
-                port.append(int(match.group(1)))
-                ready.set()
-        ready.set()
+    def listening(line: str) -> bool:
+        if match := re.search(r"Dev host listening on http://127\.0\.0\.1:(\d+)", line):
+            port.append(int(match.group(1)))
+        return bool(port)
 
-    threading.Thread(target=drain, daemon=True, name="devhost-output").start()
+    child = children.start([sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"], listening,
+                           what="dev host", timeout=timeout, cwd=PROJECT_ROOT, env={**env, "PYTHONUNBUFFERED": "1"})
     try:
-        if not ready.wait(timeout) or not port:
-            raise RuntimeError("dev host did not start:\n" + "\n".join(output[-30:]))
-        yield SpawnedHost(f"http://127.0.0.1:{port[0]}", process, output)
+        yield SpawnedHost(f"http://127.0.0.1:{port[0]}", child.process, child.output)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        child.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -86,27 +86,6 @@ async def test_a_delayed_job_is_invisible_until_its_delay_passes(queue_service, 
     assert (await queue_service.get_queue_client(name).get_queue_properties()).approximate_message_count == 1
 
 
-async def test_a_message_that_is_not_base64_goes_to_poison(queue_service, unique_name):
-    name = unique_name("jobs")
-    raw = queue_service.get_queue_client(name)
-    await create_queue(raw)
-    await raw.send_message("{not base64}")
-    recorder = Recorder()
-    poison = queue_service.get_queue_client(f"{name}-poison")
-    await create_queue(poison)
-    parked = []
-
-    async def watch_poison():
-        while not parked:
-            parked.extend(await poison.peek_messages())
-            await asyncio.sleep(0.05)
-
-    watcher = asyncio.create_task(watch_poison())
-    await run_listener(queue_service, name, recorder.handle, QueueSemantics(**{**FAST.__dict__, "max_dequeue_count": 1}),
-                       until=watcher.done)
-    assert recorder.bodies == [] and [m.content for m in parked] == ["{not base64}"]
-
-
 async def test_a_message_that_is_not_base64_goes_to_poison_at_once_without_running(queue_service, unique_name):
     # The host moves it on its first receipt whatever maxDequeueCount is (CreateMessageDecodingFailedHandler),
     # and creates the poison queue if it has to (AddMessageAndCreateIfNotExistsAsync).
