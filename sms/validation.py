@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +66,11 @@ def _body(model: SMSModel, limits: Limits, errors: list[FieldError]) -> tuple[st
     body, info = model.message_body or "", None
     if not body.strip():
         errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "SMSModel.MessageBody must not be empty"))
+    elif not _shows_anything(body):
+        errors.append(FieldError(
+            "SMSModel.MessageBody", "NoVisibleText",
+            "SMSModel.MessageBody has nothing a phone can show: only control, formatting (zero-width) or space characters",
+        ))
     elif len(body) > limits.max_body_chars:
         errors.append(FieldError(
             "SMSModel.MessageBody", "MaxLength",
@@ -77,6 +83,17 @@ def _body(model: SMSModel, limits: Limits, errors: list[FieldError]) -> tuple[st
         ))
         info = None
     return body, info
+
+
+# Unicode general categories a phone shows nothing for on their own: controls (Cc: NUL, ESC, DEL, C1),
+# formatting (Cf: zero-width spaces and joiners, BOM, bidi marks, soft hyphen), separators (Z*) and
+# combining marks with no base (M*). Unassigned code points (Cn) count as visible: they are often
+# emoji newer than Python's Unicode database, which phones do show.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Mc", "Me"})
+
+
+def _shows_anything(text: str) -> bool:
+    return any(unicodedata.category(c) not in _INVISIBLE_CATEGORIES for c in text)
 
 
 def _sender(contact: SMSContact | None, limits: Limits, errors: list[FieldError]) -> Contact:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import json
+import re
+import sys
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any, Sequence, TypeVar
@@ -15,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_pascal
+from pydantic_core import PydanticSerializationError
 
 from ..errors import (
     Conflict,
@@ -93,29 +96,45 @@ def _from_accept(accept: str | None) -> Format | None:
 
 
 def read_body(body: bytes, content_type: str | None, default: Format = Format.JSON) -> Any:
-    """A request body as plain data (dicts, lists, strings), whatever format it came in."""
+    """A request body as plain data (dicts, lists, strings), whatever format it came in.
+
+    Every string in it, keys included, is valid Unicode, or the body is refused naming the field."""
     media = media_type(content_type)
     if not body or not body.strip():
         raise ValidationFailed([FieldError("", "SerializationException", "The request body is empty")])
     fmt = _MEDIA_FORMATS.get(media) if media else default
     if fmt is None and media not in (FORM, MULTIPART):
         raise UnsupportedMediaType(media)
-    try:
-        text = body.decode("utf-8-sig")  # RFC 8259: JSON between systems is UTF-8; JSV and forms here too
-    except UnicodeDecodeError:
-        raise _unreadable("The request body is not UTF-8 text") from None
-    if fmt is Format.JSON:
+    if media == MULTIPART:
+        data = _multipart(body, content_type or "")
+    else:
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _unreadable(f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-        except RecursionError:
-            raise _unreadable("The request body is nested deeper than this service reads") from None
-    if fmt is Format.JSV:
-        return _jsv(text, "The request body is not valid JSV")
-    if media == FORM:
-        return {key: _form_value(key, value) for key, value in parse_qsl(text, keep_blank_values=True)}
-    return _multipart(body, content_type or "")
+            text = body.decode("utf-8-sig")  # RFC 8259: JSON between systems is UTF-8; JSV and forms here too
+        except UnicodeDecodeError:
+            raise _unreadable("The request body is not UTF-8 text") from None
+        if fmt is Format.JSON:
+            data = _json(text)
+        elif fmt is Format.JSV:
+            data = _jsv(text, "The request body is not valid JSV")
+        else:
+            # A percent-escaped byte that is not UTF-8 is kept (as a lone surrogate) for the check below
+            # to name its field; the default, errors="replace", would send U+FFFD in its place.
+            fields = parse_qsl(text, keep_blank_values=True, errors="surrogateescape")
+            data = {key: _form_value(key, value) for key, value in fields}
+    _refuse_invalid_text(data)
+    return data
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _unreadable(f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise _unreadable("The request body is nested deeper than this service reads") from None
+    except ValueError:  # int() refuses a number longer than sys.get_int_max_str_digits() (CVE-2020-10735)
+        raise _unreadable(f"The request body is not valid JSON here: it has a number of more than "
+                          f"{sys.get_int_max_str_digits()} digits") from None
 
 
 def _form_value(key: str, value: str) -> Any:
@@ -129,10 +148,10 @@ def _multipart(body: bytes, content_type: str) -> dict[str, Any]:
         raise _unreadable("The multipart/form-data body could not be read (is the boundary right?)")
     fields: dict[str, Any] = {}
     for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
+        name = part.get_param("name", header="content-disposition")  # bytes that are not ASCII: lone surrogates
         if name:
             payload = part.get_payload(decode=True) or b""
-            fields[str(name)] = _form_value(str(name), payload.decode("utf-8", errors="replace"))
+            fields[str(name)] = _form_value(str(name), payload.decode("utf-8", errors="surrogateescape"))
     return fields
 
 
@@ -145,6 +164,50 @@ def _jsv(text: str, what: str) -> Any:
 
 def _unreadable(message: str) -> ValidationFailed:
     return ValidationFailed([FieldError("", "SerializationException", message)])
+
+
+# A code point no valid Unicode text holds: half of a UTF-16 surrogate pair on its own. JSON can write
+# one ("\ud800" is a valid escape), and surrogateescape keeps a byte that is not UTF-8 as one.
+# Nothing downstream can carry it: it cannot be encoded as UTF-8 for a provider, for storage or for
+# the answer, so it is refused here, once, for every string a request holds.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def invalid_unicode_at(text: str) -> int | None:
+    """Where `text` stops being valid Unicode (a lone surrogate), or None when it is valid."""
+    if text.isascii():
+        return None
+    found = _LONE_SURROGATE.search(text)
+    return found.start() if found else None
+
+
+def _refuse_invalid_text(data: Any) -> None:
+    """Every string and key in a decoded document is valid Unicode; else a 400 naming each field as
+    the client spelled it, e.g. SMSModel.To[0].Name. Walked without recursion: depth is the reader's
+    limit, not this one's."""
+    errors: list[FieldError] = []
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if (at := invalid_unicode_at(value)) is not None:
+                errors.append(FieldError(path, "InvalidUnicode", (
+                    f"{path or 'The request body'} is not valid Unicode text: character {at + 1} is a lone UTF-16 "
+                    "surrogate or a byte that is not UTF-8")))
+        elif isinstance(value, dict):
+            children = []
+            for key, item in value.items():
+                key = str(key)
+                if invalid_unicode_at(key) is not None:
+                    errors.append(FieldError(path, "InvalidUnicode",
+                                             f"{path or 'The request body'} has a property name that is not valid Unicode text"))
+                    continue
+                children.append((f"{path}.{key}" if path else key, item))
+            pending.extend(reversed(children))  # popped in document order
+        elif isinstance(value, list):
+            pending.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(value)]))
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def to_dto(data: Any, model: type[M], path: str = "") -> M:
@@ -188,11 +251,25 @@ def _field_error(error: dict, prefix: str = "") -> FieldError:
 
 def encode(value: BaseModel | Sequence[BaseModel], fmt: Format) -> bytes:
     if fmt is Format.JSV:
-        return jsv.dumps(pascal_dict(value if isinstance(value, BaseModel) else list(value))).encode()
+        return _utf8(jsv.dumps(pascal_dict(value if isinstance(value, BaseModel) else list(value))))
     if isinstance(value, BaseModel):
-        return value.model_dump_json(by_alias=True, exclude_none=True).encode()
-    return json.dumps([v.model_dump(mode="json", by_alias=True, exclude_none=True) for v in value],
-                      separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return value.model_dump_json(by_alias=True, exclude_none=True).encode()
+        except PydanticSerializationError:  # text that is not valid Unicode: see _utf8
+            data: Any = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    else:
+        data = [v.model_dump(mode="json", by_alias=True, exclude_none=True) for v in value]
+    return _utf8(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8, with U+FFFD for any lone surrogate. Requests holding one are refused, but an answer can
+    still quote one (an error naming a header or path the client sent), and an answer that cannot be
+    encoded would be a 500."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
 _HTTP_STATUS = {
