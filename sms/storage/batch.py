@@ -101,7 +101,7 @@ class Transaction:
     in flight. Built on the SDK path too, so both paths refuse exactly the same writes."""
     request: HttpRequest
     operations: int
-    repeatable: bool  # safe to send again after a connection error (every operation is conditional)
+    repeatable: bool  # safe to send again after a connection error (no insert: see inserting)
     sdk_operations: tuple = ()  # the same operations for TableClient.submit_transaction (SDK path)
 
 
@@ -124,6 +124,11 @@ class Transactions:
         """A transaction that inserts every entity or none. Not repeated after a connection error: if
         the first attempt landed, the repeat would fail (409) and hide that it had."""
         return self._build([("POST", self._table_url, entity, None) for entity in entities])
+
+    def upserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
+        """A transaction that writes every entity whether or not it is there (Insert Or Replace Entity:
+        a PUT with no If-Match), all or none. Repeatable: a second write of the same rows changes nothing."""
+        return self._build([("PUT", self._entity_url(entity), entity, None) for entity in entities])
 
     def replacing(self, entities: Sequence[tuple[Mapping[str, Any], str]]) -> Transaction:
         """A transaction that replaces each (entity, etag) only if its ETag still matches, all or none."""
@@ -184,8 +189,8 @@ class Transactions:
                 f"--{changeset}", "Content-Type: application/http", "Content-Transfer-Encoding: binary",
                 f"Content-ID: {number}", "",
                 f"{method} {url} HTTP/1.1", "Content-Type: application/json", "DataServiceVersion: 3.0",
-                *(("Accept: application/json", f"If-Match: {etag}") if etag else
-                  ("Accept: application/json;odata=minimalmetadata", "Prefer: return-no-content")),
+                *(("Accept: application/json;odata=minimalmetadata", "Prefer: return-no-content") if method == "POST" else
+                  ("Accept: application/json", *([f"If-Match: {etag}"] if etag else []))),
                 "", body,
             ]
         lines += [f"--{changeset}--", f"--{batch}--", ""]
@@ -198,8 +203,9 @@ class Transactions:
             "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
             "x-ms-version": self._version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
         })
-        repeatable = bool(operations) and all(etag is not None for _, _, _, etag in operations)
-        sdk_operations = tuple(_sdk_operation(entity, etag) for _, _, entity, etag in operations) if self.through_sdk else ()
+        # A replace (conditional or not) lands once whatever the repeats; an insert's repeat would fail.
+        repeatable = bool(operations) and all(method == "PUT" for method, _, _, _ in operations)
+        sdk_operations = tuple(_sdk_operation(method, entity, etag) for method, _, entity, etag in operations) if self.through_sdk else ()
         return Transaction(request, len(operations), repeatable, sdk_operations)
 
 
@@ -213,9 +219,11 @@ def _check_the_sdk_body(pipeline_request: Any) -> None:
             f"wrote {len(content)} bytes"))
 
 
-def _sdk_operation(entity: Mapping[str, Any], etag: str | None) -> tuple:
-    if etag is None:
+def _sdk_operation(method: str, entity: Mapping[str, Any], etag: str | None) -> tuple:
+    if method == "POST":
         return ("create", entity)
+    if etag is None:
+        return ("upsert", entity, {"mode": UpdateMode.REPLACE})
     return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified})
 
 

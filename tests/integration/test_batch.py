@@ -247,3 +247,18 @@ async def test_the_suite_writes_through_the_path_it_was_asked_for(storage_reques
         assert gateway.messages._transactions.through_sdk is through_sdk and gateway.jobs.through_sdk is through_sdk
     finally:
         await gateway.close()
+
+
+async def test_an_upsert_writes_rows_whether_or_not_they_are_there_and_can_be_repeated(table):
+    """Insert Or Replace Entity (a PUT with no If-Match): rows no reader can see yet are rewritten by a
+    request that is finishing an earlier attempt's work, instead of failing on the rows it left."""
+    pk = uuid.uuid4().hex
+    writer = Transactions(table)
+    await writer.create([row(pk, "left", Body="an earlier attempt")])
+    rows = [row(pk, "left", Body="this attempt"), row(pk, "new", Body="this attempt")]
+    etags = await writer.submit(writer.upserting(rows))
+    again = await writer.submit(writer.upserting(rows))
+    assert len(etags) == len(again) == 2 and etags != again
+    assert again == [(await table.get_entity(pk, rk)).metadata["etag"] for rk in ("left", "new")]
+    assert [(await table.get_entity(pk, rk))["Body"] for rk in ("left", "new")] == ["this attempt"] * 2
+    assert writer.upserting([row(pk, "x")]).repeatable and not writer.inserting([row(pk, "x")]).repeatable

@@ -166,6 +166,18 @@ async def test_conditional_replaces_are_the_sdks_operation_by_operation(credenti
         "%5B%5D%7B%7D~%20it%27%27%27%27s',RowKey='r000000%20%27%27quoted%27%27%20%E2%9C%93')")
 
 
+@pytest.mark.parametrize("credential", ["key", "sas"])
+async def test_upserts_are_the_sdks_operation_by_operation(credential):
+    transport = CapturingTransport(batch_answer())
+    async with table_service(credential, transport) as service:
+        table = service.get_table_client("SmsMessages")
+        await table.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entities()])
+        await Transactions(table).submit(Transactions(table).upserting(entities()))
+    sdk, ours = transport.requests
+    assert_same_transaction(ours, sdk)
+    assert [(op.method, "If-Match" in op.headers) for op in parse_batch(ours)[1]] == [("PUT", False)] * 3
+
+
 async def test_the_sdk_path_sends_what_submit_transaction_sends():
     """SMS_STORAGE_REQUESTS=sdk: the operations go to the SDK itself, which writes its own request."""
     transport = CapturingTransport(batch_answer())
