@@ -60,16 +60,21 @@ class InboundService:
         raise RecordChanged(f"could not apply a receipt to {reference}")
 
     async def receive(self, sms: InboundSms) -> InboundSms:
-        """Store an inbound SMS, linked to the message it answers, and act on STOP / START."""
+        """Store an inbound SMS, linked to the message it answers, and act on STOP / START.
+
+        STOP and START apply to the number they were sent to (`to`), for every licensee texting from
+        it, and to the licensee whose message they answer.
+        """
         route = await self._inbound.route_for(sms.from_number)
-        scope = route.licensee_id if route else EVERY_LICENSEE
+        licensee_id = route.licensee_id if route else None
         action = keyword(sms.body)
         if action == "out":
-            await self._opt_outs.opt_out(scope, sms.from_number)
-            log.info("%s opted out (%s)", mask(sms.from_number), "licensee " + scope if route else "every licensee")
+            scopes = await self._opt_outs.opt_out(sms.from_number, sms.to_number, licensee_id)
+            log.info("%s opted out of %s", mask(sms.from_number), "every licensee" if scopes == [EVERY_LICENSEE]
+                     else f"licensee {licensee_id} and every licensee texting from {mask(sms.to_number)}")
         elif action == "in":
-            await self._opt_outs.opt_in(scope, sms.from_number)
-            log.info("%s opted back in", mask(sms.from_number))
+            await self._opt_outs.opt_in(sms.from_number, sms.to_number, licensee_id)
+            log.info("%s opted back in to %s", mask(sms.from_number), mask(sms.to_number))
         stored = replace(sms, comm_id=route.comm_id if route else None)
         await self._inbound.add(stored)
         return stored

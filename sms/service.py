@@ -242,7 +242,8 @@ class SmsService:
         Returns (to send, opted out).
         """
         comm_id = message.comm_id
-        blocked = await self._opt_outs.blocked(message.licensee_id) if self._opt_outs else set()
+        sender = message.sender.phone_number or self._provider.default_sender  # a STOP sent to it applies
+        blocked = await self._opt_outs.blocked(message.licensee_id, sender) if self._opt_outs else set()
         for _ in range(CLAIM_ATTEMPTS):
             now = utcnow()
             stale = [r for r in recipients if r.status is Status.SENDING and r.updated_at <= now - self._sending_lease]

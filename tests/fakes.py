@@ -14,6 +14,7 @@ from sms.optouts import OptOuts
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
 from sms.service import SmsService
 from sms.storage import (
+    EVERY_LICENSEE,
     ApiKeyRecord,
     ApiKeyStore,
     IdempotencyRecord,
@@ -108,6 +109,10 @@ class InMemoryOptOutStore(OptOutStore):
     async def numbers(self, scope: str) -> set[str]:
         self.reads += 1
         return set(self.scopes.get(scope, set()))
+
+    async def shared_scopes(self) -> dict[str, set[str]]:
+        self.reads += 1
+        return {scope: set(numbers) for scope, numbers in self.scopes.items() if scope.startswith(EVERY_LICENSEE)}
 
 
 class InMemoryJobQueue(JobQueue):

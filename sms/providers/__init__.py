@@ -34,6 +34,9 @@ class SendOutcome:
 
 class SmsProvider(abc.ABC):
     name: str
+    # The number an SMS goes out from when its message names none; None when the provider picks one
+    # (a Twilio Messaging Service) or has none (console). A STOP sent to it applies to those SMS.
+    default_sender: str | None = None
 
     @abc.abstractmethod
     async def send(self, sms: OutgoingSms) -> SendOutcome:

@@ -49,12 +49,12 @@ class AcsProvider(SmsProvider):
         client_options.setdefault("retry_total", 2)
         self._client = SmsClient.from_connection_string(connection_string, **client_options)
         self._endpoint = self._client._endpoint  # noqa: SLF001 - parsed from the connection string by the SDK
-        self._from = from_number
+        self.default_sender = from_number
 
     async def send(self, sms: OutgoingSms) -> SendOutcome:
         request_id, first_sent = repeatability(sms)
         request = SendMessageRequest(
-            from_property=sms.sender or self._from,
+            from_property=sms.sender or self.default_sender,
             sms_recipients=[SmsRecipient(to=sms.to, repeatability_request_id=request_id, repeatability_first_sent=first_sent)],
             message=sms.body,
             sms_send_options=SmsSendOptions(enable_delivery_report=True, tag=sms.reference),

@@ -61,6 +61,7 @@ class TwilioProvider(SmsProvider):
         self._client = Client(account_sid, auth_token, http_client=self._http)
         self._from = from_number
         self._service = messaging_service_sid
+        self.default_sender = None if messaging_service_sid else from_number  # a service picks from its own pool
         self._callback = status_callback_url
 
     async def send(self, sms: OutgoingSms) -> SendOutcome:

@@ -123,7 +123,8 @@ class InboundStore(abc.ABC):
         """The replies linked to a message, oldest first."""
 
 
-# Opt-outs that could not be tied to one licensee apply to every licensee.
+# Opt-outs that could not be tied to one licensee apply to every licensee. EVERY_LICENSEE followed by a
+# sender number ("*+61400000000") is the scope of a STOP sent to that number: every licensee texting from it.
 EVERY_LICENSEE = "*"
 
 
@@ -136,7 +137,11 @@ class OptOutStore(abc.ABC):
 
     @abc.abstractmethod
     async def numbers(self, scope: str) -> set[str]:
-        """Every number opted out in this scope (a licensee id, or EVERY_LICENSEE)."""
+        """Every number opted out in this scope (a licensee id, EVERY_LICENSEE, or a sender number's)."""
+
+    @abc.abstractmethod
+    async def shared_scopes(self) -> dict[str, set[str]]:
+        """Every scope starting with EVERY_LICENSEE, with its numbers, in one read."""
 
 
 @dataclass(frozen=True)

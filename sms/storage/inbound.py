@@ -5,7 +5,11 @@
   same row; unlinked inbound SMS go to SmsInbound, by number.
 - SmsReplyRoutes: PartitionKey is a phone number, so both the write (one per recipient of a message
   that allows replies) and the lookup (one per inbound SMS) touch one small partition.
-- SmsOptOuts: PartitionKey is the licensee (or "*"), RowKey the number; a licensee's list is one query.
+- SmsOptOuts: a licensee's list is its partition (RowKey the number), one query. The scopes every
+  licensee shares live together in partition "*", so dispatch reads them in one query too, not one
+  per scope (a query stops at each partition boundary with a continuation token: Microsoft's "Query
+  Timeout and Pagination"). Their RowKey is the number for EVERY_LICENSEE, as it always was, and
+  "<scope>|<number>" for a sender number's scope ("*+61400000000|+61412345678").
 """
 from __future__ import annotations
 
@@ -17,13 +21,14 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from . import InboundSms, InboundStore, OptOutStore, ReplyRoute
+from . import EVERY_LICENSEE, InboundSms, InboundStore, OptOutStore, ReplyRoute
 from .tables import MESSAGES_TABLE, create_table, storage_errors
 
 INBOUND_TABLE = "SmsInbound"
 REPLY_ROUTES_TABLE = "SmsReplyRoutes"
 OPT_OUTS_TABLE = "SmsOptOuts"
 REPLY_PREFIX = "x"
+_SCOPE_END = "|"  # ends a sender number's scope in a shared opt-out's RowKey; no number or scope contains it
 
 
 def _reply_row(sms: InboundSms) -> str:
@@ -93,14 +98,32 @@ class TableOptOutStore(OptOutStore):
     async def create_table(self) -> None:
         await create_table(self._table)
 
+    @staticmethod
+    def _keys(scope: str, number: str) -> tuple[str, str]:
+        if scope.startswith(EVERY_LICENSEE) and scope != EVERY_LICENSEE:
+            return EVERY_LICENSEE, f"{scope}{_SCOPE_END}{number}"
+        return scope, number
+
     @storage_errors
     async def add(self, scope: str, number: str, when: datetime) -> None:
-        await self._table.upsert_entity({"PartitionKey": scope, "RowKey": number, "OptedOutAt": when}, mode=UpdateMode.REPLACE)
+        partition, row = self._keys(scope, number)
+        await self._table.upsert_entity({"PartitionKey": partition, "RowKey": row, "OptedOutAt": when}, mode=UpdateMode.REPLACE)
 
     @storage_errors
     async def remove(self, scope: str, number: str) -> None:
-        await self._table.delete_entity(scope, number)  # deleting what is not there is not an error
+        await self._table.delete_entity(*self._keys(scope, number))  # deleting what is not there is not an error
 
     @storage_errors
     async def numbers(self, scope: str) -> set[str]:
+        if scope.startswith(EVERY_LICENSEE):
+            return (await self.shared_scopes()).get(scope, set())
         return {e["RowKey"] async for e in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": scope}, select=["RowKey"])}
+
+    @storage_errors
+    async def shared_scopes(self) -> dict[str, set[str]]:
+        scopes: dict[str, set[str]] = {}
+        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": EVERY_LICENSEE}, select=["RowKey"])
+        async for e in query:
+            scope, _, number = e["RowKey"].rpartition(_SCOPE_END)
+            scopes.setdefault(scope or EVERY_LICENSEE, set()).add(number)
+        return scopes

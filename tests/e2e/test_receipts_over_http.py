@@ -99,3 +99,44 @@ def test_the_simulate_command_says_what_is_missing_without_the_secret(devhost):
     result = subprocess.run([sys.executable, "-m", "sms", "simulate", "inbound", "--from", PERSON, "--text", "hi", "--url", devhost.base_url],
                             cwd=PROJECT_ROOT, env={**devhost.env, "SMS_EVENTGRID_SECRET": ""}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "SMS_EVENTGRID_SECRET is empty" in result.stderr and "Traceback" not in result.stderr
+
+
+LICENSEE_A, LICENSEE_B = "a7" * 16, "b7" * 16
+SHARED_NUMBER = "+61400000000"  # both licensees text from it; the person's STOP goes to it
+PERSON_OF_BOTH = "+61412555101"
+
+
+def send_from(devhost, key, sender, replies=False):
+    body = {"SMSModel": {"From": {"PhoneNumber": sender}, "To": [{"PhoneNumber": PERSON_OF_BOTH}], "MessageBody": "Hello",
+                         "ReplyIsAllowed": replies}}
+    status, reply = devhost.request("POST", "/api/sms/send/immediate", body, key=key)
+    assert status == 200, reply
+    return reply
+
+
+def texted(devhost):
+    return len([line for line in devhost.sent() if line["to"] == PERSON_OF_BOTH])
+
+
+def test_a_stop_reaches_every_licensee_texting_from_the_number_it_was_sent_to(devhost):
+    key_a, key_b = devhost.create_key(LICENSEE_A), devhost.create_key(LICENSEE_B)
+    assert send_from(devhost, key_a, SHARED_NUMBER, replies=True)["status"] is True  # a reply links to A
+    assert send_from(devhost, key_b, "0400 000 000")["status"] is True  # B: the same number, no replies
+    inbound_to = {"from": PERSON_OF_BOTH, "to": SHARED_NUMBER, "receivedTimestamp": "2026-11-24T23:00:00Z"}
+    stop = grid(devhost, "Microsoft.Communication.SMSReceived", {**inbound_to, "messageId": "Incoming_shared_1", "message": "STOP"})
+    assert stop[0] == 200
+
+    before = texted(devhost)
+    skipped = send_from(devhost, key_b, SHARED_NUMBER)
+    assert (skipped["status"], skipped["message"]) == (False, "Sent to 0 of 1 recipient; 1 opted out")
+    _, state = devhost.request("GET", f"/api/sms/{skipped['commId']}", key=key_b)
+    assert state["recipients"][0]["status"] == "opted_out"
+    assert texted(devhost) == before
+    # From another of B's numbers the person never answered: still sent.
+    assert send_from(devhost, key_b, "+61400000001")["message"] == "Sent to 1 of 1 recipient"
+    assert texted(devhost) == before + 1
+
+    start = grid(devhost, "Microsoft.Communication.SMSReceived", {**inbound_to, "messageId": "Incoming_shared_2", "message": "START"})
+    assert start[0] == 200
+    assert send_from(devhost, key_b, SHARED_NUMBER)["message"] == "Sent to 1 of 1 recipient"
+    assert texted(devhost) == before + 2

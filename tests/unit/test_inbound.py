@@ -1,10 +1,18 @@
 """Delivery receipts, replies and opt-outs, over in-memory fakes."""
 
+import asyncio
+from dataclasses import replace
+from types import SimpleNamespace
+
 import pytest
 
+from sms import optouts
 from sms.errors import NotFound
 from sms.model import Status
-from sms.optouts import keyword
+from sms.optouts import OptOuts, keyword, sender_scope
+from sms.providers.acs import AcsProvider
+from sms.providers.twilio import TwilioProvider
+from sms.service import SmsService
 from sms.storage import EVERY_LICENSEE
 from sms.wire import SMSSend
 from tests.fakes import LICENSEE, OTHER, SAM, ALEX, World
@@ -51,7 +59,8 @@ async def test_receipts_for_unknown_recipients_are_ignored(world, reference):
 async def test_opt_out_round_trip(world):
     first = await world.send(SAM, replies=True)
     await world.inbound.receive(world.text_from(SAM, "STOP"))
-    assert world.opt_out_store.scopes == {LICENSEE: {SAM}}  # tied to the licensee of the message it answers
+    # Tied to the licensee of the message it answers, and to the number it was sent to (every licensee texting from it).
+    assert world.opt_out_store.scopes == {LICENSEE: {SAM}, EVERY_LICENSEE + "+61400000000": {SAM}}
 
     skipped = await world.send(SAM, ALEX)
     assert (await world.recipient(skipped, 0)).status is Status.OPTED_OUT
@@ -115,3 +124,131 @@ async def test_send_now_reports_opted_out_recipients(world):
     request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": SAM}, {"PhoneNumber": ALEX}], "MessageBody": "x"}})
     response = await world.sms.send_now(request, LICENSEE)
     assert (response.status, response.message) == (False, "Sent to 1 of 2 recipients; 1 opted out")
+
+
+# -- a STOP applies to the sender number it was sent to (carriers' rule), for every licensee texting from it --
+
+GATEWAY_NUMBER = "+61400000000"  # where the person's STOP went: the inbound SMS's `to`
+OTHER_NUMBER = "+61400000001"
+
+
+async def send_from(world, number, licensee, sender=None, replies=False):
+    """One immediate SMS from `sender` (None: the provider's default number); the recipient's status."""
+    model = {"To": [{"PhoneNumber": number}], "MessageBody": "Hello", "ReplyIsAllowed": replies}
+    if sender is not None:
+        model["From"] = {"PhoneNumber": sender}
+    response = await world.sms.send_now(SMSSend.model_validate({"SMSModel": model}), licensee)
+    return (await world.recipient(response.comm_id)).status
+
+
+def texted(world, number):
+    return sum(1 for sms in world.provider.sent if sms.to == number)
+
+
+async def test_a_stop_reaches_every_licensee_sending_from_the_number_it_was_sent_to(world):
+    world.provider.default_sender = GATEWAY_NUMBER  # as ACS_FROM_NUMBER would set it
+    assert await send_from(world, SAM, LICENSEE, replies=True) is Status.SENT  # the reply is linked to this one
+    assert await send_from(world, SAM, OTHER) is Status.SENT  # same number, no replies: its list is cached now
+    await world.inbound.receive(world.text_from(SAM, "STOP"))  # sent to GATEWAY_NUMBER
+
+    sent = texted(world, SAM)
+    assert await send_from(world, SAM, LICENSEE) is Status.OPTED_OUT
+    assert await send_from(world, SAM, OTHER) is Status.OPTED_OUT  # the provider's default number is that number
+    assert await send_from(world, SAM, OTHER, sender="0400 000 000") is Status.OPTED_OUT  # named in national format
+    assert texted(world, SAM) == sent
+    # Another number of the other licensee's, and an alphanumeric sender id, were not where the STOP went.
+    assert await send_from(world, SAM, OTHER, sender=OTHER_NUMBER) is Status.SENT
+    assert await send_from(world, SAM, OTHER, sender="MyShop") is Status.SENT
+    # The licensee whose message it answered stops texting the number from every sender, as before.
+    assert await send_from(world, SAM, LICENSEE, sender=OTHER_NUMBER) is Status.OPTED_OUT
+
+    await world.inbound.receive(world.text_from(SAM, "START"))
+    assert await send_from(world, SAM, OTHER) is Status.SENT
+    assert await send_from(world, SAM, LICENSEE) is Status.SENT
+    assert texted(world, SAM) == sent + 4
+
+
+async def test_a_start_to_another_number_leaves_the_stop_where_it_was_sent(world):
+    world.provider.default_sender = GATEWAY_NUMBER
+    await send_from(world, SAM, LICENSEE, replies=True)
+    await world.inbound.receive(world.text_from(SAM, "STOP"))
+    await world.inbound.receive(replace(world.text_from(SAM, "START"), to_number=OTHER_NUMBER))
+    assert await send_from(world, SAM, OTHER) is Status.OPTED_OUT
+    assert await send_from(world, SAM, OTHER, sender=OTHER_NUMBER) is Status.SENT
+
+
+async def test_a_stop_whose_sender_number_is_unknown_applies_to_every_licensee(world):
+    await send_from(world, SAM, LICENSEE, replies=True)
+    await world.inbound.receive(replace(world.text_from(SAM, "STOP"), to_number=""))
+    assert await send_from(world, SAM, OTHER, sender=OTHER_NUMBER) is Status.OPTED_OUT
+    await world.inbound.receive(replace(world.text_from(SAM, "START"), to_number=""))
+    assert await send_from(world, SAM, OTHER, sender=OTHER_NUMBER) is Status.SENT
+
+
+async def test_a_cold_check_costs_the_two_reads_it_always_did(world):
+    world.provider.default_sender = GATEWAY_NUMBER
+    await world.send(SAM)
+    assert world.opt_out_store.reads == 2  # the licensee's list, and the lists shared by every licensee
+
+
+def held_reads(store):
+    """Make the store's reads take what storage holds now but answer only once `release` is set: a read
+    in flight while something else changes storage. `started` is set once a read has begun."""
+    started, release = asyncio.Event(), asyncio.Event()
+    for name in ("numbers", "shared_scopes"):
+
+        async def held(*args, _original=getattr(store, name)):
+            answer = await _original(*args)
+            started.set()
+            await release.wait()
+            return answer
+
+        setattr(store, name, held)
+    return started, release
+
+
+async def test_a_list_read_in_flight_when_a_stop_lands_is_not_kept(world):
+    started, release = held_reads(world.opt_out_store)
+    racing = asyncio.create_task(world.send(SAM))  # its check reads the lists before the STOP is written
+    await started.wait()
+    await world.inbound.receive(world.text_from(SAM, "STOP"))
+    release.set()
+    await racing
+    # The process that received the STOP applies it at once: the read that raced it is not cached.
+    assert (await world.recipient(await world.send(SAM))).status is Status.OPTED_OUT
+
+
+async def test_another_process_applies_a_stop_within_the_cache_time_counted_from_its_read(world, monkeypatch):
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(optouts, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    elsewhere = SmsService(world.store, world.queue, world.provider, opt_outs=OptOuts(world.opt_out_store), inbound=world.inbound_store)
+    started, release = held_reads(world.opt_out_store)
+    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "Hello"}})
+    racing = asyncio.create_task(elsewhere.send_now(request, LICENSEE))
+    await started.wait()  # its reads began at t=0
+    clock.now += 10
+    await world.inbound.receive(world.text_from(SAM, "STOP"))  # written at t=10, by this process
+    clock.now += 10
+    release.set()
+    await racing  # the other process's reads answer at t=20, with what storage held at t=0
+    clock.now += 11  # t=31: the documented 30 s have passed since those reads began (21 s after the STOP)
+    again = await elsewhere.send_now(request, LICENSEE)
+    assert (await world.recipient(again.comm_id)).status is Status.OPTED_OUT
+
+
+@pytest.mark.parametrize("written, scope", [
+    ("+61400000000", "*+61400000000"), ("+61 400 000 000", "*+61400000000"), ("+61 (4) 0000-0000", "*+61400000000"),
+    ("0400 000 000", "*0400000000"),  # no region to read it by: compared as written, never equal to E.164
+    ("12345", "*12345"), ("MyShop", "*MyShop"), ("", None), (None, None), ("+61/400#", None),
+])
+def test_sender_numbers_are_compared_in_e164_however_they_were_written(written, scope):
+    assert sender_scope(written) == scope
+
+
+async def test_the_provider_says_which_number_it_sends_from_by_default():
+    acs = AcsProvider("endpoint=https://example.communication.azure.com/;accesskey=" + "A" * 44, "+61400000000")
+    assert acs.default_sender == "+61400000000"
+    assert TwilioProvider("AC" + "1" * 32, "token", from_number="+61400000000").default_sender == "+61400000000"
+    # A Messaging Service picks the number from its pool (and handles STOP to it itself): none we can name.
+    assert TwilioProvider("AC" + "1" * 32, "token", from_number="+61400000000", messaging_service_sid="MG" + "2" * 32).default_sender is None
+    await acs.close()
