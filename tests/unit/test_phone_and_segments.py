@@ -1,7 +1,7 @@
 import pytest
 
 from sms import segments
-from sms.phone import InvalidNumber, mask, to_e164
+from sms.phone import InvalidNumber, mask, mask_numbers, to_e164
 
 
 @pytest.mark.parametrize("raw, region, e164", [
@@ -24,6 +24,29 @@ def test_invalid_numbers_are_refused_with_a_reason(raw):
 def test_mask_keeps_only_country_code_and_last_two_digits():
     assert mask("+61412345678") == "+614******78"
     assert "345" not in mask("+61412345678")
+
+
+@pytest.mark.parametrize("raw", ["+61 412 345 999 call me", "+61 412 345 9990 0", "0412 345 999 000", "+999 412 345 999",
+                                 "412345999 please", "61412345999" * 30])
+def test_an_invalid_number_is_quoted_masked(raw):
+    """The message goes to the client, and from any exception that carries it into a log."""
+    with pytest.raises(InvalidNumber) as caught:
+        to_e164(raw, "AU")
+    message = str(caught.value)
+    assert "".join(c for c in message if c.isdigit()).count("412345") == 0
+    assert len(message) < 120  # a 330-digit input is not quoted whole
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("+61 412 345 999 call me", "+61 4** *** *99 call me"),
+    ("+61412345678", "+614******78"),  # as mask() writes an E.164 number
+    ("ring 0412-345-999 or 123456", "ring 041*-***-*99 or ****56"),
+    ("(02) 9876 5432", "(02) 9*** **32"),
+    ("line 353, in raw_decode; 4300 digits", "line 353, in raw_decode; 4300 digits"),  # short runs are not numbers
+    ("", ""),
+])
+def test_mask_numbers_hides_all_but_a_few_digits_of_every_long_digit_run(text, masked):
+    assert mask_numbers(text) == masked
 
 
 @pytest.mark.parametrize("body, encoding, count", [
