@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import traceback
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable
@@ -29,6 +30,7 @@ from .errors import (
     ValidationFailed,
 )
 from .model import utcnow
+from .phone import mask_numbers
 from .wire import RepliesResponse, ReplyState
 from .routes import MAX_BATCH, OPERATION, Route, register
 
@@ -56,14 +58,21 @@ async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str 
         return func.HttpResponse(wire.encode(await work(req), fmt), status_code=200, headers={"Content-Type": fmt.content_type})
     except GatewayError as error:
         if isinstance(error, StorageUnavailable):
-            log.warning("storage unavailable: %r", error.__cause__)
+            log.warning("storage unavailable: %s", mask_numbers(repr(error.__cause__)))
         return error_response(error, fmt)
     except ConfigError as error:
         log.error("gateway misconfigured: %s", error)
         return error_response(StorageUnavailable("The gateway is not configured correctly; see its logs"), fmt)
-    except Exception:
-        log.exception("unhandled error in %s", route.name)
+    except Exception as error:
+        log_unexpected(log, f"unhandled error in {route.name}", error)
         return error_response(GatewayError("An unexpected error occurred", "InternalServerError"), fmt)
+
+
+def log_unexpected(logger: logging.Logger, what: str, error: BaseException) -> None:
+    """An unexpected error with its traceback, any phone number in it masked. Exception messages quote
+    input (pydantic's its input_value, a parser the text it read), and every record of the "sms"
+    loggers goes to Application Insights: so the traceback is logged as masked text, not as exc_info."""
+    logger.error("%s\n%s", what, mask_numbers("".join(traceback.format_exception(error)).rstrip()))
 
 
 def error_response(error: GatewayError, fmt: wire.Format) -> func.HttpResponse:

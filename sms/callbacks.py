@@ -14,10 +14,11 @@ import azure.functions as func
 from twilio.request_validator import RequestValidator
 
 from . import wire
-from .api import error_response
+from .api import error_response, log_unexpected
 from .bootstrap import gateway
 from .errors import GatewayError, Unauthenticated
 from .model import utcnow
+from .phone import mask_numbers
 from .routes import Route, register
 from .storage import InboundSms
 from .wire import callbacks
@@ -35,10 +36,10 @@ def _vendor_answer(work: Callable[[], Awaitable[func.HttpResponse]]) -> Awaitabl
             return await work()
         except GatewayError as error:
             if not isinstance(error, Unauthenticated):
-                log.warning("callback refused: %s", error.message)
+                log.warning("callback refused: %s", mask_numbers(error.message))
             return error_response(error, wire.Format.JSON)
-        except Exception:
-            log.exception("callback failed")
+        except Exception as error:
+            log_unexpected(log, "callback failed", error)
             return error_response(GatewayError("An unexpected error occurred", "InternalServerError"), wire.Format.JSON)
 
     return run()
@@ -51,7 +52,8 @@ def _receipts_acs_function(route: Route):
         async def work() -> func.HttpResponse:
             gw = await gateway()
             secret = gw.settings.eventgrid_secret
-            if not secret or not hmac.compare_digest(req.params.get("code", "").encode(), secret.encode()):
+            code = req.params.get("code", "").encode("utf-8", "surrogatepass")  # any text, even a lone surrogate
+            if not secret or not hmac.compare_digest(code, secret.encode()):
                 # Event Grid does not sign its deliveries: the endpoint URL carries a secret instead.
                 raise Unauthenticated("Missing or wrong ?code= (set SMS_EVENTGRID_SECRET and put it in the subscription's URL)")
             if req.method.upper() == "OPTIONS":  # CloudEvents' webhook validation handshake
@@ -63,18 +65,21 @@ def _receipts_acs_function(route: Route):
                 if event.type == callbacks.DELIVERY_REPORT:
                     status = callbacks.acs_delivery_status(event)
                     if status is None:
-                        log.info("ACS delivery report %s with status %r: nothing to record", event.id, event.field("deliveryStatus"))
+                        log.info("ACS delivery report %s with status %s: nothing to record", event.id, _shown(event.field("deliveryStatus")))
                         continue
-                    await gw.inbound.apply_receipt(str(event.field("tag", "")), status, event.field("messageId"),
-                                                   event.field("deliveryStatusDetails"), provider="acs")
+                    await gw.inbound.apply_receipt(event.text("tag", callbacks.TEXT) or "", status,
+                                                   event.text("messageId", callbacks.OPTIONAL_MESSAGE_ID),
+                                                   event.text("deliveryStatusDetails", callbacks.TEXT), provider="acs")
                 elif event.type == callbacks.SMS_RECEIVED:
+                    message_id = event.field("messageId") or event.id
                     await gw.inbound.receive(InboundSms(
-                        from_number=event.required("from"), to_number=str(event.field("to", "")), body=event.required("message"),
+                        from_number=event.text("from", callbacks.SENDER_NUMBER), to_number=event.text("to", callbacks.OUR_NUMBER) or "",
+                        body=event.text("message", callbacks.INBOUND_TEXT),
                         received_at=callbacks.timestamp(event.field("receivedTimestamp")), provider="acs",
-                        provider_message_id=str(event.field("messageId") or event.id),
+                        provider_message_id=callbacks.checked(callbacks.MESSAGE_ID, "messageId", message_id, f"SMSReceived event {event.id}"),
                     ))
                 else:
-                    log.info("Event Grid event %s of type %s is not one the gateway reads; ignored", event.id, event.type)
+                    log.info("Event Grid event %s of type %s is not one the gateway reads; ignored", event.id, _shown(event.type))
             return _json_answer({})
 
         return await _vendor_answer(work)
@@ -102,9 +107,10 @@ def _receipts_twilio_function(route: Route):
             fields = await _twilio_form(req)
             status = callbacks.twilio_status(fields.get("MessageStatus", ""))
             if status is not None:
-                detail = f"Twilio error {fields['ErrorCode']}" if fields.get("ErrorCode") else None
-                await (await gateway()).inbound.apply_receipt(req.params.get("ref", ""), status, fields.get("MessageSid"), detail,
-                                                              provider="twilio")
+                error_code = callbacks.form_text(fields, "ErrorCode", callbacks.TEXT)
+                await (await gateway()).inbound.apply_receipt(
+                    req.params.get("ref", ""), status, callbacks.form_text(fields, "MessageSid", callbacks.OPTIONAL_MESSAGE_ID),
+                    f"Twilio error {error_code}" if error_code else None, provider="twilio")
             return func.HttpResponse(status_code=204)
 
         return await _vendor_answer(work)
@@ -120,8 +126,10 @@ def _inbound_twilio_function(route: Route):
         async def work() -> func.HttpResponse:
             fields = await _twilio_form(req)
             await (await gateway()).inbound.receive(InboundSms(
-                from_number=fields.get("From", ""), to_number=fields.get("To", ""), body=fields.get("Body", ""),
-                received_at=utcnow(), provider="twilio", provider_message_id=fields.get("MessageSid", ""),
+                from_number=callbacks.form_text(fields, "From", callbacks.SENDER_NUMBER),
+                to_number=callbacks.form_text(fields, "To", callbacks.OUR_NUMBER) or "",
+                body=callbacks.form_text(fields, "Body", callbacks.OPTIONAL_INBOUND_TEXT) or "", received_at=utcnow(),
+                provider="twilio", provider_message_id=callbacks.form_text(fields, "MessageSid", callbacks.MESSAGE_ID),
             ))
             # An empty TwiML answer: Twilio sends nothing back to the person.
             return func.HttpResponse(_EMPTY_TWIML, status_code=200, headers={"Content-Type": "text/xml"})
@@ -129,6 +137,11 @@ def _inbound_twilio_function(route: Route):
         return await _vendor_answer(work)
 
     return inbound_twilio
+
+
+def _shown(value: object) -> str:
+    """A vendor's value as a log may show it: short, and with any phone number in it masked."""
+    return mask_numbers(repr(value)[:80])
 
 
 def _json_answer(data: dict) -> func.HttpResponse:

@@ -19,7 +19,7 @@ def api_key_from(authorization: str | None) -> str:
     if scheme.lower() == "basic" and credentials:
         try:
             user, _, _password = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, UnicodeDecodeError, ValueError):  # ValueError: credentials that are not ASCII
             raise Unauthenticated(f"Malformed Basic credentials: {_HINT}") from None
         if user:
             return user

@@ -143,7 +143,11 @@ def _form_value(key: str, value: str) -> Any:
 
 
 def _multipart(body: bytes, content_type: str) -> dict[str, Any]:
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    try:
+        header = content_type.encode("ascii")  # a boundary is ASCII (RFC 2046, section 5.1.1)
+    except UnicodeEncodeError:
+        raise _unreadable("The multipart/form-data boundary is not ASCII") from None
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + header + b"\r\n\r\n" + body)
     if not message.is_multipart():
         raise _unreadable("The multipart/form-data body could not be read (is the boundary right?)")
     fields: dict[str, Any] = {}

@@ -132,3 +132,92 @@ async def test_replies_route_lists_replies_for_the_keys_licensee(gw):
     body = json.loads(response.get_body())
     assert response.status_code == 200 and [r["body"] for r in body["replies"]] == ["Thanks!"]
     assert body["replies"][0]["fromNumber"] == SAM
+
+
+# -- hostile or broken callbacks: a 400 (a logged refusal), never a 500, and nothing stored ---------
+
+def received(**data):
+    event_data = {"messageId": "Incoming_9", "from": SAM, "to": "+61400000000", "message": "Thanks",
+                  "receivedTimestamp": "2026-11-24T23:00:00Z", **data}
+    return {"id": "e9", "eventType": "Microsoft.Communication.SMSReceived", "data": event_data}
+
+
+def raw_grid(gw, body: bytes):
+    return call(gw, "receipts_acs", "/api/sms/receipts/acs", body, params={"code": SECRET})
+
+
+def nothing_received(gw) -> bool:
+    return gw.world.inbound_store.stored == {} and gw.world.opt_out_store.scopes == {}
+
+
+def refused_and_logged(response, caplog) -> str:
+    assert response.status_code == 400, (response.status_code, response.get_body()[:200])
+    message = json.loads(response.get_body())["responseStatus"]["message"]
+    assert any(r.name == "sms.callbacks" and "refused" in r.getMessage() for r in caplog.records)
+    return message
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+                                  b'[{"id":"1","eventType":"x","data":{"n":' + b"9" * 5000 + b"}}]",
+                                  json.dumps([received(message="\ud800")]).encode()],
+                         ids=["deep list", "deep object", "huge integer", "lone surrogate"])
+async def test_event_grid_bodies_no_reader_can_take_are_400s(gw, caplog, body):
+    refused_and_logged(await raw_grid(gw, body), caplog)
+    assert nothing_received(gw)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("messageId", {"a": 1}), ("messageId", ["Incoming_9"]), ("messageId", 7),
+    ("messageId", "Incoming/9"), ("messageId", "Incoming#9"), ("messageId", "Incoming?9"), ("messageId", "Incoming\\9"),
+    ("messageId", "Incoming\t9"), ("messageId", "i" * 10_000),
+    ("from", {"a": 1}), ("from", "+61/412000001"), ("from", "+61 412 000 001 call me"), ("from", "1" * 10_000),
+    ("to", {"a": 1}), ("to", "+61/400000000"), ("to", "4" * 10_000),
+    ("message", {"text": "STOP"}), ("message", "STOP" + " " * 100_000 + "x"),
+])
+async def test_an_inbound_sms_with_a_field_storage_cannot_take_is_refused(gw, caplog, field, value):
+    message = refused_and_logged(await grid(gw, [received(**{field: value})]), caplog)
+    assert f"'{field}'" in message
+    assert nothing_received(gw)
+
+
+@pytest.mark.parametrize("field, value", [("messageId", {"a": 1}), ("messageId", "Outgoing/1"), ("messageId", "o" * 10_000),
+                                          ("deliveryStatusDetails", {"a": 1}), ("tag", {"a": 1})])
+async def test_a_delivery_report_with_a_field_storage_cannot_take_is_refused(gw, caplog, field, value):
+    comm_id = await gw.world.send(SAM)
+    before = await gw.world.recipient(comm_id)
+    report = delivery_report(f"{comm_id}:0", "Failed")
+    report[field] = value
+    event = {"id": "e10", "eventType": "Microsoft.Communication.SMSDeliveryReportReceived", "data": report}
+    refused_and_logged(await grid(gw, [event]), caplog)
+    assert await gw.world.recipient(comm_id) == before
+
+
+async def test_an_inbound_sms_without_a_time_zone_is_read_as_utc(gw):
+    """Python cannot order a naive time against the aware ones storage gives back: the replies route
+    failed on every read once one was stored."""
+    comm_id = await gw.world.send(SAM, replies=True)
+    assert (await grid(gw, [received(messageId="In_1", receivedTimestamp="2026-11-24T23:00:00")])).status_code == 200
+    assert (await grid(gw, [received(messageId="In_2", receivedTimestamp="2026-11-24T23:00:01Z")])).status_code == 200
+    req = func.HttpRequest("GET", f"http://h/api/sms/{comm_id}/replies", headers={"Authorization": f"Bearer {gw.key}"},
+                           route_params={"commId": comm_id}, body=b"")
+    response = await gw.functions["sms_replies"](req)
+    assert response.status_code == 200
+    assert [r["receivedAt"] for r in json.loads(response.get_body())["replies"]] == ["2026-11-24T23:00:00Z", "2026-11-24T23:00:01Z"]
+
+
+@pytest.mark.parametrize("field, value", [("MessageSid", "SM/1"), ("MessageSid", "S" * 10_000), ("From", "+61#412000001"),
+                                          ("From", "not a number"), ("To", "4" * 10_000), ("Body", "b" * 100_000)])
+async def test_a_signed_twilio_inbound_sms_with_a_field_storage_cannot_take_is_refused(gw, caplog, field, value):
+    fields = {"MessageSid": "SM11", "From": SAM, "To": "+61400000000", "Body": "STOP", field: value}
+    message = refused_and_logged(await twilio_call(gw, "inbound_twilio", "/api/sms/inbound/twilio", fields), caplog)
+    assert f"'{field}'" in message
+    assert nothing_received(gw)
+
+
+@pytest.mark.parametrize("field, value", [("MessageSid", "SM#1"), ("MessageSid", "S" * 10_000)])
+async def test_a_signed_twilio_status_with_a_field_storage_cannot_take_is_refused(gw, caplog, field, value):
+    comm_id = await gw.world.send(SAM)
+    before = await gw.world.recipient(comm_id)
+    fields = {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": "30003", field: value}
+    refused_and_logged(await twilio_call(gw, "receipts_twilio", "/api/sms/receipts/twilio", fields, {"ref": f"{comm_id}:0"}), caplog)
+    assert await gw.world.recipient(comm_id) == before
