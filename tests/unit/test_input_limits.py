@@ -9,6 +9,7 @@ from azure.data.tables.aio import TableClient
 
 from sms import segments
 from sms.config import Settings, azurite_connection_string
+from sms.model import MAX_ERROR_CHARS
 from sms.storage.batch import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
 from sms.storage.tables import TableMessageStore, _message_entity, _recipient_entity
 from sms.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
@@ -119,3 +120,51 @@ def test_each_text_field_is_limited_in_characters(field, limit):
     [error] = raised.value.field_errors
     assert (error.field_name, error.error_code) == (f"SMSModel.{field}", "MaxLength")
     assert error.message == f"SMSModel.{field} is {limit + 1} characters; the limit is {limit}"
+
+
+# Every string property the messages table keeps for a send request, and what bounds it before anything
+# is written. A new stored string fails the test below until its limit is named here (and checked).
+STORED_STRINGS = {
+    "PartitionKey": "the commId, ours", "RowKey": "ours", "LicenseeId": "the API key's licensee, ours",
+    "Body": "SMS_MAX_BODY_CHARS (at most 30,000) and SMS_MAX_SEGMENTS", "FromName": "MAX_NAME_CHARS",
+    "FromNumber": "E.164 (phonenumbers) or an 11-character sender id", "FromContactId": "a Guid (parse_guid)",
+    "Encoding": "GSM-7 or UCS-2", "Notes": "MAX_NOTES_CHARS", "LinkedObjectId": "a Guid", "SuiteId": "a Guid",
+    "RecipientId": "ours", "PhoneNumber": "E.164 (phonenumbers)", "Name": "MAX_NAME_CHARS", "ContactId": "a Guid",
+    "Status": "a Status", "ProviderMessageId": "the provider's, or a callback's (wire.callbacks.MAX_ID_CHARS)",
+    "LastError": "model.MAX_ERROR_CHARS",
+}
+
+
+def test_every_string_a_send_stores_has_a_named_limit():
+    message, rows = message_from(widest_request(BODIES["emoji"], 1), LICENSEE, LIMITS)
+    sent = rows[0].moved_to(rows[0].status, provider_message_id="SM" + "0" * 32, last_error="e" * 5000)
+    strings = {name for entity in (_message_entity(message), _recipient_entity(sent))
+               for name, value in entity.items() if isinstance(value, str)}
+    assert strings == set(STORED_STRINGS)
+    assert len(sent.last_error) == MAX_ERROR_CHARS
+
+
+async def test_the_widest_inbound_sms_the_callbacks_accept_fits_azures_limits(gw):
+    """Every field of an ACS SMSReceived at its limit, in the characters that cost most, is accepted;
+    written by the real store (over a transport that sends nothing), its keys and strings are inside
+    what Azure takes: keys 1 KiB without / \\ # ? or controls, strings 64 KiB, the entity 1 MiB."""
+    from sms.storage.inbound import TableInboundStore
+    from sms.wire.callbacks import MAX_ID_CHARS, MAX_INBOUND_BODY_CHARS
+    from tests.unit.test_callbacks_api import grid
+
+    data = {"messageId": WIDE * MAX_ID_CHARS, "from": "+" + "9" * 15, "to": "+" + "W" * 20,
+            "message": WIDE * MAX_INBOUND_BODY_CHARS, "receivedTimestamp": "2026-11-24T23:00:00Z"}
+    response = await grid(gw, [{"id": "i" * MAX_ID_CHARS, "eventType": "Microsoft.Communication.SMSReceived", "data": data}])
+    assert response.status_code == 200
+    [stored] = gw.world.inbound_store.stored.values()
+
+    transport = CapturingTransport(lambda request: (204, {"ETag": 'W/"x"'}, b""))
+    async with TableClient.from_connection_string(azurite_connection_string(), "SmsInbound", transport=transport) as table:
+        await TableInboundStore(table, table, table).add(stored)
+    [request] = transport.requests
+    entity = json.loads(request.content)
+    for key in ("PartitionKey", "RowKey"):
+        assert len(entity[key].encode("utf-16-le")) <= 1024
+        assert not set(entity[key]) & set("/\\#?") and all(c >= " " and not "\x7f" <= c <= "\x9f" for c in entity[key])
+    assert max(len(v.encode("utf-16-le")) for v in entity.values() if isinstance(v, str)) <= MAX_STRING_BYTES / 3
+    assert azure_entity_size(entity) < MAX_ENTITY_BYTES / 40
