@@ -131,3 +131,116 @@ json_like = st.recursive(
 @given(document=json_like)
 def test_any_json_document_is_a_dto_or_a_clean_refusal(document):
     read_as_dto(json.dumps(document).encode(), "application/json")
+
+
+# -- hostile documents: lone surrogates, numbers past Python's digit limit, any depth, invisible bodies
+
+from sms.validation import Limits, message_from  # noqa: E402
+from sms.wire.formats import invalid_unicode_at  # noqa: E402
+
+# Every code point, and lone surrogates (category Cs) often: Hypothesis leaves them out unless asked.
+any_character = st.characters(exclude_categories=()) | st.characters(categories=["Cs"])
+# JSON texts written out by hand, so they can hold what json.dumps cannot write (a 5,000-digit number).
+json_leaf = (st.text(any_character, max_size=12).map(json.dumps)  # ensure_ascii: a lone surrogate becomes "\udXXX"
+             | st.integers(min_value=1, max_value=6000).map(lambda digits: "9" * digits)
+             | st.sampled_from(["true", "false", "null", "1e999999", "-0.5"]))
+json_text = st.recursive(
+    json_leaf,
+    lambda children: st.lists(children, max_size=3).map(lambda items: "[" + ",".join(items) + "]")
+    | st.lists(st.tuples(st.sampled_from(['"SMSModel"', '"To"', '"PhoneNumber"', '"MessageBody"', '"Name"', '"\\ud800"', '"x"']),
+                         children), max_size=3)
+    .map(lambda pairs: "{" + ",".join(f"{k}:{v}" for k, v in pairs) + "}"),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500)
+@given(document=json_text)
+def test_any_json_text_is_data_of_valid_unicode_or_a_clean_refusal(document):
+    try:
+        data = read_body(document.encode(), "application/json")
+    except ValidationFailed as exc:
+        assert all(e.error_code in ("SerializationException", "InvalidUnicode") for e in exc.field_errors)
+        return
+    assert all(invalid_unicode_at(text) is None for text in _all_strings(data))
+    read_as_dto(document.encode(), "application/json")
+
+
+def _all_strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in [key, *_all_strings(item)]]
+    if isinstance(value, list):
+        return [text for item in value for text in _all_strings(item)]
+    return []
+
+
+@settings(max_examples=300)
+@given(text=st.text(any_character, min_size=1, max_size=20), field=st.sampled_from(["MessageBody", "Notes", "Name", "PhoneNumber"]),
+       content_type=st.sampled_from(["application/json", "text/jsv", "application/x-www-form-urlencoded"]))
+def test_a_field_holding_text_that_is_not_valid_unicode_is_refused_naming_it(text, field, content_type):
+    model = {"To": [{"PhoneNumber": "+61412345678", "Name": "Sam"}], "MessageBody": "hi", "Notes": "n"}
+    (model["To"][0] if field in ("Name", "PhoneNumber") else model)[field] = text
+    if content_type == "application/json":
+        body = json.dumps({"SMSModel": model}).encode()
+    else:
+        from sms.wire import jsv
+
+        from urllib.parse import quote_from_bytes
+
+        # Bytes as a client would have to write a lone surrogate: not UTF-8 (ED A0 80 for U+D800).
+        document = jsv.dumps({"SMSModel": model}).encode("utf-8", "surrogatepass")
+        body = document if content_type == "text/jsv" else b"SMSModel=" + quote_from_bytes(document).encode()
+    path = f"SMSModel.To[0].{field}" if field in ("Name", "PhoneNumber") else f"SMSModel.{field}"
+    try:
+        read_body(body, content_type)
+    except ValidationFailed as exc:
+        if invalid_unicode_at(text) is not None:
+            assert content_type == "text/jsv" or [e.field_name for e in exc.field_errors] == [path]
+        return
+    assert invalid_unicode_at(text) is None
+
+
+@settings(max_examples=100)
+@given(depth=st.integers(min_value=1, max_value=20_000), content_type=st.sampled_from(["application/json", "text/jsv"]))
+def test_any_depth_is_data_or_a_clean_400(depth, content_type):
+    body = ("[" * depth + "]" * depth).encode()
+    try:
+        read_body(body, content_type)
+    except ValidationFailed as exc:
+        assert "nested deeper" in exc.message
+
+
+invisible = st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Mc", "Me"])
+
+
+@settings(max_examples=300)
+@given(body=st.text(invisible, min_size=0, max_size=30), content_type=st.sampled_from(["application/json", "text/jsv"]))
+def test_a_body_with_nothing_a_phone_can_show_is_never_accepted(body, content_type):
+    from sms.wire import jsv
+
+    document = {"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": body}}
+    raw = json.dumps(document).encode() if content_type == "application/json" else jsv.dumps(document).encode()
+    request = read_as_dto(raw, content_type)
+    with pytest.raises(ValidationFailed) as caught:
+        message_from(request, "a" * 32, Limits())
+    assert [(e.field_name, e.error_code) for e in caught.value.field_errors] in (
+        [("SMSModel.MessageBody", "NotEmpty")], [("SMSModel.MessageBody", "NoVisibleText")])
+
+
+@settings(max_examples=300)
+@given(before=st.text(invisible, max_size=5), shown=st.characters(categories=["L", "N", "P", "S"]),
+       after=st.text(invisible | st.characters(categories=["L", "N", "P", "S"]), max_size=5))
+def test_a_body_with_one_visible_character_passes_the_visibility_check(before, shown, after):
+    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": before + shown + after}})
+    message, _ = message_from(request, "a" * 32, Limits())
+    assert message.body == before + shown + after
+
+
+@settings(max_examples=300)
+@given(text=st.text(any_character, max_size=40), fmt=st.sampled_from(list(Format)))
+def test_any_answer_text_encodes_as_utf8(text, fmt):
+    """An answer may quote what the client sent; it is always readable UTF-8, never a 500."""
+    encoded = encode(CommResponse(comm_id=text, message=text), fmt)
+    encoded.decode("utf-8")

@@ -112,3 +112,67 @@ def test_nesting_is_limited():
     with pytest.raises(jsv.JsvError, match="nested deeper than 32"):
         jsv.loads(deep)
     assert jsv.loads("[" * 10 + "]" * 10, max_depth=10) == [[[[[[[[[[]]]]]]]]]]
+
+
+# -- hostile input: text that is not valid Unicode, control characters, any depth ----------------
+
+# Every code point, and lone surrogates (category Cs) often: Hypothesis leaves them out unless asked.
+any_character = st.characters(exclude_categories=()) | st.characters(categories=["Cs"])
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(st.text(any_character, min_size=1), st.text(any_character), max_size=5))
+def test_any_text_even_lone_surrogates_and_controls_round_trips(document):
+    """JSV is text in, text out: which text a request may hold is read_body's rule, not the codec's."""
+    assert jsv.loads(jsv.dumps(document)) == document
+
+
+@settings(max_examples=1000)
+@given(st.text(any_character, max_size=60))
+def test_any_text_with_any_code_point_either_parses_or_raises_jsv_error(text):
+    try:
+        jsv.loads(text)
+    except jsv.JsvError as exc:
+        assert 0 <= exc.position <= len(text)
+
+
+@settings(max_examples=200)
+@given(depth=st.integers(min_value=1, max_value=5000), opener=st.sampled_from(["[", "{A:"]))
+def test_any_depth_parses_within_the_limit_and_is_a_jsv_error_past_it(depth, opener):
+    closer = "]" if opener == "[" else "}"
+    text = opener * depth + ("x" if opener != "[" else "") + closer * depth
+    if depth <= jsv.MAX_DEPTH:
+        jsv.loads(text)
+    else:
+        with pytest.raises(jsv.JsvError, match="nested deeper"):
+            jsv.loads(text)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=80))
+def test_any_bytes_in_a_jsv_form_field_are_data_of_valid_unicode_or_a_clean_400(raw):
+    """A form field holding JSV is percent-decoded bytes: those that are not UTF-8 are refused, naming
+    the field, and nothing that is not valid Unicode gets through."""
+    from urllib.parse import quote_from_bytes
+
+    from sms.errors import ValidationFailed
+    from sms.wire import read_body
+    from sms.wire.formats import invalid_unicode_at
+
+    body = b"SMSModel=" + quote_from_bytes(b"{To:[{Name:" + raw + b"}]}").encode()
+    try:
+        data = read_body(body, "application/x-www-form-urlencoded")
+    except ValidationFailed as exc:
+        assert all(e.error_code in ("SerializationException", "InvalidUnicode") for e in exc.field_errors)
+        return
+    assert _strings(data) and all(invalid_unicode_at(s) is None for s in _strings(data))
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [k, *_strings(v)]]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
