@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import traceback
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable
@@ -29,6 +28,7 @@ from .errors import (
     TooManyRequests,
     ValidationFailed,
 )
+from .logs import log_unexpected
 from .model import utcnow
 from .phone import mask_numbers
 from .wire import RepliesResponse, ReplyState
@@ -66,13 +66,6 @@ async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str 
     except Exception as error:
         log_unexpected(log, f"unhandled error in {route.name}", error)
         return error_response(GatewayError("An unexpected error occurred", "InternalServerError"), fmt)
-
-
-def log_unexpected(logger: logging.Logger, what: str, error: BaseException) -> None:
-    """An unexpected error with its traceback, any phone number in it masked. Exception messages quote
-    input (pydantic's its input_value, a parser the text it read), and every record of the "sms"
-    loggers goes to Application Insights: so the traceback is logged as masked text, not as exc_info."""
-    logger.error("%s\n%s", what, mask_numbers("".join(traceback.format_exception(error)).rstrip()))
 
 
 def error_response(error: GatewayError, fmt: wire.Format) -> func.HttpResponse:

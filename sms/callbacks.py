@@ -14,9 +14,10 @@ import azure.functions as func
 from twilio.request_validator import RequestValidator
 
 from . import wire
-from .api import error_response, log_unexpected
+from .api import error_response
 from .bootstrap import gateway
 from .errors import GatewayError, Unauthenticated
+from .logs import log_unexpected
 from .model import utcnow
 from .phone import mask_numbers
 from .routes import Route, register
