@@ -145,3 +145,19 @@ async def test_a_body_with_something_visible_is_sent_as_given(gw, body):
 async def test_empty_or_white_space_only_is_still_not_empty(gw, body):
     status = refusal(await send(gw, json.dumps({"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": body}}).encode()))
     assert [(e["fieldName"], e["errorCode"]) for e in status["errors"]] == [("SMSModel.MessageBody", "NotEmpty")]
+
+
+async def test_a_stored_name_that_is_not_valid_unicode_is_answered_not_a_500(gw):
+    """Stored before input was checked (or by another writer): the status route answered 500 on every
+    read. It now answers, with U+FFFD where the lone surrogate was."""
+    from dataclasses import replace
+
+    comm_id = await gw.world.send(SAM)
+    rows = gw.world.store.recipients[comm_id]
+    rows[0] = replace(rows[0], name="Sam \ud800")
+    for fmt in ("json", "jsv"):
+        req = func.HttpRequest("GET", f"http://localhost/api/sms/{comm_id}", headers={"Authorization": f"Bearer {gw.key}"},
+                               params={"format": fmt}, route_params={"commId": comm_id}, body=b"")
+        response = await gw.functions["sms_status"](req)
+        assert response.status_code == 200
+        assert "Sam \ufffd" in response.get_body().decode("utf-8")
