@@ -53,13 +53,14 @@ PLANTED = "+61 412 345 999 call me"
 # Text that is not valid Unicode, or shows nothing on a phone, or carries a full number.
 HOSTILE_TEXT = st.sampled_from(["\ud800", "a\udfffb", "\udcff" * 3, "\x00", "\x00\u200b\ufeff\x1b", "\u200b\u200d",
                                 PLANTED, f"{PLANTED}\ud800"]) | st.text(st.characters(categories=["Cs", "Cc", "Cf"]), min_size=1, max_size=6)
-# Whole bodies no reader takes: nesting, a number past Python's 4,300-digit limit, bytes that are not UTF-8.
+# Whole bodies no reader takes: nesting, a number past Python's 4,300-digit limit, bytes that are not
+# UTF-8. Their number is one no other end-to-end test counts in the dev host's shared outbox.
 HOSTILE_BODIES = [
     b"[" * 100_000,
     b'{"SMSModel":' * 50_000,
-    b'{"SMSModel":{"To":[{"PhoneNumber":"+61412000001"}],"MessageBody":"hi","ReplyIsAllowed":' + b"9" * 5000 + b"}}",
+    b'{"SMSModel":{"To":[{"PhoneNumber":"+61491570006"}],"MessageBody":"hi","ReplyIsAllowed":' + b"9" * 5000 + b"}}",
     b'{"SMSModel":{"To":[{"PhoneNumber":"\\ud800"}],"MessageBody":"\\udfff"}}',
-    b'{"SMSModel":{"To":[{"PhoneNumber":"+61412000001"}],"MessageBody":"\\u0000\\u200b"}}',
+    b'{"SMSModel":{"To":[{"PhoneNumber":"+61491570006"}],"MessageBody":"\\u0000\\u200b"}}',
     b"\xed\xa0\x80\xff",
 ]
 
