@@ -85,6 +85,9 @@ class Recipient:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     first_attempt_at: datetime | None = None
+    # Set by the write that claims the recipient for a provider call: random per dispatch, so a
+    # dispatch knows its own claim when it finds one (its write landed but the answer was lost).
+    claim_id: str | None = None
     etag: str | None = None  # set by the store; updates are conditional on it
 
     def moved_to(self, status: Status, **changes) -> "Recipient":

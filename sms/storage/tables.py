@@ -237,7 +237,7 @@ def _recipient_entity(r: Recipient) -> dict:
         "PartitionKey": r.comm_id, "RowKey": recipient_row(r.seq), "RecipientId": r.recipient_id,
         "PhoneNumber": r.phone_number, "Name": r.name, "ContactId": r.contact_id, "Status": r.status.value,
         "ProviderMessageId": r.provider_message_id, "Attempts": r.attempts, "LastError": r.last_error,
-        "CreatedAt": r.created_at, "UpdatedAt": r.updated_at, "FirstAttemptAt": r.first_attempt_at,
+        "CreatedAt": r.created_at, "UpdatedAt": r.updated_at, "FirstAttemptAt": r.first_attempt_at, "ClaimId": r.claim_id,
     }
 
 
@@ -250,7 +250,8 @@ def _recipient_from(e: TableEntity) -> Recipient:
         comm_id=e["PartitionKey"], seq=_seq(e), recipient_id=e["RecipientId"], phone_number=e["PhoneNumber"],
         name=e.get("Name"), contact_id=e.get("ContactId"), status=Status(e["Status"]),
         provider_message_id=e.get("ProviderMessageId"), attempts=e.get("Attempts", 0), last_error=e.get("LastError"),
-        created_at=e["CreatedAt"], updated_at=e["UpdatedAt"], first_attempt_at=e.get("FirstAttemptAt"), etag=e.metadata["etag"],
+        created_at=e["CreatedAt"], updated_at=e["UpdatedAt"], first_attempt_at=e.get("FirstAttemptAt"),
+        claim_id=e.get("ClaimId"), etag=e.metadata["etag"],
     )
 
 
