@@ -149,19 +149,30 @@ class InMemoryApiKeyStore(ApiKeyStore):
 
 
 class RecordingProvider(SmsProvider):
-    """Records every send; can refuse chosen numbers, raise, or pause to let races happen."""
+    """Records every send; can refuse chosen numbers, raise, or pause to let races happen.
+
+    `calls` lists each number as the call is made (`sent`, once it returns). With `stall_on_call=n`
+    the n-th call never returns and sets `stalled`: the moment to kill the worker that made it."""
 
     name = "recording"
 
-    def __init__(self, refuse: dict[str, str] | None = None, raise_for: set[str] | None = None, delay: float = 0.0):
+    def __init__(self, refuse: dict[str, str] | None = None, raise_for: set[str] | None = None, delay: float = 0.0,
+                 stall_on_call: int | None = None):
         self.sent: list[OutgoingSms] = []
+        self.calls: list[str] = []
         self.refuse = refuse or {}
         self.raise_for = raise_for or set()
         self.delay = delay
+        self.stall_on_call = stall_on_call
+        self.stalled = asyncio.Event()
         self.in_flight = 0
         self.max_in_flight = 0
 
     async def send(self, sms: OutgoingSms) -> SendOutcome:
+        self.calls.append(sms.to)
+        if len(self.calls) == self.stall_on_call:
+            self.stalled.set()
+            await asyncio.Event().wait()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

@@ -3,6 +3,8 @@
 Counts asserted: provider calls per recipient, records in the table, messages in each queue.
 """
 import asyncio
+import contextlib
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
@@ -18,11 +20,14 @@ from sms.devhost.queues import QueueListener, QueueSemantics
 from sms.errors import StorageUnavailable
 from sms.inbound import InboundService
 from sms.model import SendJob, Status, utcnow
-from sms.service import OUTCOME_UNKNOWN, RecipientsInFlight, SmsService
+from sms.pacing import SenderRateLimiter
+from sms.job_rows import OUTCOME_UNKNOWN
+from sms.service import RecipientsInFlight, SmsService
 from sms.storage.queues import queue_client
 from sms.storage.tables import MESSAGES_TABLE
 from sms.wire import SMSSend
-from tests.fakes import RecordingProvider
+from tests.fakes import InMemoryJobQueue, RecordingProvider
+from tests.integration.test_batch import DroppingProxy
 
 LICENSEE = "f0" * 16
 
@@ -196,3 +201,126 @@ async def test_a_storage_outage_answers_unavailable_leaves_nothing_half_written_
         first.stop()
         if second:
             second.stop()
+
+
+# -- issue 12: rate limits, crashes and lost answers on the dispatch path -----------------------------
+
+
+class AnswerLosingProxy(DroppingProxy):
+    """TCP to Azurite's table port, except that the first request carrying `marker` gets no answer:
+    storage has done it, and the connection is closed as its answer comes back (a reset between the
+    commit and the reply). Every other request and answer passes through."""
+
+    def __init__(self, target_port: int, marker: bytes):
+        super().__init__(target_port, drop=0)
+        self.marker, self.marked, self.lost = marker, False, 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        losing = False  # the request on its way carries the marker: its answer is not passed back
+
+        async def requests() -> None:
+            nonlocal losing
+            tail = b""
+            while data := await reader.read(65536):
+                if not self.marked and self.marker in tail + data:
+                    self.marked = losing = True
+                tail = data[-len(self.marker):]
+                upstream_writer.write(data)
+                await upstream_writer.drain()
+            upstream_writer.close()
+
+        async def answers() -> None:
+            while data := await upstream_reader.read(65536):
+                if losing:  # HTTP/1.1 without pipelining: these bytes answer the marked request
+                    self.lost += 1
+                    break
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+            upstream_writer.close()
+
+        await asyncio.gather(requests(), answers(), return_exceptions=True)
+
+
+async def test_a_claim_whose_answer_is_lost_is_recognised_and_sent_once(emulator):
+    """The claim's transaction lands, its answer is lost, the $batch retry repeats it and gets 412:
+    the worker must recognise its own claim and send, not leave the recipients `sending`.
+    Counts: 1 answer lost, 1 provider call per recipient, every recipient sent with 1 attempt."""
+    to = numbers(109, 5)
+    provider = RecordingProvider()
+    async with AnswerLosingProxy(emulator.table_port, marker=b'"sending"') as proxy:
+        proxied = emulator.connection_string.replace(f":{emulator.table_port}/", f":{proxy.port}/")
+        gateway = build(Settings.from_env({"AzureWebJobsStorage": proxied}))
+        try:
+            await gateway.ensure_storage()
+            worker = service_over(gateway, provider)
+            response = await worker.accept(request(*to), LICENSEE)
+            await worker.dispatch(SendJob(response.comm_id, 0, 99))
+        finally:
+            await gateway.close()
+    assert proxy.lost == 1
+    assert sorted(provider.calls) == sorted(to)
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as tables:
+        rows = [e async for e in tables.get_table_client(MESSAGES_TABLE).query_entities(
+            "PartitionKey eq @pk and RowKey ne 'message'", parameters={"pk": response.comm_id})]
+    assert [(e["Status"], e["Attempts"]) for e in rows] == [("sent", 1)] * 5
+
+
+async def test_with_a_rate_limit_the_sweeper_fails_nothing_still_being_sent(emulator, gw):
+    """SMS_RATE_LIMIT_PER_SECOND=2.5 and a sending lease of one second (below the setting's 30 s
+    floor, so given to the constructor): the job takes about three seconds, three leases. The sweeper runs
+    every 0.1 s and another worker takes every job it re-queues for this message. Counts: 8 provider calls for 8
+    recipients, 8 sent, 0 failed, 0 left queued or sending."""
+    settings = Settings.from_env({"AzureWebJobsStorage": emulator.connection_string, "SMS_RATE_LIMIT_PER_SECOND": "2.5"})
+    lease = timedelta(seconds=1)
+    provider = RecordingProvider()
+    live = service_over(gw, provider, rate_limiter=SenderRateLimiter(settings.rate_limit_per_second), sending_lease=lease)
+    # The sweeper scans every message in the table: its jobs go to a queue of its own, not the one
+    # other tests read, and only this message's are run.
+    other = SmsService(gw.messages, InMemoryJobQueue(), provider, sending_lease=lease)
+    to = numbers(110, 8)
+    response = await live.accept(request(*to), LICENSEE)
+    sending = asyncio.create_task(live.dispatch(SendJob(response.comm_id, 0, 99)))
+
+    while not sending.done():
+        await asyncio.sleep(0.1)
+        for job in await other.sweep():
+            if job.comm_id == response.comm_id:
+                with contextlib.suppress(RecipientsInFlight):
+                    await other.dispatch(job)
+    await sending
+
+    assert sorted(provider.calls) == sorted(to)
+    _, recipients = await gw.messages.load(response.comm_id)
+    assert Counter(r.status for r in recipients) == {Status.SENT: 8}
+
+
+async def test_a_crash_mid_job_leaves_only_the_send_in_flight_unknown_and_the_rest_are_sent(gw):
+    """A worker with a rate limit dies during its 3rd provider call; the others wait for their
+    turns. The queue redelivers the job: while the 3rd is within its lease the rest are sent and the
+    job is handed back; after the lease the 3rd becomes "outcome unknown". Counts: 7 provider calls
+    for 7 recipients (none twice), 6 sent, 1 failed with outcome unknown, 0 queued or sending."""
+    to = numbers(111, 7)
+    crashed = RecordingProvider(stall_on_call=3)
+    # Turns 0.2 s apart: each outcome is written long before the next call, so the one in flight is
+    # the only recipient the crash leaves `sending`.
+    worker = service_over(gw, crashed, rate_limiter=SenderRateLimiter(5))
+    response = await worker.accept(request(*to), LICENSEE)
+    job = SendJob(response.comm_id, 0, 99)
+    dispatching = asyncio.create_task(worker.dispatch(job))
+    await crashed.stalled.wait()
+    dispatching.cancel()  # the worker process dies
+    with contextlib.suppress(asyncio.CancelledError):
+        await dispatching
+
+    restarted = RecordingProvider()
+    with pytest.raises(RecipientsInFlight):
+        await service_over(gw, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
+    await service_over(gw, restarted, sending_lease=timedelta(0)).dispatch(job)
+
+    assert crashed.calls == to[:3] and sorted(restarted.calls) == to[3:]
+    _, recipients = await gw.messages.load(response.comm_id)
+    assert Counter(r.status for r in recipients) == {Status.SENT: 6, Status.FAILED: 1}
+    assert [(r.phone_number, r.last_error) for r in recipients if r.status is Status.FAILED] == [(to[2], OUTCOME_UNKNOWN)]

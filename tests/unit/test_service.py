@@ -1,17 +1,19 @@
 import asyncio
+import contextlib
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from sms.errors import Forbidden, NotFound, StorageUnavailable, ValidationFailed
+from sms.errors import Forbidden, NotFound, RecordChanged, StorageUnavailable, ValidationFailed
 from sms.model import SendJob, Status, utcnow
 from sms.pacing import RetryPolicy, SenderRateLimiter
 from sms.providers import SendOutcome
+from sms.job_rows import OUTCOME_UNKNOWN
 from sms.service import (
     IMMEDIATE_SAFETY_NET_SECONDS,
     MISSING_MESSAGE_CHECKS,
-    OUTCOME_UNKNOWN,
     MessageNotWritten,
     RecipientsInFlight,
     SmsService,
@@ -381,3 +383,108 @@ async def test_a_providers_huge_error_text_is_recorded_cut_short(store, queue, l
     assert recipient.status is Status.FAILED
     assert len(recipient.last_error) == MAX_ERROR_CHARS and recipient.last_error.startswith("Invalid 'To' number: xxx")
     assert recipient.last_error.endswith("…")
+
+
+# -- issue 12: the dispatch path under rate limits, crashes and lost answers -------------------------
+
+
+async def test_a_rate_limited_job_is_not_failed_while_its_worker_is_still_sending(store, queue):
+    """Issue 12, item 1: the job waits for its rate-limit turns far longer than the sending lease.
+    The sweeper runs meanwhile and another worker takes every job it re-queues: none of them may
+    fail a recipient the live worker is still sending, and nobody is texted twice."""
+    provider = RecordingProvider()
+    lease = timedelta(milliseconds=300)
+    live = SmsService(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=10), sending_lease=lease)
+    other = SmsService(store, queue, provider, sending_lease=lease)
+    to = [au(i) for i in range(12)]  # 12 turns at 10/s: over a second, more than three leases
+    response = await live.accept(request(*to), LICENSEE)
+    sending = asyncio.create_task(live.dispatch(queue.jobs[0][0]))
+
+    while not sending.done():
+        await asyncio.sleep(0.05)
+        for job in await other.sweep():
+            with contextlib.suppress(RecipientsInFlight):
+                await other.dispatch(job)
+    await sending
+
+    _, recipients = await store.load(response.comm_id)
+    assert Counter(r.status for r in recipients) == {Status.SENT: 12}  # none falsely failed
+    assert sorted(provider.calls) == sorted(to)  # each texted once
+
+
+async def test_a_parked_copy_of_a_job_leaves_a_send_in_flight_alone(store, queue):
+    """Issue 12, item 1: giving up on a parked job must not fail a recipient whose lease still runs:
+    its worker is alive, and records what the provider answered."""
+    provider = RecordingProvider()
+    answer = asyncio.Event()
+    original_send = provider.send
+
+    async def slow_send(sms):
+        await answer.wait()
+        return await original_send(sms)
+
+    provider.send = slow_send
+    service = SmsService(store, queue, provider, sending_lease=timedelta(minutes=5))
+    response = await service.accept(request(au(1)), LICENSEE)
+    job = queue.jobs[0][0]
+    sending = asyncio.create_task(service.dispatch(job))
+    while store.recipients[response.comm_id][0].status is not Status.SENDING:
+        await asyncio.sleep(0.001)
+
+    assert await service.give_up(job, "Gave up after 5 failed attempts to run its send job") == []
+    answer.set()
+    await sending
+
+    _, (recipient,) = await store.load(response.comm_id)
+    assert (recipient.status, recipient.last_error) == (Status.SENT, None)
+    assert [s.to for s in provider.sent] == [au(1)]
+
+
+async def test_after_a_crash_only_the_recipient_with_the_provider_is_outcome_unknown(store, queue):
+    """Issue 12, item 2: the worker dies during its 4th provider call, the rest still waiting for
+    their rate-limit turns. The three sent stay sent, the one with the provider becomes "outcome
+    unknown" once its lease has run out, and the six never attempted are sent by the redelivery."""
+    to = [au(i) for i in range(10)]
+    crashed = RecordingProvider(stall_on_call=4)
+    worker = SmsService(store, queue, crashed, rate_limiter=SenderRateLimiter(per_second=20))
+    response = await worker.accept(request(*to), LICENSEE)
+    job = queue.jobs[0][0]
+    dispatching = asyncio.create_task(worker.dispatch(job))
+    await crashed.stalled.wait()  # the worker is killed during its 4th call
+    dispatching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dispatching
+
+    restarted = RecordingProvider()
+    with pytest.raises(RecipientsInFlight):  # redelivered while the 4th is within its lease: the rest go, it waits
+        await SmsService(store, queue, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
+    await SmsService(store, queue, restarted, sending_lease=timedelta(0)).dispatch(job)  # once its lease has run out
+
+    _, recipients = await store.load(response.comm_id)
+    assert Counter(r.status for r in recipients) == {Status.SENT: 9, Status.FAILED: 1}
+    assert [(r.phone_number, r.last_error) for r in recipients if r.status is Status.FAILED] == [(to[3], OUTCOME_UNKNOWN)]
+    assert crashed.calls == to[:4] and sorted(restarted.calls) == to[4:]  # each called once, the unknown one not again
+
+
+async def test_a_claim_whose_answer_was_lost_is_recognised_as_the_workers_own(store, queue, provider):
+    """Issue 12, item 4: the claim landed but its answer was lost; the $batch retry repeats it and
+    storage refuses the repeat (412, RecordChanged). The rows carry this worker's claim: it sends them."""
+    write = store.update_recipients
+    lost: list[int] = []
+
+    async def answer_lost_once(comm_id, rows):
+        written = await write(comm_id, rows)
+        if not lost and any(r.status is Status.SENDING for r in rows):
+            lost.append(len(rows))
+            raise RecordChanged("412 on the repeat of a transaction that had landed")
+        return written
+
+    store.update_recipients = answer_lost_once
+    service = SmsService(store, queue, provider)
+    response = await service.accept(request(au(1), au(2), au(3)), LICENSEE)
+    await service.dispatch(queue.jobs[0][0])
+
+    assert lost == [3]
+    assert sorted(s.to for s in provider.sent) == [au(1), au(2), au(3)]
+    _, recipients = await store.load(response.comm_id)
+    assert [r.status for r in recipients] == [Status.SENT] * 3
