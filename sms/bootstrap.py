@@ -6,6 +6,7 @@ the app raises, so settings are read and clients built on first use instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
@@ -102,6 +103,9 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
     """`on_response` sees every storage HTTP response: benchmarks count round trips with it.
     Without a connection string, storage is signed in to with `credential`, by default the app's
     identity through DefaultAzureCredential (managed identity on Azure, az login on a laptop)."""
+    # azure-core's HttpLoggingPolicy logs every request's URL at INFO, and some of ours carry phone
+    # numbers in their keys (reply routes, opt-outs); its warnings and errors still come through.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     common = {**STORAGE_TIMEOUTS, **proxy_lookup_options(), **({"raw_response_hook": on_response} if on_response else {})}
     table_options = {"retry_total": 3, **common}
     queue_options = {**QUEUE_RETRY, **common}

@@ -9,7 +9,7 @@ from . import telemetry
 from .errors import NotFound, RecordChanged
 from .model import Status
 from .optouts import OptOuts, keyword
-from .phone import mask
+from .phone import mask, mask_numbers
 from .storage import EVERY_LICENSEE, InboundSms, InboundStore, MessageStore
 
 log = logging.getLogger("sms.inbound")
@@ -33,7 +33,7 @@ class InboundService:
         """
         match = _REFERENCE.match(reference or "")
         if not match:
-            log.warning("receipt with an unknown reference %r ignored", reference)
+            log.warning("receipt with an unknown reference %s ignored", mask_numbers(repr((reference or "")[:64])))
             return False
         comm_id, seq = match.group(1), int(match.group(2))
         for _ in range(ATTEMPTS):

@@ -32,7 +32,6 @@ def sdk_log_levels_unset():
         logger.setLevel(level)
 
 
-@pytest.mark.xfail(strict=True, reason="sms/bootstrap.py leaves azure-core's request log at INFO: patch in the issue-12 report")
 async def test_an_inbound_stop_leaves_no_full_number_in_any_log_record(emulator, caplog, sdk_log_levels_unset):
     gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
     try:

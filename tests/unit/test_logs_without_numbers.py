@@ -50,7 +50,6 @@ async def test_a_providers_exception_is_logged_with_its_numbers_masked(caplog):
     assert not leaked(logged(caplog))
 
 
-@pytest.mark.xfail(strict=True, reason=f"sms/inbound.py logs a receipt's reference as given: {PATCH}")
 @pytest.mark.parametrize("reference", [PLANTED, f"{'c' * 32}:{PLANTED}"])
 async def test_a_receipt_with_a_reference_that_is_not_ours_is_logged_masked_and_short(caplog, reference):
     """The reference is a vendor's (an ACS tag, Twilio's ?ref=), so it can hold anything."""
