@@ -270,31 +270,39 @@ async def test_a_claim_whose_answer_is_lost_is_recognised_and_sent_once(emulator
 
 async def test_with_a_rate_limit_the_sweeper_fails_nothing_still_being_sent(emulator, gw):
     """SMS_RATE_LIMIT_PER_SECOND=2.5 and a sending lease of one second (below the setting's 30 s
-    floor, so given to the constructor): the job takes about three seconds, three leases. The sweeper runs
-    every 0.1 s and another worker takes every job it re-queues for this message. Counts: 8 provider calls for 8
-    recipients, 8 sent, 0 failed, 0 left queued or sending."""
+    floor, so given to the constructor): the job takes about three seconds, three leases. The sweeper
+    runs every 0.1 s and another worker takes every job it re-queues for this message. One number is
+    refused, one meets a provider error (transient). Counts: 8 provider calls for 8 recipients (none
+    twice), 6 sent, 1 failed with the provider's reason, 1 queued for a retry with its retry job
+    queued, 0 sending, 0 failed as outcome unknown."""
     settings = Settings.from_env({"AzureWebJobsStorage": emulator.connection_string, "SMS_RATE_LIMIT_PER_SECOND": "2.5"})
     lease = timedelta(seconds=1)
-    provider = RecordingProvider()
-    live = service_over(gw, provider, rate_limiter=SenderRateLimiter(settings.rate_limit_per_second), sending_lease=lease)
-    # The sweeper scans every message in the table: its jobs go to a queue of its own, not the one
-    # other tests read, and only this message's are run.
-    other = SmsService(gw.messages, InMemoryJobQueue(), provider, sending_lease=lease)
     to = numbers(110, 8)
+    provider = RecordingProvider(refuse={to[2]: "number is blocked"}, raise_for={to[5]})
+    # The sweeper scans every message in the table, other tests' too: the jobs of both workers go to
+    # queues of their own, and only this message's are run.
+    jobs = InMemoryJobQueue()
+    live = SmsService(gw.messages, jobs, provider, rate_limiter=SenderRateLimiter(settings.rate_limit_per_second),
+                      sending_lease=lease, missing_message_wait=0)
+    other = SmsService(gw.messages, InMemoryJobQueue(), provider, sending_lease=lease)
     response = await live.accept(request(*to), LICENSEE)
-    sending = asyncio.create_task(live.dispatch(SendJob(response.comm_id, 0, 99)))
+    job = SendJob(response.comm_id, 0, 7)
+    sending = asyncio.create_task(live.dispatch(job))
 
     while not sending.done():
         await asyncio.sleep(0.1)
-        for job in await other.sweep():
-            if job.comm_id == response.comm_id:
+        for swept in await other.sweep():
+            if swept.comm_id == response.comm_id:
                 with contextlib.suppress(RecipientsInFlight):
-                    await other.dispatch(job)
+                    await other.dispatch(swept)
     await sending
 
     assert sorted(provider.calls) == sorted(to)
     _, recipients = await gw.messages.load(response.comm_id)
-    assert Counter(r.status for r in recipients) == {Status.SENT: 8}
+    assert Counter(r.status for r in recipients) == {Status.SENT: 6, Status.FAILED: 1, Status.QUEUED: 1}
+    assert [(r.phone_number, r.last_error) for r in recipients if r.status is Status.FAILED] == [(to[2], "number is blocked")]
+    assert [(r.phone_number, "ConnectionError" in r.last_error) for r in recipients if r.status is Status.QUEUED] == [(to[5], True)]
+    assert jobs.jobs == [(job, 0), (job, 30)]  # the job as accepted, and its retry after the backoff
 
 
 async def test_a_crash_mid_job_leaves_only_the_send_in_flight_unknown_and_the_rest_are_sent(gw):
