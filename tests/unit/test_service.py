@@ -488,3 +488,21 @@ async def test_a_claim_whose_answer_was_lost_is_recognised_as_the_workers_own(st
     assert sorted(s.to for s in provider.sent) == [au(1), au(2), au(3)]
     _, recipients = await store.load(response.comm_id)
     assert [r.status for r in recipients] == [Status.SENT] * 3
+
+
+async def test_what_claiming_next_to_each_provider_call_costs_in_round_trips(store, queue):
+    """SmsService._send_batch's cost: calls that start together share one claim write and one outcome
+    write; calls that start one at a time (a rate limit) cost a claim and an outcome write each, at most."""
+    together = SmsService(store, queue, RecordingProvider(), send_concurrency=100)
+    response = await together.accept(request(*(au(i) for i in range(100))), LICENSEE)
+    store.round_trips = 0
+    await together.dispatch(queue.jobs[-1][0])
+    assert store.round_trips == 3  # load, claim all 100, record all 100
+    assert Counter(r.status for r in (await store.load(response.comm_id))[1]) == {Status.SENT: 100}
+
+    one_at_a_time = SmsService(store, queue, RecordingProvider(), rate_limiter=SenderRateLimiter(per_second=50))
+    response = await one_at_a_time.accept(request(*(au(i) for i in range(5))), LICENSEE)
+    store.round_trips = 0
+    await one_at_a_time.dispatch(queue.jobs[-1][0])
+    assert store.round_trips <= 1 + 2 * 5
+    assert Counter(r.status for r in (await store.load(response.comm_id))[1]) == {Status.SENT: 5}
