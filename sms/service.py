@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -196,8 +197,16 @@ class SmsService:
             raise MessageNotWritten(f"no message {job.comm_id} (yet): the queue will retry, then park the job")
         message, recipients = loaded
         outcomes, stepped_aside = await self._send_batch(message, recipients, job)
+        if stepped_aside:
+            # Another dispatch of this job is sending it (a copy from the sweeper or a safety net, or
+            # a redelivery): the rest is left to it, and this copy comes back once a lease has passed,
+            # to find the job done or that dispatch's claims run out. Put back, not raised: a raise
+            # counts towards maxDequeueCount, and a copy that kept meeting a long (rate-limited) job
+            # would be parked, and give_up would fail what the live dispatch was about to send.
+            await self._queue.put(job, delay_seconds=max(1, math.ceil(self._sending_lease.total_seconds())))
+            return outcomes
         lease_start = utcnow() - self._sending_lease
-        if stepped_aside or any(r.status is Status.SENDING and r.updated_at > lease_start for r in recipients):
+        if any(r.status is Status.SENDING and r.updated_at > lease_start for r in recipients):
             # Another worker holds a live claim on some of these (a redelivery while it still runs).
             # Retrying later either finds them settled or, if that worker died, past their lease.
             raise RecipientsInFlight(f"{job.comm_id}[{job.first}..{job.last}] is partly being sent elsewhere; retry later")
