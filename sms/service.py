@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -198,12 +197,12 @@ class SmsService:
         message, recipients = loaded
         outcomes, stepped_aside = await self._send_batch(message, recipients, job)
         if stepped_aside:
-            # Another dispatch of this job is sending it (a copy from the sweeper or a safety net, or
-            # a redelivery): the rest is left to it, and this copy comes back once a lease has passed,
-            # to find the job done or that dispatch's claims run out. Put back, not raised: a raise
-            # counts towards maxDequeueCount, and a copy that kept meeting a long (rate-limited) job
-            # would be parked, and give_up would fail what the live dispatch was about to send.
-            await self._queue.put(job, delay_seconds=max(1, math.ceil(self._sending_lease.total_seconds())))
+            # Another dispatch is sending this job (this is a copy from the sweeper or a safety net, or
+            # that one is): the rest is left to it, and this copy ends. Not raised: a raise counts
+            # towards maxDequeueCount, and a copy that kept meeting a long (rate-limited) job would be
+            # parked, and give_up would fail what the live dispatch was about to send. Nor put back:
+            # copies would pile up behind a long job. If that dispatch dies, its own queue message
+            # comes back; an immediate send has none, and the sweeper finds what it left queued.
             return outcomes
         lease_start = utcnow() - self._sending_lease
         if any(r.status is Status.SENDING and r.updated_at > lease_start for r in recipients):
