@@ -17,8 +17,8 @@ giving up on a parked job's. Two properties make that one place worth having:
 A claim refused because another worker has taken one of those recipients meanwhile means two
 dispatches are working through the same job (a redelivery, a safety-net or sweeper copy). The one
 that lost steps aside: it claims nothing more (`yielded`), records the outcomes of what it already
-handed over, and its caller hands the job back to the queue. Otherwise the two would keep colliding
-on the next recipients, write after write, with outcomes of SMS already sent waiting in those writes.
+handed over, and ends, leaving the rest to the other. Otherwise the two would keep colliding on the
+next recipients, write after write, with outcomes of SMS already sent waiting in those writes.
 """
 from __future__ import annotations
 
