@@ -19,7 +19,8 @@ from .errors import AlreadyExists, Conflict, KeyReused, NotFound, StorageUnavail
 from .job_rows import JobRows
 from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status, utcnow
 from .pacing import RetryPolicy, SenderRateLimiter
-from .phone import mask
+from .logs import log_unexpected
+from .phone import mask, mask_numbers
 from .providers import OutgoingSms, SendOutcome, SmsProvider
 from .optouts import OptOuts
 from .storage import IdempotencyRecord, IdempotencyStore, InboundStore, JobQueue, MessageStore, ReplyRoute
@@ -308,7 +309,7 @@ class SmsService:
             try:
                 outcome = await self._provider.send(sms)
             except Exception as exc:  # an adapter bug must not leave the whole batch in `sending`
-                log.exception("provider %s raised for %s", self._provider.name, mask(recipient.phone_number))
+                log_unexpected(log, f"provider {self._provider.name} raised for {mask(recipient.phone_number)}", exc)
                 outcome = SendOutcome(error=f"provider error ({type(exc).__name__})", transient=True)
             span.set_attribute("sms.outcome", "sent" if outcome.accepted else "retry" if outcome.transient else "failed")
         return outcome
@@ -323,7 +324,7 @@ class SmsService:
             # Nothing was sent: release the claim so the retry job picks the recipient up again.
             delay = self._retry.delay_seconds(recipient.attempts, outcome.retry_after_seconds)
             log.info("transient failure for %s (attempt %d), retrying in %ds: %s",
-                     mask(recipient.phone_number), recipient.attempts, delay, outcome.error)
+                     mask(recipient.phone_number), recipient.attempts, delay, mask_numbers(outcome.error or ""))
             return recipient.moved_to(Status.QUEUED, last_error=outcome.error), delay
         error = outcome.error if not outcome.transient else f"{outcome.error} (gave up after {recipient.attempts} attempts)"
         telemetry.failed.add(1, provider)
