@@ -97,7 +97,11 @@ class TableMessageStore(MessageStore):
         return [_with_etag(r, etag) for r, etag in zip(recipients, etags, strict=True)]
 
     async def _create(self, recipients: Sequence[Recipient]) -> list[str]:
-        return await self._transactions.create([_recipient_entity(r) for r in recipients])
+        # Written whether or not they are there: rows before the last transaction are invisible until
+        # the message row lands, so rows an attempt left behind when its last transaction failed
+        # belong to nobody, and a retry of the same request (same commId) rewrites them instead of
+        # failing on them for good. The last transaction still inserts: the message row is the commit.
+        return await self._transactions.submit(self._transactions.upserting([_recipient_entity(r) for r in recipients]))
 
     @storage_errors
     async def load(self, comm_id: str, first: int = 0, last: int | None = None) -> tuple[Message, list[Recipient]] | None:

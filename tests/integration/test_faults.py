@@ -332,3 +332,42 @@ async def test_a_crash_mid_job_leaves_only_the_send_in_flight_unknown_and_the_re
     _, recipients = await gw.messages.load(response.comm_id)
     assert Counter(r.status for r in recipients) == {Status.SENT: 6, Status.FAILED: 1}
     assert [(r.phone_number, r.last_error) for r in recipients if r.status is Status.FAILED] == [(to[2], OUTCOME_UNKNOWN)]
+
+
+async def test_a_keyed_request_whose_message_write_failed_part_way_is_finished_by_its_retry(gw, monkeypatch):
+    """Issue 12, item 6: 150 recipients are two transactions; the first (100 recipient rows) lands and
+    the second (the last 50 and the message row) fails. The retry with the same Idempotency-Key used
+    to hit EntityAlreadyExists on the rows left behind and answer 409 for the key's whole life, and
+    nothing was ever sent. Now it rewrites those invisible rows and finishes the message."""
+    from sms import service as service_module
+    from sms.storage.batch import Transactions
+
+    provider = RecordingProvider()
+    sms = service_over(gw, provider, idempotency=gw._idempotency_store)
+    submit = Transactions.submit
+    failed = []
+
+    async def message_row_fails_once(self, transaction):
+        if not failed and b'"RowKey":"message"' in transaction.request.content:
+            failed.append(transaction)
+            raise StorageUnavailable()
+        return await submit(self, transaction)
+
+    monkeypatch.setattr(Transactions, "submit", message_row_fails_once)
+    people = numbers(150, 150)
+    with pytest.raises(StorageUnavailable):
+        await sms.accept(request(*people), LICENSEE, "half-written")
+    assert failed  # the message row's transaction was the one refused
+
+    monkeypatch.setattr(service_module, "IN_PROGRESS_GRACE", timedelta(0))  # the client retries later
+    answer = await sms.accept(request(*people), LICENSEE, "half-written")
+    assert answer.status is True and answer.message == "Queued for 150 recipients"
+    message, recipients = await gw.messages.load(answer.comm_id)
+    assert message.recipient_count == 150 and [r.seq for r in recipients] == list(range(150))
+    assert {r.status for r in recipients} == {Status.QUEUED}
+
+    for job in SendJob.covering(answer.comm_id, 150):
+        await sms.dispatch(job)
+        await sms.dispatch(job)  # the first attempt's copies of the jobs come round too
+    assert Counter(s.to for s in provider.sent) == Counter(people)  # each of 150 texted once
+    assert await sms.accept(request(*people), LICENSEE, "half-written") == answer  # and the key answers as it did
