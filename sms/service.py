@@ -174,6 +174,11 @@ class SmsService:
                 raise Conflict("The first request with this Idempotency-Key is still being processed; retry shortly") from None
         message, recipients = loaded
         if kind == "send_now":
+            if any(r.status in (Status.QUEUED, Status.SENDING) for r in recipients):
+                # Its answer is not known yet: "Sent to 0 of 3" would invite a resend of what is
+                # being sent now. (A recipient waiting for a retry after a transient failure counts
+                # as in progress too, until the retry settles it.)
+                raise Conflict("The first request with this Idempotency-Key is still being processed; retry shortly")
             return _outcome(message.comm_id, len(recipients), recipients)
         return _queued(message.comm_id, len(recipients))
 

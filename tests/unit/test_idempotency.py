@@ -94,3 +94,22 @@ async def test_without_a_key_every_request_is_new(world):
     await service.accept(request("+61412000001"), LICENSEE)
     await service.accept(request("+61412000001"), LICENSEE)
     assert len(store.messages) == 2 and keys.records == {}
+
+
+async def test_an_immediate_send_retried_while_the_first_still_sends_is_told_to_wait(world):
+    """Issue 12, item 5: the retry used to answer 200 "Sent to 0 of 3 recipients" (status false)
+    while the first request was still sending, inviting a client to resend the failures."""
+    import asyncio
+
+    _, _, provider, _, service = world
+    provider.delay = 0.2
+    people = ("+61412000001", "+61412000002", "+61412000003")
+    first = asyncio.create_task(service.send_now(request(*people), LICENSEE, "now-2"))
+    while provider.in_flight == 0:  # the first request is with the provider
+        await asyncio.sleep(0.01)
+    with pytest.raises(Conflict, match="still being processed"):
+        await service.send_now(request(*people), LICENSEE, "now-2")
+    answer = await first
+    assert answer.message == "Sent to 3 of 3 recipients"
+    assert await service.send_now(request(*people), LICENSEE, "now-2") == answer
+    assert len(provider.sent) == 3
