@@ -55,7 +55,11 @@ async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str 
     try:
         if req.method.upper() not in route.working_methods:
             raise MethodNotAllowed(req.method.upper(), ", ".join(route.working_methods))
-        return func.HttpResponse(wire.encode(await work(req), fmt), status_code=200, headers={"Content-Type": fmt.content_type})
+        result = await work(req)
+        headers = {"Content-Type": fmt.content_type}
+        if isinstance(result, list):  # an auto-batch: ServiceStack says how many requests it ran
+            headers["X-AutoBatch-Completed"] = str(len(result))
+        return func.HttpResponse(wire.encode(result, fmt), status_code=200, headers=headers)
     except GatewayError as error:
         if isinstance(error, StorageUnavailable):
             log.warning("storage unavailable: %s", mask_numbers(repr(error.__cause__)))
@@ -105,11 +109,9 @@ async def _send(req: func.HttpRequest, route: Route, immediate: bool = False) ->
 async def _send_batch(req: func.HttpRequest, route: Route) -> list[BaseModel]:
     """ServiceStack's auto-batch: a list of SMSSend, every item validated before any is saved."""
     licensee = await _licensee(req)
-    if await _idempotency_key(req) is not None:
-        raise ValidationFailed([FieldError("Idempotency-Key", "NotSupported",
-                                           "Idempotency-Key is not supported on batched requests: send each request with its own key")])
+    key = await _idempotency_key(req)
     data = await _request_data(req, route)
-    return await (await gateway()).sms.accept_batch(wire.to_dtos(data, wire.SMSSend, MAX_BATCH), licensee)
+    return await (await gateway()).sms.accept_batch(wire.to_dtos(data, wire.SMSSend, MAX_BATCH), licensee, key)
 
 
 def _send_function(route: Route):

@@ -16,6 +16,10 @@ class GatewayError(Exception):
     message: str
     error_code: str = "Error"
     field_errors: list[FieldError] = field(default_factory=list)
+    # In an auto-batch: how many items were done before this error, and which item it is about
+    # (ServiceStack's X-AutoBatch-Completed header and ResponseStatus.Meta["AutoBatchIndex"]).
+    batch_completed: int | None = None
+    batch_index: int | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -24,8 +28,8 @@ class GatewayError(Exception):
 class ValidationFailed(GatewayError):
     """The request is malformed or breaks a rule; nothing was changed."""
 
-    def __init__(self, field_errors: list[FieldError], message: str | None = None):
-        super().__init__(message or field_errors[0].message, "ValidationException", list(field_errors))
+    def __init__(self, field_errors: list[FieldError], message: str | None = None, batch_completed: int | None = None):
+        super().__init__(message or field_errors[0].message, "ValidationException", list(field_errors), batch_completed)
 
 
 class Unauthenticated(GatewayError):

@@ -38,7 +38,7 @@ _ERRORS = {
 _ERRORS_BY_KIND = {
     "send": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
     "reply": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
-    "batch": ("400", "401", "403", "405", "413", "415", "429", "503"),
+    "batch": ("400", "401", "403", "405", "409", "412", "413", "415", "422", "429", "503"),
     "status": ("400", "401", "404", "429", "503"),
     "replies": ("400", "401", "404", "429", "503"),
 }
@@ -118,12 +118,12 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.has_format_suffix:
         parameters.append({"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": ["json", "jsv"]}})
     operation: dict[str, Any] = {"operationId": route.name, "summary": _SUMMARIES[route.kind], "parameters": parameters}
-    if kind in ("send", "reply"):  # (an auto-batch refuses Idempotency-Key)
+    if kind in ("send", "reply", "batch"):
         parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                            "description": "A retry with the same key (per licensee, for SMS_IDEMPOTENCY_HOURS) answers as the "
-                                          "first request did and sends nothing new. Repeatability-Request-ID and "
-                                          "Repeatability-First-Sent are accepted too."})
+                                          "first request did and sends nothing new; on an auto-batch, item by item. "
+                                          "Repeatability-Request-ID and Repeatability-First-Sent are accepted too."})
 
     if route.kind in _GET_KINDS:
         pattern = dict(route.patterns)["commId"]
@@ -143,7 +143,9 @@ def _operation(route: Route) -> dict[str, Any]:
         operation["requestBody"] = _request_body(_ref(SMSSend))
         ok = _content(_ref(CommResponse), "CommResponse")
 
-    operation["responses"] = {"200": {"description": "OK", "content": ok}} | {
+    batch_header = {"X-AutoBatch-Completed": {"description": "How many of the auto-batch's items were done (ServiceStack's header)",
+                                              "schema": {"type": "integer"}}} if route.kind in ("batch", "reply") else None
+    operation["responses"] = {"200": {"description": "OK", "content": ok, **({"headers": batch_header} if batch_header else {})}} | {
         status: {"description": _ERRORS[status], "content": _content(_ref(ErrorResponse), "ErrorResponse")}
         for status in _ERRORS_BY_KIND[kind]
     }

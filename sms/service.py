@@ -15,7 +15,7 @@ from typing import Awaitable, Callable, Sequence
 from opentelemetry import trace
 
 from . import telemetry
-from .errors import AlreadyExists, Conflict, KeyReused, NotFound, StorageUnavailable, ValidationFailed
+from .errors import AlreadyExists, Conflict, GatewayError, KeyReused, NotFound, StorageUnavailable, ValidationFailed
 from .job_rows import JobRows
 from .model import JOB_SIZE, Message, Recipient, SendJob, Status, message_status, utcnow
 from .pacing import RetryPolicy, SenderRateLimiter
@@ -97,8 +97,12 @@ class SmsService:
         with telemetry.tracer.start_as_current_span("sms.accept"):
             return await self._once(request, licensee_id, idempotency_key, "send", run)
 
-    async def accept_batch(self, requests: Sequence[SMSSend], licensee_id: str) -> list[CommResponse]:
-        """ServiceStack's auto-batch: every request is checked before any is saved, then each is accepted."""
+    async def accept_batch(self, requests: Sequence[SMSSend], licensee_id: str, idempotency_key: str | None = None) -> list[CommResponse]:
+        """ServiceStack's auto-batch: every request is checked before any is saved, then each is accepted
+        in turn. Items live in different partitions, so a batch cannot be one transaction: an error
+        part-way says how many items were done (GatewayError.batch_completed), and with an idempotency
+        key each item is remembered under the key and its position, so resending the batch finishes it
+        without saving any item twice."""
         prepared, errors = [], []
         for i, request in enumerate(requests):
             try:
@@ -106,8 +110,18 @@ class SmsService:
             except ValidationFailed as exc:
                 errors += [replace(e, field_name=f"[{i}].{e.field_name}", message=f"[{i}].{e.message}") for e in exc.field_errors]
         if errors:
-            raise ValidationFailed(errors)
-        return [await self._save_and_queue(message, recipients) for message, recipients in prepared]
+            raise ValidationFailed(errors, batch_completed=0)
+        responses: list[CommResponse] = []
+        for i, (request, (message, recipients)) in enumerate(zip(requests, prepared, strict=True)):
+            try:
+                if idempotency_key is None:
+                    responses.append(await self._save_and_queue(message, recipients))
+                else:  # '\n' cannot occur in a key (printable only), so no client key collides with these
+                    responses.append(await self.accept(request, licensee_id, f"{idempotency_key}\n[{i}]"))
+            except GatewayError as error:
+                error.batch_completed, error.batch_index = i, i
+                raise
+        return responses
 
     async def _save_and_queue(self, message: Message, recipients: list[Recipient]) -> CommResponse:
         # Jobs before the message becomes visible: a message is never stored without its jobs, so

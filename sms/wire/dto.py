@@ -149,6 +149,7 @@ class ResponseStatus(WireModel):
     error_code: str
     message: str
     errors: list[ResponseError] | None = None
+    meta: dict[str, str] | None = None  # e.g. AutoBatchIndex: which item of an auto-batch failed
 
 
 class ErrorResponse(WireModel):

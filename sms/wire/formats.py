@@ -307,10 +307,14 @@ def error_status(error: GatewayError) -> int:
 
 def error_body(error: GatewayError) -> ErrorResponse:
     errors = [ResponseError(error_code=e.error_code, field_name=e.field_name, message=e.message) for e in error.field_errors]
-    return ErrorResponse(response_status=ResponseStatus(error_code=error.error_code, message=error.message, errors=errors or None))
+    meta = {"AutoBatchIndex": str(error.batch_index)} if error.batch_index is not None else None
+    return ErrorResponse(response_status=ResponseStatus(error_code=error.error_code, message=error.message, errors=errors or None,
+                                                        meta=meta))
 
 
 def error_headers(error: GatewayError) -> dict[str, str]:
+    if error.batch_completed is not None:  # ServiceStack's: how many auto-batched requests were done
+        return {"X-AutoBatch-Completed": str(error.batch_completed)}
     if isinstance(error, MethodNotAllowed):
         return {"Allow": error.allowed}
     if isinstance(error, TooManyRequests):

@@ -1,5 +1,7 @@
 """The HTTP trigger functions, called directly as the Functions worker calls them, over fakes."""
 import json
+from dataclasses import replace
+from datetime import timedelta
 from types import SimpleNamespace
 
 import azure.functions as func
@@ -11,7 +13,7 @@ from sms.config import Settings
 from sms.pacing import RequestRateLimiter
 from sms.routes import IMMEDIATE_ROUTES, SEND_ROUTES
 from sms.errors import StorageUnavailable
-from sms.service import SmsService
+from sms.service import IN_PROGRESS_GRACE, SmsService
 from tests.fakes import InMemoryApiKeyStore, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
 
 LICENSEE = "a" * 32
@@ -265,10 +267,15 @@ async def test_repeatability_headers_work_like_an_idempotency_key(gateway):
     assert first.get_body() == again.get_body() and len(gateway.sms._provider.sent) == 1
 
 
-async def test_batches_do_not_take_an_idempotency_key(gateway):
-    response = await call(gateway, "json_reply", body=json.dumps([GOOD]).encode(),
-                          headers={**bearer(gateway.key), "Idempotency-Key": "b1"}, route_params={"operation": "SMSSend[]"})
-    assert response.status_code == 400
+async def test_a_batch_with_an_idempotency_key_answers_a_resend_as_it_did_and_saves_nothing_new(gateway):
+    headers = {**bearer(gateway.key), "Idempotency-Key": "b1"}
+    first = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=headers, route_params={"operation": "SMSSend[]"})
+    again = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=headers, route_params={"operation": "SMSSend[]"})
+    assert first.status_code == again.status_code == 200 and first.get_body() == again.get_body()
+    assert len(gateway.sms._store.messages) == 2  # two items, each once
+    other = await call(gateway, "json_reply", body=json.dumps([GOOD]).encode(), headers={**bearer(gateway.key), "Idempotency-Key": "b1[0]"},
+                       route_params={"operation": "SMSSend[]"})
+    assert other.status_code == 200 and len(gateway.sms._store.messages) == 3  # a client's own key never meets an item's
 
 
 async def test_a_licensee_over_its_request_rate_gets_429_with_retry_after(gateway):
@@ -282,3 +289,46 @@ async def test_a_licensee_over_its_request_rate_gets_429_with_retry_after(gatewa
     assert other.status_code == 200  # another licensee has its own allowance
     now[0] = 20.0
     assert (await call(gateway, "send", body=json.dumps(GOOD).encode(), headers=bearer(gateway.key))).status_code == 200
+
+
+async def test_a_batch_interrupted_by_storage_says_how_many_it_completed_and_a_keyed_retry_sends_nothing_twice(gateway):
+    """Issue 12, item 3: an auto-batch answering 503 had already saved and queued part of itself, and
+    its answer did not say which part; resending it texted those numbers twice. ServiceStack's
+    answer for this is the X-AutoBatch-Completed header (and ResponseStatus.Meta["AutoBatchIndex"]);
+    an Idempotency-Key on the batch makes the resend safe, item by item."""
+    from sms.errors import StorageUnavailable
+
+    items = [{"SMSModel": {"To": [{"PhoneNumber": f"+6141200{i:04d}"}], "MessageBody": f"item {i}"}} for i in range(5)]
+    store = gateway.sms._store
+    add, calls = store.add, []
+
+    async def third_write_fails(message, recipients, before_visible=None):
+        calls.append(message.comm_id)
+        if len(calls) == 3:
+            raise StorageUnavailable()
+        return await add(message, recipients, before_visible)
+
+    store.add = third_write_fails
+    headers = {**bearer(gateway.key), "Idempotency-Key": "batch-7"}
+    interrupted = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)
+    assert interrupted.status_code == 503
+    assert interrupted.headers["X-AutoBatch-Completed"] == "2"
+    assert json.loads(interrupted.get_body())["responseStatus"]["meta"] == {"AutoBatchIndex": "2"}
+    assert len(store.messages) == 2
+
+    store.add = add
+    # At once, the interrupted item may still be being written, as far as its key can tell: wait.
+    too_soon = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)
+    assert too_soon.status_code == 409 and too_soon.headers["X-AutoBatch-Completed"] == "2"
+    assert len(store.messages) == 2
+    keys = gateway.sms._idempotency.records
+    for name, record in list(keys.items()):  # the client retries a little later
+        keys[name] = replace(record, created_at=record.created_at - IN_PROGRESS_GRACE - timedelta(seconds=1))
+    retried = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)
+    answers = json.loads(retried.get_body())
+    assert retried.status_code == 200 and retried.headers["X-AutoBatch-Completed"] == "5"
+    assert [a["status"] for a in answers] == [True] * 5
+    assert [a["commId"] for a in answers[:2]] == calls[:2]  # the first two are the ones already saved
+    assert len(store.messages) == 5  # and each item is saved once
+    again = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)
+    assert json.loads(again.get_body()) == answers
