@@ -91,7 +91,9 @@ def rows(results: dict[str, tuple[float, float, float]]) -> list[Row]:
         Row("dispatch", "provider floor (adapter alone) SMS/s", floor, "SMS/s"),
         # Shown, not judged: no target for it was ever measured here (the old one was Jasmin's, from elsewhere).
         Row("dispatch", "instant: dispatch / provider floor", instant[0] / floor, "ratio"),
-        Row("dispatch", "storage round trips per job", instant[1], "per job", "<= 3", instant[1] <= 3),
+        # A recipient is claimed in the write just before its provider call (so a crash never leaves an
+        # unattempted recipient "outcome unknown"): 3 when every call starts at once, at most 1 + 2 per recipient.
+        Row("dispatch", "storage round trips per 100-recipient job", instant[1], "per job", "<= 201 (1 + 2 x 100)", instant[1] <= 201),
         Row("dispatch", "recipients/s, 50 ms provider", slow[0], "recipients/s"),
         Row("dispatch", "50 ms: achieved / ideal (16 / 0.05 s)", slow[0] / ideal, "ratio", ">= 0.8", slow[0] / ideal >= 0.8),
         Row("dispatch", f"rate limit {RATE_LIMIT:g}/s: achieved", limited[2], "sends/s", "within 5%",
