@@ -94,12 +94,19 @@ class Recipient:
         error = changes.get("last_error")
         if error is not None and len(error) > MAX_ERROR_CHARS:  # vendors' text has no bound; storage has
             changes["last_error"] = error[: MAX_ERROR_CHARS - 1] + "…"
+        provider_id = changes.get("provider_message_id")
+        if provider_id is not None and len(provider_id) > MAX_PROVIDER_ID_CHARS:  # kept to show, never matched on
+            changes["provider_message_id"] = provider_id[:MAX_PROVIDER_ID_CHARS]
         return replace(self, status=status, updated_at=utcnow(), **changes)
 
 
 # The longest error kept on a recipient: enough for any vendor's reason, far below Azure's 64 KiB
 # per property (a longer one made the outcome write fail after the SMS attempt).
 MAX_ERROR_CHARS = 1000
+# Vendors' message ids are short (ACS: a Guid-like text, Twilio: 34 characters); one of absurd length
+# must not make the outcome write fail after the SMS went out. Receipts find a recipient by its
+# reference (commId:seq), never by this id, so keeping its start loses nothing.
+MAX_PROVIDER_ID_CHARS = 200
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,11 @@ class AcsProvider(SmsProvider):
     def __init__(self, connection_string: str, from_number: str, **client_options):
         # Few SDK-level retries: the queue's own retry, with backoff, is the outer loop.
         client_options.setdefault("retry_total", 2)
+        # azure-core waits up to 300 s to connect and 300 s to read, as long as the default sending
+        # lease: a stalled call would be taken for a crashed one while still in flight. Bounded as
+        # Twilio's adapter is (15 s), three tries stay well inside the lease.
+        client_options.setdefault("connection_timeout", 5)
+        client_options.setdefault("read_timeout", 15)
         self._client = SmsClient.from_connection_string(connection_string, **client_options)
         self._endpoint = self._client._endpoint  # noqa: SLF001 - parsed from the connection string by the SDK
         self.default_sender = from_number

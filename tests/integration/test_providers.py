@@ -180,3 +180,14 @@ async def test_provider_health_checks_send_nothing(acs, twilio, cert):
         assert (await gone.check()).startswith("ACS unreachable")
     finally:
         await gone.close()
+
+
+def test_an_acs_call_cannot_outlast_the_sending_lease():
+    """azure-core's own defaults wait 300 s to connect and 300 s to read: a stalled call would outlive
+    the default lease (SMS_SENDING_LEASE_SECONDS, 300) and be taken for a crashed send while in flight."""
+    from sms.config import Settings
+
+    provider = AcsProvider("endpoint=https://example.communication.azure.com/;accesskey=" + "a" * 44, "+61400000000")
+    config = provider._client._sms_service_client._client._pipeline._transport.connection_config
+    tries = 1 + 2  # retry_total
+    assert tries * (config.timeout + config.read_timeout) < Settings.sending_lease_seconds / 2

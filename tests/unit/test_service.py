@@ -527,3 +527,20 @@ async def test_a_copy_of_a_job_that_loses_a_claim_steps_aside_and_ends(store, qu
     assert queue.jobs[1:] == []  # no copy put back to pile up behind the job
     assert sorted(provider.calls) == sorted(to)
     assert Counter(r.status for r in (await store.load(response.comm_id))[1]) == {Status.SENT: 10}
+
+
+async def test_an_absurdly_long_provider_message_id_is_kept_cut_short_and_the_sms_recorded_sent(store, queue, limits):
+    from sms.model import MAX_PROVIDER_ID_CHARS
+    from sms.providers import SendOutcome
+    from sms.service import SmsService
+
+    class LongIds(RecordingProvider):
+        async def send(self, sms):
+            await super().send(sms)
+            return SendOutcome(provider_message_id="SM" + "9" * 100_000)
+
+    service = SmsService(store, queue, LongIds(), limits, send_concurrency=8)
+    response = await service.accept(request("0412 345 678"), LICENSEE)
+    await service.dispatch(SendJob(response.comm_id, 0, 0))
+    _, [recipient] = await store.load(response.comm_id)
+    assert recipient.status is Status.SENT and recipient.provider_message_id == ("SM" + "9" * 100_000)[:MAX_PROVIDER_ID_CHARS]
