@@ -1,11 +1,12 @@
-"""The Azure Functions app: create it, register the blueprints. Nothing else."""
+"""The Azure Functions app: create it, register the blueprints over one lazily built Gateway. Nothing else."""
 import azure.functions as func
 
-from sms.api import bp as api
-from sms.callbacks import bp as callbacks
-from sms.worker import bp as worker
+from sms import api, callbacks, worker
+from sms.bootstrap import GatewayOnFirstUse
+
+gateway = GatewayOnFirstUse()  # built from the app settings by the first function that runs
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-app.register_functions(api)
-app.register_functions(callbacks)
-app.register_functions(worker)
+app.register_functions(api.blueprint(gateway))
+app.register_functions(callbacks.blueprint(gateway))
+app.register_functions(worker.blueprint(gateway))

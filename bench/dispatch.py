@@ -14,9 +14,10 @@ from sms.model import SendJob
 from sms.pacing import SenderRateLimiter
 from sms.providers import OutgoingSms
 from sms.providers.twilio import TwilioProvider
-from sms.service import SmsService
+from sms.gateway import assemble
 from sms.validation import Limits
 from sms.wire import SMSSend
+from sms.wire.mapping import send_command
 from tests.fake_vendors import FakeTwilio
 
 from .harness import Row, load
@@ -39,15 +40,15 @@ async def _send_all(connection: str, recipients: int, latency: float, rate: floa
     provider = TwilioProvider(FakeTwilio.ACCOUNT_SID, FakeTwilio.AUTH_TOKEN, from_number="+61400000000", api_base_url=fake.base_url)
     try:
         await gateway.ensure_storage()
-        worker = SmsService(gateway.messages, gateway.jobs, provider, Limits(max_recipients=10_000), send_concurrency=CONCURRENCY,
-                            rate_limiter=SenderRateLimiter(rate), missing_message_wait=0)
+        worker = assemble(gateway.messages, gateway.jobs, provider, limits=Limits(max_recipients=10_000), send_concurrency=CONCURRENCY,
+                          rate_limiter=SenderRateLimiter(rate), missing_message_wait=0)
         request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+614{i:08d}"} for i in range(recipients)],
                                                        "MessageBody": "Dispatch benchmark"}})
-        accepted = await worker.accept(request, "d1" * 16)
+        accepted = await worker.accept.queue(send_command(request), "d1" * 16)
         jobs = SendJob.covering(accepted.comm_id, recipients)
         responses = 0
         started = time.perf_counter()
-        await asyncio.gather(*(worker.dispatch(job) for job in jobs))  # one process takes the jobs together, as the host does
+        await asyncio.gather(*(worker.dispatch.dispatch(job) for job in jobs))  # one process takes the jobs together, as the host does
         elapsed = time.perf_counter() - started
         arrivals = fake.arrivals
         arrival_rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0

@@ -11,6 +11,7 @@ from sms.bootstrap import build
 from sms.config import SEND_QUEUE, Settings
 from sms.storage.tables import MESSAGES_TABLE
 from sms.wire import SMSSend
+from sms.wire.mapping import send_command
 
 from .harness import Row
 
@@ -38,13 +39,14 @@ async def run(connection: str, seconds: float, turn: float = 0.2) -> dict[int, t
 
     gateway = build(Settings.from_env({"AzureWebJobsStorage": connection, "SMS_MAX_RECIPIENTS": "1000"}), on_response=count)
     await gateway.ensure_storage()
+    accept = gateway.gateway().use.accept
     requests, turn = {size: _request(size) for size in SIZES}, min(turn, seconds)
     elapsed, sent, trips = dict.fromkeys(SIZES, 0.0), dict.fromkeys(SIZES, 0), dict.fromkeys(SIZES, 0)
     tables = TableServiceClient.from_connection_string(connection)
     queue = QueueClient.from_connection_string(connection, SEND_QUEUE)
     try:
         for request in requests.values():
-            await gateway.sms.accept(request, "fa" * 16)  # warm up
+            await accept.queue(send_command(request), "fa" * 16)  # warm up
         while min(elapsed.values()) < seconds:
             for size, request in requests.items():
                 await tables.delete_table(MESSAGES_TABLE)
@@ -52,7 +54,7 @@ async def run(connection: str, seconds: float, turn: float = 0.2) -> dict[int, t
                 await queue.clear_messages()
                 responses, started = 0, time.perf_counter()
                 while sent[size] == 0 or time.perf_counter() - started < turn:
-                    await gateway.sms.accept(request, "fa" * 16)
+                    await accept.queue(send_command(request), "fa" * 16)
                     sent[size] += 1
                 elapsed[size] += time.perf_counter() - started
                 trips[size] += responses

@@ -15,8 +15,9 @@ from sms.bootstrap import build
 from sms.config import PROJECT_ROOT, Settings
 from sms.model import SendJob
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
-from sms.service import SmsService
+from sms.gateway import assemble
 from sms.wire import SMSSend
+from sms.wire.mapping import send_command
 
 from .harness import Row
 
@@ -34,7 +35,7 @@ class NullProvider(SmsProvider):
 async def _dispatch_all(connection: str, comm_id: str, recipients: int) -> None:
     gateway = build(Settings.from_env({"AzureWebJobsStorage": connection}))
     try:
-        worker = SmsService(gateway.messages, gateway.jobs, NullProvider(), missing_message_wait=0)
+        worker = assemble(gateway.messages, gateway.jobs, NullProvider(), missing_message_wait=0).dispatch
         jobs = SendJob.covering(comm_id, recipients)
         for i in range(0, len(jobs), WORKER_BATCH):
             await asyncio.gather(*(worker.dispatch(job) for job in jobs[i:i + WORKER_BATCH]))
@@ -48,7 +49,7 @@ async def _accept(connection: str, recipients: int) -> str:
         await gateway.ensure_storage()
         request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+614{i:08d}"} for i in range(recipients)],
                                                        "MessageBody": "Memory benchmark"}})
-        return (await gateway.sms.accept(request, "3e" * 16)).comm_id
+        return (await gateway.gateway().use.accept.queue(send_command(request), "3e" * 16)).comm_id
     finally:
         await gateway.close()
 

@@ -1,10 +1,9 @@
-"""HTTP blueprint: request -> auth and wire decode -> service -> wire encode. Nothing else.
+"""HTTP blueprint: request -> auth and wire decode -> command -> use case -> wire encode. Nothing else.
 
-Every function is registered from the route table in sms.routes.
+Every function is registered from the route table in sms.routes, over the Gateway it is given.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from datetime import timedelta
@@ -15,7 +14,6 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from . import metadata, openapi, wire
-from .bootstrap import gateway
 from .config import ConfigError
 from .errors import (
     FieldError,
@@ -31,21 +29,24 @@ from .errors import (
 from .logs import log_unexpected
 from .model import utcnow
 from .phone import mask_numbers
-from .wire import RepliesResponse, ReplyState
+from .gateway import Gateway
 from .routes import MAX_BATCH, OPERATION, Route, register
+from .wire import RepliesResponse, ReplyState
+from .wire.http import error_response, json_response
+from .wire.mapping import comm_response, message_state, send_command
 
 log = logging.getLogger("sms.api")
 
-bp = func.Blueprint()
-
-Work = Callable[[func.HttpRequest], Awaitable["BaseModel | list[BaseModel]"]]
+GatewaySource = Callable[[], Awaitable[Gateway]]
+Work = Callable[[func.HttpRequest, Gateway], Awaitable["BaseModel | list[BaseModel]"]]
 
 
 def _negotiate(req: func.HttpRequest, route: Route, suffix: str | None) -> wire.Format:
     return wire.response_format(req.params.get("format"), suffix or (route.format.value if route.format else None), req.headers.get("Accept"))
 
 
-async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str | None = None) -> func.HttpResponse:
+async def _respond(req: func.HttpRequest, route: Route, gateway: GatewaySource, work: Work,
+                   suffix: str | None = None) -> func.HttpResponse:
     """Run a handler's work and answer in the negotiated format; every failure in ServiceStack's error shape."""
     if route.has_format_suffix:
         suffix = req.route_params.get("format", "")
@@ -55,7 +56,7 @@ async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str 
     try:
         if req.method.upper() not in route.working_methods:
             raise MethodNotAllowed(req.method.upper(), ", ".join(route.working_methods))
-        result = await work(req)
+        result = await work(req, await gateway())
         headers = {"Content-Type": fmt.content_type}
         if isinstance(result, list):  # an auto-batch: ServiceStack says how many requests it ran
             headers["X-AutoBatch-Completed"] = str(len(result))
@@ -72,16 +73,8 @@ async def _respond(req: func.HttpRequest, route: Route, work: Work, suffix: str 
         return error_response(GatewayError("An unexpected error occurred", "InternalServerError"), fmt)
 
 
-def error_response(error: GatewayError, fmt: wire.Format) -> func.HttpResponse:
-    """ServiceStack's error shape in the given format, with the status and headers the error calls for."""
-    headers = {"Content-Type": fmt.content_type, **wire.error_headers(error)}
-    return func.HttpResponse(wire.encode(wire.error_body(error), fmt), status_code=wire.error_status(error), headers=headers)
-
-
-
-async def _licensee(req: func.HttpRequest) -> str:
+async def _licensee(req: func.HttpRequest, gw: Gateway) -> str:
     """The key's licensee, once it is within its request rate."""
-    gw = await gateway()
     licensee = await gw.auth.licensee_for(wire.api_key_from(req.headers.get("Authorization")))
     wait = gw.requests.retry_after(licensee)
     if wait is not None:
@@ -90,47 +83,47 @@ async def _licensee(req: func.HttpRequest) -> str:
     return licensee
 
 
-async def _request_data(req: func.HttpRequest, route: Route) -> Any:
+def _request_data(req: func.HttpRequest, route: Route, gw: Gateway) -> Any:
     body = req.get_body()
-    limit = (await gateway()).settings.max_request_bytes
+    limit = gw.settings.max_request_bytes
     if len(body) > limit:
         raise PayloadTooLarge(len(body), limit)
     return wire.read_body(body, req.headers.get("Content-Type"), route.format or wire.Format.JSON)
 
 
-async def _send(req: func.HttpRequest, route: Route, immediate: bool = False) -> BaseModel:
-    licensee = await _licensee(req)
-    key = await _idempotency_key(req)
-    request = wire.to_dto(await _request_data(req, route), wire.SMSSend)
-    sms = (await gateway()).sms
-    return await (sms.send_now if immediate else sms.accept)(request, licensee, key)
+async def _send(req: func.HttpRequest, gw: Gateway, route: Route, immediate: bool = False) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    key = _idempotency_key(req, gw)
+    command = send_command(wire.to_dto(_request_data(req, route, gw), wire.SMSSend))
+    accept = gw.use.accept
+    return comm_response(await (accept.send_now if immediate else accept.queue)(command, licensee, key))
 
 
-async def _send_batch(req: func.HttpRequest, route: Route) -> list[BaseModel]:
+async def _send_batch(req: func.HttpRequest, gw: Gateway, route: Route) -> list[BaseModel]:
     """ServiceStack's auto-batch: a list of SMSSend, every item validated before any is saved."""
-    licensee = await _licensee(req)
-    key = await _idempotency_key(req)
-    data = await _request_data(req, route)
-    return await (await gateway()).sms.accept_batch(wire.to_dtos(data, wire.SMSSend, MAX_BATCH), licensee, key)
+    licensee = await _licensee(req, gw)
+    key = _idempotency_key(req, gw)
+    commands = [send_command(dto) for dto in wire.to_dtos(_request_data(req, route, gw), wire.SMSSend, MAX_BATCH)]
+    return [comm_response(result) for result in await gw.use.accept.queue_each(commands, licensee, key)]
 
 
-def _send_function(route: Route):
+def _send_function(route: Route, gateway: GatewaySource):
     immediate = route.kind == "send_now"
 
     async def send(req: func.HttpRequest) -> func.HttpResponse:
-        return await _respond(req, route, lambda req: _send(req, route, immediate))
+        return await _respond(req, route, gateway, lambda req, gw: _send(req, gw, route, immediate))
 
     return send
 
 
-def _batch_function(route: Route):
+def _batch_function(route: Route, gateway: GatewaySource):
     async def send_batch(req: func.HttpRequest) -> func.HttpResponse:
-        return await _respond(req, route, lambda req: _send_batch(req, route))
+        return await _respond(req, route, gateway, lambda req, gw: _send_batch(req, gw, route))
 
     return send_batch
 
 
-def _reply_function(route: Route):
+def _reply_function(route: Route, gateway: GatewaySource):
     """ServiceStack's older predefined routes: /json/reply/SMSSend, and /json/reply/SMSSend[] for a batch."""
 
     async def reply(req: func.HttpRequest) -> func.HttpResponse:
@@ -139,12 +132,12 @@ def _reply_function(route: Route):
             unknown = NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
             return error_response(unknown, _negotiate(req, route, None))
         work = _send_batch if operation.endswith("[]") else _send
-        return await _respond(req, route, lambda req: work(req, route))
+        return await _respond(req, route, gateway, lambda req, gw: work(req, gw, route))
 
     return reply
 
 
-async def _idempotency_key(req: func.HttpRequest) -> str | None:
+def _idempotency_key(req: func.HttpRequest, gw: Gateway) -> str | None:
     """Idempotency-Key, or ACS-style Repeatability-Request-ID (with Repeatability-First-Sent)."""
     header = "Idempotency-Key" if req.headers.get("Idempotency-Key") is not None else "Repeatability-Request-ID"
     key = req.headers.get(header)
@@ -162,7 +155,7 @@ async def _idempotency_key(req: func.HttpRequest) -> str | None:
         if sent_at is None or sent_at.tzinfo is None:
             raise ValidationFailed([FieldError("Repeatability-First-Sent", "InvalidValue",
                                                "Repeatability-First-Sent must be an HTTP date, e.g. 'Tue, 24 Nov 2026 23:00:00 GMT'")])
-        window = timedelta(hours=(await gateway()).settings.idempotency_hours)
+        window = timedelta(hours=gw.settings.idempotency_hours)
         if utcnow() - sent_at > window:
             raise PreconditionFailed(f"Repeatability-First-Sent is older than the {window.total_seconds() / 3600:g}-hour window: send it as a new request")
     return key
@@ -178,7 +171,7 @@ def _comm_id(raw_id: str) -> str:
     return comm_id
 
 
-def _status_function(route: Route):
+def _status_function(route: Route, gateway: GatewaySource):
     async def sms_status(req: func.HttpRequest) -> func.HttpResponse:
         raw_id = req.route_params.get("commId", "")
         stem, dot, suffix = raw_id.rpartition(".")  # a suffix other than .json or .jsv is answered 404
@@ -187,29 +180,29 @@ def _status_function(route: Route):
         else:
             suffix = None
 
-        async def work(req: func.HttpRequest) -> BaseModel:
-            licensee = await _licensee(req)
-            return await (await gateway()).sms.status(_comm_id(raw_id), licensee)
+        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
+            licensee = await _licensee(req, gw)
+            return message_state(await gw.use.status.report(_comm_id(raw_id), licensee))
 
-        return await _respond(req, route, work, suffix)
+        return await _respond(req, route, gateway, work, suffix)
 
     return sms_status
 
 
-def _replies_function(route: Route):
+def _replies_function(route: Route, gateway: GatewaySource):
     async def sms_replies(req: func.HttpRequest) -> func.HttpResponse:
-        async def work(req: func.HttpRequest) -> BaseModel:
-            licensee = await _licensee(req)
+        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
+            licensee = await _licensee(req, gw)
             comm_id = _comm_id(req.route_params.get("commId", ""))
-            replies = await (await gateway()).inbound.replies(comm_id, licensee)
+            replies = await gw.use.status.replies(comm_id, licensee)
             return RepliesResponse(comm_id=comm_id, replies=[ReplyState.of(r) for r in replies])
 
-        return await _respond(req, route, work)
+        return await _respond(req, route, gateway, work)
 
     return sms_replies
 
 
-def _health_function(route: Route):
+def _health_function(route: Route, gateway: GatewaySource):
     """For load balancers and people: 200 when storage and the provider answer, else 503. No key needed."""
 
     async def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -218,20 +211,19 @@ def _health_function(route: Route):
         except ConfigError as error:
             log.error("gateway misconfigured: %s", error)
             report = {"status": "unhealthy", "configuration": "invalid; see the logs"}
-        status = 200 if report["status"] == "ok" else 503
-        return func.HttpResponse(json.dumps(report).encode(), status_code=status, headers={"Content-Type": "application/json; charset=utf-8"})
+        return json_response(report, 200 if report["status"] == "ok" else 503)
 
     return health
 
 
-def _openapi_function(route: Route):
+def _openapi_function(route: Route, gateway: GatewaySource):
     async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(openapi.document_json(), status_code=200, headers={"Content-Type": "application/json; charset=utf-8"})
 
     return openapi_document
 
 
-def _metadata_function(route: Route):
+def _metadata_function(route: Route, gateway: GatewaySource):
     async def metadata_page(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(metadata.page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
@@ -250,4 +242,6 @@ _HANDLERS = {
     "metadata": _metadata_function,
 }
 
-register(bp, _HANDLERS)
+def blueprint(gateway: GatewaySource) -> func.Blueprint:
+    """The client API's functions, each working over the Gateway `gateway` gives (built on first use)."""
+    return register(func.Blueprint(), _HANDLERS, gateway)

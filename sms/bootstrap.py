@@ -1,4 +1,4 @@
-"""Wires the real adapters together, once per worker process.
+"""The real adapters (Azure Storage, the configured SMS provider), built once per worker process.
 
 Nothing here runs at import: the Functions host indexes zero functions when importing
 the app raises, so settings are read and clients built on first use instead.
@@ -18,13 +18,11 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from . import telemetry
 from .auth import Authenticator
-from .inbound import InboundService
-from .optouts import OptOuts
 from .config import SEND_QUEUE, Settings, proxy_lookup_options, queue_message_encoding
 from .errors import StorageUnavailable
+from .gateway import Gateway, assemble
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider, create_provider
-from .service import SmsService
 from .validation import Limits
 from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
@@ -33,22 +31,20 @@ from .storage.tables import TableApiKeyStore, TableMessageStore
 
 
 @dataclass
-class Gateway:
+class Adapters:
+    """The real storage and provider clients, created once per process and reused."""
+
     settings: Settings
-    sms: SmsService
-    auth: Authenticator
-    keys: TableApiKeyStore
     messages: TableMessageStore
+    keys: TableApiKeyStore
     jobs: StorageJobQueue
+    inbound: TableInboundStore
+    opt_outs: TableOptOutStore
+    idempotency: TableIdempotencyStore
     provider: SmsProvider
-    inbound: InboundService
-    requests: RequestRateLimiter
-    _inbound_store: TableInboundStore
-    _opt_out_store: TableOptOutStore
-    _idempotency_store: TableIdempotencyStore
-    _tables: TableServiceClient
-    _queues: QueueServiceClient
-    _credential: AsyncTokenCredential | None = None
+    tables: TableServiceClient
+    queues: QueueServiceClient
+    credential: AsyncTokenCredential | None = None  # closed with the clients when this built it
 
     async def ensure_storage(self) -> None:
         """Create the tables and queues when missing (Azurite, a fresh account). Idempotent."""
@@ -57,10 +53,10 @@ class Gateway:
             self.messages.create_table(),
             self.keys.create_table(),
             self.jobs.create_queue(),
-            self._inbound_store.create_tables(),
-            self._opt_out_store.create_table(),
-            self._idempotency_store.create_table(),
-            create_queue(queue_client(self._queues, f"{SEND_QUEUE}-poison", encoding)),
+            self.inbound.create_tables(),
+            self.opt_outs.create_table(),
+            self.idempotency.create_table(),
+            create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
         )
 
     async def health(self) -> dict:
@@ -80,12 +76,27 @@ class Gateway:
             "provider": {"name": self.provider.name, "status": "ok" if not provider_problem else provider_problem},
         }
 
+    def gateway(self) -> Gateway:
+        """The use cases over these clients, as Settings tune them."""
+        settings = self.settings
+        use = assemble(
+            self.messages, self.jobs, self.provider,
+            limits=Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments),
+            send_concurrency=settings.send_concurrency,
+            retry=RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds),
+            rate_limiter=SenderRateLimiter(settings.rate_limit_per_second), opt_outs=self.opt_outs, inbound=self.inbound,
+            idempotency=self.idempotency, idempotency_window=timedelta(hours=settings.idempotency_hours),
+            sending_lease=timedelta(seconds=settings.sending_lease_seconds),
+        )
+        return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
+                       RequestRateLimiter(settings.requests_per_minute), use, self.health)
+
     async def close(self) -> None:
         await self.provider.close()
-        await self._tables.close()
-        await self._queues.close()
-        if self._credential is not None:
-            await self._credential.close()
+        await self.tables.close()
+        await self.queues.close()
+        if self.credential is not None:
+            await self.credential.close()
 
 
 # azure-core waits up to 300 s to connect or read and retries up to 10 times, and the queue SDK's
@@ -99,8 +110,8 @@ QUEUE_RETRY = {"retry_total": 2, "initial_backoff": 0.5, "increment_base": 1.5, 
 
 
 def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
-          credential: AsyncTokenCredential | None = None) -> Gateway:
-    """`on_response` sees every storage HTTP response: benchmarks count round trips with it.
+          credential: AsyncTokenCredential | None = None) -> Adapters:
+    """The real adapters for `settings`. `on_response` sees every storage HTTP response: benchmarks count round trips with it.
     Without a connection string, storage is signed in to with `credential`, by default the app's
     identity through DefaultAzureCredential (managed identity on Azure, az login on a laptop)."""
     # azure-core's HttpLoggingPolicy logs every request's URL at INFO, and some of ours carry phone
@@ -121,51 +132,44 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
     # The two requests on every send (its transaction, its job put) are written by the gateway itself
     # unless SMS_STORAGE_REQUESTS=sdk; every other storage call goes through the SDK either way.
     through_sdk = settings.storage_requests == "sdk"
-    messages = TableMessageStore.from_service(tables, through_sdk=through_sdk)
-    keys = TableApiKeyStore.from_service(tables)
-    jobs = StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), through_sdk=through_sdk)
-    provider = create_provider(settings)
-    limits = Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments)
-    retry = RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds)
-    inbound_store = TableInboundStore.from_service(tables)
-    opt_out_store = TableOptOutStore.from_service(tables)
-    opt_outs = OptOuts(opt_out_store)
-    idempotency_store = TableIdempotencyStore.from_service(tables)
-    return Gateway(
+    return Adapters(
         settings=settings,
-        sms=SmsService(messages, jobs, provider, limits, settings.send_concurrency, retry,
-                       SenderRateLimiter(settings.rate_limit_per_second), opt_outs, inbound_store,
-                       sending_lease=timedelta(seconds=settings.sending_lease_seconds), idempotency=idempotency_store,
-                       idempotency_window=timedelta(hours=settings.idempotency_hours)),
-        auth=Authenticator(keys, settings.api_key_cache_seconds),
-        keys=keys, messages=messages, jobs=jobs, provider=provider,
-        inbound=InboundService(messages, inbound_store, opt_outs),
-        requests=RequestRateLimiter(settings.requests_per_minute),
-        _inbound_store=inbound_store, _opt_out_store=opt_out_store, _idempotency_store=idempotency_store,
-        _tables=tables, _queues=queues, _credential=owned_credential,
+        messages=TableMessageStore.from_service(tables, through_sdk=through_sdk),
+        keys=TableApiKeyStore.from_service(tables),
+        jobs=StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), through_sdk=through_sdk),
+        inbound=TableInboundStore.from_service(tables),
+        opt_outs=TableOptOutStore.from_service(tables),
+        idempotency=TableIdempotencyStore.from_service(tables),
+        provider=create_provider(settings),
+        tables=tables, queues=queues, credential=owned_credential,
     )
 
 
-_gateway: Gateway | None = None
-_building: asyncio.Lock | None = None
+class GatewayOnFirstUse:
+    """The process's one Gateway, built from the environment and its storage ensured on first use.
 
+    Entry points are given this (function_app.py passes it to each blueprint) and await it for the
+    Gateway: nothing is built at import, because the Functions host indexes zero functions when
+    importing the app raises."""
 
-async def gateway() -> Gateway:
-    """The process's one Gateway, built and its storage ensured on first use."""
-    global _gateway, _building
-    if _gateway is None:
-        _building = _building or asyncio.Lock()
-        async with _building:
-            if _gateway is None:
-                telemetry.configure()
-                candidate = build(Settings.from_env())
-                await candidate.ensure_storage()
-                _gateway = candidate
-    return _gateway
+    def __init__(self, settings: Callable[[], Settings] = Settings.from_env):
+        self._settings = settings
+        self._adapters: Adapters | None = None
+        self._gateway: Gateway | None = None
+        self._building: asyncio.Lock | None = None
 
+    async def __call__(self) -> Gateway:
+        if self._gateway is None:
+            self._building = self._building or asyncio.Lock()
+            async with self._building:
+                if self._gateway is None:
+                    telemetry.configure()
+                    adapters = build(self._settings())
+                    await adapters.ensure_storage()
+                    self._adapters, self._gateway = adapters, adapters.gateway()
+        return self._gateway
 
-async def close_gateway() -> None:
-    global _gateway
-    if _gateway is not None:
-        await _gateway.close()
-        _gateway = None
+    async def close(self) -> None:
+        if self._adapters is not None:
+            await self._adapters.close()
+            self._adapters = self._gateway = None

@@ -5,7 +5,6 @@ Registered from the route table in sms.routes, like the client API in sms.api.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -13,20 +12,21 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from twilio.request_validator import RequestValidator
 
-from . import wire
-from .api import error_response
-from .bootstrap import gateway
+from .config import Settings
 from .errors import GatewayError, Unauthenticated
+from .gateway import Gateway
 from .logs import log_unexpected
 from .model import utcnow
 from .phone import mask_numbers
 from .routes import Route, register
 from .storage import InboundSms
+from .usecases.inbound import Inbound
 from .wire import callbacks
+from .wire.http import error_response, json_response
 
 log = logging.getLogger("sms.callbacks")
 
-bp = func.Blueprint()
+GatewaySource = Callable[[], Awaitable[Gateway]]
 
 
 def _vendor_answer(work: Callable[[], Awaitable[func.HttpResponse]]) -> Awaitable[func.HttpResponse]:
@@ -38,15 +38,21 @@ def _vendor_answer(work: Callable[[], Awaitable[func.HttpResponse]]) -> Awaitabl
         except GatewayError as error:
             if not isinstance(error, Unauthenticated):
                 log.warning("callback refused: %s", mask_numbers(error.message))
-            return error_response(error, wire.Format.JSON)
+            return error_response(error)
         except Exception as error:
             log_unexpected(log, "callback failed", error)
-            return error_response(GatewayError("An unexpected error occurred", "InternalServerError"), wire.Format.JSON)
+            return error_response(GatewayError("An unexpected error occurred", "InternalServerError"))
 
     return run()
 
 
-def _receipts_acs_function(route: Route):
+def _inbound(gw: Gateway) -> Inbound:
+    if gw.use.inbound is None:  # assemble() without inbound stores: a wiring mistake, answered 500
+        raise RuntimeError("this gateway was assembled without inbound storage")
+    return gw.use.inbound
+
+
+def _receipts_acs_function(route: Route, gateway: GatewaySource):
     """Event Grid: the subscription handshake, delivery reports and inbound SMS from ACS."""
 
     async def receipts_acs(req: func.HttpRequest) -> func.HttpResponse:
@@ -62,18 +68,18 @@ def _receipts_acs_function(route: Route):
                 return func.HttpResponse(status_code=200, headers={"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"})
             for event in callbacks.grid_events(req.get_body()):
                 if event.type == callbacks.SUBSCRIPTION_VALIDATION:
-                    return _json_answer({"validationResponse": event.field("validationCode")})
+                    return json_response({"validationResponse": event.field("validationCode")}, content_type="application/json")
                 if event.type == callbacks.DELIVERY_REPORT:
                     status = callbacks.acs_delivery_status(event)
                     if status is None:
                         log.info("ACS delivery report %s with status %s: nothing to record", event.id, _shown(event.field("deliveryStatus")))
                         continue
-                    await gw.inbound.apply_receipt(event.text("tag", callbacks.TEXT) or "", status,
+                    await _inbound(gw).apply_receipt(event.text("tag", callbacks.TEXT) or "", status,
                                                    event.text("messageId", callbacks.OPTIONAL_MESSAGE_ID),
                                                    event.text("deliveryStatusDetails", callbacks.TEXT), provider="acs")
                 elif event.type == callbacks.SMS_RECEIVED:
                     message_id = event.field("messageId") or event.id
-                    await gw.inbound.receive(InboundSms(
+                    await _inbound(gw).receive(InboundSms(
                         from_number=event.text("from", callbacks.SENDER_NUMBER), to_number=event.text("to", callbacks.OUR_NUMBER) or "",
                         body=event.text("message", callbacks.INBOUND_TEXT),
                         received_at=callbacks.timestamp(event.field("receivedTimestamp")), provider="acs",
@@ -81,16 +87,15 @@ def _receipts_acs_function(route: Route):
                     ))
                 else:
                     log.info("Event Grid event %s of type %s is not one the gateway reads; ignored", event.id, _shown(event.type))
-            return _json_answer({})
+            return json_response({}, content_type="application/json")
 
         return await _vendor_answer(work)
 
     return receipts_acs
 
 
-async def _twilio_form(req: func.HttpRequest) -> dict[str, str]:
+def _twilio_form(req: func.HttpRequest, settings: Settings) -> dict[str, str]:
     """The callback's form fields, once X-Twilio-Signature proves Twilio sent them."""
-    settings = (await gateway()).settings
     if not settings.twilio_auth_token or not settings.public_base_url:
         raise Unauthenticated("Twilio callbacks need TWILIO_AUTH_TOKEN and SMS_PUBLIC_BASE_URL to be set")
     fields = callbacks.form_fields(req.get_body())
@@ -102,14 +107,15 @@ async def _twilio_form(req: func.HttpRequest) -> dict[str, str]:
     return fields
 
 
-def _receipts_twilio_function(route: Route):
+def _receipts_twilio_function(route: Route, gateway: GatewaySource):
     async def receipts_twilio(req: func.HttpRequest) -> func.HttpResponse:
         async def work() -> func.HttpResponse:
-            fields = await _twilio_form(req)
+            gw = await gateway()
+            fields = _twilio_form(req, gw.settings)
             status = callbacks.twilio_status(fields.get("MessageStatus", ""))
             if status is not None:
                 error_code = callbacks.form_text(fields, "ErrorCode", callbacks.TEXT)
-                await (await gateway()).inbound.apply_receipt(
+                await _inbound(gw).apply_receipt(
                     req.params.get("ref", ""), status, callbacks.form_text(fields, "MessageSid", callbacks.OPTIONAL_MESSAGE_ID),
                     f"Twilio error {error_code}" if error_code else None, provider="twilio")
             return func.HttpResponse(status_code=204)
@@ -122,11 +128,12 @@ def _receipts_twilio_function(route: Route):
 _EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
-def _inbound_twilio_function(route: Route):
+def _inbound_twilio_function(route: Route, gateway: GatewaySource):
     async def inbound_twilio(req: func.HttpRequest) -> func.HttpResponse:
         async def work() -> func.HttpResponse:
-            fields = await _twilio_form(req)
-            await (await gateway()).inbound.receive(InboundSms(
+            gw = await gateway()
+            fields = _twilio_form(req, gw.settings)
+            await _inbound(gw).receive(InboundSms(
                 from_number=callbacks.form_text(fields, "From", callbacks.SENDER_NUMBER),
                 to_number=callbacks.form_text(fields, "To", callbacks.OUR_NUMBER) or "",
                 body=callbacks.form_text(fields, "Body", callbacks.OPTIONAL_INBOUND_TEXT) or "", received_at=utcnow(),
@@ -145,14 +152,12 @@ def _shown(value: object) -> str:
     return mask_numbers(repr(value)[:80])
 
 
-def _json_answer(data: dict) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(data).encode(), status_code=200, headers={"Content-Type": "application/json"})
-
-
 _HANDLERS = {
     "receipts_acs": _receipts_acs_function,
     "receipts_twilio": _receipts_twilio_function,
     "inbound_twilio": _inbound_twilio_function,
 }
 
-register(bp, _HANDLERS)
+def blueprint(gateway: GatewaySource) -> func.Blueprint:
+    """The vendors' callbacks, each working over the Gateway `gateway` gives (built on first use)."""
+    return register(func.Blueprint(), _HANDLERS, gateway)

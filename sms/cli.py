@@ -15,7 +15,7 @@ from typing import Awaitable, Callable, TypeVar
 
 from . import simulate
 from .auth import KeyLimitReached, issue_key, rotate_key
-from .bootstrap import Gateway, build
+from .bootstrap import Adapters, build
 from .config import ConfigError, Settings, load_local_settings
 from .errors import StorageUnavailable
 from .model import utcnow
@@ -36,18 +36,18 @@ def _guid(text: str) -> str:
     return value
 
 
-async def with_gateway(work: Callable[[Gateway], Awaitable[T]]) -> T:
-    gateway = build(Settings.from_env())
+async def with_adapters(work: Callable[[Adapters], Awaitable[T]]) -> T:
+    adapters = build(Settings.from_env())
     try:
-        await gateway.ensure_storage()
-        return await work(gateway)
+        await adapters.ensure_storage()
+        return await work(adapters)
     finally:
-        await gateway.close()
+        await adapters.close()
 
 
 async def create_key(licensee_id: str, name: str | None = None, expires_at: datetime | None = None) -> str:
     """Store a new key for the licensee and return it; this is the only time it is seen."""
-    return await with_gateway(lambda gateway: issue_key(gateway.keys, licensee_id, name, expires_at))
+    return await with_adapters(lambda adapters: issue_key(adapters.keys, licensee_id, name, expires_at))
 
 
 def _print_keys(records: list[ApiKeyRecord]) -> None:
@@ -133,15 +133,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Created an API key for licensee {args.licensee}. Store it now: it cannot be shown again.")
             print(key)
         elif args.action == "rotate":
-            key, ending = asyncio.run(with_gateway(lambda gateway: rotate_key(gateway.keys, args.licensee, timedelta(hours=args.grace_hours), args.name)))
+            key, ending = asyncio.run(with_adapters(lambda adapters: rotate_key(adapters.keys, args.licensee, timedelta(hours=args.grace_hours), args.name)))
             print(f"Created a new API key for licensee {args.licensee}; {', '.join(ending) or 'no other key'} "
                   f"stop(s) working in {args.grace_hours:g} hours. Store it now: it cannot be shown again.")
             print(key)
         elif args.action == "list":
-            _print_keys(asyncio.run(with_gateway(lambda gateway: gateway.keys.list(args.licensee))))
+            _print_keys(asyncio.run(with_adapters(lambda adapters: adapters.keys.list(args.licensee))))
         else:
             key_id = _key_id(args.key_id)  # never echo a secret back, even when given the whole key
-            if not asyncio.run(with_gateway(lambda gateway: gateway.keys.revoke(key_id, utcnow()))):
+            if not asyncio.run(with_adapters(lambda adapters: adapters.keys.revoke(key_id, utcnow()))):
                 print(f"No key with id {key_id}", file=sys.stderr)
                 return 1
             print(f"Revoked {key_id}")

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from . import azurite
 from .auth import KeyLimitReached, issue_key
-from .cli import with_gateway
+from .cli import with_adapters
 from .model import utcnow
 from .config import PROJECT_ROOT, Settings, load_local_settings
 
@@ -71,14 +71,14 @@ def start_local_storage(connection: str) -> azurite.Azurite | None:
     return emulator
 
 
-async def local_key(gateway) -> str:
+async def local_key(adapters) -> str:
     """A fresh key for the local licensee. Keys other runs printed are left alone: one may be in use."""
-    return await issue_key(gateway.keys, LOCAL_LICENSEE, "local (make run)", utcnow() + LOCAL_KEY_LIFETIME)
+    return await issue_key(adapters.keys, LOCAL_LICENSEE, "local (make run)", utcnow() + LOCAL_KEY_LIFETIME)
 
 
-async def revoke_local_key(gateway, key: str) -> None:
+async def revoke_local_key(adapters, key: str) -> None:
     """Revoke the key this run printed, and only that one."""
-    await gateway.keys.revoke(key.removeprefix("sms_").split(".")[0], utcnow())
+    await adapters.keys.revoke(key.removeprefix("sms_").split(".")[0], utcnow())
 
 
 def banner(base_url: str, key: str) -> str:
@@ -115,15 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     emulator = start_local_storage(Settings.from_env().storage_connection)
     key = None
     try:
-        key = asyncio.run(with_gateway(local_key))
+        key = asyncio.run(with_adapters(local_key))
         base_url = f"http://{args.host}:{args.port}"
         if shutil.which("func"):
             print(banner(base_url, key), flush=True)
             subprocess.run(["func", "start", "--port", str(args.port)], cwd=PROJECT_ROOT, check=False)
         else:
             from .devhost import load_app, serve
+            from .devhost.host import app_cleanup
 
-            asyncio.run(serve(load_app("function_app:app"), args.host, args.port,
+            asyncio.run(serve(load_app("function_app:app"), args.host, args.port, on_stop=app_cleanup("function_app:app"),
                               on_ready=lambda port: print(banner(f"http://{args.host}:{port}", key), flush=True)))
     except KeyboardInterrupt:
         pass
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if key and not emulator:  # an emulator we started takes its data with it
             try:
-                asyncio.run(with_gateway(lambda gateway: revoke_local_key(gateway, key)))
+                asyncio.run(with_adapters(lambda adapters: revoke_local_key(adapters, key)))
             except Exception as exc:  # storage already gone: the key lapses by itself
                 print(f"Could not revoke this run's key ({type(exc).__name__}); it expires in {LOCAL_KEY_LIFETIME.days} days")
         if emulator:

@@ -12,7 +12,7 @@ operation there is. tests/unit/test_host_routing.py checks every documented URL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import azure.functions as func
 
@@ -100,12 +100,14 @@ OPERATION = "SMSSend"
 MAX_BATCH = 100
 
 
-def register(bp: func.Blueprint, handlers: dict[str, Callable[[Route], Callable]]) -> None:
-    """Register every route whose kind `handlers` knows as a function of `bp`, with its handler."""
+def register(bp: func.Blueprint, handlers: dict[str, Callable[..., Callable]], *context: Any) -> func.Blueprint:
+    """Register every route whose kind `handlers` knows as a function of `bp`: its handler, made by
+    `handlers[kind](route, *context)`. Returns `bp`."""
     for route in ROUTES:
         if route.kind in handlers:
             bp.function_name(route.name)(
                 bp.route(route=route.template, methods=list(route.methods), auth_level=func.AuthLevel.ANONYMOUS)(
-                    handlers[route.kind](route)
+                    handlers[route.kind](route, *context)
                 )
             )
+    return bp

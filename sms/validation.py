@@ -1,4 +1,8 @@
-"""A send request checked against the rules and turned into records, or every problem found, by field."""
+"""A send command checked against the rules and turned into records, or every problem found, by field.
+
+Problems name the field by its path in the ServiceStack contract ("SMSModel.To[1].PhoneNumber"): that
+text is what a client reads, so it is part of the answer, not an import of the wire layer.
+"""
 from __future__ import annotations
 
 import re
@@ -6,12 +10,13 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Sequence
 
 from . import segments
 from .errors import FieldError, Forbidden, ValidationFailed
 from .model import Contact, Message, Recipient, utcnow
 from .phone import InvalidNumber, to_e164
-from .wire import SMSContact, SMSModel, SMSSend
+from .usecases.commands import Party, SendMessage
 
 # Carriers accept alphanumeric sender ids of up to 11 letters, digits and spaces.
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
@@ -33,22 +38,21 @@ class Limits:
     max_segments: int = 10
 
 
-def message_from(request: SMSSend, licensee_id: str, limits: Limits, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
-    """The records to store for a request (under `comm_id`, or a new one); raises ValidationFailed
+def message_from(model: SendMessage, licensee_id: str, limits: Limits, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
+    """The records to store for a send (under `comm_id`, or a new one); raises ValidationFailed
     listing every field error, or Forbidden."""
-    model = request.sms_model
-    if model is None:
+    if model.missing:
         raise ValidationFailed([FieldError("SMSModel", "NotNull", "SMSModel is required")])
     if model.licensee_id is not None and model.licensee_id != licensee_id:
         raise Forbidden("SMSModel.LicenseeId is not the licensee this API key belongs to")
 
     errors: list[FieldError] = []
     body, info = _body(model, limits, errors)
-    sender = _sender(model.from_, limits, errors)
+    sender = _sender(model.sender, limits, errors)
     _at_most("SMSModel.Notes", model.notes, MAX_NOTES_CHARS, errors)
     comm_id = comm_id or uuid.uuid4().hex
     now = utcnow()  # one moment for the message and all its recipients
-    recipients = _recipients(comm_id, model.to or [], limits, errors, now)
+    recipients = _recipients(comm_id, model.to, limits, errors, now)
     if errors:
         raise ValidationFailed(errors)
 
@@ -61,9 +65,9 @@ def message_from(request: SMSSend, licensee_id: str, limits: Limits, comm_id: st
     return message, recipients
 
 
-def _body(model: SMSModel, limits: Limits, errors: list[FieldError]) -> tuple[str, segments.SegmentInfo | None]:
+def _body(model: SendMessage, limits: Limits, errors: list[FieldError]) -> tuple[str, segments.SegmentInfo | None]:
     """The body and how it is sent (counted once: it walks every character), or None if it is invalid."""
-    body, info = model.message_body or "", None
+    body, info = model.body or "", None
     if not body.strip():
         errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "SMSModel.MessageBody must not be empty"))
     elif not _shows_anything(body):
@@ -96,7 +100,7 @@ def _shows_anything(text: str) -> bool:
     return any(unicodedata.category(c) not in _INVISIBLE_CATEGORIES for c in text)
 
 
-def _sender(contact: SMSContact | None, limits: Limits, errors: list[FieldError]) -> Contact:
+def _sender(contact: Party | None, limits: Limits, errors: list[FieldError]) -> Contact:
     """A phone number in E.164, or an alphanumeric sender id as given; absent lets the provider choose."""
     if contact is None:
         return Contact()
@@ -116,7 +120,7 @@ def _sender(contact: SMSContact | None, limits: Limits, errors: list[FieldError]
     return Contact(contact.name, number, contact.contact_id)
 
 
-def _recipients(comm_id: str, contacts: list[SMSContact], limits: Limits, errors: list[FieldError], now: datetime) -> list[Recipient]:
+def _recipients(comm_id: str, contacts: Sequence[Party], limits: Limits, errors: list[FieldError], now: datetime) -> list[Recipient]:
     if not contacts:
         errors.append(FieldError("SMSModel.To", "NotEmpty", "SMSModel.To needs at least one recipient"))
         return []

@@ -1,43 +1,47 @@
-"""Queue and timer blueprint: send jobs, parked (poison) jobs and the sweeper -> the service."""
+"""Queue and timer blueprint: send jobs, parked (poison) jobs and the sweeper -> the use cases."""
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 import azure.functions as func
 
-from .bootstrap import gateway
 from .config import SEND_QUEUE, SWEEP_SCHEDULE, max_dequeue_count
+from .gateway import Gateway
 from .model import SendJob
 
 log = logging.getLogger("sms.worker")
 
-bp = func.Blueprint()
 
+def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
+    """The queue and timer functions, each working over the Gateway `gateway` gives (built on first use)."""
+    bp = func.Blueprint()
 
-@bp.function_name("send_job")
-@bp.queue_trigger(arg_name="msg", queue_name=SEND_QUEUE, connection="AzureWebJobsStorage")
-async def send_job(msg: func.QueueMessage) -> None:
-    # A malformed job raises: the host retries it, then parks it on the poison queue for a person to see.
-    job = SendJob.from_json(msg.get_body())
-    outcomes = await (await gateway()).sms.dispatch(job)
-    log.info("job %s[%d..%d]: %d recipient(s) handled", job.comm_id, job.first, job.last, len(outcomes))
-
-
-@bp.function_name("send_job_poison")
-@bp.queue_trigger(arg_name="msg", queue_name=f"{SEND_QUEUE}-poison", connection="AzureWebJobsStorage")
-async def send_job_poison(msg: func.QueueMessage) -> None:
-    """The host parks a job here after maxDequeueCount failed deliveries: nothing may wait forever."""
-    try:
+    @bp.function_name("send_job")
+    @bp.queue_trigger(arg_name="msg", queue_name=SEND_QUEUE, connection="AzureWebJobsStorage")
+    async def send_job(msg: func.QueueMessage) -> None:
+        # A malformed job raises: the host retries it, then parks it on the poison queue for a person to see.
         job = SendJob.from_json(msg.get_body())
-    except ValueError:
-        log.error("parked message %s is not a send job; dropped: %r", msg.id, msg.get_body()[:200])
-        return
-    failed = await (await gateway()).sms.give_up(job, f"Gave up after {max_dequeue_count()} failed attempts to run its send job")
-    log.error("job %s[%d..%d] parked: %d recipient(s) failed", job.comm_id, job.first, job.last, len(failed))
+        outcomes = await (await gateway()).use.dispatch.dispatch(job)
+        log.info("job %s[%d..%d]: %d recipient(s) handled", job.comm_id, job.first, job.last, len(outcomes))
 
+    @bp.function_name("send_job_poison")
+    @bp.queue_trigger(arg_name="msg", queue_name=f"{SEND_QUEUE}-poison", connection="AzureWebJobsStorage")
+    async def send_job_poison(msg: func.QueueMessage) -> None:
+        """The host parks a job here after maxDequeueCount failed deliveries: nothing may wait forever."""
+        try:
+            job = SendJob.from_json(msg.get_body())
+        except ValueError:
+            log.error("parked message %s is not a send job; dropped: %r", msg.id, msg.get_body()[:200])
+            return
+        reason = f"Gave up after {max_dequeue_count()} failed attempts to run its send job"
+        failed = await (await gateway()).use.dispatch.give_up(job, reason)
+        log.error("job %s[%d..%d] parked: %d recipient(s) failed", job.comm_id, job.first, job.last, len(failed))
 
-@bp.function_name("sweep_left_behind")
-@bp.timer_trigger(arg_name="timer", schedule=SWEEP_SCHEDULE, run_on_startup=False)
-async def sweep_left_behind(timer: func.TimerRequest) -> None:
-    """A safety net: re-queue recipients left queued with no job, or sending past their lease."""
-    await (await gateway()).sms.sweep()
+    @bp.function_name("sweep_left_behind")
+    @bp.timer_trigger(arg_name="timer", schedule=SWEEP_SCHEDULE, run_on_startup=False)
+    async def sweep_left_behind(timer: func.TimerRequest) -> None:
+        """A safety net: re-queue recipients left queued with no job, or sending past their lease."""
+        await (await gateway()).use.sweep.run()
+
+    return bp

@@ -7,12 +7,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Sequence
 
-from sms.errors import RecordChanged
-from sms.inbound import InboundService
+from sms import wire
+from sms.errors import AlreadyExists, RecordChanged
+from sms.gateway import Gateway, UseCases, assemble
 from sms.model import Message, Recipient, SendJob, Status, utcnow
 from sms.optouts import OptOuts
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
-from sms.service import SmsService
 from sms.storage import (
     EVERY_LICENSEE,
     ApiKeyRecord,
@@ -25,7 +25,9 @@ from sms.storage import (
     MessageStore,
     OptOutStore,
     ReplyRoute,
+    StagedMessage,
 )
+from sms.wire.mapping import comm_response, message_state, send_command
 
 _etags = itertools.count(1)
 
@@ -36,13 +38,18 @@ class InMemoryMessageStore(MessageStore):
         self.recipients: dict[str, dict[int, Recipient]] = {}
         self.round_trips = 0  # what the real adapter would spend: one per transaction or query
 
-    async def add(self, message: Message, recipients: Sequence[Recipient], before_visible=None) -> list[Recipient]:
-        if before_visible is not None:
-            await before_visible
-        self.round_trips += -(-(len(recipients) + 1) // 100)
-        stored = [replace(r, etag=f"e{next(_etags)}") for r in recipients]
-        self.recipients[message.comm_id] = {r.seq: r for r in stored}
-        self.messages[message.comm_id] = message
+    async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
+        # As the table adapter: every transaction but the last (which holds the message row) now.
+        self.round_trips += -(-(len(recipients) + 1) // 100) - 1
+        return StagedMessage(message, recipients, [], None)
+
+    async def commit(self, staged: StagedMessage) -> list[Recipient]:
+        if staged.message.comm_id in self.messages:
+            raise AlreadyExists(f"message {staged.message.comm_id} exists")
+        self.round_trips += 1
+        stored = [replace(r, etag=f"e{next(_etags)}") for r in staged.recipients]
+        self.recipients[staged.message.comm_id] = {r.seq: r for r in stored}
+        self.messages[staged.message.comm_id] = staged.message
         return stored
 
     async def load(self, comm_id: str, first: int = 0, last: int | None = None):
@@ -210,6 +217,46 @@ LICENSEE, OTHER = "a" * 32, "b" * 32
 SAM, ALEX = "+61412000001", "+61412000002"
 
 
+class SmsOverDtos:
+    """The use cases driven as the HTTP layer drives them, ServiceStack DTOs in and out: what the
+    service tests were written against. It only maps (sms.wire.mapping), as sms.api does."""
+
+    def __init__(self, use: UseCases):
+        self.use = use
+
+    async def accept(self, request: wire.SMSSend, licensee_id: str, idempotency_key: str | None = None) -> wire.CommResponse:
+        return comm_response(await self.use.accept.queue(send_command(request), licensee_id, idempotency_key))
+
+    async def accept_batch(self, requests, licensee_id: str, idempotency_key: str | None = None) -> list[wire.CommResponse]:
+        results = await self.use.accept.queue_each([send_command(r) for r in requests], licensee_id, idempotency_key)
+        return [comm_response(r) for r in results]
+
+    async def send_now(self, request: wire.SMSSend, licensee_id: str, idempotency_key: str | None = None) -> wire.CommResponse:
+        return comm_response(await self.use.accept.send_now(send_command(request), licensee_id, idempotency_key))
+
+    async def status(self, comm_id: str, licensee_id: str) -> wire.MessageState:
+        return message_state(await self.use.status.report(comm_id, licensee_id))
+
+    async def dispatch(self, job: SendJob) -> list[Recipient]:
+        return await self.use.dispatch.dispatch(job)
+
+    async def give_up(self, job: SendJob, reason: str) -> list[Recipient]:
+        return await self.use.dispatch.give_up(job, reason)
+
+    async def sweep(self, **options) -> list[SendJob]:
+        return await self.use.sweep.run(**options)
+
+
+def sms_of(adapters) -> SmsOverDtos:
+    """The use cases over sms.bootstrap's real adapters, as the app wires them, driven with DTOs."""
+    return SmsOverDtos(adapters.gateway().use)
+
+
+def sms_over(messages: MessageStore, jobs: JobQueue, provider: SmsProvider, limits=None, **options) -> SmsOverDtos:
+    """The use cases over these ports (sms.gateway.assemble), driven with DTOs."""
+    return SmsOverDtos(assemble(messages, jobs, provider, **({"limits": limits} if limits is not None else {}), **options))
+
+
 class World:
     """The service, inbound handling and opt-outs wired over in-memory fakes: one worker's view."""
 
@@ -217,8 +264,9 @@ class World:
         self.store, self.queue, self.provider = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()
         self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
         self.opt_outs = OptOuts(self.opt_out_store)
-        self.sms = SmsService(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store)
-        self.inbound = InboundService(self.store, self.inbound_store, self.opt_outs)
+        self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store)
+        self.use = self.sms.use
+        self.inbound = self.use.inbound
         self._inbound_ids = itertools.count(1)
 
     async def send(self, *numbers, licensee=LICENSEE, replies=False):
@@ -239,3 +287,27 @@ class World:
         return InboundSms(number, "+61400000000", body, utcnow(), "acs", f"in-{next(self._inbound_ids)}")
 
 
+
+
+class FakeGateway:
+    """What the app's functions see, over fakes: `functions` are the app's own functions, registered
+    over this object (api/callbacks/worker.blueprint) as function_app.py registers them over the real
+    one. A test may swap `use`, `auth` or `settings` between calls."""
+
+    def __init__(self, use: UseCases, auth, requests, settings, **extra):
+        import azure.functions as func
+
+        from sms import api, callbacks, worker
+
+        self.use, self.auth, self.requests, self.settings = use, auth, requests, settings
+        self.__dict__.update(extra)
+        app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+        for blueprint in (api.blueprint, callbacks.blueprint, worker.blueprint):
+            app.register_functions(blueprint(self))
+        self.functions = {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
+
+    async def __call__(self) -> Gateway:
+        return Gateway(self.settings, self.auth, self.requests, self.use, self.health)
+
+    async def health(self) -> dict:
+        return {"status": "ok", "storage": {"status": "ok"}, "provider": {"name": "recording", "status": "ok"}}

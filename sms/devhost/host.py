@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Awaitable, Callable, Iterator
 
 import azure.functions as func
 from aiohttp import web
@@ -48,9 +48,17 @@ def load_app(spec: str) -> func.FunctionApp:
     return getattr(importlib.import_module(module_name), attr or "app")
 
 
+def app_cleanup(spec: str) -> Callable[[], Awaitable[None]] | None:
+    """The app module's `gateway.close`, if it has one. The real host never calls it (a worker process
+    just ends); here it closes the app's storage clients at stop, so none is left open."""
+    load_app(spec)
+    return getattr(getattr(sys.modules[spec.partition(":")[0]], "gateway", None), "close", None)
+
+
 async def serve(
     app: func.FunctionApp, host: str, port: int, *,
     stop: asyncio.Event | None = None, on_ready: Callable[[int], None] | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     host_settings = host_json()
     prefix = host_settings.get("extensions", {}).get("http", {}).get("routePrefix", "api")
@@ -108,9 +116,8 @@ async def serve(
         await runner.cleanup()
         for service in services:
             await service.close()
-        from ..bootstrap import close_gateway
-
-        await close_gateway()
+        if on_stop is not None:
+            await on_stop()
 
 
 @dataclass
@@ -147,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("SMS_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
     load_local_settings()
-    asyncio.run(serve(load_app(args.app), args.host, args.port))
+    asyncio.run(serve(load_app(args.app), args.host, args.port, on_stop=app_cleanup(args.app)))
 
 
 if __name__ == "__main__":

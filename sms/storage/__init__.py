@@ -8,21 +8,36 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Awaitable, Sequence
+from typing import Any, Sequence
 
 from ..model import Message, Recipient, SendJob
 
 
+@dataclass
+class StagedMessage:
+    """A message written up to its commit: every row but the one that makes it visible. Readers see
+    nothing of it until `MessageStore.commit`; if that never happens, it stays invisible for good."""
+
+    message: Message
+    recipients: Sequence[Recipient]
+    etags: list[str]  # of the recipients written so far, in order
+    commit: Any  # the adapter's prepared last write
+
+
 class MessageStore(abc.ABC):
     @abc.abstractmethod
-    async def add(self, message: Message, recipients: Sequence[Recipient],
-                  before_visible: Awaitable[Any] | None = None) -> list[Recipient]:
-        """Save a message and its recipients; return the recipients with their ETags.
+    async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
+        """Write what can be written before the message becomes visible (recipients beyond the last
+        transaction's room) and prepare the write that makes it visible. Nothing shows yet."""
 
-        All or nothing from a reader's point of view: the message only becomes visible once
-        every recipient is stored. `before_visible` runs alongside the writes that are not yet
-        visible and is awaited before the one that makes the message visible.
-        """
+    @abc.abstractmethod
+    async def commit(self, staged: StagedMessage) -> list[Recipient]:
+        """Make a staged message visible, all at once; the recipients with their ETags. Raises
+        AlreadyExists when a message is already stored under its commId."""
+
+    async def add(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+        """Stage and commit with nothing in between: for callers with no work to order before the commit."""
+        return await self.commit(await self.stage(message, recipients))
 
     @abc.abstractmethod
     async def load(self, comm_id: str, first: int = 0, last: int | None = None) -> tuple[Message, list[Recipient]] | None:

@@ -25,7 +25,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import StorageUnavailable
 from ..model import Contact, Message, Recipient, Status
-from . import ApiKeyRecord, ApiKeyStore, MessageStore
+from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .batch import MAX_OPERATIONS, Transactions, storage_refusal
 
 MESSAGES_TABLE = "SmsMessages"
@@ -75,26 +75,28 @@ class TableMessageStore(MessageStore):
         return cls(service.get_table_client(MESSAGES_TABLE), through_sdk=through_sdk)
 
     @storage_errors
-    async def add(self, message: Message, recipients: Sequence[Recipient],
-                  before_visible: Awaitable[Any] | None = None) -> list[Recipient]:
-        # The message row goes in the last transaction, with up to 99 recipients: until it lands,
-        # the earlier rows are invisible to every reader, so a failure part-way leaves no message
-        # and those writes can overlap `before_visible`.
+    async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
+        # The message row goes in the last transaction, with up to 99 recipients: until it lands, the
+        # earlier rows are invisible to every reader, so a failure part-way leaves no message.
         in_last = min(len(recipients), MAX_TRANSACTION_OPS - 1)
         head, tail = recipients[: len(recipients) - in_last], recipients[len(recipients) - in_last :]
         groups = [head[i : i + MAX_TRANSACTION_OPS] for i in range(0, len(head), MAX_TRANSACTION_OPS)]
-        earlier = asyncio.gather(*(self._create(group) for group in groups), *([before_visible] if before_visible else []))
-        # Let those go out on the wire, then build the last transaction while storage works on them.
+        earlier = asyncio.gather(*(self._create(group) for group in groups))
+        # Let those go out on the wire (and whatever the caller runs beside this), then build the
+        # last transaction while storage works on them.
         await asyncio.sleep(0)
         try:
             commit = self._transactions.inserting([_recipient_entity(r) for r in tail] + [_message_entity(message)])
         except BaseException:
             earlier.cancel()
             raise
-        results = (await earlier)[: len(groups)]
-        last = (await self._transactions.submit(commit))[: len(tail)]
-        etags = [etag for result in results for etag in result] + last
-        return [_with_etag(r, etag) for r, etag in zip(recipients, etags, strict=True)]
+        etags = [etag for result in await earlier for etag in result]
+        return StagedMessage(message, recipients, etags, commit)
+
+    @storage_errors
+    async def commit(self, staged: StagedMessage) -> list[Recipient]:
+        etags = staged.etags + (await self._transactions.submit(staged.commit))[: len(staged.recipients) - len(staged.etags)]
+        return [_with_etag(r, etag) for r, etag in zip(staged.recipients, etags, strict=True)]
 
     async def _create(self, recipients: Sequence[Recipient]) -> list[str]:
         # Written whether or not they are there: rows before the last transaction are invisible until

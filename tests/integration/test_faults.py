@@ -12,21 +12,24 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from sms import azurite, bootstrap
+import azure.functions as func
+
+from sms import azurite, worker
 from sms.bootstrap import build
 from sms.config import SEND_QUEUE, Settings
 from sms.devhost.app import QueueTrigger
 from sms.devhost.queues import QueueListener, QueueSemantics
 from sms.errors import StorageUnavailable
-from sms.inbound import InboundService
 from sms.model import SendJob, Status, utcnow
 from sms.pacing import SenderRateLimiter
-from sms.job_rows import OUTCOME_UNKNOWN
-from sms.service import RecipientsInFlight, SmsService
+from sms.optouts import OptOuts
+from sms.transitions import OUTCOME_UNKNOWN
+from sms.usecases.dispatch import RecipientsInFlight
+from sms.usecases.inbound import Inbound
 from sms.storage.queues import queue_client
 from sms.storage.tables import MESSAGES_TABLE
 from sms.wire import SMSSend
-from tests.fakes import InMemoryJobQueue, RecordingProvider
+from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverDtos, sms_over
 from tests.integration.test_batch import DroppingProxy
 
 LICENSEE = "f0" * 16
@@ -40,9 +43,9 @@ def numbers(prefix: int, count: int) -> list[str]:
     return [f"+614{prefix:03d}{i:05d}" for i in range(count)]
 
 
-def service_over(gw, provider, **options) -> SmsService:
-    """A service on the gateway's real Azure stores with a recording provider (one 'worker process')."""
-    return SmsService(gw.messages, gw.jobs, provider, missing_message_wait=0, **options)
+def service_over(gw, provider, **options) -> SmsOverDtos:
+    """The use cases on the gateway's real Azure stores with a recording provider (one 'worker process')."""
+    return sms_over(gw.messages, gw.jobs, provider, missing_message_wait=0, **options)
 
 
 @pytest.fixture
@@ -98,7 +101,7 @@ async def test_a_job_redelivered_after_a_crash_mid_send_sends_nothing_twice(gw):
 
 
 async def test_a_receipt_racing_the_outcome_write_keeps_the_later_status(gw):
-    inbound = InboundService(gw.messages, gw._inbound_store, gw.sms._opt_outs)
+    inbound = Inbound(gw.messages, gw.inbound, OptOuts(gw.opt_outs))
 
     class ReceiptFirst(RecordingProvider):
         async def send(self, sms):
@@ -115,25 +118,30 @@ async def test_a_receipt_racing_the_outcome_write_keeps_the_later_status(gw):
 
 async def test_a_job_that_keeps_failing_is_parked_and_its_recipients_failed(gw, emulator, unique_name, monkeypatch):
     """Through the dev host's queue listener and the app's real trigger functions."""
-    from sms.worker import send_job, send_job_poison
+    gateway = gw.gateway()
 
-    monkeypatch.setattr(bootstrap, "_gateway", gw)
-    response = await gw.sms.accept(request(*numbers(104, 2)), LICENSEE)
+    async def the_gateway():
+        return gateway
+
+    app = func.FunctionApp()
+    app.register_functions(worker.blueprint(the_gateway))
+    functions = {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
+    response = await SmsOverDtos(gateway.use).accept(request(*numbers(104, 2)), LICENSEE)
 
     async def storage_keeps_failing(job):
         raise StorageUnavailable()
 
-    monkeypatch.setattr(gw.sms, "dispatch", storage_keeps_failing)
+    monkeypatch.setattr(gateway.use.dispatch, "dispatch", storage_keeps_failing)
     name = unique_name("faults")
     async with QueueServiceClient.from_connection_string(emulator.connection_string) as service:
         jobs, poison = queue_client(service, name, "base64"), queue_client(service, f"{name}-poison", "base64")
         await jobs.create_queue()
         await jobs.send_message(SendJob(response.comm_id, 0, 99).to_json())
         semantics = QueueSemantics(batch_size=4, new_batch_threshold=2, max_polling_interval=0.1, visibility_timeout=0, max_dequeue_count=3)
-        runner = QueueListener(QueueTrigger("send_job", name, "AzureWebJobsStorage", "msg", send_job.build().get_user_function()),
+        runner = QueueListener(QueueTrigger("send_job", name, "AzureWebJobsStorage", "msg", functions["send_job"]),
                                service.get_queue_client(name), service.get_queue_client(f"{name}-poison"), semantics)
         parked_runner = QueueListener(
-            QueueTrigger("send_job_poison", f"{name}-poison", "AzureWebJobsStorage", "msg", send_job_poison.build().get_user_function()),
+            QueueTrigger("send_job_poison", f"{name}-poison", "AzureWebJobsStorage", "msg", functions["send_job_poison"]),
             service.get_queue_client(f"{name}-poison"), None, semantics)  # a poison queue has no poison queue
         tasks = [asyncio.create_task(runner.run()), asyncio.create_task(parked_runner.run())]
 
@@ -282,9 +290,9 @@ async def test_with_a_rate_limit_the_sweeper_fails_nothing_still_being_sent(emul
     # The sweeper scans every message in the table, other tests' too: the jobs of both workers go to
     # queues of their own, and only this message's are run.
     jobs = InMemoryJobQueue()
-    live = SmsService(gw.messages, jobs, provider, rate_limiter=SenderRateLimiter(settings.rate_limit_per_second),
-                      sending_lease=lease, missing_message_wait=0)
-    other = SmsService(gw.messages, InMemoryJobQueue(), provider, sending_lease=lease)
+    live = sms_over(gw.messages, jobs, provider, rate_limiter=SenderRateLimiter(settings.rate_limit_per_second),
+                    sending_lease=lease, missing_message_wait=0)
+    other = sms_over(gw.messages, InMemoryJobQueue(), provider, sending_lease=lease)
     response = await live.accept(request(*to), LICENSEE)
     job = SendJob(response.comm_id, 0, 7)
     sending = asyncio.create_task(live.dispatch(job))
@@ -339,11 +347,11 @@ async def test_a_keyed_request_whose_message_write_failed_part_way_is_finished_b
     the second (the last 50 and the message row) fails. The retry with the same Idempotency-Key used
     to hit EntityAlreadyExists on the rows left behind and answer 409 for the key's whole life, and
     nothing was ever sent. Now it rewrites those invisible rows and finishes the message."""
-    from sms import service as service_module
+    from sms.usecases import idempotency as idempotency_module
     from sms.storage.batch import Transactions
 
     provider = RecordingProvider()
-    sms = service_over(gw, provider, idempotency=gw._idempotency_store)
+    sms = service_over(gw, provider, idempotency=gw.idempotency)
     submit = Transactions.submit
     failed = []
 
@@ -359,7 +367,7 @@ async def test_a_keyed_request_whose_message_write_failed_part_way_is_finished_b
         await sms.accept(request(*people), LICENSEE, "half-written")
     assert failed  # the message row's transaction was the one refused
 
-    monkeypatch.setattr(service_module, "IN_PROGRESS_GRACE", timedelta(0))  # the client retries later
+    monkeypatch.setattr(idempotency_module, "IN_PROGRESS_GRACE", timedelta(0))  # the client retries later
     answer = await sms.accept(request(*people), LICENSEE, "half-written")
     assert answer.status is True and answer.message == "Queued for 150 recipients"
     message, recipients = await gw.messages.load(answer.comm_id)

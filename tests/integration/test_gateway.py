@@ -14,6 +14,7 @@ from sms.errors import Unauthenticated
 from sms.model import SendJob
 from sms.storage.queues import queue_client
 from sms.wire import SMSSend
+from tests.fakes import sms_of
 
 LICENSEE = "c" * 32
 
@@ -49,18 +50,18 @@ async def test_accepted_message_is_queued_sent_once_and_reported(gateway, emulat
     numbers = [f"+614123{i:05d}" for i in range(150)]
     request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": "Flu clinic"}})
 
-    response = await gateway.sms.accept(request, LICENSEE)
+    response = await sms_of(gateway).accept(request, LICENSEE)
     jobs = await take_jobs(emulator, response.comm_id)
     assert jobs == [SendJob(response.comm_id, 0, 99), SendJob(response.comm_id, 100, 149)]
 
     for job in jobs:
-        await gateway.sms.dispatch(job)
+        await sms_of(gateway).dispatch(job)
     for job in jobs:  # every delivery may be the second one
-        await gateway.sms.dispatch(job)
+        await sms_of(gateway).dispatch(job)
 
     sent = outbox(gateway)
     assert sorted(line["to"] for line in sent) == numbers
-    state = await gateway.sms.status(response.comm_id, LICENSEE)
+    state = await sms_of(gateway).status(response.comm_id, LICENSEE)
     assert state.status == "sent"
     assert {r.provider_message_id for r in state.recipients} == {line["providerMessageId"] for line in sent}
 
@@ -126,7 +127,7 @@ async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothi
     request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hi"}})
     try:
         with pytest.raises(StorageUnavailable):
-            await gw.sms.accept(request, LICENSEE)
+            await sms_of(gw).accept(request, LICENSEE)
     finally:
         await gw.close()
 

@@ -37,7 +37,7 @@ async def test_an_inbound_stop_leaves_no_full_number_in_any_log_record(emulator,
     try:
         await gateway.ensure_storage()
         caplog.set_level(logging.INFO)  # the worker's level for the host's "Function" category (host.json)
-        await gateway.inbound.receive(InboundSms(NUMBER, "+61400000000", "STOP", utcnow(), "acs", "in-logs-1"))
+        await gateway.gateway().use.inbound.receive(InboundSms(NUMBER, "+61400000000", "STOP", utcnow(), "acs", "in-logs-1"))
     finally:
         await gateway.close()
     assert any(r.name.startswith("sms.") for r in caplog.records)  # the STOP itself is logged, masked

@@ -1,17 +1,13 @@
-from types import SimpleNamespace
-
 import pytest
 
-from sms import api, callbacks
 from sms.auth import Authenticator, new_key
 from sms.config import Settings
 from sms.pacing import RequestRateLimiter
 from tests.fakes import LICENSEE as WORLD_LICENSEE
-from tests.fakes import InMemoryApiKeyStore, World
+from tests.fakes import FakeGateway, InMemoryApiKeyStore, World
 
-from sms.service import SmsService
 from sms.validation import Limits
-from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, sms_over
 
 LICENSEE = "a" * 32
 OTHER_LICENSEE = "b" * 32
@@ -39,7 +35,7 @@ def limits():
 
 @pytest.fixture
 def service(store, queue, provider, limits):
-    return SmsService(store, queue, provider, limits, send_concurrency=8)
+    return sms_over(store, queue, provider, limits, send_concurrency=8)
 
 
 # Settings the vendors' callbacks need, for the fake gateway below.
@@ -49,24 +45,15 @@ PUBLIC = "https://sms.example.org"
 
 
 @pytest.fixture
-async def gw(monkeypatch, indexed_functions):
+async def gw():
     """The app's functions over a World of fakes, with a key for LICENSEE: what the HTTP layer sees."""
     world = World()
     keys = InMemoryApiKeyStore()
     key, record = new_key(WORLD_LICENSEE)
     await keys.add(record)
-    gateway = SimpleNamespace(
-        world=world, sms=world.sms, inbound=world.inbound, auth=Authenticator(keys), requests=RequestRateLimiter(0), key=key,
-        settings=Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_EVENTGRID_SECRET": SECRET,
-                                    "TWILIO_AUTH_TOKEN": TOKEN, "SMS_PUBLIC_BASE_URL": PUBLIC}),
-        functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
+    return FakeGateway(
+        world.use, Authenticator(keys), RequestRateLimiter(0),
+        Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_EVENTGRID_SECRET": SECRET,
+                           "TWILIO_AUTH_TOKEN": TOKEN, "SMS_PUBLIC_BASE_URL": PUBLIC}),
+        world=world, key=key,
     )
-
-    async def fake_gateway():
-        return gateway
-
-    monkeypatch.setattr(api, "gateway", fake_gateway)
-    monkeypatch.setattr(callbacks, "gateway", fake_gateway)
-    return gateway
-
-

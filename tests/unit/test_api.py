@@ -2,43 +2,44 @@
 import json
 from dataclasses import replace
 from datetime import timedelta
-from types import SimpleNamespace
 
 import azure.functions as func
 import pytest
 
-from sms import api
 from sms.auth import Authenticator, new_key
 from sms.config import Settings
 from sms.pacing import RequestRateLimiter
 from sms.routes import IMMEDIATE_ROUTES, SEND_ROUTES
 from sms.errors import StorageUnavailable
-from sms.service import IN_PROGRESS_GRACE, SmsService
-from tests.fakes import InMemoryApiKeyStore, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+from sms.gateway import assemble
+from sms.usecases.idempotency import IN_PROGRESS_GRACE
+from tests.fakes import (
+    FakeGateway,
+    InMemoryApiKeyStore,
+    InMemoryIdempotencyStore,
+    InMemoryJobQueue,
+    InMemoryMessageStore,
+    RecordingProvider,
+)
 
 LICENSEE = "a" * 32
 OTHER = "b" * 32
 
 
 @pytest.fixture
-async def gateway(monkeypatch, indexed_functions):
+async def gateway():
     keys = InMemoryApiKeyStore()
     key, record = new_key(LICENSEE)
     other_key, other_record = new_key(OTHER)
     await keys.add(record)
     await keys.add(other_record)
-    gw = SimpleNamespace(
-        functions={name: fn.get_user_function() for name, fn in indexed_functions.items()},
-        sms=SmsService(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), idempotency=InMemoryIdempotencyStore()),
-        auth=Authenticator(keys), requests=RequestRateLimiter(0), key=key, other_key=other_key,
-        settings=Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_MAX_REQUEST_BYTES": "2048"}),
+    store, provider, idempotency = InMemoryMessageStore(), RecordingProvider(), InMemoryIdempotencyStore()
+    return FakeGateway(
+        assemble(store, InMemoryJobQueue(), provider, idempotency=idempotency),
+        Authenticator(keys), RequestRateLimiter(0),
+        Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_MAX_REQUEST_BYTES": "2048"}),
+        store=store, provider=provider, idempotency=idempotency, key=key, other_key=other_key,
     )
-
-    async def fake_gateway():
-        return gw
-
-    monkeypatch.setattr(api, "gateway", fake_gateway)
-    return gw
 
 
 def post(gw, function: str, body, key: str | None):
@@ -106,14 +107,14 @@ async def test_storage_outage_is_a_503_and_a_bug_is_a_500_without_internals(gate
     async def down(*args):
         raise StorageUnavailable()
 
-    monkeypatch.setattr(gateway.sms, "accept", down)
+    monkeypatch.setattr(gateway.use.accept, "queue", down)
     response = await post(gateway, "send", GOOD, gateway.key)
     assert response.status_code == 503
 
     async def bug(*args):
         raise KeyError("internal detail")
 
-    monkeypatch.setattr(gateway.sms, "accept", bug)
+    monkeypatch.setattr(gateway.use.accept, "queue", bug)
     response = await post(gateway, "send", GOOD, gateway.key)
     text = response.get_body().decode()
     assert response.status_code == 500
@@ -190,14 +191,14 @@ async def test_a_batch_with_one_bad_item_saves_nothing(gateway):
                           route_params={"operation": "SMSSend[]"})
     assert response.status_code == 400
     assert json.loads(response.get_body())["responseStatus"]["errors"][0]["fieldName"] == "[1].SMSModel.To[0].PhoneNumber"
-    assert gateway.sms._store.messages == {}
+    assert gateway.store.messages == {}
 
 
 async def test_servicestacks_auto_batch_route_takes_a_list(gateway):
     batch = await call(gateway, "sms_send_servicestack_batch", body=json.dumps([GOOD, GOOD]).encode(), headers=bearer(gateway.key))
     replies = json.loads(batch.get_body())
     assert batch.status_code == 200 and [r["status"] for r in replies] == [True, True]
-    assert len(gateway.sms._store.messages) == 2
+    assert len(gateway.store.messages) == 2
 
 
 async def test_an_unknown_operation_is_404(gateway):
@@ -264,7 +265,7 @@ async def test_repeatability_headers_work_like_an_idempotency_key(gateway):
                "Repeatability-First-Sent": format_datetime(utcnow(), usegmt=True)}
     first = await call(gateway, "send_immediate", body=json.dumps(GOOD).encode(), headers=headers)
     again = await call(gateway, "send_immediate", body=json.dumps(GOOD).encode(), headers=headers)
-    assert first.get_body() == again.get_body() and len(gateway.sms._provider.sent) == 1
+    assert first.get_body() == again.get_body() and len(gateway.provider.sent) == 1
 
 
 async def test_a_batch_with_an_idempotency_key_answers_a_resend_as_it_did_and_saves_nothing_new(gateway):
@@ -272,10 +273,10 @@ async def test_a_batch_with_an_idempotency_key_answers_a_resend_as_it_did_and_sa
     first = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=headers, route_params={"operation": "SMSSend[]"})
     again = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=headers, route_params={"operation": "SMSSend[]"})
     assert first.status_code == again.status_code == 200 and first.get_body() == again.get_body()
-    assert len(gateway.sms._store.messages) == 2  # two items, each once
+    assert len(gateway.store.messages) == 2  # two items, each once
     other = await call(gateway, "json_reply", body=json.dumps([GOOD]).encode(), headers={**bearer(gateway.key), "Idempotency-Key": "b1[0]"},
                        route_params={"operation": "SMSSend[]"})
-    assert other.status_code == 200 and len(gateway.sms._store.messages) == 3  # a client's own key never meets an item's
+    assert other.status_code == 200 and len(gateway.store.messages) == 3  # a client's own key never meets an item's
 
 
 async def test_a_licensee_over_its_request_rate_gets_429_with_retry_after(gateway):
@@ -299,16 +300,16 @@ async def test_a_batch_interrupted_by_storage_says_how_many_it_completed_and_a_k
     from sms.errors import StorageUnavailable
 
     items = [{"SMSModel": {"To": [{"PhoneNumber": f"+6141200{i:04d}"}], "MessageBody": f"item {i}"}} for i in range(5)]
-    store = gateway.sms._store
-    add, calls = store.add, []
+    store = gateway.store
+    commit, calls = store.commit, []
 
-    async def third_write_fails(message, recipients, before_visible=None):
-        calls.append(message.comm_id)
+    async def third_write_fails(staged):
+        calls.append(staged.message.comm_id)
         if len(calls) == 3:
             raise StorageUnavailable()
-        return await add(message, recipients, before_visible)
+        return await commit(staged)
 
-    store.add = third_write_fails
+    store.commit = third_write_fails
     headers = {**bearer(gateway.key), "Idempotency-Key": "batch-7"}
     interrupted = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)
     assert interrupted.status_code == 503
@@ -316,12 +317,12 @@ async def test_a_batch_interrupted_by_storage_says_how_many_it_completed_and_a_k
     assert json.loads(interrupted.get_body())["responseStatus"]["meta"] == {"AutoBatchIndex": "2"}
     assert len(store.messages) == 2
 
-    store.add = add
+    store.commit = commit
     # At once, the interrupted item may still be being written, as far as its key can tell: wait.
     too_soon = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)
     assert too_soon.status_code == 409 and too_soon.headers["X-AutoBatch-Completed"] == "2"
     assert len(store.messages) == 2
-    keys = gateway.sms._idempotency.records
+    keys = gateway.idempotency.records
     for name, record in list(keys.items()):  # the client retries a little later
         keys[name] = replace(record, created_at=record.created_at - IN_PROGRESS_GRACE - timedelta(seconds=1))
     retried = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)

@@ -136,6 +136,7 @@ def test_any_json_document_is_a_dto_or_a_clean_refusal(document):
 # -- hostile documents: lone surrogates, numbers past Python's digit limit, any depth, invisible bodies
 
 from sms.validation import Limits, message_from  # noqa: E402
+from sms.wire.mapping import send_command  # noqa: E402
 from sms.wire.formats import invalid_unicode_at  # noqa: E402
 
 # Every code point, and lone surrogates (category Cs) often: Hypothesis leaves them out unless asked,
@@ -234,7 +235,7 @@ def test_a_body_with_nothing_a_phone_can_show_is_never_accepted(body, content_ty
     raw = json.dumps(document).encode() if content_type == "application/json" else jsv.dumps(document).encode()
     request = read_as_dto(raw, content_type)
     with pytest.raises(ValidationFailed) as caught:
-        message_from(request, "a" * 32, Limits())
+        message_from(send_command(request), "a" * 32, Limits())
     assert [(e.field_name, e.error_code) for e in caught.value.field_errors] in (
         [("SMSModel.MessageBody", "NotEmpty")], [("SMSModel.MessageBody", "NoVisibleText")])
 
@@ -244,7 +245,7 @@ def test_a_body_with_nothing_a_phone_can_show_is_never_accepted(body, content_ty
        after=st.text(invisible | st.characters(categories=["L", "N", "P", "S"]), max_size=5))
 def test_a_body_with_one_visible_character_passes_the_visibility_check(before, shown, after):
     request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": before + shown + after}})
-    message, _ = message_from(request, "a" * 32, Limits())
+    message, _ = message_from(send_command(request), "a" * 32, Limits())
     assert message.body == before + shown + after
 
 

@@ -6,9 +6,9 @@ import pytest
 
 from sms.errors import Conflict, KeyReused
 from sms.model import utcnow
-from sms.service import IN_PROGRESS_GRACE, SmsService
+from sms.usecases.idempotency import IN_PROGRESS_GRACE
 from sms.wire import SMSSend
-from tests.fakes import InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+from tests.fakes import InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, sms_over
 
 LICENSEE, OTHER = "a" * 32, "b" * 32
 
@@ -20,7 +20,7 @@ def request(*numbers, body="Your results are ready"):
 @pytest.fixture
 def world():
     store, queue, provider, keys = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), InMemoryIdempotencyStore()
-    return store, queue, provider, keys, SmsService(store, queue, provider, idempotency=keys, idempotency_window=timedelta(hours=24))
+    return store, queue, provider, keys, sms_over(store, queue, provider, idempotency=keys, idempotency_window=timedelta(hours=24))
 
 
 async def test_a_retried_request_gets_the_original_answer_and_nothing_new(world):
@@ -71,14 +71,14 @@ async def test_an_immediate_send_retried_reports_the_real_outcome_without_sendin
 async def test_a_retry_racing_the_first_request_is_told_to_wait_and_a_dead_first_request_is_finished(world):
     store, _, _, keys, service = world
 
-    async def first_request_dies(message, recipients, before_visible=None):
+    async def first_request_dies(staged):
         raise ConnectionError("process killed")
 
-    original_add = store.add
-    store.add = first_request_dies
+    original_commit = store.commit
+    store.commit = first_request_dies
     with pytest.raises(ConnectionError):
         await service.accept(request("+61412000001"), LICENSEE, "k1")
-    store.add = original_add
+    store.commit = original_commit
 
     with pytest.raises(Conflict, match="still being processed"):  # it may still be writing: wait
         await service.accept(request("+61412000001"), LICENSEE, "k1")

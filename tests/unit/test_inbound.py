@@ -12,10 +12,9 @@ from sms.model import Status
 from sms.optouts import OptOuts, keyword, sender_scope
 from sms.providers.acs import AcsProvider
 from sms.providers.twilio import TwilioProvider
-from sms.service import SmsService
 from sms.storage import EVERY_LICENSEE
 from sms.wire import SMSSend
-from tests.fakes import LICENSEE, OTHER, SAM, ALEX, World
+from tests.fakes import LICENSEE, OTHER, SAM, ALEX, World, sms_over
 
 
 
@@ -96,9 +95,9 @@ async def test_replies_are_linked_to_the_message_that_allowed_them(world):
     comm_id = await world.send(SAM, replies=True)
     stored = await world.inbound.receive(world.text_from(SAM, "Yes, see you at 10"))
     assert stored.comm_id == comm_id
-    assert [r.body for r in await world.inbound.replies(comm_id, LICENSEE)] == ["Yes, see you at 10"]
+    assert [r.body for r in await world.use.status.replies(comm_id, LICENSEE)] == ["Yes, see you at 10"]
     with pytest.raises(NotFound):
-        await world.inbound.replies(comm_id, OTHER)
+        await world.use.status.replies(comm_id, OTHER)
     state = await world.sms.status(comm_id, LICENSEE)
     assert [r.body for r in state.replies] == ["Yes, see you at 10"]
 
@@ -107,7 +106,7 @@ async def test_replies_to_a_message_that_did_not_allow_them_are_kept_unlinked(wo
     comm_id = await world.send(ALEX)
     stored = await world.inbound.receive(world.text_from(ALEX, "who is this?"))
     assert stored.comm_id is None
-    assert await world.inbound.replies(comm_id, LICENSEE) == []
+    assert await world.use.status.replies(comm_id, LICENSEE) == []
     assert list(world.inbound_store.stored.values()) == [stored]
     assert (await world.sms.status(comm_id, LICENSEE)).replies is None  # not a message that takes replies
 
@@ -221,7 +220,7 @@ async def test_a_list_read_in_flight_when_a_stop_lands_is_not_kept(world):
 async def test_another_process_applies_a_stop_within_the_cache_time_counted_from_its_read(world, monkeypatch):
     clock = SimpleNamespace(now=1000.0)
     monkeypatch.setattr(optouts, "time", SimpleNamespace(monotonic=lambda: clock.now))
-    elsewhere = SmsService(world.store, world.queue, world.provider, opt_outs=OptOuts(world.opt_out_store), inbound=world.inbound_store)
+    elsewhere = sms_over(world.store, world.queue, world.provider, opt_outs=OptOuts(world.opt_out_store), inbound=world.inbound_store)
     started, release = held_reads(world.opt_out_store)
     request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "Hello"}})
     racing = asyncio.create_task(elsewhere.send_now(request, LICENSEE))

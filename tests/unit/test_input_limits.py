@@ -13,6 +13,7 @@ from sms.model import MAX_ERROR_CHARS
 from sms.storage.batch import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
 from sms.storage.tables import TableMessageStore, _message_entity, _recipient_entity
 from sms.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
+from sms.wire.mapping import send_command
 from sms.wire import SMSSend
 from tests.fakes import LICENSEE
 from tests.unit.capture import CapturingTransport, batch_answer, parse_batch
@@ -81,7 +82,7 @@ async def test_the_widest_valid_request_fits_azures_limits_with_room_to_spare(bo
     """Validated, mapped to entities and written through the real store over a transport that sends
     nothing: every transaction passes the checks before sending. 99 recipients are the message's own
     transaction; 250 make two more of 100 recipient rows each."""
-    message, rows = message_from(widest_request(body, recipients), LICENSEE, LIMITS)
+    message, rows = message_from(send_command(widest_request(body, recipients)), LICENSEE, LIMITS)
     assert len(rows) == recipients  # accepted: this is a real worst case
     assert len(body) == 30_000 or message.segments > 250  # and as long as the limits let a body be
 
@@ -112,11 +113,11 @@ def test_each_text_field_is_limited_in_characters(field, limit):
             model["To"][0]["Name"] = text
         return SMSSend.model_validate({"SMSModel": model})
 
-    message_from(request(limit), LICENSEE, Limits())
+    message_from(send_command(request(limit)), LICENSEE, Limits())
     from sms.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as raised:
-        message_from(request(limit + 1), LICENSEE, Limits())
+        message_from(send_command(request(limit + 1)), LICENSEE, Limits())
     [error] = raised.value.field_errors
     assert (error.field_name, error.error_code) == (f"SMSModel.{field}", "MaxLength")
     assert error.message == f"SMSModel.{field} is {limit + 1} characters; the limit is {limit}"
@@ -136,7 +137,7 @@ STORED_STRINGS = {
 
 
 def test_every_string_a_send_stores_has_a_named_limit():
-    message, rows = message_from(widest_request(BODIES["emoji"], 1), LICENSEE, LIMITS)
+    message, rows = message_from(send_command(widest_request(BODIES["emoji"], 1)), LICENSEE, LIMITS)
     sent = rows[0].moved_to(rows[0].status, provider_message_id="SM" + "0" * 32, last_error="e" * 5000)
     strings = {name for entity in (_message_entity(message), _recipient_entity(sent))
                for name, value in entity.items() if isinstance(value, str)}

@@ -199,8 +199,8 @@ async def test_an_unexpected_error_is_logged_with_the_number_masked(gw, caplog, 
     async def broken(*args, **kwargs):
         raise ValueError(f"{CALL_ME!r} is not a valid phone number")
 
-    monkeypatch.setattr(gw.sms, "accept", broken)
-    monkeypatch.setattr(gw.inbound, "receive", broken)
+    monkeypatch.setattr(gw.use.accept, "queue", broken)
+    monkeypatch.setattr(gw.use.inbound, "receive", broken)
     [send] = [r for r in ROUTES if r.name == "send"]
     [acs] = [r for r in ROUTES if r.name == "receipts_acs"]
     good = _json({"SMSModel": {"To": [{"PhoneNumber": "+61412000001"}], "MessageBody": "hi"}})

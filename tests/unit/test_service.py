@@ -10,17 +10,12 @@ from sms.errors import Forbidden, NotFound, RecordChanged, StorageUnavailable, V
 from sms.model import SendJob, Status, utcnow
 from sms.pacing import RetryPolicy, SenderRateLimiter
 from sms.providers import SendOutcome
-from sms.job_rows import OUTCOME_UNKNOWN
-from sms.service import (
-    IMMEDIATE_SAFETY_NET_SECONDS,
-    MISSING_MESSAGE_CHECKS,
-    MessageNotWritten,
-    RecipientsInFlight,
-    SmsService,
-)
+from sms.transitions import OUTCOME_UNKNOWN
+from sms.usecases.accept import IMMEDIATE_SAFETY_NET_SECONDS
+from sms.usecases.dispatch import MISSING_MESSAGE_CHECKS, MessageNotWritten, RecipientsInFlight
 from sms.validation import Limits
 from sms.wire import SMSSend
-from tests.fakes import RecordingProvider
+from tests.fakes import RecordingProvider, sms_over
 from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
 
 
@@ -92,7 +87,7 @@ async def test_every_invalid_number_is_reported_at_once(service):
 
 
 async def test_recipient_limit_is_a_setting(store, queue, provider):
-    service = SmsService(store, queue, provider, Limits(max_recipients=2))
+    service = sms_over(store, queue, provider, Limits(max_recipients=2))
     with pytest.raises(ValidationFailed, match="limit is 2 per request"):
         await service.accept(request(au(1), au(2), au(3)), LICENSEE)
 
@@ -141,8 +136,8 @@ async def test_a_redelivered_job_sends_nothing_twice(service, queue, provider):
 
 async def test_two_workers_on_the_same_job_send_each_recipient_once(store, queue):
     provider = RecordingProvider(delay=0.01)
-    worker_a = SmsService(store, queue, provider)
-    worker_b = SmsService(store, queue, provider)
+    worker_a = sms_over(store, queue, provider)
+    worker_b = sms_over(store, queue, provider)
     await worker_a.accept(request(*(au(i) for i in range(20))), LICENSEE)
     (job, _), = queue.jobs
 
@@ -156,7 +151,7 @@ async def test_two_workers_on_the_same_job_send_each_recipient_once(store, queue
 
 async def test_a_refused_send_fails_with_the_reason_a_crashed_one_is_retried_and_the_rest_still_go(store, queue):
     provider = RecordingProvider(refuse={au(1): "number is blocked"}, raise_for={au(2)})
-    service = SmsService(store, queue, provider, retry=RetryPolicy(max_attempts=3, base_delay_seconds=30))
+    service = sms_over(store, queue, provider, retry=RetryPolicy(max_attempts=3, base_delay_seconds=30))
     response = await service.accept(request(au(1), au(2), au(3)), LICENSEE)
     job = queue.jobs[0][0]
     await service.dispatch(job)
@@ -170,7 +165,7 @@ async def test_a_refused_send_fails_with_the_reason_a_crashed_one_is_retried_and
 
 async def test_transient_failures_back_off_then_give_up_after_max_attempts(store, queue):
     provider = RecordingProvider(raise_for={au(1)})
-    service = SmsService(store, queue, provider, retry=RetryPolicy(max_attempts=3, base_delay_seconds=10))
+    service = sms_over(store, queue, provider, retry=RetryPolicy(max_attempts=3, base_delay_seconds=10))
     response = await service.accept(request(au(1)), LICENSEE)
     job = queue.jobs[0][0]
 
@@ -188,7 +183,7 @@ async def test_a_providers_retry_after_is_honoured(store, queue):
         async def send(self, sms):
             return SendOutcome(error="429 Too Many Requests", transient=True, retry_after_seconds=300)
 
-    service = SmsService(store, queue, Throttled(), retry=RetryPolicy(base_delay_seconds=5))
+    service = sms_over(store, queue, Throttled(), retry=RetryPolicy(base_delay_seconds=5))
     await service.accept(request(au(1)), LICENSEE)
     await service.dispatch(queue.jobs[0][0])
     assert queue.jobs[-1][1] == 300
@@ -210,7 +205,7 @@ async def test_the_rate_limiter_hands_out_slots_in_order_per_sender(monkeypatch)
 
 async def test_concurrent_sends_are_bounded_by_the_setting(store, queue):
     provider = RecordingProvider(delay=0.01)
-    service = SmsService(store, queue, provider, send_concurrency=5)
+    service = sms_over(store, queue, provider, send_concurrency=5)
     await service.accept(request(*(au(i) for i in range(40))), LICENSEE)
     await service.dispatch(queue.jobs[0][0])
     assert len(provider.sent) == 40
@@ -228,7 +223,7 @@ async def test_an_outcome_never_overwrites_a_later_status(store, queue):
             await store.update_recipients(comm_id, [row.moved_to(Status.DELIVERED)])
             return outcome
 
-    service = SmsService(store, queue, ReceiptDuringSend())
+    service = sms_over(store, queue, ReceiptDuringSend())
     response = await service.accept(request(au(1)), LICENSEE)
     await service.dispatch(queue.jobs[0][0])
 
@@ -239,7 +234,7 @@ async def test_an_outcome_never_overwrites_a_later_status(store, queue):
 
 async def test_send_now_answers_with_the_real_outcome_and_leaves_a_safety_net_job(store, queue):
     provider = RecordingProvider(refuse={au(2): "unreachable"})
-    service = SmsService(store, queue, provider)
+    service = sms_over(store, queue, provider)
 
     response = await service.send_now(request(au(1), au(2)), LICENSEE)
 
@@ -273,22 +268,21 @@ async def test_status_shows_each_recipient_to_its_licensee_only(service, queue):
 
 
 async def test_a_job_whose_message_is_not_written_is_retried_by_the_queue(store, queue, provider):
-    service = SmsService(store, queue, provider, missing_message_wait=0)
+    service = sms_over(store, queue, provider, missing_message_wait=0)
     with pytest.raises(MessageNotWritten):
         await service.dispatch(SendJob("d" * 32, 0, 5))
     assert provider.sent == [] and store.round_trips == 1 + MISSING_MESSAGE_CHECKS
 
 
 async def test_a_job_picked_up_before_its_message_lands_waits_for_it(store, queue, provider):
-    service = SmsService(store, queue, provider, missing_message_wait=0.01)
-    original_add = store.add
+    service = sms_over(store, queue, provider, missing_message_wait=0.01)
+    original_commit = store.commit
 
-    async def slow_add(message, recipients, before_visible=None):  # the job is queued; the write is on its way
-        await before_visible
+    async def slow_commit(staged):  # the job is queued; the write is on its way
         await asyncio.sleep(0.015)
-        return await original_add(message, recipients)
+        return await original_commit(staged)
 
-    store.add = slow_add
+    store.commit = slow_commit
     accepting = asyncio.create_task(service.accept(request(au(1)), LICENSEE))
     while not queue.jobs:  # the job is queued before the message is written
         await asyncio.sleep(0)
@@ -302,16 +296,16 @@ async def test_a_job_picked_up_before_its_message_lands_waits_for_it(store, queu
 async def test_jobs_are_queued_before_the_message_is_written(store, queue, provider):
     """If the write fails the client gets an error and the job, finding nothing, sends nothing."""
 
-    async def storage_down(message, recipients, before_visible=None):
-        await before_visible  # the store finishes the jobs before the write that makes the message visible
+    async def storage_down(staged):
+        # The use case finishes the jobs before the write that makes the message visible.
         assert queue.jobs, "the job must already be queued"
         raise StorageUnavailable()
 
-    store.add = storage_down
+    store.commit = storage_down
     with pytest.raises(StorageUnavailable):
-        await SmsService(store, queue, provider).accept(request(au(1)), LICENSEE)
+        await sms_over(store, queue, provider).accept(request(au(1)), LICENSEE)
     with pytest.raises(MessageNotWritten):
-        await SmsService(store, queue, provider, missing_message_wait=0).dispatch(queue.jobs[0][0])
+        await sms_over(store, queue, provider, missing_message_wait=0).dispatch(queue.jobs[0][0])
     assert provider.sent == []
 
 
@@ -320,18 +314,18 @@ async def test_a_claim_left_by_a_crashed_worker_is_failed_after_its_lease_never_
         async def send(self, sms):
             raise asyncio.CancelledError  # the worker process dies mid-send
 
-    response = await SmsService(store, queue, RecordingProvider()).accept(request(au(1), au(2)), LICENSEE)
+    response = await sms_over(store, queue, RecordingProvider()).accept(request(au(1), au(2)), LICENSEE)
     job = queue.jobs[0][0]
     with pytest.raises(asyncio.CancelledError):
-        await SmsService(store, queue, Crashing()).dispatch(job)
+        await sms_over(store, queue, Crashing()).dispatch(job)
     _, left = await store.load(response.comm_id)
     assert [r.status for r in left] == [Status.SENDING, Status.SENDING]
 
     provider = RecordingProvider()
-    within_lease = SmsService(store, queue, provider, sending_lease=timedelta(minutes=5))
+    within_lease = sms_over(store, queue, provider, sending_lease=timedelta(minutes=5))
     with pytest.raises(RecipientsInFlight):  # the job comes back while the lease still runs
         await within_lease.dispatch(job)
-    past_lease = SmsService(store, queue, provider, sending_lease=timedelta(0))
+    past_lease = sms_over(store, queue, provider, sending_lease=timedelta(0))
     await past_lease.dispatch(job)
 
     _, settled = await store.load(response.comm_id)
@@ -354,7 +348,7 @@ async def test_a_parked_job_fails_what_it_left_behind(service, store, queue):
 
 
 async def test_the_sweeper_requeues_what_was_left_behind(store, queue, provider):
-    service = SmsService(store, queue, provider, sending_lease=timedelta(minutes=5))
+    service = sms_over(store, queue, provider, sending_lease=timedelta(minutes=5))
     left_queued = await service.accept(request(*(au(i) for i in range(150))), LICENSEE)
     fresh = await service.accept(request(au(900)), LICENSEE)
     queue.jobs.clear()  # as if the jobs were lost
@@ -373,10 +367,9 @@ async def test_a_providers_huge_error_text_is_recorded_cut_short(store, queue, l
     """Vendor error text is not ours to bound: a 100,000-character one would break Azure's 64 KiB
     property limit, and the outcome write would fail after the attempt was made."""
     from sms.model import MAX_ERROR_CHARS
-    from sms.service import SmsService
 
     provider = RecordingProvider(refuse={"+61412345678": "Invalid 'To' number: " + "x" * 100_000})
-    service = SmsService(store, queue, provider, limits, send_concurrency=8)
+    service = sms_over(store, queue, provider, limits, send_concurrency=8)
     response = await service.accept(request("0412 345 678"), LICENSEE)
     await service.dispatch(SendJob(response.comm_id, 0, 0))
     _, [recipient] = await store.load(response.comm_id)
@@ -394,8 +387,8 @@ async def test_a_rate_limited_job_is_not_failed_while_its_worker_is_still_sendin
     fail a recipient the live worker is still sending, and nobody is texted twice."""
     provider = RecordingProvider()
     lease = timedelta(milliseconds=300)
-    live = SmsService(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=10), sending_lease=lease)
-    other = SmsService(store, queue, provider, sending_lease=lease)
+    live = sms_over(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=10), sending_lease=lease)
+    other = sms_over(store, queue, provider, sending_lease=lease)
     to = [au(i) for i in range(12)]  # 12 turns at 10/s: over a second, more than three leases
     response = await live.accept(request(*to), LICENSEE)
     sending = asyncio.create_task(live.dispatch(queue.jobs[0][0]))
@@ -424,7 +417,7 @@ async def test_a_parked_copy_of_a_job_leaves_a_send_in_flight_alone(store, queue
         return await original_send(sms)
 
     provider.send = slow_send
-    service = SmsService(store, queue, provider, sending_lease=timedelta(minutes=5))
+    service = sms_over(store, queue, provider, sending_lease=timedelta(minutes=5))
     response = await service.accept(request(au(1)), LICENSEE)
     job = queue.jobs[0][0]
     sending = asyncio.create_task(service.dispatch(job))
@@ -446,7 +439,7 @@ async def test_after_a_crash_only_the_recipient_with_the_provider_is_outcome_unk
     unknown" once its lease has run out, and the six never attempted are sent by the redelivery."""
     to = [au(i) for i in range(10)]
     crashed = RecordingProvider(stall_on_call=4)
-    worker = SmsService(store, queue, crashed, rate_limiter=SenderRateLimiter(per_second=20))
+    worker = sms_over(store, queue, crashed, rate_limiter=SenderRateLimiter(per_second=20))
     response = await worker.accept(request(*to), LICENSEE)
     job = queue.jobs[0][0]
     dispatching = asyncio.create_task(worker.dispatch(job))
@@ -457,8 +450,8 @@ async def test_after_a_crash_only_the_recipient_with_the_provider_is_outcome_unk
 
     restarted = RecordingProvider()
     with pytest.raises(RecipientsInFlight):  # redelivered while the 4th is within its lease: the rest go, it waits
-        await SmsService(store, queue, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
-    await SmsService(store, queue, restarted, sending_lease=timedelta(0)).dispatch(job)  # once its lease has run out
+        await sms_over(store, queue, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
+    await sms_over(store, queue, restarted, sending_lease=timedelta(0)).dispatch(job)  # once its lease has run out
 
     _, recipients = await store.load(response.comm_id)
     assert Counter(r.status for r in recipients) == {Status.SENT: 9, Status.FAILED: 1}
@@ -480,7 +473,7 @@ async def test_a_claim_whose_answer_was_lost_is_recognised_as_the_workers_own(st
         return written
 
     store.update_recipients = answer_lost_once
-    service = SmsService(store, queue, provider)
+    service = sms_over(store, queue, provider)
     response = await service.accept(request(au(1), au(2), au(3)), LICENSEE)
     await service.dispatch(queue.jobs[0][0])
 
@@ -491,16 +484,16 @@ async def test_a_claim_whose_answer_was_lost_is_recognised_as_the_workers_own(st
 
 
 async def test_what_claiming_next_to_each_provider_call_costs_in_round_trips(store, queue):
-    """SmsService._send_batch's cost: calls that start together share one claim write and one outcome
+    """Dispatch.send's cost: calls that start together share one claim write and one outcome
     write; calls that start one at a time (a rate limit) cost a claim and an outcome write each, at most."""
-    together = SmsService(store, queue, RecordingProvider(), send_concurrency=100)
+    together = sms_over(store, queue, RecordingProvider(), send_concurrency=100)
     response = await together.accept(request(*(au(i) for i in range(100))), LICENSEE)
     store.round_trips = 0
     await together.dispatch(queue.jobs[-1][0])
     assert store.round_trips == 3  # load, claim all 100, record all 100
     assert Counter(r.status for r in (await store.load(response.comm_id))[1]) == {Status.SENT: 100}
 
-    one_at_a_time = SmsService(store, queue, RecordingProvider(), rate_limiter=SenderRateLimiter(per_second=50))
+    one_at_a_time = sms_over(store, queue, RecordingProvider(), rate_limiter=SenderRateLimiter(per_second=50))
     response = await one_at_a_time.accept(request(*(au(i) for i in range(5))), LICENSEE)
     store.round_trips = 0
     await one_at_a_time.dispatch(queue.jobs[-1][0])
@@ -515,8 +508,8 @@ async def test_a_copy_of_a_job_that_loses_a_claim_steps_aside_and_ends(store, qu
     worker would be parked, and give_up would fail the recipients that worker was about to send."""
     provider = RecordingProvider()
     lease = timedelta(minutes=5)
-    worker_a = SmsService(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=100), sending_lease=lease)
-    worker_b = SmsService(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=100), sending_lease=lease)
+    worker_a = sms_over(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=100), sending_lease=lease)
+    worker_b = sms_over(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=100), sending_lease=lease)
     to = [au(i) for i in range(10)]
     response = await worker_a.accept(request(*to), LICENSEE)
     (job, _), = queue.jobs
@@ -532,14 +525,13 @@ async def test_a_copy_of_a_job_that_loses_a_claim_steps_aside_and_ends(store, qu
 async def test_an_absurdly_long_provider_message_id_is_kept_cut_short_and_the_sms_recorded_sent(store, queue, limits):
     from sms.model import MAX_PROVIDER_ID_CHARS
     from sms.providers import SendOutcome
-    from sms.service import SmsService
 
     class LongIds(RecordingProvider):
         async def send(self, sms):
             await super().send(sms)
             return SendOutcome(provider_message_id="SM" + "9" * 100_000)
 
-    service = SmsService(store, queue, LongIds(), limits, send_concurrency=8)
+    service = sms_over(store, queue, LongIds(), limits, send_concurrency=8)
     response = await service.accept(request("0412 345 678"), LICENSEE)
     await service.dispatch(SendJob(response.comm_id, 0, 0))
     _, [recipient] = await store.load(response.comm_id)

@@ -5,12 +5,12 @@ import logging
 import re
 from dataclasses import replace
 
-from . import telemetry
-from .errors import NotFound, RecordChanged
-from .model import Status
-from .optouts import OptOuts, keyword
-from .phone import mask, mask_numbers
-from .storage import EVERY_LICENSEE, InboundSms, InboundStore, MessageStore
+from .. import telemetry, transitions
+from ..model import Recipient, Status
+from ..optouts import OptOuts, keyword
+from ..phone import mask, mask_numbers
+from ..storage import EVERY_LICENSEE, InboundSms, InboundStore, MessageStore
+from .optimistic import update_optimistically
 
 log = logging.getLogger("sms.inbound")
 
@@ -18,7 +18,7 @@ _REFERENCE = re.compile(r"^([0-9a-f]{32}):(\d{1,6})$")
 ATTEMPTS = 3
 
 
-class InboundService:
+class Inbound:
     def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts):
         self._messages = messages
         self._inbound = inbound
@@ -36,28 +36,25 @@ class InboundService:
             log.warning("receipt with an unknown reference %s ignored", mask_numbers(repr((reference or "")[:64])))
             return False
         comm_id, seq = match.group(1), int(match.group(2))
-        for _ in range(ATTEMPTS):
+
+        async def read() -> Recipient | None:
             loaded = await self._messages.load(comm_id, seq, seq)
-            if not loaded or not loaded[1]:
+            return loaded[1][0] if loaded and loaded[1] else None
+
+        def change(current: Recipient | None) -> Recipient | None:
+            if current is None:
                 log.warning("receipt for unknown recipient %s ignored", reference)
-                return False
-            current = loaded[1][0]
-            if status is Status.QUEUED or not current.status.can_become(status):
-                return False
-            failed = status in (Status.FAILED, Status.UNDELIVERED)
-            updated = current.moved_to(
-                status,
-                provider_message_id=current.provider_message_id or provider_message_id,
-                last_error=(detail or status.value) if failed else current.last_error,
-            )
-            try:
-                await self._messages.update_recipients(comm_id, [updated])
-                if status is Status.DELIVERED:
-                    telemetry.delivered.add(1, {"provider": provider})
-                return True
-            except RecordChanged:
-                continue  # the worker or another receipt wrote first: look again
-        raise RecordChanged(f"could not apply a receipt to {reference}")
+                return None
+            return transitions.receipt(current, status, provider_message_id, detail)
+
+        async def write(updated: Recipient) -> bool:
+            await self._messages.update_recipients(comm_id, [updated])
+            if status is Status.DELIVERED:
+                telemetry.delivered.add(1, {"provider": provider})
+            return True
+
+        # The worker or another receipt may write first: then it looks again.
+        return bool(await update_optimistically(read, change, write, attempts=ATTEMPTS, what=f"recipient {reference}"))
 
     async def receive(self, sms: InboundSms) -> InboundSms:
         """Store an inbound SMS, linked to the message it answers, and act on STOP / START.
@@ -78,9 +75,3 @@ class InboundService:
         stored = replace(sms, comm_id=route.comm_id if route else None)
         await self._inbound.add(stored)
         return stored
-
-    async def replies(self, comm_id: str, licensee_id: str) -> list[InboundSms]:
-        message = await self._messages.message(comm_id)
-        if message is None or message.licensee_id != licensee_id:
-            raise NotFound(f"No message with commId {comm_id}")
-        return await self._inbound.replies(comm_id)

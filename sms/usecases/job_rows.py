@@ -27,17 +27,10 @@ import uuid
 from datetime import timedelta
 from typing import Callable, Sequence
 
-from .errors import RecordChanged
-from .model import Recipient, Status, utcnow
-from .storage import MessageStore
-
-# What a recipient left in `sending` past its lease becomes. It was claimed in the write just before
-# its provider call, so its worker stopped between handing it to the provider and recording what the
-# provider answered: nobody knows whether the SMS went out. It is not sent again: the gateway
-# promises at most one SMS per recipient.
-OUTCOME_UNKNOWN = "The worker stopped while sending; the outcome is unknown, so it was not sent again"
-
-OPTED_OUT = "The recipient opted out (STOP)"
+from .. import transitions
+from ..model import Recipient, Status, utcnow
+from ..storage import MessageStore
+from .optimistic import update_optimistically
 
 # How often one write is re-read and its rules applied again after storage refused it, before the
 # dispatch gives up and leaves the job to the queue's retry. Each round drops the claims other
@@ -100,22 +93,17 @@ class JobRows:
     def fail_left_behind(self, seq: int) -> None:
         """Fail, as outcome unknown, a recipient another worker left `sending` past its lease.
         Written with the next write (or `flush`)."""
-        self._add(seq, (self._left_behind, True, None))
+        self._add(seq, (lambda row: transitions.left_behind(row, utcnow() - self._lease, self.claim_id), True, None))
 
     def opt_out(self, seq: int) -> None:
         """Mark a queued recipient opted out: not attempted. Written with the next write (or `flush`)."""
-        self._add(seq, (_opted_out, True, None))
+        self._add(seq, (transitions.opted_out, True, None))
 
     def give_up(self, seq: int, reason: str) -> None:
         """For a parked job: fail a queued recipient with `reason`, and one left `sending` past its
         lease as outcome unknown. A recipient whose lease still runs is left to its live worker.
         Written with the next write (or `flush`)."""
-        def rule(row: Recipient) -> Recipient | None:
-            if row.status is Status.QUEUED:
-                return row.moved_to(Status.FAILED, last_error=reason)
-            return self._left_behind(row)
-
-        self._add(seq, (rule, True, None))
+        self._add(seq, (lambda row: transitions.given_up(row, reason, utcnow() - self._lease, self.claim_id), True, None))
 
     async def flush(self) -> None:
         """Write every change still waiting; raises what the write raised."""
@@ -142,15 +130,7 @@ class JobRows:
     def _claimed(self, row: Recipient) -> Recipient | None:
         if row.claim_id == self.claim_id:
             return row  # this dispatch's claim landed; only its answer was lost
-        if row.status is not Status.QUEUED or self.yielded:
-            return None
-        return row.moved_to(Status.SENDING, attempts=row.attempts + 1, first_attempt_at=row.first_attempt_at or utcnow(),
-                            claim_id=self.claim_id)
-
-    def _left_behind(self, row: Recipient) -> Recipient | None:
-        if row.status is Status.SENDING and row.claim_id != self.claim_id and row.updated_at <= utcnow() - self._lease:
-            return row.moved_to(Status.FAILED, last_error=OUTCOME_UNKNOWN)
-        return None  # settled meanwhile, or its worker's lease still runs: it is alive
+        return None if self.yielded else transitions.claimed(row, self.claim_id)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -167,41 +147,32 @@ class JobRows:
     async def _apply(self, batch: dict[int, tuple[Rule, bool, asyncio.Future | None]]) -> dict[int, Recipient | None]:
         """Apply the rules to the rows as last read and write the rows they change, all or none;
         when storage refuses, read the rows again and start over."""
-        for _ in range(WRITE_ATTEMPTS):
-            results = {seq: rule(self._rows[seq]) for seq, (rule, _, _) in batch.items()}
-            changed = [row for seq, row in results.items() if row is not None and row is not self._rows[seq]]
-            try:
-                written = await self._store.update_recipients(self._comm_id, changed) if changed else []
-            except RecordChanged:
-                # A row may read back older than a write of this dispatch still in flight: the next
-                # write of that row then meets a changed ETag and is derived again. Every write is
-                # ETag-checked, so a stale row can cost a round trip, never a wrong write.
-                loaded = await self._store.load(self._comm_id, self._first, self._last)
-                self._rows.update({r.seq: r for r in (loaded[1] if loaded else [])})
-                claims = [seq for seq, (_, settles, _) in batch.items() if not settles]
-                if any(self._rows[seq].status is not Status.QUEUED and self._rows[seq].claim_id != self.claim_id for seq in claims):
-                    self.yielded = True
-                continue
-            for row in written:
+
+        def change(rows: dict[int, Recipient]) -> tuple[dict[int, Recipient | None], list[Recipient]]:
+            results = {seq: rule(rows[seq]) for seq, (rule, _, _) in batch.items()}
+            return results, [row for seq, row in results.items() if row is not None and row is not rows[seq]]
+
+        async def write(planned: tuple[dict[int, Recipient | None], list[Recipient]]) -> dict[int, Recipient | None]:
+            results, changed = planned
+            for row in await self._store.update_recipients(self._comm_id, changed) if changed else []:
                 self._rows[row.seq] = results[row.seq] = row
             self._settled.update({seq: row for seq, row in results.items() if row is not None and batch[seq][1]})
             return results
-        raise RecordChanged(f"recipients of {self._comm_id} kept changing under {WRITE_ATTEMPTS} attempts to write them")
+
+        async def read() -> dict[int, Recipient]:
+            # A row may read back older than a write of this dispatch still in flight: the next write
+            # of that row then meets a changed ETag and is derived again. Every write is ETag-checked,
+            # so a stale row can cost a round trip, never a wrong write.
+            loaded = await self._store.load(self._comm_id, self._first, self._last)
+            self._rows.update({r.seq: r for r in (loaded[1] if loaded else [])})
+            claims = [seq for seq, (_, settles, _) in batch.items() if not settles]
+            if any(self._rows[seq].status is not Status.QUEUED and self._rows[seq].claim_id != self.claim_id for seq in claims):
+                self.yielded = True
+            return self._rows
+
+        return await update_optimistically(read, change, write, attempts=WRITE_ATTEMPTS,
+                                           what=f"recipients of {self._comm_id}", current=self._rows)
 
 
 def _merged_with(outcome: Recipient) -> Rule:
-    def rule(row: Recipient) -> Recipient:
-        status = outcome.status if row.status.can_become(outcome.status) else row.status
-        merged = row.moved_to(
-            status,
-            provider_message_id=row.provider_message_id or outcome.provider_message_id,
-            last_error=outcome.last_error if status is outcome.status else row.last_error,
-        )
-        unchanged = (merged.status, merged.provider_message_id, merged.last_error) == (row.status, row.provider_message_id, row.last_error)
-        return row if unchanged else merged  # unchanged: this outcome's write had landed already
-
-    return rule
-
-
-def _opted_out(row: Recipient) -> Recipient | None:
-    return row.moved_to(Status.OPTED_OUT, last_error=OPTED_OUT) if row.status is Status.QUEUED else None
+    return lambda row: transitions.recorded(row, outcome) or row  # unchanged: this outcome's write had landed already

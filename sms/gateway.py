@@ -1,0 +1,74 @@
+"""The one place the use cases are wired to their ports: `assemble` builds them over whatever adapters
+it is given (the real ones in sms.bootstrap, in-memory fakes in tests), and `Gateway` is what an entry
+point holds: the use cases, the key check, the request rate limit and the settings it reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+from .auth import Authenticator
+from .config import Settings
+from .optouts import OptOuts
+from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
+from .providers import SmsProvider
+from .storage import IdempotencyStore, InboundStore, JobQueue, MessageStore, OptOutStore
+from .usecases.accept import Accept
+from .usecases.dispatch import Dispatch
+from .usecases.idempotency import OncePerKey
+from .usecases.inbound import Inbound
+from .usecases.status import MessageStatus
+from .usecases.sweep import Sweep
+from .validation import Limits
+
+
+@dataclass(frozen=True)
+class UseCases:
+    accept: Accept
+    dispatch: Dispatch
+    sweep: Sweep
+    status: MessageStatus
+    inbound: Inbound | None  # needs the inbound and opt-out stores
+
+
+def assemble(
+    messages: MessageStore,
+    jobs: JobQueue,
+    provider: SmsProvider,
+    *,
+    limits: Limits = Limits(),
+    send_concurrency: int = 16,
+    retry: RetryPolicy = RetryPolicy(),
+    rate_limiter: SenderRateLimiter | None = None,
+    opt_outs: OptOuts | OptOutStore | None = None,
+    inbound: InboundStore | None = None,
+    idempotency: IdempotencyStore | None = None,
+    idempotency_window: timedelta = timedelta(hours=24),
+    missing_message_wait: float = 0.5,
+    sending_lease: timedelta = timedelta(minutes=5),
+) -> UseCases:
+    """The use cases over these ports. Without `opt_outs` nobody is opted out; without `inbound`
+    replies are neither linked nor reported (the use cases that need them say so)."""
+    if isinstance(opt_outs, OptOutStore):
+        opt_outs = OptOuts(opt_outs)
+    dispatch = Dispatch(messages, jobs, provider, send_concurrency=send_concurrency, retry=retry, rate_limiter=rate_limiter,
+                        opt_outs=opt_outs, reply_routes=inbound, missing_message_wait=missing_message_wait,
+                        sending_lease=sending_lease)
+    return UseCases(
+        accept=Accept(messages, jobs, dispatch, OncePerKey(idempotency, messages, idempotency_window), limits, provider.name),
+        dispatch=dispatch,
+        sweep=Sweep(messages, jobs, sending_lease),
+        status=MessageStatus(messages, inbound),
+        inbound=Inbound(messages, inbound, opt_outs) if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What the entry points (HTTP, queue, timer) work with."""
+
+    settings: Settings
+    auth: Authenticator
+    requests: RequestRateLimiter
+    use: UseCases
+    health: Callable[[], Awaitable[dict[str, Any]]]

@@ -1,0 +1,132 @@
+"""Accept a send: check it, save it and queue its jobs, then answer; or, sent now, send it within the
+request and answer with the outcome. ServiceStack's auto-batch accepts several in turn.
+
+The ordering rule lives here, in `_save`: a message's jobs are queued before the message becomes
+visible (the store's commit), so a message is never stored without its jobs and nothing is stranded.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Sequence
+
+from opentelemetry import trace
+
+from .. import telemetry
+from ..errors import Conflict, GatewayError, ValidationFailed
+from ..model import JOB_SIZE, Message, Recipient, SendJob, Status
+from ..storage import JobQueue, MessageStore
+from ..validation import Limits, message_from
+from .commands import SendMessage, SendResult, reference_for
+from .dispatch import Dispatch
+from .idempotency import STILL_RUNNING, OncePerKey
+
+# An immediate send also queues its jobs, made visible only after this delay: if the process dies
+# mid-request the worker finishes the send; if not, the job finds nothing left queued and sends nothing.
+IMMEDIATE_SAFETY_NET_SECONDS = 120
+
+
+class Accept:
+    def __init__(self, messages: MessageStore, jobs: JobQueue, dispatch: Dispatch, once: OncePerKey,
+                 limits: Limits = Limits(), provider_name: str = ""):
+        self._messages, self._queue, self._dispatch, self._once = messages, jobs, dispatch, once
+        self._limits, self._provider_name = limits, provider_name
+
+    async def queue(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None) -> SendResult:
+        """Save the SMS and queue it; the worker sends it in the background."""
+
+        async def work(comm_id: str | None) -> SendResult:
+            message, recipients = message_from(command, licensee_id, self._limits, comm_id)
+            await self._save(message, recipients)
+            return _queued(message.comm_id, len(recipients))
+
+        with telemetry.tracer.start_as_current_span("sms.accept"):
+            return await self._once.run(licensee_id, idempotency_key, "send", command.as_sent, work,
+                                        lambda message, recipients: _queued(message.comm_id, len(recipients)))
+
+    async def queue_each(self, commands: Sequence[SendMessage], licensee_id: str, idempotency_key: str | None = None) -> list[SendResult]:
+        """ServiceStack's auto-batch: every command is checked before any is saved, then each is accepted
+        in turn. Items live in different partitions, so a batch cannot be one transaction: an error
+        part-way says how many items were done (GatewayError.batch_completed), and with an idempotency
+        key each item is remembered under the key and its position, so resending the batch finishes it
+        without saving any item twice."""
+        prepared, errors = [], []
+        for i, command in enumerate(commands):
+            try:
+                prepared.append(message_from(command, licensee_id, self._limits))
+            except ValidationFailed as exc:
+                errors += [replace(e, field_name=f"[{i}].{e.field_name}", message=f"[{i}].{e.message}") for e in exc.field_errors]
+        if errors:
+            raise ValidationFailed(errors, batch_completed=0)
+        results: list[SendResult] = []
+        for i, (command, (message, recipients)) in enumerate(zip(commands, prepared, strict=True)):
+            try:
+                if idempotency_key is None:
+                    await self._save(message, recipients)
+                    results.append(_queued(message.comm_id, len(recipients)))
+                else:  # '\n' cannot occur in a key (printable only), so no client key collides with these
+                    results.append(await self.queue(command, licensee_id, f"{idempotency_key}\n[{i}]"))
+            except GatewayError as error:
+                error.batch_completed, error.batch_index = i, i
+                raise
+        return results
+
+    async def send_now(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None) -> SendResult:
+        """Save the SMS and send it within the request; answer with the real outcome."""
+
+        async def work(comm_id: str | None) -> SendResult:
+            message, recipients = message_from(command, licensee_id, self._limits, comm_id)
+            jobs, stored = await self._save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS)
+            batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
+            sent = await asyncio.gather(*(self._dispatch.send(message, b, job) for b, job in zip(batches, jobs, strict=True)))
+            return _outcome(message.comm_id, len(stored), [r for batch, _ in sent for r in batch])
+
+        def answer(message: Message, recipients: list[Recipient]) -> SendResult:
+            if any(r.status in (Status.QUEUED, Status.SENDING) for r in recipients):
+                # Its answer is not known yet: "Sent to 0 of 3" would invite a resend of what is
+                # being sent now. (A recipient waiting for a retry after a transient failure counts
+                # as in progress too, until the retry settles it.)
+                raise Conflict(STILL_RUNNING)
+            return _outcome(message.comm_id, len(recipients), recipients)
+
+        with telemetry.tracer.start_as_current_span("sms.send_now"):
+            return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, work, answer)
+
+    async def _save(self, message: Message, recipients: list[Recipient], job_delay: int = 0) -> tuple[list[SendJob], list[Recipient]]:
+        """Queue the message's jobs and stage its rows together, then commit: the commit point.
+
+        Jobs first: a message never becomes visible without its jobs, so nothing can be stranded. A job
+        whose message then fails to commit finds no message, and retries until the queue parks it (its
+        give-up finds nothing to fail). Returns the jobs and the recipients as stored."""
+        span = trace.get_current_span()
+        span.set_attribute("sms.comm_id", message.comm_id)
+        span.set_attribute("sms.recipients", len(recipients))
+        telemetry.accepted.add(len(recipients), {"provider": self._provider_name})
+        jobs = SendJob.covering(message.comm_id, len(recipients), telemetry.current_traceparent())
+        # Both settle before anything is raised: no put is left running unawaited behind a failed request.
+        staged, *puts = await asyncio.gather(self._messages.stage(message, recipients),
+                                             *(self._queue.put(job, delay_seconds=job_delay) for job in jobs), return_exceptions=True)
+        if failure := next((r for r in (staged, *puts) if isinstance(r, BaseException)), None):
+            raise failure
+        return jobs, await self._messages.commit(staged)
+
+
+def _queued(comm_id: str, recipient_count: int) -> SendResult:
+    return SendResult(comm_id, reference_for(comm_id), True, f"Queued for {_plural(recipient_count, 'recipient')}")
+
+
+def _outcome(comm_id: str, recipient_count: int, outcomes: Sequence[Recipient]) -> SendResult:
+    """An immediate send's answer: how many were sent, opted out, failed (and why)."""
+    sent = sum(1 for r in outcomes if r.status in (Status.SENT, Status.DELIVERED))
+    text = f"Sent to {sent} of {_plural(recipient_count, 'recipient')}"
+    opted_out = sum(1 for r in outcomes if r.status is Status.OPTED_OUT)
+    if opted_out:
+        text += f"; {opted_out} opted out"
+    failures = [r for r in outcomes if r.status in (Status.FAILED, Status.UNDELIVERED)]
+    if failures:
+        text += f"; {len(failures)} failed: {failures[0].last_error}"
+    return SendResult(comm_id, reference_for(comm_id), sent == recipient_count, text)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,87 @@
+"""The accept use case's commit point, with the fakes: a message's jobs are queued, and its rows
+staged, together; the message becomes visible (commit) only after every job is on the queue, so a
+message is never stored without its jobs. A failed put or stage leaves no message."""
+import asyncio
+
+import pytest
+
+from sms.errors import StorageUnavailable
+from sms.gateway import assemble
+from sms.usecases.commands import Party, SendMessage
+from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+
+LICENSEE = "a" * 32
+
+
+def command(recipients: int) -> SendMessage:
+    return SendMessage(as_sent="{}", body="Your results are ready",
+                       to=tuple(Party(phone_number=f"+614120{i:05d}") for i in range(recipients)))
+
+
+class Journal:
+    """A store and a queue that write what happens, in order, into one list."""
+
+    def __init__(self):
+        self.events: list[str] = []
+        self.store, self.queue = InMemoryMessageStore(), InMemoryJobQueue()
+        stage, commit, put = self.store.stage, self.store.commit, self.queue.put
+
+        async def staged(message, recipients):
+            self.events.append("stage starts")
+            await asyncio.sleep(0.01)
+            result = await stage(message, recipients)
+            self.events.append("staged")
+            return result
+
+        async def committed(staged_message):
+            self.events.append("commit")
+            return await commit(staged_message)
+
+        async def queued(job, *, delay_seconds=0):
+            self.events.append("put starts")
+            await asyncio.sleep(0.02)
+            await put(job, delay_seconds=delay_seconds)
+            self.events.append("put")
+
+        self.store.stage, self.store.commit, self.queue.put = staged, committed, queued
+
+
+@pytest.mark.parametrize("recipients, jobs", [(1, 1), (250, 3)])
+async def test_jobs_and_staging_run_together_and_the_commit_comes_after_both(recipients, jobs):
+    journal = Journal()
+    accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
+    result = await accept.queue(command(recipients), LICENSEE)
+
+    events = journal.events
+    assert events[-1] == "commit" and events.count("commit") == 1
+    assert events.count("put") == jobs
+    # Together, not one after the other: every put had started before staging finished.
+    assert events.index("staged") > max(i for i, e in enumerate(events) if e == "put starts")
+    assert result.ok and len(journal.queue.jobs) == jobs
+
+
+async def test_a_job_that_cannot_be_queued_leaves_no_message():
+    journal = Journal()
+
+    async def queue_down(job, *, delay_seconds=0):
+        raise StorageUnavailable()
+
+    journal.queue.put = queue_down
+    accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
+    with pytest.raises(StorageUnavailable):
+        await accept.queue(command(3), LICENSEE)
+    assert "commit" not in journal.events and journal.store.messages == {}
+
+
+async def test_rows_that_cannot_be_staged_leave_no_message_and_their_job_finds_nothing():
+    journal = Journal()
+
+    async def stage_fails(message, recipients):
+        raise StorageUnavailable()
+
+    journal.store.stage = stage_fails
+    use = assemble(journal.store, journal.queue, RecordingProvider(), missing_message_wait=0)
+    with pytest.raises(StorageUnavailable):
+        await use.accept.queue(command(3), LICENSEE)
+    assert "commit" not in journal.events and journal.store.messages == {}
+    assert len(journal.queue.jobs) == 1  # queued, and harmless: its dispatch finds no message and sends nothing
