@@ -45,6 +45,7 @@ class Gateway:
     requests: RequestRateLimiter
     _inbound_store: TableInboundStore
     _opt_out_store: TableOptOutStore
+    _opt_outs: OptOuts
     _idempotency_store: TableIdempotencyStore
     _tables: TableServiceClient
     _queues: QueueServiceClient
@@ -62,6 +63,14 @@ class Gateway:
             self._idempotency_store.create_table(),
             create_queue(queue_client(self._queues, f"{SEND_QUEUE}-poison", encoding)),
         )
+        # Before this process sends anything: a STOP recorded in the layout before must keep blocking.
+        await self.move_legacy_opt_outs()
+
+    async def move_legacy_opt_outs(self) -> None:
+        """Copy opt-outs still in the layout before into the per-number one (TableOptOutStore.migrate_legacy).
+        Run at start, and by the sweeper: a process of the version before, still running during an
+        upgrade (a slot swap), may write one there after this process started. One query once it is empty."""
+        await self._opt_outs.migrate()
 
     async def health(self) -> dict:
         """Whether storage and the provider can be reached: for GET /api/health. No secrets in it."""
@@ -141,7 +150,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         keys=keys, messages=messages, jobs=jobs, provider=provider,
         inbound=InboundService(messages, inbound_store, opt_outs),
         requests=RequestRateLimiter(settings.requests_per_minute),
-        _inbound_store=inbound_store, _opt_out_store=opt_out_store, _idempotency_store=idempotency_store,
+        _inbound_store=inbound_store, _opt_out_store=opt_out_store, _opt_outs=opt_outs, _idempotency_store=idempotency_store,
         _tables=tables, _queues=queues, _credential=owned_credential,
     )
 

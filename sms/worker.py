@@ -39,5 +39,8 @@ async def send_job_poison(msg: func.QueueMessage) -> None:
 @bp.function_name("sweep_left_behind")
 @bp.timer_trigger(arg_name="timer", schedule=SWEEP_SCHEDULE, run_on_startup=False)
 async def sweep_left_behind(timer: func.TimerRequest) -> None:
-    """A safety net: re-queue recipients left queued with no job, or sending past their lease."""
-    await (await gateway()).sms.sweep()
+    """A safety net: re-queue recipients left queued with no job, or sending past their lease; move
+    opt-outs a process of the version before wrote in the old layout during an upgrade."""
+    gw = await gateway()
+    await gw.sms.sweep()
+    await gw.move_legacy_opt_outs()
