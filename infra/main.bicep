@@ -42,7 +42,9 @@ param maximumInstanceCount int = 40
 var suffix = uniqueString(resourceGroup().id)
 var appName = '${name}-${suffix}'
 var storageName = toLower(take('${name}${suffix}', 24))
-var tables = ['SmsMessages', 'SmsApiKeys', 'SmsInbound', 'SmsReplyRoutes', 'SmsOptOuts', 'SmsIdempotency']
+// SmsOptOuts holds opt-outs in the layout before SmsOptOutsByNumber: the gateway moves them out and empties it.
+// Kept here so that no deployment mode could ever delete a table that may still hold STOPs.
+var tables = ['SmsMessages', 'SmsApiKeys', 'SmsInbound', 'SmsReplyRoutes', 'SmsOptOutsByNumber', 'SmsOptOuts', 'SmsIdempotency']
 var queues = ['sms-send', 'sms-send-poison']
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'

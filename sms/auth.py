@@ -11,8 +11,9 @@ import hmac
 import re
 import secrets
 import time
-from collections import OrderedDict
 from datetime import datetime, timedelta
+
+from cachetools import TLRUCache
 
 from .errors import Unauthenticated
 from .model import utcnow
@@ -82,8 +83,11 @@ class Authenticator:
     def __init__(self, store: ApiKeyStore, cache_seconds: float = 60.0, max_cached: int = 10_000):
         self._store = store
         self._ttl = cache_seconds
-        self._max = max_cached
-        self._cache: OrderedDict[str, tuple[float, ApiKeyRecord]] = OrderedDict()
+        # Each record expires `cache_seconds` after its read *started* (a TLRU cache's per-item time):
+        # a revocation written while a slow read was in flight still takes effect within that time.
+        # At most `max_cached` records, the least recently used dropped first; 0 seconds keeps none.
+        self._cache: TLRUCache[str, tuple[float, ApiKeyRecord]] = TLRUCache(
+            maxsize=max_cached, ttu=lambda _key, entry, _now: entry[0] + self._ttl, timer=lambda: time.monotonic())
 
     async def licensee_for(self, key: str) -> str:
         match = _KEY.match(key)
@@ -100,14 +104,11 @@ class Authenticator:
         return record.licensee_id
 
     async def _record(self, key_id: str) -> ApiKeyRecord | None:
-        now = time.monotonic()
         cached = self._cache.get(key_id)
-        if cached and now - cached[0] < self._ttl:
+        if cached is not None:
             return cached[1]
+        started = time.monotonic()
         record = await self._store.get(key_id)
-        if record is not None and self._ttl > 0:
-            self._cache[key_id] = (now, record)
-            self._cache.move_to_end(key_id)
-            while len(self._cache) > self._max:
-                self._cache.popitem(last=False)
+        if record is not None:  # a key not found is not kept, so one issued a moment later works at once
+            self._cache[key_id] = (started, record)  # kept only while started + cache_seconds is ahead
         return record

@@ -58,6 +58,10 @@ class Adapters:
             self.idempotency.create_table(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
         )
+        # Before this process sends anything: a STOP recorded in the layout before must keep blocking
+        # (TableOptOutStore.migrate_legacy; the sweeper runs it too, for rows an older version writes
+        # during an upgrade).
+        await self.opt_outs.migrate_legacy()
 
     async def health(self) -> dict:
         """Whether storage and the provider can be reached: for GET /api/health. No secrets in it."""

@@ -57,7 +57,7 @@ def assemble(
     return UseCases(
         accept=Accept(messages, jobs, dispatch, OncePerKey(idempotency, messages, idempotency_window), limits, provider.name),
         dispatch=dispatch,
-        sweep=Sweep(messages, jobs, sending_lease),
+        sweep=Sweep(messages, jobs, sending_lease, opt_outs),
         status=MessageStatus(messages, inbound),
         inbound=Inbound(messages, inbound, opt_outs) if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
     )

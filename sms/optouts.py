@@ -1,4 +1,4 @@
-"""Who asked not to be texted: STOP-style keywords, and the opt-out lists dispatch checks.
+"""Who asked not to be texted: STOP-style keywords, and the opt-outs dispatch checks.
 
 A number is blocked for a licensee sending from a sender number when it opted out of that licensee
 (its STOP answered one of the licensee's messages), of that sender number (carriers apply a STOP to
@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Container
+from typing import Awaitable, Iterable
+
+from cachetools import TLRUCache
 
 from .model import utcnow
 from .phone import InvalidNumber, to_e164
@@ -42,40 +43,34 @@ def sender_scope(sender: str | None) -> str | None:
     return EVERY_LICENSEE + text if _SENDER.fullmatch(text) else None
 
 
-@dataclass(frozen=True)
-class Blocked:
-    """The numbers one licensee may not text from one sender number. It holds the cached lists
-    themselves, so a check copies nothing however long they are."""
-
-    lists: tuple[Container[str], ...]
-
-    def __contains__(self, number: object) -> bool:
-        return any(number in numbers for numbers in self.lists)
-
-
 class OptOuts:
-    """The opt-out lists, cached per process so a job costs no round trip while they are fresh.
+    """Opt-outs as dispatch checks them: per number, cached per process.
 
-    Dispatch needs two reads: the licensee's own list, and the lists every licensee shares (every
-    licensee's, each sender number's), which storage keeps in one partition. A read is kept for
-    `cache_seconds` from when it *started*, so a STOP written anywhere is seen everywhere within that
-    time. A change made here drops what it affects, and a read that was in flight during a change is
-    not kept, so this process applies it at once.
+    A job asks about its own numbers: one storage read per number not in the cache (every scope that
+    number opted out of), at most `read_concurrency` at once, so a job's cost follows its recipients and
+    not the length of anyone's list. Each answer, "none" included, is kept for `cache_seconds` from
+    when its read *started*, so a STOP written anywhere is seen everywhere within that time. A change
+    made here drops the number it affects, and a read that was in flight during a change is not kept,
+    so this process applies it at once.
     """
 
-    def __init__(self, store: OptOutStore, cache_seconds: float = 30.0):
+    def __init__(self, store: OptOutStore, cache_seconds: float = 30.0, max_cached: int = 100_000, read_concurrency: int = 16):
         self._store = store
         self._ttl = cache_seconds
-        self._cache: dict[str, tuple[float, Any]] = {}  # a licensee id, or EVERY_LICENSEE for the shared lists
+        self._read_concurrency = read_concurrency
+        # number -> (when its read started, the scopes it opted out of). A TLRU cache, so each entry
+        # expires at its own read's start + cache_seconds; the least recently used go first when full.
+        self._cache: TLRUCache[str, tuple[float, frozenset[str]]] = TLRUCache(
+            maxsize=max_cached, ttu=lambda _number, entry, _now: entry[0] + self._ttl, timer=lambda: time.monotonic())
         self._changes = 0
 
-    async def blocked(self, licensee_id: str, sender: str | None) -> Blocked:
-        """`sender`: the number the message goes out from (its From, or the provider's default number)."""
-        mine, shared = await asyncio.gather(
-            self._read(licensee_id, lambda: self._store.numbers(licensee_id)),
-            self._read(EVERY_LICENSEE, self._store.shared_scopes),
-        )
-        return Blocked((mine, shared.get(EVERY_LICENSEE, ()), shared.get(sender_scope(sender), ())))
+    async def blocked(self, licensee_id: str, sender: str | None, numbers: Iterable[str]) -> set[str]:
+        """Which of `numbers` this licensee may not text from `sender` (the number the message goes out
+        from: its From, or the provider's default number): those opted out of the licensee, of that
+        sender number, or of every licensee."""
+        applies = {scope for scope in (licensee_id, EVERY_LICENSEE, sender_scope(sender)) if scope}
+        scopes = await self._scopes(set(numbers))
+        return {number for number, opted_out_of in scopes.items() if not applies.isdisjoint(opted_out_of)}
 
     async def opt_out(self, number: str, sent_to: str, licensee_id: str | None) -> list[str]:
         """A STOP from `number` to our number `sent_to`, answering a message of `licensee_id` (None: no
@@ -83,31 +78,47 @@ class OptOuts:
         one we cannot place, or sent to a number we cannot read, stops every licensee. The scopes written."""
         sender = sender_scope(sent_to)
         scopes = [licensee_id, sender] if licensee_id and sender else [EVERY_LICENSEE]
-        await self._change(licensee_id, [self._store.add(scope, number, utcnow()) for scope in scopes])
+        await self._change(number, [self._store.add(scope, number, utcnow()) for scope in scopes])
         return scopes
 
     async def opt_in(self, number: str, sent_to: str, licensee_id: str | None) -> None:
         """START undoes a STOP to the same number, one to the licensee it answers, and one that applied to
         every licensee."""
         scopes = {scope for scope in (licensee_id, sender_scope(sent_to), EVERY_LICENSEE) if scope}
-        await self._change(licensee_id, [self._store.remove(scope, number) for scope in scopes])
+        await self._change(number, [self._store.remove(scope, number) for scope in scopes])
 
-    async def _change(self, licensee_id: str | None, writes: list[Awaitable[None]]) -> None:
+    async def migrate(self) -> int:
+        """Move opt-outs the store kept in an older layout into the one read here (see the store), and
+        apply them at once in this process. How many numbers it moved."""
+        try:
+            moved = await self._store.migrate_legacy()
+        except BaseException:
+            self._cache.clear()  # some may have moved before it failed
+            raise
+        finally:
+            self._changes += 1
+        for number in moved:
+            self._cache.pop(number, None)
+        return len(moved)
+
+    async def _change(self, number: str | None, writes: list[Awaitable[None]]) -> None:
         try:
             await asyncio.gather(*writes)
         finally:  # even when one write failed: another may have landed
             self._changes += 1
-            self._cache.pop(EVERY_LICENSEE, None)
-            if licensee_id:
-                self._cache.pop(licensee_id, None)
+            if number is not None:
+                self._cache.pop(number, None)
 
-    async def _read(self, key: str, read: Callable[[], Awaitable[Any]]) -> Any:
-        started = time.monotonic()
-        cached = self._cache.get(key)
-        if cached and started - cached[0] < self._ttl:
-            return cached[1]
-        changes = self._changes
-        answer = await read()
-        if changes == self._changes:  # a read that overlapped a change may predate it: not kept
-            self._cache[key] = (started, answer)
-        return answer
+    async def _scopes(self, numbers: set[str]) -> dict[str, frozenset[str]]:
+        found = {number: entry[1] for number in numbers if (entry := self._cache.get(number)) is not None}
+        slots = asyncio.Semaphore(self._read_concurrency)
+
+        async def read(number: str) -> None:
+            async with slots:
+                started, changes = time.monotonic(), self._changes
+                found[number] = scopes = frozenset(await self._store.scopes_for(number))
+                if changes == self._changes:  # a read that overlapped a change may predate it: not kept
+                    self._cache[number] = (started, scopes)  # nor one that outlasted cache_seconds
+
+        await asyncio.gather(*(read(number) for number in numbers - found.keys()))
+        return found

@@ -14,7 +14,6 @@ from sms.model import Message, Recipient, SendJob, Status, utcnow
 from sms.optouts import OptOuts
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
 from sms.storage import (
-    EVERY_LICENSEE,
     ApiKeyRecord,
     ApiKeyStore,
     IdempotencyRecord,
@@ -103,6 +102,8 @@ class InMemoryInboundStore(InboundStore):
 
 
 class InMemoryOptOutStore(OptOutStore):
+    """`scopes`: each scope's numbers, to assert on. `reads` counts what the adapter would send: one query per number."""
+
     def __init__(self) -> None:
         self.scopes: dict[str, set[str]] = {}
         self.reads = 0
@@ -113,13 +114,9 @@ class InMemoryOptOutStore(OptOutStore):
     async def remove(self, scope: str, number: str) -> None:
         self.scopes.get(scope, set()).discard(number)
 
-    async def numbers(self, scope: str) -> set[str]:
+    async def scopes_for(self, number: str) -> set[str]:
         self.reads += 1
-        return set(self.scopes.get(scope, set()))
-
-    async def shared_scopes(self) -> dict[str, set[str]]:
-        self.reads += 1
-        return {scope: set(numbers) for scope, numbers in self.scopes.items() if scope.startswith(EVERY_LICENSEE)}
+        return {scope for scope, numbers in self.scopes.items() if number in numbers}
 
 
 class InMemoryJobQueue(JobQueue):

@@ -145,18 +145,21 @@ EVERY_LICENSEE = "*"
 
 class OptOutStore(abc.ABC):
     @abc.abstractmethod
-    async def add(self, scope: str, number: str, when: datetime) -> None: ...
+    async def add(self, scope: str, number: str, when: datetime) -> None:
+        """`number` opted out of `scope` (a licensee id, EVERY_LICENSEE, or a sender number's)."""
 
     @abc.abstractmethod
-    async def remove(self, scope: str, number: str) -> None: ...
+    async def remove(self, scope: str, number: str) -> None:
+        """`number` opted back in to `scope`; nothing to remove is not an error."""
 
     @abc.abstractmethod
-    async def numbers(self, scope: str) -> set[str]:
-        """Every number opted out in this scope (a licensee id, EVERY_LICENSEE, or a sender number's)."""
+    async def scopes_for(self, number: str) -> set[str]:
+        """Every scope `number` has opted out of: one read, whatever the size of any list."""
 
-    @abc.abstractmethod
-    async def shared_scopes(self) -> dict[str, set[str]]:
-        """Every scope starting with EVERY_LICENSEE, with its numbers, in one read."""
+    async def migrate_legacy(self) -> set[str]:
+        """Move opt-outs kept in an older layout into this one, if the store has any: idempotent. The
+        numbers whose opt-outs it moved. A store that never had another layout has nothing to do."""
+        return set()
 
 
 @dataclass(frozen=True)

@@ -5,30 +5,51 @@
   same row; unlinked inbound SMS go to SmsInbound, by number.
 - SmsReplyRoutes: PartitionKey is a phone number, so both the write (one per recipient of a message
   that allows replies) and the lookup (one per inbound SMS) touch one small partition.
-- SmsOptOuts: a licensee's list is its partition (RowKey the number), one query. The scopes every
-  licensee shares live together in partition "*", so dispatch reads them in one query too, not one
-  per scope (a query stops at each partition boundary with a continuation token: Microsoft's "Query
-  Timeout and Pagination"). Their RowKey is the number for EVERY_LICENSEE, as it always was, and
-  "<scope>|<number>" for a sender number's scope ("*+61400000000|+61412345678").
+- SmsOptOutsByNumber: PartitionKey is the opted-out number, RowKey a scope it opted out of (a licensee
+  id, EVERY_LICENSEE, or EVERY_LICENSEE + a sender number: "*+61400000000"). Dispatch asks, per
+  recipient, "PartitionKey eq @number": one query of one small partition returns every scope that
+  number opted out of, so a job's reads grow with its numbers, never with the lists. A job's numbers
+  are not joined into one filter: Microsoft's "Design for querying" (Table storage design guide,
+  https://learn.microsoft.com/azure/storage/tables/table-storage-design-for-query) says an "or" over
+  RowKeys is a partition scan, not a range query, and a filter that pins no one PartitionKey is a
+  table scan; "Querying tables and entities" allows at most 15 comparisons in a $filter; and a query
+  stops at each partition boundary with a continuation token ("Query timeout and pagination",
+  https://learn.microsoft.com/rest/api/storageservices/query-timeout-and-pagination). So one query
+  per number, run concurrently. A START replaces the row with a tombstone (StartedAt) rather than
+  deleting it, so a copy of an older STOP cannot bring it back (below).
+- SmsOptOuts (legacy, read only to be emptied): the layout before, where a licensee's list was its
+  partition (RowKey the number) and the scopes every licensee shares lived in partition "*" (RowKey
+  the number for EVERY_LICENSEE, "<scope>|<number>" for a sender number's). `migrate_legacy` moves each
+  row to SmsOptOutsByNumber and then deletes it (ETag-checked): a STOP recorded before the upgrade
+  keeps blocking, and once the table is empty a run costs one query.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Sequence
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from ..model import utcnow
 from . import EVERY_LICENSEE, InboundSms, InboundStore, OptOutStore, ReplyRoute
 from .tables import MESSAGES_TABLE, create_table, storage_errors
 
 INBOUND_TABLE = "SmsInbound"
 REPLY_ROUTES_TABLE = "SmsReplyRoutes"
-OPT_OUTS_TABLE = "SmsOptOuts"
+OPT_OUTS_TABLE = "SmsOptOutsByNumber"
+LEGACY_OPT_OUTS_TABLE = "SmsOptOuts"
 REPLY_PREFIX = "x"
-_SCOPE_END = "|"  # ends a sender number's scope in a shared opt-out's RowKey; no number or scope contains it
+_SCOPE_END = "|"  # ended a sender number's scope in a legacy shared opt-out's RowKey; no number or scope contains it
+_STARTED = "StartedAt"  # marks a tombstone: the number opted back in to the row's scope then
+# Requests in flight at once while moving legacy rows.
+MIGRATION_CONCURRENCY = 16
+
+log = logging.getLogger("sms.storage.optouts")
 
 
 def _reply_row(sms: InboundSms) -> str:
@@ -88,42 +109,129 @@ class TableInboundStore(InboundStore):
 
 
 class TableOptOutStore(OptOutStore):
-    def __init__(self, table: TableClient):
-        self._table = table
+    def __init__(self, table: TableClient, legacy: TableClient | None = None):
+        """`legacy`: the table in the layout before (SmsOptOuts), read only to move its rows here."""
+        self._table, self._legacy = table, legacy
 
     @classmethod
     def from_service(cls, service: TableServiceClient) -> "TableOptOutStore":
-        return cls(service.get_table_client(OPT_OUTS_TABLE))
+        return cls(service.get_table_client(OPT_OUTS_TABLE), service.get_table_client(LEGACY_OPT_OUTS_TABLE))
 
     async def create_table(self) -> None:
-        await create_table(self._table)
-
-    @staticmethod
-    def _keys(scope: str, number: str) -> tuple[str, str]:
-        if scope.startswith(EVERY_LICENSEE) and scope != EVERY_LICENSEE:
-            return EVERY_LICENSEE, f"{scope}{_SCOPE_END}{number}"
-        return scope, number
+        await create_table(self._table)  # not the legacy one: a new deployment has nothing to move
 
     @storage_errors
     async def add(self, scope: str, number: str, when: datetime) -> None:
-        partition, row = self._keys(scope, number)
-        await self._table.upsert_entity({"PartitionKey": partition, "RowKey": row, "OptedOutAt": when}, mode=UpdateMode.REPLACE)
+        await self._table.upsert_entity({"PartitionKey": number, "RowKey": scope, "OptedOutAt": when}, mode=UpdateMode.REPLACE)
 
     @storage_errors
     async def remove(self, scope: str, number: str) -> None:
-        await self._table.delete_entity(*self._keys(scope, number))  # deleting what is not there is not an error
+        # A tombstone, not a delete: a migration that read the legacy STOP before this START then finds
+        # the row taken and does not copy it back. The legacy row goes too, or a later run would.
+        tombstone = {"PartitionKey": number, "RowKey": scope, _STARTED: utcnow()}
+        await asyncio.gather(self._table.upsert_entity(tombstone, mode=UpdateMode.REPLACE),
+                             self._delete_legacy(*_legacy_keys(scope, number)))
 
     @storage_errors
-    async def numbers(self, scope: str) -> set[str]:
-        if scope.startswith(EVERY_LICENSEE):
-            return (await self.shared_scopes()).get(scope, set())
-        return {e["RowKey"] async for e in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": scope}, select=["RowKey"])}
+    async def scopes_for(self, number: str) -> set[str]:
+        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": number}, select=["RowKey", _STARTED])
+        return {e["RowKey"] async for e in query if e.get(_STARTED) is None}
 
     @storage_errors
-    async def shared_scopes(self) -> dict[str, set[str]]:
-        scopes: dict[str, set[str]] = {}
-        query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": EVERY_LICENSEE}, select=["RowKey"])
-        async for e in query:
-            scope, _, number = e["RowKey"].rpartition(_SCOPE_END)
-            scopes.setdefault(scope or EVERY_LICENSEE, set()).add(number)
-        return scopes
+    async def migrate_legacy(self) -> set[str]:
+        """Move every row of the legacy table here, then delete it there: idempotent, and safe to run
+        in several processes at once and alongside STOP and START. The numbers whose opt-outs it wrote.
+
+        Each row: create its STOP here unless a row is there already (a STOP since: nothing to do; a
+        tombstone: a START since wins, unless the legacy STOP is newer still, as one written by a
+        process of the version before during a rolling upgrade would be); then delete the legacy row
+        if it is unchanged (ETag). A legacy row is only deleted once its STOP is here or a newer START
+        is, and one changed meanwhile is left for the next run. Rows not in the legacy layout are left.
+        Costs about two requests per legacy row, once, plus one query per 1,000 rows (and per partition
+        boundary); once the table is empty (or absent), one request.
+        """
+        if self._legacy is None:
+            return set()
+        moved: set[str] = set()
+        left = 0
+        slots = asyncio.Semaphore(MIGRATION_CONCURRENCY)
+
+        async def move(entity: TableEntity) -> None:
+            nonlocal left
+            keys = _from_legacy(entity["PartitionKey"], entity["RowKey"])
+            if keys is None:
+                left += 1
+                return
+            async with slots:
+                copied = await self._copy(*keys, entity.get("OptedOutAt"))
+                if copied is None:
+                    return  # the row here changed meanwhile: the next run looks again
+                if copied:
+                    moved.add(keys[1])
+                try:
+                    await self._legacy.delete_entity(entity, match_condition=MatchConditions.IfNotModified)
+                except ResourceModifiedError:
+                    pass  # rewritten meanwhile (a STOP again, by the version before): the next run copies it
+
+        pages = self._legacy.list_entities(select=["PartitionKey", "RowKey", "OptedOutAt"]).by_page()
+        while True:
+            try:
+                page = [entity async for entity in await anext(pages)]
+            except StopAsyncIteration:
+                break
+            except ResourceNotFoundError:  # no legacy table: a deployment that started on this layout
+                break
+            await asyncio.gather(*(move(entity) for entity in page))
+        if moved or left:
+            log.info("opt-outs: moved %d number(s) from %s to %s; left %d row(s) not in its layout",
+                     len(moved), LEGACY_OPT_OUTS_TABLE, OPT_OUTS_TABLE, left)
+        return moved
+
+    async def _copy(self, scope: str, number: str, opted_out_at: datetime | None) -> bool | None:
+        """Write a legacy STOP here unless a STOP, or a newer START, is here already. Whether it wrote;
+        None when the row here changed while it looked (the legacy row must stay for the next run)."""
+        stop = {"PartitionKey": number, "RowKey": scope, **({"OptedOutAt": opted_out_at} if opted_out_at else {})}
+        try:
+            await self._table.create_entity(stop)
+            return True
+        except ResourceExistsError:
+            pass
+        try:
+            current = await self._table.get_entity(number, scope)
+        except ResourceNotFoundError:
+            return None
+        started = current.get(_STARTED)
+        if started is None:
+            return False  # a STOP is here already
+        # A START since wins. A legacy row without a time is taken to be the newer: the safe side is not texting.
+        if opted_out_at is not None and started > opted_out_at:
+            return False
+        try:
+            await self._table.update_entity(stop, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                            match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return True
+
+    async def _delete_legacy(self, partition: str, row: str) -> None:
+        if self._legacy is not None:
+            await self._legacy.delete_entity(partition, row)  # not there, or no legacy table: not an error
+
+
+def _legacy_keys(scope: str, number: str) -> tuple[str, str]:
+    """Where the layout before kept this opt-out."""
+    if scope.startswith(EVERY_LICENSEE) and scope != EVERY_LICENSEE:
+        return EVERY_LICENSEE, f"{scope}{_SCOPE_END}{number}"
+    return scope, number
+
+
+def _from_legacy(partition: str, row: str) -> tuple[str, str] | None:
+    """(scope, number) of a legacy row; None for a row not in that layout."""
+    if partition == EVERY_LICENSEE:
+        scope, found, number = row.rpartition(_SCOPE_END)
+        scope = scope if found else EVERY_LICENSEE
+    else:
+        scope, number = partition, row
+    if not number or not scope or _SCOPE_END in number or (scope != partition and not scope.startswith(EVERY_LICENSEE)):
+        return None
+    return scope, number

@@ -118,7 +118,8 @@ class Dispatch:
         """
         rows = JobRows(self._store, message.comm_id, recipients, job.first, job.last, self._sending_lease)
         sender = message.sender.phone_number or self._provider.default_sender  # a STOP sent to it applies
-        blocked = await self._opt_outs.blocked(message.licensee_id, sender) if self._opt_outs else set()
+        queued = [r.phone_number for r in recipients if r.status is Status.QUEUED]  # the numbers it may text
+        blocked = await self._opt_outs.blocked(message.licensee_id, sender, queued) if self._opt_outs else set()
         lease_start = utcnow() - self._sending_lease
         for r in recipients:
             if r.status is Status.SENDING and r.updated_at <= lease_start:

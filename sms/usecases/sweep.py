@@ -1,5 +1,6 @@
 """The safety net: re-queue the jobs of recipients left behind (queued too long with no job in sight,
-or sending past their lease). Dispatch is idempotent, so a job queued twice does no harm."""
+or sending past their lease). Dispatch is idempotent, so a job queued twice does no harm. It also
+moves opt-outs a process of the version before wrote in the old layout during an upgrade."""
 from __future__ import annotations
 
 import asyncio
@@ -7,14 +8,16 @@ import logging
 from datetime import timedelta
 
 from ..model import JOB_SIZE, SendJob, utcnow
+from ..optouts import OptOuts
 from ..storage import JobQueue, MessageStore
 
 log = logging.getLogger("sms.sweep")
 
 
 class Sweep:
-    def __init__(self, messages: MessageStore, jobs: JobQueue, sending_lease: timedelta = timedelta(minutes=5)):
-        self._store, self._queue, self._sending_lease = messages, jobs, sending_lease
+    def __init__(self, messages: MessageStore, jobs: JobQueue, sending_lease: timedelta = timedelta(minutes=5),
+                 opt_outs: OptOuts | None = None):
+        self._store, self._queue, self._sending_lease, self._opt_outs = messages, jobs, sending_lease, opt_outs
 
     async def run(self, queued_for: timedelta = timedelta(minutes=10)) -> list[SendJob]:
         now = utcnow()
@@ -24,4 +27,6 @@ class Sweep:
         await asyncio.gather(*(self._queue.put(job) for job in jobs))
         if jobs:
             log.warning("sweeper re-queued %d job(s) for %d recipient(s) left behind", len(jobs), len(left))
+        if self._opt_outs is not None and (moved := await self._opt_outs.migrate()):
+            log.warning("sweeper moved the opt-outs of %d number(s) written in the old layout", moved)
         return jobs

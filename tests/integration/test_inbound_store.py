@@ -14,7 +14,7 @@ from tests.integration.test_store_contract import message
 async def stores(table_service, unique_name):
     messages = table_service.get_table_client(unique_name("msgs"))
     inbound = TableInboundStore(messages, table_service.get_table_client(unique_name("inb")), table_service.get_table_client(unique_name("routes")))
-    opt_outs = TableOptOutStore(table_service.get_table_client(unique_name("opt")))
+    opt_outs = TableOptOutStore(table_service.get_table_client(unique_name("opt")), table_service.get_table_client(unique_name("legacy")))
     store = TableMessageStore(messages)
     await store.create_table()
     await inbound.create_tables()
@@ -62,33 +62,38 @@ async def test_opt_outs_add_list_and_remove(stores):
     await opt_outs.add("a" * 32, "+61412000001", utcnow())
     await opt_outs.add("a" * 32, "+61412000002", utcnow())
     await opt_outs.add("*", "+61412000003", utcnow())
-    assert await opt_outs.numbers("a" * 32) == {"+61412000001", "+61412000002"}
+    # The licensee's numbers are {+61412000001, +61412000002}, asked per number as dispatch asks.
+    assert (await opt_outs.scopes_for("+61412000001"), await opt_outs.scopes_for("+61412000002")) == ({"a" * 32}, {"a" * 32})
     await opt_outs.remove("a" * 32, "+61412000001")
     await opt_outs.remove("a" * 32, "+61499999999")  # removing what is not there is fine
-    assert await opt_outs.numbers("a" * 32) == {"+61412000002"}
-    assert await opt_outs.numbers("*") == {"+61412000003"}
+    assert await opt_outs.scopes_for("+61412000001") == set()
+    assert await opt_outs.scopes_for("+61412000002") == {"a" * 32}
+    assert await opt_outs.scopes_for("+61412000003") == {"*"}
+    assert await opt_outs.scopes_for("+61499999999") == set()
 
 
-async def test_opt_outs_for_a_sender_number_share_one_partition_with_every_licensees(stores, round_trips):
+async def test_every_scope_a_number_opted_out_of_is_one_query(stores, round_trips):
     _, _, opt_outs = stores
     gateway, other = "*+61400000000", "*+61400000001"  # every licensee texting from that number
     await opt_outs.add("*", "+61412000003", utcnow())
     await opt_outs.add(gateway, "+61412000001", utcnow())
     await opt_outs.add(gateway, "+61412000002", utcnow())
     await opt_outs.add(other, "+61412000001", utcnow())
+    await opt_outs.add("a" * 32, "+61412000001", utcnow())
     await opt_outs.add("a" * 32, "+61412000004", utcnow())
 
     before = round_trips.count
-    shared = await opt_outs.shared_scopes()
-    assert round_trips.count - before == 1  # what dispatch reads besides the licensee's own list: one query
-    assert shared == {"*": {"+61412000003"}, gateway: {"+61412000001", "+61412000002"}, other: {"+61412000001"}}
-    assert await opt_outs.numbers("*") == {"+61412000003"}
-    assert await opt_outs.numbers(gateway) == {"+61412000001", "+61412000002"}
-    assert await opt_outs.numbers("a" * 32) == {"+61412000004"}
+    scopes = await opt_outs.scopes_for("+61412000001")
+    assert round_trips.count - before == 1  # what dispatch reads for one number, whatever the lists hold: one query
+    assert scopes == {gateway, other, "a" * 32}
+    assert await opt_outs.scopes_for("+61412000002") == {gateway}
+    assert await opt_outs.scopes_for("+61412000003") == {"*"}
+    assert await opt_outs.scopes_for("+61412000004") == {"a" * 32}
     rows = [(e["PartitionKey"], e["RowKey"]) async for e in opt_outs._table.list_entities()]
-    # Rows for every licensee keep the key they always had; a sender number's carry it before the number.
-    assert ("*", "+61412000003") in rows and ("*", "*+61400000000|+61412000001") in rows
+    # The number is the partition; the scope, as written, the row.
+    assert ("+61412000003", "*") in rows and ("+61412000001", "*+61400000000") in rows and ("+61412000004", "a" * 32) in rows
 
     await opt_outs.remove(gateway, "+61412000001")
     await opt_outs.remove(other, "+61499999999")  # removing what is not there is fine
-    assert await opt_outs.shared_scopes() == {"*": {"+61412000003"}, gateway: {"+61412000002"}, other: {"+61412000001"}}
+    assert await opt_outs.scopes_for("+61412000001") == {other, "a" * 32}
+    assert await opt_outs.scopes_for("+61499999999") == set()

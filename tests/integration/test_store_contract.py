@@ -1,11 +1,12 @@
-"""The MessageStore contract, run against the Azure adapter (on Azurite) and the in-memory fake alike."""
+"""The MessageStore and OptOutStore contracts, run against the Azure adapter (on Azurite) and the in-memory fake alike."""
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from sms.errors import RecordChanged
-from sms.model import Contact, Message, Recipient, Status
+from sms.model import Contact, Message, Recipient, Status, utcnow
+from sms.storage.inbound import TableOptOutStore
 from sms.storage.tables import TableMessageStore
-from tests.fakes import InMemoryMessageStore
+from tests.fakes import InMemoryMessageStore, InMemoryOptOutStore
 
 
 @pytest.fixture(params=["azurite", "memory"])
@@ -70,3 +71,34 @@ async def test_updates_are_etag_checked_and_all_or_nothing(store):
     done = await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT, provider_message_id="p1")])
     _, current = await store.load(msg.comm_id, 0, 0)
     assert (current[0].status, current[0].provider_message_id, current[0].etag) == (Status.SENT, "p1", done[0].etag)
+
+
+# -- the OptOutStore contract: what dispatch and STOP / START rely on, from the adapter and the fake alike --
+
+@pytest.fixture(params=["azurite", "memory"])
+async def opt_out_store(request, emulator, unique_name):
+    if request.param == "memory":
+        yield InMemoryOptOutStore()
+        return
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        table = TableOptOutStore(service.get_table_client(unique_name("opt")), service.get_table_client(unique_name("legacy")))
+        await table.create_table()
+        yield table
+
+
+async def test_a_number_reads_back_every_scope_it_opted_out_of(opt_out_store):
+    number, sender_scope = "+61412000001", "*+61400000000"
+    for scope in ("a" * 32, "b" * 32, "*", sender_scope):
+        await opt_out_store.add(scope, number, utcnow())
+    await opt_out_store.add("a" * 32, "+61412000002", utcnow())
+    assert await opt_out_store.scopes_for(number) == {"a" * 32, "b" * 32, "*", sender_scope}
+    await opt_out_store.add("a" * 32, number, utcnow())  # a STOP again changes nothing
+    await opt_out_store.remove("b" * 32, number)
+    await opt_out_store.remove("*", number)
+    await opt_out_store.remove("*", "+61499999999")  # nothing to remove: not an error
+    assert await opt_out_store.scopes_for(number) == {"a" * 32, sender_scope}
+    assert await opt_out_store.scopes_for("+61412000002") == {"a" * 32}
+    assert await opt_out_store.scopes_for("+61499999999") == set()
+    await opt_out_store.add("*", number, utcnow())  # a STOP after a START
+    assert await opt_out_store.scopes_for(number) == {"a" * 32, sender_scope, "*"}
+    assert await opt_out_store.migrate_legacy() == set()  # nothing in an older layout

@@ -99,3 +99,29 @@ async def test_rotation_keeps_the_old_key_working_for_the_grace_period_only():
     with pytest.raises(Unauthenticated, match="expired"):
         await auth.licensee_for(old)
     assert await auth.licensee_for(new) == LICENSEE
+
+
+async def test_the_key_cache_is_bounded_and_counts_its_time_from_the_read(monkeypatch):
+    from types import SimpleNamespace
+
+    from sms import auth as auth_module
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(auth_module, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    store = InMemoryApiKeyStore()
+    keys = []
+    for _ in range(3):
+        key, record = new_key(LICENSEE)
+        await store.add(record)
+        keys.append(key)
+    auth = Authenticator(store, cache_seconds=60, max_cached=2)
+    for key in keys:
+        await auth.licensee_for(key)
+    assert store.gets == 3
+    await auth.licensee_for(keys[0])  # the least recently used of three was dropped: read again
+    assert store.gets == 4
+    await auth.licensee_for(keys[2])  # still held
+    assert store.gets == 4
+    clock.now += 60  # 60 s after the read began: read again
+    await auth.licensee_for(keys[2])
+    assert store.gets == 5
