@@ -27,6 +27,7 @@ from .validation import Limits
 from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
 from .storage.queues import StorageJobQueue, create_queue, queue_client
+from .storage.ledger import TableLedgerStore
 from .storage.tables import TableApiKeyStore, TableMessageStore
 
 
@@ -41,6 +42,7 @@ class Adapters:
     inbound: TableInboundStore
     opt_outs: TableOptOutStore
     idempotency: TableIdempotencyStore
+    ledger: TableLedgerStore
     provider: SmsProvider
     tables: TableServiceClient
     queues: QueueServiceClient
@@ -56,6 +58,7 @@ class Adapters:
             self.inbound.create_tables(),
             self.opt_outs.create_table(),
             self.idempotency.create_table(),
+            self.ledger.create_table(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
         )
         # Before this process sends anything: a STOP recorded in the layout before must keep blocking
@@ -90,7 +93,7 @@ class Adapters:
             retry=RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds),
             rate_limiter=SenderRateLimiter(settings.rate_limit_per_second), opt_outs=self.opt_outs, inbound=self.inbound,
             idempotency=self.idempotency, idempotency_window=timedelta(hours=settings.idempotency_hours),
-            sending_lease=timedelta(seconds=settings.sending_lease_seconds),
+            sending_lease=timedelta(seconds=settings.sending_lease_seconds), ledger=self.ledger,
         )
         return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)
@@ -144,6 +147,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         inbound=TableInboundStore.from_service(tables),
         opt_outs=TableOptOutStore.from_service(tables),
         idempotency=TableIdempotencyStore.from_service(tables),
+        ledger=TableLedgerStore.from_service(tables),
         provider=create_provider(settings),
         tables=tables, queues=queues, credential=owned_credential,
     )

@@ -12,11 +12,12 @@ from .config import Settings
 from .optouts import OptOuts
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider
-from .storage import IdempotencyStore, InboundStore, JobQueue, MessageStore, OptOutStore
+from .storage import IdempotencyStore, InboundStore, JobQueue, LedgerStore, MessageStore, OptOutStore
 from .usecases.accept import Accept
 from .usecases.dispatch import Dispatch
 from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
+from .usecases.ledger import Ledger
 from .usecases.status import MessageStatus
 from .usecases.sweep import Sweep
 from .validation import Limits
@@ -29,6 +30,7 @@ class UseCases:
     sweep: Sweep
     status: MessageStatus
     inbound: Inbound | None  # needs the inbound and opt-out stores
+    ledger: Ledger | None  # needs the ledger store
 
 
 def assemble(
@@ -46,20 +48,24 @@ def assemble(
     idempotency_window: timedelta = timedelta(hours=24),
     missing_message_wait: float = 0.5,
     sending_lease: timedelta = timedelta(minutes=5),
+    ledger: LedgerStore | None = None,
 ) -> UseCases:
     """The use cases over these ports. Without `opt_outs` nobody is opted out; without `inbound`
-    replies are neither linked nor reported (the use cases that need them say so)."""
+    replies are neither linked nor reported (the use cases that need them say so); without `ledger`
+    messages are not listed."""
     if isinstance(opt_outs, OptOutStore):
         opt_outs = OptOuts(opt_outs)
+    listed = Ledger(ledger) if ledger is not None else None
     dispatch = Dispatch(messages, jobs, provider, send_concurrency=send_concurrency, retry=retry, rate_limiter=rate_limiter,
                         opt_outs=opt_outs, reply_routes=inbound, missing_message_wait=missing_message_wait,
-                        sending_lease=sending_lease)
+                        sending_lease=sending_lease, ledger=listed)
     return UseCases(
         accept=Accept(messages, jobs, dispatch, OncePerKey(idempotency, messages, idempotency_window), limits, provider.name),
         dispatch=dispatch,
         sweep=Sweep(messages, jobs, sending_lease, opt_outs),
         status=MessageStatus(messages, inbound),
-        inbound=Inbound(messages, inbound, opt_outs) if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
+        inbound=Inbound(messages, inbound, opt_outs, listed) if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
+        ledger=listed,
     )
 
 

@@ -31,6 +31,18 @@ class Status(str, enum.Enum):
         return _RANK[new] > _RANK[self] or (self is Status.SENDING and new is Status.QUEUED)
 
 
+# One letter per status: the ledger keeps a message's recipients' statuses as a string of these.
+STATUS_LETTERS = {
+    Status.QUEUED: "q",
+    Status.SENDING: "s",
+    Status.SENT: "S",
+    Status.FAILED: "f",
+    Status.DELIVERED: "d",
+    Status.UNDELIVERED: "u",
+    Status.OPTED_OUT: "o",
+}
+STATUS_OF_LETTER = {letter: status for status, letter in STATUS_LETTERS.items()}
+
 _RANK = {
     Status.QUEUED: 0,
     Status.SENDING: 1,
@@ -40,6 +52,11 @@ _RANK = {
     Status.UNDELIVERED: 3,
     Status.OPTED_OUT: 3,
 }
+
+
+def reference_for(comm_id: str) -> str:
+    """A short reference a person can quote; it is the commId's prefix, so it finds the message."""
+    return f"SMS-{comm_id[:8].upper()}"
 
 
 def utcnow() -> datetime:
@@ -148,7 +165,12 @@ class SendJob:
 
 def message_status(recipients: list[Recipient]) -> str:
     """A message's status is derived from its recipients rather than stored twice."""
-    statuses = {r.status for r in recipients}
+    return status_of({r.status for r in recipients})
+
+
+def status_of(statuses: set[Status]) -> str:
+    """The status of a message whose recipients are in `statuses`."""
+    statuses = set(statuses)
     if not statuses:
         return Status.QUEUED.value
     if len(statuses) == 1:

@@ -10,7 +10,7 @@ from typing import Sequence
 from sms import wire
 from sms.errors import AlreadyExists, RecordChanged
 from sms.gateway import Gateway, UseCases, assemble
-from sms.model import Message, Recipient, SendJob, Status, utcnow
+from sms.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
 from sms.optouts import OptOuts
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
 from sms.storage import (
@@ -21,10 +21,15 @@ from sms.storage import (
     InboundSms,
     InboundStore,
     JobQueue,
+    LedgerEntry,
+    LedgerQuery,
+    LedgerRecipient,
+    LedgerStore,
     MessageStore,
     OptOutStore,
     ReplyRoute,
     StagedMessage,
+    invalid_token,
 )
 from sms.wire.mapping import comm_response, message_state, send_command
 
@@ -117,6 +122,62 @@ class InMemoryOptOutStore(OptOutStore):
     async def scopes_for(self, number: str) -> set[str]:
         self.reads += 1
         return {scope for scope, numbers in self.scopes.items() if number in numbers}
+
+
+class InMemoryLedgerStore(LedgerStore):
+    """The ledger's contract without its indexes: every search looks at every entry (fine in memory).
+    `round_trips` counts what the table adapter would send."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, LedgerEntry] = {}
+        self.recipients: dict[str, dict[int, LedgerRecipient]] = {}
+        self.round_trips = 0
+
+    async def entry(self, licensee_id: str, comm_id: str, created_at: datetime) -> LedgerEntry | None:
+        self.round_trips += 1
+        entry = self.entries.get(comm_id)
+        return entry if entry is not None and entry.licensee_id == licensee_id else None
+
+    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None) -> None:
+        rows = sum(2 if r.contact_id else 1 for r in recipients)
+        self.round_trips += -(-rows // 100) + 1
+        self.recipients.setdefault(entry.comm_id, {}).update({r.seq: r for r in recipients})
+        current = self.entries.get(entry.comm_id)
+        if (current.etag if current else None) != (previous.etag if previous else None):
+            raise RecordChanged(f"ledger entry of {entry.comm_id} changed")
+        self.entries[entry.comm_id] = replace(entry, etag=f"e{next(_etags)}")
+
+    async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
+        self.round_trips += 3
+        found = []
+        for entry in sorted(self.entries.values(), key=lambda e: (e.created_at, e.comm_id), reverse=True):
+            if entry.licensee_id != query.licensee_id:
+                continue
+            if query.created_from and entry.created_at < query.created_from or query.created_to and entry.created_at >= query.created_to:
+                continue
+            if query.linked_object_id and entry.linked_object_id != query.linked_object_id:
+                continue
+            if query.suite_id and entry.suite_id != query.suite_id:
+                continue
+            if query.reference and reference_for(entry.comm_id) != query.reference.strip().upper():
+                continue
+            rows = list(self.recipients.get(entry.comm_id, {}).values())
+            if query.phone_number or query.contact_id:
+                rows = [r for r in rows if query.phone_number in (None, r.phone_number) and query.contact_id in (None, r.contact_id)]
+                if query.status:
+                    rows = [r for r in rows if r.status == query.status]
+                found += [replace(entry, matched=r) for r in sorted(rows, key=lambda r: r.seq)[:1]]
+                continue
+            if query.status:
+                statuses = {STATUS_OF_LETTER[letter] for letter in set(entry.statuses)}
+                if query.status not in {s.value for s in statuses} | {status_of(statuses)}:
+                    continue
+            found.append(entry)
+        if token is not None and not token.isdigit():
+            raise invalid_token()
+        start = int(token) if token else 0
+        end = start + take
+        return found[start:end], str(end) if end < len(found) else None
 
 
 class InMemoryJobQueue(JobQueue):
@@ -260,8 +321,9 @@ class World:
     def __init__(self):
         self.store, self.queue, self.provider = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()
         self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
-        self.opt_outs = OptOuts(self.opt_out_store)
-        self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store)
+        self.opt_outs, self.ledger = OptOuts(self.opt_out_store), InMemoryLedgerStore()
+        self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store,
+                            ledger=self.ledger)
         self.use = self.sms.use
         self.inbound = self.use.inbound
         self._inbound_ids = itertools.count(1)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
+from ..errors import FieldError, ValidationFailed
 from ..model import Message, Recipient, SendJob
 
 
@@ -183,3 +184,71 @@ class IdempotencyStore(abc.ABC):
     @abc.abstractmethod
     async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:
         """Replace an expired record, unless someone else did first (ETag): whether we did."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One message as the ledger lists it: what was sent, and where each recipient stands, one letter
+    per recipient in request order (sms.model.STATUS_LETTERS)."""
+
+    licensee_id: str
+    comm_id: str
+    created_at: datetime
+    recipient_count: int
+    segments: int
+    encoding: str
+    preview: str  # the body's first characters
+    statuses: str
+    linked_object_id: str | None = None
+    suite_id: str | None = None
+    etag: str | None = None  # set by the store; a write is conditional on it
+    matched: "LedgerRecipient | None" = None  # in a search by phone number or contactId: the recipient found
+
+
+@dataclass(frozen=True)
+class LedgerRecipient:
+    """One recipient's row in the ledger, found by phone number or contactId."""
+
+    seq: int
+    phone_number: str
+    contact_id: str | None
+    status: str  # a Status value
+
+
+@dataclass(frozen=True)
+class LedgerQuery:
+    """A licensee's messages, newest first, narrowed by any of these (all must hold)."""
+
+    licensee_id: str
+    created_from: datetime | None = None  # inclusive
+    created_to: datetime | None = None  # exclusive
+    status: str | None = None  # the message's status, or any recipient's
+    phone_number: str | None = None  # E.164
+    contact_id: str | None = None
+    linked_object_id: str | None = None
+    suite_id: str | None = None
+    reference: str | None = None
+
+
+class LedgerStore(abc.ABC):
+    """The message ledger: every message of a licensee, found without reading its recipients."""
+
+    @abc.abstractmethod
+    async def entry(self, licensee_id: str, comm_id: str, created_at: datetime) -> LedgerEntry | None:
+        """The message's entry (with its ETag), or None when it has none yet."""
+
+    @abc.abstractmethod
+    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None) -> None:
+        """Write the recipients' rows, then the entry with what finds it (its status, linkedObjectId,
+        suiteId, reference). Conditional: RecordChanged when the entry is not `previous` any more (or
+        exists, when `previous` is None)."""
+
+    @abc.abstractmethod
+    async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
+        """Up to `take` entries matching `query`, newest first, and the token for the next page (None
+        at the end). ValidationFailed for a token this store did not issue (`invalid_token`)."""
+
+
+def invalid_token() -> ValidationFailed:
+    return ValidationFailed([FieldError("continuationToken", "InvalidValue",
+                                        "continuationToken is not one this gateway issued: start again without it")])

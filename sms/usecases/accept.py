@@ -14,10 +14,10 @@ from opentelemetry import trace
 
 from .. import telemetry
 from ..errors import Conflict, GatewayError, ValidationFailed
-from ..model import JOB_SIZE, Message, Recipient, SendJob, Status
+from ..model import JOB_SIZE, Message, Recipient, SendJob, Status, reference_for
 from ..storage import JobQueue, MessageStore
 from ..validation import Limits, message_from
-from .commands import SendMessage, SendResult, reference_for
+from .commands import SendMessage, SendResult
 from .dispatch import Dispatch
 from .idempotency import STILL_RUNNING, OncePerKey
 

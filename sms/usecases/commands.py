@@ -61,8 +61,3 @@ class MessageReport:
     status: str
     recipients: list[Recipient]
     replies: list[InboundSms] | None = field(default=None)
-
-
-def reference_for(comm_id: str) -> str:
-    """A short reference a person can quote; it is the commId's prefix, so it finds the message."""
-    return f"SMS-{comm_id[:8].upper()}"

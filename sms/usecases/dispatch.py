@@ -21,6 +21,7 @@ from ..phone import mask, mask_numbers
 from ..providers import OutgoingSms, SendOutcome, SmsProvider
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
 from .job_rows import JobRows
+from .ledger import Ledger
 
 log = logging.getLogger("sms.dispatch")
 
@@ -50,6 +51,7 @@ class Dispatch:
         reply_routes: InboundStore | None = None,
         missing_message_wait: float = 0.5,
         sending_lease: timedelta = timedelta(minutes=5),
+        ledger: Ledger | None = None,
     ):
         self._store = messages
         self._queue = jobs
@@ -60,6 +62,7 @@ class Dispatch:
         self._inbound = reply_routes
         self._missing_message_wait = missing_message_wait
         self._sending_lease = sending_lease
+        self._ledger = ledger
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
 
@@ -135,6 +138,8 @@ class Dispatch:
             await self._queue.put(job, delay_seconds=max(retry_delays))
         if self._inbound and (message.reply_is_allowed or message.reply_is_required):
             await self._remember_reply_routes(message, settled)
+        if self._ledger:  # last: it records what the writes above stored
+            await self._ledger.record(message, rows.current())
         return settled, rows.yielded
 
     async def _send_each(self, message: Message, seqs: Sequence[int], rows: JobRows) -> list[int]:
@@ -229,4 +234,6 @@ class Dispatch:
         for r in loaded[1]:
             rows.give_up(r.seq, reason)
         await rows.flush()
+        if self._ledger:
+            await self._ledger.record(loaded[0], rows.current())
         return rows.settled()

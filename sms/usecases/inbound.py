@@ -6,10 +6,11 @@ import re
 from dataclasses import replace
 
 from .. import telemetry, transitions
-from ..model import Recipient, Status
+from ..model import Message, Recipient, Status
 from ..optouts import OptOuts, keyword
 from ..phone import mask, mask_numbers
 from ..storage import EVERY_LICENSEE, InboundSms, InboundStore, MessageStore
+from .ledger import Ledger
 from .optimistic import update_optimistically
 
 log = logging.getLogger("sms.inbound")
@@ -19,10 +20,11 @@ ATTEMPTS = 3
 
 
 class Inbound:
-    def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts):
+    def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts, ledger: Ledger | None = None):
         self._messages = messages
         self._inbound = inbound
         self._opt_outs = opt_outs
+        self._ledger = ledger
 
     async def apply_receipt(self, reference: str, status: Status, provider_message_id: str | None = None,
                             detail: str | None = None, provider: str = "") -> bool:
@@ -37,9 +39,14 @@ class Inbound:
             return False
         comm_id, seq = match.group(1), int(match.group(2))
 
+        found: list[tuple[Message, Recipient]] = []
+
         async def read() -> Recipient | None:
             loaded = await self._messages.load(comm_id, seq, seq)
-            return loaded[1][0] if loaded and loaded[1] else None
+            if not loaded or not loaded[1]:
+                return None
+            found[:] = [(loaded[0], loaded[1][0])]
+            return loaded[1][0]
 
         def change(current: Recipient | None) -> Recipient | None:
             if current is None:
@@ -48,13 +55,19 @@ class Inbound:
             return transitions.receipt(current, status, provider_message_id, detail)
 
         async def write(updated: Recipient) -> bool:
-            await self._messages.update_recipients(comm_id, [updated])
+            [stored] = await self._messages.update_recipients(comm_id, [updated])
+            found[:] = [(found[0][0], stored)]
             if status is Status.DELIVERED:
                 telemetry.delivered.add(1, {"provider": provider})
             return True
 
         # The worker or another receipt may write first: then it looks again.
-        return bool(await update_optimistically(read, change, write, attempts=ATTEMPTS, what=f"recipient {reference}"))
+        changed = bool(await update_optimistically(read, change, write, attempts=ATTEMPTS, what=f"recipient {reference}"))
+        if self._ledger and found:
+            # Even when nothing changed: a resent receipt finishes what a failed ledger write left.
+            message, recipient = found[0]
+            await self._ledger.record(message, [recipient])
+        return changed
 
     async def receive(self, sms: InboundSms) -> InboundSms:
         """Store an inbound SMS, linked to the message it answers, and act on STOP / START.

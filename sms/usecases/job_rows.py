@@ -71,6 +71,10 @@ class JobRows:
         """Whether the recipient was queued when last read: one another worker took since is skipped."""
         return self._rows[seq].status is Status.QUEUED
 
+    def current(self) -> list[Recipient]:
+        """Every row of the job as this dispatch last read or wrote it."""
+        return [self._rows[seq] for seq in sorted(self._rows)]
+
     def settled(self) -> list[Recipient]:
         """The rows this dispatch settled (sent, failed, opted out, or released for a retry), as stored."""
         return [self._settled[seq] for seq in sorted(self._settled)]

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ..errors import NotFound
-from ..model import message_status
+from ..model import message_status, reference_for
 from ..storage import InboundSms, InboundStore, MessageStore
-from .commands import MessageReport, reference_for
+from .commands import MessageReport
 
 
 class MessageStatus:

@@ -9,10 +9,10 @@ from sms.config import PROJECT_ROOT
 CORE = [
     "sms.usecases.accept", "sms.usecases.commands", "sms.usecases.dispatch", "sms.usecases.idempotency",
     "sms.usecases.inbound", "sms.usecases.job_rows", "sms.usecases.optimistic", "sms.usecases.status",
-    "sms.usecases.sweep", "sms.model", "sms.transitions", "sms.errors", "sms.validation", "sms.optouts",
+    "sms.usecases.sweep", "sms.usecases.ledger", "sms.model", "sms.transitions", "sms.errors", "sms.validation", "sms.optouts",
     "sms.auth", "sms.pacing", "sms.phone", "sms.segments", "sms.storage", "sms.providers", "sms.gateway",
 ]
-ADAPTERS = ["sms.storage.tables", "sms.storage.inbound", "sms.storage.idempotency", "sms.storage.queues",
+ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.inbound", "sms.storage.idempotency", "sms.storage.queues",
             "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap"]
 ENTRY_POINTS = ("sms.api", "sms.callbacks", "sms.worker", "sms.cli", "sms.devhost", "function_app")
 

@@ -1,0 +1,251 @@
+"""The message ledger in Table Storage (table SmsLedger): a licensee's messages found with one range
+query per shard, never a scan of anyone's messages.
+
+Layout. A licensee's ledger is SHARDS partitions, "<licensee>|<shard>", the shard from the commId, so
+one busy licensee spreads its writes over SHARDS partitions (Azure's target is 2,000 entities a second
+per partition: "Scalability and performance targets for Table storage") and a listing costs SHARDS
+queries, run together. Every row of one message is in the same partition, so the rows that find a
+message and its entry are written in one entity-group transaction. RowKeys, with <t> the creation
+time inverted (newest sorts first) and <c> the commId:
+
+    m|<t>|<c>                  the entry: what was sent, each recipient's status (one letter each)
+    s|<status>|<t>|<c>         one per status the message or any recipient is in now (deleted when none is)
+    o|<linkedObjectId>|<t>|<c>, u|<suiteId>|<t>|<c>, r|<reference>|<t>|<c>    what else finds it
+    p|<phone>|<t>|<c>, c|<contactId>|<t>|<c>|<seq>                            per recipient
+
+Every search is a RowKey range inside each shard ("<prefix>|<value>|" from the window's newest to its
+oldest instant): Microsoft's "Design for querying" (Table storage design guide) calls that a range
+query, the cheapest there is after a point read. The m/s/o/u/r rows carry the whole entry, so a
+search answers from the rows it finds; p/c rows carry what was sent and that recipient's status.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import heapq
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any, Sequence
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from ..errors import AlreadyExists, RecordChanged
+from ..model import STATUS_OF_LETTER, reference_for, status_of
+from . import LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, invalid_token
+from .batch import MAX_OPERATIONS, storage_refusal
+from .tables import create_table, storage_errors
+
+LEDGER_TABLE = "SmsLedger"
+# Queries a listing costs, and how many times 2,000 entities a second one licensee's ledger can take.
+SHARDS = 3
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NEWEST = 10**16 - 1  # microseconds since 1970 stay below this until the year 2286
+_END = "~"  # sorts after every character a key part holds (digits, letters, '+', '|')
+
+
+def inverted(when: datetime) -> str:
+    """The instant as 16 digits that sort newest first."""
+    return f"{_NEWEST - (when - _EPOCH) // timedelta(microseconds=1):016d}"
+
+
+def reference_key(reference: str) -> str:
+    return reference.strip().upper()
+
+
+class TableLedgerStore(LedgerStore):
+    def __init__(self, table: TableClient):
+        self._table = table
+
+    @classmethod
+    def from_service(cls, service: TableServiceClient) -> "TableLedgerStore":
+        return cls(service.get_table_client(LEDGER_TABLE))
+
+    async def create_table(self) -> None:
+        await create_table(self._table)
+
+    @staticmethod
+    def partition(licensee_id: str, comm_id: str) -> str:
+        return f"{licensee_id}|{int(comm_id[:2], 16) % SHARDS}"
+
+    @storage_errors
+    async def entry(self, licensee_id: str, comm_id: str, created_at: datetime) -> LedgerEntry | None:
+        try:
+            found = await self._table.get_entity(self.partition(licensee_id, comm_id), f"m|{inverted(created_at)}|{comm_id}")
+        except ResourceNotFoundError:
+            return None
+        return _entry_from(found)
+
+    @storage_errors
+    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None) -> None:
+        partition, t = self.partition(entry.licensee_id, entry.comm_id), inverted(entry.created_at)
+        static = _static(entry)
+        rows = []
+        for r in recipients:
+            fields = {**static, "Seq": r.seq, "PhoneNumber": r.phone_number, "ContactId": r.contact_id, "Status": r.status}
+            rows.append({"PartitionKey": partition, "RowKey": f"p|{r.phone_number}|{t}|{entry.comm_id}", **fields})
+            if r.contact_id:
+                rows.append({"PartitionKey": partition, "RowKey": f"c|{r.contact_id}|{t}|{entry.comm_id}|{r.seq}", **fields})
+        # The recipients' rows first, in transactions of their own (a job's can be 200 rows); the entry
+        # last, with the rows that find the message by what it is, in one transaction: its condition
+        # (ETag) makes two writers take turns, and what finds it never disagrees with it.
+        for i in range(0, len(rows), MAX_OPERATIONS):
+            await self._submit([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[i : i + MAX_OPERATIONS]])
+        whole = {**static, "Statuses": entry.statuses}
+        keys = _finders(entry, t)
+        operations: list[tuple] = [("upsert", {"PartitionKey": partition, "RowKey": key, **whole}, {"mode": UpdateMode.REPLACE})
+                                   for key in keys]
+        if previous is not None:
+            operations += [("delete", {"PartitionKey": partition, "RowKey": key}) for key in set(_finders(previous, t)) - set(keys)]
+        head = {"PartitionKey": partition, "RowKey": f"m|{t}|{entry.comm_id}", **whole}
+        if previous is None:
+            operations.append(("create", head))
+        else:
+            operations.append(("update", head, {"mode": UpdateMode.REPLACE, "etag": previous.etag,
+                                                "match_condition": MatchConditions.IfNotModified}))
+        try:
+            await self._submit(operations)
+        except AlreadyExists:  # another writer created the entry first: read it and merge again
+            raise RecordChanged(f"ledger entry of {entry.comm_id} was created meanwhile") from None
+
+    async def _submit(self, operations: list[tuple]) -> None:
+        try:
+            await self._table.submit_transaction(operations)
+        except TableTransactionError as exc:
+            raise storage_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) or exc from exc
+
+    @storage_errors
+    async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
+        prefix, matches = _plan(query)
+        newest = inverted(query.created_to - timedelta(microseconds=1)) if query.created_to else ""
+        oldest = inverted(query.created_from) + _END if query.created_from else _END
+        low, high = f"{prefix}{newest}", f"{prefix}{oldest}"
+        # Where each shard goes on from: after the last row a page looked at (a token's keys are only
+        # used inside this licensee's partitions and this query's range, whatever the token says).
+        after = _read_token(token) if token else {}
+        partitions = [p for shard in range(SHARDS) if after.get(p := f"{query.licensee_id}|{shard}") != _END]
+        pages = await asyncio.gather(*(self._range(p, low, after.get(p), high, take) for p in partitions))
+        # Merged newest first, up to where a shard that has more stops: past it, a row of another
+        # shard could come before rows that shard has not shown yet.
+        frontier = min((rows[-1]["RowKey"] for rows, more in pages if more and rows), default=None)
+        merged = heapq.merge(*([(row["RowKey"], p, row) for row in rows] for p, (rows, _) in zip(partitions, pages, strict=True)))
+        found: list[LedgerEntry] = []
+        looked = dict.fromkeys(partitions, 0)
+        for key, p, row in merged:
+            if len(found) == take or (frontier is not None and key > frontier):
+                break
+            looked[p] += 1
+            after[p] = key
+            if matches(row):
+                found.append(_entry_from(row))
+        for p, (rows, more) in zip(partitions, pages, strict=True):
+            if not more and looked[p] == len(rows):
+                after[p] = _END  # this shard has nothing more in range
+        ended = all(after.get(f"{query.licensee_id}|{shard}") == _END for shard in range(SHARDS))
+        return found, None if ended else _write_token({p: after[p] for p in after if p.startswith(f"{query.licensee_id}|")})
+
+    async def _range(self, partition: str, low: str, after: str | None, high: str, take: int) -> tuple[list[TableEntity], bool]:
+        """Up to `take` rows of the partition in [low, high), after `after` if given; and whether it has more."""
+        if after is not None and after >= low:
+            query, params = "PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi", {"pk": partition, "lo": after, "hi": high}
+        else:
+            query, params = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi", {"pk": partition, "lo": low, "hi": high}
+        pages = self._table.query_entities(query, parameters=params, results_per_page=take).by_page()
+        try:
+            rows = [row async for row in await anext(pages)]
+        except StopAsyncIteration:
+            return [], False
+        return rows, pages.continuation_token is not None
+
+
+def _static(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "LicenseeId": entry.licensee_id, "CommId": entry.comm_id, "CreatedAt": entry.created_at,
+        "RecipientCount": entry.recipient_count, "Segments": entry.segments, "Encoding": entry.encoding,
+        "Preview": entry.preview, "LinkedObjectId": entry.linked_object_id, "SuiteId": entry.suite_id,
+    }
+
+
+def _finders(entry: LedgerEntry, t: str) -> list[str]:
+    """The RowKeys, besides the entry's own, that find the message by what it is and how it stands."""
+    statuses = {STATUS_OF_LETTER[letter] for letter in set(entry.statuses)}
+    keys = [f"s|{status}|{t}|{entry.comm_id}" for status in sorted({s.value for s in statuses} | {status_of(statuses)})]
+    keys.append(f"r|{reference_for(entry.comm_id)}|{t}|{entry.comm_id}")
+    if entry.linked_object_id:
+        keys.append(f"o|{entry.linked_object_id}|{t}|{entry.comm_id}")
+    if entry.suite_id:
+        keys.append(f"u|{entry.suite_id}|{t}|{entry.comm_id}")
+    return keys
+
+
+def _plan(query: LedgerQuery):
+    """The most selective index for the query (a RowKey prefix), and the test every row it finds
+    must also pass for the other filters."""
+    if query.phone_number:
+        prefix = f"p|{query.phone_number}|"
+    elif query.contact_id:
+        prefix = f"c|{query.contact_id}|"
+    elif query.linked_object_id:
+        prefix = f"o|{query.linked_object_id}|"
+    elif query.suite_id:
+        prefix = f"u|{query.suite_id}|"
+    elif query.reference:
+        prefix = f"r|{reference_key(query.reference)}|"
+    elif query.status:
+        prefix = f"s|{query.status}|"
+    else:
+        prefix = "m|"
+
+    def matches(row: TableEntity) -> bool:
+        per_recipient = row["RowKey"][0] in "pc"
+        if query.phone_number and row.get("PhoneNumber") != query.phone_number:
+            return False
+        if query.contact_id and row.get("ContactId") != query.contact_id:
+            return False
+        if query.linked_object_id and row.get("LinkedObjectId") != query.linked_object_id:
+            return False
+        if query.suite_id and row.get("SuiteId") != query.suite_id:
+            return False
+        if query.reference and not row["RowKey"].startswith("r|") and not _has_reference(row, query.reference):
+            return False
+        if query.status:
+            if per_recipient:
+                return row.get("Status") == query.status
+            statuses = {STATUS_OF_LETTER[letter] for letter in set(row.get("Statuses", ""))}
+            return query.status in {s.value for s in statuses} | {status_of(statuses)}
+        return True
+
+    return prefix, matches
+
+
+def _has_reference(row: TableEntity, reference: str) -> bool:
+    return reference_for(row["CommId"]) == reference_key(reference)
+
+
+def _entry_from(row: TableEntity) -> LedgerEntry:
+    matched = None
+    if row["RowKey"][0] in "pc":
+        matched = LedgerRecipient(row["Seq"], row["PhoneNumber"], row.get("ContactId"), row["Status"])
+    return LedgerEntry(
+        licensee_id=row["LicenseeId"], comm_id=row["CommId"], created_at=row["CreatedAt"],
+        recipient_count=row["RecipientCount"], segments=row["Segments"], encoding=row["Encoding"],
+        preview=row.get("Preview", ""), statuses=row.get("Statuses", ""), linked_object_id=row.get("LinkedObjectId"),
+        suite_id=row.get("SuiteId"), etag=row.metadata.get("etag"), matched=matched,
+    )
+
+
+def _write_token(starts: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(starts, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _read_token(token: str) -> dict[str, str]:
+    try:
+        starts = json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4)))
+    except (ValueError, UnicodeEncodeError):
+        starts = None
+    if len(token) > 4096 or not isinstance(starts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in starts.items()):
+        raise invalid_token()
+    return starts
