@@ -33,7 +33,7 @@ from .gateway import Gateway
 from .routes import MAX_BATCH, OPERATION, Route, register
 from .wire import RepliesResponse, ReplyState
 from .wire.http import error_response, json_response
-from .wire.mapping import comm_response, message_state, send_command
+from .wire.mapping import comm_response, ledger_query, message_list, message_state, send_command
 
 log = logging.getLogger("sms.api")
 
@@ -202,6 +202,20 @@ def _replies_function(route: Route, gateway: GatewaySource):
     return sms_replies
 
 
+def _list_function(route: Route, gateway: GatewaySource):
+    async def sms_list(req: func.HttpRequest) -> func.HttpResponse:
+        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
+            licensee = await _licensee(req, gw)
+            query, take, token = ledger_query(req.params, licensee, gw.settings.default_region)
+            if gw.use.ledger is None:  # assemble() without a ledger store: a wiring mistake, answered 500
+                raise RuntimeError("this gateway was assembled without a ledger")
+            return message_list(*await gw.use.ledger.page(query, take, token))
+
+        return await _respond(req, route, gateway, work)
+
+    return sms_list
+
+
 def _health_function(route: Route, gateway: GatewaySource):
     """For load balancers and people: 200 when storage and the provider answer, else 503. No key needed."""
 
@@ -237,6 +251,7 @@ _HANDLERS = {
     "reply": _reply_function,
     "status": _status_function,
     "replies": _replies_function,
+    "list": _list_function,
     "health": _health_function,
     "openapi": _openapi_function,
     "metadata": _metadata_function,

@@ -16,6 +16,9 @@ from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 from .validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
 from .wire import RepliesResponse
+from .wire.dto import MessageList
+from .wire.mapping import LISTED_STATUSES
+from .usecases.ledger import DEFAULT_TAKE, MAX_TAKE
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -41,6 +44,7 @@ _ERRORS_BY_KIND = {
     "batch": ("400", "401", "403", "405", "409", "412", "413", "415", "422", "429", "503"),
     "status": ("400", "401", "404", "429", "503"),
     "replies": ("400", "401", "404", "429", "503"),
+    "list": ("400", "401", "404", "429", "503"),
 }
 _SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
@@ -49,17 +53,32 @@ _SUMMARIES = {
     "batch": f"ServiceStack's auto-batch: a list of up to {MAX_BATCH} {OPERATION}, every one validated before any is saved",
     "status": "The message and every recipient's status",
     "replies": "The replies people sent to the message (when it allowed replies)",
+    "list": "The licensee's messages, newest first, a page at a time, with filters",
 }
 
+# GET /api/sms's query parameters (sms.wire.mapping.ledger_query reads them, in any case).
+_LIST_PARAMETERS = [
+    ("take", {"type": "integer", "minimum": 1, "maximum": MAX_TAKE, "default": DEFAULT_TAKE}, "Messages per page"),
+    ("continuationToken", {"type": "string"}, "From the previous page's answer: the next page"),
+    ("from", {"type": "string"}, "Created from (inclusive): an instant with its offset, or a day (UTC)"),
+    ("to", {"type": "string"}, "Created before (exclusive): an instant with its offset, or a day (UTC), taken whole"),
+    ("status", {"type": "string", "enum": list(LISTED_STATUSES)}, "The message's status, or any recipient's"),
+    ("phoneNumber", {"type": "string"}, "A recipient's number, in any form a send accepts"),
+    ("contactId", {"type": "string", "format": "uuid"}, "A recipient's contactId"),
+    ("linkedObjectId", {"type": "string", "format": "uuid"}, "The message's linkedObjectId"),
+    ("suiteId", {"type": "string", "format": "uuid"}, "The message's suiteId"),
+    ("reference", {"type": "string", "pattern": "^SMS-[0-9A-Fa-f]{8}$"}, "The reference a send answered with"),
+]
 
-_GET_KINDS = ("status", "replies")
+
+_GET_KINDS = ("status", "replies", "list")
 
 
 @functools.cache
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"),
-         (RepliesResponse, "serialization"), (ErrorResponse, "serialization")],
+         (RepliesResponse, "serialization"), (MessageList, "serialization"), (ErrorResponse, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -125,7 +144,11 @@ def _operation(route: Route) -> dict[str, Any]:
                                           "first request did and sends nothing new; on an auto-batch, item by item. "
                                           "Repeatability-Request-ID and Repeatability-First-Sent are accepted too."})
 
-    if route.kind in _GET_KINDS:
+    if route.kind == "list":
+        parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+                       for name, schema, text in _LIST_PARAMETERS]
+        ok = _content(_ref(MessageList), "MessageList")
+    elif route.kind in _GET_KINDS:
         pattern = dict(route.patterns)["commId"]
         parameters.append({"name": "commId", "in": "path", "required": True, "schema": {"type": "string", "pattern": pattern},
                            "description": "The commId a send answered with (32 hex digits, dashes allowed)"})

@@ -158,6 +158,38 @@ class ErrorResponse(WireModel):
     response_status: ResponseStatus
 
 
+class MatchedRecipient(WireModel):
+    """In a search by phone number or contactId: the recipient it found, and how its SMS stands."""
+
+    phone_number: str
+    contact_id: str | None = None
+    status: str
+
+
+class MessageSummary(WireModel):
+    """GET /api/sms: one message of the licensee's ledger."""
+
+    comm_id: str
+    reference: str
+    created_at: datetime
+    status: str | None = None  # the message's; in a search by phone number or contactId, see recipient
+    recipient_count: int
+    counts: dict[str, int] | None = None  # recipients by status
+    segments: int
+    encoding: str
+    linked_object_id: str | None = None
+    suite_id: str | None = None
+    preview: str  # the body's first 40 characters
+    recipient: MatchedRecipient | None = None
+
+
+class MessageList(WireModel):
+    """GET /api/sms: a page of the licensee's messages, newest first."""
+
+    messages: list[MessageSummary]
+    continuation_token: str | None = None  # pass it back for the next page; none when this was the last
+
+
 def pascal_dict(value: Any) -> Any:
     """A model as plain data under its .NET (PascalCase) names, nulls left out: what JSV writes."""
     if isinstance(value, BaseModel):

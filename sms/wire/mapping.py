@@ -2,8 +2,28 @@
 two shapes meet, so a change to the contract stops here."""
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Mapping
+
+from ..errors import FieldError, ValidationFailed
+from ..model import Status, reference_for, status_of
+from ..phone import InvalidNumber, to_e164
+from ..storage import LedgerEntry, LedgerQuery
 from ..usecases.commands import MessageReport, Party, SendMessage, SendResult
-from .dto import CommResponse, MessageState, RecipientState, ReplyState, SMSContact, SMSSend
+from ..usecases.ledger import counts, statuses_of
+from .dto import (
+    CommResponse,
+    MatchedRecipient,
+    MessageList,
+    MessageState,
+    MessageSummary,
+    RecipientState,
+    ReplyState,
+    SMSContact,
+    SMSSend,
+    parse_guid,
+)
 
 
 def send_command(request: SMSSend) -> SendMessage:
@@ -45,3 +65,88 @@ def message_state(report: MessageReport) -> MessageState:
         ],
         replies=None if report.replies is None else [ReplyState.of(r) for r in report.replies],
     )
+
+
+def message_list(entries: list[LedgerEntry], token: str | None) -> MessageList:
+    return MessageList(messages=[_summary(e) for e in entries], continuation_token=token)
+
+
+def _summary(entry: LedgerEntry) -> MessageSummary:
+    matched = entry.matched
+    return MessageSummary(
+        comm_id=entry.comm_id, reference=reference_for(entry.comm_id), created_at=entry.created_at,
+        status=None if matched else status_of(statuses_of(entry)), recipient_count=entry.recipient_count,
+        counts=None if matched else counts(entry), segments=entry.segments, encoding=entry.encoding,
+        linked_object_id=entry.linked_object_id, suite_id=entry.suite_id, preview=entry.preview,
+        recipient=MatchedRecipient(phone_number=matched.phone_number, contact_id=matched.contact_id, status=matched.status)
+        if matched else None,
+    )
+
+
+# Query parameters of GET /api/sms, matched case-insensitively (ServiceStack's rule for query strings).
+LIST_PARAMETERS = ("take", "continuationToken", "from", "to", "status", "phoneNumber", "contactId", "linkedObjectId",
+                   "suiteId", "reference")
+LISTED_STATUSES = tuple(s.value for s in Status) + ("partially_sent",)
+_REFERENCE = re.compile(r"^SMS-[0-9A-F]{8}$", re.IGNORECASE)
+
+
+def ledger_query(params: Mapping[str, str], licensee_id: str, default_region: str) -> tuple[LedgerQuery, int | None, str | None]:
+    """GET /api/sms's query string as a ledger query, the page size and the continuation token;
+    ValidationFailed naming every parameter that is wrong."""
+    given = {name.lower(): value for name, value in params.items()}
+    value = {name: given.get(name.lower()) for name in LIST_PARAMETERS}
+    errors: list[FieldError] = []
+
+    def bad(name: str, message: str) -> None:
+        errors.append(FieldError(name, "InvalidValue", f"{name}: {message}"))
+
+    take = None
+    if value["take"] is not None:
+        try:
+            take = int(value["take"])
+        except ValueError:
+            bad("take", "must be a whole number from 1 to 200")
+    created_from, created_to = _instant("from", value["from"], bad), _instant("to", value["to"], bad, end_of_day=True)
+    if created_from and created_to and created_from >= created_to:
+        bad("to", "must be after from")
+    status = value["status"]
+    if status is not None and status.lower() not in LISTED_STATUSES:
+        bad("status", f"must be one of {', '.join(LISTED_STATUSES)}")
+    phone = None
+    if value["phoneNumber"] is not None:
+        try:
+            phone = to_e164(value["phoneNumber"], default_region)
+        except InvalidNumber as exc:
+            bad("phoneNumber", str(exc))
+    ids = {}
+    for name in ("contactId", "linkedObjectId", "suiteId"):
+        try:
+            ids[name] = parse_guid(value[name])
+        except ValueError:
+            bad(name, f"'{value[name]}' is not a Guid")
+    reference = value["reference"]
+    if reference is not None and not _REFERENCE.match(reference.strip()):
+        bad("reference", "is a message's reference, SMS- and 8 hex digits (e.g. SMS-E1F6BE64)")
+    if errors:
+        raise ValidationFailed(errors)
+    query = LedgerQuery(licensee_id, created_from, created_to, status.lower() if status else None, phone, ids.get("contactId"),
+                        ids.get("linkedObjectId"), ids.get("suiteId"), reference.strip().upper() if reference else None)
+    return query, take, value["continuationToken"] or None
+
+
+def _instant(name: str, text: str | None, bad, end_of_day: bool = False) -> datetime | None:
+    """An instant with its offset (ISO 8601), or a day (YYYY-MM-DD, UTC): from its start, or, for `to`,
+    to its end, so from=2026-11-01&to=2026-11-30 is all of November."""
+    if text is None or text == "":
+        return None
+    try:
+        if len(text) == 10:
+            day = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+            return day + timedelta(days=1) if end_of_day else day
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        bad(name, "must be a day (2026-11-25) or an instant with its offset (2026-11-25T09:00:00+11:00)")
+        return None
+    return moment.astimezone(timezone.utc)

@@ -22,7 +22,8 @@ def test_every_route_is_registered(triggers):
                  "jsv/reply/{operation}": {"GET", "POST", "PUT", "PATCH", "DELETE"},
                  "api/sms/{commId}": {"GET"}, "api/sms/{commId}/replies": {"GET"},
                  "api/sms/receipts/acs": {"POST", "OPTIONS"}, "api/sms/receipts/twilio": {"POST"},
-                 "api/sms/inbound/twilio": {"POST"}, "api/health": {"GET"}, "api/openapi.json": {"GET"}, "api/metadata": {"GET"}}
+                 "api/sms/inbound/twilio": {"POST"}, "api/health": {"GET"}, "api/openapi.json": {"GET"}, "api/metadata": {"GET"},
+                 "api/sms": {"GET"}, "api/sms.{format}": {"GET"}}
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).

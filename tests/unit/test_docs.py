@@ -14,9 +14,9 @@ def test_every_api_route_is_documented_with_both_media_types():
     for route in ROUTES:
         if route.kind in ("openapi", "metadata", "health", "receipts_acs", "receipts_twilio", "inbound_twilio"):
             continue  # documentation itself, and vendors' callbacks: not the client API
-        operation = documented["/" + route.path]["get" if route.kind in ("status", "replies") else "post"]
+        operation = documented["/" + route.path]["get" if route.kind in ("status", "replies", "list") else "post"]
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/jsv"}
-        if route.kind not in ("status", "replies"):
+        if route.kind not in ("status", "replies", "list"):
             assert {"application/json", "text/jsv", "application/x-www-form-urlencoded"} <= set(operation["requestBody"]["content"])
         assert "400" in operation["responses"] and "401" in operation["responses"]
     assert set(document["components"]["securitySchemes"]) == {"bearer", "basic"}
@@ -53,3 +53,12 @@ def test_the_metadata_samples_decode_back_into_the_dtos():
     for route in ROUTES:
         if route.kind in ("send", "send_now", "batch", "reply", "status"):
             assert f"/{route.path}" in page
+
+
+def test_the_listing_documents_every_query_parameter_it_reads():
+    from sms.wire.mapping import LIST_PARAMETERS
+
+    operation = openapi.document()["paths"]["/api/sms"]["get"]
+    documented = [p["name"] for p in operation["parameters"] if p["in"] == "query" and p["name"] != "format"]
+    assert documented == list(LIST_PARAMETERS)
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/MessageList"}

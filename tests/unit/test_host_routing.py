@@ -45,6 +45,9 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     **{("GET", f"/api/sms/{guid}"): "sms_status" for guid in GUID_FORMS},
     **{("GET", f"/api/sms/{GUID}.{suffix}"): "sms_status" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
     **{("GET", f"/api/sms/{guid}/replies"): "sms_replies" for guid in GUID_FORMS},
+    ("GET", "/api/sms"): "sms_list",
+    ("GET", "/api/SMS/"): "sms_list",
+    **{("GET", f"/api/sms.{suffix}"): "sms_list_with_format" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
     ("POST", "/api/sms/receipts/acs"): "receipts_acs",
     ("OPTIONS", "/api/sms/receipts/acs"): "receipts_acs",
     ("POST", "/api/sms/receipts/twilio"): "receipts_twilio",
@@ -62,7 +65,7 @@ NOT_ROUTED = [
     ("OPTIONS", "/api/sms/send"), ("HEAD", "/api/sms/send.json"), ("GET", "/api/sms/receipts"), ("GET", "/api/sms/not-a-guid"),
     ("GET", f"/api/sms/{GUID}x"), ("GET", "/api/sms/send/replies"), ("DELETE", f"/api/sms/{GUID}"), ("POST", f"/api/sms/{GUID}"),
     ("GET", "/api/sms/receipts/acs"), ("GET", "/api/unknown"), ("POST", "/api/SMSSend[].json"), ("HEAD", "/api/health"),
-    ("POST", "/api/send//"), ("GET", "/api/health/extra"),
+    ("POST", "/api/send//"), ("GET", "/api/health/extra"), ("POST", "/api/sms"), ("DELETE", "/api/sms"), ("GET", "/api/sms.json/x"),
 ]
 
 

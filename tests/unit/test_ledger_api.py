@@ -1,0 +1,75 @@
+"""GET /api/sms over the app's own functions and the fakes: the listing's shape in JSON and JSV, its
+filters as a client writes them, and a 400 naming each parameter that is wrong."""
+import json
+from urllib.parse import urlencode
+
+import azure.functions as func
+import pytest
+
+from sms.model import Status
+from sms.wire import jsv
+from tests.fakes import ALEX, SAM
+
+
+def get(gw, params: dict, function: str = "sms_list", key: str | None = None, route_params: dict | None = None):
+    url = f"http://localhost/api/sms?{urlencode(params)}"
+    return gw.functions[function](func.HttpRequest("GET", url, params=params, route_params=route_params or {},
+                                                   headers={"Authorization": f"Bearer {key or gw.key}"}, body=b""))
+
+
+async def test_the_listing_is_newest_first_with_counts_and_a_token_to_the_end(gw):
+    gw.world.provider.refuse = {ALEX: "blocked"}
+    first = await gw.world.send(SAM, ALEX)
+    second = await gw.world.send(SAM)
+    response = await get(gw, {"take": "1"})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
+    page = json.loads(response.get_body())
+    [newest] = page["messages"]
+    assert newest["commId"] == second and newest["status"] == "sent" and newest["counts"] == {"sent": 1}
+    assert newest["reference"] == f"SMS-{second[:8].upper()}" and newest["preview"] == "Hello" and newest["recipientCount"] == 1
+    rest = json.loads((await get(gw, {"take": "1", "continuationToken": page["continuationToken"]})).get_body())
+    assert [m["commId"] for m in rest["messages"]] == [first] and rest["messages"][0]["counts"] == {"sent": 1, "failed": 1}
+    assert rest["messages"][0]["status"] == "partially_sent" and rest.get("continuationToken") is None
+
+
+async def test_a_search_by_phone_number_in_any_format_says_how_that_recipients_sms_stands(gw):
+    comm_id = await gw.world.send(SAM, ALEX)
+    await gw.use.inbound.apply_receipt(f"{comm_id}:1", Status.DELIVERED, "p-2")
+    page = json.loads((await get(gw, {"PhoneNumber": "0412 000 002"})).get_body())  # ALEX, written as a person would
+    [found] = page["messages"]
+    assert found["commId"] == comm_id and found["recipient"] == {"phoneNumber": ALEX, "status": "delivered"}
+    assert "status" not in found and "counts" not in found  # the message's are on GET /api/sms/{commId}
+
+
+async def test_jsv_by_suffix_and_status_filter(gw):
+    gw.world.provider.refuse = {ALEX: "blocked"}
+    failed = await gw.world.send(ALEX)
+    await gw.world.send(SAM)
+    response = await get(gw, {"status": "failed"}, function="sms_list_with_format", route_params={"format": "jsv"})
+    assert response.headers["Content-Type"].startswith("text/jsv")
+    page = jsv.loads(response.get_body().decode())
+    assert [m["CommId"] for m in page["Messages"]] == [failed]
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"take": "0"}, "take"), ({"take": "many"}, "take"), ({"take": "201"}, "take"),
+    ({"status": "lost"}, "status"), ({"phoneNumber": "12"}, "phoneNumber"), ({"linkedObjectId": "x"}, "linkedObjectId"),
+    ({"from": "yesterday"}, "from"), ({"from": "2026-11-25T10:00:00"}, "from"), ({"from": "2026-11-26", "to": "2026-11-25"}, "to"),
+    ({"reference": "SMS-1"}, "reference"), ({"continuationToken": "!!"}, "continuationToken"),
+])
+async def test_a_wrong_parameter_is_a_400_naming_it_and_nothing_else_happens(gw, params, field):
+    response = await get(gw, params)
+    body = json.loads(response.get_body())
+    assert response.status_code == 400, body
+    assert [e["fieldName"] for e in body["responseStatus"]["errors"]] == [field]
+
+
+async def test_another_licensees_key_sees_none_of_it(gw):
+    from sms.auth import new_key
+
+    await gw.world.send(SAM)
+    key, record = new_key("b" * 32)
+    await gw.auth._store.add(record)
+    page = json.loads((await get(gw, {}, key=key)).get_body())
+    assert page["messages"] == [] and page.get("continuationToken") is None
+    assert (await get(gw, {}, key="sms_0000000000000000.bad")).status_code == 401
