@@ -3,7 +3,7 @@ two shapes meet, so a change to the contract stops here."""
 from __future__ import annotations
 
 from ..usecases.commands import MessageReport, Party, SendMessage, SendResult
-from .dto import CommResponse, MessageState, RecipientState, ReplyState, SMSContact, SMSSend
+from .dto import CommResponse, MessageState, RecipientEvent, RecipientState, ReplyState, SMSContact, SMSSend
 
 
 def send_command(request: SMSSend) -> SendMessage:
@@ -40,6 +40,9 @@ def message_state(report: MessageReport) -> MessageState:
                 id=r.recipient_id, phone_number=r.phone_number, name=r.name, contact_id=r.contact_id,
                 status=r.status.value, provider_message_id=r.provider_message_id, error=r.last_error,
                 attempts=r.attempts, updated_at=r.updated_at,
+                timeline=[RecipientEvent(status=e.status.value, at=e.at, provider_message_id=e.provider_message_id,
+                                         error=e.error, attempt=e.attempt) for e in r.timeline],
+                timeline_omitted=r.events_omitted or None,
             )
             for r in report.recipients
         ],
