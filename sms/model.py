@@ -144,10 +144,11 @@ MAX_PROVIDER_ID_CHARS = 200
 # the outcome and a receipt); a longer run of retries loses its middle, counted in events_omitted.
 MAX_EVENTS = 11
 KEEP_FIRST_EVENTS = 1
-# An event's reason is cut shorter than the row's last_error: a job's 100 rows with full timelines must
-# fit one transaction (4 MiB), and a reason repeated by every retry says nothing new past its start.
-# tests/unit/test_input_limits.py writes that worst case.
-MAX_EVENT_ERROR_CHARS = 200
+# An event's reason is cut shorter than the row's last_error (which keeps the latest in full): a job's
+# 100 rows with full timelines are one transaction. Every text at its limit in emoji (12 bytes of JSON
+# each), five reasons kept and the provider id, such a transaction is 67% of Azure's 4 MiB at 120
+# characters (79% at 200); tests/unit/test_input_limits.py writes that worst case.
+MAX_EVENT_ERROR_CHARS = 120
 
 
 def _event_error(error: str | None) -> str | None:
