@@ -88,6 +88,19 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Event:
+    """One step of a recipient's timeline: the status it moved to and when. The provider's message id
+    is on the step that brought it (the provider's answer, or a receipt that came first), the reason on
+    a release, a failure or an opt-out, and the attempt number on a claim."""
+
+    status: Status
+    at: datetime
+    provider_message_id: str | None = None
+    error: str | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True)
 class Recipient:
     comm_id: str
     seq: int  # position in the request; orders recipients and names job ranges
@@ -106,6 +119,25 @@ class Recipient:
     # dispatch knows its own claim when it finds one (its write landed but the answer was lost).
     claim_id: str | None = None
     etag: str | None = None  # set by the store; updates are conditional on it
+    # Every step since it was queued (sms/transitions.py appends them), bounded: the first is kept and
+    # the latest, and `events_omitted` counts the ones left out between them.
+    events: tuple[Event, ...] = ()
+    events_omitted: int = 0
+
+    @property
+    def timeline(self) -> tuple[Event, ...]:
+        """Queued when created, then every step kept (`events_omitted` are missing after the first)."""
+        return (Event(Status.QUEUED, self.created_at),) + self.events
+
+    def with_event(self, event: Event) -> "Recipient":
+        """The row with `event` last on its timeline. Retries repeat claims and releases without bound, and
+        the row is one entity of a 100-row transaction: past MAX_EVENTS the oldest after the first go."""
+        events = self.events + (replace(event, error=_event_error(event.error)),)
+        dropped = len(events) - MAX_EVENTS
+        if dropped <= 0:
+            return replace(self, events=events)
+        return replace(self, events=events[:KEEP_FIRST_EVENTS] + events[KEEP_FIRST_EVENTS + dropped :],
+                       events_omitted=self.events_omitted + dropped)
 
     def moved_to(self, status: Status, **changes) -> "Recipient":
         error = changes.get("last_error")
@@ -124,6 +156,43 @@ MAX_ERROR_CHARS = 1000
 # must not make the outcome write fail after the SMS went out. Receipts find a recipient by its
 # reference (commId:seq), never by this id, so keeping its start loses nothing.
 MAX_PROVIDER_ID_CHARS = 200
+# A timeline keeps at most this many events after queued: the first (the first claim) and the latest
+# ten. Enough for every step of a recipient at the default SMS_MAX_SEND_ATTEMPTS (5 claims, 4 releases,
+# the outcome and a receipt); a longer run of retries loses its middle, counted in events_omitted.
+MAX_EVENTS = 11
+KEEP_FIRST_EVENTS = 1
+# An event's reason is cut shorter than the row's last_error (which keeps the latest in full): a job's
+# 100 rows with full timelines are one transaction. Every text at its limit in emoji (12 bytes of JSON
+# each), five reasons kept and the provider id, such a transaction is 67% of Azure's 4 MiB at 120
+# characters (79% at 200); tests/unit/test_input_limits.py writes that worst case.
+MAX_EVENT_ERROR_CHARS = 120
+
+
+def _event_error(error: str | None) -> str | None:
+    if error is not None and len(error) > MAX_EVENT_ERROR_CHARS:  # the row's last_error keeps more
+        return error[: MAX_EVENT_ERROR_CHARS - 1] + "…"
+    return error
+
+
+def derived_events(row: Recipient) -> tuple[tuple[Event, ...], int]:
+    """The events and the count left out, for a row stored before recipients kept a timeline: what its
+    columns prove. Claimed at first_attempt_at (attempt 1), then its status at updated_at; the steps
+    that its attempts imply in between (further claims, and releases between claims) are counted
+    as left out, though not when they happened."""
+    claims = row.attempts
+    if row.status is Status.QUEUED and claims == 0:
+        return (), 0
+    events: list[Event] = []
+    if claims and row.first_attempt_at is not None:
+        events.append(Event(Status.SENDING, row.first_attempt_at, attempt=1))
+    if not (row.status is Status.SENDING and claims <= 1 and events):
+        with_reason = row.status in (Status.QUEUED, Status.FAILED, Status.UNDELIVERED, Status.OPTED_OUT)
+        events.append(Event(row.status, row.updated_at, provider_message_id=row.provider_message_id,
+                            error=_event_error(row.last_error) if with_reason else None,
+                            attempt=claims if row.status is Status.SENDING else None))
+    # Claims 1..k with a release between each two, and after the last claim the current status.
+    implied = 2 * claims - 1 + (row.status is not Status.SENDING)
+    return tuple(events), max(0, implied - len(events))
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,15 @@ Together they keep the rule `Status.can_become` states: status only moves forwar
 Who may apply them, and how the write is made safe against other writers, is the use cases' business
 (sms/usecases/job_rows.py, sms/usecases/inbound.py); tests/unit/test_transitions.py checks every
 (status, event) pair.
+
+Each change also appends its step to the row's timeline (`Recipient.with_event`), timed at the row's
+new updated_at, so the timeline is written in the same write as the status it tells of.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from .model import Recipient, Status, utcnow
+from .model import Event, Recipient, Status, utcnow
 
 # What a recipient left in `sending` past its lease becomes. It was claimed in the write just before
 # its provider call, so its worker stopped between handing it to the provider and recording what the
@@ -23,34 +26,46 @@ OUTCOME_UNKNOWN = "The worker stopped while sending; the outcome is unknown, so 
 OPTED_OUT = "The recipient opted out (STOP)"
 
 
+def _step(before: Recipient, after: Recipient, error: str | None = None, attempt: int | None = None) -> Recipient:
+    """`after` with its step on the timeline. The provider's message id goes on the step that brought it
+    (it is set once and kept), so the timeline carries it once."""
+    brought = after.provider_message_id if after.provider_message_id != before.provider_message_id else None
+    return after.with_event(Event(after.status, after.updated_at, brought, error, attempt))
+
+
 def claimed(row: Recipient, claim_id: str) -> Recipient | None:
     """queued -> sending, for one provider call: attempts + 1, and the claim id of the dispatch making it."""
     if row.status is not Status.QUEUED:
         return None
-    return row.moved_to(Status.SENDING, attempts=row.attempts + 1, first_attempt_at=row.first_attempt_at or utcnow(),
-                        claim_id=claim_id)
+    after = row.moved_to(Status.SENDING, attempts=row.attempts + 1, first_attempt_at=row.first_attempt_at or utcnow(),
+                         claim_id=claim_id)
+    return _step(row, after, attempt=after.attempts)
 
 
 def sent(row: Recipient, provider_message_id: str | None) -> Recipient | None:
     """sending -> sent: the provider took the SMS."""
-    return row.moved_to(Status.SENT, provider_message_id=provider_message_id, last_error=None) if row.status is Status.SENDING else None
+    if row.status is not Status.SENDING:
+        return None
+    return _step(row, row.moved_to(Status.SENT, provider_message_id=provider_message_id, last_error=None))
 
 
 def released(row: Recipient, error: str | None) -> Recipient | None:
     """sending -> queued, the one step back: the provider refused for now and sent nothing, so the
     recipient waits for its retry."""
-    return row.moved_to(Status.QUEUED, last_error=error) if row.status is Status.SENDING else None
+    return _with_reason(row, Status.QUEUED, error) if row.status is Status.SENDING else None
 
 
 def failed(row: Recipient, error: str | None) -> Recipient | None:
     """sending -> failed: the provider refused for good, or the retries ran out."""
-    return row.moved_to(Status.FAILED, last_error=error) if row.status is Status.SENDING else None
+    return _with_reason(row, Status.FAILED, error) if row.status is Status.SENDING else None
 
 
 def recorded(row: Recipient, outcome: Recipient) -> Recipient | None:
     """A provider call's outcome (`sent`, `released` or `failed` of the claimed row) applied to the row
     as stored now: status only moves forward, so a receipt that came first keeps its later status; the
-    provider's message id is kept. None when the row already says all of it (the write had landed)."""
+    provider's message id is kept. None when the row already says all of it (the write had landed).
+    The step goes on the timeline when the row takes the outcome's status; a row that keeps a later one
+    (a receipt came first) only gains the provider's id, and its timeline stays in order."""
     status = outcome.status if row.status.can_become(outcome.status) else row.status
     merged = row.moved_to(
         status,
@@ -58,7 +73,9 @@ def recorded(row: Recipient, outcome: Recipient) -> Recipient | None:
         last_error=outcome.last_error if status is outcome.status else row.last_error,
     )
     unchanged = (merged.status, merged.provider_message_id, merged.last_error) == (row.status, row.provider_message_id, row.last_error)
-    return None if unchanged else merged
+    if unchanged:
+        return None
+    return _step(row, merged, error=merged.last_error) if status is outcome.status else merged
 
 
 def receipt(row: Recipient, status: Status, provider_message_id: str | None, detail: str | None) -> Recipient | None:
@@ -67,13 +84,14 @@ def receipt(row: Recipient, status: Status, provider_message_id: str | None, det
     if status is Status.QUEUED or not row.status.can_become(status):
         return None
     failure = status in (Status.FAILED, Status.UNDELIVERED)
-    return row.moved_to(status, provider_message_id=row.provider_message_id or provider_message_id,
-                        last_error=(detail or status.value) if failure else row.last_error)
+    after = row.moved_to(status, provider_message_id=row.provider_message_id or provider_message_id,
+                         last_error=(detail or status.value) if failure else row.last_error)
+    return _step(row, after, error=after.last_error if failure else None)
 
 
 def opted_out(row: Recipient) -> Recipient | None:
     """queued -> opted_out: not attempted, the number asked not to be texted."""
-    return row.moved_to(Status.OPTED_OUT, last_error=OPTED_OUT) if row.status is Status.QUEUED else None
+    return _with_reason(row, Status.OPTED_OUT, OPTED_OUT) if row.status is Status.QUEUED else None
 
 
 def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = None) -> Recipient | None:
@@ -81,7 +99,7 @@ def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = No
     own: its worker stopped between the provider call and recording the answer. A claim inside its
     lease is left to its worker, which is alive."""
     if row.status is Status.SENDING and row.claim_id != claim_id and row.updated_at <= lease_start:
-        return row.moved_to(Status.FAILED, last_error=OUTCOME_UNKNOWN)
+        return _with_reason(row, Status.FAILED, OUTCOME_UNKNOWN)
     return None
 
 
@@ -89,5 +107,10 @@ def given_up(row: Recipient, reason: str, lease_start: datetime, claim_id: str |
     """A parked job's recipient: queued -> failed with `reason` (never attempted); a claim left past its
     lease as `left_behind`."""
     if row.status is Status.QUEUED:
-        return row.moved_to(Status.FAILED, last_error=reason)
+        return _with_reason(row, Status.FAILED, reason)
     return left_behind(row, lease_start, claim_id)
+
+
+def _with_reason(row: Recipient, status: Status, error: str | None) -> Recipient:
+    after = row.moved_to(status, last_error=error)
+    return _step(row, after, error=after.last_error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
@@ -24,7 +25,7 @@ from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import StorageUnavailable
-from ..model import Contact, Message, Recipient, Status
+from ..model import Contact, Event, Message, Recipient, Status, derived_events
 from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .batch import MAX_OPERATIONS, Transactions, storage_refusal
 
@@ -244,6 +245,7 @@ def _recipient_entity(r: Recipient) -> dict:
         "PhoneNumber": r.phone_number, "Name": r.name, "ContactId": r.contact_id, "Status": r.status.value,
         "ProviderMessageId": r.provider_message_id, "Attempts": r.attempts, "LastError": r.last_error,
         "CreatedAt": r.created_at, "UpdatedAt": r.updated_at, "FirstAttemptAt": r.first_attempt_at, "ClaimId": r.claim_id,
+        "Timeline": _timeline_text(r),
     }
 
 
@@ -252,13 +254,44 @@ def _seq(e: TableEntity) -> int:
 
 
 def _recipient_from(e: TableEntity) -> Recipient:
-    return Recipient(
+    timeline = _stored_timeline(e.get("Timeline"))
+    recipient = Recipient(
         comm_id=e["PartitionKey"], seq=_seq(e), recipient_id=e["RecipientId"], phone_number=e["PhoneNumber"],
         name=e.get("Name"), contact_id=e.get("ContactId"), status=Status(e["Status"]),
         provider_message_id=e.get("ProviderMessageId"), attempts=e.get("Attempts", 0), last_error=e.get("LastError"),
         created_at=e["CreatedAt"], updated_at=e["UpdatedAt"], first_attempt_at=e.get("FirstAttemptAt"),
-        claim_id=e.get("ClaimId"), etag=e.metadata["etag"],
+        claim_id=e.get("ClaimId"), etag=e.metadata["etag"], events=timeline[0] if timeline else (),
+        events_omitted=timeline[1] if timeline else 0,
     )
+    if timeline is None:  # written before timelines (or unreadable): the timeline its other columns prove
+        events, omitted = derived_events(recipient)
+        return replace(recipient, events=events, events_omitted=omitted) if events or omitted else recipient
+    return recipient
+
+
+# A recipient's timeline is one JSON text property: one more property however many events, within a
+# string's 64 KiB by the model's bounds (MAX_EVENTS, MAX_EVENT_ERROR_CHARS, MAX_PROVIDER_ID_CHARS).
+# Queued is the row's CreatedAt, so a row just accepted has no Timeline: accepting writes nothing more.
+def _timeline_text(r: Recipient) -> str | None:
+    if not r.events and not r.events_omitted:
+        return None
+    events = [{key: value for key, value in (
+        ("status", e.status.value), ("at", e.at.isoformat()), ("providerMessageId", e.provider_message_id),
+        ("error", e.error), ("attempt", e.attempt)) if value is not None} for e in r.events]
+    timeline = {"events": events, "omitted": r.events_omitted} if r.events_omitted else {"events": events}
+    return json.dumps(timeline, separators=(",", ":"), ensure_ascii=False)
+
+
+def _stored_timeline(text: str | None) -> tuple[tuple[Event, ...], int] | None:
+    if text is None:
+        return None
+    try:
+        timeline = json.loads(text)
+        events = tuple(Event(Status(e["status"]), datetime.fromisoformat(e["at"]), e.get("providerMessageId"),
+                             e.get("error"), e.get("attempt")) for e in timeline["events"])
+        return events, int(timeline.get("omitted", 0))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _with_etag(r: Recipient, etag: str) -> Recipient:

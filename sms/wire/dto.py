@@ -102,6 +102,26 @@ class RecipientState(WireModel):
     error: str | None = None
     attempts: int = 0
     updated_at: datetime
+    # Added after the seed's contract (clients ignore fields they do not know): each step of the SMS,
+    # oldest first, starting with queued. When retries made more steps than are kept, the first two
+    # (queued, the first claim) and the latest ten are listed, and timelineOmitted counts those between.
+    timeline: list[RecipientEvent] = Field(default_factory=list)
+    timeline_omitted: int | None = None
+
+
+class RecipientEvent(WireModel):
+    """One step of a recipient's timeline: the status it moved to and when. providerMessageId is on the
+    step that brought it (sent, or a receipt that came first); error on a release (back to queued for a
+    retry), a failure, undelivered or opted out; attempt on a claim (sending)."""
+
+    status: str
+    at: datetime
+    provider_message_id: str | None = None
+    error: str | None = None
+    attempt: int | None = None
+
+
+RecipientState.model_rebuild()
 
 
 class ReplyState(WireModel):

@@ -18,6 +18,7 @@ from .dto import (
     MessageList,
     MessageState,
     MessageSummary,
+    RecipientEvent,
     RecipientState,
     ReplyState,
     SMSContact,
@@ -60,6 +61,9 @@ def message_state(report: MessageReport) -> MessageState:
                 id=r.recipient_id, phone_number=r.phone_number, name=r.name, contact_id=r.contact_id,
                 status=r.status.value, provider_message_id=r.provider_message_id, error=r.last_error,
                 attempts=r.attempts, updated_at=r.updated_at,
+                timeline=[RecipientEvent(status=e.status.value, at=e.at, provider_message_id=e.provider_message_id,
+                                         error=e.error, attempt=e.attempt) for e in r.timeline],
+                timeline_omitted=r.events_omitted or None,
             )
             for r in report.recipients
         ],

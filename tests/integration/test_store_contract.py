@@ -3,7 +3,8 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from sms.errors import RecordChanged
-from sms.model import Contact, Message, Recipient, Status, utcnow
+from sms import transitions
+from sms.model import MAX_EVENTS, Contact, Message, Recipient, Status, utcnow
 from sms.storage.inbound import TableOptOutStore
 from sms.storage.tables import TableMessageStore
 from tests.fakes import InMemoryMessageStore, InMemoryOptOutStore
@@ -71,6 +72,38 @@ async def test_updates_are_etag_checked_and_all_or_nothing(store):
     done = await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT, provider_message_id="p1")])
     _, current = await store.load(msg.comm_id, 0, 0)
     assert (current[0].status, current[0].provider_message_id, current[0].etag) == (Status.SENT, "p1", done[0].etag)
+
+
+
+async def test_a_recipients_timeline_reads_back_as_written(store):
+    """Every step a recipient went through, with its time, provider id, reason and attempt, round-trips
+    (one Timeline property on the row); a row nobody has touched yet is queued at its creation."""
+    msg, recipients = message("8" * 32, 2)
+    stored = await store.add(msg, recipients)
+    claimed = transitions.claimed(stored[0], "d1")
+    [row] = await store.update_recipients(msg.comm_id, [claimed])
+    [row] = await store.update_recipients(msg.comm_id, [transitions.released(row, "429: slow down 😀")])
+    [row] = await store.update_recipients(msg.comm_id, [transitions.claimed(row, "d2")])
+    [row] = await store.update_recipients(msg.comm_id, [transitions.recorded(row, transitions.sent(row, "p-9"))])
+    [row] = await store.update_recipients(msg.comm_id, [transitions.receipt(row, Status.DELIVERED, "p-9", None)])
+
+    _, (loaded, untouched) = await store.load(msg.comm_id)
+    assert loaded.events == row.events and loaded.events_omitted == 0
+    assert [(e.status, e.provider_message_id, e.error, e.attempt) for e in loaded.timeline] == [
+        (Status.QUEUED, None, None, None), (Status.SENDING, None, None, 1), (Status.QUEUED, None, "429: slow down 😀", None),
+        (Status.SENDING, None, None, 2), (Status.SENT, "p-9", None, None), (Status.DELIVERED, None, None, None)]
+    assert loaded.timeline[0].at == loaded.created_at and loaded.timeline[-1].at == loaded.updated_at
+    assert [e.status for e in untouched.timeline] == [Status.QUEUED] and untouched.events == ()
+
+
+async def test_a_timeline_past_its_bound_reads_back_with_the_count_left_out(store):
+    msg, recipients = message("9" * 32, 1)
+    [row] = await store.add(msg, recipients)
+    for attempt in range(8):
+        row = transitions.released(transitions.claimed(row, f"d{attempt}"), "busy")
+    [row] = await store.update_recipients(msg.comm_id, [row])
+    _, [loaded] = await store.load(msg.comm_id)
+    assert (loaded.events, loaded.events_omitted) == (row.events, 16 - MAX_EVENTS)
 
 
 # -- the OptOutStore contract: what dispatch and STOP / START rely on, from the adapter and the fake alike --

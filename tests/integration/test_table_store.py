@@ -1,10 +1,14 @@
 """What only the real Table service can show: round trips, write ordering, outages."""
+from dataclasses import replace
+from datetime import timedelta
+
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables.aio import TableServiceClient
 
 from sms.errors import StorageUnavailable
-from sms.model import Status
+from sms import transitions
+from sms.model import Status, utcnow
 from sms.storage.tables import MESSAGE_ROW, TableMessageStore
 from tests.integration.test_store_contract import message
 
@@ -34,6 +38,31 @@ async def test_a_job_costs_one_round_trip_to_load_one_to_claim_one_to_record(sto
     await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENT) for r in claimed])
 
     assert len(job) == 100 and round_trips.count == 3
+
+
+async def test_rows_written_before_timelines_show_what_their_columns_prove(store):
+    """A row from before recipients kept a Timeline: queued at CreatedAt, claimed at FirstAttemptAt,
+    its status at UpdatedAt with its provider id. A Timeline that cannot be read falls back the same way."""
+    msg, rows = message("a" * 32, 2)
+    stored = await store.add(msg, rows)
+    claimed_at, changed_at = utcnow() - timedelta(seconds=30), utcnow() - timedelta(seconds=20)
+    old = [replace(r, status=Status.SENT, attempts=1, first_attempt_at=claimed_at, updated_at=changed_at,
+                   provider_message_id="p-old") for r in stored]
+    await store.update_recipients(msg.comm_id, old)  # no events: written as the code before timelines wrote it
+    entities = {e["RowKey"]: e async for e in store._table.list_entities()}
+    assert "Timeline" not in entities["r000000"]
+    await store._table.update_entity({"PartitionKey": msg.comm_id, "RowKey": "r000001", "Timeline": "{not json"})
+
+    _, loaded = await store.load(msg.comm_id)
+    for row in loaded:
+        assert [(e.status, e.at, e.provider_message_id, e.attempt) for e in row.timeline] == [
+            (Status.QUEUED, row.created_at, None, None), (Status.SENDING, claimed_at, None, 1),
+            (Status.SENT, changed_at, "p-old", None)]
+    # Its next step is appended to what it proved, and from then on the row keeps its own Timeline.
+    await store.update_recipients(msg.comm_id, [transitions.receipt(loaded[0], Status.DELIVERED, "p-old", None)])
+    _, [delivered] = await store.load(msg.comm_id, 0, 0)
+    assert delivered.events[:2] == loaded[0].events and [e.status for e in delivered.timeline] == [
+        Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED]
 
 
 async def test_a_message_whose_last_transaction_fails_stays_invisible(store, monkeypatch):

@@ -3,18 +3,20 @@ Azure would refuse ever reaches storage: a too-long field is a 400 naming it, an
 validation lets through, every field at its limit, fits Azure's limits with room to spare."""
 import json
 import uuid
+from dataclasses import replace
 
 import pytest
 from azure.data.tables.aio import TableClient
 
-from sms import segments
+from sms import segments, transitions
 from sms.config import Settings, azurite_connection_string
-from sms.model import MAX_ERROR_CHARS
+from sms.model import JOB_SIZE, MAX_ERROR_CHARS, MAX_EVENTS, Recipient, Status
 from sms.storage.batch import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
 from sms.storage.tables import TableMessageStore, _message_entity, _recipient_entity
 from sms.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
 from sms.wire.mapping import send_command
 from sms.wire import SMSSend
+from sms.wire.callbacks import MAX_ID_CHARS
 from tests.fakes import LICENSEE
 from tests.unit.capture import CapturingTransport, batch_answer, parse_batch
 from tests.unit.test_batch_limits import azure_entity_size
@@ -132,17 +134,49 @@ STORED_STRINGS = {
     "Encoding": "GSM-7 or UCS-2", "Notes": "MAX_NOTES_CHARS", "LinkedObjectId": "a Guid", "SuiteId": "a Guid",
     "RecipientId": "ours", "PhoneNumber": "E.164 (phonenumbers)", "Name": "MAX_NAME_CHARS", "ContactId": "a Guid",
     "Status": "a Status", "ProviderMessageId": "the provider's, or a callback's (wire.callbacks.MAX_ID_CHARS)",
-    "LastError": "model.MAX_ERROR_CHARS",
+    "LastError": "model.MAX_ERROR_CHARS", "ClaimId": "ours (a uuid4 hex per dispatch, usecases/job_rows.py)",
+    "Timeline": "model.MAX_EVENTS events, each reason model.MAX_EVENT_ERROR_CHARS, the provider id once (MAX_PROVIDER_ID_CHARS)",
 }
 
 
 def test_every_string_a_send_stores_has_a_named_limit():
     message, rows = message_from(send_command(widest_request(BODIES["emoji"], 1)), LICENSEE, LIMITS)
-    sent = rows[0].moved_to(rows[0].status, provider_message_id="SM" + "0" * 32, last_error="e" * 5000)
+    sent = full_timeline(rows[0]).moved_to(rows[0].status, provider_message_id="SM" + "0" * 32, last_error="e" * 5000)
     strings = {name for entity in (_message_entity(message), _recipient_entity(sent))
                for name, value in entity.items() if isinstance(value, str)}
     assert strings == set(STORED_STRINGS)
     assert len(sent.last_error) == MAX_ERROR_CHARS
+
+
+def full_timeline(row: Recipient) -> Recipient:
+    """The largest timeline a recipient can keep: retries at the widest SMS_MAX_SEND_ATTEMPTS, every reason
+    and the provider's id at their limits in emoji, and the last ten steps the ones that carry the most
+    (four releases with their reasons, the claim, sent with the provider's id, undelivered with the carrier's)."""
+    for attempt in range(1, 50):
+        row = transitions.released(transitions.claimed(row, f"d{attempt}"), WIDE * 5000)
+    row = transitions.sent(transitions.claimed(row, "d50"), WIDE * MAX_ID_CHARS)
+    return transitions.receipt(row, Status.UNDELIVERED, WIDE * MAX_ID_CHARS, WIDE * 5000)
+
+
+async def test_a_job_of_recipients_with_full_timelines_fits_azures_limits():
+    """The worst case above after sending: a job's 100 recipient rows, each with the widest name, a full
+    timeline, the longest reason and provider id, written back as one transaction by the real store over
+    a transport that sends nothing (StorageLimitExceeded if any check failed)."""
+    message, rows = message_from(send_command(widest_request(BODIES["ascii"], JOB_SIZE)), LICENSEE, LIMITS)
+    done = [replace(full_timeline(r), etag='W/"1"') for r in rows]
+    assert all(len(r.events) == MAX_EVENTS and r.events_omitted == 2 * 49 + 2 + 1 - MAX_EVENTS for r in done)
+    assert sum(e.error is not None for e in done[0].events) == 5 and sum(e.provider_message_id is not None for e in done[0].events) == 1
+
+    transport = CapturingTransport(batch_answer())
+    async with TableClient.from_connection_string(azurite_connection_string(), "SmsMessages", transport=transport) as table:
+        await TableMessageStore(table).update_recipients(message.comm_id, done)
+
+    [request] = transport.requests  # one transaction for the job, as without timelines
+    assert len(request.content) < MAX_REQUEST_BYTES * 3 / 4
+    entities = [_recipient_entity(r) for r in done]
+    assert max(azure_entity_size(e) for e in entities) < MAX_ENTITY_BYTES / 64
+    assert max(len(e["Timeline"].encode("utf-16-le")) for e in entities) <= MAX_STRING_BYTES / 8
+    assert max(sum(v is not None for v in e.values()) for e in entities) < 20  # of 255 properties
 
 
 async def test_the_widest_inbound_sms_the_callbacks_accept_fits_azures_limits(gw):

@@ -1,12 +1,13 @@
 """Every recipient state transition, as a table: (status, event) -> the status it becomes, or None when
 the event does not apply and nothing is written. Status only moves forward; the one step back is a
 claim released after a transient failure (sending -> queued), because nothing was sent."""
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from sms import transitions
-from sms.model import Recipient, Status, utcnow
+from sms.model import MAX_ERROR_CHARS, MAX_EVENT_ERROR_CHARS, MAX_EVENTS, Recipient, Status, derived_events, utcnow
 
 Q, SE, S, F, D, U, O = (Status.QUEUED, Status.SENDING, Status.SENT, Status.FAILED, Status.DELIVERED,
                         Status.UNDELIVERED, Status.OPTED_OUT)
@@ -112,3 +113,130 @@ def test_recording_keeps_a_receipts_later_status_and_the_first_provider_id():
 def test_a_receipts_failure_keeps_the_carriers_reason():
     assert transitions.receipt(row(S), U, None, "absent subscriber").last_error == "absent subscriber"
     assert transitions.receipt(row(S), F, None, None).last_error == "failed"
+
+
+# -- the timeline: every change appends its step, timed at the row's new updated_at ------------------
+
+OUTCOME_EVENTS = {"outcome sent recorded": S, "outcome failed recorded": F}
+
+
+@pytest.mark.parametrize("event", list(TABLE))
+@pytest.mark.parametrize("before", ALL, ids=[s.value for s in ALL])
+def test_each_change_appends_its_step_at_the_new_updated_at(event, before):
+    start = row(before)
+    after = EVENTS[event](start)
+    if after is None:
+        return
+    if OUTCOME_EVENTS.get(event, after.status) is not after.status:
+        # An outcome the row does not take (it is already further on): only the provider's id is filled in.
+        assert after.events == start.events
+        return
+    assert len(after.events) == len(start.events) + 1
+    step = after.events[-1]
+    assert (step.status, step.at) == (after.status, after.updated_at)
+    assert step.attempt == (after.attempts if event == "claim" else None)
+
+
+def steps(r: Recipient) -> list[tuple]:
+    return [(e.status, e.provider_message_id, e.error, e.attempt) for e in r.timeline]
+
+
+def fresh() -> Recipient:
+    return Recipient("c" * 32, 0, "r" * 32, "+61412000001", created_at=LONG_AGO, updated_at=LONG_AGO)
+
+
+def test_a_retry_then_a_receipt_tell_the_whole_story_in_order():
+    first = transitions.claimed(fresh(), "d1")
+    released = transitions.released(first, "429: slow down")
+    second = transitions.claimed(released, "d2")
+    sent = transitions.sent(second, "p-9")
+    delivered = transitions.receipt(sent, D, "p-9", None)
+    assert steps(delivered) == [(Q, None, None, None), (SE, None, None, 1), (Q, None, "429: slow down", None),
+                                (SE, None, None, 2), (S, "p-9", None, None), (D, None, None, None)]
+    times = [e.at for e in delivered.timeline]
+    assert times == sorted(times) and times[0] == LONG_AGO and times[-1] == delivered.updated_at
+    assert [e.at for e in delivered.timeline[1:]] == [r.updated_at for r in (first, released, second, sent, delivered)]
+    assert delivered.events_omitted == 0
+
+
+def test_the_dispatch_path_records_the_outcome_once_on_the_row_as_stored():
+    claimed = transitions.claimed(fresh(), "d1")
+    outcome = transitions.sent(claimed, "p-9")
+    recorded = transitions.recorded(claimed, outcome)
+    assert steps(recorded) == [(Q, None, None, None), (SE, None, None, 1), (S, "p-9", None, None)]
+    assert recorded.events[-1].at == recorded.updated_at
+
+
+def test_a_receipt_before_the_outcome_keeps_the_timeline_in_order():
+    claimed = transitions.claimed(fresh(), "d1")
+    delivered = transitions.receipt(claimed, D, "p-9", None)
+    late = transitions.recorded(delivered, transitions.sent(claimed, "p-9"))
+    assert late is None  # the receipt said it all already
+    assert steps(delivered) == [(Q, None, None, None), (SE, None, None, 1), (D, "p-9", None, None)]
+
+
+def test_an_undelivered_receipt_keeps_the_carriers_reason():
+    sent = transitions.sent(transitions.claimed(fresh(), "d1"), "p-9")
+    assert steps(transitions.receipt(sent, U, "p-9", "absent subscriber"))[-1] == (U, None, "absent subscriber", None)
+
+
+def test_an_opt_out_is_a_step_with_its_reason():
+    assert steps(transitions.opted_out(fresh())) == [(Q, None, None, None), (O, None, transitions.OPTED_OUT, None)]
+
+
+def test_a_claim_left_past_its_lease_ends_as_outcome_unknown():
+    claimed = replace(transitions.claimed(fresh(), "theirs"), updated_at=LONG_AGO)
+    left = transitions.left_behind(claimed, LEASE_START, "mine")
+    assert steps(left) == [(Q, None, None, None), (SE, None, None, 1), (F, None, transitions.OUTCOME_UNKNOWN, None)]
+    assert left.events[-1].at == left.updated_at > LEASE_START
+
+
+def test_a_failure_after_the_retries_ran_out_and_a_parked_job_say_why():
+    failed = transitions.failed(transitions.claimed(fresh(), "d1"), "blocked (gave up after 5 attempts)")
+    assert steps(failed)[-1] == (F, None, "blocked (gave up after 5 attempts)", None)
+    assert steps(transitions.given_up(fresh(), "parked", LEASE_START)) == [(Q, None, None, None), (F, None, "parked", None)]
+
+
+def test_endless_retries_keep_the_first_claim_and_the_latest_steps_and_count_the_rest():
+    r = fresh()
+    for attempt in range(1, 31):
+        r = transitions.released(transitions.claimed(r, f"d{attempt}"), "x" * 5000)
+    assert len(r.last_error) == MAX_ERROR_CHARS  # the row's own reason keeps more than its steps
+    r = transitions.sent(transitions.claimed(r, "d31"), "p-9")
+    assert len(r.events) == MAX_EVENTS and r.events_omitted == 2 * 30 + 2 - MAX_EVENTS  # 30 claims and releases, a claim, sent
+    assert steps(r)[:2] == [(Q, None, None, None), (SE, None, None, 1)]
+    assert steps(r)[-3:] == [(Q, None, "x" * (MAX_EVENT_ERROR_CHARS - 1) + "…", None), (SE, None, None, 31), (S, "p-9", None, None)]
+    times = [e.at for e in r.timeline]
+    assert times == sorted(times)
+
+
+# -- rows stored before timelines: what their columns prove ------------------------------------------
+
+CREATED, CLAIMED, CHANGED = LONG_AGO, LONG_AGO + timedelta(seconds=1), LONG_AGO + timedelta(seconds=9)
+
+
+def legacy(status: Status, attempts: int, **changes) -> Recipient:
+    return Recipient("c" * 32, 0, "r" * 32, "+61412000001", status=status, attempts=attempts, created_at=CREATED,
+                     updated_at=CHANGED, first_attempt_at=CLAIMED if attempts else None, **changes)
+
+
+@pytest.mark.parametrize("stored, expected, omitted", [
+    (legacy(Q, 0), [], 0),
+    (legacy(SE, 1), [(SE, CLAIMED, None, None, 1)], 0),
+    (legacy(SE, 3), [(SE, CLAIMED, None, None, 1), (SE, CHANGED, None, None, 3)], 3),  # 2 claims, 2 releases; 1 shown
+    (legacy(Q, 1, last_error="busy"), [(SE, CLAIMED, None, None, 1), (Q, CHANGED, None, "busy", None)], 0),
+    (legacy(S, 1, provider_message_id="p-1"), [(SE, CLAIMED, None, None, 1), (S, CHANGED, "p-1", None, None)], 0),
+    (legacy(D, 2, provider_message_id="p-1", last_error="busy"),
+     [(SE, CLAIMED, None, None, 1), (D, CHANGED, "p-1", None, None)], 2),  # a release and a claim between
+    (legacy(U, 1, provider_message_id="p-1", last_error="absent"),
+     [(SE, CLAIMED, None, None, 1), (U, CHANGED, "p-1", "absent", None)], 0),
+    (legacy(F, 0, last_error="parked"), [(F, CHANGED, None, "parked", None)], 0),
+    (legacy(O, 0, last_error=transitions.OPTED_OUT), [(O, CHANGED, None, transitions.OPTED_OUT, None)], 0),
+])
+def test_a_row_from_before_timelines_shows_what_its_columns_prove(stored, expected, omitted):
+    events, left_out = derived_events(stored)
+    assert [(e.status, e.at, e.provider_message_id, e.error, e.attempt) for e in events] == expected
+    assert left_out == omitted
+    claimed_again = transitions.claimed(replace(stored, events=events, events_omitted=left_out), "d") if stored.status is Q else None
+    if claimed_again is not None:  # its next step is appended to what it proved
+        assert claimed_again.events[:-1] == events and claimed_again.events[-1].attempt == stored.attempts + 1
