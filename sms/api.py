@@ -33,7 +33,7 @@ from .gateway import Gateway
 from .routes import MAX_BATCH, OPERATION, Route, register
 from .wire import RepliesResponse, ReplyState
 from .wire.http import error_response, json_response
-from .wire.mapping import comm_response, ledger_query, message_list, message_state, send_command
+from .wire.mapping import comm_response, ledger_query, message_list, message_state, send_command, usage_range, usage_response
 
 log = logging.getLogger("sms.api")
 
@@ -216,6 +216,21 @@ def _list_function(route: Route, gateway: GatewaySource):
     return sms_list
 
 
+def _usage_function(route: Route, gateway: GatewaySource):
+    async def usage(req: func.HttpRequest) -> func.HttpResponse:
+        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
+            licensee = await _licensee(req, gw)
+            today = utcnow().date()
+            first, last = usage_range(req.params, today)
+            if gw.use.ledger is None:  # assemble() without a ledger store: a wiring mistake, answered 500
+                raise RuntimeError("this gateway was assembled without a ledger")
+            return usage_response(await gw.use.ledger.usage(licensee, first, last, today))
+
+        return await _respond(req, route, gateway, work)
+
+    return usage
+
+
 def _health_function(route: Route, gateway: GatewaySource):
     """For load balancers and people: 200 when storage and the provider answer, else 503. No key needed."""
 
@@ -252,6 +267,7 @@ _HANDLERS = {
     "status": _status_function,
     "replies": _replies_function,
     "list": _list_function,
+    "usage": _usage_function,
     "health": _health_function,
     "openapi": _openapi_function,
     "metadata": _metadata_function,

@@ -94,6 +94,7 @@ class Adapters:
             rate_limiter=SenderRateLimiter(settings.rate_limit_per_second), opt_outs=self.opt_outs, inbound=self.inbound,
             idempotency=self.idempotency, idempotency_window=timedelta(hours=settings.idempotency_hours),
             sending_lease=timedelta(seconds=settings.sending_lease_seconds), ledger=self.ledger,
+            retention_days=settings.retention_days,
         )
         return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)

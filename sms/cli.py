@@ -1,5 +1,6 @@
-"""Command line for operators: `python -m sms keys create|list|revoke`, and
-`python -m sms simulate inbound|receipt` to post what ACS would to a running gateway.
+"""Command line for operators: `python -m sms keys create|list|revoke`, `messages list` and `usage`
+(a licensee's ledger, as GET /api/sms and /api/usage answer it), and `python -m sms simulate
+inbound|receipt` to post what ACS would to a running gateway.
 
 Reads settings like the app does (environment, then local.settings.json).
 """
@@ -17,11 +18,13 @@ from . import simulate
 from .auth import KeyLimitReached, issue_key, rotate_key
 from .bootstrap import Adapters, build
 from .config import ConfigError, Settings, load_local_settings
-from .errors import StorageUnavailable
-from .model import utcnow
+from .errors import StorageUnavailable, ValidationFailed
+from .model import reference_for, status_of, utcnow
 from .storage import ApiKeyRecord
 from .phone import InvalidNumber, to_e164
+from .usecases.ledger import MAX_TAKE, Ledger, statuses_of
 from .wire import parse_guid
+from .wire.mapping import ledger_query, usage_range
 
 T = TypeVar("T")
 
@@ -90,6 +93,37 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# `messages list` options -> GET /api/sms's query parameters: one reader (sms.wire.mapping) for both.
+_LIST_OPTIONS = {"from_": "from", "to": "to", "status": "status", "phone": "phoneNumber", "contact_id": "contactId",
+                 "linked_object_id": "linkedObjectId", "suite_id": "suiteId", "reference": "reference"}
+
+
+async def _messages(adapters: Adapters, args: argparse.Namespace) -> None:
+    params = {name: str(value) for option, name in _LIST_OPTIONS.items() if (value := getattr(args, option)) is not None}
+    query, _, _ = ledger_query(params, args.licensee, adapters.settings.default_region)
+    ledger, token, shown = Ledger(adapters.ledger), None, 0
+    print(f"{'CREATED':<20} {'COMMID':<33} {'REFERENCE':<13} {'STATUS':<15} {'RECIPIENTS':<10} PREVIEW")
+    while shown < args.take:
+        entries, token = await ledger.page(query, min(MAX_TAKE, args.take - shown), token)
+        for e in entries:
+            status = f"{e.matched.phone_number} {e.matched.status}" if e.matched else status_of(statuses_of(e))
+            print(f"{e.created_at:%Y-%m-%d %H:%M:%S} {e.comm_id:<33} {reference_for(e.comm_id):<13} {status:<15} "
+                  f"{e.recipient_count:<10} {e.preview!r}")
+        shown += len(entries)
+        if token is None:
+            break
+
+
+async def _usage(adapters: Adapters, args: argparse.Namespace) -> None:
+    today = utcnow().date()
+    first, last = usage_range({k: v for k, v in (("from", args.from_), ("to", args.to)) if v}, today)
+    print(f"{'DAY':<11} {'MESSAGES':>9} {'RECIPIENTS':>11} {'SEGMENTS':>9}  BY STATUS / BY PROVIDER")
+    for u in await Ledger(adapters.ledger).usage(args.licensee, first, last, today):
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(u.by_status.items()))
+        providers = ", ".join(f"{k} {v}" for k, v in sorted(u.by_provider.items()))
+        print(f"{u.day.isoformat():<11} {u.messages:>9} {u.recipients:>11} {u.segments:>9}  {statuses} / {providers}")
+
+
 def _key_id(key_or_id: str) -> str:
     """Accept the key id or the whole key: `sms_<keyid>.<secret>`."""
     return key_or_id.removeprefix("sms_").split(".")[0]
@@ -122,12 +156,31 @@ def main(argv: list[str] | None = None) -> int:
     receipt.add_argument("--status", choices=("delivered", "failed"), default="delivered")
     for command in (inbound, receipt):
         command.add_argument("--url", default=simulate.LOCAL_GATEWAY, help=f"the gateway (default {simulate.LOCAL_GATEWAY}, make run's)")
+    messages = commands.add_parser("messages", help="a licensee's messages (the ledger)").add_subparsers(dest="action", required=True)
+    listed = messages.add_parser("list", help="newest first, with GET /api/sms's filters")
+    listed.add_argument("--licensee", required=True, type=_guid)
+    listed.add_argument("--from", dest="from_", help="created from: a day (UTC) or an instant with its offset")
+    listed.add_argument("--to", help="created before: a day (taken whole) or an instant with its offset")
+    listed.add_argument("--status", help="the message's status, or any recipient's")
+    listed.add_argument("--phone", help="a recipient's number, in any form a send accepts")
+    for option in ("--contact-id", "--linked-object-id", "--suite-id"):
+        listed.add_argument(option)
+    listed.add_argument("--reference", help="SMS-XXXXXXXX")
+    listed.add_argument("--take", type=int, default=50, help="how many to show at most (default 50)")
+    usage = commands.add_parser("usage", help="what a licensee sent per UTC day, as GET /api/usage answers")
+    usage.add_argument("--licensee", required=True, type=_guid)
+    usage.add_argument("--from", dest="from_", help="the first day (default: 29 days before --to)")
+    usage.add_argument("--to", help="the last day (default: today)")
     load_local_settings()  # before the arguments: a number is read in SMS_DEFAULT_REGION
     args = parser.parse_args(argv)
     try:
         if args.command == "simulate":
             return _simulate(args)
-        if args.action == "create":
+        if args.command == "messages":
+            asyncio.run(with_adapters(lambda adapters: _messages(adapters, args)))
+        elif args.command == "usage":
+            asyncio.run(with_adapters(lambda adapters: _usage(adapters, args)))
+        elif args.action == "create":
             expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
             key = asyncio.run(create_key(args.licensee, args.name, expires))
             print(f"Created an API key for licensee {args.licensee}. Store it now: it cannot be shown again.")
@@ -147,5 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Revoked {key_id}")
     except (ConfigError, StorageUnavailable, KeyLimitReached) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationFailed as exc:
+        print("error: " + "; ".join(e.message for e in exc.field_errors), file=sys.stderr)
         return 2
     return 0

@@ -19,8 +19,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The queue name is fixed because the queue trigger's decorator needs it at import time.
 SEND_QUEUE = "sms-send"
-# NCRONTAB (seconds first): the sweeper runs every five minutes.
+# NCRONTAB (seconds first): the sweeper runs every five minutes; retention every hour; the usage
+# roll-up each night, after the UTC day it counts has ended.
 SWEEP_SCHEDULE = "0 */5 * * * *"
+RETENTION_SCHEDULE = "0 30 * * * *"
+USAGE_ROLL_UP_SCHEDULE = "0 15 0 * * *"
 
 # Azurite's well-known development account (public, documented by Microsoft).
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -75,6 +78,7 @@ class Settings:
     rate_limit_per_second: float = 0.0
     sending_lease_seconds: int = 300
     idempotency_hours: int = 24
+    retention_days: int = 90
     requests_per_minute: int = 3000
     console_outbox: str | None = None
     public_base_url: str | None = None
@@ -118,6 +122,7 @@ class Settings:
             rate_limit_per_second=_number(env, "SMS_RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second, low=0, high=10_000),
             sending_lease_seconds=_int(env, "SMS_SENDING_LEASE_SECONDS", cls.sending_lease_seconds, low=30, high=86_400),
             idempotency_hours=_int(env, "SMS_IDEMPOTENCY_HOURS", cls.idempotency_hours, low=1, high=24 * 30),
+            retention_days=_int(env, "SMS_RETENTION_DAYS", cls.retention_days, low=1, high=3650),
             requests_per_minute=_int(env, "SMS_REQUESTS_PER_MINUTE", cls.requests_per_minute, low=0, high=1_000_000),
             console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
             public_base_url=(env.get("SMS_PUBLIC_BASE_URL") or "").strip().rstrip("/") or None,

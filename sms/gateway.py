@@ -18,6 +18,7 @@ from .usecases.dispatch import Dispatch
 from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
 from .usecases.ledger import Ledger
+from .usecases.retention import Retention
 from .usecases.status import MessageStatus
 from .usecases.sweep import Sweep
 from .validation import Limits
@@ -31,6 +32,7 @@ class UseCases:
     status: MessageStatus
     inbound: Inbound | None  # needs the inbound and opt-out stores
     ledger: Ledger | None  # needs the ledger store
+    retention: Retention | None  # needs the ledger store
 
 
 def assemble(
@@ -49,6 +51,7 @@ def assemble(
     missing_message_wait: float = 0.5,
     sending_lease: timedelta = timedelta(minutes=5),
     ledger: LedgerStore | None = None,
+    retention_days: int = 90,
 ) -> UseCases:
     """The use cases over these ports. Without `opt_outs` nobody is opted out; without `inbound`
     replies are neither linked nor reported (the use cases that need them say so); without `ledger`
@@ -66,6 +69,7 @@ def assemble(
         status=MessageStatus(messages, inbound),
         inbound=Inbound(messages, inbound, opt_outs, listed) if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
         ledger=listed,
+        retention=Retention(messages, ledger, retention_days) if ledger is not None else None,
     )
 
 

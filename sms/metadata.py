@@ -13,7 +13,16 @@ from pydantic import BaseModel
 
 from .routes import OPERATION, ROUTES
 from .wire import CommResponse, Format, SMSContact, SMSModel, SMSSend, encode
-from .wire.dto import ErrorResponse, MatchedRecipient, MessageList, MessageSummary, ResponseError, ResponseStatus
+from .wire.dto import (
+    ErrorResponse,
+    MatchedRecipient,
+    MessageList,
+    MessageSummary,
+    ResponseError,
+    ResponseStatus,
+    UsageDay,
+    UsageResponse,
+)
 
 _SAMPLE_REQUEST = SMSSend(
     sms_model=SMSModel(
@@ -47,8 +56,8 @@ def _sample(title: str, media: str, body: bytes) -> str:
 @functools.cache
 def page() -> bytes:
     routes = "".join(
-        f"<tr><td>{'GET' if r.kind in ('status', 'replies', 'list') else 'POST'}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
-        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "replies", "list")
+        f"<tr><td>{'GET' if r.kind in ('status', 'replies', 'list', 'usage') else 'POST'}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
+        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "replies", "list", "usage")
     )
     error = ErrorResponse(response_status=ResponseStatus(
         error_code="ValidationException", message="SMSModel.To needs at least one recipient",
@@ -73,7 +82,7 @@ route, or the <code>Accept</code> header (JSON by default). Request bodies may b
 (<code>text/jsv</code>) or a form post. The OpenAPI document is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>
 <h2>Routes</h2><table><tr><th>Method</th><th>Route</th><th>Kind</th></tr>{routes}</table>
 <h2>Data transfer objects</h2>
-{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, MessageList, MessageSummary, MatchedRecipient))}
+{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, MessageList, MessageSummary, MatchedRecipient, UsageResponse, UsageDay))}
 <h2>Samples</h2>
 {samples}
 </body></html>""".encode()

@@ -16,7 +16,7 @@ from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 from .validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
 from .wire import RepliesResponse
-from .wire.dto import MessageList
+from .wire.dto import MessageList, UsageResponse
 from .wire.mapping import LISTED_STATUSES
 from .usecases.ledger import DEFAULT_TAKE, MAX_TAKE
 
@@ -45,6 +45,7 @@ _ERRORS_BY_KIND = {
     "status": ("400", "401", "404", "429", "503"),
     "replies": ("400", "401", "404", "429", "503"),
     "list": ("400", "401", "404", "429", "503"),
+    "usage": ("400", "401", "404", "429", "503"),
 }
 _SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
@@ -54,6 +55,7 @@ _SUMMARIES = {
     "status": "The message and every recipient's status",
     "replies": "The replies people sent to the message (when it allowed replies)",
     "list": "The licensee's messages, newest first, a page at a time, with filters",
+    "usage": "What the licensee sent, per UTC day: messages, recipients, segments, recipients by status and provider",
 }
 
 # GET /api/sms's query parameters (sms.wire.mapping.ledger_query reads them, in any case).
@@ -71,14 +73,14 @@ _LIST_PARAMETERS = [
 ]
 
 
-_GET_KINDS = ("status", "replies", "list")
+_GET_KINDS = ("status", "replies", "list", "usage")
 
 
 @functools.cache
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"),
-         (RepliesResponse, "serialization"), (MessageList, "serialization"), (ErrorResponse, "serialization")],
+         (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"), (ErrorResponse, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -148,6 +150,11 @@ def _operation(route: Route) -> dict[str, Any]:
         parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
                        for name, schema, text in _LIST_PARAMETERS]
         ok = _content(_ref(MessageList), "MessageList")
+    elif route.kind == "usage":
+        parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+                        "description": text} for name, text in (("from", "The first day (UTC), included; 29 days before to by default"),
+                                                                ("to", "The last day (UTC), included; today by default"))]
+        ok = _content(_ref(UsageResponse), "UsageResponse")
     elif route.kind in _GET_KINDS:
         pattern = dict(route.patterns)["commId"]
         parameters.append({"name": "commId", "in": "path", "required": True, "schema": {"type": "string", "pattern": pattern},

@@ -44,7 +44,7 @@ GUID_WITH_SUFFIX_PATTERN = GUID_PATTERN[:-1] + r"(\.[a-zA-Z0-9]+)?$"
 class Route:
     name: str  # the function's name
     path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
-    kind: str  # send | send_now | batch | reply | status | replies | list | receipts_acs | receipts_twilio | inbound_twilio | health | openapi | metadata
+    kind: str  # send | send_now | batch | reply | status | replies | list | usage | receipts_acs | receipts_twilio | inbound_twilio | health | openapi | metadata
     methods: tuple[str, ...] = ("POST",)
     format: Format | None = None  # fixed by the route: a predefined /json/reply or /jsv/reply route
     patterns: tuple[tuple[str, str], ...] = ()  # (parameter, regex): what the host lets into each parameter
@@ -89,6 +89,9 @@ ROUTES: list[Route] = [
     # The licensee's messages, newest first, with filters (the message ledger).
     Route("sms_list", "api/sms", "list", ("GET",)),
     Route("sms_list_with_format", "api/sms.{format}", "list", ("GET",)),
+    # What the licensee sent, per day.
+    Route("usage", "api/usage", "usage", ("GET",)),
+    Route("usage_with_format", "api/usage.{format}", "usage", ("GET",)),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),

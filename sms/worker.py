@@ -6,9 +6,9 @@ from typing import Awaitable, Callable
 
 import azure.functions as func
 
-from .config import SEND_QUEUE, SWEEP_SCHEDULE, max_dequeue_count
+from .config import RETENTION_SCHEDULE, SEND_QUEUE, SWEEP_SCHEDULE, USAGE_ROLL_UP_SCHEDULE, max_dequeue_count
 from .gateway import Gateway
-from .model import SendJob
+from .model import SendJob, utcnow
 
 log = logging.getLogger("sms.worker")
 
@@ -43,5 +43,22 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
     async def sweep_left_behind(timer: func.TimerRequest) -> None:
         """A safety net: re-queue recipients left queued with no job, or sending past their lease."""
         await (await gateway()).use.sweep.run()
+
+    @bp.function_name("retention")
+    @bp.timer_trigger(arg_name="timer", schedule=RETENTION_SCHEDULE, run_on_startup=False)
+    async def retention(timer: func.TimerRequest) -> None:
+        """Delete messages older than SMS_RETENTION_DAYS, a bounded batch a run (it logs how many)."""
+        use = (await gateway()).use
+        if use.retention is not None:
+            await use.retention.run(utcnow())
+
+    @bp.function_name("usage_roll_up")
+    @bp.timer_trigger(arg_name="timer", schedule=USAGE_ROLL_UP_SCHEDULE, run_on_startup=False)
+    async def usage_roll_up(timer: func.TimerRequest) -> None:
+        """Add up each licensee's last few days (GET /api/usage reads the totals)."""
+        use = (await gateway()).use
+        if use.ledger is not None:
+            days = await use.ledger.roll_up(utcnow().date())
+            log.info("usage: rolled up %d licensee-day(s)", days)
 
     return bp

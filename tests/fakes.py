@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Sequence
 
 from sms import wire
@@ -16,6 +16,7 @@ from sms.providers import OutgoingSms, SendOutcome, SmsProvider
 from sms.storage import (
     ApiKeyRecord,
     ApiKeyStore,
+    DayUsage,
     IdempotencyRecord,
     IdempotencyStore,
     InboundSms,
@@ -66,6 +67,10 @@ class InMemoryMessageStore(MessageStore):
     async def message(self, comm_id: str) -> Message | None:
         self.round_trips += 1
         return self.messages.get(comm_id)
+
+    async def delete(self, comm_id: str) -> None:
+        self.messages.pop(comm_id, None)
+        self.recipients.pop(comm_id, None)
 
     async def stale_recipients(self, queued_before: datetime, sending_before: datetime) -> list[Recipient]:
         return [
@@ -131,7 +136,34 @@ class InMemoryLedgerStore(LedgerStore):
     def __init__(self) -> None:
         self.entries: dict[str, LedgerEntry] = {}
         self.recipients: dict[str, dict[int, LedgerRecipient]] = {}
+        self.noted: set[tuple[date, str]] = set()
+        self.saved_usage: dict[tuple[str, date], DayUsage] = {}
         self.round_trips = 0
+
+    async def note_day(self, licensee_id: str, day: date) -> None:
+        self.round_trips += 1
+        self.noted.add((day, licensee_id))
+
+    async def days(self, before: date, after: date | None = None) -> list[tuple[date, str]]:
+        self.round_trips += 1
+        return sorted((d, lic) for d, lic in self.noted if d < before and (after is None or d > after))
+
+    async def forget_day(self, licensee_id: str, day: date) -> None:
+        self.noted.discard((day, licensee_id))
+
+    async def delete_recipients(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient]) -> None:
+        rows = self.recipients.get(entry.comm_id, {})
+        for r in recipients:
+            rows.pop(r.seq, None)
+
+    async def delete_entry(self, entry: LedgerEntry) -> None:
+        self.entries.pop(entry.comm_id, None)
+
+    async def save_usage(self, usage: DayUsage) -> None:
+        self.saved_usage[usage.licensee_id, usage.day] = usage
+
+    async def usage(self, licensee_id: str, first: date, last: date) -> list[DayUsage]:
+        return [u for (lic, day), u in sorted(self.saved_usage.items()) if lic == licensee_id and first <= day <= last]
 
     async def entry(self, licensee_id: str, comm_id: str, created_at: datetime) -> LedgerEntry | None:
         self.round_trips += 1

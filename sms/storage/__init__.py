@@ -6,8 +6,8 @@ Adapters: `sms.storage.tables` (azure-data-tables) and `sms.storage.queues`
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Sequence
 
 from ..errors import FieldError, ValidationFailed
@@ -52,6 +52,10 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     async def message(self, comm_id: str) -> Message | None:
         """The message alone, without its recipients: one point read."""
+
+    @abc.abstractmethod
+    async def delete(self, comm_id: str) -> None:
+        """Remove the message, its recipients and its replies (what is already gone is no error)."""
 
     @abc.abstractmethod
     async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
@@ -201,6 +205,7 @@ class LedgerEntry:
     statuses: str
     linked_object_id: str | None = None
     suite_id: str | None = None
+    provider: str | None = None  # the SMS provider that sent it
     etag: str | None = None  # set by the store; a write is conditional on it
     matched: "LedgerRecipient | None" = None  # in a search by phone number or contactId: the recipient found
 
@@ -244,9 +249,52 @@ class LedgerStore(abc.ABC):
         exists, when `previous` is None)."""
 
     @abc.abstractmethod
+    async def note_day(self, licensee_id: str, day: date) -> None:
+        """Remember that the licensee has messages created on `day` (UTC): what the daily usage and the
+        retention timers go through. Idempotent."""
+
+    @abc.abstractmethod
+    async def days(self, before: date, after: date | None = None) -> list[tuple[date, str]]:
+        """(day, licensee) noted with day in (after, before), oldest first."""
+
+    @abc.abstractmethod
+    async def forget_day(self, licensee_id: str, day: date) -> None:
+        """Nothing of the licensee's is left from `day`."""
+
+    @abc.abstractmethod
+    async def delete_recipients(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient]) -> None:
+        """Remove these recipients' rows of the entry (those already gone are no error)."""
+
+    @abc.abstractmethod
+    async def delete_entry(self, entry: LedgerEntry) -> None:
+        """Remove the entry and what finds it (already gone is no error)."""
+
+    @abc.abstractmethod
+    async def save_usage(self, usage: "DayUsage") -> None: ...
+
+    @abc.abstractmethod
+    async def usage(self, licensee_id: str, first: date, last: date) -> list["DayUsage"]:
+        """The saved usage of the licensee's days in [first, last], by day."""
+
+    @abc.abstractmethod
     async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
         """Up to `take` entries matching `query`, newest first, and the token for the next page (None
         at the end). ValidationFailed for a token this store did not issue (`invalid_token`)."""
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """What a licensee sent on one day (UTC): messages, recipients, segments billed (each message's
+    segments times its recipients), and recipients by status and by provider."""
+
+    licensee_id: str
+    day: date
+    messages: int = 0
+    recipients: int = 0
+    segments: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_provider: dict[str, int] = field(default_factory=dict)
+    counted_at: datetime | None = None  # when it was added up (None: just now, from the entries)
 
 
 def invalid_token() -> ValidationFailed:

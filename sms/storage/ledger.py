@@ -12,6 +12,10 @@ time inverted (newest sorts first) and <c> the commId:
     s|<status>|<t>|<c>         one per status the message or any recipient is in now (deleted when none is)
     o|<linkedObjectId>|<t>|<c>, u|<suiteId>|<t>|<c>, r|<reference>|<t>|<c>    what else finds it
     p|<phone>|<t>|<c>, c|<contactId>|<t>|<c>|<seq>                            per recipient
+    d|<yyyymmdd>               (shard 0 only) the day's usage, added up by the nightly roll-up
+
+and partitions "days|<yyyymmdd>" hold one row per licensee with messages that day: what the roll-up
+and retention go through, so neither scans anything.
 
 Every search is a RowKey range inside each shard ("<prefix>|<value>|" from the window's newest to its
 oldest instant): Microsoft's "Design for querying" (Table storage design guide) calls that a range
@@ -24,7 +28,7 @@ import asyncio
 import base64
 import heapq
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from azure.core import MatchConditions
@@ -34,7 +38,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import AlreadyExists, RecordChanged
 from ..model import STATUS_OF_LETTER, reference_for, status_of
-from . import LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, invalid_token
+from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, invalid_token
 from .batch import MAX_OPERATIONS, storage_refusal
 from .tables import create_table, storage_errors
 
@@ -45,6 +49,9 @@ SHARDS = 3
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NEWEST = 10**16 - 1  # microseconds since 1970 stay below this until the year 2286
 _END = "~"  # sorts after every character a key part holds (digits, letters, '+', '|')
+# Partitions "days|<yyyymmdd>", RowKey a licensee: who has messages from which day, for the daily
+# usage roll-up and retention (they sort apart from "<licensee>|<shard>", which start with a hex digit).
+_DAYS = "days|"
 
 
 def inverted(when: datetime) -> str:
@@ -111,6 +118,60 @@ class TableLedgerStore(LedgerStore):
         except AlreadyExists:  # another writer created the entry first: read it and merge again
             raise RecordChanged(f"ledger entry of {entry.comm_id} was created meanwhile") from None
 
+    @storage_errors
+    async def note_day(self, licensee_id: str, day: date) -> None:
+        await self._table.upsert_entity({"PartitionKey": _day_partition(day), "RowKey": licensee_id}, mode=UpdateMode.REPLACE)
+
+    @storage_errors
+    async def days(self, before: date, after: date | None = None) -> list[tuple[date, str]]:
+        # A range of PartitionKeys: one query, across the day partitions only (they sort together).
+        low = _day_partition(after + timedelta(days=1)) if after else _DAYS
+        rows = self._table.query_entities("PartitionKey ge @lo and PartitionKey lt @hi",
+                                          parameters={"lo": low, "hi": _day_partition(before)}, select=["PartitionKey", "RowKey"])
+        return sorted([(datetime.strptime(row["PartitionKey"][len(_DAYS):], "%Y%m%d").date(), row["RowKey"]) async for row in rows])
+
+    @storage_errors
+    async def forget_day(self, licensee_id: str, day: date) -> None:
+        await self._table.delete_entity(_day_partition(day), licensee_id)  # not there is no error
+
+    @storage_errors
+    async def delete_recipients(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient]) -> None:
+        t = inverted(entry.created_at)
+        keys = [f"p|{r.phone_number}|{t}|{entry.comm_id}" for r in recipients]
+        keys += [f"c|{r.contact_id}|{t}|{entry.comm_id}|{r.seq}" for r in recipients if r.contact_id]
+        await self._delete(self.partition(entry.licensee_id, entry.comm_id), keys)
+
+    @storage_errors
+    async def delete_entry(self, entry: LedgerEntry) -> None:
+        t = inverted(entry.created_at)
+        await self._delete(self.partition(entry.licensee_id, entry.comm_id), [*_finders(entry, t), f"m|{t}|{entry.comm_id}"])
+
+    async def _delete(self, partition: str, keys: list[str]) -> None:
+        """In transactions of 100; one that fails because a row is gone already (a purge cut short
+        before) is done row by row instead, where a missing row is no error."""
+        for i in range(0, len(keys), MAX_OPERATIONS):
+            group = keys[i : i + MAX_OPERATIONS]
+            try:
+                await self._submit([("delete", {"PartitionKey": partition, "RowKey": key}) for key in group])
+            except RecordChanged:  # 404 on one of them
+                await asyncio.gather(*(self._table.delete_entity(partition, key) for key in group))
+
+    @storage_errors
+    async def save_usage(self, usage: DayUsage) -> None:
+        await self._table.upsert_entity({
+            "PartitionKey": f"{usage.licensee_id}|0", "RowKey": f"d|{usage.day:%Y%m%d}", "Messages": usage.messages,
+            "Recipients": usage.recipients, "Segments": usage.segments, "ByStatus": json.dumps(usage.by_status),
+            "ByProvider": json.dumps(usage.by_provider), "CountedAt": usage.counted_at,
+        }, mode=UpdateMode.REPLACE)
+
+    @storage_errors
+    async def usage(self, licensee_id: str, first: date, last: date) -> list[DayUsage]:
+        rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi", parameters={
+            "pk": f"{licensee_id}|0", "lo": f"d|{first:%Y%m%d}", "hi": f"d|{last:%Y%m%d}"})
+        return [DayUsage(licensee_id, datetime.strptime(row["RowKey"][2:], "%Y%m%d").date(), row["Messages"], row["Recipients"],
+                         row["Segments"], json.loads(row["ByStatus"]), json.loads(row["ByProvider"]), row.get("CountedAt"))
+                async for row in rows]
+
     async def _submit(self, operations: list[tuple]) -> None:
         try:
             await self._table.submit_transaction(operations)
@@ -166,7 +227,12 @@ def _static(entry: LedgerEntry) -> dict[str, Any]:
         "LicenseeId": entry.licensee_id, "CommId": entry.comm_id, "CreatedAt": entry.created_at,
         "RecipientCount": entry.recipient_count, "Segments": entry.segments, "Encoding": entry.encoding,
         "Preview": entry.preview, "LinkedObjectId": entry.linked_object_id, "SuiteId": entry.suite_id,
+        "Provider": entry.provider,
     }
+
+
+def _day_partition(day: date) -> str:
+    return f"{_DAYS}{day:%Y%m%d}"
 
 
 def _finders(entry: LedgerEntry, t: str) -> list[str]:
@@ -233,7 +299,7 @@ def _entry_from(row: TableEntity) -> LedgerEntry:
         licensee_id=row["LicenseeId"], comm_id=row["CommId"], created_at=row["CreatedAt"],
         recipient_count=row["RecipientCount"], segments=row["Segments"], encoding=row["Encoding"],
         preview=row.get("Preview", ""), statuses=row.get("Statuses", ""), linked_object_id=row.get("LinkedObjectId"),
-        suite_id=row.get("SuiteId"), etag=row.metadata.get("etag"), matched=matched,
+        suite_id=row.get("SuiteId"), provider=row.get("Provider"), etag=row.metadata.get("etag"), matched=matched,
     )
 
 

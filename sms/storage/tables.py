@@ -21,7 +21,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import StorageUnavailable
@@ -140,6 +140,20 @@ class TableMessageStore(MessageStore):
             return _message_from(await self._table.get_entity(comm_id, MESSAGE_ROW))
         except ResourceNotFoundError:
             return None
+
+    @storage_errors
+    async def delete(self, comm_id: str) -> None:
+        # Recipients and replies first, the message row last: a delete cut short leaves the message
+        # (so the retention that found it finds it again), never rows without their message.
+        keys = [e["RowKey"] async for e in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": comm_id},
+                                                                        select=["RowKey"])]
+        keys = sorted(keys, key=lambda key: key == MESSAGE_ROW)
+        for i in range(0, len(keys), MAX_TRANSACTION_OPS):
+            group = keys[i : i + MAX_TRANSACTION_OPS]
+            try:
+                await self._table.submit_transaction([("delete", {"PartitionKey": comm_id, "RowKey": key}) for key in group])
+            except TableTransactionError:  # one was gone already: row by row, where gone is no error
+                await asyncio.gather(*(self._table.delete_entity(comm_id, key) for key in group))
 
     @storage_errors
     async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:

@@ -139,7 +139,7 @@ class Dispatch:
         if self._inbound and (message.reply_is_allowed or message.reply_is_required):
             await self._remember_reply_routes(message, settled)
         if self._ledger:  # last: it records what the writes above stored
-            await self._ledger.record(message, rows.current())
+            await self._ledger.record(message, rows.current(), self._provider.name)
         return settled, rows.yielded
 
     async def _send_each(self, message: Message, seqs: Sequence[int], rows: JobRows) -> list[int]:
@@ -235,5 +235,5 @@ class Dispatch:
             rows.give_up(r.seq, reason)
         await rows.flush()
         if self._ledger:
-            await self._ledger.record(loaded[0], rows.current())
+            await self._ledger.record(loaded[0], rows.current(), self._provider.name)
         return rows.settled()

@@ -10,26 +10,32 @@ the write is made then: nothing is lost, only later.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Sequence
 
 from ..errors import FieldError, ValidationFailed
-from ..model import STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status
-from ..storage import LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
+from ..model import STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status, utcnow
+from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
 from .optimistic import update_optimistically
 
 PREVIEW_CHARS = 40
 MAX_TAKE = 200
 DEFAULT_TAKE = 50
 WRITE_ATTEMPTS = 5
+# The usage roll-up counts the last few days each night: late receipts still move their statuses.
+ROLL_UP_DAYS = 3
 
 
 class Ledger:
     def __init__(self, store: LedgerStore):
         self._store = store
+        self._noted: set[tuple[str, date]] = set()  # (licensee, day) this process has noted already
 
-    async def record(self, message: Message, recipients: Sequence[Recipient]) -> None:
-        """Bring the message's entry in line with these recipients as stored. Statuses only move
-        forward here too, so a job's record arriving after a later receipt's changes nothing of it."""
+    async def record(self, message: Message, recipients: Sequence[Recipient], provider: str | None = None) -> None:
+        """Bring the message's entry in line with these recipients as stored (sent through `provider`).
+        Statuses only move forward here too, so a job's record arriving after a later receipt's
+        changes nothing of it."""
 
         async def read() -> LedgerEntry | None:
             return await self._store.entry(message.licensee_id, message.comm_id, message.created_at)
@@ -37,12 +43,14 @@ class Ledger:
         def change(entry: LedgerEntry | None) -> tuple[LedgerEntry, LedgerEntry | None] | None:
             current = entry.statuses if entry else STATUS_LETTERS[Status.QUEUED] * message.recipient_count
             statuses = _merged(current, recipients)
-            if entry is not None and statuses == entry.statuses:
+            if entry is not None and statuses == entry.statuses and (entry.provider or not provider):
                 return None  # already says all of it (the same job run twice, a repeated receipt)
-            return _entry(message, statuses), entry
+            return _entry(message, statuses, provider or (entry.provider if entry else None)), entry
 
         async def write(planned: tuple[LedgerEntry, LedgerEntry | None]) -> None:
             entry, previous = planned
+            if previous is None:  # before the entry: the daily usage and retention go by the days noted
+                await self._note_day(message.licensee_id, message.created_at.date())
             rows = [LedgerRecipient(r.seq, r.phone_number, r.contact_id, _known(entry, r).value) for r in recipients]
             await self._store.save(entry, rows, previous)
 
@@ -55,6 +63,46 @@ class Ledger:
         if not 1 <= take <= MAX_TAKE:
             raise ValidationFailed([FieldError("take", "InvalidValue", f"take must be from 1 to {MAX_TAKE}")])
         return await self._store.page(query, take, token)
+
+    async def _note_day(self, licensee_id: str, day: date) -> None:
+        if (licensee_id, day) not in self._noted:
+            await self._store.note_day(licensee_id, day)
+            self._noted.add((licensee_id, day))
+
+    # -- usage ---------------------------------------------------------------------------------
+
+    async def usage(self, licensee_id: str, first: date, last: date, today: date) -> list[DayUsage]:
+        """The licensee's days from `first` to `last`, those with messages: from the nightly roll-up,
+        and counted now from the entries for the days it has not rolled up yet (today and yesterday
+        at most: older days are rolled up, and days with no messages have nothing to count)."""
+        saved = {u.day: u for u in await self._store.usage(licensee_id, first, last)}
+        recent = [today - timedelta(days=1), today]
+        for day in recent:
+            if first <= day <= last and (day not in saved or day == today):
+                counted = await self.count_day(licensee_id, day)
+                if counted.messages:
+                    saved[day] = counted
+        return [saved[day] for day in sorted(saved)]
+
+    async def count_day(self, licensee_id: str, day: date) -> DayUsage:
+        """Add up one of the licensee's days from its entries (a page of 200 at a time)."""
+        start = datetime.combine(day, time(), timezone.utc)
+        usage = DayUsage(licensee_id, day)
+        query, token = LedgerQuery(licensee_id, created_from=start, created_to=start + timedelta(days=1)), None
+        while True:
+            entries, token = await self._store.page(query, MAX_TAKE, token)
+            for entry in entries:
+                usage = _counted(usage, entry)
+            if token is None:
+                return usage
+
+    async def roll_up(self, today: date, days_back: int = ROLL_UP_DAYS) -> int:
+        """Save the usage of every licensee-day in the last `days_back` days before today (again: late
+        receipts change statuses for a day or two). How many licensee-days it saved."""
+        days = await self._store.days(before=today, after=today - timedelta(days=days_back + 1))
+        for day, licensee_id in days:
+            await self._store.save_usage(replace(await self.count_day(licensee_id, day), counted_at=utcnow()))
+        return len(days)
 
 
 def _merged(current: str, recipients: Sequence[Recipient]) -> str:
@@ -72,12 +120,22 @@ def _known(entry: LedgerEntry, recipient: Recipient) -> Status:
     return STATUS_OF_LETTER[entry.statuses[recipient.seq]] if recipient.seq < len(entry.statuses) else recipient.status
 
 
-def _entry(message: Message, statuses: str) -> LedgerEntry:
+def _counted(usage: DayUsage, entry: LedgerEntry) -> DayUsage:
+    by_status, by_provider = dict(usage.by_status), dict(usage.by_provider)
+    for status, n in counts(entry).items():
+        by_status[status] = by_status.get(status, 0) + n
+    provider = entry.provider or "unknown"
+    by_provider[provider] = by_provider.get(provider, 0) + entry.recipient_count
+    return replace(usage, messages=usage.messages + 1, recipients=usage.recipients + entry.recipient_count,
+                   segments=usage.segments + entry.segments * entry.recipient_count, by_status=by_status, by_provider=by_provider)
+
+
+def _entry(message: Message, statuses: str, provider: str | None = None) -> LedgerEntry:
     return LedgerEntry(
         licensee_id=message.licensee_id, comm_id=message.comm_id, created_at=message.created_at,
         recipient_count=message.recipient_count, segments=message.segments, encoding=message.encoding,
         preview=message.body[:PREVIEW_CHARS], statuses=statuses, linked_object_id=message.linked_object_id,
-        suite_id=message.suite_id,
+        suite_id=message.suite_id, provider=provider,
     )
 
 

@@ -210,6 +210,24 @@ class MessageList(WireModel):
     continuation_token: str | None = None  # pass it back for the next page; none when this was the last
 
 
+class UsageDay(WireModel):
+    """What the licensee sent on one UTC day."""
+
+    day: str  # YYYY-MM-DD
+    messages: int
+    recipients: int
+    segments: int  # each message's segments times its recipients: what the provider bills
+    by_status: dict[str, int]  # recipients by status
+    by_provider: dict[str, int]  # recipients by the provider that sent them
+    counted_at: datetime | None = None  # when the nightly roll-up added it up; none: counted for this answer
+
+
+class UsageResponse(WireModel):
+    """GET /api/usage: the licensee's days with messages, oldest first."""
+
+    days: list[UsageDay]
+
+
 def pascal_dict(value: Any) -> Any:
     """A model as plain data under its .NET (PascalCase) names, nulls left out: what JSV writes."""
     if isinstance(value, BaseModel):

@@ -3,13 +3,13 @@ two shapes meet, so a change to the contract stops here."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Mapping
 
 from ..errors import FieldError, ValidationFailed
 from ..model import Status, reference_for, status_of
 from ..phone import InvalidNumber, to_e164
-from ..storage import LedgerEntry, LedgerQuery
+from ..storage import DayUsage, LedgerEntry, LedgerQuery
 from ..usecases.commands import MessageReport, Party, SendMessage, SendResult
 from ..usecases.ledger import counts, statuses_of
 from .dto import (
@@ -23,6 +23,8 @@ from .dto import (
     ReplyState,
     SMSContact,
     SMSSend,
+    UsageDay,
+    UsageResponse,
     parse_guid,
 )
 
@@ -154,3 +156,31 @@ def _instant(name: str, text: str | None, bad, end_of_day: bool = False) -> date
         bad(name, "must be a day (2026-11-25) or an instant with its offset (2026-11-25T09:00:00+11:00)")
         return None
     return moment.astimezone(timezone.utc)
+
+
+MAX_USAGE_DAYS = 366
+
+
+def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
+    """GET /api/usage's days: from and to (YYYY-MM-DD, both included), by default the last 30 days."""
+    given = {name.lower(): value for name, value in params.items()}
+    errors: list[FieldError] = []
+    days = {}
+    for name, default in (("from", today - timedelta(days=29)), ("to", today)):
+        text = given.get(name)
+        try:
+            days[name] = date.fromisoformat(text) if text else default
+        except ValueError:
+            errors.append(FieldError(name, "InvalidValue", f"{name}: must be a day, e.g. 2026-11-25"))
+    if not errors and days["from"] > days["to"]:
+        errors.append(FieldError("to", "InvalidValue", "to: must not be before from"))
+    elif not errors and (days["to"] - days["from"]).days >= MAX_USAGE_DAYS:
+        errors.append(FieldError("to", "InvalidValue", f"to: at most {MAX_USAGE_DAYS} days from from"))
+    if errors:
+        raise ValidationFailed(errors)
+    return days["from"], days["to"]
+
+
+def usage_response(days: list[DayUsage]) -> UsageResponse:
+    return UsageResponse(days=[UsageDay(day=u.day.isoformat(), messages=u.messages, recipients=u.recipients, segments=u.segments,
+                                        by_status=u.by_status, by_provider=u.by_provider, counted_at=u.counted_at) for u in days])

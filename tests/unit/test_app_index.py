@@ -23,7 +23,7 @@ def test_every_route_is_registered(triggers):
                  "api/sms/{commId}": {"GET"}, "api/sms/{commId}/replies": {"GET"},
                  "api/sms/receipts/acs": {"POST", "OPTIONS"}, "api/sms/receipts/twilio": {"POST"},
                  "api/sms/inbound/twilio": {"POST"}, "api/health": {"GET"}, "api/openapi.json": {"GET"}, "api/metadata": {"GET"},
-                 "api/sms": {"GET"}, "api/sms.{format}": {"GET"}}
+                 "api/sms": {"GET"}, "api/sms.{format}": {"GET"}, "api/usage": {"GET"}, "api/usage.{format}": {"GET"}}
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).
@@ -44,8 +44,10 @@ def test_the_sweeper_runs_on_a_timer(triggers):
     from sms import ncrontab
 
     timers = {name: t for name, t in triggers.items() if t["type"] == "timerTrigger"}
-    assert list(timers) == ["sweep_left_behind"]
+    assert sorted(timers) == ["retention", "sweep_left_behind", "usage_roll_up"]
     assert ncrontab.parse(timers["sweep_left_behind"]["schedule"])[1] == frozenset(range(0, 60, 5))
+    assert ncrontab.parse(timers["retention"]["schedule"])[1] == frozenset({30})  # every hour, at half past
+    assert list(ncrontab.parse(timers["usage_roll_up"]["schedule"])[1:3]) == [frozenset({15}), frozenset({0})]  # 00:15 UTC
 
 
 def test_the_app_imports_without_any_settings(triggers):

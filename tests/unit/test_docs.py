@@ -14,9 +14,9 @@ def test_every_api_route_is_documented_with_both_media_types():
     for route in ROUTES:
         if route.kind in ("openapi", "metadata", "health", "receipts_acs", "receipts_twilio", "inbound_twilio"):
             continue  # documentation itself, and vendors' callbacks: not the client API
-        operation = documented["/" + route.path]["get" if route.kind in ("status", "replies", "list") else "post"]
+        operation = documented["/" + route.path]["get" if route.kind in ("status", "replies", "list", "usage") else "post"]
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/jsv"}
-        if route.kind not in ("status", "replies", "list"):
+        if route.kind not in ("status", "replies", "list", "usage"):
             assert {"application/json", "text/jsv", "application/x-www-form-urlencoded"} <= set(operation["requestBody"]["content"])
         assert "400" in operation["responses"] and "401" in operation["responses"]
     assert set(document["components"]["securitySchemes"]) == {"bearer", "basic"}

@@ -48,6 +48,8 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("GET", "/api/sms"): "sms_list",
     ("GET", "/api/SMS/"): "sms_list",
     **{("GET", f"/api/sms.{suffix}"): "sms_list_with_format" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
+    ("GET", "/api/usage"): "usage",
+    **{("GET", f"/api/usage.{suffix}"): "usage_with_format" for suffix in ("json", "jsv")},
     ("POST", "/api/sms/receipts/acs"): "receipts_acs",
     ("OPTIONS", "/api/sms/receipts/acs"): "receipts_acs",
     ("POST", "/api/sms/receipts/twilio"): "receipts_twilio",

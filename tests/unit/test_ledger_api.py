@@ -73,3 +73,20 @@ async def test_another_licensees_key_sees_none_of_it(gw):
     page = json.loads((await get(gw, {}, key=key)).get_body())
     assert page["messages"] == [] and page.get("continuationToken") is None
     assert (await get(gw, {}, key="sms_0000000000000000.bad")).status_code == 401
+
+
+async def test_usage_counts_today_as_asked_and_refuses_a_range_it_cannot_read(gw):
+    gw.world.provider.refuse = {ALEX: "blocked"}
+    await gw.world.send(SAM, ALEX)
+    await gw.world.send(SAM)
+    response = await gw.functions["usage"](func.HttpRequest("GET", "http://localhost/api/usage", params={}, body=b"",
+                                                            headers={"Authorization": f"Bearer {gw.key}"}))
+    [today] = json.loads(response.get_body())["days"]
+    assert (today["messages"], today["recipients"], today["segments"]) == (2, 3, 3)
+    assert today["byStatus"] == {"sent": 2, "failed": 1} and today["byProvider"] == {"recording": 3}
+    for params, field in (({"from": "last week"}, "from"), ({"from": "2026-01-01", "to": "2027-06-01"}, "to"),
+                          ({"from": "2026-11-25", "to": "2026-11-24"}, "to")):
+        refused = await gw.functions["usage"](func.HttpRequest("GET", "http://localhost/api/usage", params=params, body=b"",
+                                                               headers={"Authorization": f"Bearer {gw.key}"}))
+        assert refused.status_code == 400
+        assert [e["fieldName"] for e in json.loads(refused.get_body())["responseStatus"]["errors"]] == [field]

@@ -1,0 +1,56 @@
+"""Retention: messages older than SMS_RETENTION_DAYS go, with their recipients, replies and ledger
+rows, a bounded batch per run (a timer runs it every hour), found through the ledger's days so
+nothing is scanned. The daily usage roll-ups stay: they hold counts, not messages.
+
+Per message, in an order where a run cut short leaves nothing unfindable and no index pointing at
+nothing for long: the ledger's per-recipient rows (which name phone numbers, read from the message),
+then the message with its recipients and replies, then the ledger entry, found again by the next run
+while it is there.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta, timezone
+
+from ..storage import LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, MessageStore
+
+log = logging.getLogger("sms.retention")
+
+BATCH = 500  # messages a run removes at most
+PAGE = 100
+
+
+class Retention:
+    def __init__(self, messages: MessageStore, ledger: LedgerStore, keep_days: int, batch: int = BATCH):
+        self._messages, self._ledger, self._keep_days, self._batch = messages, ledger, keep_days, batch
+
+    async def run(self, now: datetime) -> int:
+        """Remove up to a batch of messages created before `now` minus the retention period (whole
+        UTC days). How many it removed."""
+        cutoff = now.date() - timedelta(days=self._keep_days)
+        removed = 0
+        for day, licensee_id in await self._ledger.days(before=cutoff):
+            start = datetime.combine(day, time(), timezone.utc)
+            query = LedgerQuery(licensee_id, created_from=start, created_to=start + timedelta(days=1))
+            while removed < self._batch:
+                entries, _ = await self._ledger.page(query, min(PAGE, self._batch - removed))
+                if not entries:
+                    await self._ledger.forget_day(licensee_id, day)
+                    break
+                for entry in entries:
+                    await self._remove(entry)
+                    removed += 1
+            if removed >= self._batch:
+                break
+        if removed:
+            log.info("retention: removed %d message(s) created before %s (SMS_RETENTION_DAYS=%d)", removed, cutoff, self._keep_days)
+        return removed
+
+    async def _remove(self, entry: LedgerEntry) -> None:
+        loaded = await self._messages.load(entry.comm_id)
+        if loaded is not None:
+            rows = [LedgerRecipient(r.seq, r.phone_number, r.contact_id, r.status.value) for r in loaded[1]]
+            await self._ledger.delete_recipients(entry, rows)
+            await self._messages.delete(entry.comm_id)
+        await self._ledger.delete_entry(entry)
+

@@ -1,0 +1,51 @@
+"""`python -m sms messages list` and `python -m sms usage`, against Azurite: what an operator sees is
+what GET /api/sms and /api/usage answer, through the same readers."""
+import uuid
+
+from sms import cli
+from sms.bootstrap import build
+from sms.config import Settings
+from sms.model import Contact, Message, Recipient, Status, reference_for, utcnow
+from sms.usecases.ledger import Ledger
+
+A, B = "c1" * 16, "c2" * 16
+
+
+async def recorded(connection: str, licensee: str, phone: str, status: Status) -> str:
+    adapters = build(Settings.from_env({"AzureWebJobsStorage": connection}))
+    try:
+        await adapters.ensure_storage()
+        comm_id = uuid.uuid4().hex
+        message = Message(comm_id=comm_id, licensee_id=licensee, body="Flu clinic on Friday", sender=Contact(),
+                          recipient_count=1, encoding="GSM-7", segments=1)
+        recipient = Recipient(comm_id=comm_id, seq=0, recipient_id=uuid.uuid4().hex, phone_number=phone)
+        await Ledger(adapters.ledger).record(message, [recipient.moved_to(status)], "console")
+        return comm_id
+    finally:
+        await adapters.close()
+
+
+async def test_messages_list_and_usage_show_the_licensees_ledger(emulator, monkeypatch, capsys):
+    sam = f"+6141277{uuid.uuid4().int % 10**4:04d}"
+    mine = await recorded(emulator.connection_string, A, sam, Status.FAILED)
+    theirs = await recorded(emulator.connection_string, B, sam, Status.SENT)
+    monkeypatch.setenv("AzureWebJobsStorage", emulator.connection_string)
+    monkeypatch.setattr(cli, "load_local_settings", lambda: None)
+
+    assert await _run(["messages", "list", "--licensee", A, "--phone", "0" + sam[3:], "--status", "failed"]) == 0
+    shown = capsys.readouterr().out
+    assert mine in shown and reference_for(mine) in shown and f"{sam} failed" in shown and theirs not in shown
+
+    assert await _run(["messages", "list", "--licensee", A, "--status", "lost"]) == 2
+    assert "status: must be one of" in capsys.readouterr().err
+
+    assert await _run(["usage", "--licensee", A]) == 0
+    [today] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(utcnow().date().isoformat())]
+    assert today.split()[1:4] == ["1", "1", "1"] and "failed 1" in today and "console 1" in today
+
+
+async def _run(argv: list[str]) -> int:
+    """cli.main runs its own event loop: run it in a thread, as a shell would run it in a process."""
+    import asyncio
+
+    return await asyncio.to_thread(cli.main, argv)
