@@ -10,5 +10,7 @@ from them; sms.gateway wires them to adapters.
 - sweep.py        re-queue what was left behind
 - status.py       where a message stands (the read model)
 - inbound.py      what comes back: delivery receipts, replies, STOP / START
+- ledger.py       the message ledger: list and search a licensee's messages, daily usage
+- retention.py    delete what is older than SMS_RETENTION_DAYS
 - optimistic.py   the read -> change -> ETag-checked write loop every conditional update uses
 """

@@ -4,6 +4,7 @@ Counts asserted: provider calls per recipient, records in the table, messages in
 """
 import asyncio
 import contextlib
+import uuid
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -24,7 +25,7 @@ from sms.model import SendJob, Status, utcnow
 from sms.pacing import SenderRateLimiter
 from sms.optouts import OptOuts
 from sms.transitions import OUTCOME_UNKNOWN
-from sms.usecases.dispatch import RecipientsInFlight
+from sms.usecases.dispatch import MessageNotWritten, RecipientsInFlight
 from sms.usecases.inbound import Inbound
 from sms.storage.queues import queue_client
 from sms.storage.tables import MESSAGES_TABLE
@@ -379,3 +380,39 @@ async def test_a_keyed_request_whose_message_write_failed_part_way_is_finished_b
         await sms.dispatch(job)  # the first attempt's copies of the jobs come round too
     assert Counter(s.to for s in provider.sent) == Counter(people)  # each of 150 texted once
     assert await sms.accept(request(*people), LICENSEE, "half-written") == answer  # and the key answers as it did
+
+
+async def test_a_worker_that_dies_before_its_ledger_write_leaves_it_to_the_redelivery(gw):
+    """The ledger is written after a job's sends and their outcomes. A worker killed in between has
+    sent the SMS but not listed it: the job's queue message comes back, finds nothing to send, and
+    lists the message as it is stored. Nothing is sent twice, and a message never committed is never
+    listed (the job that finds no message writes nothing)."""
+    from sms.storage import LedgerQuery
+    from sms.usecases.ledger import counts
+
+    save, deaths = gw.ledger.save, []
+
+    async def dies_once(*args):
+        if not deaths:
+            deaths.append(1)
+            raise asyncio.CancelledError  # the process is killed
+        return await save(*args)
+
+    gw.ledger.save = dies_once
+    provider = RecordingProvider()
+    licensee = uuid.uuid4().hex
+    sms = service_over(gw, provider, ledger=gw.ledger)
+    response = await sms.accept(request(*numbers(120, 2)), licensee)
+    job = SendJob(response.comm_id, 0, 99)
+    with pytest.raises(asyncio.CancelledError):
+        await sms.dispatch(job)
+    assert (await sms.use.ledger.page(LedgerQuery(licensee), 10))[0] == []
+    await service_over(gw, provider, ledger=gw.ledger).dispatch(job)  # the redelivery
+    [entry], _ = await sms.use.ledger.page(LedgerQuery(licensee), 10)
+    assert entry.comm_id == response.comm_id and counts(entry) == {"sent": 2}
+    assert len(provider.sent) == 2
+
+    never = SendJob(uuid.uuid4().hex, 0, 0)  # a job whose message was never committed
+    with pytest.raises(MessageNotWritten):
+        await service_over(gw, provider, ledger=gw.ledger).dispatch(never)
+    assert [e.comm_id for e in (await sms.use.ledger.page(LedgerQuery(licensee), 10))[0]] == [response.comm_id]
