@@ -11,7 +11,7 @@ time inverted (newest sorts first) and <c> the commId:
     m|<t>|<c>                  the entry: what was sent, each recipient's status (one letter each)
     s|<status>|<t>|<c>         one per status the message or any recipient is in now (deleted when none is)
     o|<linkedObjectId>|<t>|<c>, u|<suiteId>|<t>|<c>, r|<reference>|<t>|<c>    what else finds it
-    p|<phone>|<t>|<c>, c|<contactId>|<t>|<c>|<seq>                            per recipient
+    p|<phone>|<t>|<c>, c|<contactId>|<t>|<c>     per recipient (a contact with two numbers: one row)
     d|<yyyymmdd>               (shard 0 only) the day's usage, added up by the nightly roll-up
 
 and partitions "days|<yyyymmdd>" hold one row per licensee with messages that day: what the roll-up
@@ -90,12 +90,13 @@ class TableLedgerStore(LedgerStore):
     async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None) -> None:
         partition, t = self.partition(entry.licensee_id, entry.comm_id), inverted(entry.created_at)
         static = _static(entry)
-        rows = []
-        for r in recipients:
+        rows, contacts = [], set()
+        for r in sorted(recipients, key=lambda r: r.seq):
             fields = {**static, "Seq": r.seq, "PhoneNumber": r.phone_number, "ContactId": r.contact_id, "Status": r.status}
             rows.append({"PartitionKey": partition, "RowKey": f"p|{r.phone_number}|{t}|{entry.comm_id}", **fields})
-            if r.contact_id:
-                rows.append({"PartitionKey": partition, "RowKey": f"c|{r.contact_id}|{t}|{entry.comm_id}|{r.seq}", **fields})
+            if r.contact_id and r.contact_id not in contacts:  # one row a contact: a search lists the message once
+                contacts.add(r.contact_id)
+                rows.append({"PartitionKey": partition, "RowKey": f"c|{r.contact_id}|{t}|{entry.comm_id}", **fields})
         # The recipients' rows first, in transactions of their own (a job's can be 200 rows); the entry
         # last, with the rows that find the message by what it is, in one transaction: its condition
         # (ETag) makes two writers take turns, and what finds it never disagrees with it.
@@ -138,7 +139,7 @@ class TableLedgerStore(LedgerStore):
     async def delete_recipients(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient]) -> None:
         t = inverted(entry.created_at)
         keys = [f"p|{r.phone_number}|{t}|{entry.comm_id}" for r in recipients]
-        keys += [f"c|{r.contact_id}|{t}|{entry.comm_id}|{r.seq}" for r in recipients if r.contact_id]
+        keys += sorted({f"c|{r.contact_id}|{t}|{entry.comm_id}" for r in recipients if r.contact_id})
         await self._delete(self.partition(entry.licensee_id, entry.comm_id), keys)
 
     @storage_errors

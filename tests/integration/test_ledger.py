@@ -160,3 +160,14 @@ async def test_a_token_it_did_not_issue_is_a_400(ledger):
         assert refused.value.field_errors[0].field_name == "continuationToken"
     with pytest.raises(ValidationFailed):
         await ledger.page(LedgerQuery(A), 201)
+
+
+async def test_a_contact_with_two_numbers_in_one_message_lists_it_once(ledger):
+    """Found by the e2e helper: contactId rows were keyed per recipient, so the Table store listed
+    such a message twice where the fake listed it once."""
+    ledger, _ = ledger
+    message, (mobile, work) = sent_message(A, 1, ["+61412000001", "+61412000002"])
+    same = "c" * 32
+    await ledger.record(message, [replace(mobile, contact_id=same), replace(work, contact_id=same)])
+    page, _ = await ledger.page(LedgerQuery(A, contact_id=same), 10)
+    assert [e.comm_id for e in page] == [message.comm_id]
