@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sms import azurite
 
-from . import accept, dispatch, fanout, memory, wire
+from . import accept, dispatch, fanout, ledger, memory, wire
 from .harness import Row, table
 
 HERE = Path(__file__).resolve().parent
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the benchmarks still run")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--ledger-messages", type=int, default=ledger.FULL_SIZE,
+                        help=f"messages the ledger part's licensee holds (default {ledger.FULL_SIZE:,}; see bench/ledger.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -66,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     with azurite.start() as storage:
         sizes = (200, 1_000) if args.smoke else memory.SIZES
         rows += memory.rows(memory.run(storage.connection_string, sizes))
+    held = ledger.SMOKE_SIZE if args.smoke else args.ledger_messages
+    with azurite.start() as storage:
+        filled, pages = asyncio.run(ledger.first_pages(storage.connection_string, {ledger.BIG: held, ledger.SMALL: max(held // 20, 60)}))
+    with azurite.start() as storage:  # a fresh one: the filled ledger would slow every write
+        accepted = asyncio.run(ledger.accept_trips(storage.connection_string))
+        dispatched = asyncio.run(ledger.dispatch_trips(storage.connection_string, recipients))
+    rows += ledger.rows(filled, pages, accepted, dispatched)
     rows += wire.rows(wire.run(seconds))
 
     print(table(rows))

@@ -12,7 +12,7 @@ def test_the_benchmark_suite_runs_and_reports_every_area(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = json.loads(out.read_text())
-    assert {row["area"] for row in rows} == {"accept", "fan-out", "dispatch", "memory", "wire"}
+    assert {row["area"] for row in rows} == {"accept", "fan-out", "dispatch", "memory", "wire", "ledger"}
     assert all(isinstance(row["value"], (int, float)) and row["value"] >= 0 for row in rows)
     assert (PROJECT_ROOT / "bench" / "throughput.png").stat().st_size > 0
 
@@ -30,3 +30,10 @@ def test_the_benchmark_suite_runs_and_reports_every_area(tmp_path):
     dispatch = {row["measure"]: row for row in rows if row["area"] == "dispatch"}
     assert dispatch["provider floor (adapter alone) SMS/s"]["value"] > 0
     assert dispatch["instant: dispatch / provider floor"]["value"] > 0
+    # The ledger part fills a ledger, then counts what each first page issue 14 names costs.
+    ledger = {row["measure"]: row for row in rows if row["area"] == "ledger"}
+    for name in ("newest 50", "phone number, one month", "linkedObjectId, one month", "status failed, one month"):
+        [trips] = [row for measure, row in ledger.items() if measure.startswith(f"round trips, first page: {name} (")]
+        assert trips["value"] >= 1 and trips["target"] == "<= 3", trips
+    assert "queries not a RowKey range of the licensee's partitions" in ledger
+    assert any(measure.startswith("accept round trips, 1000 recipients") for measure in ledger)
