@@ -30,6 +30,7 @@ from .logs import log_unexpected
 from .model import utcnow
 from .phone import mask_numbers
 from .gateway import Gateway
+from .usecases.ledger import Ledger
 from .routes import MAX_BATCH, OPERATION, Route, register
 from .wire import RepliesResponse, ReplyState
 from .wire.http import error_response, json_response
@@ -202,14 +203,18 @@ def _replies_function(route: Route, gateway: GatewaySource):
     return sms_replies
 
 
+def _ledger(gw: Gateway) -> Ledger:
+    if gw.use.ledger is None:  # assemble() without a ledger store: a wiring mistake, answered 500
+        raise RuntimeError("this gateway was assembled without a ledger")
+    return gw.use.ledger
+
+
 def _list_function(route: Route, gateway: GatewaySource):
     async def sms_list(req: func.HttpRequest) -> func.HttpResponse:
         async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
             licensee = await _licensee(req, gw)
             query, take, token = ledger_query(req.params, licensee, gw.settings.default_region)
-            if gw.use.ledger is None:  # assemble() without a ledger store: a wiring mistake, answered 500
-                raise RuntimeError("this gateway was assembled without a ledger")
-            return message_list(*await gw.use.ledger.page(query, take, token))
+            return message_list(*await _ledger(gw).page(query, take, token))
 
         return await _respond(req, route, gateway, work)
 
@@ -222,9 +227,7 @@ def _usage_function(route: Route, gateway: GatewaySource):
             licensee = await _licensee(req, gw)
             today = utcnow().date()
             first, last = usage_range(req.params, today)
-            if gw.use.ledger is None:  # assemble() without a ledger store: a wiring mistake, answered 500
-                raise RuntimeError("this gateway was assembled without a ledger")
-            return usage_response(await gw.use.ledger.usage(licensee, first, last, today))
+            return usage_response(await _ledger(gw).usage(licensee, first, last, today))
 
         return await _respond(req, route, gateway, work)
 
