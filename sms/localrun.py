@@ -93,6 +93,9 @@ Send a message (it is queued, then the worker sends it through the console provi
   curl -s -X POST {base_url}/api/sms/send {auth} -H "Content-Type: application/json" -d '{body}'
 Then see where it stands (use the commId from the answer):
   curl -s {base_url}/api/sms/<commId> {auth}
+Your messages, newest first, and what was sent today:
+  curl -s "{base_url}/api/sms?take=10" {auth}
+  curl -s {base_url}/api/usage {auth}
 """
 
 
