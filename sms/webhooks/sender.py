@@ -156,8 +156,7 @@ class WebhookSender:
             async with self._open().post(
                 url, data=data, headers={"Content-Type": "application/json", **headers}, allow_redirects=False
             ) as response:
-                text = (await response.content.read(_READ_BYTES)).decode("utf-8", errors="replace")[:RESPONSE_BODY_CHARS]
-                attempt = _answered(response, text, _ms_since(started))
+                attempt = _answered(response, await _start_of(response), _ms_since(started))
         except DestinationRefused as exc:
             attempt = DeliveryAttempt(Outcome.BLOCKED, latency_ms=_ms_since(started), error=str(exc))
         except asyncio.TimeoutError:
@@ -213,6 +212,17 @@ def _answered(response: aiohttp.ClientResponse, text: str, latency_ms: int) -> D
     else:
         outcome, error = Outcome.REFUSED, _status_line(status)
     return DeliveryAttempt(outcome, status, latency_ms, error, retry_after, text)
+
+
+async def _start_of(response: aiohttp.ClientResponse) -> str:
+    """The response body's first 1,000 characters; the rest is never read (nor waited for)."""
+    head = b""
+    while len(head) < _READ_BYTES:
+        chunk = await response.content.read(_READ_BYTES - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head.decode("utf-8", errors="replace")[:RESPONSE_BODY_CHARS]
 
 
 def _location(response: aiohttp.ClientResponse) -> str:
