@@ -13,7 +13,8 @@ CORE = [
     "sms.auth", "sms.pacing", "sms.phone", "sms.segments", "sms.storage", "sms.providers", "sms.gateway",
 ]
 ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.inbound", "sms.storage.idempotency", "sms.storage.queues",
-            "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap"]
+            "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap",
+            "sms.webhooks.signing", "sms.webhooks.sender", "sms.webhooks.backoff"]
 ENTRY_POINTS = ("sms.api", "sms.callbacks", "sms.worker", "sms.cli", "sms.devhost", "function_app")
 
 
