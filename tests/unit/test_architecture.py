@@ -12,7 +12,7 @@ CORE = [
     "sms.usecases.sweep", "sms.usecases.ledger", "sms.usecases.retention", "sms.usecases.webhooks", "sms.events", "sms.model", "sms.transitions", "sms.errors", "sms.validation", "sms.optouts",
     "sms.auth", "sms.pacing", "sms.phone", "sms.segments", "sms.storage", "sms.providers", "sms.gateway",
 ]
-ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.inbound", "sms.storage.idempotency", "sms.storage.queues",
+ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.webhooks", "sms.storage.inbound", "sms.storage.idempotency", "sms.storage.queues",
             "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap"]
 ENTRY_POINTS = ("sms.api", "sms.callbacks", "sms.worker", "sms.cli", "sms.devhost", "function_app")
 
