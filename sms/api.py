@@ -31,10 +31,22 @@ from .model import utcnow
 from .phone import mask_numbers
 from .gateway import Gateway
 from .usecases.ledger import Ledger
+from .usecases.webhooks import WebhookEndpoints
 from .routes import MAX_BATCH, OPERATION, Route, register
 from .wire import RepliesResponse, ReplyState
+from .wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest
 from .wire.http import error_response, json_response
-from .wire.mapping import comm_response, ledger_query, message_list, message_state, send_command, usage_range, usage_response
+from .wire.mapping import (
+    comm_response,
+    ledger_query,
+    message_list,
+    message_state,
+    send_command,
+    usage_range,
+    usage_response,
+    webhook_endpoint_list,
+    webhook_endpoint_state,
+)
 
 log = logging.getLogger("sms.api")
 
@@ -234,6 +246,54 @@ def _usage_function(route: Route, gateway: GatewaySource):
     return usage
 
 
+def _webhooks(gw: Gateway) -> WebhookEndpoints:
+    if gw.use.webhooks is None:  # assemble() without a webhook endpoint store: a wiring mistake, answered 500
+        raise RuntimeError("this gateway was assembled without a webhook endpoint store")
+    return gw.use.webhooks
+
+
+async def _webhooks_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    return webhook_endpoint_list(await _webhooks(gw).list(await _licensee(req, gw)))
+
+
+async def _webhooks_add(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    request = wire.to_dto(_request_data(req, route, gw), WebhookEndpointRequest)
+    return webhook_endpoint_state(await _webhooks(gw).add(licensee, request.url, request.event_types), show_secret=True)
+
+
+async def _webhooks_remove(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    endpoint_id = req.route_params.get("endpointId", "").lower()
+    await _webhooks(gw).remove(licensee, endpoint_id)
+    return WebhookEndpointRemoved(endpoint_id=endpoint_id)
+
+
+async def _webhooks_rotate_secret(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    endpoint = await _webhooks(gw).rotate_secret(licensee, req.route_params.get("endpointId", ""))
+    return webhook_endpoint_state(endpoint, show_secret=True)
+
+
+async def _webhooks_enable(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    return webhook_endpoint_state(await _webhooks(gw).enable(licensee, req.route_params.get("endpointId", "")))
+
+
+_WEBHOOK_WORK = {"webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add, "webhooks_remove": _webhooks_remove,
+                 "webhooks_rotate_secret": _webhooks_rotate_secret, "webhooks_enable": _webhooks_enable}
+
+
+def _webhooks_function(route: Route, gateway: GatewaySource):
+    """The licensee's webhook endpoints, with its key. A secret is in the answer to add and rotate-secret only."""
+    work = _WEBHOOK_WORK[route.kind]
+
+    async def webhooks(req: func.HttpRequest) -> func.HttpResponse:
+        return await _respond(req, route, gateway, lambda req, gw: work(req, gw, route))
+
+    return webhooks
+
+
 def _health_function(route: Route, gateway: GatewaySource):
     """For load balancers and people: 200 when storage and the provider answer, else 503. No key needed."""
 
@@ -271,6 +331,7 @@ _HANDLERS = {
     "replies": _replies_function,
     "list": _list_function,
     "usage": _usage_function,
+    **dict.fromkeys(_WEBHOOK_WORK, _webhooks_function),
     "health": _health_function,
     "openapi": _openapi_function,
     "metadata": _metadata_function,

@@ -29,6 +29,7 @@ from .storage.inbound import TableInboundStore, TableOptOutStore
 from .storage.queues import StorageJobQueue, create_queue, queue_client
 from .storage.ledger import TableLedgerStore
 from .storage.tables import TableApiKeyStore, TableMessageStore
+from .storage.webhooks import TableWebhookEndpointStore
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Adapters:
     opt_outs: TableOptOutStore
     idempotency: TableIdempotencyStore
     ledger: TableLedgerStore
+    webhooks: TableWebhookEndpointStore
     provider: SmsProvider
     tables: TableServiceClient
     queues: QueueServiceClient
@@ -59,6 +61,7 @@ class Adapters:
             self.opt_outs.create_table(),
             self.idempotency.create_table(),
             self.ledger.create_table(),
+            self.webhooks.create_table(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
         )
         # Before this process sends anything: a STOP recorded in the layout before must keep blocking
@@ -94,7 +97,9 @@ class Adapters:
             rate_limiter=SenderRateLimiter(settings.rate_limit_per_second), opt_outs=self.opt_outs, inbound=self.inbound,
             idempotency=self.idempotency, idempotency_window=timedelta(hours=settings.idempotency_hours),
             sending_lease=timedelta(seconds=settings.sending_lease_seconds), ledger=self.ledger,
-            retention_days=settings.retention_days,
+            retention_days=settings.retention_days, webhooks=self.webhooks,
+            webhooks_allow_private=settings.webhooks_allow_private,
+            webhook_secret_grace=timedelta(hours=settings.webhook_secret_grace_hours),
         )
         return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)
@@ -149,6 +154,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         opt_outs=TableOptOutStore.from_service(tables),
         idempotency=TableIdempotencyStore.from_service(tables),
         ledger=TableLedgerStore.from_service(tables),
+        webhooks=TableWebhookEndpointStore.from_service(tables),
         provider=create_provider(settings),
         tables=tables, queues=queues, credential=owned_credential,
     )

@@ -1,6 +1,7 @@
 """Command line for operators: `python -m sms keys create|list|revoke`, `messages list` and `usage`
-(a licensee's ledger, as GET /api/sms and /api/usage answer it), and `python -m sms simulate
-inbound|receipt` to post what ACS would to a running gateway.
+(a licensee's ledger, as GET /api/sms and /api/usage answer it), `webhooks add|list|rotate-secret|
+remove|enable` (a licensee's webhook endpoints, through the use case /api/webhooks runs), and
+`python -m sms simulate inbound|receipt` to post what ACS would to a running gateway.
 
 Reads settings like the app does (environment, then local.settings.json).
 """
@@ -18,9 +19,10 @@ from . import simulate
 from .auth import KeyLimitReached, issue_key, rotate_key
 from .bootstrap import Adapters, build
 from .config import ConfigError, Settings, load_local_settings
-from .errors import StorageUnavailable, ValidationFailed
+from .errors import LimitReached, NotFound, StorageUnavailable, ValidationFailed
+from .events import EVENT_TYPES
 from .model import reference_for, status_of, utcnow
-from .storage import ApiKeyRecord
+from .storage import ApiKeyRecord, WebhookEndpoint
 from .phone import InvalidNumber, to_e164
 from .usecases.ledger import MAX_TAKE, Ledger, statuses_of
 from .wire import parse_guid
@@ -124,6 +126,47 @@ async def _usage(adapters: Adapters, args: argparse.Namespace) -> None:
         print(f"{u.day.isoformat():<11} {u.messages:>9} {u.recipients:>11} {u.segments:>9}  {statuses} / {providers}")
 
 
+def _print_endpoints(endpoints: list[WebhookEndpoint]) -> None:
+    print(f"{'ENDPOINT ID':<33} {'CREATED':<26} {'STATUS':<9} {'EVENTS':<40} URL")
+    for e in endpoints:
+        status = "enabled" if e.disabled_at is None else "disabled"
+        print(f"{e.endpoint_id:<33} {e.created_at.isoformat(timespec='seconds'):<26} {status:<9} "
+              f"{','.join(e.event_types) or 'all':<40} {e.url}")
+        if e.disabled_at is not None:
+            print(f"{'':<33} disabled at {e.disabled_at.isoformat(timespec='seconds')}: {e.disabled_reason or 'no reason recorded'}")
+        if e.previous_secret is not None and e.previous_secret.expires_at is not None:
+            print(f"{'':<33} the previous secret signs too until {e.previous_secret.expires_at.isoformat(timespec='seconds')}")
+
+
+async def _webhooks(adapters: Adapters, args: argparse.Namespace) -> None:
+    """Through the same use case as /api/webhooks, wired by adapters.gateway() as the app wires it."""
+    webhooks = adapters.gateway().use.webhooks
+    if webhooks is None:  # bootstrap always wires the webhook store
+        raise RuntimeError("the gateway was assembled without a webhook endpoint store")
+    if args.action == "list":
+        _print_endpoints(await webhooks.list(args.licensee))
+        return
+    if args.action == "add":
+        events = [e.strip() for e in args.events.split(",") if e.strip()] if args.events else None
+        endpoint = await webhooks.add(args.licensee, args.url, events)
+        done = f"Added webhook endpoint {endpoint.endpoint_id} for licensee {args.licensee}."
+    elif args.action == "rotate-secret":
+        endpoint = await webhooks.rotate_secret(args.licensee, args.endpoint_id)
+        ending = endpoint.previous_secret.expires_at.isoformat(timespec="seconds") if endpoint.previous_secret else "now"
+        done = f"Endpoint {endpoint.endpoint_id} has a new secret; the previous one stops signing at {ending}."
+    elif args.action == "remove":
+        await webhooks.remove(args.licensee, args.endpoint_id)
+        print(f"Removed webhook endpoint {args.endpoint_id.lower()}")
+        return
+    else:
+        endpoint = await webhooks.enable(args.licensee, args.endpoint_id)
+        print(f"Enabled webhook endpoint {endpoint.endpoint_id}")
+        return
+    _print_endpoints([endpoint])
+    print(f"{done} Store its signing secret now: it cannot be shown again.")
+    print(endpoint.secret.value)
+
+
 def _key_id(key_or_id: str) -> str:
     """Accept the key id or the whole key: `sms_<keyid>.<secret>`."""
     return key_or_id.removeprefix("sms_").split(".")[0]
@@ -171,6 +214,19 @@ def main(argv: list[str] | None = None) -> int:
     usage.add_argument("--licensee", required=True, type=_guid)
     usage.add_argument("--from", dest="from_", help="the first day (default: 29 days before --to)")
     usage.add_argument("--to", help="the last day (default: today)")
+    hooks = commands.add_parser("webhooks", help="a licensee's webhook endpoints, as /api/webhooks manages them")
+    hooks = hooks.add_subparsers(dest="action", required=True)
+    hook_add = hooks.add_parser("add", help="add an endpoint; its signing secret is printed once, alone on the last line")
+    hook_add.add_argument("--licensee", required=True, type=_guid)
+    hook_add.add_argument("--url", required=True, help="where events are posted: an https URL")
+    hook_add.add_argument("--events", help=f"comma-separated event types (default: every one): {', '.join(EVENT_TYPES)}")
+    hooks.add_parser("list", help="the licensee's endpoints (never their secrets)").add_argument("--licensee", required=True, type=_guid)
+    for action, text in (("rotate-secret", "a new signing secret, printed once; the previous one keeps signing for "
+                                           "SMS_WEBHOOK_SECRET_GRACE_HOURS"),
+                         ("remove", "remove an endpoint"), ("enable", "send to a disabled endpoint again")):
+        hook = hooks.add_parser(action, help=text)
+        hook.add_argument("--licensee", required=True, type=_guid)
+        hook.add_argument("endpoint_id", help="the endpoint's id, as add and list show it")
     load_local_settings()  # before the arguments: a number is read in SMS_DEFAULT_REGION
     args = parser.parse_args(argv)
     try:
@@ -180,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(with_adapters(lambda adapters: _messages(adapters, args)))
         elif args.command == "usage":
             asyncio.run(with_adapters(lambda adapters: _usage(adapters, args)))
+        elif args.command == "webhooks":
+            asyncio.run(with_adapters(lambda adapters: _webhooks(adapters, args)))
         elif args.action == "create":
             expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
             key = asyncio.run(create_key(args.licensee, args.name, expires))
@@ -198,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"No key with id {key_id}", file=sys.stderr)
                 return 1
             print(f"Revoked {key_id}")
-    except (ConfigError, StorageUnavailable, KeyLimitReached) as exc:
+    except NotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ConfigError, StorageUnavailable, KeyLimitReached, LimitReached) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationFailed as exc:

@@ -93,6 +93,8 @@ class Settings:
     queue_endpoint: str | None = None
     storage_client_id: str | None = None  # a user-assigned managed identity's client id
     storage_requests: str = "direct"  # SMS_STORAGE_REQUESTS: see STORAGE_REQUESTS
+    webhooks_allow_private: bool = False  # SMS_WEBHOOKS_ALLOW_PRIVATE: local development only
+    webhook_secret_grace_hours: int = 24
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -137,6 +139,8 @@ class Settings:
             queue_endpoint=queue_endpoint,
             storage_client_id=(env.get("AzureWebJobsStorage__clientId") or "").strip() or None,
             storage_requests=storage_requests,
+            webhooks_allow_private=_flag("SMS_WEBHOOKS_ALLOW_PRIVATE", env.get("SMS_WEBHOOKS_ALLOW_PRIVATE", "")),
+            webhook_secret_grace_hours=_int(env, "SMS_WEBHOOK_SECRET_GRACE_HOURS", cls.webhook_secret_grace_hours, low=0, high=24 * 30),
         )
 
 
@@ -188,6 +192,17 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float, hi
     if not low <= value <= high:
         raise ConfigError(f"{name}={_plain(value)} is out of range ({_plain(low)} to {_plain(high)})")
     return value
+
+
+def _flag(name: str, raw: str, default: bool = False) -> bool:
+    text = raw.strip().lower()
+    if not text:
+        return default
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not true or false")
 
 
 def _plain(number: float) -> str:

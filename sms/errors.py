@@ -80,6 +80,13 @@ class Conflict(GatewayError):
         super().__init__(message, "Conflict")
 
 
+class LimitReached(Conflict):
+    """The licensee already has as many of something as it may (webhook endpoints): remove one first."""
+
+    def __init__(self, message: str):
+        GatewayError.__init__(self, message, "LimitExceeded")
+
+
 class KeyReused(GatewayError):
     """An idempotency key came back with a different request."""
 

@@ -12,7 +12,7 @@ from .config import Settings
 from .optouts import OptOuts
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider
-from .storage import IdempotencyStore, InboundStore, JobQueue, LedgerStore, MessageStore, OptOutStore
+from .storage import IdempotencyStore, InboundStore, JobQueue, LedgerStore, MessageStore, OptOutStore, WebhookEndpointStore
 from .usecases.accept import Accept
 from .usecases.dispatch import Dispatch
 from .usecases.idempotency import OncePerKey
@@ -21,6 +21,7 @@ from .usecases.ledger import Ledger
 from .usecases.retention import Retention
 from .usecases.status import MessageStatus
 from .usecases.sweep import Sweep
+from .usecases.webhooks import DEFAULT_GRACE, WebhookEndpoints
 from .validation import Limits
 
 
@@ -33,6 +34,7 @@ class UseCases:
     inbound: Inbound | None  # needs the inbound and opt-out stores
     ledger: Ledger | None  # needs the ledger store
     retention: Retention | None  # needs the ledger store
+    webhooks: WebhookEndpoints | None = None  # needs the webhook endpoint store
 
 
 def assemble(
@@ -52,10 +54,13 @@ def assemble(
     sending_lease: timedelta = timedelta(minutes=5),
     ledger: LedgerStore | None = None,
     retention_days: int = 90,
+    webhooks: WebhookEndpointStore | None = None,
+    webhooks_allow_private: bool = False,
+    webhook_secret_grace: timedelta = DEFAULT_GRACE,
 ) -> UseCases:
     """The use cases over these ports. Without `opt_outs` nobody is opted out; without `inbound`
     replies are neither linked nor reported (the use cases that need them say so); without `ledger`
-    messages are not listed."""
+    messages are not listed; without `webhooks` no endpoints are managed."""
     if isinstance(opt_outs, OptOutStore):
         opt_outs = OptOuts(opt_outs)
     listed = Ledger(ledger) if ledger is not None else None
@@ -70,6 +75,8 @@ def assemble(
         inbound=Inbound(messages, inbound, opt_outs, listed) if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
         ledger=listed,
         retention=Retention(messages, ledger, retention_days) if ledger is not None else None,
+        webhooks=WebhookEndpoints(webhooks, allow_private=webhooks_allow_private, grace=webhook_secret_grace)
+        if webhooks is not None else None,
     )
 
 

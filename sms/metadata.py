@@ -22,6 +22,10 @@ from .wire.dto import (
     ResponseStatus,
     UsageDay,
     UsageResponse,
+    WebhookEndpointList,
+    WebhookEndpointRemoved,
+    WebhookEndpointRequest,
+    WebhookEndpointState,
 )
 
 _SAMPLE_REQUEST = SMSSend(
@@ -56,8 +60,8 @@ def _sample(title: str, media: str, body: bytes) -> str:
 @functools.cache
 def page() -> bytes:
     routes = "".join(
-        f"<tr><td>{'GET' if r.kind in ('status', 'replies', 'list', 'usage') else 'POST'}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
-        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "replies", "list", "usage")
+        f"<tr><td>{r.working_methods[0]}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
+        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "replies", "list", "usage") or r.kind.startswith("webhooks_")
     )
     error = ErrorResponse(response_status=ResponseStatus(
         error_code="ValidationException", message="SMSModel.To needs at least one recipient",
@@ -82,7 +86,8 @@ route, or the <code>Accept</code> header (JSON by default). Request bodies may b
 (<code>text/jsv</code>) or a form post. The OpenAPI document is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>
 <h2>Routes</h2><table><tr><th>Method</th><th>Route</th><th>Kind</th></tr>{routes}</table>
 <h2>Data transfer objects</h2>
-{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, MessageList, MessageSummary, MatchedRecipient, UsageResponse, UsageDay))}
+{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, MessageList, MessageSummary, MatchedRecipient, UsageResponse, UsageDay,
+                               WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved))}
 <h2>Samples</h2>
 {samples}
 </body></html>""".encode()

@@ -16,9 +16,17 @@ from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 from .validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
 from .wire import RepliesResponse
-from .wire.dto import MessageList, UsageResponse
+from .wire.dto import (
+    MessageList,
+    UsageResponse,
+    WebhookEndpointList,
+    WebhookEndpointRemoved,
+    WebhookEndpointRequest,
+    WebhookEndpointState,
+)
 from .wire.mapping import LISTED_STATUSES
 from .usecases.ledger import DEFAULT_TAKE, MAX_TAKE
+from .usecases.webhooks import MAX_ENDPOINTS, MAX_URL_CHARS
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -46,6 +54,17 @@ _ERRORS_BY_KIND = {
     "replies": ("400", "401", "404", "429", "503"),
     "list": ("400", "401", "404", "429", "503"),
     "usage": ("400", "401", "404", "429", "503"),
+    "webhooks_list": ("400", "401", "429", "503"),
+    "webhooks_add": ("400", "401", "409", "413", "415", "429", "503"),
+    "webhooks_remove": ("400", "401", "404", "405", "429", "503"),
+    "webhooks_rotate_secret": ("400", "401", "404", "405", "429", "503"),
+    "webhooks_enable": ("400", "401", "404", "405", "429", "503"),
+}
+# Where a status means something else on a route than _ERRORS says.
+_ERRORS_ON = {
+    "webhooks_add": {"409": f"The licensee already has {MAX_ENDPOINTS} webhook endpoints: remove one first."},
+    **{kind: {"404": "No webhook endpoint with this id for this licensee."}
+       for kind in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable")},
 }
 _SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
@@ -56,7 +75,13 @@ _SUMMARIES = {
     "replies": "The replies people sent to the message (when it allowed replies)",
     "list": "The licensee's messages, newest first, a page at a time, with filters",
     "usage": "What the licensee sent, per UTC day: messages, recipients, segments, recipients by status and provider",
+    "webhooks_list": "The licensee's webhook endpoints, oldest first (never their secrets), and every event type",
+    "webhooks_add": f"Add a webhook endpoint (at most {MAX_ENDPOINTS}); the answer carries its signing secret, shown only this once",
+    "webhooks_remove": "Remove a webhook endpoint: nothing more is sent to it",
+    "webhooks_rotate_secret": "A new signing secret, shown only this once; the previous one keeps signing for SMS_WEBHOOK_SECRET_GRACE_HOURS",
+    "webhooks_enable": "Send to a disabled webhook endpoint again, its failures forgotten",
 }
+_WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved}
 
 # GET /api/sms's query parameters (sms.wire.mapping.ledger_query reads them, in any case).
 _LIST_PARAMETERS = [
@@ -80,14 +105,16 @@ _GET_KINDS = ("status", "replies", "list", "usage")
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"),
-         (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"), (ErrorResponse, "serialization")],
+         (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"), (ErrorResponse, "serialization"),
+         (WebhookEndpointRequest, "validation"), (WebhookEndpointState, "serialization"), (WebhookEndpointList, "serialization"),
+         (WebhookEndpointRemoved, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
     paths: dict[str, Any] = {}
     for route in ROUTES:
         if route.kind in _SUMMARIES:
-            paths.setdefault("/" + route.path, {})["get" if route.kind in _GET_KINDS else "post"] = _operation(route)
+            paths.setdefault("/" + route.path, {})[route.working_methods[0].lower()] = _operation(route)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -146,7 +173,17 @@ def _operation(route: Route) -> dict[str, Any]:
                                           "first request did and sends nothing new; on an auto-batch, item by item. "
                                           "Repeatability-Request-ID and Repeatability-First-Sent are accepted too."})
 
-    if route.kind == "list":
+    if route.kind.startswith("webhooks_"):
+        if "{endpointId}" in route.path:
+            parameters.append({"name": "endpointId", "in": "path", "required": True,
+                               "schema": {"type": "string", "pattern": dict(route.patterns)["endpointId"]},
+                               "description": "The endpointId the endpoint was added with (32 hex digits)"})
+        if route.kind == "webhooks_add":
+            form = {"Url": {"type": "string", "maxLength": MAX_URL_CHARS}, "EventTypes": {"type": "string", "description": "EventTypes as JSV"}}
+            operation["requestBody"] = _request_body(_ref(WebhookEndpointRequest), "WebhookEndpointRequest", form)
+        answer = _WEBHOOK_ANSWERS.get(route.kind, WebhookEndpointState)
+        ok = _content(_ref(answer), answer.__name__)
+    elif route.kind == "list":
         parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
                        for name, schema, text in _LIST_PARAMETERS]
         ok = _content(_ref(MessageList), "MessageList")
@@ -176,18 +213,20 @@ def _operation(route: Route) -> dict[str, Any]:
     batch_header = {"X-AutoBatch-Completed": {"description": "How many of the auto-batch's items were done (ServiceStack's header)",
                                               "schema": {"type": "integer"}}} if route.kind in ("batch", "reply") else None
     operation["responses"] = {"200": {"description": "OK", "content": ok, **({"headers": batch_header} if batch_header else {})}} | {
-        status: {"description": _ERRORS[status], "content": _content(_ref(ErrorResponse), "ErrorResponse")}
+        status: {"description": _ERRORS_ON.get(kind, {}).get(status, _ERRORS[status]), "content": _content(_ref(ErrorResponse), "ErrorResponse")}
         for status in _ERRORS_BY_KIND[kind]
     }
     return operation
 
 
-def _request_body(json_schema: dict[str, Any]) -> dict[str, Any]:
-    form = {"type": "object", "properties": {
-        "SMSModel": {"type": "string", "description": "SMSModel as JSV"},
-        "CreateCommunicationReferencesImmediately": {"type": "boolean"},
-    }}
+_SEND_FORM = {
+    "SMSModel": {"type": "string", "description": "SMSModel as JSV"},
+    "CreateCommunicationReferencesImmediately": {"type": "boolean"},
+}
+
+
+def _request_body(json_schema: dict[str, Any], what: str = "SMSSend", form: dict[str, Any] = _SEND_FORM) -> dict[str, Any]:
     return {"required": True, "content": {
-        **_content(json_schema, "SMSSend"),
-        "application/x-www-form-urlencoded": {"schema": form},
+        **_content(json_schema, what),
+        "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": form}},
     }}

@@ -38,13 +38,16 @@ SEND_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 GUID_PATTERN = r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$"
 # The status route also takes a format suffix (`.json`, `.jsv`; the function answers any other with 404).
 GUID_WITH_SUFFIX_PATTERN = GUID_PATTERN[:-1] + r"(\.[a-zA-Z0-9]+)?$"
+# A webhook endpoint's id in a path: 32 hex digits, as the gateway writes it (in any case).
+ENDPOINT_ID_PATTERN = r"^[0-9a-fA-F]{32}$"
+_ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
 
 
 @dataclass(frozen=True)
 class Route:
     name: str  # the function's name
     path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
-    kind: str  # send | send_now | batch | reply | status | replies | list | usage | receipts_acs | receipts_twilio | inbound_twilio | health | openapi | metadata
+    kind: str  # send | send_now | batch | reply | status | replies | list | usage | webhooks_* | receipts_acs | receipts_twilio | inbound_twilio | health | openapi | metadata
     methods: tuple[str, ...] = ("POST",)
     format: Format | None = None  # fixed by the route: a predefined /json/reply or /jsv/reply route
     patterns: tuple[tuple[str, str], ...] = ()  # (parameter, regex): what the host lets into each parameter
@@ -92,6 +95,12 @@ ROUTES: list[Route] = [
     # What the licensee sent, per day.
     Route("usage", "api/usage", "usage", ("GET",)),
     Route("usage_with_format", "api/usage.{format}", "usage", ("GET",)),
+    # The licensee's webhook endpoints (issue 15): one function a method, so no two match one request.
+    Route("webhooks_list", "api/webhooks", "webhooks_list", ("GET",)),
+    Route("webhooks_add", "api/webhooks", "webhooks_add", ("POST",)),
+    Route("webhooks_remove", "api/webhooks/{endpointId}", "webhooks_remove", ("DELETE",), patterns=_ENDPOINT_ID),
+    Route("webhooks_rotate_secret", "api/webhooks/{endpointId}/rotate-secret", "webhooks_rotate_secret", ("POST",), patterns=_ENDPOINT_ID),
+    Route("webhooks_enable", "api/webhooks/{endpointId}/enable", "webhooks_enable", ("POST",), patterns=_ENDPOINT_ID),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),

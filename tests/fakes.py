@@ -30,6 +30,8 @@ from sms.storage import (
     OptOutStore,
     ReplyRoute,
     StagedMessage,
+    WebhookEndpoint,
+    WebhookEndpointStore,
     invalid_token,
 )
 from sms.wire.mapping import comm_response, message_state, send_command
@@ -303,6 +305,37 @@ class InMemoryIdempotencyStore(IdempotencyStore):
         return True
 
 
+class InMemoryWebhookEndpointStore(WebhookEndpointStore):
+    """Endpoints by (licensee, id), as the table adapter keys them (PartitionKey, RowKey)."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[tuple[str, str], WebhookEndpoint] = {}
+
+    async def add(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        key = (endpoint.licensee_id, endpoint.endpoint_id)
+        if key in self.endpoints:
+            raise AlreadyExists(f"webhook endpoint {endpoint.endpoint_id} exists")
+        self.endpoints[key] = stored = replace(endpoint, etag=f"e{next(_etags)}")
+        return stored
+
+    async def list(self, licensee_id: str) -> list[WebhookEndpoint]:
+        return sorted((e for (lic, _), e in self.endpoints.items() if lic == licensee_id), key=lambda e: (e.created_at, e.endpoint_id))
+
+    async def get(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        return self.endpoints.get((licensee_id, endpoint_id))
+
+    async def replace(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        key = (endpoint.licensee_id, endpoint.endpoint_id)
+        current = self.endpoints.get(key)
+        if current is None or current.etag != endpoint.etag:
+            raise RecordChanged(f"webhook endpoint {endpoint.endpoint_id} changed")
+        self.endpoints[key] = stored = replace(endpoint, etag=f"e{next(_etags)}")
+        return stored
+
+    async def remove(self, licensee_id: str, endpoint_id: str) -> None:
+        self.endpoints.pop((licensee_id, endpoint_id), None)
+
+
 LICENSEE, OTHER = "a" * 32, "b" * 32
 SAM, ALEX = "+61412000001", "+61412000002"
 
@@ -354,8 +387,9 @@ class World:
         self.store, self.queue, self.provider = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()
         self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
         self.opt_outs, self.ledger = OptOuts(self.opt_out_store), InMemoryLedgerStore()
+        self.webhooks = InMemoryWebhookEndpointStore()
         self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store,
-                            ledger=self.ledger)
+                            ledger=self.ledger, webhooks=self.webhooks)
         self.use = self.sms.use
         self.inbound = self.use.inbound
         self._inbound_ids = itertools.count(1)

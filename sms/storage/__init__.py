@@ -300,3 +300,66 @@ class DayUsage:
 def invalid_token() -> ValidationFailed:
     return ValidationFailed([FieldError("continuationToken", "InvalidValue",
                                         "continuationToken is not one this gateway issued: start again without it")])
+
+
+@dataclass(frozen=True)
+class WebhookSecret:
+    """A signing secret, "whsec_" and base64 of 32 random bytes (Standard Webhooks). Never in a repr:
+    an endpoint logged by mistake does not leak it."""
+
+    value: str = field(repr=False)
+    created_at: datetime
+    expires_at: datetime | None = None  # set on the previous secret by a rotation: it stops signing then
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """Where a licensee wants its events sent, and what it needs to verify them."""
+
+    licensee_id: str
+    endpoint_id: str  # 32 hex digits
+    url: str
+    event_types: tuple[str, ...]  # from sms.events.EVENT_TYPES; empty: every type
+    secret: WebhookSecret  # the current one: every delivery is signed with it
+    created_at: datetime
+    previous_secret: WebhookSecret | None = None  # after a rotation, until its expires_at: deliveries carry both
+    disabled_at: datetime | None = None  # nothing is sent to a disabled endpoint until it is enabled again
+    disabled_reason: str | None = None
+    consecutive_failures: int = 0  # for the sender's rule: so many failed deliveries in a row disable it
+    failing_since: datetime | None = None  # the first of those failures
+    etag: str | None = None  # set by the store; replace() is conditional on it
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a delivery made at `now` is signed with: the current one, then the previous one
+        while its grace period lasts."""
+        previous = self.previous_secret
+        kept = previous is not None and previous.expires_at is not None and previous.expires_at > now
+        return [self.secret.value] + ([previous.value] if kept and previous else [])
+
+
+class WebhookEndpointStore(abc.ABC):
+    """A licensee's webhook endpoints (a few each), always reached through the licensee: another
+    licensee's endpoint is as absent as a missing one."""
+
+    @abc.abstractmethod
+    async def add(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        """Store a new endpoint; it comes back with its ETag. AlreadyExists when its id is taken."""
+
+    @abc.abstractmethod
+    async def list(self, licensee_id: str) -> list[WebhookEndpoint]:
+        """The licensee's endpoints, oldest first."""
+
+    @abc.abstractmethod
+    async def get(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint | None: ...
+
+    @abc.abstractmethod
+    async def replace(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+        """Write the endpoint if it has not changed since it was read (its ETag): RecordChanged
+        otherwise, or when it is gone. Returns it with its new ETag."""
+
+    @abc.abstractmethod
+    async def remove(self, licensee_id: str, endpoint_id: str) -> None:
+        """Delete the endpoint (already gone is no error)."""

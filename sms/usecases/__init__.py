@@ -12,5 +12,6 @@ from them; sms.gateway wires them to adapters.
 - inbound.py      what comes back: delivery receipts, replies, STOP / START
 - ledger.py       the message ledger: list and search a licensee's messages, daily usage
 - retention.py    delete what is older than SMS_RETENTION_DAYS
+- webhooks.py     a licensee's webhook endpoints: add (what may be saved), list, rotate a secret, remove, enable
 - optimistic.py   the read -> change -> ETag-checked write loop every conditional update uses
 """

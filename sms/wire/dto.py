@@ -239,3 +239,39 @@ def pascal_dict(value: Any) -> Any:
     if isinstance(value, list):
         return [pascal_dict(item) for item in value]
     return value
+
+
+class WebhookEndpointRequest(WireModel):
+    """POST /api/webhooks: where the licensee's events go, and which ones (none: every type)."""
+
+    url: str | None = None
+    event_types: list[str] | None = None
+
+
+class WebhookEndpointState(WireModel):
+    """A webhook endpoint. `secret` is only in the answers to adding it and to rotating its secret:
+    shown once, never listed."""
+
+    endpoint_id: str
+    url: str
+    event_types: list[str]  # empty: every type
+    created_at: datetime
+    enabled: bool
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    previous_secret_expires_at: datetime | None = None  # after a rotation: the old secret signs too until then
+    secret: str | None = None
+
+
+class WebhookEndpointList(WireModel):
+    """GET /api/webhooks: the licensee's endpoints, oldest first, and every event type there is."""
+
+    endpoints: list[WebhookEndpointState]
+    event_types: list[str]
+
+
+class WebhookEndpointRemoved(WireModel):
+    """DELETE /api/webhooks/{endpointId}: nothing more is sent to it."""
+
+    endpoint_id: str
+    removed: bool = True

@@ -7,9 +7,10 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Mapping
 
 from ..errors import FieldError, ValidationFailed
+from ..events import EVENT_TYPES
 from ..model import Status, reference_for, status_of
 from ..phone import InvalidNumber, to_e164
-from ..storage import DayUsage, LedgerEntry, LedgerQuery
+from ..storage import DayUsage, LedgerEntry, LedgerQuery, WebhookEndpoint
 from ..usecases.commands import MessageReport, Party, SendMessage, SendResult
 from ..usecases.ledger import counts, statuses_of
 from .dto import (
@@ -25,6 +26,8 @@ from .dto import (
     SMSSend,
     UsageDay,
     UsageResponse,
+    WebhookEndpointList,
+    WebhookEndpointState,
     parse_guid,
 )
 
@@ -184,3 +187,19 @@ def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
 def usage_response(days: list[DayUsage]) -> UsageResponse:
     return UsageResponse(days=[UsageDay(day=u.day.isoformat(), messages=u.messages, recipients=u.recipients, segments=u.segments,
                                         by_status=u.by_status, by_provider=u.by_provider, counted_at=u.counted_at) for u in days])
+
+
+
+def webhook_endpoint_state(endpoint: WebhookEndpoint, show_secret: bool = False) -> WebhookEndpointState:
+    """An endpoint as answered; its current secret only with `show_secret` (adding it, rotating it)."""
+    previous = endpoint.previous_secret
+    return WebhookEndpointState(
+        endpoint_id=endpoint.endpoint_id, url=endpoint.url, event_types=list(endpoint.event_types), created_at=endpoint.created_at,
+        enabled=endpoint.disabled_at is None, disabled_at=endpoint.disabled_at, disabled_reason=endpoint.disabled_reason,
+        previous_secret_expires_at=previous.expires_at if previous else None,
+        secret=endpoint.secret.value if show_secret else None,
+    )
+
+
+def webhook_endpoint_list(endpoints: list[WebhookEndpoint]) -> WebhookEndpointList:
+    return WebhookEndpointList(endpoints=[webhook_endpoint_state(e) for e in endpoints], event_types=list(EVENT_TYPES))

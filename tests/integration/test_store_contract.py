@@ -1,13 +1,18 @@
-"""The MessageStore and OptOutStore contracts, run against the Azure adapter (on Azurite) and the in-memory fake alike."""
+"""The MessageStore, OptOutStore and WebhookEndpointStore contracts, run against the Azure adapter (on Azurite) and the in-memory fake alike."""
+from dataclasses import replace
+from datetime import timedelta
+
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
-from sms.errors import RecordChanged
+from sms.errors import AlreadyExists, RecordChanged
 from sms import transitions
 from sms.model import MAX_EVENTS, Contact, Message, Recipient, Status, utcnow
+from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.storage.inbound import TableOptOutStore
 from sms.storage.tables import TableMessageStore
-from tests.fakes import InMemoryMessageStore, InMemoryOptOutStore
+from sms.storage.webhooks import TableWebhookEndpointStore
+from tests.fakes import InMemoryMessageStore, InMemoryOptOutStore, InMemoryWebhookEndpointStore
 
 
 @pytest.fixture(params=["azurite", "memory"])
@@ -135,3 +140,54 @@ async def test_a_number_reads_back_every_scope_it_opted_out_of(opt_out_store):
     await opt_out_store.add("*", number, utcnow())  # a STOP after a START
     assert await opt_out_store.scopes_for(number) == {"a" * 32, sender_scope, "*"}
     assert await opt_out_store.migrate_legacy() == set()  # nothing in an older layout
+
+
+# -- the WebhookEndpointStore contract: what managing endpoints (and the sender, later) relies on --
+
+@pytest.fixture(params=["azurite", "memory"])
+async def webhook_store(request, emulator, unique_name):
+    if request.param == "memory":
+        yield InMemoryWebhookEndpointStore()
+        return
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        table = TableWebhookEndpointStore(service.get_table_client(unique_name("hooks")))
+        await table.create_table()
+        yield table
+
+
+def endpoint(licensee: str, endpoint_id: str, **changes) -> WebhookEndpoint:
+    now = utcnow()
+    return replace(WebhookEndpoint(licensee, endpoint_id, "https://hooks.example.org/in?x=1", ("message.sent", "reply.received"),
+                                   WebhookSecret("whsec_" + "A" * 43 + "=", now), now), **changes)
+
+
+async def test_an_endpoint_reads_back_as_written_and_only_under_its_licensee(webhook_store):
+    a, b = "a" * 32, "b" * 32
+    now = utcnow()
+    full = endpoint(a, "1" * 32, previous_secret=WebhookSecret("whsec_old", now - timedelta(days=1), now + timedelta(hours=24)),
+                    disabled_at=now, disabled_reason="410 Gone: the receiver said it is gone", consecutive_failures=3,
+                    failing_since=now - timedelta(hours=1))
+    stored = await webhook_store.add(full)
+    assert stored.etag and replace(stored, etag=None) == full
+    assert await webhook_store.get(a, "1" * 32) == stored
+    plain = await webhook_store.add(endpoint(a, "2" * 32, event_types=(), created_at=now + timedelta(seconds=1)))
+    assert (plain.previous_secret, plain.disabled_at, plain.consecutive_failures, plain.event_types) == (None, None, 0, ())
+    await webhook_store.add(endpoint(b, "3" * 32))
+    assert await webhook_store.list(a) == [stored, plain]  # oldest first
+    assert await webhook_store.get(b, "1" * 32) is None and await webhook_store.get(a, "3" * 32) is None
+    with pytest.raises(AlreadyExists):
+        await webhook_store.add(endpoint(a, "1" * 32))
+
+
+async def test_an_endpoint_is_replaced_only_while_its_etag_holds_and_removed_for_good(webhook_store):
+    a = "a" * 32
+    stored = await webhook_store.add(endpoint(a, "4" * 32))
+    rotated = await webhook_store.replace(replace(stored, secret=WebhookSecret("whsec_new", utcnow()), previous_secret=stored.secret))
+    assert rotated.etag != stored.etag and await webhook_store.get(a, "4" * 32) == rotated
+    with pytest.raises(RecordChanged):  # a writer still holding the old ETag loses
+        await webhook_store.replace(replace(stored, disabled_reason="late"))
+    await webhook_store.remove(a, "4" * 32)
+    await webhook_store.remove(a, "4" * 32)  # already gone: no error
+    assert await webhook_store.get(a, "4" * 32) is None and await webhook_store.list(a) == []
+    with pytest.raises(RecordChanged):  # gone: nothing to replace
+        await webhook_store.replace(rotated)

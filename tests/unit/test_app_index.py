@@ -23,12 +23,20 @@ def test_every_route_is_registered(triggers):
                  "api/sms/{commId}": {"GET"}, "api/sms/{commId}/replies": {"GET"},
                  "api/sms/receipts/acs": {"POST", "OPTIONS"}, "api/sms/receipts/twilio": {"POST"},
                  "api/sms/inbound/twilio": {"POST"}, "api/health": {"GET"}, "api/openapi.json": {"GET"}, "api/metadata": {"GET"},
-                 "api/sms": {"GET"}, "api/sms.{format}": {"GET"}, "api/usage": {"GET"}, "api/usage.{format}": {"GET"}}
+                 "api/sms": {"GET"}, "api/sms.{format}": {"GET"}, "api/usage": {"GET"}, "api/usage.{format}": {"GET"},
+                 "api/webhooks/{endpointId}": {"DELETE"}, "api/webhooks/{endpointId}/rotate-secret": {"POST"},
+                 "api/webhooks/{endpointId}/enable": {"POST"}}
+    # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one).
+    webhooks = sorted(sorted(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger" and t["route"] == "api/webhooks")
+    assert webhooks == [["GET"], ["POST"]]
+    http.pop("api/webhooks")
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).
     assert triggers["sms_status"]["route"].startswith("api/sms/{commId:regex(^")
     assert triggers["sms_replies"]["route"].startswith("api/sms/{commId:regex(^")
+    for name in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable"):
+        assert triggers[name]["route"].startswith("api/webhooks/{endpointId:regex(^[0-9a-fA-F]{{32}}$)}")
 
 
 def test_queue_triggers_listen_on_the_send_queue_and_its_poison_queue(triggers):

@@ -21,6 +21,9 @@ ROUTES = [
     ("json_reply", "POST", {"operation": "SMSSend"}, GOOD), ("jsv_reply", "POST", {"operation": "SMSSend"}, GOOD),
     ("sms_send_servicestack_batch", "POST", {}, b"[" + GOOD + b"]"),
     ("sms_status", "GET", {"commId": COMM_ID}, b""), ("sms_replies", "GET", {"commId": COMM_ID}, b""),
+    ("webhooks_list", "GET", {}, b""), ("webhooks_add", "POST", {}, b'{"url": "https://hooks.example.org/"}'),
+    ("webhooks_remove", "DELETE", {"endpointId": COMM_ID}, b""), ("webhooks_rotate_secret", "POST", {"endpointId": COMM_ID}, b""),
+    ("webhooks_enable", "POST", {"endpointId": COMM_ID}, b""),
 ]
 
 
@@ -58,7 +61,7 @@ async def test_every_bad_credential_is_401_on_every_route_and_changes_nothing(gw
         assert response.status_code == 401, f"{name} with {label} key: {response.status_code}"
         body = response.get_body().decode()  # JSON, or JSV on the /jsv/reply route
         assert "errorCode\":\"Unauthorized" in body or "ErrorCode:Unauthorized" in body
-    assert gw.world.store.messages == {} and gw.world.provider.sent == []
+    assert gw.world.store.messages == {} and gw.world.provider.sent == [] and gw.world.webhooks.endpoints == {}
 
 
 async def test_another_licensee_can_neither_send_as_nor_read_a_licensee(gw):

@@ -186,3 +186,15 @@ async def test_the_storage_requests_setting_reaches_both_hot_adapters(value, thr
         assert gateway.jobs.through_sdk is through_sdk
     finally:
         await gateway.close()
+
+
+def test_webhook_settings_default_to_public_endpoints_only_and_a_day_of_grace():
+    settings = Settings.from_env(STORAGE)
+    assert (settings.webhooks_allow_private, settings.webhook_secret_grace_hours) == (False, 24)
+    local = Settings.from_env({**STORAGE, "SMS_WEBHOOKS_ALLOW_PRIVATE": " True ", "SMS_WEBHOOK_SECRET_GRACE_HOURS": "0"})
+    assert (local.webhooks_allow_private, local.webhook_secret_grace_hours) == (True, 0)
+    assert Settings.from_env({**STORAGE, "SMS_WEBHOOKS_ALLOW_PRIVATE": "no"}).webhooks_allow_private is False
+    with pytest.raises(ConfigError, match="SMS_WEBHOOKS_ALLOW_PRIVATE='maybe' is not true or false"):
+        Settings.from_env({**STORAGE, "SMS_WEBHOOKS_ALLOW_PRIVATE": "maybe"})
+    with pytest.raises(ConfigError, match="SMS_WEBHOOK_SECRET_GRACE_HOURS=721 is out of range"):
+        Settings.from_env({**STORAGE, "SMS_WEBHOOK_SECRET_GRACE_HOURS": "721"})

@@ -14,9 +14,10 @@ def test_every_api_route_is_documented_with_both_media_types():
     for route in ROUTES:
         if route.kind in ("openapi", "metadata", "health", "receipts_acs", "receipts_twilio", "inbound_twilio"):
             continue  # documentation itself, and vendors' callbacks: not the client API
-        operation = documented["/" + route.path]["get" if route.kind in ("status", "replies", "list", "usage") else "post"]
+        operation = documented["/" + route.path][route.working_methods[0].lower()]
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/jsv"}
-        if route.kind not in ("status", "replies", "list", "usage"):
+        if route.kind not in ("status", "replies", "list", "usage", "webhooks_list", "webhooks_remove", "webhooks_rotate_secret",
+                              "webhooks_enable"):
             assert {"application/json", "text/jsv", "application/x-www-form-urlencoded"} <= set(operation["requestBody"]["content"])
         assert "400" in operation["responses"] and "401" in operation["responses"]
     assert set(document["components"]["securitySchemes"]) == {"bearer", "basic"}
@@ -62,3 +63,19 @@ def test_the_listing_documents_every_query_parameter_it_reads():
     documented = [p["name"] for p in operation["parameters"] if p["in"] == "query" and p["name"] != "format"]
     assert documented == list(LIST_PARAMETERS)
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/MessageList"}
+
+
+def test_the_webhook_routes_are_documented_with_their_methods_and_the_secret_only_where_it_is_shown():
+    paths = openapi.document()["paths"]
+    assert set(paths["/api/webhooks"]) == {"get", "post"}
+    assert set(paths["/api/webhooks/{endpointId}"]) == {"delete"}
+    assert set(paths["/api/webhooks/{endpointId}/rotate-secret"]) == set(paths["/api/webhooks/{endpointId}/enable"]) == {"post"}
+    [endpoint_id] = [p for p in paths["/api/webhooks/{endpointId}"]["delete"]["parameters"] if p["name"] == "endpointId"]
+    assert re.fullmatch(endpoint_id["schema"]["pattern"], "E1F6BE64733348E3B37055B6C0FD9EBE")
+    assert not re.fullmatch(endpoint_id["schema"]["pattern"], "e1f6be64-7333-48e3-b370-55b6c0fd9ebe")
+    schemas = openapi.document()["components"]["schemas"]
+    assert set(schemas["WebhookEndpointRequest"]["properties"]) == {"Url", "EventTypes"}
+    assert "secret" in schemas["WebhookEndpointState"]["properties"]
+    assert paths["/api/webhooks"]["post"]["responses"]["409"]["description"].startswith("The licensee already has 5 webhook endpoints")
+    page = metadata.page().decode()
+    assert "<td>DELETE</td><td>/api/webhooks/{endpointId}</td>" in page and "WebhookEndpointRequest" in page

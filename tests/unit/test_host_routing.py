@@ -16,6 +16,7 @@ from sms.devhost.app import read_app
 from sms.devhost.routing import kestrel_path, route_table, select
 
 GUID = "e1f6be64733348e3b37055b6c0fd9ebe"
+HOOK = "5d41402abc4b2a76b9719d911017c592"  # a webhook endpoint's id
 GUID_FORMS = (GUID, GUID.upper(), "e1f6be64-7333-48e3-b370-55b6c0fd9ebe", "{E1F6BE64-7333-48E3-B370-55B6C0FD9EBE}")
 SEND_ROUTES = {  # path -> (function for the path, function for the path with a format suffix)
     "/api/sendmessage": ("send_message", "send_message_with_format"),
@@ -50,6 +51,12 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     **{("GET", f"/api/sms.{suffix}"): "sms_list_with_format" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
     ("GET", "/api/usage"): "usage",
     **{("GET", f"/api/usage.{suffix}"): "usage_with_format" for suffix in ("json", "jsv")},
+    ("GET", "/api/webhooks"): "webhooks_list",
+    ("POST", "/api/webhooks"): "webhooks_add",
+    ("DELETE", f"/api/webhooks/{HOOK}"): "webhooks_remove",
+    ("DELETE", f"/api/webhooks/{HOOK.upper()}"): "webhooks_remove",
+    ("POST", f"/api/webhooks/{HOOK}/rotate-secret"): "webhooks_rotate_secret",
+    ("POST", f"/api/webhooks/{HOOK}/enable"): "webhooks_enable",
     ("POST", "/api/sms/receipts/acs"): "receipts_acs",
     ("OPTIONS", "/api/sms/receipts/acs"): "receipts_acs",
     ("POST", "/api/sms/receipts/twilio"): "receipts_twilio",
@@ -68,6 +75,9 @@ NOT_ROUTED = [
     ("GET", f"/api/sms/{GUID}x"), ("GET", "/api/sms/send/replies"), ("DELETE", f"/api/sms/{GUID}"), ("POST", f"/api/sms/{GUID}"),
     ("GET", "/api/sms/receipts/acs"), ("GET", "/api/unknown"), ("POST", "/api/SMSSend[].json"), ("HEAD", "/api/health"),
     ("POST", "/api/send//"), ("GET", "/api/health/extra"), ("POST", "/api/sms"), ("DELETE", "/api/sms"), ("GET", "/api/sms.json/x"),
+    ("PUT", "/api/webhooks"), ("DELETE", "/api/webhooks"), ("GET", f"/api/webhooks/{HOOK}"), ("POST", f"/api/webhooks/{HOOK}"),
+    ("DELETE", "/api/webhooks/not-an-id"), ("DELETE", f"/api/webhooks/{GUID_FORMS[2]}"), ("POST", "/api/webhooks/enable/enable"),
+    ("GET", f"/api/webhooks/{HOOK}/enable"), ("POST", f"/api/webhooks/{HOOK}x/rotate-secret"), ("POST", f"/api/webhooks/{HOOK}/rotate"),
 ]
 
 
@@ -123,10 +133,10 @@ def test_every_route_in_readmes_api_table_is_checked_here():
         first_cell = row.split("|")[1]
         method = re.match(r"\s*`(\w+) ", first_cell).group(1)
         for path in re.findall(r"`(?:\w+ )?(/[^`]*)`", first_cell):
-            documented.add((method, path.replace("{commId}", GUID)))
+            documented.add((method, path.replace("{commId}", GUID).replace("{endpointId}", HOOK)))
     assert len(documented) >= 19
     assert documented <= set(DOCUMENTED), documented - set(DOCUMENTED)
     # Every other URL README shows in passing (format suffixes, ...) too.
-    mentioned = {p.replace("{commId}", GUID) for p in re.findall(r"`(?:[A-Z]+ )?(/(?:api|json|jsv)/[^`.]*(?:\.\w+)?)`", readme)}
+    mentioned = {p.replace("{commId}", GUID).replace("{endpointId}", HOOK) for p in re.findall(r"`(?:[A-Z]+ )?(/(?:api|json|jsv)/[^`.]*(?:\.\w+)?)`", readme)}
     assert len(mentioned) >= 20
     assert mentioned <= {path for _, path in DOCUMENTED}, mentioned - {path for _, path in DOCUMENTED}

@@ -89,7 +89,8 @@ HEADERS = [
 PARAMS = [{"format": "\udcff"}, {"format": CALL_ME}, {"code": "\udcff"}, {"code": CALL_ME}, {"ref": "\udcff"}, {"ref": CALL_ME}]
 
 ROUTE_VALUES = {"commId": ["\udcff", CALL_ME, "6f9619ff8b86d011b42d00c04fc964ff.\udcff", "6f9619ff8b86d011b42d00c04fc964ff.json"],
-                "operation": ["\udcff", "SMSSend[]", CALL_ME], "format": ["\udcff", "jsv", CALL_ME]}
+                "operation": ["\udcff", "SMSSend[]", CALL_ME], "format": ["\udcff", "jsv", CALL_ME],
+                "endpointId": ["\udcff", CALL_ME, "../" * 10, "a/b#c?d'"]}
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +104,8 @@ def healthy(gw):
 
 def route_params(route: Route) -> dict[str, str]:
     """Good values for the route's parameters."""
-    good = {"commId": "6f9619ff8b86d011b42d00c04fc964ff", "operation": "SMSSend", "format": "json"}
+    good = {"commId": "6f9619ff8b86d011b42d00c04fc964ff", "operation": "SMSSend", "format": "json",
+            "endpointId": "5d41402abc4b2a76b9719d911017c592"}
     return {name: good[name] for name in re.findall(r"\{(\w+)", route.path)}
 
 

@@ -1,0 +1,208 @@
+"""A licensee's webhook endpoints, managed: add, list, rotate a secret, remove, enable again. Sending
+events to them is another module's job; this one decides what may be saved.
+
+The rules checked when a URL is saved: absolute https, a host, no user name or password, at most
+MAX_URL_CHARS. A host that is an IP address outside the public internet (private, loopback,
+link-local, reserved...) or "localhost" is refused unless `allow_private` (SMS_WEBHOOKS_ALLOW_PRIVATE,
+for local development, which also lets http through). A name can still resolve to such an address,
+or change what it resolves to: the sender checks the resolved address again before each delivery.
+
+Secrets follow the Standard Webhooks specification: "whsec_" and the base64 of 32 random bytes, which
+are what signatures use. A secret is in the answer to add and to rotate_secret and nowhere else.
+"""
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import re
+import secrets
+import socket
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+from typing import Iterable
+from urllib.parse import urlsplit
+
+from ..errors import FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
+from ..events import EVENT_TYPES
+from ..model import utcnow
+from ..storage import WebhookEndpoint, WebhookEndpointStore, WebhookSecret
+from .optimistic import update_optimistically
+
+log = logging.getLogger("sms.webhooks")
+
+MAX_ENDPOINTS = 5
+MAX_URL_CHARS = 2000
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+DEFAULT_GRACE = timedelta(hours=24)
+WRITE_ATTEMPTS = 3
+# The field names a client reads in an error: the request's own (WebhookEndpointRequest).
+URL_FIELD, EVENTS_FIELD = "Url", "EventTypes"
+
+_ENDPOINT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def _refused(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed([FieldError(field, "InvalidValue", f"{field}: {message}")])
+
+
+def address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an address is not one a webhook may be sent to (outside the public internet), or None."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for test, what in ((address.is_loopback, "a loopback"), (address.is_link_local, "a link-local"),
+                       (address.is_multicast, "a multicast"), (address.is_unspecified, "the unspecified"),
+                       (address.is_reserved, "a reserved"), (address.is_private, "a private")):
+        if test:
+            return f"{address} is {what} address"
+    if not address.is_global:
+        return f"{address} is not a public internet address"
+    return None
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names without a DNS lookup: an IP literal, including the legacy IPv4 forms a
+    resolver also reads ("127.1", "2130706433", "0x7f.0.0.1"); None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9a-fA-Fx.]+", host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def checked_url(url: object, allow_private: bool) -> str:
+    """The URL, if a webhook may be sent to it; ValidationFailed naming Url and the reason otherwise."""
+    if not isinstance(url, str) or not url.strip():
+        raise _refused(URL_FIELD, "is required: the https URL events are posted to")
+    url = url.strip()
+    if len(url) > MAX_URL_CHARS:
+        raise _refused(URL_FIELD, f"is {len(url)} characters; at most {MAX_URL_CHARS}")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise _refused(URL_FIELD, "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise _refused(URL_FIELD, "is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (allow_private and scheme == "http"):
+        raise _refused(URL_FIELD, "must be an absolute https URL (https://...)")
+    if not parts.hostname:
+        raise _refused(URL_FIELD, "must name a host")
+    if parts.username is not None or parts.password is not None:
+        raise _refused(URL_FIELD, "must not carry a user name or password: the signature proves who sent an event")
+    if parts.fragment or url.endswith("#"):
+        raise _refused(URL_FIELD, "must not have a fragment (#...): it is never sent")
+    if not allow_private:
+        host = parts.hostname.rstrip(".").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            raise _refused(URL_FIELD, "must not point at localhost (SMS_WEBHOOKS_ALLOW_PRIVATE allows it for local development)")
+        address = _literal_address(host)
+        problem = address_problem(address) if address is not None else None
+        if problem:
+            raise _refused(URL_FIELD, f"must reach the public internet: {problem} "
+                                      "(SMS_WEBHOOKS_ALLOW_PRIVATE allows it for local development)")
+    return url
+
+
+def checked_event_types(event_types: Iterable[object] | None) -> tuple[str, ...]:
+    """The event types, each one this gateway sends, duplicates dropped, in the order given; empty
+    (none given) means every type."""
+    chosen: list[str] = []
+    errors = []
+    for i, name in enumerate(event_types or ()):
+        if not isinstance(name, str) or name not in EVENT_TYPES:
+            shown = name if isinstance(name, str) and len(name) <= 64 else "this"
+            errors.append(FieldError(f"{EVENTS_FIELD}[{i}]", "InvalidValue",
+                                     f"{EVENTS_FIELD}[{i}]: '{shown}' is not an event type; use {', '.join(EVENT_TYPES)}"))
+        elif name not in chosen:
+            chosen.append(name)
+    if errors:
+        raise ValidationFailed(errors)
+    return tuple(chosen)
+
+
+class WebhookEndpoints:
+    def __init__(self, store: WebhookEndpointStore, *, allow_private: bool = False, grace: timedelta = DEFAULT_GRACE,
+                 max_endpoints: int = MAX_ENDPOINTS):
+        self._store = store
+        self.allow_private = allow_private
+        self.grace = grace
+        self.max_endpoints = max_endpoints
+
+    async def add(self, licensee_id: str, url: object, event_types: Iterable[object] | None = None) -> WebhookEndpoint:
+        """A new endpoint, with its secret: the only answer besides rotate_secret's that carries it.
+        At most `max_endpoints` a licensee (checked before the write: two adds at the same instant
+        could both pass)."""
+        url = checked_url(url, self.allow_private)
+        types = checked_event_types(event_types)
+        existing = await self._store.list(licensee_id)
+        if len(existing) >= self.max_endpoints:
+            raise LimitReached(f"This licensee already has {len(existing)} webhook endpoints, the most it may have: "
+                               "remove one first")
+        now = utcnow()
+        endpoint = await self._store.add(WebhookEndpoint(licensee_id, uuid.uuid4().hex, url, types, WebhookSecret(new_secret(), now), now))
+        log.info("webhook endpoint %s added for licensee %s", endpoint.endpoint_id, licensee_id)
+        return endpoint
+
+    async def list(self, licensee_id: str) -> list[WebhookEndpoint]:
+        return await self._store.list(licensee_id)
+
+    async def get(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint:
+        """The licensee's endpoint; NotFound, worded the same, when it is missing or another licensee's."""
+        endpoint_id = endpoint_id.strip().lower()
+        endpoint = await self._store.get(licensee_id, endpoint_id) if _ENDPOINT_ID.match(endpoint_id) else None
+        if endpoint is None:
+            raise NotFound(f"No webhook endpoint with id {endpoint_id[:64]}")
+        return endpoint
+
+    async def rotate_secret(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint:
+        """A new current secret; the old one keeps signing for `grace` (a previous one still in its
+        grace period is dropped: two secrets at most). The answer carries the new secret."""
+        now = utcnow()
+
+        def change(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+            previous = replace(endpoint.secret, expires_at=now + self.grace) if self.grace > timedelta(0) else None
+            return replace(endpoint, secret=WebhookSecret(new_secret(), now), previous_secret=previous)
+
+        endpoint = await self._update(licensee_id, endpoint_id, change)
+        log.info("webhook endpoint %s of licensee %s has a new secret; the previous one signs until %s",
+                 endpoint.endpoint_id, licensee_id, endpoint.previous_secret.expires_at if endpoint.previous_secret else now)
+        return endpoint
+
+    async def enable(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint:
+        """Send to a disabled endpoint again, its failures forgotten."""
+
+        def change(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+            return replace(endpoint, disabled_at=None, disabled_reason=None, consecutive_failures=0, failing_since=None)
+
+        return await self._update(licensee_id, endpoint_id, change)
+
+    async def remove(self, licensee_id: str, endpoint_id: str) -> None:
+        endpoint = await self.get(licensee_id, endpoint_id)
+        await self._store.remove(licensee_id, endpoint.endpoint_id)
+        log.info("webhook endpoint %s of licensee %s removed", endpoint.endpoint_id, licensee_id)
+
+    async def _update(self, licensee_id: str, endpoint_id: str, change) -> WebhookEndpoint:
+        first = await self.get(licensee_id, endpoint_id)
+
+        async def read() -> WebhookEndpoint:
+            return await self.get(licensee_id, first.endpoint_id)
+
+        written = await update_optimistically(read, change, self._store.replace, attempts=WRITE_ATTEMPTS,
+                                              what=f"webhook endpoint {first.endpoint_id}", current=first)
+        if written is None:  # change() always plans a write
+            raise RecordChanged(f"webhook endpoint {first.endpoint_id} was not written")
+        return written
+
