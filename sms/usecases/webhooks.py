@@ -12,12 +12,8 @@ are what signatures use. A secret is in the answer to add and to rotate_secret a
 """
 from __future__ import annotations
 
-import base64
-import ipaddress
 import logging
 import re
-import secrets
-import socket
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -26,16 +22,16 @@ from urllib.parse import urlsplit
 
 from ..errors import FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
 from ..events import EVENT_TYPES
+from ..destinations import IPAddress, judged, literal_address, non_public
 from ..model import utcnow
 from ..storage import WebhookEndpoint, WebhookEndpointStore, WebhookSecret
+from ..webhooks.signing import new_secret  # the secret's form belongs to the signing scheme
 from .optimistic import update_optimistically
 
 log = logging.getLogger("sms.webhooks")
 
 MAX_ENDPOINTS = 5
 MAX_URL_CHARS = 2000
-SECRET_PREFIX = "whsec_"
-SECRET_BYTES = 32
 DEFAULT_GRACE = timedelta(hours=24)
 WRITE_ATTEMPTS = 3
 # The field names a client reads in an error: the request's own (WebhookEndpointRequest).
@@ -44,41 +40,16 @@ URL_FIELD, EVENTS_FIELD = "Url", "EventTypes"
 _ENDPOINT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
 def _refused(field: str, message: str) -> ValidationFailed:
     return ValidationFailed([FieldError(field, "InvalidValue", f"{field}: {message}")])
 
 
-def address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def address_problem(address: IPAddress) -> str | None:
     """Why an address is not one a webhook may be sent to (outside the public internet), or None."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for test, what in ((address.is_loopback, "a loopback"), (address.is_link_local, "a link-local"),
-                       (address.is_multicast, "a multicast"), (address.is_unspecified, "the unspecified"),
-                       (address.is_reserved, "a reserved"), (address.is_private, "a private")):
-        if test:
-            return f"{address} is {what} address"
-    if not address.is_global:
-        return f"{address} is not a public internet address"
-    return None
-
-
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a host names without a DNS lookup: an IP literal, including the legacy IPv4 forms a
-    resolver also reads ("127.1", "2130706433", "0x7f.0.0.1"); None for a name."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if re.fullmatch(r"[0-9a-fA-Fx.]+", host):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
+    kind, shown = non_public(address), judged(address)
+    if kind == "non-public":
+        return f"{shown} is not a public internet address"
+    return f"{shown} is {'the' if kind == 'unspecified' else 'a'} {kind} address" if kind else None
 
 
 def checked_url(url: object, allow_private: bool) -> str:
@@ -108,7 +79,7 @@ def checked_url(url: object, allow_private: bool) -> str:
         host = parts.hostname.rstrip(".").lower()
         if host == "localhost" or host.endswith(".localhost"):
             raise _refused(URL_FIELD, "must not point at localhost (SMS_WEBHOOKS_ALLOW_PRIVATE allows it for local development)")
-        address = _literal_address(host)
+        address = literal_address(host)
         problem = address_problem(address) if address is not None else None
         if problem:
             raise _refused(URL_FIELD, f"must reach the public internet: {problem} "

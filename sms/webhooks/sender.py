@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import logging
 import socket
 import ssl
@@ -25,6 +24,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from ..destinations import literal_address, non_public
 from ..providers import retry_after_seconds
 
 log = logging.getLogger("sms.webhooks")
@@ -64,25 +64,7 @@ class DestinationRefused(Exception):
     unwrapped from the resolver."""
 
 
-def refusal(address: str) -> str | None:
-    """Why an IP address is no webhook destination ("private", "loopback", ...), or None when it is a
-    public one. IPv6 forms that carry an IPv4 address (mapped, 6to4, Teredo, NAT64) are judged by it."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            return refusal(str(embedded))
-    for kind in ("unspecified", "loopback", "link_local", "multicast", "reserved", "private"):
-        if getattr(ip, f"is_{kind}"):
-            return kind.replace("_", "-")
-    if not ip.is_global:
-        return "non-public"  # 100.64.0.0/10 (carrier-grade NAT) and the like
-    return None
-
-
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+refusal = non_public  # the one rule (sms/destinations.py), under the name the sender's callers use
 
 
 class GuardedResolver(AbstractResolver):
@@ -183,7 +165,7 @@ class WebhookSender:
         try:
             kind = refusal(host)
         except ValueError:
-            if _legacy_ipv4(host):
+            if literal_address(host) is not None:  # 127.1, 2130706433: the C library reads them as IPv4
                 return f"{host} is not a canonical IP address"
             return None  # a name: the resolver checks what it resolves to
         return f"{host} is a {kind} address" if kind else None
@@ -247,15 +229,6 @@ def redacted(url: str) -> str:
         return str(URL(url).with_user(None).with_query(None).with_fragment(None))
     except (ValueError, TypeError):
         return "<invalid URL>"
-
-
-def _legacy_ipv4(host: str) -> bool:
-    """127.1, 2130706433, 0x7f.0.0.1: numbers the C library reads as IPv4 though ipaddress does not."""
-    try:
-        socket.inet_aton(host)
-    except OSError:
-        return False
-    return True
 
 
 def _reason(exc: BaseException) -> str:
