@@ -66,7 +66,7 @@ class Inbound:
         if self._ledger and found:
             # Even when nothing changed: a resent receipt finishes what a failed ledger write left.
             message, recipient = found[0]
-            await self._ledger.record(message, [recipient], provider or None)
+            await self._ledger.record(message, [recipient])  # a receipt says nothing of who sent it
         return changed
 
     async def receive(self, sms: InboundSms) -> InboundSms:

@@ -33,7 +33,8 @@ class Ledger:
         self._noted: set[tuple[str, date]] = set()  # (licensee, day) this process has noted already
 
     async def record(self, message: Message, recipients: Sequence[Recipient], provider: str | None = None) -> None:
-        """Bring the message's entry in line with these recipients as stored (sent through `provider`).
+        """Bring the message's entry in line with these recipients as stored (sent through `provider`,
+        when the caller is the dispatch that sent them).
         Statuses only move forward here too, so a job's record arriving after a later receipt's
         changes nothing of it."""
 
@@ -45,7 +46,8 @@ class Ledger:
             statuses = _merged(current, recipients)
             if entry is not None and statuses == entry.statuses and (entry.provider or not provider):
                 return None  # already says all of it (the same job run twice, a repeated receipt)
-            return _entry(message, statuses, provider or (entry.provider if entry else None)), entry
+            # The provider that sent it: the first one recorded (a dispatch's) stays.
+            return _entry(message, statuses, (entry.provider if entry else None) or provider), entry
 
         async def write(planned: tuple[LedgerEntry, LedgerEntry | None]) -> None:
             entry, previous = planned

@@ -77,3 +77,14 @@ async def test_a_parked_jobs_failures_are_listed(world):
     await world.use.dispatch.give_up(SendJob(response.comm_id, 0, 1), "Gave up after 5 failed attempts")
     [entry] = await entries(world, status="failed")
     assert entry.comm_id == response.comm_id and counts(entry) == {"failed": 2}
+
+
+async def test_a_receipt_does_not_change_which_provider_the_usage_counts(world):
+    """Found walking through README: a simulated (ACS) receipt for a console-sent message moved the
+    whole message to `acs` in GET /api/usage."""
+    from sms.model import utcnow
+
+    comm_id = await world.send(SAM, ALEX)
+    assert await world.inbound.apply_receipt(f"{comm_id}:0", Status.DELIVERED, "p-1", provider="acs")
+    [today] = await world.use.ledger.usage(LICENSEE, utcnow().date(), utcnow().date(), utcnow().date())
+    assert today.by_provider == {"recording": 2}
