@@ -104,12 +104,12 @@ async def _messages(adapters: Adapters, args: argparse.Namespace) -> None:
     params = {name: str(value) for option, name in _LIST_OPTIONS.items() if (value := getattr(args, option)) is not None}
     query, _, _ = ledger_query(params, args.licensee, adapters.settings.default_region)
     ledger, token, shown = Ledger(adapters.ledger), None, 0
-    print(f"{'CREATED':<20} {'COMMID':<33} {'REFERENCE':<13} {'STATUS':<15} {'RECIPIENTS':<10} PREVIEW")
+    print(f"{'CREATED':<20} {'COMMID':<33} {'REFERENCE':<13} {'STATUS':<30} {'RECIPIENTS':<10} PREVIEW")
     while shown < args.take:
         entries, token = await ledger.page(query, min(MAX_TAKE, args.take - shown), token)
         for e in entries:
             status = f"{e.matched.phone_number} {e.matched.status}" if e.matched else status_of(statuses_of(e))
-            print(f"{e.created_at:%Y-%m-%d %H:%M:%S} {e.comm_id:<33} {reference_for(e.comm_id):<13} {status:<15} "
+            print(f"{e.created_at:%Y-%m-%d %H:%M:%S} {e.comm_id:<33} {reference_for(e.comm_id):<13} {status:<30} "
                   f"{e.recipient_count:<10} {e.preview!r}")
         shown += len(entries)
         if token is None:
