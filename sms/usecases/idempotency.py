@@ -27,7 +27,7 @@ class OncePerKey:
     def __init__(self, keys: IdempotencyStore | None, messages: MessageStore, window: timedelta = timedelta(hours=24)):
         self._keys, self._messages, self._window = keys, messages, window
 
-    async def run(self, licensee_id: str, key: str | None, kind: str, as_sent: str,
+    async def run(self, licensee_id: str, key: str | None, kind: str, as_sent: Callable[[], str],
                   work: Callable[[str | None], Awaitable[Answer]],
                   answer: Callable[[Message, list[Recipient]], Answer]) -> Answer:
         """`work(comm_id)` does the send (under `comm_id`, or a new one when None); `answer` says what a
@@ -35,7 +35,7 @@ class OncePerKey:
         send from replaying another."""
         if key is None or self._keys is None:
             return await work(None)
-        fingerprint = hashlib.sha256(f"{kind}\n{as_sent}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(f"{kind}\n{as_sent()}".encode()).hexdigest()
         now = utcnow()
         record = IdempotencyRecord(licensee_id, key, fingerprint, uuid.uuid4().hex, now, now + self._window)
         existing = await self._keys.claim(record)

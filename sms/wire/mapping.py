@@ -34,8 +34,8 @@ from .dto import (
 
 def send_command(request: SMSSend) -> SendMessage:
     # The canonical dump is what an Idempotency-Key's retry is compared with: keep it the DTO's, so
-    # keys stored before a change here still match their retries.
-    as_sent = request.model_dump_json()
+    # keys stored before a change here still match their retries. Made only when a key asks for it.
+    as_sent = request.model_dump_json
     model = request.sms_model
     if model is None:
         return SendMessage(as_sent=as_sent, missing=True)

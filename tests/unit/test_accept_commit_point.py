@@ -2,6 +2,7 @@
 staged, together; the message becomes visible (commit) only after every job is on the queue, so a
 message is never stored without its jobs. A failed put or stage leaves no message."""
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ LICENSEE = "a" * 32
 
 
 def command(recipients: int) -> SendMessage:
-    return SendMessage(as_sent="{}", body="Your results are ready",
+    return SendMessage(as_sent=lambda: "{}", body="Your results are ready",
                        to=tuple(Party(phone_number=f"+614120{i:05d}") for i in range(recipients)))
 
 
@@ -85,3 +86,12 @@ async def test_rows_that_cannot_be_staged_leave_no_message_and_their_job_finds_n
         await use.accept.queue(command(3), LICENSEE)
     assert "commit" not in journal.events and journal.store.messages == {}
     assert len(journal.queue.jobs) == 1  # queued, and harmless: its dispatch finds no message and sends nothing
+
+
+async def test_a_send_without_an_idempotency_key_never_serialises_the_request():
+    """The fingerprint is the whole request as JSON: work only a keyed send needs, kept off the hot path."""
+    def not_wanted() -> str:
+        raise AssertionError("serialised without a key")
+
+    accept = assemble(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()).accept
+    assert (await accept.queue(replace(command(1), as_sent=not_wanted), LICENSEE)).ok
