@@ -7,13 +7,14 @@ visible (the store's commit), so a message is never stored without its jobs and 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from typing import Sequence
 
 from opentelemetry import trace
 
 from .. import telemetry
-from ..errors import Conflict, GatewayError, ValidationFailed
+from ..errors import Conflict, GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
 from ..model import JOB_SIZE, Message, Recipient, SendJob, Status, reference_for
 from ..storage import JobQueue, MessageStore
 from ..validation import Limits, message_from
@@ -24,6 +25,8 @@ from .idempotency import STILL_RUNNING, OncePerKey
 # An immediate send also queues its jobs, made visible only after this delay: if the process dies
 # mid-request the worker finishes the send; if not, the job finds nothing left queued and sends nothing.
 IMMEDIATE_SAFETY_NET_SECONDS = 120
+
+log = logging.getLogger("sms.accept")
 
 
 class Accept:
@@ -79,7 +82,14 @@ class Accept:
             jobs, stored = await self._save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS)
             batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
             sent = await asyncio.gather(*(self._dispatch.send(message, b, job) for b, job in zip(batches, jobs, strict=True)))
-            return _outcome(message.comm_id, len(stored), [r for batch, _ in sent for r in batch])
+            for job, each in zip(jobs, sent, strict=True):
+                try:
+                    await self._dispatch.record(message, each.rows)
+                except (StorageUnavailable, RecordChanged):
+                    # The SMS went out: the answer must say so, not 503 (a client would send again).
+                    # The job's safety-net copy, due in IMMEDIATE_SAFETY_NET_SECONDS, records it.
+                    log.warning("ledger not updated for %s[%d..%d]; its safety-net job will", message.comm_id, job.first, job.last)
+            return _outcome(message.comm_id, len(stored), [r for each in sent for r in each.settled])
 
         def answer(message: Message, recipients: list[Recipient]) -> SendResult:
             if any(r.status in (Status.QUEUED, Status.SENDING) for r in recipients):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Sequence
 
@@ -35,6 +36,13 @@ class MessageNotWritten(Exception):
 
 class RecipientsInFlight(Exception):
     """Some of a job's recipients are claimed by a worker that may still be sending; retry later."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    settled: list[Recipient]  # the recipients this dispatch settled
+    yielded: bool  # it stepped aside for another worker sending the same job
+    rows: list[Recipient]  # every row of the job as last read or written
 
 
 class Dispatch:
@@ -83,7 +91,10 @@ class Dispatch:
         if loaded is None:
             raise MessageNotWritten(f"no message {job.comm_id} (yet): the queue will retry, then park the job")
         message, recipients = loaded
-        outcomes, stepped_aside = await self.send(message, recipients, job)
+        sent = await self.send(message, recipients, job)
+        # Raised, if it fails: the queue runs the job again, which sends nothing twice and records it then.
+        await self.record(message, sent.rows)
+        outcomes, stepped_aside = sent.settled, sent.yielded
         if stepped_aside:
             # Another dispatch is sending this job (this is a copy from the sweeper or a safety net, or
             # that one is): the rest is left to it, and this copy ends. Not raised: a raise counts
@@ -99,9 +110,15 @@ class Dispatch:
             raise RecipientsInFlight(f"{job.comm_id}[{job.first}..{job.last}] is partly being sent elsewhere; retry later")
         return outcomes
 
-    async def send(self, message: Message, recipients: Sequence[Recipient], job: SendJob) -> tuple[list[Recipient], bool]:
+    async def record(self, message: Message, rows: Sequence[Recipient]) -> None:
+        """Bring the ledger in line with a job's rows as stored (no ledger: nothing to do)."""
+        if self._ledger:
+            await self._ledger.record(message, rows, self._provider.name)
+
+    async def send(self, message: Message, recipients: Sequence[Recipient], job: SendJob) -> "Sent":
         """Send the job's queued recipients and record each outcome. Returns the recipients it settled,
-        and whether it stepped aside for another worker sending the same job (see JobRows).
+        whether it stepped aside for another worker sending the same job (see JobRows), and the job's
+        rows as they now stand, for the ledger (the caller records them: `record`).
 
         A recipient is claimed (queued -> sending, with this dispatch's claim id) in the write made
         just before its provider call: once its turn under the sender's rate limit has come and a
@@ -138,9 +155,7 @@ class Dispatch:
             await self._queue.put(job, delay_seconds=max(retry_delays))
         if self._inbound and (message.reply_is_allowed or message.reply_is_required):
             await self._remember_reply_routes(message, settled)
-        if self._ledger:  # last: it records what the writes above stored
-            await self._ledger.record(message, rows.current(), self._provider.name)
-        return settled, rows.yielded
+        return Sent(settled, rows.yielded, rows.current())
 
     async def _send_each(self, message: Message, seqs: Sequence[int], rows: JobRows) -> list[int]:
         """Start each recipient's send once its turn under the sender's rate limit has come, the sends
@@ -234,6 +249,5 @@ class Dispatch:
         for r in loaded[1]:
             rows.give_up(r.seq, reason)
         await rows.flush()
-        if self._ledger:
-            await self._ledger.record(loaded[0], rows.current(), self._provider.name)
+        await self.record(loaded[0], rows.current())
         return rows.settled()

@@ -88,3 +88,24 @@ async def test_a_receipt_does_not_change_which_provider_the_usage_counts(world):
     assert await world.inbound.apply_receipt(f"{comm_id}:0", Status.DELIVERED, "p-1", provider="acs")
     [today] = await world.use.ledger.usage(LICENSEE, utcnow().date(), utcnow().date(), utcnow().date())
     assert today.by_provider == {"recording": 2}
+
+
+async def test_an_immediate_send_whose_ledger_write_fails_still_answers_what_was_sent(world):
+    """A 503 here would tell the client an SMS that went out had failed, and invite a resend. The
+    answer stays the real outcome; the job's safety-net copy records the ledger later."""
+    save = world.ledger.save
+
+    async def ledger_down(*args):
+        raise StorageUnavailable()
+
+    world.ledger.save = ledger_down
+    response = await world.sms.send_now(request(SAM), LICENSEE)
+    assert response.status is True and response.message == "Sent to 1 of 1 recipient"
+    assert await entries(world) == []
+
+    world.ledger.save = save
+    [(safety_net, delay)] = world.queue.jobs
+    assert delay > 0
+    await world.sms.dispatch(safety_net)
+    [entry] = await entries(world)
+    assert counts(entry) == {"sent": 1} and [s.to for s in world.provider.sent] == [SAM]
