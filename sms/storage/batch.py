@@ -157,7 +157,7 @@ class Transactions:
     async def _submit_through_sdk(self, transaction: Transaction, retry: dict) -> list[str]:
         try:
             results = await self._table.submit_transaction(
-                transaction.sdk_operations, raw_request_hook=_check_the_sdk_body, **retry)
+                transaction.sdk_operations, raw_request_hook=check_request_size, **retry)
         except TableTransactionError as exc:
             # One operation refused: its own answer, read as ours is read, so both paths raise alike.
             payload = exc.response.content if exc.response is not None else b""
@@ -209,9 +209,10 @@ class Transactions:
         return Transaction(request, len(operations), repeatable, sdk_operations)
 
 
-def _check_the_sdk_body(pipeline_request: Any) -> None:
-    """Sees the SDK's own $batch body, larger than ours, just before it is sent. (A request hook given
-    per call replaces one the client was built with; the gateway builds its clients with none.)"""
+def check_request_size(pipeline_request: Any) -> None:
+    """Sees the SDK's own $batch body just before it is sent, and refuses one over Azure's 4 MiB: as a
+    request hook of submit_transaction (here on the SDK path, and in the ledger's adapter). (A request
+    hook given per call replaces one the client was built with; the gateway builds its clients with none.)"""
     content = pipeline_request.http_request.content
     if isinstance(content, (bytes, bytearray)) and len(content) > MAX_REQUEST_BYTES:
         raise StorageLimitExceeded("RequestSize", (
@@ -270,6 +271,12 @@ def _check_entity(entity: Mapping[str, Any], json_bytes: int) -> None:
     if (size := entity_size(entity)) > MAX_ENTITY_BYTES:
         raise StorageLimitExceeded("EntitySize", (
             f"{_where(entity)} is {size} bytes as Azure counts an entity's size; Azure allows {MAX_ENTITY_BYTES} (1 MiB)"))
+
+
+def check_entity(entity: Mapping[str, Any]) -> None:
+    """Refuses an entity Azure would refuse (StorageLimitExceeded), for writes that do not go through
+    Transactions: the same checks, on the entity's JSON as a transaction would carry it."""
+    _check_entity(entity, len(json.dumps(_entity_json(entity), separators=(",", ":"))))
 
 
 def _where(entity: Mapping[str, Any]) -> str:

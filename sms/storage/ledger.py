@@ -39,7 +39,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from ..errors import AlreadyExists, RecordChanged
 from ..model import STATUS_OF_LETTER, reference_for, status_of
 from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, invalid_token
-from .batch import MAX_OPERATIONS, storage_refusal
+from .batch import MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, check_request_size, storage_refusal
 from .tables import create_table, storage_errors
 
 LEDGER_TABLE = "SmsLedger"
@@ -102,7 +102,7 @@ class TableLedgerStore(LedgerStore):
         # (ETag) makes two writers take turns, and what finds it never disagrees with it.
         for i in range(0, len(rows), MAX_OPERATIONS):
             await self._submit([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[i : i + MAX_OPERATIONS]])
-        whole = {**static, "Statuses": entry.statuses}
+        whole = {**static, **_statuses_fields(entry.statuses)}
         keys = _finders(entry, t)
         operations: list[tuple] = [("upsert", {"PartitionKey": partition, "RowKey": key, **whole}, {"mode": UpdateMode.REPLACE})
                                    for key in keys]
@@ -174,8 +174,11 @@ class TableLedgerStore(LedgerStore):
                 async for row in rows]
 
     async def _submit(self, operations: list[tuple]) -> None:
+        for operation in operations:  # Azure's limits, checked here: Azurite enforces few of them
+            if operation[0] != "delete":
+                check_entity(operation[1])
         try:
-            await self._table.submit_transaction(operations)
+            await self._table.submit_transaction(operations, raw_request_hook=check_request_size)
         except TableTransactionError as exc:
             raise storage_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) or exc from exc
 
@@ -232,6 +235,25 @@ def _static(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
+# A string property holds at most 64 KiB (32,768 UTF-16 code units): a message's status letters, one
+# a recipient, go in as many properties as it takes ("Statuses", "Statuses1", ...). SMS_MAX_RECIPIENTS
+# allows 100,000, and the entity (1 MiB) and its transaction (4 MiB) still hold them.
+_STATUS_CHUNK = MAX_STRING_BYTES // 2 - 768
+
+
+def _statuses_fields(statuses: str) -> dict[str, str]:
+    chunks = [statuses[i : i + _STATUS_CHUNK] for i in range(0, len(statuses), _STATUS_CHUNK)] or [""]
+    return {("Statuses" if i == 0 else f"Statuses{i}"): chunk for i, chunk in enumerate(chunks)}
+
+
+def _statuses_from(row: TableEntity) -> str:
+    parts, i = [row.get("Statuses", "")], 1
+    while (part := row.get(f"Statuses{i}")) is not None:
+        parts.append(part)
+        i += 1
+    return "".join(parts)
+
+
 def _day_partition(day: date) -> str:
     return f"{_DAYS}{day:%Y%m%d}"
 
@@ -281,7 +303,7 @@ def _plan(query: LedgerQuery):
         if query.status:
             if per_recipient:
                 return row.get("Status") == query.status
-            statuses = {STATUS_OF_LETTER[letter] for letter in set(row.get("Statuses", ""))}
+            statuses = {STATUS_OF_LETTER[letter] for letter in set(_statuses_from(row))}
             return query.status in {s.value for s in statuses} | {status_of(statuses)}
         return True
 
@@ -299,7 +321,7 @@ def _entry_from(row: TableEntity) -> LedgerEntry:
     return LedgerEntry(
         licensee_id=row["LicenseeId"], comm_id=row["CommId"], created_at=row["CreatedAt"],
         recipient_count=row["RecipientCount"], segments=row["Segments"], encoding=row["Encoding"],
-        preview=row.get("Preview", ""), statuses=row.get("Statuses", ""), linked_object_id=row.get("LinkedObjectId"),
+        preview=row.get("Preview", ""), statuses=_statuses_from(row), linked_object_id=row.get("LinkedObjectId"),
         suite_id=row.get("SuiteId"), provider=row.get("Provider"), etag=row.metadata.get("etag"), matched=matched,
     )
 

@@ -171,3 +171,21 @@ async def test_a_contact_with_two_numbers_in_one_message_lists_it_once(ledger):
     await ledger.record(message, [replace(mobile, contact_id=same), replace(work, contact_id=same)])
     page, _ = await ledger.page(LedgerQuery(A, contact_id=same), 10)
     assert [e.comm_id for e in page] == [message.comm_id]
+
+
+async def test_a_message_with_more_recipients_than_a_string_property_holds_is_recorded_within_azures_limits(ledger):
+    """SMS_MAX_RECIPIENTS allows 100,000; one status letter each was one string of 100,000 characters,
+    over Azure's 64 KiB a property (Azurite took it). The adapter checks Azure's limits before sending."""
+    from sms.storage.batch import StorageLimitExceeded, check_entity
+    from sms.storage.ledger import _statuses_fields
+
+    with pytest.raises(StorageLimitExceeded):
+        check_entity({"PartitionKey": "p", "RowKey": "r", "Statuses": "q" * 100_000})
+    check_entity({"PartitionKey": "p", "RowKey": "r", **_statuses_fields("q" * 100_000)})
+
+    ledger, _ = ledger
+    message, recipients = sent_message(A, 1, [f"+6141{i:07d}" for i in range(40_000)])
+    last = recipients[-1].moved_to(Status.SENT)
+    await ledger.record(message, [recipients[0].moved_to(Status.FAILED), last])
+    [entry], _ = await ledger.page(LedgerQuery(A), 5)
+    assert entry.recipient_count == 40_000 and counts(entry) == {"queued": 39_998, "failed": 1, "sent": 1}
