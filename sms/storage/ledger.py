@@ -273,20 +273,11 @@ def _finders(entry: LedgerEntry, t: str) -> list[str]:
 def _plan(query: LedgerQuery):
     """The most selective index for the query (a RowKey prefix), and the test every row it finds
     must also pass for the other filters."""
-    if query.phone_number:
-        prefix = f"p|{query.phone_number}|"
-    elif query.contact_id:
-        prefix = f"c|{query.contact_id}|"
-    elif query.linked_object_id:
-        prefix = f"o|{query.linked_object_id}|"
-    elif query.suite_id:
-        prefix = f"u|{query.suite_id}|"
-    elif query.reference:
-        prefix = f"r|{reference_key(query.reference)}|"
-    elif query.status:
-        prefix = f"s|{query.status}|"
-    else:
-        prefix = "m|"
+    reference = reference_key(query.reference) if query.reference else None
+    # Most selective first: the first filter given picks the rows to read.
+    indexes = (("p", query.phone_number), ("c", query.contact_id), ("o", query.linked_object_id),
+               ("u", query.suite_id), ("r", reference), ("s", query.status))
+    prefix = next((f"{kind}|{value}|" for kind, value in indexes if value), "m|")
 
     def matches(row: TableEntity) -> bool:
         per_recipient = row["RowKey"][0] in "pc"
