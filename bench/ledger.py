@@ -97,7 +97,7 @@ class _Captured:
     def __init__(self) -> None:
         self.operations: list[tuple] = []
 
-    async def submit_transaction(self, operations: list[tuple]) -> None:
+    async def submit_transaction(self, operations: list[tuple], **options) -> None:
         self.operations += operations
 
 
