@@ -18,18 +18,20 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from . import telemetry
 from .auth import Authenticator
-from .config import SEND_QUEUE, Settings, proxy_lookup_options, queue_message_encoding
+from .config import SEND_QUEUE, WEBHOOK_QUEUE, Settings, proxy_lookup_options, queue_message_encoding
 from .errors import StorageUnavailable
-from .gateway import Gateway, assemble
+from .gateway import Gateway, WebhookPorts, assemble
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider, create_provider
 from .validation import Limits
+from .storage.events import TableEventStore
 from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
-from .storage.queues import StorageJobQueue, create_queue, queue_client
+from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.ledger import TableLedgerStore
 from .storage.tables import TableApiKeyStore, TableMessageStore
-from .storage.webhooks import TableWebhookEndpointStore
+from .storage.webhooks import TableDeliveryLogStore, TableWebhookEndpointStore
+from .webhooks.sender import WebhookSender
 
 
 @dataclass
@@ -45,6 +47,10 @@ class Adapters:
     idempotency: TableIdempotencyStore
     ledger: TableLedgerStore
     webhooks: TableWebhookEndpointStore
+    events: TableEventStore
+    deliveries: StorageDeliveryQueue
+    delivery_log: TableDeliveryLogStore
+    webhook_sender: WebhookSender  # one HTTP session for every webhook this process sends
     provider: SmsProvider
     tables: TableServiceClient
     queues: QueueServiceClient
@@ -62,7 +68,10 @@ class Adapters:
             self.idempotency.create_table(),
             self.ledger.create_table(),
             self.webhooks.create_table(),
+            self.delivery_log.create_table(),
+            self.deliveries.create_queue(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
+            create_queue(queue_client(self.queues, f"{WEBHOOK_QUEUE}-poison", encoding)),
         )
         # Before this process sends anything: a STOP recorded in the layout before must keep blocking
         # (TableOptOutStore.migrate_legacy; the sweeper runs it too, for rows an older version writes
@@ -100,12 +109,16 @@ class Adapters:
             retention_days=settings.retention_days, webhooks=self.webhooks,
             webhooks_allow_private=settings.webhooks_allow_private,
             webhook_secret_grace=timedelta(hours=settings.webhook_secret_grace_hours),
+            webhook_ports=WebhookPorts(self.events, self.deliveries, self.delivery_log, self.webhook_sender,
+                                       settings.webhook_disable_after_failures,
+                                       timedelta(hours=settings.webhook_disable_after_hours)),
         )
         return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)
 
     async def close(self) -> None:
         await self.provider.close()
+        await self.webhook_sender.close()
         await self.tables.close()
         await self.queues.close()
         if self.credential is not None:
@@ -155,6 +168,10 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         idempotency=TableIdempotencyStore.from_service(tables),
         ledger=TableLedgerStore.from_service(tables),
         webhooks=TableWebhookEndpointStore.from_service(tables),
+        events=TableEventStore.from_service(tables),
+        deliveries=StorageDeliveryQueue(queues, WEBHOOK_QUEUE, queue_message_encoding()),
+        delivery_log=TableDeliveryLogStore.from_service(tables),
+        webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
         provider=create_provider(settings),
         tables=tables, queues=queues, credential=owned_credential,
     )

@@ -19,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The queue name is fixed because the queue trigger's decorator needs it at import time.
 SEND_QUEUE = "sms-send"
+WEBHOOK_QUEUE = "sms-webhooks"  # webhook deliveries, one batch of events to one endpoint a message
 # NCRONTAB (seconds first): the sweeper runs every five minutes; retention every hour; the usage
 # roll-up each night, after the UTC day it counts has ended.
 SWEEP_SCHEDULE = "0 */5 * * * *"
@@ -95,6 +96,9 @@ class Settings:
     storage_requests: str = "direct"  # SMS_STORAGE_REQUESTS: see STORAGE_REQUESTS
     webhooks_allow_private: bool = False  # SMS_WEBHOOKS_ALLOW_PRIVATE: local development only
     webhook_secret_grace_hours: int = 24
+    # An endpoint whose deliveries failed this many times in a row, over at least this many hours, is disabled.
+    webhook_disable_after_failures: int = 10
+    webhook_disable_after_hours: int = 24
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -141,6 +145,9 @@ class Settings:
             storage_requests=storage_requests,
             webhooks_allow_private=_flag("SMS_WEBHOOKS_ALLOW_PRIVATE", env.get("SMS_WEBHOOKS_ALLOW_PRIVATE", "")),
             webhook_secret_grace_hours=_int(env, "SMS_WEBHOOK_SECRET_GRACE_HOURS", cls.webhook_secret_grace_hours, low=0, high=24 * 30),
+            webhook_disable_after_failures=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_FAILURES", cls.webhook_disable_after_failures,
+                                                low=1, high=10_000),
+            webhook_disable_after_hours=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_HOURS", cls.webhook_disable_after_hours, low=0, high=24 * 30),
         )
 
 

@@ -12,8 +12,11 @@ from .config import Settings
 from .optouts import OptOuts
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider
-from .storage import IdempotencyStore, InboundStore, JobQueue, LedgerStore, MessageStore, OptOutStore, WebhookEndpointStore
+from .storage import (DeliveryLogStore, DeliveryQueue, EventStore, IdempotencyStore, InboundStore, JobQueue, LedgerStore,
+                      MessageStore, OptOutStore, WebhookEndpointStore)
 from .usecases.accept import Accept
+from .usecases.announce import Announcer
+from .usecases.delivery import DISABLE_AFTER, DISABLE_AFTER_FAILURES, Transport, WebhookDelivery
 from .usecases.dispatch import Dispatch
 from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
@@ -35,6 +38,19 @@ class UseCases:
     ledger: Ledger | None  # needs the ledger store
     retention: Retention | None  # needs the ledger store
     webhooks: WebhookEndpoints | None = None  # needs the webhook endpoint store
+    delivery: WebhookDelivery | None = None  # needs the webhook ports (WebhookPorts)
+
+
+@dataclass(frozen=True)
+class WebhookPorts:
+    """What sending events to a licensee's endpoints needs, besides the endpoints themselves."""
+
+    events: EventStore
+    queue: DeliveryQueue
+    log: DeliveryLogStore
+    transport: Transport | None = None  # None: events are kept and queued, but this process sends none
+    disable_after_failures: int = DISABLE_AFTER_FAILURES
+    disable_after: timedelta = DISABLE_AFTER
 
 
 def assemble(
@@ -57,13 +73,17 @@ def assemble(
     webhooks: WebhookEndpointStore | None = None,
     webhooks_allow_private: bool = False,
     webhook_secret_grace: timedelta = DEFAULT_GRACE,
+    webhook_ports: WebhookPorts | None = None,
 ) -> UseCases:
     """The use cases over these ports. Without `opt_outs` nobody is opted out; without `inbound`
     replies are neither linked nor reported (the use cases that need them say so); without `ledger`
-    messages are not listed; without `webhooks` no endpoints are managed."""
+    messages are not listed; without `webhooks` no endpoints are managed, and without `webhook_ports`
+    too no events are sent."""
     if isinstance(opt_outs, OptOutStore):
         opt_outs = OptOuts(opt_outs)
-    listed = Ledger(ledger) if ledger is not None else None
+    hooks = webhook_ports if webhooks is not None else None
+    announcer = Announcer(webhooks, hooks.queue) if hooks is not None and webhooks is not None else None
+    listed = Ledger(ledger, announcer) if ledger is not None else None
     dispatch = Dispatch(messages, jobs, provider, send_concurrency=send_concurrency, retry=retry, rate_limiter=rate_limiter,
                         opt_outs=opt_outs, reply_routes=inbound, missing_message_wait=missing_message_wait,
                         sending_lease=sending_lease, ledger=listed)
@@ -72,11 +92,16 @@ def assemble(
         dispatch=dispatch,
         sweep=Sweep(messages, jobs, sending_lease, opt_outs),
         status=MessageStatus(messages, inbound),
-        inbound=Inbound(messages, inbound, opt_outs, listed) if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
+        inbound=Inbound(messages, inbound, opt_outs, listed, hooks.events if hooks else None, announcer)
+        if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
         ledger=listed,
-        retention=Retention(messages, ledger, retention_days) if ledger is not None else None,
-        webhooks=WebhookEndpoints(webhooks, allow_private=webhooks_allow_private, grace=webhook_secret_grace)
+        retention=Retention(messages, ledger, retention_days, webhooks=webhooks, events=hooks.events if hooks else None,
+                            delivery_log=hooks.log if hooks else None) if ledger is not None else None,
+        webhooks=WebhookEndpoints(webhooks, allow_private=webhooks_allow_private, grace=webhook_secret_grace, announcer=announcer)
         if webhooks is not None else None,
+        delivery=WebhookDelivery(webhooks, hooks.events, hooks.log, hooks.queue, hooks.transport,
+                                 disable_after_failures=hooks.disable_after_failures, disable_after=hooks.disable_after)
+        if hooks is not None and webhooks is not None else None,
     )
 
 

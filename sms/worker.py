@@ -1,4 +1,4 @@
-"""Queue and timer blueprint: send jobs, parked (poison) jobs and the sweeper -> the use cases."""
+"""Queue and timer blueprint: send jobs, webhook deliveries, parked (poison) messages and the timers -> the use cases."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,8 @@ from typing import Awaitable, Callable
 
 import azure.functions as func
 
-from .config import RETENTION_SCHEDULE, SEND_QUEUE, SWEEP_SCHEDULE, USAGE_ROLL_UP_SCHEDULE, max_dequeue_count
+from .config import RETENTION_SCHEDULE, SEND_QUEUE, SWEEP_SCHEDULE, USAGE_ROLL_UP_SCHEDULE, WEBHOOK_QUEUE, max_dequeue_count
+from .events import Delivery
 from .gateway import Gateway
 from .model import SendJob, utcnow
 
@@ -37,6 +38,30 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
         reason = f"Gave up after {max_dequeue_count()} failed attempts to run its send job"
         failed = await (await gateway()).use.dispatch.give_up(job, reason)
         log.error("job %s[%d..%d] parked: %d recipient(s) failed", job.comm_id, job.first, job.last, len(failed))
+
+    @bp.function_name("deliver_webhooks")
+    @bp.queue_trigger(arg_name="msg", queue_name=WEBHOOK_QUEUE, connection="AzureWebJobsStorage")
+    async def deliver_webhooks(msg: func.QueueMessage) -> None:
+        """One batch of events to one endpoint. A raise (storage unreachable) has the host run it again,
+        which may send an event twice: receivers dedupe by webhook-id."""
+        delivery = Delivery.from_json(msg.get_body())
+        use = (await gateway()).use
+        if use.delivery is None:
+            raise RuntimeError("this gateway was assembled without webhook delivery")
+        await use.delivery.deliver(delivery)
+
+    @bp.function_name("deliver_webhooks_poison")
+    @bp.queue_trigger(arg_name="msg", queue_name=f"{WEBHOOK_QUEUE}-poison", connection="AzureWebJobsStorage")
+    async def deliver_webhooks_poison(msg: func.QueueMessage) -> None:
+        """A delivery that kept raising (storage down for a while): put back later, not lost."""
+        try:
+            delivery = Delivery.from_json(msg.get_body())
+        except ValueError:
+            log.error("parked message %s is not a webhook delivery; dropped: %r", msg.id, msg.get_body()[:200])
+            return
+        use = (await gateway()).use
+        if use.delivery is not None:
+            await use.delivery.parked(delivery)
 
     @bp.function_name("sweep_left_behind")
     @bp.timer_trigger(arg_name="timer", schedule=SWEEP_SCHEDULE, run_on_startup=False)

@@ -9,7 +9,8 @@ from typing import Sequence
 
 from sms import wire
 from sms.errors import AlreadyExists, RecordChanged
-from sms.gateway import Gateway, UseCases, assemble
+from sms.events import Delivery, EventBatch, WebhookEvent, batch_id
+from sms.gateway import Gateway, UseCases, WebhookPorts, assemble
 from sms.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
 from sms.optouts import OptOuts
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
@@ -17,6 +18,10 @@ from sms.storage import (
     ApiKeyRecord,
     ApiKeyStore,
     DayUsage,
+    DeliveryLogStore,
+    DeliveryQueue,
+    DeliveryRecord,
+    EventStore,
     IdempotencyRecord,
     IdempotencyStore,
     InboundSms,
@@ -131,11 +136,13 @@ class InMemoryOptOutStore(OptOutStore):
         return {scope for scope, numbers in self.scopes.items() if number in numbers}
 
 
-class InMemoryLedgerStore(LedgerStore):
+class InMemoryLedgerStore(LedgerStore, EventStore):
     """The ledger's contract without its indexes: every search looks at every entry (fine in memory).
-    `round_trips` counts what the table adapter would send."""
+    `round_trips` counts what the table adapter would send. It keeps webhook event batches too, as the
+    table adapters keep them in the ledger's table: a batch is saved with its entry, or not at all."""
 
     def __init__(self) -> None:
+        self.batches: dict[tuple[str, str, str], tuple[WebhookEvent, ...]] = {}
         self.entries: dict[str, LedgerEntry] = {}
         self.recipients: dict[str, dict[int, LedgerRecipient]] = {}
         self.noted: set[tuple[date, str]] = set()
@@ -172,7 +179,8 @@ class InMemoryLedgerStore(LedgerStore):
         entry = self.entries.get(comm_id)
         return entry if entry is not None and entry.licensee_id == licensee_id else None
 
-    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None) -> None:
+    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None,
+                   events: EventBatch | None = None) -> None:
         rows = sum(2 if r.contact_id else 1 for r in recipients)
         self.round_trips += -(-rows // 100) + 1
         self.recipients.setdefault(entry.comm_id, {}).update({r.seq: r for r in recipients})
@@ -180,6 +188,33 @@ class InMemoryLedgerStore(LedgerStore):
         if (current.etag if current else None) != (previous.etag if previous else None):
             raise RecordChanged(f"ledger entry of {entry.comm_id} changed")
         self.entries[entry.comm_id] = replace(entry, etag=f"e{next(_etags)}")
+        if events is not None:
+            self.batches[events.licensee_id, events.comm_id, events.batch] = events.events
+
+    # -- EventStore --
+
+    async def add(self, batch: EventBatch) -> None:
+        self.batches[batch.licensee_id, batch.comm_id, batch.batch] = batch.events
+
+    async def batch(self, licensee_id: str, comm_id: str, batch: str) -> list[WebhookEvent] | None:
+        found = self.batches.get((licensee_id, comm_id, batch))
+        return list(found) if found is not None else None
+
+    async def batches(self, licensee_id: str, start: datetime, end: datetime, take: int,
+                      token: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
+        low, high = batch_id(start), batch_id(end)
+        found = sorted((b, c) for (lic, c, b) in self.batches if lic == licensee_id and low <= b < high)
+        if token is not None and not token.isdigit():
+            raise invalid_token()
+        first = int(token) if token else 0
+        page = [(c, b) for b, c in found[first : first + take]]
+        return page, str(first + take) if first + take < len(found) else None
+
+    async def purge(self, licensee_id: str, before: datetime) -> int:
+        old = [key for key in self.batches if key[0] == licensee_id and key[2] < batch_id(before)]
+        for key in old:
+            del self.batches[key]
+        return len(old)
 
     async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
         self.round_trips += 3
@@ -321,6 +356,10 @@ class InMemoryWebhookEndpointStore(WebhookEndpointStore):
     async def list(self, licensee_id: str) -> list[WebhookEndpoint]:
         return sorted((e for (lic, _), e in self.endpoints.items() if lic == licensee_id), key=lambda e: (e.created_at, e.endpoint_id))
 
+    async def every(self) -> list[WebhookEndpoint]:
+        return list(self.endpoints.values())
+
+
     async def get(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint | None:
         return self.endpoints.get((licensee_id, endpoint_id))
 
@@ -334,6 +373,42 @@ class InMemoryWebhookEndpointStore(WebhookEndpointStore):
 
     async def remove(self, licensee_id: str, endpoint_id: str) -> None:
         self.endpoints.pop((licensee_id, endpoint_id), None)
+
+
+class InMemoryDeliveryQueue(DeliveryQueue):
+    """Deliveries put, with their delays, in order; `take()` hands over the ones put so far."""
+
+    def __init__(self) -> None:
+        self.put_deliveries: list[tuple[Delivery, int]] = []
+
+    async def put(self, delivery: Delivery, *, delay_seconds: int = 0) -> None:
+        self.put_deliveries.append((delivery, delay_seconds))
+
+    def take(self) -> list[tuple[Delivery, int]]:
+        taken, self.put_deliveries = self.put_deliveries, []
+        return taken
+
+
+class InMemoryDeliveryLog(DeliveryLogStore):
+    def __init__(self) -> None:
+        self.records: list[DeliveryRecord] = []
+
+    async def add(self, records: Sequence[DeliveryRecord]) -> None:
+        self.records.extend(records)
+
+    async def page(self, licensee_id: str, endpoint_id: str, take: int,
+                   token: str | None = None) -> tuple[list[DeliveryRecord], str | None]:
+        mine = sorted((r for r in self.records if (r.licensee_id, r.endpoint_id) == (licensee_id, endpoint_id)),
+                      key=lambda r: r.at, reverse=True)
+        if token is not None and not token.isdigit():
+            raise invalid_token()
+        first = int(token) if token else 0
+        return mine[first : first + take], str(first + take) if first + take < len(mine) else None
+
+    async def purge(self, licensee_id: str, endpoint_id: str, before: datetime) -> int:
+        kept = [r for r in self.records if (r.licensee_id, r.endpoint_id) != (licensee_id, endpoint_id) or r.at >= before]
+        gone, self.records = len(self.records) - len(kept), kept
+        return gone
 
 
 LICENSEE, OTHER = "a" * 32, "b" * 32
@@ -388,8 +463,10 @@ class World:
         self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
         self.opt_outs, self.ledger = OptOuts(self.opt_out_store), InMemoryLedgerStore()
         self.webhooks = InMemoryWebhookEndpointStore()
+        self.deliveries, self.delivery_log = InMemoryDeliveryQueue(), InMemoryDeliveryLog()
         self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store,
-                            ledger=self.ledger, webhooks=self.webhooks)
+                            ledger=self.ledger, webhooks=self.webhooks,
+                            webhook_ports=WebhookPorts(self.ledger, self.deliveries, self.delivery_log))
         self.use = self.sms.use
         self.inbound = self.use.inbound
         self._inbound_ids = itertools.count(1)

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any, Sequence
 
 from ..errors import FieldError, ValidationFailed
+from ..events import Delivery, EventBatch, WebhookEvent
 from ..model import Message, Recipient, SendJob
 
 
@@ -124,6 +125,8 @@ class ReplyRoute:
     number: str
     comm_id: str
     licensee_id: str
+    recipient_id: str | None = None  # who the number was in that message (routes written before: None)
+    contact_id: str | None = None
 
 
 class InboundStore(abc.ABC):
@@ -243,10 +246,12 @@ class LedgerStore(abc.ABC):
         """The message's entry (with its ETag), or None when it has none yet."""
 
     @abc.abstractmethod
-    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None) -> None:
+    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None,
+                   events: EventBatch | None = None) -> None:
         """Write the recipients' rows, then the entry with what finds it (its status, linkedObjectId,
-        suiteId, reference). Conditional: RecordChanged when the entry is not `previous` any more (or
-        exists, when `previous` is None)."""
+        suiteId, reference) and `events` (the webhook events the change makes), all in one write.
+        Conditional: RecordChanged when the entry is not `previous` any more (or exists, when
+        `previous` is None), and then none of it is written but the recipients' rows."""
 
     @abc.abstractmethod
     async def note_day(self, licensee_id: str, day: date) -> None:
@@ -353,6 +358,10 @@ class WebhookEndpointStore(abc.ABC):
         """The licensee's endpoints, oldest first."""
 
     @abc.abstractmethod
+    async def every(self) -> list[WebhookEndpoint]:
+        """Every licensee's endpoints (a few each): for the retention timer."""
+
+    @abc.abstractmethod
     async def get(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint | None: ...
 
     @abc.abstractmethod
@@ -363,3 +372,66 @@ class WebhookEndpointStore(abc.ABC):
     @abc.abstractmethod
     async def remove(self, licensee_id: str, endpoint_id: str) -> None:
         """Delete the endpoint (already gone is no error)."""
+
+
+class EventStore(abc.ABC):
+    """Webhook events, kept by batch in the licensee's ledger partitions (a batch is written with the
+    ledger entry whose change made it: LedgerStore.save)."""
+
+    @abc.abstractmethod
+    async def add(self, batch: EventBatch) -> None:
+        """Write a batch on its own (an inbound SMS's events). Idempotent: the same batch id replaces."""
+
+    @abc.abstractmethod
+    async def batch(self, licensee_id: str, comm_id: str, batch: str) -> list[WebhookEvent] | None:
+        """The batch's events in the order written; None when no such batch was written (yet)."""
+
+    @abc.abstractmethod
+    async def batches(self, licensee_id: str, start: datetime, end: datetime, take: int,
+                      token: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
+        """(commId, batch) of up to `take` of the licensee's batches written in [start, end), oldest
+        first, and the token for more (None at the end). ValidationFailed for a token it did not issue."""
+
+    @abc.abstractmethod
+    async def purge(self, licensee_id: str, before: datetime) -> int:
+        """Delete the licensee's batches written before `before`; how many rows went."""
+
+
+class DeliveryQueue(abc.ABC):
+    @abc.abstractmethod
+    async def put(self, delivery: Delivery, *, delay_seconds: int = 0) -> None:
+        """Queue a delivery, visible after `delay_seconds` (at most 7 days: Azure's limit)."""
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One attempt to send one event to one endpoint, as its delivery log shows it."""
+
+    licensee_id: str
+    endpoint_id: str
+    at: datetime
+    event_id: str
+    event_type: str
+    attempt: int  # of the delivery schedule, 1 to 8
+    outcome: str  # delivered | retry | refused | gone | blocked
+    status: int | None = None  # the receiver's HTTP status, None when none came
+    latency_ms: int = 0
+    error: str | None = None
+    response_body: str = ""  # the first 1,000 characters
+    replay: bool = False
+
+
+class DeliveryLogStore(abc.ABC):
+    @abc.abstractmethod
+    async def add(self, records: Sequence[DeliveryRecord]) -> None:
+        """Record attempts to one endpoint."""
+
+    @abc.abstractmethod
+    async def page(self, licensee_id: str, endpoint_id: str, take: int,
+                   token: str | None = None) -> tuple[list[DeliveryRecord], str | None]:
+        """The endpoint's attempts, newest first, and the token for more. ValidationFailed for a token
+        it did not issue."""
+
+    @abc.abstractmethod
+    async def purge(self, licensee_id: str, endpoint_id: str, before: datetime) -> int:
+        """Delete the endpoint's attempts made before `before`; how many went."""

@@ -264,7 +264,7 @@ def _check_entity(entity: Mapping[str, Any], json_bytes: int) -> None:
     if 2 * json_bytes <= MAX_STRING_BYTES:
         return
     for name, value in entity.items():
-        if isinstance(value, str) and (size := 2 * _utf16_units(value)) > MAX_STRING_BYTES:
+        if isinstance(value, str) and (size := 2 * utf16_units(value)) > MAX_STRING_BYTES:
             raise StorageLimitExceeded("StringSize", (
                 f"{_where(entity)}: property {name} is {size} bytes as UTF-16 ({len(value)} characters); Azure allows "
                 f"{MAX_STRING_BYTES} bytes (64 KiB) in a string property"))
@@ -293,18 +293,18 @@ def entity_size(entity: Mapping[str, Any]) -> int:
     size = 4
     for name, value in entity.items():
         if name in ("PartitionKey", "RowKey"):
-            size += 2 * _utf16_units(str(value))
+            size += 2 * utf16_units(str(value))
         elif value is None:  # not stored
             continue
         elif isinstance(value, str):
-            size += 8 + 2 * _utf16_units(name) + 2 * _utf16_units(value) + 4
+            size += 8 + 2 * utf16_units(name) + 2 * utf16_units(value) + 4
         else:
             value_size = 1 if isinstance(value, bool) else 8 if isinstance(value, datetime) else 4
-            size += 8 + 2 * _utf16_units(name) + value_size
+            size += 8 + 2 * utf16_units(name) + value_size
     return size
 
 
-def _utf16_units(text: str) -> int:
+def utf16_units(text: str) -> int:
     # A character outside the Basic Multilingual Plane (an emoji) is two UTF-16 code units.
     return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 

@@ -71,8 +71,8 @@ class TableInboundStore(InboundStore):
     @storage_errors
     async def remember_routes(self, routes: Sequence[ReplyRoute]) -> None:
         await asyncio.gather(*(
-            self._routes.upsert_entity({"PartitionKey": r.number, "RowKey": "", "CommId": r.comm_id, "LicenseeId": r.licensee_id},
-                                       mode=UpdateMode.REPLACE)
+            self._routes.upsert_entity({"PartitionKey": r.number, "RowKey": "", "CommId": r.comm_id, "LicenseeId": r.licensee_id,
+                                        "RecipientId": r.recipient_id, "ContactId": r.contact_id}, mode=UpdateMode.REPLACE)
             for r in routes
         ))
 
@@ -82,7 +82,7 @@ class TableInboundStore(InboundStore):
             e = await self._routes.get_entity(number, "")
         except ResourceNotFoundError:
             return None
-        return ReplyRoute(number, e["CommId"], e["LicenseeId"])
+        return ReplyRoute(number, e["CommId"], e["LicenseeId"], e.get("RecipientId"), e.get("ContactId"))
 
     @storage_errors
     async def add(self, sms: InboundSms) -> bool:

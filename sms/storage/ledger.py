@@ -1,11 +1,9 @@
 """The message ledger in Table Storage (table SmsLedger): a licensee's messages found with one range
 query per shard, never a scan of anyone's messages.
 
-Layout. A licensee's ledger is SHARDS partitions, "<licensee>|<shard>", the shard from the commId, so
-one busy licensee spreads its writes over SHARDS partitions (Azure's target is 2,000 entities a second
-per partition: "Scalability and performance targets for Table storage") and a listing costs SHARDS
-queries, run together. Every row of one message is in the same partition, so the rows that find a
-message and its entry are written in one entity-group transaction. RowKeys, with <t> the creation
+Layout. A licensee's ledger is SHARDS partitions, "<licensee>|<shard>" (sms/storage/shards.py). Every
+row of one message is in the same partition, so the rows that find a message, its entry and the webhook
+events its change made (sms/storage/events.py) are written in one entity-group transaction. RowKeys, with <t> the creation
 time inverted (newest sorts first) and <c> the commId:
 
     m|<t>|<c>                  the entry: what was sent, each recipient's status (one letter each)
@@ -13,6 +11,7 @@ time inverted (newest sorts first) and <c> the commId:
     o|<linkedObjectId>|<t>|<c>, u|<suiteId>|<t>|<c>, r|<reference>|<t>|<c>    what else finds it
     p|<phone>|<t>|<c>, c|<contactId>|<t>|<c>     per recipient (a contact with two numbers: one row)
     d|<yyyymmdd>               (shard 0 only) the day's usage, added up by the nightly roll-up
+    x|<batch>|<c>|<part>       webhook events (sms/storage/events.py)
 
 and partitions "days|<yyyymmdd>" hold one row per licensee with messages that day: what the roll-up
 and retention go through, so neither scans anything.
@@ -25,8 +24,6 @@ search answers from the rows it finds; p/c rows carry what was sent and that rec
 from __future__ import annotations
 
 import asyncio
-import base64
-import heapq
 import json
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
@@ -38,17 +35,17 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import AlreadyExists, RecordChanged
 from ..model import STATUS_OF_LETTER, reference_for, status_of
-from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, invalid_token
+from ..events import EventBatch
+from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
 from .batch import MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, check_request_size, storage_refusal
+from .events import batch_rows
+from .shards import END as _END, page_shards, partition
 from .tables import create_table, storage_errors
 
 LEDGER_TABLE = "SmsLedger"
-# Queries a listing costs, and how many times 2,000 entities a second one licensee's ledger can take.
-SHARDS = 3
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NEWEST = 10**16 - 1  # microseconds since 1970 stay below this until the year 2286
-_END = "~"  # sorts after every character a key part holds (digits, letters, '+', '|')
 # Partitions "days|<yyyymmdd>", RowKey a licensee: who has messages from which day, for the daily
 # usage roll-up and retention (they sort apart from "<licensee>|<shard>", which start with a hex digit).
 _DAYS = "days|"
@@ -74,9 +71,7 @@ class TableLedgerStore(LedgerStore):
     async def create_table(self) -> None:
         await create_table(self._table)
 
-    @staticmethod
-    def partition(licensee_id: str, comm_id: str) -> str:
-        return f"{licensee_id}|{int(comm_id[:2], 16) % SHARDS}"
+    partition = staticmethod(partition)
 
     @storage_errors
     async def entry(self, licensee_id: str, comm_id: str, created_at: datetime) -> LedgerEntry | None:
@@ -87,7 +82,8 @@ class TableLedgerStore(LedgerStore):
         return _entry_from(found)
 
     @storage_errors
-    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None) -> None:
+    async def save(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient], previous: LedgerEntry | None,
+                   events: EventBatch | None = None) -> None:
         partition, t = self.partition(entry.licensee_id, entry.comm_id), inverted(entry.created_at)
         static = _static(entry)
         rows, contacts = [], set()
@@ -98,8 +94,9 @@ class TableLedgerStore(LedgerStore):
                 contacts.add(r.contact_id)
                 rows.append({"PartitionKey": partition, "RowKey": f"c|{r.contact_id}|{t}|{entry.comm_id}", **fields})
         # The recipients' rows first, in transactions of their own (a job's can be 200 rows); the entry
-        # last, with the rows that find the message by what it is, in one transaction: its condition
-        # (ETag) makes two writers take turns, and what finds it never disagrees with it.
+        # last, with the rows that find the message by what it is and the events its change made, in one
+        # transaction: its condition (ETag) makes two writers take turns, what finds it never disagrees
+        # with it, and an event exists exactly when the change it reports was recorded.
         for i in range(0, len(rows), MAX_OPERATIONS):
             await self._submit([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[i : i + MAX_OPERATIONS]])
         whole = {**static, **_statuses_fields(entry.statuses)}
@@ -108,6 +105,8 @@ class TableLedgerStore(LedgerStore):
                                    for key in keys]
         if previous is not None:
             operations += [("delete", {"PartitionKey": partition, "RowKey": key}) for key in set(_finders(previous, t)) - set(keys)]
+        if events is not None and events.events:
+            operations += [("create", row) for row in batch_rows(events)]
         head = {"PartitionKey": partition, "RowKey": f"m|{t}|{entry.comm_id}", **whole}
         if previous is None:
             operations.append(("create", head))
@@ -188,29 +187,11 @@ class TableLedgerStore(LedgerStore):
         newest = inverted(query.created_to - timedelta(microseconds=1)) if query.created_to else ""
         oldest = inverted(query.created_from) + _END if query.created_from else _END
         low, high = f"{prefix}{newest}", f"{prefix}{oldest}"
-        # Where each shard goes on from: after the last row a page looked at (a token's keys are only
-        # used inside this licensee's partitions and this query's range, whatever the token says).
-        after = _read_token(token) if token else {}
-        partitions = [p for shard in range(SHARDS) if after.get(p := f"{query.licensee_id}|{shard}") != _END]
-        pages = await asyncio.gather(*(self._range(p, low, after.get(p), high, take) for p in partitions))
-        # Merged newest first, up to where a shard that has more stops: past it, a row of another
-        # shard could come before rows that shard has not shown yet.
-        frontier = min((rows[-1]["RowKey"] for rows, more in pages if more and rows), default=None)
-        merged = heapq.merge(*([(row["RowKey"], p, row) for row in rows] for p, (rows, _) in zip(partitions, pages, strict=True)))
-        found: list[LedgerEntry] = []
-        looked = dict.fromkeys(partitions, 0)
-        for key, p, row in merged:
-            if len(found) == take or (frontier is not None and key > frontier):
-                break
-            looked[p] += 1
-            after[p] = key
-            if matches(row):
-                found.append(_entry_from(row))
-        for p, (rows, more) in zip(partitions, pages, strict=True):
-            if not more and looked[p] == len(rows):
-                after[p] = _END  # this shard has nothing more in range
-        ended = all(after.get(f"{query.licensee_id}|{shard}") == _END for shard in range(SHARDS))
-        return found, None if ended else _write_token({p: after[p] for p in after if p.startswith(f"{query.licensee_id}|")})
+
+        async def fetch(p: str, after: str | None) -> tuple[list[TableEntity], bool]:
+            return await self._range(p, low, after, high, take)
+
+        return await page_shards(query.licensee_id, token, take, fetch, lambda row: _entry_from(row) if matches(row) else None)
 
     async def _range(self, partition: str, low: str, after: str | None, high: str, take: int) -> tuple[list[TableEntity], bool]:
         """Up to `take` rows of the partition in [low, high), after `after` if given; and whether it has more."""
@@ -315,17 +296,3 @@ def _entry_from(row: TableEntity) -> LedgerEntry:
         preview=row.get("Preview", ""), statuses=_statuses_from(row), linked_object_id=row.get("LinkedObjectId"),
         suite_id=row.get("SuiteId"), provider=row.get("Provider"), etag=row.metadata.get("etag"), matched=matched,
     )
-
-
-def _write_token(starts: dict[str, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(starts, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _read_token(token: str) -> dict[str, str]:
-    try:
-        starts = json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4)))
-    except (ValueError, UnicodeEncodeError):
-        starts = None
-    if len(token) > 4096 or not isinstance(starts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in starts.items()):
-        raise invalid_token()
-    return starts

@@ -1,4 +1,4 @@
-"""Azure Storage queue adapter (azure-storage-queue, aio) for send jobs."""
+"""Azure Storage queue adapters (azure-storage-queue, aio): send jobs and webhook deliveries."""
 from __future__ import annotations
 
 from base64 import b64encode
@@ -9,8 +9,9 @@ from azure.core.rest import HttpRequest
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from ..events import Delivery
 from ..model import SendJob
-from . import JobQueue
+from . import DeliveryQueue, JobQueue
 from .tables import storage_errors
 
 
@@ -68,6 +69,20 @@ class StorageJobQueue(JobQueue):
     @storage_errors
     async def check(self) -> None:
         await self._queue.get_queue_properties()
+
+    async def create_queue(self) -> None:
+        await create_queue(self._queue)
+
+
+class StorageDeliveryQueue(DeliveryQueue):
+    """Webhook deliveries: off the send path, so through the SDK's send_message."""
+
+    def __init__(self, service: QueueServiceClient, name: str, encoding: str):
+        self._queue = queue_client(service, name, encoding)
+
+    @storage_errors
+    async def put(self, delivery: Delivery, *, delay_seconds: int = 0) -> None:
+        await self._queue.send_message(delivery.to_json(), visibility_timeout=delay_seconds or None)
 
     async def create_queue(self) -> None:
         await create_queue(self._queue)

@@ -1,11 +1,17 @@
-"""Webhook endpoints in Table Storage (table SmsWebhooks): PartitionKey the licensee, RowKey the
-endpoint id. A licensee's few endpoints are one partition: listing them is one query, and every read
-names the licensee, so one licensee never reaches another's endpoint."""
+"""Webhook endpoints and their delivery logs in Table Storage.
+
+- SmsWebhooks: PartitionKey the licensee, RowKey the endpoint id. A licensee's few endpoints are one
+  partition: listing them is one query, and every read names the licensee, so one licensee never
+  reaches another's endpoint.
+- SmsWebhookLog: PartitionKey "<licensee>|<endpoint>", RowKey "<instant, newest first>|<event id>|<attempt>":
+  an endpoint's log is one partition read newest first, a page a range query; a delivery's attempts
+  (one batch, one endpoint) are written in one transaction."""
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from datetime import datetime
+from typing import Any, Sequence
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -13,10 +19,14 @@ from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import AlreadyExists, RecordChanged
-from . import WebhookEndpoint, WebhookEndpointStore, WebhookSecret
+from . import DeliveryLogStore, DeliveryRecord, WebhookEndpoint, WebhookEndpointStore, WebhookSecret, invalid_token
+from .batch import MAX_OPERATIONS, check_entity
+from .ledger import inverted
+from .shards import read_token, write_token
 from .tables import create_table, storage_errors
 
 WEBHOOKS_TABLE = "SmsWebhooks"
+DELIVERY_LOG_TABLE = "SmsWebhookLog"
 
 
 class TableWebhookEndpointStore(WebhookEndpointStore):
@@ -42,6 +52,10 @@ class TableWebhookEndpointStore(WebhookEndpointStore):
     async def list(self, licensee_id: str) -> list[WebhookEndpoint]:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": licensee_id})
         return sorted([_endpoint(row) async for row in rows], key=lambda e: (e.created_at, e.endpoint_id))
+
+    @storage_errors
+    async def every(self) -> list[WebhookEndpoint]:
+        return [_endpoint(row) async for row in self._table.list_entities()]
 
     @storage_errors
     async def get(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint | None:
@@ -88,3 +102,72 @@ def _endpoint(row: TableEntity) -> WebhookEndpoint:
         etag=row.metadata["etag"],
     )
 
+
+
+class TableDeliveryLogStore(DeliveryLogStore):
+    def __init__(self, table: TableClient):
+        self._table = table
+
+    @classmethod
+    def from_service(cls, service: TableServiceClient) -> "TableDeliveryLogStore":
+        return cls(service.get_table_client(DELIVERY_LOG_TABLE))
+
+    async def create_table(self) -> None:
+        await create_table(self._table)
+
+    @storage_errors
+    async def add(self, records: Sequence[DeliveryRecord]) -> None:
+        rows = [_log_row(r) for r in records]
+        for row in rows:
+            check_entity(row)
+        by_partition: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_partition.setdefault(row["PartitionKey"], []).append(row)
+        for group in by_partition.values():  # one endpoint's, in practice: a transaction is one partition's
+            for i in range(0, len(group), MAX_OPERATIONS):
+                await self._table.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group[i : i + MAX_OPERATIONS]])
+
+    @storage_errors
+    async def page(self, licensee_id: str, endpoint_id: str, take: int,
+                   token: str | None = None) -> tuple[list[DeliveryRecord], str | None]:
+        pk = _log_partition(licensee_id, endpoint_id)
+        after = read_token(token).get(pk) if token else None
+        if token and after is None:
+            raise invalid_token()
+        query, params = ("PartitionKey eq @pk and RowKey gt @after", {"pk": pk, "after": after}) if after else \
+                        ("PartitionKey eq @pk", {"pk": pk})
+        pages = self._table.query_entities(query, parameters=params, results_per_page=take).by_page()
+        try:
+            rows = [row async for row in await anext(pages)]
+        except StopAsyncIteration:
+            return [], None
+        more = pages.continuation_token is not None
+        return [_record(licensee_id, endpoint_id, row) for row in rows], write_token({pk: rows[-1]["RowKey"]}) if more and rows else None
+
+    @storage_errors
+    async def purge(self, licensee_id: str, endpoint_id: str, before: datetime) -> int:
+        pk = _log_partition(licensee_id, endpoint_id)
+        rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo", parameters={"pk": pk, "lo": inverted(before)},
+                                          select=["RowKey"])
+        keys = [row["RowKey"] async for row in rows]
+        for i in range(0, len(keys), MAX_OPERATIONS):
+            await self._table.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys[i : i + MAX_OPERATIONS]])
+        return len(keys)
+
+
+def _log_partition(licensee_id: str, endpoint_id: str) -> str:
+    return f"{licensee_id}|{endpoint_id}"
+
+
+def _log_row(r: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "PartitionKey": _log_partition(r.licensee_id, r.endpoint_id), "RowKey": f"{inverted(r.at)}|{r.event_id}|{r.attempt}",
+        "At": r.at, "EventId": r.event_id, "EventType": r.event_type, "Attempt": r.attempt, "Outcome": r.outcome,
+        "Status": r.status, "LatencyMs": r.latency_ms, "Error": r.error, "ResponseBody": r.response_body, "Replay": r.replay,
+    }
+
+
+def _record(licensee_id: str, endpoint_id: str, row: TableEntity) -> DeliveryRecord:
+    return DeliveryRecord(licensee_id, endpoint_id, row["At"], row["EventId"], row["EventType"], row["Attempt"], row["Outcome"],
+                          row.get("Status"), row.get("LatencyMs", 0), row.get("Error"), row.get("ResponseBody", ""),
+                          row.get("Replay", False))

@@ -185,7 +185,8 @@ class Dispatch:
         return [delay for delay in results if delay is not None]
 
     async def _remember_reply_routes(self, message: Message, recipients: Sequence[Recipient]) -> None:
-        routes = [ReplyRoute(r.phone_number, message.comm_id, message.licensee_id) for r in recipients if r.status is Status.SENT]
+        routes = [ReplyRoute(r.phone_number, message.comm_id, message.licensee_id, r.recipient_id, r.contact_id)
+                  for r in recipients if r.status is Status.SENT]
         try:
             await self._inbound.remember_routes(routes)
         except StorageUnavailable:  # the SMS went out; a reply that cannot be linked is still stored

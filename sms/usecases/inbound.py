@@ -6,10 +6,12 @@ import re
 from dataclasses import replace
 
 from .. import telemetry, transitions
+from ..events import EventBatch, Reply, batch_id, reply_events
 from ..model import Message, Recipient, Status
 from ..optouts import OptOuts, keyword
 from ..phone import mask, mask_numbers
-from ..storage import EVERY_LICENSEE, InboundSms, InboundStore, MessageStore
+from ..storage import EVERY_LICENSEE, EventStore, InboundSms, InboundStore, MessageStore, ReplyRoute
+from .announce import Announcer
 from .ledger import Ledger
 from .optimistic import update_optimistically
 
@@ -20,11 +22,14 @@ ATTEMPTS = 3
 
 
 class Inbound:
-    def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts, ledger: Ledger | None = None):
+    def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts, ledger: Ledger | None = None,
+                 events: EventStore | None = None, announcer: Announcer | None = None):
         self._messages = messages
         self._inbound = inbound
         self._opt_outs = opt_outs
         self._ledger = ledger
+        self._events = events
+        self._announcer = announcer
 
     async def apply_receipt(self, reference: str, status: Status, provider_message_id: str | None = None,
                             detail: str | None = None, provider: str = "") -> bool:
@@ -86,5 +91,25 @@ class Inbound:
             await self._opt_outs.opt_in(sms.from_number, sms.to_number, licensee_id)
             log.info("%s opted back in to %s", mask(sms.from_number), mask(sms.to_number))
         stored = replace(sms, comm_id=route.comm_id if route else None)
+        if route is not None:
+            # Before the SMS is stored: a vendor resends what we did not answer with a 2xx, and a resend
+            # makes the same batch (its id is the SMS's time and provider id; Twilio's carries no time,
+            # so a resend after a lost answer can make a second batch: the payload's providerMessageId
+            # says it is the same SMS).
+            await self._tell(route, stored, "opted_out" if action == "out" else "opted_in" if action == "in" else None)
         await self._inbound.add(stored)
         return stored
+
+    async def _tell(self, route: ReplyRoute, sms: InboundSms, opt_out: str | None) -> None:
+        """reply.received (and optout.changed for STOP/START) for the licensee whose message it answers.
+        An SMS we cannot place tells nobody: whose it is is unknown."""
+        if self._events is None or self._announcer is None or not await self._announcer.endpoints(route.licensee_id):
+            return
+        message = await self._messages.message(route.comm_id)
+        batch = batch_id(sms.received_at, f"{sms.provider}:{sms.provider_message_id}")
+        events = reply_events(batch, Reply(
+            route.comm_id, sms.from_number, sms.to_number, sms.body, sms.received_at, sms.provider, sms.provider_message_id,
+            opt_out, route.recipient_id, route.contact_id, message.linked_object_id if message else None,
+            message.suite_id if message else None))
+        if await self._announcer.announce(route.licensee_id, route.comm_id, batch, events):
+            await self._events.add(EventBatch(route.licensee_id, route.comm_id, batch, tuple(events)))

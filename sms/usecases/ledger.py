@@ -7,6 +7,10 @@ once its first job has run (a message never committed never runs, so never shows
 are those of the last job or receipt that touched it; GET /api/sms/{commId} reads the message itself.
 A failed ledger write raises, so the queue runs the job again (or the vendor resends the receipt), and
 the write is made then: nothing is lost, only later.
+
+Each write also carries the webhook events its change makes (sms/events.py: a recipient's move to
+sent, delivered, undelivered, failed or opted out), in the same transaction as the entry, announced to
+the licensee's endpoints just before it (sms/usecases/announce.py says why that order loses nothing).
 """
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Sequence
 
 from ..errors import FieldError, ValidationFailed
+from ..events import EventBatch, WebhookEvent, batch_id, status_events
 from ..model import STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status, utcnow
 from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
+from .announce import Announcer
 from .optimistic import update_optimistically
 
 PREVIEW_CHARS = 40
@@ -28,8 +34,9 @@ ROLL_UP_DAYS = 3
 
 
 class Ledger:
-    def __init__(self, store: LedgerStore):
+    def __init__(self, store: LedgerStore, announcer: Announcer | None = None):
         self._store = store
+        self._announcer = announcer
         self._noted: set[tuple[str, date]] = set()  # (licensee, day) this process has noted already
 
     async def record(self, message: Message, recipients: Sequence[Recipient], provider: str | None = None) -> None:
@@ -41,22 +48,37 @@ class Ledger:
         async def read() -> LedgerEntry | None:
             return await self._store.entry(message.licensee_id, message.comm_id, message.created_at)
 
-        def change(entry: LedgerEntry | None) -> tuple[LedgerEntry, LedgerEntry | None] | None:
+        def change(entry: LedgerEntry | None) -> tuple[LedgerEntry, LedgerEntry | None, str] | None:
             current = entry.statuses if entry else STATUS_LETTERS[Status.QUEUED] * message.recipient_count
             statuses = _merged(current, recipients)
             if entry is not None and statuses == entry.statuses and (entry.provider or not provider):
                 return None  # already says all of it (the same job run twice, a repeated receipt)
             # The provider that sent it: the first one recorded (a dispatch's) stays.
-            return _entry(message, statuses, (entry.provider if entry else None) or provider), entry
+            return _entry(message, statuses, (entry.provider if entry else None) or provider), entry, current
 
-        async def write(planned: tuple[LedgerEntry, LedgerEntry | None]) -> None:
-            entry, previous = planned
+        async def write(planned: tuple[LedgerEntry, LedgerEntry | None, str]) -> None:
+            entry, previous, was = planned
             if previous is None:  # before the entry: the daily usage and retention go by the days noted
                 await self._note_day(message.licensee_id, message.created_at.date())
             rows = [LedgerRecipient(r.seq, r.phone_number, r.contact_id, _known(entry, r).value) for r in recipients]
-            await self._store.save(entry, rows, previous)
+            await self._store.save(entry, rows, previous, await self._announced(message, recipients, was, entry.statuses))
 
         await update_optimistically(read, change, write, attempts=WRITE_ATTEMPTS, what=f"ledger entry of {message.comm_id}")
+
+    async def _announced(self, message: Message, recipients: Sequence[Recipient], was: str, now: str) -> EventBatch | None:
+        """The events of the recipients whose status the write changes, announced to the licensee's
+        endpoints (before the write: see sms/usecases/announce.py); None when there are none, or
+        nobody to tell."""
+        if self._announcer is None:
+            return None
+        batch = batch_id(utcnow())
+        events: list[WebhookEvent] = []
+        for r in sorted(recipients, key=lambda r: r.seq):
+            if r.seq < len(was) and was[r.seq] != now[r.seq]:
+                events += status_events(batch, message, r, STATUS_OF_LETTER[was[r.seq]])
+        if not events or not await self._announcer.announce(message.licensee_id, message.comm_id, batch, events):
+            return None
+        return EventBatch(message.licensee_id, message.comm_id, batch, tuple(events))
 
     async def page(self, query: LedgerQuery, take: int | None = None, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
         """A page of the licensee's messages, newest first. ValidationFailed for a take out of range or

@@ -1,6 +1,7 @@
 """Retention: messages older than SMS_RETENTION_DAYS go, with their recipients, replies and ledger
 rows, a bounded batch per run (a timer runs it every hour), found through the ledger's days so
-nothing is scanned. The daily usage roll-ups stay: they hold counts, not messages.
+nothing is scanned. The daily usage roll-ups stay: they hold counts, not messages. Webhook events and
+delivery logs older than that go too, for every licensee with endpoints or messages that old.
 
 Per message, in an order where a run cut short leaves nothing unfindable and no index pointing at
 nothing for long: the ledger's per-recipient rows (which name phone numbers, read from the message),
@@ -12,7 +13,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, time, timedelta, timezone
 
-from ..storage import LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, MessageStore
+from ..storage import (DeliveryLogStore, EventStore, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, MessageStore,
+                       WebhookEndpointStore)
 
 log = logging.getLogger("sms.retention")
 
@@ -21,15 +23,20 @@ PAGE = 100
 
 
 class Retention:
-    def __init__(self, messages: MessageStore, ledger: LedgerStore, keep_days: int, batch: int = BATCH):
+    def __init__(self, messages: MessageStore, ledger: LedgerStore, keep_days: int, batch: int = BATCH, *,
+                 webhooks: WebhookEndpointStore | None = None, events: EventStore | None = None,
+                 delivery_log: DeliveryLogStore | None = None):
         self._messages, self._ledger, self._keep_days, self._batch = messages, ledger, keep_days, batch
+        self._webhooks, self._events, self._delivery_log = webhooks, events, delivery_log
 
     async def run(self, now: datetime) -> int:
         """Remove up to a batch of messages created before `now` minus the retention period (whole
         UTC days). How many it removed."""
         cutoff = now.date() - timedelta(days=self._keep_days)
         removed = 0
-        for day, licensee_id in await self._ledger.days(before=cutoff):
+        days = await self._ledger.days(before=cutoff)
+        await self._purge_webhooks(datetime.combine(cutoff, time(), timezone.utc), {licensee for _, licensee in days})
+        for day, licensee_id in days:
             start = datetime.combine(day, time(), timezone.utc)
             query = LedgerQuery(licensee_id, created_from=start, created_to=start + timedelta(days=1))
             while removed < self._batch:
@@ -45,6 +52,16 @@ class Retention:
         if removed:
             log.info("retention: removed %d message(s) created before %s (SMS_RETENTION_DAYS=%d)", removed, cutoff, self._keep_days)
         return removed
+
+    async def _purge_webhooks(self, cutoff: datetime, licensees: set[str]) -> None:
+        """Events written and delivery attempts made before `cutoff`."""
+        if self._webhooks is None or self._events is None or self._delivery_log is None:
+            return
+        endpoints = await self._webhooks.every()
+        attempts = sum([await self._delivery_log.purge(e.licensee_id, e.endpoint_id, cutoff) for e in endpoints])
+        events = sum([await self._events.purge(licensee, cutoff) for licensee in sorted(licensees | {e.licensee_id for e in endpoints})])
+        if attempts or events:
+            log.info("retention: removed %d webhook event row(s) and %d delivery attempt(s) from before %s", events, attempts, cutoff)
 
     async def _remove(self, entry: LedgerEntry) -> None:
         loaded = await self._messages.load(entry.comm_id)

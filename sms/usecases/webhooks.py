@@ -26,6 +26,7 @@ from ..destinations import IPAddress, judged, literal_address, non_public
 from ..model import utcnow
 from ..storage import WebhookEndpoint, WebhookEndpointStore, WebhookSecret
 from ..webhooks.signing import new_secret  # the secret's form belongs to the signing scheme
+from .announce import Announcer
 from .optimistic import update_optimistically
 
 log = logging.getLogger("sms.webhooks")
@@ -106,8 +107,9 @@ def checked_event_types(event_types: Iterable[object] | None) -> tuple[str, ...]
 
 class WebhookEndpoints:
     def __init__(self, store: WebhookEndpointStore, *, allow_private: bool = False, grace: timedelta = DEFAULT_GRACE,
-                 max_endpoints: int = MAX_ENDPOINTS):
+                 max_endpoints: int = MAX_ENDPOINTS, announcer: Announcer | None = None):
         self._store = store
+        self._announcer = announcer  # told of every change, so this process sends by the endpoints as they are
         self.allow_private = allow_private
         self.grace = grace
         self.max_endpoints = max_endpoints
@@ -124,6 +126,7 @@ class WebhookEndpoints:
                                "remove one first")
         now = utcnow()
         endpoint = await self._store.add(WebhookEndpoint(licensee_id, uuid.uuid4().hex, url, types, WebhookSecret(new_secret(), now), now))
+        self._changed(licensee_id)
         log.info("webhook endpoint %s added for licensee %s", endpoint.endpoint_id, licensee_id)
         return endpoint
 
@@ -163,6 +166,7 @@ class WebhookEndpoints:
     async def remove(self, licensee_id: str, endpoint_id: str) -> None:
         endpoint = await self.get(licensee_id, endpoint_id)
         await self._store.remove(licensee_id, endpoint.endpoint_id)
+        self._changed(licensee_id)
         log.info("webhook endpoint %s of licensee %s removed", endpoint.endpoint_id, licensee_id)
 
     async def _update(self, licensee_id: str, endpoint_id: str, change) -> WebhookEndpoint:
@@ -175,5 +179,10 @@ class WebhookEndpoints:
                                               what=f"webhook endpoint {first.endpoint_id}", current=first)
         if written is None:  # change() always plans a write
             raise RecordChanged(f"webhook endpoint {first.endpoint_id} was not written")
+        self._changed(licensee_id)
         return written
+
+    def _changed(self, licensee_id: str) -> None:
+        if self._announcer is not None:
+            self._announcer.forget(licensee_id)
 

@@ -11,13 +11,11 @@ Host header. IP literals never reach a resolver, so they are checked before the 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 
 import aiohttp
@@ -26,37 +24,12 @@ from yarl import URL
 
 from ..destinations import literal_address, non_public
 from ..providers import retry_after_seconds
+from .attempts import RESPONSE_BODY_CHARS, DeliveryAttempt, Outcome
 
 log = logging.getLogger("sms.webhooks")
 
-RESPONSE_BODY_CHARS = 1000
 _READ_BYTES = 4 * RESPONSE_BODY_CHARS  # enough for 1,000 characters of UTF-8; the rest is never read
 USER_AGENT = "sms-gateway-webhooks/1"
-
-
-class Outcome(enum.StrEnum):
-    DELIVERED = "delivered"  # 2xx
-    RETRY = "retry"  # could not deliver for now: timeout, no connection, 408, 429, 5xx
-    REFUSED = "refused"  # the receiver answered no: 3xx (not followed) or a 4xx other than 408/429/410
-    GONE = "gone"  # 410: the receiver wants no more; disable the endpoint
-    BLOCKED = "blocked"  # never sent: not https, or a private/loopback/link-local destination
-
-
-@dataclass(frozen=True)
-class DeliveryAttempt:
-    outcome: Outcome
-    status: int | None = None  # the HTTP status, None when no response came
-    latency_ms: int = 0
-    error: str | None = None  # why it was not delivered, for the delivery log; never a secret
-    retry_after_seconds: float | None = None  # the response's Retry-After (delta-seconds or HTTP date)
-    response_body: str = ""  # the first 1,000 characters, for the delivery log
-
-    @property
-    def should_retry(self) -> bool:
-        """Retried on the schedule: every failure but a 410 and a blocked destination. The Standard
-        Webhooks spec counts every non-2xx as a failure, and a receiver answering 404 or 401 after a
-        bad deploy or mid secret rotation is usually fixed within the day the schedule spans."""
-        return self.outcome in (Outcome.RETRY, Outcome.REFUSED)
 
 
 class DestinationRefused(Exception):

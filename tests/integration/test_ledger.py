@@ -12,7 +12,8 @@ from azure.data.tables.aio import TableServiceClient
 from sms.errors import ValidationFailed
 from sms.model import Contact, Message, Recipient, Status, reference_for, utcnow
 from sms.storage import LedgerQuery
-from sms.storage.ledger import SHARDS, TableLedgerStore
+from sms.storage.ledger import TableLedgerStore
+from sms.storage.shards import SHARDS
 from sms.usecases.ledger import Ledger, counts
 from tests.fakes import InMemoryLedgerStore
 

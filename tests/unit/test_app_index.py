@@ -6,7 +6,7 @@ import pytest
 import subprocess
 import sys
 
-from sms.config import PROJECT_ROOT, SEND_QUEUE
+from sms.config import PROJECT_ROOT, SEND_QUEUE, WEBHOOK_QUEUE
 
 
 def _without_constraints(template: str) -> str:
@@ -39,12 +39,15 @@ def test_every_route_is_registered(triggers):
         assert triggers[name]["route"].startswith("api/webhooks/{endpointId:regex(^[0-9a-fA-F]{{32}}$)}")
 
 
-def test_queue_triggers_listen_on_the_send_queue_and_its_poison_queue(triggers):
+def test_queue_triggers_listen_on_the_send_and_webhook_queues_and_their_poison_queues(triggers):
     queues = {name: t for name, t in triggers.items() if t["type"] == "queueTrigger"}
+
+    def on(queue: str) -> dict:
+        return {"direction": "IN", "type": "queueTrigger", "name": "msg", "queueName": queue, "connection": "AzureWebJobsStorage"}
+
     assert queues == {
-        "send_job": {"direction": "IN", "type": "queueTrigger", "name": "msg", "queueName": SEND_QUEUE, "connection": "AzureWebJobsStorage"},
-        "send_job_poison": {"direction": "IN", "type": "queueTrigger", "name": "msg", "queueName": f"{SEND_QUEUE}-poison",
-                            "connection": "AzureWebJobsStorage"},
+        "send_job": on(SEND_QUEUE), "send_job_poison": on(f"{SEND_QUEUE}-poison"),
+        "deliver_webhooks": on(WEBHOOK_QUEUE), "deliver_webhooks_poison": on(f"{WEBHOOK_QUEUE}-poison"),
     }
 
 
