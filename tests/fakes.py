@@ -142,7 +142,7 @@ class InMemoryLedgerStore(LedgerStore, EventStore):
     table adapters keep them in the ledger's table: a batch is saved with its entry, or not at all."""
 
     def __init__(self) -> None:
-        self.batches: dict[tuple[str, str, str], tuple[WebhookEvent, ...]] = {}
+        self.event_batches: dict[tuple[str, str, str], tuple[WebhookEvent, ...]] = {}
         self.entries: dict[str, LedgerEntry] = {}
         self.recipients: dict[str, dict[int, LedgerRecipient]] = {}
         self.noted: set[tuple[date, str]] = set()
@@ -189,21 +189,21 @@ class InMemoryLedgerStore(LedgerStore, EventStore):
             raise RecordChanged(f"ledger entry of {entry.comm_id} changed")
         self.entries[entry.comm_id] = replace(entry, etag=f"e{next(_etags)}")
         if events is not None:
-            self.batches[events.licensee_id, events.comm_id, events.batch] = events.events
+            self.event_batches[events.licensee_id, events.comm_id, events.batch] = events.events
 
     # -- EventStore --
 
     async def add(self, batch: EventBatch) -> None:
-        self.batches[batch.licensee_id, batch.comm_id, batch.batch] = batch.events
+        self.event_batches[batch.licensee_id, batch.comm_id, batch.batch] = batch.events
 
     async def batch(self, licensee_id: str, comm_id: str, batch: str) -> list[WebhookEvent] | None:
-        found = self.batches.get((licensee_id, comm_id, batch))
+        found = self.event_batches.get((licensee_id, comm_id, batch))
         return list(found) if found is not None else None
 
     async def batches(self, licensee_id: str, start: datetime, end: datetime, take: int,
                       token: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
         low, high = batch_id(start), batch_id(end)
-        found = sorted((b, c) for (lic, c, b) in self.batches if lic == licensee_id and low <= b < high)
+        found = sorted((b, c) for (lic, c, b) in self.event_batches if lic == licensee_id and low <= b < high)
         if token is not None and not token.isdigit():
             raise invalid_token()
         first = int(token) if token else 0
@@ -211,9 +211,9 @@ class InMemoryLedgerStore(LedgerStore, EventStore):
         return page, str(first + take) if first + take < len(found) else None
 
     async def purge(self, licensee_id: str, before: datetime) -> int:
-        old = [key for key in self.batches if key[0] == licensee_id and key[2] < batch_id(before)]
+        old = [key for key in self.event_batches if key[0] == licensee_id and key[2] < batch_id(before)]
         for key in old:
-            del self.batches[key]
+            del self.event_batches[key]
         return len(old)
 
     async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:

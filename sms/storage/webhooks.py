@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from azure.core import MatchConditions
@@ -147,8 +147,9 @@ class TableDeliveryLogStore(DeliveryLogStore):
     @storage_errors
     async def purge(self, licensee_id: str, endpoint_id: str, before: datetime) -> int:
         pk = _log_partition(licensee_id, endpoint_id)
-        rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo", parameters={"pk": pk, "lo": inverted(before)},
-                                          select=["RowKey"])
+        # Newest first: the attempts made before `before` are the keys from its instant's one microsecond earlier on.
+        oldest = inverted(before - timedelta(microseconds=1))
+        rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo", parameters={"pk": pk, "lo": oldest}, select=["RowKey"])
         keys = [row["RowKey"] async for row in rows]
         for i in range(0, len(keys), MAX_OPERATIONS):
             await self._table.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys[i : i + MAX_OPERATIONS]])

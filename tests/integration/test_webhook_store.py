@@ -1,0 +1,140 @@
+"""Webhook events and delivery logs in Table Storage (sms/storage/events.py, sms/storage/webhooks.py),
+on Azurite and on the fakes, through the same tests: a batch is in the ledger entry's transaction and
+within Azure's limits, racing writers leave each event in exactly one batch, ranges page across the
+shards, and old rows go."""
+import asyncio
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from azure.data.tables.aio import TableServiceClient
+
+from sms import transitions
+from sms.errors import ValidationFailed
+from sms.events import EventBatch, WebhookEvent, batch_id
+from sms.model import Contact, Message, Recipient, Status, utcnow
+from sms.storage import DeliveryRecord, WebhookEndpoint, WebhookSecret
+from sms.storage.events import TableEventStore
+from sms.storage.ledger import TableLedgerStore
+from sms.storage.webhooks import TableDeliveryLogStore
+from sms.usecases.announce import Announcer
+from sms.usecases.ledger import Ledger
+from tests.fakes import InMemoryDeliveryLog, InMemoryDeliveryQueue, InMemoryLedgerStore, InMemoryWebhookEndpointStore
+
+A, B = "a" * 32, "b" * 32
+
+
+@pytest.fixture(params=["azurite", "memory"])
+async def stores(request, emulator, unique_name):
+    """(ledger store, event store, delivery log) over one table each, as the app wires them."""
+    if request.param == "memory":
+        ledger = InMemoryLedgerStore()
+        yield ledger, ledger, InMemoryDeliveryLog()
+        return
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        table = service.get_table_client(unique_name("ledger"))
+        ledger = TableLedgerStore(table)
+        await ledger.create_table()
+        log = TableDeliveryLogStore(service.get_table_client(unique_name("hooklog")))
+        await log.create_table()
+        yield ledger, TableEventStore(table), log
+
+
+async def _announcing(ledger_store, licensee=A):
+    endpoints, queue = InMemoryWebhookEndpointStore(), InMemoryDeliveryQueue()
+    now = utcnow()
+    await endpoints.add(WebhookEndpoint(licensee, uuid.uuid4().hex, "https://crm.example.org/e", (), WebhookSecret("whsec_x", now), now))
+    return Ledger(ledger_store, Announcer(endpoints, queue)), queue
+
+
+def _message(n: int, licensee=A) -> tuple[Message, list[Recipient]]:
+    comm_id = uuid.uuid4().hex
+    message = Message(comm_id, licensee, "Your appointment is tomorrow", Contact(), n, "GSM-7", 1)
+    return message, [Recipient(comm_id, i, uuid.uuid4().hex, f"+614120{i:05d}", contact_id=f"{i:032x}") for i in range(n)]
+
+
+def _sent(r: Recipient) -> Recipient:
+    return transitions.sent(transitions.claimed(r, "c1"), f"prov-{r.seq}")
+
+
+async def test_a_full_job_with_the_longest_reasons_is_one_write_within_azures_limits_and_reads_back_in_order(stores):
+    ledger_store, events, _ = stores
+    ledger, queue = await _announcing(ledger_store)
+    message, recipients = _message(100)
+    reason = "😀" * 1000  # the longest reason a row keeps, in the widest characters
+    outcomes = [transitions.failed(transitions.claimed(r, "c1"), reason) for r in recipients]
+    await ledger.record(message, outcomes)  # Azure's limits are checked before the write (sms/storage/batch.py)
+    [(delivery, _)] = queue.take()
+    found = await events.batch(A, message.comm_id, delivery.batch)
+    assert [json.loads(e.body)["data"]["seq"] for e in found] == list(range(100))
+    assert {e.type for e in found} == {"message.failed"}
+    assert json.loads(found[99].body)["data"]["error"] == outcomes[99].last_error
+
+
+async def test_writers_racing_on_one_message_leave_each_event_in_exactly_one_batch(stores):
+    ledger_store, events, _ = stores
+    message, recipients = _message(20)
+    writers = [await _announcing(ledger_store) for _ in range(4)]
+    # Each writer records a different recipient's outcome at once; the entry's ETag makes them take turns.
+    await asyncio.gather(*(ledger.record(message, [_sent(recipients[i])]) for i, (ledger, _) in enumerate(writers)))
+    announced = [d for _, queue in writers for d, _ in queue.take()]
+    written = [e for d in announced for e in (await events.batch(A, message.comm_id, d.batch) or [])]
+    assert sorted(json.loads(e.body)["data"]["seq"] for e in written) == [0, 1, 2, 3]
+    assert len({e.id for e in written}) == 4
+
+
+async def test_batches_of_a_range_page_oldest_first_across_the_shards_and_stay_the_licensees(stores):
+    ledger_store, events, _ = stores
+    start = utcnow()
+    written = []
+    for i in range(12):
+        comm_id = uuid.uuid4().hex
+        batch = batch_id(start + timedelta(milliseconds=i))
+        event = WebhookEvent(f"evt_{batch}_{comm_id}_r", "reply.received", json.dumps({"id": f"evt_{batch}_{comm_id}_r", "type": "reply.received"}))
+        await events.add(EventBatch(A if i % 4 else B, comm_id, batch, (event,)))
+        written.append((A if i % 4 else B, comm_id, batch))
+    mine = [(c, b) for lic, c, b in written if lic == A]
+    seen, token = [], None
+    while True:
+        page, token = await events.batches(A, start, start + timedelta(milliseconds=11), 3, token)
+        assert len(page) <= 3
+        seen += page
+        if token is None:
+            break
+    assert seen == [x for x in mine if x[1] < batch_id(start + timedelta(milliseconds=11))]
+    with pytest.raises(ValidationFailed):
+        await events.batches(A, start, start + timedelta(seconds=1), 3, "not-a-token")
+    assert await events.purge(A, start + timedelta(milliseconds=5)) >= 1
+    left, _ = await events.batches(A, start, start + timedelta(seconds=1), 100)
+    assert left == [x for x in mine if x[1] >= batch_id(start + timedelta(milliseconds=5))]
+    assert len((await events.batches(B, start, start + timedelta(seconds=1), 100))[0]) == 3
+
+
+async def test_the_delivery_log_pages_newest_first_per_endpoint_and_old_attempts_go(stores):
+    _, _, log = stores
+    e1, e2 = uuid.uuid4().hex, uuid.uuid4().hex
+    t0 = utcnow()
+    body = "🚫" * 1000  # the longest response body kept, in the widest characters
+    records = [DeliveryRecord(A, e1, t0 + timedelta(seconds=i), f"evt_{i}", "message.sent", 1, "retry", 503, 30 + i,
+                              "503 Service Unavailable", body, replay=i == 2) for i in range(5)]
+    await log.add(records)
+    await log.add([DeliveryRecord(A, e2, t0, "evt_other", "message.sent", 1, "delivered", 200, 9)])
+    first, token = await log.page(A, e1, 2)
+    rest, end = await log.page(A, e1, 10, token)
+    assert [r.event_id for r in first + rest] == ["evt_4", "evt_3", "evt_2", "evt_1", "evt_0"] and end is None
+    assert first[0] == records[4] and rest[0].replay is True
+    assert [r.event_id for r in (await log.page(A, e2, 10))[0]] == ["evt_other"]
+    assert (await log.page(B, e1, 10))[0] == []
+    with pytest.raises(ValidationFailed):
+        await log.page(A, e1, 2, "bm90IGEgdG9rZW4")
+    assert await log.purge(A, e1, t0 + timedelta(seconds=3)) == 3
+    assert [r.event_id for r in (await log.page(A, e1, 10))[0]] == ["evt_4", "evt_3"]
+
+
+def test_a_status_the_ledger_keeps_that_tells_nothing_makes_no_event():
+    """queued and sending tell the licensee nothing."""
+    from sms.events import status_events
+
+    message, [r] = _message(1)
+    assert status_events("1" * 16, message, transitions.claimed(r, "c"), Status.QUEUED) == []
