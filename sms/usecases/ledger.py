@@ -69,8 +69,8 @@ class Ledger:
         """The events of the recipients whose status the write changes, announced to the licensee's
         endpoints (before the write: see sms/usecases/announce.py); None when there are none, or
         nobody to tell."""
-        if self._announcer is None:
-            return None
+        if self._announcer is None or not await self._announcer.endpoints(message.licensee_id):
+            return None  # nobody to tell: no event is built or kept
         batch = batch_id(utcnow())
         events: list[WebhookEvent] = []
         for r in sorted(recipients, key=lambda r: r.seq):
