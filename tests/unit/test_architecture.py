@@ -15,7 +15,7 @@ CORE = [
 ]
 ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.webhooks", "sms.storage.inbound", "sms.storage.idempotency",
             "sms.storage.queues", "sms.storage.events", "sms.storage.shards", "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap",
-            "sms.webhooks.signing", "sms.webhooks.sender", "sms.webhooks.backoff"]
+            "sms.webhooks.signing", "sms.webhooks.sender", "sms.webhooks.backoff", "sms.webhooks.listen"]
 ENTRY_POINTS = ("sms.api", "sms.callbacks", "sms.worker", "sms.cli", "sms.devhost", "function_app")
 
 
