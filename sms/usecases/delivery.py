@@ -33,8 +33,8 @@ from .optimistic import update_optimistically
 log = logging.getLogger("sms.webhooks")
 
 # A delivery is queued just before the write that makes its batch; one that finds no batch looks
-# again this often, for this long, and is then dropped (the write never happened; its retry announced
-# its own batch).
+# again (after 2 s, then as long again as it has waited) for this long, and is then dropped (the write
+# never happened, or lost a race; whatever retried it announced its own batch).
 NOT_WRITTEN_YET_DELAY = 2
 COMMIT_GRACE = timedelta(minutes=2)
 # The host parks a delivery that raised maxDequeueCount times (storage down); it is put back this
@@ -82,8 +82,9 @@ class WebhookDelivery:
             return 0
         events = await self._events.batch(delivery.licensee_id, delivery.comm_id, delivery.batch)
         if events is None:
-            if self._clock() - delivery.queued_at < COMMIT_GRACE:
-                await self._queue.put(delivery, delay_seconds=NOT_WRITTEN_YET_DELAY)
+            waited = self._clock() - delivery.queued_at
+            if waited < COMMIT_GRACE:  # looked for again after as long as it has waited: 7 looks in all
+                await self._queue.put(delivery, delay_seconds=max(NOT_WRITTEN_YET_DELAY, math.ceil(waited.total_seconds())))
             else:
                 log.info("webhook batch %s of %s was never written; its delivery is dropped", delivery.batch, delivery.comm_id)
             return 0

@@ -181,9 +181,12 @@ async def test_a_batch_not_written_yet_is_looked_for_again_then_dropped_after_th
     clock = Clock()
     world, endpoint, transport, deliverer = await _world(clock=clock)
     missing = Delivery(LICENSEE, endpoint.endpoint_id, "c" * 32, batch_id(T0), queued_at=T0)
-    clock.at = T0 + timedelta(seconds=3)
+    clock.at = T0 + timedelta(seconds=1)
     assert await deliverer.deliver(missing) == 0
     assert world.deliveries.take() == [(missing, NOT_WRITTEN_YET_DELAY)]
+    clock.at = T0 + timedelta(seconds=30)  # then it waits as long again as it has waited: a few looks in all
+    assert await deliverer.deliver(missing) == 0
+    assert world.deliveries.take() == [(missing, 30)]
     clock.at = T0 + COMMIT_GRACE
     assert await deliverer.deliver(missing) == 0
     assert world.deliveries.take() == [] and transport.requests == []
