@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .model import Message, Recipient, Status, reference_for, utcnow
+from .model import NOT_ATTEMPTED, Message, Recipient, Status, reference_for, utcnow
 
 EVENT_TYPES: tuple[str, ...] = (
     "message.sent",
@@ -24,23 +24,28 @@ EVENT_TYPES: tuple[str, ...] = (
     "message.undelivered",
     "message.failed",
     "message.opted_out",
+    "message.expired",
+    "message.cancelled",
     "reply.received",
     "optout.changed",
 )
 
 # A recipient's events come in this order; `sequence` in the payload says where each stands, so a
 # receiver that got "delivered" (2) first knows a late "sent" (1) is older news.
-SEQUENCE = {Status.SENT: 1, Status.DELIVERED: 2, Status.UNDELIVERED: 2, Status.FAILED: 2, Status.OPTED_OUT: 2}
-_CODE = {Status.SENT: "s", Status.DELIVERED: "d", Status.UNDELIVERED: "u", Status.FAILED: "f", Status.OPTED_OUT: "o"}
+SEQUENCE = {Status.SENT: 1, Status.DELIVERED: 2, Status.UNDELIVERED: 2, Status.FAILED: 2, Status.OPTED_OUT: 2,
+            Status.EXPIRED: 2, Status.CANCELLED: 2}
+_CODE = {Status.SENT: "s", Status.DELIVERED: "d", Status.UNDELIVERED: "u", Status.FAILED: "f", Status.OPTED_OUT: "o",
+         Status.EXPIRED: "x", Status.CANCELLED: "c"}
 # The longest reply text an event carries: an inbound SMS is at most a few concatenated segments.
 MAX_TEXT_CHARS = 2000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # evt_<batch>_<commId>_<what>: batch = 16 digits (microseconds since 1970 when it was written), and
 # for an inbound SMS a dash and 10 hex digits of its provider's id; what = <seq><status code> for a
-# recipient's status, "r" for a reply, "o" for the opt-out change it made. No "." (Standard Webhooks
+# recipient's status (s sent, d delivered, u undelivered, f failed, o opted out, x expired, c
+# cancelled), "r" for a reply, "o" for the opt-out change it made. No "." (Standard Webhooks
 # signs "<id>.<timestamp>.<body>") and no whitespace.
-_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufo]|[ro])$")
+_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxc]|[ro])$")
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def status_events(batch: str, message: Message, recipient: Recipient, was: Statu
     step = _last_step(recipient, now)
     at = step.at if step is not None else recipient.updated_at
     provider_id = (step.provider_message_id if step is not None else None) or recipient.provider_message_id
-    error = recipient.last_error if now in (Status.FAILED, Status.UNDELIVERED, Status.OPTED_OUT) else None
+    error = recipient.last_error if now in (Status.FAILED, Status.UNDELIVERED, *NOT_ATTEMPTED) else None
     events.append(_status_event(batch, message, recipient, now, at, provider_id, error))
     return events
 
@@ -109,7 +114,7 @@ def _last_step(recipient: Recipient, status: Status):
 
 def _status_event(batch: str, message: Message, r: Recipient, status: Status, at: datetime,
                   provider_id: str | None, error: str | None) -> WebhookEvent:
-    event_type = "message.opted_out" if status is Status.OPTED_OUT else f"message.{status.value}"
+    event_type = f"message.{status.value}"
     event_id = f"evt_{batch}_{message.comm_id}_{r.seq}{_CODE[status]}"
     data = {
         "commId": message.comm_id, "reference": reference_for(message.comm_id), "recipientId": r.recipient_id,

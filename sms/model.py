@@ -17,6 +17,7 @@ _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 class Status(str, enum.Enum):
     """Recipient status. It only moves forward: see `can_become`."""
 
+    SCHEDULED = "scheduled"  # waiting for the message's sendAt
     QUEUED = "queued"
     SENDING = "sending"
     SENT = "sent"
@@ -24,6 +25,8 @@ class Status(str, enum.Enum):
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
     OPTED_OUT = "opted_out"  # not attempted: the number opted out of this licensee's messages
+    EXPIRED = "expired"  # not attempted: its validUntil passed before it could be sent
+    CANCELLED = "cancelled"  # not attempted: the message was cancelled first
 
     def can_become(self, new: "Status") -> bool:
         """Forward moves only, plus one exception: a claim released after a transient
@@ -33,6 +36,7 @@ class Status(str, enum.Enum):
 
 # One letter per status: the ledger keeps a message's recipients' statuses as a string of these.
 STATUS_LETTERS = {
+    Status.SCHEDULED: "w",
     Status.QUEUED: "q",
     Status.SENDING: "s",
     Status.SENT: "S",
@@ -40,18 +44,27 @@ STATUS_LETTERS = {
     Status.DELIVERED: "d",
     Status.UNDELIVERED: "u",
     Status.OPTED_OUT: "o",
+    Status.EXPIRED: "x",
+    Status.CANCELLED: "c",
 }
 STATUS_OF_LETTER = {letter: status for status, letter in STATUS_LETTERS.items()}
 
 _RANK = {
-    Status.QUEUED: 0,
-    Status.SENDING: 1,
-    Status.SENT: 2,
-    Status.FAILED: 3,
-    Status.DELIVERED: 3,
-    Status.UNDELIVERED: 3,
-    Status.OPTED_OUT: 3,
+    Status.SCHEDULED: 0,
+    Status.QUEUED: 1,
+    Status.SENDING: 2,
+    Status.SENT: 3,
+    Status.FAILED: 4,
+    Status.DELIVERED: 4,
+    Status.UNDELIVERED: 4,
+    Status.OPTED_OUT: 4,
+    Status.EXPIRED: 4,
+    Status.CANCELLED: 4,
 }
+# Not attempted, and never will be: nothing was sent.
+NOT_ATTEMPTED = frozenset({Status.OPTED_OUT, Status.EXPIRED, Status.CANCELLED})
+# May still be handed to the provider: what a dispatch sends and a cancel stops.
+WAITING = frozenset({Status.SCHEDULED, Status.QUEUED})
 
 
 def reference_for(comm_id: str) -> str:
@@ -85,6 +98,9 @@ class Message:
     linked_object_id: str | None = None
     suite_id: str | None = None
     created_at: datetime = field(default_factory=utcnow)
+    send_at: datetime | None = None  # not before then (its recipients are `scheduled` until it comes)
+    valid_until: datetime | None = None  # not after then: a recipient not handed over by then expires
+    urgent: bool = False  # sent inside the licensee's quiet hours too
 
 
 @dataclass(frozen=True)
@@ -126,7 +142,10 @@ class Recipient:
 
     @property
     def timeline(self) -> tuple[Event, ...]:
-        """Queued when created, then every step kept (`events_omitted` are missing after the first)."""
+        """Queued when created (or scheduled: then that is its first step, kept), then every step kept
+        (`events_omitted` are missing after the first)."""
+        if self.events and self.events[0].status is Status.SCHEDULED:
+            return self.events
         return (Event(Status.QUEUED, self.created_at),) + self.events
 
     def with_event(self, event: Event) -> "Recipient":
@@ -244,8 +263,13 @@ def status_of(statuses: set[Status]) -> str:
         return Status.QUEUED.value
     if len(statuses) == 1:
         return statuses.pop().value
-    if statuses & {Status.QUEUED, Status.SENDING}:
+    if statuses <= WAITING:
+        return Status.SCHEDULED.value if Status.SCHEDULED in statuses else Status.QUEUED.value
+    if statuses & {Status.SCHEDULED, Status.QUEUED, Status.SENDING}:
         return Status.SENDING.value
-    if statuses & {Status.FAILED, Status.UNDELIVERED, Status.OPTED_OUT}:
+    if statuses <= NOT_ATTEMPTED:
+        return Status.CANCELLED.value if Status.CANCELLED in statuses else Status.EXPIRED.value if Status.EXPIRED in statuses \
+            else Status.OPTED_OUT.value
+    if statuses & {Status.FAILED, Status.UNDELIVERED, *NOT_ATTEMPTED}:
         return "partially_sent"
     return Status.SENT.value

@@ -2,7 +2,8 @@
 
 Each function answers None when the event does not apply to the row as it stands (nothing to write).
 Together they keep the rule `Status.can_become` states: status only moves forward
-(queued -> sending -> sent -> delivered | undelivered | failed | opted_out), except one step back,
+(scheduled -> queued -> sending -> sent -> delivered | undelivered | failed; scheduled or queued ->
+opted_out | expired | cancelled, never attempted), except one step back,
 `released`: a claim given up after a transient failure returns to queued, because nothing was sent.
 Who may apply them, and how the write is made safe against other writers, is the use cases' business
 (sms/usecases/job_rows.py, sms/usecases/inbound.py); tests/unit/test_transitions.py checks every
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .model import Event, Recipient, Status, utcnow
+from .model import WAITING, Event, Recipient, Status, utcnow
 
 # What a recipient left in `sending` past its lease becomes. It was claimed in the write just before
 # its provider call, so its worker stopped between handing it to the provider and recording what the
@@ -24,6 +25,8 @@ from .model import Event, Recipient, Status, utcnow
 OUTCOME_UNKNOWN = "The worker stopped while sending; the outcome is unknown, so it was not sent again"
 
 OPTED_OUT = "The recipient opted out (STOP)"
+EXPIRED = "Not sent before the message's validUntil"
+CANCELLED = "The message was cancelled before this recipient was sent"
 
 
 def _step(before: Recipient, after: Recipient, error: str | None = None, attempt: int | None = None) -> Recipient:
@@ -33,9 +36,15 @@ def _step(before: Recipient, after: Recipient, error: str | None = None, attempt
     return after.with_event(Event(after.status, after.updated_at, brought, error, attempt))
 
 
+def scheduled(row: Recipient) -> Recipient:
+    """A new recipient of a message with a sendAt: scheduled, the first step of its timeline."""
+    return row.with_event(Event(Status.SCHEDULED, row.created_at)) if not row.events else row
+
+
 def claimed(row: Recipient, claim_id: str) -> Recipient | None:
-    """queued -> sending, for one provider call: attempts + 1, and the claim id of the dispatch making it."""
-    if row.status is not Status.QUEUED:
+    """queued (or scheduled, once its time has come) -> sending, for one provider call: attempts + 1,
+    and the claim id of the dispatch making it. The dispatch decides when a scheduled one is due."""
+    if row.status not in WAITING:
         return None
     after = row.moved_to(Status.SENDING, attempts=row.attempts + 1, first_attempt_at=row.first_attempt_at or utcnow(),
                          claim_id=claim_id)
@@ -90,8 +99,19 @@ def receipt(row: Recipient, status: Status, provider_message_id: str | None, det
 
 
 def opted_out(row: Recipient) -> Recipient | None:
-    """queued -> opted_out: not attempted, the number asked not to be texted."""
-    return _with_reason(row, Status.OPTED_OUT, OPTED_OUT) if row.status is Status.QUEUED else None
+    """scheduled or queued -> opted_out: not attempted, the number asked not to be texted."""
+    return _with_reason(row, Status.OPTED_OUT, OPTED_OUT) if row.status in WAITING else None
+
+
+def expired(row: Recipient) -> Recipient | None:
+    """scheduled or queued -> expired: not attempted, its message's validUntil passed first."""
+    return _with_reason(row, Status.EXPIRED, EXPIRED) if row.status in WAITING else None
+
+
+def cancelled(row: Recipient) -> Recipient | None:
+    """scheduled or queued -> cancelled: not attempted, its message was cancelled first. A recipient
+    already claimed is with the provider (or past it), and stays as it is."""
+    return _with_reason(row, Status.CANCELLED, CANCELLED) if row.status in WAITING else None
 
 
 def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = None) -> Recipient | None:
@@ -104,9 +124,9 @@ def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = No
 
 
 def given_up(row: Recipient, reason: str, lease_start: datetime, claim_id: str | None = None) -> Recipient | None:
-    """A parked job's recipient: queued -> failed with `reason` (never attempted); a claim left past its
-    lease as `left_behind`."""
-    if row.status is Status.QUEUED:
+    """A parked job's recipient: scheduled or queued -> failed with `reason` (never attempted); a claim
+    left past its lease as `left_behind`."""
+    if row.status in WAITING:
         return _with_reason(row, Status.FAILED, reason)
     return left_behind(row, lease_start, claim_id)
 

@@ -9,10 +9,10 @@ import pytest
 from sms import transitions
 from sms.model import MAX_ERROR_CHARS, MAX_EVENT_ERROR_CHARS, MAX_EVENTS, Recipient, Status, derived_events, utcnow
 
-Q, SE, S, F, D, U, O = (Status.QUEUED, Status.SENDING, Status.SENT, Status.FAILED, Status.DELIVERED,
-                        Status.UNDELIVERED, Status.OPTED_OUT)
-ALL = [Q, SE, S, F, D, U, O]
-RANK = {Q: 0, SE: 1, S: 2, F: 3, D: 3, U: 3, O: 3}
+W, Q, SE, S, F, D, U, O, X, C = (Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.SENT, Status.FAILED,
+                                 Status.DELIVERED, Status.UNDELIVERED, Status.OPTED_OUT, Status.EXPIRED, Status.CANCELLED)
+ALL = [W, Q, SE, S, F, D, U, O, X, C]
+RANK = {W: 0, Q: 1, SE: 2, S: 3, F: 4, D: 4, U: 4, O: 4, X: 4, C: 4}
 LONG_AGO = utcnow() - timedelta(hours=1)
 LEASE_START = utcnow() - timedelta(minutes=5)  # claims older than this are past their lease
 
@@ -40,26 +40,30 @@ EVENTS = {
     "receipt undelivered": lambda r: transitions.receipt(r, U, "p-1", "absent subscriber"),
     "receipt queued": lambda r: transitions.receipt(r, Q, "p-1", None),
     "opted out": transitions.opted_out,
+    "validUntil passed": transitions.expired,
+    "message cancelled": transitions.cancelled,
     "left behind past lease": lambda r: transitions.left_behind(r, LEASE_START, "mine"),
     "job given up": lambda r: transitions.given_up(r, "parked", LEASE_START, "mine"),
 }
 
 # The expected status after each event, from each status (None: not applicable, nothing written).
 TABLE = {
-    #                          queued  sending  sent  failed  delivered  undelivered  opted_out
-    "claim":                   [SE,    None,    None, None,   None,      None,        None],
-    "provider took it":        [None,  S,       None, None,   None,      None,        None],
-    "provider: later":         [None,  Q,       None, None,   None,      None,        None],
-    "provider: never":         [None,  F,       None, None,   None,      None,        None],
-    "outcome sent recorded":   [S,     S,       None, None,   None,      None,        O],
-    "outcome failed recorded": [F,     F,       F,    F,      None,      None,        O],
-    "receipt sent":            [S,     S,       None, None,   None,      None,        None],
-    "receipt delivered":       [D,     D,       D,    None,   None,      None,        None],
-    "receipt undelivered":     [U,     U,       U,    None,   None,      None,        None],
-    "receipt queued":          [None,  None,    None, None,   None,      None,        None],
-    "opted out":               [O,     None,    None, None,   None,      None,        None],
-    "left behind past lease":  [None,  F,       None, None,   None,      None,        None],
-    "job given up":            [F,     F,       None, None,   None,      None,        None],
+    #                          sched.  queued  sending  sent  failed  delivered  undeliv.  opted_out expired cancelled
+    "claim":                   [SE,    SE,     None,    None, None,   None,      None,     None,     None,   None],
+    "provider took it":        [None,  None,   S,       None, None,   None,      None,     None,     None,   None],
+    "provider: later":         [None,  None,   Q,       None, None,   None,      None,     None,     None,   None],
+    "provider: never":         [None,  None,   F,       None, None,   None,      None,     None,     None,   None],
+    "outcome sent recorded":   [S,     S,      S,       None, None,   None,      None,     O,        X,      C],
+    "outcome failed recorded": [F,     F,      F,       F,    F,      None,      None,     O,        X,      C],
+    "receipt sent":            [S,     S,      S,       None, None,   None,      None,     None,     None,   None],
+    "receipt delivered":       [D,     D,      D,       D,    None,   None,      None,     None,     None,   None],
+    "receipt undelivered":     [U,     U,      U,       U,    None,   None,      None,     None,     None,   None],
+    "receipt queued":          [None,  None,   None,    None, None,   None,      None,     None,     None,   None],
+    "opted out":               [O,     O,      None,    None, None,   None,      None,     None,     None,   None],
+    "validUntil passed":       [X,     X,      None,    None, None,   None,      None,     None,     None,   None],
+    "message cancelled":       [C,     C,      None,    None, None,   None,      None,     None,     None,   None],
+    "left behind past lease":  [None,  None,   F,       None, None,   None,      None,     None,     None,   None],
+    "job given up":            [F,     F,      F,       None, None,   None,      None,     None,     None,   None],
 }
 # "outcome sent recorded" on `sent`: the row already says it (its write had landed), so None. A status
 # that stays but is written (failed, opted_out) keeps the status and fills in what the row lacked: the
