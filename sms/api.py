@@ -30,17 +30,22 @@ from .logs import log_unexpected
 from .model import utcnow
 from .phone import mask_numbers
 from .gateway import Gateway
+from .usecases.delivery import WebhookDelivery
 from .usecases.ledger import Ledger
 from .usecases.webhooks import WebhookEndpoints
 from .routes import MAX_BATCH, OPERATION, Route, register
 from .wire import RepliesResponse, ReplyState
-from .wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest
+from .wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
 from .wire.http import error_response, json_response
 from .wire.mapping import (
     comm_response,
+    delivery_list,
+    delivery_log_page,
     ledger_query,
     message_list,
     message_state,
+    replay_request,
+    replay_response,
     send_command,
     usage_range,
     usage_response,
@@ -280,8 +285,34 @@ async def _webhooks_enable(req: func.HttpRequest, gw: Gateway, route: Route) -> 
     return webhook_endpoint_state(await _webhooks(gw).enable(licensee, req.route_params.get("endpointId", "")))
 
 
+def _delivery(gw: Gateway) -> WebhookDelivery:
+    if gw.use.delivery is None:  # assemble() without the webhook ports: a wiring mistake, answered 500
+        raise RuntimeError("this gateway was assembled without webhook delivery")
+    return gw.use.delivery
+
+
+async def _webhooks_deliveries(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    take, token = delivery_log_page(req.params)
+    delivery = _delivery(gw)
+    endpoint = await _webhooks(gw).get(licensee, req.route_params.get("endpointId", ""))
+    return delivery_list(*await delivery.attempts(endpoint, take, token))
+
+
+async def _webhooks_replay(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    replay = replay_request(wire.to_dto(_request_data(req, route, gw), WebhookReplayRequest))
+    delivery = _delivery(gw)
+    endpoint = await _webhooks(gw).get(licensee, req.route_params.get("endpointId", ""))
+    if replay.event_id is not None:
+        return replay_response(1, event_id=(await delivery.replay_event(endpoint, replay.event_id)).id)
+    queued, token = await delivery.replay_range(endpoint, replay.start, replay.end, replay.token)
+    return replay_response(queued, token=token)
+
+
 _WEBHOOK_WORK = {"webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add, "webhooks_remove": _webhooks_remove,
-                 "webhooks_rotate_secret": _webhooks_rotate_secret, "webhooks_enable": _webhooks_enable}
+                 "webhooks_rotate_secret": _webhooks_rotate_secret, "webhooks_enable": _webhooks_enable,
+                 "webhooks_deliveries": _webhooks_deliveries, "webhooks_replay": _webhooks_replay}
 
 
 def _webhooks_function(route: Route, gateway: GatewaySource):

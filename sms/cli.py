@@ -1,7 +1,8 @@
 """Command line for operators: `python -m sms keys create|list|revoke`, `messages list` and `usage`
 (a licensee's ledger, as GET /api/sms and /api/usage answer it), `webhooks add|list|rotate-secret|
-remove|enable` (a licensee's webhook endpoints, through the use case /api/webhooks runs), and
-`python -m sms simulate inbound|receipt` to post what ACS would to a running gateway.
+remove|enable|deliveries|replay` (a licensee's webhook endpoints, their delivery log and replays,
+through the use cases /api/webhooks runs), and `python -m sms simulate inbound|receipt` to post what
+ACS would to a running gateway.
 
 Reads settings like the app does (environment, then local.settings.json).
 """
@@ -22,11 +23,13 @@ from .config import ConfigError, Settings, load_local_settings
 from .errors import LimitReached, NotFound, StorageUnavailable, ValidationFailed
 from .events import EVENT_TYPES
 from .model import reference_for, status_of, utcnow
-from .storage import ApiKeyRecord, WebhookEndpoint
+from .storage import ApiKeyRecord, DeliveryRecord, WebhookEndpoint
 from .phone import InvalidNumber, to_e164
+from .usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
 from .usecases.ledger import MAX_TAKE, Ledger, statuses_of
 from .wire import parse_guid
-from .wire.mapping import ledger_query, usage_range
+from .wire.dto import WebhookReplayRequest
+from .wire.mapping import ledger_query, replay_request, usage_range
 
 T = TypeVar("T")
 
@@ -138,11 +141,55 @@ def _print_endpoints(endpoints: list[WebhookEndpoint]) -> None:
             print(f"{'':<33} the previous secret signs too until {e.previous_secret.expires_at.isoformat(timespec='seconds')}")
 
 
+def _print_deliveries(records: list[DeliveryRecord]) -> None:
+    print(f"{'AT':<19} {'EVENT TYPE':<20} {'ATTEMPT':>7} {'OUTCOME':<10} {'STATUS':>6} {'MS':>6}  EVENT ID / ERROR")
+    for r in records:
+        status = str(r.status) if r.status is not None else "-"
+        what = r.event_id + (" (replay)" if r.replay else "") + (f"  {r.error}" if r.error else "")
+        print(f"{r.at:%Y-%m-%d %H:%M:%S} {r.event_type:<20} {r.attempt:>7} {r.outcome:<10} {status:>6} {r.latency_ms:>6}  {what}")
+
+
+async def _deliveries(delivery: WebhookDelivery, endpoint: WebhookEndpoint, take: int) -> None:
+    records: list[DeliveryRecord] = []
+    token = None
+    while True:  # a take the use case refuses (0, -1) is refused on the first page, naming it
+        page, token = await delivery.attempts(endpoint, min(MAX_LOG_TAKE, take - len(records)), token)
+        records += page
+        if token is None or len(records) >= take:
+            break
+    _print_deliveries(records)
+    if not records:
+        print(f"No deliveries to webhook endpoint {endpoint.endpoint_id} yet.")
+
+
+async def _replay(delivery: WebhookDelivery, endpoint: WebhookEndpoint, args: argparse.Namespace) -> None:
+    """As POST /api/webhooks/{endpointId}/replay reads its body; a range goes on until all of it is queued."""
+    replay = replay_request(WebhookReplayRequest(event_id=args.event, from_=args.from_, to=args.to))
+    if replay.event_id is not None:
+        event = await delivery.replay_event(endpoint, replay.event_id)
+        print(f"Queued event {event.id} ({event.type}) for webhook endpoint {endpoint.endpoint_id}.")
+        return
+    queued, token = await delivery.replay_range(endpoint, replay.start, replay.end)
+    while token is not None:
+        more, token = await delivery.replay_range(endpoint, replay.start, replay.end, token)
+        queued += more
+    print(f"Queued {queued} batch(es) of events written from {replay.start.isoformat()} to {replay.end.isoformat()} "
+          f"for webhook endpoint {endpoint.endpoint_id}.")
+
+
 async def _webhooks(adapters: Adapters, args: argparse.Namespace) -> None:
-    """Through the same use case as /api/webhooks, wired by adapters.gateway() as the app wires it."""
-    webhooks = adapters.gateway().use.webhooks
-    if webhooks is None:  # bootstrap always wires the webhook store
-        raise RuntimeError("the gateway was assembled without a webhook endpoint store")
+    """Through the same use cases as /api/webhooks, wired by adapters.gateway() as the app wires them."""
+    use = adapters.gateway().use
+    webhooks = use.webhooks
+    if webhooks is None or use.delivery is None:  # bootstrap always wires the webhook store and ports
+        raise RuntimeError("the gateway was assembled without a webhook endpoint store or webhook delivery")
+    if args.action in ("deliveries", "replay"):
+        endpoint = await webhooks.get(args.licensee, args.endpoint_id)
+        if args.action == "deliveries":
+            await _deliveries(use.delivery, endpoint, args.take)
+        else:
+            await _replay(use.delivery, endpoint, args)
+        return
     if args.action == "list":
         _print_endpoints(await webhooks.list(args.licensee))
         return
@@ -227,6 +274,17 @@ def main(argv: list[str] | None = None) -> int:
         hook = hooks.add_parser(action, help=text)
         hook.add_argument("--licensee", required=True, type=_guid)
         hook.add_argument("endpoint_id", help="the endpoint's id, as add and list show it")
+    log = hooks.add_parser("deliveries", help="an endpoint's delivery log, newest first: every attempt to send it an event")
+    log.add_argument("--licensee", required=True, type=_guid)
+    log.add_argument("endpoint_id", help="the endpoint's id, as add and list show it")
+    log.add_argument("--take", type=int, default=50, help="how many attempts to show at most (default 50)")
+    replay = hooks.add_parser("replay", help="send events to an endpoint again: one (--event), or every one written from "
+                                             "--from to --to")
+    replay.add_argument("--licensee", required=True, type=_guid)
+    replay.add_argument("endpoint_id", help="the endpoint's id, as add and list show it")
+    replay.add_argument("--event", help="the event's id (webhook-id), as the receiver or the delivery log saw it")
+    replay.add_argument("--from", dest="from_", help="written from: a day (UTC) or an instant with its offset")
+    replay.add_argument("--to", help="written before: a day (taken whole) or an instant with its offset")
     load_local_settings()  # before the arguments: a number is read in SMS_DEFAULT_REGION
     args = parser.parse_args(argv)
     try:

@@ -22,10 +22,14 @@ from .wire.dto import (
     ResponseStatus,
     UsageDay,
     UsageResponse,
+    WebhookDeliveryAttempt,
+    WebhookDeliveryList,
     WebhookEndpointList,
     WebhookEndpointRemoved,
     WebhookEndpointRequest,
     WebhookEndpointState,
+    WebhookReplayRequest,
+    WebhookReplayResponse,
 )
 
 _SAMPLE_REQUEST = SMSSend(
@@ -87,7 +91,8 @@ route, or the <code>Accept</code> header (JSON by default). Request bodies may b
 <h2>Routes</h2><table><tr><th>Method</th><th>Route</th><th>Kind</th></tr>{routes}</table>
 <h2>Data transfer objects</h2>
 {"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, MessageList, MessageSummary, MatchedRecipient, UsageResponse, UsageDay,
-                               WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved))}
+                               WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved,
+                               WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest, WebhookReplayResponse))}
 <h2>Samples</h2>
 {samples}
 </body></html>""".encode()

@@ -19,12 +19,16 @@ from .wire import RepliesResponse
 from .wire.dto import (
     MessageList,
     UsageResponse,
+    WebhookDeliveryList,
     WebhookEndpointList,
     WebhookEndpointRemoved,
     WebhookEndpointRequest,
     WebhookEndpointState,
+    WebhookReplayRequest,
+    WebhookReplayResponse,
 )
 from .wire.mapping import LISTED_STATUSES
+from .usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
 from .usecases.ledger import DEFAULT_TAKE, MAX_TAKE
 from .usecases.webhooks import MAX_ENDPOINTS, MAX_URL_CHARS
 
@@ -59,12 +63,17 @@ _ERRORS_BY_KIND = {
     "webhooks_remove": ("400", "401", "404", "405", "429", "503"),
     "webhooks_rotate_secret": ("400", "401", "404", "405", "429", "503"),
     "webhooks_enable": ("400", "401", "404", "405", "429", "503"),
+    "webhooks_deliveries": ("400", "401", "404", "405", "429", "503"),
+    "webhooks_replay": ("400", "401", "404", "405", "413", "415", "429", "503"),
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
     "webhooks_add": {"409": f"The licensee already has {MAX_ENDPOINTS} webhook endpoints: remove one first."},
     **{kind: {"404": "No webhook endpoint with this id for this licensee."}
-       for kind in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable")},
+       for kind in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries")},
+    "webhooks_replay": {"400": "The request breaks a rule (`errors` names each field: EventId, or From and To, not both; "
+                               "From before To), or the endpoint is disabled or does not take the event's type. Nothing was queued.",
+                        "404": "No webhook endpoint with this id for this licensee, or no event with this EventId."},
 }
 _SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
@@ -80,8 +89,24 @@ _SUMMARIES = {
     "webhooks_remove": "Remove a webhook endpoint: nothing more is sent to it",
     "webhooks_rotate_secret": "A new signing secret, shown only this once; the previous one keeps signing for SMS_WEBHOOK_SECRET_GRACE_HOURS",
     "webhooks_enable": "Send to a disabled webhook endpoint again, its failures forgotten",
+    "webhooks_deliveries": "The webhook endpoint's delivery log: every attempt to send it an event, newest first, a page at a time",
+    "webhooks_replay": f"Send events to the webhook endpoint again: one (EventId), or every one written in a time range "
+                       f"(From, To), at most {REPLAY_BATCHES} batches a request",
 }
-_WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved}
+_WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
+                    "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
+# GET /api/webhooks/{endpointId}/deliveries's query parameters (sms.wire.mapping.delivery_log_page reads them, in any case).
+_DELIVERY_LOG_PARAMETERS = [
+    ("take", {"type": "integer", "minimum": 1, "maximum": MAX_LOG_TAKE, "default": DEFAULT_LOG_TAKE}, "Attempts per page"),
+    ("continuationToken", {"type": "string"}, "From the previous page's answer: the next page"),
+]
+_INSTANT = "an instant with its offset (2026-11-25T09:00:00+11:00) or a day (2026-11-25, UTC)"
+_REPLAY_FORM = {
+    "EventId": {"type": "string", "description": "The event to send again"},
+    "From": {"type": "string", "description": f"Events written from (inclusive): {_INSTANT}"},
+    "To": {"type": "string", "description": f"Events written before (exclusive): {_INSTANT}, taken whole"},
+    "ContinuationToken": {"type": "string", "description": "From the previous answer for the same range: go on from there"},
+}
 
 # GET /api/sms's query parameters (sms.wire.mapping.ledger_query reads them, in any case).
 _LIST_PARAMETERS = [
@@ -107,7 +132,8 @@ def document() -> dict[str, Any]:
         [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"),
          (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"), (ErrorResponse, "serialization"),
          (WebhookEndpointRequest, "validation"), (WebhookEndpointState, "serialization"), (WebhookEndpointList, "serialization"),
-         (WebhookEndpointRemoved, "serialization")],
+         (WebhookEndpointRemoved, "serialization"), (WebhookDeliveryList, "serialization"),
+         (WebhookReplayRequest, "validation"), (WebhookReplayResponse, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -181,6 +207,11 @@ def _operation(route: Route) -> dict[str, Any]:
         if route.kind == "webhooks_add":
             form = {"Url": {"type": "string", "maxLength": MAX_URL_CHARS}, "EventTypes": {"type": "string", "description": "EventTypes as JSV"}}
             operation["requestBody"] = _request_body(_ref(WebhookEndpointRequest), "WebhookEndpointRequest", form)
+        elif route.kind == "webhooks_replay":
+            operation["requestBody"] = _request_body(_ref(WebhookReplayRequest), "WebhookReplayRequest", _REPLAY_FORM)
+        elif route.kind == "webhooks_deliveries":
+            parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+                           for name, schema, text in _DELIVERY_LOG_PARAMETERS]
         answer = _WEBHOOK_ANSWERS.get(route.kind, WebhookEndpointState)
         ok = _content(_ref(answer), answer.__name__)
     elif route.kind == "list":

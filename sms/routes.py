@@ -101,6 +101,9 @@ ROUTES: list[Route] = [
     Route("webhooks_remove", "api/webhooks/{endpointId}", "webhooks_remove", ("DELETE",), patterns=_ENDPOINT_ID),
     Route("webhooks_rotate_secret", "api/webhooks/{endpointId}/rotate-secret", "webhooks_rotate_secret", ("POST",), patterns=_ENDPOINT_ID),
     Route("webhooks_enable", "api/webhooks/{endpointId}/enable", "webhooks_enable", ("POST",), patterns=_ENDPOINT_ID),
+    # An endpoint's delivery log, and sending its events again.
+    Route("webhooks_deliveries", "api/webhooks/{endpointId}/deliveries", "webhooks_deliveries", ("GET",), patterns=_ENDPOINT_ID),
+    Route("webhooks_replay", "api/webhooks/{endpointId}/replay", "webhooks_replay", ("POST",), patterns=_ENDPOINT_ID),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),

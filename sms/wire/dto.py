@@ -275,3 +275,45 @@ class WebhookEndpointRemoved(WireModel):
 
     endpoint_id: str
     removed: bool = True
+
+
+class WebhookDeliveryAttempt(WireModel):
+    """One attempt to send one event to the endpoint, as its delivery log keeps it."""
+
+    at: datetime
+    event_id: str
+    event_type: str
+    attempt: int  # of the delivery schedule: 1 to 8
+    outcome: str  # delivered | retry | refused | gone | blocked
+    status_code: int | None = None  # the receiver's HTTP status; none when no answer came
+    latency_ms: int
+    error: str | None = None
+    response_body: str | None = None  # the receiver's answer, its first 1,000 characters
+    replay: bool = False  # sent because a replay asked for it
+
+
+class WebhookDeliveryList(WireModel):
+    """GET /api/webhooks/{endpointId}/deliveries: the endpoint's delivery log, newest first, a page at a time."""
+
+    deliveries: list[WebhookDeliveryAttempt]
+    continuation_token: str | None = None  # pass it back for the next page; none when this was the last
+
+
+class WebhookReplayRequest(WireModel):
+    """POST /api/webhooks/{endpointId}/replay: one event again (EventId), or every event written in a
+    time range (From, To), each an instant with its offset or a day (UTC). ContinuationToken goes on
+    with the same range where the previous answer stopped."""
+
+    event_id: str | None = None
+    from_: str | None = Field(default=None, validation_alias="From", serialization_alias="from")
+    to: str | None = None
+    continuation_token: str | None = None
+
+
+class WebhookReplayResponse(WireModel):
+    """What a replay queued: 1 for an event (with its eventId), the number of batches for a range (with
+    a continuationToken when the range has more: post it back with the same From and To)."""
+
+    queued: int
+    event_id: str | None = None
+    continuation_token: str | None = None

@@ -3,6 +3,7 @@ two shapes meet, so a change to the contract stops here."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Mapping
 
@@ -10,7 +11,7 @@ from ..errors import FieldError, ValidationFailed
 from ..events import EVENT_TYPES
 from ..model import Status, reference_for, status_of
 from ..phone import InvalidNumber, to_e164
-from ..storage import DayUsage, LedgerEntry, LedgerQuery, WebhookEndpoint
+from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
 from ..usecases.commands import MessageReport, Party, SendMessage, SendResult
 from ..usecases.ledger import counts, statuses_of
 from .dto import (
@@ -26,8 +27,12 @@ from .dto import (
     SMSSend,
     UsageDay,
     UsageResponse,
+    WebhookDeliveryAttempt,
+    WebhookDeliveryList,
     WebhookEndpointList,
     WebhookEndpointState,
+    WebhookReplayRequest,
+    WebhookReplayResponse,
     parse_guid,
 )
 
@@ -153,12 +158,12 @@ def _instant(name: str, text: str | None, bad, end_of_day: bool = False) -> date
             day = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
             return day + timedelta(days=1) if end_of_day else day
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        bad(name, "must be a day (2026-11-25) or an instant with its offset (2026-11-25T09:00:00+11:00)")
-        return None
-    return moment.astimezone(timezone.utc)
+        if moment.tzinfo is not None:
+            return moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: past year 9999 once in UTC, or the day after 9999-12-31
+        pass
+    bad(name, "must be a day (2026-11-25) or an instant with its offset (2026-11-25T09:00:00+11:00)")
+    return None
 
 
 MAX_USAGE_DAYS = 366
@@ -203,3 +208,72 @@ def webhook_endpoint_state(endpoint: WebhookEndpoint, show_secret: bool = False)
 
 def webhook_endpoint_list(endpoints: list[WebhookEndpoint]) -> WebhookEndpointList:
     return WebhookEndpointList(endpoints=[webhook_endpoint_state(e) for e in endpoints], event_types=list(EVENT_TYPES))
+
+
+# Query parameters of GET /api/webhooks/{endpointId}/deliveries, matched case-insensitively as GET /api/sms's.
+DELIVERY_LOG_PARAMETERS = ("take", "continuationToken")
+
+
+def delivery_log_page(params: Mapping[str, str]) -> tuple[int | None, str | None]:
+    """The page size and continuation token the query string asks for (the use case checks the size's range)."""
+    given = {name.lower(): value for name, value in params.items()}
+    take, token = (given.get(name.lower()) for name in DELIVERY_LOG_PARAMETERS)
+    if take is None or take == "":
+        return None, token or None
+    try:
+        return int(take), token or None
+    except ValueError:
+        raise ValidationFailed([FieldError("take", "InvalidValue", "take: must be a whole number from 1 to 200")]) from None
+
+
+def delivery_list(records: list[DeliveryRecord], token: str | None) -> WebhookDeliveryList:
+    return WebhookDeliveryList(deliveries=[
+        WebhookDeliveryAttempt(at=r.at, event_id=r.event_id, event_type=r.event_type, attempt=r.attempt, outcome=r.outcome,
+                               status_code=r.status, latency_ms=r.latency_ms, error=r.error,
+                               response_body=r.response_body or None, replay=r.replay)
+        for r in records
+    ], continuation_token=token)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a replay request asks for: one event (`event_id`), or the events written in [start, end)."""
+
+    event_id: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    token: str | None = None  # a range's: where the previous answer stopped
+
+
+def replay_request(request: WebhookReplayRequest) -> Replay:
+    """EventId, or From and To (instants with their offsets, or days: To takes its day whole), never
+    both; ValidationFailed naming the field otherwise. That From is before To is the use case's rule."""
+    event_id = (request.event_id or "").strip() or None
+    start_text, end_text = ((text or "").strip() or None for text in (request.from_, request.to))
+    token = (request.continuation_token or "").strip() or None
+    errors: list[FieldError] = []
+
+    def bad(name: str, message: str, code: str = "InvalidValue") -> None:
+        errors.append(FieldError(name, code, f"{name}: {message}"))
+
+    if event_id is not None:
+        if start_text is not None or end_text is not None:
+            bad("EventId", "give EventId (one event) or From and To (a time range), not both")
+        elif token is not None:
+            bad("ContinuationToken", "goes on with a time range (From and To), not with one event")
+    elif start_text is None and end_text is None:
+        bad("EventId", "give EventId (one event), or From and To (every event written in that time range)", "Required")
+    elif start_text is None or end_text is None:
+        bad("From" if start_text is None else "To", f"is required with {'To' if start_text is None else 'From'}", "Required")
+    if errors:
+        raise ValidationFailed(errors)
+    if event_id is not None:
+        return Replay(event_id=event_id)
+    start, end = _instant("From", start_text, bad), _instant("To", end_text, bad, end_of_day=True)
+    if errors:
+        raise ValidationFailed(errors)
+    return Replay(start=start, end=end, token=token)
+
+
+def replay_response(queued: int, event_id: str | None = None, token: str | None = None) -> WebhookReplayResponse:
+    return WebhookReplayResponse(queued=queued, event_id=event_id, continuation_token=token)

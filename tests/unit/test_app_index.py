@@ -25,7 +25,8 @@ def test_every_route_is_registered(triggers):
                  "api/sms/inbound/twilio": {"POST"}, "api/health": {"GET"}, "api/openapi.json": {"GET"}, "api/metadata": {"GET"},
                  "api/sms": {"GET"}, "api/sms.{format}": {"GET"}, "api/usage": {"GET"}, "api/usage.{format}": {"GET"},
                  "api/webhooks/{endpointId}": {"DELETE"}, "api/webhooks/{endpointId}/rotate-secret": {"POST"},
-                 "api/webhooks/{endpointId}/enable": {"POST"}}
+                 "api/webhooks/{endpointId}/enable": {"POST"}, "api/webhooks/{endpointId}/deliveries": {"GET"},
+                 "api/webhooks/{endpointId}/replay": {"POST"}}
     # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one).
     webhooks = sorted(sorted(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger" and t["route"] == "api/webhooks")
     assert webhooks == [["GET"], ["POST"]]
@@ -35,7 +36,7 @@ def test_every_route_is_registered(triggers):
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).
     assert triggers["sms_status"]["route"].startswith("api/sms/{commId:regex(^")
     assert triggers["sms_replies"]["route"].startswith("api/sms/{commId:regex(^")
-    for name in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable"):
+    for name in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries", "webhooks_replay"):
         assert triggers[name]["route"].startswith("api/webhooks/{endpointId:regex(^[0-9a-fA-F]{{32}}$)}")
 
 

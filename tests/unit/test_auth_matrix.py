@@ -24,6 +24,8 @@ ROUTES = [
     ("webhooks_list", "GET", {}, b""), ("webhooks_add", "POST", {}, b'{"url": "https://hooks.example.org/"}'),
     ("webhooks_remove", "DELETE", {"endpointId": COMM_ID}, b""), ("webhooks_rotate_secret", "POST", {"endpointId": COMM_ID}, b""),
     ("webhooks_enable", "POST", {"endpointId": COMM_ID}, b""),
+    ("webhooks_deliveries", "GET", {"endpointId": COMM_ID}, b""),
+    ("webhooks_replay", "POST", {"endpointId": COMM_ID}, b'{"from": "2026-11-20", "to": "2026-11-21"}'),
 ]
 
 
@@ -62,6 +64,7 @@ async def test_every_bad_credential_is_401_on_every_route_and_changes_nothing(gw
         body = response.get_body().decode()  # JSON, or JSV on the /jsv/reply route
         assert "errorCode\":\"Unauthorized" in body or "ErrorCode:Unauthorized" in body
     assert gw.world.store.messages == {} and gw.world.provider.sent == [] and gw.world.webhooks.endpoints == {}
+    assert gw.world.deliveries.put_deliveries == []
 
 
 async def test_another_licensee_can_neither_send_as_nor_read_a_licensee(gw):

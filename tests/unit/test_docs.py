@@ -17,7 +17,7 @@ def test_every_api_route_is_documented_with_both_media_types():
         operation = documented["/" + route.path][route.working_methods[0].lower()]
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/jsv"}
         if route.kind not in ("status", "replies", "list", "usage", "webhooks_list", "webhooks_remove", "webhooks_rotate_secret",
-                              "webhooks_enable"):
+                              "webhooks_enable", "webhooks_deliveries"):
             assert {"application/json", "text/jsv", "application/x-www-form-urlencoded"} <= set(operation["requestBody"]["content"])
         assert "400" in operation["responses"] and "401" in operation["responses"]
     assert set(document["components"]["securitySchemes"]) == {"bearer", "basic"}
@@ -79,3 +79,29 @@ def test_the_webhook_routes_are_documented_with_their_methods_and_the_secret_onl
     assert paths["/api/webhooks"]["post"]["responses"]["409"]["description"].startswith("The licensee already has 5 webhook endpoints")
     page = metadata.page().decode()
     assert "<td>DELETE</td><td>/api/webhooks/{endpointId}</td>" in page and "WebhookEndpointRequest" in page
+
+
+def test_the_delivery_log_and_replay_are_documented_with_what_they_read_and_answer():
+    from sms.wire.mapping import DELIVERY_LOG_PARAMETERS
+
+    paths = openapi.document()["paths"]
+    assert set(paths["/api/webhooks/{endpointId}/deliveries"]) == {"get"} and set(paths["/api/webhooks/{endpointId}/replay"]) == {"post"}
+    log = paths["/api/webhooks/{endpointId}/deliveries"]["get"]
+    assert [p["name"] for p in log["parameters"] if p["in"] == "query" and p["name"] != "format"] == list(DELIVERY_LOG_PARAMETERS)
+    assert log["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/WebhookDeliveryList"}
+    assert "404" in log["responses"] and "endpointId" in [p["name"] for p in log["parameters"] if p["in"] == "path"]
+    replay = paths["/api/webhooks/{endpointId}/replay"]["post"]
+    assert replay["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/WebhookReplayRequest"}
+    assert replay["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/WebhookReplayResponse"}
+    assert "no event with this EventId" in replay["responses"]["404"]["description"]
+    schemas = openapi.document()["components"]["schemas"]
+    form = replay["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["properties"]
+    assert set(schemas["WebhookReplayRequest"]["properties"]) == set(form) == {"EventId", "From", "To", "ContinuationToken"}
+    assert set(schemas["WebhookReplayResponse"]["properties"]) == {"queued", "eventId", "continuationToken"}
+    assert set(schemas["WebhookDeliveryAttempt"]["properties"]) == {"at", "eventId", "eventType", "attempt", "outcome", "statusCode",
+                                                                    "latencyMs", "error", "responseBody", "replay"}
+    page = metadata.page().decode()
+    assert "<td>GET</td><td>/api/webhooks/{endpointId}/deliveries</td>" in page
+    assert "<td>POST</td><td>/api/webhooks/{endpointId}/replay</td>" in page
+    for dto in ("WebhookDeliveryList", "WebhookDeliveryAttempt", "WebhookReplayRequest", "WebhookReplayResponse"):
+        assert f"<h3>{dto}</h3>" in page

@@ -57,6 +57,9 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("DELETE", f"/api/webhooks/{HOOK.upper()}"): "webhooks_remove",
     ("POST", f"/api/webhooks/{HOOK}/rotate-secret"): "webhooks_rotate_secret",
     ("POST", f"/api/webhooks/{HOOK}/enable"): "webhooks_enable",
+    ("GET", f"/api/webhooks/{HOOK}/deliveries"): "webhooks_deliveries",
+    ("GET", f"/api/webhooks/{HOOK.upper()}/Deliveries/"): "webhooks_deliveries",
+    ("POST", f"/api/webhooks/{HOOK}/replay"): "webhooks_replay",
     ("POST", "/api/sms/receipts/acs"): "receipts_acs",
     ("OPTIONS", "/api/sms/receipts/acs"): "receipts_acs",
     ("POST", "/api/sms/receipts/twilio"): "receipts_twilio",
@@ -78,6 +81,9 @@ NOT_ROUTED = [
     ("PUT", "/api/webhooks"), ("DELETE", "/api/webhooks"), ("GET", f"/api/webhooks/{HOOK}"), ("POST", f"/api/webhooks/{HOOK}"),
     ("DELETE", "/api/webhooks/not-an-id"), ("DELETE", f"/api/webhooks/{GUID_FORMS[2]}"), ("POST", "/api/webhooks/enable/enable"),
     ("GET", f"/api/webhooks/{HOOK}/enable"), ("POST", f"/api/webhooks/{HOOK}x/rotate-secret"), ("POST", f"/api/webhooks/{HOOK}/rotate"),
+    ("POST", f"/api/webhooks/{HOOK}/deliveries"), ("DELETE", f"/api/webhooks/{HOOK}/deliveries"), ("GET", f"/api/webhooks/{HOOK}/replay"),
+    ("GET", "/api/webhooks/deliveries"), ("GET", f"/api/webhooks/{GUID_FORMS[2]}/deliveries"), ("POST", f"/api/webhooks/{HOOK}x/replay"),
+    ("POST", "/api/webhooks/replay/replay"), ("GET", f"/api/webhooks/{HOOK}/deliveries/x"),
 ]
 
 
