@@ -12,30 +12,11 @@ from sms.events import EventBatch, WebhookEvent, batch_id
 from sms.model import utcnow
 from sms.storage import DeliveryRecord
 from sms.wire import jsv
-from tests.fakes import LICENSEE, OTHER, InMemoryLedgerStore
+from tests.fakes import LICENSEE, OTHER
 from tests.unit.test_webhooks_api import add, errors, other_key
 
 DAY = datetime(2026, 11, 20, tzinfo=timezone.utc)
 COMM_A, COMM_B = "ca" * 16, "cb" * 16
-
-
-class _CallableBatches(dict):
-    """InMemoryLedgerStore keeps its event batches in an attribute named `batches`, which hides its
-    EventStore.batches method (what a range replay reads): this dict answers both. Goes once the fake's
-    dict is renamed."""
-
-    def __init__(self, store: InMemoryLedgerStore):
-        super().__init__(store.batches)
-        self._store = store
-
-    def __call__(self, *args, **kwargs):
-        return InMemoryLedgerStore.batches(self._store, *args, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def range_replays_read_the_fake(gw):
-    if isinstance(gw.world.ledger.batches, dict):
-        gw.world.ledger.batches = _CallableBatches(gw.world.ledger)
 
 
 def call(gw, function: str, endpoint_id: str, body: bytes = b"", key: str | None = None, params=None,
