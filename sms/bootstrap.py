@@ -29,6 +29,7 @@ from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
 from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.ledger import TableLedgerStore
+from .storage.licensees import TableLicenseeSettingsStore
 from .storage.tables import TableApiKeyStore, TableMessageStore
 from .storage.webhooks import TableDeliveryLogStore, TableWebhookEndpointStore
 from .webhooks.sender import WebhookSender
@@ -51,6 +52,7 @@ class Adapters:
     deliveries: StorageDeliveryQueue
     delivery_log: TableDeliveryLogStore
     webhook_sender: WebhookSender  # one HTTP session for every webhook this process sends
+    licensees: TableLicenseeSettingsStore
     provider: SmsProvider
     tables: TableServiceClient
     queues: QueueServiceClient
@@ -69,6 +71,7 @@ class Adapters:
             self.ledger.create_table(),
             self.webhooks.create_table(),
             self.delivery_log.create_table(),
+            self.licensees.create_table(),
             self.deliveries.create_queue(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
             create_queue(queue_client(self.queues, f"{WEBHOOK_QUEUE}-poison", encoding)),
@@ -100,7 +103,8 @@ class Adapters:
         settings = self.settings
         use = assemble(
             self.messages, self.jobs, self.provider,
-            limits=Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments),
+            limits=Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments,
+                          settings.max_schedule_days),
             send_concurrency=settings.send_concurrency,
             retry=RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds),
             rate_limiter=SenderRateLimiter(settings.rate_limit_per_second), opt_outs=self.opt_outs, inbound=self.inbound,
@@ -112,6 +116,7 @@ class Adapters:
             webhook_ports=WebhookPorts(self.events, self.deliveries, self.delivery_log, self.webhook_sender,
                                        settings.webhook_disable_after_failures,
                                        timedelta(hours=settings.webhook_disable_after_hours)),
+            licensees=self.licensees,
         )
         return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)
@@ -172,6 +177,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         deliveries=StorageDeliveryQueue(queues, WEBHOOK_QUEUE, queue_message_encoding()),
         delivery_log=TableDeliveryLogStore.from_service(tables),
         webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
+        licensees=TableLicenseeSettingsStore.from_service(tables),
         provider=create_provider(settings),
         tables=tables, queues=queues, credential=owned_credential,
     )

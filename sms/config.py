@@ -74,6 +74,7 @@ class Settings:
     api_key_cache_seconds: float = 60.0
     max_request_bytes: int = 1_048_576
     max_segments: int = 10
+    max_schedule_days: int = 35  # SMS_MAX_SCHEDULE_DAYS: how far ahead a sendAt may be
     max_send_attempts: int = 5
     retry_base_seconds: int = 30
     rate_limit_per_second: float = 0.0
@@ -123,6 +124,7 @@ class Settings:
             api_key_cache_seconds=_int(env, "SMS_API_KEY_CACHE_SECONDS", int(cls.api_key_cache_seconds), low=0, high=3600),
             max_request_bytes=_int(env, "SMS_MAX_REQUEST_BYTES", cls.max_request_bytes, low=1024, high=100 * 1_048_576),
             max_segments=_int(env, "SMS_MAX_SEGMENTS", cls.max_segments, low=1, high=255),
+            max_schedule_days=_int(env, "SMS_MAX_SCHEDULE_DAYS", cls.max_schedule_days, low=1, high=365),
             max_send_attempts=_int(env, "SMS_MAX_SEND_ATTEMPTS", cls.max_send_attempts, low=1, high=50),
             retry_base_seconds=_int(env, "SMS_RETRY_BASE_SECONDS", cls.retry_base_seconds, low=1, high=3600),
             rate_limit_per_second=_number(env, "SMS_RATE_LIMIT_PER_SECOND", cls.rate_limit_per_second, low=0, high=10_000),

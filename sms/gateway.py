@@ -4,7 +4,7 @@ point holds: the use cases, the key check, the request rate limit and the settin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 from .auth import Authenticator
@@ -12,15 +12,18 @@ from .config import Settings
 from .optouts import OptOuts
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider
+from .model import utcnow
 from .storage import (DeliveryLogStore, DeliveryQueue, EventStore, IdempotencyStore, InboundStore, JobQueue, LedgerStore,
-                      MessageStore, OptOutStore, WebhookEndpointStore)
+                      LicenseeSettingsStore, MessageStore, OptOutStore, WebhookEndpointStore)
 from .usecases.accept import Accept
 from .usecases.announce import Announcer
+from .usecases.cancel import Cancel
 from .usecases.delivery import DISABLE_AFTER, DISABLE_AFTER_FAILURES, Transport, WebhookDelivery
 from .usecases.dispatch import Dispatch
 from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
 from .usecases.ledger import Ledger
+from .usecases.licensees import Licensees
 from .usecases.retention import Retention
 from .usecases.status import MessageStatus
 from .usecases.sweep import Sweep
@@ -39,6 +42,8 @@ class UseCases:
     retention: Retention | None  # needs the ledger store
     webhooks: WebhookEndpoints | None = None  # needs the webhook endpoint store
     delivery: WebhookDelivery | None = None  # needs the webhook ports (WebhookPorts)
+    cancel: Cancel | None = None
+    licensees: Licensees | None = None  # needs the licensee settings store
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ def assemble(
     webhooks_allow_private: bool = False,
     webhook_secret_grace: timedelta = DEFAULT_GRACE,
     webhook_ports: WebhookPorts | None = None,
+    licensees: LicenseeSettingsStore | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> UseCases:
     """The use cases over these ports. Without `opt_outs` nobody is opted out; without `inbound`
     replies are neither linked nor reported (the use cases that need them say so); without `ledger`
@@ -84,11 +91,12 @@ def assemble(
     hooks = webhook_ports if webhooks is not None else None
     announcer = Announcer(webhooks, hooks.queue) if hooks is not None and webhooks is not None else None
     listed = Ledger(ledger, announcer) if ledger is not None else None
+    settings = Licensees(licensees) if licensees is not None else None
     dispatch = Dispatch(messages, jobs, provider, send_concurrency=send_concurrency, retry=retry, rate_limiter=rate_limiter,
                         opt_outs=opt_outs, reply_routes=inbound, missing_message_wait=missing_message_wait,
-                        sending_lease=sending_lease, ledger=listed)
+                        sending_lease=sending_lease, ledger=listed, licensees=settings, clock=clock)
     return UseCases(
-        accept=Accept(messages, jobs, dispatch, OncePerKey(idempotency, messages, idempotency_window), limits, provider.name),
+        accept=Accept(messages, jobs, dispatch, OncePerKey(idempotency, messages, idempotency_window), limits, provider.name, clock),
         dispatch=dispatch,
         sweep=Sweep(messages, jobs, sending_lease, opt_outs),
         status=MessageStatus(messages, inbound),
@@ -102,6 +110,8 @@ def assemble(
         delivery=WebhookDelivery(webhooks, hooks.events, hooks.log, hooks.queue, hooks.transport,
                                  disable_after_failures=hooks.disable_after_failures, disable_after=hooks.disable_after)
         if hooks is not None and webhooks is not None else None,
+        cancel=Cancel(messages, listed, sending_lease),
+        licensees=settings,
     )
 
 

@@ -108,6 +108,15 @@ def expired(row: Recipient) -> Recipient | None:
     return _with_reason(row, Status.EXPIRED, EXPIRED) if row.status in WAITING else None
 
 
+def held(row: Recipient, reason: str) -> Recipient | None:
+    """scheduled or queued, and waiting (the licensee's quiet hours): the status stays, the reason is
+    kept (what the status answer shows, and what tells the sweeper a job is due for it). None when the
+    row says so already."""
+    if row.status not in WAITING or row.last_error == reason:
+        return None
+    return _with_reason(row, row.status, reason)
+
+
 def cancelled(row: Recipient) -> Recipient | None:
     """scheduled or queued -> cancelled: not attempted, its message was cancelled first. A recipient
     already claimed is with the provider (or past it), and stays as it is."""

@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Sequence
 
-from . import segments
+from . import segments, transitions
 from .errors import FieldError, Forbidden, ValidationFailed
-from .model import Contact, Message, Recipient, utcnow
+from .model import Contact, Message, Recipient, Status, utcnow
 from .phone import InvalidNumber, to_e164
 from .usecases.commands import Party, SendMessage
 
@@ -36,11 +36,18 @@ class Limits:
     max_recipients: int = 1000
     max_body_chars: int = 1600
     max_segments: int = 10
+    max_schedule_days: int = 35  # SMS_MAX_SCHEDULE_DAYS: how far ahead sendAt (and validUntil) may be
 
 
-def message_from(model: SendMessage, licensee_id: str, limits: Limits, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
-    """The records to store for a send (under `comm_id`, or a new one); raises ValidationFailed
-    listing every field error, or Forbidden."""
+# A sendAt this little in the past is a client's clock running behind ours: it means "now".
+SEND_AT_SKEW = timedelta(seconds=60)
+
+
+def message_from(model: SendMessage, licensee_id: str, limits: Limits, comm_id: str | None = None,
+                 now: datetime | None = None) -> tuple[Message, list[Recipient]]:
+    """The records to store for a send (under `comm_id`, or a new one), accepted at `now`; raises
+    ValidationFailed listing every field error, or Forbidden. A message with a sendAt still ahead has
+    its recipients `scheduled`."""
     if model.missing:
         raise ValidationFailed([FieldError("SMSModel", "NotNull", "SMSModel is required")])
     if model.licensee_id is not None and model.licensee_id != licensee_id:
@@ -51,18 +58,84 @@ def message_from(model: SendMessage, licensee_id: str, limits: Limits, comm_id: 
     sender = _sender(model.sender, limits, errors)
     _at_most("SMSModel.Notes", model.notes, MAX_NOTES_CHARS, errors)
     comm_id = comm_id or uuid.uuid4().hex
-    now = utcnow()  # one moment for the message and all its recipients
+    now = now or utcnow()  # one moment for the message and all its recipients
+    send_at, valid_until = _timing(model, limits, now, errors)
     recipients = _recipients(comm_id, model.to, limits, errors, now)
     if errors:
         raise ValidationFailed(errors)
+    if send_at is not None:
+        recipients = [transitions.scheduled(replace(r, status=Status.SCHEDULED)) for r in recipients]
 
     message = Message(
         comm_id=comm_id, licensee_id=licensee_id, body=body, sender=sender,
         recipient_count=len(recipients), encoding=info.encoding, segments=info.segments,
         reply_is_allowed=model.reply_is_allowed, reply_is_required=model.reply_is_required,
         notes=model.notes, linked_object_id=model.linked_object_id, suite_id=model.suite_id, created_at=now,
+        send_at=send_at, valid_until=valid_until, urgent=bool(model.urgent),
     )
     return message, recipients
+
+
+def _timing(model: SendMessage, limits: Limits, now: datetime, errors: list[FieldError]) -> tuple[datetime | None, datetime | None]:
+    """sendAt (None when absent or already come) and validUntil, each checked against the rules."""
+    latest = now + timedelta(days=limits.max_schedule_days)
+    send_at = _instant("SMSModel.SendAt", model.send_at, errors)
+    if send_at is not None:
+        if send_at < now - SEND_AT_SKEW:
+            errors.append(FieldError("SMSModel.SendAt", "InThePast", f"SMSModel.SendAt is in the past ({_shown(send_at)}; now is {_shown(now)})"))
+        elif send_at > latest:
+            errors.append(FieldError("SMSModel.SendAt", "TooFarAhead",
+                                     f"SMSModel.SendAt is more than {limits.max_schedule_days} days ahead (at most {_shown(latest)})"))
+        send_at = send_at if send_at > now else None  # a moment ago, by a clock behind ours: now
+    valid_until = _instant("SMSModel.ValidUntil", model.valid_until, errors)
+    period = model.validity_period
+    if period is not None and model.valid_until is not None:
+        errors.append(FieldError("SMSModel.ValidityPeriod", "Conflict", "SMSModel.ValidityPeriod and SMSModel.ValidUntil say the same thing: give one"))
+    elif period is not None:
+        if isinstance(period, bool) or not isinstance(period, int) or not 1 <= period <= limits.max_schedule_days * 86400:
+            errors.append(FieldError("SMSModel.ValidityPeriod", "InvalidValue",
+                                     f"SMSModel.ValidityPeriod is a whole number of seconds from 1 to {limits.max_schedule_days * 86400}"))
+        else:
+            valid_until = (send_at or now) + timedelta(seconds=period)
+    if valid_until is not None and model.valid_until is not None:
+        if valid_until <= now:
+            errors.append(FieldError("SMSModel.ValidUntil", "InThePast", f"SMSModel.ValidUntil is not in the future ({_shown(valid_until)}; now is {_shown(now)})"))
+        elif send_at is not None and valid_until <= send_at:
+            errors.append(FieldError("SMSModel.ValidUntil", "BeforeSendAt", "SMSModel.ValidUntil must be after SMSModel.SendAt"))
+        elif valid_until > latest + timedelta(days=1):
+            errors.append(FieldError("SMSModel.ValidUntil", "TooFarAhead",
+                                     f"SMSModel.ValidUntil is more than {limits.max_schedule_days} days ahead"))
+    return send_at, valid_until
+
+
+def _instant(field_name: str, value: object, errors: list[FieldError]) -> datetime | None:
+    """An instant written in ISO 8601 with its offset ("2026-11-26T09:00:00+11:00", "...Z"), or None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    example = "e.g. 2026-11-26T09:00:00+11:00 or 2026-11-25T22:00:00Z"
+    if not isinstance(value, str):
+        errors.append(FieldError(field_name, "InvalidValue", f"{field_name} must be an instant with its offset, {example}"))
+        return None
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+    except ValueError:
+        parsed = None
+    if parsed is None or len(text) > 64:
+        errors.append(FieldError(field_name, "InvalidValue", f"{field_name} is not an instant: {example}"))
+        return None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        errors.append(FieldError(field_name, "NoOffset", f"{field_name} needs its offset from UTC, {example}: without one, whose 9 a.m. is it?"))
+        return None
+    try:
+        return parsed.astimezone(utcnow().tzinfo)
+    except OverflowError:
+        errors.append(FieldError(field_name, "InvalidValue", f"{field_name} is out of range"))
+        return None
+
+
+def _shown(at: datetime) -> str:
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _body(model: SendMessage, limits: Limits, errors: list[FieldError]) -> tuple[str, segments.SegmentInfo | None]:

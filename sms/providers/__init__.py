@@ -18,6 +18,7 @@ class OutgoingSms:
     attempt: int = 1
     first_attempt_at: datetime | None = None  # when the first attempt claimed this recipient
     attempt_at: datetime | None = None  # when this attempt claimed it; with the above, idempotency keys
+    valid_until: datetime | None = None  # not worth delivering after then: providers that can, drop it then
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from datetime import datetime, timezone
 from urllib.parse import quote
 
 import aiohttp
@@ -15,6 +17,7 @@ from . import OutgoingSms, SendOutcome, SmsProvider, retry_after_seconds
 log = logging.getLogger("sms.providers.twilio")
 
 TWILIO_API = "https://api.twilio.com"
+TWILIO_MAX_VALIDITY = 36_000  # seconds: the longest ValidityPeriod Twilio takes, and its default
 
 
 class _Throttled(Exception):
@@ -65,7 +68,7 @@ class TwilioProvider(SmsProvider):
         self._callback = status_callback_url
 
     async def send(self, sms: OutgoingSms) -> SendOutcome:
-        fields: dict[str, str] = {"to": sms.to, "body": sms.body}
+        fields: dict[str, str | int] = {"to": sms.to, "body": sms.body}
         if sms.sender or not self._service:
             fields["from_"] = sms.sender or self._from or ""
         else:
@@ -73,6 +76,12 @@ class TwilioProvider(SmsProvider):
         if self._callback:
             # The reference rides in the callback URL, which Twilio signs, so a receipt finds its recipient.
             fields["status_callback"] = f"{self._callback}?ref={quote(sms.reference)}"
+        if sms.valid_until is not None:
+            # Twilio keeps a message queued at most 36,000 s and takes 1 to 36,000 (its errors 90007 and
+            # 30036): a shorter validUntil is passed on, so Twilio drops it too once it is worth nothing.
+            left = math.ceil((sms.valid_until - datetime.now(timezone.utc)).total_seconds())
+            if left < TWILIO_MAX_VALIDITY:
+                fields["validity_period"] = max(1, left)
         try:
             message = await self._client.messages.create_async(**fields)
         except _Throttled as exc:

@@ -435,3 +435,22 @@ class DeliveryLogStore(abc.ABC):
     @abc.abstractmethod
     async def purge(self, licensee_id: str, endpoint_id: str, before: datetime) -> int:
         """Delete the endpoint's attempts made before `before`; how many went."""
+
+
+@dataclass(frozen=True)
+class LicenseeSettings:
+    """What a licensee has set for its own messages (python -m sms licensees set)."""
+
+    licensee_id: str
+    quiet_hours: str | None = None  # "21:00-08:00", in each recipient's local time; None: none
+    time_zone: str = "UTC"  # the licensee's own zone: for numbers that do not tell theirs
+    updated_at: datetime | None = None
+
+
+class LicenseeSettingsStore(abc.ABC):
+    @abc.abstractmethod
+    async def get(self, licensee_id: str) -> LicenseeSettings | None: ...
+
+    @abc.abstractmethod
+    async def put(self, settings: LicenseeSettings) -> None:
+        """Replace the licensee's settings."""

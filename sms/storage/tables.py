@@ -239,6 +239,7 @@ def _message_entity(m: Message) -> dict:
         "RecipientCount": m.recipient_count, "Encoding": m.encoding, "Segments": m.segments,
         "ReplyIsAllowed": m.reply_is_allowed, "ReplyIsRequired": m.reply_is_required, "Notes": m.notes,
         "LinkedObjectId": m.linked_object_id, "SuiteId": m.suite_id, "CreatedAt": m.created_at,
+        "SendAt": m.send_at, "ValidUntil": m.valid_until, "Urgent": m.urgent or None,
     }
 
 
@@ -249,7 +250,7 @@ def _message_from(e: TableEntity) -> Message:
         recipient_count=e["RecipientCount"], encoding=e["Encoding"], segments=e["Segments"],
         reply_is_allowed=e.get("ReplyIsAllowed", False), reply_is_required=e.get("ReplyIsRequired", False),
         notes=e.get("Notes"), linked_object_id=e.get("LinkedObjectId"), suite_id=e.get("SuiteId"),
-        created_at=e["CreatedAt"],
+        created_at=e["CreatedAt"], send_at=e.get("SendAt"), valid_until=e.get("ValidUntil"), urgent=e.get("Urgent") or False,
     )
 
 

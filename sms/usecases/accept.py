@@ -9,17 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import Sequence
+from datetime import datetime
+from typing import Callable, Sequence
 
 from opentelemetry import trace
 
 from .. import telemetry
-from ..errors import Conflict, GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
-from ..model import JOB_SIZE, Message, Recipient, SendJob, Status, reference_for
+from ..errors import Conflict, FieldError, GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
+from ..model import JOB_SIZE, Message, Recipient, SendJob, Status, reference_for, utcnow
 from ..storage import JobQueue, MessageStore
 from ..validation import Limits, message_from
 from .commands import SendMessage, SendResult
-from .dispatch import Dispatch
+from .dispatch import Dispatch, queue_delay
 from .idempotency import STILL_RUNNING, OncePerKey
 
 # An immediate send also queues its jobs, made visible only after this delay: if the process dies
@@ -31,21 +32,28 @@ log = logging.getLogger("sms.accept")
 
 class Accept:
     def __init__(self, messages: MessageStore, jobs: JobQueue, dispatch: Dispatch, once: OncePerKey,
-                 limits: Limits = Limits(), provider_name: str = ""):
+                 limits: Limits = Limits(), provider_name: str = "", clock: Callable[[], datetime] = utcnow):
         self._messages, self._queue, self._dispatch, self._once = messages, jobs, dispatch, once
-        self._limits, self._provider_name = limits, provider_name
+        self._limits, self._provider_name, self._clock = limits, provider_name, clock
+
+    def _checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
+        return message_from(command, licensee_id, self._limits, comm_id, self._clock())
+
+    def _job_delay(self, message: Message) -> int:
+        """A scheduled message's jobs wait on the queue until its sendAt (one hop of it at most)."""
+        return queue_delay(message.send_at, message.created_at) if message.send_at is not None else 0
 
     async def queue(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None) -> SendResult:
         """Save the SMS and queue it; the worker sends it in the background."""
 
         async def work(comm_id: str | None) -> SendResult:
-            message, recipients = message_from(command, licensee_id, self._limits, comm_id)
-            await self._save(message, recipients)
-            return _queued(message.comm_id, len(recipients))
+            message, recipients = self._checked(command, licensee_id, comm_id)
+            await self._save(message, recipients, self._job_delay(message))
+            return _queued(message, len(recipients))
 
         with telemetry.tracer.start_as_current_span("sms.accept"):
             return await self._once.run(licensee_id, idempotency_key, "send", command.as_sent, work,
-                                        lambda message, recipients: _queued(message.comm_id, len(recipients)))
+                                        lambda message, recipients: _queued(message, len(recipients)))
 
     async def queue_each(self, commands: Sequence[SendMessage], licensee_id: str, idempotency_key: str | None = None) -> list[SendResult]:
         """ServiceStack's auto-batch: every command is checked before any is saved, then each is accepted
@@ -56,7 +64,7 @@ class Accept:
         prepared, errors = [], []
         for i, command in enumerate(commands):
             try:
-                prepared.append(message_from(command, licensee_id, self._limits))
+                prepared.append(self._checked(command, licensee_id))
             except ValidationFailed as exc:
                 errors += [replace(e, field_name=f"[{i}].{e.field_name}", message=f"[{i}].{e.message}") for e in exc.field_errors]
         if errors:
@@ -65,8 +73,8 @@ class Accept:
         for i, (command, (message, recipients)) in enumerate(zip(commands, prepared, strict=True)):
             try:
                 if idempotency_key is None:
-                    await self._save(message, recipients)
-                    results.append(_queued(message.comm_id, len(recipients)))
+                    await self._save(message, recipients, self._job_delay(message))
+                    results.append(_queued(message, len(recipients)))
                 else:  # '\n' cannot occur in a key (printable only), so no client key collides with these
                     results.append(await self.queue(command, licensee_id, f"{idempotency_key}\n[{i}]"))
             except GatewayError as error:
@@ -78,7 +86,10 @@ class Accept:
         """Save the SMS and send it within the request; answer with the real outcome."""
 
         async def work(comm_id: str | None) -> SendResult:
-            message, recipients = message_from(command, licensee_id, self._limits, comm_id)
+            message, recipients = self._checked(command, licensee_id, comm_id)
+            if message.send_at is not None:
+                raise ValidationFailed([FieldError("SMSModel.SendAt", "NotAllowed",
+                                                   "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
             jobs, stored = await self._save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS)
             batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
             sent = await asyncio.gather(*(self._dispatch.send(message, b, job) for b, job in zip(batches, jobs, strict=True)))
@@ -92,7 +103,7 @@ class Accept:
             return _outcome(message.comm_id, len(stored), [r for each in sent for r in each.settled])
 
         def answer(message: Message, recipients: list[Recipient]) -> SendResult:
-            if any(r.status in (Status.QUEUED, Status.SENDING) for r in recipients):
+            if any(r.status in (Status.SCHEDULED, Status.QUEUED, Status.SENDING) for r in recipients):
                 # Its answer is not known yet: "Sent to 0 of 3" would invite a resend of what is
                 # being sent now. (A recipient waiting for a retry after a transient failure counts
                 # as in progress too, until the retry settles it.)
@@ -121,8 +132,12 @@ class Accept:
         return jobs, await self._messages.commit(staged)
 
 
-def _queued(comm_id: str, recipient_count: int) -> SendResult:
-    return SendResult(comm_id, reference_for(comm_id), True, f"Queued for {_plural(recipient_count, 'recipient')}")
+def _queued(message: Message, recipient_count: int) -> SendResult:
+    if message.send_at is not None:
+        when = message.send_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        return SendResult(message.comm_id, reference_for(message.comm_id), True,
+                          f"Scheduled for {_plural(recipient_count, 'recipient')} at {when}")
+    return SendResult(message.comm_id, reference_for(message.comm_id), True, f"Queued for {_plural(recipient_count, 'recipient')}")
 
 
 def _outcome(comm_id: str, recipient_count: int, outcomes: Sequence[Recipient]) -> SendResult:

@@ -42,6 +42,11 @@ class SendMessage:
     notes: str | None = None
     linked_object_id: str | None = None
     suite_id: str | None = None
+    # Extensions to the seed's contract (issue 16), as they arrived: checked by the accept use case.
+    send_at: object = None  # an instant with its offset (ISO 8601): not sent before then
+    valid_until: object = None  # an instant with its offset: not sent after then
+    validity_period: object = None  # or: seconds from sendAt (or now) it stays worth sending
+    urgent: bool = False  # send inside the licensee's quiet hours too
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Sequence
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
 
 from .. import telemetry, transitions
 from ..errors import StorageUnavailable
 from ..logs import log_unexpected
-from ..model import Message, Recipient, SendJob, Status, utcnow
+from ..model import WAITING, Message, Recipient, SendJob, Status, utcnow
 from ..optouts import OptOuts
 from ..pacing import RetryPolicy, SenderRateLimiter
 from ..phone import mask, mask_numbers
@@ -23,11 +24,21 @@ from ..providers import OutgoingSms, SendOutcome, SmsProvider
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
 from .job_rows import JobRows
 from .ledger import Ledger
+from .licensees import Licensees
 
 log = logging.getLogger("sms.dispatch")
 
 # A job can be picked up between the API queueing it and writing its message: look again this often.
 MISSING_MESSAGE_CHECKS = 3
+# The longest a job waits on the queue in one go: Azure hides a queue message at most 7 days ("Put
+# Message", visibilitytimeout), so a send scheduled further ahead takes several hops, each a job put
+# back with what is left of the wait; the hour spare keeps each hop inside the limit whatever the clocks say.
+MAX_QUEUE_DELAY = timedelta(days=7) - timedelta(hours=1)
+
+
+def queue_delay(until: datetime, now: datetime) -> int:
+    """Whole seconds from `now` to `until` (at least 1), at most one hop."""
+    return max(1, math.ceil(min(until - now, MAX_QUEUE_DELAY).total_seconds()))
 
 
 class MessageNotWritten(Exception):
@@ -60,6 +71,8 @@ class Dispatch:
         missing_message_wait: float = 0.5,
         sending_lease: timedelta = timedelta(minutes=5),
         ledger: Ledger | None = None,
+        licensees: Licensees | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ):
         self._store = messages
         self._queue = jobs
@@ -71,6 +84,8 @@ class Dispatch:
         self._missing_message_wait = missing_message_wait
         self._sending_lease = sending_lease
         self._ledger = ledger
+        self._licensees = licensees  # their quiet hours; None: nobody has any
+        self._clock = clock
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
 
@@ -91,6 +106,11 @@ class Dispatch:
         if loaded is None:
             raise MessageNotWritten(f"no message {job.comm_id} (yet): the queue will retry, then park the job")
         message, recipients = loaded
+        now = self._clock()
+        if message.send_at is not None and now < message.send_at and any(r.status is Status.SCHEDULED for r in recipients):
+            # Early: one hop of a wait longer than a queue message can hide, or clocks apart. Put back.
+            await self._queue.put(job, delay_seconds=queue_delay(message.send_at, now))
+            return []
         sent = await self.send(message, recipients, job)
         # Raised, if it fails: the queue runs the job again, which sends nothing twice and records it then.
         await self.record(message, sent.rows)
@@ -138,24 +158,50 @@ class Dispatch:
         """
         rows = JobRows(self._store, message.comm_id, recipients, job.first, job.last, self._sending_lease)
         sender = message.sender.phone_number or self._provider.default_sender  # a STOP sent to it applies
-        queued = [r.phone_number for r in recipients if r.status is Status.QUEUED]  # the numbers it may text
-        blocked = await self._opt_outs.blocked(message.licensee_id, sender, queued) if self._opt_outs else set()
+        now = self._clock()
+        expired = message.valid_until is not None and now >= message.valid_until
+        waiting = [r for r in recipients if r.status in WAITING]
+        # The numbers it may text: an expired message's need no opt-out read.
+        blocked = await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in waiting]) \
+            if self._opt_outs and waiting and not expired else set()
+        held = await self._held(message, [r for r in waiting if r.phone_number not in blocked], now) if not expired else {}
         lease_start = utcnow() - self._sending_lease
         for r in recipients:
             if r.status is Status.SENDING and r.updated_at <= lease_start:
                 rows.fail_left_behind(r.seq)
-            elif r.status is Status.QUEUED and r.phone_number in blocked:
+            elif r.status in WAITING and expired:
+                rows.expire(r.seq)
+            elif r.status in WAITING and r.phone_number in blocked:
                 rows.opt_out(r.seq)
-        to_send = [r.seq for r in recipients if r.status is Status.QUEUED and r.phone_number not in blocked]
+            elif r.seq in held:
+                rows.hold(r.seq, held[r.seq][1])
+        to_send = [r.seq for r in waiting if not expired and r.phone_number not in blocked and r.seq not in held]
         retry_delays = await self._send_each(message, to_send, rows)
-        await rows.flush()  # opt-outs and failures not yet written with a claim
+        await rows.flush()  # opt-outs, expiries, holds and failures not yet written with a claim
         settled = rows.settled()
-        if retry_delays:
-            # The released recipients are queued again; this job finds them once the delay passes.
-            await self._queue.put(job, delay_seconds=max(retry_delays))
+        # The job again, once the first of these comes: a retry's delay (the released recipients are
+        # queued again), the end of a recipient's quiet hours, or the message's validUntil (what is
+        # still waiting then expires).
+        wakes = [now + timedelta(seconds=delay) for delay in retry_delays] + [until for until, _ in held.values()]
+        if wakes:
+            wake = min(wakes) if message.valid_until is None else min(*wakes, message.valid_until)
+            await self._queue.put(job, delay_seconds=queue_delay(wake, now))
         if self._inbound and (message.reply_is_allowed or message.reply_is_required):
             await self._remember_reply_routes(message, settled)
         return Sent(settled, rows.yielded, rows.current())
+
+    async def _held(self, message: Message, waiting: Sequence[Recipient], now: datetime) -> dict[int, tuple[datetime, str]]:
+        """The recipients inside the licensee's quiet hours in their own local time (unless the message
+        is urgent): seq -> (when their window ends, the reason kept on the row)."""
+        hours = await self._licensees.quiet_hours(message.licensee_id) if self._licensees and not message.urgent and waiting else None
+        if hours is None:
+            return {}
+        held = {}
+        for r in waiting:
+            until = hours.wait_until(r.phone_number, now)
+            if until is not None and until > now:
+                held[r.seq] = (until, f"Waiting for the licensee's quiet hours ({hours.window}, the recipient's local time) to end")
+        return held
 
     async def _send_each(self, message: Message, seqs: Sequence[int], rows: JobRows) -> list[int]:
         """Start each recipient's send once its turn under the sender's rate limit has come, the sends
@@ -208,7 +254,7 @@ class Dispatch:
         sms = OutgoingSms(
             recipient.recipient_id, recipient.phone_number, message.body, message.sender.phone_number,
             reference=f"{recipient.comm_id}:{recipient.seq}", attempt=recipient.attempts,
-            first_attempt_at=recipient.first_attempt_at, attempt_at=recipient.updated_at,
+            first_attempt_at=recipient.first_attempt_at, attempt_at=recipient.updated_at, valid_until=message.valid_until,
         )
         span_attributes = {"sms.provider": self._provider.name, "sms.recipient_id": recipient.recipient_id, "sms.attempt": recipient.attempts}
         with telemetry.tracer.start_as_current_span("sms.provider.send", attributes=span_attributes) as span:

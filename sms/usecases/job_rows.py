@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Callable, Sequence
 
 from .. import transitions
-from ..model import Recipient, Status, utcnow
+from ..model import WAITING, Recipient, Status, utcnow
 from ..storage import MessageStore
 from .optimistic import update_optimistically
 
@@ -68,8 +68,9 @@ class JobRows:
         self.yielded = False  # another worker is claiming this job's recipients: leave the rest to it
 
     def queued(self, seq: int) -> bool:
-        """Whether the recipient was queued when last read: one another worker took since is skipped."""
-        return self._rows[seq].status is Status.QUEUED
+        """Whether the recipient was waiting (queued or scheduled) when last read: one another worker
+        took since is skipped."""
+        return self._rows[seq].status in WAITING
 
     def current(self) -> list[Recipient]:
         """Every row of the job as this dispatch last read or wrote it."""
@@ -102,6 +103,19 @@ class JobRows:
     def opt_out(self, seq: int) -> None:
         """Mark a queued recipient opted out: not attempted. Written with the next write (or `flush`)."""
         self._add(seq, (transitions.opted_out, True, None))
+
+    def expire(self, seq: int) -> None:
+        """Mark a waiting recipient expired (its validUntil passed): not attempted. Written with the next write."""
+        self._add(seq, (transitions.expired, True, None))
+
+    def cancel(self, seq: int) -> None:
+        """Cancel a waiting recipient: not attempted. Written with the next write (or `flush`); one a
+        dispatch claimed first is left as it is (the rule sees the claim when the write is refused)."""
+        self._add(seq, (transitions.cancelled, True, None))
+
+    def hold(self, seq: int, reason: str) -> None:
+        """Keep a waiting recipient waiting, with `reason` (quiet hours). Written with the next write."""
+        self._add(seq, (lambda row: transitions.held(row, reason), False, None))
 
     def give_up(self, seq: int, reason: str) -> None:
         """For a parked job: fail a queued recipient with `reason`, and one left `sending` past its
@@ -170,7 +184,7 @@ class JobRows:
             loaded = await self._store.load(self._comm_id, self._first, self._last)
             self._rows.update({r.seq: r for r in (loaded[1] if loaded else [])})
             claims = [seq for seq, (_, settles, _) in batch.items() if not settles]
-            if any(self._rows[seq].status is not Status.QUEUED and self._rows[seq].claim_id != self.claim_id for seq in claims):
+            if any(self._rows[seq].status not in WAITING and self._rows[seq].claim_id != self.claim_id for seq in claims):
                 self.yielded = True
             return self._rows
 

@@ -225,7 +225,8 @@ async def test_a_job_put_is_send_message_byte_for_byte(encoding, delay_seconds, 
     transport = CapturingTransport(queue_answer)
     async with queue_service(credential, transport) as service:
         await StorageJobQueue(service, "sms-send", encoding, through_sdk=through_sdk).put(JOB, delay_seconds=delay_seconds)
-        await queue_client(service, "sms-send", encoding).send_message(JOB.to_json(), visibility_timeout=delay_seconds or None)
+        await queue_client(service, "sms-send", encoding).send_message(JOB.to_json(), visibility_timeout=delay_seconds or None,
+                                                                       time_to_live=-1 if delay_seconds else None)
     ours, sdk = transport.requests
     assert (ours.method, ours.url, bytes(ours.content)) == (sdk.method, sdk.url, bytes(sdk.content))
     same = {k.lower(): v for k, v in ours.headers.items() if k.lower() not in PER_REQUEST_HEADERS}
@@ -233,5 +234,5 @@ async def test_a_job_put_is_send_message_byte_for_byte(encoding, delay_seconds, 
     assert set(same) >= {"content-type", "accept", "x-ms-version", "content-length", "user-agent"}
     signed = {"Authorization" in request.headers for request in (ours, sdk)}
     assert signed == {credential == "key"}  # a SAS authorizes by the URL instead
-    assert ("visibilitytimeout=45" in ours.url) is bool(delay_seconds)
+    assert ("visibilitytimeout=45&messagettl=-1" in ours.url) is bool(delay_seconds)
     assert ("sig=" in ours.url) is (credential == "sas") and "/sms-send/messages" in ours.url
