@@ -31,6 +31,8 @@ from sms.storage import (
     LedgerQuery,
     LedgerRecipient,
     LedgerStore,
+    LicenseeSettings,
+    LicenseeSettingsStore,
     MessageStore,
     OptOutStore,
     ReplyRoute,
@@ -255,6 +257,19 @@ class InMemoryJobQueue(JobQueue):
 
     async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
         self.jobs.append((job, delay_seconds))
+
+
+class InMemoryLicenseeSettingsStore(LicenseeSettingsStore):
+    def __init__(self) -> None:
+        self.settings: dict[str, LicenseeSettings] = {}
+        self.gets = 0
+
+    async def get(self, licensee_id: str) -> LicenseeSettings | None:
+        self.gets += 1
+        return self.settings.get(licensee_id)
+
+    async def put(self, settings: LicenseeSettings) -> None:
+        self.settings[settings.licensee_id] = settings
 
 
 class InMemoryApiKeyStore(ApiKeyStore):

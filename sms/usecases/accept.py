@@ -48,7 +48,7 @@ class Accept:
 
         async def work(comm_id: str | None) -> SendResult:
             message, recipients = self._checked(command, licensee_id, comm_id)
-            await self._save(message, recipients, self._job_delay(message))
+            await self._save_queued(message, recipients)
             return _queued(message, len(recipients))
 
         with telemetry.tracer.start_as_current_span("sms.accept"):
@@ -73,7 +73,7 @@ class Accept:
         for i, (command, (message, recipients)) in enumerate(zip(commands, prepared, strict=True)):
             try:
                 if idempotency_key is None:
-                    await self._save(message, recipients, self._job_delay(message))
+                    await self._save_queued(message, recipients)
                     results.append(_queued(message, len(recipients)))
                 else:  # '\n' cannot occur in a key (printable only), so no client key collides with these
                     results.append(await self.queue(command, licensee_id, f"{idempotency_key}\n[{i}]"))
@@ -112,6 +112,18 @@ class Accept:
 
         with telemetry.tracer.start_as_current_span("sms.send_now"):
             return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, work, answer)
+
+    async def _save_queued(self, message: Message, recipients: list[Recipient]) -> None:
+        """Save a message for the worker to send: now, or at its sendAt. A scheduled one is recorded in
+        the ledger at once (listed as scheduled for the days it waits); that write is not part of the
+        commit, and a failure of it is not the request's: its job records it at the latest when it
+        runs (each hop of a long wait, and at the time)."""
+        jobs, stored = await self._save(message, recipients, self._job_delay(message))
+        if message.send_at is not None:
+            try:
+                await self._dispatch.record(message, stored)
+            except (StorageUnavailable, RecordChanged):
+                log.warning("ledger not updated for scheduled message %s; its job will", message.comm_id)
 
     async def _save(self, message: Message, recipients: list[Recipient], job_delay: int = 0) -> tuple[list[SendJob], list[Recipient]]:
         """Queue the message's jobs and stage its rows together, then commit: the commit point.

@@ -108,8 +108,10 @@ class Dispatch:
         message, recipients = loaded
         now = self._clock()
         if message.send_at is not None and now < message.send_at and any(r.status is Status.SCHEDULED for r in recipients):
-            # Early: one hop of a wait longer than a queue message can hide, or clocks apart. Put back.
+            # Early: one hop of a wait longer than a queue message can hide, or clocks apart. Put back,
+            # and make sure the ledger lists it (accept's write of it may have failed).
             await self._queue.put(job, delay_seconds=queue_delay(message.send_at, now))
+            await self.record(message, recipients)
             return []
         sent = await self.send(message, recipients, job)
         # Raised, if it fails: the queue runs the job again, which sends nothing twice and records it then.

@@ -49,7 +49,8 @@ class Ledger:
             return await self._store.entry(message.licensee_id, message.comm_id, message.created_at)
 
         def change(entry: LedgerEntry | None) -> tuple[LedgerEntry, LedgerEntry | None, str] | None:
-            current = entry.statuses if entry else STATUS_LETTERS[Status.QUEUED] * message.recipient_count
+            # A new entry starts every recipient at the first status there is: each moves forward from it.
+            current = entry.statuses if entry else STATUS_LETTERS[Status.SCHEDULED] * message.recipient_count
             statuses = _merged(current, recipients)
             if entry is not None and statuses == entry.statuses and (entry.provider or not provider):
                 return None  # already says all of it (the same job run twice, a repeated receipt)

@@ -1,0 +1,301 @@
+"""Scheduled sends, validity, quiet hours and cancel (issue 16), over the fakes with an injected clock
+and a queue that keeps each job hidden for its delay, as Azure's does: nothing sent early, nothing
+sent late, nothing sent after it was cancelled or expired."""
+import asyncio
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sms.errors import NotFound, ValidationFailed
+from sms.gateway import assemble
+from sms.model import SendJob, Status
+from sms.usecases.commands import Party, SendMessage
+from sms.usecases.dispatch import MAX_QUEUE_DELAY
+from tests.fakes import (LICENSEE, OTHER, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore,
+                         RecordingProvider)
+
+# A Wednesday: 11:00 UTC is 22:00 in Sydney (AEDT, +11) and 06:00 in New York (EST, -5).
+T0 = datetime(2026, 11, 25, 11, 0, tzinfo=timezone.utc)
+SYDNEY, NEW_YORK, AU_MOBILE = "+61299999999", "+12125551234", "+61412345678"
+
+
+class Clock:
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+class HidingQueue:
+    """Jobs hidden for their delay, as Azure's queue hides them (at most 7 days: it refuses more)."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self.hidden: list[tuple[datetime, int, SendJob]] = []
+        self.puts: list[tuple[SendJob, int]] = []
+        self._order = 0
+
+    async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
+        assert 0 <= delay_seconds <= 7 * 86400, "Azure refuses a visibility timeout over 7 days"
+        self.puts.append((job, delay_seconds))
+        self._order += 1
+        self.hidden.append((self.clock() + timedelta(seconds=delay_seconds), self._order, job))
+
+
+class Gateway:
+    def __init__(self, at: datetime = T0, delay: float = 0.0, send_concurrency: int = 16):
+        self.clock = Clock(at)
+        self.store, self.ledger, self.settings = InMemoryMessageStore(), InMemoryLedgerStore(), InMemoryLicenseeSettingsStore()
+        self.queue = HidingQueue(self.clock)
+        self.provider = RecordingProvider(delay=delay)
+        self.sent_at: dict[str, datetime] = {}
+        send = self.provider.send
+
+        async def timed(sms):
+            self.sent_at[sms.to] = self.clock()
+            return await send(sms)
+
+        self.provider.send = timed
+        self.use = assemble(self.store, self.queue, self.provider, ledger=self.ledger, licensees=self.settings, clock=self.clock,
+                            send_concurrency=send_concurrency)
+
+    async def send(self, *numbers, licensee=LICENSEE, **timing) -> str:
+        command = SendMessage(lambda: "", to=tuple(Party(phone_number=n) for n in numbers), body="Your appointment is tomorrow at 10",
+                              **timing)
+        return (await self.use.accept.queue(command, licensee)).comm_id
+
+    async def run_queue(self, until: datetime) -> None:
+        """Run every job that becomes visible up to `until`, each at its time, in order."""
+        while self.queue.hidden:
+            self.queue.hidden.sort(key=lambda item: item[:2])
+            visible_at, _, job = self.queue.hidden[0]
+            if visible_at > until:
+                break
+            self.queue.hidden.pop(0)
+            self.clock.at = max(self.clock.at, visible_at)
+            await self.use.dispatch.dispatch(job)
+        self.clock.at = max(self.clock.at, until)
+
+    async def statuses(self, comm_id: str) -> list[Status]:
+        return [r.status for r in (await self.store.load(comm_id))[1]]
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+async def test_a_scheduled_message_waits_then_goes_at_its_time():
+    gw = Gateway()
+    at = T0 + timedelta(days=3)
+    result = await gw.use.accept.queue(SendMessage(lambda: "", to=(Party(phone_number=AU_MOBILE),), body="Hi", send_at=iso(at)), LICENSEE)
+    assert result.summary == "Scheduled for 1 recipient at 2026-11-28T11:00:00Z"
+    assert await gw.statuses(result.comm_id) == [Status.SCHEDULED]
+    assert [delay for _, delay in gw.queue.puts] == [3 * 86400]
+    [entry], _ = await gw.use.ledger.page(_query())
+    assert entry.statuses == "w"  # listed as scheduled from the start
+    await gw.run_queue(at - timedelta(seconds=1))
+    assert gw.provider.sent == []
+    await gw.run_queue(at)
+    assert gw.sent_at == {AU_MOBILE: at}
+    assert await gw.statuses(result.comm_id) == [Status.SENT]
+
+
+async def test_a_send_scheduled_past_seven_days_hops_and_is_still_on_time():
+    gw = Gateway()
+    at = T0 + timedelta(days=20, minutes=7)
+    await gw.send(AU_MOBILE, send_at=iso(at))
+    await gw.run_queue(at - timedelta(seconds=1))
+    assert gw.provider.sent == []
+    delays = [delay for _, delay in gw.queue.puts]
+    assert len(delays) == 3 and all(d <= MAX_QUEUE_DELAY.total_seconds() for d in delays)  # two hops, then the last leg
+    await gw.run_queue(at)
+    assert gw.sent_at == {AU_MOBILE: at}
+
+
+async def test_a_job_that_comes_a_moment_early_goes_back_for_the_rest():
+    gw = Gateway()
+    at = T0 + timedelta(hours=1)
+    comm_id = await gw.send(AU_MOBILE, send_at=iso(at))
+    [(job, _)] = gw.queue.puts
+    gw.clock.at = at - timedelta(milliseconds=400)  # the queue's clock runs ahead of ours
+    await gw.use.dispatch.dispatch(job)
+    assert gw.provider.sent == [] and gw.queue.puts[-1] == (job, 1)
+    assert await gw.statuses(comm_id) == [Status.SCHEDULED]
+
+
+@pytest.mark.parametrize("timing, field, words", [
+    ({"send_at": iso(T0 - timedelta(minutes=5))}, "SMSModel.SendAt", "in the past"),
+    ({"send_at": iso(T0 + timedelta(days=36))}, "SMSModel.SendAt", "more than 35 days ahead"),
+    ({"send_at": "2026-11-26T09:00:00"}, "SMSModel.SendAt", "needs its offset"),
+    ({"send_at": "tomorrow at nine"}, "SMSModel.SendAt", "is not an instant"),
+    ({"send_at": iso(T0 + timedelta(hours=2)), "valid_until": iso(T0 + timedelta(hours=1))}, "SMSModel.ValidUntil", "after SMSModel.SendAt"),
+    ({"valid_until": iso(T0 - timedelta(seconds=1))}, "SMSModel.ValidUntil", "not in the future"),
+    ({"valid_until": iso(T0 + timedelta(hours=1)), "validity_period": 60}, "SMSModel.ValidityPeriod", "give one"),
+    ({"validity_period": 0}, "SMSModel.ValidityPeriod", "whole number of seconds"),
+    ({"validity_period": True}, "SMSModel.ValidityPeriod", "whole number of seconds"),
+])
+async def test_timing_that_breaks_a_rule_is_a_400_naming_it_and_nothing_is_stored(timing, field, words):
+    gw = Gateway()
+    with pytest.raises(ValidationFailed) as refused:
+        await gw.send(AU_MOBILE, **timing)
+    [error] = refused.value.field_errors
+    assert error.field_name == field and words in error.message
+    assert gw.store.messages == {} and gw.queue.puts == []
+
+
+async def test_a_send_at_a_moment_ago_by_a_slow_clock_means_now_and_an_immediate_send_cannot_be_scheduled():
+    gw = Gateway()
+    comm_id = await gw.send(AU_MOBILE, send_at=iso(T0 - timedelta(seconds=30)))
+    assert await gw.statuses(comm_id) == [Status.QUEUED] and gw.queue.puts[-1][1] == 0
+    with pytest.raises(ValidationFailed, match="SMSModel.SendAt schedules a message"):
+        await gw.use.accept.send_now(SendMessage(lambda: "", to=(Party(phone_number=AU_MOBILE),), body="Hi",
+                                                 send_at=iso(T0 + timedelta(hours=1))), LICENSEE)
+
+
+async def test_a_recipient_not_handed_over_by_valid_until_expires_and_is_never_sent():
+    gw = Gateway()
+    at = T0 + timedelta(hours=1)
+    comm_id = await gw.send(AU_MOBILE, SYDNEY, send_at=iso(at), validity_period=600)
+    message = gw.store.messages[comm_id]
+    assert message.valid_until == at + timedelta(seconds=600)
+    # The workers were down from before its time until after its validity: the job runs late.
+    gw.queue.hidden = [(at + timedelta(minutes=11), 1, job) for _, _, job in gw.queue.hidden]
+    await gw.run_queue(at + timedelta(minutes=11))
+    assert gw.provider.sent == []
+    assert await gw.statuses(comm_id) == [Status.EXPIRED, Status.EXPIRED]
+    rows = (await gw.store.load(comm_id))[1]
+    assert rows[0].last_error == "Not sent before the message's validUntil"
+    [entry], _ = await gw.use.ledger.page(_query())
+    assert entry.statuses == "xx"
+
+
+async def test_a_valid_until_reaches_the_provider_when_it_is_sent_in_time():
+    gw = Gateway()
+    comm_id = await gw.send(AU_MOBILE, validity_period=300)
+    await gw.run_queue(T0)
+    [sms] = gw.provider.sent
+    assert sms.valid_until == T0 + timedelta(seconds=300)
+    assert await gw.statuses(comm_id) == [Status.SENT]
+
+
+async def _quiet(gw: Gateway, window="21:00-08:00", zone="Australia/Sydney"):
+    await gw.use.licensees.set(LICENSEE, quiet_hours=window, time_zone=zone)
+
+
+async def test_quiet_hours_across_midnight_hold_each_recipient_until_its_own_local_morning():
+    gw = Gateway()  # 22:00 in Sydney, 06:00 in New York
+    await _quiet(gw)
+    comm_id = await gw.send(SYDNEY, NEW_YORK, AU_MOBILE, "+447911123456")  # the last: no one zone, so Sydney's
+    await gw.run_queue(T0)
+    assert gw.provider.sent == []
+    rows = (await gw.store.load(comm_id))[1]
+    assert {r.status for r in rows} == {Status.QUEUED}
+    assert all(r.last_error.startswith("Waiting for the licensee's quiet hours (21:00-08:00") for r in rows)
+    # Held rows are not "left behind": the sweeper queues no copy of their job.
+    assert await gw.store.stale_recipients(T0 + timedelta(days=1), T0) == []
+    new_york_morning = datetime(2026, 11, 25, 13, 0, tzinfo=timezone.utc)  # 08:00 EST
+    sydney_morning = datetime(2026, 11, 25, 21, 0, tzinfo=timezone.utc)  # 08:00 AEDT on the 26th
+    await gw.run_queue(new_york_morning - timedelta(seconds=1))
+    assert gw.provider.sent == []
+    await gw.run_queue(sydney_morning - timedelta(seconds=1))
+    assert gw.sent_at == {NEW_YORK: new_york_morning}
+    await gw.run_queue(sydney_morning)
+    assert gw.sent_at == {NEW_YORK: new_york_morning, SYDNEY: sydney_morning, AU_MOBILE: sydney_morning,
+                          "+447911123456": sydney_morning}
+    assert [r.last_error for r in (await gw.store.load(comm_id))[1]] == [None] * 4
+
+
+async def test_an_urgent_message_goes_inside_quiet_hours_and_outside_them_nothing_waits():
+    gw = Gateway()
+    await _quiet(gw)
+    await gw.send(SYDNEY, urgent=True)
+    await gw.run_queue(T0)
+    assert gw.sent_at == {SYDNEY: T0}
+    await gw.send(NEW_YORK)  # 06:00 there: held
+    await gw.run_queue(datetime(2026, 11, 25, 14, 0, tzinfo=timezone.utc))  # until 09:00 in New York
+    assert gw.sent_at[NEW_YORK] == datetime(2026, 11, 25, 13, 0, tzinfo=timezone.utc)
+    await gw.send("+12125550000")
+    await gw.run_queue(gw.clock.at)
+    assert gw.sent_at["+12125550000"] == gw.clock.at
+
+
+async def test_a_window_inside_one_day_and_a_scheduled_time_inside_quiet_hours():
+    gw = Gateway(at=datetime(2026, 11, 25, 1, 30, tzinfo=timezone.utc))  # 12:30 in Sydney
+    await _quiet(gw, "12:00-13:00")
+    at = datetime(2026, 11, 25, 1, 45, tzinfo=timezone.utc)
+    await gw.send(SYDNEY, send_at=iso(at))
+    await gw.run_queue(datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc))
+    assert gw.sent_at == {SYDNEY: datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)}  # 13:00 in Sydney, not 12:45
+
+
+async def test_quiet_hours_holding_past_valid_until_end_in_expired():
+    gw = Gateway()
+    await _quiet(gw)
+    comm_id = await gw.send(SYDNEY, validity_period=3600)
+    await gw.run_queue(T0 + timedelta(days=1))
+    assert gw.provider.sent == [] and await gw.statuses(comm_id) == [Status.EXPIRED]
+    # It went back on the queue for its validUntil, not for the morning.
+    assert [delay for _, delay in gw.queue.puts][-2:] == [0, 3600] or [d for _, d in gw.queue.puts] == [0, 3600]
+
+
+async def test_bad_quiet_hours_or_zones_are_refused_naming_them():
+    gw = Gateway()
+    for window, zone, field in (("21-08", "UTC", "QuietHours"), ("09:00-09:00", "UTC", "QuietHours"),
+                                ("21:00-08:00", "Mars/Olympus", "TimeZone"), ("25:00-08:00", "UTC", "QuietHours")):
+        with pytest.raises(ValidationFailed) as refused:
+            await gw.use.licensees.set(LICENSEE, quiet_hours=window, time_zone=zone)
+        assert refused.value.field_errors[0].field_name == field
+    assert gw.settings.settings == {}
+
+
+async def test_cancel_stops_every_waiting_recipient_and_leaves_the_rest():
+    gw = Gateway()
+    sent_first = await gw.send(AU_MOBILE)
+    await gw.run_queue(T0)
+    at = T0 + timedelta(days=2)
+    comm_id = await gw.send(SYDNEY, NEW_YORK, send_at=iso(at))
+    result = await gw.use.cancel.cancel(LICENSEE, comm_id)
+    assert (result.cancelled, result.unaffected) == (2, {})
+    again = await gw.use.cancel.cancel(LICENSEE, comm_id)
+    assert (again.cancelled, again.unaffected) == (0, {"cancelled": 2})
+    await gw.run_queue(at + timedelta(hours=1))
+    assert [s.to for s in gw.provider.sent] == [AU_MOBILE]
+    assert await gw.statuses(comm_id) == [Status.CANCELLED, Status.CANCELLED]
+    assert (await gw.use.cancel.cancel(LICENSEE, sent_first)).unaffected == {"sent": 1}
+    with pytest.raises(NotFound, match=f"No message with commId {comm_id}"):
+        await gw.use.cancel.cancel(OTHER, comm_id)
+
+
+async def test_a_cancel_racing_a_dispatch_never_lets_a_cancelled_recipient_go_out():
+    """60 races: claims go two at a time a millisecond apart, and the cancel lands anywhere from before
+    the first to after the last. In every one, no cancelled recipient was handed to the provider, and
+    every recipient was either sent or cancelled. Most races end split, so the race is really run."""
+    split = 0
+    for trial in range(60):
+        rng = random.Random(trial)
+        gw = Gateway(delay=0.001, send_concurrency=2)
+        numbers = [f"+614120{i:05d}" for i in range(12)]
+        comm_id = await gw.send(*numbers)
+        [(job, _)] = gw.queue.puts
+
+        async def cancel_after(seconds: float, gw=gw, comm_id=comm_id):
+            await asyncio.sleep(seconds)
+            return await gw.use.cancel.cancel(LICENSEE, comm_id)
+
+        _, result = await asyncio.gather(gw.use.dispatch.dispatch(job), cancel_after(rng.uniform(0, 0.008)))
+        rows = (await gw.store.load(comm_id))[1]
+        called = set(gw.provider.calls)
+        cancelled = {r.phone_number for r in rows if r.status is Status.CANCELLED}
+        assert cancelled.isdisjoint(called), f"trial {trial}: a cancelled recipient was sent"
+        assert result.cancelled == len(cancelled) and cancelled | called == set(numbers)
+        assert {r.phone_number for r in rows if r.status is Status.SENT} == called
+        split += bool(cancelled) and bool(called)
+    assert split >= 20
+
+
+def _query():
+    from sms.storage import LedgerQuery
+
+    return LedgerQuery(LICENSEE)
