@@ -1,6 +1,7 @@
 """Each adapter through its vendor's real SDK, against a local fake of the vendor's REST API."""
 import uuid
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
@@ -191,3 +192,17 @@ def test_an_acs_call_cannot_outlast_the_sending_lease():
     config = provider._client._sms_service_client._client._pipeline._transport.connection_config
     tries = 1 + 2  # retry_total
     assert tries * (config.timeout + config.read_timeout) < Settings.sending_lease_seconds / 2
+
+
+async def test_twilio_is_told_a_validity_shorter_than_its_own_and_not_otherwise(twilio):
+    """Twilio takes ValidityPeriod from 1 to 36,000 s (its errors 90007 and 30036): the rest of a short
+    validUntil is passed on; a longer one, or none, leaves Twilio's default."""
+    fake, provider = twilio
+    now = datetime.now(timezone.utc)
+    await provider.send(replace(sms(), valid_until=now + timedelta(seconds=600)))
+    await provider.send(replace(sms(), valid_until=now + timedelta(hours=20)))
+    await provider.send(replace(sms(), valid_until=now - timedelta(seconds=5)))  # due this instant: the least Twilio takes
+    short, long, due = (request["form"] for request in fake.requests)
+    assert 590 <= int(short["ValidityPeriod"]) <= 600
+    assert "ValidityPeriod" not in long
+    assert due["ValidityPeriod"] == "1"
