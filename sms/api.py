@@ -38,6 +38,7 @@ from .wire import RepliesResponse, ReplyState
 from .wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
 from .wire.http import error_response, json_response
 from .wire.mapping import (
+    cancel_response,
     comm_response,
     delivery_list,
     delivery_log_page,
@@ -189,14 +190,15 @@ def _comm_id(raw_id: str) -> str:
     return comm_id
 
 
+def _with_suffix(raw_id: str) -> tuple[str, str | None]:
+    """A commId route value and its format suffix, if any (one other than .json or .jsv is answered 404)."""
+    stem, dot, suffix = raw_id.rpartition(".")
+    return (stem, suffix) if dot else (raw_id, None)
+
+
 def _status_function(route: Route, gateway: GatewaySource):
     async def sms_status(req: func.HttpRequest) -> func.HttpResponse:
-        raw_id = req.route_params.get("commId", "")
-        stem, dot, suffix = raw_id.rpartition(".")  # a suffix other than .json or .jsv is answered 404
-        if dot:
-            raw_id = stem
-        else:
-            suffix = None
+        raw_id, suffix = _with_suffix(req.route_params.get("commId", ""))
 
         async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
             licensee = await _licensee(req, gw)
@@ -205,6 +207,23 @@ def _status_function(route: Route, gateway: GatewaySource):
         return await _respond(req, route, gateway, work, suffix)
 
     return sms_status
+
+
+def _cancel_function(route: Route, gateway: GatewaySource):
+    """DELETE /api/sms/{commId}: every recipient still scheduled or queued ends cancelled."""
+
+    async def sms_cancel(req: func.HttpRequest) -> func.HttpResponse:
+        raw_id, suffix = _with_suffix(req.route_params.get("commId", ""))
+
+        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
+            licensee = await _licensee(req, gw)
+            if gw.use.cancel is None:  # assemble() always wires it: a wiring mistake, answered 500
+                raise RuntimeError("this gateway was assembled without the cancel use case")
+            return cancel_response(await gw.use.cancel.cancel(licensee, _comm_id(raw_id)))
+
+        return await _respond(req, route, gateway, work, suffix)
+
+    return sms_cancel
 
 
 def _replies_function(route: Route, gateway: GatewaySource):
@@ -359,6 +378,7 @@ _HANDLERS = {
     "batch": _batch_function,
     "reply": _reply_function,
     "status": _status_function,
+    "cancel": _cancel_function,
     "replies": _replies_function,
     "list": _list_function,
     "usage": _usage_function,

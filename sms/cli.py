@@ -1,5 +1,6 @@
 """Command line for operators: `python -m sms keys create|list|revoke`, `messages list` and `usage`
-(a licensee's ledger, as GET /api/sms and /api/usage answer it), `webhooks add|list|rotate-secret|
+(a licensee's ledger, as GET /api/sms and /api/usage answer it), `messages cancel` (as DELETE
+/api/sms/{commId}), `licensees show|set` (a licensee's quiet hours and time zone), `webhooks add|list|rotate-secret|
 remove|enable|deliveries|replay` (a licensee's webhook endpoints, their delivery log and replays,
 through the use cases /api/webhooks runs), and `python -m sms simulate inbound|receipt` to post what
 ACS would to a running gateway.
@@ -23,10 +24,11 @@ from .config import ConfigError, Settings, load_local_settings
 from .errors import LimitReached, NotFound, StorageUnavailable, ValidationFailed
 from .events import EVENT_TYPES
 from .model import reference_for, status_of, utcnow
-from .storage import ApiKeyRecord, DeliveryRecord, WebhookEndpoint
+from .storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
 from .phone import InvalidNumber, to_e164
 from .usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
 from .usecases.ledger import MAX_TAKE, Ledger, statuses_of
+from .usecases.licensees import CACHE_SECONDS
 from .wire import parse_guid
 from .wire.dto import WebhookReplayRequest
 from .wire.mapping import ledger_query, replay_request, usage_range
@@ -65,6 +67,16 @@ def _print_keys(records: list[ApiKeyRecord]) -> None:
         status = "revoked" if r.revoked_at else "active" if r.active(now) else "expired"
         expires = r.expires_at.isoformat(timespec="seconds") if r.expires_at else "never"
         print(f"{r.key_id:<18} {r.licensee_id:<34} {r.created_at.isoformat(timespec='seconds'):<26} {status:<8} {expires:<26} {r.name or ''}")
+
+
+def _comm_id(text: str) -> str:
+    try:
+        value = parse_guid(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value is None:
+        raise argparse.ArgumentTypeError("a commId is a non-empty Guid")
+    return value
 
 
 def _positive_days(text: str) -> float:
@@ -117,6 +129,39 @@ async def _messages(adapters: Adapters, args: argparse.Namespace) -> None:
         shown += len(entries)
         if token is None:
             break
+
+
+async def _cancel(adapters: Adapters, args: argparse.Namespace) -> None:
+    """Through the same use case as DELETE /api/sms/{commId}."""
+    cancel = adapters.gateway().use.cancel
+    if cancel is None:  # assemble() always wires it
+        raise RuntimeError("the gateway was assembled without the cancel use case")
+    result = await cancel.cancel(args.licensee, args.comm_id)
+    others = ", ".join(f"{n} {status}" for status, n in sorted(result.unaffected.items()))
+    print(f"Cancelled {result.cancelled} recipient(s) of message {result.comm_id}"
+          + (f"; not cancelled (already past waiting): {others}." if others else "."))
+
+
+def _print_licensee(settings: LicenseeSettings) -> None:
+    print(f"Licensee {settings.licensee_id}")
+    print(f"  Quiet hours: {settings.quiet_hours or 'none'}" + (
+        " (in each recipient's local time, from its number; a number whose zone is not known, or spans several, "
+        f"uses {settings.time_zone})" if settings.quiet_hours else ""))
+    print(f"  Time zone:   {settings.time_zone}")
+    if settings.updated_at is not None:
+        print(f"  Updated:     {settings.updated_at.isoformat(timespec='seconds')}")
+
+
+async def _licensees(adapters: Adapters, args: argparse.Namespace) -> None:
+    licensees = adapters.gateway().use.licensees
+    if licensees is None:  # bootstrap always wires the licensee settings store
+        raise RuntimeError("the gateway was assembled without a licensee settings store")
+    if args.action == "show":
+        _print_licensee(await licensees.settings(args.licensee))
+        return
+    _print_licensee(await licensees.set(args.licensee, quiet_hours=args.quiet_hours, no_quiet_hours=args.no_quiet_hours,
+                                        time_zone=args.time_zone))
+    print(f"Saved. Every worker uses it within {CACHE_SECONDS:g} s.")
 
 
 async def _usage(adapters: Adapters, args: argparse.Namespace) -> None:
@@ -257,6 +302,20 @@ def main(argv: list[str] | None = None) -> int:
         listed.add_argument(option)
     listed.add_argument("--reference", help="SMS-XXXXXXXX")
     listed.add_argument("--take", type=int, default=50, help="how many to show at most (default 50)")
+    cancelled = messages.add_parser("cancel", help="cancel what of a message has not gone yet (as DELETE /api/sms/{commId})")
+    cancelled.add_argument("--licensee", required=True, type=_guid)
+    cancelled.add_argument("comm_id", type=_comm_id, help="the commId a send answered with")
+    people = commands.add_parser("licensees", help="a licensee's own settings: quiet hours and time zone")
+    people = people.add_subparsers(dest="action", required=True)
+    people.add_parser("show", help="the licensee's settings").add_argument("--licensee", required=True, type=_guid)
+    setting = people.add_parser("set", help="change the licensee's settings; what is not given is kept")
+    setting.add_argument("--licensee", required=True, type=_guid)
+    quiet = setting.add_mutually_exclusive_group()
+    quiet.add_argument("--quiet-hours", help="a window such as 21:00-08:00 that messages wait out, in each recipient's "
+                                             "local time (urgent messages go anyway)")
+    quiet.add_argument("--no-quiet-hours", action="store_true", help="no quiet hours")
+    setting.add_argument("--time-zone", help="the licensee's own zone (an IANA name such as Australia/Sydney): for numbers "
+                                             "whose zone is not known or spans several (default UTC)")
     usage = commands.add_parser("usage", help="what a licensee sent per UTC day, as GET /api/usage answers")
     usage.add_argument("--licensee", required=True, type=_guid)
     usage.add_argument("--from", dest="from_", help="the first day (default: 29 days before --to)")
@@ -291,7 +350,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "messages":
-            asyncio.run(with_adapters(lambda adapters: _messages(adapters, args)))
+            work = _cancel if args.action == "cancel" else _messages
+            asyncio.run(with_adapters(lambda adapters: work(adapters, args)))
+        elif args.command == "licensees":
+            if args.action == "set" and args.quiet_hours is None and not args.no_quiet_hours and args.time_zone is None:
+                print("error: give --quiet-hours, --no-quiet-hours or --time-zone", file=sys.stderr)
+                return 2
+            asyncio.run(with_adapters(lambda adapters: _licensees(adapters, args)))
         elif args.command == "usage":
             asyncio.run(with_adapters(lambda adapters: _usage(adapters, args)))
         elif args.command == "webhooks":

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from .routes import OPERATION, ROUTES
 from .wire import CommResponse, Format, SMSContact, SMSModel, SMSSend, encode
 from .wire.dto import (
+    CancelResponse,
     ErrorResponse,
     MatchedRecipient,
     MessageList,
@@ -42,6 +43,17 @@ _SAMPLE_REQUEST = SMSSend(
     ),
 )
 _SAMPLE_RESPONSE = CommResponse(comm_id="e1f6be64733348e3b37055b6c0fd9ebe", reference="SMS-E1F6BE64", status=True, message="Queued for 1 recipient")
+# Scheduling (issue 16): properties ServiceStack's own clients do not know, and leave out.
+_SAMPLE_SCHEDULED = SMSSend(
+    sms_model=SMSModel(
+        to=[SMSContact(name="Sam Citizen", phone_number="+61412345678")],
+        message_body="Reminder: your appointment is today at 10:30am.",
+        send_at="2026-11-26T08:00:00+11:00", validity_period=7200,
+    ),
+)
+_SAMPLE_SCHEDULED_RESPONSE = CommResponse(comm_id="5d41402abc4b2a76b9719d911017c592", reference="SMS-5D41402A", status=True,
+                                          message="Scheduled for 1 recipient at 2026-11-25T21:00:00Z")
+_SAMPLE_CANCEL = CancelResponse(comm_id="5d41402abc4b2a76b9719d911017c592", cancelled=2, unaffected={"sent": 1})
 
 
 def _fields(model: type[BaseModel]) -> str:
@@ -49,9 +61,26 @@ def _fields(model: type[BaseModel]) -> str:
     for name, field in model.model_fields.items():
         annotation = str(field.annotation).replace("typing.", "").replace("sms.wire.dto.", "").replace("<class '", "").replace("'>", "")
         rows.append(f"<tr><td>{field.validation_alias or name}</td><td>{field.serialization_alias or name}</td>"
-                    f"<td>{html.escape(annotation)}</td></tr>")
-    return (f"<h3>{model.__name__}</h3><table><tr><th>Name (JSV, .NET)</th><th>JSON name</th><th>Type</th></tr>"
+                    f"<td>{html.escape(annotation)}</td><td>{html.escape(field.description or '')}</td></tr>")
+    return (f"<h3>{model.__name__}</h3><table><tr><th>Name (JSV, .NET)</th><th>JSON name</th><th>Type</th><th>Notes</th></tr>"
             + "".join(rows) + "</table>")
+
+
+# What each status means, for the page; tests/unit/test_docs.py checks it names every one sms.model.Status has.
+STATUS_MEANINGS = {
+    "scheduled": "Waiting for the message's SendAt.",
+    "queued": "Waiting for its turn to be sent, or for a retry (scheduled and queued recipients inside the licensee's quiet "
+              "hours wait for their end, with the reason in error).",
+    "sending": "Handed to the provider.",
+    "sent": "The provider took it.",
+    "delivered": "The carrier says it reached the phone.",
+    "undelivered": "The carrier says it did not reach the phone.",
+    "failed": "The provider refused it, or every attempt failed; the reason is in error.",
+    "opted_out": "Not sent: the number opted out (STOP).",
+    "expired": "Not sent: its ValidUntil (or ValidityPeriod) passed first.",
+    "cancelled": "Not sent: DELETE /api/sms/{commId} cancelled it first.",
+    "partially_sent": "A message's only: some of its recipients were sent, others were not or were not delivered.",
+}
 
 
 def _sample(title: str, media: str, body: bytes) -> str:
@@ -65,15 +94,19 @@ def _sample(title: str, media: str, body: bytes) -> str:
 def page() -> bytes:
     routes = "".join(
         f"<tr><td>{r.working_methods[0]}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
-        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "replies", "list", "usage") or r.kind.startswith("webhooks_")
+        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "cancel", "replies", "list", "usage")
+        or r.kind.startswith("webhooks_")
     )
+    statuses = "".join(f"<tr><td>{status}</td><td>{html.escape(meaning)}</td></tr>" for status, meaning in STATUS_MEANINGS.items())
     error = ErrorResponse(response_status=ResponseStatus(
         error_code="ValidationException", message="SMSModel.To needs at least one recipient",
         errors=[ResponseError(error_code="NotEmpty", field_name="SMSModel.To", message="SMSModel.To needs at least one recipient")],
     ))
     samples = "".join(
         _sample(f"{title} ({fmt.value.upper()})", fmt.content_type.split(";")[0], encode(model, fmt))
-        for title, model in (("Request: SMSSend", _SAMPLE_REQUEST), ("Response: CommResponse", _SAMPLE_RESPONSE), ("Error", error))
+        for title, model in (("Request: SMSSend", _SAMPLE_REQUEST), ("Response: CommResponse", _SAMPLE_RESPONSE), ("Error", error),
+                             ("Request: SMSSend, scheduled", _SAMPLE_SCHEDULED), ("Response: CommResponse, scheduled", _SAMPLE_SCHEDULED_RESPONSE),
+                             ("Response to DELETE /api/sms/{commId}: CancelResponse", _SAMPLE_CANCEL))
         for fmt in (Format.JSON, Format.JSV)
     )
     return f"""<!doctype html>
@@ -89,8 +122,14 @@ pre{{background:#f6f6f6;padding:.75rem;overflow:auto}}</style></head><body>
 route, or the <code>Accept</code> header (JSON by default). Request bodies may be JSON, JSV
 (<code>text/jsv</code>) or a form post. The OpenAPI document is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>
 <h2>Routes</h2><table><tr><th>Method</th><th>Route</th><th>Kind</th></tr>{routes}</table>
+<h2>Scheduling</h2>
+<p>SMSModel's <code>SendAt</code> holds a message until an instant (ISO 8601 with its offset), <code>ValidUntil</code> or
+<code>ValidityPeriod</code> (seconds) says when it is no longer worth sending, and <code>Urgent</code> sends it inside the
+licensee's quiet hours too. ServiceStack clients that do not know them leave them out. <code>DELETE /api/sms/{{commId}}</code>
+cancels what of a message has not gone.</p>
+<h2>Statuses</h2><table><tr><th>Status</th><th>Meaning</th></tr>{statuses}</table>
 <h2>Data transfer objects</h2>
-{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, MessageList, MessageSummary, MatchedRecipient, UsageResponse, UsageDay,
+{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, CancelResponse, MessageList, MessageSummary, MatchedRecipient, UsageResponse, UsageDay,
                                WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved,
                                WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest, WebhookReplayResponse))}
 <h2>Samples</h2>

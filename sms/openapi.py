@@ -17,6 +17,7 @@ from .validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
 from .wire import RepliesResponse
 from .wire.dto import (
+    CancelResponse,
     MessageList,
     UsageResponse,
     WebhookDeliveryList,
@@ -27,6 +28,7 @@ from .wire.dto import (
     WebhookReplayRequest,
     WebhookReplayResponse,
 )
+from .model import Status
 from .wire.mapping import LISTED_STATUSES
 from .usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
 from .usecases.ledger import DEFAULT_TAKE, MAX_TAKE
@@ -55,6 +57,7 @@ _ERRORS_BY_KIND = {
     "reply": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
     "batch": ("400", "401", "403", "405", "409", "412", "413", "415", "422", "429", "503"),
     "status": ("400", "401", "404", "429", "503"),
+    "cancel": ("400", "401", "404", "405", "429", "503"),
     "replies": ("400", "401", "404", "429", "503"),
     "list": ("400", "401", "404", "429", "503"),
     "usage": ("400", "401", "404", "429", "503"),
@@ -68,6 +71,7 @@ _ERRORS_BY_KIND = {
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
+    "cancel": {"400": "The commId is not a Guid.", "404": "No such message for this licensee (another licensee's answers the same)."},
     "webhooks_add": {"409": f"The licensee already has {MAX_ENDPOINTS} webhook endpoints: remove one first."},
     **{kind: {"404": "No webhook endpoint with this id for this licensee."}
        for kind in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries")},
@@ -81,6 +85,8 @@ _SUMMARIES = {
     "reply": f"ServiceStack's predefined route: {OPERATION} saves and queues; {OPERATION}[] takes a batch",
     "batch": f"ServiceStack's auto-batch: a list of up to {MAX_BATCH} {OPERATION}, every one validated before any is saved",
     "status": "The message and every recipient's status",
+    "cancel": "Cancel what of the message has not gone: every recipient still scheduled or queued ends cancelled; "
+              "the answer counts them, and the others by status",
     "replies": "The replies people sent to the message (when it allowed replies)",
     "list": "The licensee's messages, newest first, a page at a time, with filters",
     "usage": "What the licensee sent, per UTC day: messages, recipients, segments, recipients by status and provider",
@@ -129,7 +135,7 @@ _GET_KINDS = ("status", "replies", "list", "usage")
 @functools.cache
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"),
+        [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"), (CancelResponse, "serialization"),
          (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"), (ErrorResponse, "serialization"),
          (WebhookEndpointRequest, "validation"), (WebhookEndpointState, "serialization"), (WebhookEndpointList, "serialization"),
          (WebhookEndpointRemoved, "serialization"), (WebhookDeliveryList, "serialization"),
@@ -137,6 +143,7 @@ def document() -> dict[str, Any]:
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
+    _document_statuses(schemas["$defs"])
     paths: dict[str, Any] = {}
     for route in ROUTES:
         if route.kind in _SUMMARIES:
@@ -168,6 +175,28 @@ def _document_limits(schemas: dict[str, Any]) -> None:
         for option in schemas[model]["properties"][field]["anyOf"]:
             if option.get("type") == "string":
                 option["maxLength"] = limit
+    for field, limit in (("SendAt", {"format": "date-time"}), ("ValidUntil", {"format": "date-time"}), ("ValidityPeriod", {"minimum": 1})):
+        for option in schemas["SMSModel"]["properties"][field]["anyOf"]:
+            if option.get("type") != "null":
+                option.update(limit)
+
+
+_STATUS_WORDS = ("scheduled (waiting for SendAt), queued, sending, sent, delivered, undelivered, failed, opted_out, "
+                 "expired (ValidUntil passed before it was sent), cancelled (DELETE /api/sms/{commId} came first)")
+
+
+def _document_statuses(schemas: dict[str, Any]) -> None:
+    """The statuses each answer can hold, from sms.model.Status (the DTOs carry them as text)."""
+    recipient = [s.value for s in Status]
+    for model, statuses in (("MessageState", LISTED_STATUSES), ("MessageSummary", LISTED_STATUSES), ("RecipientState", recipient),
+                            ("RecipientEvent", recipient), ("MatchedRecipient", recipient)):
+        prop = schemas[model]["properties"]["status"]
+        for option in prop.get("anyOf", [prop]):
+            if option.get("type") == "string":
+                option["enum"] = list(statuses)
+        prop["description"] = ("A message's: its recipients' common status, sending while any is still waiting or being sent, "
+                               "partially_sent when some were not sent or not delivered. " if "partially_sent" in statuses
+                               else "A recipient's: ") + _STATUS_WORDS
 
 
 @functools.cache
@@ -223,11 +252,12 @@ def _operation(route: Route) -> dict[str, Any]:
                         "description": text} for name, text in (("from", "The first day (UTC), included; 29 days before to by default"),
                                                                 ("to", "The last day (UTC), included; today by default"))]
         ok = _content(_ref(UsageResponse), "UsageResponse")
-    elif route.kind in _GET_KINDS:
+    elif route.kind in (*_GET_KINDS, "cancel"):
         pattern = dict(route.patterns)["commId"]
         parameters.append({"name": "commId", "in": "path", "required": True, "schema": {"type": "string", "pattern": pattern},
                            "description": "The commId a send answered with (32 hex digits, dashes allowed)"})
-        ok = _content(_ref(MessageState), "MessageState") if route.kind == "status" else _content(_ref(RepliesResponse), "RepliesResponse")
+        answer = {"status": MessageState, "cancel": CancelResponse}.get(route.kind, RepliesResponse)
+        ok = _content(_ref(answer), answer.__name__)
     elif route.kind == "batch":
         operation["requestBody"] = _request_body({"type": "array", "items": _ref(SMSSend), "maxItems": MAX_BATCH})
         ok = _content({"type": "array", "items": _ref(CommResponse)}, "a list of CommResponse")

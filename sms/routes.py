@@ -36,7 +36,7 @@ SEND_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # A commId in a path: a Guid in the forms parse_guid reads ("N", "D", "B"). Written for both readers:
 # the host's regex constraint (.NET, case-insensitive anyway) and OpenAPI's pattern (ECMA, case-sensitive).
 GUID_PATTERN = r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$"
-# The status route also takes a format suffix (`.json`, `.jsv`; the function answers any other with 404).
+# The status and cancel routes also take a format suffix (`.json`, `.jsv`; the function answers any other with 404).
 GUID_WITH_SUFFIX_PATTERN = GUID_PATTERN[:-1] + r"(\.[a-zA-Z0-9]+)?$"
 # A webhook endpoint's id in a path: 32 hex digits, as the gateway writes it (in any case).
 ENDPOINT_ID_PATTERN = r"^[0-9a-fA-F]{32}$"
@@ -47,7 +47,7 @@ _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
 class Route:
     name: str  # the function's name
     path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
-    kind: str  # send | send_now | batch | reply | status | replies | list | usage | webhooks_* | receipts_acs | receipts_twilio | inbound_twilio | health | openapi | metadata
+    kind: str  # send | send_now | batch | reply | status | cancel | replies | list | usage | webhooks_* | receipts_acs | receipts_twilio | inbound_twilio | health | openapi | metadata
     methods: tuple[str, ...] = ("POST",)
     format: Format | None = None  # fixed by the route: a predefined /json/reply or /jsv/reply route
     patterns: tuple[tuple[str, str], ...] = ()  # (parameter, regex): what the host lets into each parameter
@@ -88,6 +88,8 @@ ROUTES: list[Route] = [
     Route("json_reply", "json/reply/{operation}", "reply", SEND_METHODS, Format.JSON),
     Route("jsv_reply", "jsv/reply/{operation}", "reply", SEND_METHODS, Format.JSV),
     Route("sms_status", "api/sms/{commId}", "status", ("GET",), patterns=(("commId", GUID_WITH_SUFFIX_PATTERN),)),
+    # Cancel what of a message has not gone yet (issue 16): the status route's URL, its own function and method.
+    Route("sms_cancel", "api/sms/{commId}", "cancel", ("DELETE",), patterns=(("commId", GUID_WITH_SUFFIX_PATTERN),)),
     Route("sms_replies", "api/sms/{commId}/replies", "replies", ("GET",), patterns=(("commId", GUID_PATTERN),)),
     # The licensee's messages, newest first, with filters (the message ledger).
     Route("sms_list", "api/sms", "list", ("GET",)),

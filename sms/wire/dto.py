@@ -68,6 +68,18 @@ class SMSContact(WireModel):
     contact_id: Guid = None
 
 
+def _whole_seconds(value: Any) -> Any:
+    """ValidityPeriod: a whole number (a JSV or form value arrives as its text); a JSON true is not 1."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number of seconds, not true or false")
+    if isinstance(value, str) and not value.strip():
+        return None  # written but left empty, as a form or JSV can: not given
+    return value
+
+
+Seconds = Annotated[int | None, BeforeValidator(_whole_seconds)]
+
+
 class SMSModel(WireModel):
     licensee_id: Guid = None
     from_: SMSContact | None = Field(default=None, validation_alias="From", serialization_alias="from")
@@ -78,6 +90,23 @@ class SMSModel(WireModel):
     notes: str | None = None
     linked_object_id: Guid = None
     suite_id: Guid = None
+    # Added after the seed's contract (issue 16): ServiceStack clients that do not know them leave them
+    # out, and nothing changes for them. The instants stay text here, so that the accept use case can say
+    # what is wrong with one (a datetime would take a time without its offset as UTC without a word).
+    send_at: str | None = Field(default=None, description=(
+        "Not sent before this instant: ISO 8601 with its offset (2026-11-26T09:00:00+11:00, or ...Z), at most "
+        "SMS_MAX_SCHEDULE_DAYS ahead. Recipients are `scheduled` until then. Not on the immediate routes."))
+    valid_until: str | None = Field(default=None, description=(
+        "Not sent after this instant (ISO 8601 with its offset, after SendAt): a recipient not handed to the "
+        "provider by then ends `expired`. Give this or ValidityPeriod, not both."))
+    validity_period: Seconds = Field(default=None, description=(
+        "Or: how many seconds from SendAt (or from now) the message stays worth sending; then as ValidUntil."))
+    urgent: bool | None = Field(default=None, description=(
+        "Send inside the licensee's quiet hours too (an alarm, a one-time code). False when left out."))
+
+    # What a request without them dumped before they existed: the idempotency fingerprint leaves them out
+    # when they are not given (sms/wire/mapping.py canonical_json).
+    EXTENSIONS: ClassVar[tuple[str, ...]] = ("send_at", "valid_until", "validity_period", "urgent")
 
 
 class SMSSend(WireModel):
@@ -157,6 +186,15 @@ class MessageState(WireModel):
     recipient_count: int
     recipients: list[RecipientState]
     replies: list[ReplyState] | None = None  # when the message allowed replies
+
+
+class CancelResponse(WireModel):
+    """DELETE /api/sms/{commId}: how many recipients this request cancelled (those still scheduled or
+    queued), and the others by the status they are in (already with the provider, or past it)."""
+
+    comm_id: str
+    cancelled: int
+    unaffected: dict[str, int] = Field(default_factory=dict)
 
 
 class ResponseError(WireModel):

@@ -2,6 +2,7 @@
 two shapes meet, so a change to the contract stops here."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -12,9 +13,11 @@ from ..events import EVENT_TYPES
 from ..model import Status, reference_for, status_of
 from ..phone import InvalidNumber, to_e164
 from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
+from ..usecases.cancel import CancelResult
 from ..usecases.commands import MessageReport, Party, SendMessage, SendResult
 from ..usecases.ledger import counts, statuses_of
 from .dto import (
+    CancelResponse,
     CommResponse,
     MatchedRecipient,
     MessageList,
@@ -24,6 +27,7 @@ from .dto import (
     RecipientState,
     ReplyState,
     SMSContact,
+    SMSModel,
     SMSSend,
     UsageDay,
     UsageResponse,
@@ -38,9 +42,8 @@ from .dto import (
 
 
 def send_command(request: SMSSend) -> SendMessage:
-    # The canonical dump is what an Idempotency-Key's retry is compared with: keep it the DTO's, so
-    # keys stored before a change here still match their retries. Made only when a key asks for it.
-    as_sent = request.model_dump_json
+    # The canonical dump is what an Idempotency-Key's retry is compared with. Made only when a key asks for it.
+    as_sent = functools.partial(canonical_json, request)
     model = request.sms_model
     if model is None:
         return SendMessage(as_sent=as_sent, missing=True)
@@ -49,7 +52,20 @@ def send_command(request: SMSSend) -> SendMessage:
         to=tuple(_party(c) for c in model.to or ()), body=model.message_body,
         reply_is_allowed=model.reply_is_allowed, reply_is_required=model.reply_is_required, notes=model.notes,
         linked_object_id=model.linked_object_id, suite_id=model.suite_id,
+        send_at=model.send_at, valid_until=model.valid_until, validity_period=model.validity_period, urgent=bool(model.urgent),
     )
+
+
+def canonical_json(request: SMSSend) -> str:
+    """The request's one canonical text: the DTO's own dump, as it was before SMSModel had the
+    scheduling properties, with each of them only when given (Urgent only when true, which is what
+    makes it mean anything). Keys stored before they existed still match their retries; adding a
+    property to SMSModel must extend SMSModel.EXTENSIONS the same way."""
+    model = request.sms_model
+    if model is None:
+        return request.model_dump_json()
+    left_out = {name for name in SMSModel.EXTENSIONS if (value := getattr(model, name)) is None or value is False}
+    return request.model_dump_json(exclude={"sms_model": left_out})
 
 
 def _party(contact: SMSContact) -> Party:
@@ -79,6 +95,10 @@ def message_state(report: MessageReport) -> MessageState:
         ],
         replies=None if report.replies is None else [ReplyState.of(r) for r in report.replies],
     )
+
+
+def cancel_response(result: CancelResult) -> CancelResponse:
+    return CancelResponse(comm_id=result.comm_id, cancelled=result.cancelled, unaffected=dict(sorted(result.unaffected.items())))
 
 
 def message_list(entries: list[LedgerEntry], token: str | None) -> MessageList:

@@ -20,17 +20,23 @@ def test_every_route_is_registered(triggers):
     expected |= {"api/SMSSend[]": {"GET", "POST", "PUT", "PATCH", "DELETE"},
                  "json/reply/{operation}": {"GET", "POST", "PUT", "PATCH", "DELETE"},
                  "jsv/reply/{operation}": {"GET", "POST", "PUT", "PATCH", "DELETE"},
-                 "api/sms/{commId}": {"GET"}, "api/sms/{commId}/replies": {"GET"},
+                 "api/sms/{commId}/replies": {"GET"},
                  "api/sms/receipts/acs": {"POST", "OPTIONS"}, "api/sms/receipts/twilio": {"POST"},
                  "api/sms/inbound/twilio": {"POST"}, "api/health": {"GET"}, "api/openapi.json": {"GET"}, "api/metadata": {"GET"},
                  "api/sms": {"GET"}, "api/sms.{format}": {"GET"}, "api/usage": {"GET"}, "api/usage.{format}": {"GET"},
                  "api/webhooks/{endpointId}": {"DELETE"}, "api/webhooks/{endpointId}/rotate-secret": {"POST"},
                  "api/webhooks/{endpointId}/enable": {"POST"}, "api/webhooks/{endpointId}/deliveries": {"GET"},
                  "api/webhooks/{endpointId}/replay": {"POST"}}
-    # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one).
+    # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one), and so
+    # are GET (status) and DELETE (cancel) /api/sms/{commId}.
     webhooks = sorted(sorted(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger" and t["route"] == "api/webhooks")
     assert webhooks == [["GET"], ["POST"]]
     http.pop("api/webhooks")
+    message = {name: t["methods"] for name, t in triggers.items()
+               if t["type"] == "httpTrigger" and _without_constraints(t["route"]) == "api/sms/{commId}"}
+    assert message == {"sms_status": ["GET"], "sms_cancel": ["DELETE"]}
+    assert triggers["sms_cancel"]["route"] == triggers["sms_status"]["route"]  # the same commId constraint, suffix and all
+    http.pop("api/sms/{commId}")
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).

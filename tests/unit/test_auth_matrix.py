@@ -21,6 +21,7 @@ ROUTES = [
     ("json_reply", "POST", {"operation": "SMSSend"}, GOOD), ("jsv_reply", "POST", {"operation": "SMSSend"}, GOOD),
     ("sms_send_servicestack_batch", "POST", {}, b"[" + GOOD + b"]"),
     ("sms_status", "GET", {"commId": COMM_ID}, b""), ("sms_replies", "GET", {"commId": COMM_ID}, b""),
+    ("sms_cancel", "DELETE", {"commId": COMM_ID}, b""),
     ("webhooks_list", "GET", {}, b""), ("webhooks_add", "POST", {}, b'{"url": "https://hooks.example.org/"}'),
     ("webhooks_remove", "DELETE", {"endpointId": COMM_ID}, b""), ("webhooks_rotate_secret", "POST", {"endpointId": COMM_ID}, b""),
     ("webhooks_enable", "POST", {"endpointId": COMM_ID}, b""),
@@ -75,9 +76,9 @@ async def test_another_licensee_can_neither_send_as_nor_read_a_licensee(gw):
     assert sent.status_code == 403
 
     comm_id = await gw.world.send(SAM, replies=True)
-    for name in ("sms_status", "sms_replies"):
-        theirs = await call(gw, name, "GET", {"commId": comm_id}, b"", f"Bearer {other_key}")
-        missing = await call(gw, name, "GET", {"commId": "d" * 32}, b"", f"Bearer {other_key}")
+    for name, method in (("sms_status", "GET"), ("sms_replies", "GET"), ("sms_cancel", "DELETE")):
+        theirs = await call(gw, name, method, {"commId": comm_id}, b"", f"Bearer {other_key}")
+        missing = await call(gw, name, method, {"commId": "d" * 32}, b"", f"Bearer {other_key}")
         # Exactly the answer for a message that does not exist: nothing is learned about it.
         assert theirs.status_code == missing.status_code == 404
         assert json.loads(theirs.get_body())["responseStatus"]["message"].replace(comm_id, "X") == \

@@ -16,7 +16,7 @@ def test_every_api_route_is_documented_with_both_media_types():
             continue  # documentation itself, and vendors' callbacks: not the client API
         operation = documented["/" + route.path][route.working_methods[0].lower()]
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/jsv"}
-        if route.kind not in ("status", "replies", "list", "usage", "webhooks_list", "webhooks_remove", "webhooks_rotate_secret",
+        if route.kind not in ("status", "cancel", "replies", "list", "usage", "webhooks_list", "webhooks_remove", "webhooks_rotate_secret",
                               "webhooks_enable", "webhooks_deliveries"):
             assert {"application/json", "text/jsv", "application/x-www-form-urlencoded"} <= set(operation["requestBody"]["content"])
         assert "400" in operation["responses"] and "401" in operation["responses"]
@@ -52,8 +52,9 @@ def test_the_metadata_samples_decode_back_into_the_dtos():
     assert to_dto(json.loads(request_json), SMSSend) == to_dto(jsv.loads(request_jsv), SMSSend) == metadata._SAMPLE_REQUEST
     assert CommResponse.model_validate(json.loads(response_json)) == CommResponse.model_validate(jsv.loads(response_jsv))
     for route in ROUTES:
-        if route.kind in ("send", "send_now", "batch", "reply", "status"):
+        if route.kind in ("send", "send_now", "batch", "reply", "status", "cancel"):
             assert f"/{route.path}" in page
+    assert "<td>DELETE</td><td>/api/sms/{commId}</td><td>cancel</td>" in page
 
 
 def test_the_listing_documents_every_query_parameter_it_reads():
@@ -105,3 +106,67 @@ def test_the_delivery_log_and_replay_are_documented_with_what_they_read_and_answ
     assert "<td>POST</td><td>/api/webhooks/{endpointId}/replay</td>" in page
     for dto in ("WebhookDeliveryList", "WebhookDeliveryAttempt", "WebhookReplayRequest", "WebhookReplayResponse"):
         assert f"<h3>{dto}</h3>" in page
+
+
+def test_the_scheduling_properties_are_documented_with_their_descriptions_and_formats():
+    from sms.wire import SMSModel
+
+    properties = openapi.document()["components"]["schemas"]["SMSModel"]["properties"]
+    page = metadata.page().decode()
+    for field in SMSModel.EXTENSIONS:
+        alias = SMSModel.model_fields[field].validation_alias
+        assert properties[alias]["description"] == SMSModel.model_fields[field].description
+        assert f"<td>{alias}</td>" in page and html.escape(SMSModel.model_fields[field].description) in page
+    assert {"type": "string", "format": "date-time"} in properties["SendAt"]["anyOf"]
+    assert {"type": "string", "format": "date-time"} in properties["ValidUntil"]["anyOf"]
+    assert {"type": "integer", "minimum": 1} in properties["ValidityPeriod"]["anyOf"]
+    assert {"type": "boolean"} in properties["Urgent"]["anyOf"]
+
+
+def test_cancel_is_documented_as_delete_on_the_status_routes_path_with_its_answer():
+    from sms.routes import GUID_WITH_SUFFIX_PATTERN
+
+    paths = openapi.document()["paths"]
+    assert set(paths["/api/sms/{commId}"]) == {"get", "delete"}
+    cancel = paths["/api/sms/{commId}"]["delete"]
+    assert cancel["operationId"] == "sms_cancel" and "requestBody" not in cancel
+    assert cancel["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CancelResponse"}
+    assert {"400", "401", "404", "405", "429", "503"} == set(cancel["responses"]) - {"200"}
+    [comm_id] = [p for p in cancel["parameters"] if p["name"] == "commId"]
+    assert comm_id["schema"]["pattern"] == GUID_WITH_SUFFIX_PATTERN
+    schemas = openapi.document()["components"]["schemas"]
+    assert set(schemas["CancelResponse"]["properties"]) == {"commId", "cancelled", "unaffected"}
+    assert "<h3>CancelResponse</h3>" in metadata.page().decode()
+
+
+def test_every_status_is_documented_where_answers_carry_one():
+    from sms.model import Status
+    from sms.wire.mapping import LISTED_STATUSES
+
+    every = [s.value for s in Status]
+    assert {"scheduled", "expired", "cancelled"} <= set(every) and set(LISTED_STATUSES) == {*every, "partially_sent"}
+    document = openapi.document()
+    schemas = document["components"]["schemas"]
+    assert schemas["RecipientState"]["properties"]["status"]["enum"] == every
+    assert schemas["RecipientEvent"]["properties"]["status"]["enum"] == every
+    assert schemas["MessageState"]["properties"]["status"]["enum"] == list(LISTED_STATUSES)
+    [listed] = [p for p in document["paths"]["/api/sms"]["get"]["parameters"] if p["name"] == "status"]
+    assert listed["schema"]["enum"] == list(LISTED_STATUSES)
+    for status in LISTED_STATUSES:
+        assert status in schemas["MessageState"]["properties"]["status"]["description"]
+    assert sorted(metadata.STATUS_MEANINGS) == sorted(LISTED_STATUSES)
+    page = metadata.page().decode()
+    assert all(f"<tr><td>{status}</td>" in page for status in LISTED_STATUSES)
+
+
+def test_the_scheduling_samples_on_the_metadata_page_decode_back_into_the_dtos():
+    from sms.wire.dto import CancelResponse
+
+    page = metadata.page().decode()
+    samples = [html.unescape(s) for s in re.findall(r"<pre>Content-Type: [^\n]+\n\n(.*?)</pre>", page, re.S)]
+    request_json, request_jsv, response_json, response_jsv, cancel_json, cancel_jsv = samples[6:12]
+    assert to_dto(json.loads(request_json), SMSSend) == to_dto(jsv.loads(request_jsv), SMSSend) == metadata._SAMPLE_SCHEDULED
+    assert metadata._SAMPLE_SCHEDULED.sms_model.send_at and metadata._SAMPLE_SCHEDULED.sms_model.validity_period
+    assert CommResponse.model_validate(json.loads(response_json)) == CommResponse.model_validate(jsv.loads(response_jsv))
+    assert CancelResponse.model_validate(json.loads(cancel_json)) == CancelResponse.model_validate(jsv.loads(cancel_jsv)) \
+        == metadata._SAMPLE_CANCEL

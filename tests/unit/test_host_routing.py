@@ -46,6 +46,10 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     **{("GET", f"/api/sms/{guid}"): "sms_status" for guid in GUID_FORMS},
     **{("GET", f"/api/sms/{GUID}.{suffix}"): "sms_status" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
     **{("GET", f"/api/sms/{guid}/replies"): "sms_replies" for guid in GUID_FORMS},
+    # The status route's URL, DELETE: cancel (its own function; first-match routing goes by the method too).
+    **{("DELETE", f"/api/sms/{guid}"): "sms_cancel" for guid in GUID_FORMS},
+    **{("DELETE", f"/api/sms/{GUID}.{suffix}"): "sms_cancel" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
+    ("DELETE", f"/api/SMS/{GUID}/"): "sms_cancel",
     ("GET", "/api/sms"): "sms_list",
     ("GET", "/api/SMS/"): "sms_list",
     **{("GET", f"/api/sms.{suffix}"): "sms_list_with_format" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
@@ -75,7 +79,9 @@ DOCUMENTED: dict[tuple[str, str], str] = {
 # URLs no function may take: the host answers them with its own 404.
 NOT_ROUTED = [
     ("OPTIONS", "/api/sms/send"), ("HEAD", "/api/sms/send.json"), ("GET", "/api/sms/receipts"), ("GET", "/api/sms/not-a-guid"),
-    ("GET", f"/api/sms/{GUID}x"), ("GET", "/api/sms/send/replies"), ("DELETE", f"/api/sms/{GUID}"), ("POST", f"/api/sms/{GUID}"),
+    ("GET", f"/api/sms/{GUID}x"), ("GET", "/api/sms/send/replies"), ("POST", f"/api/sms/{GUID}"), ("PUT", f"/api/sms/{GUID}"),
+    ("PATCH", f"/api/sms/{GUID}"), ("DELETE", f"/api/sms/{GUID}x"), ("DELETE", f"/api/sms/{GUID}/replies"), ("DELETE", "/api/sms/receipts"),
+    ("DELETE", "/api/sms/not-a-guid"), ("DELETE", "/api/sms/receipts/acs"), ("DELETE", f"/api/sms/{GUID}.json/x"),
     ("GET", "/api/sms/receipts/acs"), ("GET", "/api/unknown"), ("POST", "/api/SMSSend[].json"), ("HEAD", "/api/health"),
     ("POST", "/api/send//"), ("GET", "/api/health/extra"), ("POST", "/api/sms"), ("DELETE", "/api/sms"), ("GET", "/api/sms.json/x"),
     ("PUT", "/api/webhooks"), ("DELETE", "/api/webhooks"), ("GET", f"/api/webhooks/{HOOK}"), ("POST", f"/api/webhooks/{HOOK}"),
@@ -128,6 +134,15 @@ def test_urls_outside_the_api_reach_no_function(app_routes, method, path):
 def test_the_status_route_gets_the_comm_id_and_suffix_as_written(app_routes):
     route, values = select(route_table(app_routes), "GET", kestrel_path(f"/api/sms/{GUID_FORMS[3]}.jsv"))
     assert route.name == "sms_status" and values == {"commId": f"{GUID_FORMS[3]}.jsv"}
+
+
+def test_the_cancel_route_gets_the_comm_id_and_suffix_as_written_and_the_send_routes_keep_their_405s(app_routes):
+    table = route_table(app_routes)
+    route, values = select(table, "DELETE", kestrel_path(f"/api/sms/{GUID_FORMS[2]}.jsv"))
+    assert route.name == "sms_cancel" and values == {"commId": f"{GUID_FORMS[2]}.jsv"}
+    # DELETE /api/sms/send is not a message to cancel: it stays the send route's 405 (its name sorts after sms_cancel).
+    for path in ("/api/sms/send", "/api/sms/send.json", "/api/sms/send/immediate"):
+        assert select(table, "DELETE", kestrel_path(path))[0].name.startswith("sms_send")
 
 
 def test_every_route_in_readmes_api_table_is_checked_here():
