@@ -102,9 +102,11 @@ def _timing(model: SendMessage, limits: Limits, now: datetime, errors: list[Fiel
             errors.append(FieldError("SMSModel.ValidUntil", "InThePast", f"SMSModel.ValidUntil is not in the future ({_shown(valid_until)}; now is {_shown(now)})"))
         elif send_at is not None and valid_until <= send_at:
             errors.append(FieldError("SMSModel.ValidUntil", "BeforeSendAt", "SMSModel.ValidUntil must be after SMSModel.SendAt"))
-        elif valid_until > latest + timedelta(days=1):
+        elif valid_until > (send_at or now) + timedelta(days=limits.max_schedule_days):
+            # The same bound as ValidityPeriod's: at most SMS_MAX_SCHEDULE_DAYS from when it may first go.
             errors.append(FieldError("SMSModel.ValidUntil", "TooFarAhead",
-                                     f"SMSModel.ValidUntil is more than {limits.max_schedule_days} days ahead"))
+                                     f"SMSModel.ValidUntil is more than {limits.max_schedule_days} days after "
+                                     f"{'SMSModel.SendAt' if send_at else 'now'}"))
     return send_at, valid_until
 
 

@@ -415,9 +415,6 @@ async def test_the_listing_finds_cancelled_and_expired_messages_by_status(gw):
         assert [(m["commId"], m["status"], m["counts"]) for m in page["messages"]] == [(comm_id, wanted.lower(), {wanted.lower(): 1})]
 
 
-@pytest.mark.xfail(strict=True, reason="core: the ledger records a message only once its first job has run, and a new entry "
-                                       "starts every recipient at queued, which scheduled cannot move to; so a scheduled message "
-                                       "is never listed as scheduled (sms/usecases/accept.py, sms/usecases/ledger.py)")
 async def test_the_listing_finds_a_scheduled_message_by_status(gw):
     comm_id = body_of(await send(gw, {"SendAt": _z(gw.clock.now + timedelta(days=10))}))["commId"]
     await run_jobs(gw)  # the first hop of its wait ends early: the job is put back
