@@ -28,10 +28,12 @@ from sms.bootstrap import build
 from sms.config import WEBHOOK_QUEUE, Settings
 from sms.devhost.app import QueueTrigger
 from sms.devhost.queues import QueueListener, QueueSemantics
-from sms.model import SendJob
+from sms.events import Delivery
+from sms.model import SendJob, Status
+from sms.usecases.inbound import Inbound
 from sms.storage.queues import queue_client
 from sms.wire import SMSSend
-from tests.fakes import SmsOverDtos
+from tests.fakes import RecordingProvider, SmsOverDtos
 from tests.webhook_receiver import webhook_receiver_fixture  # noqa: F401 - the webhook_receiver fixture
 
 DYING_VISIBILITY_SECONDS = 2  # how long the dying worker's message stays hidden (the host: 600)
@@ -160,3 +162,52 @@ async def test_a_delivery_whose_worker_dies_is_run_again_and_every_event_arrives
     log, _ = await gateway.use.delivery.attempts(endpoint)
     assert Counter(r.outcome for r in log) == {"delivered": 3 if dies == "mid-send" else 6}
 
+
+# -- a receipt that overtakes the job's own write ----------------------------------------------------------
+
+
+async def queued_events(storage, events, licensee: str) -> list:
+    """Every event of every batch announced on the delivery queue for `licensee`, in batch order."""
+    async with QueueServiceClient.from_connection_string(storage.connection_string) as service:
+        peeked = await queue_client(service, WEBHOOK_QUEUE, "base64").peek_messages(max_messages=32)
+    deliveries = sorted((Delivery.from_json(m.content) for m in peeked), key=lambda d: d.batch)
+    found = []
+    for delivery in deliveries:
+        if delivery.licensee_id == licensee:
+            found += await events.batch(licensee, delivery.comm_id, delivery.batch) or []
+    return found
+
+
+async def test_a_receipt_that_arrives_before_the_job_records_the_send_still_leaves_sent_then_delivered(storage):
+    """The carrier's "delivered" comes back while the job is still between the provider's answer and
+    writing it (Twilio's callbacks can come within a second; a job writes its outcomes after the
+    call). The recipient ends delivered either way; its endpoint must still be told message.sent
+    (sequence 1) and message.delivered (2), once each, as for a receipt that comes after (sms/events.py:
+    '"sent" is then told first, from its timeline, as it would have been')."""
+    adapters = build(Settings.from_env({"AzureWebJobsStorage": storage.connection_string, "SMS_WEBHOOKS_ALLOW_PRIVATE": "true"}))
+    await adapters.ensure_storage()
+    inbound: list[Inbound] = []
+
+    class ReceiptFirst(RecordingProvider):
+        async def send(self, sms):
+            outcome = await super().send(sms)
+            assert await inbound[0].apply_receipt(sms.reference, Status.DELIVERED, "SM-early", provider="twilio")
+            return outcome
+
+    adapters.provider = ReceiptFirst()
+    gateway = adapters.gateway()
+    inbound.append(gateway.use.inbound)
+    licensee = uuid.uuid4().hex
+    try:
+        await gateway.use.webhooks.add(licensee, "https://hooks.example.org/sms")
+        request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412810001"}, {"PhoneNumber": "+61412810002"}],
+                                                       "MessageBody": "Receipt first"}})
+        comm_id = (await SmsOverDtos(gateway.use).accept(request, licensee)).comm_id
+        await gateway.use.dispatch.dispatch(SendJob(comm_id, 0, 99))
+        _, recipients = await adapters.messages.load(comm_id)
+        assert [r.status for r in recipients] == [Status.DELIVERED] * 2  # the receipt's status stands
+
+        told = sorted((e.payload["data"]["seq"], e.payload["data"]["sequence"], e.type) for e in await queued_events(storage, adapters.events, licensee))
+        assert told == [(0, 1, "message.sent"), (0, 2, "message.delivered"), (1, 1, "message.sent"), (1, 2, "message.delivered")]
+    finally:
+        await adapters.close()
