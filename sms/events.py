@@ -96,13 +96,17 @@ def status_events(batch: str, message: Message, recipient: Recipient, was: Statu
     if now not in SEQUENCE or now is was:
         return []
     events = []
+    step = _last_step(recipient, now)
+    at = step.at if step is not None else recipient.updated_at
+    provider_id = (step.provider_message_id if step is not None else None) or recipient.provider_message_id
     if now is not Status.SENT and SEQUENCE.get(was, 0) < SEQUENCE[Status.SENT]:
         sent = _last_step(recipient, Status.SENT)
         if sent is not None:
             events.append(_status_event(batch, message, recipient, Status.SENT, sent.at, sent.provider_message_id, None))
-    step = _last_step(recipient, now)
-    at = step.at if step is not None else recipient.updated_at
-    provider_id = (step.provider_message_id if step is not None else None) or recipient.provider_message_id
+        elif now in (Status.DELIVERED, Status.UNDELIVERED):
+            # The carrier's receipt came before the provider's answer was recorded (a fast callback):
+            # the timeline has no sent step, but a delivery report proves the provider took it.
+            events.append(_status_event(batch, message, recipient, Status.SENT, at, provider_id, None))
     error = recipient.last_error if now in (Status.FAILED, Status.UNDELIVERED, *NOT_ATTEMPTED) else None
     events.append(_status_event(batch, message, recipient, now, at, provider_id, error))
     return events
