@@ -10,11 +10,12 @@ import argparse
 import asyncio
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 from sms import azurite
 
-from . import accept, dispatch, fanout, ledger, memory, wire
+from . import accept, dispatch, fanout, ledger, memory, scheduled, wire
 from .harness import Row, table
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         accepted = asyncio.run(ledger.accept_trips(storage.connection_string))
         dispatched = asyncio.run(ledger.dispatch_trips(storage.connection_string, recipients))
     rows += ledger.rows(filled, pages, accepted, dispatched)
+    due = 40 if args.smoke else scheduled.DUE_AT_ONCE
+    with azurite.start() as storage, tempfile.TemporaryDirectory() as outbox:
+        late = asyncio.run(scheduled.lateness(storage.connection_string, due, Path(outbox) / "outbox.jsonl"))
+        cost = asyncio.run(scheduled.storage_cost(storage.connection_string, 5 if args.smoke else 50))
+    rows += scheduled.rows(late, cost, due)
     rows += wire.rows(wire.run(seconds))
 
     print(table(rows))

@@ -12,7 +12,7 @@ def test_the_benchmark_suite_runs_and_reports_every_area(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = json.loads(out.read_text())
-    assert {row["area"] for row in rows} == {"accept", "fan-out", "dispatch", "memory", "wire", "ledger"}
+    assert {row["area"] for row in rows} == {"accept", "fan-out", "dispatch", "memory", "wire", "ledger", "scheduled"}
     assert all(isinstance(row["value"], (int, float)) and row["value"] >= 0 for row in rows)
     assert (PROJECT_ROOT / "bench" / "throughput.png").stat().st_size > 0
 
@@ -37,3 +37,9 @@ def test_the_benchmark_suite_runs_and_reports_every_area(tmp_path):
         assert trips["value"] >= 1 and trips["target"] == "<= 3", trips
     assert "queries not a RowKey range of the licensee's partitions" in ledger
     assert any(measure.startswith("accept round trips, 1000 recipients") for measure in ledger)
+    # Scheduled sends: every one went out, none before its time, and what each costs in storage.
+    scheduled = {row["measure"]: row for row in rows if row["area"] == "scheduled"}
+    assert scheduled["sent before its time"]["value"] == 0 and scheduled["sent before its time"]["met"] is True
+    assert scheduled["40 due at once: late by, p99"]["value"] >= scheduled["40 due at once: late by, p50"]["value"] >= 0
+    for step in ("accept a scheduled message", "each 7-day hop", "send it at its time"):
+        assert scheduled[f"storage round trips: {step}"]["value"] >= 1
