@@ -49,8 +49,9 @@ class Ledger:
             return await self._store.entry(message.licensee_id, message.comm_id, message.created_at)
 
         def change(entry: LedgerEntry | None) -> tuple[LedgerEntry, LedgerEntry | None, str] | None:
-            # A new entry starts every recipient at the first status there is: each moves forward from it.
-            current = entry.statuses if entry else STATUS_LETTERS[Status.SCHEDULED] * message.recipient_count
+            # A new entry starts every recipient where the message started it: scheduled, or queued.
+            first = Status.SCHEDULED if message.send_at is not None else Status.QUEUED
+            current = entry.statuses if entry else STATUS_LETTERS[first] * message.recipient_count
             statuses = _merged(current, recipients)
             if entry is not None and statuses == entry.statuses and (entry.provider or not provider):
                 return None  # already says all of it (the same job run twice, a repeated receipt)
