@@ -186,6 +186,9 @@ class MessageState(WireModel):
     recipient_count: int
     recipients: list[RecipientState]
     replies: list[ReplyState] | None = None  # when the message allowed replies
+    send_at: datetime | None = None  # a scheduled message's sendAt: not sent before it
+    valid_until: datetime | None = None  # not sent after it: what is still waiting then expires
+    urgent: bool | None = None  # true: sent inside the licensee's quiet hours too
 
 
 class CancelResponse(WireModel):

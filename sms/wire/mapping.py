@@ -94,6 +94,7 @@ def message_state(report: MessageReport) -> MessageState:
             for r in report.recipients
         ],
         replies=None if report.replies is None else [ReplyState.of(r) for r in report.replies],
+        send_at=message.send_at, valid_until=message.valid_until, urgent=message.urgent or None,
     )
 
 

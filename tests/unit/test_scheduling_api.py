@@ -182,6 +182,15 @@ async def test_a_scheduled_send_shows_scheduled_in_its_status_in_json_and_jsv(gw
     assert jsv.loads((await gw.functions["sms_status"](req)).get_body().decode())["Status"] == "scheduled"
 
 
+async def test_the_status_says_when_and_until_when_and_an_unscheduled_one_says_nothing_new(gw):
+    send_at = gw.clock.now + timedelta(days=3)
+    comm_id = body_of(await send(gw, {"SendAt": _z(send_at), "ValidityPeriod": 600, "Urgent": True}))["commId"]
+    state = body_of(await status(gw, comm_id))
+    assert (state["sendAt"], state["validUntil"], state["urgent"]) == (_z(send_at), _z(send_at + timedelta(seconds=600)), True)
+    plain = body_of(await status(gw, body_of(await send(gw, {}))["commId"]))
+    assert not {"sendAt", "validUntil", "urgent"} & set(plain)
+
+
 async def test_an_early_job_sends_nothing_and_the_job_at_send_at_sends(gw):
     send_at = gw.clock.now + timedelta(hours=1)
     comm_id = body_of(await send(gw, {"SendAt": _z(send_at)}))["commId"]
