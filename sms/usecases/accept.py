@@ -51,7 +51,7 @@ class Accept:
             await self._save_queued(message, recipients)
             return _queued(message, len(recipients))
 
-        with telemetry.tracer.start_as_current_span("sms.accept"):
+        with telemetry.span("sms.accept"):
             return await self._once.run(licensee_id, idempotency_key, "send", command.as_sent, work,
                                         lambda message, recipients: _queued(message, len(recipients)))
 
@@ -110,7 +110,7 @@ class Accept:
                 raise Conflict(STILL_RUNNING)
             return _outcome(message.comm_id, len(recipients), recipients)
 
-        with telemetry.tracer.start_as_current_span("sms.send_now"):
+        with telemetry.span("sms.send_now"):
             return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, work, answer)
 
     async def _save_queued(self, message: Message, recipients: list[Recipient]) -> None:
@@ -131,9 +131,10 @@ class Accept:
         Jobs first: a message never becomes visible without its jobs, so nothing can be stranded. A job
         whose message then fails to commit finds no message, and retries until the queue parks it (its
         give-up finds nothing to fail). Returns the jobs and the recipients as stored."""
-        span = trace.get_current_span()
-        span.set_attribute("sms.comm_id", message.comm_id)
-        span.set_attribute("sms.recipients", len(recipients))
+        if telemetry.tracing():
+            span = trace.get_current_span()
+            span.set_attribute("sms.comm_id", message.comm_id)
+            span.set_attribute("sms.recipients", len(recipients))
         telemetry.accepted.add(len(recipients), {"provider": self._provider_name})
         jobs = SendJob.covering(message.comm_id, len(recipients), telemetry.current_traceparent())
         # Both settle before anything is raised: no put is left running unawaited behind a failed request.

@@ -92,7 +92,7 @@ class Dispatch:
     async def dispatch(self, job: SendJob) -> list[Recipient]:
         """Send the job's recipients that are still queued; safe to run twice for the same job."""
         attributes = {"sms.comm_id": job.comm_id, "sms.first": job.first, "sms.last": job.last}
-        with telemetry.tracer.start_as_current_span("sms.dispatch", context=telemetry.continued(job.traceparent), attributes=attributes):
+        with telemetry.span("sms.dispatch", attributes, job.traceparent):
             return await self._dispatch(job)
 
     async def _dispatch(self, job: SendJob) -> list[Recipient]:
@@ -259,7 +259,7 @@ class Dispatch:
             first_attempt_at=recipient.first_attempt_at, attempt_at=recipient.updated_at, valid_until=message.valid_until,
         )
         span_attributes = {"sms.provider": self._provider.name, "sms.recipient_id": recipient.recipient_id, "sms.attempt": recipient.attempts}
-        with telemetry.tracer.start_as_current_span("sms.provider.send", attributes=span_attributes) as span:
+        with telemetry.span("sms.provider.send", span_attributes) as span:
             try:
                 outcome = await self._provider.send(sms)
             except Exception as exc:  # an adapter bug must not leave the whole batch in `sending`
