@@ -244,6 +244,9 @@ class Dispatch:
         """With a send slot: claim one recipient, hand it to the provider; then record the outcome.
         Returns the retry delay when it is to be tried again."""
         async with self._send_slots:
+            if message.valid_until is not None and self._clock() >= message.valid_until:
+                rows.expire(seq)  # its validity ran out while it waited for its turn (a slow rate limit)
+                return None
             claimed = await rows.claim(seq)
             if claimed is None:
                 return None  # another worker claimed or settled it first

@@ -174,6 +174,22 @@ async def test_a_recipient_not_handed_over_by_valid_until_expires_and_is_never_s
     assert entry.statuses == "xx"
 
 
+async def test_a_validity_that_runs_out_during_a_slow_job_expires_the_recipients_not_yet_handed_over():
+    gw = Gateway(send_concurrency=1)
+    send = gw.provider.send
+
+    async def slow(sms):  # each call takes four minutes of the clock (a slow rate limit, say)
+        outcome = await send(sms)
+        gw.clock.at += timedelta(minutes=4)
+        return outcome
+
+    gw.provider.send = slow
+    comm_id = await gw.send(*[f"+6141200000{i}" for i in range(5)], validity_period=600)
+    await gw.run_queue(T0)
+    assert await gw.statuses(comm_id) == [Status.SENT] * 3 + [Status.EXPIRED] * 2
+    assert len(gw.provider.sent) == 3
+
+
 async def test_a_valid_until_reaches_the_provider_when_it_is_sent_in_time():
     gw = Gateway()
     comm_id = await gw.send(AU_MOBILE, validity_period=300)
