@@ -366,7 +366,7 @@ def test_queue_retries_are_the_queue_sdks_for_each_status(status):
         our_waits.append(wait)
         attempt += 1
     assert len(our_waits) == len(sdk_ranges)
-    assert all(low <= wait <= high for wait, (low, high) in zip(our_waits, sdk_ranges))
+    assert all(low <= wait <= high for wait, (low, high) in zip(our_waits, sdk_ranges, strict=True))
 
 
 @pytest.mark.parametrize("error", [ServiceRequestError("reset"), ServiceResponseError("read timed out")])
