@@ -27,6 +27,7 @@ from azure.core.exceptions import (
     ServiceResponseTimeoutError,
 )
 from azure.core.pipeline import PipelineContext, PipelineResponse
+from azure.core.pipeline.policies._utils import parse_retry_after  # what azure-core's RetryPolicy reads it with
 from azure.core.rest import HttpRequest
 
 try:  # aiohttp 3.10+: a connect timeout, which azure-core maps to ServiceRequestTimeoutError
@@ -298,17 +299,11 @@ class TableRetry:
     def after_status(self, method: str, status: int, headers: Mapping[str, str], attempt: int, repeatable: bool) -> float | None:
         if status < 400 or attempt > self.retry_total:
             return None
-        retry_after = headers.get("Retry-After")
-        if not retry_after:
-            if not ((method in ("POST", "PATCH") and status in (500, 503, 504)) or method in self._methods(repeatable)):
-                return None
-            if status not in _CORE_RETRY_STATUSES:
-                return None
-        if retry_after:
+        if retry_after := headers.get("Retry-After"):  # any method, any status of 400 or more
             seconds = _retry_after_seconds(retry_after)
-            if seconds is not None:
-                return seconds
-        return self._backoff(attempt)
+            return self._backoff(attempt) if seconds is None else seconds
+        allowed = (method in ("POST", "PATCH") and status in (500, 503, 504)) or method in self._methods(repeatable)
+        return self._backoff(attempt) if allowed and status in _CORE_RETRY_STATUSES else None
 
     def after_error(self, method: str, error: Exception, attempt: int, repeatable: bool) -> float | None:
         if method not in self._methods(repeatable) or attempt > self.retry_total:
@@ -320,7 +315,6 @@ class TableRetry:
 
 
 def _retry_after_seconds(value: str) -> float | None:
-    from azure.core.pipeline.policies._utils import parse_retry_after
     try:
         return max(0.0, parse_retry_after(value))
     except (ValueError, TypeError):
