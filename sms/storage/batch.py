@@ -76,6 +76,7 @@ _INT32 = range(-(2**31), 2**31)
 # first landed, the repeat is refused (412, RecordChanged) rather than applied twice. Without this,
 # one reset connection while recording outcomes left SMS that went out to end as "outcome unknown".
 # submit_transaction passes its keywords to the same pipeline, so the SDK path repeats them too.
+# The hot path's TableRetry keeps the same rule (Transaction.repeatable; tests/unit/test_hot_path.py).
 _RETRY_METHODS_WITH_POST = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 
 
