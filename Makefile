@@ -31,6 +31,9 @@ test: install-dev lint infra-check
 	$(PY) -m pytest
 	# The integration suite once more on the SDK's own request path (SMS_STORAGE_REQUESTS=sdk, the way out).
 	SMS_STORAGE_REQUESTS=sdk $(PY) -m pytest tests/integration -q
+	# The storage writes once more with the hand-written requests through the SDK pipelines (=direct).
+	SMS_STORAGE_REQUESTS=direct $(PY) -m pytest -q tests/integration/test_queue_put.py tests/integration/test_batch.py \
+		tests/integration/test_table_store.py tests/integration/test_faults.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check sms tests bench function_app.py

@@ -27,6 +27,7 @@ from .validation import Limits
 from .storage.events import TableEventStore
 from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
+from .storage.hot_path import HotPathTransport, QueueRetry
 from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.ledger import TableLedgerStore
 from .storage.licensees import TableLicenseeSettingsStore
@@ -57,6 +58,7 @@ class Adapters:
     tables: TableServiceClient
     queues: QueueServiceClient
     credential: AsyncTokenCredential | None = None  # closed with the clients when this built it
+    hot_path: HotPathTransport | None = None  # the send path's own storage transport (SMS_STORAGE_REQUESTS=lean)
 
     async def ensure_storage(self) -> None:
         """Create the tables and queues when missing (Azurite, a fresh account). Idempotent."""
@@ -126,6 +128,8 @@ class Adapters:
         await self.webhook_sender.close()
         await self.tables.close()
         await self.queues.close()
+        if self.hot_path is not None:
+            await self.hot_path.close()
         if self.credential is not None:
             await self.credential.close()
 
@@ -138,6 +142,7 @@ STORAGE_TIMEOUTS = {"connection_timeout": 5, "read_timeout": 20}
 # The queue SDK's documented retry keywords: retry n waits initial_backoff + increment_base**n, so
 # about 2 and 2.75 s (±0.5 s) here, instead of its default 18, 24 and 42 s (±3 s).
 QUEUE_RETRY = {"retry_total": 2, "initial_backoff": 0.5, "increment_base": 1.5, "random_jitter_range": 0.5}
+TABLE_RETRY = {"retry_total": 3}
 
 
 def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
@@ -149,7 +154,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
     # numbers in their keys (reply routes, opt-outs); its warnings and errors still come through.
     logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     common = {**STORAGE_TIMEOUTS, **proxy_lookup_options(), **({"raw_response_hook": on_response} if on_response else {})}
-    table_options = {"retry_total": 3, **common}
+    table_options = {**TABLE_RETRY, **common}
     queue_options = {**QUEUE_RETRY, **common}
     owned_credential = None
     if settings.storage_connection:
@@ -161,13 +166,19 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         tables = TableServiceClient(settings.table_endpoint, credential=credential, **table_options)
         queues = QueueServiceClient(settings.queue_endpoint, credential=credential, **queue_options)
     # The two requests on every send (its transaction, its job put) are written by the gateway itself
-    # unless SMS_STORAGE_REQUESTS=sdk; every other storage call goes through the SDK either way.
+    # unless SMS_STORAGE_REQUESTS=sdk, and sent over the hot path's own transport unless it is =direct;
+    # every other storage call goes through the SDK either way. The hot path keeps the pipelines' rules:
+    # the same timeouts, and the same retries as QUEUE_RETRY and TABLE_RETRY configure.
     through_sdk = settings.storage_requests == "sdk"
+    hot_path = (HotPathTransport(connection_timeout=STORAGE_TIMEOUTS["connection_timeout"],
+                                 read_timeout=STORAGE_TIMEOUTS["read_timeout"])
+                if settings.storage_requests == "lean" else None)
     return Adapters(
         settings=settings,
-        messages=TableMessageStore.from_service(tables, through_sdk=through_sdk),
+        messages=TableMessageStore.from_service(tables, through_sdk=through_sdk, hot_path=hot_path),
         keys=TableApiKeyStore.from_service(tables),
-        jobs=StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), through_sdk=through_sdk),
+        jobs=StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), through_sdk=through_sdk, hot_path=hot_path,
+                             retry=QueueRetry(**QUEUE_RETRY)),
         inbound=TableInboundStore.from_service(tables),
         opt_outs=TableOptOutStore.from_service(tables),
         idempotency=TableIdempotencyStore.from_service(tables),
@@ -179,7 +190,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
         licensees=TableLicenseeSettingsStore.from_service(tables),
         provider=create_provider(settings),
-        tables=tables, queues=queues, credential=owned_credential,
+        tables=tables, queues=queues, credential=owned_credential, hot_path=hot_path,
     )
 
 

@@ -45,7 +45,9 @@ class ConfigError(Exception):
 
 # SMS_STORAGE_REQUESTS: who writes the two hot storage requests (a table transaction, a job put).
 STORAGE_REQUESTS = {
-    "direct": "the default: the gateway writes them itself, the same requests for less CPU",
+    "lean": "the default: the gateway writes them itself and sends them over its own aiohttp session, signed "
+            "and retried as the SDK would (sms/storage/hot_path.py), for the least CPU",
+    "direct": "the gateway writes them itself and sends them through the SDK clients' pipelines",
     "sdk": "the Azure SDK's own submit_transaction and send_message, should Azure ever treat the two differently",
 }
 
@@ -94,7 +96,7 @@ class Settings:
     table_endpoint: str | None = None
     queue_endpoint: str | None = None
     storage_client_id: str | None = None  # a user-assigned managed identity's client id
-    storage_requests: str = "direct"  # SMS_STORAGE_REQUESTS: see STORAGE_REQUESTS
+    storage_requests: str = "lean"  # SMS_STORAGE_REQUESTS: see STORAGE_REQUESTS
     webhooks_allow_private: bool = False  # SMS_WEBHOOKS_ALLOW_PRIVATE: local development only
     webhook_secret_grace_hours: int = 24
     # An endpoint whose deliveries failed this many times in a row, over at least this many hours, is disabled.

@@ -9,8 +9,10 @@ tests/unit/test_batch_requests.py builds the same operations through the SDK and
 requests operation by operation; the few differences are named there, with the documentation that
 says Azure accepts them.
 
-It sends through the TableClient's own pipeline, so authentication (SharedKey, SAS or Entra ID),
-retries, timeouts, logging and tracing are still the SDK's. With `through_sdk` (the setting
+It sends over the hot path's own transport (hot_path.py: SharedKey, SAS or Entra ID, and the retries
+and timeouts of the SDK's pipeline) when given one (SMS_STORAGE_REQUESTS=lean, the default), or through
+the TableClient's own pipeline (=direct), where authentication, retries, timeouts, logging and tracing
+are the SDK's. With `through_sdk` (the setting
 SMS_STORAGE_REQUESTS=sdk) the same operations go through the SDK's own submit_transaction instead,
 a way out should Azure ever treat the two differently; the checks before sending and the errors
 after are the same on both paths.
@@ -36,6 +38,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
+from .hot_path import HotPathTransport, TableRetry
 
 # "All entities subject to operations as part of the transaction must have the same PartitionKey
 # value." "The transaction can include at most 100 entities, and its total payload may be no more
@@ -73,6 +76,7 @@ _INT32 = range(-(2**31), 2**31)
 # first landed, the repeat is refused (412, RecordChanged) rather than applied twice. Without this,
 # one reset connection while recording outcomes left SMS that went out to end as "outcome unknown".
 # submit_transaction passes its keywords to the same pipeline, so the SDK path repeats them too.
+# The hot path's TableRetry keeps the same rule (Transaction.repeatable; tests/unit/test_hot_path.py).
 _RETRY_METHODS_WITH_POST = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 
 
@@ -106,9 +110,11 @@ class Transaction:
 
 
 class Transactions:
-    """Writes transactions to one table through that TableClient's pipeline."""
+    """Writes transactions to one table: over the hot path's transport when given one (hot_path.py),
+    otherwise through that TableClient's pipeline."""
 
-    def __init__(self, table: TableClient, through_sdk: bool = False):
+    def __init__(self, table: TableClient, through_sdk: bool = False, hot_path: HotPathTransport | None = None,
+                 retry: TableRetry = TableRetry()):
         account, _, sas = table.url.partition("?")
         self._table = table
         self._table_url = f"{account}/{table.table_name}"
@@ -119,6 +125,12 @@ class Transactions:
         # The generated client's public send_request runs the TableClient's configured pipeline.
         self._client = table._client
         self.through_sdk = through_sdk
+        # `retry`: the rule the TableClient's pipeline was built with (bootstrap: retry_total=3).
+        self._hot_path = None if through_sdk or hot_path is None else hot_path.for_table(table, retry)
+
+    @property
+    def sends_over_hot_path(self) -> bool:
+        return self._hot_path is not None
 
     def inserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
         """A transaction that inserts every entity or none. Not repeated after a connection error: if
@@ -147,9 +159,12 @@ class Transactions:
         retry = {"retry_on_methods": _RETRY_METHODS_WITH_POST} if transaction.repeatable else {}
         if self.through_sdk:
             return await self._submit_through_sdk(transaction, retry)
-        # Streamed, as the SDK does, so its content decoder leaves the multipart body alone.
-        response = await self._client.send_request(transaction.request, stream=True, **retry)
-        await response.read()
+        if self._hot_path is not None:
+            response = await self._hot_path.send(transaction.request, repeatable=transaction.repeatable)
+        else:
+            # Streamed, as the SDK does, so its content decoder leaves the multipart body alone.
+            response = await self._client.send_request(transaction.request, stream=True, **retry)
+            await response.read()
         if response.status_code != 202:
             raise HttpResponseError(response=response)
         return _etags(response.content, transaction.operations)

@@ -12,6 +12,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from ..events import Delivery
 from ..model import SendJob
 from . import DeliveryQueue, JobQueue
+from .hot_path import HotPathTransport, QueueRetry
 from .tables import storage_errors
 
 
@@ -29,17 +30,25 @@ def queue_client(service: QueueServiceClient, name: str, encoding: str) -> Queue
 
 
 class StorageJobQueue(JobQueue):
-    def __init__(self, service: QueueServiceClient, name: str, encoding: str, through_sdk: bool = False):
+    def __init__(self, service: QueueServiceClient, name: str, encoding: str, through_sdk: bool = False,
+                 hot_path: HotPathTransport | None = None, retry: QueueRetry = QueueRetry()):
         """`through_sdk`: puts go through the SDK's send_message (SMS_STORAGE_REQUESTS=sdk), a way out
-        should Azure ever treat the hand-written request differently."""
+        should Azure ever treat the hand-written request differently. Otherwise the hand-written put goes
+        over `hot_path` (SMS_STORAGE_REQUESTS=lean, the default), or through the QueueClient's own
+        pipeline without one (=direct). `retry`: the rule the client's pipeline was built with."""
         self._queue = queue = queue_client(service, name, encoding)
         self.through_sdk = through_sdk
+        self._hot_path = None if through_sdk or hot_path is None else hot_path.for_queue(queue, retry)
         self._base64 = encoding == "base64"
         # With a SAS connection string the queue's url carries the SAS as its query; /messages belongs
         # before it, and the SAS after it, ahead of visibilitytimeout as send_message puts them.
         url, _, self._sas = queue.url.partition("?")
         self._messages_url = f"{url}/messages"
         self._version = queue.api_version
+
+    @property
+    def sends_over_hot_path(self) -> bool:
+        return self._hot_path is not None
 
     @storage_errors
     async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
@@ -54,8 +63,7 @@ class StorageJobQueue(JobQueue):
         # One put per accepted message, so it is written here rather than through send_message,
         # whose generated model (de)serialization cost about 0.17 ms of CPU per put, over a tenth
         # of accepting a message. The request is the SDK's byte for byte (tests/unit/test_batch_requests.py
-        # compares them) and goes through the QueueClient's own pipeline: authentication, retries and
-        # timeouts stay the SDK's.
+        # compares them), sent over the hot path's own transport (hot_path.py) or the QueueClient's pipeline.
         text = job.to_json()
         text = b64encode(text.encode()).decode() if self._base64 else escape(text)
         delay = f"visibilitytimeout={delay_seconds}&messagettl=-1" if delay_seconds else ""
@@ -65,10 +73,13 @@ class StorageJobQueue(JobQueue):
             content=f"<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>{text}</MessageText></QueueMessage>".encode(),
             headers={"Content-Type": "application/xml", "Accept": "application/xml", "x-ms-version": self._version},
         )
-        # send_request is the generated client's public method. Streamed, so the SDK does not parse
-        # an answer (the new message's id and receipt) that nothing here uses.
-        response = await self._queue._client.send_request(request, stream=True)
-        await response.read()
+        if self._hot_path is not None:
+            response = await self._hot_path.send(request)
+        else:
+            # send_request is the generated client's public method. Streamed, so the SDK does not parse
+            # an answer (the new message's id and receipt) that nothing here uses.
+            response = await self._queue._client.send_request(request, stream=True)
+            await response.read()
         if response.status_code != 201:
             raise HttpResponseError(response=response)
 

@@ -28,6 +28,7 @@ from ..errors import StorageUnavailable
 from ..model import Contact, Event, Message, Recipient, Status, derived_events
 from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .batch import MAX_OPERATIONS, Transactions, storage_refusal
+from .hot_path import HotPathTransport
 
 MESSAGES_TABLE = "SmsMessages"
 API_KEYS_TABLE = "SmsApiKeys"
@@ -66,14 +67,16 @@ def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
 
 
 class TableMessageStore(MessageStore):
-    def __init__(self, table: TableClient, through_sdk: bool = False):
-        """`through_sdk`: transactions go through the SDK's submit_transaction (SMS_STORAGE_REQUESTS=sdk)."""
+    def __init__(self, table: TableClient, through_sdk: bool = False, hot_path: HotPathTransport | None = None):
+        """`through_sdk`: transactions go through the SDK's submit_transaction (SMS_STORAGE_REQUESTS=sdk);
+        otherwise over `hot_path` when given (=lean, the default), else through the client's pipeline (=direct)."""
         self._table = table
-        self._transactions = Transactions(table, through_sdk=through_sdk)
+        self._transactions = Transactions(table, through_sdk=through_sdk, hot_path=hot_path)
 
     @classmethod
-    def from_service(cls, service: TableServiceClient, through_sdk: bool = False) -> "TableMessageStore":
-        return cls(service.get_table_client(MESSAGES_TABLE), through_sdk=through_sdk)
+    def from_service(cls, service: TableServiceClient, through_sdk: bool = False,
+                     hot_path: HotPathTransport | None = None) -> "TableMessageStore":
+        return cls(service.get_table_client(MESSAGES_TABLE), through_sdk=through_sdk, hot_path=hot_path)
 
     @storage_errors
     async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:

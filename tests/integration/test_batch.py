@@ -232,7 +232,8 @@ async def test_a_sas_is_checked_so_a_wrong_one_is_refused(emulator, table):
 
 async def test_the_suite_writes_through_the_path_it_was_asked_for(storage_requests, emulator, unique_name):
     """The SMS_STORAGE_REQUESTS=sdk run of this suite really sends through the SDK (whose bodies carry
-    Edm.String annotations ours leave out), in the adapters tests build and in those the gateway builds."""
+    Edm.String annotations ours leave out), and the default (lean) one over the hot path's transport, in the
+    adapters tests build and in those the gateway builds."""
     bodies = []
     async with TableServiceClient.from_connection_string(
             emulator.connection_string, raw_response_hook=lambda r: bodies.append(r.http_request.content)) as service:
@@ -245,6 +246,9 @@ async def test_the_suite_writes_through_the_path_it_was_asked_for(storage_reques
     gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
     try:
         assert gateway.messages._transactions.through_sdk is through_sdk and gateway.jobs.through_sdk is through_sdk
+        lean = storage_requests == "lean"
+        assert gateway.messages._transactions.sends_over_hot_path is lean and gateway.jobs.sends_over_hot_path is lean
+        assert Transactions(table).sends_over_hot_path is lean
     finally:
         await gateway.close()
 

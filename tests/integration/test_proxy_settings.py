@@ -39,3 +39,42 @@ async def test_a_proxy_in_the_environment_still_carries_storage_calls(monkeypatc
     finally:
         await runner.cleanup()
     assert seen and all(f":{emulator.table_port}/devstoreaccount1/SmsApiKeys" in url for url in seen)
+
+
+async def test_a_proxy_in_the_environment_carries_the_hot_paths_calls_too(monkeypatch, emulator):
+    """The job put and the commit transaction go over the hot path's own session (SMS_STORAGE_REQUESTS=lean):
+    it honours a proxy set in the environment as the SDK clients do."""
+    from azure.core.exceptions import HttpResponseError
+
+    from sms.model import SendJob
+
+    seen: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.url}")
+        return web.Response(status=404, headers={"x-ms-error-code": "QueueNotFound"}, text="by the proxy")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{runner.addresses[0][1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string, "SMS_STORAGE_REQUESTS": "lean"}))
+        try:
+            assert gateway.jobs.sends_over_hot_path
+            try:
+                await gateway.jobs.put(SendJob(comm_id="a" * 32, first=0, last=0))
+            except HttpResponseError as exc:
+                assert exc.status_code == 404
+            else:
+                raise AssertionError("the put did not go through the proxy")
+        finally:
+            await gateway.close()
+        assert [line.split(" ", 1)[0] for line in seen] == ["POST"] and "/sms-send/messages" in seen[0]
+    finally:
+        await runner.cleanup()

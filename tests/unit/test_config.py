@@ -168,22 +168,28 @@ def test_every_setting_the_code_reads_is_set_by_infra_or_optional():
     assert Settings.from_env({"AzureWebJobsStorage__accountName": "x"}).provider == "console"  # every optional one has a default
 
 
-def test_storage_requests_are_direct_by_default_and_sdk_on_request():
-    assert Settings.from_env(STORAGE).storage_requests == "direct"
+def test_storage_requests_are_lean_by_default_and_direct_or_sdk_on_request():
+    assert Settings.from_env(STORAGE).storage_requests == "lean"
     assert Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": " SDK "}).storage_requests == "sdk"
-    assert Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": ""}).storage_requests == "direct"
-    with pytest.raises(ConfigError, match="SMS_STORAGE_REQUESTS='fast' is not one of: direct .*; sdk "):
+    assert Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": "Direct"}).storage_requests == "direct"
+    assert Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": ""}).storage_requests == "lean"
+    with pytest.raises(ConfigError, match="SMS_STORAGE_REQUESTS='fast' is not one of: lean .*; direct .*; sdk "):
         Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": "fast"})
 
 
-@pytest.mark.parametrize("value, through_sdk", [("direct", False), ("sdk", True)])
-async def test_the_storage_requests_setting_reaches_both_hot_adapters(value, through_sdk):
+@pytest.mark.parametrize("value, through_sdk, lean", [("lean", False, True), ("direct", False, False), ("sdk", True, False)])
+async def test_the_storage_requests_setting_reaches_both_hot_adapters(value, through_sdk, lean):
     from sms.bootstrap import build
 
     gateway = build(Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": value}))
     try:
         assert gateway.messages._transactions.through_sdk is through_sdk
         assert gateway.jobs.through_sdk is through_sdk
+        # One transport for the process, shared by both, closed with the adapters.
+        assert (gateway.hot_path is not None) is lean
+        assert gateway.messages._transactions.sends_over_hot_path is lean and gateway.jobs.sends_over_hot_path is lean
+        if lean:
+            assert gateway.jobs._hot_path.transport is gateway.messages._transactions._hot_path.transport is gateway.hot_path
     finally:
         await gateway.close()
 
