@@ -14,7 +14,7 @@ CORE = [
     "sms.auth", "sms.pacing", "sms.phone", "sms.segments", "sms.storage", "sms.providers", "sms.gateway",
 ]
 ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.webhooks", "sms.storage.inbound", "sms.storage.idempotency",
-            "sms.storage.queues", "sms.storage.events", "sms.storage.shards", "sms.storage.licensees", "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap",
+            "sms.storage.queues", "sms.storage.events", "sms.storage.shards", "sms.storage.licensees", "sms.storage.hot_path", "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap",
             "sms.webhooks.signing", "sms.webhooks.sender", "sms.webhooks.backoff", "sms.webhooks.listen"]
 ENTRY_POINTS = ("sms.api", "sms.callbacks", "sms.worker", "sms.cli", "sms.devhost", "function_app")
 
