@@ -36,14 +36,23 @@ from .wire.mapping import ledger_query, replay_request, usage_range
 T = TypeVar("T")
 
 
-def _guid(text: str) -> str:
-    try:
-        value = parse_guid(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value is None:
-        raise argparse.ArgumentTypeError("the licensee id must be a non-empty Guid")
-    return value
+def _guid_named(what: str) -> Callable[[str], str]:
+    """An argparse type: a Guid, normalised, or an error saying which argument must be one."""
+
+    def parse(text: str) -> str:
+        try:
+            value = parse_guid(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{what} must be a non-empty Guid")
+        return value
+
+    return parse
+
+
+_guid = _guid_named("the licensee id")
+_comm_id = _guid_named("a commId")
 
 
 async def with_adapters(work: Callable[[Adapters], Awaitable[T]]) -> T:
@@ -69,14 +78,6 @@ def _print_keys(records: list[ApiKeyRecord]) -> None:
         print(f"{r.key_id:<18} {r.licensee_id:<34} {r.created_at.isoformat(timespec='seconds'):<26} {status:<8} {expires:<26} {r.name or ''}")
 
 
-def _comm_id(text: str) -> str:
-    try:
-        value = parse_guid(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value is None:
-        raise argparse.ArgumentTypeError("a commId is a non-empty Guid")
-    return value
 
 
 def _positive_days(text: str) -> float:

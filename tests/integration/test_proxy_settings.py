@@ -1,4 +1,7 @@
 """Proxy settings: looked up once at start instead of on every storage call, still honoured."""
+import contextlib
+from typing import Callable
+
 from aiohttp import web
 
 from sms.bootstrap import build
@@ -11,48 +14,15 @@ def test_without_a_proxy_in_the_environment_the_per_request_lookup_is_off(monkey
     assert proxy_lookup_options() == {"use_env_settings": False}
 
 
-async def test_a_proxy_in_the_environment_still_carries_storage_calls(monkeypatch, emulator):
-    seen: list[str] = []
-
-    async def proxy(request: web.Request) -> web.Response:
-        seen.append(str(request.url))
-        return web.json_response({"odata.error": {"code": "ResourceNotFound", "message": {"value": "by the proxy"}}},
-                                 status=404, headers={"x-ms-error-code": "ResourceNotFound"})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", proxy)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
-        assert proxy_lookup_options() == {}
-        gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
-        try:
-            assert await gateway.keys.get("0" * 16) is None  # the proxy's answer: not found
-        finally:
-            await gateway.close()
-    finally:
-        await runner.cleanup()
-    assert seen and all(f":{emulator.table_port}/devstoreaccount1/SmsApiKeys" in url for url in seen)
-
-
-async def test_a_proxy_in_the_environment_carries_the_hot_paths_calls_too(monkeypatch, emulator):
-    """The job put and the commit transaction go over the hot path's own session (SMS_STORAGE_REQUESTS=lean):
-    it honours a proxy set in the environment as the SDK clients do."""
-    from azure.core.exceptions import HttpResponseError
-
-    from sms.model import SendJob
-
+@contextlib.asynccontextmanager
+async def proxy_answering(monkeypatch, answer: Callable[[], web.Response]):
+    """An HTTP proxy on 127.0.0.1 set in the environment (HTTP_PROXY) that answers every request with
+    `answer()`; yields the requests it saw ("METHOD URL")."""
     seen: list[str] = []
 
     async def proxy(request: web.Request) -> web.Response:
         seen.append(f"{request.method} {request.url}")
-        return web.Response(status=404, headers={"x-ms-error-code": "QueueNotFound"}, text="by the proxy")
+        return answer()
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy)
@@ -64,6 +34,37 @@ async def test_a_proxy_in_the_environment_carries_the_hot_paths_calls_too(monkey
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{runner.addresses[0][1]}")
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
+        yield seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_proxy_in_the_environment_still_carries_storage_calls(monkeypatch, emulator):
+    def not_found() -> web.Response:
+        return web.json_response({"odata.error": {"code": "ResourceNotFound", "message": {"value": "by the proxy"}}},
+                                 status=404, headers={"x-ms-error-code": "ResourceNotFound"})
+
+    async with proxy_answering(monkeypatch, not_found) as seen:
+        assert proxy_lookup_options() == {}
+        gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
+        try:
+            assert await gateway.keys.get("0" * 16) is None  # the proxy's answer: not found
+        finally:
+            await gateway.close()
+    assert seen and all(f":{emulator.table_port}/devstoreaccount1/SmsApiKeys" in line for line in seen)
+
+
+async def test_a_proxy_in_the_environment_carries_the_hot_paths_calls_too(monkeypatch, emulator):
+    """The job put and the commit transaction go over the hot path's own session (SMS_STORAGE_REQUESTS=lean):
+    it honours a proxy set in the environment as the SDK clients do."""
+    from azure.core.exceptions import HttpResponseError
+
+    from sms.model import SendJob
+
+    def no_queue() -> web.Response:
+        return web.Response(status=404, headers={"x-ms-error-code": "QueueNotFound"}, text="by the proxy")
+
+    async with proxy_answering(monkeypatch, no_queue) as seen:
         gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string, "SMS_STORAGE_REQUESTS": "lean"}))
         try:
             assert gateway.jobs.sends_over_hot_path
@@ -75,6 +76,4 @@ async def test_a_proxy_in_the_environment_carries_the_hot_paths_calls_too(monkey
                 raise AssertionError("the put did not go through the proxy")
         finally:
             await gateway.close()
-        assert [line.split(" ", 1)[0] for line in seen] == ["POST"] and "/sms-send/messages" in seen[0]
-    finally:
-        await runner.cleanup()
+    assert [line.split(" ", 1)[0] for line in seen] == ["POST"] and "/sms-send/messages" in seen[0]
