@@ -14,13 +14,14 @@ from sms.usecases.delivery import COMMIT_GRACE, MAX_PARKED, NOT_WRITTEN_YET_DELA
 from sms.webhooks.attempts import DeliveryAttempt, Outcome
 from tests.fakes import ALEX, LICENSEE, SAM, World
 
-# Now, to the second: the reference receiver refuses a timestamp more than 5 minutes from its clock.
-T0 = datetime.now(timezone.utc).replace(microsecond=0)
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)  # for ids and times no receiver checks
 
 
 class Clock:
-    def __init__(self, at: datetime = T0):
-        self.at = at
+    def __init__(self, at: datetime | None = None):
+        # Now, when the clock is made: the reference receiver refuses a timestamp more than 5 minutes
+        # from its own clock (and a module-level "now" is stale by the time a long run reaches it).
+        self.at = at or datetime.now(timezone.utc).replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.at
