@@ -198,6 +198,8 @@ class Template:
 def _fold(text: str) -> str:
     """OrdinalIgnoreCase's view of text: each character upper-cased on its own (simple case mapping),
     so 'ß' stays one character and indexes into the folded text are indexes into the original."""
+    if text.isascii():  # every ASCII character upper-cases to one character: the same answer, in C
+        return text.upper()
     return "".join(u if len(u := c.upper()) == 1 else c for c in text)
 
 

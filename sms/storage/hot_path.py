@@ -362,7 +362,10 @@ class StorageEndpoint:
         ServiceResponseError as its pipeline would. `repeatable`: a POST safe to send again."""
         body = bytes(request.content or b"")
         method = request.method.upper()
-        request_id = str(uuid.uuid1())  # one per call, kept across retries, as the SDKs do
+        # One per call, kept across retries, as the SDKs do. azure-core makes it with uuid1, which costs
+        # 13 us here against uuid4's 3 (py-spy: 4% of the dev host's busy CPU under accept load); the
+        # header is "a client-generated, opaque value" (Queue and Table REST: request headers), so any unique one will do.
+        request_id = str(uuid.uuid4())
         attempt = 0
         while True:
             attempt += 1
