@@ -9,6 +9,7 @@ _GSM7_BASIC = frozenset(
 )
 # Extension table characters cost two septets (escape + character).
 _GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM7_ALL = _GSM7_BASIC | _GSM7_EXTENSION
 
 
 @dataclass(frozen=True)
@@ -19,11 +20,23 @@ class SegmentInfo:
 
 
 def count(body: str) -> SegmentInfo:
-    if all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in body):
+    # Where every character is one septet or one UTF-16 unit, no pair can straddle a segment boundary
+    # and the count is arithmetic; the loops cost about 0.1 us a character.
+    characters = set(body)
+    if characters <= _GSM7_BASIC:
+        return SegmentInfo("GSM-7", _even(len(body), single=160, multi=153), len(body))
+    if characters <= _GSM7_ALL:
         widths = [2 if c in _GSM7_EXTENSION else 1 for c in body]
         return SegmentInfo("GSM-7", _pack(widths, single=160, multi=153), sum(widths))
+    if max(characters) <= "\uffff":  # no character needs a surrogate pair
+        return SegmentInfo("UCS-2", _even(len(body), single=70, multi=67), len(body))
     widths = [2 if ord(c) > 0xFFFF else 1 for c in body]
     return SegmentInfo("UCS-2", _pack(widths, single=70, multi=67), sum(widths))
+
+
+def _even(units: int, *, single: int, multi: int) -> int:
+    """_pack when every character is one unit wide."""
+    return 0 if units == 0 else 1 if units <= single else -(-units // multi)
 
 
 def _pack(widths: list[int], *, single: int, multi: int) -> int:

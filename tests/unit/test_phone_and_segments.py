@@ -104,3 +104,26 @@ def test_the_gsm_tables_agree_with_the_gsm0338_codec_on_every_bmp_character():
 def test_more_segment_cases(body, encoding, count):
     info = segments.count(body)
     assert (info.encoding, info.segments) == (encoding, count)
+
+
+def test_counting_one_unit_characters_by_arithmetic_agrees_with_packing_them_one_by_one():
+    """count() skips the per-character packing when every character is one unit wide; across the
+    boundaries, mixed with two-unit characters (GSM escapes, emoji), both ways give the same answer."""
+    import random
+
+    from sms.segments import _GSM7_BASIC, _GSM7_EXTENSION, _pack
+
+    def packed(body: str) -> tuple[str, int, int]:
+        if all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in body):
+            widths = [2 if c in _GSM7_EXTENSION else 1 for c in body]
+            return "GSM-7", _pack(widths, single=160, multi=153), sum(widths)
+        widths = [2 if ord(c) > 0xFFFF else 1 for c in body]
+        return "UCS-2", _pack(widths, single=70, multi=67), sum(widths)
+
+    pools = [sorted(_GSM7_BASIC), sorted(_GSM7_BASIC | _GSM7_EXTENSION), ["a", "中"], ["a", "😀"], ["é", "€", "ж"]]
+    rng = random.Random(17)
+    for _ in range(5000):
+        pool = rng.choice(pools)
+        body = "".join(rng.choice(pool) for _ in range(rng.choice([0, 1, 66, 67, 68, 70, 71, 134, 153, 160, 161, 306, 307, 700])))
+        info = segments.count(body)
+        assert (info.encoding, info.segments, info.units) == packed(body), body
