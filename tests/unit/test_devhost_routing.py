@@ -130,3 +130,34 @@ async def test_the_http_front_answers_as_the_host_does():
     req = seen[0]
     assert req.route_params == {"id": "7"} and req.params == {"a": "1,2"} and req.get_body() == b"body"
     assert req.headers["x-twice"] == "a,b"
+
+
+async def test_a_route_chosen_once_is_chosen_alike_for_each_method_and_path_and_past_the_memo_limit(monkeypatch):
+    """dispatch remembers the route chosen for a (method, raw path): the answer must stay select's, per
+    method, with each request's route values, also after the memo is cleared when full. (The worker
+    hands a function its route values read-only, as func.HttpRequest does here, so one dict serves all.)"""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from sms.devhost import http as devhost_http
+
+    monkeypatch.setattr(devhost_http, "_CHOSEN_MAX", 3)
+    seen: list[tuple[str, dict]] = []
+
+    def answering(name):
+        def function(req: func.HttpRequest) -> func.HttpResponse:
+            seen.append((name, dict(req.route_params)))
+            return func.HttpResponse(name.encode(), status_code=200)
+        return function
+
+    table = route_table([route("a_post", "api/x/{id}", ("POST",), answering("a_post")),
+                         route("b_get", "api/x/{id}", ("GET",), answering("b_get"))])
+    expected = []
+    async with TestClient(TestServer(http_app(table), host="127.0.0.1")) as client:
+        for _ in range(2):
+            for i in range(5):
+                for method, name in (("POST", "a_post"), ("GET", "b_get")):
+                    answer = await client.request(method, f"/api/x/{i}")
+                    assert await answer.read() == name.encode()
+                    expected.append((name, {"id": str(i)}))
+        assert (await client.request("PUT", "/api/x/1")).status == 404
+    assert seen == expected
