@@ -86,9 +86,10 @@ class TableMessageStore(MessageStore):
         head, tail = recipients[: len(recipients) - in_last], recipients[len(recipients) - in_last :]
         groups = [head[i : i + MAX_TRANSACTION_OPS] for i in range(0, len(head), MAX_TRANSACTION_OPS)]
         earlier = asyncio.gather(*(self._create(group) for group in groups))
-        # Let those go out on the wire (and whatever the caller runs beside this), then build the
-        # last transaction while storage works on them.
-        await asyncio.sleep(0)
+        if groups:
+            # Let those go out on the wire (and whatever the caller runs beside this), then build the
+            # last transaction while storage works on them.
+            await asyncio.sleep(0)
         try:
             commit = self._transactions.inserting([_recipient_entity(r) for r in tail] + [_message_entity(message)])
         except BaseException:
