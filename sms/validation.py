@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Sequence
 
 from . import segments, transitions
 from .errors import FieldError, Forbidden, ValidationFailed
-from .model import Contact, Message, Recipient, Status, utcnow
+from .model import Contact, Message, Recipient, Status, new_guid, utcnow
 from .phone import InvalidNumber, to_e164
 from .usecases.commands import Party, SendMessage
 
@@ -57,7 +56,7 @@ def message_from(model: SendMessage, licensee_id: str, limits: Limits, comm_id: 
     body, info = _body(model, limits, errors)
     sender = _sender(model.sender, limits, errors)
     _at_most("SMSModel.Notes", model.notes, MAX_NOTES_CHARS, errors)
-    comm_id = comm_id or uuid.uuid4().hex
+    comm_id = comm_id or new_guid()
     now = now or utcnow()  # one moment for the message and all its recipients
     send_at, valid_until = _timing(model, limits, now, errors)
     recipients = _recipients(comm_id, model.to, limits, errors, now)
@@ -220,7 +219,7 @@ def _recipients(comm_id: str, contacts: Sequence[Party], limits: Limits, errors:
             continue
         seen.add(number)
         recipients.append(Recipient(
-            comm_id=comm_id, seq=len(recipients), recipient_id=uuid.uuid4().hex,
+            comm_id=comm_id, seq=len(recipients), recipient_id=new_guid(),
             phone_number=number, name=contact.name, contact_id=contact.contact_id, created_at=now, updated_at=now,
         ))
     return recipients

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
@@ -38,6 +37,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
+from ..model import COMPACT_JSON, new_guid
 from .hot_path import HotPathTransport, TableRetry
 
 # "All entities subject to operations as part of the transaction must have the same PartitionKey
@@ -187,7 +187,7 @@ class Transactions:
         if len(operations) > MAX_OPERATIONS:
             raise StorageLimitExceeded("Operations", f"A transaction holds at most {MAX_OPERATIONS} operations "
                                                      f"(Azure's limit); this one has {len(operations)}")
-        unique = uuid.uuid4()
+        unique = new_guid(dashes=True)
         batch, changeset = f"batch_{unique}", f"changeset_{unique}"
         lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
         partition = operations[0][2]["PartitionKey"] if operations else None
@@ -196,7 +196,7 @@ class Transactions:
                 raise StorageLimitExceeded("PartitionKey", (
                     f"A transaction's entities must share one PartitionKey (Azure's rule): operation {number} "
                     f"has {entity['PartitionKey']!r}, the first had {partition!r}"))
-            body = json.dumps(_entity_json(entity), separators=(",", ":"))
+            body = COMPACT_JSON.encode(_entity_json(entity))
             _check_entity(entity, len(body))
             # Headers as the SDK writes them (Content-ID numbered from 0 as it numbers them), and an
             # insert asks for no echo of the entity: the documented way to get its ETag alone.
@@ -291,7 +291,7 @@ def _check_entity(entity: Mapping[str, Any], json_bytes: int) -> None:
 def check_entity(entity: Mapping[str, Any]) -> None:
     """Refuses an entity Azure would refuse (StorageLimitExceeded), for writes that do not go through
     Transactions: the same checks, on the entity's JSON as a transaction would carry it."""
-    _check_entity(entity, len(json.dumps(_entity_json(entity), separators=(",", ":"))))
+    _check_entity(entity, len(COMPACT_JSON.encode(_entity_json(entity))))
 
 
 def _where(entity: Mapping[str, Any]) -> str:

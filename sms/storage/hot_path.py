@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import random
 import time
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any, Awaitable, Callable, Mapping
@@ -29,6 +29,8 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineContext, PipelineResponse
 from azure.core.pipeline.policies._utils import parse_retry_after  # what azure-core's RetryPolicy reads it with
 from azure.core.rest import HttpRequest
+
+from ..model import new_guid
 
 try:  # aiohttp 3.10+: a connect timeout, which azure-core maps to ServiceRequestTimeoutError
     from aiohttp.client_exceptions import ConnectionTimeoutError
@@ -251,6 +253,16 @@ class BearerToken(Signer):
         return url
 
 
+def http_date() -> str:
+    """Now as an RFC 1123 date, as the SDKs' x-ms-date: formatdate(usegmt=True), made once a second."""
+    return _http_date_of(int(time.time()))
+
+
+@functools.lru_cache(maxsize=2)
+def _http_date_of(second: int) -> str:
+    return formatdate(second, usegmt=True)
+
+
 # --- retries ---------------------------------------------------------------------------------------
 
 
@@ -363,13 +375,13 @@ class StorageEndpoint:
         body = bytes(request.content or b"")
         method = request.method.upper()
         # One per call, kept across retries, as the SDKs do. azure-core makes it with uuid1, which costs
-        # 13 us here against uuid4's 3 (py-spy: 4% of the dev host's busy CPU under accept load); the
+        # 13 us here against 1 for new_guid (py-spy: 4% of the dev host's busy CPU under accept load); the
         # header is "a client-generated, opaque value" (Queue and Table REST: request headers), so any unique one will do.
-        request_id = str(uuid.uuid4())
+        request_id = new_guid(dashes=True)
         attempt = 0
         while True:
             attempt += 1
-            headers = self.headers(request, formatdate(usegmt=True), request_id)
+            headers = self.headers(request, http_date(), request_id)
             url = await self.signer.sign(method, request.url, headers)
             try:
                 response = await self.transport.attempt(method, url, headers, body)

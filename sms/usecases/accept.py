@@ -131,12 +131,14 @@ class Accept:
         Jobs first: a message never becomes visible without its jobs, so nothing can be stranded. A job
         whose message then fails to commit finds no message, and retries until the queue parks it (its
         give-up finds nothing to fail). Returns the jobs and the recipients as stored."""
+        traceparent = None
         if telemetry.tracing():
             span = trace.get_current_span()
             span.set_attribute("sms.comm_id", message.comm_id)
             span.set_attribute("sms.recipients", len(recipients))
+            traceparent = telemetry.current_traceparent()
         telemetry.accepted.add(len(recipients), {"provider": self._provider_name})
-        jobs = SendJob.covering(message.comm_id, len(recipients), telemetry.current_traceparent())
+        jobs = SendJob.covering(message.comm_id, len(recipients), traceparent)
         # The puts go out at the stage's first wait for storage (a message of over 99 recipients writes
         # its earlier rows there), or once the rows are built: staging runs in this task, not one of
         # its own, as that costs an accept more CPU than the overlap saves (issue 17).

@@ -421,3 +421,26 @@ async def test_a_put_with_no_answer_is_tried_three_times_then_fails_as_the_sdk_f
         with pytest.raises(StorageUnavailable) as raised:
             await StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path).put(JOB)
     assert isinstance(raised.value.__cause__, ServiceResponseError) and len(hot_path.sent) == 3
+
+
+def test_the_date_made_once_a_second_is_formatdates_at_every_moment(monkeypatch):
+    from email.utils import formatdate
+
+    from sms.storage import hot_path
+
+    for moment in (1764979200.0, 1764979200.999, 1764979201.0, 1764979259.5, 1764979260.25):
+        monkeypatch.setattr(hot_path.time, "time", lambda moment=moment: moment)
+        assert hot_path.http_date() == formatdate(moment, usegmt=True)
+
+
+def test_new_guids_are_random_version_4_uuids_in_both_forms():
+    import uuid
+
+    from sms.model import new_guid
+
+    made = [new_guid() for _ in range(2000)] + [new_guid(dashes=True) for _ in range(2000)]
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert text == (str(parsed) if "-" in text else parsed.hex)
