@@ -34,6 +34,8 @@ _HOMEPAGE = b"<!DOCTYPE html><html><body><h1>Your Functions app is up and runnin
 def query_params(query_string: str) -> dict[str, str]:
     """The query as the worker gets it: `?a=1&a=2` is '1,2', `?a=` and `?flag` are absent,
     `?a=1&A=2` is one key (ASP.NET's query collection is case-insensitive)."""
+    if not query_string:
+        return {}
     grouped: dict[str, tuple[str, list[str]]] = {}
     for key, value in parse_qsl(query_string, keep_blank_values=True):
         grouped.setdefault(key.lower(), (key, []))[1].append(value)

@@ -169,6 +169,23 @@ def _query(query: str) -> dict[str, str]:
     return {name: value for name, _, value in (part.partition("=") for part in query.split("&"))} if query else {}
 
 
+# The canonicalized resource depends on the URL alone, and the hot path sends to a handful of URLs.
+@functools.lru_cache(maxsize=256)
+def _queue_resource(account: str, url: str) -> str:
+    """/account/path, then each query parameter on its own line, sorted (Blob, Queue and File services)."""
+    parts = urlsplit(url)
+    query = "".join(f"\n{name.lower()}:{unquote(value)}" for name, value in sorted(_query(parts.query).items()))
+    return f"/{account}{parts.path}{query}"
+
+
+@functools.lru_cache(maxsize=256)
+def _table_resource(account: str, url: str) -> str:
+    """/account/path, with only the query's `comp` (Table service)."""
+    parts = urlsplit(url)
+    query = _query(parts.query)
+    return f"/{account}{parts.path}" + (f"?comp={query['comp']}" if "comp" in query else "")
+
+
 def _signature(key: bytes, string_to_sign: str) -> str:
     return base64.b64encode(hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).digest()).decode()
 
@@ -190,14 +207,11 @@ class QueueSharedKey(Signer):
         lowered = {name.lower(): value for name, value in headers.items() if value}
         if lowered.get("content-length") == "0":
             del lowered["content-length"]
-        standard = "\n".join(lowered.get(name, "") for name in self._STANDARD)
+        standard = "\n".join([lowered.get(name, "") for name in self._STANDARD])
         # The x-ms- headers we send are ASCII letters, digits and '-', on which the SDK's collation is
         # plain ordering.
-        canonical_headers = "".join(f"{name}:{value}\n" for name, value in sorted(
-            (name, value) for name, value in lowered.items() if name.startswith("x-ms-")))
-        parts = urlsplit(url)
-        query = "".join(f"\n{name.lower()}:{unquote(value)}" for name, value in sorted(_query(parts.query).items()))
-        return f"{method}\n{standard}\n{canonical_headers}/{self.account}{parts.path}{query}"
+        canonical_headers = "".join([f"{name}:{lowered[name]}\n" for name in sorted(n for n in lowered if n.startswith("x-ms-"))])
+        return f"{method}\n{standard}\n{canonical_headers}{_queue_resource(self.account, url)}"
 
     async def sign(self, method, url, headers):
         headers["Authorization"] = f"SharedKey {self.account}:{_signature(self._key, self.string_to_sign(method, url, headers))}"
@@ -214,10 +228,8 @@ class TableSharedKey(Signer):
 
     def string_to_sign(self, method: str, url: str, headers: Mapping[str, str]) -> str:
         lowered = {name.lower(): value for name, value in headers.items() if value}
-        parts = urlsplit(url)
-        comp = f"?comp={_query(parts.query)['comp']}" if "comp" in _query(parts.query) else ""
         return (f"{method}\n{lowered.get('content-md5', '')}\n{lowered.get('content-type', '')}\n"
-                f"{lowered.get('x-ms-date', '')}\n/{self.account}{parts.path}{comp}")
+                f"{lowered.get('x-ms-date', '')}\n{_table_resource(self.account, url)}")
 
     async def sign(self, method, url, headers):
         headers["Authorization"] = f"SharedKey {self.account}:{_signature(self._key, self.string_to_sign(method, url, headers))}"

@@ -7,6 +7,7 @@ header; JSON when none of them names a format we speak.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 import sys
@@ -71,6 +72,7 @@ def response_format(query: str | None = None, suffix: str | None = None, accept:
     return _from_accept(accept) or Format.JSON
 
 
+@functools.lru_cache(maxsize=256)  # clients send few distinct Accept headers, and each request has one
 def _from_accept(accept: str | None) -> Format | None:
     """The supported media type the client weighs highest; ties go to the first listed."""
     best: tuple[float, Format] | None = None
