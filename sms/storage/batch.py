@@ -66,6 +66,12 @@ _BOUNDARY = re.compile(rb'boundary="?([^\s;"]+)')
 # ends right there: its boundary follows the headers' blank line with no line end of its own.
 _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 _ETAG = re.compile(rb"^etag:[ \t]*(.+?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+# For the usual answer (_etags): an operation's status line, and its ETag header as Azure and Azurite
+# spell it, each on a line of its own (a line of an answer's JSON body cannot start them: JSON escapes a
+# newline in a string). A literal after the newline lets the scan skip ahead, which '^' with
+# re.MULTILINE and IGNORECASE do not: a fifth of the time.
+_STATUS_LINE = re.compile(rb"\nHTTP/1\.1 (\d{3})")
+_ETAG_AS_SENT = re.compile(rb"\nETag:[ \t]*([^\s][^\r\n]*?)[ \t]*\r?\n")
 # The error code and message of a refusal whose body is not well-formed JSON (Microsoft's documented
 # example is not: its message string is never closed), or is the older XML.
 _ERROR_CODE = re.compile(rb'"code"\s*:\s*"([^"]*)"|<code>([^<]*)</code>')
@@ -336,6 +342,14 @@ def _utc_text(value: datetime) -> str:
 
 
 def _etags(body: bytes, expected: int) -> list[str]:
+    # The usual answer, every operation done, read in two scans (a third of the time of splitting it
+    # into parts); anything else is read part by part below.
+    if body.startswith(b"--"):
+        statuses = _STATUS_LINE.findall(body)
+        if len(statuses) == expected and all(status.startswith(b"2") for status in statuses):
+            etags = _ETAG_AS_SENT.findall(body)
+            if len(etags) == expected:
+                return [etag.decode() for etag in etags]
     results = _results(body)
     failed = next(((status, payload) for status, _, payload in results if not 200 <= status < 300), None)
     if failed is not None:
