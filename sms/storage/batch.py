@@ -32,13 +32,12 @@ from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
-from azure.core.rest import HttpRequest
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
 from ..model import COMPACT_JSON, new_guid
-from .hot_path import HotPathTransport, TableRetry
+from .hot_path import HotPathTransport, StorageRequest, TableRetry
 
 # "All entities subject to operations as part of the transaction must have the same PartitionKey
 # value." "The transaction can include at most 100 entities, and its total payload may be no more
@@ -109,7 +108,7 @@ class StorageLimitExceeded(Exception):
 class Transaction:
     """A transaction's request, built and checked, ready to submit: it can be built while other I/O is
     in flight. Built on the SDK path too, so both paths refuse exactly the same writes."""
-    request: HttpRequest
+    request: StorageRequest
     operations: int
     repeatable: bool  # safe to send again after a connection error (no insert: see inserting)
     sdk_operations: tuple = ()  # the same operations for TableClient.submit_transaction (SDK path)
@@ -169,7 +168,7 @@ class Transactions:
             response = await self._hot_path.send(transaction.request, repeatable=transaction.repeatable)
         else:
             # Streamed, as the SDK does, so its content decoder leaves the multipart body alone.
-            response = await self._client.send_request(transaction.request, stream=True, **retry)
+            response = await self._client.send_request(transaction.request.for_pipeline(), stream=True, **retry)
             await response.read()
         if response.status_code != 202:
             raise HttpResponseError(response=response)
@@ -220,7 +219,7 @@ class Transactions:
             raise StorageLimitExceeded("RequestSize", (
                 f"A transaction's request is at most {MAX_REQUEST_BYTES} bytes (4 MiB, Azure's limit); this one "
                 f"is {len(content)} bytes for {len(operations)} operations"))
-        request = HttpRequest("POST", self._batch_url, content=content, headers={
+        request = StorageRequest("POST", self._batch_url, content=content, headers={
             "Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
             "x-ms-version": self._version, "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
         })

@@ -5,14 +5,13 @@ from base64 import b64encode
 from xml.sax.saxutils import escape
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
-from azure.core.rest import HttpRequest
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from ..events import Delivery
 from ..model import SendJob
 from . import DeliveryQueue, JobQueue
-from .hot_path import HotPathTransport, QueueRetry
+from .hot_path import HotPathTransport, QueueRetry, StorageRequest
 from .tables import storage_errors
 
 
@@ -68,7 +67,7 @@ class StorageJobQueue(JobQueue):
         text = b64encode(text.encode()).decode() if self._base64 else escape(text)
         delay = f"visibilitytimeout={delay_seconds}&messagettl=-1" if delay_seconds else ""
         query = "&".join(part for part in (self._sas, delay) if part)
-        request = HttpRequest(
+        request = StorageRequest(
             "POST", f"{self._messages_url}?{query}" if query else self._messages_url,
             content=f"<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>{text}</MessageText></QueueMessage>".encode(),
             headers={"Content-Type": "application/xml", "Accept": "application/xml", "x-ms-version": self._version},
@@ -78,7 +77,7 @@ class StorageJobQueue(JobQueue):
         else:
             # send_request is the generated client's public method. Streamed, so the SDK does not parse
             # an answer (the new message's id and receipt) that nothing here uses.
-            response = await self._queue._client.send_request(request, stream=True)
+            response = await self._queue._client.send_request(request.for_pipeline(), stream=True)
             await response.read()
         if response.status_code != 201:
             raise HttpResponseError(response=response)
