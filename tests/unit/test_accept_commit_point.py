@@ -1,6 +1,6 @@
-"""The accept use case's commit point, with the fakes: a message's jobs are queued, and its rows
-staged, together; the message becomes visible (commit) only after every job is on the queue, so a
-message is never stored without its jobs. A failed put or stage leaves no message."""
+"""The accept use case's commit point, with the fakes: a message's rows are staged and its jobs queued
+(one job after the staging, several beside it); the message becomes visible (commit) only after every
+job is on the queue, so a message is never stored without its jobs. A failed put or stage leaves no message."""
 import asyncio
 from dataclasses import replace
 
@@ -47,18 +47,27 @@ class Journal:
         self.store.stage, self.store.commit, self.queue.put = staged, committed, queued
 
 
-@pytest.mark.parametrize("recipients, jobs", [(1, 1), (250, 3)])
-async def test_jobs_and_staging_run_together_and_the_commit_comes_after_both(recipients, jobs):
+async def test_a_one_job_message_is_staged_then_queued_then_committed_in_one_task():
+    """The usual message: no task to overlap its put with staging (that cost more CPU than it saved,
+    issue 17), and the rows are built before the job is queued, so rows storage would refuse queue nothing."""
     journal = Journal()
     accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
-    result = await accept.queue(command(recipients), LICENSEE)
+    result = await accept.queue(command(1), LICENSEE)
+    assert journal.events == ["stage starts", "staged", "put starts", "put", "commit"]
+    assert result.ok and len(journal.queue.jobs) == 1
+
+
+async def test_a_many_job_messages_puts_and_staging_run_together_and_the_commit_comes_after_both():
+    journal = Journal()
+    accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
+    result = await accept.queue(command(250), LICENSEE)
 
     events = journal.events
     assert events[-1] == "commit" and events.count("commit") == 1
-    assert events.count("put") == jobs
+    assert events.count("put") == 3
     # Together, not one after the other: every put had started before staging finished.
     assert events.index("staged") > max(i for i, e in enumerate(events) if e == "put starts")
-    assert result.ok and len(journal.queue.jobs) == jobs
+    assert result.ok and len(journal.queue.jobs) == 3
 
 
 async def test_a_job_that_cannot_be_queued_leaves_no_message():
@@ -74,7 +83,8 @@ async def test_a_job_that_cannot_be_queued_leaves_no_message():
     assert "commit" not in journal.events and journal.store.messages == {}
 
 
-async def test_rows_that_cannot_be_staged_leave_no_message_and_their_job_finds_nothing():
+@pytest.mark.parametrize("recipients, jobs_queued", [(3, 0), (250, 3)])
+async def test_rows_that_cannot_be_staged_leave_no_message_and_any_job_finds_nothing(recipients, jobs_queued):
     journal = Journal()
 
     async def stage_fails(message, recipients):
@@ -83,9 +93,11 @@ async def test_rows_that_cannot_be_staged_leave_no_message_and_their_job_finds_n
     journal.store.stage = stage_fails
     use = assemble(journal.store, journal.queue, RecordingProvider(), missing_message_wait=0)
     with pytest.raises(StorageUnavailable):
-        await use.accept.queue(command(3), LICENSEE)
+        await use.accept.queue(command(recipients), LICENSEE)
     assert "commit" not in journal.events and journal.store.messages == {}
-    assert len(journal.queue.jobs) == 1  # queued, and harmless: its dispatch finds no message and sends nothing
+    # One job: staged first, so none is queued. Several: queued beside the staging, and harmless: each
+    # dispatch finds no message and sends nothing.
+    assert len(journal.queue.jobs) == jobs_queued
 
 
 async def test_a_send_without_an_idempotency_key_never_serialises_the_request():
