@@ -192,7 +192,7 @@ class Transactions:
         if len(operations) > MAX_OPERATIONS:
             raise StorageLimitExceeded("Operations", f"A transaction holds at most {MAX_OPERATIONS} operations "
                                                      f"(Azure's limit); this one has {len(operations)}")
-        unique = new_guid(dashes=True)
+        unique = new_guid(dashes=True, guessable=True)
         batch, changeset = f"batch_{unique}", f"changeset_{unique}"
         lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
         partition = operations[0][2]["PartitionKey"] if operations else None
