@@ -314,7 +314,12 @@ def _stored_timeline(text: str | None) -> tuple[tuple[Event, ...], int] | None:
 
 
 def _with_etag(r: Recipient, etag: str) -> Recipient:
-    return replace(r, etag=etag)
+    """replace(r, etag=etag) for a Recipient (a frozen dataclass with no __post_init__), without running
+    its __init__ again: 0.6 us against 4-7 a recipient, which a 100-recipient accept paid 100 times."""
+    stored = object.__new__(Recipient)
+    stored.__dict__.update(r.__dict__)
+    object.__setattr__(stored, "etag", etag)
+    return stored
 
 
 def _key_from(e: TableEntity) -> ApiKeyRecord:
