@@ -106,3 +106,19 @@ def test_api_key_is_read_from_bearer_in_any_case_or_basic_user_name():
     assert wire.api_key_from("bearer sms_abc.def") == "sms_abc.def"
     assert wire.api_key_from("Basic " + base64.b64encode(b"sms_abc.def:").decode()) == "sms_abc.def"
     assert wire.api_key_from("Basic " + base64.b64encode(b"sms_abc.def:ignored").decode()) == "sms_abc.def"
+
+
+@pytest.mark.parametrize("result", [
+    ("c" * 32, "SMS-CCCCCCCC", True, "Queued for 1 recipient"),
+    ("c" * 32, "SMS-CCCCCCCC", False, "Sent to 0 of 2 recipients; 2 failed: 21610 \ud800 \"quoted\" ünïcode 😀"),
+    (None, None, False, None),
+])
+def test_the_send_answer_built_without_validation_encodes_as_the_validated_one_in_every_format(result):
+    from sms.usecases.commands import SendResult
+    from sms.wire.dto import CommResponse
+    from sms.wire.mapping import comm_response
+
+    sent = SendResult(*result)
+    validated = CommResponse(comm_id=sent.comm_id, reference=sent.reference, status=sent.ok, message=sent.summary)
+    for fmt in wire.Format:
+        assert wire.encode(comm_response(sent), fmt) == wire.encode(validated, fmt)
