@@ -47,6 +47,8 @@ _etags = itertools.count(1)
 
 
 class InMemoryMessageStore(MessageStore):
+    commit_room = 99  # as the table adapter's
+
     def __init__(self) -> None:
         self.messages: dict[str, Message] = {}
         self.recipients: dict[str, dict[int, Recipient]] = {}

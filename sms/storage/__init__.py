@@ -27,6 +27,10 @@ class StagedMessage:
 
 
 class MessageStore(abc.ABC):
+    # Recipients the write that makes a message visible holds beside the message row: staging a message
+    # of at most this many writes nothing, it only prepares that write. (0: assume staging may write.)
+    commit_room: int = 0
+
     @abc.abstractmethod
     async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
         """Write what can be written before the message becomes visible (recipients beyond the last

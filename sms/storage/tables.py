@@ -67,6 +67,8 @@ def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
 
 
 class TableMessageStore(MessageStore):
+    commit_room = MAX_TRANSACTION_OPS - 1  # the last transaction holds the message row and up to 99 recipients
+
     def __init__(self, table: TableClient, through_sdk: bool = False, hot_path: HotPathTransport | None = None):
         """`through_sdk`: transactions go through the SDK's submit_transaction (SMS_STORAGE_REQUESTS=sdk);
         otherwise over `hot_path` when given (=lean, the default), else through the client's pipeline (=direct)."""

@@ -139,11 +139,11 @@ class Accept:
             traceparent = telemetry.current_traceparent()
         telemetry.accepted.add(len(recipients), {"provider": self._provider_name})
         jobs = SendJob.covering(message.comm_id, len(recipients), traceparent)
-        if len(jobs) == 1:
-            # One job, the usual message: the rows staged (built, and refused here if storage would
-            # refuse them, before any job is queued), then its put, in this task. A task to overlap them
-            # would cost an accept more CPU (a task, a gather and two turns of the loop) than the overlap
-            # saves: only a message of 100 recipients writes a row before its commit.
+        if len(jobs) == 1 and len(recipients) <= self._messages.commit_room:
+            # One job and no row to write before the commit, the usual message: the rows staged (built,
+            # and refused here if storage would refuse them, before any job is queued), then its put, in
+            # this task. A task to overlap the two would cost more CPU (a task, a gather and two turns of
+            # the loop) than the overlap saves, with nothing to overlap but building the commit.
             staged = await self._messages.stage(message, recipients)
             await self._queue.put(jobs[0], delay_seconds=job_delay)
         else:

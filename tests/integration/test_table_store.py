@@ -28,6 +28,15 @@ async def test_a_message_costs_one_transaction_per_hundred_rows(store, round_tri
     assert round_trips.count == transactions
 
 
+@pytest.mark.parametrize("recipients", [1, 99, 100, 101])
+async def test_staging_writes_nothing_for_a_message_within_the_commit_room(store, round_trips, recipients):
+    """Accept puts a job after staging, not beside it, when staging writes nothing: commit_room must be
+    exactly what the last transaction holds beside the message row."""
+    msg, rows = message(f"{recipients:032x}", recipients)
+    await store.stage(msg, rows)
+    assert (round_trips.count == 0) == (recipients <= store.commit_room)
+
+
 async def test_a_job_costs_one_round_trip_to_load_one_to_claim_one_to_record(store, round_trips):
     msg, rows = message("5" * 32, 300)
     await store.add(msg, rows)
