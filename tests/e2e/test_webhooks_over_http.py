@@ -437,6 +437,13 @@ def test_every_event_arrives_at_least_once_across_500s_a_hanging_receiver_and_a_
                 message.statuses[0] = "delivered"
             grid(first, reports)
             assert wait_for(lambda: sum(d.answered == "hang" for d in receiver.verified) >= 4, timeout=30, interval=0.05)
+            # The 500s came first, and each ended its batch's run, which logs it: wait for those log
+            # rows, or a kill landing between a 500 and its row would leave it out (a run cut short
+            # logs nothing, as the log's docs say), and the log check below would race the kill.
+            answered_500 = {d.webhook_id for d in receiver.verified if d.answered == 500}
+            retries = lambda: {e["eventId"] for e in delivery_log(first, key, endpoint["endpointId"])  # noqa: E731
+                               if e["outcome"] == "retry" and e["statusCode"] == 500}
+            assert wait_for(lambda: answered_500 <= retries(), timeout=30, interval=0.25), sorted(answered_500 - retries())
             process.kill()  # SIGKILL: no cleanup, no message released
             process.wait(10)
             hung = {d.webhook_id for d in receiver.verified if d.answered == "hang"}
