@@ -126,7 +126,8 @@ class Accept:
                 log.warning("ledger not updated for scheduled message %s; its job will", message.comm_id)
 
     async def _save(self, message: Message, recipients: list[Recipient], job_delay: int = 0) -> tuple[list[SendJob], list[Recipient]]:
-        """Queue the message's jobs and stage its rows together, then commit: the commit point.
+        """Stage the message's rows and queue its jobs (one after the other, or together when staging
+        writes rows), then commit: the commit point.
 
         Jobs first: a message never becomes visible without its jobs, so nothing can be stranded. A job
         whose message then fails to commit finds no message, and retries until the queue parks it (its
@@ -151,6 +152,9 @@ class Accept:
             puts = asyncio.gather(*(self._queue.put(job, delay_seconds=job_delay) for job in jobs), return_exceptions=True)
             try:
                 staged = await self._messages.stage(message, recipients)
+            except asyncio.CancelledError:
+                puts.cancel()  # the request is cancelled (its host stopping): its puts with it, not waited out
+                raise
             finally:
                 # Both settle before anything is raised: no put is left running unawaited behind a failed request.
                 put_results = await puts

@@ -112,3 +112,29 @@ async def test_a_send_without_an_idempotency_key_never_serialises_the_request():
 
     accept = assemble(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()).accept
     assert (await accept.queue(replace(command(1), as_sent=not_wanted), LICENSEE)).ok
+
+
+async def test_cancelling_an_accept_whose_puts_run_beside_staging_cancels_the_puts_too():
+    """A cancelled request (its host stopping) does not wait out its job puts, which could be retrying
+    for tens of seconds; nor does it commit anything. (Found by an adversarial review of issue 17's change.)"""
+    journal = Journal()
+    stage, put = journal.store.stage, journal.queue.put
+    finished_puts = []
+
+    async def slow_stage(message, recipients):
+        await asyncio.sleep(0.05)  # the earlier rows' transactions in flight
+        return await stage(message, recipients)
+
+    async def slow_put(job, *, delay_seconds=0):
+        await asyncio.sleep(5)  # a put in its retry backoff
+        await put(job, delay_seconds=delay_seconds)
+        finished_puts.append(job)
+
+    journal.store.stage, journal.queue.put = slow_stage, slow_put
+    accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
+    task = asyncio.create_task(accept.queue(command(250), LICENSEE))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=1)
+    assert finished_puts == [] and journal.store.messages == {} and "commit" not in journal.events

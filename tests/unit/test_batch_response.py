@@ -45,6 +45,11 @@ def test_an_etag_header_is_found_whatever_its_case():
     (answer(ok('W/"a"'), ok('W/"b"').replace("204 No Content", "200 OK")), 2),
     (answer(ok('W/"a"')), 2),  # fewer than asked for
     (answer(ok('W/"a"'), ok("")), 2),  # an empty ETag
+    # Shapes neither Azure nor Azurite sends, where counting alone would pair the wrong ETags (review):
+    (answer(ok('W/"a"'), ok('W/"b"').replace('ETag: W/"b"\r\n', "")).replace(
+        b"Content-Type: multipart/mixed; boundary=changesetresponse_2\r\n", b"Content-Type: multipart/mixed; boundary=changesetresponse_2\r\nETag: W/\"outer\"\r\n"), 2),
+    (answer(ok('W/"a"').replace("Cache-Control", 'ETag: W/"again"\r\nCache-Control'), ok('W/"b"').replace('ETag: W/"b"\r\n', "")), 2),
+    (answer(), 0),
 ])
 def test_the_quick_read_of_a_successful_answer_agrees_with_reading_it_part_by_part(body, expected, monkeypatch):
     from sms.storage import batch
@@ -57,6 +62,7 @@ def test_the_quick_read_of_a_successful_answer_agrees_with_reading_it_part_by_pa
 
     quick = read(body)
     monkeypatch.setattr(batch, "_STATUS_LINE", batch.re.compile(rb"(?!)"))  # never matches: part by part only
+    monkeypatch.setattr(batch, "_ETAG_AS_SENT", batch.re.compile(rb"(?!)"))
     assert quick == read(body)
 
 
