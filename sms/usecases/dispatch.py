@@ -156,7 +156,7 @@ class Dispatch:
         meanwhile (JobRows joins whatever is waiting into one transaction). At best 3 requests (every
         recipient gets a send slot at once), at most 1 + 2 x recipients (calls one at a time, as under a
         rate limit slower than a storage round trip). The dispatch benchmark's 100-recipient jobs
-        with 16 send slots took 102-105 since claims stopped queueing behind writes of outcomes (57-90
+        with 16 send slots took 93-105 since claims stopped queueing behind writes of outcomes (57-90
         before; JobRows.WRITES_IN_FLIGHT), where claiming everything up front took 3.
         """
         rows = JobRows(self._store, message.comm_id, recipients, job.first, job.last, self._sending_lease)

@@ -44,7 +44,7 @@ WRITE_ATTEMPTS = 5
 # 50 ms provider (single runs on a shared machine): with claims waiting too, 1 in flight reached 0.71
 # of the ideal rate with 37 writes a job, 2 reached 0.73-0.79 with 57-67, 4 reached 0.74-0.83 with
 # 88-101; claims waited 11.5 ms (p50) at 2. With claims going at once and 2 for outcomes (2026-12-05):
-# 0.79-0.82 with 102-105, claims waiting 5-6 ms.
+# 0.79-0.83 with 93-105, claims waiting 5-6 ms.
 WRITES_IN_FLIGHT = 2
 
 Rule = Callable[[Recipient], "Recipient | None"]
