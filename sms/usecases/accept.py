@@ -43,17 +43,27 @@ class Accept:
         """A scheduled message's jobs wait on the queue until its sendAt (one hop of it at most)."""
         return queue_delay(message.send_at, message.created_at) if message.send_at is not None else 0
 
-    async def queue(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None) -> SendResult:
-        """Save the SMS and queue it; the worker sends it in the background."""
+    def _under(self, checked: tuple[Message, list[Recipient]], command: SendMessage, licensee_id: str,
+               comm_id: str | None) -> tuple[Message, list[Recipient]]:
+        """The checked message under `comm_id`: a keyed request finishing an earlier one's work saves
+        under that one's commId, checked again for it."""
+        return checked if comm_id in (None, checked[0].comm_id) else self._checked(command, licensee_id, comm_id)
+
+    async def queue(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None,
+                    checked: tuple[Message, list[Recipient]] | None = None) -> SendResult:
+        """Save the SMS and queue it; the worker sends it in the background. `checked`: the command as
+        already checked (an auto-batch checks every item first)."""
+        # Checked before the Idempotency-Key is claimed: a refused request stores nothing, the key included.
+        checked = checked or self._checked(command, licensee_id)
 
         async def work(comm_id: str | None) -> SendResult:
-            message, recipients = self._checked(command, licensee_id, comm_id)
+            message, recipients = self._under(checked, command, licensee_id, comm_id)
             await self._save_queued(message, recipients)
             return _queued(message, len(recipients))
 
         with telemetry.span("sms.accept"):
             return await self._once.run(licensee_id, idempotency_key, "send", command.as_sent, work,
-                                        lambda message, recipients: _queued(message, len(recipients)))
+                                        lambda message, recipients: _queued(message, len(recipients)), checked[0].comm_id)
 
     async def queue_each(self, commands: Sequence[SendMessage], licensee_id: str, idempotency_key: str | None = None) -> list[SendResult]:
         """ServiceStack's auto-batch: every command is checked before any is saved, then each is accepted
@@ -76,7 +86,7 @@ class Accept:
                     await self._save_queued(message, recipients)
                     results.append(_queued(message, len(recipients)))
                 else:  # '\n' cannot occur in a key (printable only), so no client key collides with these
-                    results.append(await self.queue(command, licensee_id, f"{idempotency_key}\n[{i}]"))
+                    results.append(await self.queue(command, licensee_id, f"{idempotency_key}\n[{i}]", (message, recipients)))
             except GatewayError as error:
                 error.batch_completed, error.batch_index = i, i
                 raise
@@ -85,11 +95,14 @@ class Accept:
     async def send_now(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None) -> SendResult:
         """Save the SMS and send it within the request; answer with the real outcome."""
 
+        # Checked before the Idempotency-Key is claimed: a refused request stores nothing, the key included.
+        checked = self._checked(command, licensee_id)
+        if checked[0].send_at is not None:
+            raise ValidationFailed([FieldError("SMSModel.SendAt", "NotAllowed",
+                                               "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
+
         async def work(comm_id: str | None) -> SendResult:
-            message, recipients = self._checked(command, licensee_id, comm_id)
-            if message.send_at is not None:
-                raise ValidationFailed([FieldError("SMSModel.SendAt", "NotAllowed",
-                                                   "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
+            message, recipients = self._under(checked, command, licensee_id, comm_id)
             jobs, stored = await self._save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS)
             batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
             sent = await asyncio.gather(*(self._dispatch.send(message, b, job) for b, job in zip(batches, jobs, strict=True)))
@@ -111,7 +124,7 @@ class Accept:
             return _outcome(message.comm_id, len(recipients), recipients)
 
         with telemetry.span("sms.send_now"):
-            return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, work, answer)
+            return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, work, answer, checked[0].comm_id)
 
     async def _save_queued(self, message: Message, recipients: list[Recipient]) -> None:
         """Save a message for the worker to send: now, or at its sendAt. A scheduled one is recorded in

@@ -29,15 +29,18 @@ class OncePerKey:
 
     async def run(self, licensee_id: str, key: str | None, kind: str, as_sent: Callable[[], str],
                   work: Callable[[str | None], Awaitable[Answer]],
-                  answer: Callable[[Message, list[Recipient]], Answer]) -> Answer:
+                  answer: Callable[[Message, list[Recipient]], Answer], comm_id: str | None = None) -> Answer:
         """`work(comm_id)` does the send (under `comm_id`, or a new one when None); `answer` says what a
         retry answers from the message the first request saved. `kind` keeps a key used for one kind of
-        send from replaying another."""
+        send from replaying another. `comm_id`: the one a first request saves under (new when None).
+
+        The caller checks the request before calling: a request refused as it stands claims no key,
+        so its corrected resend under the same key is a first request, not a different one."""
         if key is None or self._keys is None:
             return await work(None)
         fingerprint = hashlib.sha256(f"{kind}\n{as_sent()}".encode()).hexdigest()
         now = utcnow()
-        record = IdempotencyRecord(licensee_id, key, fingerprint, uuid.uuid4().hex, now, now + self._window)
+        record = IdempotencyRecord(licensee_id, key, fingerprint, comm_id or uuid.uuid4().hex, now, now + self._window)
         existing = await self._keys.claim(record)
         if existing is None:
             return await work(record.comm_id)

@@ -113,3 +113,29 @@ async def test_an_immediate_send_retried_while_the_first_still_sends_is_told_to_
     assert answer.message == "Sent to 3 of 3 recipients"
     assert await service.send_now(request(*people), LICENSEE, "now-2") == answer
     assert len(provider.sent) == 3
+
+
+async def test_a_refused_request_claims_no_key_so_the_corrected_request_goes_through(world):
+    """Issue 23, item 3: a 400 (a bad number, a sendAt in the past, a sendAt on an immediate route)
+    used to claim the key, so the corrected resend got 409 "still being processed", then 422."""
+    from sms.errors import ValidationFailed
+
+    store, queue, provider, keys, service = world
+    with pytest.raises(ValidationFailed):
+        await service.accept(request("not a number"), LICENSEE, "order-9")
+    past = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412000001"}], "MessageBody": "hi",
+                                                "SendAt": "2020-01-01T00:00:00Z"}})
+    with pytest.raises(ValidationFailed):
+        await service.accept(past, LICENSEE, "order-9")
+    future = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412000001"}], "MessageBody": "hi",
+                                                  "SendAt": (utcnow() + timedelta(hours=1)).isoformat()}})
+    with pytest.raises(ValidationFailed):  # scheduling is refused on an immediate route
+        await service.send_now(future, LICENSEE, "now-9")
+    assert keys.records == {} and store.messages == {} and queue.jobs == []
+
+    corrected = await service.accept(request("+61412000001"), LICENSEE, "order-9")
+    assert corrected.status and list(store.messages) == [corrected.comm_id]
+    assert keys.records[(LICENSEE, "order-9")].comm_id == corrected.comm_id
+    assert await service.accept(request("+61412000001"), LICENSEE, "order-9") == corrected
+    now = await service.send_now(request("+61412000002"), LICENSEE, "now-9")
+    assert now.message == "Sent to 1 of 1 recipient" and [s.to for s in provider.sent] == ["+61412000002"]
