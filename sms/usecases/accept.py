@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from opentelemetry import trace
@@ -100,6 +100,7 @@ class Accept:
         if checked[0].send_at is not None:
             raise ValidationFailed([FieldError("SMSModel.SendAt", "NotAllowed",
                                                "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
+        await self._now_or_not_at_all(*checked)
 
         async def work(comm_id: str | None) -> SendResult:
             message, recipients = self._under(checked, command, licensee_id, comm_id)
@@ -113,7 +114,7 @@ class Accept:
                     # The SMS went out: the answer must say so, not 503 (a client would send again).
                     # The job's safety-net copy, due in IMMEDIATE_SAFETY_NET_SECONDS, records it.
                     log.warning("ledger not updated for %s[%d..%d]; its safety-net job will", message.comm_id, job.first, job.last)
-            return _outcome(message.comm_id, len(stored), [r for each in sent for r in each.settled])
+            return _outcome(message.comm_id, [r for each in sent for r in each.rows])
 
         def answer(message: Message, recipients: list[Recipient]) -> SendResult:
             if any(r.status in (Status.SCHEDULED, Status.QUEUED, Status.SENDING) for r in recipients):
@@ -121,10 +122,27 @@ class Accept:
                 # being sent now. (A recipient waiting for a retry after a transient failure counts
                 # as in progress too, until the retry settles it.)
                 raise Conflict(STILL_RUNNING)
-            return _outcome(message.comm_id, len(recipients), recipients)
+            return _outcome(message.comm_id, recipients)
 
         with telemetry.span("sms.send_now"):
             return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, work, answer, checked[0].comm_id)
+
+    async def _now_or_not_at_all(self, message: Message, recipients: list[Recipient]) -> None:
+        """An immediate send goes now or not at all: recipients inside the licensee's quiet hours refuse
+        it (nothing is stored), unless it is urgent. Holding them and answering "Sent to 0" would invite
+        a resend that texts them twice once the window ends."""
+        quiet, held = await self._dispatch.held(message, recipients, self._clock())
+        if not held:
+            return
+        window = quiet[quiet.index("("):quiet.index(")") + 1]
+        first = min(held.values()).astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        who = (f"1 of {_plural(len(recipients), 'recipient')} is" if len(held) == 1
+               else f"{len(held)} of {len(recipients)} recipients are")
+        until = f"until {first}" if len(held) == 1 else f"the first of them until {first}"
+        raise ValidationFailed([FieldError(
+            "SMSModel.Urgent", "QuietHours",
+            f"{who} inside the licensee's quiet hours {window} {until}. An immediate send goes now or not at all: "
+            "send it with Urgent: true to send it now, or to /api/sms/send to have it wait for the window's end")])
 
     async def _save_queued(self, message: Message, recipients: list[Recipient]) -> None:
         """Save a message for the worker to send: now, or at its sendAt. A scheduled one is recorded in
@@ -184,17 +202,22 @@ def _queued(message: Message, recipient_count: int) -> SendResult:
     return SendResult(message.comm_id, reference_for(message.comm_id), True, f"Queued for {_plural(recipient_count, 'recipient')}")
 
 
-def _outcome(comm_id: str, recipient_count: int, outcomes: Sequence[Recipient]) -> SendResult:
-    """An immediate send's answer: how many were sent, opted out, failed (and why)."""
-    sent = sum(1 for r in outcomes if r.status in (Status.SENT, Status.DELIVERED))
-    text = f"Sent to {sent} of {_plural(recipient_count, 'recipient')}"
-    opted_out = sum(1 for r in outcomes if r.status is Status.OPTED_OUT)
+def _outcome(comm_id: str, recipients: Sequence[Recipient]) -> SendResult:
+    """An immediate send's answer: how many were sent, are still to be sent (a retry, quiet hours that
+    began meanwhile: not failures, and never to be sent again by the client), opted out, failed (and why)."""
+    sent = sum(1 for r in recipients if r.status in (Status.SENT, Status.DELIVERED))
+    text = f"Sent to {sent} of {_plural(len(recipients), 'recipient')}"
+    waiting = [r for r in recipients if r.status in (Status.SCHEDULED, Status.QUEUED, Status.SENDING)]
+    if waiting:
+        text += f"; {len(waiting)} still to be sent (not a failure: do not send it again)"
+        text += f": {waiting[0].last_error}" if waiting[0].last_error else ""
+    opted_out = sum(1 for r in recipients if r.status is Status.OPTED_OUT)
     if opted_out:
         text += f"; {opted_out} opted out"
-    failures = [r for r in outcomes if r.status in (Status.FAILED, Status.UNDELIVERED)]
+    failures = [r for r in recipients if r.status in (Status.FAILED, Status.UNDELIVERED)]
     if failures:
         text += f"; {len(failures)} failed: {failures[0].last_error}"
-    return SendResult(comm_id, reference_for(comm_id), sent == recipient_count, text)
+    return SendResult(comm_id, reference_for(comm_id), sent == len(recipients), text)
 
 
 def _plural(n: int, noun: str) -> str:

@@ -167,7 +167,7 @@ class Dispatch:
         # The numbers it may text: an expired message's need no opt-out read.
         blocked = await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in waiting]) \
             if self._opt_outs and waiting and not expired else set()
-        held = await self._held(message, [r for r in waiting if r.phone_number not in blocked], now) if not expired else {}
+        quiet, held = await self.held(message, [r for r in waiting if r.phone_number not in blocked], now) if not expired else ("", {})
         lease_start = utcnow() - self._sending_lease
         for r in recipients:
             if r.status is Status.SENDING and r.updated_at <= lease_start:
@@ -177,7 +177,7 @@ class Dispatch:
             elif r.status in WAITING and r.phone_number in blocked:
                 rows.opt_out(r.seq)
             elif r.seq in held:
-                rows.hold(r.seq, held[r.seq][1])
+                rows.hold(r.seq, quiet)
         to_send = [r.seq for r in waiting if not expired and r.phone_number not in blocked and r.seq not in held]
         retry_delays = await self._send_each(message, to_send, rows)
         await rows.flush()  # opt-outs, expiries, holds and failures not yet written with a claim
@@ -185,7 +185,7 @@ class Dispatch:
         # The job again, once the first of these comes: a retry's delay (the released recipients are
         # queued again), the end of a recipient's quiet hours, or the message's validUntil (what is
         # still waiting then expires).
-        wakes = [now + timedelta(seconds=delay) for delay in retry_delays] + [until for until, _ in held.values()]
+        wakes = [now + timedelta(seconds=delay) for delay in retry_delays] + list(held.values())
         if wakes:
             wake = min(wakes) if message.valid_until is None else min(*wakes, message.valid_until)
             await self._queue.put(job, delay_seconds=queue_delay(wake, now))
@@ -193,18 +193,18 @@ class Dispatch:
             await self._remember_reply_routes(message, settled)
         return Sent(settled, rows.yielded, rows.current())
 
-    async def _held(self, message: Message, waiting: Sequence[Recipient], now: datetime) -> dict[int, tuple[datetime, str]]:
+    async def held(self, message: Message, waiting: Sequence[Recipient], now: datetime) -> tuple[str, dict[int, datetime]]:
         """The recipients inside the licensee's quiet hours in their own local time (unless the message
-        is urgent): seq -> (when their window ends, the reason kept on the row)."""
+        is urgent): the reason kept on their rows, and seq -> when each one's window ends."""
         hours = await self._licensees.quiet_hours(message.licensee_id) if self._licensees and not message.urgent and waiting else None
         if hours is None:
-            return {}
+            return "", {}
         held = {}
         for r in waiting:
             until = hours.wait_until(r.phone_number, now)
             if until is not None and until > now:
-                held[r.seq] = (until, f"Waiting for the licensee's quiet hours ({hours.window}, the recipient's local time) to end")
-        return held
+                held[r.seq] = until
+        return f"Waiting for the licensee's quiet hours ({hours.window}, the recipient's local time) to end", held
 
     async def _send_each(self, message: Message, seqs: Sequence[int], rows: JobRows) -> list[int]:
         """Start each recipient's send once its turn under the sender's rate limit has come, the sends

@@ -269,6 +269,44 @@ async def test_bad_quiet_hours_or_zones_are_refused_naming_them():
     assert gw.settings.settings == {}
 
 
+def _command(*numbers, **timing) -> SendMessage:
+    return SendMessage(lambda: "", to=tuple(Party(phone_number=n) for n in numbers), body="Your code is 123456", **timing)
+
+
+async def test_an_immediate_send_inside_quiet_hours_is_refused_naming_the_window_and_nothing_is_stored():
+    """Issue 23, item 1: it used to answer "Sent to 0 of 1 recipient" (status false), then send at the
+    window's end; a client that believed the answer and resent texted the person twice. An immediate send
+    goes now or not at all: inside the window it is refused, unless urgent."""
+    gw = Gateway()  # 22:00 in Sydney, 06:00 in New York, 11:00 in London (a London landline has one zone)
+    await _quiet(gw)
+    with pytest.raises(ValidationFailed) as refused:
+        await gw.use.accept.send_now(_command(NEW_YORK, "+442071234567"), LICENSEE)
+    [error] = refused.value.field_errors
+    assert (error.field_name, error.error_code) == ("SMSModel.Urgent", "QuietHours")
+    assert error.message.startswith("1 of 2 recipients is inside the licensee's quiet hours (21:00-08:00, the recipient's local "
+                                    "time) until 2026-11-25T13:00:00Z")
+    assert "Urgent" in error.message and "/api/sms/send" in error.message
+    assert gw.provider.sent == [] and gw.queue.puts == [] and gw.store.messages == {}
+
+    urgent = await gw.use.accept.send_now(_command(NEW_YORK, "+442071234567", urgent=True), LICENSEE)
+    assert (urgent.ok, urgent.summary) == (True, "Sent to 2 of 2 recipients")
+    assert gw.sent_at == {NEW_YORK: T0, "+442071234567": T0}
+    outside = await gw.use.accept.send_now(_command("+442079460000"), LICENSEE)  # 11:00 in London: not held
+    assert (outside.ok, outside.summary) == (True, "Sent to 1 of 1 recipient")
+
+
+async def test_an_immediate_send_says_which_recipients_are_still_to_go_never_sent_to_fewer():
+    """A recipient released for a retry (the provider was unreachable) will still be sent: the answer
+    says so, rather than "Sent to 1 of 2", which reads as a failure to send again."""
+    gw = Gateway()
+    gw.provider.raise_for = {SYDNEY}
+    answer = await gw.use.accept.send_now(_command(SYDNEY, NEW_YORK), LICENSEE)
+    assert answer.ok is False
+    assert answer.summary == ("Sent to 1 of 2 recipients; 1 still to be sent (not a failure: do not send it again): "
+                              "provider error (ConnectionError)")
+    assert await gw.statuses(answer.comm_id) == [Status.QUEUED, Status.SENT]
+
+
 async def test_cancel_stops_every_waiting_recipient_and_leaves_the_rest():
     gw = Gateway()
     sent_first = await gw.send(AU_MOBILE)
