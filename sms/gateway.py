@@ -20,6 +20,7 @@ from .usecases.announce import Announcer
 from .usecases.cancel import Cancel
 from .usecases.delivery import DISABLE_AFTER, DISABLE_AFTER_FAILURES, Transport, WebhookDelivery
 from .usecases.dispatch import Dispatch
+from .usecases.held import HeldMessages
 from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
 from .usecases.ledger import Ledger
@@ -91,7 +92,8 @@ def assemble(
     hooks = webhook_ports if webhooks is not None else None
     announcer = Announcer(webhooks, hooks.queue) if hooks is not None and webhooks is not None else None
     listed = Ledger(ledger, announcer) if ledger is not None else None
-    settings = Licensees(licensees) if licensees is not None else None
+    held = HeldMessages(listed, messages, jobs, clock) if listed is not None else None
+    settings = Licensees(licensees, held=held) if licensees is not None else None
     dispatch = Dispatch(messages, jobs, provider, send_concurrency=send_concurrency, retry=retry, rate_limiter=rate_limiter,
                         opt_outs=opt_outs, reply_routes=inbound, missing_message_wait=missing_message_wait,
                         sending_lease=sending_lease, ledger=listed, licensees=settings, clock=clock)

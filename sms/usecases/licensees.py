@@ -1,8 +1,10 @@
 """A licensee's own settings: its quiet hours and its time zone, set by an operator (python -m sms
 licensees set) and read by every dispatch, cached: a change reaches every process within
-`cache_seconds`."""
+`cache_seconds`. A change of quiet hours or zone wakes the jobs the old hours held (sms/usecases/held.py),
+due once those caches have lapsed."""
 from __future__ import annotations
 
+import math
 import time as monotonic
 from dataclasses import replace
 
@@ -12,13 +14,16 @@ from ..errors import FieldError, ValidationFailed
 from ..model import utcnow
 from ..quiet import QuietHours, checked_zone
 from ..storage import LicenseeSettings, LicenseeSettingsStore
+from .held import HeldMessages
 
 CACHE_SECONDS = 30.0
 
 
 class Licensees:
-    def __init__(self, store: LicenseeSettingsStore, cache_seconds: float = CACHE_SECONDS, max_cached: int = 10_000):
+    def __init__(self, store: LicenseeSettingsStore, cache_seconds: float = CACHE_SECONDS, max_cached: int = 10_000,
+                 held: HeldMessages | None = None):
         self._store = store
+        self._held = held  # None: nothing is listed (no ledger), so nothing can be found to wake
         self._ttl = cache_seconds
         self._cache: TLRUCache[str, tuple[float, QuietHours | None]] = TLRUCache(
             maxsize=max_cached, ttu=lambda _licensee, entry, _now: entry[0] + self._ttl, timer=monotonic.monotonic)
@@ -59,4 +64,7 @@ class Licensees:
         updated = replace(current, quiet_hours=window, time_zone=zone, updated_at=utcnow())
         await self._store.put(updated)
         self._cache.pop(licensee_id, None)
+        if self._held is not None and (window, zone) != (current.quiet_hours, current.time_zone):
+            # Every process sees the change once its cached copy lapses: the woken jobs are due then.
+            await self._held.wake(licensee_id, math.ceil(self._ttl) + 1)
         return updated

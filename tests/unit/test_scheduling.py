@@ -12,6 +12,7 @@ from sms.gateway import assemble
 from sms.model import SendJob, Status
 from sms.usecases.commands import Party, SendMessage
 from sms.usecases.dispatch import MAX_QUEUE_DELAY
+from sms.usecases.licensees import CACHE_SECONDS
 from tests.fakes import (LICENSEE, OTHER, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore,
                          RecordingProvider)
 
@@ -80,6 +81,10 @@ class Gateway:
 
     async def statuses(self, comm_id: str) -> list[Status]:
         return [r.status for r in (await self.store.load(comm_id))[1]]
+
+
+# A change of quiet hours wakes held jobs once every worker's cached copy has lapsed.
+CACHE_SECONDS_DUE = int(CACHE_SECONDS) + 1
 
 
 def iso(at: datetime) -> str:
@@ -267,6 +272,35 @@ async def test_bad_quiet_hours_or_zones_are_refused_naming_them():
             await gw.use.licensees.set(LICENSEE, quiet_hours=window, time_zone=zone)
         assert refused.value.field_errors[0].field_name == field
     assert gw.settings.settings == {}
+
+
+async def test_removing_or_shortening_quiet_hours_releases_the_recipients_they_held():
+    """Issue 23, item 8: 20 minutes after `licensees set --no-quiet-hours` recipients still waited for
+    the old window's end. A change re-queues the licensee's held jobs, due once every worker's cached
+    settings have lapsed; a message scheduled for later is left to its own time."""
+    gw = Gateway()  # 22:00 in Sydney
+    await _quiet(gw)
+    held = await gw.send(SYDNEY, AU_MOBILE)
+    later = await gw.send(SYDNEY, send_at=iso(T0 + timedelta(days=2)))
+    await gw.run_queue(T0)
+    assert gw.provider.sent == [] and await gw.statuses(held) == [Status.QUEUED, Status.QUEUED]
+    puts = len(gw.queue.puts)
+
+    await gw.use.licensees.set(LICENSEE, no_quiet_hours=True)
+    woken = gw.queue.puts[puts:]
+    assert [(job.comm_id, delay) for job, delay in woken] == [(held, CACHE_SECONDS_DUE)]
+    await gw.run_queue(T0 + timedelta(seconds=CACHE_SECONDS_DUE))
+    assert gw.sent_at == {SYDNEY: T0 + timedelta(seconds=CACHE_SECONDS_DUE), AU_MOBILE: T0 + timedelta(seconds=CACHE_SECONDS_DUE)}
+    assert await gw.statuses(later) == [Status.SCHEDULED]
+
+    # A window made shorter: held until its new end (23:00 in Sydney), not the old morning.
+    gw = Gateway()
+    await _quiet(gw)
+    held = await gw.send(SYDNEY)
+    await gw.run_queue(T0)
+    await gw.use.licensees.set(LICENSEE, quiet_hours="21:00-23:00")
+    await gw.run_queue(T0 + timedelta(hours=2))
+    assert gw.sent_at == {SYDNEY: T0 + timedelta(hours=1)}
 
 
 def _command(*numbers, **timing) -> SendMessage:
