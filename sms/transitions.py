@@ -3,8 +3,9 @@
 Each function answers None when the event does not apply to the row as it stands (nothing to write).
 Together they keep the rule `Status.can_become` states: status only moves forward
 (scheduled -> queued -> sending -> sent -> delivered | undelivered | failed; scheduled or queued ->
-opted_out | expired | cancelled, never attempted), except one step back,
-`released`: a claim given up after a transient failure returns to queued, because nothing was sent.
+opted_out | expired | cancelled, never attempted), except one step back, when nothing was sent:
+`released`, a claim given up after a transient failure, and `found_not_sent`, a claim a crashed worker
+left that the provider never had, return to queued.
 Who may apply them, and how the write is made safe against other writers, is the use cases' business
 (sms/usecases/job_rows.py, sms/usecases/inbound.py); tests/unit/test_transitions.py checks every
 (status, event) pair.
@@ -130,6 +131,25 @@ def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = No
     if row.status is Status.SENDING and row.claim_id != claim_id and row.updated_at <= lease_start:
         return _with_reason(row, Status.FAILED, OUTCOME_UNKNOWN)
     return None
+
+
+# A claim left behind that the provider says it never had (its worker stopped before the call went out).
+NOT_HANDED_OVER = "Its worker stopped before handing it to the provider, which has no record of it: it is sent again"
+
+
+def found_sent(row: Recipient, claim_id: str, provider_message_id: str | None) -> Recipient | None:
+    """A claim left behind (`claim_id`, past its lease) that the provider says it has: sending -> sent,
+    with the provider's id. None when the row has moved on since it was asked about."""
+    return sent(row, provider_message_id) if row.status is Status.SENDING and row.claim_id == claim_id else None
+
+
+def found_not_sent(row: Recipient, claim_id: str, refusal: str | None = None) -> Recipient | None:
+    """A claim left behind (`claim_id`, past its lease) that the provider never had: sending -> queued,
+    to be sent now (the one step back, as nothing was sent), or -> failed with `refusal` when the
+    provider refuses it for good. None when the row has moved on since it was asked about."""
+    if row.status is not Status.SENDING or row.claim_id != claim_id:
+        return None
+    return failed(row, refusal) if refusal else released(row, NOT_HANDED_OVER)
 
 
 def given_up(row: Recipient, reason: str, lease_start: datetime, claim_id: str | None = None) -> Recipient | None:

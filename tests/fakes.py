@@ -13,7 +13,7 @@ from sms.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.gateway import Gateway, UseCases, WebhookPorts, assemble
 from sms.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
 from sms.optouts import OptOuts
-from sms.providers import OutgoingSms, SendOutcome, SmsProvider
+from sms.providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 from sms.storage import (
     ApiKeyRecord,
     ApiKeyStore,
@@ -336,6 +336,50 @@ class RecordingProvider(SmsProvider):
             return SendOutcome(provider_message_id=f"rec-{len(self.sent)}")
         finally:
             self.in_flight -= 1
+
+
+class VendorRecord:
+    """What a vendor keeps of the SMS it took, beyond any one process (Twilio's message list, the console
+    outbox): recipient id -> its message id, and how many times each recipient was sent."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+        self.sends: dict[str, int] = {}
+
+
+class TracingProvider(RecordingProvider):
+    """A provider whose vendor keeps a record it can be asked about after a crash (`find`).
+
+    `hang_after` / `hang_before`: numbers whose call never returns, after or before the vendor took it
+    (a worker killed mid-call). `unreachable`: `find` gets no answer (ask again)."""
+
+    name = "tracing"
+
+    def __init__(self, vendor: VendorRecord, hang_after: set[str] = frozenset(), hang_before: set[str] = frozenset(), **options):
+        super().__init__(**options)
+        self.vendor, self.hang_after, self.hang_before = vendor, set(hang_after), set(hang_before)
+        self.unreachable = False
+        self.traced: list[str] = []
+        self.started: list[str] = []  # every call begun, the ones that hang before the vendor included
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        self.started.append(sms.to)
+        if sms.to in self.hang_before:
+            await asyncio.Event().wait()
+        outcome = await super().send(sms)
+        if outcome.accepted:
+            self.vendor.ids[sms.recipient_id] = outcome.provider_message_id
+            self.vendor.sends[sms.recipient_id] = self.vendor.sends.get(sms.recipient_id, 0) + 1
+        if sms.to in self.hang_after:
+            await asyncio.Event().wait()
+        return outcome
+
+    async def find(self, sms: OutgoingSms) -> Trace:
+        self.traced.append(sms.to)
+        if self.unreachable:
+            return Trace(Found.ASK_AGAIN, error="vendor unreachable")
+        found = self.vendor.ids.get(sms.recipient_id)
+        return Trace(Found.SENT, found) if found else Trace(Found.NOT_SENT)
 
 
 class InMemoryIdempotencyStore(IdempotencyStore):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +34,23 @@ class SendOutcome:
         return self.error is None
 
 
+class Found(enum.Enum):
+    """What a provider can tell of an SMS whose worker stopped between claiming it for the provider
+    call and recording the answer (a crash, a kill -9): did the provider get it?"""
+
+    SENT = "sent"  # the provider has it: sent once (or, for a repeatable request, sent now)
+    NOT_SENT = "not_sent"  # the provider never had it: safe to send now
+    UNKNOWN = "unknown"  # the provider cannot tell (no record to read, or past what it keeps)
+    ASK_AGAIN = "ask_again"  # the provider did not answer the question: ask later
+
+
+@dataclass(frozen=True)
+class Trace:
+    found: Found
+    provider_message_id: str | None = None  # for SENT
+    error: str | None = None  # for NOT_SENT when the provider refused it for good; for ASK_AGAIN, why
+
+
 class SmsProvider(abc.ABC):
     name: str
     # The number an SMS goes out from when its message names none; None when the provider picks one
@@ -42,6 +60,14 @@ class SmsProvider(abc.ABC):
     @abc.abstractmethod
     async def send(self, sms: OutgoingSms) -> SendOutcome:
         """Hand one SMS to the provider. Never raises for a refused send: it returns the error."""
+
+    async def find(self, sms: OutgoingSms) -> Trace:
+        """After a crash: whether the provider has `sms`, exactly as it was claimed (same recipient id,
+        attempt and claim time). Asked only once the claim's lease has run out, so no call of ours
+        for it is still in flight. Never sends it a second time: an adapter either reads the provider's
+        record of what it sent, or repeats the very request under the provider's own idempotency
+        promise. The default: the provider cannot tell."""
+        return Trace(Found.UNKNOWN)
 
     async def check(self) -> str | None:
         """None when the provider can be reached (and, where it can tell, accepts our credentials);

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
@@ -20,7 +21,7 @@ from ..model import WAITING, Message, Recipient, SendJob, Status, utcnow
 from ..optouts import OptOuts
 from ..pacing import RetryPolicy, SenderRateLimiter
 from ..phone import mask, mask_numbers
-from ..providers import OutgoingSms, SendOutcome, SmsProvider
+from ..providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
 from .job_rows import JobRows
 from .ledger import Ledger
@@ -54,6 +55,7 @@ class Sent:
     settled: list[Recipient]  # the recipients this dispatch settled
     yielded: bool  # it stepped aside for another worker sending the same job
     rows: list[Recipient]  # every row of the job as last read or written
+    unanswered: bool = False  # the provider did not answer for a claim a dead worker left: still sending
 
 
 class Dispatch:
@@ -116,6 +118,11 @@ class Dispatch:
         sent = await self.send(message, recipients, job)
         # Raised, if it fails: the queue runs the job again, which sends nothing twice and records it then.
         await self.record(message, sent.rows)
+        if sent.unanswered:
+            # The provider could not say whether it has a claim a dead worker left: ask again later (and,
+            # should the queue park the job, once more when giving up).
+            raise RecipientsInFlight(f"{job.comm_id}[{job.first}..{job.last}]: the provider did not say whether it has "
+                                     "what a stopped worker left sending; asking again later")
         outcomes, stepped_aside = sent.settled, sent.yielded
         if stepped_aside:
             # Another dispatch is sending this job (this is a copy from the sweeper or a safety net, or
@@ -160,6 +167,7 @@ class Dispatch:
         before; JobRows.WRITES_IN_FLIGHT), where claiming everything up front took 3.
         """
         rows = JobRows(self._store, message.comm_id, recipients, job.first, job.last, self._sending_lease)
+        recipients, unanswered = await self._settle_left_behind(message, recipients, rows)
         sender = message.sender.phone_number or self._provider.default_sender  # a STOP sent to it applies
         now = self._clock()
         expired = message.valid_until is not None and now >= message.valid_until
@@ -168,11 +176,8 @@ class Dispatch:
         blocked = await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in waiting]) \
             if self._opt_outs and waiting and not expired else set()
         quiet, held = await self.held(message, [r for r in waiting if r.phone_number not in blocked], now) if not expired else ("", {})
-        lease_start = utcnow() - self._sending_lease
         for r in recipients:
-            if r.status is Status.SENDING and r.updated_at <= lease_start:
-                rows.fail_left_behind(r.seq)
-            elif r.status in WAITING and expired:
+            if r.status in WAITING and expired:
                 rows.expire(r.seq)
             elif r.status in WAITING and r.phone_number in blocked:
                 rows.opt_out(r.seq)
@@ -191,7 +196,44 @@ class Dispatch:
             await self._queue.put(job, delay_seconds=queue_delay(wake, now))
         if self._inbound and (message.reply_is_allowed or message.reply_is_required):
             await self._remember_reply_routes(message, settled)
-        return Sent(settled, rows.yielded, rows.current())
+        return Sent(settled, rows.yielded, rows.current(), unanswered)
+
+    async def _settle_left_behind(self, message: Message, recipients: Sequence[Recipient],
+                                  rows: JobRows) -> tuple[list[Recipient], bool]:
+        """Claims a stopped worker left `sending` past their lease (a crash between the claim and
+        recording the provider's answer): ask the provider whether it has each, and settle it so. One
+        it has is sent (its id recorded); one it never had goes back to queued and is sent now, by this
+        dispatch; one the provider cannot tell about fails as outcome unknown, never sent again. The
+        rows as they then stand, and whether the provider left any question unanswered (those stay as
+        they are, to be asked again)."""
+        lease_start = utcnow() - self._sending_lease
+        left = [r for r in recipients if r.status is Status.SENDING and r.updated_at <= lease_start]
+        if not left:
+            return list(recipients), False
+        traces = await asyncio.gather(*(self._find(message, r) for r in left))
+        unanswered = False
+        for r, trace in zip(left, traces, strict=True):
+            if trace.found is Found.SENT:
+                rows.found_sent(r.seq, r.claim_id, trace.provider_message_id)
+            elif trace.found is Found.NOT_SENT:
+                rows.found_not_sent(r.seq, r.claim_id, trace.error)
+            elif trace.found is Found.UNKNOWN:
+                rows.fail_left_behind(r.seq)
+            else:
+                unanswered = True
+        log.warning("%s: %d recipient(s) left sending by a stopped worker, traced with %s: %s", message.comm_id, len(left),
+                    self._provider.name, ", ".join(f"{f.value} {n}" for f, n in Counter(t.found for t in traces).items()))
+        await rows.flush()
+        return rows.current(), unanswered
+
+    async def _find(self, message: Message, recipient: Recipient) -> Trace:
+        """What the provider says of a claim left behind, asked with a send slot (it is a provider call)."""
+        async with self._send_slots:
+            try:
+                return await self._provider.find(self._outgoing(message, recipient))
+            except Exception as exc:  # an adapter bug: leave the row as it is, to be asked again
+                log_unexpected(log, f"provider {self._provider.name} raised tracing {mask(recipient.phone_number)}", exc)
+                return Trace(Found.ASK_AGAIN, error=f"provider error ({type(exc).__name__})")
 
     async def held(self, message: Message, waiting: Sequence[Recipient], now: datetime) -> tuple[str, dict[int, datetime]]:
         """The recipients inside the licensee's quiet hours in their own local time (unless the message
@@ -256,12 +298,17 @@ class Dispatch:
         await rows.record(settled)
         return delay
 
-    async def _call_provider(self, message: Message, recipient: Recipient) -> SendOutcome:
-        sms = OutgoingSms(
+    @staticmethod
+    def _outgoing(message: Message, recipient: Recipient) -> OutgoingSms:
+        """The SMS for a claimed recipient; the same for the call and, after a crash, for tracing it."""
+        return OutgoingSms(
             recipient.recipient_id, recipient.phone_number, message.body, message.sender.phone_number,
             reference=f"{recipient.comm_id}:{recipient.seq}", attempt=recipient.attempts,
             first_attempt_at=recipient.first_attempt_at, attempt_at=recipient.updated_at, valid_until=message.valid_until,
         )
+
+    async def _call_provider(self, message: Message, recipient: Recipient) -> SendOutcome:
+        sms = self._outgoing(message, recipient)
         span_attributes = {"sms.provider": self._provider.name, "sms.recipient_id": recipient.recipient_id, "sms.attempt": recipient.attempts}
         with telemetry.span("sms.provider.send", span_attributes) as span:
             try:
@@ -291,16 +338,27 @@ class Dispatch:
     async def give_up(self, job: SendJob, reason: str) -> list[Recipient]:
         """A job the queue parked as poison: fail what it left behind, so nothing waits forever.
 
-        A queued recipient fails with `reason` (it was never attempted); one left `sending` past its
-        lease was with the provider when its worker stopped, so it fails as outcome unknown. One whose
-        lease still runs is left alone: its worker is alive and records what the provider answered (if
-        that worker dies, the sweeper finds the recipient once the lease has run out)."""
+        A queued recipient fails with `reason` (it was never attempted). One left `sending` past its
+        lease was claimed when its worker stopped: the provider is asked whether it has it; it is sent
+        if it has, failed with `reason` if it never had it, failed as outcome unknown if it cannot
+        tell. One whose lease still runs is left alone: its worker is alive and records what the
+        provider answered (if that worker dies, the sweeper finds the recipient once the lease has run out)."""
         loaded = await self._store.load(job.comm_id, job.first, job.last)
         if loaded is None:
             return []  # its message was never written: there is nothing to fail
-        rows = JobRows(self._store, job.comm_id, loaded[1], job.first, job.last, self._sending_lease)
-        for r in loaded[1]:
-            rows.give_up(r.seq, reason)
+        message, recipients = loaded
+        rows = JobRows(self._store, job.comm_id, recipients, job.first, job.last, self._sending_lease)
+        lease_start = utcnow() - self._sending_lease
+        left = [r for r in recipients if r.status is Status.SENDING and r.updated_at <= lease_start]
+        traces = dict(zip((r.seq for r in left), await asyncio.gather(*(self._find(message, r) for r in left)), strict=True))
+        for r in recipients:
+            trace = traces.get(r.seq)
+            if trace is not None and trace.found is Found.SENT:
+                rows.found_sent(r.seq, r.claim_id, trace.provider_message_id)
+            elif trace is not None and trace.found is Found.NOT_SENT:
+                rows.found_not_sent(r.seq, r.claim_id, trace.error or reason)
+            else:
+                rows.give_up(r.seq, reason)
         await rows.flush()
-        await self.record(loaded[0], rows.current())
+        await self.record(message, rows.current())
         return rows.settled()

@@ -1,8 +1,8 @@
 """One job's recipient rows as one dispatch sees them, and the only way it changes them.
 
 Every change a dispatch makes to its job's recipients goes through `JobRows`: claiming one for its
-provider call, recording the outcome, failing one a dead worker left `sending`, marking one opted out,
-giving up on a parked job's. Two properties make that one place worth having:
+provider call, recording the outcome, settling one a dead worker left `sending` as the provider traces
+it, marking one opted out, giving up on a parked job's. Two properties make that one place worth having:
 
 - Changes made while the job's writes are in flight go out together in its next write, as one
   entity-group transaction (a job is at most 100 rows of one partition). A job's storage round trips
@@ -101,6 +101,15 @@ class JobRows:
         """Fail, as outcome unknown, a recipient another worker left `sending` past its lease.
         Written with the next write (or `flush`)."""
         self._add(seq, (lambda row: transitions.left_behind(row, utcnow() - self._lease, self.claim_id), True, None))
+
+    def found_sent(self, seq: int, claim_id: str, provider_message_id: str | None) -> None:
+        """A claim left behind that the provider says it has: sent, with its id. Written with the next write."""
+        self._add(seq, (lambda row: transitions.found_sent(row, claim_id, provider_message_id), True, None))
+
+    def found_not_sent(self, seq: int, claim_id: str, refusal: str | None = None) -> None:
+        """A claim left behind that the provider never had: queued again, to be sent now (or failed with
+        the provider's `refusal`). Written with the next write."""
+        self._add(seq, (lambda row: transitions.found_not_sent(row, claim_id, refusal), refusal is not None, None))
 
     def opt_out(self, seq: int) -> None:
         """Mark a queued recipient opted out: not attempted. Written with the next write (or `flush`)."""

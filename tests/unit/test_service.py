@@ -10,12 +10,12 @@ from sms.errors import Forbidden, NotFound, RecordChanged, StorageUnavailable, V
 from sms.model import SendJob, Status, utcnow
 from sms.pacing import RetryPolicy, SenderRateLimiter
 from sms.providers import SendOutcome
-from sms.transitions import OUTCOME_UNKNOWN
+from sms.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
 from sms.usecases.accept import IMMEDIATE_SAFETY_NET_SECONDS
 from sms.usecases.dispatch import MISSING_MESSAGE_CHECKS, MessageNotWritten, RecipientsInFlight
 from sms.validation import Limits
 from sms.wire import SMSSend
-from tests.fakes import RecordingProvider, sms_over
+from tests.fakes import RecordingProvider, TracingProvider, VendorRecord, sms_over
 from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
 
 
@@ -331,6 +331,76 @@ async def test_a_claim_left_by_a_crashed_worker_is_failed_after_its_lease_never_
     _, settled = await store.load(response.comm_id)
     assert [(r.status, r.last_error) for r in settled] == [(Status.FAILED, OUTCOME_UNKNOWN)] * 2
     assert provider.sent == []  # at most once: an unknown outcome is not sent again
+
+
+async def _crash_mid_job(store, queue, vendor, to, hang_after, hang_before):
+    """A worker claims `to` four at a time and dies while its calls hang: those in `hang_after` were
+    taken by the vendor, those in `hang_before` never reached it."""
+    crashed = TracingProvider(vendor, hang_after=hang_after, hang_before=hang_before)
+    worker = sms_over(store, queue, crashed, send_concurrency=4)
+    response = await worker.accept(request(*to), LICENSEE)
+    job = queue.jobs[0][0]
+    dispatching = asyncio.create_task(worker.dispatch(job))
+    while len(vendor.ids) < len(hang_after) or len(crashed.started) < len(hang_after) + len(hang_before):
+        await asyncio.sleep(0.001)
+    dispatching.cancel()  # kill -9
+    with contextlib.suppress(asyncio.CancelledError):
+        await dispatching
+    return response.comm_id, job
+
+
+async def test_after_a_crash_the_provider_is_asked_and_each_recipient_is_sent_once_none_unknown(store, queue):
+    """Issue 23, item 2: after a kill -9 mid-dispatch, recipients claimed but never handed over ended
+    "outcome unknown" beside those the provider had. Now the provider is asked: what it has is recorded
+    sent with its id, what it never had is sent now. Counts: 10 recipients, each sent exactly once,
+    10 sent, 0 failed, 0 unknown."""
+    vendor, to = VendorRecord(), [au(i) for i in range(10)]
+    comm_id, job = await _crash_mid_job(store, queue, vendor, to, hang_after={to[0], to[1]}, hang_before={to[2], to[3]})
+    _, left = await store.load(comm_id)
+    assert Counter(r.status for r in left) == {Status.SENDING: 4, Status.QUEUED: 6}
+    assert sorted(vendor.ids) == sorted(r.recipient_id for r in left[:2])
+
+    restarted = TracingProvider(vendor)
+    with pytest.raises(RecipientsInFlight):  # inside the lease: nobody asks yet, the queued ones go
+        await sms_over(store, queue, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
+    assert restarted.traced == []
+    await sms_over(store, queue, restarted, sending_lease=timedelta(0)).dispatch(job)
+
+    assert sorted(restarted.traced) == sorted(to[:4])
+    _, settled = await store.load(comm_id)
+    assert Counter(r.status for r in settled) == {Status.SENT: 10}
+    assert sorted(vendor.sends.values()) == [1] * 10  # every recipient sent exactly once
+    assert [r.provider_message_id for r in settled[:2]] == [vendor.ids[r.recipient_id] for r in settled[:2]]
+    resent = [r for r in settled if any(e.error == NOT_HANDED_OVER for e in r.events)]
+    assert [r.phone_number for r in resent] == to[2:4] and all(r.attempts == 2 for r in resent)
+
+
+async def test_a_provider_that_does_not_answer_leaves_the_claim_to_be_asked_again_never_failed(store, queue):
+    vendor, to = VendorRecord(), [au(i) for i in range(3)]
+    comm_id, job = await _crash_mid_job(store, queue, vendor, to, hang_after={to[0]}, hang_before={to[1]})
+    down = TracingProvider(vendor)
+    down.unreachable = True
+    with pytest.raises(RecipientsInFlight, match="did not say"):
+        await sms_over(store, queue, down, sending_lease=timedelta(0)).dispatch(job)
+    _, rows = await store.load(comm_id)
+    assert [r.status for r in rows] == [Status.SENDING, Status.SENDING, Status.SENT]  # the third was queued: it went
+
+    # Parked before the provider answered: what cannot be traced ends unknown, never resent.
+    await sms_over(store, queue, down, sending_lease=timedelta(0)).give_up(job, "Gave up after 5 failed deliveries")
+    _, rows = await store.load(comm_id)
+    assert [(r.status, r.last_error) for r in rows[:2]] == [(Status.FAILED, OUTCOME_UNKNOWN)] * 2
+    assert sorted(vendor.sends.values()) == [1, 1]
+
+
+async def test_a_parked_job_asks_the_provider_about_claims_left_behind(store, queue):
+    vendor, to = VendorRecord(), [au(i) for i in range(3)]
+    comm_id, job = await _crash_mid_job(store, queue, vendor, to, hang_after={to[0]}, hang_before={to[1], to[2]})
+    reason = "Gave up after 5 failed deliveries of its job"
+    failed = await sms_over(store, queue, TracingProvider(vendor), sending_lease=timedelta(0)).give_up(job, reason)
+    _, rows = await store.load(comm_id)
+    assert [(r.status, r.last_error) for r in rows] == [(Status.SENT, None), (Status.FAILED, reason), (Status.FAILED, reason)]
+    assert rows[0].provider_message_id == vendor.ids[rows[0].recipient_id]
+    assert [r.seq for r in failed] == [0, 1, 2]
 
 
 async def test_a_parked_job_fails_what_it_left_behind(service, store, queue):

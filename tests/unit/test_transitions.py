@@ -44,6 +44,10 @@ EVENTS = {
     "message cancelled": transitions.cancelled,
     "left behind past lease": lambda r: transitions.left_behind(r, LEASE_START, "mine"),
     "job given up": lambda r: transitions.given_up(r, "parked", LEASE_START, "mine"),
+    "left behind, provider has it": lambda r: transitions.found_sent(r, "theirs", "p-9"),
+    "left behind, provider never had it": lambda r: transitions.found_not_sent(r, "theirs"),
+    "left behind, provider refuses it": lambda r: transitions.found_not_sent(r, "theirs", "number is blocked"),
+    "left behind, asked of another claim": lambda r: transitions.found_sent(r, "other", "p-9"),
 }
 
 # The expected status after each event, from each status (None: not applicable, nothing written).
@@ -64,6 +68,10 @@ TABLE = {
     "message cancelled":       [C,     C,      None,    None, None,   None,      None,     None,     None,   None],
     "left behind past lease":  [None,  None,   F,       None, None,   None,      None,     None,     None,   None],
     "job given up":            [F,     F,      F,       None, None,   None,      None,     None,     None,   None],
+    "left behind, provider has it":        [None, None, S, None, None, None, None, None, None, None],
+    "left behind, provider never had it":  [None, None, Q, None, None, None, None, None, None, None],
+    "left behind, provider refuses it":    [None, None, F, None, None, None, None, None, None, None],
+    "left behind, asked of another claim": [None, None, None, None, None, None, None, None, None, None],
 }
 # "outcome sent recorded" on `sent`: the row already says it (its write had landed), so None. A status
 # that stays but is written (failed, opted_out) keeps the status and fills in what the row lacked: the
@@ -85,8 +93,8 @@ def test_never_backwards_except_a_released_claim(event, before):
     if after is None:
         return
     assert before.can_become(after.status) or after.status is before
-    if RANK[after.status] < RANK[before]:  # the one step back, and only a released claim takes it
-        assert (before, after.status, event) == (SE, Q, "provider: later")
+    if RANK[after.status] < RANK[before]:  # the one step back, taken only by a claim under which nothing was sent
+        assert (before, after.status) == (SE, Q) and event in ("provider: later", "left behind, provider never had it")
 
 
 def test_final_statuses_stay_final():
@@ -244,3 +252,18 @@ def test_a_row_from_before_timelines_shows_what_its_columns_prove(stored, expect
     claimed_again = transitions.claimed(replace(stored, events=events, events_omitted=left_out), "d") if stored.status is Q else None
     if claimed_again is not None:  # its next step is appended to what it proved
         assert claimed_again.events[:-1] == events and claimed_again.events[-1].attempt == stored.attempts + 1
+
+
+def test_a_claim_left_behind_and_traced_with_the_provider_keeps_its_timeline():
+    """Issue 23, item 2: a claim a crashed worker left is settled by what the provider says of it."""
+    claimed = transitions.claimed(row(Q), "dead")
+    sent = transitions.found_sent(claimed, "dead", "SM123")
+    assert (sent.status, sent.provider_message_id) == (S, "SM123")
+    assert steps(sent)[-1] == (S, "SM123", None, None)
+    again = transitions.found_not_sent(claimed, "dead")
+    assert (again.status, again.attempts, again.last_error) == (Q, 1, transitions.NOT_HANDED_OVER)
+    assert steps(again)[-1] == (Q, None, transitions.NOT_HANDED_OVER, None)
+    refused = transitions.found_not_sent(claimed, "dead", "ACS 400: invalid number")
+    assert (refused.status, refused.last_error) == (F, "ACS 400: invalid number")
+    # Asked of one claim, applied to a row another dispatch has claimed since: nothing.
+    assert transitions.found_not_sent(transitions.claimed(again, "live"), "dead") is None
