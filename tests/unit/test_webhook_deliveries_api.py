@@ -197,6 +197,8 @@ async def test_a_long_range_answers_a_token_that_goes_on_with_the_same_range(gw,
     ({"from": "2026-11-20T09:00:00Z", "to": "tomorrow"}, ["To"]),
     ({"from": "last week", "to": "2026-11-21T09:00:00"}, ["From", "To"]),
     ({"from": "0001-01-01T00:00:00+01:00", "to": "9999-12-31"}, ["From", "To"]),  # outside what a datetime holds in UTC
+    ({"from": "0001-01-01T00:00:00Z", "to": "2026-11-21"}, ["From"]),  # a datetime holds it, the stores' keys do not (issue 23)
+    ({"from": "2026-11-20", "to": "2300-01-01"}, ["To"]),
     ({"from": "2026-11-21T00:00:00Z", "to": "2026-11-20T00:00:00Z"}, ["From"]),  # from after to
     ({"from": "2026-11-20T00:00:00+11:00", "to": "2026-11-19T13:00:00Z"}, ["From"]),  # the same instant
     ({"from": "2026-11-20", "to": "2026-11-21", "continuationToken": "not-one-of-ours"}, ["continuationToken"]),
