@@ -15,6 +15,7 @@ from sms.storage import LedgerQuery
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.shards import SHARDS
 from sms.usecases.ledger import Ledger, counts
+from tests import hostile
 from tests.fakes import InMemoryLedgerStore
 
 A, B = "a" * 32, "b" * 32
@@ -161,6 +162,19 @@ async def test_a_token_it_did_not_issue_is_a_400(ledger):
         assert refused.value.field_errors[0].field_name == "continuationToken"
     with pytest.raises(ValidationFailed):
         await ledger.page(LedgerQuery(A), 201)
+
+
+async def test_a_token_that_decodes_to_what_no_token_of_ours_holds_is_a_400_from_the_store_itself(ledger):
+    """Issue 23: a token decoding to JSON nested 3,000 deep escaped the reader (RecursionError), and one
+    holding a lone surrogate reached the query (UnicodeEncodeError): both answered 500."""
+    ledger, _ = ledger
+    store = ledger._store
+    message, recipients = sent_message(A, 1, PHONES[:1])
+    await ledger.record(message, recipients)
+    for token in hostile.TOKENS:
+        with pytest.raises(ValidationFailed) as refused:
+            await store.page(LedgerQuery(A), 5, token)
+        assert [e.field_name for e in refused.value.field_errors] == ["continuationToken"], token[:40]
 
 
 async def test_a_contact_with_two_numbers_in_one_message_lists_it_once(ledger):
