@@ -19,10 +19,13 @@ INSTANTS = [
 
 # Continuation tokens no answer gave: ones that decode to JSON nested past the reader's depth, to a lone
 # surrogate (JSON's \ud800) as a key or a value, to control characters or to other shapes, and text
-# that is not base64 at all, or too long.
-TOKENS = [
+# that is not base64 at all, or too long; and those behind what looks like a query's digest.
+_DECODING = [
     encoded(b"[" * 3000), encoded(b'{"a":' * 3000), encoded(b'{"' + b"a" * 32 + b'|0":"\\ud800"}'),
     encoded(b'{"\\ud800":"x"}'), encoded(b'{"' + b"a" * 32 + b'|1":"m|\\u0000\\u001f"}'), encoded(b'{"x":1}'),
     encoded(b"[]"), encoded(b'"x"'), encoded(b"\xff\xfe"), encoded(b'{"a":"' + b"9" * 5000 + b'"}'),
+]
+TOKENS = [
+    *_DECODING, *(f"{'0' * 12}.{token}" for token in _DECODING[:3]), "\udcff" * 12 + ".1",
     "\udcff", "!!", ".", "0.0", "a" * 100_000, "9" * 5000,
 ]
