@@ -79,7 +79,7 @@ def checked_zone(zone: str) -> str:
     """An IANA zone name ("Australia/Sydney"); ValueError when it is not one."""
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: a name too long for a file, or a directory
         raise ValueError(f"{str(zone)[:64]!r} is not a time zone (an IANA name such as Australia/Sydney)") from None
     if zone not in _zones():
         raise ValueError(f"{zone!r} is not a time zone (an IANA name such as Australia/Sydney)")

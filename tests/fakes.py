@@ -46,6 +46,16 @@ from sms.wire.mapping import comm_response, message_state, send_command
 _etags = itertools.count(1)
 
 
+def _offset(token: str | None) -> int:
+    """Where a fake's page starts: its tokens are offsets into the list. One it did not issue (not a
+    number, or a number of 5,000 digits) is refused as the adapters refuse theirs."""
+    if not token:
+        return 0
+    if not (token.isascii() and token.isdigit() and len(token) < 10):
+        raise invalid_token()
+    return int(token)
+
+
 class InMemoryMessageStore(MessageStore):
     commit_room = 99  # as the table adapter's
 
@@ -208,9 +218,7 @@ class InMemoryLedgerStore(LedgerStore, EventStore):
                       token: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
         low, high = batch_id(start), batch_id(end)
         found = sorted((b, c) for (lic, c, b) in self.event_batches if lic == licensee_id and low <= b < high)
-        if token is not None and not token.isdigit():
-            raise invalid_token()
-        first = int(token) if token else 0
+        first = _offset(token)
         page = [(c, b) for b, c in found[first : first + take]]
         return page, str(first + take) if first + take < len(found) else None
 
@@ -246,9 +254,7 @@ class InMemoryLedgerStore(LedgerStore, EventStore):
                 if query.status not in {s.value for s in statuses} | {status_of(statuses)}:
                     continue
             found.append(entry)
-        if token is not None and not token.isdigit():
-            raise invalid_token()
-        start = int(token) if token else 0
+        start = _offset(token)
         end = start + take
         return found[start:end], str(end) if end < len(found) else None
 
@@ -461,9 +467,7 @@ class InMemoryDeliveryLog(DeliveryLogStore):
                    token: str | None = None) -> tuple[list[DeliveryRecord], str | None]:
         mine = sorted((r for r in self.records if (r.licensee_id, r.endpoint_id) == (licensee_id, endpoint_id)),
                       key=lambda r: r.at, reverse=True)
-        if token is not None and not token.isdigit():
-            raise invalid_token()
-        first = int(token) if token else 0
+        first = _offset(token)
         return mine[first : first + take], str(first + take) if first + take < len(mine) else None
 
     async def purge(self, licensee_id: str, endpoint_id: str, before: datetime) -> int:

@@ -20,6 +20,7 @@ from . import invalid_token
 
 SHARDS = 3
 END = "~"  # sorts after every character a key part holds (digits, letters, '+', '|'); "nothing more here"
+MAX_TOKEN_CHARS = 4096
 
 T = TypeVar("T")
 # (partition, the last RowKey a page looked at there or None) -> (rows in RowKey order, whether it has more)
@@ -66,10 +67,20 @@ def write_token(starts: dict[str, str]) -> str:
 
 
 def read_token(token: str) -> dict[str, str]:
+    """What write_token wrote; ValidationFailed (invalid_token) for anything else. A token comes back
+    from the client, so whatever it decodes to is refused here unless it has the shape of ours: JSON
+    nested past the reader's depth (RecursionError), and keys of printable ASCII only, as every
+    partition and row key is (a lone surrogate would fail the query's encoding: issue 23)."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise invalid_token()
     try:
         starts = json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4)))
-    except (ValueError, UnicodeEncodeError):
+    except (ValueError, UnicodeEncodeError, RecursionError):
         starts = None
-    if len(token) > 4096 or not isinstance(starts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in starts.items()):
+    if not isinstance(starts, dict) or not all(_a_key(k) and _a_key(v) for k, v in starts.items()):
         raise invalid_token()
     return starts
+
+
+def _a_key(text: object) -> bool:
+    return isinstance(text, str) and text.isascii() and text.isprintable()

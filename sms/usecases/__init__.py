@@ -14,4 +14,5 @@ from them; sms.gateway wires them to adapters.
 - retention.py    delete what is older than SMS_RETENTION_DAYS
 - webhooks.py     a licensee's webhook endpoints: add (what may be saved), list, rotate a secret, remove, enable
 - optimistic.py   the read -> change -> ETag-checked write loop every conditional update uses
+- paging.py       continuation tokens bound to the query they go on with
 """

@@ -29,6 +29,7 @@ from ..webhooks.attempts import DeliveryAttempt, Outcome
 from ..webhooks.backoff import delay_before
 from ..webhooks.signing import sign
 from .optimistic import update_optimistically
+from .paging import bind, unbind
 
 log = logging.getLogger("sms.webhooks")
 
@@ -175,11 +176,13 @@ class WebhookDelivery:
 
     async def attempts(self, endpoint: WebhookEndpoint, take: int | None = None,
                        token: str | None = None) -> tuple[list[DeliveryRecord], str | None]:
-        """The endpoint's delivery log, newest first."""
+        """The endpoint's delivery log, newest first; a token goes on with this endpoint's log only."""
         take = DEFAULT_LOG_TAKE if take is None else take
         if not 1 <= take <= MAX_LOG_TAKE:
             raise ValidationFailed([FieldError("take", "InvalidValue", f"take must be from 1 to {MAX_LOG_TAKE}")])
-        return await self._log.page(endpoint.licensee_id, endpoint.endpoint_id, take, token)
+        query = ("deliveries", endpoint.endpoint_id)
+        records, token = await self._log.page(endpoint.licensee_id, endpoint.endpoint_id, take, unbind(token, *query))
+        return records, bind(token, *query)
 
     async def replay_event(self, endpoint: WebhookEndpoint, event_id: str) -> WebhookEvent:
         """Send one event to the endpoint again (the same id: a receiver that has it ignores it)."""
@@ -200,10 +203,12 @@ class WebhookDelivery:
                            token: str | None = None) -> tuple[int, str | None]:
         """Send every event written in [start, end) that the endpoint takes to it again, a batch a
         delivery; how many batches were queued, and a token to go on with (the same range) when there
-        were more than REPLAY_BATCHES."""
+        were more than REPLAY_BATCHES, which goes on with this endpoint and range only."""
         _check_enabled(endpoint)
         if start >= end:
             raise ValidationFailed([FieldError("From", "InvalidValue", "From must be before To")])
+        query = ("replay", endpoint.endpoint_id, start, end)
+        token = unbind(token, *query)
         queued = 0
         while queued < REPLAY_BATCHES:
             found, token = await self._events.batches(endpoint.licensee_id, start, end, min(200, REPLAY_BATCHES - queued), token)
@@ -212,7 +217,7 @@ class WebhookDelivery:
                 queued += 1
             if token is None:
                 break
-        return queued, token
+        return queued, bind(token, *query)
 
 
 def _check_enabled(endpoint: WebhookEndpoint) -> None:

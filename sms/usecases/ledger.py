@@ -14,7 +14,7 @@ the licensee's endpoints just before it (sms/usecases/announce.py says why that 
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Sequence
 
@@ -24,6 +24,7 @@ from ..model import STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status
 from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
 from .announce import Announcer
 from .optimistic import update_optimistically
+from .paging import bind, unbind
 
 PREVIEW_CHARS = 40
 MAX_TAKE = 200
@@ -84,11 +85,13 @@ class Ledger:
 
     async def page(self, query: LedgerQuery, take: int | None = None, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
         """A page of the licensee's messages, newest first. ValidationFailed for a take out of range or
-        a token this gateway did not issue."""
+        a token this gateway did not issue, or issued for other filters."""
         take = DEFAULT_TAKE if take is None else take
         if not 1 <= take <= MAX_TAKE:
             raise ValidationFailed([FieldError("take", "InvalidValue", f"take must be from 1 to {MAX_TAKE}")])
-        return await self._store.page(query, take, token)
+        filters = ("messages", *(getattr(query, f.name) for f in fields(query) if f.name != "licensee_id"))
+        entries, token = await self._store.page(query, take, unbind(token, *filters))
+        return entries, bind(token, *filters)
 
     async def _note_day(self, licensee_id: str, day: date) -> None:
         if (licensee_id, day) not in self._noted:

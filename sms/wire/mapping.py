@@ -171,22 +171,41 @@ def ledger_query(params: Mapping[str, str], licensee_id: str, default_region: st
     return query, take, value["continuationToken"] or None
 
 
+# The instants a query may name (UTC, both ends included). The gateway stores nothing older; the stores'
+# keys (microseconds since 1970 in 16 digits: sms/storage/ledger.py, sms/events.py) sort right only
+# from 1970 to 2286; and near the ends of what a datetime holds, converting to UTC or stepping a
+# microsecond overflows (issue 23: `to=0001-01-01T00:00:00Z` answered 500).
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc)
+_SPAN = f"from {EARLIEST:%Y-%m-%d} to {LATEST - timedelta(days=1):%Y-%m-%d}"
+
+
 def _instant(name: str, text: str | None, bad, end_of_day: bool = False) -> datetime | None:
     """An instant with its offset (ISO 8601), or a day (YYYY-MM-DD, UTC): from its start, or, for `to`,
-    to its end, so from=2026-11-01&to=2026-11-30 is all of November."""
+    to its end, so from=2026-11-01&to=2026-11-30 is all of November. Only from EARLIEST to LATEST."""
     if text is None or text == "":
         return None
+    try:
+        moment = _parsed(text, end_of_day)
+        inside = moment is not None and EARLIEST <= moment <= LATEST
+    except OverflowError:  # at the very ends of what a datetime holds (once in UTC, or the day after): outside too
+        moment, inside = LATEST, False
+    if moment is None:
+        bad(name, "must be a day (2026-11-25) or an instant with its offset (2026-11-25T09:00:00+11:00)")
+    elif not inside:
+        bad(name, f"must be a day or an instant {_SPAN} (UTC)")
+    return moment if inside else None
+
+
+def _parsed(text: str, end_of_day: bool) -> datetime | None:
+    """The day's start (its end, with `end_of_day`), or the instant, in UTC; None when the text is neither."""
     try:
         if len(text) == 10:
             day = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
             return day + timedelta(days=1) if end_of_day else day
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        if moment.tzinfo is not None:
-            return moment.astimezone(timezone.utc)
-    except (ValueError, OverflowError):  # OverflowError: past year 9999 once in UTC, or the day after 9999-12-31
-        pass
-    bad(name, "must be a day (2026-11-25) or an instant with its offset (2026-11-25T09:00:00+11:00)")
-    return None
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
 
 
 MAX_USAGE_DAYS = 366
@@ -203,6 +222,9 @@ def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
             days[name] = date.fromisoformat(text) if text else default
         except ValueError:
             errors.append(FieldError(name, "InvalidValue", f"{name}: must be a day, e.g. 2026-11-25"))
+            continue
+        if text and not EARLIEST.date() <= days[name] < LATEST.date():
+            errors.append(FieldError(name, "InvalidValue", f"{name}: must be a day {_SPAN}"))
     if not errors and days["from"] > days["to"]:
         errors.append(FieldError("to", "InvalidValue", "to: must not be before from"))
     elif not errors and (days["to"] - days["from"]).days >= MAX_USAGE_DAYS:

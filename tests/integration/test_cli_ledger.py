@@ -44,6 +44,16 @@ async def test_messages_list_and_usage_show_the_licensees_ledger(emulator, monke
     assert today.split()[1:4] == ["1", "1", "1"] and "failed 1" in today and "console 1" in today
 
 
+async def test_an_instant_the_ledger_cannot_hold_is_refused_with_exit_2_and_the_reason(emulator, monkeypatch, capsys):
+    """Issue 23: `messages list --to 0001-01-01T00:00:00Z` ended in an OverflowError's traceback."""
+    monkeypatch.setenv("AzureWebJobsStorage", emulator.connection_string)
+    monkeypatch.setattr(cli, "load_local_settings", lambda: None)
+    for option, value in (("--to", "0001-01-01T00:00:00Z"), ("--from", "9999-12-31T23:59:59-14:00"), ("--to", "0001-01-01")):
+        assert await _run(["messages", "list", "--licensee", A, option, value]) == 2, (option, value)
+        err = capsys.readouterr().err
+        assert f"error: {option[2:]}: must be" in err and "Traceback" not in err, err
+
+
 async def _run(argv: list[str]) -> int:
     """cli.main runs its own event loop: run it in a thread, as a shell would run it in a process."""
     import asyncio

@@ -113,3 +113,15 @@ async def test_licensees_set_and_show_the_quiet_hours_and_time_zone(operator, ca
     assert await _run(["licensees", "show", "--licensee", licensee]) == 0
     shown = capsys.readouterr().out
     assert "Quiet hours: none" in shown and "Time zone:   Australia/Perth" in shown
+
+
+async def test_a_time_zone_name_the_zone_database_cannot_even_look_up_is_refused_with_exit_2(operator, capsys):
+    """Issue 23: a 300-character --time-zone ended in an OSError's traceback (file name too long); so did a
+    zone database directory such as America. Refused as any other name that is not a zone, naming it."""
+    licensee = uuid.uuid4().hex
+    for zone in ("Z" * 300, "America", "Australia/" + "x" * 300):
+        assert await _run(["licensees", "set", "--licensee", licensee, "--time-zone", zone]) == 2, zone[:20]
+        err = capsys.readouterr().err
+        assert "error: TimeZone: " in err and "is not a time zone" in err and "Traceback" not in err, err
+    assert await _run(["licensees", "show", "--licensee", licensee]) == 0
+    assert "Time zone:   UTC" in capsys.readouterr().out  # nothing was saved

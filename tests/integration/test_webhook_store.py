@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from azure.data.tables.aio import TableServiceClient
@@ -20,6 +21,7 @@ from sms.storage.ledger import TableLedgerStore
 from sms.storage.webhooks import TableDeliveryLogStore
 from sms.usecases.announce import Announcer
 from sms.usecases.ledger import Ledger
+from tests import hostile
 from tests.fakes import InMemoryDeliveryLog, InMemoryDeliveryQueue, InMemoryLedgerStore, InMemoryWebhookEndpointStore
 
 A, B = "a" * 32, "b" * 32
@@ -130,6 +132,19 @@ async def test_the_delivery_log_pages_newest_first_per_endpoint_and_old_attempts
         await log.page(A, e1, 2, "bm90IGEgdG9rZW4")
     assert await log.purge(A, e1, t0 + timedelta(seconds=3)) == 3
     assert [r.event_id for r in (await log.page(A, e1, 10))[0]] == ["evt_4", "evt_3"]
+
+
+async def test_a_token_that_decodes_to_what_no_token_of_ours_holds_is_a_400_naming_it(stores):
+    """Issue 23: tokens decoding to JSON nested 3,000 deep (RecursionError) or holding a lone surrogate
+    (UnicodeEncodeError, in the query) answered 500 on the delivery log and on replays of a range."""
+    _, events, log = stores
+    start, endpoint_id = utcnow(), uuid.uuid4().hex
+    await log.add([DeliveryRecord(A, endpoint_id, start, "evt_1", "message.sent", 1, "delivered", 200, 9)])
+    for token in hostile.TOKENS:
+        for reading in (partial(events.batches, A, start - timedelta(days=1), start, 5, token), partial(log.page, A, endpoint_id, 5, token)):
+            with pytest.raises(ValidationFailed) as refused:
+                await reading()
+            assert [e.field_name for e in refused.value.field_errors] == ["continuationToken"], token[:40]
 
 
 def test_a_status_the_ledger_keeps_that_tells_nothing_makes_no_event():

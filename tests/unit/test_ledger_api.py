@@ -1,12 +1,13 @@
 """GET /api/sms over the app's own functions and the fakes: the listing's shape in JSON and JSV, its
 filters as a client writes them, and a 400 naming each parameter that is wrong."""
 import json
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import azure.functions as func
 import pytest
 
-from sms.model import Status
+from sms.model import Status, utcnow
 from sms.wire import jsv
 from tests.fakes import ALEX, SAM
 
@@ -57,12 +58,34 @@ async def test_jsv_by_suffix_and_status_filter(gw):
     ({"from": "yesterday"}, "from"), ({"from": "2026-11-25T10:00:00"}, "from"), ({"from": "2026-11-26", "to": "2026-11-25"}, "to"),
     ({"reference": "SMS-1"}, "reference"), ({"continuationToken": "!!"}, "continuationToken"),
     ({"to": "9999-12-31"}, "to"), ({"to": "9999-12-31T23:00:00-05:00"}, "to"),  # past the last instant there is: not a 500
+    ({"to": "0001-01-01T00:00:00Z"}, "to"), ({"from": "1969-12-31"}, "from"),  # issue 23: before the stores' keys begin
 ])
 async def test_a_wrong_parameter_is_a_400_naming_it_and_nothing_else_happens(gw, params, field):
     response = await get(gw, params)
     body = json.loads(response.get_body())
     assert response.status_code == 400, body
     assert [e["fieldName"] for e in body["responseStatus"]["errors"]] == [field]
+
+
+async def test_a_token_from_another_query_is_a_400_naming_it_and_the_same_query_written_again_goes_on(gw):
+    """Issue 23: a token passed back with other filters went on inside the other query, from where the
+    first stopped, and the list came back short or empty. README said it started again; it did not."""
+    gw.world.provider.refuse = {ALEX: "blocked"}
+    for _ in range(3):
+        await gw.world.send(SAM, ALEX)
+    yesterday = utcnow().date() - timedelta(days=1)
+    first = {"take": "1", "phoneNumber": "+61412000002", "from": yesterday.isoformat()}
+    token = json.loads((await get(gw, first)).get_body())["continuationToken"]
+    for other in ({"take": "1"}, {**first, "phoneNumber": SAM}, {**first, "status": "failed"}, {**first, "from": str(yesterday - timedelta(days=1))}):
+        response = await get(gw, {**other, "continuationToken": token})
+        body = json.loads(response.get_body())
+        assert response.status_code == 400, (other, body)
+        assert [e["fieldName"] for e in body["responseStatus"]["errors"]] == ["continuationToken"]
+        assert "another query" in body["responseStatus"]["message"]
+    # The same filters written otherwise (the number as a person writes it, the day as an instant) are the same query.
+    same = {"take": "5", "PHONENUMBER": "0412 000 002", "from": f"{yesterday}T11:00:00+11:00", "continuationToken": token}
+    rest = json.loads((await get(gw, same)).get_body())
+    assert len(rest["messages"]) == 2 and all(m["recipient"]["phoneNumber"] == ALEX for m in rest["messages"])
 
 
 async def test_another_licensees_key_sees_none_of_it(gw):

@@ -11,8 +11,13 @@ import azure.functions as func
 import pytest
 from twilio.request_validator import RequestValidator
 
+from sms.model import utcnow
+from sms.openapi import document
 from sms.routes import ROUTES, Route
+from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.wire import callbacks
+from tests import hostile
+from tests.fakes import LICENSEE
 from tests.unit.conftest import PUBLIC, SECRET, TOKEN
 
 # The number every hostile input carries somewhere, written as a person would.
@@ -108,11 +113,13 @@ def healthy(gw):
     gw.health = health
 
 
+GOOD_ROUTE_VALUES = {"commId": "6f9619ff8b86d011b42d00c04fc964ff", "operation": "SMSSend", "format": "json",
+                     "endpointId": "5d41402abc4b2a76b9719d911017c592"}
+
+
 def route_params(route: Route) -> dict[str, str]:
     """Good values for the route's parameters."""
-    good = {"commId": "6f9619ff8b86d011b42d00c04fc964ff", "operation": "SMSSend", "format": "json",
-            "endpointId": "5d41402abc4b2a76b9719d911017c592"}
-    return {name: good[name] for name in re.findall(r"\{(\w+)", route.path)}
+    return {name: GOOD_ROUTE_VALUES[name] for name in re.findall(r"\{(\w+)", route.path)}
 
 
 def request(gw, route: Route, body: bytes = b"", headers=None, params=None, values=None, method=None) -> func.HttpRequest:
@@ -198,6 +205,61 @@ async def test_no_route_answers_500_to_a_hostile_header_query_or_path_and_none_l
     for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "\udcff"):
         await answer(gw, route, request(gw, route, good, method=method), f"method {method!r}")
     assert_no_number_logged(caplog)
+
+
+# Parameters that hold an instant or a continuation token, by name in any case, and values of them that are
+# never wrong: what goes beside a hostile one, so that only the hostile one can be refused.
+INSTANT_NAMES, TOKEN_NAMES = ("from", "to"), ("continuationtoken",)
+GOOD = {"from": "2026-11-20", "to": "2026-11-21"}
+# Any other query parameter a route documents gets these, which no parameter takes.
+JUNK = ["\udcff", "\x00", CALL_ME, "9" * 5000, "[" * 3000]
+
+
+def documented(route: Route) -> tuple[list[str], list[str]]:
+    """The query parameters and the form fields of the body the route's OpenAPI operation documents
+    (format aside: every route takes it, and the tests above send it hostile values)."""
+    operation = document()["paths"].get("/" + route.path, {}).get(route.working_methods[0].lower(), {})
+    query = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query" and p["name"] != "format"]
+    form = operation.get("requestBody", {}).get("content", {}).get("application/x-www-form-urlencoded", {})
+    return query, list(form.get("schema", {}).get("properties", {}))
+
+
+def hostile_values(name: str) -> list[str]:
+    return hostile.INSTANTS if name.lower() in INSTANT_NAMES else hostile.TOKENS if name.lower() in TOKEN_NAMES else JUNK
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
+async def test_a_hostile_instant_token_or_other_query_value_is_a_400_naming_its_parameter_on_every_route(gw, caplog, route):
+    """Issue 23: instants at the ends of what a datetime holds and tokens that decode to deep or
+    non-Unicode JSON answered 500. Each documented parameter (sms.openapi: a route added later is in it)
+    gets hostile values, the others good ones; the answer is a 400 naming it, and nothing is queued.
+    Every route gets every such parameter too, documented or not: none may answer 5xx."""
+    caplog.set_level(logging.DEBUG)
+    now = utcnow()  # the endpoint the route parameters name exists, so its log and replays are reached
+    await gw.world.webhooks.add(WebhookEndpoint(LICENSEE, GOOD_ROUTE_VALUES["endpointId"], "https://crm.example.org/e", (),
+                                                WebhookSecret("whsec_x", now), now))
+    query, form = documented(route)
+    for name in query:
+        for value in hostile_values(name):
+            params = {**{k: v for k, v in GOOD.items() if k in query}, name: value}
+            refused(await answer(gw, route, request(gw, route, params=params), f"query {name}={value[:40]!r}"), name)
+    for name in form:
+        if name.lower() in INSTANT_NAMES + TOKEN_NAMES:
+            for value in hostile_values(name):
+                fields = {**{k.title(): v for k, v in GOOD.items()}, name: value}
+                body = json.dumps(fields).encode()
+                refused(await answer(gw, route, request(gw, route, body), f"body {name}={value[:40]!r}"), name)
+    for name in ("from", "to", "continuationToken", "take"):
+        for value in hostile_values(name):
+            await answer(gw, route, request(gw, route, params={name: value}), f"query {name}={value[:40]!r}")
+    assert gw.world.deliveries.take() == [] and gw.world.queue.jobs == []
+    assert_no_number_logged(caplog)
+
+
+def refused(response: func.HttpResponse, name: str) -> None:
+    assert response.status_code == 400, f"{name}: {response.status_code} {response.get_body()[:300]!r}"
+    status = json.loads(response.get_body())["responseStatus"]
+    assert name.lower() in [e["fieldName"].lower() for e in status["errors"]], f"{name}: {status}"
 
 
 async def test_an_unexpected_error_is_logged_with_the_number_masked(gw, caplog, monkeypatch):

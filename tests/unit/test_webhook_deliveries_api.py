@@ -95,6 +95,18 @@ async def test_the_log_comes_a_page_at_a_time_with_parameter_names_in_any_case(g
     assert [d["eventId"] for d in last["deliveries"]] == ["evt_0"] and "continuationToken" not in last
 
 
+async def test_a_log_token_goes_on_with_its_own_endpoint_only(gw):
+    """Issue 23: a token is bound to the log it came from; another endpoint's log refuses it, naming it."""
+    mine, theirs = await endpoint(gw), await endpoint(gw)
+    await gw.world.delivery_log.add([attempt(mine, m) for m in range(3)] + [attempt(theirs, m) for m in range(3)])
+    token = body_of(await call(gw, "webhooks_deliveries", mine, params={"take": "1"}))["continuationToken"]
+    response = await call(gw, "webhooks_deliveries", theirs, params={"take": "1", "continuationToken": token})
+    assert response.status_code == 400 and errors(response) == ["continuationToken"]
+    assert "another" in body_of(response)["responseStatus"]["message"]
+    rest = body_of(await call(gw, "webhooks_deliveries", mine, params={"continuationToken": token}))
+    assert [d["eventId"] for d in rest["deliveries"]] == ["evt_1", "evt_0"]
+
+
 async def test_the_log_in_jsv(gw):
     mine = await endpoint(gw)
     await gw.world.delivery_log.add([attempt(mine, 1, error="timed out", status=None)])
@@ -185,6 +197,29 @@ async def test_a_long_range_answers_a_token_that_goes_on_with_the_same_range(gw,
     assert [d.batch for d in queued(gw)] == [batch_id(DAY + timedelta(hours=h)) for h in range(3)]
 
 
+async def test_a_replay_token_goes_on_with_its_own_endpoint_and_range_only(gw, monkeypatch):
+    """Issue 23: a token from one range, or one endpoint, passed with another went on where the first
+    stopped, skipping events of the second. Refused now, naming it, and nothing is queued."""
+    from sms.usecases import delivery
+
+    monkeypatch.setattr(delivery, "REPLAY_BATCHES", 1)
+    mine, theirs = await endpoint(gw), await endpoint(gw)
+    for hour in range(3):
+        await written(gw, DAY + timedelta(hours=hour))
+    span = {"from": "2026-11-20", "to": "2026-11-21"}
+    token = body_of(await replay(gw, mine, span))["continuationToken"]
+    queued(gw)
+    for other, body in ((mine, {"from": "2026-11-20T01:00:00Z", "to": "2026-11-21"}), (mine, {"from": "2026-11-20", "to": "2026-11-22"}),
+                        (theirs, span)):
+        response = await replay(gw, other, {**body, "continuationToken": token})
+        assert response.status_code == 400 and errors(response) == ["continuationToken"], (other, body)
+        assert queued(gw) == []
+    # The same range written another way is the same range.
+    again = body_of(await replay(gw, mine, {"from": "2026-11-20T11:00:00+11:00", "to": "2026-11-22T00:00:00Z", "continuationToken": token}))
+    assert again == {"queued": 1, "continuationToken": again["continuationToken"]} and [d.batch for d in queued(gw)] == [
+        batch_id(DAY + timedelta(hours=1))]
+
+
 @pytest.mark.parametrize("body, fields", [
     ({}, ["EventId"]),
     ({"eventId": "  ", "from": ""}, ["EventId"]),
@@ -197,6 +232,8 @@ async def test_a_long_range_answers_a_token_that_goes_on_with_the_same_range(gw,
     ({"from": "2026-11-20T09:00:00Z", "to": "tomorrow"}, ["To"]),
     ({"from": "last week", "to": "2026-11-21T09:00:00"}, ["From", "To"]),
     ({"from": "0001-01-01T00:00:00+01:00", "to": "9999-12-31"}, ["From", "To"]),  # outside what a datetime holds in UTC
+    ({"from": "0001-01-01T00:00:00Z", "to": "2026-11-21"}, ["From"]),  # a datetime holds it, the stores' keys do not (issue 23)
+    ({"from": "2026-11-20", "to": "2300-01-01"}, ["To"]),
     ({"from": "2026-11-21T00:00:00Z", "to": "2026-11-20T00:00:00Z"}, ["From"]),  # from after to
     ({"from": "2026-11-20T00:00:00+11:00", "to": "2026-11-19T13:00:00Z"}, ["From"]),  # the same instant
     ({"from": "2026-11-20", "to": "2026-11-21", "continuationToken": "not-one-of-ours"}, ["continuationToken"]),
