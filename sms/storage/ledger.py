@@ -37,7 +37,7 @@ from ..errors import AlreadyExists, RecordChanged
 from ..model import STATUS_OF_LETTER, reference_for, status_of
 from ..events import EventBatch
 from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
-from .batch import MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, check_request_size, storage_refusal
+from .batch import MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, check_request_size, transaction_refusal
 from .events import batch_rows
 from .shards import END as _END, page_shards, partition
 from .tables import create_table, storage_errors
@@ -179,7 +179,9 @@ class TableLedgerStore(LedgerStore):
         try:
             await self._table.submit_transaction(operations, raw_request_hook=check_request_size)
         except TableTransactionError as exc:
-            raise storage_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) or exc from exc
+            # Read as sms/storage/batch.py reads its own: a 404 is a lost race. A save deletes the rows
+            # that found the entry as it was read; another writer that moved it on deleted them first.
+            raise transaction_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) from exc
 
     @storage_errors
     async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:

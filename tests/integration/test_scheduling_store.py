@@ -1,20 +1,26 @@
 """Scheduling on Azurite (issue 16): what a scheduled message stores and reads back, a job hidden for
 the longest hop Azure allows, licensee settings, and cancels racing dispatches on real ETags."""
 import asyncio
+import json
 import random
+from collections import Counter
 from datetime import timedelta
 
+import azure.functions as func
 from azure.storage.queue.aio import QueueServiceClient
+
+from sms.auth import Authenticator, new_key
 
 from sms.bootstrap import build
 from sms.config import SEND_QUEUE, Settings
 from sms.gateway import assemble
-from sms.model import SendJob, Status, utcnow
-from sms.storage import LicenseeSettings
+from sms.model import SendJob, Status, reference_for, utcnow
+from sms.pacing import RequestRateLimiter
+from sms.storage import LedgerQuery, LicenseeSettings
 from sms.storage.queues import queue_client
 from sms.usecases.commands import Party, SendMessage
 from sms.usecases.dispatch import MAX_QUEUE_DELAY
-from tests.fakes import LICENSEE, RecordingProvider
+from tests.fakes import LICENSEE, FakeGateway, InMemoryApiKeyStore, RecordingProvider
 
 import pytest
 
@@ -75,3 +81,50 @@ async def test_cancels_racing_dispatches_on_real_etags_never_let_a_cancelled_rec
         assert cancel.cancelled == len(cancelled) and cancelled | called == set(numbers)
         split += bool(cancelled) and bool(called)
     assert split >= 3
+
+
+async def ledger_says(use, comm_id: str) -> str:
+    [entry], _ = await use.ledger.page(LedgerQuery(LICENSEE, reference=reference_for(comm_id)), 5)
+    return entry.statuses
+
+
+async def test_concurrent_cancels_of_one_message_each_answer_and_together_cancel_every_waiting_recipient_once(adapters):
+    """Issue 23: five cancels of one message at once answered one 200 and four 500s. The cancels that
+    lost the race to write the ledger entry met Azure's 404 for a status row the winner had deleted."""
+    use = assemble(adapters.messages, adapters.jobs, RecordingProvider(), ledger=adapters.ledger)
+    send_at = (utcnow() + timedelta(hours=1)).isoformat()
+    results = [await use.accept.queue(command(*(f"+614130{m:02d}{i:03d}" for i in range(3)), send_at=send_at), LICENSEE)
+               for m in range(10)]
+    answers = await asyncio.gather(*(use.cancel.cancel(LICENSEE, r.comm_id) for r in results for _ in range(5)),
+                                   return_exceptions=True)
+    assert Counter(type(a).__name__ for a in answers) == {"CancelResult": 50}
+    for result in results:
+        mine = [a for a in answers if a.comm_id == result.comm_id]
+        assert len(mine) == 5 and sum(a.cancelled for a in mine) == 3
+        assert all(a.cancelled + sum(a.unaffected.values()) == 3 and set(a.unaffected) <= {"cancelled"} for a in mine)
+        assert {r.status for r in (await adapters.messages.load(result.comm_id))[1]} == {Status.CANCELLED}
+        assert await ledger_says(use, result.comm_id) == "ccc"
+
+
+async def test_five_parallel_deletes_over_the_api_answer_five_200s_whose_counts_add_up(adapters):
+    """The attack of issue 23 through the app's own DELETE /api/sms/{commId} function, over Azurite."""
+    keys = InMemoryApiKeyStore()
+    key, record = new_key(LICENSEE)
+    await keys.add(record)
+    use = assemble(adapters.messages, adapters.jobs, RecordingProvider(), ledger=adapters.ledger)
+    gw = FakeGateway(use, Authenticator(keys), RequestRateLimiter(0), adapters.settings)
+    send_at = (utcnow() + timedelta(hours=1)).isoformat()
+    results = [await use.accept.queue(command(*(f"+614131{m:02d}{i:03d}" for i in range(4)), send_at=send_at), LICENSEE)
+               for m in range(6)]
+
+    def delete(comm_id: str):
+        return gw.functions["sms_cancel"](func.HttpRequest("DELETE", f"http://localhost/api/sms/{comm_id}", body=b"",
+                                                           headers={"Authorization": f"Bearer {key}"}, route_params={"commId": comm_id}))
+
+    responses = await asyncio.gather(*(delete(r.comm_id) for r in results for _ in range(5)))
+    assert Counter(r.status_code for r in responses) == {200: 30}
+    answers = [json.loads(r.get_body()) for r in responses]
+    for result in results:
+        mine = [a for a in answers if a["commId"] == result.comm_id]
+        assert sorted(a["cancelled"] for a in mine) == [0, 0, 0, 0, 4]
+        assert all(a["unaffected"] == ({} if a["cancelled"] else {"cancelled": 4}) for a in mine)
