@@ -229,6 +229,21 @@ class Transactions:
         return Transaction(request, len(operations), repeatable, sdk_operations)
 
 
+async def submit_transaction(table: TableClient, operations: Sequence[tuple]) -> list[str]:
+    """The SDK's submit_transaction, for the tables written through it (the ledger, webhook endpoints):
+    Azure's limits checked before sending, and a refused operation raised as `Transactions` raises it
+    (transaction_refusal: RecordChanged, AlreadyExists, StorageUnavailable or TransactionRejected).
+    The ETags written, in order."""
+    for operation in operations:  # Azurite enforces few of Azure's limits
+        if operation[0] != "delete":
+            check_entity(operation[1])
+    try:
+        results = await table.submit_transaction(operations, raw_request_hook=check_request_size)
+        return [result.get("etag") for result in results]
+    except TableTransactionError as exc:
+        raise transaction_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) from exc
+
+
 def check_request_size(pipeline_request: Any) -> None:
     """Sees the SDK's own $batch body just before it is sent, and refuses one over Azure's 4 MiB: as a
     request hook of submit_transaction (here on the SDK path, and in the ledger's adapter). (A request
