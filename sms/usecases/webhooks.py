@@ -13,6 +13,7 @@ are what signatures use. A secret is in the answer to add and to rotate_secret a
 from __future__ import annotations
 
 import logging
+import random
 import re
 import uuid
 from dataclasses import replace
@@ -20,7 +21,7 @@ from datetime import timedelta
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from ..errors import FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
+from ..errors import AlreadyExists, FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
 from ..events import EVENT_TYPES
 from ..destinations import IPAddress, judged, literal_address, non_public
 from ..model import utcnow
@@ -116,16 +117,24 @@ class WebhookEndpoints:
 
     async def add(self, licensee_id: str, url: object, event_types: Iterable[object] | None = None) -> WebhookEndpoint:
         """A new endpoint, with its secret: the only answer besides rotate_secret's that carries it.
-        At most `max_endpoints` a licensee (checked before the write: two adds at the same instant
-        could both pass)."""
+
+        At most `max_endpoints` a licensee, however many adds run at once: each endpoint holds one of
+        the licensee's places (its slot), and the store writes an endpoint only with a place no other
+        holds (one add of those racing for a place wins). An add tries the places free when it read,
+        in random order (so adds at once seldom meet), and is refused once none is left."""
         url = checked_url(url, self.allow_private)
         types = checked_event_types(event_types)
-        existing = await self._store.list(licensee_id)
-        if len(existing) >= self.max_endpoints:
-            raise LimitReached(f"This licensee already has {len(existing)} webhook endpoints, the most it may have: "
-                               "remove one first")
         now = utcnow()
-        endpoint = await self._store.add(WebhookEndpoint(licensee_id, uuid.uuid4().hex, url, types, WebhookSecret(new_secret(), now), now))
+        new = WebhookEndpoint(licensee_id, uuid.uuid4().hex, url, types, WebhookSecret(new_secret(), now), now)
+        for slot in self._free_slots(await self._store.list(licensee_id)):
+            try:
+                endpoint = await self._store.add(replace(new, slot=slot))
+                break
+            except AlreadyExists:
+                continue  # another add took this place since the list was read
+        else:
+            raise LimitReached(f"This licensee already has {self.max_endpoints} webhook endpoints, the most it may have: "
+                               "remove one first")
         self._changed(licensee_id)
         log.info("webhook endpoint %s added for licensee %s", endpoint.endpoint_id, licensee_id)
         return endpoint
@@ -181,6 +190,15 @@ class WebhookEndpoints:
             raise RecordChanged(f"webhook endpoint {first.endpoint_id} was not written")
         self._changed(licensee_id)
         return written
+
+    def _free_slots(self, existing: list[WebhookEndpoint]) -> list[int]:
+        """The places not held, shuffled. An endpoint saved before places were kept holds none but
+        counts: the places are 0 up to the cap less their number, which only falls (none is saved so
+        any more), so places held plus those endpoints never pass the cap."""
+        held = {e.slot for e in existing if e.slot is not None}
+        unplaced = sum(1 for e in existing if e.slot is None)
+        free = [slot for slot in range(self.max_endpoints - unplaced) if slot not in held]
+        return random.sample(free, len(free))
 
     def _changed(self, licensee_id: str) -> None:
         if self._announcer is not None:

@@ -1,5 +1,6 @@
 """Managing a licensee's webhook endpoints (issue 15), over the in-memory store: what may be saved,
 the limit, rotation's grace period, isolation between licensees, and secrets that are shown once."""
+import asyncio
 import base64
 import logging
 from dataclasses import replace
@@ -10,6 +11,7 @@ import pytest
 from sms.errors import LimitReached, NotFound, RecordChanged, ValidationFailed
 from sms.events import EVENT_TYPES
 from sms.model import utcnow
+from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.usecases.webhooks import MAX_ENDPOINTS, WebhookEndpoints, new_secret
 from tests.fakes import LICENSEE, OTHER, InMemoryWebhookEndpointStore
 
@@ -128,6 +130,31 @@ async def test_a_licensee_has_at_most_five_endpoints(webhooks):
     await webhooks.remove(LICENSEE, first.endpoint_id)
     await webhooks.add(LICENSEE, URL)
     assert len(await webhooks.list(LICENSEE)) == MAX_ENDPOINTS
+
+
+async def test_adds_at_once_never_pass_the_limit_and_a_removed_endpoint_frees_its_place(webhooks, store):
+    """Issue 23: each add counted the endpoints, then wrote; 60 at once made 20. Each endpoint now holds
+    one of its licensee's five places, and the store writes one only with a place nobody holds."""
+    added = await asyncio.gather(*(webhooks.add(LICENSEE, f"{URL}&n={i}") for i in range(12)), return_exceptions=True)
+    assert sum(isinstance(a, LimitReached) for a in added) == 7
+    kept = await webhooks.list(LICENSEE)
+    assert sorted(e.slot for e in kept) == list(range(MAX_ENDPOINTS))
+    await webhooks.remove(LICENSEE, kept[3].endpoint_id)
+    again = await asyncio.gather(*(webhooks.add(LICENSEE, URL) for _ in range(4)), return_exceptions=True)
+    assert sum(not isinstance(a, BaseException) for a in again) == 1 and len(await webhooks.list(LICENSEE)) == MAX_ENDPOINTS
+
+
+async def test_endpoints_saved_before_places_were_kept_count_against_the_limit(webhooks, store):
+    now = utcnow()
+    for i in range(3):  # as an earlier version saved them: no place held
+        await store.add(WebhookEndpoint(LICENSEE, f"{i:032x}", URL, (), WebhookSecret(new_secret(), now), now))
+    added = await asyncio.gather(*(webhooks.add(LICENSEE, URL) for _ in range(5)), return_exceptions=True)
+    assert sum(not isinstance(a, BaseException) for a in added) == 2
+    assert sorted(e.slot for e in await webhooks.list(LICENSEE) if e.slot is not None) == [0, 1]
+    await webhooks.remove(LICENSEE, f"{0:032x}")
+    assert (await webhooks.add(LICENSEE, URL)).slot == 2  # the place the removed one counted for
+    with pytest.raises(LimitReached):
+        await webhooks.add(LICENSEE, URL)
 
 
 async def test_rotation_makes_a_new_secret_and_keeps_the_previous_one_signing_for_the_grace_period(store):
