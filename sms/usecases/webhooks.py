@@ -2,10 +2,14 @@
 events to them is another module's job; this one decides what may be saved.
 
 The rules checked when a URL is saved: absolute https, a host, no user name or password, at most
-MAX_URL_CHARS. A host that is an IP address outside the public internet (private, loopback,
-link-local, reserved...) or "localhost" is refused unless `allow_private` (SMS_WEBHOOKS_ALLOW_PRIVATE,
-for local development, which also lets http through). A name can still resolve to such an address,
-or change what it resolves to: the sender checks the resolved address again before each delivery.
+MAX_URL_CHARS. The host is judged as a URL parser reads it (sms/destinations.py normalised_host:
+percent-decoded, IDNA-mapped, legacy IPv4 forms read), so "１２７.０.０.１", "127。0。0。1",
+"%31%32%37.0.0.1" and "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ" are the loopback they spell, and the URL is saved with the host so
+written (an international name in its ASCII form); a host that does not normalise cleanly is refused.
+A host that is an IP address outside the public internet (private, loopback, link-local, reserved...)
+or "localhost" is refused unless `allow_private` (SMS_WEBHOOKS_ALLOW_PRIVATE, for local development,
+which also lets http through). A name can still resolve to such an address, or change what it
+resolves to: the sender checks the resolved address again before each delivery.
 
 Secrets follow the Standard Webhooks specification: "whsec_" and the base64 of 32 random bytes, which
 are what signatures use. A secret is in the answer to add and to rotate_secret and nowhere else.
@@ -19,11 +23,11 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 from typing import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import AlreadyExists, FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
 from ..events import EVENT_TYPES
-from ..destinations import IPAddress, judged, literal_address, non_public
+from ..destinations import IPAddress, NotAHost, host_address, judged, non_public, normalised_host
 from ..model import utcnow
 from ..storage import WebhookEndpoint, WebhookEndpointStore, WebhookSecret
 from ..webhooks.signing import new_secret  # the secret's form belongs to the signing scheme
@@ -77,15 +81,24 @@ def checked_url(url: object, allow_private: bool) -> str:
         raise _refused(URL_FIELD, "must not carry a user name or password: the signature proves who sent an event")
     if parts.fragment or url.endswith("#"):
         raise _refused(URL_FIELD, "must not have a fragment (#...): it is never sent")
+    try:
+        host = normalised_host(f"[{parts.hostname}]" if parts.netloc.startswith("[") else parts.hostname)  # no userinfo by now
+    except NotAHost as exc:
+        raise _refused(URL_FIELD, f"names no valid host: it {exc}") from None
     if not allow_private:
-        host = parts.hostname.rstrip(".").lower()
-        if host == "localhost" or host.endswith(".localhost"):
+        name = host.rstrip(".")
+        if name == "localhost" or name.endswith(".localhost"):
             raise _refused(URL_FIELD, "must not point at localhost (SMS_WEBHOOKS_ALLOW_PRIVATE allows it for local development)")
-        address = literal_address(host)
+        address = host_address(host)
         problem = address_problem(address) if address is not None else None
         if problem:
             raise _refused(URL_FIELD, f"must reach the public internet: {problem} "
                                       "(SMS_WEBHOOKS_ALLOW_PRIVATE allows it for local development)")
+    if host != parts.hostname:  # saved as judged, so the sender (any client) reads the host that was judged
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port is not None else "")
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        if len(url) > MAX_URL_CHARS:
+            raise _refused(URL_FIELD, f"is {len(url)} characters written with its host in ASCII; at most {MAX_URL_CHARS}")
     return url
 
 
