@@ -21,7 +21,7 @@ from . import simulate
 from .auth import KeyLimitReached, issue_key, rotate_key
 from .bootstrap import Adapters, build
 from .config import ConfigError, Settings, load_local_settings
-from .errors import LimitReached, NotFound, StorageUnavailable, ValidationFailed
+from .errors import LimitReached, NotFound, StillChanging, StorageUnavailable, ValidationFailed
 from .events import EVENT_TYPES
 from .model import reference_for, status_of, utcnow
 from .storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     except NotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (ConfigError, StorageUnavailable, KeyLimitReached, LimitReached) as exc:
+    except (ConfigError, StorageUnavailable, KeyLimitReached, LimitReached, StillChanging) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationFailed as exc:

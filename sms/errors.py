@@ -80,6 +80,15 @@ class Conflict(GatewayError):
         super().__init__(message, "Conflict")
 
 
+class StillChanging(Conflict):
+    """A write kept losing races to other writers of the same rows (a cancel of recipients a dispatch
+    is claiming as it goes): what it had not written is unchanged, and the same request again is safe."""
+
+    def __init__(self, message: str, retry_after_seconds: int = 1):
+        GatewayError.__init__(self, message, "Conflict")
+        self.retry_after_seconds = retry_after_seconds
+
+
 class LimitReached(Conflict):
     """The licensee already has as many of something as it may (webhook endpoints): remove one first."""
 

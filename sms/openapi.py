@@ -57,7 +57,7 @@ _ERRORS_BY_KIND = {
     "reply": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
     "batch": ("400", "401", "403", "405", "409", "412", "413", "415", "422", "429", "503"),
     "status": ("400", "401", "404", "429", "503"),
-    "cancel": ("400", "401", "404", "405", "429", "503"),
+    "cancel": ("400", "401", "404", "405", "409", "429", "503"),
     "replies": ("400", "401", "404", "429", "503"),
     "list": ("400", "401", "404", "429", "503"),
     "usage": ("400", "401", "404", "429", "503"),
@@ -71,7 +71,8 @@ _ERRORS_BY_KIND = {
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
-    "cancel": {"400": "The commId is not a Guid.", "404": "No such message for this licensee (another licensee's answers the same)."},
+    "cancel": {"400": "The commId is not a Guid.", "404": "No such message for this licensee (another licensee's answers the same).",
+               "409": "The message kept changing while it was cancelled (its job is sending it): cancel it again after Retry-After."},
     "webhooks_add": {"409": f"The licensee already has {MAX_ENDPOINTS} webhook endpoints: remove one first."},
     **{kind: {"404": "No webhook endpoint with this id for this licensee."}
        for kind in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries")},

@@ -417,11 +417,16 @@ class InMemoryWebhookEndpointStore(WebhookEndpointStore):
         key = (endpoint.licensee_id, endpoint.endpoint_id)
         if key in self.endpoints:
             raise AlreadyExists(f"webhook endpoint {endpoint.endpoint_id} exists")
+        if endpoint.slot is not None and any(lic == endpoint.licensee_id and e.slot == endpoint.slot
+                                             for (lic, _), e in self.endpoints.items()):
+            raise AlreadyExists(f"slot {endpoint.slot} of licensee {endpoint.licensee_id} is held")
         self.endpoints[key] = stored = replace(endpoint, etag=f"e{next(_etags)}")
         return stored
 
     async def list(self, licensee_id: str) -> list[WebhookEndpoint]:
-        return sorted((e for (lic, _), e in self.endpoints.items() if lic == licensee_id), key=lambda e: (e.created_at, e.endpoint_id))
+        found = sorted((e for (lic, _), e in self.endpoints.items() if lic == licensee_id), key=lambda e: (e.created_at, e.endpoint_id))
+        await asyncio.sleep(0)  # the answer is on its way back: other requests run meanwhile, as they do against the table
+        return found
 
     async def every(self) -> list[WebhookEndpoint]:
         return list(self.endpoints.values())

@@ -337,6 +337,9 @@ class WebhookEndpoint:
     consecutive_failures: int = 0  # for the sender's rule: so many failed deliveries in a row disable it
     failing_since: datetime | None = None  # the first of those failures
     etag: str | None = None  # set by the store; replace() is conditional on it
+    # Which of its licensee's places (0 up to the cap) it holds: no two of a licensee's endpoints hold
+    # the same one, which keeps the cap under concurrent adds. None: saved before places were kept.
+    slot: int | None = None
 
     def wants(self, event_type: str) -> bool:
         return not self.event_types or event_type in self.event_types
@@ -355,7 +358,9 @@ class WebhookEndpointStore(abc.ABC):
 
     @abc.abstractmethod
     async def add(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-        """Store a new endpoint; it comes back with its ETag. AlreadyExists when its id is taken."""
+        """Store a new endpoint; it comes back with its ETag. AlreadyExists when its id is taken, or its
+        `slot` is held by another of the licensee's endpoints, and then nothing is written: of adds at
+        once for one slot, one wins."""
 
     @abc.abstractmethod
     async def list(self, licensee_id: str) -> list[WebhookEndpoint]:
@@ -375,7 +380,7 @@ class WebhookEndpointStore(abc.ABC):
 
     @abc.abstractmethod
     async def remove(self, licensee_id: str, endpoint_id: str) -> None:
-        """Delete the endpoint (already gone is no error)."""
+        """Delete the endpoint, and free its slot with it (already gone is no error)."""
 
 
 class EventStore(abc.ABC):

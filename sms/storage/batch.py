@@ -229,6 +229,21 @@ class Transactions:
         return Transaction(request, len(operations), repeatable, sdk_operations)
 
 
+async def submit_transaction(table: TableClient, operations: Sequence[tuple]) -> list[str]:
+    """The SDK's submit_transaction, for the tables written through it (the ledger, webhook endpoints):
+    Azure's limits checked before sending, and a refused operation raised as `Transactions` raises it
+    (transaction_refusal: RecordChanged, AlreadyExists, StorageUnavailable or TransactionRejected).
+    The ETags written, in order."""
+    for operation in operations:  # Azurite enforces few of Azure's limits
+        if operation[0] != "delete":
+            check_entity(operation[1])
+    try:
+        results = await table.submit_transaction(operations, raw_request_hook=check_request_size)
+        return [result.get("etag") for result in results]
+    except TableTransactionError as exc:
+        raise transaction_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) from exc
+
+
 def check_request_size(pipeline_request: Any) -> None:
     """Sees the SDK's own $batch body just before it is sent, and refuses one over Azure's 4 MiB: as a
     request hook of submit_transaction (here on the SDK path, and in the ledger's adapter). (A request
@@ -387,7 +402,7 @@ def _part_error(status: int, payload: bytes, known_code: str = "") -> Exception:
     except (ValueError, KeyError, TypeError, AttributeError):
         code = _first(_ERROR_CODE, payload)
         message = _first(_ERROR_MESSAGE, payload) or payload[:200].decode(errors="replace")
-    return _refusal(status, code or known_code, message)
+    return transaction_refusal(status, code or known_code, message)
 
 
 def _first(pattern: re.Pattern, payload: bytes) -> str:
@@ -395,9 +410,14 @@ def _first(pattern: re.Pattern, payload: bytes) -> str:
     return next((group.decode(errors="replace") for group in match.groups() if group), "") if match else ""
 
 
-def _refusal(status: int, code: str, message: str) -> Exception:
-    """The gateway's error for an operation of a transaction that storage refused."""
-    if status == 404 and code != "TableNotFound":  # a row to replace was removed since it was read
+def transaction_refusal(status: int | None, code: str, message: str) -> Exception:
+    """The gateway's error for an operation of a transaction that storage refused. A 404 means a row
+    the transaction replaces or deletes was removed since it was read: a lost race, as a 412 is. Azure
+    fails the whole transaction for it ("Operations within a change set are processed atomically",
+    Performing entity group transactions), even for an unconditional delete: "if delete operations
+    are submitted in a TableTransactionAction, the transaction will fail if the entity does not exist"
+    (TableClient.DeleteEntity, Azure.Data.Tables, learn.microsoft.com/dotnet/api/azure.data.tables.tableclient.deleteentity)."""
+    if status == 404 and code != "TableNotFound":
         return RecordChanged(message)
     return storage_refusal(status, code, message) or TransactionRejected(status, code, message)
 

@@ -30,14 +30,14 @@ from typing import Any, Sequence
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import AlreadyExists, RecordChanged
 from ..model import STATUS_OF_LETTER, reference_for, status_of
 from ..events import EventBatch
 from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
-from .batch import MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, check_request_size, storage_refusal
+from .batch import MAX_OPERATIONS, MAX_STRING_BYTES, submit_transaction
 from .events import batch_rows
 from .shards import END as _END, page_shards, partition
 from .tables import create_table, storage_errors
@@ -98,7 +98,7 @@ class TableLedgerStore(LedgerStore):
         # transaction: its condition (ETag) makes two writers take turns, what finds it never disagrees
         # with it, and an event exists exactly when the change it reports was recorded.
         for i in range(0, len(rows), MAX_OPERATIONS):
-            await self._submit([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[i : i + MAX_OPERATIONS]])
+            await submit_transaction(self._table, [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[i : i + MAX_OPERATIONS]])
         whole = {**static, **_statuses_fields(entry.statuses)}
         keys = _finders(entry, t)
         operations: list[tuple] = [("upsert", {"PartitionKey": partition, "RowKey": key, **whole}, {"mode": UpdateMode.REPLACE})
@@ -114,7 +114,9 @@ class TableLedgerStore(LedgerStore):
             operations.append(("update", head, {"mode": UpdateMode.REPLACE, "etag": previous.etag,
                                                 "match_condition": MatchConditions.IfNotModified}))
         try:
-            await self._submit(operations)
+            # RecordChanged when another writer moved the entry on since it was read: the entry's ETag no
+            # longer matches (412), or a row of it as read is gone already (404: that writer deleted it).
+            await submit_transaction(self._table, operations)
         except AlreadyExists:  # another writer created the entry first: read it and merge again
             raise RecordChanged(f"ledger entry of {entry.comm_id} was created meanwhile") from None
 
@@ -152,7 +154,7 @@ class TableLedgerStore(LedgerStore):
         for i in range(0, len(keys), MAX_OPERATIONS):
             group = keys[i : i + MAX_OPERATIONS]
             try:
-                await self._submit([("delete", {"PartitionKey": partition, "RowKey": key}) for key in group])
+                await submit_transaction(self._table, [("delete", {"PartitionKey": partition, "RowKey": key}) for key in group])
             except RecordChanged:  # 404 on one of them
                 await asyncio.gather(*(self._table.delete_entity(partition, key) for key in group))
 
@@ -171,15 +173,6 @@ class TableLedgerStore(LedgerStore):
         return [DayUsage(licensee_id, datetime.strptime(row["RowKey"][2:], "%Y%m%d").date(), row["Messages"], row["Recipients"],
                          row["Segments"], json.loads(row["ByStatus"]), json.loads(row["ByProvider"]), row.get("CountedAt"))
                 async for row in rows]
-
-    async def _submit(self, operations: list[tuple]) -> None:
-        for operation in operations:  # Azure's limits, checked here: Azurite enforces few of them
-            if operation[0] != "delete":
-                check_entity(operation[1])
-        try:
-            await self._table.submit_transaction(operations, raw_request_hook=check_request_size)
-        except TableTransactionError as exc:
-            raise storage_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) or exc from exc
 
     @storage_errors
     async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:

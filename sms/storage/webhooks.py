@@ -2,7 +2,12 @@
 
 - SmsWebhooks: PartitionKey the licensee, RowKey the endpoint id. A licensee's few endpoints are one
   partition: listing them is one query, and every read names the licensee, so one licensee never
-  reaches another's endpoint.
+  reaches another's endpoint. Beside each endpoint, in the same partition, the row of the place it
+  holds ("slot|<n>", n from 0 up to the cap), inserted with it in one entity-group transaction and
+  deleted with it in another. Azure refuses an insert whose row exists (409 EntityAlreadyExists, Table
+  Storage error codes) and fails the whole transaction with it ("Operations within a change set are
+  processed atomically", Performing entity group transactions): of two adds for one place, one wins,
+  so the cap on a licensee's endpoints holds however many adds run at once.
 - SmsWebhookLog: PartitionKey "<licensee>|<endpoint>", RowKey "<instant, newest first>|<event id>|<attempt>":
   an endpoint's log is one partition read newest first, a page a range query; a delivery's attempts
   (one batch, one endpoint) are written in one transaction."""
@@ -20,7 +25,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import AlreadyExists, RecordChanged
 from . import DeliveryLogStore, DeliveryRecord, WebhookEndpoint, WebhookEndpointStore, WebhookSecret, invalid_token
-from .batch import MAX_OPERATIONS, check_entity
+from .batch import MAX_OPERATIONS, check_entity, submit_transaction
 from .ledger import inverted
 from .shards import read_token, write_token
 from .tables import create_table, storage_errors
@@ -42,20 +47,24 @@ class TableWebhookEndpointStore(WebhookEndpointStore):
 
     @storage_errors
     async def add(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-        try:
-            written = await self._table.create_entity(_entity(endpoint))
-        except ResourceExistsError:
-            raise AlreadyExists(f"webhook endpoint {endpoint.endpoint_id} exists") from None
-        return replace(endpoint, etag=written["etag"])
+        if endpoint.slot is None:  # as endpoints were saved before slots were kept
+            try:
+                written = await self._table.create_entity(_entity(endpoint))
+            except ResourceExistsError:
+                raise AlreadyExists(f"webhook endpoint {endpoint.endpoint_id} exists") from None
+            return replace(endpoint, etag=written["etag"])
+        slot = {"PartitionKey": endpoint.licensee_id, "RowKey": _slot_key(endpoint.slot), "EndpointId": endpoint.endpoint_id}
+        etag, _ = await submit_transaction(self._table, [("create", _entity(endpoint)), ("create", slot)])  # AlreadyExists: held
+        return replace(endpoint, etag=etag)
 
     @storage_errors
     async def list(self, licensee_id: str) -> list[WebhookEndpoint]:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": licensee_id})
-        return sorted([_endpoint(row) async for row in rows], key=lambda e: (e.created_at, e.endpoint_id))
+        return sorted([_endpoint(row) async for row in rows if not _is_slot(row)], key=lambda e: (e.created_at, e.endpoint_id))
 
     @storage_errors
     async def every(self) -> list[WebhookEndpoint]:
-        return [_endpoint(row) async for row in self._table.list_entities()]
+        return [_endpoint(row) async for row in self._table.list_entities() if not _is_slot(row)]
 
     @storage_errors
     async def get(self, licensee_id: str, endpoint_id: str) -> WebhookEndpoint | None:
@@ -75,7 +84,17 @@ class TableWebhookEndpointStore(WebhookEndpointStore):
 
     @storage_errors
     async def remove(self, licensee_id: str, endpoint_id: str) -> None:
-        await self._table.delete_entity(licensee_id, endpoint_id)  # not there is no error
+        try:
+            row = await self._table.get_entity(licensee_id, endpoint_id)
+        except ResourceNotFoundError:
+            return
+        operations = [("delete", {"PartitionKey": licensee_id, "RowKey": endpoint_id})]
+        if row.get("Slot") is not None:  # never a slot row alone: its place may be another endpoint's by then
+            operations.append(("delete", {"PartitionKey": licensee_id, "RowKey": _slot_key(row["Slot"])}))
+        try:
+            await submit_transaction(self._table, operations)
+        except RecordChanged:  # 404: another remove took both first (or, never written, the slot row)
+            await self._table.delete_entity(licensee_id, endpoint_id)  # not there is no error
 
 
 def _entity(e: WebhookEndpoint) -> dict[str, Any]:
@@ -86,8 +105,19 @@ def _entity(e: WebhookEndpoint) -> dict[str, Any]:
         "PreviousSecret": previous.value if previous else None, "PreviousSecretCreatedAt": previous.created_at if previous else None,
         "PreviousSecretExpiresAt": previous.expires_at if previous else None,
         "DisabledAt": e.disabled_at, "DisabledReason": e.disabled_reason,
-        "ConsecutiveFailures": e.consecutive_failures, "FailingSince": e.failing_since,
+        "ConsecutiveFailures": e.consecutive_failures, "FailingSince": e.failing_since, "Slot": e.slot,
     }
+
+
+_SLOT = "slot|"  # sorts after every endpoint id (32 hex digits)
+
+
+def _slot_key(slot: int) -> str:
+    return f"{_SLOT}{slot}"
+
+
+def _is_slot(row: TableEntity) -> bool:
+    return row["RowKey"].startswith(_SLOT)
 
 
 def _endpoint(row: TableEntity) -> WebhookEndpoint:
@@ -99,7 +129,7 @@ def _endpoint(row: TableEntity) -> WebhookEndpoint:
         secret=WebhookSecret(row["Secret"], row["SecretCreatedAt"]), created_at=row["CreatedAt"],
         previous_secret=previous, disabled_at=row.get("DisabledAt"), disabled_reason=row.get("DisabledReason"),
         consecutive_failures=row.get("ConsecutiveFailures", 0), failing_since=row.get("FailingSince"),
-        etag=row.metadata["etag"],
+        etag=row.metadata["etag"], slot=row.get("Slot"),
     )
 
 

@@ -4,16 +4,28 @@ the provider (claimed), or past it, stays as it is. The answer says how many of 
 A cancel racing a dispatch cannot let a cancelled recipient go out: both change a recipient with an
 ETag-checked write of its row (sms/usecases/job_rows.py), so whichever writes first wins and the
 other, refused, reads the row again and applies its rule to what is there. A dispatch that finds a
-recipient cancelled does not claim it; a cancel that finds it claimed leaves it.
+recipient cancelled does not claim it (and leaves the rest of the job: it steps aside); a cancel that
+finds it claimed leaves it.
+
+A cancel writes a job's waiting recipients in one transaction. A dispatch running meanwhile claims
+them one at a time, each claim a write that lands between the cancel's read and its write, so that
+cancel can lose every race until there is nothing left to cancel (issue 23: five lost writes, then a
+500). So a job that is being sent (a recipient is `sending`), or one whose dispatch started under the
+cancel's first write, has each waiting recipient cancelled in a write of its own, all at once: a claim
+then costs the cancel only the recipient it took. A cancel that still loses (a row that keeps changing
+while it waits, or the ledger's entry: sms/usecases/ledger.py) answers 409 with Retry-After
+(StillChanging), never 500; cancelling again is safe.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Sequence
 
-from ..errors import NotFound
-from ..model import JOB_SIZE, WAITING, Status
+from ..errors import NotFound, RecordChanged, StillChanging
+from ..model import JOB_SIZE, WAITING, Recipient, Status
 from ..storage import MessageStore
 from .job_rows import JobRows
 from .ledger import Ledger
@@ -33,27 +45,65 @@ class Cancel:
         self._messages, self._ledger, self._lease = messages, ledger, sending_lease
 
     async def cancel(self, licensee_id: str, comm_id: str) -> CancelResult:
-        """NotFound, worded as for a missing one, for another licensee's message."""
+        """NotFound, worded as for a missing one, for another licensee's message; StillChanging when its
+        writes kept losing races (see above)."""
         message = await self._messages.message(comm_id)
         if message is None or message.licensee_id != licensee_id:
             raise NotFound(f"No message with commId {comm_id}")
         cancelled, unaffected = 0, {}
-        for first in range(0, message.recipient_count, JOB_SIZE):
-            last = min(first + JOB_SIZE, message.recipient_count) - 1
-            loaded = await self._messages.load(comm_id, first, last)
-            if loaded is None:
-                continue
-            rows = JobRows(self._messages, comm_id, loaded[1], first, last, self._lease)
-            for r in loaded[1]:
-                if r.status in WAITING:
-                    rows.cancel(r.seq)
-            await rows.flush()
-            mine = {r.seq for r in rows.settled() if r.status is Status.CANCELLED}
-            cancelled += len(mine)
-            for r in rows.current():
-                if r.seq not in mine:
-                    unaffected[r.status.value] = unaffected.get(r.status.value, 0) + 1
-            if self._ledger is not None:
-                await self._ledger.record(message, rows.current())
+        try:
+            for first in range(0, message.recipient_count, JOB_SIZE):
+                last = min(first + JOB_SIZE, message.recipient_count) - 1
+                done = await self._cancel_job(comm_id, first, last)
+                if done is None:
+                    continue
+                rows, mine = done
+                cancelled += len(mine)
+                for r in rows:
+                    if r.seq not in mine:
+                        unaffected[r.status.value] = unaffected.get(r.status.value, 0) + 1
+                if self._ledger is not None:
+                    await self._ledger.record(message, rows)
+        except RecordChanged as lost:
+            log.warning("cancel of %s gave up: %s", comm_id, lost)
+            raise StillChanging(f"Message {comm_id} kept changing while it was being cancelled (it is being sent now): "
+                                "cancel it again") from None
         log.info("message %s cancelled for %d recipient(s); %d unaffected", comm_id, cancelled, sum(unaffected.values()))
         return CancelResult(comm_id, cancelled, unaffected)
+
+    async def _cancel_job(self, comm_id: str, first: int, last: int) -> tuple[list[Recipient], set[int]] | None:
+        """Cancel what waits among one job's recipients: the job's rows as they now stand, and the seqs
+        this cancel cancelled. None when the rows are not there."""
+        loaded = await self._messages.load(comm_id, first, last)
+        if loaded is not None and not any(r.status is Status.SENDING for r in loaded[1]):
+            together = self._cancelling(comm_id, loaded[1], first, last, [r.seq for r in loaded[1] if r.status in WAITING])
+            try:
+                await together.flush()
+                return together.current(), _cancelled_by(together)
+            except RecordChanged:  # a dispatch started meanwhile
+                loaded = await self._messages.load(comm_id, first, last)
+        return await self._one_by_one(comm_id, loaded[1], first, last) if loaded is not None else None
+
+    async def _one_by_one(self, comm_id: str, recipients: Sequence[Recipient], first: int, last: int) -> tuple[list[Recipient], set[int]]:
+        """A job being sent (a recipient is with the provider): each waiting recipient cancelled in a
+        write of its own, all at once, so that a claim costs the cancel only the recipient it took."""
+        rows = {r.seq: r for r in recipients}
+        each = {seq: self._cancelling(comm_id, recipients, first, last, [seq]) for seq, r in rows.items() if r.status in WAITING}
+        failures = [f for f in await asyncio.gather(*(one.flush() for one in each.values()), return_exceptions=True) if f is not None]
+        if failures:
+            raise failures[0]
+        mine: set[int] = set()
+        for seq, one in each.items():
+            rows[seq] = next(r for r in one.current() if r.seq == seq)
+            mine |= _cancelled_by(one)
+        return [rows[seq] for seq in sorted(rows)], mine
+
+    def _cancelling(self, comm_id: str, recipients: Sequence[Recipient], first: int, last: int, seqs: list[int]) -> JobRows:
+        rows = JobRows(self._messages, comm_id, recipients, first, last, self._lease)
+        for seq in seqs:
+            rows.cancel(seq)
+        return rows
+
+
+def _cancelled_by(rows: JobRows) -> set[int]:
+    return {r.seq for r in rows.settled() if r.status is Status.CANCELLED}

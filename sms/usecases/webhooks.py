@@ -2,10 +2,14 @@
 events to them is another module's job; this one decides what may be saved.
 
 The rules checked when a URL is saved: absolute https, a host, no user name or password, at most
-MAX_URL_CHARS. A host that is an IP address outside the public internet (private, loopback,
-link-local, reserved...) or "localhost" is refused unless `allow_private` (SMS_WEBHOOKS_ALLOW_PRIVATE,
-for local development, which also lets http through). A name can still resolve to such an address,
-or change what it resolves to: the sender checks the resolved address again before each delivery.
+MAX_URL_CHARS. The host is judged as a URL parser reads it (sms/destinations.py normalised_host:
+percent-decoded, IDNA-mapped, legacy IPv4 forms read), so "１２７.０.０.１", "127。0。0。1",
+"%31%32%37.0.0.1" and "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ" are the loopback they spell, and the URL is saved with the host so
+written (an international name in its ASCII form); a host that does not normalise cleanly is refused.
+A host that is an IP address outside the public internet (private, loopback, link-local, reserved...)
+or "localhost" is refused unless `allow_private` (SMS_WEBHOOKS_ALLOW_PRIVATE, for local development,
+which also lets http through). A name can still resolve to such an address, or change what it
+resolves to: the sender checks the resolved address again before each delivery.
 
 Secrets follow the Standard Webhooks specification: "whsec_" and the base64 of 32 random bytes, which
 are what signatures use. A secret is in the answer to add and to rotate_secret and nowhere else.
@@ -13,16 +17,17 @@ are what signatures use. A secret is in the answer to add and to rotate_secret a
 from __future__ import annotations
 
 import logging
+import random
 import re
 import uuid
 from dataclasses import replace
 from datetime import timedelta
 from typing import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
+from ..errors import AlreadyExists, FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
 from ..events import EVENT_TYPES
-from ..destinations import IPAddress, judged, literal_address, non_public
+from ..destinations import IPAddress, NotAHost, host_address, judged, non_public, normalised_host
 from ..model import utcnow
 from ..storage import WebhookEndpoint, WebhookEndpointStore, WebhookSecret
 from ..webhooks.signing import new_secret  # the secret's form belongs to the signing scheme
@@ -76,15 +81,24 @@ def checked_url(url: object, allow_private: bool) -> str:
         raise _refused(URL_FIELD, "must not carry a user name or password: the signature proves who sent an event")
     if parts.fragment or url.endswith("#"):
         raise _refused(URL_FIELD, "must not have a fragment (#...): it is never sent")
+    try:
+        host = normalised_host(f"[{parts.hostname}]" if parts.netloc.startswith("[") else parts.hostname)  # no userinfo by now
+    except NotAHost as exc:
+        raise _refused(URL_FIELD, f"names no valid host: it {exc}") from None
     if not allow_private:
-        host = parts.hostname.rstrip(".").lower()
-        if host == "localhost" or host.endswith(".localhost"):
+        name = host.rstrip(".")
+        if name == "localhost" or name.endswith(".localhost"):
             raise _refused(URL_FIELD, "must not point at localhost (SMS_WEBHOOKS_ALLOW_PRIVATE allows it for local development)")
-        address = literal_address(host)
+        address = host_address(host)
         problem = address_problem(address) if address is not None else None
         if problem:
             raise _refused(URL_FIELD, f"must reach the public internet: {problem} "
                                       "(SMS_WEBHOOKS_ALLOW_PRIVATE allows it for local development)")
+    if host != parts.hostname:  # saved as judged, so the sender (any client) reads the host that was judged
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port is not None else "")
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        if len(url) > MAX_URL_CHARS:
+            raise _refused(URL_FIELD, f"is {len(url)} characters written with its host in ASCII; at most {MAX_URL_CHARS}")
     return url
 
 
@@ -116,16 +130,24 @@ class WebhookEndpoints:
 
     async def add(self, licensee_id: str, url: object, event_types: Iterable[object] | None = None) -> WebhookEndpoint:
         """A new endpoint, with its secret: the only answer besides rotate_secret's that carries it.
-        At most `max_endpoints` a licensee (checked before the write: two adds at the same instant
-        could both pass)."""
+
+        At most `max_endpoints` a licensee, however many adds run at once: each endpoint holds one of
+        the licensee's places (its slot), and the store writes an endpoint only with a place no other
+        holds (one add of those racing for a place wins). An add tries the places free when it read,
+        in random order (so adds at once seldom meet), and is refused once none is left."""
         url = checked_url(url, self.allow_private)
         types = checked_event_types(event_types)
-        existing = await self._store.list(licensee_id)
-        if len(existing) >= self.max_endpoints:
-            raise LimitReached(f"This licensee already has {len(existing)} webhook endpoints, the most it may have: "
-                               "remove one first")
         now = utcnow()
-        endpoint = await self._store.add(WebhookEndpoint(licensee_id, uuid.uuid4().hex, url, types, WebhookSecret(new_secret(), now), now))
+        new = WebhookEndpoint(licensee_id, uuid.uuid4().hex, url, types, WebhookSecret(new_secret(), now), now)
+        for slot in self._free_slots(await self._store.list(licensee_id)):
+            try:
+                endpoint = await self._store.add(replace(new, slot=slot))
+                break
+            except AlreadyExists:
+                continue  # another add took this place since the list was read
+        else:
+            raise LimitReached(f"This licensee already has {self.max_endpoints} webhook endpoints, the most it may have: "
+                               "remove one first")
         self._changed(licensee_id)
         log.info("webhook endpoint %s added for licensee %s", endpoint.endpoint_id, licensee_id)
         return endpoint
@@ -181,6 +203,15 @@ class WebhookEndpoints:
             raise RecordChanged(f"webhook endpoint {first.endpoint_id} was not written")
         self._changed(licensee_id)
         return written
+
+    def _free_slots(self, existing: list[WebhookEndpoint]) -> list[int]:
+        """The places not held, shuffled. An endpoint saved before places were kept holds none but
+        counts: the places are 0 up to the cap less their number, which only falls (none is saved so
+        any more), so places held plus those endpoints never pass the cap."""
+        held = {e.slot for e in existing if e.slot is not None}
+        unplaced = sum(1 for e in existing if e.slot is None)
+        free = [slot for slot in range(self.max_endpoints - unplaced) if slot not in held]
+        return random.sample(free, len(free))
 
     def _changed(self, licensee_id: str) -> None:
         if self._announcer is not None:

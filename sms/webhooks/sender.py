@@ -6,7 +6,8 @@ can later resolve elsewhere, and a name checked once and resolved again at conne
 differently the second time (DNS rebinding). So the connector's resolver is the guard: it resolves
 once, refuses the connection if any address is private, and hands the connector exactly the
 addresses it checked. The URL's host still names the server for TLS (SNI, certificate) and in the
-Host header. IP literals never reach a resolver, so they are checked before the request.
+Host header. IP literals never reach a resolver, so they are checked before the request, the host
+read as it was when the URL was saved (sms/destinations.py normalised_host).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from ..destinations import literal_address, non_public
+from ..destinations import NotAHost, host_address, non_public, normalised_host
 from ..providers import retry_after_seconds
 from .attempts import RESPONSE_BODY_CHARS, DeliveryAttempt, Outcome
 
@@ -136,11 +137,13 @@ class WebhookSender:
             return None
         host = parsed.host
         try:
-            kind = refusal(host)
-        except ValueError:
-            if literal_address(host) is not None:  # 127.1, 2130706433: the C library reads them as IPv4
-                return f"{host} is not a canonical IP address"
+            # As it was judged when saved: 127.1, 2130706433 and 0x7f.1 are 127.0.0.1 (the C library reads them so too)
+            address = host_address(normalised_host(host))
+        except NotAHost as exc:
+            return f"{host} is not a valid host: it {exc}"
+        if address is None:
             return None  # a name: the resolver checks what it resolves to
+        kind = refusal(address)
         return f"{host} is a {kind} address" if kind else None
 
     async def close(self) -> None:

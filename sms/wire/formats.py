@@ -30,6 +30,7 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    StillChanging,
     StorageUnavailable,
     TooManyRequests,
     Unauthenticated,
@@ -319,6 +320,6 @@ def error_headers(error: GatewayError) -> dict[str, str]:
         return {"X-AutoBatch-Completed": str(error.batch_completed)}
     if isinstance(error, MethodNotAllowed):
         return {"Allow": error.allowed}
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, (TooManyRequests, StillChanging)):
         return {"Retry-After": str(error.retry_after_seconds)}
     return {}

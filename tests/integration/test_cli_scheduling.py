@@ -10,7 +10,9 @@ import pytest
 from sms import cli
 from sms.bootstrap import build
 from sms.config import Settings
+from sms.errors import StillChanging
 from sms.model import Status, utcnow
+from sms.usecases.cancel import Cancel
 from sms.wire import SMSSend
 from tests.fakes import sms_of
 
@@ -71,6 +73,19 @@ async def test_messages_cancel_cancels_what_waits_and_prints_the_counts(operator
     with pytest.raises(SystemExit) as refused:  # argparse: a commId that is not a Guid
         await _run(["messages", "cancel", "--licensee", licensee, "not-a-guid"])
     assert refused.value.code == 2 and "'not-a-guid' is not a Guid" in capsys.readouterr().err
+
+
+async def test_a_cancel_that_kept_losing_races_says_so_and_exits_2(operator, capsys, monkeypatch):
+    """As DELETE answers 409 then: a message, not a traceback."""
+    licensee = uuid.uuid4().hex
+    comm_id = await scheduled(operator, licensee, "+61412000103")
+
+    async def kept_losing(self, licensee_id, comm_id):
+        raise StillChanging(f"Message {comm_id} kept changing while it was being cancelled (it is being sent now): cancel it again")
+
+    monkeypatch.setattr(Cancel, "cancel", kept_losing)
+    assert await _run(["messages", "cancel", "--licensee", licensee, comm_id]) == 2
+    assert "error: Message" in (err := capsys.readouterr().err) and "cancel it again" in err and "Traceback" not in err
 
 
 async def test_licensees_set_and_show_the_quiet_hours_and_time_zone(operator, capsys):

@@ -1,6 +1,7 @@
 """The message ledger (sms/usecases/ledger.py over sms/storage/ledger.py), on Azurite and on the fake:
 the query plans really run. Two licensees share phone numbers and linked objects; every filter and
 every page is checked against what was recorded, and nothing of one licensee reaches the other."""
+import asyncio
 import random
 import uuid
 from dataclasses import replace
@@ -9,9 +10,9 @@ from datetime import timedelta
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
-from sms.errors import ValidationFailed
+from sms.errors import RecordChanged, ValidationFailed
 from sms.model import Contact, Message, Recipient, Status, reference_for, utcnow
-from sms.storage import LedgerQuery
+from sms.storage import LedgerEntry, LedgerQuery, LedgerRecipient
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.shards import SHARDS
 from sms.usecases.ledger import Ledger, counts
@@ -25,15 +26,20 @@ T0 = utcnow().replace(microsecond=0)
 
 
 @pytest.fixture(params=["azurite", "memory"])
-async def ledger(request, emulator, unique_name, round_trips):
+async def ledger_store(request, emulator, unique_name, round_trips):
     if request.param == "memory":
-        store = InMemoryLedgerStore()
-        yield Ledger(store), store
+        yield InMemoryLedgerStore()
         return
     async with TableServiceClient.from_connection_string(emulator.connection_string, raw_response_hook=round_trips) as service:
         store = TableLedgerStore(service.get_table_client(unique_name("ledger")))
         await store.create_table()
-        yield Ledger(store), round_trips
+        yield store
+
+
+@pytest.fixture
+def ledger(ledger_store, round_trips):
+    """The ledger over each store, and what counts its round trips."""
+    return Ledger(ledger_store), ledger_store if isinstance(ledger_store, InMemoryLedgerStore) else round_trips
 
 
 def sent_message(licensee: str, minutes_ago: int, phones: list[str], linked: str | None = None, suite: str | None = None):
@@ -227,3 +233,45 @@ async def test_a_message_with_more_recipients_than_a_string_property_holds_is_re
     await ledger.record(message, [recipients[0].moved_to(Status.FAILED), last])
     [entry], _ = await ledger.page(LedgerQuery(A), 5)
     assert entry.recipient_count == 40_000 and counts(entry) == {"queued": 39_998, "failed": 1, "sent": 1}
+
+
+async def test_a_save_from_an_entry_another_writer_changed_meanwhile_loses_the_race(ledger_store):
+    """Issue 23: two writers read the entry (queued), both move it on (cancelled). The second's write
+    deleted the status row `s|queued|...` that the first had deleted already, and Azure fails a whole
+    transaction whose delete finds no row (404 ResourceNotFound): that refusal came out as a
+    TableTransactionError (a 500 for a cancel, a failed job for a dispatch), not as the lost race the
+    port promises (RecordChanged), which the optimistic loop reads again and decides again."""
+    message, recipients = sent_message(A, 1, PHONES[:2])
+    queued = LedgerEntry(A, message.comm_id, message.created_at, 2, 1, "GSM-7", "Reminder", "qq")
+    rows = [LedgerRecipient(r.seq, r.phone_number, r.contact_id, "queued") for r in recipients]
+    await ledger_store.save(queued, rows, None)
+    read_by_both = await ledger_store.entry(A, message.comm_id, message.created_at)
+    cancelled = replace(queued, statuses="cc")
+    done = [replace(r, status="cancelled") for r in rows]
+    await ledger_store.save(cancelled, done, read_by_both)
+    with pytest.raises(RecordChanged):
+        await ledger_store.save(cancelled, done, read_by_both)
+    stored = await ledger_store.entry(A, message.comm_id, message.created_at)
+    assert stored.statuses == "cc" and stored.etag != read_by_both.etag
+    # Nothing of the losing write landed but its recipients' rows (the same as the winner's here).
+    assert [e.comm_id for e in (await ledger_store.page(LedgerQuery(A, status="cancelled"), 10))[0]] == [message.comm_id]
+    assert (await ledger_store.page(LedgerQuery(A, status="queued"), 10))[0] == []
+
+
+async def test_writers_racing_on_one_entry_all_return_and_the_entry_and_its_indexes_agree(ledger):
+    """Five records of one message at once, each from the same read (as five cancels, or cancels and
+    a dispatch, make them): each returns, the entry says where every recipient ended, and the status
+    rows find the message exactly by the statuses it is in."""
+    ledger, _ = ledger
+    for trial in range(6):
+        message, recipients = sent_message(A, trial, PHONES[:3])
+        await ledger.record(message, recipients)  # as queued
+        cancels = [[r.moved_to(Status.CANCELLED) for r in recipients] for _ in range(4)]
+        job = [recipients[0].moved_to(Status.SENDING).moved_to(Status.SENT), *(r.moved_to(Status.CANCELLED) for r in recipients[1:])]
+        await asyncio.gather(*(ledger.record(message, change) for change in [*cancels, job]))
+        [entry], _ = await ledger.page(LedgerQuery(A, reference=reference_for(message.comm_id)), 10)
+        assert counts(entry)["cancelled"] >= 2 and set(counts(entry)) <= {"cancelled", "sent"}
+        for status in ("queued", "cancelled", "sent", "partially_sent"):
+            listed = {e.comm_id for e in (await ledger.page(LedgerQuery(A, status=status), 50))[0]}
+            in_status = status in counts(entry) or status == "partially_sent" and len(counts(entry)) == 2
+            assert (message.comm_id in listed) == in_status, (trial, status, counts(entry))

@@ -191,3 +191,21 @@ async def test_an_endpoint_is_replaced_only_while_its_etag_holds_and_removed_for
     assert await webhook_store.get(a, "4" * 32) is None and await webhook_store.list(a) == []
     with pytest.raises(RecordChanged):  # gone: nothing to replace
         await webhook_store.replace(rotated)
+
+
+async def test_of_two_endpoints_for_one_place_only_the_first_is_written_and_removing_it_frees_the_place(webhook_store):
+    """The place (slot) that keeps a licensee's endpoints at five under concurrent adds (issue 23)."""
+    a, b = "a" * 32, "b" * 32
+    first = await webhook_store.add(endpoint(a, "5" * 32, slot=0))
+    with pytest.raises(AlreadyExists):
+        await webhook_store.add(endpoint(a, "6" * 32, slot=0))
+    assert await webhook_store.get(a, "6" * 32) is None and await webhook_store.list(a) == [first]
+    await webhook_store.add(endpoint(b, "7" * 32, slot=0))  # another licensee's places are its own
+    rotated = await webhook_store.replace(replace(first, secret=WebhookSecret("whsec_new", utcnow())))
+    assert rotated.slot == 0 and (await webhook_store.get(a, "5" * 32)).slot == 0  # a replace keeps the place
+    with pytest.raises(AlreadyExists):
+        await webhook_store.add(endpoint(a, "6" * 32, slot=0))
+    await webhook_store.remove(a, "5" * 32)
+    second = await webhook_store.add(endpoint(a, "6" * 32, slot=0))
+    assert second.etag and await webhook_store.list(a) == [second]
+    assert sorted(e.endpoint_id for e in await webhook_store.every() if e.licensee_id in (a, b)) == ["6" * 32, "7" * 32]

@@ -150,6 +150,14 @@ async def test_legacy_ipv4_forms_are_refused(guarded, host):
     assert attempt.outcome is Outcome.BLOCKED
 
 
+@pytest.mark.parametrize("host", ["%31%32%37.0.0.1", "１２７.０.０.１", "127。0。0。1", "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", "%ff"])
+async def test_a_url_saved_before_hosts_were_normalised_is_read_as_it_would_be_now(guarded, host):
+    """Saving now refuses these (issue 23); one saved before is blocked, the host read the same way,
+    not tried (a percent-encoded host went to the resolver, which could not look it up: a retry)."""
+    attempt = await guarded.send(f"https://{host}/hook", {"webhook-id": "msg_1"}, BODY)
+    assert attempt.outcome is Outcome.BLOCKED and attempt.status is None, attempt.error
+
+
 def fake_dns(monkeypatch, names: dict[str, list[str]]) -> list[str]:
     """Resolve `names` (host -> addresses) on the running loop without DNS; the looked-up names are returned."""
     loop = asyncio.get_running_loop()

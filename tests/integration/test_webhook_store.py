@@ -1,28 +1,35 @@
 """Webhook events and delivery logs in Table Storage (sms/storage/events.py, sms/storage/webhooks.py),
 on Azurite and on the fakes, through the same tests: a batch is in the ledger entry's transaction and
 within Azure's limits, racing writers leave each event in exactly one batch, ranges page across the
-shards, and old rows go."""
+shards, old rows go, and a licensee's endpoints stay at five however many are added at once."""
 import asyncio
 import json
 import uuid
+from collections import Counter
 from datetime import timedelta
 from functools import partial
 
+import azure.functions as func
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from sms import transitions
+from sms.auth import Authenticator, new_key
+from sms.config import Settings
 from sms.errors import ValidationFailed
 from sms.events import EventBatch, WebhookEvent, batch_id
+from sms.gateway import assemble
 from sms.model import Contact, Message, Recipient, Status, utcnow
+from sms.pacing import RequestRateLimiter
 from sms.storage import DeliveryRecord, WebhookEndpoint, WebhookSecret
 from sms.storage.events import TableEventStore
 from sms.storage.ledger import TableLedgerStore
-from sms.storage.webhooks import TableDeliveryLogStore
+from sms.storage.webhooks import TableDeliveryLogStore, TableWebhookEndpointStore
 from sms.usecases.announce import Announcer
 from sms.usecases.ledger import Ledger
 from tests import hostile
-from tests.fakes import InMemoryDeliveryLog, InMemoryDeliveryQueue, InMemoryLedgerStore, InMemoryWebhookEndpointStore
+from tests.fakes import (FakeGateway, InMemoryApiKeyStore, InMemoryDeliveryLog, InMemoryDeliveryQueue, InMemoryJobQueue,
+                         InMemoryLedgerStore, InMemoryMessageStore, InMemoryWebhookEndpointStore, RecordingProvider)
 
 A, B = "a" * 32, "b" * 32
 
@@ -153,3 +160,53 @@ def test_a_status_the_ledger_keeps_that_tells_nothing_makes_no_event():
 
     message, [r] = _message(1)
     assert status_events("1" * 16, message, transitions.claimed(r, "c"), Status.QUEUED) == []
+
+
+@pytest.fixture(params=["azurite", "memory"])
+async def endpoint_api(request, emulator, unique_name):
+    """The app's /api/webhooks functions over an endpoint store (Azurite's table, or the fake), and a key."""
+    if request.param == "memory":
+        store = InMemoryWebhookEndpointStore()
+        yield await _endpoint_api(store)
+        return
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        store = TableWebhookEndpointStore(service.get_table_client(unique_name("hooks")))
+        await store.create_table()
+        yield await _endpoint_api(store)
+
+
+async def _endpoint_api(store):
+    keys = InMemoryApiKeyStore()
+    key, record = new_key(A)
+    await keys.add(record)
+    use = assemble(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), webhooks=store)
+    return FakeGateway(use, Authenticator(keys), RequestRateLimiter(0), Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}),
+                       key=key, store=store)
+
+
+def _call(gw, function: str, body: dict | None = None, endpoint_id: str | None = None):
+    method = {"webhooks_add": "POST", "webhooks_remove": "DELETE"}[function]
+    return gw.functions[function](func.HttpRequest(
+        method, "http://localhost/api/webhooks", headers={"Authorization": f"Bearer {gw.key}", "Content-Type": "application/json"},
+        route_params={"endpointId": endpoint_id} if endpoint_id else {}, body=json.dumps(body).encode() if body else b""))
+
+
+async def _add_at_once(gw, n: int) -> Counter:
+    answers = await asyncio.gather(*(_call(gw, "webhooks_add", {"url": f"https://crm.example.org/hook/{i}"}) for i in range(n)))
+    for answer in answers:
+        if answer.status_code == 409:
+            assert json.loads(answer.get_body())["responseStatus"]["errorCode"] == "LimitExceeded"
+    return Counter(answer.status_code for answer in answers)
+
+
+async def test_sixty_adds_at_once_make_exactly_five_endpoints_and_a_removed_one_frees_exactly_one_place(endpoint_api):
+    """Issue 23: 60 concurrent POST /api/webhooks made 20 endpoints, each add having counted the
+    licensee's endpoints before any of the others had written. The cap holds under concurrency now."""
+    gw = endpoint_api
+    assert await _add_at_once(gw, 60) == {200: 5, 409: 55}
+    endpoints = await gw.store.list(A)
+    assert len(endpoints) == 5
+    assert (await _call(gw, "webhooks_remove", endpoint_id=endpoints[2].endpoint_id)).status_code == 200
+    assert await _add_at_once(gw, 10) == {200: 1, 409: 9}
+    assert len(await gw.store.list(A)) == 5
+    assert len(await gw.store.every()) == 5  # whatever keeps the count is no endpoint

@@ -3,13 +3,15 @@ and a queue that keeps each job hidden for its delay, as Azure's does: nothing s
 sent late, nothing sent after it was cancelled or expired."""
 import asyncio
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from sms.errors import NotFound, ValidationFailed
 from sms.gateway import assemble
-from sms.model import SendJob, Status
+from sms import transitions
+from sms.model import WAITING, SendJob, Status
 from sms.usecases.commands import Party, SendMessage
 from sms.usecases.dispatch import MAX_QUEUE_DELAY
 from sms.usecases.licensees import CACHE_SECONDS
@@ -46,9 +48,9 @@ class HidingQueue:
 
 
 class Gateway:
-    def __init__(self, at: datetime = T0, delay: float = 0.0, send_concurrency: int = 16):
+    def __init__(self, at: datetime = T0, delay: float = 0.0, send_concurrency: int = 16, store: InMemoryMessageStore | None = None):
         self.clock = Clock(at)
-        self.store, self.ledger, self.settings = InMemoryMessageStore(), InMemoryLedgerStore(), InMemoryLicenseeSettingsStore()
+        self.store, self.ledger, self.settings = store or InMemoryMessageStore(), InMemoryLedgerStore(), InMemoryLicenseeSettingsStore()
         self.queue = HidingQueue(self.clock)
         self.provider = RecordingProvider(delay=delay)
         self.sent_at: dict[str, datetime] = {}
@@ -384,6 +386,36 @@ async def test_a_cancel_racing_a_dispatch_never_lets_a_cancelled_recipient_go_ou
         assert {r.phone_number for r in rows if r.status is Status.SENT} == called
         split += bool(cancelled) and bool(called)
     assert split >= 20
+
+
+class ClaimedUnderTheCancel(InMemoryMessageStore):
+    """Another worker's dispatch claims one of the recipients a cancel is writing in the moment between
+    the cancel's read and its write, `claims` times: the lowest waiting one, as a dispatch goes."""
+
+    def __init__(self, claims: int):
+        super().__init__()
+        self.claims = claims
+
+    async def update_recipients(self, comm_id, recipients):
+        if self.claims and any(r.status is Status.CANCELLED for r in recipients):
+            rows = self.recipients[comm_id]
+            seq = min(seq for seq, row in rows.items() if row.status in WAITING)
+            rows[seq] = replace(transitions.claimed(rows[seq], "another worker"), etag=f"claimed-{self.claims}")
+            self.claims -= 1
+        return await super().update_recipients(comm_id, recipients)
+
+
+async def test_a_cancel_outlasts_a_dispatch_claiming_under_it_and_cancels_what_it_left():
+    """Issue 23: a cancel whose recipients a dispatch kept claiming lost five writes in a row (each
+    claim won the race) and answered 500. Once a dispatch is seen at work, each recipient is cancelled
+    in a write of its own: a claim costs the cancel only the recipient it took."""
+    gw = Gateway(store=ClaimedUnderTheCancel(claims=7))
+    comm_id = await gw.send(*(f"+614120{i:05d}" for i in range(12)))
+    result = await gw.use.cancel.cancel(LICENSEE, comm_id)
+    assert (result.cancelled, result.unaffected) == (5, {"sending": 7})
+    assert await gw.statuses(comm_id) == [Status.SENDING] * 7 + [Status.CANCELLED] * 5
+    [entry], _ = await gw.use.ledger.page(_query())
+    assert entry.statuses == "s" * 7 + "c" * 5
 
 
 def _query():

@@ -3,6 +3,7 @@ and form bodies, every 400 they can earn (naming the field, saving nothing), DEL
 the new statuses in the answers and the listing. Over the app's own functions and the fakes, with a clock
 the test moves."""
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
@@ -14,6 +15,7 @@ from sms.config import Settings
 from sms.gateway import assemble
 from sms.model import Status
 from sms.pacing import RequestRateLimiter
+from sms.usecases.job_rows import WRITE_ATTEMPTS
 from sms.wire import SMSSend, jsv
 from sms.wire.dto import SMSModel
 from sms.wire.mapping import canonical_json, send_command
@@ -386,6 +388,29 @@ async def test_cancel_answers_jsv_by_suffix_and_by_format_and_404s_another_suffi
     assert body_of(await cancel(gw, f"{comm_id}.json"))["unaffected"] == {"cancelled": 1}
     xml = await cancel(gw, f"{comm_id}.xml")
     assert xml.status_code == 404 and "format suffix" in body_of(xml)["responseStatus"]["message"]
+
+
+async def test_a_cancel_that_keeps_losing_races_answers_409_with_retry_after_never_500(gw):
+    """Past any real race (each one lost leaves a recipient fewer to cancel): another writer changes the
+    rows before every write of the cancel. It gives up, and says to try again; nothing was cancelled."""
+    comm_id = body_of(await send(gw, {"To": [{"PhoneNumber": SAM}, {"PhoneNumber": ALEX}], "SendAt": _z(gw.clock.now + HOUR)}))["commId"]
+    writes, honest = [], gw.store.update_recipients
+
+    async def changed_first(comm_id, recipients):
+        writes.append(len(recipients))
+        rows = gw.store.recipients[comm_id]
+        for r in recipients:
+            rows[r.seq] = replace(rows[r.seq], etag=f"changed-{len(writes)}")
+        return await honest(comm_id, recipients)
+
+    gw.store.update_recipients = changed_first
+    response = await cancel(gw, comm_id)
+    assert response.status_code == 409 and response.headers["Retry-After"] == "1"
+    assert body_of(response)["responseStatus"]["errorCode"] == "Conflict" and "cancel it again" in body_of(response)["responseStatus"]["message"]
+    # Both together, then each on its own (a dispatch claiming as it goes looks like this), each JobRows' attempts.
+    assert writes == [2] * WRITE_ATTEMPTS + [1] * 2 * WRITE_ATTEMPTS and body_of(await status(gw, comm_id))["status"] == "scheduled"
+    gw.store.update_recipients = honest
+    assert body_of(await cancel(gw, comm_id)) == {"commId": comm_id, "cancelled": 2, "unaffected": {}}
 
 
 async def test_another_licensees_message_is_404_exactly_as_a_missing_one_and_stays_as_it_was(gw):

@@ -1,15 +1,19 @@
 """Managing a licensee's webhook endpoints (issue 15), over the in-memory store: what may be saved,
 the limit, rotation's grace period, isolation between licensees, and secrets that are shown once."""
+import asyncio
 import base64
 import logging
 from dataclasses import replace
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
+import yarl
 
 from sms.errors import LimitReached, NotFound, RecordChanged, ValidationFailed
 from sms.events import EVENT_TYPES
 from sms.model import utcnow
+from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.usecases.webhooks import MAX_ENDPOINTS, WebhookEndpoints, new_secret
 from tests.fakes import LICENSEE, OTHER, InMemoryWebhookEndpointStore
 
@@ -50,6 +54,42 @@ async def test_an_endpoint_is_added_with_its_event_types_and_a_secret(webhooks, 
     assert every.event_types == () and all(every.wants(t) for t in EVENT_TYPES)
 
 
+LOOPBACK, LOCALHOST = "127.0.0.1 is a loopback address", "must not point at localhost"
+OTHER_SPELLINGS = [
+    # Issue 23: spellings a WHATWG URL parser (and IDNA) reads as loopback, localhost or private, saved as names before.
+    ("https://１２７.０.０.１/hook", LOOPBACK),  # fullwidth digits
+    ("https://127。0。0。1/hook", LOOPBACK),  # ideographic full stops (U+3002)
+    ("https://127．0．0．1/hook", LOOPBACK),  # fullwidth full stops (U+FF0E)
+    ("https://127｡0｡0｡1/hook", LOOPBACK),  # halfwidth ideographic full stops (U+FF61)
+    ("https://①②⑦.0.0.1/hook", LOOPBACK),  # circled digits
+    ("https://%31%32%37.0.0.1/hook", LOOPBACK),  # percent-encoded
+    ("https://%E2%91%A0%E2%91%A1%E2%91%A6%E3%80%820.0.1/hook", LOOPBACK),  # percent-encoded circled digits and U+3002
+    ("https://0177.0.0.1/hook", LOOPBACK),  # octal
+    ("https://0x7f.1/hook", LOOPBACK),
+    ("https://0X7F000001/hook", LOOPBACK),
+    ("https://127.0.0.1./hook", LOOPBACK),
+    ("https://[::ffff:127.0.0.1]/hook", LOOPBACK),
+    ("https://１０.０.０.１/hook", "10.0.0.1 is a private address"),
+    ("https://169。254。169。254/latest/meta-data", "169.254.169.254 is a link-local address"),
+    ("https://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/hook", LOCALHOST),  # circled letters
+    ("https://ｌｏｃａｌｈｏｓｔ/hook", LOCALHOST),  # fullwidth letters
+    ("https://LocalHost/hook", LOCALHOST),
+    ("https://localhost./hook", LOCALHOST),
+    ("https://%6C%6f%63%61%6c%68%6f%73%74/hook", LOCALHOST),
+    ("https://api.ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/hook", LOCALHOST),
+    ("https://localhost%2E/hook", LOCALHOST),
+    # Hosts that do not normalise cleanly are refused, whatever they would name.
+    ("https://%ff/hook", "names no valid host"),  # percent-decodes to bytes that are not UTF-8
+    ("https://exa%2Fmple.org/hook", "names no valid host"),  # a '/' in a host
+    ("https://exa%20mple.org/hook", "names no valid host"),
+    ("https://1.2.3.256/hook", "names no valid host"),  # ends in a number, is no IPv4 address
+    ("https://0x1g.2.3.4/hook", "names no valid host"),
+    ("https://xn--/hook", "names no valid host"),  # an A-label that is not one
+    ("https://[fe80::1%25en0]/hook", "names no valid host"),  # an IPv6 zone: no URL carries one
+    ("https://[v1.fe]/hook", "names no valid host"),  # in brackets, and no IPv6 address
+]
+
+
 @pytest.mark.parametrize("url, reason", [
     (None, "is required"),
     ("  ", "is required"),
@@ -84,6 +124,7 @@ async def test_an_endpoint_is_added_with_its_event_types_and_a_secret(webhooks, 
     ("https://240.0.0.1/hook", "240.0.0.1 is a reserved address"),
     ("https://224.0.0.1/hook", "224.0.0.1 is a multicast address"),
     ("https://100.64.0.1/hook", "100.64.0.1 is not a public internet address"),
+    *OTHER_SPELLINGS,
 ])
 async def test_a_url_that_cannot_be_a_public_https_endpoint_is_refused_with_the_reason(webhooks, store, url, reason):
     with pytest.raises(ValidationFailed) as refused:
@@ -97,6 +138,23 @@ async def test_a_url_that_cannot_be_a_public_https_endpoint_is_refused_with_the_
                                  "https://[2606:4700::1111]/hook", "https://xn--bcher-kva.example/", "https://" + "a" * 1980 + ".org"])
 async def test_a_public_https_url_is_accepted(webhooks, url):
     assert (await webhooks.add(LICENSEE, url)).url == url
+
+
+@pytest.mark.parametrize("url, saved", [
+    ("https://bücher.example/hook", "https://xn--bcher-kva.example/hook"),
+    ("https://BÜCHER.example/hook?x=1", "https://xn--bcher-kva.example/hook?x=1"),
+    ("https://例え.テスト:8443/path", "https://xn--r8jz45g.xn--zckzah:8443/path"),
+    ("https://hooks。example。org/sms", "https://hooks.example.org/sms"),
+    ("https://%68ooks.example.org/sms", "https://hooks.example.org/sms"),
+    ("https://ｈｏｏｋｓ.example.org/sms", "https://hooks.example.org/sms"),
+    ("https://0x5db8d70e/hook", "https://93.184.215.14/hook"),
+    ("https://[2606:4700:0:0::1111]/hook", "https://[2606:4700::1111]/hook"),
+])
+async def test_a_public_host_in_another_spelling_is_saved_as_a_url_parser_writes_it(webhooks, url, saved):
+    """What is saved is what was judged: the sender (aiohttp, through yarl) reads the same host from it."""
+    endpoint = await webhooks.add(LICENSEE, url)
+    assert endpoint.url == saved
+    assert yarl.URL(endpoint.url).raw_host == urlsplit(saved).hostname
 
 
 @pytest.mark.parametrize("url", ["http://localhost:8000/hook", "https://127.0.0.1:9000/", "http://192.168.1.20/hook",
@@ -128,6 +186,31 @@ async def test_a_licensee_has_at_most_five_endpoints(webhooks):
     await webhooks.remove(LICENSEE, first.endpoint_id)
     await webhooks.add(LICENSEE, URL)
     assert len(await webhooks.list(LICENSEE)) == MAX_ENDPOINTS
+
+
+async def test_adds_at_once_never_pass_the_limit_and_a_removed_endpoint_frees_its_place(webhooks, store):
+    """Issue 23: each add counted the endpoints, then wrote; 60 at once made 20. Each endpoint now holds
+    one of its licensee's five places, and the store writes one only with a place nobody holds."""
+    added = await asyncio.gather(*(webhooks.add(LICENSEE, f"{URL}&n={i}") for i in range(12)), return_exceptions=True)
+    assert sum(isinstance(a, LimitReached) for a in added) == 7
+    kept = await webhooks.list(LICENSEE)
+    assert sorted(e.slot for e in kept) == list(range(MAX_ENDPOINTS))
+    await webhooks.remove(LICENSEE, kept[3].endpoint_id)
+    again = await asyncio.gather(*(webhooks.add(LICENSEE, URL) for _ in range(4)), return_exceptions=True)
+    assert sum(not isinstance(a, BaseException) for a in again) == 1 and len(await webhooks.list(LICENSEE)) == MAX_ENDPOINTS
+
+
+async def test_endpoints_saved_before_places_were_kept_count_against_the_limit(webhooks, store):
+    now = utcnow()
+    for i in range(3):  # as an earlier version saved them: no place held
+        await store.add(WebhookEndpoint(LICENSEE, f"{i:032x}", URL, (), WebhookSecret(new_secret(), now), now))
+    added = await asyncio.gather(*(webhooks.add(LICENSEE, URL) for _ in range(5)), return_exceptions=True)
+    assert sum(not isinstance(a, BaseException) for a in added) == 2
+    assert sorted(e.slot for e in await webhooks.list(LICENSEE) if e.slot is not None) == [0, 1]
+    await webhooks.remove(LICENSEE, f"{0:032x}")
+    assert (await webhooks.add(LICENSEE, URL)).slot == 2  # the place the removed one counted for
+    with pytest.raises(LimitReached):
+        await webhooks.add(LICENSEE, URL)
 
 
 async def test_rotation_makes_a_new_secret_and_keeps_the_previous_one_signing_for_the_grace_period(store):

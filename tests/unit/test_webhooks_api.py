@@ -80,6 +80,19 @@ async def test_a_wrong_field_is_a_400_naming_it_and_nothing_is_saved(gw, body, f
     assert gw.world.webhooks.endpoints == {}
 
 
+@pytest.mark.parametrize("url", ["https://１２７.０.０.１/", "https://127。0。0。1/", "https://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/", "https://%31%32%37.0.0.1/",
+                                 "https://LocalHost./", "https://[::ffff:127.0.0.1]/", "https://0177.0.0.1/", "https://%ff/"])
+async def test_a_spelling_of_loopback_or_a_host_that_is_no_host_is_a_400_naming_url(gw, url):
+    response = await call(gw, "webhooks_add", json.dumps({"url": url}).encode())
+    assert response.status_code == 400, response.get_body()
+    assert errors(response) == ["Url"] and gw.world.webhooks.endpoints == {}
+
+
+async def test_an_international_domain_name_is_accepted_and_saved_as_its_ascii_form(gw):
+    response, added = await add(gw, "https://bücher.example/hook")
+    assert response.status_code == 200 and added["url"] == "https://xn--bcher-kva.example/hook"
+
+
 async def test_an_empty_or_unreadable_body_is_a_400(gw):
     for body in (b"", b"{not json", b"[1,2]"):
         assert (await call(gw, "webhooks_add", body)).status_code == 400
