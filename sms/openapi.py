@@ -89,7 +89,8 @@ _SUMMARIES = {
               "the answer counts them, and the others by status",
     "replies": "The replies people sent to the message (when it allowed replies)",
     "list": "The licensee's messages, newest first, a page at a time, with filters",
-    "usage": "What the licensee sent, per UTC day: messages, recipients, segments, recipients by status and provider",
+    "usage": "What the licensee sent, per UTC day: messages, recipients and recipients by status (every one), segments "
+             "and recipients by provider (only those a provider accepted: what providers bill)",
     "webhooks_list": "The licensee's webhook endpoints, oldest first (never their secrets), and every event type",
     "webhooks_add": f"Add a webhook endpoint (at most {MAX_ENDPOINTS}); the answer carries its signing secret, shown only this once",
     "webhooks_remove": "Remove a webhook endpoint: nothing more is sent to it",

@@ -252,15 +252,21 @@ class MessageList(WireModel):
 
 
 class UsageDay(WireModel):
-    """What the licensee sent on one UTC day."""
+    """What the licensee sent on one UTC day: its messages by the day they were accepted. Segments and
+    byProvider count only the recipients a provider accepted (sent, delivered, undelivered): what
+    providers bill. Recipients and byStatus count every recipient, whatever became of it."""
 
-    day: str  # YYYY-MM-DD
-    messages: int
-    recipients: int
-    segments: int  # each message's segments times its recipients: what the provider bills
-    by_status: dict[str, int]  # recipients by status
-    by_provider: dict[str, int]  # recipients by the provider that sent them
-    counted_at: datetime | None = None  # when the nightly roll-up added it up; none: counted for this answer
+    day: str = Field(description="The UTC day the messages were accepted, YYYY-MM-DD")
+    messages: int = Field(description="Messages accepted that day")
+    recipients: int = Field(description="Their recipients, every one: sent or not")
+    segments: int = Field(description=(
+        "What providers bill: each message's segments times its recipients a provider accepted (sent, delivered or "
+        "undelivered). Not those that failed, opted out, expired, were cancelled or still wait or are being sent"))
+    by_status: dict[str, int] = Field(description="Every recipient, by its status now")
+    by_provider: dict[str, int] = Field(description=(
+        "The recipients a provider accepted (those segments counts), by provider; a day with none has none"))
+    counted_at: datetime | None = Field(default=None, description=(
+        "When the nightly roll-up added the day up; absent: counted for this answer (today, and yesterday until rolled up)"))
 
 
 class UsageResponse(WireModel):
