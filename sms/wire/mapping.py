@@ -10,6 +10,7 @@ from typing import Mapping
 
 from ..errors import FieldError, ValidationFailed
 from ..events import EVENT_TYPES
+from ..instants import OFFSETS, parse_instant
 from ..model import Status, reference_for, status_of
 from ..phone import InvalidNumber, to_e164
 from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
@@ -180,12 +181,10 @@ def _instant(name: str, text: str | None, bad, end_of_day: bool = False) -> date
         if len(text) == 10:
             day = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
             return day + timedelta(days=1) if end_of_day else day
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        if moment.tzinfo is not None:
-            return moment.astimezone(timezone.utc)
-    except (ValueError, OverflowError):  # OverflowError: past year 9999 once in UTC, or the day after 9999-12-31
+        return parse_instant(text)
+    except (ValueError, OverflowError):  # NotAnInstant is one; OverflowError: the day after 9999-12-31
         pass
-    bad(name, "must be a day (2026-11-25) or an instant with its offset (2026-11-25T09:00:00+11:00)")
+    bad(name, f"must be a day (2026-11-25) or an instant with its offset ({OFFSETS}: 2026-11-25T09:00:00+11:00)")
     return None
 
 

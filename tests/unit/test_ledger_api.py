@@ -57,6 +57,8 @@ async def test_jsv_by_suffix_and_status_filter(gw):
     ({"from": "yesterday"}, "from"), ({"from": "2026-11-25T10:00:00"}, "from"), ({"from": "2026-11-26", "to": "2026-11-25"}, "to"),
     ({"reference": "SMS-1"}, "reference"), ({"continuationToken": "!!"}, "continuationToken"),
     ({"to": "9999-12-31"}, "to"), ({"to": "9999-12-31T23:00:00-05:00"}, "to"),  # past the last instant there is: not a 500
+    # An offset is Z or hours and minutes, as SendAt's (one reader: sms/instants.py).
+    ({"from": "2026-11-25T10:00:00+10:00:30"}, "from"), ({"to": "2026-11-25T10:00:00+1000"}, "to"),
 ])
 async def test_a_wrong_parameter_is_a_400_naming_it_and_nothing_else_happens(gw, params, field):
     response = await get(gw, params)
