@@ -126,10 +126,10 @@ class SMSModel(WireModel):
     # out, and nothing changes for them. The instants stay text here, so that the accept use case can say
     # what is wrong with one (a datetime would take a time without its offset as UTC without a word).
     send_at: str | None = Field(default=None, description=(
-        "Not sent before this instant: ISO 8601 with its offset (2026-11-26T09:00:00+11:00, or ...Z), at most "
+        "Not sent before this instant: ISO 8601 with its offset, Z, +HH:MM or -HH:MM (2026-11-26T09:00:00+11:00), at most "
         "SMS_MAX_SCHEDULE_DAYS ahead. Recipients are `scheduled` until then. Not on the immediate routes."))
     valid_until: str | None = Field(default=None, description=(
-        "Not sent after this instant (ISO 8601 with its offset, after SendAt): a recipient not handed to the "
+        "Not sent after this instant (ISO 8601 with its offset, as SendAt's, after SendAt): a recipient not handed to the "
         "provider by then ends `expired`. Give this or ValidityPeriod, not both."))
     validity_period: Seconds = Field(default=None, description=(
         "Or: how many seconds from SendAt (or from now) the message stays worth sending; then as ValidUntil. In JSON an "
