@@ -67,6 +67,10 @@ _RANK = {
 NOT_ATTEMPTED = frozenset({Status.OPTED_OUT, Status.EXPIRED, Status.CANCELLED})
 # May still be handed to the provider: what a dispatch sends and a cancel stops.
 WAITING = frozenset({Status.SCHEDULED, Status.QUEUED})
+# Accepted by a provider, so billed by it: what usage counts as segments. `undelivered` too (the
+# carrier, not the provider, gave up). Not `failed`: mostly a refusal, and the rare "outcome unknown"
+# (a worker that stopped during the provider's call) cannot be told from one once in the ledger.
+BILLED = frozenset({Status.SENT, Status.DELIVERED, Status.UNDELIVERED})
 
 
 # json.dumps(..., separators=(",", ":")) builds an encoder on every call; this one is built once.

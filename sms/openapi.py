@@ -90,7 +90,8 @@ _SUMMARIES = {
               "the answer counts them, and the others by status",
     "replies": "The replies people sent to the message (when it allowed replies)",
     "list": "The licensee's messages, newest first, a page at a time, with filters",
-    "usage": "What the licensee sent, per UTC day: messages, recipients, segments, recipients by status and provider",
+    "usage": "What the licensee sent, per UTC day: messages, recipients and recipients by status (every one), segments "
+             "and recipients by provider (only those a provider accepted: what providers bill)",
     "webhooks_list": "The licensee's webhook endpoints, oldest first (never their secrets), and every event type",
     "webhooks_add": f"Add a webhook endpoint (at most {MAX_ENDPOINTS}); the answer carries its signing secret, shown only this once",
     "webhooks_remove": "Remove a webhook endpoint: nothing more is sent to it",
@@ -107,7 +108,7 @@ _DELIVERY_LOG_PARAMETERS = [
     ("take", {"type": "integer", "minimum": 1, "maximum": MAX_LOG_TAKE, "default": DEFAULT_LOG_TAKE}, "Attempts per page"),
     ("continuationToken", {"type": "string"}, "From the previous page's answer: the next page"),
 ]
-_INSTANT = "an instant with its offset (2026-11-25T09:00:00+11:00) or a day (2026-11-25, UTC)"
+_INSTANT = "an instant with its offset, Z, +HH:MM or -HH:MM (2026-11-25T09:00:00+11:00), or a day (2026-11-25, UTC)"
 _REPLAY_FORM = {
     "EventId": {"type": "string", "description": "The event to send again"},
     "From": {"type": "string", "description": f"Events written from (inclusive): {_INSTANT}"},
@@ -119,8 +120,8 @@ _REPLAY_FORM = {
 _LIST_PARAMETERS = [
     ("take", {"type": "integer", "minimum": 1, "maximum": MAX_TAKE, "default": DEFAULT_TAKE}, "Messages per page"),
     ("continuationToken", {"type": "string"}, "From the previous page's answer: the next page"),
-    ("from", {"type": "string"}, "Created from (inclusive): an instant with its offset, or a day (UTC)"),
-    ("to", {"type": "string"}, "Created before (exclusive): an instant with its offset, or a day (UTC), taken whole"),
+    ("from", {"type": "string"}, "Created from (inclusive): an instant with its offset (Z, +HH:MM or -HH:MM), or a day (UTC)"),
+    ("to", {"type": "string"}, "Created before (exclusive): an instant with its offset (Z, +HH:MM or -HH:MM), or a day (UTC), taken whole"),
     ("status", {"type": "string", "enum": list(LISTED_STATUSES)}, "The message's status, or any recipient's"),
     ("phoneNumber", {"type": "string"}, "A recipient's number, in any form a send accepts"),
     ("contactId", {"type": "string", "format": "uuid"}, "A recipient's contactId"),

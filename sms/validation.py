@@ -13,6 +13,7 @@ from typing import Sequence
 
 from . import segments, transitions
 from .errors import FieldError, Forbidden, ValidationFailed
+from .instants import EXAMPLE, NotAnInstant, parse_instant
 from .model import Contact, Message, Recipient, Status, new_guid, utcnow
 from .phone import InvalidNumber, to_e164
 from .usecases.commands import Party, SendMessage
@@ -110,28 +111,20 @@ def _timing(model: SendMessage, limits: Limits, now: datetime, errors: list[Fiel
 
 
 def _instant(field_name: str, value: object, errors: list[FieldError]) -> datetime | None:
-    """An instant written in ISO 8601 with its offset ("2026-11-26T09:00:00+11:00", "...Z"), or None."""
+    """An instant written in ISO 8601 with its offset (sms/instants.py), or None when not given."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    example = "e.g. 2026-11-26T09:00:00+11:00 or 2026-11-25T22:00:00Z"
     if not isinstance(value, str):
-        errors.append(FieldError(field_name, "InvalidValue", f"{field_name} must be an instant with its offset, {example}"))
-        return None
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
-    except ValueError:
-        parsed = None
-    if parsed is None or len(text) > 64:
-        errors.append(FieldError(field_name, "InvalidValue", f"{field_name} is not an instant: {example}"))
-        return None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        errors.append(FieldError(field_name, "NoOffset", f"{field_name} needs its offset from UTC, {example}: without one, whose 9 a.m. is it?"))
+        errors.append(FieldError(field_name, "InvalidValue", f"{field_name} must be an instant with its offset, {EXAMPLE}"))
         return None
     try:
-        return parsed.astimezone(utcnow().tzinfo)
-    except OverflowError:
-        errors.append(FieldError(field_name, "InvalidValue", f"{field_name} is out of range"))
+        return parse_instant(value)
+    except NotAnInstant as problem:
+        if problem.code == "NoOffset":
+            errors.append(FieldError(field_name, "NoOffset", f"{field_name} needs its offset from UTC, {EXAMPLE}: without one, "
+                                                             "whose 9 a.m. is it?"))
+        else:
+            errors.append(FieldError(field_name, "InvalidValue", f"{field_name} is not an instant with its offset: {EXAMPLE}"))
         return None
 
 

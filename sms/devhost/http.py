@@ -12,12 +12,20 @@ import logging
 from urllib.parse import parse_qsl
 
 import azure.functions as func
+from aiohttp import log as aiohttp_log
 from aiohttp import web
 
+from ..logs import MaskedRecords, log_unexpected
 from .app import invoke
 from .routing import HttpRoute, kestrel_path, select
 
 log = logging.getLogger("sms.devhost")
+
+# aiohttp logs a request its parser refuses ("Error handling request", at ERROR) with the exception,
+# whose message quotes the raw request line or header: an API key, a phone number in a query. Every
+# one of aiohttp's loggers masks its records, as the gateway masks its own (sms/logs.py).
+_MASKED = MaskedRecords()
+AIOHTTP_LOGGERS = tuple(v for v in vars(aiohttp_log).values() if isinstance(v, logging.Logger))
 
 # ScriptConstants.DefaultMaxRequestBodySize. Above it Kestrel throws while the host binds the
 # request, and the host's ExceptionMiddleware answers 500 with no body (azure-functions-host #10519).
@@ -86,8 +94,8 @@ def http_app(table: list[HttpRoute], max_request_body: int = MAX_REQUEST_BODY) -
         )
         try:
             result = await invoke(route.function, route.arg_name, req)
-        except Exception:
-            log.exception("function %s failed", route.name)
+        except Exception as error:
+            log_unexpected(log, f"function {route.name} failed", error)
             return web.Response(status=500)
         if not isinstance(result, func.HttpResponse):
             return web.Response(status=204 if result is None else 200, text=None if result is None else str(result))
@@ -96,6 +104,8 @@ def http_app(table: list[HttpRoute], max_request_body: int = MAX_REQUEST_BODY) -
             headers["Content-Type"] = f"{result.mimetype}; charset={result.charset}" if result.charset else result.mimetype
         return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
 
+    for logger in AIOHTTP_LOGGERS:
+        logger.addFilter(_MASKED)  # once: a filter already added is not added again
     application = web.Application(client_max_size=max_request_body)
     application.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)  # any path, even with an encoded newline
     return application

@@ -293,8 +293,9 @@ class LedgerStore(abc.ABC):
 
 @dataclass(frozen=True)
 class DayUsage:
-    """What a licensee sent on one day (UTC): messages, recipients, segments billed (each message's
-    segments times its recipients), and recipients by status and by provider."""
+    """What a licensee sent on one day (UTC): messages, every recipient (and by status), and what
+    providers bill: segments (each message's segments times its recipients a provider accepted) and
+    those recipients by provider."""
 
     licensee_id: str
     day: date

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from ..errors import FieldError, ValidationFailed
 from ..events import EventBatch, WebhookEvent, batch_id, status_events
-from ..model import STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status, utcnow
+from ..model import BILLED, STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status, utcnow
 from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
 from .announce import Announcer
 from .optimistic import update_optimistically
@@ -150,13 +150,18 @@ def _known(entry: LedgerEntry, recipient: Recipient) -> Status:
 
 
 def _counted(usage: DayUsage, entry: LedgerEntry) -> DayUsage:
+    """`usage` with the entry added: every recipient in `recipients` and `by_status`; segments and
+    `by_provider` only for the recipients a provider accepted (BILLED), what providers bill. Both the
+    roll-up and the days counted when asked add up their entries here."""
     by_status, by_provider = dict(usage.by_status), dict(usage.by_provider)
     for status, n in counts(entry).items():
         by_status[status] = by_status.get(status, 0) + n
-    provider = entry.provider or "unknown"
-    by_provider[provider] = by_provider.get(provider, 0) + entry.recipient_count
+    billed = sum(1 for letter in entry.statuses if STATUS_OF_LETTER[letter] in BILLED)
+    if billed:
+        provider = entry.provider or "unknown"
+        by_provider[provider] = by_provider.get(provider, 0) + billed
     return replace(usage, messages=usage.messages + 1, recipients=usage.recipients + entry.recipient_count,
-                   segments=usage.segments + entry.segments * entry.recipient_count, by_status=by_status, by_provider=by_provider)
+                   segments=usage.segments + entry.segments * billed, by_status=by_status, by_provider=by_provider)
 
 
 def _entry(message: Message, statuses: str, provider: str | None = None) -> LedgerEntry:

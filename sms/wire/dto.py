@@ -7,12 +7,16 @@ its serialization alias is the camelCase JSON name.
 """
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AliasGenerator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel, to_pascal
+from pydantic_core import PydanticCustomError
+
+from . import jsv
 
 _EMPTY_GUID = "0" * 32
 
@@ -68,16 +72,44 @@ class SMSContact(WireModel):
     contact_id: Guid = None
 
 
-def _whole_seconds(value: Any) -> Any:
-    """ValidityPeriod: a whole number (a JSV or form value arrives as its text); a JSON true is not 1."""
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number of seconds, not true or false")
-    if isinstance(value, str) and not value.strip():
-        return None  # written but left empty, as a form or JSV can: not given
-    return value
+# The gateway's own properties take exactly what README documents, as pydantic's lax mode would not: a
+# JSON value has its JSON type (no "60" for 60, no 1 or "yes" for true); JSV and form text (jsv.Text) is
+# parsed strictly. The seed's booleans stay as lenient as ServiceStack.Text reads them.
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_DIGITS = 18  # 10**18 seconds: far past any validity period, and well inside what int() reads
+
+
+def _whole_seconds(value: Any) -> int | None:
+    """ValidityPeriod: a JSON integer or null; in JSV or a form, digits only, or empty (not given)."""
+    if isinstance(value, jsv.Text):
+        if not value.strip():
+            return None  # written but left empty, as a form or JSV can: not given
+        if not _DIGITS.fullmatch(value):
+            raise PydanticCustomError("int_parsing", "must be a whole number of seconds, digits only (e.g. 7200)")
+        if len(value.lstrip("0")) > _MAX_DIGITS:
+            raise PydanticCustomError("invalid_value", "is far more seconds than a message can wait")
+        return int(value)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise PydanticCustomError("int_type", "must be a JSON integer, a whole number of seconds (e.g. 7200), or null")
+
+
+def _flag(value: Any) -> bool | None:
+    """Urgent: a JSON boolean or null; in JSV or a form, True or False (in any case, as .NET's bool.Parse
+    reads them), or empty (not given). Not ServiceStack's shorthands (1, 0, t, y, on): README's is a boolean."""
+    if isinstance(value, jsv.Text):
+        if not value.strip():
+            return None
+        if value.lower() not in ("true", "false"):
+            raise PydanticCustomError("bool_parsing", "must be True or False")
+        return value.lower() == "true"
+    if value is None or isinstance(value, bool):
+        return value
+    raise PydanticCustomError("bool_type", "must be a JSON boolean, true or false, or null")
 
 
 Seconds = Annotated[int | None, BeforeValidator(_whole_seconds)]
+Flag = Annotated[bool | None, BeforeValidator(_flag)]
 
 
 class SMSModel(WireModel):
@@ -94,15 +126,17 @@ class SMSModel(WireModel):
     # out, and nothing changes for them. The instants stay text here, so that the accept use case can say
     # what is wrong with one (a datetime would take a time without its offset as UTC without a word).
     send_at: str | None = Field(default=None, description=(
-        "Not sent before this instant: ISO 8601 with its offset (2026-11-26T09:00:00+11:00, or ...Z), at most "
+        "Not sent before this instant: ISO 8601 with its offset, Z, +HH:MM or -HH:MM (2026-11-26T09:00:00+11:00), at most "
         "SMS_MAX_SCHEDULE_DAYS ahead. Recipients are `scheduled` until then. Not on the immediate routes."))
     valid_until: str | None = Field(default=None, description=(
-        "Not sent after this instant (ISO 8601 with its offset, after SendAt): a recipient not handed to the "
+        "Not sent after this instant (ISO 8601 with its offset, as SendAt's, after SendAt): a recipient not handed to the "
         "provider by then ends `expired`. Give this or ValidityPeriod, not both."))
     validity_period: Seconds = Field(default=None, description=(
-        "Or: how many seconds from SendAt (or from now) the message stays worth sending; then as ValidUntil."))
-    urgent: bool | None = Field(default=None, description=(
-        "Send inside the licensee's quiet hours too (an alarm, a one-time code). False when left out."))
+        "Or: how many seconds from SendAt (or from now) the message stays worth sending; then as ValidUntil. In JSON an "
+        "integer (not a string); in JSV or a form, digits only."))
+    urgent: Flag = Field(default=None, description=(
+        "Send inside the licensee's quiet hours too (an alarm, a one-time code). False when left out. In JSON a boolean "
+        "(not a string or a number); in JSV or a form, True or False."))
 
     # What a request without them dumped before they existed: the idempotency fingerprint leaves them out
     # when they are not given (sms/wire/mapping.py canonical_json).
@@ -252,15 +286,21 @@ class MessageList(WireModel):
 
 
 class UsageDay(WireModel):
-    """What the licensee sent on one UTC day."""
+    """What the licensee sent on one UTC day: its messages by the day they were accepted. Segments and
+    byProvider count only the recipients a provider accepted (sent, delivered, undelivered): what
+    providers bill. Recipients and byStatus count every recipient, whatever became of it."""
 
-    day: str  # YYYY-MM-DD
-    messages: int
-    recipients: int
-    segments: int  # each message's segments times its recipients: what the provider bills
-    by_status: dict[str, int]  # recipients by status
-    by_provider: dict[str, int]  # recipients by the provider that sent them
-    counted_at: datetime | None = None  # when the nightly roll-up added it up; none: counted for this answer
+    day: str = Field(description="The UTC day the messages were accepted, YYYY-MM-DD")
+    messages: int = Field(description="Messages accepted that day")
+    recipients: int = Field(description="Their recipients, every one: sent or not")
+    segments: int = Field(description=(
+        "What providers bill: each message's segments times its recipients a provider accepted (sent, delivered or "
+        "undelivered). Not those that failed, opted out, expired, were cancelled or still wait or are being sent"))
+    by_status: dict[str, int] = Field(description="Every recipient, by its status now")
+    by_provider: dict[str, int] = Field(description=(
+        "The recipients a provider accepted (those segments counts), by provider; a day with none has none"))
+    counted_at: datetime | None = Field(default=None, description=(
+        "When the nightly roll-up added the day up; absent: counted for this answer (today, and yesterday until rolled up)"))
 
 
 class UsageResponse(WireModel):

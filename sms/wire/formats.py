@@ -146,8 +146,9 @@ def _json(text: str) -> Any:
 
 
 def _form_value(key: str, value: str) -> Any:
-    """ServiceStack reads a complex form field as JSV: SMSModel={To:[{PhoneNumber:...}],...}."""
-    return _jsv(value, f"Form field '{key}' is not valid JSV") if value.lstrip()[:1] in ("{", "[") else value
+    """ServiceStack reads a complex form field as JSV: SMSModel={To:[{PhoneNumber:...}],...}. A simple
+    one is text, as a JSV scalar is."""
+    return _jsv(value, f"Form field '{key}' is not valid JSV") if value.lstrip()[:1] in ("{", "[") else jsv.Text(value)
 
 
 def _multipart(body: bytes, content_type: str) -> dict[str, Any]:

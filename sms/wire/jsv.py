@@ -2,7 +2,8 @@
 
 A string is quoted with `"` only when it contains one of `" : , { } [ ]`, CR or LF (ServiceStack's
 JsWriter.EscapeChars) or has leading or trailing white space; an inner `"` is doubled. Null values
-are omitted. Every scalar reads back as a string: the DTO gives it its type.
+are omitted. Every scalar reads back as `Text`, a string: the DTO gives it its type, and knows from
+`Text` that it is reading a value's wire text (a JSON string is a string, nothing else).
 
 The reader skips white space between tokens and trims unquoted values, so the pretty-printed
 JSV of ServiceStack's metadata pages reads as well as the compact form.
@@ -25,6 +26,13 @@ _BARE = {
     ",]": re.compile(r"[^,{}\[\]]*"),
     ":,}": re.compile(r"[^:,{}\[\]]*"),
 }
+
+
+class Text(str):
+    """A scalar as JSV or a form carries it: text, whatever type it stands for (`True`, `7200`). The DTOs
+    parse it as its field's type; a JSON value keeps its JSON type and is never one of these."""
+
+    __slots__ = ()
 
 
 class JsvError(ValueError):
@@ -112,15 +120,15 @@ class _Reader:
     def value(self, depth: int, terminators: str) -> Any:
         self.skip_space()
         if self.at_end():
-            return ""
+            return Text()
         char = self.text[self.pos]
         if char == "{":
             return self.map(depth + 1)
         if char == "[":
             return self.list(depth + 1)
         if char == '"':
-            return self.quoted()
-        return self.bare(terminators)
+            return Text(self.quoted())
+        return Text(self.bare(terminators))
 
     def map(self, depth: int) -> dict:
         self._check_depth(depth)

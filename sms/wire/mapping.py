@@ -10,6 +10,7 @@ from typing import Mapping
 
 from ..errors import FieldError, ValidationFailed
 from ..events import EVENT_TYPES
+from ..instants import OFFSETS, parse_instant
 from ..model import Status, reference_for, status_of
 from ..phone import InvalidNumber, to_e164
 from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
@@ -190,7 +191,7 @@ def _instant(name: str, text: str | None, bad, end_of_day: bool = False) -> date
     except OverflowError:  # at the very ends of what a datetime holds (once in UTC, or the day after): outside too
         moment, inside = LATEST, False
     if moment is None:
-        bad(name, "must be a day (2026-11-25) or an instant with its offset (2026-11-25T09:00:00+11:00)")
+        bad(name, f"must be a day (2026-11-25) or an instant with its offset ({OFFSETS}: 2026-11-25T09:00:00+11:00)")
     elif not inside:
         bad(name, f"must be a day or an instant {_SPAN} (UTC)")
     return moment if inside else None
@@ -202,10 +203,9 @@ def _parsed(text: str, end_of_day: bool) -> datetime | None:
         if len(text) == 10:
             day = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
             return day + timedelta(days=1) if end_of_day else day
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return parse_instant(text)
+    except ValueError:  # NotAnInstant is one
         return None
-    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
 
 
 MAX_USAGE_DAYS = 366

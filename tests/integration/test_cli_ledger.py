@@ -41,7 +41,8 @@ async def test_messages_list_and_usage_show_the_licensees_ledger(emulator, monke
 
     assert await _run(["usage", "--licensee", A]) == 0
     [today] = [line for line in capsys.readouterr().out.splitlines() if line.startswith(utcnow().date().isoformat())]
-    assert today.split()[1:4] == ["1", "1", "1"] and "failed 1" in today and "console 1" in today
+    # A failed recipient is a recipient, and no segment billed: no provider took it.
+    assert today.split()[1:4] == ["1", "1", "0"] and "failed 1" in today and "console" not in today
 
 
 async def test_an_instant_the_ledger_cannot_hold_is_refused_with_exit_2_and_the_reason(emulator, monkeypatch, capsys):

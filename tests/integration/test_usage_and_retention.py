@@ -7,14 +7,18 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
-from sms.model import Contact, Message, Recipient, Status
+from sms.bootstrap import build
+from sms.config import Settings
+from sms.gateway import assemble
+from sms.model import Contact, Message, Recipient, SendJob, Status
 from sms.storage import InboundSms, LedgerQuery
 from sms.storage.inbound import TableInboundStore
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
-from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore
+from sms.wire import SMSSend
+from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverDtos
 
 A, B = "a" * 32, "b" * 32
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()
@@ -65,12 +69,59 @@ async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entrie
 
     assert await ledger.roll_up(TODAY) == 3  # A's two days and B's one, before today
     days = await ledger.usage(A, TODAY - timedelta(days=10), TODAY, TODAY)
+    # Segments and byProvider count the recipients a provider accepted (sent, delivered, undelivered):
+    # not the failed, opted-out or still queued ones, which `recipients` and byStatus still count.
     assert [(u.day, u.messages, u.recipients, u.segments) for u in days] == [
-        (TODAY - timedelta(days=2), 2, 3, 5), (TODAY - timedelta(days=1), 1, 3, 3), (TODAY, 1, 1, 1)]
+        (TODAY - timedelta(days=2), 2, 3, 3), (TODAY - timedelta(days=1), 1, 3, 2), (TODAY, 1, 1, 0)]
     assert days[0].by_status == {"sent": 1, "failed": 1, "delivered": 1}
-    assert days[0].by_provider == {"twilio": 2, "acs": 1}
+    assert days[0].by_provider == {"twilio": 1, "acs": 1}
+    assert days[2].by_status == {"queued": 1} and days[2].by_provider == {}
     assert days[0].counted_at is not None and days[2].counted_at is None  # today is counted as asked
     assert [u.messages for u in await ledger.usage(B, TODAY - timedelta(days=10), TODAY, TODAY)] == [1]
+
+
+async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_opt_out_and_dispatch(emulator):
+    """Issue 23: a cancelled scheduled message was counted as 3 segments through `console` with nothing
+    sent. Here, on Azurite and through the use cases: one message cancelled before its sendAt, one that
+    expires before its job runs, one to a number that opted out, one sent; every body two segments."""
+    adapters = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
+    try:
+        await adapters.ensure_storage()
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        licensee, clock = uuid.uuid4().hex, lambda: now
+        sms = SmsOverDtos(assemble(adapters.messages, adapters.jobs, RecordingProvider(), opt_outs=adapters.opt_outs,
+                                   ledger=adapters.ledger, clock=clock))
+        body = "Your flu shot is booked. " * 7  # 175 GSM-7 characters: two segments
+        opted_out, others = "+61412000901", ["+61412000902", "+61412000903", "+61412000904", "+61412000905"]
+        await adapters.opt_outs.add(licensee, opted_out, now)
+
+        async def accepted(numbers, **timing):
+            model = {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": body, **timing}
+            return (await sms.accept(SMSSend.model_validate({"SMSModel": model}), licensee)).comm_id
+
+        cancelled = await accepted(others[:3], SendAt=(now + timedelta(hours=1)).isoformat())
+        assert (await sms.use.cancel.cancel(licensee, cancelled)).cancelled == 3
+        expiring = await accepted(others[:1], ValidityPeriod=60)
+        blocked = await accepted([opted_out])
+        sent = await accepted(others[2:])
+        today = now.date()  # the day they were accepted
+        now += timedelta(minutes=2)  # past the expiring one's ValidityPeriod, before the cancelled one's sendAt
+        for comm_id, count in ((expiring, 1), (blocked, 1), (sent, 2)):  # their jobs, as the queue trigger runs them
+            await sms.dispatch(SendJob(comm_id, 0, count - 1))
+        statuses = {c: [r.status for r in (await adapters.messages.load(c))[1]] for c in (cancelled, expiring, blocked, sent)}
+        assert statuses == {cancelled: [Status.CANCELLED] * 3, expiring: [Status.EXPIRED], blocked: [Status.OPTED_OUT],
+                            sent: [Status.SENT] * 2}
+
+        [asked] = await sms.use.ledger.usage(licensee, today, today, today)
+        await sms.use.ledger.roll_up(today + timedelta(days=1))
+        [rolled_up] = await sms.use.ledger.usage(licensee, today, today, today + timedelta(days=2))
+        assert asked.counted_at is None and rolled_up.counted_at is not None
+        for usage in (asked, rolled_up):
+            assert (usage.messages, usage.recipients, usage.segments) == (4, 7, 4)
+            assert usage.by_status == {"cancelled": 3, "expired": 1, "opted_out": 1, "sent": 2}
+            assert usage.by_provider == {"recording": 2}
+    finally:
+        await adapters.close()
 
 
 async def test_retention_removes_old_messages_with_every_row_a_batch_at_a_time(stores):

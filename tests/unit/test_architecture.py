@@ -12,7 +12,7 @@ CORE = [
     "sms.usecases.sweep", "sms.usecases.ledger", "sms.usecases.retention", "sms.usecases.webhooks",
     "sms.usecases.announce", "sms.usecases.delivery", "sms.usecases.paging", "sms.webhooks.attempts", "sms.usecases.cancel",
     "sms.usecases.licensees", "sms.usecases.held", "sms.quiet", "sms.events", "sms.destinations", "sms.model", "sms.transitions",
-    "sms.errors", "sms.validation", "sms.optouts",
+    "sms.errors", "sms.validation", "sms.instants", "sms.optouts",
     "sms.auth", "sms.pacing", "sms.phone", "sms.segments", "sms.storage", "sms.providers", "sms.gateway",
 ]
 ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.webhooks", "sms.storage.inbound", "sms.storage.idempotency",

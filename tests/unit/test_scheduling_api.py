@@ -220,13 +220,13 @@ def _cases(now: datetime) -> list[tuple[str, dict, str, str]]:
         ("validUntil in the past", {"ValidUntil": _z(now - HOUR)}, "SMSModel.ValidUntil", "InThePast"),
         ("validUntil before sendAt", {"SendAt": _z(now + 2 * HOUR), "ValidUntil": _z(now + HOUR)}, "SMSModel.ValidUntil", "BeforeSendAt"),
         ("both validity forms", {"ValidUntil": _z(now + HOUR), "ValidityPeriod": 60}, "SMSModel.ValidityPeriod", "Conflict"),
-        ("validityPeriod not a number", {"ValidityPeriod": "abc"}, "SMSModel.ValidityPeriod", "IntParsing"),
-        ("validityPeriod a fraction", {"ValidityPeriod": 1.5}, "SMSModel.ValidityPeriod", "IntFromFloat"),
-        ("validityPeriod true", {"ValidityPeriod": True}, "SMSModel.ValidityPeriod", "ValueError"),
+        ("validityPeriod not a number", {"ValidityPeriod": "abc"}, "SMSModel.ValidityPeriod", "IntType"),
+        ("validityPeriod a fraction", {"ValidityPeriod": 1.5}, "SMSModel.ValidityPeriod", "IntType"),
+        ("validityPeriod true", {"ValidityPeriod": True}, "SMSModel.ValidityPeriod", "IntType"),
         ("validityPeriod zero", {"ValidityPeriod": 0}, "SMSModel.ValidityPeriod", "InvalidValue"),
         ("validityPeriod too long", {"ValidityPeriod": 36 * 86400}, "SMSModel.ValidityPeriod", "InvalidValue"),
         ("validityPeriod huge", {"ValidityPeriod": 10 ** 40}, "SMSModel.ValidityPeriod", "InvalidValue"),
-        ("urgent maybe", {"Urgent": "maybe"}, "SMSModel.Urgent", "BoolParsing"),
+        ("urgent maybe", {"Urgent": "maybe"}, "SMSModel.Urgent", "BoolType"),
         ("urgent a list", {"Urgent": [True]}, "SMSModel.Urgent", "BoolType"),
     ]
 
@@ -263,6 +263,126 @@ async def test_wrong_types_in_jsv_and_forms_are_400s_naming_the_field_in_both_fo
         errors = body_of(response)["responseStatus"]["errors"] if fmt == "json" else jsv.loads(text)["ResponseStatus"]["Errors"]
         assert [e["fieldName" if fmt == "json" else "FieldName"] for e in errors] == [field]
     assert gw.store.messages == {} and gw.queue.jobs == []
+
+
+# -- strict types (issue 23, item 10): as README documents them, in each body format -------------
+
+# In JSON a value carries its own type: Urgent is a JSON boolean (or null), ValidityPeriod a JSON integer
+# (or null). A string, a number for a boolean or a boolean for a number is refused, whatever it says.
+JSON_WRONG_TYPES = [
+    ("Urgent", "yes", "BoolType"), ("Urgent", "true", "BoolType"), ("Urgent", "True", "BoolType"), ("Urgent", 1, "BoolType"),
+    ("Urgent", 0, "BoolType"), ("Urgent", "", "BoolType"), ("Urgent", 1.0, "BoolType"),
+    ("ValidityPeriod", "60", "IntType"), ("ValidityPeriod", "", "IntType"), ("ValidityPeriod", 60.0, "IntType"),
+    ("ValidityPeriod", 1.5, "IntType"), ("ValidityPeriod", True, "IntType"), ("ValidityPeriod", "abc", "IntType"),
+]
+
+
+@pytest.mark.parametrize("field, value, code", JSON_WRONG_TYPES, ids=[f"{f}={v!r}" for f, v, _ in JSON_WRONG_TYPES])
+async def test_json_urgent_and_validity_period_take_only_their_json_types(gw, field, value, code):
+    for function in ("sms_send", "send_immediate", "sms_send_servicestack"):
+        response = await send(gw, {field: value}, function)
+        assert response.status_code == 400, (function, response.get_body())
+        [error] = body_of(response)["responseStatus"]["errors"]
+        assert (error["fieldName"], error["errorCode"]) == (f"SMSModel.{field}", code)
+        assert "JSON" in error["message"]
+    assert gw.store.messages == {} and gw.queue.jobs == [] and gw.provider.sent == []
+
+
+@pytest.mark.parametrize("urgent", [True, False, None])
+async def test_json_urgent_takes_true_false_and_null(gw, urgent):
+    answer = body_of(await send(gw, {"Urgent": urgent, "ValidityPeriod": 600}))
+    assert answer["status"] is True
+    message = gw.store.messages[answer["commId"]]
+    assert message.urgent is bool(urgent) and message.valid_until == gw.clock.now + timedelta(seconds=600)
+
+
+def _text_body(model: str, content_type: str) -> bytes:
+    """SMSModel written as JSV, as a JSV body or as a form's field (url-encoded or multipart)."""
+    if content_type == "text/jsv":
+        return f"{{SMSModel:{model}}}".encode()
+    if content_type.startswith("multipart/"):
+        return f'--b\r\nContent-Disposition: form-data; name="SMSModel"\r\n\r\n{model}\r\n--b--\r\n'.encode()
+    return urlencode({"SMSModel": model}).encode()
+
+
+TEXT_FORMATS = ["text/jsv", "application/x-www-form-urlencoded", "multipart/form-data; boundary=b"]
+# In JSV and forms every value is text: a boolean is True or False (as ServiceStack writes it; its
+# reader's bool.Parse takes any case), a whole number digits only. ServiceStack's own shorthands for
+# a bool (1, 0, t, y, on, ...) are not a boolean's text: README's Urgent is a boolean.
+TEXT_REFUSED = [("Urgent", text, "BoolParsing") for text in ("yes", "1", "0", "on", "off", "t", "y", "N", "maybe", "truee", '" true"')] + [
+    ("ValidityPeriod", text, "IntParsing") for text in ("+60", "-60", "60.0", "6e1", "1_000", '" 60"', "0x3c", "\u0663", "sixty")] + [
+    ("ValidityPeriod", "9" * 5000, "InvalidValue")]  # digits, but more than int() reads: out of range, not a 500
+
+
+@pytest.mark.parametrize("field, text, code", TEXT_REFUSED, ids=[f"{f}={t[:12]}" for f, t, _ in TEXT_REFUSED])
+@pytest.mark.parametrize("content_type", TEXT_FORMATS)
+async def test_jsv_and_form_text_is_parsed_strictly(gw, field, text, code, content_type):
+    body = _text_body(f"{{To:[{{PhoneNumber:{SAM}}}],MessageBody:hi,{field}:{text}}}", content_type)
+    response = await send_as(gw, body, content_type)
+    assert response.status_code == 400, response.get_body()
+    [error] = body_of(response)["responseStatus"]["errors"]
+    assert (error["fieldName"], error["errorCode"]) == (f"SMSModel.{field}", code)
+    assert gw.store.messages == {} and gw.queue.jobs == [] and gw.provider.sent == []
+
+
+TEXT_ACCEPTED = [("True", True), ("true", True), ("TRUE", True), ('"True"', True), ("False", False), ("false", False), ("", False)]
+
+
+@pytest.mark.parametrize("text, urgent", TEXT_ACCEPTED)
+@pytest.mark.parametrize("content_type", TEXT_FORMATS)
+async def test_jsv_and_form_booleans_and_whole_numbers_read_as_written(gw, text, urgent, content_type):
+    body = _text_body(f"{{To:[{{PhoneNumber:{SAM}}}],MessageBody:hi,Urgent:{text},ValidityPeriod:0600}}", content_type)
+    answer = body_of(await send_as(gw, body, content_type))
+    assert answer["status"] is True, answer
+    message = gw.store.messages[answer["commId"]]
+    assert message.urgent is urgent and message.valid_until == gw.clock.now + timedelta(seconds=600)
+
+
+# The seed's booleans (ReplyIsAllowed, ReplyIsRequired, CreateCommunicationReferencesImmediately) stay as
+# lenient as a ServiceStack server is: ServiceStack.Text reads a bool property's JSON string or number
+# with the same parser as JSV text (DeserializeBuiltin -> ParseBoolean: "true", "1", "0", "on", ...).
+SEED_LENIENT = [("true", True), ("True", True), (1, True), (0, False), ("1", True), ("0", False), ("on", True), ("f", False)]
+
+
+@pytest.mark.parametrize("value, meant", SEED_LENIENT, ids=[repr(v) for v, _ in SEED_LENIENT])
+async def test_the_seeds_booleans_read_as_servicestack_reads_them(gw, value, meant):
+    request = {"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "hi", "ReplyIsAllowed": value, "ReplyIsRequired": value},
+               "CreateCommunicationReferencesImmediately": value}
+    response = await gw.functions["sms_send_servicestack"](_request("POST", "http://localhost/api/SMSSend", gw.key,
+                                                                    json.dumps(request).encode()))
+    answer = body_of(response)
+    assert response.status_code == 200, answer
+    message = gw.store.messages[answer["commId"]]
+    assert (message.reply_is_allowed, message.reply_is_required) == (meant, meant)
+
+
+# Instants: an offset of hours and minutes only, Z or +HH:MM / -HH:MM (RFC 3339's). Python would read
+# seconds in an offset (+10:00:30) and the basic form (+1000); neither is what README documents.
+OFFSETS_REFUSED = ["+10:00:30", "+10:00:30.5", "+1000", "-0530", "+10", "+10:0", "+24:00", "+1:00"]
+
+
+@pytest.mark.parametrize("offset", OFFSETS_REFUSED)
+@pytest.mark.parametrize("field", ["SendAt", "ValidUntil"])
+async def test_an_instant_whose_offset_is_not_hours_and_minutes_is_a_400(gw, field, offset):
+    text = (gw.clock.now + 2 * HOUR).replace(tzinfo=None).isoformat(timespec="seconds") + offset
+    for body, content_type in ((json.dumps({"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "hi", field: text}}).encode(),
+                                "application/json"),
+                               (_text_body(f'{{To:[{{PhoneNumber:{SAM}}}],MessageBody:hi,{field}:"{text}"}}', "text/jsv"), "text/jsv")):
+        response = await send_as(gw, body, content_type)
+        assert response.status_code == 400, response.get_body()
+        [error] = body_of(response)["responseStatus"]["errors"]
+        assert (error["fieldName"], error["errorCode"]) == (f"SMSModel.{field}", "InvalidValue")
+        assert "+HH:MM" in error["message"]
+    assert gw.store.messages == {} and gw.queue.jobs == []
+
+
+@pytest.mark.parametrize("offset", ["Z", "z", "+00:00", "-00:00", "+11:00", "-05:30", "+14:00", "-12:00"])
+async def test_an_instant_with_z_or_an_hours_and_minutes_offset_is_read(gw, offset):
+    local = timezone.utc if offset in ("Z", "z", "+00:00", "-00:00") else timezone(
+        (1 if offset[0] == "+" else -1) * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+    send_at = (gw.clock.now + 2 * HOUR).astimezone(local)
+    answer = body_of(await send(gw, {"SendAt": send_at.replace(tzinfo=None).isoformat(timespec="seconds") + offset}))
+    assert answer["message"] == f"Scheduled for 1 recipient at {_z(send_at)}"
 
 
 async def test_empty_values_from_a_form_mean_not_given(gw):

@@ -229,6 +229,7 @@ async def test_a_replay_token_goes_on_with_its_own_endpoint_and_range_only(gw, m
     ({"from": "2026-11-20"}, ["To"]),
     ({"to": "2026-11-20"}, ["From"]),
     ({"from": "2026-11-20T09:00:00", "to": "2026-11-21T09:00:00+11:00"}, ["From"]),  # no offset
+    ({"from": "2026-11-20T09:00:00+11:00:30", "to": "2026-11-21T09:00:00+1100"}, ["From", "To"]),  # offsets: Z or +HH:MM
     ({"from": "2026-11-20T09:00:00Z", "to": "tomorrow"}, ["To"]),
     ({"from": "last week", "to": "2026-11-21T09:00:00"}, ["From", "To"]),
     ({"from": "0001-01-01T00:00:00+01:00", "to": "9999-12-31"}, ["From", "To"]),  # outside what a datetime holds in UTC
