@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import email.utils
 import hashlib
 import hmac
 import ipaddress
@@ -91,9 +92,14 @@ class FakeVendor:
 class FakeAcs(FakeVendor):
     ACCESS_KEY = base64.b64encode(b"fake-acs-access-key-for-tests").decode()
 
+    # How long the fake tracks a repeatable request, as ACS documents for its repeatable requests.
+    TRACKED = datetime.timedelta(minutes=5)
+
     def __init__(self, cert: "SelfSignedCert") -> None:
         super().__init__()
         self.cert = cert
+        self.tracked: dict[str, tuple[str, dict]] = {}  # repeatability id -> (first sent, the answer it got)
+        self.executed: list[str] = []  # each recipient number ACS actually sent to: repeats are not sent again
 
     async def start(self, ssl_context=None) -> "FakeAcs":
         return await super().start(self.cert.server_context())
@@ -119,8 +125,23 @@ class FakeAcs(FakeVendor):
     def success(self, record: dict[str, Any]) -> Reply:
         if record["json"] is None:  # not a send: ACS answers other paths with 404
             return Reply(404, {"error": {"code": "NotFound", "message": "Not found"}})
-        results = [{"to": r["to"], "messageId": f"Outgoing_{len(self.requests)}_{i}", "httpStatusCode": 202, "successful": True,
-                    "repeatabilityResult": "accepted"} for i, r in enumerate(record["json"]["smsRecipients"])]
+        results = []
+        for i, r in enumerate(record["json"]["smsRecipients"]):
+            request_id, first_sent = r.get("repeatabilityRequestId"), r.get("repeatabilityFirstSent")
+            if request_id and first_sent:
+                sent_at = email.utils.parsedate_to_datetime(first_sent)
+                if datetime.datetime.now(datetime.timezone.utc) - sent_at > self.TRACKED:
+                    return Reply(412, {"error": {"code": "PreconditionFailed",
+                                                 "message": "Repeatability first sent header is not within 5 minutes window"}})
+                if request_id in self.tracked and self.tracked[request_id][0] == first_sent:
+                    results.append(self.tracked[request_id][1])  # a repeat: the first answer, nothing sent again
+                    continue
+            result = {"to": r["to"], "messageId": f"Outgoing_{len(self.requests)}_{i}", "httpStatusCode": 202, "successful": True,
+                      "repeatabilityResult": "accepted"}
+            self.executed.append(r["to"])
+            if request_id and first_sent:
+                self.tracked[request_id] = (first_sent, result)
+            results.append(result)
         return Reply(202, {"value": results})
 
     @staticmethod
@@ -139,6 +160,10 @@ class FakeTwilio(FakeVendor):
     ACCOUNT_SID = "AC" + "1" * 32
     AUTH_TOKEN = "fake-twilio-auth-token"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[dict[str, Any]] = []  # what Twilio keeps of each SMS it took, oldest first
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -152,15 +177,34 @@ class FakeTwilio(FakeVendor):
         return None
 
     def record(self, request: web.Request, body: bytes) -> dict[str, Any]:
-        return {"path": request.path, "form": dict(parse_qsl(body.decode()))}
+        return {"path": request.path, "method": request.method, "form": dict(parse_qsl(body.decode())), "query": dict(request.query)}
 
     def success(self, record: dict[str, Any]) -> Reply:
         if record["path"].endswith(f"{self.ACCOUNT_SID}.json"):  # fetching the account: the health check
             return Reply(200, {"sid": self.ACCOUNT_SID, "status": "active", "friendly_name": "Fake"})
+        if record["method"] == "GET":  # reading the Messages list: newest first, filtered by To and From
+            query = record["query"]
+            found = [m for m in reversed(self.messages)
+                     if m["to"] == query.get("To", m["to"]) and m["from"] == query.get("From", m["from"])]
+            size = int(query.get("PageSize", 50))
+            return Reply(200, {"messages": found[:size], "end": min(size, len(found)) - 1, "page": 0, "page_size": size,
+                               "start": 0, "next_page_uri": None, "previous_page_uri": None,
+                               "uri": record["path"], "first_page_uri": record["path"]})
         form = record["form"]
-        sid = f"SM{len(self.requests):032x}"
-        return Reply(201, {"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From"),
-                           "body": form.get("Body"), "error_code": None, "error_message": None, "account_sid": self.ACCOUNT_SID})
+        message = {"sid": f"SM{len(self.requests):032x}", "status": "queued", "to": form.get("To"),
+                   "from": form.get("From") or "+61400000009", "body": form.get("Body"), "direction": "outbound-api",
+                   "date_created": email.utils.format_datetime(datetime.datetime.now(datetime.timezone.utc), usegmt=True),
+                   "error_code": None, "error_message": None, "account_sid": self.ACCOUNT_SID}
+        self.messages.append(message)
+        return Reply(201, message)
+
+    def took(self, to: str, body: str, minutes_ago: float = 0, status: str = "queued", sender: str = "+61400000000") -> None:
+        """Something Twilio already has: an SMS sent earlier, by us or by anyone using the account."""
+        at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes_ago)
+        self.messages.append({"sid": f"SMold{len(self.messages):029x}", "status": status, "to": to, "from": sender, "body": body,
+                              "direction": "outbound-api", "date_created": email.utils.format_datetime(at, usegmt=True),
+                              "error_code": 30007 if status == "failed" else None, "error_message": None,
+                              "account_sid": self.ACCOUNT_SID})
 
     @staticmethod
     def error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Reply:

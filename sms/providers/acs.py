@@ -6,11 +6,22 @@ through the SDK's generated client with values derived from the recipient record
 tracks a request for 5 minutes and answers 412 to a Repeatability-First-Sent older than that, so
 within the window every attempt reuses the first attempt's pair (ACS dedupes it) and after it
 each attempt gets a fresh pair of its own.
+
+What ACS promises, and where: the SMS API's `SmsRecipient.repeatabilityRequestId` ("the client can
+make the request multiple times with the same Repeatability-Request-ID and get back an appropriate
+response without the server executing the request multiple times": REST API "Sms - Send",
+api-version 2021-03-07, and azure-communication-sms 1.1.0's generated models), with
+`repeatabilityFirstSent` saying when it was first sent. How long ACS tracks a request is written
+down for its repeatable requests in general, 5 minutes, after which a repeat gets 412
+(learn.microsoft.com/rest/api/communication/repeatable-requests, which lists Email and Rooms; the
+SMS page gives no other figure). So after a crash (`find`) a claim left behind is asked about by
+repeating its very request, only while its pair is inside REPEATABILITY_WINDOW: ACS then answers with
+the SMS it has (sent once), or sends it (sent now), never twice. Past the window ACS cannot tell.
 """
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
@@ -19,7 +30,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.core.rest import HttpRequest
 
 from ..model import utcnow
-from . import OutgoingSms, SendOutcome, SmsProvider, retry_after_seconds
+from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace, retry_after_seconds
 
 # Comfortably inside ACS's 5-minute tracking window, allowing for clock skew.
 REPEATABILITY_WINDOW = timedelta(minutes=4)
@@ -28,11 +39,16 @@ _NAMESPACE = uuid.UUID("6f1d3b52-5c7e-4f8a-9a41-2a9e8b0c7d15")
 
 def repeatability(sms: OutgoingSms) -> tuple[str, str]:
     """(Repeatability-Request-ID, Repeatability-First-Sent) for this attempt, stable across its retries."""
+    request_id, first_sent = _pair(sms)
+    return request_id, format_datetime(first_sent, usegmt=True)
+
+
+def _pair(sms: OutgoingSms) -> tuple[str, datetime]:
     first = sms.first_attempt_at or utcnow()
     this = sms.attempt_at or first
     if this - first < REPEATABILITY_WINDOW:
-        return str(uuid.uuid5(_NAMESPACE, sms.recipient_id)), format_datetime(first, usegmt=True)
-    return str(uuid.uuid5(_NAMESPACE, f"{sms.recipient_id}/{sms.attempt}")), format_datetime(this, usegmt=True)
+        return str(uuid.uuid5(_NAMESPACE, sms.recipient_id)), first
+    return str(uuid.uuid5(_NAMESPACE, f"{sms.recipient_id}/{sms.attempt}")), this
 
 
 def _transient(status: int | None) -> bool:
@@ -57,6 +73,23 @@ class AcsProvider(SmsProvider):
         self.default_sender = from_number
 
     async def send(self, sms: OutgoingSms) -> SendOutcome:
+        return (await self._send(sms))[0]
+
+    async def find(self, sms: OutgoingSms) -> Trace:
+        """Repeat the claim's very request, while ACS still tracks its pair (see the module docstring)."""
+        if utcnow() - _pair(sms)[1] >= REPEATABILITY_WINDOW:
+            return Trace(Found.UNKNOWN)
+        outcome, status, repeatability_result = await self._send(sms)
+        if status == 412 or repeatability_result == "rejected":  # ACS no longer tracks it: it cannot tell
+            return Trace(Found.UNKNOWN)
+        if outcome.accepted:
+            return Trace(Found.SENT, outcome.provider_message_id)
+        if outcome.transient:
+            return Trace(Found.ASK_AGAIN, error=outcome.error)
+        return Trace(Found.NOT_SENT, error=outcome.error)  # refused for good: the first time too
+
+    async def _send(self, sms: OutgoingSms) -> tuple[SendOutcome, int | None, str | None]:
+        """The outcome, the HTTP status behind it and ACS's repeatabilityResult."""
         request_id, first_sent = repeatability(sms)
         request = SendMessageRequest(
             from_property=sms.sender or self.default_sender,
@@ -72,13 +105,14 @@ class AcsProvider(SmsProvider):
                 error=f"ACS {exc.status_code}: {exc.reason or exc.message}",
                 transient=_transient(exc.status_code),
                 retry_after_seconds=retry_after_seconds(headers.get("Retry-After")),
-            )
+            ), exc.status_code, None
         except (ServiceRequestError, ServiceResponseError) as exc:
-            return SendOutcome(error=f"ACS unreachable ({type(exc).__name__})", transient=True)
+            return SendOutcome(error=f"ACS unreachable ({type(exc).__name__})", transient=True), None, None
         result = response.value[0]
         if result.successful:
-            return SendOutcome(provider_message_id=result.message_id)
-        return SendOutcome(error=f"ACS {result.http_status_code}: {result.error_message}", transient=_transient(result.http_status_code))
+            return SendOutcome(provider_message_id=result.message_id), result.http_status_code, result.repeatability_result
+        return (SendOutcome(error=f"ACS {result.http_status_code}: {result.error_message}", transient=_transient(result.http_status_code)),
+                result.http_status_code, result.repeatability_result)
 
     async def check(self) -> str | None:
         """ACS SMS has no read-only call: this proves the endpoint answers, not that the key is right."""

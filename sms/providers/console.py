@@ -2,9 +2,12 @@
 
 With SMS_CONSOLE_OUTBOX set it also appends one JSON line per send to that file, so a
 person (or an end-to-end test in another process) can see exactly what would have gone out.
+That file is also its record after a crash (`find`): a recipient is in it exactly when it was
+"sent", since the line is written before the send returns. Without it, it cannot tell.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from ..model import utcnow
 from ..phone import mask
-from . import OutgoingSms, SendOutcome, SmsProvider
+from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 
 log = logging.getLogger("sms.providers.console")
 
@@ -39,3 +42,23 @@ class ConsoleProvider(SmsProvider):
             with self._outbox.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
         return SendOutcome(provider_message_id=provider_id)
+
+    async def find(self, sms: OutgoingSms) -> Trace:
+        if self._outbox is None:
+            return Trace(Found.UNKNOWN)  # its only other record, the log, went with the process
+        return await asyncio.to_thread(self._find_in_outbox, sms.recipient_id)
+
+    def _find_in_outbox(self, recipient_id: str) -> Trace:
+        needle = json.dumps({"recipientId": recipient_id})[1:-1]  # '"recipientId": "<id>"', as each line spells it
+        try:
+            with self._outbox.open(encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if needle not in line:
+                        continue
+                    try:
+                        return Trace(Found.SENT, json.loads(line).get("providerMessageId"))
+                    except ValueError:  # a line cut short by the crash: the send had begun writing it
+                        return Trace(Found.SENT)
+        except FileNotFoundError:
+            pass
+        return Trace(Found.NOT_SENT)

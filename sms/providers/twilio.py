@@ -1,23 +1,33 @@
-"""Twilio, through Twilio's own Python SDK (async client)."""
+"""Twilio, through Twilio's own Python SDK (async client).
+
+After a crash (`find`), Twilio's own record answers whether it took an SMS: its Messages list, read
+by To and From, newest first (Twilio sorts it by DateSent, most recent first: "Read multiple Message
+resources", twilio.com/docs/messaging/api/message-resource). Twilio takes no idempotency key on a
+send, so reading is the only safe question: an SMS it has is recorded, never sent again.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from . import OutgoingSms, SendOutcome, SmsProvider, retry_after_seconds
+from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace, retry_after_seconds
 
 log = logging.getLogger("sms.providers.twilio")
 
 TWILIO_API = "https://api.twilio.com"
 TWILIO_MAX_VALIDITY = 36_000  # seconds: the longest ValidityPeriod Twilio takes, and its default
+# Tracing a claim left behind: the messages read (one page), and how far apart our clock and Twilio's
+# may be. A claimed SMS reaches Twilio between its claim and the end of the call's timeout, if at all.
+FIND_LIMIT = 200
+CLOCK_SKEW = timedelta(minutes=1)
 
 
 class _Throttled(Exception):
@@ -34,6 +44,7 @@ class _TwilioHttp(AsyncTwilioHttpClient):
         super().__init__(timeout=timeout)
         self._base = api_base_url.rstrip("/")
         self._timeout = timeout
+        self.timeout_seconds = timeout
 
     async def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False):
         if self._base != TWILIO_API and url.startswith(TWILIO_API):
@@ -94,6 +105,38 @@ class TwilioProvider(SmsProvider):
         if message.status in ("failed", "undelivered"):
             return SendOutcome(provider_message_id=None, error=f"Twilio refused: error {message.error_code} {message.error_message or ''}".strip())
         return SendOutcome(provider_message_id=message.sid)
+
+    async def find(self, sms: OutgoingSms) -> Trace:
+        """Whether Twilio took `sms`: an outbound message to its number, from its sender, created while
+        its call could have reached Twilio. The same body: Twilio has it (a failed one: it refused it).
+        Only other messages in that time, or more than one page of them: it cannot be told which is
+        ours (Twilio may rewrite a body, e.g. smart encoding), so unknown, never sent again. None: it
+        never reached Twilio, safe to send."""
+        claimed = sms.attempt_at or sms.first_attempt_at or datetime.now(timezone.utc)
+        start, end = claimed - CLOCK_SKEW, claimed + timedelta(seconds=self._http.timeout_seconds) + CLOCK_SKEW
+        sender = sms.sender or (None if self._service else self._from)
+        filters = {"to": sms.to, **({"from_": sender} if sender else {})}
+        try:
+            messages = await self._client.messages.list_async(**filters, limit=FIND_LIMIT, page_size=FIND_LIMIT)
+        except _Throttled as exc:
+            return Trace(Found.ASK_AGAIN, error=str(exc))
+        except TwilioRestException as exc:
+            return Trace(Found.ASK_AGAIN, error=f"Twilio {exc.status} error {exc.code}: {exc.msg}")
+        except TwilioException as exc:  # a page it could not read ("Unable to fetch page"): the SDK's list raises this
+            return Trace(Found.ASK_AGAIN, error=f"Twilio: {exc.args[0] if exc.args else type(exc).__name__}")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            return Trace(Found.ASK_AGAIN, error=f"Twilio unreachable ({type(exc).__name__})")
+        ours = [m for m in messages if (m.direction or "").startswith("outbound") and m.date_created is not None
+                and start <= m.date_created <= end]
+        same = [m for m in ours if m.body == sms.body]
+        if same:
+            found = same[-1]  # the oldest: the list is newest first
+            if found.status == "failed":  # Twilio took it and could not send it: nothing went out
+                return Trace(Found.NOT_SENT, error=f"Twilio refused: error {found.error_code} {found.error_message or ''}".strip())
+            return Trace(Found.SENT, found.sid)
+        if ours or len(messages) >= FIND_LIMIT:
+            return Trace(Found.UNKNOWN)
+        return Trace(Found.NOT_SENT)
 
     async def check(self) -> str | None:
         """Fetching our own account proves Twilio answers and takes the credentials."""

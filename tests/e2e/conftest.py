@@ -1,6 +1,7 @@
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sms import azurite
+from sms import azurite, children
 from sms.config import PROJECT_ROOT
 from sms.devhost import spawned
 
@@ -60,11 +61,15 @@ def devhost_emulator():
         yield instance
 
 
+def _devhost_env(connection_string: str, outbox: Path, extra_env: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, "AzureWebJobsStorage": connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
+            "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, **extra_env}
+
+
 @contextlib.contextmanager
 def running_devhost(connection_string: str, outbox: Path, **extra_env: str):
     """`python -m sms.devhost` on a free port against the given storage; stopped on exit."""
-    env = {**os.environ, "AzureWebJobsStorage": connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
-           "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, **extra_env}
+    env = _devhost_env(connection_string, outbox, extra_env)
     with spawned(env) as host:
         yield DevHost(host.base_url, outbox, env, host.output)
 
@@ -83,3 +88,31 @@ def wait_for(check, timeout: float = 30.0, interval: float = 0.2):
         if result or time.monotonic() > deadline:
             return result
         time.sleep(interval)
+
+
+# The doomed host hides a message it takes for this long instead of the Functions host's 600 s (and
+# renews at half of it, as the host does): long enough for any of its deliveries, short enough that the
+# queue hands what it held back before the test's end.
+DOOMED_IN_FLIGHT_SECONDS = 8
+_DOOMED = ("import sys, sms.devhost.queues as q; q.IN_FLIGHT_VISIBILITY_SECONDS = {0}; q.RENEW_EVERY_SECONDS = {0} / 2; "
+           "from sms.devhost.host import main; main(sys.argv[1:])")
+
+
+@contextlib.contextmanager
+def doomed_devhost(connection_string: str, outbox: Path, **extra_env: str):
+    """The dev host (its own `main`, nothing reimplemented) with the in-flight visibility shortened,
+    as `running_devhost` starts it otherwise; yields it and its process, to be killed."""
+    env = {**_devhost_env(connection_string, outbox, extra_env), "PYTHONUNBUFFERED": "1"}
+    port: list[int] = []
+
+    def listening(line: str) -> bool:
+        if match := re.search(r"Dev host listening on http://127\.0\.0\.1:(\d+)", line):
+            port.append(int(match.group(1)))
+        return bool(port)
+
+    child = children.start([sys.executable, "-c", _DOOMED.format(DOOMED_IN_FLIGHT_SECONDS), "--host", "127.0.0.1", "--port", "0"],
+                           listening, what="doomed dev host", cwd=PROJECT_ROOT, env=env)
+    try:
+        yield DevHost(f"http://127.0.0.1:{port[0]}", outbox, env, child.output), child.process
+    finally:
+        child.stop()

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
-import re
 import socket
-import sys
 import threading
 import urllib.request
 import uuid
@@ -32,11 +29,11 @@ from azure.storage.queue import QueueClient
 from standardwebhooks import Webhook, WebhookVerificationError
 from twilio.request_validator import RequestValidator
 
-from sms import azurite, children
-from sms.config import PROJECT_ROOT, WEBHOOK_QUEUE
+from sms import azurite
+from sms.config import WEBHOOK_QUEUE
 from sms.events import located
 from sms.webhooks.signing import new_secret
-from tests.e2e.conftest import EVENTGRID_SECRET, DevHost, running_devhost, wait_for
+from tests.e2e.conftest import EVENTGRID_SECRET, DevHost, doomed_devhost, running_devhost, wait_for
 from tests.webhook_receiver import Delivery, ReceiverThread, WebhookReceiver
 
 SENDER = "+61400000715"  # every licensee here texts from it: a STOP to it applies to them all
@@ -374,35 +371,6 @@ def test_every_event_reaches_a_200_receiver_exactly_once_and_nothing_else_does(e
 
 
 # -- 2. at least once, across failures and a killed host -------------------------------------------------
-
-# The doomed host hides a message it takes for this long instead of the Functions host's 600 s (and
-# renews at half of it, as the host does): long enough for any of its deliveries, short enough that the
-# queue hands what it held back before the test's end.
-DOOMED_IN_FLIGHT_SECONDS = 8
-_DOOMED = ("import sys, sms.devhost.queues as q; q.IN_FLIGHT_VISIBILITY_SECONDS = {0}; q.RENEW_EVERY_SECONDS = {0} / 2; "
-           "from sms.devhost.host import main; main(sys.argv[1:])")
-
-
-@contextlib.contextmanager
-def doomed_devhost(connection_string: str, outbox: Path, **extra_env: str):
-    """The dev host (its own `main`, nothing reimplemented) with the in-flight visibility shortened,
-    as `running_devhost` starts it otherwise; yields it and its process, to be killed."""
-    env = {**os.environ, "AzureWebJobsStorage": connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
-           "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, **extra_env, "PYTHONUNBUFFERED": "1"}
-    port: list[int] = []
-
-    def listening(line: str) -> bool:
-        if match := re.search(r"Dev host listening on http://127\.0\.0\.1:(\d+)", line):
-            port.append(int(match.group(1)))
-        return bool(port)
-
-    child = children.start([sys.executable, "-c", _DOOMED.format(DOOMED_IN_FLIGHT_SECONDS), "--host", "127.0.0.1", "--port", "0"],
-                           listening, what="doomed dev host", cwd=PROJECT_ROOT, env=env)
-    try:
-        yield DevHost(f"http://127.0.0.1:{port[0]}", outbox, env, child.output), child.process
-    finally:
-        child.stop()
-
 
 def test_every_event_arrives_at_least_once_across_500s_a_hanging_receiver_and_a_killed_host(receivers, tmp_path):
     """The receiver answers 500 to its first requests, then hangs; the host delivering is SIGKILLed

@@ -7,9 +7,10 @@ from email.utils import format_datetime
 import pytest
 
 from sms.model import utcnow
-from sms.providers import OutgoingSms
-from sms.providers.acs import AcsProvider
-from sms.providers.twilio import TwilioProvider
+from sms.providers import Found, OutgoingSms
+from sms.providers.acs import REPEATABILITY_WINDOW, AcsProvider, repeatability
+from sms.providers.console import ConsoleProvider
+from sms.providers.twilio import FIND_LIMIT, TwilioProvider
 from tests.fake_vendors import FakeAcs, FakeTwilio, Reply, SelfSignedCert
 
 RECIPIENT = uuid.uuid4().hex
@@ -206,3 +207,85 @@ async def test_twilio_is_told_a_validity_shorter_than_its_own_and_not_otherwise(
     assert 590 <= int(short["ValidityPeriod"]) <= 600
     assert "ValidityPeriod" not in long
     assert due["ValidityPeriod"] == "1"
+
+
+# -- after a crash: asking the provider whether it has a claim left behind (issue 23, item 2) -------------
+
+
+def claimed(to="+61412345678", minutes_ago: float = 0.5, recipient=None):
+    """A claim made `minutes_ago` by a worker that then died: its first attempt."""
+    at = utcnow() - timedelta(minutes=minutes_ago)
+    return OutgoingSms(recipient or uuid.uuid4().hex, to, "Your code is 1234", None, reference=f"{'c' * 32}:7",
+                       attempt=1, first_attempt_at=at, attempt_at=at)
+
+
+async def test_acs_is_asked_by_repeating_the_very_request_inside_its_window_so_it_sends_at_most_once(acs):
+    fake, provider = acs
+    taken = claimed("+61412000001")
+    first = await provider.send(taken)  # the worker's call reached ACS, then the worker died
+    trace = await provider.find(taken)
+    assert (trace.found, trace.provider_message_id) == (Found.SENT, first.provider_message_id)
+    assert fake.executed == ["+61412000001"]  # the repeat was answered from ACS's record, not sent again
+    repeat = fake.requests[-1]["json"]["smsRecipients"][0]
+    assert (repeat["repeatabilityRequestId"], repeat["repeatabilityFirstSent"]) == repeatability(taken)
+
+    never = claimed("+61412000002")  # the worker died before its call went out
+    trace = await provider.find(never)
+    assert trace.found is Found.SENT and fake.executed == ["+61412000001", "+61412000002"]  # sent now, once
+    assert (await provider.find(never)).provider_message_id == trace.provider_message_id and len(fake.executed) == 2
+
+
+async def test_acs_past_its_window_cannot_tell_and_is_not_asked(acs):
+    fake, provider = acs
+    assert (await provider.find(claimed(minutes_ago=REPEATABILITY_WINDOW.total_seconds() / 60 + 0.1))).found is Found.UNKNOWN
+    assert fake.requests == []
+    fake.script = [FakeAcs.error(412, "Repeatability first sent header is not within 5 minutes window")]
+    assert (await provider.find(claimed())).found is Found.UNKNOWN  # clocks apart: ACS says it no longer tracks it
+    fake.script = [FakeAcs.error(503, "busy")]
+    assert (await provider.find(claimed())).found is Found.ASK_AGAIN
+    fake.script = [FakeAcs.recipient_failure("+61412345678", 400, "Invalid To phone number")]
+    trace = await provider.find(claimed())
+    assert (trace.found, trace.error) == (Found.NOT_SENT, "ACS 400: Invalid To phone number")
+
+
+async def test_twilio_is_asked_through_its_messages_list_and_never_sent_to(twilio):
+    fake, provider = twilio
+    taken = claimed("+61412000001")
+    sid = (await provider.send(taken)).provider_message_id
+    trace = await provider.find(taken)
+    assert (trace.found, trace.provider_message_id) == (Found.SENT, sid)
+    listed = fake.requests[-1]
+    assert (listed["method"], listed["query"]) == ("GET", {"To": "+61412000001", "From": "+61400000000", "PageSize": "200"})
+    assert (await provider.find(claimed("+61412000002"))).found is Found.NOT_SENT
+    assert sum(1 for r in fake.requests if r["method"] == "POST") == 1  # asking sent nothing
+
+
+async def test_twilio_answers_that_cannot_be_read_as_ours_are_unknown_never_not_sent(twilio):
+    fake, provider = twilio
+    fake.took("+61412000003", "Your code is 1234", minutes_ago=30)  # the same text, long before the claim: not ours
+    assert (await provider.find(claimed("+61412000003"))).found is Found.NOT_SENT
+    fake.took("+61412000004", "Your cøde is 1234")  # another body in the claim's time: maybe ours, rewritten
+    assert (await provider.find(claimed("+61412000004"))).found is Found.UNKNOWN
+    fake.took("+61412000005", "Your code is 1234", status="failed")  # taken, and failed by Twilio: nothing went out
+    trace = await provider.find(claimed("+61412000005"))
+    assert trace.found is Found.NOT_SENT and trace.error.startswith("Twilio refused: error 30007")
+    for i in range(FIND_LIMIT):  # a page full of older messages: ours could be past it
+        fake.took("+61412000006", f"old {i}", minutes_ago=60)
+    assert (await provider.find(claimed("+61412000006"))).found is Found.UNKNOWN
+    fake.script = [FakeTwilio.error(500, 20500, "Internal Server Error")]
+    assert (await provider.find(claimed("+61412000007"))).found is Found.ASK_AGAIN
+
+
+async def test_the_console_provider_reads_its_outbox(tmp_path):
+    provider = ConsoleProvider(str(tmp_path / "outbox.jsonl"))
+    taken = claimed()
+    assert (await provider.find(taken)).found is Found.NOT_SENT  # no outbox yet: nothing was sent
+    sent = await provider.send(taken)
+    trace = await provider.find(taken)
+    assert (trace.found, trace.provider_message_id) == (Found.SENT, sent.provider_message_id)
+    assert (await provider.find(claimed())).found is Found.NOT_SENT
+    cut = claimed()
+    with (tmp_path / "outbox.jsonl").open("a") as f:  # a line the crash cut short
+        f.write(f'{{"providerMessageId": "console-1", "recipientId": "{cut.recipient_id}", "to": "+6')
+    assert (await provider.find(cut)).found is Found.SENT
+    assert (await ConsoleProvider().find(taken)).found is Found.UNKNOWN  # without an outbox it keeps no record
