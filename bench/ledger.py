@@ -98,8 +98,9 @@ class _Captured:
     def __init__(self) -> None:
         self.operations: list[tuple] = []
 
-    async def submit_transaction(self, operations: list[tuple], **options) -> None:
+    async def submit_transaction(self, operations: list[tuple], **options) -> list[dict]:
         self.operations += operations
+        return [{} for _ in operations]  # the SDK answers one mapping (with its etag) per operation
 
 
 async def fill(tables, sizes: dict[str, int], concurrency: int = 8, chunk: int = 3_000) -> Filled:
