@@ -14,12 +14,14 @@ from sms.providers.twilio import FIND_LIMIT, TwilioProvider
 from tests.fake_vendors import FakeAcs, FakeTwilio, Reply, SelfSignedCert
 
 RECIPIENT = uuid.uuid4().hex
-FIRST = utcnow() - timedelta(seconds=30)
 
 
-def sms(to="+61412345678", attempt=1, attempt_at=None, sender=None):
+def sms(to="+61412345678", attempt=1, attempt_at=None, sender=None, first=None):
+    """An SMS whose first attempt was `first` (by default half a minute before now: inside the 5 minutes
+    the ACS fake, like ACS, tracks a repeatable request; a time fixed at import would pass them in a long run)."""
+    first = first or utcnow() - timedelta(seconds=30)
     return OutgoingSms(RECIPIENT, to, "Your code is 1234", sender, reference=f"{'c' * 32}:7", attempt=attempt,
-                       first_attempt_at=FIRST, attempt_at=attempt_at or FIRST)
+                       first_attempt_at=first, attempt_at=attempt_at or first)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,8 @@ async def twilio():
 
 async def test_acs_sends_a_signed_request_with_stable_repeatability_and_a_receipt_tag(acs):
     fake, provider = acs
-    outcome = await provider.send(sms())
+    first = utcnow() - timedelta(seconds=30)
+    outcome = await provider.send(sms(first=first))
     assert outcome.accepted and outcome.provider_message_id == "Outgoing_1_0"
     assert fake.auth_failures == 0
     sent = fake.requests[0]["json"]
@@ -61,14 +64,14 @@ async def test_acs_sends_a_signed_request_with_stable_repeatability_and_a_receip
     assert sent["smsSendOptions"] == {"enableDeliveryReport": True, "tag": f"{'c' * 32}:7"}
     (recipient,) = sent["smsRecipients"]
     assert recipient["to"] == "+61412345678"
-    assert recipient["repeatabilityFirstSent"] == format_datetime(FIRST, usegmt=True)
+    assert recipient["repeatabilityFirstSent"] == format_datetime(first, usegmt=True)
 
     # A retry inside ACS's window repeats the same pair, so ACS can recognise it.
-    await provider.send(sms(attempt=2, attempt_at=FIRST + timedelta(minutes=2)))
+    await provider.send(sms(attempt=2, attempt_at=first + timedelta(minutes=2), first=first))
     assert fake.requests[1]["json"]["smsRecipients"][0]["repeatabilityRequestId"] == recipient["repeatabilityRequestId"]
     # Past the window (ACS would answer 412 to the old first-sent) the attempt gets a pair of its own.
-    later = FIRST + timedelta(minutes=6)
-    await provider.send(sms(attempt=3, attempt_at=later))
+    later = first + timedelta(minutes=6)
+    await provider.send(sms(attempt=3, attempt_at=later, first=first))
     third = fake.requests[2]["json"]["smsRecipients"][0]
     assert third["repeatabilityRequestId"] != recipient["repeatabilityRequestId"]
     assert third["repeatabilityFirstSent"] == format_datetime(later, usegmt=True)
