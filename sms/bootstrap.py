@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
@@ -18,7 +19,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from . import telemetry
 from .auth import Authenticator
-from .config import SEND_QUEUE, WEBHOOK_QUEUE, Settings, proxy_lookup_options, queue_message_encoding
+from .config import SEND_QUEUE, WEBHOOK_QUEUE, ConfigError, Settings, proxy_lookup_options, queue_message_encoding
 from .errors import StorageUnavailable
 from .gateway import Gateway, WebhookPorts, assemble
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
@@ -103,6 +104,12 @@ class Adapters:
     def gateway(self) -> Gateway:
         """The use cases over these clients, as Settings tune them."""
         settings = self.settings
+        needed = shortest_lease(self.provider)
+        if settings.sending_lease_seconds < needed:
+            raise ConfigError(
+                f"SMS_SENDING_LEASE_SECONDS={settings.sending_lease_seconds} is too short for SMS_PROVIDER={settings.provider}: "
+                f"one call can take {self.provider.longest_call:g} s, and a claim must be written and its call ended "
+                f"within half the lease (the other half covers clocks apart); at least {needed}")
         use = assemble(
             self.messages, self.jobs, self.provider,
             limits=Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments,
@@ -192,6 +199,12 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         provider=create_provider(settings),
         tables=tables, queues=queues, credential=owned_credential, hot_path=hot_path,
     )
+
+
+def shortest_lease(provider: SmsProvider) -> int:
+    """The shortest SMS_SENDING_LEASE_SECONDS this provider allows: twice its longest call, and 10 s for
+    writing the claim (Dispatch._too_late_to_call releases a claim that takes longer, unsent)."""
+    return math.ceil(2 * provider.longest_call + 10)
 
 
 class GatewayOnFirstUse:

@@ -92,7 +92,7 @@ def assemble(
     hooks = webhook_ports if webhooks is not None else None
     announcer = Announcer(webhooks, hooks.queue) if hooks is not None and webhooks is not None else None
     listed = Ledger(ledger, announcer) if ledger is not None else None
-    held = HeldMessages(listed, messages, jobs, clock) if listed is not None else None
+    held = HeldMessages(listed, messages, jobs) if listed is not None else None
     settings = Licensees(licensees, held=held) if licensees is not None else None
     dispatch = Dispatch(messages, jobs, provider, send_concurrency=send_concurrency, retry=retry, rate_limiter=rate_limiter,
                         opt_outs=opt_outs, reply_routes=inbound, missing_message_wait=missing_message_wait,

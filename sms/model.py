@@ -154,6 +154,9 @@ class Recipient:
     # Set by the write that claims the recipient for a provider call: random per dispatch, so a
     # dispatch knows its own claim when it finds one (its write landed but the answer was lost).
     claim_id: str | None = None
+    # Set by a cancel that found the recipient claimed (`sending`): what the claim turns out not to have
+    # sent (the provider never had it, or refused it for now) is cancelled, never sent after the cancel.
+    cancel_requested: bool = False
     etag: str | None = None  # set by the store; updates are conditional on it
     # Every step since it was queued (sms/transitions.py appends them), bounded: the first is kept and
     # the latest, and `events_omitted` counts the ones left out between them.

@@ -65,6 +65,18 @@ class QuietHours:
         return max(end.astimezone(timezone.utc), now)
 
 
+def held_reason(hours: QuietHours) -> str:
+    """What a recipient held by quiet hours carries as its reason (and what tells that it is held)."""
+    return f"{HELD_PREFIX} ({hours.window}, the recipient's local time) to end"
+
+
+HELD_PREFIX = "Waiting for the licensee's quiet hours"
+
+
+def is_held(reason: str | None) -> bool:
+    return bool(reason) and reason.startswith(HELD_PREFIX)
+
+
 @lru_cache(maxsize=65_536)
 def zone_of(number: str) -> str | None:
     """The one time zone a number's range is in, or None when it spans several or is unknown."""

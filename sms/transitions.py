@@ -15,6 +15,7 @@ new updated_at, so the timeline is written in the same write as the status it te
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from .model import WAITING, Event, Recipient, Status, utcnow
@@ -76,6 +77,8 @@ def recorded(row: Recipient, outcome: Recipient) -> Recipient | None:
     provider's message id is kept. None when the row already says all of it (the write had landed).
     The step goes on the timeline when the row takes the outcome's status; a row that keeps a later one
     (a receipt came first) only gains the provider's id, and its timeline stays in order."""
+    if row.cancel_requested and row.status is Status.SENDING and outcome.status is Status.QUEUED:
+        return _with_reason(row, Status.CANCELLED, CANCELLED)  # released for a retry after a cancel: nothing went out
     status = outcome.status if row.status.can_become(outcome.status) else row.status
     merged = row.moved_to(
         status,
@@ -120,8 +123,15 @@ def held(row: Recipient, reason: str) -> Recipient | None:
 
 def cancelled(row: Recipient) -> Recipient | None:
     """scheduled or queued -> cancelled: not attempted, its message was cancelled first. A recipient
-    already claimed is with the provider (or past it), and stays as it is."""
-    return _with_reason(row, Status.CANCELLED, CANCELLED) if row.status in WAITING else None
+    already claimed is with the provider (or past it) and keeps its status, marked `cancel_requested`:
+    should its claim turn out to have sent nothing (released for a retry, or a crash's claim the provider
+    never had), it is cancelled then, not sent. The mark changes no time, so the claim's lease and its
+    repeatability stamp stay the claim's."""
+    if row.status in WAITING:
+        return _with_reason(row, Status.CANCELLED, CANCELLED)
+    if row.status is Status.SENDING and not row.cancel_requested:
+        return replace(row, cancel_requested=True)
+    return None
 
 
 def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = None) -> Recipient | None:
@@ -137,6 +147,14 @@ def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = No
 NOT_HANDED_OVER = "Its worker stopped before handing it to the provider, which has no record of it: it is sent again"
 
 
+def retry_pending(row: Recipient) -> bool:
+    """Whether a queued recipient has a job of its own coming: one released after a transient failure
+    (its retry) or held by quiet hours carries the reason, and its job was put back for then. One put back
+    after a crash (NOT_HANDED_OVER) has only the dispatch that put it back, which may have stepped aside:
+    the sweeper's to find."""
+    return bool(row.last_error) and row.last_error != NOT_HANDED_OVER
+
+
 def found_sent(row: Recipient, claim_id: str, provider_message_id: str | None) -> Recipient | None:
     """A claim left behind (`claim_id`, past its lease) that the provider says it has: sending -> sent,
     with the provider's id. None when the row has moved on since it was asked about."""
@@ -149,7 +167,15 @@ def found_not_sent(row: Recipient, claim_id: str, refusal: str | None = None) ->
     provider refuses it for good. None when the row has moved on since it was asked about."""
     if row.status is not Status.SENDING or row.claim_id != claim_id:
         return None
-    return failed(row, refusal) if refusal else released(row, NOT_HANDED_OVER)
+    if refusal:
+        return failed(row, refusal)
+    return _with_reason(row, Status.CANCELLED, CANCELLED) if row.cancel_requested else released(row, NOT_HANDED_OVER)
+
+
+def found_unknown(row: Recipient, claim_id: str | None) -> Recipient | None:
+    """A claim left behind (`claim_id`, past its lease) that the provider cannot tell about: sending ->
+    failed as outcome unknown, never sent again. None when the row has moved on since it was asked about."""
+    return _with_reason(row, Status.FAILED, OUTCOME_UNKNOWN) if row.status is Status.SENDING and row.claim_id == claim_id else None
 
 
 def given_up(row: Recipient, reason: str, lease_start: datetime, claim_id: str | None = None) -> Recipient | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Sequence
 
 from sms import wire
@@ -13,6 +13,7 @@ from sms.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.gateway import Gateway, UseCases, WebhookPorts, assemble
 from sms.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
 from sms.optouts import OptOuts
+from sms.transitions import retry_pending
 from sms.providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 from sms.storage import (
     ApiKeyRecord,
@@ -96,7 +97,7 @@ class InMemoryMessageStore(MessageStore):
     async def stale_recipients(self, queued_before: datetime, sending_before: datetime) -> list[Recipient]:
         return [
             r for comm_id in self.messages for r in self.recipients[comm_id].values()
-            if (r.status is Status.QUEUED and r.updated_at < queued_before and not r.last_error)
+            if (r.status is Status.QUEUED and r.updated_at < queued_before and not retry_pending(r))
             or (r.status is Status.SENDING and r.updated_at < sending_before)
         ]
 
@@ -399,6 +400,11 @@ class InMemoryIdempotencyStore(IdempotencyStore):
         self.records[key] = replace(record, etag=f"e{next(_etags)}")
         return None
 
+    async def release(self, record: IdempotencyRecord) -> None:
+        key = (record.licensee_id, record.key)
+        if key in self.records and self.records[key].comm_id == record.comm_id:
+            del self.records[key]
+
     async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:
         key = (record.licensee_id, record.key)
         if self.records[key].etag != expired.etag:
@@ -583,3 +589,12 @@ class FakeGateway:
 
     async def health(self) -> dict:
         return {"status": "ok", "storage": {"status": "ok"}, "provider": {"name": "recording", "status": "ok"}}
+
+
+async def age_claims(store: MessageStore, comm_id: str, by: timedelta = timedelta(hours=1)) -> None:
+    """As if the claims on the message's `sending` rows had been made `by` earlier: their lease has run
+    out for a dispatch with any lease shorter than that (written through the store, ETag-checked)."""
+    _, rows = await store.load(comm_id)
+    aged = [replace(r, updated_at=r.updated_at - by) for r in rows if r.status is Status.SENDING]
+    if aged:
+        await store.update_recipients(comm_id, aged)

@@ -56,6 +56,13 @@ class SmsProvider(abc.ABC):
     # The number an SMS goes out from when its message names none; None when the provider picks one
     # (a Twilio Messaging Service) or has none (console). A STOP sent to it applies to those SMS.
     default_sender: str | None = None
+    # The longest one `send` can take, retries and waits included, in seconds: a claim is only called on
+    # while the call can end within the first half of its lease (Dispatch), so no call is in flight when
+    # the lease runs out and `find` is asked. Adapters bound their calls to it.
+    longest_call: float = 0.0
+    # Whether `find` asks by repeating the send (ACS): it may send what the provider never had, so it is
+    # not asked about an SMS that must not go now (its message cancelled or expired, the number opted out).
+    find_sends: bool = False
 
     @abc.abstractmethod
     async def send(self, sms: OutgoingSms) -> SendOutcome:

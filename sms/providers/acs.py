@@ -27,6 +27,7 @@ from email.utils import format_datetime
 from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
 from azure.communication.sms.aio import SmsClient
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.policies import AsyncRetryPolicy
 from azure.core.rest import HttpRequest
 
 from ..model import utcnow
@@ -51,6 +52,19 @@ def _pair(sms: OutgoingSms) -> tuple[str, datetime]:
     return str(uuid.uuid5(_NAMESPACE, f"{sms.recipient_id}/{sms.attempt}")), this
 
 
+class _BoundedRetry(AsyncRetryPolicy):
+    """azure-core's retry, with each wait between tries (its backoff, or a Retry-After) at most LONGEST_WAIT."""
+
+    LONGEST_WAIT = 5.0
+
+    def get_backoff_time(self, settings) -> float:
+        return min(super().get_backoff_time(settings), self.LONGEST_WAIT)
+
+    def get_retry_after(self, response) -> float | None:
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, self.LONGEST_WAIT)
+
+
 def _transient(status: int | None) -> bool:
     # 412: the repeatability window passed; the next attempt gets a fresh pair. 401/403: a key being
     # rotated or a role not yet granted should not fail every message at once.
@@ -59,6 +73,7 @@ def _transient(status: int | None) -> bool:
 
 class AcsProvider(SmsProvider):
     name = "acs"
+    find_sends = True  # find repeats the request: what ACS never had, it sends then
 
     def __init__(self, connection_string: str, from_number: str, **client_options):
         # Few SDK-level retries: the queue's own retry, with backoff, is the outer loop.
@@ -68,6 +83,13 @@ class AcsProvider(SmsProvider):
         # Twilio's adapter is (15 s), three tries stay well inside the lease.
         client_options.setdefault("connection_timeout", 5)
         client_options.setdefault("read_timeout", 15)
+        # azure-core sleeps whatever a Retry-After says between tries (RetryPolicy.sleep): capped here, so
+        # the whole call has a bound (longest_call); a longer wait comes back as transient, and the
+        # dispatch waits it out on the queue, holding no claim.
+        client_options.setdefault("retry_policy", _BoundedRetry(**{k: client_options[k] for k in ("retry_total",)}))
+        tries = client_options["retry_total"] + 1
+        self.longest_call = tries * (client_options["connection_timeout"] + client_options["read_timeout"]) + \
+            (tries - 1) * _BoundedRetry.LONGEST_WAIT
         self._client = SmsClient.from_connection_string(connection_string, **client_options)
         self._endpoint = self._client._endpoint  # noqa: SLF001 - parsed from the connection string by the SDK
         self.default_sender = from_number
@@ -77,8 +99,9 @@ class AcsProvider(SmsProvider):
 
     async def find(self, sms: OutgoingSms) -> Trace:
         """Repeat the claim's very request, while ACS still tracks its pair (see the module docstring)."""
-        if utcnow() - _pair(sms)[1] >= REPEATABILITY_WINDOW:
-            return Trace(Found.UNKNOWN)
+        now = utcnow()
+        if now - _pair(sms)[1] >= REPEATABILITY_WINDOW or (sms.valid_until is not None and now >= sms.valid_until):
+            return Trace(Found.UNKNOWN)  # ACS no longer tracks it; or a repeat could send what is no longer worth sending
         outcome, status, repeatability_result = await self._send(sms)
         if status == 412 or repeatability_result == "rejected":  # ACS no longer tracks it: it cannot tell
             return Trace(Found.UNKNOWN)

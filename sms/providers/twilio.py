@@ -24,8 +24,7 @@ log = logging.getLogger("sms.providers.twilio")
 
 TWILIO_API = "https://api.twilio.com"
 TWILIO_MAX_VALIDITY = 36_000  # seconds: the longest ValidityPeriod Twilio takes, and its default
-# Tracing a claim left behind: the messages read (one page), and how far apart our clock and Twilio's
-# may be. A claimed SMS reaches Twilio between its claim and the end of the call's timeout, if at all.
+# Tracing a claim left behind: the messages read (one page), and how far apart our clock and Twilio's may be.
 FIND_LIMIT = 200
 CLOCK_SKEW = timedelta(minutes=1)
 
@@ -44,7 +43,6 @@ class _TwilioHttp(AsyncTwilioHttpClient):
         super().__init__(timeout=timeout)
         self._base = api_base_url.rstrip("/")
         self._timeout = timeout
-        self.timeout_seconds = timeout
 
     async def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False):
         if self._base != TWILIO_API and url.startswith(TWILIO_API):
@@ -72,6 +70,7 @@ class TwilioProvider(SmsProvider):
         timeout_seconds: float = 15.0,
     ):
         self._http = _TwilioHttp(api_base_url, timeout_seconds)
+        self.longest_call = timeout_seconds  # one request: the SDK's HTTP client does not retry
         self._client = Client(account_sid, auth_token, http_client=self._http)
         self._from = from_number
         self._service = messaging_service_sid
@@ -107,13 +106,15 @@ class TwilioProvider(SmsProvider):
         return SendOutcome(provider_message_id=message.sid)
 
     async def find(self, sms: OutgoingSms) -> Trace:
-        """Whether Twilio took `sms`: an outbound message to its number, from its sender, created while
-        its call could have reached Twilio. The same body: Twilio has it (a failed one: it refused it).
+        """Whether Twilio took `sms`: an outbound message to its number, from its sender, created since
+        its claim. The same body: Twilio has it (a failed one: it refused it).
         Only other messages in that time, or more than one page of them: it cannot be told which is
         ours (Twilio may rewrite a body, e.g. smart encoding), so unknown, never sent again. None: it
         never reached Twilio, safe to send."""
+        # From the claim to now: the claim is stamped before its write goes out, and the call may come
+        # any time after (a slow or retried write); anything in that span with our body may be ours.
         claimed = sms.attempt_at or sms.first_attempt_at or datetime.now(timezone.utc)
-        start, end = claimed - CLOCK_SKEW, claimed + timedelta(seconds=self._http.timeout_seconds) + CLOCK_SKEW
+        start, end = claimed - CLOCK_SKEW, datetime.now(timezone.utc) + CLOCK_SKEW
         sender = sms.sender or (None if self._service else self._from)
         filters = {"to": sms.to, **({"from_": sender} if sender else {})}
         try:

@@ -196,6 +196,11 @@ class IdempotencyStore(abc.ABC):
     async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:
         """Replace an expired record, unless someone else did first (ETag): whether we did."""
 
+    @abc.abstractmethod
+    async def release(self, record: IdempotencyRecord) -> None:
+        """Remove `record`, claimed by a request refused before it stored anything; a record that is no
+        longer this one (another request's) is left alone."""
+
 
 @dataclass(frozen=True)
 class LedgerEntry:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
@@ -46,6 +46,16 @@ class TableIdempotencyStore(IdempotencyStore):
             e = await self._table.get_entity(_partition(record.licensee_id, record.key), "")
             return IdempotencyRecord(e["LicenseeId"], record.key, e["RequestHash"], e["CommId"], e["CreatedAt"],
                                      e["ExpiresAt"], e.metadata["etag"])
+
+    @storage_errors
+    async def release(self, record: IdempotencyRecord) -> None:
+        partition = _partition(record.licensee_id, record.key)
+        try:
+            e = await self._table.get_entity(partition, "")
+            if e["CommId"] == record.comm_id:  # ours: the commId is new per request
+                await self._table.delete_entity(partition, "", etag=e.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, ResourceModifiedError):  # gone, or replaced meanwhile: not ours to remove
+            pass
 
     @storage_errors
     async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:

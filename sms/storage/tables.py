@@ -26,6 +26,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import StorageUnavailable
 from ..model import Contact, Event, Message, Recipient, Status, derived_events
+from ..transitions import retry_pending
 from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .batch import MAX_OPERATIONS, Transactions, storage_refusal
 from .hot_path import HotPathTransport
@@ -137,8 +138,7 @@ class TableMessageStore(MessageStore):
         params = {"lo": RECIPIENT_PREFIX, "hi": chr(ord(RECIPIENT_PREFIX) + 1), "queued": Status.QUEUED.value,
                   "sending": Status.SENDING.value, "q": queued_before, "s": sending_before}
         found = [_recipient_from(e) async for e in self._table.query_entities(query, parameters=params)]
-        # A queued recipient with an error was released after a transient failure: its retry job is pending.
-        return [r for r in found if r.status is Status.SENDING or not r.last_error]
+        return [r for r in found if r.status is Status.SENDING or not retry_pending(r)]
 
     @storage_errors
     async def message(self, comm_id: str) -> Message | None:
@@ -266,7 +266,7 @@ def _recipient_entity(r: Recipient) -> dict:
         "PhoneNumber": r.phone_number, "Name": r.name, "ContactId": r.contact_id, "Status": r.status.value,
         "ProviderMessageId": r.provider_message_id, "Attempts": r.attempts, "LastError": r.last_error,
         "CreatedAt": r.created_at, "UpdatedAt": r.updated_at, "FirstAttemptAt": r.first_attempt_at, "ClaimId": r.claim_id,
-        "Timeline": _timeline_text(r),
+        "Timeline": _timeline_text(r), "CancelRequested": r.cancel_requested or None,
     }
 
 
@@ -281,7 +281,8 @@ def _recipient_from(e: TableEntity) -> Recipient:
         name=e.get("Name"), contact_id=e.get("ContactId"), status=Status(e["Status"]),
         provider_message_id=e.get("ProviderMessageId"), attempts=e.get("Attempts", 0), last_error=e.get("LastError"),
         created_at=e["CreatedAt"], updated_at=e["UpdatedAt"], first_attempt_at=e.get("FirstAttemptAt"),
-        claim_id=e.get("ClaimId"), etag=e.metadata["etag"], events=timeline[0] if timeline else (),
+        claim_id=e.get("ClaimId"), cancel_requested=bool(e.get("CancelRequested")), etag=e.metadata["etag"],
+        events=timeline[0] if timeline else (),
         events_omitted=timeline[1] if timeline else 0,
     )
     if timeline is None:  # written before timelines (or unreadable): the timeline its other columns prove

@@ -45,25 +45,25 @@ class Accept:
 
     def _under(self, checked: tuple[Message, list[Recipient]], command: SendMessage, licensee_id: str,
                comm_id: str | None) -> tuple[Message, list[Recipient]]:
-        """The checked message under `comm_id`: a keyed request finishing an earlier one's work saves
-        under that one's commId, checked again for it."""
+        """An auto-batch item, checked already, under `comm_id` (its Idempotency-Key's): checked again for it."""
         return checked if comm_id in (None, checked[0].comm_id) else self._checked(command, licensee_id, comm_id)
 
     async def queue(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None,
                     checked: tuple[Message, list[Recipient]] | None = None) -> SendResult:
         """Save the SMS and queue it; the worker sends it in the background. `checked`: the command as
         already checked (an auto-batch checks every item first)."""
-        # Checked before the Idempotency-Key is claimed: a refused request stores nothing, the key included.
-        checked = checked or self._checked(command, licensee_id)
 
-        async def work(comm_id: str | None) -> SendResult:
-            message, recipients = self._under(checked, command, licensee_id, comm_id)
+        async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
+            return self._under(checked, command, licensee_id, comm_id) if checked else self._checked(command, licensee_id, comm_id)
+
+        async def work(prepared: tuple[Message, list[Recipient]]) -> SendResult:
+            message, recipients = prepared
             await self._save_queued(message, recipients)
             return _queued(message, len(recipients))
 
         with telemetry.span("sms.accept"):
-            return await self._once.run(licensee_id, idempotency_key, "send", command.as_sent, work,
-                                        lambda message, recipients: _queued(message, len(recipients)), checked[0].comm_id)
+            return await self._once.run(licensee_id, idempotency_key, "send", command.as_sent, check, work,
+                                        lambda message, recipients: _queued(message, len(recipients)))
 
     async def queue_each(self, commands: Sequence[SendMessage], licensee_id: str, idempotency_key: str | None = None) -> list[SendResult]:
         """ServiceStack's auto-batch: every command is checked before any is saved, then each is accepted
@@ -95,15 +95,16 @@ class Accept:
     async def send_now(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None) -> SendResult:
         """Save the SMS and send it within the request; answer with the real outcome."""
 
-        # Checked before the Idempotency-Key is claimed: a refused request stores nothing, the key included.
-        checked = self._checked(command, licensee_id)
-        if checked[0].send_at is not None:
-            raise ValidationFailed([FieldError("SMSModel.SendAt", "NotAllowed",
-                                               "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
-        await self._now_or_not_at_all(*checked)
+        async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
+            message, recipients = self._checked(command, licensee_id, comm_id)
+            if message.send_at is not None:
+                raise ValidationFailed([FieldError("SMSModel.SendAt", "NotAllowed",
+                                                   "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
+            await self._now_or_not_at_all(message, recipients)
+            return message, recipients
 
-        async def work(comm_id: str | None) -> SendResult:
-            message, recipients = self._under(checked, command, licensee_id, comm_id)
+        async def work(prepared: tuple[Message, list[Recipient]]) -> SendResult:
+            message, recipients = prepared
             jobs, stored = await self._save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS)
             batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
             sent = await asyncio.gather(*(self._dispatch.send(message, b, job) for b, job in zip(batches, jobs, strict=True)))
@@ -125,13 +126,13 @@ class Accept:
             return _outcome(message.comm_id, recipients)
 
         with telemetry.span("sms.send_now"):
-            return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, work, answer, checked[0].comm_id)
+            return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, check, work, answer)
 
     async def _now_or_not_at_all(self, message: Message, recipients: list[Recipient]) -> None:
         """An immediate send goes now or not at all: recipients inside the licensee's quiet hours refuse
         it (nothing is stored), unless it is urgent. Holding them and answering "Sent to 0" would invite
         a resend that texts them twice once the window ends."""
-        quiet, held = await self._dispatch.held(message, recipients, self._clock())
+        quiet, held = await self._dispatch.held_of_those_texted(message, recipients, self._clock())
         if not held:
             return
         window = quiet[quiet.index("("):quiet.index(")") + 1]

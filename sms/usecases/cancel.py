@@ -76,7 +76,7 @@ class Cancel:
         this cancel cancelled. None when the rows are not there."""
         loaded = await self._messages.load(comm_id, first, last)
         if loaded is not None and not any(r.status is Status.SENDING for r in loaded[1]):
-            together = self._cancelling(comm_id, loaded[1], first, last, [r.seq for r in loaded[1] if r.status in WAITING])
+            together = self._cancelling(comm_id, loaded[1], first, last, [r.seq for r in loaded[1] if _cancellable(r)])
             try:
                 await together.flush()
                 return together.current(), _cancelled_by(together)
@@ -88,7 +88,7 @@ class Cancel:
         """A job being sent (a recipient is with the provider): each waiting recipient cancelled in a
         write of its own, all at once, so that a claim costs the cancel only the recipient it took."""
         rows = {r.seq: r for r in recipients}
-        each = {seq: self._cancelling(comm_id, recipients, first, last, [seq]) for seq, r in rows.items() if r.status in WAITING}
+        each = {seq: self._cancelling(comm_id, recipients, first, last, [seq]) for seq, r in rows.items() if _cancellable(r)}
         failures = [f for f in await asyncio.gather(*(one.flush() for one in each.values()), return_exceptions=True) if f is not None]
         if failures:
             raise failures[0]
@@ -103,6 +103,11 @@ class Cancel:
         for seq in seqs:
             rows.cancel(seq)
         return rows
+
+
+def _cancellable(row: Recipient) -> bool:
+    """Waiting (it is cancelled), or claimed and not yet marked (it is marked: transitions.cancelled)."""
+    return row.status in WAITING or (row.status is Status.SENDING and not row.cancel_requested)
 
 
 def _cancelled_by(rows: JobRows) -> set[int]:

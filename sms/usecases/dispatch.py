@@ -20,6 +20,7 @@ from ..logs import log_unexpected
 from ..model import WAITING, Message, Recipient, SendJob, Status, utcnow
 from ..optouts import OptOuts
 from ..pacing import RetryPolicy, SenderRateLimiter
+from ..quiet import held_reason
 from ..phone import mask, mask_numbers
 from ..providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
@@ -40,6 +41,10 @@ MAX_QUEUE_DELAY = timedelta(days=7) - timedelta(hours=1)
 def queue_delay(until: datetime, now: datetime) -> int:
     """Whole seconds from `now` to `until` (at least 1), at most one hop."""
     return max(1, math.ceil(min(until - now, MAX_QUEUE_DELAY).total_seconds()))
+
+
+# Why a claim was released without a provider call (see Dispatch._too_late_to_call).
+CLAIM_TOO_SLOW = "Its claim took too long to be written for the provider call to end well inside the sending lease: not sent, retried"
 
 
 class MessageNotWritten(Exception):
@@ -210,7 +215,7 @@ class Dispatch:
         left = [r for r in recipients if r.status is Status.SENDING and r.updated_at <= lease_start]
         if not left:
             return list(recipients), False
-        traces = await asyncio.gather(*(self._find(message, r) for r in left))
+        traces = await self._traced(message, left)
         unanswered = False
         for r, trace in zip(left, traces, strict=True):
             if trace.found is Found.SENT:
@@ -218,13 +223,25 @@ class Dispatch:
             elif trace.found is Found.NOT_SENT:
                 rows.found_not_sent(r.seq, r.claim_id, trace.error)
             elif trace.found is Found.UNKNOWN:
-                rows.fail_left_behind(r.seq)
+                rows.found_unknown(r.seq, r.claim_id)
             else:
                 unanswered = True
         log.warning("%s: %d recipient(s) left sending by a stopped worker, traced with %s: %s", message.comm_id, len(left),
                     self._provider.name, ", ".join(f"{f.value} {n}" for f, n in Counter(t.found for t in traces).items()))
         await rows.flush()
         return rows.current(), unanswered
+
+    async def _traced(self, message: Message, left: Sequence[Recipient]) -> list[Trace]:
+        """What the provider says of each claim left behind. A provider whose question is a repeat of the
+        send (ACS) is not asked about one that must not go now: it ends unknown rather than sent late."""
+        must_not_go: set[int] = set()
+        if self._provider.find_sends:
+            expired = message.valid_until is not None and self._clock() >= message.valid_until
+            sender = message.sender.phone_number or self._provider.default_sender
+            blocked = await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in left]) \
+                if self._opt_outs and not expired else set()
+            must_not_go = {r.seq for r in left if expired or r.cancel_requested or r.phone_number in blocked}
+        return list(await asyncio.gather(*(self._find(message, r) if r.seq not in must_not_go else _unknown() for r in left)))
 
     async def _find(self, message: Message, recipient: Recipient) -> Trace:
         """What the provider says of a claim left behind, asked with a send slot (it is a provider call)."""
@@ -246,7 +263,19 @@ class Dispatch:
             until = hours.wait_until(r.phone_number, now)
             if until is not None and until > now:
                 held[r.seq] = until
-        return f"Waiting for the licensee's quiet hours ({hours.window}, the recipient's local time) to end", held
+        return held_reason(hours), held
+
+    async def held_of_those_texted(self, message: Message, recipients: Sequence[Recipient],
+                                   now: datetime) -> tuple[str, dict[int, datetime]]:
+        """`held`, leaving out the recipients who opted out (they are not texted at all): what an
+        immediate send would have to hold."""
+        quiet, held = await self.held(message, recipients, now)
+        if held and self._opt_outs:
+            sender = message.sender.phone_number or self._provider.default_sender
+            numbers = {r.seq: r.phone_number for r in recipients if r.seq in held}
+            blocked = await self._opt_outs.blocked(message.licensee_id, sender, list(numbers.values()))
+            held = {seq: until for seq, until in held.items() if numbers[seq] not in blocked}
+        return quiet, held
 
     async def _send_each(self, message: Message, seqs: Sequence[int], rows: JobRows) -> list[int]:
         """Start each recipient's send once its turn under the sender's rate limit has come, the sends
@@ -293,10 +322,21 @@ class Dispatch:
             claimed = await rows.claim(seq)
             if claimed is None:
                 return None  # another worker claimed or settled it first
-            outcome = await self._call_provider(message, claimed)
+            if self._too_late_to_call(claimed):
+                outcome = SendOutcome(error=CLAIM_TOO_SLOW, transient=True)  # not called: nothing was sent
+            else:
+                outcome = await self._call_provider(message, claimed)
         settled, delay = self._settle(claimed, outcome)
         await rows.record(settled)
         return delay
+
+    def _too_late_to_call(self, claimed: Recipient) -> bool:
+        """Whether a call started now could still be running past the first half of the claim's lease.
+        A call in flight when the lease runs out could be traced as "never reached the provider" and
+        sent again; the second half of the lease covers clocks apart between workers. A claim whose
+        write took that long (storage slow, its answer lost and retried) is released instead."""
+        elapsed = (utcnow() - claimed.updated_at).total_seconds()
+        return elapsed + self._provider.longest_call > self._sending_lease.total_seconds() / 2
 
     @staticmethod
     def _outgoing(message: Message, recipient: Recipient) -> OutgoingSms:
@@ -350,15 +390,21 @@ class Dispatch:
         rows = JobRows(self._store, job.comm_id, recipients, job.first, job.last, self._sending_lease)
         lease_start = utcnow() - self._sending_lease
         left = [r for r in recipients if r.status is Status.SENDING and r.updated_at <= lease_start]
-        traces = dict(zip((r.seq for r in left), await asyncio.gather(*(self._find(message, r) for r in left)), strict=True))
+        traces = dict(zip((r.seq for r in left), await self._traced(message, left), strict=True))
         for r in recipients:
             trace = traces.get(r.seq)
             if trace is not None and trace.found is Found.SENT:
                 rows.found_sent(r.seq, r.claim_id, trace.provider_message_id)
             elif trace is not None and trace.found is Found.NOT_SENT:
                 rows.found_not_sent(r.seq, r.claim_id, trace.error or reason)
+            elif trace is not None:  # the provider cannot tell, or did not answer: it is parked either way
+                rows.found_unknown(r.seq, r.claim_id)
             else:
                 rows.give_up(r.seq, reason)
         await rows.flush()
         await self.record(message, rows.current())
         return rows.settled()
+
+
+async def _unknown() -> Trace:
+    return Trace(Found.UNKNOWN)

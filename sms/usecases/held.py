@@ -5,15 +5,15 @@ the window's end as the hours then stood. If an operator removes or shortens the
 look at those recipients again until that old end (issue 23, item 8). So a change re-queues the jobs
 of the licensee's messages that still have recipients waiting, found through the ledger: each dispatch
 then decides again under the new hours (sends, or holds until the new end). A job queued twice does no
-harm: dispatch sends nothing twice.
+harm: dispatch sends nothing twice. The candidates come from the ledger (messages with a recipient
+queued or scheduled); each candidate job's rows are read to keep only those holding a recipient for
+quiet hours: one read a candidate job, for an operator's change.
 """
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from typing import Callable
-
-from ..model import STATUS_LETTERS, WAITING, SendJob, Status, utcnow
+from ..model import STATUS_LETTERS, WAITING, SendJob, Status
+from ..quiet import is_held
 from ..storage import JobQueue, LedgerEntry, LedgerQuery, MessageStore
 from .ledger import MAX_TAKE, Ledger
 
@@ -21,12 +21,12 @@ _WAITING_LETTERS = frozenset(STATUS_LETTERS[s] for s in WAITING)
 
 
 class HeldMessages:
-    def __init__(self, ledger: Ledger, messages: MessageStore, jobs: JobQueue, clock: Callable[[], datetime] = utcnow):
-        self._ledger, self._store, self._queue, self._clock = ledger, messages, jobs, clock
+    def __init__(self, ledger: Ledger, messages: MessageStore, jobs: JobQueue):
+        self._ledger, self._store, self._queue = ledger, messages, jobs
 
     async def wake(self, licensee_id: str, after_seconds: int) -> int:
-        """Queue again, due in `after_seconds`, every job of the licensee's messages with recipients still
-        waiting (queued, or scheduled for a time that has come). How many jobs it queued."""
+        """Queue again, due in `after_seconds`, every job of the licensee's messages with a recipient held
+        by quiet hours. How many jobs it queued."""
         jobs: dict[tuple[str, int], SendJob] = {}
         for status in (Status.QUEUED, Status.SCHEDULED):
             token = None
@@ -41,12 +41,14 @@ class HeldMessages:
         return len(jobs)
 
     async def _due(self, entry: LedgerEntry) -> list[SendJob]:
-        """The entry's jobs that cover a waiting recipient. A recipient still `scheduled` is held only once
-        its message's sendAt has come; before it, its own job is on the queue for that time."""
-        waiting = [job for job in SendJob.covering(entry.comm_id, entry.recipient_count)
-                   if _WAITING_LETTERS.intersection(entry.statuses[job.first:job.last + 1])]
-        if waiting and STATUS_LETTERS[Status.QUEUED] not in entry.statuses:
-            message = await self._store.message(entry.comm_id)
-            if message is None or (message.send_at is not None and message.send_at > self._clock()):
-                return []
-        return waiting
+        """The entry's jobs with a recipient held by quiet hours, read from the rows themselves: the ledger
+        does not tell a held recipient from one waiting for its provider's retry (whose own job is due
+        then: waking it would call the provider early), nor from one scheduled for later."""
+        due = []
+        for job in SendJob.covering(entry.comm_id, entry.recipient_count):
+            if not _WAITING_LETTERS.intersection(entry.statuses[job.first:job.last + 1]):
+                continue
+            loaded = await self._store.load(job.comm_id, job.first, job.last)
+            if loaded is not None and any(r.status in WAITING and is_held(r.last_error) for r in loaded[1]):
+                due.append(job)
+        return due

@@ -7,11 +7,12 @@ and finishes the first request's work under the same commId.
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from datetime import timedelta
 from typing import Awaitable, Callable, TypeVar
 
-from ..errors import AlreadyExists, Conflict, KeyReused
+from ..errors import AlreadyExists, Conflict, KeyReused, StorageUnavailable
 from ..model import Message, Recipient, utcnow
 from ..storage import IdempotencyRecord, IdempotencyStore, MessageStore
 
@@ -21,6 +22,9 @@ IN_PROGRESS_GRACE = timedelta(seconds=30)
 STILL_RUNNING = "The first request with this Idempotency-Key is still being processed; retry shortly"
 
 Answer = TypeVar("Answer")
+Checked = TypeVar("Checked")
+
+log = logging.getLogger("sms.idempotency")
 
 
 class OncePerKey:
@@ -28,26 +32,27 @@ class OncePerKey:
         self._keys, self._messages, self._window = keys, messages, window
 
     async def run(self, licensee_id: str, key: str | None, kind: str, as_sent: Callable[[], str],
-                  work: Callable[[str | None], Awaitable[Answer]],
-                  answer: Callable[[Message, list[Recipient]], Answer], comm_id: str | None = None) -> Answer:
-        """`work(comm_id)` does the send (under `comm_id`, or a new one when None); `answer` says what a
-        retry answers from the message the first request saved. `kind` keeps a key used for one kind of
-        send from replaying another. `comm_id`: the one a first request saves under (new when None).
+                  check: Callable[[str | None], Awaitable[Checked]], work: Callable[[Checked], Awaitable[Answer]],
+                  answer: Callable[[Message, list[Recipient]], Answer]) -> Answer:
+        """`check(comm_id)` checks the request as it stands, under `comm_id` (a new one when None), and
+        raises its refusal; `work(checked)` does the send; `answer` says what a retry answers from the
+        message the first request saved. `kind` keeps a key used for one kind of send from replaying another.
 
-        The caller checks the request before calling: a request refused as it stands claims no key,
-        so its corrected resend under the same key is a first request, not a different one."""
+        Only a first request is checked: a retry answers as the first did, even once its sendAt has passed
+        or quiet hours have begun. A first request refused as it stands frees its key, so the corrected
+        request under the same key is a first request too."""
         if key is None or self._keys is None:
-            return await work(None)
+            return await work(await check(None))
         fingerprint = hashlib.sha256(f"{kind}\n{as_sent()}".encode()).hexdigest()
         now = utcnow()
-        record = IdempotencyRecord(licensee_id, key, fingerprint, comm_id or uuid.uuid4().hex, now, now + self._window)
+        record = IdempotencyRecord(licensee_id, key, fingerprint, uuid.uuid4().hex, now, now + self._window)
         existing = await self._keys.claim(record)
         if existing is None:
-            return await work(record.comm_id)
+            return await work(await self._checked_first(record, check))
         if existing.expires_at <= now:  # an old key used again: a new request
             if not await self._keys.take_over(existing, record):
                 raise Conflict("This Idempotency-Key is being used by another request; retry shortly")
-            return await work(record.comm_id)
+            return await work(await self._checked_first(record, check))
         if existing.request_hash != fingerprint:
             raise KeyReused("This Idempotency-Key was used with a different request; use a new key for a new request")
         loaded = await self._messages.load(existing.comm_id)
@@ -56,6 +61,18 @@ class OncePerKey:
         if utcnow() - existing.created_at < IN_PROGRESS_GRACE:
             raise Conflict(STILL_RUNNING)
         try:  # the first request died before saving anything: finish it under the same commId
-            return await work(existing.comm_id)
+            return await work(await check(existing.comm_id))
         except AlreadyExists:
             raise Conflict(STILL_RUNNING) from None
+
+    async def _checked_first(self, record: IdempotencyRecord, check: Callable[[str | None], Awaitable[Checked]]) -> Checked:
+        try:
+            return await check(record.comm_id)
+        except Exception:
+            # Refused before anything was stored: the key is freed (a retry racing this sees it claimed
+            # for a moment, and is told to retry shortly).
+            try:
+                await self._keys.release(record)
+            except StorageUnavailable:
+                log.warning("could not free an Idempotency-Key after its request was refused; it frees itself when it expires")
+            raise

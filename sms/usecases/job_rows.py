@@ -106,6 +106,10 @@ class JobRows:
         """A claim left behind that the provider says it has: sent, with its id. Written with the next write."""
         self._add(seq, (lambda row: transitions.found_sent(row, claim_id, provider_message_id), True, None))
 
+    def found_unknown(self, seq: int, claim_id: str | None) -> None:
+        """A claim left behind that the provider cannot tell about: failed as outcome unknown. Written with the next write."""
+        self._add(seq, (lambda row: transitions.found_unknown(row, claim_id), True, None))
+
     def found_not_sent(self, seq: int, claim_id: str, refusal: str | None = None) -> None:
         """A claim left behind that the provider never had: queued again, to be sent now (or failed with
         the provider's `refusal`). Written with the next write."""
@@ -196,7 +200,9 @@ class JobRows:
             # so a stale row can cost a round trip, never a wrong write.
             loaded = await self._store.load(self._comm_id, self._first, self._last)
             self._rows.update({r.seq: r for r in (loaded[1] if loaded else [])})
-            claims = [seq for seq, (_, settles, _) in batch.items() if not settles]
+            # Claims (the changes a caller waits on that do not settle the row): a hold or a row put back
+            # is not one, and a receipt that changed such a row says nothing of another dispatch.
+            claims = [seq for seq, (_, settles, waiting) in batch.items() if not settles and waiting is not None]
             if any(self._rows[seq].status not in WAITING and self._rows[seq].claim_id != self.claim_id for seq in claims):
                 self.yielded = True
             return self._rows

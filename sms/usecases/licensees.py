@@ -64,7 +64,8 @@ class Licensees:
         updated = replace(current, quiet_hours=window, time_zone=zone, updated_at=utcnow())
         await self._store.put(updated)
         self._cache.pop(licensee_id, None)
-        if self._held is not None and (window, zone) != (current.quiet_hours, current.time_zone):
-            # Every process sees the change once its cached copy lapses: the woken jobs are due then.
+        if self._held is not None:
+            # Every process sees the change once its cached copy lapses: the woken jobs are due then. Woken
+            # on every set, a change or not: a set repeated after its wake failed still wakes them.
             await self._held.wake(licensee_id, math.ceil(self._ttl) + 1)
         return updated

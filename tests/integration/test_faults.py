@@ -30,7 +30,7 @@ from sms.usecases.inbound import Inbound
 from sms.storage.queues import queue_client
 from sms.storage.tables import MESSAGES_TABLE
 from sms.wire import SMSSend
-from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverDtos, sms_over
+from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverDtos, age_claims, sms_over
 from tests.integration.test_batch import DroppingProxy
 
 LICENSEE = "f0" * 16
@@ -94,7 +94,8 @@ async def test_a_job_redelivered_after_a_crash_mid_send_sends_nothing_twice(gw):
     after_restart = RecordingProvider()
     with pytest.raises(RecipientsInFlight):  # redelivered inside the lease: handed back
         await service_over(gw, after_restart, sending_lease=timedelta(minutes=5)).dispatch(job)
-    await service_over(gw, after_restart, sending_lease=timedelta(0)).dispatch(job)  # past the lease
+    await age_claims(gw.messages, response.comm_id)  # past the lease
+    await service_over(gw, after_restart, sending_lease=timedelta(minutes=5)).dispatch(job)
 
     assert len(crashed.sent) == 3 and after_restart.sent == []
     _, recipients = await gw.messages.load(response.comm_id)
@@ -335,7 +336,8 @@ async def test_a_crash_mid_job_leaves_only_the_send_in_flight_unknown_and_the_re
     restarted = RecordingProvider()
     with pytest.raises(RecipientsInFlight):
         await service_over(gw, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
-    await service_over(gw, restarted, sending_lease=timedelta(0)).dispatch(job)
+    await age_claims(gw.messages, response.comm_id)  # past the lease
+    await service_over(gw, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
 
     assert crashed.calls == to[:3] and sorted(restarted.calls) == to[3:]
     _, recipients = await gw.messages.load(response.comm_id)

@@ -38,3 +38,14 @@ async def test_the_raw_key_is_not_stored(keys):
     await keys.claim(record(key="customer-secret-ish-key"))
     rows = [e async for e in keys._table.list_entities()]
     assert all("customer-secret-ish-key" not in str(dict(e)) for e in rows)
+
+
+async def test_a_refused_request_releases_its_own_claim_and_no_one_elses(keys):
+    """Issue 23, item 3: a request refused before storing anything frees its key for the corrected one."""
+    mine = record(comm_id="5" * 32)
+    assert await keys.claim(mine) is None
+    await keys.release(record(comm_id="6" * 32))  # another request's record of the same key: not ours to remove
+    assert (await keys.claim(record(comm_id="7" * 32))).comm_id == "5" * 32
+    await keys.release(mine)
+    assert await keys.claim(record(comm_id="8" * 32)) is None  # the key is free again
+    await keys.release(record(key="never-claimed"))  # nothing there: no error

@@ -15,7 +15,7 @@ from sms.usecases.accept import IMMEDIATE_SAFETY_NET_SECONDS
 from sms.usecases.dispatch import MISSING_MESSAGE_CHECKS, MessageNotWritten, RecipientsInFlight
 from sms.validation import Limits
 from sms.wire import SMSSend
-from tests.fakes import RecordingProvider, TracingProvider, VendorRecord, sms_over
+from tests.fakes import RecordingProvider, TracingProvider, VendorRecord, age_claims, sms_over
 from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
 
 
@@ -325,7 +325,8 @@ async def test_a_claim_left_by_a_crashed_worker_is_failed_after_its_lease_never_
     within_lease = sms_over(store, queue, provider, sending_lease=timedelta(minutes=5))
     with pytest.raises(RecipientsInFlight):  # the job comes back while the lease still runs
         await within_lease.dispatch(job)
-    past_lease = sms_over(store, queue, provider, sending_lease=timedelta(0))
+    await age_claims(store, response.comm_id)  # their lease has run out
+    past_lease = sms_over(store, queue, provider, sending_lease=timedelta(minutes=5))
     await past_lease.dispatch(job)
 
     _, settled = await store.load(response.comm_id)
@@ -364,7 +365,8 @@ async def test_after_a_crash_the_provider_is_asked_and_each_recipient_is_sent_on
     with pytest.raises(RecipientsInFlight):  # inside the lease: nobody asks yet, the queued ones go
         await sms_over(store, queue, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
     assert restarted.traced == []
-    await sms_over(store, queue, restarted, sending_lease=timedelta(0)).dispatch(job)
+    await age_claims(store, comm_id)  # their lease has run out
+    await sms_over(store, queue, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
 
     assert sorted(restarted.traced) == sorted(to[:4])
     _, settled = await store.load(comm_id)
@@ -380,13 +382,14 @@ async def test_a_provider_that_does_not_answer_leaves_the_claim_to_be_asked_agai
     comm_id, job = await _crash_mid_job(store, queue, vendor, to, hang_after={to[0]}, hang_before={to[1]})
     down = TracingProvider(vendor)
     down.unreachable = True
+    await age_claims(store, comm_id)
     with pytest.raises(RecipientsInFlight, match="did not say"):
-        await sms_over(store, queue, down, sending_lease=timedelta(0)).dispatch(job)
+        await sms_over(store, queue, down).dispatch(job)
     _, rows = await store.load(comm_id)
     assert [r.status for r in rows] == [Status.SENDING, Status.SENDING, Status.SENT]  # the third was queued: it went
 
     # Parked before the provider answered: what cannot be traced ends unknown, never resent.
-    await sms_over(store, queue, down, sending_lease=timedelta(0)).give_up(job, "Gave up after 5 failed deliveries")
+    await sms_over(store, queue, down).give_up(job, "Gave up after 5 failed deliveries")
     _, rows = await store.load(comm_id)
     assert [(r.status, r.last_error) for r in rows[:2]] == [(Status.FAILED, OUTCOME_UNKNOWN)] * 2
     assert sorted(vendor.sends.values()) == [1, 1]
@@ -396,7 +399,8 @@ async def test_a_parked_job_asks_the_provider_about_claims_left_behind(store, qu
     vendor, to = VendorRecord(), [au(i) for i in range(3)]
     comm_id, job = await _crash_mid_job(store, queue, vendor, to, hang_after={to[0]}, hang_before={to[1], to[2]})
     reason = "Gave up after 5 failed deliveries of its job"
-    failed = await sms_over(store, queue, TracingProvider(vendor), sending_lease=timedelta(0)).give_up(job, reason)
+    await age_claims(store, comm_id)
+    failed = await sms_over(store, queue, TracingProvider(vendor)).give_up(job, reason)
     _, rows = await store.load(comm_id)
     assert [(r.status, r.last_error) for r in rows] == [(Status.SENT, None), (Status.FAILED, reason), (Status.FAILED, reason)]
     assert rows[0].provider_message_id == vendor.ids[rows[0].recipient_id]
@@ -521,7 +525,8 @@ async def test_after_a_crash_only_the_recipient_with_the_provider_is_outcome_unk
     restarted = RecordingProvider()
     with pytest.raises(RecipientsInFlight):  # redelivered while the 4th is within its lease: the rest go, it waits
         await sms_over(store, queue, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
-    await sms_over(store, queue, restarted, sending_lease=timedelta(0)).dispatch(job)  # once its lease has run out
+    await age_claims(store, response.comm_id)  # once its lease has run out
+    await sms_over(store, queue, restarted, sending_lease=timedelta(minutes=5)).dispatch(job)
 
     _, recipients = await store.load(response.comm_id)
     assert Counter(r.status for r in recipients) == {Status.SENT: 9, Status.FAILED: 1}

@@ -65,7 +65,7 @@ TABLE = {
     "receipt queued":          [None,  None,   None,    None, None,   None,      None,     None,     None,   None],
     "opted out":               [O,     O,      None,    None, None,   None,      None,     None,     None,   None],
     "validUntil passed":       [X,     X,      None,    None, None,   None,      None,     None,     None,   None],
-    "message cancelled":       [C,     C,      None,    None, None,   None,      None,     None,     None,   None],
+    "message cancelled":       [C,     C,      SE,      None, None,   None,      None,     None,     None,   None],
     "left behind past lease":  [None,  None,   F,       None, None,   None,      None,     None,     None,   None],
     "job given up":            [F,     F,      F,       None, None,   None,      None,     None,     None,   None],
     "left behind, provider has it":        [None, None, S, None, None, None, None, None, None, None],
@@ -73,6 +73,7 @@ TABLE = {
     "left behind, provider refuses it":    [None, None, F, None, None, None, None, None, None, None],
     "left behind, asked of another claim": [None, None, None, None, None, None, None, None, None, None],
 }
+# "message cancelled" on `sending`: the claim stays, marked cancel_requested (test below).
 # "outcome sent recorded" on `sent`: the row already says it (its write had landed), so None. A status
 # that stays but is written (failed, opted_out) keeps the status and fills in what the row lacked: the
 # provider's id, or the provider's latest reason for a failure.
@@ -142,6 +143,11 @@ def test_each_change_appends_its_step_at_the_new_updated_at(event, before):
     if OUTCOME_EVENTS.get(event, after.status) is not after.status:
         # An outcome the row does not take (it is already further on): only the provider's id is filled in.
         assert after.events == start.events
+        return
+    if (event, before) == ("message cancelled", SE):
+        # A claim is only marked (cancel_requested): no step, and no new time, so its lease and its
+        # repeatability stamp stay the claim's.
+        assert (after.cancel_requested, after.events, after.updated_at) == (True, start.events, start.updated_at)
         return
     assert len(after.events) == len(start.events) + 1
     step = after.events[-1]
@@ -267,3 +273,16 @@ def test_a_claim_left_behind_and_traced_with_the_provider_keeps_its_timeline():
     assert (refused.status, refused.last_error) == (F, "ACS 400: invalid number")
     # Asked of one claim, applied to a row another dispatch has claimed since: nothing.
     assert transitions.found_not_sent(transitions.claimed(again, "live"), "dead") is None
+
+
+def test_a_claim_marked_by_a_cancel_is_cancelled_if_it_turns_out_to_have_sent_nothing():
+    """Issue 23 review: a cancel finding a recipient claimed leaves it (it may be with the provider) but
+    marks it; a claim that then sent nothing is cancelled, never sent after the cancel."""
+    marked = transitions.cancelled(transitions.claimed(row(Q), "dead"))
+    assert (marked.status, marked.cancel_requested) == (SE, True)
+    assert transitions.cancelled(marked) is None  # marked once
+    assert transitions.found_not_sent(marked, "dead").status is C  # the provider never had it
+    assert transitions.found_not_sent(marked, "dead", "refused").status is F
+    assert transitions.found_sent(marked, "dead", "p-9").status is S  # it went before the cancel
+    assert transitions.recorded(marked, marked.moved_to(Q, last_error="busy")).status is C  # released for a retry
+    assert transitions.recorded(marked, marked.moved_to(S, provider_message_id="p-9")).status is S

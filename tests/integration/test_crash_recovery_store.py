@@ -22,9 +22,8 @@ async def store(table_service, unique_name):
     return table
 
 
-@pytest.mark.xfail(strict=True, reason="DEFECT: recipients put back by a dispatch that then yields are invisible to the sweeper")
 async def test_on_azurite_a_receipt_during_the_trace_strands_the_recipients_put_back(store):
-    """tests/unit/test_review_crash.py's receipt case on the Table service: the settle transaction is
+    """tests/unit/test_crash_recovery.py's receipt case on the Table service: the settle transaction is
     refused for R0's ETag alone (its receipt), JobRows reads again and steps aside, the put-back rows
     land queued with NOT_HANDED_OVER, and the sweeper's query (stale_recipients: queued rows with an
     error are "retry pending") does not find them, however long they wait."""
