@@ -11,16 +11,15 @@ import time
 from sms.bootstrap import build
 from sms.config import Settings
 from sms.model import SendJob
-from sms.pacing import SenderRateLimiter
 from sms.providers import OutgoingSms
 from sms.providers.twilio import TwilioProvider
-from sms.gateway import assemble
 from sms.validation import Limits
 from sms.wire import SMSSend
 from sms.wire.mapping import send_command
 from tests.fake_vendors import FakeTwilio
 
 from .harness import Row, load
+from tests.fakes import assembled
 
 CONCURRENCY = 16  # SMS_SEND_CONCURRENCY's default
 RATE_LIMIT = 50.0
@@ -40,8 +39,8 @@ async def _send_all(connection: str, recipients: int, latency: float, rate: floa
     provider = TwilioProvider(FakeTwilio.ACCOUNT_SID, FakeTwilio.AUTH_TOKEN, from_number="+61400000000", api_base_url=fake.base_url)
     try:
         await gateway.ensure_storage()
-        worker = assemble(gateway.messages, gateway.jobs, provider, limits=Limits(max_recipients=10_000), send_concurrency=CONCURRENCY,
-                          rate_limiter=SenderRateLimiter(rate), missing_message_wait=0)
+        worker = assembled(gateway.messages, gateway.jobs, provider, limits=Limits(max_recipients=10_000), send_concurrency=CONCURRENCY,
+                          send_rate_per_second=rate, missing_message_wait=0)
         request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+614{i:08d}"} for i in range(recipients)],
                                                        "MessageBody": "Dispatch benchmark"}})
         accepted = await worker.accept.queue(send_command(request), "d1" * 16)

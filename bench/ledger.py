@@ -29,7 +29,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.gateway import assemble
 from sms.model import STATUS_LETTERS, SendJob, Status, status_of, utcnow
 from sms.storage import LedgerEntry, LedgerQuery, LedgerRecipient
 from sms.storage.batch import MAX_OPERATIONS
@@ -46,6 +45,7 @@ from tests.fake_vendors import FakeTwilio
 from . import dispatch
 from .harness import Row
 from .memory import NullProvider
+from tests.fakes import InMemoryLedgerStore, assembled
 
 BIG, SMALL = "1e" * 16, "2e" * 16  # the licensee holding many messages, and one beside it
 TAKE = 50
@@ -215,7 +215,7 @@ async def accept_trips(connection: str, repeats: int = 3) -> dict[int, tuple[flo
     try:
         await adapters.ensure_storage()
         wired = adapters.gateway().use.accept
-        bare = assemble(adapters.messages, adapters.jobs, NullProvider(), limits=Limits(max_recipients=1000)).accept
+        bare = assembled(adapters.messages, adapters.jobs, NullProvider(), limits=Limits(max_recipients=1000)).accept
         found = {}
         for size in FANOUT_SIZES:
             request = send_command(SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+614{i:08d}"} for i in range(size)],
@@ -247,9 +247,9 @@ async def dispatch_trips(connection: str, recipients: int) -> dict[str, float]:
         await adapters.ensure_storage()
         found: dict[str, float] = {}
         for with_ledger in (False, True):
-            worker = assemble(adapters.messages, adapters.jobs, provider, limits=Limits(max_recipients=recipients),
+            worker = assembled(adapters.messages, adapters.jobs, provider, limits=Limits(max_recipients=recipients),
                               send_concurrency=dispatch.CONCURRENCY, missing_message_wait=0,
-                              ledger=ledger_side.ledger if with_ledger else None)
+                              ledger=ledger_side.ledger if with_ledger else InMemoryLedgerStore())  # in memory: no round trips
             request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+614{i:08d}"} for i in range(recipients)],
                                                            "MessageBody": "Ledger dispatch benchmark"}})
             accepted = await worker.accept.queue(send_command(request), "d2" * 16)

@@ -15,11 +15,11 @@ from sms.bootstrap import build
 from sms.config import PROJECT_ROOT, Settings
 from sms.model import SendJob
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
-from sms.gateway import assemble
 from sms.wire import SMSSend
 from sms.wire.mapping import send_command
 
 from .harness import Row
+from tests.fakes import assembled
 
 SIZES = (2_000, 10_000)  # both past one full batch of concurrent jobs, so only the total differs
 WORKER_BATCH = 16  # host.json batchSize: jobs one worker process runs at once
@@ -35,7 +35,7 @@ class NullProvider(SmsProvider):
 async def _dispatch_all(connection: str, comm_id: str, recipients: int) -> None:
     gateway = build(Settings.from_env({"AzureWebJobsStorage": connection}))
     try:
-        worker = assemble(gateway.messages, gateway.jobs, NullProvider(), missing_message_wait=0).dispatch
+        worker = assembled(gateway.messages, gateway.jobs, NullProvider(), missing_message_wait=0).dispatch
         jobs = SendJob.covering(comm_id, recipients)
         for i in range(0, len(jobs), WORKER_BATCH):
             await asyncio.gather(*(worker.dispatch(job) for job in jobs[i:i + WORKER_BATCH]))

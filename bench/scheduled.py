@@ -28,12 +28,12 @@ from sms.auth import issue_key
 from sms.bootstrap import build
 from sms.config import Settings
 from sms.devhost import spawned
-from sms.gateway import assemble
 from sms.model import SendJob, utcnow
 from sms.providers.console import ConsoleProvider
 from sms.usecases.commands import Party, SendMessage
 
 from .harness import Row, load
+from tests.fakes import assembled
 
 LICENSEE = "5c" * 16
 CONCURRENCY = 16
@@ -88,7 +88,7 @@ async def storage_cost(connection: str, messages: int) -> dict[str, float]:
     provider = ConsoleProvider()
     now = utcnow()
     clock = [now]
-    use = assemble(gateway.messages, gateway.jobs, provider, ledger=gateway.ledger, licensees=gateway.licensees,
+    use = assembled(gateway.messages, gateway.jobs, provider, ledger=gateway.ledger, licensees=gateway.licensees,
                    missing_message_wait=0, clock=lambda: clock[0])
     try:
         await gateway.ensure_storage()

@@ -21,8 +21,8 @@ from . import telemetry
 from .auth import Authenticator
 from .config import SEND_QUEUE, WEBHOOK_QUEUE, ConfigError, Settings, proxy_lookup_options, queue_message_encoding
 from .errors import StorageUnavailable
-from .gateway import Gateway, WebhookPorts, assemble
-from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
+from .gateway import Gateway, Ports, Tuning, assemble
+from .pacing import RequestRateLimiter, RetryPolicy
 from .providers import SmsProvider, create_provider
 from .validation import Limits
 from .storage.events import TableEventStore
@@ -110,23 +110,12 @@ class Adapters:
                 f"SMS_SENDING_LEASE_SECONDS={settings.sending_lease_seconds} is too short for SMS_PROVIDER={settings.provider}: "
                 f"one call can take {self.provider.longest_call:g} s, and a claim must be written and its call ended "
                 f"within half the lease (the other half covers clocks apart); at least {needed}")
-        use = assemble(
-            self.messages, self.jobs, self.provider,
-            limits=Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments,
-                          settings.max_schedule_days),
-            send_concurrency=settings.send_concurrency,
-            retry=RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds),
-            rate_limiter=SenderRateLimiter(settings.rate_limit_per_second), opt_outs=self.opt_outs, inbound=self.inbound,
-            idempotency=self.idempotency, idempotency_window=timedelta(hours=settings.idempotency_hours),
-            sending_lease=timedelta(seconds=settings.sending_lease_seconds), ledger=self.ledger,
-            retention_days=settings.retention_days, webhooks=self.webhooks,
-            webhooks_allow_private=settings.webhooks_allow_private,
-            webhook_secret_grace=timedelta(hours=settings.webhook_secret_grace_hours),
-            webhook_ports=WebhookPorts(self.events, self.deliveries, self.delivery_log, self.webhook_sender,
-                                       settings.webhook_disable_after_failures,
-                                       timedelta(hours=settings.webhook_disable_after_hours)),
-            licensees=self.licensees,
+        ports = Ports(
+            messages=self.messages, jobs=self.jobs, provider=self.provider, opt_outs=self.opt_outs, inbound=self.inbound,
+            idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
+            events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, transport=self.webhook_sender,
         )
+        use = assemble(ports, tuning(settings))
         return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)
 
@@ -198,6 +187,24 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         licensees=TableLicenseeSettingsStore.from_service(tables),
         provider=create_provider(settings),
         tables=tables, queues=queues, credential=owned_credential, hot_path=hot_path,
+    )
+
+
+def tuning(settings: Settings) -> Tuning:
+    """The use cases' tuning, as the settings say."""
+    return Tuning(
+        limits=Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments,
+                      settings.max_schedule_days),
+        send_concurrency=settings.send_concurrency,
+        retry=RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds),
+        send_rate_per_second=settings.rate_limit_per_second,
+        idempotency_window=timedelta(hours=settings.idempotency_hours),
+        sending_lease=timedelta(seconds=settings.sending_lease_seconds),
+        retention_days=settings.retention_days,
+        webhooks_allow_private=settings.webhooks_allow_private,
+        webhook_secret_grace=timedelta(hours=settings.webhook_secret_grace_hours),
+        webhook_disable_after_failures=settings.webhook_disable_after_failures,
+        webhook_disable_after=timedelta(hours=settings.webhook_disable_after_hours),
     )
 
 

@@ -10,9 +10,9 @@ from typing import Any, Awaitable, Callable
 from .auth import Authenticator
 from .config import Settings
 from .optouts import OptOuts
+from .model import utcnow
 from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .providers import SmsProvider
-from .model import utcnow
 from .storage import (DeliveryLogStore, DeliveryQueue, EventStore, IdempotencyStore, InboundStore, JobQueue, LedgerStore,
                       LicenseeSettingsStore, MessageStore, OptOutStore, WebhookEndpointStore)
 from .usecases.accept import Accept
@@ -33,87 +33,88 @@ from .validation import Limits
 
 
 @dataclass(frozen=True)
+class Ports:
+    """Everything the use cases talk to: the stores and queues, the SMS provider, the webhook transport.
+    The real adapters (sms.bootstrap) or the in-memory fakes (tests/fakes.py): every one is given."""
+
+    messages: MessageStore
+    jobs: JobQueue
+    provider: SmsProvider
+    opt_outs: OptOutStore
+    inbound: InboundStore
+    idempotency: IdempotencyStore
+    ledger: LedgerStore
+    licensees: LicenseeSettingsStore
+    webhooks: WebhookEndpointStore
+    events: EventStore
+    deliveries: DeliveryQueue
+    delivery_log: DeliveryLogStore
+    transport: Transport  # sends webhook requests
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the use cases behave: the settings they take (sms.config.Settings reads them), with defaults."""
+
+    limits: Limits = Limits()
+    send_concurrency: int = 16
+    retry: RetryPolicy = RetryPolicy()
+    send_rate_per_second: float = 0.0  # per sender, per process; 0: no limit
+    idempotency_window: timedelta = timedelta(hours=24)
+    missing_message_wait: float = 0.5
+    sending_lease: timedelta = timedelta(minutes=5)
+    retention_days: int = 90
+    webhooks_allow_private: bool = False
+    webhook_secret_grace: timedelta = DEFAULT_GRACE
+    webhook_disable_after_failures: int = DISABLE_AFTER_FAILURES
+    webhook_disable_after: timedelta = DISABLE_AFTER
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass(frozen=True)
 class UseCases:
     accept: Accept
     dispatch: Dispatch
     sweep: Sweep
     status: MessageStatus
-    inbound: Inbound | None  # needs the inbound and opt-out stores
-    ledger: Ledger | None  # needs the ledger store
-    retention: Retention | None  # needs the ledger store
-    webhooks: WebhookEndpoints | None = None  # needs the webhook endpoint store
-    delivery: WebhookDelivery | None = None  # needs the webhook ports (WebhookPorts)
-    cancel: Cancel | None = None
-    licensees: Licensees | None = None  # needs the licensee settings store
+    inbound: Inbound
+    ledger: Ledger
+    retention: Retention
+    webhooks: WebhookEndpoints
+    delivery: WebhookDelivery
+    cancel: Cancel
+    licensees: Licensees
+    opt_outs: OptOuts  # this process's view of them (cached): what dispatch checks and inbound changes
 
 
-@dataclass(frozen=True)
-class WebhookPorts:
-    """What sending events to a licensee's endpoints needs, besides the endpoints themselves."""
-
-    events: EventStore
-    queue: DeliveryQueue
-    log: DeliveryLogStore
-    transport: Transport | None = None  # None: events are kept and queued, but this process sends none
-    disable_after_failures: int = DISABLE_AFTER_FAILURES
-    disable_after: timedelta = DISABLE_AFTER
-
-
-def assemble(
-    messages: MessageStore,
-    jobs: JobQueue,
-    provider: SmsProvider,
-    *,
-    limits: Limits = Limits(),
-    send_concurrency: int = 16,
-    retry: RetryPolicy = RetryPolicy(),
-    rate_limiter: SenderRateLimiter | None = None,
-    opt_outs: OptOuts | OptOutStore | None = None,
-    inbound: InboundStore | None = None,
-    idempotency: IdempotencyStore | None = None,
-    idempotency_window: timedelta = timedelta(hours=24),
-    missing_message_wait: float = 0.5,
-    sending_lease: timedelta = timedelta(minutes=5),
-    ledger: LedgerStore | None = None,
-    retention_days: int = 90,
-    webhooks: WebhookEndpointStore | None = None,
-    webhooks_allow_private: bool = False,
-    webhook_secret_grace: timedelta = DEFAULT_GRACE,
-    webhook_ports: WebhookPorts | None = None,
-    licensees: LicenseeSettingsStore | None = None,
-    clock: Callable[[], datetime] = utcnow,
-) -> UseCases:
-    """The use cases over these ports. Without `opt_outs` nobody is opted out; without `inbound`
-    replies are neither linked nor reported (the use cases that need them say so); without `ledger`
-    messages are not listed; without `webhooks` no endpoints are managed, and without `webhook_ports`
-    too no events are sent."""
-    if isinstance(opt_outs, OptOutStore):
-        opt_outs = OptOuts(opt_outs)
-    hooks = webhook_ports if webhooks is not None else None
-    announcer = Announcer(webhooks, hooks.queue) if hooks is not None and webhooks is not None else None
-    listed = Ledger(ledger, announcer) if ledger is not None else None
-    held = HeldMessages(listed, messages, jobs) if listed is not None else None
-    settings = Licensees(licensees, held=held) if licensees is not None else None
-    dispatch = Dispatch(messages, jobs, provider, send_concurrency=send_concurrency, retry=retry, rate_limiter=rate_limiter,
-                        opt_outs=opt_outs, reply_routes=inbound, missing_message_wait=missing_message_wait,
-                        sending_lease=sending_lease, ledger=listed, licensees=settings, clock=clock)
+def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
+    """Every use case, over these ports, as `tuning` says."""
+    p, t = ports, tuning
+    opt_outs = OptOuts(p.opt_outs)
+    announcer = Announcer(p.webhooks, p.deliveries)
+    ledger = Ledger(p.ledger, announcer)
+    licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs))
+    dispatch = Dispatch(p.messages, p.jobs, p.provider, send_concurrency=t.send_concurrency, retry=t.retry,
+                        rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
+                        missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
+                        licensees=licensees, clock=t.clock)
     return UseCases(
-        accept=Accept(messages, jobs, dispatch, OncePerKey(idempotency, messages, idempotency_window), limits, provider.name, clock),
+        accept=Accept(p.messages, p.jobs, dispatch, OncePerKey(p.idempotency, p.messages, t.idempotency_window), t.limits,
+                      p.provider.name, t.clock),
         dispatch=dispatch,
-        sweep=Sweep(messages, jobs, sending_lease, opt_outs),
-        status=MessageStatus(messages, inbound),
-        inbound=Inbound(messages, inbound, opt_outs, listed, hooks.events if hooks else None, announcer)
-        if inbound is not None and opt_outs is not None else None,  # type: ignore[arg-type]
-        ledger=listed,
-        retention=Retention(messages, ledger, retention_days, webhooks=webhooks, events=hooks.events if hooks else None,
-                            delivery_log=hooks.log if hooks else None) if ledger is not None else None,
-        webhooks=WebhookEndpoints(webhooks, allow_private=webhooks_allow_private, grace=webhook_secret_grace, announcer=announcer)
-        if webhooks is not None else None,
-        delivery=WebhookDelivery(webhooks, hooks.events, hooks.log, hooks.queue, hooks.transport,
-                                 disable_after_failures=hooks.disable_after_failures, disable_after=hooks.disable_after)
-        if hooks is not None and webhooks is not None else None,
-        cancel=Cancel(messages, listed, sending_lease),
-        licensees=settings,
+        sweep=Sweep(p.messages, p.jobs, opt_outs, t.sending_lease),
+        status=MessageStatus(p.messages, p.inbound),
+        inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer),
+        ledger=ledger,
+        retention=Retention(p.messages, p.ledger, t.retention_days, webhooks=p.webhooks, events=p.events,
+                            delivery_log=p.delivery_log),
+        webhooks=WebhookEndpoints(p.webhooks, allow_private=t.webhooks_allow_private, grace=t.webhook_secret_grace,
+                                  announcer=announcer),
+        delivery=WebhookDelivery(p.webhooks, p.events, p.delivery_log, p.deliveries, p.transport,
+                                 disable_after_failures=t.webhook_disable_after_failures, disable_after=t.webhook_disable_after),
+        cancel=Cancel(p.messages, ledger, t.sending_lease),
+        licensees=licensees,
+        opt_outs=opt_outs,
     )
 
 

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date, datetime, timedelta
 from typing import Sequence
 
 from sms import wire
 from sms.errors import AlreadyExists, RecordChanged
 from sms.events import Delivery, EventBatch, WebhookEvent, batch_id
-from sms.gateway import Gateway, UseCases, WebhookPorts, assemble
+from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
 from sms.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
-from sms.optouts import OptOuts
+from sms.webhooks.attempts import DeliveryAttempt, Outcome
 from sms.transitions import retry_pending
 from sms.providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 from sms.storage import (
@@ -526,9 +526,47 @@ def sms_of(adapters) -> SmsOverDtos:
     return SmsOverDtos(adapters.gateway().use)
 
 
-def sms_over(messages: MessageStore, jobs: JobQueue, provider: SmsProvider, limits=None, **options) -> SmsOverDtos:
-    """The use cases over these ports (sms.gateway.assemble), driven with DTOs."""
-    return SmsOverDtos(assemble(messages, jobs, provider, **({"limits": limits} if limits is not None else {}), **options))
+class ScriptedTransport:
+    """The webhook transport: answers each request with the next scripted attempt (delivered when the
+    script runs out), and keeps every request as sent."""
+
+    def __init__(self, *script: DeliveryAttempt):
+        self.script = list(script)
+        self.requests: list[tuple[str, dict, str]] = []
+
+    async def send(self, url, headers, body):
+        self.requests.append((url, dict(headers), body))
+        return self.script.pop(0) if self.script else DeliveryAttempt(Outcome.DELIVERED, 200, 12, response_body="ok")
+
+
+_PORTS = {f.name for f in fields(Ports)}
+_TUNING = {f.name for f in fields(Tuning)}
+
+
+def fake_ports(**given) -> Ports:
+    """Every port: those given, the rest in-memory fakes. The events live in the ledger's fake, as the
+    table adapters keep them in the ledger's partitions."""
+    ledger = given.get("ledger") or InMemoryLedgerStore()
+    fakes = dict(messages=InMemoryMessageStore(), jobs=InMemoryJobQueue(), provider=RecordingProvider(),
+                 opt_outs=InMemoryOptOutStore(), inbound=InMemoryInboundStore(), idempotency=InMemoryIdempotencyStore(),
+                 ledger=ledger, licensees=InMemoryLicenseeSettingsStore(), webhooks=InMemoryWebhookEndpointStore(),
+                 events=ledger if isinstance(ledger, InMemoryLedgerStore) else InMemoryLedgerStore(),
+                 deliveries=InMemoryDeliveryQueue(), delivery_log=InMemoryDeliveryLog(), transport=ScriptedTransport())
+    return Ports(**{**fakes, **{name: port for name, port in given.items() if port is not None}})
+
+
+def assembled(messages: MessageStore | None = None, jobs: JobQueue | None = None, provider: SmsProvider | None = None,
+              **options) -> UseCases:
+    """sms.gateway.assemble over `fake_ports`: `options` name ports (sms.gateway.Ports) or tuning (Tuning)."""
+    unknown = set(options) - _PORTS - _TUNING
+    assert not unknown, f"neither a port nor tuning: {unknown}"
+    ports = fake_ports(messages=messages, jobs=jobs, provider=provider, **{k: v for k, v in options.items() if k in _PORTS})
+    return assemble(ports, Tuning(**{k: v for k, v in options.items() if k in _TUNING}))
+
+
+def sms_over(messages: MessageStore, jobs: JobQueue, provider: SmsProvider, **options) -> SmsOverDtos:
+    """The use cases over these ports (and fakes of the rest: `assembled`), driven with DTOs."""
+    return SmsOverDtos(assembled(messages, jobs, provider, **options))
 
 
 class World:
@@ -537,13 +575,13 @@ class World:
     def __init__(self):
         self.store, self.queue, self.provider = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()
         self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
-        self.opt_outs, self.ledger = OptOuts(self.opt_out_store), InMemoryLedgerStore()
+        self.ledger = InMemoryLedgerStore()
         self.webhooks = InMemoryWebhookEndpointStore()
         self.deliveries, self.delivery_log = InMemoryDeliveryQueue(), InMemoryDeliveryLog()
-        self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_outs, inbound=self.inbound_store,
-                            ledger=self.ledger, webhooks=self.webhooks,
-                            webhook_ports=WebhookPorts(self.ledger, self.deliveries, self.delivery_log))
+        self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_out_store, inbound=self.inbound_store,
+                            ledger=self.ledger, webhooks=self.webhooks, deliveries=self.deliveries, delivery_log=self.delivery_log)
         self.use = self.sms.use
+        self.opt_outs = self.use.opt_outs
         self.inbound = self.use.inbound
         self._inbound_ids = itertools.count(1)
 

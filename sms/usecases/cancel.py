@@ -41,7 +41,7 @@ class CancelResult:
 
 
 class Cancel:
-    def __init__(self, messages: MessageStore, ledger: Ledger | None = None, sending_lease: timedelta = timedelta(minutes=5)):
+    def __init__(self, messages: MessageStore, ledger: Ledger, sending_lease: timedelta = timedelta(minutes=5)):
         self._messages, self._ledger, self._lease = messages, ledger, sending_lease
 
     async def cancel(self, licensee_id: str, comm_id: str) -> CancelResult:
@@ -62,8 +62,7 @@ class Cancel:
                 for r in rows:
                     if r.seq not in mine:
                         unaffected[r.status.value] = unaffected.get(r.status.value, 0) + 1
-                if self._ledger is not None:
-                    await self._ledger.record(message, rows)
+                await self._ledger.record(message, rows)
         except RecordChanged as lost:
             log.warning("cancel of %s gave up: %s", comm_id, lost)
             raise StillChanging(f"Message {comm_id} kept changing while it was being cancelled (it is being sent now): "

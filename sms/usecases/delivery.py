@@ -56,7 +56,7 @@ class Transport(Protocol):
 
 class WebhookDelivery:
     def __init__(self, endpoints: WebhookEndpointStore, events: EventStore, delivery_log: DeliveryLogStore,
-                 queue: DeliveryQueue, transport: Transport | None, *, disable_after_failures: int = DISABLE_AFTER_FAILURES,
+                 queue: DeliveryQueue, transport: Transport, *, disable_after_failures: int = DISABLE_AFTER_FAILURES,
                  disable_after: timedelta = DISABLE_AFTER, clock: Callable[[], datetime] = utcnow,
                  rand: Callable[[], float] = random.random):
         self._endpoints = endpoints
@@ -71,8 +71,6 @@ class WebhookDelivery:
 
     async def deliver(self, delivery: Delivery) -> int:
         """Send the delivery's events to its endpoint; how many were delivered."""
-        if self._transport is None:  # assemble() without a sender: a wiring mistake, raised so it is seen
-            raise RuntimeError("this gateway was assembled without a webhook transport")
         endpoint = await self._endpoints.get(delivery.licensee_id, delivery.endpoint_id)
         if endpoint is None:
             log.info("webhook delivery to removed endpoint %s dropped", delivery.endpoint_id)

@@ -70,28 +70,28 @@ class Dispatch:
         jobs: JobQueue,
         provider: SmsProvider,
         *,
+        opt_outs: OptOuts,
+        reply_routes: InboundStore,
+        ledger: Ledger,
+        licensees: Licensees,
         send_concurrency: int = 16,
         retry: RetryPolicy = RetryPolicy(),
-        rate_limiter: SenderRateLimiter | None = None,
-        opt_outs: OptOuts | None = None,
-        reply_routes: InboundStore | None = None,
+        rate_limiter: SenderRateLimiter = SenderRateLimiter(0),
         missing_message_wait: float = 0.5,
         sending_lease: timedelta = timedelta(minutes=5),
-        ledger: Ledger | None = None,
-        licensees: Licensees | None = None,
         clock: Callable[[], datetime] = utcnow,
     ):
         self._store = messages
         self._queue = jobs
         self._provider = provider
         self._retry = retry
-        self._rate = rate_limiter or SenderRateLimiter(0)
+        self._rate = rate_limiter
         self._opt_outs = opt_outs
         self._inbound = reply_routes
         self._missing_message_wait = missing_message_wait
         self._sending_lease = sending_lease
         self._ledger = ledger
-        self._licensees = licensees  # their quiet hours; None: nobody has any
+        self._licensees = licensees  # their quiet hours
         self._clock = clock
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
@@ -145,9 +145,8 @@ class Dispatch:
         return outcomes
 
     async def record(self, message: Message, rows: Sequence[Recipient]) -> None:
-        """Bring the ledger in line with a job's rows as stored (no ledger: nothing to do)."""
-        if self._ledger:
-            await self._ledger.record(message, rows, self._provider.name)
+        """Bring the ledger in line with a job's rows as stored."""
+        await self._ledger.record(message, rows, self._provider.name)
 
     async def send(self, message: Message, recipients: Sequence[Recipient], job: SendJob) -> "Sent":
         """Send the job's queued recipients and record each outcome. Returns the recipients it settled,
@@ -179,7 +178,7 @@ class Dispatch:
         waiting = [r for r in recipients if r.status in WAITING]
         # The numbers it may text: an expired message's need no opt-out read.
         blocked = await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in waiting]) \
-            if self._opt_outs and waiting and not expired else set()
+            if waiting and not expired else set()
         quiet, held = await self.held(message, [r for r in waiting if r.phone_number not in blocked], now) if not expired else ("", {})
         for r in recipients:
             if r.status in WAITING and expired:
@@ -199,7 +198,7 @@ class Dispatch:
         if wakes:
             wake = min(wakes) if message.valid_until is None else min(*wakes, message.valid_until)
             await self._queue.put(job, delay_seconds=queue_delay(wake, now))
-        if self._inbound and (message.reply_is_allowed or message.reply_is_required):
+        if message.reply_is_allowed or message.reply_is_required:
             await self._remember_reply_routes(message, settled)
         return Sent(settled, rows.yielded, rows.current(), unanswered)
 
@@ -239,7 +238,7 @@ class Dispatch:
             expired = message.valid_until is not None and self._clock() >= message.valid_until
             sender = message.sender.phone_number or self._provider.default_sender
             blocked = await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in left]) \
-                if self._opt_outs and not expired else set()
+                if not expired else set()
             must_not_go = {r.seq for r in left if expired or r.cancel_requested or r.phone_number in blocked}
         return list(await asyncio.gather(*(self._find(message, r) if r.seq not in must_not_go else _unknown() for r in left)))
 
@@ -255,7 +254,7 @@ class Dispatch:
     async def held(self, message: Message, waiting: Sequence[Recipient], now: datetime) -> tuple[str, dict[int, datetime]]:
         """The recipients inside the licensee's quiet hours in their own local time (unless the message
         is urgent): the reason kept on their rows, and seq -> when each one's window ends."""
-        hours = await self._licensees.quiet_hours(message.licensee_id) if self._licensees and not message.urgent and waiting else None
+        hours = await self._licensees.quiet_hours(message.licensee_id) if not message.urgent and waiting else None
         if hours is None:
             return "", {}
         held = {}
@@ -270,7 +269,7 @@ class Dispatch:
         """`held`, leaving out the recipients who opted out (they are not texted at all): what an
         immediate send would have to hold."""
         quiet, held = await self.held(message, recipients, now)
-        if held and self._opt_outs:
+        if held:
             sender = message.sender.phone_number or self._provider.default_sender
             numbers = {r.seq: r.phone_number for r in recipients if r.seq in held}
             blocked = await self._opt_outs.blocked(message.licensee_id, sender, list(numbers.values()))

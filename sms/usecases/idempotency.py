@@ -28,7 +28,7 @@ log = logging.getLogger("sms.idempotency")
 
 
 class OncePerKey:
-    def __init__(self, keys: IdempotencyStore | None, messages: MessageStore, window: timedelta = timedelta(hours=24)):
+    def __init__(self, keys: IdempotencyStore, messages: MessageStore, window: timedelta = timedelta(hours=24)):
         self._keys, self._messages, self._window = keys, messages, window
 
     async def run(self, licensee_id: str, key: str | None, kind: str, as_sent: Callable[[], str],
@@ -41,7 +41,7 @@ class OncePerKey:
         Only a first request is checked: a retry answers as the first did, even once its sendAt has passed
         or quiet hours have begun. A first request refused as it stands frees its key, so the corrected
         request under the same key is a first request too."""
-        if key is None or self._keys is None:
+        if key is None:
             return await work(await check(None))
         fingerprint = hashlib.sha256(f"{kind}\n{as_sent()}".encode()).hexdigest()
         now = utcnow()

@@ -22,8 +22,8 @@ ATTEMPTS = 3
 
 
 class Inbound:
-    def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts, ledger: Ledger | None = None,
-                 events: EventStore | None = None, announcer: Announcer | None = None):
+    def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts, ledger: Ledger,
+                 events: EventStore, announcer: Announcer):
         self._messages = messages
         self._inbound = inbound
         self._opt_outs = opt_outs
@@ -68,7 +68,7 @@ class Inbound:
 
         # The worker or another receipt may write first: then it looks again.
         changed = bool(await update_optimistically(read, change, write, attempts=ATTEMPTS, what=f"recipient {reference}"))
-        if self._ledger and found:
+        if found:
             # Even when nothing changed: a resent receipt finishes what a failed ledger write left.
             message, recipient = found[0]
             await self._ledger.record(message, [recipient])  # a receipt says nothing of who sent it
@@ -103,7 +103,7 @@ class Inbound:
     async def _tell(self, route: ReplyRoute, sms: InboundSms, opt_out: str | None) -> None:
         """reply.received (and optout.changed for STOP/START) for the licensee whose message it answers.
         An SMS we cannot place tells nobody: whose it is is unknown."""
-        if self._events is None or self._announcer is None or not await self._announcer.endpoints(route.licensee_id):
+        if not await self._announcer.endpoints(route.licensee_id):
             return
         message = await self._messages.message(route.comm_id)
         batch = batch_id(sms.received_at, f"{sms.provider}:{sms.provider_message_id}")

@@ -20,10 +20,10 @@ CACHE_SECONDS = 30.0
 
 
 class Licensees:
-    def __init__(self, store: LicenseeSettingsStore, cache_seconds: float = CACHE_SECONDS, max_cached: int = 10_000,
-                 held: HeldMessages | None = None):
+    def __init__(self, store: LicenseeSettingsStore, held: HeldMessages, cache_seconds: float = CACHE_SECONDS,
+                 max_cached: int = 10_000):
         self._store = store
-        self._held = held  # None: nothing is listed (no ledger), so nothing can be found to wake
+        self._held = held
         self._ttl = cache_seconds
         self._cache: TLRUCache[str, tuple[float, QuietHours | None]] = TLRUCache(
             maxsize=max_cached, ttu=lambda _licensee, entry, _now: entry[0] + self._ttl, timer=monotonic.monotonic)
@@ -64,8 +64,7 @@ class Licensees:
         updated = replace(current, quiet_hours=window, time_zone=zone, updated_at=utcnow())
         await self._store.put(updated)
         self._cache.pop(licensee_id, None)
-        if self._held is not None:
-            # Every process sees the change once its cached copy lapses: the woken jobs are due then. Woken
-            # on every set, a change or not: a set repeated after its wake failed still wakes them.
-            await self._held.wake(licensee_id, math.ceil(self._ttl) + 1)
+        # Every process sees the change once its cached copy lapses: the woken jobs are due then. Woken on
+        # every set, a change or not: a set repeated after its wake failed still wakes them.
+        await self._held.wake(licensee_id, math.ceil(self._ttl) + 1)
         return updated

@@ -8,7 +8,7 @@ from .commands import MessageReport
 
 
 class MessageStatus:
-    def __init__(self, messages: MessageStore, replies: InboundStore | None = None):
+    def __init__(self, messages: MessageStore, replies: InboundStore):
         self._store, self._inbound = messages, replies
 
     async def report(self, comm_id: str, licensee_id: str) -> MessageReport:
@@ -18,7 +18,7 @@ class MessageStatus:
             raise NotFound(f"No message with commId {comm_id}")
         message, recipients = loaded
         replies = None
-        if self._inbound and (message.reply_is_allowed or message.reply_is_required):
+        if message.reply_is_allowed or message.reply_is_required:
             replies = await self._inbound.replies(comm_id)
         return MessageReport(message, reference_for(comm_id), message_status(recipients), recipients, replies)
 

@@ -15,8 +15,7 @@ log = logging.getLogger("sms.sweep")
 
 
 class Sweep:
-    def __init__(self, messages: MessageStore, jobs: JobQueue, sending_lease: timedelta = timedelta(minutes=5),
-                 opt_outs: OptOuts | None = None):
+    def __init__(self, messages: MessageStore, jobs: JobQueue, opt_outs: OptOuts, sending_lease: timedelta = timedelta(minutes=5)):
         self._store, self._queue, self._sending_lease, self._opt_outs = messages, jobs, sending_lease, opt_outs
 
     async def run(self, queued_for: timedelta = timedelta(minutes=10)) -> list[SendJob]:
@@ -27,6 +26,6 @@ class Sweep:
         await asyncio.gather(*(self._queue.put(job) for job in jobs))
         if jobs:
             log.warning("sweeper re-queued %d job(s) for %d recipient(s) left behind", len(jobs), len(left))
-        if self._opt_outs is not None and (moved := await self._opt_outs.migrate()):
+        if moved := await self._opt_outs.migrate():
             log.warning("sweeper moved the opt-outs of %d number(s) written in the old layout", moved)
         return jobs

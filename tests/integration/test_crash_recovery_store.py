@@ -6,11 +6,10 @@ from datetime import timedelta
 import pytest
 
 from sms import transitions
-from sms.gateway import assemble
 from sms.model import Status, utcnow
 from sms.storage.tables import TableMessageStore
 from sms.usecases.commands import Party, SendMessage
-from tests.fakes import InMemoryJobQueue, TracingProvider, VendorRecord
+from tests.fakes import assembled, InMemoryJobQueue, TracingProvider, VendorRecord
 
 LICENSEE = "a" * 32
 
@@ -28,7 +27,7 @@ async def test_on_azurite_a_receipt_during_the_trace_strands_the_recipients_put_
     land queued with NOT_HANDED_OVER, and the sweeper's query (stale_recipients: queued rows with an
     error are "retry pending") does not find them, however long they wait."""
     vendor, queue = VendorRecord(), InMemoryJobQueue()
-    use = assemble(store, queue, TracingProvider(vendor))
+    use = assembled(store, queue, TracingProvider(vendor))
     numbers = ("+61412300000", "+61412300001", "+61412300002")
     sent = await use.accept.queue(SendMessage(lambda: "", to=tuple(Party(phone_number=n) for n in numbers), body="Hi"), LICENSEE)
     comm_id = sent.comm_id
@@ -47,7 +46,7 @@ async def test_on_azurite_a_receipt_during_the_trace_strands_the_recipients_put_
                 await store.update_recipients(comm_id, [transitions.receipt(now[0], Status.DELIVERED, "vendor-0", None)])
             return trace
 
-    again = assemble(store, queue, ReceiptMeanwhile(vendor))
+    again = assembled(store, queue, ReceiptMeanwhile(vendor))
     await again.dispatch.dispatch(job)
     swept = await again.sweep.run(queued_for=timedelta(0))
     for each in swept:

@@ -22,15 +22,12 @@ from sms.devhost.app import QueueTrigger
 from sms.devhost.queues import QueueListener, QueueSemantics
 from sms.errors import StorageUnavailable
 from sms.model import SendJob, Status, utcnow
-from sms.pacing import SenderRateLimiter
-from sms.optouts import OptOuts
 from sms.transitions import OUTCOME_UNKNOWN
 from sms.usecases.dispatch import MessageNotWritten, RecipientsInFlight
-from sms.usecases.inbound import Inbound
 from sms.storage.queues import queue_client
 from sms.storage.tables import MESSAGES_TABLE
 from sms.wire import SMSSend
-from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverDtos, age_claims, sms_over
+from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverDtos, age_claims, assembled, sms_over
 from tests.integration.test_batch import DroppingProxy
 
 LICENSEE = "f0" * 16
@@ -103,7 +100,7 @@ async def test_a_job_redelivered_after_a_crash_mid_send_sends_nothing_twice(gw):
 
 
 async def test_a_receipt_racing_the_outcome_write_keeps_the_later_status(gw):
-    inbound = Inbound(gw.messages, gw.inbound, OptOuts(gw.opt_outs))
+    inbound = assembled(gw.messages, gw.jobs, inbound=gw.inbound, opt_outs=gw.opt_outs).inbound  # another process's
 
     class ReceiptFirst(RecordingProvider):
         async def send(self, sms):
@@ -292,7 +289,7 @@ async def test_with_a_rate_limit_the_sweeper_fails_nothing_still_being_sent(emul
     # The sweeper scans every message in the table, other tests' too: the jobs of both workers go to
     # queues of their own, and only this message's are run.
     jobs = InMemoryJobQueue()
-    live = sms_over(gw.messages, jobs, provider, rate_limiter=SenderRateLimiter(settings.rate_limit_per_second),
+    live = sms_over(gw.messages, jobs, provider, send_rate_per_second=settings.rate_limit_per_second,
                     sending_lease=lease, missing_message_wait=0)
     other = sms_over(gw.messages, InMemoryJobQueue(), provider, sending_lease=lease)
     response = await live.accept(request(*to), LICENSEE)
@@ -324,7 +321,7 @@ async def test_a_crash_mid_job_leaves_only_the_send_in_flight_unknown_and_the_re
     crashed = RecordingProvider(stall_on_call=3)
     # Turns 0.2 s apart: each outcome is written long before the next call, so the one in flight is
     # the only recipient the crash leaves `sending`.
-    worker = service_over(gw, crashed, rate_limiter=SenderRateLimiter(5))
+    worker = service_over(gw, crashed, send_rate_per_second=5)
     response = await worker.accept(request(*to), LICENSEE)
     job = SendJob(response.comm_id, 0, 99)
     dispatching = asyncio.create_task(worker.dispatch(job))

@@ -13,14 +13,13 @@ from sms.auth import Authenticator, new_key
 
 from sms.bootstrap import build
 from sms.config import SEND_QUEUE, Settings
-from sms.gateway import assemble
 from sms.model import STATUS_LETTERS, SendJob, Status, reference_for, utcnow
 from sms.pacing import RequestRateLimiter
 from sms.storage import LedgerQuery, LicenseeSettings
 from sms.storage.queues import queue_client
 from sms.usecases.commands import Party, SendMessage
 from sms.usecases.dispatch import MAX_QUEUE_DELAY
-from tests.fakes import LICENSEE, FakeGateway, InMemoryApiKeyStore, RecordingProvider
+from tests.fakes import assembled, FakeGateway, InMemoryApiKeyStore, LICENSEE, RecordingProvider
 
 import pytest
 
@@ -64,7 +63,7 @@ async def test_cancels_racing_dispatches_on_real_etags_never_let_a_cancelled_rec
     for trial in range(12):
         rng = random.Random(trial)
         provider = RecordingProvider(delay=0.004)
-        use = assemble(adapters.messages, adapters.jobs, provider, ledger=adapters.ledger, send_concurrency=2)
+        use = assembled(adapters.messages, adapters.jobs, provider, ledger=adapters.ledger, send_concurrency=2)
         numbers = [f"+6141{trial:02d}{i:05d}" for i in range(10)]
         result = await use.accept.queue(command(*numbers), LICENSEE)
         job = SendJob(result.comm_id, 0, len(numbers) - 1)
@@ -91,7 +90,7 @@ async def ledger_says(use, comm_id: str) -> str:
 async def test_concurrent_cancels_of_one_message_each_answer_and_together_cancel_every_waiting_recipient_once(adapters):
     """Issue 23: five cancels of one message at once answered one 200 and four 500s. The cancels that
     lost the race to write the ledger entry met Azure's 404 for a status row the winner had deleted."""
-    use = assemble(adapters.messages, adapters.jobs, RecordingProvider(), ledger=adapters.ledger)
+    use = assembled(adapters.messages, adapters.jobs, RecordingProvider(), ledger=adapters.ledger)
     send_at = (utcnow() + timedelta(hours=1)).isoformat()
     results = [await use.accept.queue(command(*(f"+614130{m:02d}{i:03d}" for i in range(3)), send_at=send_at), LICENSEE)
                for m in range(10)]
@@ -130,7 +129,7 @@ async def test_cancels_racing_a_dispatch_each_answer_and_cancel_exactly_what_was
     for trial in range(10):
         rng = random.Random(100 + trial)
         provider = CallCounting(rng.randint(1, 12), delay=0.004)
-        use = assemble(adapters.messages, adapters.jobs, provider, ledger=adapters.ledger, send_concurrency=4)
+        use = assembled(adapters.messages, adapters.jobs, provider, ledger=adapters.ledger, send_concurrency=4)
         numbers = [f"+6142{trial:02d}{i:05d}" for i in range(30)]
         result = await use.accept.queue(command(*numbers), LICENSEE)
         job = SendJob(result.comm_id, 0, len(numbers) - 1)
@@ -158,7 +157,7 @@ async def test_five_parallel_deletes_over_the_api_answer_five_200s_whose_counts_
     keys = InMemoryApiKeyStore()
     key, record = new_key(LICENSEE)
     await keys.add(record)
-    use = assemble(adapters.messages, adapters.jobs, RecordingProvider(), ledger=adapters.ledger)
+    use = assembled(adapters.messages, adapters.jobs, RecordingProvider(), ledger=adapters.ledger)
     gw = FakeGateway(use, Authenticator(keys), RequestRateLimiter(0), adapters.settings)
     send_at = (utcnow() + timedelta(hours=1)).isoformat()
     results = [await use.accept.queue(command(*(f"+614131{m:02d}{i:03d}" for i in range(4)), send_at=send_at), LICENSEE)

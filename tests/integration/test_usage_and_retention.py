@@ -9,7 +9,6 @@ from azure.data.tables.aio import TableServiceClient
 
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.gateway import assemble
 from sms.model import Contact, Message, Recipient, SendJob, Status
 from sms.storage import InboundSms, LedgerQuery
 from sms.storage.inbound import TableInboundStore
@@ -18,7 +17,7 @@ from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
 from sms.wire import SMSSend
-from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverDtos
+from tests.fakes import assembled, InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverDtos
 
 A, B = "a" * 32, "b" * 32
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()
@@ -89,7 +88,7 @@ async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_o
         await adapters.ensure_storage()
         now = datetime.now(timezone.utc).replace(microsecond=0)
         licensee, clock = uuid.uuid4().hex, lambda: now
-        sms = SmsOverDtos(assemble(adapters.messages, adapters.jobs, RecordingProvider(), opt_outs=adapters.opt_outs,
+        sms = SmsOverDtos(assembled(adapters.messages, adapters.jobs, RecordingProvider(), opt_outs=adapters.opt_outs,
                                    ledger=adapters.ledger, clock=clock))
         body = "Your flu shot is booked. " * 7  # 175 GSM-7 characters: two segments
         opted_out, others = "+61412000901", ["+61412000902", "+61412000903", "+61412000904", "+61412000905"]

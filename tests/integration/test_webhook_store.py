@@ -18,7 +18,6 @@ from sms.auth import Authenticator, new_key
 from sms.config import Settings
 from sms.errors import ValidationFailed
 from sms.events import EventBatch, WebhookEvent, batch_id
-from sms.gateway import assemble
 from sms.model import Contact, Message, Recipient, Status, utcnow
 from sms.pacing import RequestRateLimiter
 from sms.storage import DeliveryRecord, WebhookEndpoint, WebhookSecret
@@ -28,8 +27,7 @@ from sms.storage.webhooks import TableDeliveryLogStore, TableWebhookEndpointStor
 from sms.usecases.announce import Announcer
 from sms.usecases.ledger import Ledger
 from tests import hostile
-from tests.fakes import (FakeGateway, InMemoryApiKeyStore, InMemoryDeliveryLog, InMemoryDeliveryQueue, InMemoryJobQueue,
-                         InMemoryLedgerStore, InMemoryMessageStore, InMemoryWebhookEndpointStore, RecordingProvider)
+from tests.fakes import (assembled, FakeGateway, InMemoryApiKeyStore, InMemoryDeliveryLog, InMemoryDeliveryQueue, InMemoryJobQueue, InMemoryLedgerStore, InMemoryMessageStore, InMemoryWebhookEndpointStore, RecordingProvider)
 
 A, B = "a" * 32, "b" * 32
 
@@ -179,7 +177,7 @@ async def _endpoint_api(store):
     keys = InMemoryApiKeyStore()
     key, record = new_key(A)
     await keys.add(record)
-    use = assemble(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), webhooks=store)
+    use = assembled(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), webhooks=store)
     return FakeGateway(use, Authenticator(keys), RequestRateLimiter(0), Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}),
                        key=key, store=store)
 

@@ -35,7 +35,7 @@ def limits():
 
 @pytest.fixture
 def service(store, queue, provider, limits):
-    return sms_over(store, queue, provider, limits, send_concurrency=8)
+    return sms_over(store, queue, provider, limits=limits, send_concurrency=8)
 
 
 # Settings the vendors' callbacks need, for the fake gateway below.

@@ -7,9 +7,8 @@ from dataclasses import replace
 import pytest
 
 from sms.errors import StorageUnavailable
-from sms.gateway import assemble
 from sms.usecases.commands import Party, SendMessage
-from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+from tests.fakes import assembled, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
 
 LICENSEE = "a" * 32
 
@@ -53,7 +52,7 @@ async def test_a_message_staged_without_writes_is_staged_then_queued_then_commit
     CPU than it saved, issue 17), and the rows are built before the job is queued, so rows storage would
     refuse queue nothing."""
     journal = Journal()
-    accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
+    accept = assembled(journal.store, journal.queue, RecordingProvider()).accept
     result = await accept.queue(command(recipients), LICENSEE)
     assert journal.events == ["stage starts", "staged", "put starts", "put", "commit"]
     assert result.ok and len(journal.queue.jobs) == 1
@@ -64,7 +63,7 @@ async def test_puts_and_staging_that_writes_rows_run_together_and_the_commit_com
     """Several jobs, or a message with rows to write before its commit (100 recipients: one more than
     the committing transaction holds beside the message row): the puts overlap the staging's writes."""
     journal = Journal()
-    accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
+    accept = assembled(journal.store, journal.queue, RecordingProvider()).accept
     result = await accept.queue(command(recipients), LICENSEE)
 
     events = journal.events
@@ -82,7 +81,7 @@ async def test_a_job_that_cannot_be_queued_leaves_no_message():
         raise StorageUnavailable()
 
     journal.queue.put = queue_down
-    accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
+    accept = assembled(journal.store, journal.queue, RecordingProvider()).accept
     with pytest.raises(StorageUnavailable):
         await accept.queue(command(3), LICENSEE)
     assert "commit" not in journal.events and journal.store.messages == {}
@@ -96,7 +95,7 @@ async def test_rows_that_cannot_be_staged_leave_no_message_and_any_job_finds_not
         raise StorageUnavailable()
 
     journal.store.stage = stage_fails
-    use = assemble(journal.store, journal.queue, RecordingProvider(), missing_message_wait=0)
+    use = assembled(journal.store, journal.queue, RecordingProvider(), missing_message_wait=0)
     with pytest.raises(StorageUnavailable):
         await use.accept.queue(command(recipients), LICENSEE)
     assert "commit" not in journal.events and journal.store.messages == {}
@@ -110,7 +109,7 @@ async def test_a_send_without_an_idempotency_key_never_serialises_the_request():
     def not_wanted() -> str:
         raise AssertionError("serialised without a key")
 
-    accept = assemble(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()).accept
+    accept = assembled(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()).accept
     assert (await accept.queue(replace(command(1), as_sent=not_wanted), LICENSEE)).ok
 
 
@@ -131,7 +130,7 @@ async def test_cancelling_an_accept_whose_puts_run_beside_staging_cancels_the_pu
         finished_puts.append(job)
 
     journal.store.stage, journal.queue.put = slow_stage, slow_put
-    accept = assemble(journal.store, journal.queue, RecordingProvider()).accept
+    accept = assembled(journal.store, journal.queue, RecordingProvider()).accept
     task = asyncio.create_task(accept.queue(command(250), LICENSEE))
     await asyncio.sleep(0.01)
     task.cancel()

@@ -11,16 +11,8 @@ from sms.config import Settings
 from sms.pacing import RequestRateLimiter
 from sms.routes import IMMEDIATE_ROUTES, SEND_ROUTES
 from sms.errors import StorageUnavailable
-from sms.gateway import assemble
 from sms.usecases.idempotency import IN_PROGRESS_GRACE
-from tests.fakes import (
-    FakeGateway,
-    InMemoryApiKeyStore,
-    InMemoryIdempotencyStore,
-    InMemoryJobQueue,
-    InMemoryMessageStore,
-    RecordingProvider,
-)
+from tests.fakes import (assembled, FakeGateway, InMemoryApiKeyStore, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider)
 
 LICENSEE = "a" * 32
 OTHER = "b" * 32
@@ -35,7 +27,7 @@ async def gateway():
     await keys.add(other_record)
     store, provider, idempotency = InMemoryMessageStore(), RecordingProvider(), InMemoryIdempotencyStore()
     return FakeGateway(
-        assemble(store, InMemoryJobQueue(), provider, idempotency=idempotency),
+        assembled(store, InMemoryJobQueue(), provider, idempotency=idempotency),
         Authenticator(keys), RequestRateLimiter(0),
         Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_MAX_REQUEST_BYTES": "2048"}),
         store=store, provider=provider, idempotency=idempotency, key=key, other_key=other_key,

@@ -14,14 +14,12 @@ import pytest
 
 from sms import transitions
 from sms.errors import RecordChanged, StorageUnavailable
-from sms.gateway import assemble
 from sms.model import NOT_ATTEMPTED, WAITING, SendJob, Status, utcnow
 from sms.providers import Found, SendOutcome, Trace
 from sms.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
 from sms.usecases.commands import Party, SendMessage
 from sms.usecases.dispatch import RecipientsInFlight
-from tests.fakes import (InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryLedgerStore, InMemoryLicenseeSettingsStore,
-                         InMemoryMessageStore, InMemoryOptOutStore, RecordingProvider, TracingProvider, VendorRecord)
+from tests.fakes import (assembled, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore, InMemoryOptOutStore, RecordingProvider, TracingProvider, VendorRecord)
 
 LICENSEE = "a" * 32
 LEASE = timedelta(minutes=5)
@@ -52,7 +50,7 @@ def world(provider=None, store=None, clock=None, **options):
     store = store or InMemoryMessageStore()
     queue = InMemoryJobQueue()
     provider = provider or RecordingProvider()
-    use = assemble(store, queue, provider, sending_lease=LEASE, **({"clock": clock} if clock else {}), **options)
+    use = assembled(store, queue, provider, sending_lease=LEASE, **({"clock": clock} if clock else {}), **options)
     return store, queue, use
 
 
@@ -557,7 +555,7 @@ async def test_a_claim_whose_write_took_too_long_is_released_not_called():
     store, provider = Slow(), RecordingProvider()
     provider.longest_call = 0.1
     _, queue, use = world(provider, store=store)
-    use = assemble(store, queue, provider, sending_lease=timedelta(milliseconds=500))  # half: 250 ms < 200 + 100
+    use = assembled(store, queue, provider, sending_lease=timedelta(milliseconds=500))  # half: 250 ms < 200 + 100
     comm_id, job = await accepted(use, queue, au(0))
     await use.dispatch.dispatch(job)
     [row] = store.recipients[comm_id].values()

@@ -6,8 +6,7 @@ import json
 import azure.functions as func
 import pytest
 
-from sms.gateway import assemble
-from tests.fakes import SAM, InMemoryIdempotencyStore
+from tests.fakes import assembled, InMemoryIdempotencyStore, SAM
 
 SURROGATE = "\\ud800"  # a JSON escape for a lone UTF-16 surrogate: valid JSON, not valid Unicode
 
@@ -62,7 +61,7 @@ async def test_a_lone_surrogate_in_any_field_is_a_400_naming_it(gw, field, funct
 async def test_a_lone_surrogate_with_an_idempotency_key_is_a_400(gw, field):
     """The key's fingerprint is the request as JSON, which cannot hold a lone surrogate."""
     world = gw.world
-    gw.use = assemble(world.store, world.queue, world.provider, idempotency=InMemoryIdempotencyStore())
+    gw.use = assembled(world.store, world.queue, world.provider, idempotency=InMemoryIdempotencyStore())
     status = refusal(await send(gw, with_text_at(field, SURROGATE), headers={"Idempotency-Key": "k-1"}))
     assert status["errors"][0]["fieldName"] == field
     assert nothing_happened(gw)

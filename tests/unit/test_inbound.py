@@ -9,7 +9,7 @@ import pytest
 from sms import optouts
 from sms.errors import NotFound
 from sms.model import Status
-from sms.optouts import OptOuts, keyword, sender_scope
+from sms.optouts import keyword, sender_scope
 from sms.providers.acs import AcsProvider
 from sms.providers.twilio import TwilioProvider
 from sms.storage import EVERY_LICENSEE
@@ -242,7 +242,7 @@ async def test_a_list_read_in_flight_when_a_stop_lands_is_not_kept(world):
 async def test_another_process_applies_a_stop_within_the_cache_time_counted_from_its_read(world, monkeypatch):
     clock = SimpleNamespace(now=1000.0)
     monkeypatch.setattr(optouts, "time", SimpleNamespace(monotonic=lambda: clock.now))
-    elsewhere = sms_over(world.store, world.queue, world.provider, opt_outs=OptOuts(world.opt_out_store), inbound=world.inbound_store)
+    elsewhere = sms_over(world.store, world.queue, world.provider, opt_outs=world.opt_out_store, inbound=world.inbound_store)
     started, release = held_reads(world.opt_out_store)
     request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "Hello"}})
     racing = asyncio.create_task(elsewhere.send_now(request, LICENSEE))

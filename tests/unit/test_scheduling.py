@@ -9,14 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sms.errors import NotFound, ValidationFailed
-from sms.gateway import assemble
 from sms import transitions
 from sms.model import WAITING, SendJob, Status
 from sms.usecases.commands import Party, SendMessage
 from sms.usecases.dispatch import MAX_QUEUE_DELAY
 from sms.usecases.licensees import CACHE_SECONDS
-from tests.fakes import (LICENSEE, OTHER, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore,
-                         RecordingProvider)
+from tests.fakes import (assembled, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore, LICENSEE, OTHER, RecordingProvider)
 
 # A Wednesday: 11:00 UTC is 22:00 in Sydney (AEDT, +11) and 06:00 in New York (EST, -5).
 T0 = datetime(2026, 11, 25, 11, 0, tzinfo=timezone.utc)
@@ -61,7 +59,7 @@ class Gateway:
             return await send(sms)
 
         self.provider.send = timed
-        self.use = assemble(self.store, self.queue, self.provider, ledger=self.ledger, licensees=self.settings, clock=self.clock,
+        self.use = assembled(self.store, self.queue, self.provider, ledger=self.ledger, licensees=self.settings, clock=self.clock,
                             send_concurrency=send_concurrency)
 
     async def send(self, *numbers, licensee=LICENSEE, **timing) -> str:

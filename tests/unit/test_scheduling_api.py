@@ -12,26 +12,13 @@ import pytest
 
 from sms.auth import Authenticator, new_key
 from sms.config import Settings
-from sms.gateway import assemble
 from sms.model import Status
 from sms.pacing import RequestRateLimiter
 from sms.usecases.job_rows import WRITE_ATTEMPTS
 from sms.wire import SMSSend, jsv
 from sms.wire.dto import SMSModel
 from sms.wire.mapping import canonical_json, send_command
-from tests.fakes import (
-    ALEX,
-    LICENSEE,
-    OTHER,
-    SAM,
-    FakeGateway,
-    InMemoryApiKeyStore,
-    InMemoryIdempotencyStore,
-    InMemoryJobQueue,
-    InMemoryLedgerStore,
-    InMemoryMessageStore,
-    RecordingProvider,
-)
+from tests.fakes import (ALEX, assembled, FakeGateway, InMemoryApiKeyStore, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryLedgerStore, InMemoryMessageStore, LICENSEE, OTHER, RecordingProvider, SAM)
 
 SYDNEY = timezone(timedelta(hours=11))
 
@@ -53,7 +40,7 @@ async def gw():
     await keys.add(record)
     await keys.add(other_record)
     store, queue, provider, ledger = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), InMemoryLedgerStore()
-    use = assemble(store, queue, provider, idempotency=InMemoryIdempotencyStore(), ledger=ledger, clock=clock)
+    use = assembled(store, queue, provider, idempotency=InMemoryIdempotencyStore(), ledger=ledger, clock=clock)
     return FakeGateway(use, Authenticator(keys), RequestRateLimiter(0),
                        Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}),
                        clock=clock, store=store, queue=queue, provider=provider, key=key, other_key=other_key)

@@ -87,7 +87,7 @@ async def test_every_invalid_number_is_reported_at_once(service):
 
 
 async def test_recipient_limit_is_a_setting(store, queue, provider):
-    service = sms_over(store, queue, provider, Limits(max_recipients=2))
+    service = sms_over(store, queue, provider, limits=Limits(max_recipients=2))
     with pytest.raises(ValidationFailed, match="limit is 2 per request"):
         await service.accept(request(au(1), au(2), au(3)), LICENSEE)
 
@@ -443,7 +443,7 @@ async def test_a_providers_huge_error_text_is_recorded_cut_short(store, queue, l
     from sms.model import MAX_ERROR_CHARS
 
     provider = RecordingProvider(refuse={"+61412345678": "Invalid 'To' number: " + "x" * 100_000})
-    service = sms_over(store, queue, provider, limits, send_concurrency=8)
+    service = sms_over(store, queue, provider, limits=limits, send_concurrency=8)
     response = await service.accept(request("0412 345 678"), LICENSEE)
     await service.dispatch(SendJob(response.comm_id, 0, 0))
     _, [recipient] = await store.load(response.comm_id)
@@ -461,7 +461,7 @@ async def test_a_rate_limited_job_is_not_failed_while_its_worker_is_still_sendin
     fail a recipient the live worker is still sending, and nobody is texted twice."""
     provider = RecordingProvider()
     lease = timedelta(milliseconds=300)
-    live = sms_over(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=10), sending_lease=lease)
+    live = sms_over(store, queue, provider, send_rate_per_second=10, sending_lease=lease)
     other = sms_over(store, queue, provider, sending_lease=lease)
     to = [au(i) for i in range(12)]  # 12 turns at 10/s: over a second, more than three leases
     response = await live.accept(request(*to), LICENSEE)
@@ -513,7 +513,7 @@ async def test_after_a_crash_only_the_recipient_with_the_provider_is_outcome_unk
     unknown" once its lease has run out, and the six never attempted are sent by the redelivery."""
     to = [au(i) for i in range(10)]
     crashed = RecordingProvider(stall_on_call=4)
-    worker = sms_over(store, queue, crashed, rate_limiter=SenderRateLimiter(per_second=20))
+    worker = sms_over(store, queue, crashed, send_rate_per_second=20)
     response = await worker.accept(request(*to), LICENSEE)
     job = queue.jobs[0][0]
     dispatching = asyncio.create_task(worker.dispatch(job))
@@ -568,7 +568,7 @@ async def test_what_claiming_next_to_each_provider_call_costs_in_round_trips(sto
     assert store.round_trips == 3  # load, claim all 100, record all 100
     assert Counter(r.status for r in (await store.load(response.comm_id))[1]) == {Status.SENT: 100}
 
-    one_at_a_time = sms_over(store, queue, RecordingProvider(), rate_limiter=SenderRateLimiter(per_second=50))
+    one_at_a_time = sms_over(store, queue, RecordingProvider(), send_rate_per_second=50)
     response = await one_at_a_time.accept(request(*(au(i) for i in range(5))), LICENSEE)
     store.round_trips = 0
     await one_at_a_time.dispatch(queue.jobs[-1][0])
@@ -583,8 +583,8 @@ async def test_a_copy_of_a_job_that_loses_a_claim_steps_aside_and_ends(store, qu
     worker would be parked, and give_up would fail the recipients that worker was about to send."""
     provider = RecordingProvider()
     lease = timedelta(minutes=5)
-    worker_a = sms_over(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=100), sending_lease=lease)
-    worker_b = sms_over(store, queue, provider, rate_limiter=SenderRateLimiter(per_second=100), sending_lease=lease)
+    worker_a = sms_over(store, queue, provider, send_rate_per_second=100, sending_lease=lease)
+    worker_b = sms_over(store, queue, provider, send_rate_per_second=100, sending_lease=lease)
     to = [au(i) for i in range(10)]
     response = await worker_a.accept(request(*to), LICENSEE)
     (job, _), = queue.jobs
@@ -606,7 +606,7 @@ async def test_an_absurdly_long_provider_message_id_is_kept_cut_short_and_the_sm
             await super().send(sms)
             return SendOutcome(provider_message_id="SM" + "9" * 100_000)
 
-    service = sms_over(store, queue, LongIds(), limits, send_concurrency=8)
+    service = sms_over(store, queue, LongIds(), limits=limits, send_concurrency=8)
     response = await service.accept(request("0412 345 678"), LICENSEE)
     await service.dispatch(SendJob(response.comm_id, 0, 0))
     _, [recipient] = await store.load(response.comm_id)

@@ -12,7 +12,7 @@ from sms.events import Delivery, batch_id
 from sms.usecases import delivery as delivery_module
 from sms.usecases.delivery import COMMIT_GRACE, MAX_PARKED, NOT_WRITTEN_YET_DELAY, PARKED_DELAY, WebhookDelivery
 from sms.webhooks.attempts import DeliveryAttempt, Outcome
-from tests.fakes import ALEX, LICENSEE, SAM, World
+from tests.fakes import ALEX, LICENSEE, SAM, ScriptedTransport, World
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)  # for ids and times no receiver checks
 
@@ -25,19 +25,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.at
-
-
-class ScriptedTransport:
-    """Answers each request with the next scripted attempt (delivered when the script runs out), and
-    keeps every request as sent."""
-
-    def __init__(self, *script: DeliveryAttempt):
-        self.script = list(script)
-        self.requests: list[tuple[str, dict, str]] = []
-
-    async def send(self, url, headers, body):
-        self.requests.append((url, dict(headers), body))
-        return self.script.pop(0) if self.script else DeliveryAttempt(Outcome.DELIVERED, 200, 12, response_body="ok")
 
 
 OK = DeliveryAttempt(Outcome.DELIVERED, 200, 10)
