@@ -30,9 +30,6 @@ from .logs import log_unexpected
 from .model import utcnow
 from .phone import mask_numbers
 from .gateway import Gateway
-from .usecases.delivery import WebhookDelivery
-from .usecases.ledger import Ledger
-from .usecases.webhooks import WebhookEndpoints
 from .routes import MAX_BATCH, OPERATION, Route, register
 from .wire import RepliesResponse, ReplyState
 from .wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
@@ -57,25 +54,24 @@ from .wire.mapping import (
 log = logging.getLogger("sms.api")
 
 GatewaySource = Callable[[], Awaitable[Gateway]]
-Work = Callable[[func.HttpRequest, Gateway], Awaitable["BaseModel | list[BaseModel]"]]
+Work = Callable[[func.HttpRequest, Gateway, Route], Awaitable["BaseModel | list[BaseModel]"]]
 
 
 def _negotiate(req: func.HttpRequest, route: Route, suffix: str | None) -> wire.Format:
     return wire.response_format(req.params.get("format"), suffix or (route.format.value if route.format else None), req.headers.get("Accept"))
 
 
-async def _respond(req: func.HttpRequest, route: Route, gateway: GatewaySource, work: Work,
-                   suffix: str | None = None) -> func.HttpResponse:
-    """Run a handler's work and answer in the negotiated format; every failure in ServiceStack's error shape."""
-    if route.has_format_suffix:
-        suffix = req.route_params.get("format", "")
+async def _respond(req: func.HttpRequest, route: Route, gateway: GatewaySource, work: Work) -> func.HttpResponse:
+    """Run a route's work and answer in the negotiated format; every failure in ServiceStack's error shape."""
+    suffix = _suffix(req, route)
     if suffix is not None and suffix.lower() not in ("json", "jsv"):
         return error_response(NotFound(f"Unknown format suffix '.{suffix}': use .json or .jsv"), wire.Format.JSON)
     fmt = _negotiate(req, route, suffix)
     try:
+        _unknown_operation(req, route)
         if req.method.upper() not in route.working_methods:
             raise MethodNotAllowed(req.method.upper(), ", ".join(route.working_methods))
-        result = await work(req, await gateway())
+        result = await work(req, await gateway(), route)
         headers = {"Content-Type": fmt.content_type}
         if isinstance(result, list):  # an auto-batch: ServiceStack says how many requests it ran
             headers["X-AutoBatch-Completed"] = str(len(result))
@@ -90,6 +86,23 @@ async def _respond(req: func.HttpRequest, route: Route, gateway: GatewaySource, 
     except Exception as error:
         log_unexpected(log, f"unhandled error in {route.name}", error)
         return error_response(GatewayError("An unexpected error occurred", "InternalServerError"), fmt)
+
+
+def _suffix(req: func.HttpRequest, route: Route) -> str | None:
+    """The format suffix the URL carries (`/api/send.jsv`, `/api/sms/{commId}.jsv`), if any."""
+    if route.has_format_suffix:
+        return req.route_params.get("format", "")
+    if route.comm_id_takes_suffix:
+        return _with_suffix(req.route_params.get("commId", ""))[1]
+    return None
+
+
+def _unknown_operation(req: func.HttpRequest, route: Route) -> None:
+    """ServiceStack's /json/reply/{operation}: this service has one operation (and its auto-batch)."""
+    if route.kind == "reply":
+        operation = req.route_params.get("operation", "")
+        if operation.lower() not in (OPERATION.lower(), OPERATION.lower() + "[]"):
+            raise NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
 
 
 async def _licensee(req: func.HttpRequest, gw: Gateway) -> str:
@@ -108,52 +121,6 @@ def _request_data(req: func.HttpRequest, route: Route, gw: Gateway) -> Any:
     if len(body) > limit:
         raise PayloadTooLarge(len(body), limit)
     return wire.read_body(body, req.headers.get("Content-Type"), route.format or wire.Format.JSON)
-
-
-async def _send(req: func.HttpRequest, gw: Gateway, route: Route, immediate: bool = False) -> BaseModel:
-    licensee = await _licensee(req, gw)
-    key = _idempotency_key(req, gw)
-    command = send_command(wire.to_dto(_request_data(req, route, gw), wire.SMSSend))
-    accept = gw.use.accept
-    return comm_response(await (accept.send_now if immediate else accept.queue)(command, licensee, key))
-
-
-async def _send_batch(req: func.HttpRequest, gw: Gateway, route: Route) -> list[BaseModel]:
-    """ServiceStack's auto-batch: a list of SMSSend, every item validated before any is saved."""
-    licensee = await _licensee(req, gw)
-    key = _idempotency_key(req, gw)
-    commands = [send_command(dto) for dto in wire.to_dtos(_request_data(req, route, gw), wire.SMSSend, MAX_BATCH)]
-    return [comm_response(result) for result in await gw.use.accept.queue_each(commands, licensee, key)]
-
-
-def _send_function(route: Route, gateway: GatewaySource):
-    immediate = route.kind == "send_now"
-
-    async def send(req: func.HttpRequest) -> func.HttpResponse:
-        return await _respond(req, route, gateway, lambda req, gw: _send(req, gw, route, immediate))
-
-    return send
-
-
-def _batch_function(route: Route, gateway: GatewaySource):
-    async def send_batch(req: func.HttpRequest) -> func.HttpResponse:
-        return await _respond(req, route, gateway, lambda req, gw: _send_batch(req, gw, route))
-
-    return send_batch
-
-
-def _reply_function(route: Route, gateway: GatewaySource):
-    """ServiceStack's older predefined routes: /json/reply/SMSSend, and /json/reply/SMSSend[] for a batch."""
-
-    async def reply(req: func.HttpRequest) -> func.HttpResponse:
-        operation = req.route_params.get("operation", "")
-        if operation.lower() not in (OPERATION.lower(), OPERATION.lower() + "[]"):
-            unknown = NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
-            return error_response(unknown, _negotiate(req, route, None))
-        work = _send_batch if operation.endswith("[]") else _send
-        return await _respond(req, route, gateway, lambda req, gw: work(req, gw, route))
-
-    return reply
 
 
 def _idempotency_key(req: func.HttpRequest, gw: Gateway) -> str | None:
@@ -180,7 +147,9 @@ def _idempotency_key(req: func.HttpRequest, gw: Gateway) -> str | None:
     return key
 
 
-def _comm_id(raw_id: str) -> str:
+def _comm_id(req: func.HttpRequest) -> str:
+    """The route's commId, without a format suffix; 400 when it is not a Guid."""
+    raw_id = _with_suffix(req.route_params.get("commId", ""))[0]
     try:
         comm_id = wire.parse_guid(raw_id)
     except ValueError:
@@ -196,198 +165,168 @@ def _with_suffix(raw_id: str) -> tuple[str, str | None]:
     return (stem, suffix) if dot else (raw_id, None)
 
 
-def _status_function(route: Route, gateway: GatewaySource):
-    async def sms_status(req: func.HttpRequest) -> func.HttpResponse:
-        raw_id, suffix = _with_suffix(req.route_params.get("commId", ""))
-
-        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
-            licensee = await _licensee(req, gw)
-            return message_state(await gw.use.status.report(_comm_id(raw_id), licensee))
-
-        return await _respond(req, route, gateway, work, suffix)
-
-    return sms_status
+# -- the work of each route kind: (request, gateway, route) -> the answer, in ServiceStack's shape ---------
 
 
-def _cancel_function(route: Route, gateway: GatewaySource):
+async def _send(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """Save the SMS and queue it (the worker sends it)."""
+    licensee = await _licensee(req, gw)
+    command = send_command(wire.to_dto(_request_data(req, route, gw), wire.SMSSend))
+    return comm_response(await gw.use.accept.queue(command, licensee, _idempotency_key(req, gw)))
+
+
+async def _send_now(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """Save the SMS and send it within the request; the answer says what happened."""
+    licensee = await _licensee(req, gw)
+    command = send_command(wire.to_dto(_request_data(req, route, gw), wire.SMSSend))
+    return comm_response(await gw.use.accept.send_now(command, licensee, _idempotency_key(req, gw)))
+
+
+async def _batch(req: func.HttpRequest, gw: Gateway, route: Route) -> list[BaseModel]:
+    """ServiceStack's auto-batch: a list of SMSSend, every item validated before any is saved."""
+    licensee = await _licensee(req, gw)
+    key = _idempotency_key(req, gw)
+    commands = [send_command(dto) for dto in wire.to_dtos(_request_data(req, route, gw), wire.SMSSend, MAX_BATCH)]
+    return [comm_response(result) for result in await gw.use.accept.queue_each(commands, licensee, key)]
+
+
+async def _reply(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel | list[BaseModel]:
+    """ServiceStack's older predefined routes: /json/reply/SMSSend, and /json/reply/SMSSend[] for a batch
+    (an operation this service does not have is refused before: _unknown_operation)."""
+    work = _batch if req.route_params.get("operation", "").endswith("[]") else _send
+    return await work(req, gw, route)
+
+
+async def _status(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    return message_state(await gw.use.status.report(_comm_id(req), licensee))
+
+
+async def _cancel(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """DELETE /api/sms/{commId}: every recipient still scheduled or queued ends cancelled."""
-
-    async def sms_cancel(req: func.HttpRequest) -> func.HttpResponse:
-        raw_id, suffix = _with_suffix(req.route_params.get("commId", ""))
-
-        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
-            licensee = await _licensee(req, gw)
-            if gw.use.cancel is None:  # assemble() always wires it: a wiring mistake, answered 500
-                raise RuntimeError("this gateway was assembled without the cancel use case")
-            return cancel_response(await gw.use.cancel.cancel(licensee, _comm_id(raw_id)))
-
-        return await _respond(req, route, gateway, work, suffix)
-
-    return sms_cancel
+    licensee = await _licensee(req, gw)
+    return cancel_response(await gw.use.cancel.cancel(licensee, _comm_id(req)))
 
 
-def _replies_function(route: Route, gateway: GatewaySource):
-    async def sms_replies(req: func.HttpRequest) -> func.HttpResponse:
-        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
-            licensee = await _licensee(req, gw)
-            comm_id = _comm_id(req.route_params.get("commId", ""))
-            replies = await gw.use.status.replies(comm_id, licensee)
-            return RepliesResponse(comm_id=comm_id, replies=[ReplyState.of(r) for r in replies])
-
-        return await _respond(req, route, gateway, work)
-
-    return sms_replies
+async def _replies(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    comm_id = _comm_id(req)
+    replies = await gw.use.status.replies(comm_id, licensee)
+    return RepliesResponse(comm_id=comm_id, replies=[ReplyState.of(r) for r in replies])
 
 
-def _ledger(gw: Gateway) -> Ledger:
-    if gw.use.ledger is None:  # assemble() without a ledger store: a wiring mistake, answered 500
-        raise RuntimeError("this gateway was assembled without a ledger")
-    return gw.use.ledger
+async def _list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """The licensee's messages, newest first, with filters (the ledger)."""
+    licensee = await _licensee(req, gw)
+    query, take, token = ledger_query(req.params, licensee, gw.settings.default_region)
+    return message_list(*await gw.use.ledger.page(query, take, token))
 
 
-def _list_function(route: Route, gateway: GatewaySource):
-    async def sms_list(req: func.HttpRequest) -> func.HttpResponse:
-        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
-            licensee = await _licensee(req, gw)
-            query, take, token = ledger_query(req.params, licensee, gw.settings.default_region)
-            return message_list(*await _ledger(gw).page(query, take, token))
-
-        return await _respond(req, route, gateway, work)
-
-    return sms_list
+async def _usage(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    today = utcnow().date()
+    first, last = usage_range(req.params, today)
+    return usage_response(await gw.use.ledger.usage(licensee, first, last, today))
 
 
-def _usage_function(route: Route, gateway: GatewaySource):
-    async def usage(req: func.HttpRequest) -> func.HttpResponse:
-        async def work(req: func.HttpRequest, gw: Gateway) -> BaseModel:
-            licensee = await _licensee(req, gw)
-            today = utcnow().date()
-            first, last = usage_range(req.params, today)
-            return usage_response(await _ledger(gw).usage(licensee, first, last, today))
-
-        return await _respond(req, route, gateway, work)
-
-    return usage
-
-
-def _webhooks(gw: Gateway) -> WebhookEndpoints:
-    if gw.use.webhooks is None:  # assemble() without a webhook endpoint store: a wiring mistake, answered 500
-        raise RuntimeError("this gateway was assembled without a webhook endpoint store")
-    return gw.use.webhooks
-
+# The licensee's webhook endpoints, with its key. A secret is in the answer to add and rotate-secret only.
 
 async def _webhooks_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    return webhook_endpoint_list(await _webhooks(gw).list(await _licensee(req, gw)))
+    return webhook_endpoint_list(await gw.use.webhooks.list(await _licensee(req, gw)))
 
 
 async def _webhooks_add(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw)
     request = wire.to_dto(_request_data(req, route, gw), WebhookEndpointRequest)
-    return webhook_endpoint_state(await _webhooks(gw).add(licensee, request.url, request.event_types), show_secret=True)
+    return webhook_endpoint_state(await gw.use.webhooks.add(licensee, request.url, request.event_types), show_secret=True)
 
 
 async def _webhooks_remove(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw)
     endpoint_id = req.route_params.get("endpointId", "").lower()
-    await _webhooks(gw).remove(licensee, endpoint_id)
+    await gw.use.webhooks.remove(licensee, endpoint_id)
     return WebhookEndpointRemoved(endpoint_id=endpoint_id)
 
 
 async def _webhooks_rotate_secret(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw)
-    endpoint = await _webhooks(gw).rotate_secret(licensee, req.route_params.get("endpointId", ""))
+    endpoint = await gw.use.webhooks.rotate_secret(licensee, req.route_params.get("endpointId", ""))
     return webhook_endpoint_state(endpoint, show_secret=True)
 
 
 async def _webhooks_enable(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw)
-    return webhook_endpoint_state(await _webhooks(gw).enable(licensee, req.route_params.get("endpointId", "")))
-
-
-def _delivery(gw: Gateway) -> WebhookDelivery:
-    if gw.use.delivery is None:  # assemble() without the webhook ports: a wiring mistake, answered 500
-        raise RuntimeError("this gateway was assembled without webhook delivery")
-    return gw.use.delivery
+    return webhook_endpoint_state(await gw.use.webhooks.enable(licensee, req.route_params.get("endpointId", "")))
 
 
 async def _webhooks_deliveries(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw)
     take, token = delivery_log_page(req.params)
-    delivery = _delivery(gw)
-    endpoint = await _webhooks(gw).get(licensee, req.route_params.get("endpointId", ""))
-    return delivery_list(*await delivery.attempts(endpoint, take, token))
+    endpoint = await gw.use.webhooks.get(licensee, req.route_params.get("endpointId", ""))
+    return delivery_list(*await gw.use.delivery.attempts(endpoint, take, token))
 
 
 async def _webhooks_replay(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw)
     replay = replay_request(wire.to_dto(_request_data(req, route, gw), WebhookReplayRequest))
-    delivery = _delivery(gw)
-    endpoint = await _webhooks(gw).get(licensee, req.route_params.get("endpointId", ""))
+    delivery = gw.use.delivery
+    endpoint = await gw.use.webhooks.get(licensee, req.route_params.get("endpointId", ""))
     if replay.event_id is not None:
         return replay_response(1, event_id=(await delivery.replay_event(endpoint, replay.event_id)).id)
     queued, token = await delivery.replay_range(endpoint, replay.start, replay.end, replay.token)
     return replay_response(queued, token=token)
 
 
-_WEBHOOK_WORK = {"webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add, "webhooks_remove": _webhooks_remove,
-                 "webhooks_rotate_secret": _webhooks_rotate_secret, "webhooks_enable": _webhooks_enable,
-                 "webhooks_deliveries": _webhooks_deliveries, "webhooks_replay": _webhooks_replay}
+# -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
 
 
-def _webhooks_function(route: Route, gateway: GatewaySource):
-    """The licensee's webhook endpoints, with its key. A secret is in the answer to add and rotate-secret only."""
-    work = _WEBHOOK_WORK[route.kind]
-
-    async def webhooks(req: func.HttpRequest) -> func.HttpResponse:
-        return await _respond(req, route, gateway, lambda req, gw: work(req, gw, route))
-
-    return webhooks
-
-
-def _health_function(route: Route, gateway: GatewaySource):
+async def _health(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
     """For load balancers and people: 200 when storage and the provider answer, else 503. No key needed."""
-
-    async def health(req: func.HttpRequest) -> func.HttpResponse:
-        try:
-            report = await (await gateway()).health()
-        except ConfigError as error:
-            log.error("gateway misconfigured: %s", error)
-            report = {"status": "unhealthy", "configuration": "invalid; see the logs"}
-        return json_response(report, 200 if report["status"] == "ok" else 503)
-
-    return health
+    try:
+        report = await (await gateway()).health()
+    except ConfigError as error:
+        log.error("gateway misconfigured: %s", error)
+        report = {"status": "unhealthy", "configuration": "invalid; see the logs"}
+    return json_response(report, 200 if report["status"] == "ok" else 503)
 
 
-def _openapi_function(route: Route, gateway: GatewaySource):
-    async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse(openapi.document_json(), status_code=200, headers={"Content-Type": "application/json; charset=utf-8"})
-
-    return openapi_document
+async def _openapi(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
+    return func.HttpResponse(openapi.document_json(), status_code=200, headers={"Content-Type": "application/json; charset=utf-8"})
 
 
-def _metadata_function(route: Route, gateway: GatewaySource):
-    async def metadata_page(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse(metadata.page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
-
-    return metadata_page
+async def _metadata(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
+    return func.HttpResponse(metadata.page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
-_HANDLERS = {
-    "send": _send_function,
-    "send_now": _send_function,
-    "batch": _batch_function,
-    "reply": _reply_function,
-    "status": _status_function,
-    "cancel": _cancel_function,
-    "replies": _replies_function,
-    "list": _list_function,
-    "usage": _usage_function,
-    **dict.fromkeys(_WEBHOOK_WORK, _webhooks_function),
-    "health": _health_function,
-    "openapi": _openapi_function,
-    "metadata": _metadata_function,
+# Each route kind (sms.routes.Route.kind) and its code: a route's function is `_function(route, ...)` over it.
+_WORK: dict[str, Work] = {
+    "send": _send, "send_now": _send_now, "batch": _batch, "reply": _reply, "status": _status, "cancel": _cancel,
+    "replies": _replies, "list": _list, "usage": _usage, "webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add,
+    "webhooks_remove": _webhooks_remove, "webhooks_rotate_secret": _webhooks_rotate_secret,
+    "webhooks_enable": _webhooks_enable, "webhooks_deliveries": _webhooks_deliveries, "webhooks_replay": _webhooks_replay,
 }
+_OWN_SHAPE: dict[str, Callable[[func.HttpRequest, GatewaySource], Awaitable[func.HttpResponse]]] = {
+    "health": _health, "openapi": _openapi, "metadata": _metadata,
+}
+
+
+def _function(route: Route, gateway: GatewaySource) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
+    """The function the host calls for `route`: its kind's work, answered by `_respond` (or in its own shape)."""
+    if route.kind in _OWN_SHAPE:
+        own = _OWN_SHAPE[route.kind]
+
+        async def answer(req: func.HttpRequest) -> func.HttpResponse:
+            return await own(req, gateway)
+
+        return answer
+    work = _WORK[route.kind]
+
+    async def respond(req: func.HttpRequest) -> func.HttpResponse:
+        return await _respond(req, route, gateway, work)
+
+    return respond
+
 
 def blueprint(gateway: GatewaySource) -> func.Blueprint:
     """The client API's functions, each working over the Gateway `gateway` gives (built on first use)."""
-    return register(func.Blueprint(), _HANDLERS, gateway)
+    return register(func.Blueprint(), dict.fromkeys([*_WORK, *_OWN_SHAPE], _function), gateway)

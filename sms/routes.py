@@ -70,6 +70,11 @@ class Route:
     def has_format_suffix(self) -> bool:
         return self.path.endswith(".{format}")
 
+    @property
+    def comm_id_takes_suffix(self) -> bool:
+        """Whether the commId in its path may carry a format suffix (`/api/sms/{commId}.jsv`)."""
+        return ("commId", GUID_WITH_SUFFIX_PATTERN) in self.patterns
+
 
 def _send_routes(names: dict[str, str], kind: str) -> list[Route]:
     routes = []
