@@ -94,7 +94,7 @@ async def storage_cost(connection: str, messages: int) -> dict[str, float]:
         await gateway.ensure_storage()
         send_at = now + timedelta(days=10)
         trips = 0
-        comm_ids = [(await use.accept.queue(SendMessage(lambda: "", to=(Party(phone_number=f"+6142{i:07d}"),), body="Scheduled",
+        comm_ids = [(await use.accept.queue(SendMessage(to=(Party(phone_number=f"+6142{i:07d}"),), body="Scheduled",
                                                         send_at=send_at.isoformat()), LICENSEE)).comm_id for i in range(messages)]
         accepted = trips / messages
         trips = 0

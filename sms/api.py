@@ -35,6 +35,7 @@ from .wire import RepliesResponse, ReplyState
 from .wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
 from .wire.http import error_response, json_response
 from .wire.mapping import (
+    batch_keys,
     cancel_response,
     comm_response,
     delivery_list,
@@ -44,6 +45,7 @@ from .wire.mapping import (
     message_state,
     replay_request,
     replay_response,
+    request_key,
     send_command,
     usage_range,
     usage_response,
@@ -171,23 +173,26 @@ def _with_suffix(raw_id: str) -> tuple[str, str | None]:
 async def _send(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Save the SMS and queue it (the worker sends it)."""
     licensee = await _licensee(req, gw)
-    command = send_command(wire.to_dto(_request_data(req, route, gw), wire.SMSSend))
-    return comm_response(await gw.use.accept.queue(command, licensee, _idempotency_key(req, gw)))
+    key = _idempotency_key(req, gw)
+    request = wire.to_dto(_request_data(req, route, gw), wire.SMSSend)
+    return comm_response(await gw.use.accept.queue(send_command(request), licensee, request_key(key, request)))
 
 
 async def _send_now(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Save the SMS and send it within the request; the answer says what happened."""
     licensee = await _licensee(req, gw)
-    command = send_command(wire.to_dto(_request_data(req, route, gw), wire.SMSSend))
-    return comm_response(await gw.use.accept.send_now(command, licensee, _idempotency_key(req, gw)))
+    key = _idempotency_key(req, gw)
+    request = wire.to_dto(_request_data(req, route, gw), wire.SMSSend)
+    return comm_response(await gw.use.accept.send_now(send_command(request), licensee, request_key(key, request)))
 
 
 async def _batch(req: func.HttpRequest, gw: Gateway, route: Route) -> list[BaseModel]:
     """ServiceStack's auto-batch: a list of SMSSend, every item validated before any is saved."""
     licensee = await _licensee(req, gw)
     key = _idempotency_key(req, gw)
-    commands = [send_command(dto) for dto in wire.to_dtos(_request_data(req, route, gw), wire.SMSSend, MAX_BATCH)]
-    return [comm_response(result) for result in await gw.use.accept.queue_each(commands, licensee, key)]
+    requests = wire.to_dtos(_request_data(req, route, gw), wire.SMSSend, MAX_BATCH)
+    results = await gw.use.accept.queue_each([send_command(r) for r in requests], licensee, batch_keys(key, requests))
+    return [comm_response(result) for result in results]
 
 
 async def _reply(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel | list[BaseModel]:

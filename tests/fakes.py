@@ -42,7 +42,7 @@ from sms.storage import (
     WebhookEndpointStore,
     invalid_token,
 )
-from sms.wire.mapping import comm_response, message_state, send_command
+from sms.wire.mapping import batch_keys, comm_response, message_state, request_key, send_command
 
 _etags = itertools.count(1)
 
@@ -499,14 +499,14 @@ class SmsOverDtos:
         self.use = use
 
     async def accept(self, request: wire.SMSSend, licensee_id: str, idempotency_key: str | None = None) -> wire.CommResponse:
-        return comm_response(await self.use.accept.queue(send_command(request), licensee_id, idempotency_key))
+        return comm_response(await self.use.accept.queue(send_command(request), licensee_id, request_key(idempotency_key, request)))
 
     async def accept_batch(self, requests, licensee_id: str, idempotency_key: str | None = None) -> list[wire.CommResponse]:
-        results = await self.use.accept.queue_each([send_command(r) for r in requests], licensee_id, idempotency_key)
+        results = await self.use.accept.queue_each([send_command(r) for r in requests], licensee_id, batch_keys(idempotency_key, requests))
         return [comm_response(r) for r in results]
 
     async def send_now(self, request: wire.SMSSend, licensee_id: str, idempotency_key: str | None = None) -> wire.CommResponse:
-        return comm_response(await self.use.accept.send_now(send_command(request), licensee_id, idempotency_key))
+        return comm_response(await self.use.accept.send_now(send_command(request), licensee_id, request_key(idempotency_key, request)))
 
     async def status(self, comm_id: str, licensee_id: str) -> wire.MessageState:
         return message_state(await self.use.status.report(comm_id, licensee_id))

@@ -19,7 +19,7 @@ from ..errors import Conflict, FieldError, GatewayError, RecordChanged, StorageU
 from ..model import JOB_SIZE, Message, Recipient, SendJob, Status, reference_for, utcnow
 from ..storage import JobQueue, MessageStore
 from ..validation import Limits, message_from
-from .commands import SendMessage, SendResult
+from .commands import RequestKey, SendMessage, SendResult
 from .dispatch import Dispatch, queue_delay
 from .idempotency import STILL_RUNNING, OncePerKey
 
@@ -48,7 +48,7 @@ class Accept:
         """An auto-batch item, checked already, under `comm_id` (its Idempotency-Key's): checked again for it."""
         return checked if comm_id in (None, checked[0].comm_id) else self._checked(command, licensee_id, comm_id)
 
-    async def queue(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None,
+    async def queue(self, command: SendMessage, licensee_id: str, key: RequestKey | None = None,
                     checked: tuple[Message, list[Recipient]] | None = None) -> SendResult:
         """Save the SMS and queue it; the worker sends it in the background. `checked`: the command as
         already checked (an auto-batch checks every item first)."""
@@ -62,15 +62,16 @@ class Accept:
             return _queued(message, len(recipients))
 
         with telemetry.span("sms.accept"):
-            return await self._once.run(licensee_id, idempotency_key, "send", command.as_sent, check, work,
+            return await self._once.run(licensee_id, key, "send", check, work,
                                         lambda message, recipients: _queued(message, len(recipients)))
 
-    async def queue_each(self, commands: Sequence[SendMessage], licensee_id: str, idempotency_key: str | None = None) -> list[SendResult]:
+    async def queue_each(self, commands: Sequence[SendMessage], licensee_id: str,
+                         keys: Sequence[RequestKey] | None = None) -> list[SendResult]:
         """ServiceStack's auto-batch: every command is checked before any is saved, then each is accepted
         in turn. Items live in different partitions, so a batch cannot be one transaction: an error
         part-way says how many items were done (GatewayError.batch_completed), and with an idempotency
-        key each item is remembered under the key and its position, so resending the batch finishes it
-        without saving any item twice."""
+        key each item is remembered under its own (`keys`, one an item: the batch's key and the item's
+        position), so resending the batch finishes it without saving any item twice."""
         prepared, errors = [], []
         for i, command in enumerate(commands):
             try:
@@ -82,17 +83,17 @@ class Accept:
         results: list[SendResult] = []
         for i, (command, (message, recipients)) in enumerate(zip(commands, prepared, strict=True)):
             try:
-                if idempotency_key is None:
+                if keys is None:
                     await self._save_queued(message, recipients)
                     results.append(_queued(message, len(recipients)))
-                else:  # '\n' cannot occur in a key (printable only), so no client key collides with these
-                    results.append(await self.queue(command, licensee_id, f"{idempotency_key}\n[{i}]", (message, recipients)))
+                else:
+                    results.append(await self.queue(command, licensee_id, keys[i], (message, recipients)))
             except GatewayError as error:
                 error.batch_completed, error.batch_index = i, i
                 raise
         return results
 
-    async def send_now(self, command: SendMessage, licensee_id: str, idempotency_key: str | None = None) -> SendResult:
+    async def send_now(self, command: SendMessage, licensee_id: str, key: RequestKey | None = None) -> SendResult:
         """Save the SMS and send it within the request; answer with the real outcome."""
 
         async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
@@ -126,7 +127,7 @@ class Accept:
             return _outcome(message.comm_id, recipients)
 
         with telemetry.span("sms.send_now"):
-            return await self._once.run(licensee_id, idempotency_key, "send_now", command.as_sent, check, work, answer)
+            return await self._once.run(licensee_id, key, "send_now", check, work, answer)
 
     async def _now_or_not_at_all(self, message: Message, recipients: list[Recipient]) -> None:
         """An immediate send goes now or not at all: recipients inside the licensee's quiet hours refuse

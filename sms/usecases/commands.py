@@ -6,7 +6,6 @@ CLI's arguments) and turn the answers back into their own shape (sms/wire/mappin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..model import Message, Recipient
 from ..storage import InboundSms
@@ -22,16 +21,22 @@ class Party:
 
 
 @dataclass(frozen=True)
+class RequestKey:
+    """An Idempotency-Key and the request it came with, as one canonical text: a retry under the key must
+    send the same. Made by the entry point, and only when a key came (it serialises the whole request,
+    work an unkeyed send, the hot path, has no use for)."""
+
+    key: str
+    request: str
+
+
+@dataclass(frozen=True)
 class SendMessage:
     """Text `body` to `to`, from `sender`, for the licensee whose key made the request.
 
     Nothing is checked yet: the accept use case checks every field and names each problem.
-    `as_sent` makes the request's one canonical text, which an Idempotency-Key's retry must match.
-    It is called only when a key came with the request: it serialises the whole request, work an
-    unkeyed send (the hot path) has no use for.
     """
 
-    as_sent: Callable[[], str]
     missing: bool = False  # the request held no message at all
     licensee_id: str | None = None  # the licensee the request names, if any: it must be the key's
     sender: Party | None = None

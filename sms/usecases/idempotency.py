@@ -15,6 +15,7 @@ from typing import Awaitable, Callable, TypeVar
 from ..errors import AlreadyExists, Conflict, KeyReused, StorageUnavailable
 from ..model import Message, Recipient, utcnow
 from ..storage import IdempotencyRecord, IdempotencyStore, MessageStore
+from .commands import RequestKey
 
 # A replay that finds no message this soon after the first request is racing it, not resuming it.
 IN_PROGRESS_GRACE = timedelta(seconds=30)
@@ -31,7 +32,7 @@ class OncePerKey:
     def __init__(self, keys: IdempotencyStore, messages: MessageStore, window: timedelta = timedelta(hours=24)):
         self._keys, self._messages, self._window = keys, messages, window
 
-    async def run(self, licensee_id: str, key: str | None, kind: str, as_sent: Callable[[], str],
+    async def run(self, licensee_id: str, key: RequestKey | None, kind: str,
                   check: Callable[[str | None], Awaitable[Checked]], work: Callable[[Checked], Awaitable[Answer]],
                   answer: Callable[[Message, list[Recipient]], Answer]) -> Answer:
         """`check(comm_id)` checks the request as it stands, under `comm_id` (a new one when None), and
@@ -43,9 +44,9 @@ class OncePerKey:
         request under the same key is a first request too."""
         if key is None:
             return await work(await check(None))
-        fingerprint = hashlib.sha256(f"{kind}\n{as_sent()}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(f"{kind}\n{key.request}".encode()).hexdigest()
         now = utcnow()
-        record = IdempotencyRecord(licensee_id, key, fingerprint, uuid.uuid4().hex, now, now + self._window)
+        record = IdempotencyRecord(licensee_id, key.key, fingerprint, uuid.uuid4().hex, now, now + self._window)
         existing = await self._keys.claim(record)
         if existing is None:
             return await work(await self._checked_first(record, check))

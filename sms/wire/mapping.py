@@ -2,11 +2,10 @@
 two shapes meet, so a change to the contract stops here."""
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ..errors import FieldError, ValidationFailed
 from ..events import EVENT_TYPES
@@ -15,7 +14,7 @@ from ..model import Status, reference_for, status_of
 from ..phone import InvalidNumber, to_e164
 from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
 from ..usecases.cancel import CancelResult
-from ..usecases.commands import MessageReport, Party, SendMessage, SendResult
+from ..usecases.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
 from ..usecases.ledger import counts, statuses_of
 from .dto import (
     CancelResponse,
@@ -43,18 +42,28 @@ from .dto import (
 
 
 def send_command(request: SMSSend) -> SendMessage:
-    # The canonical dump is what an Idempotency-Key's retry is compared with. Made only when a key asks for it.
-    as_sent = functools.partial(canonical_json, request)
     model = request.sms_model
     if model is None:
-        return SendMessage(as_sent=as_sent, missing=True)
+        return SendMessage(missing=True)
     return SendMessage(
-        as_sent=as_sent, licensee_id=model.licensee_id, sender=_party(model.from_) if model.from_ is not None else None,
+        licensee_id=model.licensee_id, sender=_party(model.from_) if model.from_ is not None else None,
         to=tuple(_party(c) for c in model.to or ()), body=model.message_body,
         reply_is_allowed=model.reply_is_allowed, reply_is_required=model.reply_is_required, notes=model.notes,
         linked_object_id=model.linked_object_id, suite_id=model.suite_id,
         send_at=model.send_at, valid_until=model.valid_until, validity_period=model.validity_period, urgent=bool(model.urgent),
     )
+
+
+def request_key(key: str | None, request: SMSSend) -> RequestKey | None:
+    """An Idempotency-Key with the request's canonical text, what its retry is compared with (made only
+    when a key came: it serialises the whole request)."""
+    return RequestKey(key, canonical_json(request)) if key is not None else None
+
+
+def batch_keys(key: str | None, requests: Sequence[SMSSend]) -> list[RequestKey] | None:
+    """An auto-batch's key, one for each item: the batch's key and the item's position. '\n' cannot occur
+    in a client's key (printable only), so no client key collides with these."""
+    return [RequestKey(f"{key}\n[{i}]", canonical_json(r)) for i, r in enumerate(requests)] if key is not None else None
 
 
 def canonical_json(request: SMSSend) -> str:

@@ -29,7 +29,7 @@ async def test_on_azurite_a_receipt_during_the_trace_strands_the_recipients_put_
     vendor, queue = VendorRecord(), InMemoryJobQueue()
     use = assembled(store, queue, TracingProvider(vendor))
     numbers = ("+61412300000", "+61412300001", "+61412300002")
-    sent = await use.accept.queue(SendMessage(lambda: "", to=tuple(Party(phone_number=n) for n in numbers), body="Hi"), LICENSEE)
+    sent = await use.accept.queue(SendMessage(to=tuple(Party(phone_number=n) for n in numbers), body="Hi"), LICENSEE)
     comm_id = sent.comm_id
     [(job, _)] = queue.jobs
     _, rows = await store.load(comm_id)

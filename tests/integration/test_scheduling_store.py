@@ -33,7 +33,7 @@ async def adapters(emulator):
 
 
 def command(*numbers, **timing) -> SendMessage:
-    return SendMessage(lambda: "", to=tuple(Party(phone_number=n) for n in numbers), body="Your appointment", **timing)
+    return SendMessage(to=tuple(Party(phone_number=n) for n in numbers), body="Your appointment", **timing)
 
 
 async def test_a_scheduled_message_stores_its_timing_and_its_job_hides_for_the_longest_hop(adapters, emulator):

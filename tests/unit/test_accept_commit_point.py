@@ -2,7 +2,6 @@
 (one job after the staging, several beside it); the message becomes visible (commit) only after every
 job is on the queue, so a message is never stored without its jobs. A failed put or stage leaves no message."""
 import asyncio
-from dataclasses import replace
 
 import pytest
 
@@ -14,7 +13,7 @@ LICENSEE = "a" * 32
 
 
 def command(recipients: int) -> SendMessage:
-    return SendMessage(as_sent=lambda: "{}", body="Your results are ready",
+    return SendMessage(body="Your results are ready",
                        to=tuple(Party(phone_number=f"+614120{i:05d}") for i in range(recipients)))
 
 
@@ -104,13 +103,19 @@ async def test_rows_that_cannot_be_staged_leave_no_message_and_any_job_finds_not
     assert len(journal.queue.jobs) == jobs_queued
 
 
-async def test_a_send_without_an_idempotency_key_never_serialises_the_request():
-    """The fingerprint is the whole request as JSON: work only a keyed send needs, kept off the hot path."""
-    def not_wanted() -> str:
+async def test_a_send_without_an_idempotency_key_never_serialises_the_request(monkeypatch):
+    """The fingerprint is the whole request as JSON: work only a keyed send needs, kept off the hot path
+    (the entry points make a RequestKey through these two, for every send)."""
+    from sms.wire import SMSSend, mapping
+
+    def not_wanted(request) -> str:
         raise AssertionError("serialised without a key")
 
-    accept = assembled(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()).accept
-    assert (await accept.queue(replace(command(1), as_sent=not_wanted), LICENSEE)).ok
+    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hi"}})
+    monkeypatch.setattr(mapping, "canonical_json", not_wanted)
+    assert mapping.request_key(None, request) is None and mapping.batch_keys(None, [request]) is None
+    with pytest.raises(AssertionError, match="serialised without a key"):  # with a key, it is made
+        mapping.request_key("k", request)
 
 
 async def test_cancelling_an_accept_whose_puts_run_beside_staging_cancels_the_puts_too():

@@ -17,7 +17,7 @@ from sms.errors import RecordChanged, StorageUnavailable
 from sms.model import NOT_ATTEMPTED, WAITING, SendJob, Status, utcnow
 from sms.providers import Found, SendOutcome, Trace
 from sms.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
-from sms.usecases.commands import Party, SendMessage
+from sms.usecases.commands import Party, RequestKey, SendMessage
 from sms.usecases.dispatch import RecipientsInFlight
 from tests.fakes import (assembled, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore, InMemoryOptOutStore, RecordingProvider, TracingProvider, VendorRecord)
 
@@ -35,7 +35,7 @@ def au(i: int) -> str:
 
 
 def command(*numbers, body=BODY, **timing) -> SendMessage:
-    return SendMessage(lambda: "same request", to=tuple(Party(phone_number=n) for n in numbers), body=body, **timing)
+    return SendMessage(to=tuple(Party(phone_number=n) for n in numbers), body=body, **timing)
 
 
 class Clock:
@@ -416,10 +416,10 @@ async def test_a_keyed_replay_of_an_immediate_send_made_just_before_quiet_hours_
     store, queue, use = world(clock=clock, licensees=InMemoryLicenseeSettingsStore(), ledger=InMemoryLedgerStore(),
                               idempotency=InMemoryIdempotencyStore())
     await use.licensees.set(LICENSEE, quiet_hours="22:00-08:00", time_zone="Australia/Sydney")
-    first = await use.accept.send_now(command(AU_MOBILE), LICENSEE, "order-1")
+    first = await use.accept.send_now(command(AU_MOBILE), LICENSEE, RequestKey("order-1", "same request"))
     assert first.summary == "Sent to 1 of 1 recipient"
     clock.at = T0 + timedelta(seconds=5)
-    assert await use.accept.send_now(command(AU_MOBILE), LICENSEE, "order-1") == first
+    assert await use.accept.send_now(command(AU_MOBILE), LICENSEE, RequestKey("order-1", "same request")) == first
 
 
 @pytest.mark.parametrize("timing", ["send_at", "valid_until"])
@@ -433,9 +433,9 @@ async def test_a_keyed_replay_after_its_send_at_or_valid_until_answers_as_the_fi
     clock = Clock(utcnow())
     store, queue, use = world(clock=clock, idempotency=InMemoryIdempotencyStore())
     when = (clock.at + timedelta(minutes=1)).isoformat()
-    first = await use.accept.queue(command(AU_MOBILE, **{timing: when}), LICENSEE, "order-2")
+    first = await use.accept.queue(command(AU_MOBILE, **{timing: when}), LICENSEE, RequestKey("order-2", "same request"))
     clock.at += timedelta(minutes=20)  # past SEND_AT_SKEW too
-    assert await use.accept.queue(command(AU_MOBILE, **{timing: when}), LICENSEE, "order-2") == first
+    assert await use.accept.queue(command(AU_MOBILE, **{timing: when}), LICENSEE, RequestKey("order-2", "same request")) == first
     assert len(store.messages) == 1
 
 
