@@ -31,7 +31,7 @@ test: install-dev lint infra-check
 	$(PY) -m pytest
 	# The integration suite once more on the SDK's own request path (SMS_STORAGE_REQUESTS=sdk, the way out).
 	SMS_STORAGE_REQUESTS=sdk $(PY) -m pytest tests/integration -q
-	# The storage writes once more with the hand-written requests through the SDK pipelines (=direct).
+	# The storage writes once more with the hand-written requests through the SDK pipelines (=direct: why it stays, docs/scaling.md).
 	SMS_STORAGE_REQUESTS=direct $(PY) -m pytest -q tests/integration/test_queue_put.py tests/integration/test_batch.py \
 		tests/integration/test_table_store.py tests/integration/test_faults.py
 

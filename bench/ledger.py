@@ -31,7 +31,7 @@ from sms.bootstrap import build
 from sms.config import Settings
 from sms.model import STATUS_LETTERS, SendJob, Status, status_of, utcnow
 from sms.storage import LedgerEntry, LedgerQuery, LedgerRecipient
-from sms.storage.batch import MAX_OPERATIONS
+from sms.storage.limits import MAX_OPERATIONS
 from sms.storage.ledger import LEDGER_TABLE, TableLedgerStore
 from sms.storage.shards import SHARDS
 from sms.usecases.ledger import Ledger

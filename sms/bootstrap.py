@@ -28,10 +28,14 @@ from .validation import Limits
 from .storage.events import TableEventStore
 from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
-from .storage.hot_path import HotPathTransport, QueueRetry
 from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
+from .storage.handwritten.retries import QueueRetry, TableRetry
+from .storage.handwritten.sending import DirectRequests, LeanRequests
+from .storage.handwritten.transport import HotPathTransport
 from .storage.ledger import TableLedgerStore
 from .storage.licensees import TableLicenseeSettingsStore
+from .storage.requests import StorageRequests
+from .storage.sdk_requests import SdkRequests
 from .storage.tables import TableApiKeyStore, TableMessageStore
 from .storage.webhooks import TableDeliveryLogStore, TableWebhookEndpointStore
 from .webhooks.sender import WebhookSender
@@ -58,8 +62,8 @@ class Adapters:
     provider: SmsProvider
     tables: TableServiceClient
     queues: QueueServiceClient
+    storage_requests: StorageRequests  # how the send path's two requests go (SMS_STORAGE_REQUESTS)
     credential: AsyncTokenCredential | None = None  # closed with the clients when this built it
-    hot_path: HotPathTransport | None = None  # the send path's own storage transport (SMS_STORAGE_REQUESTS=lean)
 
     async def ensure_storage(self) -> None:
         """Create the tables and queues when missing (Azurite, a fresh account). Idempotent."""
@@ -124,8 +128,7 @@ class Adapters:
         await self.webhook_sender.close()
         await self.tables.close()
         await self.queues.close()
-        if self.hot_path is not None:
-            await self.hot_path.close()
+        await self.storage_requests.close()
         if self.credential is not None:
             await self.credential.close()
 
@@ -161,20 +164,12 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
             credential = owned_credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
         tables = TableServiceClient(settings.table_endpoint, credential=credential, **table_options)
         queues = QueueServiceClient(settings.queue_endpoint, credential=credential, **queue_options)
-    # The two requests on every send (its transaction, its job put) are written by the gateway itself
-    # unless SMS_STORAGE_REQUESTS=sdk, and sent over the hot path's own transport unless it is =direct;
-    # every other storage call goes through the SDK either way. The hot path keeps the pipelines' rules:
-    # the same timeouts, and the same retries as QUEUE_RETRY and TABLE_RETRY configure.
-    through_sdk = settings.storage_requests == "sdk"
-    hot_path = (HotPathTransport(connection_timeout=STORAGE_TIMEOUTS["connection_timeout"],
-                                 read_timeout=STORAGE_TIMEOUTS["read_timeout"])
-                if settings.storage_requests == "lean" else None)
+    requests = storage_requests(settings.storage_requests)
     return Adapters(
         settings=settings,
-        messages=TableMessageStore.from_service(tables, through_sdk=through_sdk, hot_path=hot_path),
+        messages=TableMessageStore.from_service(tables, requests),
         keys=TableApiKeyStore.from_service(tables),
-        jobs=StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), through_sdk=through_sdk, hot_path=hot_path,
-                             retry=QueueRetry(**QUEUE_RETRY)),
+        jobs=StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), requests),
         inbound=TableInboundStore.from_service(tables),
         opt_outs=TableOptOutStore.from_service(tables),
         idempotency=TableIdempotencyStore.from_service(tables),
@@ -186,7 +181,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
         licensees=TableLicenseeSettingsStore.from_service(tables),
         provider=create_provider(settings),
-        tables=tables, queues=queues, credential=owned_credential, hot_path=hot_path,
+        tables=tables, queues=queues, storage_requests=requests, credential=owned_credential,
     )
 
 
@@ -206,6 +201,19 @@ def tuning(settings: Settings) -> Tuning:
         webhook_disable_after_failures=settings.webhook_disable_after_failures,
         webhook_disable_after=timedelta(hours=settings.webhook_disable_after_hours),
     )
+
+
+def storage_requests(setting: str) -> StorageRequests:
+    """The one way the send path's two requests (its transaction, its job put) are written and sent, for
+    SMS_STORAGE_REQUESTS (config.STORAGE_REQUESTS): by the gateway itself over its own transport (lean), or
+    through the SDK clients' pipelines (direct), or by the SDK itself (sdk). Every other storage call goes
+    through the SDK whatever it is. The hot path keeps the pipelines' rules: the same timeouts, and the same
+    retries as QUEUE_RETRY and TABLE_RETRY configure."""
+    if setting == "sdk":
+        return SdkRequests()
+    if setting == "direct":
+        return DirectRequests()
+    return LeanRequests(HotPathTransport(**STORAGE_TIMEOUTS), QueueRetry(**QUEUE_RETRY), TableRetry(**TABLE_RETRY))
 
 
 def shortest_lease(provider: SmsProvider) -> int:

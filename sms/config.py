@@ -46,7 +46,7 @@ class ConfigError(Exception):
 # SMS_STORAGE_REQUESTS: who writes the two hot storage requests (a table transaction, a job put).
 STORAGE_REQUESTS = {
     "lean": "the default: the gateway writes them itself and sends them over its own aiohttp session, signed "
-            "and retried as the SDK would (sms/storage/hot_path.py), for the least CPU",
+            "and retried as the SDK would (sms/storage/handwritten/), for the least CPU",
     "direct": "the gateway writes them itself and sends them through the SDK clients' pipelines",
     "sdk": "the Azure SDK's own submit_transaction and send_message, should Azure ever treat the two differently",
 }

@@ -24,7 +24,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..events import EventBatch, WebhookEvent, batch_id
 from . import EventStore
-from .batch import MAX_ENTITY_BYTES, MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, utf16_units
+from .limits import MAX_ENTITY_BYTES, MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, utf16_units
 from .shards import END, SHARDS, page_shards, partition
 from .tables import storage_errors
 

@@ -37,7 +37,8 @@ from ..errors import AlreadyExists, RecordChanged
 from ..model import STATUS_OF_LETTER, reference_for, status_of
 from ..events import EventBatch
 from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
-from .batch import MAX_OPERATIONS, MAX_STRING_BYTES, submit_transaction
+from .limits import MAX_OPERATIONS, MAX_STRING_BYTES
+from .sdk_requests import submit_transaction
 from .events import batch_rows
 from .shards import END as _END, page_shards, partition
 from .tables import create_table, storage_errors

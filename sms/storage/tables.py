@@ -28,8 +28,9 @@ from ..errors import StorageUnavailable
 from ..model import Contact, Event, Message, Recipient, Status, derived_events
 from ..transitions import retry_pending
 from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
-from .batch import MAX_OPERATIONS, Transactions, storage_refusal
-from .hot_path import HotPathTransport
+from .limits import MAX_OPERATIONS
+from .refusals import storage_refusal
+from .requests import StorageRequests
 
 MESSAGES_TABLE = "SmsMessages"
 API_KEYS_TABLE = "SmsApiKeys"
@@ -70,16 +71,15 @@ def storage_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T
 class TableMessageStore(MessageStore):
     commit_room = MAX_TRANSACTION_OPS - 1  # the last transaction holds the message row and up to 99 recipients
 
-    def __init__(self, table: TableClient, through_sdk: bool = False, hot_path: HotPathTransport | None = None):
-        """`through_sdk`: transactions go through the SDK's submit_transaction (SMS_STORAGE_REQUESTS=sdk);
-        otherwise over `hot_path` when given (=lean, the default), else through the client's pipeline (=direct)."""
+    def __init__(self, table: TableClient, requests: StorageRequests):
+        """`requests`: how the message's transactions are written and sent (SMS_STORAGE_REQUESTS); every
+        other call goes through `table`."""
         self._table = table
-        self._transactions = Transactions(table, through_sdk=through_sdk, hot_path=hot_path)
+        self._transactions = requests.transactions(table)
 
     @classmethod
-    def from_service(cls, service: TableServiceClient, through_sdk: bool = False,
-                     hot_path: HotPathTransport | None = None) -> "TableMessageStore":
-        return cls(service.get_table_client(MESSAGES_TABLE), through_sdk=through_sdk, hot_path=hot_path)
+    def from_service(cls, service: TableServiceClient, requests: StorageRequests) -> "TableMessageStore":
+        return cls(service.get_table_client(MESSAGES_TABLE), requests)
 
     @storage_errors
     async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
@@ -237,7 +237,7 @@ def _drop_none(entity: dict) -> dict:
     return {k: v for k, v in entity.items() if v is not None}
 
 
-# Written through Transactions, which leaves out None properties itself.
+# Written through the transactions, which leave out None properties themselves.
 def _message_entity(m: Message) -> dict:
     return {
         "PartitionKey": m.comm_id, "RowKey": MESSAGE_ROW, "LicenseeId": m.licensee_id, "Body": m.body,

@@ -25,7 +25,8 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..errors import AlreadyExists, RecordChanged
 from . import DeliveryLogStore, DeliveryRecord, WebhookEndpoint, WebhookEndpointStore, WebhookSecret, invalid_token
-from .batch import MAX_OPERATIONS, check_entity, submit_transaction
+from .limits import MAX_OPERATIONS, check_entity
+from .sdk_requests import submit_transaction
 from .ledger import inverted
 from .shards import read_token, write_token
 from .tables import create_table, storage_errors

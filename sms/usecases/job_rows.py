@@ -11,7 +11,7 @@ it, marking one opted out, giving up on a parked job's. Two properties make that
   when storage refuses one (RecordChanged), the job's rows are read again and every rule of the
   write is applied again to what is there. Storage refuses a write when another worker or a delivery
   receipt wrote first, and also when this dispatch's own write landed but its answer was lost: the
-  $batch retry after a reset connection repeats it and meets the new ETags (sms/storage/batch.py).
+  $batch retry after a reset connection repeats it and meets the new ETags (sms/storage/requests.py).
   Rows carrying this dispatch's claim id are then recognised as its own, not as someone else's.
 
 A claim refused because another worker has taken one of those recipients meanwhile means two

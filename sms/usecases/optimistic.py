@@ -2,7 +2,7 @@
 since the read (ETag), and on a lost race read again and decide again.
 
 Storage refuses an ETag-checked write (RecordChanged) when another worker or a delivery receipt wrote
-first, and also when our own write landed but its answer was lost (sms/storage/batch.py retries a
+first, and also when our own write landed but its answer was lost (sms/storage/requests.py retries a
 $batch after a reset connection and meets the new ETags). Deciding again from what is stored handles
 both: a change is a rule applied to the row as it stands, never a row to overwrite.
 """

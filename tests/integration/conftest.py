@@ -1,4 +1,5 @@
 import functools
+import inspect
 import os
 import uuid
 
@@ -6,9 +7,8 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
+from sms.bootstrap import storage_requests as requests_for
 from sms.config import STORAGE_REQUESTS, Settings
-from sms.storage.batch import Transactions
-from sms.storage.hot_path import HotPathTransport
 from sms.storage.queues import StorageJobQueue
 from sms.storage.tables import TableMessageStore
 
@@ -26,35 +26,35 @@ def pytest_report_header(config):
     return f"storage requests: {STORAGE_REQUESTS_UNDER_TEST} (SMS_STORAGE_REQUESTS)"
 
 
-@pytest.fixture(scope="session")
-def storage_requests() -> str:
-    return STORAGE_REQUESTS_UNDER_TEST
-
-
 @pytest.fixture(autouse=True)
-async def storage_requests_everywhere(monkeypatch):
-    """Every adapter a test builds takes the path under test unless the test says otherwise: those it
-    builds itself (given a hot path transport of the test's own under `lean`, as bootstrap gives one
-    per process; the SDK path under `sdk`), and those `bootstrap.build` builds from Settings.from_env
-    (tests pass it their own environment, which would otherwise leave the setting at its default)."""
-    if STORAGE_REQUESTS_UNDER_TEST == "lean":
-        hot_path = HotPathTransport()
-        for adapter in (Transactions, TableMessageStore, StorageJobQueue):
-            monkeypatch.setattr(adapter, "__init__", functools.partialmethod(adapter.__init__, hot_path=hot_path))
-        yield
-        await hot_path.close()
-        return
-    if STORAGE_REQUESTS_UNDER_TEST == "sdk":
-        for adapter in (Transactions, TableMessageStore, StorageJobQueue):
-            monkeypatch.setattr(adapter, "__init__", functools.partialmethod(adapter.__init__, through_sdk=True))
+async def storage_requests(monkeypatch):
+    """The way under test, built as bootstrap builds it for a process (its `setting` names it). Every
+    adapter a test builds takes it unless the test gives its own: those it builds itself,
+    and those `bootstrap.build` builds from Settings.from_env (tests pass it their own environment,
+    which would otherwise leave the setting at its default)."""
+    requests = requests_for(STORAGE_REQUESTS_UNDER_TEST)
+    for adapter in (TableMessageStore, StorageJobQueue):
+        monkeypatch.setattr(adapter, "__init__", _given_unless_passed(adapter.__init__, requests))
     from_env = Settings.from_env.__func__
 
     def with_the_setting(cls, environ=None):
         return from_env(cls, None if environ is None else {"SMS_STORAGE_REQUESTS": STORAGE_REQUESTS_UNDER_TEST, **environ})
 
     monkeypatch.setattr(Settings, "from_env", classmethod(with_the_setting))
-    yield
+    yield requests
+    await requests.close()
 
+
+def _given_unless_passed(init, requests):
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(*args, **kwargs):
+        bound = signature.bind_partial(*args, **kwargs)
+        bound.arguments.setdefault("requests", requests)
+        init(*bound.args, **bound.kwargs)
+
+    return __init__
 
 
 class RoundTrips:

@@ -348,20 +348,19 @@ async def test_a_keyed_request_whose_message_write_failed_part_way_is_finished_b
     to hit EntityAlreadyExists on the rows left behind and answer 409 for the key's whole life, and
     nothing was ever sent. Now it rewrites those invisible rows and finishes the message."""
     from sms.usecases import idempotency as idempotency_module
-    from sms.storage.batch import Transactions
 
     provider = RecordingProvider()
     sms = service_over(gw, provider, idempotency=gw.idempotency)
-    submit = Transactions.submit
+    submit = gw.messages._transactions.submit
     failed = []
 
-    async def message_row_fails_once(self, transaction):
+    async def message_row_fails_once(transaction):
         if not failed and b'"RowKey":"message"' in transaction.request.content:
             failed.append(transaction)
             raise StorageUnavailable()
-        return await submit(self, transaction)
+        return await submit(transaction)
 
-    monkeypatch.setattr(Transactions, "submit", message_row_fails_once)
+    monkeypatch.setattr(gw.messages._transactions, "submit", message_row_fails_once)
     people = numbers(150, 150)
     with pytest.raises(StorageUnavailable):
         await sms.accept(request(*people), LICENSEE, "half-written")

@@ -25,8 +25,8 @@ from sms.bootstrap import QUEUE_RETRY, STORAGE_TIMEOUTS, TABLE_RETRY
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY
 from sms.errors import StorageUnavailable
 from sms.model import SendJob
-from sms.storage.batch import Transactions
-from sms.storage.hot_path import HotPathTransport
+from sms.storage.handwritten.sending import DirectRequests, LeanRequests
+from sms.storage.handwritten.transport import HotPathTransport
 from sms.storage.queues import StorageJobQueue, queue_client
 from sms.storage.tables import TableMessageStore, storage_errors
 from tests.unit.capture import batch_answer
@@ -125,7 +125,7 @@ row = lambda pk, rk: {"PartitionKey": pk, "RowKey": rk, "Body": "x"}  # noqa: E7
 async def test_a_put_arrives_as_send_messages_does(storage, hot_path, delay_seconds):
     storage.script = [QUEUE_201]
     async with QueueServiceClient.from_connection_string(storage.connection_string(), **QUEUE_RETRY) as service:
-        await StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path, through_sdk=False).put(JOB, delay_seconds=delay_seconds)
+        await StorageJobQueue(service, "sms-send", "base64", LeanRequests(hot_path)).put(JOB, delay_seconds=delay_seconds)
         await queue_client(service, "sms-send", "base64").send_message(
             JOB.to_json(), visibility_timeout=delay_seconds or None, time_to_live=-1 if delay_seconds else None)
     ours, sdk = storage.arrived
@@ -140,9 +140,9 @@ async def test_a_transaction_arrives_as_it_does_through_the_tableclients_pipelin
     storage.script = [batch_202]
     async with TableServiceClient.from_connection_string(storage.connection_string(), **TABLE_RETRY) as service:
         table = service.get_table_client("SmsMessages")
-        transaction = Transactions(table, hot_path=hot_path, through_sdk=False).inserting([row("p", "a"), row("p", "b")])
-        await Transactions(table, hot_path=hot_path, through_sdk=False).submit(transaction)
-        await Transactions(table, through_sdk=False).submit(transaction)
+        transaction = LeanRequests(hot_path).transactions(table).inserting([row("p", "a"), row("p", "b")])
+        await LeanRequests(hot_path).transactions(table).submit(transaction)
+        await DirectRequests().transactions(table).submit(transaction)
     ours, pipeline = storage.arrived
     assert (ours.method, ours.url, ours.body) == (pipeline.method, pipeline.url, pipeline.body)
     assert headers_but_per_request(ours) == headers_but_per_request(pipeline)
@@ -154,7 +154,7 @@ async def test_a_transaction_arrives_as_it_does_through_the_tableclients_pipelin
 async def test_a_503_then_a_201_puts_the_job_once_more_after_the_queue_sdks_wait(storage, hot_path, round_trips):
     storage.script = [(503, {}, b"ServerBusy"), QUEUE_201]
     async with QueueServiceClient.from_connection_string(storage.connection_string(), raw_response_hook=round_trips) as service:
-        await StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path, through_sdk=False).put(JOB)
+        await StorageJobQueue(service, "sms-send", "base64", LeanRequests(hot_path)).put(JOB)
     assert len(storage.arrived) == 2 and round_trips.count == 2  # the client's hook sees each answer, as before
     assert len(hot_path.waits) == 1 and 1.5 <= hot_path.waits[0] <= 2.5
     assert storage.arrived[0].body == storage.arrived[1].body
@@ -163,14 +163,14 @@ async def test_a_503_then_a_201_puts_the_job_once_more_after_the_queue_sdks_wait
 async def test_a_503_then_a_202_commits_the_transaction(storage, hot_path):
     storage.script = [(503, {}, b""), batch_202]
     async with TableServiceClient.from_connection_string(storage.connection_string()) as service:
-        etags = await Transactions(service.get_table_client("SmsMessages"), hot_path=hot_path, through_sdk=False).create([row("p", "a")])
+        etags = await LeanRequests(hot_path).transactions(service.get_table_client("SmsMessages")).create([row("p", "a")])
     assert etags == ['W/"etag-0"'] and len(storage.arrived) == 2 and hot_path.waits == [0]
 
 
 async def test_a_reset_connection_repeats_a_repeatable_transaction(storage, hot_path):
     storage.script = ["reset", batch_202]
     async with TableServiceClient.from_connection_string(storage.connection_string()) as service:
-        etags = await Transactions(service.get_table_client("SmsMessages"), hot_path=hot_path, through_sdk=False).replace([(row("p", "a"), "*")])
+        etags = await LeanRequests(hot_path).transactions(service.get_table_client("SmsMessages")).replace([(row("p", "a"), "*")])
     assert etags == ['W/"etag-0"'] and len(storage.arrived) == 2
 
 
@@ -179,12 +179,12 @@ async def test_a_reset_connection_never_repeats_an_insert_and_is_an_outage_to_th
     async with TableServiceClient.from_connection_string(storage.connection_string()) as service:
         table = service.get_table_client("SmsMessages")
         with pytest.raises(ServiceRequestError):
-            await Transactions(table, hot_path=hot_path, through_sdk=False).create([row("p", "a")])
+            await LeanRequests(hot_path).transactions(table).create([row("p", "a")])
         assert len(storage.arrived) == 1
         storage.script = ["reset", batch_202]
         # Through the stores' own error mapping, as accept meets it: storage out of reach (503 to the client).
         with pytest.raises(StorageUnavailable):
-            await storage_errors(TableMessageStore(table, hot_path=hot_path, through_sdk=False)._transactions.create)([row("q", "a")])
+            await storage_errors(TableMessageStore(table, LeanRequests(hot_path))._transactions.create)([row("q", "a")])
         assert len(storage.arrived) == 2
 
 
@@ -194,12 +194,12 @@ async def test_a_read_that_times_out_is_not_repeated_for_an_insert_and_is_for_a_
         storage.script = ["stall"]
         async with TableServiceClient.from_connection_string(storage.connection_string()) as service:
             with pytest.raises(ServiceResponseError):
-                await Transactions(service.get_table_client("SmsMessages"), hot_path=hot_path, through_sdk=False).create([row("p", "a")])
+                await LeanRequests(hot_path).transactions(service.get_table_client("SmsMessages")).create([row("p", "a")])
         assert len(storage.arrived) == 1
         storage.arrived.clear()
         async with QueueServiceClient.from_connection_string(storage.connection_string(), **QUEUE_RETRY) as service:
             with pytest.raises(StorageUnavailable):
-                await StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path, through_sdk=False).put(JOB)
+                await StorageJobQueue(service, "sms-send", "base64", LeanRequests(hot_path)).put(JOB)
         assert len(storage.arrived) == 3  # the queue SDK's policy repeats any request, twice here
     finally:
         await hot_path.close()
@@ -209,5 +209,5 @@ async def test_a_refusal_is_the_sdks_error_with_its_status(storage, hot_path):
     storage.script = [(404, {"x-ms-error-code": "QueueNotFound"}, b"<?xml version=\"1.0\"?><Error><Code>QueueNotFound</Code></Error>")]
     async with QueueServiceClient.from_connection_string(storage.connection_string()) as service:
         with pytest.raises(HttpResponseError) as raised:
-            await StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path, through_sdk=False).put(JOB)
+            await StorageJobQueue(service, "sms-send", "base64", LeanRequests(hot_path)).put(JOB)
     assert raised.value.status_code == 404 and len(storage.arrived) == 1

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from sms.bootstrap import build
 from sms.config import Settings, proxy_lookup_options
+from tests.unit.capture import sending_way
 
 
 def test_without_a_proxy_in_the_environment_the_per_request_lookup_is_off(monkeypatch):
@@ -67,7 +68,7 @@ async def test_a_proxy_in_the_environment_carries_the_hot_paths_calls_too(monkey
     async with proxy_answering(monkeypatch, no_queue) as seen:
         gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string, "SMS_STORAGE_REQUESTS": "lean"}))
         try:
-            assert gateway.jobs.sends_over_hot_path
+            assert sending_way(gateway.jobs._puts) == "lean"
             try:
                 await gateway.jobs.put(SendJob(comm_id="a" * 32, first=0, last=0))
             except HttpResponseError as exc:

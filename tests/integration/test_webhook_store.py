@@ -71,7 +71,7 @@ async def test_a_full_job_with_the_longest_reasons_is_one_write_within_azures_li
     message, recipients = _message(100)
     reason = "😀" * 1000  # the longest reason a row keeps, in the widest characters
     outcomes = [transitions.failed(transitions.claimed(r, "c1"), reason) for r in recipients]
-    await ledger.record(message, outcomes)  # Azure's limits are checked before the write (sms/storage/batch.py)
+    await ledger.record(message, outcomes)  # Azure's limits are checked before the write (sms/storage/limits.py)
     [(delivery, _)] = queue.take()
     found = await events.batch(A, message.comm_id, delivery.batch)
     assert [json.loads(e.body)["data"]["seq"] for e in found] == list(range(100))

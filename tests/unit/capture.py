@@ -107,3 +107,28 @@ def parse_batch(request) -> tuple[dict, list[Operation]]:
     path, query = split_url(request.url)
     outer = {"method": request.method, "path": path, "query": query, "headers": dict(request.headers)}
     return outer, operations
+
+
+def transactions(table: Any, through_sdk: bool = False) -> Any:
+    """Transactions on `table` as SMS_STORAGE_REQUESTS=direct writes them (ours, through the client's
+    pipeline and so through its transport: a CapturingTransport sees them), or as =sdk does."""
+    from sms.storage.handwritten.sending import DirectRequests
+    from sms.storage.sdk_requests import SdkRequests
+
+    return (SdkRequests() if through_sdk else DirectRequests()).transactions(table)
+
+
+def sending_way(part: Any) -> str:
+    """The SMS_STORAGE_REQUESTS a message store's transactions or a job queue's puts go out by, from what
+    they hold: the SDK's own calls (sdk), the hot path's transport (lean) or an SDK pipeline (direct)."""
+    from sms.storage.handwritten.sending import ThroughPipeline
+    from sms.storage.handwritten.transport import StorageEndpoint
+    from sms.storage.sdk_requests import SdkJobPuts, SdkTransactions
+
+    if isinstance(part, (SdkTransactions, SdkJobPuts)):
+        return "sdk"
+    if isinstance(part.sender, StorageEndpoint):
+        return "lean"
+    if isinstance(part.sender, ThroughPipeline):
+        return "direct"
+    raise AssertionError(f"{part!r} sends by no known way")

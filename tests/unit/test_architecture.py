@@ -16,7 +16,11 @@ CORE = [
     "sms.auth", "sms.pacing", "sms.phone", "sms.segments", "sms.storage", "sms.providers", "sms.gateway",
 ]
 ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.webhooks", "sms.storage.inbound", "sms.storage.idempotency",
-            "sms.storage.queues", "sms.storage.events", "sms.storage.shards", "sms.storage.licensees", "sms.storage.hot_path", "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap",
+            "sms.storage.queues", "sms.storage.events", "sms.storage.shards", "sms.storage.licensees", "sms.storage.limits", "sms.storage.refusals",
+            "sms.storage.requests", "sms.storage.sdk_requests", "sms.storage.handwritten.sending", "sms.storage.handwritten.transport",
+            "sms.storage.handwritten.signing", "sms.storage.handwritten.retries", "sms.storage.handwritten.batch_request",
+            "sms.storage.handwritten.batch_answer", "sms.storage.handwritten.job_put", "sms.storage.handwritten.odata",
+            "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap",
             "sms.webhooks.signing", "sms.webhooks.sender", "sms.webhooks.backoff", "sms.webhooks.listen"]
 ENTRY_POINTS = ("sms.api", "sms.callbacks", "sms.worker", "sms.cli", "sms.devhost", "function_app")
 

@@ -19,16 +19,16 @@ import pytest
 from azure.data.tables.aio import TableClient
 
 from sms.config import azurite_connection_string
-from sms.storage.batch import (
+from sms.storage.limits import (
     MAX_ENTITY_BYTES,
     MAX_REQUEST_BYTES,
     MAX_STRING_BYTES,
     StorageLimitExceeded,
-    Transactions,
-    _check_entity,
+    check_entity,
     entity_size,
 )
-from tests.unit.capture import CapturingTransport, batch_answer
+from sms.storage.requests import TableTransactions
+from tests.unit.capture import CapturingTransport, batch_answer, transactions
 
 PATHS = pytest.mark.parametrize("through_sdk", [False, True], ids=["direct", "sdk"])
 
@@ -47,7 +47,7 @@ def row(rk: str, pk: str = "p", **values) -> dict:
     return {"PartitionKey": pk, "RowKey": rk, **values}
 
 
-async def refused(writer: Transactions, entities: list, transport: CapturingTransport, limit: str, *, replace: bool = False):
+async def refused(writer: TableTransactions, entities: list, transport: CapturingTransport, limit: str, *, replace: bool = False):
     with pytest.raises(StorageLimitExceeded) as raised:
         if replace:
             await writer.replace([(e, "*") for e in entities])
@@ -58,42 +58,42 @@ async def refused(writer: Transactions, entities: list, transport: CapturingTran
     return str(raised.value)
 
 
-async def accepted(writer: Transactions, entities: list, transport: CapturingTransport):
+async def accepted(writer: TableTransactions, entities: list, transport: CapturingTransport):
     await writer.create(entities)
     assert len(transport.requests) == 1
 
 
 @PATHS
 async def test_one_partition_key_per_transaction(table, transport, through_sdk):
-    message = await refused(Transactions(table, through_sdk), [row("a"), row("b"), row("c", pk="other")], transport, "PartitionKey")
+    message = await refused(transactions(table, through_sdk), [row("a"), row("b"), row("c", pk="other")], transport, "PartitionKey")
     assert message == ("A transaction's entities must share one PartitionKey (Azure's rule): operation 2 has 'other', "
                        "the first had 'p'")
-    await refused(Transactions(table, through_sdk), [row("a"), row("b", pk="other")], transport, "PartitionKey", replace=True)
+    await refused(transactions(table, through_sdk), [row("a"), row("b", pk="other")], transport, "PartitionKey", replace=True)
 
 
 @PATHS
 async def test_at_most_100_operations(table, transport, through_sdk):
-    message = await refused(Transactions(table, through_sdk), [row(f"r{i}") for i in range(101)], transport, "Operations")
+    message = await refused(transactions(table, through_sdk), [row(f"r{i}") for i in range(101)], transport, "Operations")
     assert "at most 100 operations" in message and "has 101" in message
-    await accepted(Transactions(table, through_sdk), [row(f"r{i}") for i in range(100)], transport)
+    await accepted(transactions(table, through_sdk), [row(f"r{i}") for i in range(100)], transport)
 
 
 @PATHS
 async def test_at_most_4_mib_of_request(table, transport, through_sdk):
     # 100 entities of 41 KiB each: every entity and string within its limits, the whole over 4 MiB.
     big = [row(f"r{i:03d}", A="x" * 21_000, B="y" * 21_000) for i in range(100)]
-    message = await refused(Transactions(table, through_sdk), big, transport, "RequestSize")
+    message = await refused(transactions(table, through_sdk), big, transport, "RequestSize")
     assert f"at most {MAX_REQUEST_BYTES} bytes (4 MiB" in message
-    await accepted(Transactions(table, through_sdk), big[:95], transport)
+    await accepted(transactions(table, through_sdk), big[:95], transport)
 
 
 async def test_the_sdks_own_body_is_measured_on_the_sdk_path(table, transport):
     """The SDK writes a larger body than ours (type annotations, per-operation headers): one ours keeps
     under 4 MiB can be over it as the SDK writes it. The SDK path measures the SDK's own body."""
     entities = [row(f"r{i:03d}", **{f"P{p:03d}": "z" * 140 for p in range(252)}) for i in range(100)]
-    ours = Transactions(table).inserting(entities)
+    ours = transactions(table).inserting(entities)
     assert len(ours.request.content) < MAX_REQUEST_BYTES
-    message = await refused(Transactions(table, through_sdk=True), entities, transport, "RequestSize")
+    message = await refused(transactions(table, through_sdk=True), entities, transport, "RequestSize")
     assert "the SDK wrote" in message
 
 
@@ -102,7 +102,7 @@ async def test_the_sdks_own_body_is_measured_on_the_sdk_path(table, transport):
 async def test_a_string_property_is_at_most_64_kib_as_utf_16(table, transport, through_sdk, character, limit_chars):
     """64 KiB is 32,768 UTF-16 code units: 32,768 characters of the Basic Multilingual Plane, or half as
     many emoji, each of which is two code units (a surrogate pair)."""
-    writer = Transactions(table, through_sdk)
+    writer = transactions(table, through_sdk)
     message = await refused(writer, [row("a", Notes=character * (limit_chars + 1))], transport, "StringSize")
     assert f"property Notes is {MAX_STRING_BYTES + 2 * len(character.encode('utf-16-le')) // 2} bytes as UTF-16" in message
     assert f"Azure allows {MAX_STRING_BYTES} bytes (64 KiB)" in message
@@ -136,7 +136,7 @@ def entity_of_exactly(size: int) -> dict:
 
 @PATHS
 async def test_an_entity_is_at_most_1_mib_as_azure_counts_it(table, transport, through_sdk):
-    writer = Transactions(table, through_sdk)
+    writer = transactions(table, through_sdk)
     too_big = entity_of_exactly(MAX_ENTITY_BYTES + 2)
     message = await refused(writer, [too_big], transport, "EntitySize")
     assert message == (f"Entity (PartitionKey='p', RowKey='r') is {MAX_ENTITY_BYTES + 2} bytes as Azure counts an "
@@ -146,7 +146,7 @@ async def test_an_entity_is_at_most_1_mib_as_azure_counts_it(table, transport, t
 
 @PATHS
 async def test_at_most_252_properties_besides_the_three_system_ones(table, transport, through_sdk):
-    writer = Transactions(table, through_sdk)
+    writer = transactions(table, through_sdk)
     many = {f"P{i:03d}": i for i in range(253)}
     message = await refused(writer, [row("a", **many)], transport, "PropertyCount")
     assert "has 253 properties besides PartitionKey, RowKey and Timestamp; Azure allows 252 (255 with those three)" in message
@@ -156,7 +156,7 @@ async def test_at_most_252_properties_besides_the_three_system_ones(table, trans
 
 @PATHS
 async def test_a_property_name_is_at_most_255_characters(table, transport, through_sdk):
-    writer = Transactions(table, through_sdk)
+    writer = transactions(table, through_sdk)
     message = await refused(writer, [row("a", **{"N" * 256: 1})], transport, "PropertyName")
     assert "is 256 characters; Azure allows 255" in message
     await accepted(writer, [row("a", **{"N" * 255: 1})], transport)
@@ -168,11 +168,11 @@ def test_a_small_json_body_cannot_hide_an_oversized_string_or_entity(character):
     unit of text costs at least one byte of that (ASCII) JSON, whatever the character."""
     import json
 
-    from sms.storage.batch import _entity_json
+    from sms.storage.handwritten.odata import entity_json
 
     text = character * 40_000
-    json_bytes = len(json.dumps(_entity_json(row("a", T=text)), separators=(",", ":")))
+    json_bytes = len(json.dumps(entity_json(row("a", T=text)), separators=(",", ":")))
     units = len(text.encode("utf-16-le")) // 2
     assert units <= json_bytes - len('{"PartitionKey":"p","RowKey":"a","T":""}')
     with pytest.raises(StorageLimitExceeded):  # and measured, it is refused when it is too big
-        _check_entity(row("a", T=character * (MAX_STRING_BYTES // 2 + 1)), 10**9)
+        check_entity(row("a", T=character * (MAX_STRING_BYTES // 2 + 1)), 10**9)

@@ -1,7 +1,7 @@
 """The hand-written requests, proven equal to the ones the Azure SDK builds for the same operations.
 
 Each case builds the same operations twice, through TableClient.submit_transaction or
-QueueClient.send_message (aio) and through ours (Transactions, StorageJobQueue.put), over one
+QueueClient.send_message (aio) and through ours (the message store's transactions, StorageJobQueue.put), over one
 capturing transport: what is compared is what the pipeline would have put on the wire, after
 authentication and every other policy. Nothing is sent.
 
@@ -23,9 +23,10 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY, azurite_connection_string
 from sms.model import SendJob
-from sms.storage.batch import Transactions
+from sms.storage.handwritten.sending import DirectRequests
 from sms.storage.queues import StorageJobQueue, queue_client
-from tests.unit.capture import CapturingTransport, Operation, batch_answer, parse_batch
+from sms.storage.sdk_requests import SdkRequests
+from tests.unit.capture import CapturingTransport, Operation, batch_answer, parse_batch, transactions
 
 PERFORMING = "https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions"
 PREFER = ("https://learn.microsoft.com/en-us/rest/api/storageservices/"
@@ -136,7 +137,7 @@ async def test_inserts_are_the_sdks_operation_by_operation(credential):
     async with table_service(credential, transport) as service:
         table = service.get_table_client("SmsMessages")
         sdk_etags = [r["etag"] for r in await table.submit_transaction([("create", e) for e in entities()])]
-        our_etags = await Transactions(table).create(entities())
+        our_etags = await transactions(table).create(entities())
     sdk, ours = transport.requests
     assert_same_transaction(ours, sdk)
     assert our_etags == sdk_etags == ['W/"etag-0"', 'W/"etag-1"', 'W/"etag-2"']
@@ -155,7 +156,7 @@ async def test_conditional_replaces_are_the_sdks_operation_by_operation(credenti
         await table.submit_transaction([
             ("update", e, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified})
             for e, etag in zip(entities(), etags, strict=True)])
-        await Transactions(table).replace(list(zip(entities(), etags, strict=True)))
+        await transactions(table).replace(list(zip(entities(), etags, strict=True)))
     sdk, ours = transport.requests
     assert_same_transaction(ours, sdk)
     _, operations = parse_batch(ours)
@@ -172,7 +173,7 @@ async def test_upserts_are_the_sdks_operation_by_operation(credential):
     async with table_service(credential, transport) as service:
         table = service.get_table_client("SmsMessages")
         await table.submit_transaction([("upsert", e, {"mode": UpdateMode.REPLACE}) for e in entities()])
-        await Transactions(table).submit(Transactions(table).upserting(entities()))
+        await transactions(table).submit(transactions(table).upserting(entities()))
     sdk, ours = transport.requests
     assert_same_transaction(ours, sdk)
     assert [(op.method, "If-Match" in op.headers) for op in parse_batch(ours)[1]] == [("PUT", False)] * 3
@@ -183,9 +184,9 @@ async def test_the_sdk_path_sends_what_submit_transaction_sends():
     transport = CapturingTransport(batch_answer())
     async with table_service("key", transport) as service:
         table = service.get_table_client("SmsMessages")
-        etags = await Transactions(table, through_sdk=True).create(entities())
+        etags = await transactions(table, through_sdk=True).create(entities())
         await table.submit_transaction([("create", e) for e in entities()])
-        await Transactions(table, through_sdk=True).replace([(e, "*") for e in entities()])
+        await transactions(table, through_sdk=True).replace([(e, "*") for e in entities()])
     ours, sdk, replaced = transport.requests
     assert etags == ['W/"etag-0"', 'W/"etag-1"', 'W/"etag-2"']
     ours_ops, sdk_ops = parse_batch(ours)[1], parse_batch(sdk)[1]
@@ -224,7 +225,7 @@ def queue_service(credential: str, transport: CapturingTransport) -> QueueServic
 async def test_a_job_put_is_send_message_byte_for_byte(encoding, delay_seconds, credential, through_sdk):
     transport = CapturingTransport(queue_answer)
     async with queue_service(credential, transport) as service:
-        await StorageJobQueue(service, "sms-send", encoding, through_sdk=through_sdk).put(JOB, delay_seconds=delay_seconds)
+        await StorageJobQueue(service, "sms-send", encoding, SdkRequests() if through_sdk else DirectRequests()).put(JOB, delay_seconds=delay_seconds)
         await queue_client(service, "sms-send", encoding).send_message(JOB.to_json(), visibility_timeout=delay_seconds or None,
                                                                        time_to_live=-1 if delay_seconds else None)
     ours, sdk = transport.requests

@@ -6,8 +6,10 @@ from azure.data.tables.aio import TableClient
 
 from sms.config import azurite_connection_string
 from sms.errors import AlreadyExists, RecordChanged, StorageUnavailable
-from sms.storage.batch import TransactionRejected, Transactions, _entity_json, _etags
-from tests.unit.capture import CapturingTransport
+from sms.storage.handwritten.batch_answer import etags
+from sms.storage.handwritten.odata import entity_json
+from sms.storage.refusals import TransactionRejected
+from tests.unit.capture import CapturingTransport, transactions
 
 
 def answer(*parts: str) -> bytes:
@@ -30,11 +32,11 @@ def refused(status: str, code: str) -> str:
 
 def test_etags_come_back_in_operation_order():
     tags = [f"W/\"datetime'2026-11-25T01%3A15%3A18.83888{i}Z'\"" for i in range(3)]
-    assert _etags(answer(*(ok(t) for t in tags)), 3) == tags
+    assert etags(answer(*(ok(t) for t in tags)), 3) == tags
 
 
 def test_an_etag_header_is_found_whatever_its_case():
-    assert _etags(answer(ok("W/\"x\"").replace("ETag", "etag")), 1) == ['W/"x"']
+    assert etags(answer(ok("W/\"x\"").replace("ETag", "etag")), 1) == ['W/"x"']
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -52,11 +54,11 @@ def test_an_etag_header_is_found_whatever_its_case():
     (answer(), 0),
 ])
 def test_the_quick_read_of_a_successful_answer_agrees_with_reading_it_part_by_part(body, expected, monkeypatch):
-    from sms.storage import batch
+    from sms.storage.handwritten import batch_answer as batch
 
     def read(answer_body):
         try:
-            return _etags(answer_body, expected)
+            return etags(answer_body, expected)
         except TransactionRejected as error:
             return repr(error)
 
@@ -78,23 +80,23 @@ def test_the_quick_read_of_a_successful_answer_agrees_with_reading_it_part_by_pa
 ])
 def test_a_refused_operation_raises_its_error(status, code, error):
     with pytest.raises(error):
-        _etags(answer(refused(status, code)), 2)
+        etags(answer(refused(status, code)), 2)
 
 
 def test_a_refusal_with_an_unreadable_body_still_says_what_came_back():
     with pytest.raises(TransactionRejected, match="400.*not json"):
-        _etags(answer("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nnot json"), 1)
+        etags(answer("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nnot json"), 1)
 
 
 def test_an_answer_with_fewer_results_than_operations_is_not_taken_as_success():
     with pytest.raises(TransactionRejected, match="expected 2 results, read 1"):
-        _etags(answer(ok('W/"a"')), 2)
+        etags(answer(ok('W/"a"')), 2)
 
 
 def test_types_the_gateway_does_not_store_are_refused_before_anything_is_sent():
     for value in (1.5, 2**31, -(2**31) - 1, b"bytes", uuid.uuid4()):
         with pytest.raises(TypeError, match="Value"):
-            _entity_json({"Value": value})
+            entity_json({"Value": value})
 
 
 # Microsoft's own examples of entity group transaction responses, from "Performing entity group
@@ -205,13 +207,13 @@ def documented(text: str, eol: str) -> bytes:
 
 @LINE_ENDS
 def test_the_documented_successful_changeset_gives_each_operations_etag(eol):
-    assert _etags(documented(DOCUMENTED_SUCCESS, eol), 3) == DOCUMENTED_ETAGS
+    assert etags(documented(DOCUMENTED_SUCCESS, eol), 3) == DOCUMENTED_ETAGS
 
 
 @LINE_ENDS
 def test_the_documented_failed_changeset_is_refused_with_its_code_and_message(eol):
     with pytest.raises(TransactionRejected) as raised:
-        _etags(documented(DOCUMENTED_JSON_ERROR, eol), 3)
+        etags(documented(DOCUMENTED_JSON_ERROR, eol), 3)
     assert (raised.value.status, raised.value.code) == (400, "OutOfRangeInput")
     assert "0:One of the request inputs is out of range." in str(raised.value)
 
@@ -219,7 +221,7 @@ def test_the_documented_failed_changeset_is_refused_with_its_code_and_message(eo
 @LINE_ENDS
 def test_the_documented_atom_error_is_refused_with_its_code(eol):
     with pytest.raises(TransactionRejected) as raised:
-        _etags(documented(DOCUMENTED_ATOM_ERROR, eol), 4)
+        etags(documented(DOCUMENTED_ATOM_ERROR, eol), 4)
     assert (raised.value.status, raised.value.code) == (400, "InvalidInput")
     assert "3:One of the request inputs is not valid." in str(raised.value)
 
@@ -232,7 +234,7 @@ def test_a_batch_refused_as_a_whole_without_a_changeset_still_says_why():
         b"--changesetresponse_6cc856b4-8cb9-41eb-b8d2-bb73475c6cec\r\n", b"")
     assert b"changeset" not in body
     with pytest.raises(TransactionRejected, match="400 InvalidInput"):
-        _etags(body, 2)
+        etags(body, 2)
 
 
 @LINE_ENDS
@@ -245,9 +247,9 @@ async def test_both_paths_read_the_documented_answers_alike(eol, through_sdk):
     rows = [{"PartitionKey": "Channel_19", "RowKey": str(i), "Rating": 9} for i in (1, 2, 3)]
     async with TableClient.from_connection_string(
             azurite_connection_string(), "Blogs", transport=serving(DOCUMENTED_SUCCESS, DOCUMENTED_SUCCESS_TYPE)) as table:
-        assert await Transactions(table, through_sdk).create(rows) == DOCUMENTED_ETAGS
+        assert await transactions(table, through_sdk).create(rows) == DOCUMENTED_ETAGS
     async with TableClient.from_connection_string(
             azurite_connection_string(), "Blogs", transport=serving(DOCUMENTED_JSON_ERROR, DOCUMENTED_JSON_ERROR_TYPE)) as table:
         with pytest.raises(TransactionRejected) as raised:
-            await Transactions(table, through_sdk).create(rows)
+            await transactions(table, through_sdk).create(rows)
     assert (raised.value.status, raised.value.code) == (400, "OutOfRangeInput")

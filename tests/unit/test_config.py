@@ -177,19 +177,19 @@ def test_storage_requests_are_lean_by_default_and_direct_or_sdk_on_request():
         Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": "fast"})
 
 
-@pytest.mark.parametrize("value, through_sdk, lean", [("lean", False, True), ("direct", False, False), ("sdk", True, False)])
-async def test_the_storage_requests_setting_reaches_both_hot_adapters(value, through_sdk, lean):
+@pytest.mark.parametrize("value", ["lean", "direct", "sdk"])
+async def test_the_storage_requests_setting_reaches_both_hot_adapters(value):
     from sms.bootstrap import build
+    from tests.unit.capture import sending_way
 
     gateway = build(Settings.from_env({**STORAGE, "SMS_STORAGE_REQUESTS": value}))
     try:
-        assert gateway.messages._transactions.through_sdk is through_sdk
-        assert gateway.jobs.through_sdk is through_sdk
+        assert gateway.storage_requests.setting == value
+        assert sending_way(gateway.messages._transactions) == sending_way(gateway.jobs._puts) == value
         # One transport for the process, shared by both, closed with the adapters.
-        assert (gateway.hot_path is not None) is lean
-        assert gateway.messages._transactions.sends_over_hot_path is lean and gateway.jobs.sends_over_hot_path is lean
-        if lean:
-            assert gateway.jobs._hot_path.transport is gateway.messages._transactions._hot_path.transport is gateway.hot_path
+        assert (getattr(gateway.storage_requests, "transport", None) is not None) is (value == "lean")
+        if value == "lean":
+            assert gateway.jobs._puts.sender.transport is gateway.messages._transactions.sender.transport is gateway.storage_requests.transport
     finally:
         await gateway.close()
 

@@ -1,4 +1,4 @@
-"""The hot path's transport (sms/storage/hot_path.py), proven to send what the SDK's pipeline sends.
+"""The hot path's transport (sms/storage/handwritten/: transport.py, signing.py, retries.py), proven to send what the SDK's pipeline sends.
 
 - Signing: the Authorization header our signers compute equals the one azure-storage-queue's and
   azure-data-tables' own SharedKey policies compute for the same request, both ways round.
@@ -29,11 +29,14 @@ from multidict import CIMultiDict
 
 from sms.bootstrap import QUEUE_RETRY, TABLE_RETRY
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY, azurite_connection_string
-from sms.storage.batch import _RETRY_METHODS_WITH_POST, Transactions
-from sms.storage.hot_path import (STORAGE_SCOPE, BearerToken, HotPathTransport, NoSignature, QueueRetry,
-                                  QueueSharedKey, SasInUrl, TableRetry, TableSharedKey)
+from sms.storage.handwritten.retries import QueueRetry, TableRetry
+from sms.storage.handwritten.sending import LeanRequests
+from sms.storage.handwritten.signing import (STORAGE_SCOPE, BearerToken, NoSignature, QueueSharedKey, SasInUrl,
+                                             TableSharedKey)
+from sms.storage.handwritten.transport import HotPathTransport
 from sms.storage.queues import StorageJobQueue, queue_client
-from tests.unit.capture import CapturingTransport, batch_answer
+from sms.storage.requests import RETRY_METHODS_WITH_POST
+from tests.unit.capture import CapturingTransport, batch_answer, transactions
 from tests.unit.test_batch_requests import JOB, PER_REQUEST_HEADERS, entities, queue_answer
 
 DATE = "Wed, 25 Nov 2026 01:02:03 GMT"
@@ -165,7 +168,7 @@ def table_service(transport) -> TableServiceClient:
 async def test_a_job_put_on_the_hot_path_is_send_messages_request_and_signature(delay_seconds):
     sdk_transport, hot_path = CapturingTransport(queue_answer), CapturingHotPath(queue_201)
     async with queue_service(sdk_transport) as service:
-        await StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path).put(JOB, delay_seconds=delay_seconds)
+        await StorageJobQueue(service, "sms-send", "base64", LeanRequests(hot_path)).put(JOB, delay_seconds=delay_seconds)
         await queue_client(service, "sms-send", "base64").send_message(
             JOB.to_json(), visibility_timeout=delay_seconds or None, time_to_live=-1 if delay_seconds else None)
     [ours], [sdk] = hot_path.sent, sdk_transport.requests
@@ -186,7 +189,7 @@ async def test_a_transaction_on_the_hot_path_is_the_pipelines_request_and_signat
     sdk_transport, hot_path = CapturingTransport(batch_answer()), CapturingHotPath(batch_202)
     async with table_service(sdk_transport) as service:
         table = service.get_table_client("SmsMessages")
-        lean, direct = Transactions(table, hot_path=hot_path), Transactions(table)
+        lean, direct = LeanRequests(hot_path).transactions(table), transactions(table)
         rows = entities() if shape != "replacing" else [(e, "*") for e in entities()]
         transaction = getattr(lean, shape)(rows)
         assert await lean.submit(transaction) == ['W/"etag-0"', 'W/"etag-1"', 'W/"etag-2"']
@@ -209,9 +212,9 @@ async def test_a_sas_from_a_table_connection_string_goes_on_the_url_as_the_pipel
     async with TableServiceClient.from_connection_string(
             f"TableEndpoint=http://127.0.0.1:10002/{AZURITE_ACCOUNT};SharedAccessSignature={sas}", transport=sdk_transport) as service:
         table = service.get_table_client("SmsMessages")
-        transaction = Transactions(table, hot_path=hot_path).inserting(entities())
-        await Transactions(table, hot_path=hot_path).submit(transaction)
-        await Transactions(table).submit(transaction)
+        transaction = LeanRequests(hot_path).transactions(table).inserting(entities())
+        await LeanRequests(hot_path).transactions(table).submit(transaction)
+        await transactions(table).submit(transaction)
     [ours], [pipeline] = hot_path.sent, sdk_transport.requests
     assert ours.url == pipeline.url and ours.url.endswith(f"/$batch?{sas}")
     assert "Authorization" not in ours.headers and "Authorization" not in pipeline.headers
@@ -294,7 +297,7 @@ async def test_a_token_goes_only_over_https():
 async def test_a_job_put_with_a_token_carries_it_and_asks_once():
     credential, hot_path = CountingCredential(clock=time.time), CapturingHotPath(queue_201)
     async with QueueServiceClient("https://acct.queue.core.windows.net", credential=credential) as service:
-        jobs = StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path)
+        jobs = StorageJobQueue(service, "sms-send", "base64", LeanRequests(hot_path))
         await asyncio.gather(*(jobs.put(JOB) for _ in range(10)))
     assert credential.calls == 1 and {s.headers["Authorization"] for s in hot_path.sent} == {"Bearer token-1"}
 
@@ -317,7 +320,7 @@ def test_table_retries_are_azure_cores_for_each_status(status, retry_after, repe
     """azure-core's RetryPolicy under azure-data-tables, built as bootstrap builds it: how many attempts a
     $batch POST gets when every answer is `status`, and the waits between them."""
     policy = AsyncTablesRetryPolicy(**TABLE_RETRY)
-    settings = policy.configure_retries({"retry_on_methods": _RETRY_METHODS_WITH_POST} if repeatable else {})
+    settings = policy.configure_retries({"retry_on_methods": RETRY_METHODS_WITH_POST} if repeatable else {})
     request = HttpRequest("POST", "https://acct.table.core.windows.net/$batch")
     headers = {"Retry-After": retry_after} if retry_after else {}
     response = PipelineResponse(request, _Status(status, headers), PipelineContext(None))
@@ -335,7 +338,7 @@ def test_table_retries_are_azure_cores_for_each_status(status, retry_after, repe
 @pytest.mark.parametrize("error", [ServiceRequestError("reset"), ServiceResponseError("read timed out")])
 def test_table_retries_after_an_error_are_azure_cores(error, repeatable):
     policy = AsyncTablesRetryPolicy(**TABLE_RETRY)
-    settings = policy.configure_retries({"retry_on_methods": _RETRY_METHODS_WITH_POST} if repeatable else {})
+    settings = policy.configure_retries({"retry_on_methods": RETRY_METHODS_WITH_POST} if repeatable else {})
     request = HttpRequest("POST", "https://acct.table.core.windows.net/$batch")
     pipeline_request = PipelineRequest(request, PipelineContext(None))
     sdk_waits = []
@@ -393,7 +396,7 @@ def test_the_default_rules_are_the_ones_bootstrap_configures():
 async def test_a_put_answered_503_then_201_is_sent_twice_after_the_sdks_wait():
     hot_path = CapturingHotPath((503, {}, b"busy"), queue_201)
     async with queue_service(CapturingTransport(queue_answer)) as service:
-        await StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path).put(JOB)
+        await StorageJobQueue(service, "sms-send", "base64", LeanRequests(hot_path)).put(JOB)
     first, second = hot_path.sent
     assert first.headers["x-ms-client-request-id"] == second.headers["x-ms-client-request-id"]
     assert len(hot_path.waits) == 1 and 1.5 <= hot_path.waits[0] <= 2.5
@@ -404,12 +407,12 @@ async def test_a_reset_connection_repeats_a_repeatable_transaction_and_never_an_
     async with table_service(CapturingTransport(batch_answer())) as service:
         table = service.get_table_client("SmsMessages")
         hot_path = CapturingHotPath(reset, batch_202)
-        writer = Transactions(table, hot_path=hot_path)
+        writer = LeanRequests(hot_path).transactions(table)
         assert await writer.replace([(e, "*") for e in entities()]) == ['W/"etag-0"', 'W/"etag-1"', 'W/"etag-2"']
         assert len(hot_path.sent) == 2 and hot_path.waits == [0]
         hot_path = CapturingHotPath(reset, batch_202)
         with pytest.raises(ServiceRequestError):
-            await Transactions(table, hot_path=hot_path).create(entities())
+            await LeanRequests(hot_path).transactions(table).create(entities())
         assert len(hot_path.sent) == 1
 
 
@@ -419,14 +422,14 @@ async def test_a_put_with_no_answer_is_tried_three_times_then_fails_as_the_sdk_f
     hot_path = CapturingHotPath(ServiceResponseError("read timed out"))
     async with queue_service(CapturingTransport(queue_answer)) as service:
         with pytest.raises(StorageUnavailable) as raised:
-            await StorageJobQueue(service, "sms-send", "base64", hot_path=hot_path).put(JOB)
+            await StorageJobQueue(service, "sms-send", "base64", LeanRequests(hot_path)).put(JOB)
     assert isinstance(raised.value.__cause__, ServiceResponseError) and len(hot_path.sent) == 3
 
 
 def test_the_date_made_once_a_second_is_formatdates_at_every_moment(monkeypatch):
     from email.utils import formatdate
 
-    from sms.storage import hot_path
+    from sms.storage.handwritten import transport as hot_path
 
     for moment in (1764979200.0, 1764979200.999, 1764979201.0, 1764979259.5, 1764979260.25):
         monkeypatch.setattr(hot_path.time, "time", lambda moment=moment: moment)

@@ -11,7 +11,8 @@ from azure.data.tables.aio import TableClient
 from sms import segments, transitions
 from sms.config import Settings, azurite_connection_string
 from sms.model import JOB_SIZE, MAX_ERROR_CHARS, MAX_EVENTS, Recipient, Status
-from sms.storage.batch import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
+from sms.storage.handwritten.sending import DirectRequests
+from sms.storage.limits import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
 from sms.storage.tables import TableMessageStore, _message_entity, _recipient_entity
 from sms.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
 from sms.wire.mapping import send_command
@@ -90,7 +91,7 @@ async def test_the_widest_valid_request_fits_azures_limits_with_room_to_spare(bo
 
     transport = CapturingTransport(batch_answer())
     async with TableClient.from_connection_string(azurite_connection_string(), "SmsMessages", transport=transport) as table:
-        await TableMessageStore(table).add(message, rows)  # StorageLimitExceeded if any check failed
+        await TableMessageStore(table, DirectRequests()).add(message, rows)  # StorageLimitExceeded if any check failed
 
     assert len(transport.requests) == (1 if recipients == 99 else 3)
     assert max(len(request.content) for request in transport.requests) < MAX_REQUEST_BYTES / 4
@@ -169,7 +170,7 @@ async def test_a_job_of_recipients_with_full_timelines_fits_azures_limits():
 
     transport = CapturingTransport(batch_answer())
     async with TableClient.from_connection_string(azurite_connection_string(), "SmsMessages", transport=transport) as table:
-        await TableMessageStore(table).update_recipients(message.comm_id, done)
+        await TableMessageStore(table, DirectRequests()).update_recipients(message.comm_id, done)
 
     [request] = transport.requests  # one transaction for the job, as without timelines
     assert len(request.content) < MAX_REQUEST_BYTES * 3 / 4

@@ -1,0 +1,81 @@
+"""Transactions and puts written by the Azure SDK itself: the send path's under SMS_STORAGE_REQUESTS=sdk
+(a way out, should Azure or an SDK upgrade ever part ways with a hand-written request), and the
+transactions of the tables only the SDK writes (the ledger, webhook endpoints). Azure's limits are
+checked before sending and a refused operation is raised as the gateway's error, as on every path."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from azure.core import MatchConditions
+from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient
+from azure.storage.queue.aio import QueueClient
+
+from .handwritten.batch_request import Transaction
+from .limits import check_entity, check_sdk_request_size
+from .refusals import refused_operation, transaction_refusal
+from .requests import RETRY_METHODS_WITH_POST, JobPuts, StorageRequests, TableTransactions
+
+
+class SdkRequests(StorageRequests):
+    """TableClient.submit_transaction and QueueClient.send_message."""
+
+    setting = "sdk"
+
+    def transactions(self, table: TableClient) -> TableTransactions:
+        return SdkTransactions(table)
+
+    def job_puts(self, queue: QueueClient, encoding: str) -> JobPuts:
+        return SdkJobPuts(queue)
+
+
+class SdkTransactions(TableTransactions):
+    """The same operations as the hand-written transaction (which is still built: the limits are checked
+    on it, so both paths refuse exactly the same writes), given to submit_transaction."""
+
+    def __init__(self, table: TableClient):
+        super().__init__(table)
+        self._table = table
+
+    async def submit(self, transaction: Transaction) -> list[str]:
+        retry = {"retry_on_methods": RETRY_METHODS_WITH_POST} if transaction.repeatable else {}
+        operations = [_sdk_operation(method, entity, etag) for method, _, entity, etag in transaction.operations]
+        try:
+            results = await self._table.submit_transaction(operations, raw_request_hook=check_sdk_request_size, **retry)
+        except TableTransactionError as exc:
+            # One operation refused: its own answer, read as the hand-written path reads it, so both raise alike.
+            payload = exc.response.content if exc.response is not None else b""
+            raise refused_operation(exc.status_code, payload, str(exc.error_code or "")) from exc
+        return [result["etag"] for result in results]
+
+
+def _sdk_operation(method: str, entity: Mapping[str, Any], etag: str | None) -> tuple:
+    if method == "POST":
+        return ("create", entity)
+    if etag is None:
+        return ("upsert", entity, {"mode": UpdateMode.REPLACE})
+    return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified})
+
+
+class SdkJobPuts(JobPuts):
+    def __init__(self, queue: QueueClient):
+        self._queue = queue  # its encode policy matches host.json's messageEncoding (queues.queue_client)
+
+    async def put(self, text: str, delay_seconds: int) -> None:
+        await self._queue.send_message(text, visibility_timeout=delay_seconds or None,
+                                       time_to_live=-1 if delay_seconds else None)
+
+
+async def submit_transaction(table: TableClient, operations: Sequence[tuple]) -> list[str]:
+    """The SDK's submit_transaction, for the tables written only through it (the ledger, webhook endpoints):
+    Azure's limits checked before sending, and a refused operation raised as the send path raises it
+    (transaction_refusal: RecordChanged, AlreadyExists, StorageUnavailable or TransactionRejected).
+    The ETags written, in order."""
+    for operation in operations:  # Azurite enforces few of Azure's limits
+        if operation[0] != "delete":
+            check_entity(operation[1])
+    try:
+        results = await table.submit_transaction(operations, raw_request_hook=check_sdk_request_size)
+        return [result.get("etag") for result in results]
+    except TableTransactionError as exc:
+        raise transaction_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) from exc
