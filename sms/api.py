@@ -183,7 +183,7 @@ async def _send_now(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseMod
     licensee = await _licensee(req, gw)
     key = _idempotency_key(req, gw)
     request = wire.to_dto(_request_data(req, route, gw), wire.SMSSend)
-    return comm_response(await gw.use.accept.send_now(send_command(request), licensee, request_key(key, request)))
+    return comm_response(await gw.use.send_now.send(send_command(request), licensee, request_key(key, request)))
 
 
 async def _batch(req: func.HttpRequest, gw: Gateway, route: Route) -> list[BaseModel]:

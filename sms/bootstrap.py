@@ -23,7 +23,7 @@ from .config import SEND_QUEUE, WEBHOOK_QUEUE, ConfigError, Settings, proxy_look
 from .errors import StorageUnavailable
 from .gateway import Gateway, Ports, Tuning, assemble
 from .pacing import RequestRateLimiter, RetryPolicy
-from .providers import SmsProvider, create_provider
+from .providers import SmsProvider
 from .validation import Limits
 from .storage.events import TableEventStore
 from .storage.idempotency import TableIdempotencyStore
@@ -183,6 +183,28 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         provider=create_provider(settings),
         tables=tables, queues=queues, storage_requests=requests, credential=owned_credential,
     )
+
+
+def create_provider(settings: Settings) -> SmsProvider:
+    """The provider SMS_PROVIDER names, built from its settings (checked by Settings.from_env). Each
+    adapter is imported only when chosen: the others' SDKs are not loaded."""
+    if settings.provider == "console":
+        from .providers.console import ConsoleProvider
+
+        return ConsoleProvider(outbox_path=settings.console_outbox)
+    if settings.provider == "acs":
+        from .providers.acs import AcsProvider
+
+        return AcsProvider(settings.acs_connection_string, settings.acs_from_number, **proxy_lookup_options())
+    if settings.provider == "twilio":
+        from .providers.twilio import TwilioProvider
+
+        callback = f"{settings.public_base_url}/api/sms/receipts/twilio" if settings.public_base_url else None
+        return TwilioProvider(
+            settings.twilio_account_sid, settings.twilio_auth_token, from_number=settings.twilio_from_number,
+            messaging_service_sid=settings.twilio_messaging_service_sid, status_callback_url=callback,
+        )
+    raise ConfigError(f"SMS_PROVIDER={settings.provider!r} is not a provider this gateway knows (console, acs, twilio)")
 
 
 def tuning(settings: Settings) -> Tuning:

@@ -26,6 +26,7 @@ from .usecases.inbound import Inbound
 from .usecases.ledger import Ledger
 from .usecases.licensees import Licensees
 from .usecases.retention import Retention
+from .usecases.send_now import SendNow
 from .usecases.status import MessageStatus
 from .usecases.sweep import Sweep
 from .usecases.webhooks import DEFAULT_GRACE, WebhookEndpoints
@@ -74,6 +75,7 @@ class Tuning:
 @dataclass(frozen=True)
 class UseCases:
     accept: Accept
+    send_now: SendNow
     dispatch: Dispatch
     sweep: Sweep
     status: MessageStatus
@@ -98,9 +100,11 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
                         licensees=licensees, clock=t.clock)
+    once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
+    accept = Accept(p.messages, p.jobs, ledger, once, t.limits, p.provider.name, t.clock)
     return UseCases(
-        accept=Accept(p.messages, p.jobs, dispatch, OncePerKey(p.idempotency, p.messages, t.idempotency_window), t.limits,
-                      p.provider.name, t.clock),
+        accept=accept,
+        send_now=SendNow(accept, dispatch, once, t.clock),
         dispatch=dispatch,
         sweep=Sweep(p.messages, p.jobs, opt_outs, t.sending_lease),
         status=MessageStatus(p.messages, p.inbound),

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import os
 import random
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 # A job covers at most this many recipients: one entity-group transaction's worth,
 # so claiming a job's recipients and recording their outcomes is one round trip each.
@@ -272,6 +273,17 @@ class SendJob:
             cls(comm_id, first, min(first + JOB_SIZE, recipient_count) - 1, traceparent)
             for first in range(0, recipient_count, JOB_SIZE)
         ]
+
+
+# The longest a job waits on the queue in one go: Azure hides a queue message at most 7 days ("Put
+# Message", visibilitytimeout), so a send scheduled further ahead takes several hops, each a job put
+# back with what is left of the wait; the hour spare keeps each hop inside the limit whatever the clocks say.
+MAX_QUEUE_DELAY = timedelta(days=7) - timedelta(hours=1)
+
+
+def queue_delay(until: datetime, now: datetime) -> int:
+    """Whole seconds from `now` to `until` (at least 1), at most one hop."""
+    return max(1, math.ceil(min(until - now, MAX_QUEUE_DELAY).total_seconds()))
 
 
 def message_status(recipients: list[Recipient]) -> str:

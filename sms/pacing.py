@@ -1,10 +1,12 @@
-"""When to try a send again, and how fast one sender may send."""
+"""When to try again (a send, a request a server asked to wait for), and how fast one sender may send."""
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_tz
 from typing import Callable
 
 
@@ -73,3 +75,26 @@ class RequestRateLimiter:
     def _forget_oldest(self) -> None:
         while len(self._buckets) > self._max:  # a bucket idle long enough is full again anyway
             self._buckets.popitem(last=False)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds, read as azure-core's RetryPolicy reads it (a number, or an HTTP
+    date counted from now, never below 0); None where azure-core's reader raises. One reader for every
+    Retry-After the gateway reads: storage's (sms/storage/handwritten/retries.py), the SMS providers' and
+    webhook receivers'. Written here rather than imported from azure-core's private `_utils` module, which
+    function_app.py would import with it: an upgrade that moved it would make importing the app raise, and
+    the host index zero functions. tests/unit/test_sdk_private_parts.py holds the two to the same answers."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = parsedate_tz(value)
+        if not parsed:
+            return None
+        when = datetime(*parsed[:6], tzinfo=timezone.utc) - timedelta(seconds=parsed[9])  # parsed[9]: the zone's offset
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (ValueError, TypeError, OverflowError):
+        return None

@@ -506,7 +506,7 @@ class SmsOverDtos:
         return [comm_response(r) for r in results]
 
     async def send_now(self, request: wire.SMSSend, licensee_id: str, idempotency_key: str | None = None) -> wire.CommResponse:
-        return comm_response(await self.use.accept.send_now(send_command(request), licensee_id, request_key(idempotency_key, request)))
+        return comm_response(await self.use.send_now.send(send_command(request), licensee_id, request_key(idempotency_key, request)))
 
     async def status(self, comm_id: str, licensee_id: str) -> wire.MessageState:
         return message_state(await self.use.status.report(comm_id, licensee_id))

@@ -6,7 +6,6 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..config import ConfigError, proxy_lookup_options
 
 
 @dataclass(frozen=True)
@@ -83,42 +82,3 @@ class SmsProvider(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - most adapters hold nothing to close
         """Release the adapter's connections at shutdown."""
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """An HTTP Retry-After in seconds; the HTTP-date form counts from now."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        from email.utils import parsedate_to_datetime
-
-        from ..model import utcnow
-
-        return max((parsedate_to_datetime(value) - utcnow()).total_seconds(), 0.0)
-    except (TypeError, ValueError):
-        return None
-
-
-def create_provider(settings) -> SmsProvider:
-    """The provider SMS_PROVIDER names, built from its settings (checked by Settings.from_env)."""
-    if settings.provider == "console":
-        from .console import ConsoleProvider
-
-        return ConsoleProvider(outbox_path=settings.console_outbox)
-    if settings.provider == "acs":
-        from .acs import AcsProvider
-
-        return AcsProvider(settings.acs_connection_string, settings.acs_from_number, **proxy_lookup_options())
-    if settings.provider == "twilio":
-        from .twilio import TwilioProvider
-
-        callback = f"{settings.public_base_url}/api/sms/receipts/twilio" if settings.public_base_url else None
-        return TwilioProvider(
-            settings.twilio_account_sid, settings.twilio_auth_token, from_number=settings.twilio_from_number,
-            messaging_service_sid=settings.twilio_messaging_service_sid, status_callback_url=callback,
-        )
-    raise ConfigError(f"SMS_PROVIDER={settings.provider!r} is not a provider this gateway knows (console, acs, twilio)")

@@ -31,7 +31,8 @@ from azure.core.pipeline.policies import AsyncRetryPolicy
 from azure.core.rest import HttpRequest
 
 from ..model import utcnow
-from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace, retry_after_seconds
+from ..pacing import retry_after_seconds
+from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 
 # Comfortably inside ACS's 5-minute tracking window, allowing for clock skew.
 REPEATABILITY_WINDOW = timedelta(minutes=4)

@@ -18,7 +18,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace, retry_after_seconds
+from ..pacing import retry_after_seconds
+from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 
 log = logging.getLogger("sms.providers.twilio")
 

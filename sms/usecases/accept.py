@@ -1,7 +1,7 @@
-"""Accept a send: check it, save it and queue its jobs, then answer; or, sent now, send it within the
-request and answer with the outcome. ServiceStack's auto-batch accepts several in turn.
+"""Accept a send: check it, save it and queue its jobs, then answer. ServiceStack's auto-batch accepts
+several in turn; an immediate send (sms/usecases/send_now.py) saves through the same commit point.
 
-The ordering rule lives here, in `_save`: a message's jobs are queued before the message becomes
+The ordering rule lives here, in `save`: a message's jobs are queued before the message becomes
 visible (the store's commit), so a message is never stored without its jobs and nothing is stranded.
 """
 from __future__ import annotations
@@ -9,34 +9,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Sequence
 
 from opentelemetry import trace
 
 from .. import telemetry
-from ..errors import Conflict, FieldError, GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
-from ..model import JOB_SIZE, Message, Recipient, SendJob, Status, reference_for, utcnow
+from ..errors import GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
+from ..model import Message, Recipient, SendJob, queue_delay, reference_for, utcnow
 from ..storage import JobQueue, MessageStore
 from ..validation import Limits, message_from
 from .commands import RequestKey, SendMessage, SendResult
-from .dispatch import Dispatch, queue_delay
-from .idempotency import STILL_RUNNING, OncePerKey
-
-# An immediate send also queues its jobs, made visible only after this delay: if the process dies
-# mid-request the worker finishes the send; if not, the job finds nothing left queued and sends nothing.
-IMMEDIATE_SAFETY_NET_SECONDS = 120
+from .idempotency import OncePerKey
+from .ledger import Ledger
 
 log = logging.getLogger("sms.accept")
 
 
 class Accept:
-    def __init__(self, messages: MessageStore, jobs: JobQueue, dispatch: Dispatch, once: OncePerKey,
+    def __init__(self, messages: MessageStore, jobs: JobQueue, ledger: Ledger, once: OncePerKey,
                  limits: Limits = Limits(), provider_name: str = "", clock: Callable[[], datetime] = utcnow):
-        self._messages, self._queue, self._dispatch, self._once = messages, jobs, dispatch, once
+        self._messages, self._queue, self._ledger, self._once = messages, jobs, ledger, once
         self._limits, self._provider_name, self._clock = limits, provider_name, clock
 
-    def _checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
+    def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
+        """The command checked, as the message and recipient records it becomes (ValidationFailed naming each problem)."""
         return message_from(command, licensee_id, self._limits, comm_id, self._clock())
 
     def _job_delay(self, message: Message) -> int:
@@ -46,7 +43,7 @@ class Accept:
     def _under(self, checked: tuple[Message, list[Recipient]], command: SendMessage, licensee_id: str,
                comm_id: str | None) -> tuple[Message, list[Recipient]]:
         """An auto-batch item, checked already, under `comm_id` (its Idempotency-Key's): checked again for it."""
-        return checked if comm_id in (None, checked[0].comm_id) else self._checked(command, licensee_id, comm_id)
+        return checked if comm_id in (None, checked[0].comm_id) else self.checked(command, licensee_id, comm_id)
 
     async def queue(self, command: SendMessage, licensee_id: str, key: RequestKey | None = None,
                     checked: tuple[Message, list[Recipient]] | None = None) -> SendResult:
@@ -54,7 +51,7 @@ class Accept:
         already checked (an auto-batch checks every item first)."""
 
         async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
-            return self._under(checked, command, licensee_id, comm_id) if checked else self._checked(command, licensee_id, comm_id)
+            return self._under(checked, command, licensee_id, comm_id) if checked else self.checked(command, licensee_id, comm_id)
 
         async def work(prepared: tuple[Message, list[Recipient]]) -> SendResult:
             message, recipients = prepared
@@ -75,7 +72,7 @@ class Accept:
         prepared, errors = [], []
         for i, command in enumerate(commands):
             try:
-                prepared.append(self._checked(command, licensee_id))
+                prepared.append(self.checked(command, licensee_id))
             except ValidationFailed as exc:
                 errors += [replace(e, field_name=f"[{i}].{e.field_name}", message=f"[{i}].{e.message}") for e in exc.field_errors]
         if errors:
@@ -93,72 +90,19 @@ class Accept:
                 raise
         return results
 
-    async def send_now(self, command: SendMessage, licensee_id: str, key: RequestKey | None = None) -> SendResult:
-        """Save the SMS and send it within the request; answer with the real outcome."""
-
-        async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
-            message, recipients = self._checked(command, licensee_id, comm_id)
-            if message.send_at is not None:
-                raise ValidationFailed([FieldError("SMSModel.SendAt", "NotAllowed",
-                                                   "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
-            await self._now_or_not_at_all(message, recipients)
-            return message, recipients
-
-        async def work(prepared: tuple[Message, list[Recipient]]) -> SendResult:
-            message, recipients = prepared
-            jobs, stored = await self._save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS)
-            batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
-            sent = await asyncio.gather(*(self._dispatch.send(message, b, job) for b, job in zip(batches, jobs, strict=True)))
-            for job, each in zip(jobs, sent, strict=True):
-                try:
-                    await self._dispatch.record(message, each.rows)
-                except (StorageUnavailable, RecordChanged):
-                    # The SMS went out: the answer must say so, not 503 (a client would send again).
-                    # The job's safety-net copy, due in IMMEDIATE_SAFETY_NET_SECONDS, records it.
-                    log.warning("ledger not updated for %s[%d..%d]; its safety-net job will", message.comm_id, job.first, job.last)
-            return _outcome(message.comm_id, [r for each in sent for r in each.rows])
-
-        def answer(message: Message, recipients: list[Recipient]) -> SendResult:
-            if any(r.status in (Status.SCHEDULED, Status.QUEUED, Status.SENDING) for r in recipients):
-                # Its answer is not known yet: "Sent to 0 of 3" would invite a resend of what is
-                # being sent now. (A recipient waiting for a retry after a transient failure counts
-                # as in progress too, until the retry settles it.)
-                raise Conflict(STILL_RUNNING)
-            return _outcome(message.comm_id, recipients)
-
-        with telemetry.span("sms.send_now"):
-            return await self._once.run(licensee_id, key, "send_now", check, work, answer)
-
-    async def _now_or_not_at_all(self, message: Message, recipients: list[Recipient]) -> None:
-        """An immediate send goes now or not at all: recipients inside the licensee's quiet hours refuse
-        it (nothing is stored), unless it is urgent. Holding them and answering "Sent to 0" would invite
-        a resend that texts them twice once the window ends."""
-        quiet, held = await self._dispatch.held_of_those_texted(message, recipients, self._clock())
-        if not held:
-            return
-        window = quiet[quiet.index("("):quiet.index(")") + 1]
-        first = min(held.values()).astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-        who = (f"1 of {_plural(len(recipients), 'recipient')} is" if len(held) == 1
-               else f"{len(held)} of {len(recipients)} recipients are")
-        until = f"until {first}" if len(held) == 1 else f"the first of them until {first}"
-        raise ValidationFailed([FieldError(
-            "SMSModel.Urgent", "QuietHours",
-            f"{who} inside the licensee's quiet hours {window} {until}. An immediate send goes now or not at all: "
-            "send it with Urgent: true to send it now, or to /api/sms/send to have it wait for the window's end")])
-
     async def _save_queued(self, message: Message, recipients: list[Recipient]) -> None:
         """Save a message for the worker to send: now, or at its sendAt. A scheduled one is recorded in
         the ledger at once (listed as scheduled for the days it waits); that write is not part of the
         commit, and a failure of it is not the request's: its job records it at the latest when it
         runs (each hop of a long wait, and at the time)."""
-        jobs, stored = await self._save(message, recipients, self._job_delay(message))
+        jobs, stored = await self.save(message, recipients, self._job_delay(message))
         if message.send_at is not None:
             try:
-                await self._dispatch.record(message, stored)
+                await self._ledger.record(message, stored, self._provider_name)
             except (StorageUnavailable, RecordChanged):
                 log.warning("ledger not updated for scheduled message %s; its job will", message.comm_id)
 
-    async def _save(self, message: Message, recipients: list[Recipient], job_delay: int = 0) -> tuple[list[SendJob], list[Recipient]]:
+    async def save(self, message: Message, recipients: list[Recipient], job_delay: int = 0) -> tuple[list[SendJob], list[Recipient]]:
         """Stage the message's rows and queue its jobs (one after the other, or together when staging
         writes rows), then commit: the commit point.
 
@@ -200,27 +144,9 @@ def _queued(message: Message, recipient_count: int) -> SendResult:
     if message.send_at is not None:
         when = message.send_at.isoformat(timespec="seconds").replace("+00:00", "Z")
         return SendResult(message.comm_id, reference_for(message.comm_id), True,
-                          f"Scheduled for {_plural(recipient_count, 'recipient')} at {when}")
-    return SendResult(message.comm_id, reference_for(message.comm_id), True, f"Queued for {_plural(recipient_count, 'recipient')}")
+                          f"Scheduled for {plural(recipient_count, 'recipient')} at {when}")
+    return SendResult(message.comm_id, reference_for(message.comm_id), True, f"Queued for {plural(recipient_count, 'recipient')}")
 
 
-def _outcome(comm_id: str, recipients: Sequence[Recipient]) -> SendResult:
-    """An immediate send's answer: how many were sent, are still to be sent (a retry, quiet hours that
-    began meanwhile: not failures, and never to be sent again by the client), opted out, failed (and why)."""
-    sent = sum(1 for r in recipients if r.status in (Status.SENT, Status.DELIVERED))
-    text = f"Sent to {sent} of {_plural(len(recipients), 'recipient')}"
-    waiting = [r for r in recipients if r.status in (Status.SCHEDULED, Status.QUEUED, Status.SENDING)]
-    if waiting:
-        text += f"; {len(waiting)} still to be sent (not a failure: do not send it again)"
-        text += f": {waiting[0].last_error}" if waiting[0].last_error else ""
-    opted_out = sum(1 for r in recipients if r.status is Status.OPTED_OUT)
-    if opted_out:
-        text += f"; {opted_out} opted out"
-    failures = [r for r in recipients if r.status in (Status.FAILED, Status.UNDELIVERED)]
-    if failures:
-        text += f"; {len(failures)} failed: {failures[0].last_error}"
-    return SendResult(comm_id, reference_for(comm_id), sent == len(recipients), text)
-
-
-def _plural(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Callable, Sequence
 from .. import telemetry, transitions
 from ..errors import StorageUnavailable
 from ..logs import log_unexpected
-from ..model import WAITING, Message, Recipient, SendJob, Status, utcnow
+from ..model import WAITING, Message, Recipient, SendJob, Status, queue_delay, utcnow
 from ..optouts import OptOuts
 from ..pacing import RetryPolicy, SenderRateLimiter
 from ..quiet import held_reason
@@ -32,17 +31,6 @@ log = logging.getLogger("sms.dispatch")
 
 # A job can be picked up between the API queueing it and writing its message: look again this often.
 MISSING_MESSAGE_CHECKS = 3
-# The longest a job waits on the queue in one go: Azure hides a queue message at most 7 days ("Put
-# Message", visibilitytimeout), so a send scheduled further ahead takes several hops, each a job put
-# back with what is left of the wait; the hour spare keeps each hop inside the limit whatever the clocks say.
-MAX_QUEUE_DELAY = timedelta(days=7) - timedelta(hours=1)
-
-
-def queue_delay(until: datetime, now: datetime) -> int:
-    """Whole seconds from `now` to `until` (at least 1), at most one hop."""
-    return max(1, math.ceil(min(until - now, MAX_QUEUE_DELAY).total_seconds()))
-
-
 # Why a claim was released without a provider call (see Dispatch._too_late_to_call).
 CLAIM_TOO_SLOW = "Its claim took too long to be written for the provider call to end well inside the sending lease: not sent, retried"
 

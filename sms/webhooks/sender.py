@@ -24,7 +24,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from ..destinations import NotAHost, host_address, non_public, normalised_host
-from ..providers import retry_after_seconds
+from ..pacing import retry_after_seconds
 from .attempts import RESPONSE_BODY_CHARS, DeliveryAttempt, Outcome
 
 log = logging.getLogger("sms.webhooks")

@@ -18,7 +18,7 @@ from sms.pacing import RequestRateLimiter
 from sms.storage import LedgerQuery, LicenseeSettings
 from sms.storage.queues import queue_client
 from sms.usecases.commands import Party, SendMessage
-from sms.usecases.dispatch import MAX_QUEUE_DELAY
+from sms.model import MAX_QUEUE_DELAY
 from tests.fakes import assembled, FakeGateway, InMemoryApiKeyStore, LICENSEE, RecordingProvider
 
 import pytest

@@ -7,7 +7,7 @@ import sys
 from sms.config import PROJECT_ROOT
 
 CORE = [
-    "sms.usecases.accept", "sms.usecases.commands", "sms.usecases.dispatch", "sms.usecases.idempotency",
+    "sms.usecases.accept", "sms.usecases.send_now", "sms.usecases.commands", "sms.usecases.dispatch", "sms.usecases.idempotency",
     "sms.usecases.inbound", "sms.usecases.job_rows", "sms.usecases.optimistic", "sms.usecases.status",
     "sms.usecases.sweep", "sms.usecases.ledger", "sms.usecases.retention", "sms.usecases.webhooks",
     "sms.usecases.announce", "sms.usecases.delivery", "sms.usecases.paging", "sms.webhooks.attempts", "sms.usecases.cancel",

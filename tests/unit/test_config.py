@@ -94,7 +94,7 @@ def test_a_provider_without_its_settings_fails_early(env, missing):
 
 
 async def test_each_configured_provider_is_built():
-    from sms.providers import create_provider
+    from sms.bootstrap import create_provider
     from sms.providers.acs import AcsProvider
     from sms.providers.twilio import TwilioProvider
 

@@ -416,10 +416,10 @@ async def test_a_keyed_replay_of_an_immediate_send_made_just_before_quiet_hours_
     store, queue, use = world(clock=clock, licensees=InMemoryLicenseeSettingsStore(), ledger=InMemoryLedgerStore(),
                               idempotency=InMemoryIdempotencyStore())
     await use.licensees.set(LICENSEE, quiet_hours="22:00-08:00", time_zone="Australia/Sydney")
-    first = await use.accept.send_now(command(AU_MOBILE), LICENSEE, RequestKey("order-1", "same request"))
+    first = await use.send_now.send(command(AU_MOBILE), LICENSEE, RequestKey("order-1", "same request"))
     assert first.summary == "Sent to 1 of 1 recipient"
     clock.at = T0 + timedelta(seconds=5)
-    assert await use.accept.send_now(command(AU_MOBILE), LICENSEE, RequestKey("order-1", "same request")) == first
+    assert await use.send_now.send(command(AU_MOBILE), LICENSEE, RequestKey("order-1", "same request")) == first
 
 
 @pytest.mark.parametrize("timing", ["send_at", "valid_until"])
@@ -451,7 +451,7 @@ async def test_an_opted_out_recipient_inside_quiet_hours_does_not_refuse_an_imme
     store, queue, use = world(clock=Clock(T0), licensees=InMemoryLicenseeSettingsStore(), ledger=InMemoryLedgerStore(),
                               opt_outs=opt_outs)
     await use.licensees.set(LICENSEE, quiet_hours="21:00-08:00", time_zone="Australia/Sydney")
-    answer = await use.accept.send_now(command(AU_MOBILE, LONDON), LICENSEE)
+    answer = await use.send_now.send(command(AU_MOBILE, LONDON), LICENSEE)
     assert answer.summary == "Sent to 1 of 2 recipients; 1 opted out"
 
 

@@ -12,7 +12,7 @@ from sms.errors import NotFound, ValidationFailed
 from sms import transitions
 from sms.model import WAITING, SendJob, Status
 from sms.usecases.commands import Party, SendMessage
-from sms.usecases.dispatch import MAX_QUEUE_DELAY
+from sms.model import MAX_QUEUE_DELAY
 from sms.usecases.licensees import CACHE_SECONDS
 from tests.fakes import (assembled, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore, LICENSEE, OTHER, RecordingProvider)
 
@@ -158,7 +158,7 @@ async def test_a_send_at_a_moment_ago_by_a_slow_clock_means_now_and_an_immediate
     comm_id = await gw.send(AU_MOBILE, send_at=iso(T0 - timedelta(seconds=30)))
     assert await gw.statuses(comm_id) == [Status.QUEUED] and gw.queue.puts[-1][1] == 0
     with pytest.raises(ValidationFailed, match="SMSModel.SendAt schedules a message"):
-        await gw.use.accept.send_now(SendMessage(to=(Party(phone_number=AU_MOBILE),), body="Hi",
+        await gw.use.send_now.send(SendMessage(to=(Party(phone_number=AU_MOBILE),), body="Hi",
                                                  send_at=iso(T0 + timedelta(hours=1))), LICENSEE)
 
 
@@ -314,7 +314,7 @@ async def test_an_immediate_send_inside_quiet_hours_is_refused_naming_the_window
     gw = Gateway()  # 22:00 in Sydney, 06:00 in New York, 11:00 in London (a London landline has one zone)
     await _quiet(gw)
     with pytest.raises(ValidationFailed) as refused:
-        await gw.use.accept.send_now(_command(NEW_YORK, "+442071234567"), LICENSEE)
+        await gw.use.send_now.send(_command(NEW_YORK, "+442071234567"), LICENSEE)
     [error] = refused.value.field_errors
     assert (error.field_name, error.error_code) == ("SMSModel.Urgent", "QuietHours")
     assert error.message.startswith("1 of 2 recipients is inside the licensee's quiet hours (21:00-08:00, the recipient's local "
@@ -322,10 +322,10 @@ async def test_an_immediate_send_inside_quiet_hours_is_refused_naming_the_window
     assert "Urgent" in error.message and "/api/sms/send" in error.message
     assert gw.provider.sent == [] and gw.queue.puts == [] and gw.store.messages == {}
 
-    urgent = await gw.use.accept.send_now(_command(NEW_YORK, "+442071234567", urgent=True), LICENSEE)
+    urgent = await gw.use.send_now.send(_command(NEW_YORK, "+442071234567", urgent=True), LICENSEE)
     assert (urgent.ok, urgent.summary) == (True, "Sent to 2 of 2 recipients")
     assert gw.sent_at == {NEW_YORK: T0, "+442071234567": T0}
-    outside = await gw.use.accept.send_now(_command("+442079460000"), LICENSEE)  # 11:00 in London: not held
+    outside = await gw.use.send_now.send(_command("+442079460000"), LICENSEE)  # 11:00 in London: not held
     assert (outside.ok, outside.summary) == (True, "Sent to 1 of 1 recipient")
 
 
@@ -334,7 +334,7 @@ async def test_an_immediate_send_says_which_recipients_are_still_to_go_never_sen
     says so, rather than "Sent to 1 of 2", which reads as a failure to send again."""
     gw = Gateway()
     gw.provider.raise_for = {SYDNEY}
-    answer = await gw.use.accept.send_now(_command(SYDNEY, NEW_YORK), LICENSEE)
+    answer = await gw.use.send_now.send(_command(SYDNEY, NEW_YORK), LICENSEE)
     assert answer.ok is False
     assert answer.summary == ("Sent to 1 of 2 recipients; 1 still to be sent (not a failure: do not send it again): "
                               "provider error (ConnectionError)")

@@ -11,7 +11,7 @@ from sms.model import SendJob, Status, utcnow
 from sms.pacing import RetryPolicy, SenderRateLimiter
 from sms.providers import SendOutcome
 from sms.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
-from sms.usecases.accept import IMMEDIATE_SAFETY_NET_SECONDS
+from sms.usecases.send_now import IMMEDIATE_SAFETY_NET_SECONDS
 from sms.usecases.dispatch import MISSING_MESSAGE_CHECKS, MessageNotWritten, RecipientsInFlight
 from sms.validation import Limits
 from sms.wire import SMSSend

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_tz
 from typing import Mapping
+
+from ...pacing import retry_after_seconds
 
 
 @dataclass(frozen=True)
@@ -68,23 +68,3 @@ class TableRetry:
 
     def _backoff(self, attempt: int) -> float:
         return 0 if attempt <= 1 else min(self.backoff_max, self.backoff_factor * 2 ** (attempt - 1))
-
-
-def retry_after_seconds(value: str) -> float | None:
-    """A Retry-After header in seconds, read as azure-core's RetryPolicy reads it (a number, or an HTTP
-    date counted from now, never below 0); None where azure-core's reader raises. Written here rather than
-    imported from azure-core's private `_utils` module, which function_app.py would import with it: an
-    upgrade that moved it would make importing the app raise, and the host index zero functions.
-    tests/unit/test_sdk_private_parts.py holds the two to the same answers."""
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = parsedate_tz(value)
-        if not parsed:
-            return None
-        when = datetime(*parsed[:6], tzinfo=timezone.utc) - timedelta(seconds=parsed[9])  # parsed[9]: the zone's offset
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-    except (ValueError, TypeError, OverflowError):
-        return None
