@@ -25,7 +25,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 run: install
-	$(PY) -m sms.localrun --host 127.0.0.1 --port 7071
+	$(PY) -m sms.dev.localrun --host 127.0.0.1 --port 7071
 
 test: install-dev lint infra-check
 	$(PY) -m pytest

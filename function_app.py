@@ -1,8 +1,8 @@
 """The Azure Functions app: create it, register the blueprints over one lazily built Gateway. Nothing else."""
 import azure.functions as func
 
-from sms import api, callbacks, worker
 from sms.bootstrap import GatewayOnFirstUse
+from sms.entrypoints import api, callbacks, worker
 
 gateway = GatewayOnFirstUse()  # built from the app settings by the first function that runs
 

@@ -23,12 +23,12 @@ import aiohttp
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from sms.auth import issue_key
 from sms.bootstrap import build
 from sms.config import Settings, proxy_lookup_options
-from sms.devhost import spawned
-from sms.model import utcnow
+from sms.dev.host import spawned
+from sms.domain.model import utcnow
 from sms.storage.queues import queue_client
+from sms.usecases.auth import issue_key
 
 from . import bare_floor
 from .harness import Row, Run, combine, cpu_seconds, load

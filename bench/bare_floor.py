@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from sms import children  # only to run it as a child: the floor's own path uses nothing of the gateway's
+from sms.dev import children  # only to run it as a child: the floor's own path uses nothing of the gateway's
 
 QUEUE = "bench-bare"
 TABLE = "BenchBare"

@@ -10,16 +10,16 @@ import time
 
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.model import SendJob
+from sms.domain.model import SendJob
+from sms.domain.validation import Limits
 from sms.providers import OutgoingSms
 from sms.providers.twilio import TwilioProvider
-from sms.validation import Limits
 from sms.wire import SMSSend
 from sms.wire.mapping import send_command
 from tests.fake_vendors import FakeTwilio
+from tests.fakes import assembled
 
 from .harness import Row, load
-from tests.fakes import assembled
 
 CONCURRENCY = 16  # SMS_SEND_CONCURRENCY's default
 RATE_LIMIT = 50.0

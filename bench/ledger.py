@@ -29,23 +29,22 @@ from urllib.parse import parse_qs, urlsplit
 
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.model import STATUS_LETTERS, SendJob, Status, status_of, utcnow
+from sms.domain.model import STATUS_LETTERS, SendJob, Status, status_of, utcnow
+from sms.domain.validation import Limits
+from sms.providers.twilio import TwilioProvider
 from sms.storage import LedgerEntry, LedgerQuery, LedgerRecipient
-from sms.storage.limits import MAX_OPERATIONS
 from sms.storage.ledger import LEDGER_TABLE, TableLedgerStore
+from sms.storage.limits import MAX_OPERATIONS
 from sms.storage.shards import SHARDS
 from sms.usecases.ledger import Ledger
-from sms.validation import Limits
 from sms.wire import SMSSend
 from sms.wire.mapping import send_command
-
-from sms.providers.twilio import TwilioProvider
 from tests.fake_vendors import FakeTwilio
+from tests.fakes import InMemoryLedgerStore, assembled
 
 from . import dispatch
 from .harness import Row
 from .memory import NullProvider
-from tests.fakes import InMemoryLedgerStore, assembled
 
 BIG, SMALL = "1e" * 16, "2e" * 16  # the licensee holding many messages, and one beside it
 TAKE = 50

@@ -13,13 +13,13 @@ import sys
 
 from sms.bootstrap import build
 from sms.config import PROJECT_ROOT, Settings
-from sms.model import SendJob
+from sms.domain.model import SendJob
 from sms.providers import OutgoingSms, SendOutcome, SmsProvider
 from sms.wire import SMSSend
 from sms.wire.mapping import send_command
+from tests.fakes import assembled
 
 from .harness import Row
-from tests.fakes import assembled
 
 SIZES = (2_000, 10_000)  # both past one full batch of concurrent jobs, so only the total differs
 WORKER_BATCH = 16  # host.json batchSize: jobs one worker process runs at once

@@ -13,7 +13,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from sms import azurite
+from sms.dev import azurite
 
 from . import accept, dispatch, fanout, ledger, memory, scheduled, wire
 from .harness import Row, table

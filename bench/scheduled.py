@@ -24,16 +24,16 @@ from pathlib import Path
 
 import aiohttp
 
-from sms.auth import issue_key
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.devhost import spawned
-from sms.model import SendJob, utcnow
+from sms.dev.host import spawned
+from sms.domain.commands import Party, SendMessage
+from sms.domain.model import SendJob, utcnow
 from sms.providers.console import ConsoleProvider
-from sms.usecases.commands import Party, SendMessage
+from sms.usecases.auth import issue_key
+from tests.fakes import assembled
 
 from .harness import Row, load
-from tests.fakes import assembled
 
 LICENSEE = "5c" * 16
 CONCURRENCY = 16

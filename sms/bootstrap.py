@@ -18,26 +18,26 @@ from azure.identity.aio import DefaultAzureCredential
 from azure.storage.queue.aio import QueueServiceClient
 
 from . import telemetry
-from .auth import Authenticator
 from .config import SEND_QUEUE, WEBHOOK_QUEUE, ConfigError, Settings, proxy_lookup_options, queue_message_encoding
-from .errors import StorageUnavailable
+from .domain.errors import StorageUnavailable
+from .domain.pacing import RequestRateLimiter, RetryPolicy
+from .domain.validation import Limits
 from .gateway import Gateway, Ports, Tuning, assemble
-from .pacing import RequestRateLimiter, RetryPolicy
 from .providers import SmsProvider
-from .validation import Limits
 from .storage.events import TableEventStore
-from .storage.idempotency import TableIdempotencyStore
-from .storage.inbound import TableInboundStore, TableOptOutStore
-from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.handwritten.retries import QueueRetry, TableRetry
 from .storage.handwritten.sending import DirectRequests, LeanRequests
 from .storage.handwritten.transport import HotPathTransport
+from .storage.idempotency import TableIdempotencyStore
+from .storage.inbound import TableInboundStore, TableOptOutStore
 from .storage.ledger import TableLedgerStore
 from .storage.licensees import TableLicenseeSettingsStore
+from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.requests import StorageRequests
 from .storage.sdk_requests import SdkRequests
 from .storage.tables import TableApiKeyStore, TableMessageStore
-from .storage.webhooks import TableDeliveryLogStore, TableWebhookEndpointStore
+from .storage.webhook_tables import TableDeliveryLogStore, TableWebhookEndpointStore
+from .usecases.auth import Authenticator
 from .webhooks.sender import WebhookSender
 
 

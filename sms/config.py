@@ -16,6 +16,8 @@ from typing import Mapping
 import phonenumbers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where `make run` serves the gateway: the default of the commands that talk to a local one.
+LOCAL_GATEWAY = "http://127.0.0.1:7071"
 
 # The queue name is fixed because the queue trigger's decorator needs it at import time.
 SEND_QUEUE = "sms-send"

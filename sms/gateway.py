@@ -7,16 +7,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
-from .auth import Authenticator
 from .config import Settings
-from .optouts import OptOuts
-from .model import utcnow
-from .pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
+from .domain.model import utcnow
+from .domain.pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
+from .domain.validation import Limits
 from .providers import SmsProvider
-from .storage import (DeliveryLogStore, DeliveryQueue, EventStore, IdempotencyStore, InboundStore, JobQueue, LedgerStore,
-                      LicenseeSettingsStore, MessageStore, OptOutStore, WebhookEndpointStore)
+from .storage import (
+    DeliveryLogStore,
+    DeliveryQueue,
+    EventStore,
+    IdempotencyStore,
+    InboundStore,
+    JobQueue,
+    LedgerStore,
+    LicenseeSettingsStore,
+    MessageStore,
+    OptOutStore,
+    WebhookEndpointStore,
+)
 from .usecases.accept import Accept
 from .usecases.announce import Announcer
+from .usecases.auth import Authenticator
 from .usecases.cancel import Cancel
 from .usecases.delivery import DISABLE_AFTER, DISABLE_AFTER_FAILURES, Transport, WebhookDelivery
 from .usecases.dispatch import Dispatch
@@ -25,12 +36,12 @@ from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
 from .usecases.ledger import Ledger
 from .usecases.licensees import Licensees
+from .usecases.optouts import OptOuts
 from .usecases.retention import Retention
 from .usecases.send_now import SendNow
 from .usecases.status import MessageStatus
 from .usecases.sweep import Sweep
-from .usecases.webhooks import DEFAULT_GRACE, WebhookEndpoints
-from .validation import Limits
+from .usecases.webhook_endpoints import DEFAULT_GRACE, WebhookEndpoints
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import logging
 import re
 import traceback
 
-from .phone import mask_numbers
+from .domain.phone import mask_numbers
 
 # An API key's secret (sms_<id>.<secret>: the id may stay, it finds nothing on its own), and the
 # credentials after an Authorization scheme (Basic carries the key in base64), wherever text quotes them.

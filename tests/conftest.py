@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sms import azurite
+from sms.dev import azurite
 
 
 @pytest.fixture(scope="session")

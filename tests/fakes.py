@@ -8,12 +8,12 @@ from datetime import date, datetime, timedelta
 from typing import Sequence
 
 from sms import wire
-from sms.errors import AlreadyExists, RecordChanged
-from sms.events import Delivery, EventBatch, WebhookEvent, batch_id
+from sms.domain.errors import AlreadyExists, RecordChanged
+from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
+from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
+from sms.domain.transitions import retry_pending
+from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
-from sms.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
-from sms.webhooks.attempts import DeliveryAttempt, Outcome
-from sms.transitions import retry_pending
 from sms.providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 from sms.storage import (
     ApiKeyRecord,
@@ -493,7 +493,7 @@ SAM, ALEX = "+61412000001", "+61412000002"
 
 class SmsOverDtos:
     """The use cases driven as the HTTP layer drives them, ServiceStack DTOs in and out: what the
-    service tests were written against. It only maps (sms.wire.mapping), as sms.api does."""
+    service tests were written against. It only maps (sms.wire.mapping), as sms.entrypoints.api does."""
 
     def __init__(self, use: UseCases):
         self.use = use
@@ -613,7 +613,7 @@ class FakeGateway:
     def __init__(self, use: UseCases, auth, requests, settings, **extra):
         import azure.functions as func
 
-        from sms import api, callbacks, worker
+        from sms.entrypoints import api, callbacks, worker
 
         self.use, self.auth, self.requests, self.settings = use, auth, requests, settings
         self.__dict__.update(extra)

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from sms.webhooks.signing import new_secret
+from sms.domain.webhook_signing import new_secret
 
 
 @dataclass

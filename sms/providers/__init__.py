@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
-
 @dataclass(frozen=True)
 class OutgoingSms:
     recipient_id: str  # stable per recipient: adapters use it to make retries idempotent

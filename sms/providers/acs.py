@@ -30,8 +30,8 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from azure.core.pipeline.policies import AsyncRetryPolicy
 from azure.core.rest import HttpRequest
 
-from ..model import utcnow
-from ..pacing import retry_after_seconds
+from ..domain.model import utcnow
+from ..domain.pacing import retry_after_seconds
 from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 
 # Comfortably inside ACS's 5-minute tracking window, allowing for clock skew.

@@ -13,8 +13,8 @@ import logging
 import uuid
 from pathlib import Path
 
-from ..model import utcnow
-from ..phone import mask
+from ..domain.model import utcnow
+from ..domain.phone import mask
 from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 
 log = logging.getLogger("sms.providers.console")

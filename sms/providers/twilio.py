@@ -18,7 +18,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from ..pacing import retry_after_seconds
+from ..domain.pacing import retry_after_seconds
 from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 
 log = logging.getLogger("sms.providers.twilio")

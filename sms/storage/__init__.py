@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Sequence
 
-from ..errors import FieldError, ValidationFailed
-from ..events import Delivery, EventBatch, WebhookEvent
-from ..model import Message, Recipient, SendJob
+from ..domain.errors import FieldError, ValidationFailed
+from ..domain.events import Delivery, EventBatch, WebhookEvent
+from ..domain.model import InboundSms, Message, Recipient, SendJob
 
 
 @dataclass
@@ -110,19 +110,6 @@ class ApiKeyStore(abc.ABC):
 
 
 @dataclass(frozen=True)
-class InboundSms:
-    """An SMS a person sent us: a reply, an opt-out keyword, or both."""
-
-    from_number: str  # E.164
-    to_number: str  # our sender number it was sent to
-    body: str
-    received_at: datetime
-    provider: str
-    provider_message_id: str
-    comm_id: str | None = None  # the message it answers, when it could be linked
-
-
-@dataclass(frozen=True)
 class ReplyRoute:
     """Where a reply from `number` belongs: the last message sent to it that allowed replies."""
 
@@ -205,7 +192,7 @@ class IdempotencyStore(abc.ABC):
 @dataclass(frozen=True)
 class LedgerEntry:
     """One message as the ledger lists it: what was sent, and where each recipient stands, one letter
-    per recipient in request order (sms.model.STATUS_LETTERS)."""
+    per recipient in request order (sms.domain.model.STATUS_LETTERS)."""
 
     licensee_id: str
     comm_id: str
@@ -334,7 +321,7 @@ class WebhookEndpoint:
     licensee_id: str
     endpoint_id: str  # 32 hex digits
     url: str
-    event_types: tuple[str, ...]  # from sms.events.EVENT_TYPES; empty: every type
+    event_types: tuple[str, ...]  # from sms.domain.events.EVENT_TYPES; empty: every type
     secret: WebhookSecret  # the current one: every delivery is signed with it
     created_at: datetime
     previous_secret: WebhookSecret | None = None  # after a rotation, until its expires_at: deliveries carry both

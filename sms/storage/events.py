@@ -22,7 +22,7 @@ from typing import Any
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..events import EventBatch, WebhookEvent, batch_id
+from ..domain.events import EventBatch, WebhookEvent, batch_id
 from . import EventStore
 from .limits import MAX_ENTITY_BYTES, MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, utf16_units
 from .shards import END, SHARDS, page_shards, partition

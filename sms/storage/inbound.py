@@ -35,8 +35,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..model import utcnow
-from . import EVERY_LICENSEE, InboundSms, InboundStore, OptOutStore, ReplyRoute
+from ..domain.model import InboundSms, utcnow
+from . import EVERY_LICENSEE, InboundStore, OptOutStore, ReplyRoute
 from .tables import MESSAGES_TABLE, create_table, storage_errors
 
 INBOUND_TABLE = "SmsInbound"

@@ -33,14 +33,15 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..errors import AlreadyExists, RecordChanged
-from ..model import STATUS_OF_LETTER, reference_for, status_of
-from ..events import EventBatch
+from ..domain.errors import AlreadyExists, RecordChanged
+from ..domain.events import EventBatch
+from ..domain.model import STATUS_OF_LETTER, reference_for, status_of
 from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
+from .events import batch_rows
 from .limits import MAX_OPERATIONS, MAX_STRING_BYTES
 from .sdk_requests import submit_transaction
-from .events import batch_rows
-from .shards import END as _END, page_shards, partition
+from .shards import END as _END
+from .shards import page_shards, partition
 from .tables import create_table, storage_errors
 
 LEDGER_TABLE = "SmsLedger"

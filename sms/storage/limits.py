@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
-from ..model import COMPACT_JSON
+from ..domain.model import COMPACT_JSON
 from .handwritten.odata import entity_json
 
 # "All entities subject to operations as part of the transaction must have the same PartitionKey

@@ -5,8 +5,8 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from ..events import Delivery
-from ..model import SendJob
+from ..domain.events import Delivery
+from ..domain.model import SendJob
 from . import DeliveryQueue, JobQueue
 from .requests import StorageRequests
 from .tables import storage_errors

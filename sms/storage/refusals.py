@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..errors import AlreadyExists, RecordChanged, StorageUnavailable
+from ..domain.errors import AlreadyExists, RecordChanged, StorageUnavailable
 
 # The error code and message of a refusal whose body is not well-formed JSON (Microsoft's documented
 # example is not: its message string is never closed), or is the older XML.

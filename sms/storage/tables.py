@@ -24,9 +24,9 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..errors import StorageUnavailable
-from ..model import Contact, Event, Message, Recipient, Status, derived_events
-from ..transitions import retry_pending
+from ..domain.errors import StorageUnavailable
+from ..domain.model import Contact, Event, Message, Recipient, Status, derived_events
+from ..domain.transitions import retry_pending
 from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .limits import MAX_OPERATIONS
 from .refusals import storage_refusal

@@ -15,11 +15,11 @@ from typing import Callable, Sequence
 from opentelemetry import trace
 
 from .. import telemetry
-from ..errors import GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
-from ..model import Message, Recipient, SendJob, queue_delay, reference_for, utcnow
+from ..domain.commands import RequestKey, SendMessage, SendResult
+from ..domain.errors import GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
+from ..domain.model import Message, Recipient, SendJob, queue_delay, reference_for, utcnow
+from ..domain.validation import Limits, message_from
 from ..storage import JobQueue, MessageStore
-from ..validation import Limits, message_from
-from .commands import RequestKey, SendMessage, SendResult
 from .idempotency import OncePerKey
 from .ledger import Ledger
 

@@ -23,7 +23,7 @@ from typing import Sequence
 
 from cachetools import TLRUCache
 
-from ..events import Delivery, WebhookEvent
+from ..domain.events import Delivery, WebhookEvent
 from ..storage import DeliveryQueue, WebhookEndpoint, WebhookEndpointStore
 
 log = logging.getLogger("sms.webhooks")

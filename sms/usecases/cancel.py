@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Sequence
 
-from ..errors import NotFound, RecordChanged, StillChanging
-from ..model import JOB_SIZE, WAITING, Recipient, Status
+from ..domain.errors import NotFound, RecordChanged, StillChanging
+from ..domain.model import JOB_SIZE, WAITING, Recipient, Status
 from ..storage import MessageStore
 from .job_rows import JobRows
 from .ledger import Ledger

@@ -4,7 +4,7 @@ One queue message (a `Delivery`) sends one batch's events to one endpoint, in or
 afresh (Standard Webhooks: a new timestamp each attempt, the same `webhook-id` always). The first
 event that fails stops the rest, so a receiver that is down costs one timeout per batch, not one per
 event; what is left goes back on the queue, made visible after the schedule's next delay
-(sms/webhooks/backoff.py, about a day in all, a receiver's Retry-After honoured). A message the worker
+(sms/domain/webhook_backoff.py, about a day in all, a receiver's Retry-After honoured). A message the worker
 dies on comes back from the queue and is sent again: at least once, never lost.
 
 An endpoint is disabled, with the reason kept, when it answers 410 Gone, and when its deliveries have
@@ -21,13 +21,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Protocol
 
-from ..errors import FieldError, NotFound, RecordChanged, ValidationFailed
-from ..events import Delivery, WebhookEvent, located
-from ..model import utcnow
+from ..domain.errors import FieldError, NotFound, RecordChanged, ValidationFailed
+from ..domain.events import Delivery, WebhookEvent, located
+from ..domain.model import utcnow
+from ..domain.webhook_attempts import DeliveryAttempt, Outcome
+from ..domain.webhook_backoff import delay_before
+from ..domain.webhook_signing import sign
 from ..storage import DeliveryLogStore, DeliveryQueue, DeliveryRecord, EventStore, WebhookEndpoint, WebhookEndpointStore
-from ..webhooks.attempts import DeliveryAttempt, Outcome
-from ..webhooks.backoff import delay_before
-from ..webhooks.signing import sign
 from .optimistic import update_optimistically
 from .paging import bind, unbind
 

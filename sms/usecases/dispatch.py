@@ -13,19 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
-from .. import telemetry, transitions
-from ..errors import StorageUnavailable
+from .. import telemetry
+from ..domain import transitions
+from ..domain.errors import StorageUnavailable
+from ..domain.model import WAITING, Message, Recipient, SendJob, Status, queue_delay, utcnow
+from ..domain.pacing import RetryPolicy, SenderRateLimiter
+from ..domain.phone import mask, mask_numbers
+from ..domain.quiet import held_reason
 from ..logs import log_unexpected
-from ..model import WAITING, Message, Recipient, SendJob, Status, queue_delay, utcnow
-from ..optouts import OptOuts
-from ..pacing import RetryPolicy, SenderRateLimiter
-from ..quiet import held_reason
-from ..phone import mask, mask_numbers
 from ..providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
 from .job_rows import JobRows
 from .ledger import Ledger
 from .licensees import Licensees
+from .optouts import OptOuts
 
 log = logging.getLogger("sms.dispatch")
 

@@ -12,8 +12,9 @@ quiet hours: one read a candidate job, for an operator's change.
 from __future__ import annotations
 
 import asyncio
-from ..model import STATUS_LETTERS, WAITING, SendJob, Status
-from ..quiet import is_held
+
+from ..domain.model import STATUS_LETTERS, WAITING, SendJob, Status
+from ..domain.quiet import is_held
 from ..storage import JobQueue, LedgerEntry, LedgerQuery, MessageStore
 from .ledger import MAX_TAKE, Ledger
 

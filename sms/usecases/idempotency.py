@@ -12,10 +12,10 @@ import uuid
 from datetime import timedelta
 from typing import Awaitable, Callable, TypeVar
 
-from ..errors import AlreadyExists, Conflict, KeyReused, StorageUnavailable
-from ..model import Message, Recipient, utcnow
+from ..domain.commands import RequestKey
+from ..domain.errors import AlreadyExists, Conflict, KeyReused, StorageUnavailable
+from ..domain.model import Message, Recipient, utcnow
 from ..storage import IdempotencyRecord, IdempotencyStore, MessageStore
-from .commands import RequestKey
 
 # A replay that finds no message this soon after the first request is racing it, not resuming it.
 IN_PROGRESS_GRACE = timedelta(seconds=30)

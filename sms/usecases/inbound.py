@@ -5,15 +5,16 @@ import logging
 import re
 from dataclasses import replace
 
-from .. import telemetry, transitions
-from ..events import EventBatch, Reply, batch_id, reply_events
-from ..model import Message, Recipient, Status
-from ..optouts import OptOuts, keyword
-from ..phone import mask, mask_numbers
-from ..storage import EVERY_LICENSEE, EventStore, InboundSms, InboundStore, MessageStore, ReplyRoute
+from .. import telemetry
+from ..domain import transitions
+from ..domain.events import EventBatch, Reply, batch_id, reply_events
+from ..domain.model import InboundSms, Message, Recipient, Status
+from ..domain.phone import mask, mask_numbers
+from ..storage import EVERY_LICENSEE, EventStore, InboundStore, MessageStore, ReplyRoute
 from .announce import Announcer
 from .ledger import Ledger
 from .optimistic import update_optimistically
+from .optouts import OptOuts, keyword
 
 log = logging.getLogger("sms.inbound")
 

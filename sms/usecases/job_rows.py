@@ -28,8 +28,8 @@ import uuid
 from datetime import timedelta
 from typing import Callable, Sequence
 
-from .. import transitions
-from ..model import WAITING, Recipient, Status, utcnow
+from ..domain import transitions
+from ..domain.model import WAITING, Recipient, Status, utcnow
 from ..storage import MessageStore
 from .optimistic import update_optimistically
 

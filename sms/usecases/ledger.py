@@ -8,7 +8,7 @@ are those of the last job or receipt that touched it; GET /api/sms/{commId} read
 A failed ledger write raises, so the queue runs the job again (or the vendor resends the receipt), and
 the write is made then: nothing is lost, only later.
 
-Each write also carries the webhook events its change makes (sms/events.py: a recipient's move to
+Each write also carries the webhook events its change makes (sms/domain/events.py: a recipient's move to
 sent, delivered, undelivered, failed or opted out), in the same transaction as the entry, announced to
 the licensee's endpoints just before it (sms/usecases/announce.py says why that order loses nothing).
 """
@@ -18,9 +18,9 @@ from dataclasses import fields, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Sequence
 
-from ..errors import FieldError, ValidationFailed
-from ..events import EventBatch, WebhookEvent, batch_id, status_events
-from ..model import BILLED, STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status, utcnow
+from ..domain.errors import FieldError, ValidationFailed
+from ..domain.events import EventBatch, WebhookEvent, batch_id, status_events
+from ..domain.model import BILLED, STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status, utcnow
 from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
 from .announce import Announcer
 from .optimistic import update_optimistically

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 from cachetools import TLRUCache
 
-from ..errors import FieldError, ValidationFailed
-from ..model import utcnow
-from ..quiet import QuietHours, checked_zone
+from ..domain.errors import FieldError, ValidationFailed
+from ..domain.model import utcnow
+from ..domain.quiet import QuietHours, checked_zone
 from ..storage import LicenseeSettings, LicenseeSettingsStore
 from .held import HeldMessages
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable, TypeVar
 
-from ..errors import RecordChanged
+from ..domain.errors import RecordChanged
 
 State = TypeVar("State")
 Planned = TypeVar("Planned")

@@ -19,7 +19,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from ..errors import FieldError, ValidationFailed
+from ..domain.errors import FieldError, ValidationFailed
 from ..storage import invalid_token
 
 _DIGEST_CHARS = 12

@@ -13,8 +13,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime, time, timedelta, timezone
 
-from ..storage import (DeliveryLogStore, EventStore, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, MessageStore,
-                       WebhookEndpointStore)
+from ..storage import (
+    DeliveryLogStore,
+    EventStore,
+    LedgerEntry,
+    LedgerQuery,
+    LedgerRecipient,
+    LedgerStore,
+    MessageStore,
+    WebhookEndpointStore,
+)
 
 log = logging.getLogger("sms.retention")
 

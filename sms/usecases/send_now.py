@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from .. import telemetry
-from ..errors import Conflict, FieldError, RecordChanged, StorageUnavailable, ValidationFailed
-from ..model import JOB_SIZE, Message, Recipient, Status, reference_for, utcnow
+from ..domain.commands import RequestKey, SendMessage, SendResult
+from ..domain.errors import Conflict, FieldError, RecordChanged, StorageUnavailable, ValidationFailed
+from ..domain.model import JOB_SIZE, Message, Recipient, Status, reference_for, utcnow
 from .accept import Accept, plural
-from .commands import RequestKey, SendMessage, SendResult
 from .dispatch import Dispatch
 from .idempotency import STILL_RUNNING, OncePerKey
 

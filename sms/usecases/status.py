@@ -1,10 +1,10 @@
 """Where a message stands: the read model behind GET /api/sms/{commId}."""
 from __future__ import annotations
 
-from ..errors import NotFound
-from ..model import message_status, reference_for
-from ..storage import InboundSms, InboundStore, MessageStore
-from .commands import MessageReport
+from ..domain.commands import MessageReport
+from ..domain.errors import NotFound
+from ..domain.model import InboundSms, message_status, reference_for
+from ..storage import InboundStore, MessageStore
 
 
 class MessageStatus:

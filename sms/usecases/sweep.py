@@ -7,9 +7,9 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from ..model import JOB_SIZE, SendJob, utcnow
-from ..optouts import OptOuts
+from ..domain.model import JOB_SIZE, SendJob, utcnow
 from ..storage import JobQueue, MessageStore
+from .optouts import OptOuts
 
 log = logging.getLogger("sms.sweep")
 

@@ -7,7 +7,7 @@ differently the second time (DNS rebinding). So the connector's resolver is the 
 once, refuses the connection if any address is private, and hands the connector exactly the
 addresses it checked. The URL's host still names the server for TLS (SNI, certificate) and in the
 Host header. IP literals never reach a resolver, so they are checked before the request, the host
-read as it was when the URL was saved (sms/destinations.py normalised_host).
+read as it was when the URL was saved (sms/domain/destinations.py normalised_host).
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from ..destinations import NotAHost, host_address, non_public, normalised_host
-from ..pacing import retry_after_seconds
-from .attempts import RESPONSE_BODY_CHARS, DeliveryAttempt, Outcome
+from ..domain.destinations import NotAHost, host_address, non_public, normalised_host
+from ..domain.pacing import retry_after_seconds
+from ..domain.webhook_attempts import RESPONSE_BODY_CHARS, DeliveryAttempt, Outcome
 
 log = logging.getLogger("sms.webhooks")
 
@@ -38,7 +38,7 @@ class DestinationRefused(Exception):
     unwrapped from the resolver."""
 
 
-refusal = non_public  # the one rule (sms/destinations.py), under the name the sender's callers use
+refusal = non_public  # the one rule (sms/domain/destinations.py), under the name the sender's callers use
 
 
 class GuardedResolver(AbstractResolver):

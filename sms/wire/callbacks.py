@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..errors import FieldError, ValidationFailed
-from ..model import Status, utcnow
+from ..domain.errors import FieldError, ValidationFailed
+from ..domain.model import Status, utcnow
 from .formats import invalid_unicode_at, read_body
 
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from ..errors import Unauthenticated
+from ..domain.errors import Unauthenticated
 
 _HINT = "send 'Authorization: Bearer <key>' (or HTTP Basic with the key as the user name)"
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_pascal
 from pydantic_core import PydanticSerializationError
 
-from ..errors import (
+from ..domain.errors import (
     Conflict,
     FieldError,
     Forbidden,

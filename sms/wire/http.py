@@ -6,7 +6,7 @@ from typing import Any
 
 import azure.functions as func
 
-from ..errors import GatewayError
+from ..domain.errors import GatewayError
 from .formats import Format, encode, error_body, error_headers, error_status
 
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
-from ..errors import FieldError, ValidationFailed
-from ..events import EVENT_TYPES
-from ..instants import OFFSETS, parse_instant
-from ..model import Status, reference_for, status_of
-from ..phone import InvalidNumber, to_e164
+from ..domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
+from ..domain.errors import FieldError, ValidationFailed
+from ..domain.events import EVENT_TYPES
+from ..domain.instants import OFFSETS, parse_instant
+from ..domain.model import Status, reference_for, status_of
+from ..domain.phone import InvalidNumber, to_e164
 from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
 from ..usecases.cancel import CancelResult
-from ..usecases.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
 from ..usecases.ledger import counts, statuses_of
 from .dto import (
     CancelResponse,
@@ -182,7 +182,7 @@ def ledger_query(params: Mapping[str, str], licensee_id: str, default_region: st
 
 
 # The instants a query may name (UTC, both ends included). The gateway stores nothing older; the stores'
-# keys (microseconds since 1970 in 16 digits: sms/storage/ledger.py, sms/events.py) sort right only
+# keys (microseconds since 1970 in 16 digits: sms/storage/ledger.py, sms/domain/events.py) sort right only
 # from 1970 to 2286; and near the ends of what a datetime holds, converting to UTC or stepping a
 # microsecond overflows (issue 23: `to=0001-01-01T00:00:00Z` answered 500).
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc)

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sms import azurite, children
 from sms.config import PROJECT_ROOT
-from sms.devhost import spawned
-
+from sms.dev import azurite, children
+from sms.dev.host import spawned
 
 EVENTGRID_SECRET = "e2e-eventgrid-secret"
 
@@ -68,7 +67,7 @@ def _devhost_env(connection_string: str, outbox: Path, extra_env: dict[str, str]
 
 @contextlib.contextmanager
 def running_devhost(connection_string: str, outbox: Path, **extra_env: str):
-    """`python -m sms.devhost` on a free port against the given storage; stopped on exit."""
+    """`python -m sms.dev.host` on a free port against the given storage; stopped on exit."""
     env = _devhost_env(connection_string, outbox, extra_env)
     with spawned(env) as host:
         yield DevHost(host.base_url, outbox, env, host.output)
@@ -94,8 +93,8 @@ def wait_for(check, timeout: float = 30.0, interval: float = 0.2):
 # renews at half of it, as the host does): long enough for any of its deliveries, short enough that the
 # queue hands what it held back before the test's end.
 DOOMED_IN_FLIGHT_SECONDS = 8
-_DOOMED = ("import sys, sms.devhost.queues as q; q.IN_FLIGHT_VISIBILITY_SECONDS = {0}; q.RENEW_EVERY_SECONDS = {0} / 2; "
-           "from sms.devhost.host import main; main(sys.argv[1:])")
+_DOOMED = ("import sys, sms.dev.host.queues as q; q.IN_FLIGHT_VISIBILITY_SECONDS = {0}; q.RENEW_EVERY_SECONDS = {0} / 2; "
+           "from sms.dev.host.host import main; main(sys.argv[1:])")
 
 
 @contextlib.contextmanager

@@ -11,8 +11,8 @@ import json
 import os
 import textwrap
 
-from sms import azurite
 from sms.config import PROJECT_ROOT
+from sms.dev import azurite
 from tests.e2e.conftest import running_devhost, wait_for
 
 LICENSEE = "e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7"
@@ -89,7 +89,7 @@ def test_the_dev_host_and_its_functions_never_look_up_proxies_or_netrc(tmp_path,
         assert wait_for(lambda: host.request("GET", f"/api/sms/{accepted['commId']}", key=key)[1]["status"] == "sent")
 
     found = [json.loads(path.read_text()) for path in reports.iterdir()]
-    devhost = [report for report in found if "--port" in report["argv"]]  # python -m sms.devhost --host ... --port 0
+    devhost = [report for report in found if "--port" in report["argv"]]  # python -m sms.dev.host --host ... --port 0
     assert devhost and devhost[0]["sessions"], f"no aiohttp session recorded in the dev host: {found}"
     trusting = [(" ".join(report["argv"]), session["created"])
                 for report in found for session in report["sessions"] if session["trust_env"]]

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from sms.routes import IMMEDIATE_ROUTES, SEND_ROUTES
+from sms.entrypoints.routes import IMMEDIATE_ROUTES, SEND_ROUTES
 from sms.wire import CommResponse, jsv
 
 LICENSEE = "0123456789abcdef0123456789abcdef"

@@ -19,9 +19,9 @@ from collections import Counter
 
 from azure.data.tables import TableClient
 
-from sms import azurite
+from sms.dev import azurite
+from sms.domain.transitions import NOT_HANDED_OVER
 from sms.storage.tables import MESSAGES_TABLE
-from sms.transitions import NOT_HANDED_OVER
 from tests.e2e.conftest import doomed_devhost, running_devhost, wait_for
 
 RECIPIENTS = 1000

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
-from sms import azurite
+from sms.dev import azurite
 from sms.wire import jsv
 from tests.e2e.conftest import EVENTGRID_SECRET, running_devhost, wait_for
 

@@ -1,5 +1,5 @@
 """Storage goes away and comes back while the dev host runs: 503s with a clear message, then normal service."""
-from sms import azurite
+from sms.dev import azurite
 from tests.e2e.conftest import running_devhost, wait_for
 
 LICENSEE = "0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e"

@@ -5,7 +5,6 @@ import sys
 import pytest
 
 from sms.config import PROJECT_ROOT
-
 from tests.e2e.conftest import EVENTGRID_SECRET
 
 LICENSEE = "77777777777777777777777777777777"

@@ -1,4 +1,4 @@
-"""Webhooks over HTTP (issue 15), end to end: the dev host (`python -m sms.devhost`, the app's own
+"""Webhooks over HTTP (issue 15), end to end: the dev host (`python -m sms.dev.host`, the app's own
 functions, its queue listener imitating the Functions host) on an Azurite of its own, and receivers on
 127.0.0.1 that verify every request with the `standardwebhooks` package (tests/webhook_receiver.py).
 
@@ -29,10 +29,10 @@ from azure.storage.queue import QueueClient
 from standardwebhooks import Webhook, WebhookVerificationError
 from twilio.request_validator import RequestValidator
 
-from sms import azurite
 from sms.config import WEBHOOK_QUEUE
-from sms.events import located
-from sms.webhooks.signing import new_secret
+from sms.dev import azurite
+from sms.domain.events import located
+from sms.domain.webhook_signing import new_secret
 from tests.e2e.conftest import EVENTGRID_SECRET, DevHost, doomed_devhost, running_devhost, wait_for
 from tests.webhook_receiver import Delivery, ReceiverThread, WebhookReceiver
 

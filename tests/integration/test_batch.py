@@ -12,7 +12,7 @@ from azure.data.tables.aio import TableServiceClient
 
 from sms.bootstrap import build
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY, Settings
-from sms.errors import AlreadyExists, RecordChanged
+from sms.domain.errors import AlreadyExists, RecordChanged
 from sms.storage.refusals import TransactionRejected
 from tests.integration.conftest import STORAGE_REQUESTS_UNDER_TEST
 from tests.unit.capture import sending_way

@@ -2,10 +2,10 @@
 what GET /api/sms and /api/usage answer, through the same readers."""
 import uuid
 
-from sms import cli
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.model import Contact, Message, Recipient, Status, reference_for, utcnow
+from sms.domain.model import Contact, Message, Recipient, Status, reference_for, utcnow
+from sms.entrypoints import cli
 from sms.usecases.ledger import Ledger
 
 A, B = "c1" * 16, "c2" * 16

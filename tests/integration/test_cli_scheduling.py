@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from sms import cli
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.errors import StillChanging
-from sms.model import Status, utcnow
+from sms.domain.errors import StillChanging
+from sms.domain.model import Status, utcnow
+from sms.entrypoints import cli
 from sms.usecases.cancel import Cancel
 from sms.wire import SMSSend
 from tests.fakes import sms_of

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 from azure.storage.queue.aio import QueueServiceClient
 
-from sms import cli
 from sms.bootstrap import build
 from sms.config import Settings, queue_message_encoding
-from sms.events import Delivery, EventBatch, WebhookEvent, batch_id, located
+from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id, located
+from sms.entrypoints import cli
 from sms.storage import DeliveryRecord
 from sms.storage.queues import StorageDeliveryQueue, queue_client
 from sms.usecases import delivery

@@ -5,11 +5,11 @@ from datetime import timedelta
 
 import pytest
 
-from sms import transitions
-from sms.model import Status, utcnow
+from sms.domain import transitions
+from sms.domain.commands import Party, SendMessage
+from sms.domain.model import Status, utcnow
 from sms.storage.tables import TableMessageStore
-from sms.usecases.commands import Party, SendMessage
-from tests.fakes import assembled, InMemoryJobQueue, TracingProvider, VendorRecord
+from tests.fakes import InMemoryJobQueue, TracingProvider, VendorRecord, assembled
 
 LICENSEE = "a" * 32
 

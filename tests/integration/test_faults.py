@@ -9,23 +9,23 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
+import azure.functions as func
 import pytest
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-import azure.functions as func
-
-from sms import azurite, worker
 from sms.bootstrap import build
 from sms.config import SEND_QUEUE, Settings
-from sms.devhost.app import QueueTrigger
-from sms.devhost.queues import QueueListener, QueueSemantics
-from sms.errors import StorageUnavailable
-from sms.model import SendJob, Status, utcnow
-from sms.transitions import OUTCOME_UNKNOWN
-from sms.usecases.dispatch import MessageNotWritten, RecipientsInFlight
+from sms.dev import azurite
+from sms.dev.host.app import QueueTrigger
+from sms.dev.host.queues import QueueListener, QueueSemantics
+from sms.domain.errors import StorageUnavailable
+from sms.domain.model import SendJob, Status, utcnow
+from sms.domain.transitions import OUTCOME_UNKNOWN
+from sms.entrypoints import worker
 from sms.storage.queues import queue_client
 from sms.storage.tables import MESSAGES_TABLE
+from sms.usecases.dispatch import MessageNotWritten, RecipientsInFlight
 from sms.wire import SMSSend
 from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverDtos, age_claims, assembled, sms_over
 from tests.integration.test_batch import DroppingProxy

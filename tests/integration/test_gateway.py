@@ -7,12 +7,12 @@ import sys
 import pytest
 from azure.storage.queue.aio import QueueServiceClient
 
-from sms.auth import Authenticator
 from sms.bootstrap import build
 from sms.config import PROJECT_ROOT, SEND_QUEUE, Settings
-from sms.errors import Unauthenticated
-from sms.model import SendJob
+from sms.domain.errors import Unauthenticated
+from sms.domain.model import SendJob
 from sms.storage.queues import queue_client
+from sms.usecases.auth import Authenticator
 from sms.wire import SMSSend
 from tests.fakes import sms_of
 
@@ -67,8 +67,8 @@ async def test_accepted_message_is_queued_sent_once_and_reported(gateway, emulat
 
 
 async def test_keys_add_list_revoke(gateway):
-    from sms.auth import new_key
-    from sms.model import utcnow
+    from sms.domain.model import utcnow
+    from sms.usecases.auth import new_key
 
     key, record = new_key(LICENSEE, "ops")
     await gateway.keys.add(record)
@@ -120,7 +120,7 @@ async def test_cli_rotates_a_key_and_limits_active_keys(gateway, emulator):
 
 
 async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothing():
-    from sms.errors import StorageUnavailable
+    from sms.domain.errors import StorageUnavailable
 
     dead = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     gw = build(Settings.from_env({"AzureWebJobsStorage": dead}))

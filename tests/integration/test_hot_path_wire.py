@@ -23,8 +23,8 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from sms.bootstrap import QUEUE_RETRY, STORAGE_TIMEOUTS, TABLE_RETRY
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY
-from sms.errors import StorageUnavailable
-from sms.model import SendJob
+from sms.domain.errors import StorageUnavailable
+from sms.domain.model import SendJob
 from sms.storage.handwritten.sending import DirectRequests, LeanRequests
 from sms.storage.handwritten.transport import HotPathTransport
 from sms.storage.queues import StorageJobQueue, queue_client

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from sms.model import utcnow
+from sms.domain.model import utcnow
 from sms.storage import IdempotencyRecord
 from sms.storage.idempotency import TableIdempotencyStore
 

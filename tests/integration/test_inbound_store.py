@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from sms.model import utcnow
+from sms.domain.model import utcnow
 from sms.storage import InboundSms, ReplyRoute
 from sms.storage.inbound import TableInboundStore, TableOptOutStore
 from sms.storage.tables import TableMessageStore

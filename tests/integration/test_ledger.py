@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
-from sms.errors import RecordChanged, ValidationFailed
-from sms.model import Contact, Message, Recipient, Status, reference_for, utcnow
+from sms.domain.errors import RecordChanged, ValidationFailed
+from sms.domain.model import Contact, Message, Recipient, Status, reference_for, utcnow
 from sms.storage import LedgerEntry, LedgerQuery, LedgerRecipient
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.shards import SHARDS
@@ -220,8 +220,8 @@ async def test_a_contact_with_two_numbers_in_one_message_lists_it_once(ledger):
 async def test_a_message_with_more_recipients_than_a_string_property_holds_is_recorded_within_azures_limits(ledger):
     """SMS_MAX_RECIPIENTS allows 100,000; one status letter each was one string of 100,000 characters,
     over Azure's 64 KiB a property (Azurite took it). The adapter checks Azure's limits before sending."""
-    from sms.storage.limits import StorageLimitExceeded, check_entity
     from sms.storage.ledger import _statuses_fields
+    from sms.storage.limits import StorageLimitExceeded, check_entity
 
     with pytest.raises(StorageLimitExceeded):
         check_entity({"PartitionKey": "p", "RowKey": "r", "Statuses": "q" * 100_000})

@@ -1,14 +1,14 @@
-"""`make run` (sms.localrun) as a newcomer meets it: a second run while one runs, and the key it prints."""
+"""`make run` (sms.dev.localrun) as a newcomer meets it: a second run while one runs, and the key it prints."""
 import os
 import socket
 import subprocess
 import sys
 
-from sms.auth import issue_key
 from sms.bootstrap import build
 from sms.config import PROJECT_ROOT, Settings
-from sms.localrun import LOCAL_LICENSEE, local_key, port_in_use, revoke_local_key
-from sms.model import utcnow
+from sms.dev.localrun import LOCAL_LICENSEE, local_key, port_in_use, revoke_local_key
+from sms.domain.model import utcnow
+from sms.usecases.auth import issue_key
 
 
 async def _active_keys(gateway) -> set[str]:
@@ -25,7 +25,7 @@ async def test_a_second_run_on_a_busy_port_says_so_in_one_line_and_touches_no_ke
         first_run.listen()
         port = first_run.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "sms.localrun", "--host", "127.0.0.1", "--port", str(port)], cwd=PROJECT_ROOT,
+            [sys.executable, "-m", "sms.dev.localrun", "--host", "127.0.0.1", "--port", str(port)], cwd=PROJECT_ROOT,
             env={**os.environ, "AzureWebJobsStorage": emulator.connection_string}, capture_output=True, text=True, timeout=60,
         )
     try:

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from sms.model import utcnow
-from sms.optouts import OptOuts
+from sms.domain.model import utcnow
 from sms.storage.inbound import TableOptOutStore
+from sms.usecases.optouts import OptOuts
 from tests.fakes import ALEX, LICENSEE, OTHER, SAM
 
 GATEWAY_NUMBER = "+61400000000"
@@ -123,9 +123,9 @@ async def test_the_gateway_moves_them_before_it_sends_anything(emulator, tmp_pat
 
     from sms.bootstrap import build
     from sms.config import Settings
-    from sms.optouts import OptOuts
     from sms.storage.inbound import LEGACY_OPT_OUTS_TABLE
     from sms.storage.tables import create_table
+    from sms.usecases.optouts import OptOuts
 
     number, other = (f"+6149{random.randrange(10**7):07d}" for _ in range(2))  # the real tables: numbers no other test uses
     async with TableServiceClient.from_connection_string(emulator.connection_string) as service:

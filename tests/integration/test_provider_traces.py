@@ -6,8 +6,7 @@ import uuid
 from dataclasses import replace
 from datetime import timedelta
 
-
-from sms.model import utcnow
+from sms.domain.model import utcnow
 from sms.providers import Found, OutgoingSms
 from sms.providers.console import ConsoleProvider
 from sms.providers.twilio import TwilioProvider

@@ -6,7 +6,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from sms.model import utcnow
+from sms.domain.model import utcnow
 from sms.providers import Found, OutgoingSms
 from sms.providers.acs import REPEATABILITY_WINDOW, AcsProvider, repeatability
 from sms.providers.console import ConsoleProvider

@@ -60,7 +60,7 @@ async def test_a_proxy_in_the_environment_carries_the_hot_paths_calls_too(monkey
     it honours a proxy set in the environment as the SDK clients do."""
     from azure.core.exceptions import HttpResponseError
 
-    from sms.model import SendJob
+    from sms.domain.model import SendJob
 
     def no_queue() -> web.Response:
         return web.Response(status=404, headers={"x-ms-error-code": "QueueNotFound"}, text="by the proxy")

@@ -8,7 +8,7 @@ from azure.storage.queue import AccountSasPermissions, ResourceTypes, generate_a
 from azure.storage.queue.aio import QueueServiceClient
 
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY
-from sms.model import SendJob
+from sms.domain.model import SendJob
 from sms.storage.queues import StorageJobQueue, queue_client
 
 # Characters XML treats specially, and some that are not ASCII (in the free-text trace field).

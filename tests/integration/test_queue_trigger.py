@@ -1,11 +1,10 @@
 """Jobs put by our queue adapter, consumed by the dev host's queue listener with host.json semantics."""
 import asyncio
 
-
 from sms.config import host_json, queue_message_encoding
-from sms.devhost.app import QueueTrigger
-from sms.devhost.queues import QueueListener, QueueSemantics
-from sms.model import SendJob
+from sms.dev.host.app import QueueTrigger
+from sms.dev.host.queues import QueueListener, QueueSemantics
+from sms.domain.model import SendJob
 from sms.storage.queues import StorageJobQueue, create_queue, queue_client
 
 JOB = SendJob("8" * 32, 0, 41)
@@ -177,7 +176,7 @@ async def _exists(queue) -> bool:
 def test_polling_backs_off_from_100_ms_randomised_up_to_the_maximum():
     import random
 
-    from sms.devhost.queues import PollingBackoff
+    from sms.dev.host.queues import PollingBackoff
 
     backoff = PollingBackoff(2.0, random.Random(1))
     delays = [backoff.next_empty_delay() for _ in range(10)]

@@ -7,21 +7,18 @@ from collections import Counter
 from datetime import timedelta
 
 import azure.functions as func
+import pytest
 from azure.storage.queue.aio import QueueServiceClient
-
-from sms.auth import Authenticator, new_key
 
 from sms.bootstrap import build
 from sms.config import SEND_QUEUE, Settings
-from sms.model import STATUS_LETTERS, SendJob, Status, reference_for, utcnow
-from sms.pacing import RequestRateLimiter
+from sms.domain.commands import Party, SendMessage
+from sms.domain.model import MAX_QUEUE_DELAY, STATUS_LETTERS, SendJob, Status, reference_for, utcnow
+from sms.domain.pacing import RequestRateLimiter
 from sms.storage import LedgerQuery, LicenseeSettings
 from sms.storage.queues import queue_client
-from sms.usecases.commands import Party, SendMessage
-from sms.model import MAX_QUEUE_DELAY
-from tests.fakes import assembled, FakeGateway, InMemoryApiKeyStore, LICENSEE, RecordingProvider
-
-import pytest
+from sms.usecases.auth import Authenticator, new_key
+from tests.fakes import LICENSEE, FakeGateway, InMemoryApiKeyStore, RecordingProvider, assembled
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.model import utcnow
+from sms.domain.model import utcnow
 from sms.storage import InboundSms
 from tests.unit.test_no_server_errors import leaked
 

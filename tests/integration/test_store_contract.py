@@ -5,13 +5,13 @@ from datetime import timedelta
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
-from sms.errors import AlreadyExists, RecordChanged
-from sms import transitions
-from sms.model import MAX_EVENTS, Contact, Message, Recipient, Status, utcnow
+from sms.domain import transitions
+from sms.domain.errors import AlreadyExists, RecordChanged
+from sms.domain.model import MAX_EVENTS, Contact, Message, Recipient, Status, utcnow
 from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.storage.inbound import TableOptOutStore
 from sms.storage.tables import TableMessageStore
-from sms.storage.webhooks import TableWebhookEndpointStore
+from sms.storage.webhook_tables import TableWebhookEndpointStore
 from tests.fakes import InMemoryMessageStore, InMemoryOptOutStore, InMemoryWebhookEndpointStore
 
 

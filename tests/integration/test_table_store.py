@@ -6,9 +6,9 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables.aio import TableServiceClient
 
-from sms.errors import StorageUnavailable
-from sms import transitions
-from sms.model import Status, utcnow
+from sms.domain import transitions
+from sms.domain.errors import StorageUnavailable
+from sms.domain.model import Status, utcnow
 from sms.storage.tables import MESSAGE_ROW, TableMessageStore
 from tests.integration.test_store_contract import message
 

@@ -9,7 +9,7 @@ from azure.data.tables.aio import TableServiceClient
 
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.model import Contact, Message, Recipient, SendJob, Status
+from sms.domain.model import Contact, Message, Recipient, SendJob, Status
 from sms.storage import InboundSms, LedgerQuery
 from sms.storage.inbound import TableInboundStore
 from sms.storage.ledger import TableLedgerStore
@@ -17,7 +17,7 @@ from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
 from sms.wire import SMSSend
-from tests.fakes import assembled, InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverDtos
+from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverDtos, assembled
 
 A, B = "a" * 32, "b" * 32
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()

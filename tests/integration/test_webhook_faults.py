@@ -18,20 +18,21 @@ import uuid
 from collections import Counter
 
 import azure.functions as func
-from azure.functions.queue import QueueMessage  # the type the Python worker hands to queue triggers
 import pytest
+from azure.functions.queue import QueueMessage  # the type the Python worker hands to queue triggers
 from azure.storage.queue.aio import QueueServiceClient
 from standardwebhooks import Webhook
 
-from sms import azurite, worker
 from sms.bootstrap import build
 from sms.config import WEBHOOK_QUEUE, Settings
-from sms.devhost.app import QueueTrigger
-from sms.devhost.queues import QueueListener, QueueSemantics
-from sms.events import Delivery
-from sms.model import SendJob, Status
-from sms.usecases.inbound import Inbound
+from sms.dev import azurite
+from sms.dev.host.app import QueueTrigger
+from sms.dev.host.queues import QueueListener, QueueSemantics
+from sms.domain.events import Delivery
+from sms.domain.model import SendJob, Status
+from sms.entrypoints import worker
 from sms.storage.queues import queue_client
+from sms.usecases.inbound import Inbound
 from sms.wire import SMSSend
 from tests.fakes import RecordingProvider, SmsOverDtos
 from tests.webhook_receiver import webhook_receiver_fixture  # noqa: F401 - the webhook_receiver fixture
@@ -76,7 +77,7 @@ async def a_batch_of_three_events(gateway, receiver, licensee: str) -> str:
 
 
 def as_the_host_hands_it(message) -> QueueMessage:
-    """The SDK's message as the Python worker hands it to a queue trigger (as sms/devhost/queues.py does)."""
+    """The SDK's message as the Python worker hands it to a queue trigger (as sms/dev/host/queues.py does)."""
     return QueueMessage(id=message.id, body=message.content.encode(), dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt,
                         insertion_time=message.inserted_on, expiration_time=message.expires_on, time_next_visible=message.next_visible_on)
 
@@ -182,7 +183,7 @@ async def test_a_receipt_that_arrives_before_the_job_records_the_send_still_leav
     """The carrier's "delivered" comes back while the job is still between the provider's answer and
     writing it (Twilio's callbacks can come within a second; a job writes its outcomes after the
     call). The recipient ends delivered either way; its endpoint must still be told message.sent
-    (sequence 1) and message.delivered (2), once each, as for a receipt that comes after (sms/events.py:
+    (sequence 1) and message.delivered (2), once each, as for a receipt that comes after (sms/domain/events.py:
     '"sent" is then told first, from its timeline, as it would have been')."""
     adapters = build(Settings.from_env({"AzureWebJobsStorage": storage.connection_string, "SMS_WEBHOOKS_ALLOW_PRIVATE": "true"}))
     await adapters.ensure_storage()

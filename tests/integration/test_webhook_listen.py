@@ -10,10 +10,10 @@ import time
 from aiohttp import web
 
 from sms.config import PROJECT_ROOT
-from sms.webhooks.attempts import Outcome
-from sms.webhooks.listen import receiver, verified
+from sms.dev.listen import receiver, verified
+from sms.domain.webhook_attempts import Outcome
+from sms.domain.webhook_signing import new_secret, sign
 from sms.webhooks.sender import WebhookSender
-from sms.webhooks.signing import new_secret, sign
 
 BODY = json.dumps({"id": "evt_1", "type": "message.sent", "timestamp": "2026-11-25T00:00:00Z", "data": {"seq": 0}})
 

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sms.domain.webhook_signing import sign
 from sms.webhooks.sender import DeliveryAttempt, Outcome, WebhookSender, refusal
-from sms.webhooks.signing import sign
 from tests.webhook_receiver import serve, webhook_receiver_fixture  # noqa: F401 - the webhook_receiver fixture
 
 BODY = json.dumps({"type": "message.sent", "data": {"messageId": "0f8e"}}, separators=(",", ":"))

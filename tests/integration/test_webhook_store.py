@@ -1,4 +1,4 @@
-"""Webhook events and delivery logs in Table Storage (sms/storage/events.py, sms/storage/webhooks.py),
+"""Webhook events and delivery logs in Table Storage (sms/storage/events.py, sms/storage/webhook_tables.py),
 on Azurite and on the fakes, through the same tests: a batch is in the ledger entry's transaction and
 within Azure's limits, racing writers leave each event in exactly one batch, ranges page across the
 shards, old rows go, and a licensee's endpoints stay at five however many are added at once."""
@@ -13,21 +13,32 @@ import azure.functions as func
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
-from sms import transitions
-from sms.auth import Authenticator, new_key
 from sms.config import Settings
-from sms.errors import ValidationFailed
-from sms.events import EventBatch, WebhookEvent, batch_id
-from sms.model import Contact, Message, Recipient, Status, utcnow
-from sms.pacing import RequestRateLimiter
+from sms.domain import transitions
+from sms.domain.errors import ValidationFailed
+from sms.domain.events import EventBatch, WebhookEvent, batch_id
+from sms.domain.model import Contact, Message, Recipient, Status, utcnow
+from sms.domain.pacing import RequestRateLimiter
 from sms.storage import DeliveryRecord, WebhookEndpoint, WebhookSecret
 from sms.storage.events import TableEventStore
 from sms.storage.ledger import TableLedgerStore
-from sms.storage.webhooks import TableDeliveryLogStore, TableWebhookEndpointStore
+from sms.storage.webhook_tables import TableDeliveryLogStore, TableWebhookEndpointStore
 from sms.usecases.announce import Announcer
+from sms.usecases.auth import Authenticator, new_key
 from sms.usecases.ledger import Ledger
 from tests import hostile
-from tests.fakes import (assembled, FakeGateway, InMemoryApiKeyStore, InMemoryDeliveryLog, InMemoryDeliveryQueue, InMemoryJobQueue, InMemoryLedgerStore, InMemoryMessageStore, InMemoryWebhookEndpointStore, RecordingProvider)
+from tests.fakes import (
+    FakeGateway,
+    InMemoryApiKeyStore,
+    InMemoryDeliveryLog,
+    InMemoryDeliveryQueue,
+    InMemoryJobQueue,
+    InMemoryLedgerStore,
+    InMemoryMessageStore,
+    InMemoryWebhookEndpointStore,
+    RecordingProvider,
+    assembled,
+)
 
 A, B = "a" * 32, "b" * 32
 
@@ -154,7 +165,7 @@ async def test_a_token_that_decodes_to_what_no_token_of_ours_holds_is_a_400_nami
 
 def test_a_status_the_ledger_keeps_that_tells_nothing_makes_no_event():
     """queued and sending tell the licensee nothing."""
-    from sms.events import status_events
+    from sms.domain.events import status_events
 
     message, [r] = _message(1)
     assert status_events("1" * 16, message, transitions.claimed(r, "c"), Status.QUEUED) == []

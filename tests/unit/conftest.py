@@ -1,13 +1,11 @@
 import pytest
 
-from sms.auth import Authenticator, new_key
 from sms.config import Settings
-from sms.pacing import RequestRateLimiter
+from sms.domain.pacing import RequestRateLimiter
+from sms.domain.validation import Limits
+from sms.usecases.auth import Authenticator, new_key
 from tests.fakes import LICENSEE as WORLD_LICENSEE
-from tests.fakes import FakeGateway, InMemoryApiKeyStore, World
-
-from sms.validation import Limits
-from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, sms_over
+from tests.fakes import FakeGateway, InMemoryApiKeyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, World, sms_over
 
 LICENSEE = "a" * 32
 OTHER_LICENSEE = "b" * 32

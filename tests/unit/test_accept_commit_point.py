@@ -5,9 +5,9 @@ import asyncio
 
 import pytest
 
-from sms.errors import StorageUnavailable
-from sms.usecases.commands import Party, SendMessage
-from tests.fakes import assembled, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider
+from sms.domain.commands import Party, SendMessage
+from sms.domain.errors import StorageUnavailable
+from tests.fakes import InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, assembled
 
 LICENSEE = "a" * 32
 

@@ -6,13 +6,21 @@ from datetime import timedelta
 import azure.functions as func
 import pytest
 
-from sms.auth import Authenticator, new_key
 from sms.config import Settings
-from sms.pacing import RequestRateLimiter
-from sms.routes import IMMEDIATE_ROUTES, SEND_ROUTES
-from sms.errors import StorageUnavailable
+from sms.domain.errors import StorageUnavailable
+from sms.domain.pacing import RequestRateLimiter
+from sms.entrypoints.routes import IMMEDIATE_ROUTES, SEND_ROUTES
+from sms.usecases.auth import Authenticator, new_key
 from sms.usecases.idempotency import IN_PROGRESS_GRACE
-from tests.fakes import (assembled, FakeGateway, InMemoryApiKeyStore, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider)
+from tests.fakes import (
+    FakeGateway,
+    InMemoryApiKeyStore,
+    InMemoryIdempotencyStore,
+    InMemoryJobQueue,
+    InMemoryMessageStore,
+    RecordingProvider,
+    assembled,
+)
 
 LICENSEE = "a" * 32
 OTHER = "b" * 32
@@ -251,7 +259,7 @@ async def test_bad_idempotency_headers_are_refused(gateway, headers, status, fra
 async def test_repeatability_headers_work_like_an_idempotency_key(gateway):
     from email.utils import format_datetime
 
-    from sms.model import utcnow
+    from sms.domain.model import utcnow
 
     headers = {**bearer(gateway.key), "Repeatability-Request-ID": "8d5c2a50-1d2e-4e3a-9c1f-2f0a1b2c3d4e",
                "Repeatability-First-Sent": format_datetime(utcnow(), usegmt=True)}
@@ -289,7 +297,7 @@ async def test_a_batch_interrupted_by_storage_says_how_many_it_completed_and_a_k
     its answer did not say which part; resending it texted those numbers twice. ServiceStack's
     answer for this is the X-AutoBatch-Completed header (and ResponseStatus.Meta["AutoBatchIndex"]);
     an Idempotency-Key on the batch makes the resend safe, item by item."""
-    from sms.errors import StorageUnavailable
+    from sms.domain.errors import StorageUnavailable
 
     items = [{"SMSModel": {"To": [{"PhoneNumber": f"+6141200{i:04d}"}], "MessageBody": f"item {i}"}} for i in range(5)]
     store = gateway.store

@@ -1,10 +1,10 @@
 """The Functions host indexes what function_app.app registers: check it is every route and the trigger."""
 import os
 import re
-
-import pytest
 import subprocess
 import sys
+
+import pytest
 
 from sms.config import PROJECT_ROOT, SEND_QUEUE, WEBHOOK_QUEUE
 
@@ -59,7 +59,7 @@ def test_queue_triggers_listen_on_the_send_and_webhook_queues_and_their_poison_q
 
 
 def test_the_sweeper_runs_on_a_timer(triggers):
-    from sms import ncrontab
+    from sms.dev import ncrontab
 
     timers = {name: t for name, t in triggers.items() if t["type"] == "timerTrigger"}
     assert sorted(timers) == ["retention", "sweep_left_behind", "usage_roll_up"]
@@ -80,7 +80,7 @@ def test_the_app_imports_without_any_settings(triggers):
 
 
 def test_route_templates_match_whole_paths_only():
-    from sms.devhost.routing import Template
+    from sms.dev.host.routing import Template
 
     template = Template.parse("api/sms/{commId}")
     assert template.match("/api/sms/ab\ncd") == {"commId": "ab\ncd"}
@@ -91,7 +91,7 @@ def test_route_templates_match_whole_paths_only():
 def test_ncrontab_schedules():
     from datetime import datetime
 
-    from sms import ncrontab
+    from sms.dev import ncrontab
 
     every_five = ncrontab.parse("0 */5 * * * *")
     assert ncrontab.next_after(every_five, datetime(2026, 11, 25, 0, 7, 3)) == datetime(2026, 11, 25, 0, 10, 0)
@@ -107,8 +107,8 @@ def test_ncrontab_schedules():
 async def test_the_dev_host_fires_timer_functions():
     import asyncio
 
-    from sms.devhost.app import TimerTrigger
-    from sms.devhost.timers import TimerRunner
+    from sms.dev.host.app import TimerTrigger
+    from sms.dev.host.timers import TimerRunner
 
     fired = []
 
@@ -126,7 +126,7 @@ async def test_the_dev_host_fires_timer_functions():
 
 
 def test_a_function_disabled_by_app_setting_is_not_run(monkeypatch):
-    from sms.devhost.app import is_disabled
+    from sms.dev.host.app import is_disabled
 
     monkeypatch.setenv("AzureWebJobs.send_job.Disabled", "true")
     assert is_disabled("send_job") and not is_disabled("sms_status")

@@ -1,49 +1,82 @@
-"""The direction of the arrows (docs/architecture.md): the core (use cases, model, rules, ports) imports
-nothing of the ServiceStack wire format or of Azure Functions, so a change to either stops at the
-entry points; adapters never import the entry points."""
+"""The direction of the arrows (docs/architecture.md), checked by package, so a new module joins its
+layer's rules by where it is put:
+
+- sms.domain imports nothing of the gateway outside itself, and no Azure SDK or web framework;
+- sms.usecases imports the domain, the ports (sms.storage, sms.providers), each other and the two
+  cross-cutting helpers (sms.telemetry, sms.logs): no adapter, no wire format, no entry point, no Azure;
+- adapters (sms.storage's and sms.providers' modules, sms.webhooks, the wiring) import no entry point;
+- nothing the deployed app loads comes from sms.dev, the local tooling .funcignore leaves out.
+"""
 import subprocess
 import sys
 
 from sms.config import PROJECT_ROOT
 
-CORE = [
-    "sms.usecases.accept", "sms.usecases.send_now", "sms.usecases.commands", "sms.usecases.dispatch", "sms.usecases.idempotency",
-    "sms.usecases.inbound", "sms.usecases.job_rows", "sms.usecases.optimistic", "sms.usecases.status",
-    "sms.usecases.sweep", "sms.usecases.ledger", "sms.usecases.retention", "sms.usecases.webhooks",
-    "sms.usecases.announce", "sms.usecases.delivery", "sms.usecases.paging", "sms.webhooks.attempts", "sms.usecases.cancel",
-    "sms.usecases.licensees", "sms.usecases.held", "sms.quiet", "sms.events", "sms.destinations", "sms.model", "sms.transitions",
-    "sms.errors", "sms.validation", "sms.instants", "sms.optouts",
-    "sms.auth", "sms.pacing", "sms.phone", "sms.segments", "sms.storage", "sms.providers", "sms.gateway",
-]
-ADAPTERS = ["sms.storage.tables", "sms.storage.ledger", "sms.storage.webhooks", "sms.storage.inbound", "sms.storage.idempotency",
-            "sms.storage.queues", "sms.storage.events", "sms.storage.shards", "sms.storage.licensees", "sms.storage.limits", "sms.storage.refusals",
-            "sms.storage.requests", "sms.storage.sdk_requests", "sms.storage.handwritten.sending", "sms.storage.handwritten.transport",
-            "sms.storage.handwritten.signing", "sms.storage.handwritten.retries", "sms.storage.handwritten.batch_request",
-            "sms.storage.handwritten.batch_answer", "sms.storage.handwritten.job_put", "sms.storage.handwritten.odata",
-            "sms.providers.acs", "sms.providers.twilio", "sms.providers.console", "sms.bootstrap",
-            "sms.webhooks.signing", "sms.webhooks.sender", "sms.webhooks.backoff", "sms.webhooks.listen"]
-ENTRY_POINTS = ("sms.api", "sms.callbacks", "sms.worker", "sms.cli", "sms.devhost", "function_app")
+SMS = PROJECT_ROOT / "sms"
 
 
-def imported_by(modules: list[str]) -> set[str]:
+def modules_in(package: str) -> list[str]:
+    """Every module of `package` (dotted), found on disk."""
+    folder = PROJECT_ROOT / package.replace(".", "/")
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+        found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+DOMAIN = modules_in("sms.domain")
+USECASES = modules_in("sms.usecases")
+PORTS = ("sms.storage", "sms.providers")
+SHIMS = ("sms.devhost", "sms.webhooks.listen")  # README's `python -m` commands, kept: they run sms.dev's tools
+ADAPTERS = [m for m in modules_in("sms.storage") + modules_in("sms.providers") + modules_in("sms.webhooks")
+            if m not in PORTS + SHIMS] + ["sms.bootstrap", "sms.gateway"]
+ENTRY_POINTS = ("sms.entrypoints", "sms.wire", "function_app")
+
+
+def loaded_by(modules: list[str]) -> set[str]:
     """Every module importing `modules` loads, in a fresh interpreter (this one has loaded everything)."""
     code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint('\\n'.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
     return set(out.split())
 
 
-def test_the_core_imports_neither_the_wire_format_nor_azure_functions():
-    loaded = imported_by(CORE)
-    assert sorted(m for m in loaded if m.startswith(("sms.wire", "azure.functions"))) == []
-    assert sorted(m for m in loaded if m.startswith(ENTRY_POINTS)) == []
+def ours(loaded: set[str]) -> set[str]:
+    return {m for m in loaded if m == "sms" or m.startswith("sms.")}
 
 
-def test_adapters_do_not_import_the_entry_points():
-    loaded = imported_by(ADAPTERS)
-    assert sorted(m for m in loaded if m.startswith(ENTRY_POINTS)) == []
+def test_the_domain_imports_nothing_but_itself():
+    loaded = loaded_by(DOMAIN)
+    assert sorted(ours(loaded) - {"sms", "sms.domain"} - set(DOMAIN)) == []
+    assert sorted(m for m in loaded if m.startswith(("azure", "aiohttp", "pydantic", "opentelemetry"))) == []
 
 
-def test_each_core_module_is_checked():
-    """A new module under sms/usecases joins the check, or this fails."""
-    modules = {f"sms.usecases.{p.stem}" for p in (PROJECT_ROOT / "sms" / "usecases").glob("*.py") if p.stem != "__init__"}
-    assert modules <= set(CORE)
+def test_the_use_cases_import_the_domain_the_ports_and_each_other_only():
+    loaded = loaded_by(USECASES)
+    allowed = {"sms", "sms.domain", *DOMAIN, *USECASES, *PORTS, "sms.telemetry", "sms.logs"}
+    assert sorted(ours(loaded) - allowed) == []
+    assert sorted(m for m in loaded if m.startswith(("azure.functions", "azure.data", "azure.storage", "azure.core"))) == []
+
+
+def test_adapters_do_not_import_the_entry_points_or_the_local_tooling():
+    loaded = loaded_by(ADAPTERS)
+    assert sorted(m for m in loaded if m.startswith(ENTRY_POINTS + ("sms.dev",))) == []
+
+
+def test_the_deployed_app_loads_nothing_of_the_local_tooling():
+    """function_app.py and everything it indexes work without sms/dev, which the package leaves out: the
+    app indexes all its functions with sms.dev made unimportable."""
+    code = ("import sys; sys.modules['sms.dev'] = None\n"
+            "import function_app\n"
+            "print(len(function_app.app.get_functions()))\n"
+            "print('\\n'.join(sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) > 40 and sorted(m for m in out[1:] if m.startswith("sms.dev.")) == []
+    assert "sms/dev/" in (PROJECT_ROOT / ".funcignore").read_text().split()
+
+
+def test_every_module_is_in_a_layer():
+    """A module at the top of sms/ is wiring or cross-cutting, and named here; anything else belongs in a
+    layer's package, where these rules see it."""
+    top = {p.stem for p in SMS.glob("*.py")}
+    assert top == {"__init__", "__main__", "bootstrap", "config", "gateway", "logs", "telemetry", "devhost"}

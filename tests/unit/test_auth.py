@@ -1,8 +1,8 @@
 import pytest
 
-from sms.auth import Authenticator, new_key
-from sms.errors import Unauthenticated
-from sms.model import utcnow
+from sms.domain.errors import Unauthenticated
+from sms.domain.model import utcnow
+from sms.usecases.auth import Authenticator, new_key
 from tests.fakes import InMemoryApiKeyStore
 
 LICENSEE = "a" * 32
@@ -66,7 +66,7 @@ async def test_an_expired_key_is_refused_saying_when_it_expired():
 async def test_a_licensee_has_at_most_two_active_keys():
     from datetime import timedelta
 
-    from sms.auth import KeyLimitReached, issue_key
+    from sms.usecases.auth import KeyLimitReached, issue_key
 
     store = InMemoryApiKeyStore()
     first = await issue_key(store, LICENSEE)
@@ -83,7 +83,7 @@ async def test_a_licensee_has_at_most_two_active_keys():
 async def test_rotation_keeps_the_old_key_working_for_the_grace_period_only():
     from datetime import timedelta
 
-    from sms.auth import KeyLimitReached, issue_key, rotate_key
+    from sms.usecases.auth import KeyLimitReached, issue_key, rotate_key
 
     store = InMemoryApiKeyStore()
     auth = Authenticator(store, cache_seconds=0)
@@ -104,7 +104,7 @@ async def test_rotation_keeps_the_old_key_working_for_the_grace_period_only():
 async def test_the_key_cache_is_bounded_and_counts_its_time_from_the_read(monkeypatch):
     from types import SimpleNamespace
 
-    from sms import auth as auth_module
+    from sms.usecases import auth as auth_module
 
     clock = SimpleNamespace(now=1000.0)
     monkeypatch.setattr(auth_module, "time", SimpleNamespace(monotonic=lambda: clock.now))

@@ -7,8 +7,8 @@ from datetime import timedelta
 import azure.functions as func
 import pytest
 
-from sms.auth import new_key
-from sms.model import utcnow
+from sms.domain.model import utcnow
+from sms.usecases.auth import new_key
 from tests.fakes import LICENSEE, OTHER, SAM
 
 GOOD = json.dumps({"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "hello"}}).encode()

@@ -22,7 +22,7 @@ from azure.storage.queue import generate_account_sas as generate_queue_sas
 from azure.storage.queue.aio import QueueServiceClient
 
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY, azurite_connection_string
-from sms.model import SendJob
+from sms.domain.model import SendJob
 from sms.storage.handwritten.sending import DirectRequests
 from sms.storage.queues import StorageJobQueue, queue_client
 from sms.storage.sdk_requests import SdkRequests

@@ -5,7 +5,7 @@ import pytest
 from azure.data.tables.aio import TableClient
 
 from sms.config import azurite_connection_string
-from sms.errors import AlreadyExists, RecordChanged, StorageUnavailable
+from sms.domain.errors import AlreadyExists, RecordChanged, StorageUnavailable
 from sms.storage.handwritten.batch_answer import etags
 from sms.storage.handwritten.odata import entity_json
 from sms.storage.refusals import TransactionRejected

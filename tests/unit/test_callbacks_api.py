@@ -6,7 +6,7 @@ import azure.functions as func
 import pytest
 from twilio.request_validator import RequestValidator
 
-from sms.model import Status
+from sms.domain.model import Status
 from sms.storage import EVERY_LICENSEE
 from tests.fakes import SAM
 from tests.unit.conftest import PUBLIC, SECRET, TOKEN

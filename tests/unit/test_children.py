@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from sms import children
+from sms.dev import children
 
 
 def test_a_child_is_returned_once_a_line_says_it_is_ready_and_stopped_on_request():

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from sms import cli
 from sms.config import ConfigError, Settings, azurite_connection_string, load_local_settings, queue_message_encoding
+from sms.entrypoints import cli
 
 STORAGE = {"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=eA==;EndpointSuffix=core.windows.net"}
 

@@ -12,14 +12,25 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sms import transitions
-from sms.errors import RecordChanged, StorageUnavailable
-from sms.model import NOT_ATTEMPTED, WAITING, SendJob, Status, utcnow
+from sms.domain import transitions
+from sms.domain.commands import Party, RequestKey, SendMessage
+from sms.domain.errors import RecordChanged, StorageUnavailable
+from sms.domain.model import NOT_ATTEMPTED, WAITING, SendJob, Status, utcnow
+from sms.domain.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
 from sms.providers import Found, SendOutcome, Trace
-from sms.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
-from sms.usecases.commands import Party, RequestKey, SendMessage
 from sms.usecases.dispatch import RecipientsInFlight
-from tests.fakes import (assembled, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore, InMemoryOptOutStore, RecordingProvider, TracingProvider, VendorRecord)
+from tests.fakes import (
+    InMemoryIdempotencyStore,
+    InMemoryJobQueue,
+    InMemoryLedgerStore,
+    InMemoryLicenseeSettingsStore,
+    InMemoryMessageStore,
+    InMemoryOptOutStore,
+    RecordingProvider,
+    TracingProvider,
+    VendorRecord,
+    assembled,
+)
 
 LICENSEE = "a" * 32
 LEASE = timedelta(minutes=5)

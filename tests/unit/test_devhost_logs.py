@@ -11,7 +11,7 @@ import logging
 import azure.functions as func
 import pytest
 
-from sms.devhost import serve
+from sms.dev.host import serve
 from tests.unit.test_no_server_errors import PLANTED_DIGITS, leaked
 
 KEY = "sms_abcdef0123456789.SECRETSECRETSECRETSECRETSECRETSECRETSECRETx"

@@ -1,14 +1,13 @@
-"""The dev host routes as the Azure Functions host does (sources in sms/devhost/routing.py and
+"""The dev host routes as the Azure Functions host does (sources in sms/dev/host/routing.py and
 docs/devhost.md): function-name order, first match; a method mismatch is a 404; ASP.NET's template
 rules. Each case here is one where ASP.NET Core's own precedence, or a lenient stand-in, answers
 differently from Azure."""
+import azure.functions as func
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-import azure.functions as func
-
-from sms.devhost.http import http_app, query_params
-from sms.devhost.routing import HttpRoute, Template, kestrel_path, route_table, select
+from sms.dev.host.http import http_app, query_params
+from sms.dev.host.routing import HttpRoute, Template, kestrel_path, route_table, select
 
 
 def route(name: str, template: str, methods=("GET",), function=None) -> HttpRoute:
@@ -138,7 +137,7 @@ async def test_a_route_chosen_once_is_chosen_alike_for_each_method_and_path_and_
     hands a function its route values read-only, as func.HttpRequest does here, so one dict serves all.)"""
     from aiohttp.test_utils import TestClient, TestServer
 
-    from sms.devhost import http as devhost_http
+    from sms.dev.host import http as devhost_http
 
     monkeypatch.setattr(devhost_http, "_CHOSEN_MAX", 3)
     seen: list[tuple[str, dict]] = []

@@ -3,8 +3,8 @@ import html
 import json
 import re
 
-from sms import metadata, openapi
-from sms.routes import ROUTES
+from sms.entrypoints import metadata, openapi
+from sms.entrypoints.routes import ROUTES
 from sms.wire import CommResponse, SMSSend, jsv, to_dto
 
 
@@ -31,7 +31,7 @@ def test_schemas_are_the_models_own():
 
 
 def test_the_documented_lengths_are_the_ones_validation_enforces():
-    from sms.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
+    from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
 
     schemas = openapi.document()["components"]["schemas"]
     assert {"type": "string", "maxLength": MAX_NAME_CHARS} in schemas["SMSContact"]["properties"]["Name"]["anyOf"]
@@ -124,7 +124,7 @@ def test_the_scheduling_properties_are_documented_with_their_descriptions_and_fo
 
 
 def test_cancel_is_documented_as_delete_on_the_status_routes_path_with_its_answer():
-    from sms.routes import GUID_WITH_SUFFIX_PATTERN
+    from sms.entrypoints.routes import GUID_WITH_SUFFIX_PATTERN
 
     paths = openapi.document()["paths"]
     assert set(paths["/api/sms/{commId}"]) == {"get", "delete"}
@@ -140,7 +140,7 @@ def test_cancel_is_documented_as_delete_on_the_status_routes_path_with_its_answe
 
 
 def test_every_status_is_documented_where_answers_carry_one():
-    from sms.model import Status
+    from sms.domain.model import Status
     from sms.wire.mapping import LISTED_STATUSES
 
     every = [s.value for s in Status]

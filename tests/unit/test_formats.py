@@ -3,7 +3,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from sms.errors import UnsupportedMediaType, ValidationFailed
+from sms.domain.errors import UnsupportedMediaType, ValidationFailed
 from sms.wire import CommResponse, Format, SMSSend, encode, read_body, response_format, to_dto, to_dtos
 
 
@@ -135,9 +135,9 @@ def test_any_json_document_is_a_dto_or_a_clean_refusal(document):
 
 # -- hostile documents: lone surrogates, numbers past Python's digit limit, any depth, invisible bodies
 
-from sms.validation import Limits, message_from  # noqa: E402
-from sms.wire.mapping import send_command  # noqa: E402
+from sms.domain.validation import Limits, message_from  # noqa: E402
 from sms.wire.formats import invalid_unicode_at  # noqa: E402
+from sms.wire.mapping import send_command  # noqa: E402
 
 # Every code point, and lone surrogates (category Cs) often: Hypothesis leaves them out unless asked,
 # and st.text() draws from its alphabet by code point, so 2,048 surrogates would almost never come up.

@@ -2,7 +2,7 @@
 
 The host tries HTTP functions in name order (OrdinalIgnoreCase) and the first route whose template
 and methods match wins; it does not rank literal routes above parameters (azure-functions-host
-#3153, #9876; azure-webjobs-sdk-extensions PR #842). sms.devhost.routing imitates that rule, and
+#3153, #9876; azure-webjobs-sdk-extensions PR #842). sms.dev.host.routing imitates that rule, and
 its own tests (test_devhost_routing.py) pin it. Here the app's real registrations
 (`app.get_functions()`) are read and every (method, URL) README documents is routed.
 """
@@ -12,8 +12,8 @@ import re
 import pytest
 
 from sms.config import PROJECT_ROOT, host_json
-from sms.devhost.app import read_app
-from sms.devhost.routing import kestrel_path, route_table, select
+from sms.dev.host.app import read_app
+from sms.dev.host.routing import kestrel_path, route_table, select
 
 GUID = "e1f6be64733348e3b37055b6c0fd9ebe"
 HOOK = "5d41402abc4b2a76b9719d911017c592"  # a webhook endpoint's id

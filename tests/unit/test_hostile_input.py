@@ -6,7 +6,7 @@ import json
 import azure.functions as func
 import pytest
 
-from tests.fakes import assembled, InMemoryIdempotencyStore, SAM
+from tests.fakes import SAM, InMemoryIdempotencyStore, assembled
 
 SURROGATE = "\\ud800"  # a JSON escape for a lone UTF-16 surrogate: valid JSON, not valid Unicode
 

@@ -31,8 +31,7 @@ from sms.bootstrap import QUEUE_RETRY, TABLE_RETRY
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY, azurite_connection_string
 from sms.storage.handwritten.retries import QueueRetry, TableRetry
 from sms.storage.handwritten.sending import LeanRequests
-from sms.storage.handwritten.signing import (STORAGE_SCOPE, BearerToken, NoSignature, QueueSharedKey, SasInUrl,
-                                             TableSharedKey)
+from sms.storage.handwritten.signing import STORAGE_SCOPE, BearerToken, NoSignature, QueueSharedKey, SasInUrl, TableSharedKey
 from sms.storage.handwritten.transport import HotPathTransport
 from sms.storage.queues import StorageJobQueue, queue_client
 from sms.storage.requests import RETRY_METHODS_WITH_POST
@@ -417,7 +416,7 @@ async def test_a_reset_connection_repeats_a_repeatable_transaction_and_never_an_
 
 
 async def test_a_put_with_no_answer_is_tried_three_times_then_fails_as_the_sdk_fails():
-    from sms.errors import StorageUnavailable
+    from sms.domain.errors import StorageUnavailable
 
     hot_path = CapturingHotPath(ServiceResponseError("read timed out"))
     async with queue_service(CapturingTransport(queue_answer)) as service:
@@ -439,7 +438,7 @@ def test_the_date_made_once_a_second_is_formatdates_at_every_moment(monkeypatch)
 def test_new_guids_are_random_version_4_uuids_in_both_forms():
     import uuid
 
-    from sms.model import new_guid
+    from sms.domain.model import new_guid
 
     made = [new_guid(dashes=dashes, guessable=guessable) for dashes in (False, True) for guessable in (False, True) for _ in range(1000)]
     assert len(set(made)) == len(made)

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from sms.errors import Conflict, KeyReused
-from sms.model import utcnow
+from sms.domain.errors import Conflict, KeyReused
+from sms.domain.model import utcnow
 from sms.usecases.idempotency import IN_PROGRESS_GRACE
 from sms.wire import SMSSend
 from tests.fakes import InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, sms_over
@@ -118,7 +118,7 @@ async def test_an_immediate_send_retried_while_the_first_still_sends_is_told_to_
 async def test_a_refused_request_claims_no_key_so_the_corrected_request_goes_through(world):
     """Issue 23, item 3: a 400 (a bad number, a sendAt in the past, a sendAt on an immediate route)
     used to claim the key, so the corrected resend got 409 "still being processed", then 422."""
-    from sms.errors import ValidationFailed
+    from sms.domain.errors import ValidationFailed
 
     store, queue, provider, keys, service = world
     with pytest.raises(ValidationFailed):

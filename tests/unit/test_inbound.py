@@ -6,16 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from sms import optouts
-from sms.errors import NotFound
-from sms.model import Status
-from sms.optouts import keyword, sender_scope
+from sms.domain.errors import NotFound
+from sms.domain.model import Status
 from sms.providers.acs import AcsProvider
 from sms.providers.twilio import TwilioProvider
 from sms.storage import EVERY_LICENSEE
+from sms.usecases import optouts
+from sms.usecases.optouts import keyword, sender_scope
 from sms.wire import SMSSend
-from tests.fakes import LICENSEE, OTHER, SAM, ALEX, World, sms_over
-
+from tests.fakes import ALEX, LICENSEE, OTHER, SAM, World, sms_over
 
 
 @pytest.fixture

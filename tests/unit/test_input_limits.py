@@ -8,16 +8,16 @@ from dataclasses import replace
 import pytest
 from azure.data.tables.aio import TableClient
 
-from sms import segments, transitions
 from sms.config import Settings, azurite_connection_string
-from sms.model import JOB_SIZE, MAX_ERROR_CHARS, MAX_EVENTS, Recipient, Status
+from sms.domain import segments, transitions
+from sms.domain.model import JOB_SIZE, MAX_ERROR_CHARS, MAX_EVENTS, Recipient, Status
+from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
 from sms.storage.handwritten.sending import DirectRequests
 from sms.storage.limits import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
 from sms.storage.tables import TableMessageStore, _message_entity, _recipient_entity
-from sms.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
-from sms.wire.mapping import send_command
 from sms.wire import SMSSend
 from sms.wire.callbacks import MAX_ID_CHARS
+from sms.wire.mapping import send_command
 from tests.fakes import LICENSEE
 from tests.unit.capture import CapturingTransport, batch_answer, parse_batch
 from tests.unit.test_batch_limits import azure_entity_size
@@ -117,7 +117,7 @@ def test_each_text_field_is_limited_in_characters(field, limit):
         return SMSSend.model_validate({"SMSModel": model})
 
     message_from(send_command(request(limit)), LICENSEE, Limits())
-    from sms.errors import ValidationFailed
+    from sms.domain.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as raised:
         message_from(send_command(request(limit + 1)), LICENSEE, Limits())

@@ -34,7 +34,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in {DEV_ONLY!r}:
             raise ImportError(name + " is a dev-only requirement")
 sys.meta_path.insert(0, Block())
-import function_app, sms.localrun, sms.devhost, sms.cli
+import function_app, sms.dev.localrun, sms.dev.host, sms.devhost, sms.entrypoints.cli
 function_app.app.get_functions()
 print("ok")
 """

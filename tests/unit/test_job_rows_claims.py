@@ -4,8 +4,8 @@ along whatever else is waiting."""
 import asyncio
 from datetime import timedelta
 
-from sms import transitions
-from sms.model import Contact, Message, Recipient, Status
+from sms.domain import transitions
+from sms.domain.model import Contact, Message, Recipient, Status
 from sms.usecases import job_rows
 from sms.usecases.job_rows import JobRows
 from tests.fakes import InMemoryMessageStore

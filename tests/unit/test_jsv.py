@@ -160,7 +160,7 @@ def test_any_bytes_in_a_jsv_form_field_are_data_of_valid_unicode_or_a_clean_400(
     the field, and nothing that is not valid Unicode gets through."""
     from urllib.parse import quote_from_bytes
 
-    from sms.errors import ValidationFailed
+    from sms.domain.errors import ValidationFailed
     from sms.wire import read_body
     from sms.wire.formats import invalid_unicode_at
 

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import azure.functions as func
 import pytest
 
-from sms.model import Status, utcnow
+from sms.domain.model import Status, utcnow
 from sms.wire import jsv
 from tests.fakes import ALEX, SAM
 
@@ -59,7 +59,7 @@ async def test_jsv_by_suffix_and_status_filter(gw):
     ({"reference": "SMS-1"}, "reference"), ({"continuationToken": "!!"}, "continuationToken"),
     ({"to": "9999-12-31"}, "to"), ({"to": "9999-12-31T23:00:00-05:00"}, "to"),  # past the last instant there is: not a 500
     ({"to": "0001-01-01T00:00:00Z"}, "to"), ({"from": "1969-12-31"}, "from"),  # issue 23: before the stores' keys begin
-    # An offset is Z or hours and minutes, as SendAt's (one reader: sms/instants.py).
+    # An offset is Z or hours and minutes, as SendAt's (one reader: sms/domain/instants.py).
     ({"from": "2026-11-25T10:00:00+10:00:30"}, "from"), ({"to": "2026-11-25T10:00:00+1000"}, "to"),
 ])
 async def test_a_wrong_parameter_is_a_400_naming_it_and_nothing_else_happens(gw, params, field):
@@ -91,7 +91,7 @@ async def test_a_token_from_another_query_is_a_400_naming_it_and_the_same_query_
 
 
 async def test_another_licensees_key_sees_none_of_it(gw):
-    from sms.auth import new_key
+    from sms.usecases.auth import new_key
 
     await gw.world.send(SAM)
     key, record = new_key("b" * 32)

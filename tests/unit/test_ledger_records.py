@@ -3,8 +3,8 @@ receipt once its write is done, a parked job's give-up. Never a message that was
 a ledger write that fails is made again by the retry, with no SMS sent twice."""
 import pytest
 
-from sms.errors import StorageUnavailable
-from sms.model import SendJob, Status
+from sms.domain.errors import StorageUnavailable
+from sms.domain.model import SendJob, Status
 from sms.storage import LedgerQuery
 from sms.usecases.dispatch import MessageNotWritten
 from sms.usecases.ledger import counts
@@ -82,7 +82,7 @@ async def test_a_parked_jobs_failures_are_listed(world):
 async def test_a_receipt_does_not_change_which_provider_the_usage_counts(world):
     """Found walking through README: a simulated (ACS) receipt for a console-sent message moved the
     whole message to `acs` in GET /api/usage."""
-    from sms.model import utcnow
+    from sms.domain.model import utcnow
 
     comm_id = await world.send(SAM, ALEX)
     assert await world.inbound.apply_receipt(f"{comm_id}:0", Status.DELIVERED, "p-1", provider="acs")

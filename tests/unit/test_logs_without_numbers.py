@@ -7,11 +7,10 @@ import logging
 
 import pytest
 
-from sms.model import Status
+from sms.domain.model import Status
 from sms.providers import SendOutcome
 from tests.fakes import SAM, World
 from tests.unit.test_no_server_errors import PLANTED, leaked
-
 
 
 def logged(caplog) -> str:

@@ -11,9 +11,9 @@ import azure.functions as func
 import pytest
 from twilio.request_validator import RequestValidator
 
-from sms.model import utcnow
-from sms.openapi import document
-from sms.routes import ROUTES, Route
+from sms.domain.model import utcnow
+from sms.entrypoints.openapi import document
+from sms.entrypoints.routes import ROUTES, Route
 from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.wire import callbacks
 from tests import hostile
@@ -231,7 +231,7 @@ def hostile_values(name: str) -> list[str]:
 @pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
 async def test_a_hostile_instant_token_or_other_query_value_is_a_400_naming_its_parameter_on_every_route(gw, caplog, route):
     """Issue 23: instants at the ends of what a datetime holds and tokens that decode to deep or
-    non-Unicode JSON answered 500. Each documented parameter (sms.openapi: a route added later is in it)
+    non-Unicode JSON answered 500. Each documented parameter (sms.entrypoints.openapi: a route added later is in it)
     gets hostile values, the others good ones; the answer is a 400 naming it, and nothing is queued.
     Every route gets every such parameter too, documented or not: none may answer 5xx."""
     caplog.set_level(logging.DEBUG)

@@ -2,7 +2,7 @@
 if nothing changed since, and on a lost race read again and decide again."""
 import pytest
 
-from sms.errors import RecordChanged
+from sms.domain.errors import RecordChanged
 from sms.usecases.optimistic import update_optimistically
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from sms import segments
-from sms.phone import InvalidNumber, mask, mask_numbers, to_e164
+from sms.domain import segments
+from sms.domain.phone import InvalidNumber, mask, mask_numbers, to_e164
 
 
 @pytest.mark.parametrize("raw, region, e164", [
@@ -77,7 +77,7 @@ def test_the_gsm_tables_agree_with_the_gsm0338_codec_on_every_bmp_character():
     """
     import gsm0338  # noqa: F401 - registers the "gsm03.38" codec
 
-    from sms.segments import _GSM7_BASIC, _GSM7_EXTENSION
+    from sms.domain.segments import _GSM7_BASIC, _GSM7_EXTENSION
 
     disagreements = []
     for code in range(0x10000):
@@ -111,7 +111,7 @@ def test_counting_one_unit_characters_by_arithmetic_agrees_with_packing_them_one
     boundaries, mixed with two-unit characters (GSM escapes, emoji), both ways give the same answer."""
     import random
 
-    from sms.segments import _GSM7_BASIC, _GSM7_EXTENSION, _pack
+    from sms.domain.segments import _GSM7_BASIC, _GSM7_EXTENSION, _pack
 
     def packed(body: str) -> tuple[str, int, int]:
         if all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in body):

@@ -8,13 +8,20 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sms.errors import NotFound, ValidationFailed
-from sms import transitions
-from sms.model import WAITING, SendJob, Status
-from sms.usecases.commands import Party, SendMessage
-from sms.model import MAX_QUEUE_DELAY
+from sms.domain import transitions
+from sms.domain.commands import Party, SendMessage
+from sms.domain.errors import NotFound, ValidationFailed
+from sms.domain.model import MAX_QUEUE_DELAY, WAITING, SendJob, Status
 from sms.usecases.licensees import CACHE_SECONDS
-from tests.fakes import (assembled, InMemoryLedgerStore, InMemoryLicenseeSettingsStore, InMemoryMessageStore, LICENSEE, OTHER, RecordingProvider)
+from tests.fakes import (
+    LICENSEE,
+    OTHER,
+    InMemoryLedgerStore,
+    InMemoryLicenseeSettingsStore,
+    InMemoryMessageStore,
+    RecordingProvider,
+    assembled,
+)
 
 # A Wednesday: 11:00 UTC is 22:00 in Sydney (AEDT, +11) and 06:00 in New York (EST, -5).
 T0 = datetime(2026, 11, 25, 11, 0, tzinfo=timezone.utc)

@@ -10,15 +10,28 @@ from urllib.parse import urlencode
 import azure.functions as func
 import pytest
 
-from sms.auth import Authenticator, new_key
 from sms.config import Settings
-from sms.model import Status
-from sms.pacing import RequestRateLimiter
+from sms.domain.model import Status
+from sms.domain.pacing import RequestRateLimiter
+from sms.usecases.auth import Authenticator, new_key
 from sms.usecases.job_rows import WRITE_ATTEMPTS
 from sms.wire import SMSSend, jsv
 from sms.wire.dto import SMSModel
 from sms.wire.mapping import canonical_json
-from tests.fakes import (ALEX, assembled, FakeGateway, InMemoryApiKeyStore, InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryLedgerStore, InMemoryMessageStore, LICENSEE, OTHER, RecordingProvider, SAM)
+from tests.fakes import (
+    ALEX,
+    LICENSEE,
+    OTHER,
+    SAM,
+    FakeGateway,
+    InMemoryApiKeyStore,
+    InMemoryIdempotencyStore,
+    InMemoryJobQueue,
+    InMemoryLedgerStore,
+    InMemoryMessageStore,
+    RecordingProvider,
+    assembled,
+)
 
 SYDNEY = timezone(timedelta(hours=11))
 

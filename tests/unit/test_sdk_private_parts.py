@@ -17,7 +17,7 @@ from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 
 from sms.config import azurite_connection_string
-from sms.pacing import retry_after_seconds
+from sms.domain.pacing import retry_after_seconds
 from sms.storage.handwritten.transport import pipeline_parts
 
 

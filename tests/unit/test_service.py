@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from sms.errors import Forbidden, NotFound, RecordChanged, StorageUnavailable, ValidationFailed
-from sms.model import SendJob, Status, utcnow
-from sms.pacing import RetryPolicy, SenderRateLimiter
+from sms.domain.errors import Forbidden, NotFound, RecordChanged, StorageUnavailable, ValidationFailed
+from sms.domain.model import SendJob, Status, utcnow
+from sms.domain.pacing import RetryPolicy, SenderRateLimiter
+from sms.domain.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
+from sms.domain.validation import Limits
 from sms.providers import SendOutcome
-from sms.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
-from sms.usecases.send_now import IMMEDIATE_SAFETY_NET_SECONDS
 from sms.usecases.dispatch import MISSING_MESSAGE_CHECKS, MessageNotWritten, RecipientsInFlight
-from sms.validation import Limits
+from sms.usecases.send_now import IMMEDIATE_SAFETY_NET_SECONDS
 from sms.wire import SMSSend
 from tests.fakes import RecordingProvider, TracingProvider, VendorRecord, age_claims, sms_over
 from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
@@ -195,7 +195,7 @@ async def test_the_rate_limiter_hands_out_slots_in_order_per_sender(monkeypatch)
     async def record_sleep(seconds):
         waits.append(round(seconds, 6))
 
-    monkeypatch.setattr("sms.pacing.asyncio.sleep", record_sleep)
+    monkeypatch.setattr("sms.domain.pacing.asyncio.sleep", record_sleep)
     limiter = SenderRateLimiter(per_second=50)
     await asyncio.gather(*(limiter.wait_turn("+61400000000") for _ in range(5)), limiter.wait_turn("Clinic"))
     # Five sends from one sender are spaced 20 ms apart; another sender does not wait behind them.
@@ -440,7 +440,7 @@ async def test_the_sweeper_requeues_what_was_left_behind(store, queue, provider)
 async def test_a_providers_huge_error_text_is_recorded_cut_short(store, queue, limits):
     """Vendor error text is not ours to bound: a 100,000-character one would break Azure's 64 KiB
     property limit, and the outcome write would fail after the attempt was made."""
-    from sms.model import MAX_ERROR_CHARS
+    from sms.domain.model import MAX_ERROR_CHARS
 
     provider = RecordingProvider(refuse={"+61412345678": "Invalid 'To' number: " + "x" * 100_000})
     service = sms_over(store, queue, provider, limits=limits, send_concurrency=8)
@@ -598,7 +598,7 @@ async def test_a_copy_of_a_job_that_loses_a_claim_steps_aside_and_ends(store, qu
 
 
 async def test_an_absurdly_long_provider_message_id_is_kept_cut_short_and_the_sms_recorded_sent(store, queue, limits):
-    from sms.model import MAX_PROVIDER_ID_CHARS
+    from sms.domain.model import MAX_PROVIDER_ID_CHARS
     from sms.providers import SendOutcome
 
     class LongIds(RecordingProvider):

@@ -3,7 +3,7 @@ recipient dataclasses.replace would make, without running Recipient.__init__ aga
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 
-from sms.model import Event, Recipient, Status
+from sms.domain.model import Event, Recipient, Status
 from sms.storage.tables import _with_etag
 
 

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sms import telemetry
-from sms.model import SendJob, Status
+from sms.domain.model import SendJob, Status
 from tests.fakes import ALEX, SAM, World
 
 _spans = InMemorySpanExporter()

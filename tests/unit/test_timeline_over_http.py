@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import azure.functions as func
 
-from sms.model import utcnow
+from sms.domain.model import utcnow
 from sms.storage import EVERY_LICENSEE
 from sms.wire import MessageState, jsv
 from tests.fakes import ALEX, SAM
@@ -89,7 +89,7 @@ async def test_replies_are_listed_oldest_first(gw):
 
 
 def test_the_openapi_document_describes_the_timeline():
-    from sms import openapi
+    from sms.entrypoints import openapi
 
     schemas = openapi.document()["components"]["schemas"]
     assert schemas["RecipientState"]["properties"]["timeline"]["items"] == {"$ref": "#/components/schemas/RecipientEvent"}

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from sms import transitions
-from sms.model import MAX_ERROR_CHARS, MAX_EVENT_ERROR_CHARS, MAX_EVENTS, Recipient, Status, derived_events, utcnow
+from sms.domain import transitions
+from sms.domain.model import MAX_ERROR_CHARS, MAX_EVENT_ERROR_CHARS, MAX_EVENTS, Recipient, Status, derived_events, utcnow
 
 W, Q, SE, S, F, D, U, O, X, C = (Status.SCHEDULED, Status.QUEUED, Status.SENDING, Status.SENT, Status.FAILED,
                                  Status.DELIVERED, Status.UNDELIVERED, Status.OPTED_OUT, Status.EXPIRED, Status.CANCELLED)

@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from sms.model import Contact, Message, Recipient, Status
+from sms.domain.model import Contact, Message, Recipient, Status
 from sms.usecases.ledger import Ledger
 from tests.fakes import LICENSEE, InMemoryLedgerStore
 

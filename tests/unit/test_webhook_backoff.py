@@ -1,7 +1,7 @@
 """The retry schedule: about a day over 8 attempts, jittered, a receiver's Retry-After honoured within a cap."""
 import pytest
 
-from sms.webhooks.backoff import ATTEMPTS, RETRY_AFTER_CAP, SCHEDULE, delay_before
+from sms.domain.webhook_backoff import ATTEMPTS, RETRY_AFTER_CAP, SCHEDULE, delay_before
 
 HOUR = 3600
 

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import azure.functions as func
 import pytest
 
-from sms.events import EventBatch, WebhookEvent, batch_id
-from sms.model import utcnow
+from sms.domain.events import EventBatch, WebhookEvent, batch_id
+from sms.domain.model import utcnow
 from sms.storage import DeliveryRecord
 from sms.wire import jsv
 from tests.fakes import LICENSEE, OTHER

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from standardwebhooks import Webhook
 
-from sms.errors import NotFound, ValidationFailed
-from sms.events import Delivery, batch_id
+from sms.domain.errors import NotFound, ValidationFailed
+from sms.domain.events import Delivery, batch_id
+from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.usecases import delivery as delivery_module
 from sms.usecases.delivery import COMMIT_GRACE, MAX_PARKED, NOT_WRITTEN_YET_DELAY, PARKED_DELAY, WebhookDelivery
-from sms.webhooks.attempts import DeliveryAttempt, Outcome
 from tests.fakes import ALEX, LICENSEE, SAM, ScriptedTransport, World
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)  # for ids and times no receiver checks

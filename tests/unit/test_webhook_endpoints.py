@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 import pytest
 import yarl
 
-from sms.errors import LimitReached, NotFound, RecordChanged, ValidationFailed
-from sms.events import EVENT_TYPES
-from sms.model import utcnow
+from sms.domain.errors import LimitReached, NotFound, RecordChanged, ValidationFailed
+from sms.domain.events import EVENT_TYPES
+from sms.domain.model import utcnow
 from sms.storage import WebhookEndpoint, WebhookSecret
-from sms.usecases.webhooks import MAX_ENDPOINTS, WebhookEndpoints, new_secret
+from sms.usecases.webhook_endpoints import MAX_ENDPOINTS, WebhookEndpoints, new_secret
 from tests.fakes import LICENSEE, OTHER, InMemoryWebhookEndpointStore
 
 URL = "https://hooks.example.org/sms?tenant=7"

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from sms import transitions
-from sms.errors import RecordChanged
-from sms.events import Delivery, batch_id, located
-from sms.model import Message, Recipient, Status, utcnow
+from sms.domain import transitions
+from sms.domain.errors import RecordChanged
+from sms.domain.events import Delivery, batch_id, located
+from sms.domain.model import Message, Recipient, Status, utcnow
 from sms.usecases.announce import Announcer
 from sms.usecases.ledger import Ledger
 from tests.fakes import ALEX, SAM, InMemoryDeliveryQueue, InMemoryLedgerStore, InMemoryWebhookEndpointStore, World
@@ -203,7 +203,7 @@ def test_event_ids_locate_their_batch_and_nothing_else_passes():
 
 
 def _contact():
-    from sms.model import Contact
+    from sms.domain.model import Contact
 
     return Contact()
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from sms.webhooks.signing import new_secret, sign
+from sms.domain.webhook_signing import new_secret, sign
 
 BODY = json.dumps({"type": "message.delivered", "data": {"messageId": "0f8e", "to": "+61 4** *** *99"}}, separators=(",", ":"))
 

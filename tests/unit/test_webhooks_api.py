@@ -7,8 +7,8 @@ import logging
 import azure.functions as func
 import pytest
 
-from sms.auth import new_key
-from sms.events import EVENT_TYPES
+from sms.domain.events import EVENT_TYPES
+from sms.usecases.auth import new_key
 from sms.wire import jsv
 from tests.fakes import OTHER
 
@@ -120,7 +120,7 @@ async def test_rotate_secret_answers_the_new_secret_once_and_when_the_old_one_st
 async def test_enable_clears_a_disabled_endpoint(gw):
     from dataclasses import replace
 
-    from sms.model import utcnow
+    from sms.domain.model import utcnow
 
     _, added = await add(gw)
     [stored] = gw.world.webhooks.endpoints.values()

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from sms import wire
-from sms.errors import FieldError, Forbidden, NotFound, StorageUnavailable, Unauthenticated, ValidationFailed
+from sms.domain.errors import FieldError, Forbidden, NotFound, StorageUnavailable, Unauthenticated, ValidationFailed
 
 GUID = "6F9619FF-8B86-D011-B42D-00C04FC964FF"
 
@@ -114,7 +114,7 @@ def test_api_key_is_read_from_bearer_in_any_case_or_basic_user_name():
     (None, None, False, None),
 ])
 def test_the_send_answer_built_without_validation_encodes_as_the_validated_one_in_every_format(result):
-    from sms.usecases.commands import SendResult
+    from sms.domain.commands import SendResult
     from sms.wire.dto import CommResponse
     from sms.wire.mapping import comm_response
 

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from azure.data.tables.aio import TableClient
 
-from ...model import COMPACT_JSON, new_guid
+from ...domain.model import COMPACT_JSON, new_guid
 from ..limits import StorageLimitExceeded, check_entity, check_operations, check_request_size
 from .odata import entity_json
 from .transport import StorageRequest

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Mapping
 
-from ...pacing import retry_after_seconds
+from ...domain.pacing import retry_after_seconds
 
 
 @dataclass(frozen=True)

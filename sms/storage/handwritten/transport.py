@@ -22,7 +22,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline import PipelineContext, PipelineResponse
 from azure.core.rest import HttpRequest
 
-from ...model import new_guid
+from ...domain.model import new_guid
 from .retries import QueueRetry, TableRetry
 from .signing import Signer, signer_for_queue, signer_for_table
 

@@ -6,7 +6,7 @@ drift. Requests are routed as the Azure host routes them (routing.py), queue tri
 Storage Queues extension's polling and poison rules (queues.py), timers on their NCRONTAB
 schedules (timers.py). docs/devhost.md lists where it differs from the real host, and why.
 
-    python -m sms.devhost --host 127.0.0.1 --port 7071
+    python -m sms.dev.host --host 127.0.0.1 --port 7071
 """
 from .host import load_app, serve, spawned
 

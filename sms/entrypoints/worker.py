@@ -6,10 +6,10 @@ from typing import Awaitable, Callable
 
 import azure.functions as func
 
-from .config import RETENTION_SCHEDULE, SEND_QUEUE, SWEEP_SCHEDULE, USAGE_ROLL_UP_SCHEDULE, WEBHOOK_QUEUE, max_dequeue_count
-from .events import Delivery
-from .gateway import Gateway
-from .model import SendJob, utcnow
+from ..config import RETENTION_SCHEDULE, SEND_QUEUE, SWEEP_SCHEDULE, USAGE_ROLL_UP_SCHEDULE, WEBHOOK_QUEUE, max_dequeue_count
+from ..domain.events import Delivery
+from ..domain.model import SendJob, utcnow
+from ..gateway import Gateway
 
 log = logging.getLogger("sms.worker")
 

@@ -15,7 +15,7 @@ import azure.functions as func
 from aiohttp import log as aiohttp_log
 from aiohttp import web
 
-from ..logs import MaskedRecords, log_unexpected
+from ...logs import MaskedRecords, log_unexpected
 from .app import invoke
 from .routing import HttpRoute, kestrel_path, select
 
@@ -64,7 +64,7 @@ def header_values(request: web.Request) -> dict[str, str]:
 
 
 def http_app(table: list[HttpRoute], max_request_body: int = MAX_REQUEST_BODY) -> web.Application:
-    """Serves `table` (routes in the host's order, from sms.devhost.routing.route_table)."""
+    """Serves `table` (routes in the host's order, from sms.dev.host.routing.route_table)."""
 
     chosen_for: dict[tuple[str, str], tuple[str, tuple[HttpRoute, dict[str, str]] | None]] = {}
 

@@ -11,9 +11,8 @@ import json
 
 from pydantic import BaseModel
 
-from .routes import OPERATION, ROUTES
-from .wire import CommResponse, Format, SMSContact, SMSModel, SMSSend, encode
-from .wire.dto import (
+from ..wire import CommResponse, Format, SMSContact, SMSModel, SMSSend, encode
+from ..wire.dto import (
     CancelResponse,
     ErrorResponse,
     MatchedRecipient,
@@ -32,6 +31,7 @@ from .wire.dto import (
     WebhookReplayRequest,
     WebhookReplayResponse,
 )
+from .routes import OPERATION, ROUTES
 
 _SAMPLE_REQUEST = SMSSend(
     sms_model=SMSModel(
@@ -66,7 +66,7 @@ def _fields(model: type[BaseModel]) -> str:
             + "".join(rows) + "</table>")
 
 
-# What each status means, for the page; tests/unit/test_docs.py checks it names every one sms.model.Status has.
+# What each status means, for the page; tests/unit/test_docs.py checks it names every one sms.domain.model.Status has.
 STATUS_MEANINGS = {
     "scheduled": "Waiting for the message's SendAt.",
     "queued": "Waiting for its turn to be sent, or for a retry (scheduled and queued recipients inside the licensee's quiet "

@@ -14,9 +14,8 @@ import urllib.request
 import uuid
 from datetime import datetime, timezone
 
-from .config import ConfigError
+from ..config import ConfigError
 
-LOCAL_GATEWAY = "http://127.0.0.1:7071"
 GATEWAY_NUMBER = "+61400000000"  # the number the person texts; the console provider has none
 
 

@@ -1,10 +1,10 @@
-"""Every HTTP route the gateway serves, in one table: sms.api registers each as a function,
+"""Every HTTP route the gateway serves, in one table: sms.entrypoints.api registers each as a function,
 sms.openapi documents each. host.json's routePrefix is empty because ServiceStack's predefined
 routes (/json/reply/..., /jsv/reply/...) live at the root; the rest carry "api/" themselves.
 
 No two templates here match the same URL. The Functions host does not rank routes by
 specificity: it tries them in the order of their functions' names and the first match wins
-(sms/devhost/routing.py has the sources), so an overlap would make a URL's function depend on
+(sms/dev/host/routing.py has the sources), so an overlap would make a URL's function depend on
 how names happen to sort. Parameters that share a prefix with literal routes are constrained
 (`{commId:regex(...)}`), and ServiceStack's `/api/{Request}` is written out for the one
 operation there is. tests/unit/test_host_routing.py checks every documented URL.
@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import azure.functions as func
 
-from .wire import Format
+from ..wire import Format
 
 SEND_ROUTES = {  # function name -> path under /api: save and queue
     "send_message": "sendmessage",

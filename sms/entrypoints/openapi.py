@@ -12,11 +12,13 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from .routes import MAX_BATCH, OPERATION, ROUTES, Route
-from .validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
-from .wire import CommResponse, ErrorResponse, MessageState, SMSSend
-from .wire import RepliesResponse
-from .wire.dto import (
+from ..domain.model import Status
+from ..domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
+from ..usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
+from ..usecases.ledger import DEFAULT_TAKE, MAX_TAKE
+from ..usecases.webhook_endpoints import MAX_ENDPOINTS, MAX_URL_CHARS
+from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, SMSSend
+from ..wire.dto import (
     CancelResponse,
     MessageList,
     UsageResponse,
@@ -28,11 +30,8 @@ from .wire.dto import (
     WebhookReplayRequest,
     WebhookReplayResponse,
 )
-from .model import Status
-from .wire.mapping import LISTED_STATUSES
-from .usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
-from .usecases.ledger import DEFAULT_TAKE, MAX_TAKE
-from .usecases.webhooks import MAX_ENDPOINTS, MAX_URL_CHARS
+from ..wire.mapping import LISTED_STATUSES
+from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -172,7 +171,7 @@ def document() -> dict[str, Any]:
 
 
 def _document_limits(schemas: dict[str, Any]) -> None:
-    """The lengths sms.validation enforces, which the DTOs (the seed's contract) do not carry."""
+    """The lengths sms.domain.validation enforces, which the DTOs (the seed's contract) do not carry."""
     for model, field, limit in (("SMSContact", "Name", MAX_NAME_CHARS), ("SMSModel", "Notes", MAX_NOTES_CHARS)):
         for option in schemas[model]["properties"][field]["anyOf"]:
             if option.get("type") == "string":
@@ -188,7 +187,7 @@ _STATUS_WORDS = ("scheduled (waiting for SendAt), queued, sending, sent, deliver
 
 
 def _document_statuses(schemas: dict[str, Any]) -> None:
-    """The statuses each answer can hold, from sms.model.Status (the DTOs carry them as text)."""
+    """The statuses each answer can hold, from sms.domain.model.Status (the DTOs carry them as text)."""
     recipient = [s.value for s in Status]
     for model, statuses in (("MessageState", LISTED_STATUSES), ("MessageSummary", LISTED_STATUSES), ("RecipientState", recipient),
                             ("RecipientEvent", recipient), ("MatchedRecipient", recipient)):

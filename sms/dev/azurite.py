@@ -10,9 +10,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+from ..config import PROJECT_ROOT, azurite_connection_string
 from . import children
 from .children import Child
-from .config import PROJECT_ROOT, azurite_connection_string
 
 # Longer than our clients keep an idle connection (aiohttp: 15 s), as Azure's minutes are. At Node's
 # default of 5 s, Azurite could close a connection just as a busy client reused it, failing a POST

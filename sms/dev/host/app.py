@@ -40,7 +40,7 @@ def _bindings(fn: Any) -> list[dict]:
 
 
 def read_app(functions: Iterable[Any], route_prefix: str) -> tuple[list[HttpRoute], list[QueueTrigger], list[TimerTrigger]]:
-    """The HTTP routes (in registration order; sms.devhost.routing orders them as the host does),
+    """The HTTP routes (in registration order; sms.dev.host.routing orders them as the host does),
     queue triggers and timer triggers of an app's functions (`app.get_functions()`). Functions
     disabled by app setting are left out."""
     routes, queues, timers = [], [], []

@@ -13,9 +13,9 @@ from typing import Awaitable, Iterable
 
 from cachetools import TLRUCache
 
-from .model import utcnow
-from .phone import InvalidNumber, to_e164
-from .storage import EVERY_LICENSEE, OptOutStore
+from ..domain.model import utcnow
+from ..domain.phone import InvalidNumber, to_e164
+from ..storage import EVERY_LICENSEE, OptOutStore
 
 # The carrier-standard keywords (CTIA), matched when they are the whole message.
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})

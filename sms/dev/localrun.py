@@ -16,11 +16,11 @@ import sys
 from datetime import timedelta
 from urllib.parse import urlparse
 
+from ..config import PROJECT_ROOT, Settings, load_local_settings
+from ..domain.model import utcnow
+from ..entrypoints.cli import with_adapters
+from ..usecases.auth import KeyLimitReached, issue_key
 from . import azurite
-from .auth import KeyLimitReached, issue_key
-from .cli import with_adapters
-from .model import utcnow
-from .config import PROJECT_ROOT, Settings, load_local_settings
 
 # Azurite starts empty every run, so the local licensee is a fixed, recognisable Guid.
 LOCAL_LICENSEE = "11111111111111111111111111111111"
@@ -100,7 +100,7 @@ Your messages, newest first, and what was sent today:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sms.localrun", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sms.dev.localrun", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071)
     args = parser.parse_args(argv)
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             print(banner(base_url, key), flush=True)
             subprocess.run(["func", "start", "--port", str(args.port)], cwd=PROJECT_ROOT, check=False)
         else:
-            from .devhost import load_app, serve
-            from .devhost.host import app_cleanup
+            from .host import load_app, serve
+            from .host.host import app_cleanup
 
             asyncio.run(serve(load_app("function_app:app"), args.host, args.port, on_stop=app_cleanup("function_app:app"),
                               on_ready=lambda port: print(banner(f"http://{args.host}:{port}", key), flush=True)))

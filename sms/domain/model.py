@@ -159,7 +159,7 @@ class Recipient:
     # sent (the provider never had it, or refused it for now) is cancelled, never sent after the cancel.
     cancel_requested: bool = False
     etag: str | None = None  # set by the store; updates are conditional on it
-    # Every step since it was queued (sms/transitions.py appends them), bounded: the first is kept and
+    # Every step since it was queued (sms/domain/transitions.py appends them), bounded: the first is kept and
     # the latest, and `events_omitted` counts the ones left out between them.
     events: tuple[Event, ...] = ()
     events_omitted: int = 0
@@ -308,3 +308,16 @@ def status_of(statuses: set[Status]) -> str:
     if statuses & {Status.FAILED, Status.UNDELIVERED, *NOT_ATTEMPTED}:
         return "partially_sent"
     return Status.SENT.value
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """An SMS a person sent us: a reply, an opt-out keyword, or both."""
+
+    from_number: str  # E.164
+    to_number: str  # our sender number it was sent to
+    body: str
+    received_at: datetime
+    provider: str
+    provider_message_id: str
+    comm_id: str | None = None  # the message it answers, when it could be linked

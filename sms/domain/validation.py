@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import Sequence
 
 from . import segments, transitions
+from .commands import Party, SendMessage
 from .errors import FieldError, Forbidden, ValidationFailed
 from .instants import EXAMPLE, NotAnInstant, parse_instant
 from .model import Contact, Message, Recipient, Status, new_guid, utcnow
 from .phone import InvalidNumber, to_e164
-from .usecases.commands import Party, SendMessage
 
 # Carriers accept alphanumeric sender ids of up to 11 letters, digits and spaces.
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
@@ -111,7 +111,7 @@ def _timing(model: SendMessage, limits: Limits, now: datetime, errors: list[Fiel
 
 
 def _instant(field_name: str, value: object, errors: list[FieldError]) -> datetime | None:
-    """An instant written in ISO 8601 with its offset (sms/instants.py), or None when not given."""
+    """An instant written in ISO 8601 with its offset (sms/domain/instants.py), or None when not given."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str):

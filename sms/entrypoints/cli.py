@@ -17,21 +17,20 @@ import urllib.error
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable, TypeVar
 
-from . import simulate
-from .auth import KeyLimitReached, issue_key, rotate_key
-from .bootstrap import Adapters, build
-from .config import ConfigError, Settings, load_local_settings
-from .errors import LimitReached, NotFound, StillChanging, StorageUnavailable, ValidationFailed
-from .events import EVENT_TYPES
-from .model import reference_for, status_of, utcnow
-from .storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
-from .phone import InvalidNumber, to_e164
-from .usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
-from .usecases.ledger import MAX_TAKE, Ledger, statuses_of
-from .usecases.licensees import CACHE_SECONDS
-from .wire import parse_guid
-from .wire.dto import WebhookReplayRequest
-from .wire.mapping import ledger_query, replay_request, usage_range
+from ..bootstrap import Adapters, build
+from ..config import LOCAL_GATEWAY, ConfigError, Settings, load_local_settings
+from ..domain.errors import LimitReached, NotFound, StillChanging, StorageUnavailable, ValidationFailed
+from ..domain.events import EVENT_TYPES
+from ..domain.model import reference_for, status_of, utcnow
+from ..domain.phone import InvalidNumber, to_e164
+from ..storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
+from ..usecases.auth import KeyLimitReached, issue_key, rotate_key
+from ..usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
+from ..usecases.ledger import MAX_TAKE, Ledger, statuses_of
+from ..usecases.licensees import CACHE_SECONDS
+from ..wire import parse_guid
+from ..wire.dto import WebhookReplayRequest
+from ..wire.mapping import ledger_query, replay_request, usage_range
 
 T = TypeVar("T")
 
@@ -95,6 +94,8 @@ def _number(text: str) -> str:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from ..dev import simulate  # local tooling: left out of the deployed package, so imported only here
+
     if args.action == "inbound":
         event = simulate.inbound_event(args.from_number, args.text)
     else:
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     receipt.add_argument("--recipient", type=int, default=0, help="which recipient, in request order from 0 (default 0)")
     receipt.add_argument("--status", choices=("delivered", "failed"), default="delivered")
     for command in (inbound, receipt):
-        command.add_argument("--url", default=simulate.LOCAL_GATEWAY, help=f"the gateway (default {simulate.LOCAL_GATEWAY}, make run's)")
+        command.add_argument("--url", default=LOCAL_GATEWAY, help=f"the gateway (default {LOCAL_GATEWAY}, make run's)")
     messages = commands.add_parser("messages", help="a licensee's messages (the ledger)").add_subparsers(dest="action", required=True)
     listed = messages.add_parser("list", help="newest first, with GET /api/sms's filters")
     listed.add_argument("--licensee", required=True, type=_guid)

@@ -2,7 +2,7 @@
 events to them is another module's job; this one decides what may be saved.
 
 The rules checked when a URL is saved: absolute https, a host, no user name or password, at most
-MAX_URL_CHARS. The host is judged as a URL parser reads it (sms/destinations.py normalised_host:
+MAX_URL_CHARS. The host is judged as a URL parser reads it (sms/domain/destinations.py normalised_host:
 percent-decoded, IDNA-mapped, legacy IPv4 forms read), so "１２７.０.０.１", "127。0。0。1",
 "%31%32%37.0.0.1" and "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ" are the loopback they spell, and the URL is saved with the host so
 written (an international name in its ASCII form); a host that does not normalise cleanly is refused.
@@ -25,12 +25,12 @@ from datetime import timedelta
 from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import AlreadyExists, FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
-from ..events import EVENT_TYPES
-from ..destinations import IPAddress, NotAHost, host_address, judged, non_public, normalised_host
-from ..model import utcnow
+from ..domain.destinations import IPAddress, NotAHost, host_address, judged, non_public, normalised_host
+from ..domain.errors import AlreadyExists, FieldError, LimitReached, NotFound, RecordChanged, ValidationFailed
+from ..domain.events import EVENT_TYPES
+from ..domain.model import utcnow
+from ..domain.webhook_signing import new_secret  # the secret's form belongs to the signing scheme
 from ..storage import WebhookEndpoint, WebhookEndpointStore, WebhookSecret
-from ..webhooks.signing import new_secret  # the secret's form belongs to the signing scheme
 from .announce import Announcer
 from .optimistic import update_optimistically
 

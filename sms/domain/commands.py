@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model import Message, Recipient
-from ..storage import InboundSms
+from .model import InboundSms, Message, Recipient
 
 
 @dataclass(frozen=True)

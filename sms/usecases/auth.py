@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 
 from cachetools import TLRUCache
 
-from .errors import Unauthenticated
-from .model import utcnow
-from .storage import ApiKeyRecord, ApiKeyStore
+from ..domain.errors import Unauthenticated
+from ..domain.model import utcnow
+from ..storage import ApiKeyRecord, ApiKeyStore
 
 _KEY = re.compile(r"^sms_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
 

@@ -13,9 +13,9 @@ from typing import Any, Awaitable, Callable
 import azure.functions as func
 from pydantic import BaseModel
 
-from . import metadata, openapi, wire
-from .config import ConfigError
-from .errors import (
+from .. import wire
+from ..config import ConfigError
+from ..domain.errors import (
     FieldError,
     GatewayError,
     MethodNotAllowed,
@@ -26,15 +26,14 @@ from .errors import (
     TooManyRequests,
     ValidationFailed,
 )
-from .logs import log_unexpected
-from .model import utcnow
-from .phone import mask_numbers
-from .gateway import Gateway
-from .routes import MAX_BATCH, OPERATION, Route, register
-from .wire import RepliesResponse, ReplyState
-from .wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
-from .wire.http import error_response, json_response
-from .wire.mapping import (
+from ..domain.model import utcnow
+from ..domain.phone import mask_numbers
+from ..gateway import Gateway
+from ..logs import log_unexpected
+from ..wire import RepliesResponse, ReplyState
+from ..wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
+from ..wire.http import error_response, json_response
+from ..wire.mapping import (
     batch_keys,
     cancel_response,
     comm_response,
@@ -52,6 +51,8 @@ from .wire.mapping import (
     webhook_endpoint_list,
     webhook_endpoint_state,
 )
+from . import metadata, openapi
+from .routes import MAX_BATCH, OPERATION, Route, register
 
 log = logging.getLogger("sms.api")
 
@@ -303,7 +304,7 @@ async def _metadata(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpR
     return func.HttpResponse(metadata.page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
-# Each route kind (sms.routes.Route.kind) and its code: a route's function is `_function(route, ...)` over it.
+# Each route kind (sms.entrypoints.routes.Route.kind) and its code: a route's function is `_function(route, ...)` over it.
 _WORK: dict[str, Work] = {
     "send": _send, "send_now": _send_now, "batch": _batch, "reply": _reply, "status": _status, "cancel": _cancel,
     "replies": _replies, "list": _list, "usage": _usage, "webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add,

@@ -23,11 +23,11 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..errors import AlreadyExists, RecordChanged
+from ..domain.errors import AlreadyExists, RecordChanged
 from . import DeliveryLogStore, DeliveryRecord, WebhookEndpoint, WebhookEndpointStore, WebhookSecret, invalid_token
+from .ledger import inverted
 from .limits import MAX_OPERATIONS, check_entity
 from .sdk_requests import submit_transaction
-from .ledger import inverted
 from .shards import read_token, write_token
 from .tables import create_table, storage_errors
 

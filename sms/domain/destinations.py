@@ -1,5 +1,5 @@
 """Which addresses a webhook may reach: the public internet only. One rule for both places that ask:
-saving an endpoint (sms/usecases/webhooks.py) and sending to it (sms/webhooks/sender.py, which also
+saving an endpoint (sms/usecases/webhook_endpoints.py) and sending to it (sms/webhooks/sender.py, which also
 checks every address a name resolves to, at send time); and one reading of a URL's host for both:
 `normalised_host`, the host as a WHATWG URL parser leaves it."""
 from __future__ import annotations

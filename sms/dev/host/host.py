@@ -1,4 +1,4 @@
-"""Running the dev host: `python -m sms.devhost --host 127.0.0.1 --port 7071`, or in a child
+"""Running the dev host: `python -m sms.dev.host --host 127.0.0.1 --port 7071`, or in a child
 process for tests and benchmarks (`spawned`)."""
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import azure.functions as func
 from aiohttp import web
 from azure.storage.queue.aio import QueueServiceClient
 
+from ...config import PROJECT_ROOT, ConfigError, host_json, load_local_settings, proxy_lookup_options, resolve_connection
 from .. import children
-from ..config import PROJECT_ROOT, ConfigError, host_json, load_local_settings, proxy_lookup_options, resolve_connection
 from .app import read_app
 from .http import http_app
 from .queues import QueueListener, QueueSemantics
@@ -137,7 +137,7 @@ def spawned(env: dict[str, str], timeout: float = 60.0) -> Iterator[SpawnedHost]
             port.append(int(match.group(1)))
         return bool(port)
 
-    child = children.start([sys.executable, "-m", "sms.devhost", "--host", "127.0.0.1", "--port", "0"], listening,
+    child = children.start([sys.executable, "-m", "sms.dev.host", "--host", "127.0.0.1", "--port", "0"], listening,
                            what="dev host", timeout=timeout, cwd=PROJECT_ROOT, env={**env, "PYTHONUNBUFFERED": "1"})
     try:
         yield SpawnedHost(f"http://127.0.0.1:{port[0]}", child.process, child.output)

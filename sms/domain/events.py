@@ -183,7 +183,7 @@ class Delivery:
     endpoint_id: str
     comm_id: str
     batch: str
-    attempt: int = 1  # the delivery schedule's attempt this is (sms/webhooks/backoff.py)
+    attempt: int = 1  # the delivery schedule's attempt this is (sms/domain/webhook_backoff.py)
     only: tuple[str, ...] | None = None  # the event ids still to send; None: every one the endpoint wants
     replay: bool = False
     queued_at: datetime = field(default_factory=utcnow)  # when the batch was announced (or replayed)

@@ -12,16 +12,15 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from twilio.request_validator import RequestValidator
 
-from .config import Settings
-from .errors import GatewayError, Unauthenticated
-from .gateway import Gateway
-from .logs import log_unexpected
-from .model import utcnow
-from .phone import mask_numbers
+from ..config import Settings
+from ..domain.errors import GatewayError, Unauthenticated
+from ..domain.model import InboundSms, utcnow
+from ..domain.phone import mask_numbers
+from ..gateway import Gateway
+from ..logs import log_unexpected
+from ..wire import callbacks
+from ..wire.http import error_response, json_response
 from .routes import Route, register
-from .storage import InboundSms
-from .wire import callbacks
-from .wire.http import error_response, json_response
 
 log = logging.getLogger("sms.callbacks")
 
@@ -120,7 +119,7 @@ def _shown(value: object) -> str:
     return mask_numbers(repr(value)[:80])
 
 
-# Each callback route kind (sms.routes.Route.kind) and its code.
+# Each callback route kind (sms.entrypoints.routes.Route.kind) and its code.
 _WORK: dict[str, VendorWork] = {"receipts_acs": _receipts_acs, "receipts_twilio": _receipts_twilio, "inbound_twilio": _inbound_twilio}
 
 
