@@ -195,7 +195,8 @@ async def first_pages(connection: str, sizes: dict[str, int]) -> tuple[Filled, l
             trips.reset()
             page, _ = await ledger.page(query, TAKE)
             window = [m for m in filled.messages[licensee]
-                      if (query.created_from is None or query.created_from <= m.created_at) and (query.created_to is None or m.created_at < query.created_to)]
+                      if (query.created_from is None or query.created_from <= m.created_at)
+                      and (query.created_to is None or m.created_at < query.created_to)]
             expected = [m.comm_id for m in sorted(window, key=lambda m: m.created_at, reverse=True) if keep(m)][:TAKE]
             if [e.comm_id for e in page] != expected:  # a figure for a wrong answer would mean nothing
                 raise AssertionError(f"ledger benchmark: {name} answered other messages than were filled")
@@ -234,8 +235,8 @@ async def accept_trips(connection: str, repeats: int = 3) -> dict[int, tuple[flo
 
 async def dispatch_trips(connection: str, recipients: int) -> dict[str, float]:
     """A `recipients` message's jobs run together in one process through the Twilio adapter to the
-    local fake, as bench/dispatch.py runs them; without and then with the ledger: round trips per job, and the ledger's own share counted on a
-    client of its own."""
+    local fake, as bench/dispatch.py runs them; without and then with the ledger: round trips per job, and the
+    ledger's own share counted on a client of its own."""
     every, ledger_only = Trips(), Trips()
     settings = Settings.from_env({"AzureWebJobsStorage": connection, "SMS_MAX_RECIPIENTS": str(recipients)})
     adapters = build(settings, on_response=every)
@@ -275,15 +276,18 @@ def rows(filled: Filled, measured: list[Measured], accepted: dict[int, tuple[flo
     for m in measured:
         label = f"{m.name} ({held[m.licensee]:,} held)"
         out.append(Row("ledger", f"round trips, first page: {label}", m.trips, "per page", f"<= {SHARDS}", m.trips <= SHARDS))
-        out.append(Row("ledger", f"rows read, first page: {m.name}", m.entities, "entities", f"<= {SHARDS * TAKE}", m.entities <= SHARDS * TAKE))
+        out.append(Row("ledger", f"rows read, first page: {m.name}", m.entities, "entities", f"<= {SHARDS * TAKE}",
+                       m.entities <= SHARDS * TAKE))
     outside = sum(m.outside for m in measured)
     out.append(Row("ledger", "queries not a RowKey range of the licensee's partitions", outside, "queries", "0", outside == 0))
     for size, (wired, bare) in accepted.items():
         allowed = bare + math.ceil(size / MAX_OPERATIONS)
-        out.append(Row("ledger", f"accept round trips, {size} recipient{'s' if size > 1 else ''} (no ledger: {bare:g})", wired, "per message",
+        out.append(Row("ledger", f"accept round trips, {size} recipient{'s' if size > 1 else ''} (no ledger: {bare:g})", wired,
+                       "per message",
                        f"<= {allowed:g}", wired <= allowed))
     out.append(Row("ledger", "dispatch round trips per 100-recipient job, no ledger", dispatched["none per job"], "per job"))
     out.append(Row("ledger", "dispatch round trips per 100-recipient job, ledger", dispatched["ledger per job"], "per job"))
     out.append(Row("ledger", "  of which the ledger's", dispatched["ledger ledger per job"], "per job"))
-    out.append(Row("ledger", "jobs whose ledger write gave up", dispatched["ledger failed jobs"], "jobs", "0", dispatched["ledger failed jobs"] == 0))
+    out.append(Row("ledger", "jobs whose ledger write gave up", dispatched["ledger failed jobs"], "jobs", "0",
+                   dispatched["ledger failed jobs"] == 0))
     return out

@@ -164,8 +164,10 @@ def _storage(env: Mapping[str, str]) -> tuple[str | None, str | None, str | None
     if (env.get("AzureWebJobsStorage") or "").strip():
         return resolve_connection("AzureWebJobsStorage", env["AzureWebJobsStorage"]), None, None
     account = (env.get("AzureWebJobsStorage__accountName") or "").strip()
-    tables = (env.get("AzureWebJobsStorage__tableServiceUri") or "").strip() or (f"https://{account}.table.core.windows.net" if account else "")
-    queues = (env.get("AzureWebJobsStorage__queueServiceUri") or "").strip() or (f"https://{account}.queue.core.windows.net" if account else "")
+    tables = ((env.get("AzureWebJobsStorage__tableServiceUri") or "").strip()
+              or (f"https://{account}.table.core.windows.net" if account else ""))
+    queues = ((env.get("AzureWebJobsStorage__queueServiceUri") or "").strip()
+              or (f"https://{account}.queue.core.windows.net" if account else ""))
     if tables and queues:
         return None, tables.rstrip("/"), queues.rstrip("/")
     raise ConfigError(

@@ -119,7 +119,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         dispatch=dispatch,
         sweep=Sweep(p.messages, p.jobs, opt_outs, t.sending_lease),
         status=MessageStatus(p.messages, p.inbound),
-        inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer),
+        inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, t.clock),
         ledger=ledger,
         retention=Retention(p.messages, p.ledger, t.retention_days, webhooks=p.webhooks, events=p.events,
                             delivery_log=p.delivery_log),
@@ -127,7 +127,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                                   announcer=announcer),
         delivery=WebhookDelivery(p.webhooks, p.events, p.delivery_log, p.deliveries, p.transport,
                                  disable_after_failures=t.webhook_disable_after_failures, disable_after=t.webhook_disable_after),
-        cancel=Cancel(p.messages, ledger, t.sending_lease),
+        cancel=Cancel(p.messages, ledger, t.sending_lease, t.clock),
         licensees=licensees,
         opt_outs=opt_outs,
     )

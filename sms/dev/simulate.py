@@ -33,7 +33,8 @@ def inbound_event(from_number: str, text: str, to_number: str = GATEWAY_NUMBER) 
 def receipt_event(comm_id: str, recipient: int, delivered: bool, detail: str | None = None) -> dict:
     return {"id": str(uuid.uuid4()), "eventType": "Microsoft.Communication.SMSDeliveryReportReceived", "eventTime": _now(),
             "subject": f"/phonenumber/{GATEWAY_NUMBER}", "dataVersion": "1.0",
-            "data": {"messageId": f"Outgoing_{uuid.uuid4().hex}", "from": GATEWAY_NUMBER, "deliveryStatus": "Delivered" if delivered else "Failed",
+            "data": {"messageId": f"Outgoing_{uuid.uuid4().hex}", "from": GATEWAY_NUMBER,
+                     "deliveryStatus": "Delivered" if delivered else "Failed",
                      "deliveryStatusDetails": detail or ("No error." if delivered else "Handset unreachable"),
                      "receivedTimestamp": _now(), "tag": f"{comm_id}:{recipient}"}}
 

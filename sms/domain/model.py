@@ -182,14 +182,15 @@ class Recipient:
         return replace(self, events=events[:KEEP_FIRST_EVENTS] + events[KEEP_FIRST_EVENTS + dropped :],
                        events_omitted=self.events_omitted + dropped)
 
-    def moved_to(self, status: Status, **changes) -> "Recipient":
+    def moved_to(self, status: Status, *, at: datetime, **changes) -> "Recipient":
+        """The recipient in `status` since `at` (the time comes from the caller's clock: the domain reads none)."""
         error = changes.get("last_error")
         if error is not None and len(error) > MAX_ERROR_CHARS:  # vendors' text has no bound; storage has
             changes["last_error"] = error[: MAX_ERROR_CHARS - 1] + "…"
         provider_id = changes.get("provider_message_id")
         if provider_id is not None and len(provider_id) > MAX_PROVIDER_ID_CHARS:  # kept to show, never matched on
             changes["provider_message_id"] = provider_id[:MAX_PROVIDER_ID_CHARS]
-        return replace(self, status=status, updated_at=utcnow(), **changes)
+        return replace(self, status=status, updated_at=at, **changes)
 
 
 # The longest error kept on a recipient: enough for any vendor's reason, far below Azure's 64 KiB

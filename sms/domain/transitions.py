@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from .model import WAITING, Event, Recipient, Status, utcnow
+from .model import WAITING, Event, Recipient, Status
 
 # What a recipient left in `sending` past its lease becomes. It was claimed in the write just before
 # its provider call, so its worker stopped between handing it to the provider and recording what the
@@ -43,45 +43,45 @@ def scheduled(row: Recipient) -> Recipient:
     return row.with_event(Event(Status.SCHEDULED, row.created_at)) if not row.events else row
 
 
-def claimed(row: Recipient, claim_id: str) -> Recipient | None:
+def claimed(row: Recipient, claim_id: str, *, at: datetime) -> Recipient | None:
     """queued (or scheduled, once its time has come) -> sending, for one provider call: attempts + 1,
     and the claim id of the dispatch making it. The dispatch decides when a scheduled one is due."""
     if row.status not in WAITING:
         return None
-    after = row.moved_to(Status.SENDING, attempts=row.attempts + 1, first_attempt_at=row.first_attempt_at or utcnow(),
+    after = row.moved_to(Status.SENDING, at=at, attempts=row.attempts + 1, first_attempt_at=row.first_attempt_at or at,
                          claim_id=claim_id)
     return _step(row, after, attempt=after.attempts)
 
 
-def sent(row: Recipient, provider_message_id: str | None) -> Recipient | None:
+def sent(row: Recipient, provider_message_id: str | None, *, at: datetime) -> Recipient | None:
     """sending -> sent: the provider took the SMS."""
     if row.status is not Status.SENDING:
         return None
-    return _step(row, row.moved_to(Status.SENT, provider_message_id=provider_message_id, last_error=None))
+    return _step(row, row.moved_to(Status.SENT, at=at, provider_message_id=provider_message_id, last_error=None))
 
 
-def released(row: Recipient, error: str | None) -> Recipient | None:
+def released(row: Recipient, error: str | None, *, at: datetime) -> Recipient | None:
     """sending -> queued, the one step back: the provider refused for now and sent nothing, so the
     recipient waits for its retry."""
-    return _with_reason(row, Status.QUEUED, error) if row.status is Status.SENDING else None
+    return _with_reason(row, Status.QUEUED, error, at) if row.status is Status.SENDING else None
 
 
-def failed(row: Recipient, error: str | None) -> Recipient | None:
+def failed(row: Recipient, error: str | None, *, at: datetime) -> Recipient | None:
     """sending -> failed: the provider refused for good, or the retries ran out."""
-    return _with_reason(row, Status.FAILED, error) if row.status is Status.SENDING else None
+    return _with_reason(row, Status.FAILED, error, at) if row.status is Status.SENDING else None
 
 
-def recorded(row: Recipient, outcome: Recipient) -> Recipient | None:
+def recorded(row: Recipient, outcome: Recipient, *, at: datetime) -> Recipient | None:
     """A provider call's outcome (`sent`, `released` or `failed` of the claimed row) applied to the row
     as stored now: status only moves forward, so a receipt that came first keeps its later status; the
     provider's message id is kept. None when the row already says all of it (the write had landed).
     The step goes on the timeline when the row takes the outcome's status; a row that keeps a later one
     (a receipt came first) only gains the provider's id, and its timeline stays in order."""
     if row.cancel_requested and row.status is Status.SENDING and outcome.status is Status.QUEUED:
-        return _with_reason(row, Status.CANCELLED, CANCELLED)  # released for a retry after a cancel: nothing went out
+        return _with_reason(row, Status.CANCELLED, CANCELLED, at)  # released for a retry after a cancel: nothing went out
     status = outcome.status if row.status.can_become(outcome.status) else row.status
     merged = row.moved_to(
-        status,
+        status, at=at,
         provider_message_id=row.provider_message_id or outcome.provider_message_id,
         last_error=outcome.last_error if status is outcome.status else row.last_error,
     )
@@ -91,55 +91,56 @@ def recorded(row: Recipient, outcome: Recipient) -> Recipient | None:
     return _step(row, merged, error=merged.last_error) if status is outcome.status else merged
 
 
-def receipt(row: Recipient, status: Status, provider_message_id: str | None, detail: str | None) -> Recipient | None:
+def receipt(row: Recipient, status: Status, provider_message_id: str | None, detail: str | None, *,
+            at: datetime) -> Recipient | None:
     """A delivery receipt: forward only, so a late "sent" never overwrites "delivered". A failure keeps
     the carrier's reason."""
     if status is Status.QUEUED or not row.status.can_become(status):
         return None
     failure = status in (Status.FAILED, Status.UNDELIVERED)
-    after = row.moved_to(status, provider_message_id=row.provider_message_id or provider_message_id,
+    after = row.moved_to(status, at=at, provider_message_id=row.provider_message_id or provider_message_id,
                          last_error=(detail or status.value) if failure else row.last_error)
     return _step(row, after, error=after.last_error if failure else None)
 
 
-def opted_out(row: Recipient) -> Recipient | None:
+def opted_out(row: Recipient, *, at: datetime) -> Recipient | None:
     """scheduled or queued -> opted_out: not attempted, the number asked not to be texted."""
-    return _with_reason(row, Status.OPTED_OUT, OPTED_OUT) if row.status in WAITING else None
+    return _with_reason(row, Status.OPTED_OUT, OPTED_OUT, at) if row.status in WAITING else None
 
 
-def expired(row: Recipient) -> Recipient | None:
+def expired(row: Recipient, *, at: datetime) -> Recipient | None:
     """scheduled or queued -> expired: not attempted, its message's validUntil passed first."""
-    return _with_reason(row, Status.EXPIRED, EXPIRED) if row.status in WAITING else None
+    return _with_reason(row, Status.EXPIRED, EXPIRED, at) if row.status in WAITING else None
 
 
-def held(row: Recipient, reason: str) -> Recipient | None:
+def held(row: Recipient, reason: str, *, at: datetime) -> Recipient | None:
     """scheduled or queued, and waiting (the licensee's quiet hours): the status stays, the reason is
     kept (what the status answer shows, and what tells the sweeper a job is due for it). None when the
     row says so already."""
     if row.status not in WAITING or row.last_error == reason:
         return None
-    return _with_reason(row, row.status, reason)
+    return _with_reason(row, row.status, reason, at)
 
 
-def cancelled(row: Recipient) -> Recipient | None:
+def cancelled(row: Recipient, *, at: datetime) -> Recipient | None:
     """scheduled or queued -> cancelled: not attempted, its message was cancelled first. A recipient
     already claimed is with the provider (or past it) and keeps its status, marked `cancel_requested`:
     should its claim turn out to have sent nothing (released for a retry, or a crash's claim the provider
     never had), it is cancelled then, not sent. The mark changes no time, so the claim's lease and its
     repeatability stamp stay the claim's."""
     if row.status in WAITING:
-        return _with_reason(row, Status.CANCELLED, CANCELLED)
+        return _with_reason(row, Status.CANCELLED, CANCELLED, at)
     if row.status is Status.SENDING and not row.cancel_requested:
         return replace(row, cancel_requested=True)
     return None
 
 
-def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = None) -> Recipient | None:
+def left_behind(row: Recipient, lease_start: datetime, claim_id: str | None = None, *, at: datetime) -> Recipient | None:
     """sending -> failed as outcome unknown, for a claim older than `lease_start` that is not `claim_id`'s
     own: its worker stopped between the provider call and recording the answer. A claim inside its
     lease is left to its worker, which is alive."""
     if row.status is Status.SENDING and row.claim_id != claim_id and row.updated_at <= lease_start:
-        return _with_reason(row, Status.FAILED, OUTCOME_UNKNOWN)
+        return _with_reason(row, Status.FAILED, OUTCOME_UNKNOWN, at)
     return None
 
 
@@ -155,37 +156,38 @@ def retry_pending(row: Recipient) -> bool:
     return bool(row.last_error) and row.last_error != NOT_HANDED_OVER
 
 
-def found_sent(row: Recipient, claim_id: str, provider_message_id: str | None) -> Recipient | None:
+def found_sent(row: Recipient, claim_id: str, provider_message_id: str | None, *, at: datetime) -> Recipient | None:
     """A claim left behind (`claim_id`, past its lease) that the provider says it has: sending -> sent,
     with the provider's id. None when the row has moved on since it was asked about."""
-    return sent(row, provider_message_id) if row.status is Status.SENDING and row.claim_id == claim_id else None
+    return sent(row, provider_message_id, at=at) if row.status is Status.SENDING and row.claim_id == claim_id else None
 
 
-def found_not_sent(row: Recipient, claim_id: str, refusal: str | None = None) -> Recipient | None:
+def found_not_sent(row: Recipient, claim_id: str, refusal: str | None = None, *, at: datetime) -> Recipient | None:
     """A claim left behind (`claim_id`, past its lease) that the provider never had: sending -> queued,
     to be sent now (the one step back, as nothing was sent), or -> failed with `refusal` when the
     provider refuses it for good. None when the row has moved on since it was asked about."""
     if row.status is not Status.SENDING or row.claim_id != claim_id:
         return None
     if refusal:
-        return failed(row, refusal)
-    return _with_reason(row, Status.CANCELLED, CANCELLED) if row.cancel_requested else released(row, NOT_HANDED_OVER)
+        return failed(row, refusal, at=at)
+    return _with_reason(row, Status.CANCELLED, CANCELLED, at) if row.cancel_requested else released(row, NOT_HANDED_OVER, at=at)
 
 
-def found_unknown(row: Recipient, claim_id: str | None) -> Recipient | None:
+def found_unknown(row: Recipient, claim_id: str | None, *, at: datetime) -> Recipient | None:
     """A claim left behind (`claim_id`, past its lease) that the provider cannot tell about: sending ->
     failed as outcome unknown, never sent again. None when the row has moved on since it was asked about."""
-    return _with_reason(row, Status.FAILED, OUTCOME_UNKNOWN) if row.status is Status.SENDING and row.claim_id == claim_id else None
+    return _with_reason(row, Status.FAILED, OUTCOME_UNKNOWN, at) if row.status is Status.SENDING and row.claim_id == claim_id else None
 
 
-def given_up(row: Recipient, reason: str, lease_start: datetime, claim_id: str | None = None) -> Recipient | None:
+def given_up(row: Recipient, reason: str, lease_start: datetime, claim_id: str | None = None, *,
+             at: datetime) -> Recipient | None:
     """A parked job's recipient: scheduled or queued -> failed with `reason` (never attempted); a claim
     left past its lease as `left_behind`."""
     if row.status in WAITING:
-        return _with_reason(row, Status.FAILED, reason)
-    return left_behind(row, lease_start, claim_id)
+        return _with_reason(row, Status.FAILED, reason, at)
+    return left_behind(row, lease_start, claim_id, at=at)
 
 
-def _with_reason(row: Recipient, status: Status, error: str | None) -> Recipient:
-    after = row.moved_to(status, last_error=error)
+def _with_reason(row: Recipient, status: Status, error: str | None, at: datetime) -> Recipient:
+    after = row.moved_to(status, at=at, last_error=error)
     return _step(row, after, error=after.last_error)

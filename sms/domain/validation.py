@@ -15,7 +15,7 @@ from . import segments, transitions
 from .commands import Party, SendMessage
 from .errors import FieldError, Forbidden, ValidationFailed
 from .instants import EXAMPLE, NotAnInstant, parse_instant
-from .model import Contact, Message, Recipient, Status, new_guid, utcnow
+from .model import Contact, Message, Recipient, Status, new_guid
 from .phone import InvalidNumber, to_e164
 
 # Carriers accept alphanumeric sender ids of up to 11 letters, digits and spaces.
@@ -43,8 +43,8 @@ class Limits:
 SEND_AT_SKEW = timedelta(seconds=60)
 
 
-def message_from(model: SendMessage, licensee_id: str, limits: Limits, comm_id: str | None = None,
-                 now: datetime | None = None) -> tuple[Message, list[Recipient]]:
+def message_from(model: SendMessage, licensee_id: str, limits: Limits, now: datetime,
+                 comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
     """The records to store for a send (under `comm_id`, or a new one), accepted at `now`; raises
     ValidationFailed listing every field error, or Forbidden. A message with a sendAt still ahead has
     its recipients `scheduled`."""
@@ -58,7 +58,6 @@ def message_from(model: SendMessage, licensee_id: str, limits: Limits, comm_id: 
     sender = _sender(model.sender, limits, errors)
     _at_most("SMSModel.Notes", model.notes, MAX_NOTES_CHARS, errors)
     comm_id = comm_id or new_guid()
-    now = now or utcnow()  # one moment for the message and all its recipients
     send_at, valid_until = _timing(model, limits, now, errors)
     recipients = _recipients(comm_id, model.to, limits, errors, now)
     if errors:
@@ -82,7 +81,8 @@ def _timing(model: SendMessage, limits: Limits, now: datetime, errors: list[Fiel
     send_at = _instant("SMSModel.SendAt", model.send_at, errors)
     if send_at is not None:
         if send_at < now - SEND_AT_SKEW:
-            errors.append(FieldError("SMSModel.SendAt", "InThePast", f"SMSModel.SendAt is in the past ({_shown(send_at)}; now is {_shown(now)})"))
+            errors.append(FieldError("SMSModel.SendAt", "InThePast",
+                                     f"SMSModel.SendAt is in the past ({_shown(send_at)}; now is {_shown(now)})"))
         elif send_at > latest:
             errors.append(FieldError("SMSModel.SendAt", "TooFarAhead",
                                      f"SMSModel.SendAt is more than {limits.max_schedule_days} days ahead (at most {_shown(latest)})"))
@@ -90,7 +90,8 @@ def _timing(model: SendMessage, limits: Limits, now: datetime, errors: list[Fiel
     valid_until = _instant("SMSModel.ValidUntil", model.valid_until, errors)
     period = model.validity_period
     if period is not None and model.valid_until is not None:
-        errors.append(FieldError("SMSModel.ValidityPeriod", "Conflict", "SMSModel.ValidityPeriod and SMSModel.ValidUntil say the same thing: give one"))
+        errors.append(FieldError("SMSModel.ValidityPeriod", "Conflict",
+                                 "SMSModel.ValidityPeriod and SMSModel.ValidUntil say the same thing: give one"))
     elif period is not None:
         if isinstance(period, bool) or not isinstance(period, int) or not 1 <= period <= limits.max_schedule_days * 86400:
             errors.append(FieldError("SMSModel.ValidityPeriod", "InvalidValue",
@@ -99,7 +100,8 @@ def _timing(model: SendMessage, limits: Limits, now: datetime, errors: list[Fiel
             valid_until = (send_at or now) + timedelta(seconds=period)
     if valid_until is not None and model.valid_until is not None:
         if valid_until <= now:
-            errors.append(FieldError("SMSModel.ValidUntil", "InThePast", f"SMSModel.ValidUntil is not in the future ({_shown(valid_until)}; now is {_shown(now)})"))
+            errors.append(FieldError("SMSModel.ValidUntil", "InThePast",
+                                     f"SMSModel.ValidUntil is not in the future ({_shown(valid_until)}; now is {_shown(now)})"))
         elif send_at is not None and valid_until <= send_at:
             errors.append(FieldError("SMSModel.ValidUntil", "BeforeSendAt", "SMSModel.ValidUntil must be after SMSModel.SendAt"))
         elif valid_until > (send_at or now) + timedelta(days=limits.max_schedule_days):

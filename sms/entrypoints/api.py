@@ -61,7 +61,8 @@ Work = Callable[[func.HttpRequest, Gateway, Route], Awaitable["BaseModel | list[
 
 
 def _negotiate(req: func.HttpRequest, route: Route, suffix: str | None) -> wire.Format:
-    return wire.response_format(req.params.get("format"), suffix or (route.format.value if route.format else None), req.headers.get("Accept"))
+    return wire.response_format(req.params.get("format"), suffix or (route.format.value if route.format else None),
+                                req.headers.get("Accept"))
 
 
 async def _respond(req: func.HttpRequest, route: Route, gateway: GatewaySource, work: Work) -> func.HttpResponse:
@@ -146,7 +147,8 @@ def _idempotency_key(req: func.HttpRequest, gw: Gateway) -> str | None:
                                                "Repeatability-First-Sent must be an HTTP date, e.g. 'Tue, 24 Nov 2026 23:00:00 GMT'")])
         window = timedelta(hours=gw.settings.idempotency_hours)
         if utcnow() - sent_at > window:
-            raise PreconditionFailed(f"Repeatability-First-Sent is older than the {window.total_seconds() / 3600:g}-hour window: send it as a new request")
+            raise PreconditionFailed(f"Repeatability-First-Sent is older than the {window.total_seconds() / 3600:g}-hour window: "
+                                     "send it as a new request")
     return key
 
 

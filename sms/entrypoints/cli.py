@@ -74,7 +74,8 @@ def _print_keys(records: list[ApiKeyRecord]) -> None:
     for r in records:
         status = "revoked" if r.revoked_at else "active" if r.active(now) else "expired"
         expires = r.expires_at.isoformat(timespec="seconds") if r.expires_at else "never"
-        print(f"{r.key_id:<18} {r.licensee_id:<34} {r.created_at.isoformat(timespec='seconds'):<26} {status:<8} {expires:<26} {r.name or ''}")
+        created = r.created_at.isoformat(timespec="seconds")
+        print(f"{r.key_id:<18} {r.licensee_id:<34} {created:<26} {status:<8} {expires:<26} {r.name or ''}")
 
 
 
@@ -363,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Created an API key for licensee {args.licensee}. Store it now: it cannot be shown again.")
             print(key)
         elif args.action == "rotate":
-            key, ending = asyncio.run(with_adapters(lambda adapters: rotate_key(adapters.keys, args.licensee, timedelta(hours=args.grace_hours), args.name)))
+            key, ending = asyncio.run(with_adapters(lambda adapters: rotate_key(adapters.keys, args.licensee,
+                                                                                timedelta(hours=args.grace_hours), args.name)))
             print(f"Created a new API key for licensee {args.licensee}; {', '.join(ending) or 'no other key'} "
                   f"stop(s) working in {args.grace_hours:g} hours. Store it now: it cannot be shown again.")
             print(key)

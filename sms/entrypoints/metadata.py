@@ -42,7 +42,8 @@ _SAMPLE_REQUEST = SMSSend(
         licensee_id="11111111111111111111111111111111",
     ),
 )
-_SAMPLE_RESPONSE = CommResponse(comm_id="e1f6be64733348e3b37055b6c0fd9ebe", reference="SMS-E1F6BE64", status=True, message="Queued for 1 recipient")
+_SAMPLE_RESPONSE = CommResponse(comm_id="e1f6be64733348e3b37055b6c0fd9ebe", reference="SMS-E1F6BE64", status=True,
+                                message="Queued for 1 recipient")
 # Scheduling (issue 16): properties ServiceStack's own clients do not know, and leave out.
 _SAMPLE_SCHEDULED = SMSSend(
     sms_model=SMSModel(
@@ -105,7 +106,8 @@ def page() -> bytes:
     samples = "".join(
         _sample(f"{title} ({fmt.value.upper()})", fmt.content_type.split(";")[0], encode(model, fmt))
         for title, model in (("Request: SMSSend", _SAMPLE_REQUEST), ("Response: CommResponse", _SAMPLE_RESPONSE), ("Error", error),
-                             ("Request: SMSSend, scheduled", _SAMPLE_SCHEDULED), ("Response: CommResponse, scheduled", _SAMPLE_SCHEDULED_RESPONSE),
+                             ("Request: SMSSend, scheduled", _SAMPLE_SCHEDULED), ("Response: CommResponse, scheduled",
+                                                                                  _SAMPLE_SCHEDULED_RESPONSE),
                              ("Response to DELETE /api/sms/{commId}: CancelResponse", _SAMPLE_CANCEL))
         for fmt in (Format.JSON, Format.JSV)
     )
@@ -129,7 +131,8 @@ licensee's quiet hours too. ServiceStack clients that do not know them leave the
 cancels what of a message has not gone.</p>
 <h2>Statuses</h2><table><tr><th>Status</th><th>Meaning</th></tr>{statuses}</table>
 <h2>Data transfer objects</h2>
-{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, CancelResponse, MessageList, MessageSummary, MatchedRecipient, UsageResponse, UsageDay,
+{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, CancelResponse, MessageList, MessageSummary,
+MatchedRecipient, UsageResponse, UsageDay,
                                WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved,
                                WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest, WebhookReplayResponse))}
 <h2>Samples</h2>

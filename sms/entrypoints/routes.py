@@ -47,7 +47,9 @@ _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
 class Route:
     name: str  # the function's name
     path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
-    kind: str  # send | send_now | batch | reply | status | cancel | replies | list | usage | webhooks_* | receipts_acs | receipts_twilio | inbound_twilio | health | openapi | metadata
+    # send | send_now | batch | reply | status | cancel | replies | list | usage | webhooks_* | receipts_acs |
+    # receipts_twilio | inbound_twilio | health | openapi | metadata: which work function answers it
+    kind: str
     methods: tuple[str, ...] = ("POST",)
     format: Format | None = None  # fixed by the route: a predefined /json/reply or /jsv/reply route
     patterns: tuple[tuple[str, str], ...] = ()  # (parameter, regex): what the host lets into each parameter

@@ -103,7 +103,8 @@ class TwilioProvider(SmsProvider):
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return SendOutcome(error=f"Twilio unreachable ({type(exc).__name__})", transient=True)
         if message.status in ("failed", "undelivered"):
-            return SendOutcome(provider_message_id=None, error=f"Twilio refused: error {message.error_code} {message.error_message or ''}".strip())
+            return SendOutcome(provider_message_id=None,
+                               error=f"Twilio refused: error {message.error_code} {message.error_message or ''}".strip())
         return SendOutcome(provider_message_id=message.sid)
 
     async def find(self, sms: OutgoingSms) -> Trace:

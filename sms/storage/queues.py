@@ -19,7 +19,8 @@ def queue_client(service: QueueServiceClient, name: str, encoding: str) -> Queue
     mismatch makes every message fail to decode and end up on the poison queue.
     """
     if encoding == "base64":
-        return service.get_queue_client(name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy())
+        return service.get_queue_client(name, message_encode_policy=TextBase64EncodePolicy(),
+                                        message_decode_policy=TextBase64DecodePolicy())
     if encoding == "none":
         return service.get_queue_client(name)
     raise ValueError(f"host.json queues.messageEncoding={encoding!r} is not 'base64' or 'none'")

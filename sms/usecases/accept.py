@@ -34,7 +34,7 @@ class Accept:
 
     def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
         """The command checked, as the message and recipient records it becomes (ValidationFailed naming each problem)."""
-        return message_from(command, licensee_id, self._limits, comm_id, self._clock())
+        return message_from(command, licensee_id, self._limits, self._clock(), comm_id)
 
     def _job_delay(self, message: Message) -> int:
         """A scheduled message's jobs wait on the queue until its sendAt (one hop of it at most)."""

@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Sequence
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
 
 from ..domain.errors import NotFound, RecordChanged, StillChanging
-from ..domain.model import JOB_SIZE, WAITING, Recipient, Status
+from ..domain.model import JOB_SIZE, WAITING, Recipient, Status, utcnow
 from ..storage import MessageStore
 from .job_rows import JobRows
 from .ledger import Ledger
@@ -41,8 +41,9 @@ class CancelResult:
 
 
 class Cancel:
-    def __init__(self, messages: MessageStore, ledger: Ledger, sending_lease: timedelta = timedelta(minutes=5)):
-        self._messages, self._ledger, self._lease = messages, ledger, sending_lease
+    def __init__(self, messages: MessageStore, ledger: Ledger, sending_lease: timedelta = timedelta(minutes=5),
+                 clock: Callable[[], datetime] = utcnow):
+        self._messages, self._ledger, self._lease, self._clock = messages, ledger, sending_lease, clock
 
     async def cancel(self, licensee_id: str, comm_id: str) -> CancelResult:
         """NotFound, worded as for a missing one, for another licensee's message; StillChanging when its
@@ -98,7 +99,7 @@ class Cancel:
         return [rows[seq] for seq in sorted(rows)], mine
 
     def _cancelling(self, comm_id: str, recipients: Sequence[Recipient], first: int, last: int, seqs: list[int]) -> JobRows:
-        rows = JobRows(self._messages, comm_id, recipients, first, last, self._lease)
+        rows = JobRows(self._messages, comm_id, recipients, first, last, self._lease, self._clock)
         for seq in seqs:
             rows.cancel(seq)
         return rows

@@ -126,7 +126,7 @@ class Dispatch:
             # copies would pile up behind a long job. If that dispatch dies, its own queue message
             # comes back; an immediate send has none, and the sweeper finds what it left queued.
             return outcomes
-        lease_start = utcnow() - self._sending_lease
+        lease_start = self._clock() - self._sending_lease
         if any(r.status is Status.SENDING and r.updated_at > lease_start for r in recipients):
             # Another worker holds a live claim on some of these (a redelivery while it still runs).
             # Retrying later either finds them settled or, if that worker died, past their lease.
@@ -155,11 +155,10 @@ class Dispatch:
         one write per group of provider calls that start together, with the outcomes recorded
         meanwhile (JobRows joins whatever is waiting into one transaction). At best 3 requests (every
         recipient gets a send slot at once), at most 1 + 2 x recipients (calls one at a time, as under a
-        rate limit slower than a storage round trip). The dispatch benchmark's 100-recipient jobs
-        with 16 send slots took 93-105 since claims stopped queueing behind writes of outcomes (57-90
-        before; JobRows.WRITES_IN_FLIGHT), where claiming everything up front took 3.
+        rate limit slower than a storage round trip). docs/scaling.md (Dispatch) has what the dispatch
+        benchmark measured of it, against claiming everything up front.
         """
-        rows = JobRows(self._store, message.comm_id, recipients, job.first, job.last, self._sending_lease)
+        rows = JobRows(self._store, message.comm_id, recipients, job.first, job.last, self._sending_lease, self._clock)
         recipients, unanswered = await self._settle_left_behind(message, recipients, rows)
         sender = message.sender.phone_number or self._provider.default_sender  # a STOP sent to it applies
         now = self._clock()
@@ -199,7 +198,7 @@ class Dispatch:
         dispatch; one the provider cannot tell about fails as outcome unknown, never sent again. The
         rows as they then stand, and whether the provider left any question unanswered (those stay as
         they are, to be asked again)."""
-        lease_start = utcnow() - self._sending_lease
+        lease_start = self._clock() - self._sending_lease
         left = [r for r in recipients if r.status is Status.SENDING and r.updated_at <= lease_start]
         if not left:
             return list(recipients), False
@@ -323,7 +322,7 @@ class Dispatch:
         A call in flight when the lease runs out could be traced as "never reached the provider" and
         sent again; the second half of the lease covers clocks apart between workers. A claim whose
         write took that long (storage slow, its answer lost and retried) is released instead."""
-        elapsed = (utcnow() - claimed.updated_at).total_seconds()
+        elapsed = (self._clock() - claimed.updated_at).total_seconds()
         return elapsed + self._provider.longest_call > self._sending_lease.total_seconds() / 2
 
     @staticmethod
@@ -337,7 +336,8 @@ class Dispatch:
 
     async def _call_provider(self, message: Message, recipient: Recipient) -> SendOutcome:
         sms = self._outgoing(message, recipient)
-        span_attributes = {"sms.provider": self._provider.name, "sms.recipient_id": recipient.recipient_id, "sms.attempt": recipient.attempts}
+        span_attributes = {"sms.provider": self._provider.name, "sms.recipient_id": recipient.recipient_id,
+                           "sms.attempt": recipient.attempts}
         with telemetry.span("sms.provider.send", span_attributes) as span:
             try:
                 outcome = await self._provider.send(sms)
@@ -352,16 +352,16 @@ class Dispatch:
         provider = {"provider": self._provider.name}
         if outcome.accepted:
             telemetry.sent.add(1, provider)
-            return transitions.sent(recipient, outcome.provider_message_id), None
+            return transitions.sent(recipient, outcome.provider_message_id, at=self._clock()), None
         if outcome.transient and recipient.attempts < self._retry.max_attempts:
             # Nothing was sent: release the claim so the retry job picks the recipient up again.
             delay = self._retry.delay_seconds(recipient.attempts, outcome.retry_after_seconds)
             log.info("transient failure for %s (attempt %d), retrying in %ds: %s",
                      mask(recipient.phone_number), recipient.attempts, delay, mask_numbers(outcome.error or ""))
-            return transitions.released(recipient, outcome.error), delay
+            return transitions.released(recipient, outcome.error, at=self._clock()), delay
         error = outcome.error if not outcome.transient else f"{outcome.error} (gave up after {recipient.attempts} attempts)"
         telemetry.failed.add(1, provider)
-        return transitions.failed(recipient, error), None
+        return transitions.failed(recipient, error, at=self._clock()), None
 
     async def give_up(self, job: SendJob, reason: str) -> list[Recipient]:
         """A job the queue parked as poison: fail what it left behind, so nothing waits forever.
@@ -375,8 +375,8 @@ class Dispatch:
         if loaded is None:
             return []  # its message was never written: there is nothing to fail
         message, recipients = loaded
-        rows = JobRows(self._store, job.comm_id, recipients, job.first, job.last, self._sending_lease)
-        lease_start = utcnow() - self._sending_lease
+        rows = JobRows(self._store, job.comm_id, recipients, job.first, job.last, self._sending_lease, self._clock)
+        lease_start = self._clock() - self._sending_lease
         left = [r for r in recipients if r.status is Status.SENDING and r.updated_at <= lease_start]
         traces = dict(zip((r.seq for r in left), await self._traced(message, left), strict=True))
         for r in recipients:

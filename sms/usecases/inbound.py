@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
+from datetime import datetime
+from typing import Callable
 
 from .. import telemetry
 from ..domain import transitions
 from ..domain.events import EventBatch, Reply, batch_id, reply_events
-from ..domain.model import InboundSms, Message, Recipient, Status
+from ..domain.model import InboundSms, Message, Recipient, Status, utcnow
 from ..domain.phone import mask, mask_numbers
 from ..storage import EVERY_LICENSEE, EventStore, InboundStore, MessageStore, ReplyRoute
 from .announce import Announcer
@@ -24,13 +26,14 @@ ATTEMPTS = 3
 
 class Inbound:
     def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts, ledger: Ledger,
-                 events: EventStore, announcer: Announcer):
+                 events: EventStore, announcer: Announcer, clock: Callable[[], datetime] = utcnow):
         self._messages = messages
         self._inbound = inbound
         self._opt_outs = opt_outs
         self._ledger = ledger
         self._events = events
         self._announcer = announcer
+        self._clock = clock
 
     async def apply_receipt(self, reference: str, status: Status, provider_message_id: str | None = None,
                             detail: str | None = None, provider: str = "") -> bool:
@@ -58,7 +61,7 @@ class Inbound:
             if current is None:
                 log.warning("receipt for unknown recipient %s ignored", reference)
                 return None
-            return transitions.receipt(current, status, provider_message_id, detail)
+            return transitions.receipt(current, status, provider_message_id, detail, at=self._clock())
 
         async def write(updated: Recipient) -> bool:
             [stored] = await self._messages.update_recipients(comm_id, [updated])

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from ..domain import transitions
@@ -40,14 +40,11 @@ WRITE_ATTEMPTS = 5
 
 # Writes of one job's outcomes in flight at once; changes made meanwhile wait, and go out together in the
 # next. A write carrying a claim does not wait for one of these (it holds a send slot until it lands):
-# it goes at once, with whatever is waiting. Dispatch benchmark, 100-recipient jobs, 16 send slots, a
-# 50 ms provider (single runs on a shared machine): with claims waiting too, 1 in flight reached 0.71
-# of the ideal rate with 37 writes a job, 2 reached 0.73-0.79 with 57-67, 4 reached 0.74-0.83 with
-# 88-101; claims waited 11.5 ms (p50) at 2. With claims going at once and 2 for outcomes (2026-12-05):
-# 0.79-0.83 with 93-105, claims waiting 5-6 ms.
+# it goes at once, with whatever is waiting. More in flight buys a little dispatch rate for many more
+# storage requests a job; two is where the dispatch benchmark stopped gaining (docs/scaling.md, Dispatch).
 WRITES_IN_FLIGHT = 2
 
-Rule = Callable[[Recipient], "Recipient | None"]
+Rule = Callable[[Recipient, datetime], "Recipient | None"]  # a row as stored, and the time of the change
 
 
 class JobRows:
@@ -58,9 +55,10 @@ class JobRows:
     """
 
     def __init__(self, store: MessageStore, comm_id: str, rows: Sequence[Recipient], first: int, last: int,
-                 lease: timedelta):
+                 lease: timedelta, clock: Callable[[], datetime] = utcnow):
         self.claim_id = uuid.uuid4().hex
         self._store, self._comm_id, self._first, self._last, self._lease = store, comm_id, first, last, lease
+        self._clock = clock  # every change is timed by it, when its rule is applied
         self._rows = {r.seq: r for r in rows}
         # seq -> (rule, whether its result settles the row, the future its caller awaits or None)
         self._pending: dict[int, tuple[Rule, bool, asyncio.Future | None]] = {}
@@ -100,43 +98,43 @@ class JobRows:
     def fail_left_behind(self, seq: int) -> None:
         """Fail, as outcome unknown, a recipient another worker left `sending` past its lease.
         Written with the next write (or `flush`)."""
-        self._add(seq, (lambda row: transitions.left_behind(row, utcnow() - self._lease, self.claim_id), True, None))
+        self._add(seq, (lambda row, at: transitions.left_behind(row, at - self._lease, self.claim_id, at=at), True, None))
 
     def found_sent(self, seq: int, claim_id: str, provider_message_id: str | None) -> None:
         """A claim left behind that the provider says it has: sent, with its id. Written with the next write."""
-        self._add(seq, (lambda row: transitions.found_sent(row, claim_id, provider_message_id), True, None))
+        self._add(seq, (lambda row, at: transitions.found_sent(row, claim_id, provider_message_id, at=at), True, None))
 
     def found_unknown(self, seq: int, claim_id: str | None) -> None:
         """A claim left behind that the provider cannot tell about: failed as outcome unknown. Written with the next write."""
-        self._add(seq, (lambda row: transitions.found_unknown(row, claim_id), True, None))
+        self._add(seq, (lambda row, at: transitions.found_unknown(row, claim_id, at=at), True, None))
 
     def found_not_sent(self, seq: int, claim_id: str, refusal: str | None = None) -> None:
         """A claim left behind that the provider never had: queued again, to be sent now (or failed with
         the provider's `refusal`). Written with the next write."""
-        self._add(seq, (lambda row: transitions.found_not_sent(row, claim_id, refusal), refusal is not None, None))
+        self._add(seq, (lambda row, at: transitions.found_not_sent(row, claim_id, refusal, at=at), refusal is not None, None))
 
     def opt_out(self, seq: int) -> None:
         """Mark a queued recipient opted out: not attempted. Written with the next write (or `flush`)."""
-        self._add(seq, (transitions.opted_out, True, None))
+        self._add(seq, (lambda row, at: transitions.opted_out(row, at=at), True, None))
 
     def expire(self, seq: int) -> None:
         """Mark a waiting recipient expired (its validUntil passed): not attempted. Written with the next write."""
-        self._add(seq, (transitions.expired, True, None))
+        self._add(seq, (lambda row, at: transitions.expired(row, at=at), True, None))
 
     def cancel(self, seq: int) -> None:
         """Cancel a waiting recipient: not attempted. Written with the next write (or `flush`); one a
         dispatch claimed first is left as it is (the rule sees the claim when the write is refused)."""
-        self._add(seq, (transitions.cancelled, True, None))
+        self._add(seq, (lambda row, at: transitions.cancelled(row, at=at), True, None))
 
     def hold(self, seq: int, reason: str) -> None:
         """Keep a waiting recipient waiting, with `reason` (quiet hours). Written with the next write."""
-        self._add(seq, (lambda row: transitions.held(row, reason), False, None))
+        self._add(seq, (lambda row, at: transitions.held(row, reason, at=at), False, None))
 
     def give_up(self, seq: int, reason: str) -> None:
         """For a parked job: fail a queued recipient with `reason`, and one left `sending` past its
         lease as outcome unknown. A recipient whose lease still runs is left to its live worker.
         Written with the next write (or `flush`)."""
-        self._add(seq, (lambda row: transitions.given_up(row, reason, utcnow() - self._lease, self.claim_id), True, None))
+        self._add(seq, (lambda row, at: transitions.given_up(row, reason, at - self._lease, self.claim_id, at=at), True, None))
 
     async def flush(self, *, claiming: bool = False) -> None:
         """Write every change still waiting; raises what the write raised. `claiming`: the write
@@ -162,10 +160,10 @@ class JobRows:
 
     # -- rules -------------------------------------------------------------------------------
 
-    def _claimed(self, row: Recipient) -> Recipient | None:
+    def _claimed(self, row: Recipient, at: datetime) -> Recipient | None:
         if row.claim_id == self.claim_id:
             return row  # this dispatch's claim landed; only its answer was lost
-        return None if self.yielded else transitions.claimed(row, self.claim_id)
+        return None if self.yielded else transitions.claimed(row, self.claim_id, at=at)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -184,7 +182,8 @@ class JobRows:
         when storage refuses, read the rows again and start over."""
 
         def change(rows: dict[int, Recipient]) -> tuple[dict[int, Recipient | None], list[Recipient]]:
-            results = {seq: rule(rows[seq]) for seq, (rule, _, _) in batch.items()}
+            at = self._clock()
+            results = {seq: rule(rows[seq], at) for seq, (rule, _, _) in batch.items()}
             return results, [row for seq, row in results.items() if row is not None and row is not rows[seq]]
 
         async def write(planned: tuple[dict[int, Recipient | None], list[Recipient]]) -> dict[int, Recipient | None]:
@@ -212,4 +211,4 @@ class JobRows:
 
 
 def _merged_with(outcome: Recipient) -> Rule:
-    return lambda row: transitions.recorded(row, outcome) or row  # unchanged: this outcome's write had landed already
+    return lambda row, at: transitions.recorded(row, outcome, at=at) or row  # unchanged: this outcome's write had landed already

@@ -37,8 +37,9 @@ class SendNow:
         async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
             message, recipients = self._accept.checked(command, licensee_id, comm_id)
             if message.send_at is not None:
-                raise ValidationFailed([FieldError("SMSModel.SendAt", "NotAllowed",
-                                                   "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
+                raise ValidationFailed([FieldError(
+                    "SMSModel.SendAt", "NotAllowed",
+                    "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
             await self._now_or_not_at_all(message, recipients)
             return message, recipients
 

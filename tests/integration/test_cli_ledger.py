@@ -19,7 +19,7 @@ async def recorded(connection: str, licensee: str, phone: str, status: Status) -
         message = Message(comm_id=comm_id, licensee_id=licensee, body="Flu clinic on Friday", sender=Contact(),
                           recipient_count=1, encoding="GSM-7", segments=1)
         recipient = Recipient(comm_id=comm_id, seq=0, recipient_id=uuid.uuid4().hex, phone_number=phone)
-        await Ledger(adapters.ledger).record(message, [recipient.moved_to(status)], "console")
+        await Ledger(adapters.ledger).record(message, [recipient.moved_to(status, at=utcnow())], "console")
         return comm_id
     finally:
         await adapters.close()

@@ -34,7 +34,7 @@ async def test_on_azurite_a_receipt_during_the_trace_strands_the_recipients_put_
     [(job, _)] = queue.jobs
     _, rows = await store.load(comm_id)
     an_hour_ago = utcnow() - timedelta(hours=1)
-    dead = [replace(transitions.claimed(r, "dead worker"), updated_at=an_hour_ago, first_attempt_at=an_hour_ago) for r in rows]
+    dead = [replace(transitions.claimed(r, "dead worker", at=utcnow()), updated_at=an_hour_ago, first_attempt_at=an_hour_ago) for r in rows]
     dead = await store.update_recipients(comm_id, dead)
     vendor.ids[dead[0].recipient_id], vendor.sends[dead[0].recipient_id] = "vendor-0", 1  # R0 reached the vendor
 
@@ -43,7 +43,7 @@ async def test_on_azurite_a_receipt_during_the_trace_strands_the_recipients_put_
             trace = await super().find(sms)
             if sms.to == numbers[0]:
                 _, now = await store.load(comm_id, 0, 0)
-                await store.update_recipients(comm_id, [transitions.receipt(now[0], Status.DELIVERED, "vendor-0", None)])
+                await store.update_recipients(comm_id, [transitions.receipt(now[0], Status.DELIVERED, "vendor-0", None, at=utcnow())])
             return trace
 
     again = assembled(store, queue, ReceiptMeanwhile(vendor))

@@ -62,10 +62,10 @@ async def world(ledger: Ledger, rng: random.Random):
         phones = rng.sample(PHONES, rng.randint(1, 3))
         message, recipients = sent_message(licensee, minute, phones, rng.choice(LINKED + [None]), rng.choice(["5" * 32, None]))
         await ledger.record(message, recipients)  # as queued
-        outcomes = [r.moved_to(rng.choice([Status.SENT, Status.FAILED, Status.OPTED_OUT]), last_error="x") for r in recipients]
+        outcomes = [r.moved_to(rng.choice([Status.SENT, Status.FAILED, Status.OPTED_OUT]), last_error="x", at=utcnow()) for r in recipients]
         await ledger.record(message, outcomes)
         if outcomes[0].status is Status.SENT and rng.random() < 0.5:
-            outcomes[0] = outcomes[0].moved_to(Status.DELIVERED)
+            outcomes[0] = outcomes[0].moved_to(Status.DELIVERED, at=utcnow())
             await ledger.record(message, [outcomes[0]])
         recorded.append((message, outcomes))
     return recorded
@@ -135,14 +135,14 @@ async def test_an_entry_shows_counts_by_status_and_moves_only_forward(ledger):
     ledger, _ = ledger
     message, recipients = sent_message(A, 1, PHONES[:3])
     await ledger.record(message, recipients)
-    delivered = recipients[0].moved_to(Status.SENT).moved_to(Status.DELIVERED)
+    delivered = recipients[0].moved_to(Status.SENT, at=utcnow()).moved_to(Status.DELIVERED, at=utcnow())
     await ledger.record(message, [delivered])  # a receipt
-    await ledger.record(message, [recipients[0].moved_to(Status.SENT), recipients[1].moved_to(Status.FAILED)])  # the job's, late
+    await ledger.record(message, [recipients[0].moved_to(Status.SENT, at=utcnow()), recipients[1].moved_to(Status.FAILED, at=utcnow())])  # the job's, late
     [entry], _ = await ledger.page(LedgerQuery(A), 10)
     assert counts(entry) == {"delivered": 1, "failed": 1, "queued": 1}
     assert entry.preview == message.body[:40] and entry.recipient_count == 3
     assert [e.comm_id for e in (await ledger.page(LedgerQuery(A, status="queued"), 10))[0]] == [message.comm_id]
-    await ledger.record(message, [recipients[2].moved_to(Status.SENT)])
+    await ledger.record(message, [recipients[2].moved_to(Status.SENT, at=utcnow())])
     assert (await ledger.page(LedgerQuery(A, status="queued"), 10))[0] == []  # no recipient is queued any more
     assert [e.comm_id for e in (await ledger.page(LedgerQuery(A, status="partially_sent"), 10))[0]] == [message.comm_id]
 
@@ -190,7 +190,7 @@ async def test_a_token_from_another_query_is_a_400_and_the_same_query_written_ag
     ledger, _ = ledger
     for minute in range(8):
         message, recipients = sent_message(A, minute, PHONES[:2] if minute % 2 else PHONES[1:3], LINKED[0] if minute < 6 else None)
-        await ledger.record(message, [r.moved_to(Status.FAILED if minute < 5 else Status.SENT) for r in recipients])
+        await ledger.record(message, [r.moved_to(Status.FAILED if minute < 5 else Status.SENT, at=utcnow()) for r in recipients])
     queries = [LedgerQuery(A), LedgerQuery(A, phone_number=PHONES[1]), LedgerQuery(A, linked_object_id=LINKED[0]),
                LedgerQuery(A, status="failed"), LedgerQuery(A, created_from=T0 - timedelta(minutes=7), created_to=T0)]
     for first in queries:
@@ -229,8 +229,8 @@ async def test_a_message_with_more_recipients_than_a_string_property_holds_is_re
 
     ledger, _ = ledger
     message, recipients = sent_message(A, 1, [f"+6141{i:07d}" for i in range(40_000)])
-    last = recipients[-1].moved_to(Status.SENT)
-    await ledger.record(message, [recipients[0].moved_to(Status.FAILED), last])
+    last = recipients[-1].moved_to(Status.SENT, at=utcnow())
+    await ledger.record(message, [recipients[0].moved_to(Status.FAILED, at=utcnow()), last])
     [entry], _ = await ledger.page(LedgerQuery(A), 5)
     assert entry.recipient_count == 40_000 and counts(entry) == {"queued": 39_998, "failed": 1, "sent": 1}
 
@@ -266,8 +266,8 @@ async def test_writers_racing_on_one_entry_all_return_and_the_entry_and_its_inde
     for trial in range(6):
         message, recipients = sent_message(A, trial, PHONES[:3])
         await ledger.record(message, recipients)  # as queued
-        cancels = [[r.moved_to(Status.CANCELLED) for r in recipients] for _ in range(4)]
-        job = [recipients[0].moved_to(Status.SENDING).moved_to(Status.SENT), *(r.moved_to(Status.CANCELLED) for r in recipients[1:])]
+        cancels = [[r.moved_to(Status.CANCELLED, at=utcnow()) for r in recipients] for _ in range(4)]
+        job = [recipients[0].moved_to(Status.SENDING, at=utcnow()).moved_to(Status.SENT, at=utcnow()), *(r.moved_to(Status.CANCELLED, at=utcnow()) for r in recipients[1:])]
         await asyncio.gather(*(ledger.record(message, change) for change in [*cancels, job]))
         [entry], _ = await ledger.page(LedgerQuery(A, reference=reference_for(message.comm_id)), 10)
         assert counts(entry)["cancelled"] >= 2 and set(counts(entry)) <= {"cancelled", "sent"}

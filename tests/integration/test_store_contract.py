@@ -63,18 +63,18 @@ async def test_unknown_messages_load_as_none(store):
 async def test_updates_are_etag_checked_and_all_or_nothing(store):
     msg, recipients = message("4" * 32, 3)
     stored = await store.add(msg, recipients)
-    claimed = await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENDING, attempts=1, claim_id="c1") for r in stored])
+    claimed = await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENDING, attempts=1, claim_id="c1", at=utcnow()) for r in stored])
     assert [r.etag for r in claimed] != [r.etag for r in stored]
     # The claim id reads back: a worker whose claim's answer was lost recognises its claim by it.
     assert [(r.claim_id, r.attempts) for r in (await store.load(msg.comm_id))[1]] == [("c1", 1)] * 3
 
     # A second writer still holding the old ETags loses, and writes none of its changes.
     with pytest.raises(RecordChanged):
-        await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT), stored[1].moved_to(Status.FAILED)])
+        await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT, at=utcnow()), stored[1].moved_to(Status.FAILED, at=utcnow())])
     _, current = await store.load(msg.comm_id)
     assert [r.status for r in current] == [Status.SENDING] * 3
 
-    done = await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT, provider_message_id="p1")])
+    done = await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT, provider_message_id="p1", at=utcnow())])
     _, current = await store.load(msg.comm_id, 0, 0)
     assert (current[0].status, current[0].provider_message_id, current[0].etag) == (Status.SENT, "p1", done[0].etag)
 
@@ -85,12 +85,12 @@ async def test_a_recipients_timeline_reads_back_as_written(store):
     (one Timeline property on the row); a row nobody has touched yet is queued at its creation."""
     msg, recipients = message("8" * 32, 2)
     stored = await store.add(msg, recipients)
-    claimed = transitions.claimed(stored[0], "d1")
+    claimed = transitions.claimed(stored[0], "d1", at=utcnow())
     [row] = await store.update_recipients(msg.comm_id, [claimed])
-    [row] = await store.update_recipients(msg.comm_id, [transitions.released(row, "429: slow down 😀")])
-    [row] = await store.update_recipients(msg.comm_id, [transitions.claimed(row, "d2")])
-    [row] = await store.update_recipients(msg.comm_id, [transitions.recorded(row, transitions.sent(row, "p-9"))])
-    [row] = await store.update_recipients(msg.comm_id, [transitions.receipt(row, Status.DELIVERED, "p-9", None)])
+    [row] = await store.update_recipients(msg.comm_id, [transitions.released(row, "429: slow down 😀", at=utcnow())])
+    [row] = await store.update_recipients(msg.comm_id, [transitions.claimed(row, "d2", at=utcnow())])
+    [row] = await store.update_recipients(msg.comm_id, [transitions.recorded(row, transitions.sent(row, "p-9", at=utcnow()), at=utcnow())])
+    [row] = await store.update_recipients(msg.comm_id, [transitions.receipt(row, Status.DELIVERED, "p-9", None, at=utcnow())])
 
     _, (loaded, untouched) = await store.load(msg.comm_id)
     assert loaded.events == row.events and loaded.events_omitted == 0
@@ -105,7 +105,7 @@ async def test_a_timeline_past_its_bound_reads_back_with_the_count_left_out(stor
     msg, recipients = message("9" * 32, 1)
     [row] = await store.add(msg, recipients)
     for attempt in range(8):
-        row = transitions.released(transitions.claimed(row, f"d{attempt}"), "busy")
+        row = transitions.released(transitions.claimed(row, f"d{attempt}", at=utcnow()), "busy", at=utcnow())
     [row] = await store.update_recipients(msg.comm_id, [row])
     _, [loaded] = await store.load(msg.comm_id)
     assert (loaded.events, loaded.events_omitted) == (row.events, 16 - MAX_EVENTS)

@@ -43,8 +43,8 @@ async def test_a_job_costs_one_round_trip_to_load_one_to_claim_one_to_record(sto
     round_trips.count = 0
 
     _, job = await store.load(msg.comm_id, 100, 199)
-    claimed = await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENDING) for r in job])
-    await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENT) for r in claimed])
+    claimed = await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENDING, at=utcnow()) for r in job])
+    await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENT, at=utcnow()) for r in claimed])
 
     assert len(job) == 100 and round_trips.count == 3
 
@@ -68,7 +68,7 @@ async def test_rows_written_before_timelines_show_what_their_columns_prove(store
             (Status.QUEUED, row.created_at, None, None), (Status.SENDING, claimed_at, None, 1),
             (Status.SENT, changed_at, "p-old", None)]
     # Its next step is appended to what it proved, and from then on the row keeps its own Timeline.
-    await store.update_recipients(msg.comm_id, [transitions.receipt(loaded[0], Status.DELIVERED, "p-old", None)])
+    await store.update_recipients(msg.comm_id, [transitions.receipt(loaded[0], Status.DELIVERED, "p-old", None, at=utcnow())])
     _, [delivered] = await store.load(msg.comm_id, 0, 0)
     assert delivered.events[:2] == loaded[0].events and [e.status for e in delivered.timeline] == [
         Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED]

@@ -9,7 +9,7 @@ from azure.data.tables.aio import TableServiceClient
 
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.domain.model import Contact, Message, Recipient, SendJob, Status
+from sms.domain.model import Contact, Message, Recipient, SendJob, Status, utcnow
 from sms.storage import InboundSms, LedgerQuery
 from sms.storage.inbound import TableInboundStore
 from sms.storage.ledger import TableLedgerStore
@@ -54,7 +54,7 @@ async def sent(messages, ledger: Ledger, licensee, created_at, statuses, segment
 
 
 def replace_status(recipient, status):
-    return recipient if status is Status.QUEUED else recipient.moved_to(status)
+    return recipient if status is Status.QUEUED else recipient.moved_to(status, at=utcnow())
 
 
 async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entries(stores):

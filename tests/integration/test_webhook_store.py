@@ -73,7 +73,7 @@ def _message(n: int, licensee=A) -> tuple[Message, list[Recipient]]:
 
 
 def _sent(r: Recipient) -> Recipient:
-    return transitions.sent(transitions.claimed(r, "c1"), f"prov-{r.seq}")
+    return transitions.sent(transitions.claimed(r, "c1", at=utcnow()), f"prov-{r.seq}", at=utcnow())
 
 
 async def test_a_full_job_with_the_longest_reasons_is_one_write_within_azures_limits_and_reads_back_in_order(stores):
@@ -81,7 +81,7 @@ async def test_a_full_job_with_the_longest_reasons_is_one_write_within_azures_li
     ledger, queue = await _announcing(ledger_store)
     message, recipients = _message(100)
     reason = "😀" * 1000  # the longest reason a row keeps, in the widest characters
-    outcomes = [transitions.failed(transitions.claimed(r, "c1"), reason) for r in recipients]
+    outcomes = [transitions.failed(transitions.claimed(r, "c1", at=utcnow()), reason, at=utcnow()) for r in recipients]
     await ledger.record(message, outcomes)  # Azure's limits are checked before the write (sms/storage/limits.py)
     [(delivery, _)] = queue.take()
     found = await events.batch(A, message.comm_id, delivery.batch)
@@ -168,7 +168,7 @@ def test_a_status_the_ledger_keeps_that_tells_nothing_makes_no_event():
     from sms.domain.events import status_events
 
     message, [r] = _message(1)
-    assert status_events("1" * 16, message, transitions.claimed(r, "c"), Status.QUEUED) == []
+    assert status_events("1" * 16, message, transitions.claimed(r, "c", at=utcnow()), Status.QUEUED) == []
 
 
 @pytest.fixture(params=["azurite", "memory"])

@@ -71,13 +71,15 @@ async def accepted(use, queue, *numbers, **timing) -> tuple[str, SendJob]:
 
 
 def leave_behind(store: InMemoryMessageStore, comm_id: str, seqs, vendor: VendorRecord | None = None, handed_over=(),
-                 claim_id: str = DEAD, age: timedelta = timedelta(hours=1)):
-    """Recipients `seqs` claimed by a worker that then died `age` ago; those in `handed_over` reached the
-    vendor (it keeps a record of each, as Twilio's list or the console outbox does)."""
+                 claim_id: str = DEAD, age: timedelta = timedelta(hours=1), now: datetime | None = None):
+    """Recipients `seqs` claimed by a worker that then died `age` before `now` (the dispatch's clock; the
+    wall clock by default); those in `handed_over` reached the vendor (it keeps a record of each, as
+    Twilio's list or the console outbox does)."""
     rows = store.recipients[comm_id]
+    at = (now or utcnow()) - age
     for seq in seqs:
-        claimed = transitions.claimed(rows[seq], claim_id)
-        rows[seq] = replace(claimed, updated_at=utcnow() - age, first_attempt_at=utcnow() - age, etag=f"dead-{seq}-{claim_id}")
+        claimed = transitions.claimed(rows[seq], claim_id, at=at)
+        rows[seq] = replace(claimed, first_attempt_at=at, etag=f"dead-{seq}-{claim_id}")
         if seq in handed_over:
             vendor.ids[rows[seq].recipient_id] = f"vendor-{seq}"
             vendor.sends[rows[seq].recipient_id] = vendor.sends.get(rows[seq].recipient_id, 0) + 1
@@ -116,7 +118,7 @@ async def test_a_receipt_landing_while_claims_are_traced_strands_no_recipient():
             trace = await super().find(sms)
             if sms.reference.endswith(":0"):  # R0's delivery receipt lands while the dispatch asks
                 row = store.recipients[comm_id][0]
-                delivered = transitions.receipt(row, Status.DELIVERED, "vendor-0", None)
+                delivered = transitions.receipt(row, Status.DELIVERED, "vendor-0", None, at=utcnow())
                 await store.update_recipients(comm_id, [delivered])
             return trace
 
@@ -150,8 +152,8 @@ async def test_an_unknown_answer_about_one_claim_leaves_a_claim_made_since_untou
         async def find(self, sms):
             # Meanwhile B released C0, claimed it as C1, and died long enough ago for C1's lease to run out.
             row = store.recipients[comm_id][0]
-            released = transitions.found_not_sent(row, DEAD)
-            reclaimed = transitions.claimed(released, "C1")
+            released = transitions.found_not_sent(row, DEAD, at=utcnow())
+            reclaimed = transitions.claimed(released, "C1", at=utcnow())
             store.recipients[comm_id][0] = replace(reclaimed, updated_at=utcnow() - LEASE - timedelta(seconds=1), etag="by-B")
             return Trace(Found.UNKNOWN)
 
@@ -234,7 +236,7 @@ async def test_a_claim_put_back_meets_opt_outs_validity_and_quiet_hours_before_i
                               ledger=InMemoryLedgerStore())
     await use.licensees.set(LICENSEE, quiet_hours="22:00-08:00", time_zone="Australia/Sydney")
     comm_id, job = await accepted(use, queue, AU_MOBILE, **({"validity_period": 3600} if meets == "expired" else {}))
-    leave_behind(store, comm_id, [0], vendor)  # its worker died between the claim and the call
+    leave_behind(store, comm_id, [0], vendor, now=clock.at)  # its worker died between the claim and the call
     if meets == "opted_out":
         await opt_outs.add(LICENSEE, AU_MOBILE, utcnow())  # a STOP came meanwhile
         clock.at += timedelta(minutes=10)

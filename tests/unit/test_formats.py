@@ -4,6 +4,7 @@ from urllib.parse import urlencode
 import pytest
 
 from sms.domain.errors import UnsupportedMediaType, ValidationFailed
+from sms.domain.model import utcnow
 from sms.wire import CommResponse, Format, SMSSend, encode, read_body, response_format, to_dto, to_dtos
 
 
@@ -235,7 +236,7 @@ def test_a_body_with_nothing_a_phone_can_show_is_never_accepted(body, content_ty
     raw = json.dumps(document).encode() if content_type == "application/json" else jsv.dumps(document).encode()
     request = read_as_dto(raw, content_type)
     with pytest.raises(ValidationFailed) as caught:
-        message_from(send_command(request), "a" * 32, Limits())
+        message_from(send_command(request), "a" * 32, Limits(), utcnow())
     assert [(e.field_name, e.error_code) for e in caught.value.field_errors] in (
         [("SMSModel.MessageBody", "NotEmpty")], [("SMSModel.MessageBody", "NoVisibleText")])
 
@@ -245,7 +246,7 @@ def test_a_body_with_nothing_a_phone_can_show_is_never_accepted(body, content_ty
        after=st.text(invisible | st.characters(categories=["L", "N", "P", "S"]), max_size=5))
 def test_a_body_with_one_visible_character_passes_the_visibility_check(before, shown, after):
     request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": before + shown + after}})
-    message, _ = message_from(send_command(request), "a" * 32, Limits())
+    message, _ = message_from(send_command(request), "a" * 32, Limits(), utcnow())
     assert message.body == before + shown + after
 
 

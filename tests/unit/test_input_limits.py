@@ -10,7 +10,7 @@ from azure.data.tables.aio import TableClient
 
 from sms.config import Settings, azurite_connection_string
 from sms.domain import segments, transitions
-from sms.domain.model import JOB_SIZE, MAX_ERROR_CHARS, MAX_EVENTS, Recipient, Status
+from sms.domain.model import JOB_SIZE, MAX_ERROR_CHARS, MAX_EVENTS, Recipient, Status, utcnow
 from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
 from sms.storage.handwritten.sending import DirectRequests
 from sms.storage.limits import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
@@ -85,7 +85,7 @@ async def test_the_widest_valid_request_fits_azures_limits_with_room_to_spare(bo
     """Validated, mapped to entities and written through the real store over a transport that sends
     nothing: every transaction passes the checks before sending. 99 recipients are the message's own
     transaction; 250 make two more of 100 recipient rows each."""
-    message, rows = message_from(send_command(widest_request(body, recipients)), LICENSEE, LIMITS)
+    message, rows = message_from(send_command(widest_request(body, recipients)), LICENSEE, LIMITS, utcnow())
     assert len(rows) == recipients  # accepted: this is a real worst case
     assert len(body) == 30_000 or message.segments > 250  # and as long as the limits let a body be
 
@@ -116,11 +116,11 @@ def test_each_text_field_is_limited_in_characters(field, limit):
             model["To"][0]["Name"] = text
         return SMSSend.model_validate({"SMSModel": model})
 
-    message_from(send_command(request(limit)), LICENSEE, Limits())
+    message_from(send_command(request(limit)), LICENSEE, Limits(), utcnow())
     from sms.domain.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as raised:
-        message_from(send_command(request(limit + 1)), LICENSEE, Limits())
+        message_from(send_command(request(limit + 1)), LICENSEE, Limits(), utcnow())
     [error] = raised.value.field_errors
     assert (error.field_name, error.error_code) == (f"SMSModel.{field}", "MaxLength")
     assert error.message == f"SMSModel.{field} is {limit + 1} characters; the limit is {limit}"
@@ -141,8 +141,8 @@ STORED_STRINGS = {
 
 
 def test_every_string_a_send_stores_has_a_named_limit():
-    message, rows = message_from(send_command(widest_request(BODIES["emoji"], 1)), LICENSEE, LIMITS)
-    sent = full_timeline(rows[0]).moved_to(rows[0].status, provider_message_id="SM" + "0" * 32, last_error="e" * 5000)
+    message, rows = message_from(send_command(widest_request(BODIES["emoji"], 1)), LICENSEE, LIMITS, utcnow())
+    sent = full_timeline(rows[0]).moved_to(rows[0].status, provider_message_id="SM" + "0" * 32, last_error="e" * 5000, at=utcnow())
     strings = {name for entity in (_message_entity(message), _recipient_entity(sent))
                for name, value in entity.items() if isinstance(value, str)}
     assert strings == set(STORED_STRINGS)
@@ -154,16 +154,16 @@ def full_timeline(row: Recipient) -> Recipient:
     and the provider's id at their limits in emoji, and the last ten steps the ones that carry the most
     (four releases with their reasons, the claim, sent with the provider's id, undelivered with the carrier's)."""
     for attempt in range(1, 50):
-        row = transitions.released(transitions.claimed(row, f"d{attempt}"), WIDE * 5000)
-    row = transitions.sent(transitions.claimed(row, "d50"), WIDE * MAX_ID_CHARS)
-    return transitions.receipt(row, Status.UNDELIVERED, WIDE * MAX_ID_CHARS, WIDE * 5000)
+        row = transitions.released(transitions.claimed(row, f"d{attempt}", at=utcnow()), WIDE * 5000, at=utcnow())
+    row = transitions.sent(transitions.claimed(row, "d50", at=utcnow()), WIDE * MAX_ID_CHARS, at=utcnow())
+    return transitions.receipt(row, Status.UNDELIVERED, WIDE * MAX_ID_CHARS, WIDE * 5000, at=utcnow())
 
 
 async def test_a_job_of_recipients_with_full_timelines_fits_azures_limits():
     """The worst case above after sending: a job's 100 recipient rows, each with the widest name, a full
     timeline, the longest reason and provider id, written back as one transaction by the real store over
     a transport that sends nothing (StorageLimitExceeded if any check failed)."""
-    message, rows = message_from(send_command(widest_request(BODIES["ascii"], JOB_SIZE)), LICENSEE, LIMITS)
+    message, rows = message_from(send_command(widest_request(BODIES["ascii"], JOB_SIZE)), LICENSEE, LIMITS, utcnow())
     done = [replace(full_timeline(r), etag='W/"1"') for r in rows]
     assert all(len(r.events) == MAX_EVENTS and r.events_omitted == 2 * 49 + 2 + 1 - MAX_EVENTS for r in done)
     assert sum(e.error is not None for e in done[0].events) == 5 and sum(e.provider_message_id is not None for e in done[0].events) == 1

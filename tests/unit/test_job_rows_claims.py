@@ -5,7 +5,7 @@ import asyncio
 from datetime import timedelta
 
 from sms.domain import transitions
-from sms.domain.model import Contact, Message, Recipient, Status
+from sms.domain.model import Contact, Message, Recipient, Status, utcnow
 from sms.usecases import job_rows
 from sms.usecases.job_rows import JobRows
 from tests.fakes import InMemoryMessageStore
@@ -54,7 +54,7 @@ async def test_a_claim_goes_at_once_while_the_jobs_outcome_writes_fill_their_lan
     store.gate.clear()
     outcomes = []
     for r in claimed:  # each in its own turn, so each makes its own write if a lane is free
-        outcomes.append(asyncio.create_task(rows.record(transitions.sent(r, f"SM{r.seq}"))))
+        outcomes.append(asyncio.create_task(rows.record(transitions.sent(r, f"SM{r.seq}", at=utcnow()))))
         await settle_soon()
     outcome_writes = list(store.in_flight)
     assert len(outcome_writes) == job_rows.WRITES_IN_FLIGHT  # the rest wait for a lane...
@@ -82,7 +82,7 @@ async def test_outcomes_alone_never_have_more_than_their_lanes_in_flight():
     most = 0
     outcomes = []
     for r in claimed:
-        outcomes.append(asyncio.create_task(rows.record(transitions.sent(r, f"SM{r.seq}"))))
+        outcomes.append(asyncio.create_task(rows.record(transitions.sent(r, f"SM{r.seq}", at=utcnow()))))
         await settle_soon()
         most = max(most, len(store.in_flight))
     store.gate.set()

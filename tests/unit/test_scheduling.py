@@ -11,7 +11,7 @@ import pytest
 from sms.domain import transitions
 from sms.domain.commands import Party, SendMessage
 from sms.domain.errors import NotFound, ValidationFailed
-from sms.domain.model import MAX_QUEUE_DELAY, WAITING, SendJob, Status
+from sms.domain.model import MAX_QUEUE_DELAY, WAITING, SendJob, Status, utcnow
 from sms.usecases.licensees import CACHE_SECONDS
 from tests.fakes import (
     LICENSEE,
@@ -405,7 +405,7 @@ class ClaimedUnderTheCancel(InMemoryMessageStore):
         if self.claims and any(r.status is Status.CANCELLED for r in recipients):
             rows = self.recipients[comm_id]
             seq = min(seq for seq, row in rows.items() if row.status in WAITING)
-            rows[seq] = replace(transitions.claimed(rows[seq], "another worker"), etag=f"claimed-{self.claims}")
+            rows[seq] = replace(transitions.claimed(rows[seq], "another worker", at=utcnow()), etag=f"claimed-{self.claims}")
             self.claims -= 1
         return await super().update_recipients(comm_id, recipients)
 

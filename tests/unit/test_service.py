@@ -220,7 +220,7 @@ async def test_an_outcome_never_overwrites_a_later_status(store, queue):
             outcome = await super().send(sms)
             comm_id = next(iter(store.messages))
             row = next(r for r in store.recipients[comm_id].values() if r.recipient_id == sms.recipient_id)
-            await store.update_recipients(comm_id, [row.moved_to(Status.DELIVERED)])
+            await store.update_recipients(comm_id, [row.moved_to(Status.DELIVERED, at=utcnow())])
             return outcome
 
     service = sms_over(store, queue, ReceiptDuringSend())
@@ -411,7 +411,7 @@ async def test_a_parked_job_fails_what_it_left_behind(service, store, queue):
     response = await service.accept(request(au(1), au(2)), LICENSEE)
     job = queue.jobs[0][0]
     _, (first, second) = await store.load(response.comm_id)
-    await store.update_recipients(response.comm_id, [first.moved_to(Status.SENT)])
+    await store.update_recipients(response.comm_id, [first.moved_to(Status.SENT, at=utcnow())])
 
     failed = await service.give_up(job, "Gave up after 5 failed deliveries of its job")
 

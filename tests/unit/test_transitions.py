@@ -25,29 +25,29 @@ def row(status: Status, claim_id: str = "theirs", **changes) -> Recipient:
 
 
 def outcome(status: Status) -> Recipient:
-    return row(SE).moved_to(status, provider_message_id="p-1", last_error="why" if status is F else None)
+    return row(SE).moved_to(status, provider_message_id="p-1", last_error="why" if status is F else None, at=utcnow())
 
 
 EVENTS = {
-    "claim": lambda r: transitions.claimed(r, "mine"),
-    "provider took it": lambda r: transitions.sent(r, "p-1"),
-    "provider: later": lambda r: transitions.released(r, "busy"),
-    "provider: never": lambda r: transitions.failed(r, "blocked"),
-    "outcome sent recorded": lambda r: transitions.recorded(r, outcome(S)),
-    "outcome failed recorded": lambda r: transitions.recorded(r, outcome(F)),
-    "receipt sent": lambda r: transitions.receipt(r, S, "p-1", None),
-    "receipt delivered": lambda r: transitions.receipt(r, D, "p-1", None),
-    "receipt undelivered": lambda r: transitions.receipt(r, U, "p-1", "absent subscriber"),
-    "receipt queued": lambda r: transitions.receipt(r, Q, "p-1", None),
-    "opted out": transitions.opted_out,
-    "validUntil passed": transitions.expired,
-    "message cancelled": transitions.cancelled,
-    "left behind past lease": lambda r: transitions.left_behind(r, LEASE_START, "mine"),
-    "job given up": lambda r: transitions.given_up(r, "parked", LEASE_START, "mine"),
-    "left behind, provider has it": lambda r: transitions.found_sent(r, "theirs", "p-9"),
-    "left behind, provider never had it": lambda r: transitions.found_not_sent(r, "theirs"),
-    "left behind, provider refuses it": lambda r: transitions.found_not_sent(r, "theirs", "number is blocked"),
-    "left behind, asked of another claim": lambda r: transitions.found_sent(r, "other", "p-9"),
+    "claim": lambda r: transitions.claimed(r, "mine", at=utcnow()),
+    "provider took it": lambda r: transitions.sent(r, "p-1", at=utcnow()),
+    "provider: later": lambda r: transitions.released(r, "busy", at=utcnow()),
+    "provider: never": lambda r: transitions.failed(r, "blocked", at=utcnow()),
+    "outcome sent recorded": lambda r: transitions.recorded(r, outcome(S), at=utcnow()),
+    "outcome failed recorded": lambda r: transitions.recorded(r, outcome(F), at=utcnow()),
+    "receipt sent": lambda r: transitions.receipt(r, S, "p-1", None, at=utcnow()),
+    "receipt delivered": lambda r: transitions.receipt(r, D, "p-1", None, at=utcnow()),
+    "receipt undelivered": lambda r: transitions.receipt(r, U, "p-1", "absent subscriber", at=utcnow()),
+    "receipt queued": lambda r: transitions.receipt(r, Q, "p-1", None, at=utcnow()),
+    "opted out": lambda r: transitions.opted_out(r, at=utcnow()),
+    "validUntil passed": lambda r: transitions.expired(r, at=utcnow()),
+    "message cancelled": lambda r: transitions.cancelled(r, at=utcnow()),
+    "left behind past lease": lambda r: transitions.left_behind(r, LEASE_START, "mine", at=utcnow()),
+    "job given up": lambda r: transitions.given_up(r, "parked", LEASE_START, "mine", at=utcnow()),
+    "left behind, provider has it": lambda r: transitions.found_sent(r, "theirs", "p-9", at=utcnow()),
+    "left behind, provider never had it": lambda r: transitions.found_not_sent(r, "theirs", at=utcnow()),
+    "left behind, provider refuses it": lambda r: transitions.found_not_sent(r, "theirs", "number is blocked", at=utcnow()),
+    "left behind, asked of another claim": lambda r: transitions.found_sent(r, "other", "p-9", at=utcnow()),
 }
 
 # The expected status after each event, from each status (None: not applicable, nothing written).
@@ -104,28 +104,28 @@ def test_final_statuses_stay_final():
 
 
 def test_a_claim_counts_the_attempt_and_carries_the_claim_id():
-    claimed = transitions.claimed(row(Q, attempts=1), "mine")
+    claimed = transitions.claimed(row(Q, attempts=1), "mine", at=utcnow())
     assert (claimed.attempts, claimed.claim_id) == (2, "mine") and claimed.first_attempt_at is not None
 
 
 def test_a_claim_inside_its_lease_or_our_own_is_not_left_behind():
-    recent = row(SE).moved_to(SE)  # updated now: its worker is alive
-    assert transitions.left_behind(recent, LEASE_START, "mine") is None
-    assert transitions.left_behind(row(SE, claim_id="mine"), LEASE_START, "mine") is None
-    assert transitions.left_behind(row(SE), LEASE_START, "mine").last_error == transitions.OUTCOME_UNKNOWN
+    recent = row(SE).moved_to(SE, at=utcnow())  # updated now: its worker is alive
+    assert transitions.left_behind(recent, LEASE_START, "mine", at=utcnow()) is None
+    assert transitions.left_behind(row(SE, claim_id="mine"), LEASE_START, "mine", at=utcnow()) is None
+    assert transitions.left_behind(row(SE), LEASE_START, "mine", at=utcnow()).last_error == transitions.OUTCOME_UNKNOWN
 
 
 def test_recording_keeps_a_receipts_later_status_and_the_first_provider_id():
-    assert transitions.recorded(row(D), outcome(S)) is None
-    taken = transitions.recorded(row(SE).moved_to(D, provider_message_id="from-receipt"), outcome(S))
+    assert transitions.recorded(row(D), outcome(S), at=utcnow()) is None
+    taken = transitions.recorded(row(SE).moved_to(D, provider_message_id="from-receipt", at=utcnow()), outcome(S), at=utcnow())
     assert taken is None  # delivered stays, and so does the receipt's id
-    failed_first = transitions.recorded(row(SE), outcome(F))
+    failed_first = transitions.recorded(row(SE), outcome(F), at=utcnow())
     assert (failed_first.status, failed_first.last_error) == (F, "why")
 
 
 def test_a_receipts_failure_keeps_the_carriers_reason():
-    assert transitions.receipt(row(S), U, None, "absent subscriber").last_error == "absent subscriber"
-    assert transitions.receipt(row(S), F, None, None).last_error == "failed"
+    assert transitions.receipt(row(S), U, None, "absent subscriber", at=utcnow()).last_error == "absent subscriber"
+    assert transitions.receipt(row(S), F, None, None, at=utcnow()).last_error == "failed"
 
 
 # -- the timeline: every change appends its step, timed at the row's new updated_at ------------------
@@ -164,11 +164,11 @@ def fresh() -> Recipient:
 
 
 def test_a_retry_then_a_receipt_tell_the_whole_story_in_order():
-    first = transitions.claimed(fresh(), "d1")
-    released = transitions.released(first, "429: slow down")
-    second = transitions.claimed(released, "d2")
-    sent = transitions.sent(second, "p-9")
-    delivered = transitions.receipt(sent, D, "p-9", None)
+    first = transitions.claimed(fresh(), "d1", at=utcnow())
+    released = transitions.released(first, "429: slow down", at=utcnow())
+    second = transitions.claimed(released, "d2", at=utcnow())
+    sent = transitions.sent(second, "p-9", at=utcnow())
+    delivered = transitions.receipt(sent, D, "p-9", None, at=utcnow())
     assert steps(delivered) == [(Q, None, None, None), (SE, None, None, 1), (Q, None, "429: slow down", None),
                                 (SE, None, None, 2), (S, "p-9", None, None), (D, None, None, None)]
     times = [e.at for e in delivered.timeline]
@@ -178,49 +178,49 @@ def test_a_retry_then_a_receipt_tell_the_whole_story_in_order():
 
 
 def test_the_dispatch_path_records_the_outcome_once_on_the_row_as_stored():
-    claimed = transitions.claimed(fresh(), "d1")
-    outcome = transitions.sent(claimed, "p-9")
-    recorded = transitions.recorded(claimed, outcome)
+    claimed = transitions.claimed(fresh(), "d1", at=utcnow())
+    outcome = transitions.sent(claimed, "p-9", at=utcnow())
+    recorded = transitions.recorded(claimed, outcome, at=utcnow())
     assert steps(recorded) == [(Q, None, None, None), (SE, None, None, 1), (S, "p-9", None, None)]
     assert recorded.events[-1].at == recorded.updated_at
 
 
 def test_a_receipt_before_the_outcome_keeps_the_timeline_in_order():
-    claimed = transitions.claimed(fresh(), "d1")
-    delivered = transitions.receipt(claimed, D, "p-9", None)
-    late = transitions.recorded(delivered, transitions.sent(claimed, "p-9"))
+    claimed = transitions.claimed(fresh(), "d1", at=utcnow())
+    delivered = transitions.receipt(claimed, D, "p-9", None, at=utcnow())
+    late = transitions.recorded(delivered, transitions.sent(claimed, "p-9", at=utcnow()), at=utcnow())
     assert late is None  # the receipt said it all already
     assert steps(delivered) == [(Q, None, None, None), (SE, None, None, 1), (D, "p-9", None, None)]
 
 
 def test_an_undelivered_receipt_keeps_the_carriers_reason():
-    sent = transitions.sent(transitions.claimed(fresh(), "d1"), "p-9")
-    assert steps(transitions.receipt(sent, U, "p-9", "absent subscriber"))[-1] == (U, None, "absent subscriber", None)
+    sent = transitions.sent(transitions.claimed(fresh(), "d1", at=utcnow()), "p-9", at=utcnow())
+    assert steps(transitions.receipt(sent, U, "p-9", "absent subscriber", at=utcnow()))[-1] == (U, None, "absent subscriber", None)
 
 
 def test_an_opt_out_is_a_step_with_its_reason():
-    assert steps(transitions.opted_out(fresh())) == [(Q, None, None, None), (O, None, transitions.OPTED_OUT, None)]
+    assert steps(transitions.opted_out(fresh(), at=utcnow())) == [(Q, None, None, None), (O, None, transitions.OPTED_OUT, None)]
 
 
 def test_a_claim_left_past_its_lease_ends_as_outcome_unknown():
-    claimed = replace(transitions.claimed(fresh(), "theirs"), updated_at=LONG_AGO)
-    left = transitions.left_behind(claimed, LEASE_START, "mine")
+    claimed = replace(transitions.claimed(fresh(), "theirs", at=utcnow()), updated_at=LONG_AGO)
+    left = transitions.left_behind(claimed, LEASE_START, "mine", at=utcnow())
     assert steps(left) == [(Q, None, None, None), (SE, None, None, 1), (F, None, transitions.OUTCOME_UNKNOWN, None)]
     assert left.events[-1].at == left.updated_at > LEASE_START
 
 
 def test_a_failure_after_the_retries_ran_out_and_a_parked_job_say_why():
-    failed = transitions.failed(transitions.claimed(fresh(), "d1"), "blocked (gave up after 5 attempts)")
+    failed = transitions.failed(transitions.claimed(fresh(), "d1", at=utcnow()), "blocked (gave up after 5 attempts)", at=utcnow())
     assert steps(failed)[-1] == (F, None, "blocked (gave up after 5 attempts)", None)
-    assert steps(transitions.given_up(fresh(), "parked", LEASE_START)) == [(Q, None, None, None), (F, None, "parked", None)]
+    assert steps(transitions.given_up(fresh(), "parked", LEASE_START, at=utcnow())) == [(Q, None, None, None), (F, None, "parked", None)]
 
 
 def test_endless_retries_keep_the_first_claim_and_the_latest_steps_and_count_the_rest():
     r = fresh()
     for attempt in range(1, 31):
-        r = transitions.released(transitions.claimed(r, f"d{attempt}"), "x" * 5000)
+        r = transitions.released(transitions.claimed(r, f"d{attempt}", at=utcnow()), "x" * 5000, at=utcnow())
     assert len(r.last_error) == MAX_ERROR_CHARS  # the row's own reason keeps more than its steps
-    r = transitions.sent(transitions.claimed(r, "d31"), "p-9")
+    r = transitions.sent(transitions.claimed(r, "d31", at=utcnow()), "p-9", at=utcnow())
     assert len(r.events) == MAX_EVENTS and r.events_omitted == 2 * 30 + 2 - MAX_EVENTS  # 30 claims and releases, a claim, sent
     assert steps(r)[:2] == [(Q, None, None, None), (SE, None, None, 1)]
     assert steps(r)[-3:] == [(Q, None, "x" * (MAX_EVENT_ERROR_CHARS - 1) + "…", None), (SE, None, None, 31), (S, "p-9", None, None)]
@@ -255,34 +255,34 @@ def test_a_row_from_before_timelines_shows_what_its_columns_prove(stored, expect
     events, left_out = derived_events(stored)
     assert [(e.status, e.at, e.provider_message_id, e.error, e.attempt) for e in events] == expected
     assert left_out == omitted
-    claimed_again = transitions.claimed(replace(stored, events=events, events_omitted=left_out), "d") if stored.status is Q else None
+    claimed_again = transitions.claimed(replace(stored, events=events, events_omitted=left_out), "d", at=utcnow()) if stored.status is Q else None
     if claimed_again is not None:  # its next step is appended to what it proved
         assert claimed_again.events[:-1] == events and claimed_again.events[-1].attempt == stored.attempts + 1
 
 
 def test_a_claim_left_behind_and_traced_with_the_provider_keeps_its_timeline():
     """Issue 23, item 2: a claim a crashed worker left is settled by what the provider says of it."""
-    claimed = transitions.claimed(row(Q), "dead")
-    sent = transitions.found_sent(claimed, "dead", "SM123")
+    claimed = transitions.claimed(row(Q), "dead", at=utcnow())
+    sent = transitions.found_sent(claimed, "dead", "SM123", at=utcnow())
     assert (sent.status, sent.provider_message_id) == (S, "SM123")
     assert steps(sent)[-1] == (S, "SM123", None, None)
-    again = transitions.found_not_sent(claimed, "dead")
+    again = transitions.found_not_sent(claimed, "dead", at=utcnow())
     assert (again.status, again.attempts, again.last_error) == (Q, 1, transitions.NOT_HANDED_OVER)
     assert steps(again)[-1] == (Q, None, transitions.NOT_HANDED_OVER, None)
-    refused = transitions.found_not_sent(claimed, "dead", "ACS 400: invalid number")
+    refused = transitions.found_not_sent(claimed, "dead", "ACS 400: invalid number", at=utcnow())
     assert (refused.status, refused.last_error) == (F, "ACS 400: invalid number")
     # Asked of one claim, applied to a row another dispatch has claimed since: nothing.
-    assert transitions.found_not_sent(transitions.claimed(again, "live"), "dead") is None
+    assert transitions.found_not_sent(transitions.claimed(again, "live", at=utcnow()), "dead", at=utcnow()) is None
 
 
 def test_a_claim_marked_by_a_cancel_is_cancelled_if_it_turns_out_to_have_sent_nothing():
     """Issue 23 review: a cancel finding a recipient claimed leaves it (it may be with the provider) but
     marks it; a claim that then sent nothing is cancelled, never sent after the cancel."""
-    marked = transitions.cancelled(transitions.claimed(row(Q), "dead"))
+    marked = transitions.cancelled(transitions.claimed(row(Q), "dead", at=utcnow()), at=utcnow())
     assert (marked.status, marked.cancel_requested) == (SE, True)
-    assert transitions.cancelled(marked) is None  # marked once
-    assert transitions.found_not_sent(marked, "dead").status is C  # the provider never had it
-    assert transitions.found_not_sent(marked, "dead", "refused").status is F
-    assert transitions.found_sent(marked, "dead", "p-9").status is S  # it went before the cancel
-    assert transitions.recorded(marked, marked.moved_to(Q, last_error="busy")).status is C  # released for a retry
-    assert transitions.recorded(marked, marked.moved_to(S, provider_message_id="p-9")).status is S
+    assert transitions.cancelled(marked, at=utcnow()) is None  # marked once
+    assert transitions.found_not_sent(marked, "dead", at=utcnow()).status is C  # the provider never had it
+    assert transitions.found_not_sent(marked, "dead", "refused", at=utcnow()).status is F
+    assert transitions.found_sent(marked, "dead", "p-9", at=utcnow()).status is S  # it went before the cancel
+    assert transitions.recorded(marked, marked.moved_to(Q, last_error="busy", at=utcnow()), at=utcnow()).status is C  # released for a retry
+    assert transitions.recorded(marked, marked.moved_to(S, provider_message_id="p-9", at=utcnow()), at=utcnow()).status is S

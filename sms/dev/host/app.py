@@ -59,7 +59,8 @@ def read_app(functions: Iterable[Any], route_prefix: str) -> tuple[list[HttpRout
             routes.append(HttpRoute(name, route, template, frozenset(m.upper() for m in methods) if methods is not None else ALL_METHODS,
                                     user_function, trigger["name"]))
         elif trigger["type"] == "queueTrigger":
-            queues.append(QueueTrigger(name, trigger["queueName"], trigger.get("connection") or "AzureWebJobsStorage", trigger["name"], user_function))
+            queues.append(QueueTrigger(name, trigger["queueName"], trigger.get("connection") or "AzureWebJobsStorage",
+                                       trigger["name"], user_function))
         elif trigger["type"] == "timerTrigger":
             ncrontab.parse(trigger["schedule"])  # a bad schedule fails at start, as on the host
             timers.append(TimerTrigger(name, trigger["schedule"], trigger["name"], user_function, bool(trigger.get("runOnStartup"))))
