@@ -13,7 +13,6 @@ from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
 from sms.domain.transitions import retry_pending
 from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
-from sms import wire
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
 from sms.providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 from sms.storage import (
@@ -43,7 +42,6 @@ from sms.storage import (
     WebhookEndpointStore,
     invalid_token,
 )
-from sms.wire.mapping import comm_response, request_key, send_command
 
 _etags = itertools.count(1)
 
@@ -532,27 +530,9 @@ def _keyed(key: str | None, command: SendMessage) -> RequestKey | None:
     return RequestKey(key, repr(command)) if key is not None else None
 
 
-class SmsOverDtos:
-    """The use cases driven with ServiceStack DTOs, as the integration tests still drive them."""
-
-    def __init__(self, use: UseCases):
-        self.use = use
-
-    async def accept(self, request: wire.SMSSend, licensee_id: str, idempotency_key: str | None = None) -> wire.CommResponse:
-        return comm_response(await self.use.accept.queue(send_command(request), licensee_id, request_key(idempotency_key, request)))
-
-    async def dispatch(self, job: SendJob) -> list[Recipient]:
-        return await self.use.dispatch.dispatch(job)
-
-    async def status(self, comm_id: str, licensee_id: str):
-        from sms.wire.mapping import message_state
-
-        return message_state(await self.use.status.report(comm_id, licensee_id))
-
-
-def sms_of(adapters) -> SmsOverDtos:
-    """The use cases over sms.bootstrap's real adapters, as the app wires them, driven with DTOs."""
-    return SmsOverDtos(adapters.gateway().use)
+def sms_of(adapters) -> SmsOverCommands:
+    """The use cases over sms.bootstrap's real adapters, as the app wires them, driven with commands."""
+    return SmsOverCommands(adapters.gateway().use)
 
 
 class ScriptedTransport:
