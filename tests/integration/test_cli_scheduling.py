@@ -13,8 +13,7 @@ from sms.domain.errors import StillChanging
 from sms.domain.model import Status, utcnow
 from sms.entrypoints import cli
 from sms.usecases.cancel import Cancel
-from sms.wire import SMSSend
-from tests.fakes import sms_of
+from tests.fakes import command, sms_of
 
 
 async def _run(argv: list[str]) -> int:
@@ -35,10 +34,8 @@ async def scheduled(connection: str, licensee: str, *numbers: str) -> str:
     try:
         await adapters.ensure_storage()
         send_at = (utcnow() + timedelta(hours=1)).isoformat()
-        request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": "Flu clinic at 9",
-                                                       "SendAt": send_at}})
-        answer = await sms_of(adapters).accept(request, licensee)
-        assert answer.message.startswith(f"Scheduled for {len(numbers)} recipient")
+        answer = await sms_of(adapters).accept(command(*numbers, body="Flu clinic at 9", send_at=send_at), licensee)
+        assert answer.summary.startswith(f"Scheduled for {len(numbers)} recipient")
         message, _ = await adapters.messages.load(answer.comm_id)
         assert message.send_at == datetime.fromisoformat(send_at) and message.urgent is False  # as stored in the table
         return answer.comm_id

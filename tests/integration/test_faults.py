@@ -26,22 +26,21 @@ from sms.entrypoints import worker
 from sms.storage.queues import queue_client
 from sms.storage.tables import MESSAGES_TABLE
 from sms.usecases.dispatch import MessageNotWritten, RecipientsInFlight
-from sms.wire import SMSSend
-from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverDtos, age_claims, assembled, sms_over
+from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverCommands, age_claims, assembled, command, sms_over
 from tests.integration.test_batch import DroppingProxy
 
 LICENSEE = "f0" * 16
 
 
 def request(*numbers):
-    return SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": "Fault test"}})
+    return command(*numbers, body="Fault test")
 
 
 def numbers(prefix: int, count: int) -> list[str]:
     return [f"+614{prefix:03d}{i:05d}" for i in range(count)]
 
 
-def service_over(gw, provider, **options) -> SmsOverDtos:
+def service_over(gw, provider, **options) -> SmsOverCommands:
     """The use cases on the gateway's real Azure stores with a recording provider (one 'worker process')."""
     return sms_over(gw.messages, gw.jobs, provider, missing_message_wait=0, **options)
 
@@ -125,7 +124,7 @@ async def test_a_job_that_keeps_failing_is_parked_and_its_recipients_failed(gw, 
     app = func.FunctionApp()
     app.register_functions(worker.blueprint(the_gateway))
     functions = {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
-    response = await SmsOverDtos(gateway.use).accept(request(*numbers(104, 2)), LICENSEE)
+    response = await SmsOverCommands(gateway.use).accept(request(*numbers(104, 2)), LICENSEE)
 
     async def storage_keeps_failing(job):
         raise StorageUnavailable()
@@ -368,7 +367,7 @@ async def test_a_keyed_request_whose_message_write_failed_part_way_is_finished_b
 
     monkeypatch.setattr(idempotency_module, "IN_PROGRESS_GRACE", timedelta(0))  # the client retries later
     answer = await sms.accept(request(*people), LICENSEE, "half-written")
-    assert answer.status is True and answer.message == "Queued for 150 recipients"
+    assert answer.ok is True and answer.summary == "Queued for 150 recipients"
     message, recipients = await gw.messages.load(answer.comm_id)
     assert message.recipient_count == 150 and [r.seq for r in recipients] == list(range(150))
     assert {r.status for r in recipients} == {Status.QUEUED}

@@ -13,8 +13,7 @@ from sms.domain.errors import Unauthenticated
 from sms.domain.model import SendJob
 from sms.storage.queues import queue_client
 from sms.usecases.auth import Authenticator
-from sms.wire import SMSSend
-from tests.fakes import sms_of
+from tests.fakes import command, sms_of
 
 LICENSEE = "c" * 32
 
@@ -48,9 +47,7 @@ async def take_jobs(emulator, comm_id: str) -> list[SendJob]:
 
 async def test_accepted_message_is_queued_sent_once_and_reported(gateway, emulator):
     numbers = [f"+614123{i:05d}" for i in range(150)]
-    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": "Flu clinic"}})
-
-    response = await sms_of(gateway).accept(request, LICENSEE)
+    response = await sms_of(gateway).accept(command(*numbers, body="Flu clinic"), LICENSEE)
     jobs = await take_jobs(emulator, response.comm_id)
     assert jobs == [SendJob(response.comm_id, 0, 99), SendJob(response.comm_id, 100, 149)]
 
@@ -61,9 +58,9 @@ async def test_accepted_message_is_queued_sent_once_and_reported(gateway, emulat
 
     sent = outbox(gateway)
     assert sorted(line["to"] for line in sent) == numbers
-    state = await sms_of(gateway).status(response.comm_id, LICENSEE)
-    assert state.status == "sent"
-    assert {r.provider_message_id for r in state.recipients} == {line["providerMessageId"] for line in sent}
+    report = await sms_of(gateway).status(response.comm_id, LICENSEE)
+    assert report.status == "sent"
+    assert {r.provider_message_id for r in report.recipients} == {line["providerMessageId"] for line in sent}
 
 
 async def test_keys_add_list_revoke(gateway):
@@ -124,10 +121,9 @@ async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothi
 
     dead = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     gw = build(Settings.from_env({"AzureWebJobsStorage": dead}))
-    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hi"}})
     try:
         with pytest.raises(StorageUnavailable):
-            await sms_of(gw).accept(request, LICENSEE)
+            await sms_of(gw).accept(command("+61412345678", body="hi"), LICENSEE)
     finally:
         await gw.close()
 

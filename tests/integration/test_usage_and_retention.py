@@ -16,8 +16,7 @@ from sms.storage.ledger import TableLedgerStore
 from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
-from sms.wire import SMSSend
-from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverDtos, assembled
+from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverCommands, assembled, command
 
 A, B = "a" * 32, "b" * 32
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()
@@ -88,19 +87,18 @@ async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_o
         await adapters.ensure_storage()
         now = datetime.now(timezone.utc).replace(microsecond=0)
         licensee, clock = uuid.uuid4().hex, lambda: now
-        sms = SmsOverDtos(assembled(adapters.messages, adapters.jobs, RecordingProvider(), opt_outs=adapters.opt_outs,
+        sms = SmsOverCommands(assembled(adapters.messages, adapters.jobs, RecordingProvider(), opt_outs=adapters.opt_outs,
                                    ledger=adapters.ledger, clock=clock))
         body = "Your flu shot is booked. " * 7  # 175 GSM-7 characters: two segments
         opted_out, others = "+61412000901", ["+61412000902", "+61412000903", "+61412000904", "+61412000905"]
         await adapters.opt_outs.add(licensee, opted_out, now)
 
         async def accepted(numbers, **timing):
-            model = {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": body, **timing}
-            return (await sms.accept(SMSSend.model_validate({"SMSModel": model}), licensee)).comm_id
+            return (await sms.accept(command(*numbers, body=body, **timing), licensee)).comm_id
 
-        cancelled = await accepted(others[:3], SendAt=(now + timedelta(hours=1)).isoformat())
+        cancelled = await accepted(others[:3], send_at=(now + timedelta(hours=1)).isoformat())
         assert (await sms.use.cancel.cancel(licensee, cancelled)).cancelled == 3
-        expiring = await accepted(others[:1], ValidityPeriod=60)
+        expiring = await accepted(others[:1], validity_period=60)
         blocked = await accepted([opted_out])
         sent = await accepted(others[2:])
         today = now.date()  # the day they were accepted

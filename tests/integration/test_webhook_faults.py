@@ -33,8 +33,7 @@ from sms.domain.model import SendJob, Status
 from sms.entrypoints import worker
 from sms.storage.queues import queue_client
 from sms.usecases.inbound import Inbound
-from sms.wire import SMSSend
-from tests.fakes import RecordingProvider, SmsOverDtos
+from tests.fakes import RecordingProvider, SmsOverCommands, command
 from tests.webhook_receiver import webhook_receiver_fixture  # noqa: F401 - the webhook_receiver fixture
 
 DYING_VISIBILITY_SECONDS = 2  # how long the dying worker's message stays hidden (the host: 600)
@@ -69,9 +68,8 @@ async def a_batch_of_three_events(gateway, receiver, licensee: str) -> str:
     one batch of three message.sent events and queues one delivery. The message's commId."""
     endpoint = await gateway.use.webhooks.add(licensee, receiver.url)
     receiver.secret = endpoint.secret.value
-    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+6141280000{i}"} for i in range(3)],
-                                                   "MessageBody": "Webhook fault test"}})
-    response = await SmsOverDtos(gateway.use).accept(request, licensee)
+    sent = command(*(f"+6141280000{i}" for i in range(3)), body="Webhook fault test")
+    response = await SmsOverCommands(gateway.use).accept(sent, licensee)
     await gateway.use.dispatch.dispatch(SendJob(response.comm_id, 0, 99))
     return response.comm_id
 
@@ -201,9 +199,8 @@ async def test_a_receipt_that_arrives_before_the_job_records_the_send_still_leav
     licensee = uuid.uuid4().hex
     try:
         await gateway.use.webhooks.add(licensee, "https://hooks.example.org/sms")
-        request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412810001"}, {"PhoneNumber": "+61412810002"}],
-                                                       "MessageBody": "Receipt first"}})
-        comm_id = (await SmsOverDtos(gateway.use).accept(request, licensee)).comm_id
+        sent = command("+61412810001", "+61412810002", body="Receipt first")
+        comm_id = (await SmsOverCommands(gateway.use).accept(sent, licensee)).comm_id
         await gateway.use.dispatch.dispatch(SendJob(comm_id, 0, 99))
         _, recipients = await adapters.messages.load(comm_id)
         assert [r.status for r in recipients] == [Status.DELIVERED] * 2  # the receipt's status stands

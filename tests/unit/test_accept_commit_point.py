@@ -103,21 +103,6 @@ async def test_rows_that_cannot_be_staged_leave_no_message_and_any_job_finds_not
     assert len(journal.queue.jobs) == jobs_queued
 
 
-async def test_a_send_without_an_idempotency_key_never_serialises_the_request(monkeypatch):
-    """The fingerprint is the whole request as JSON: work only a keyed send needs, kept off the hot path
-    (the entry points make a RequestKey through these two, for every send)."""
-    from sms.wire import SMSSend, mapping
-
-    def not_wanted(request) -> str:
-        raise AssertionError("serialised without a key")
-
-    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hi"}})
-    monkeypatch.setattr(mapping, "canonical_json", not_wanted)
-    assert mapping.request_key(None, request) is None and mapping.batch_keys(None, [request]) is None
-    with pytest.raises(AssertionError, match="serialised without a key"):  # with a key, it is made
-        mapping.request_key("k", request)
-
-
 async def test_cancelling_an_accept_whose_puts_run_beside_staging_cancels_the_puts_too():
     """A cancelled request (its host stopping) does not wait out its job puts, which could be retrying
     for tens of seconds; nor does it commit anything. (Found by an adversarial review of issue 17's change.)"""

@@ -7,14 +7,13 @@ import pytest
 from sms.domain.errors import Conflict, KeyReused
 from sms.domain.model import utcnow
 from sms.usecases.idempotency import IN_PROGRESS_GRACE
-from sms.wire import SMSSend
-from tests.fakes import InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, sms_over
+from tests.fakes import InMemoryIdempotencyStore, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, command, sms_over
 
 LICENSEE, OTHER = "a" * 32, "b" * 32
 
 
 def request(*numbers, body="Your results are ready"):
-    return SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": n} for n in numbers], "MessageBody": body}})
+    return command(*numbers, body=body)
 
 
 @pytest.fixture
@@ -64,7 +63,7 @@ async def test_an_immediate_send_retried_reports_the_real_outcome_without_sendin
     _, _, provider, _, service = world
     first = await service.send_now(request("+61412000001", "+61412000002"), LICENSEE, "now-1")
     again = await service.send_now(request("+61412000001", "+61412000002"), LICENSEE, "now-1")
-    assert again == first and first.message == "Sent to 2 of 2 recipients"
+    assert again == first and first.summary == "Sent to 2 of 2 recipients"
     assert len(provider.sent) == 2
 
 
@@ -110,7 +109,7 @@ async def test_an_immediate_send_retried_while_the_first_still_sends_is_told_to_
     with pytest.raises(Conflict, match="still being processed"):
         await service.send_now(request(*people), LICENSEE, "now-2")
     answer = await first
-    assert answer.message == "Sent to 3 of 3 recipients"
+    assert answer.summary == "Sent to 3 of 3 recipients"
     assert await service.send_now(request(*people), LICENSEE, "now-2") == answer
     assert len(provider.sent) == 3
 
@@ -123,19 +122,17 @@ async def test_a_refused_request_claims_no_key_so_the_corrected_request_goes_thr
     store, queue, provider, keys, service = world
     with pytest.raises(ValidationFailed):
         await service.accept(request("not a number"), LICENSEE, "order-9")
-    past = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412000001"}], "MessageBody": "hi",
-                                                "SendAt": "2020-01-01T00:00:00Z"}})
+    past = command("+61412000001", body="hi", send_at="2020-01-01T00:00:00Z")
     with pytest.raises(ValidationFailed):
         await service.accept(past, LICENSEE, "order-9")
-    future = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412000001"}], "MessageBody": "hi",
-                                                  "SendAt": (utcnow() + timedelta(hours=1)).isoformat()}})
+    future = command("+61412000001", body="hi", send_at=(utcnow() + timedelta(hours=1)).isoformat())
     with pytest.raises(ValidationFailed):  # scheduling is refused on an immediate route
         await service.send_now(future, LICENSEE, "now-9")
     assert keys.records == {} and store.messages == {} and queue.jobs == []
 
     corrected = await service.accept(request("+61412000001"), LICENSEE, "order-9")
-    assert corrected.status and list(store.messages) == [corrected.comm_id]
+    assert corrected.ok and list(store.messages) == [corrected.comm_id]
     assert keys.records[(LICENSEE, "order-9")].comm_id == corrected.comm_id
     assert await service.accept(request("+61412000001"), LICENSEE, "order-9") == corrected
     now = await service.send_now(request("+61412000002"), LICENSEE, "now-9")
-    assert now.message == "Sent to 1 of 1 recipient" and [s.to for s in provider.sent] == ["+61412000002"]
+    assert now.summary == "Sent to 1 of 1 recipient" and [s.to for s in provider.sent] == ["+61412000002"]

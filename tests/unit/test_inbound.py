@@ -13,8 +13,8 @@ from sms.providers.twilio import TwilioProvider
 from sms.storage import EVERY_LICENSEE
 from sms.usecases import optouts
 from sms.usecases.optouts import keyword, sender_scope
-from sms.wire import SMSSend
-from tests.fakes import ALEX, LICENSEE, OTHER, SAM, World, sms_over
+from sms.domain.commands import Party
+from tests.fakes import ALEX, LICENSEE, OTHER, SAM, World, command, sms_over
 
 
 @pytest.fixture
@@ -99,8 +99,8 @@ async def test_replies_are_linked_to_the_message_that_allowed_them(world):
     assert [r.body for r in await world.use.status.replies(comm_id, LICENSEE)] == ["Yes, see you at 10"]
     with pytest.raises(NotFound):
         await world.use.status.replies(comm_id, OTHER)
-    state = await world.sms.status(comm_id, LICENSEE)
-    assert [r.body for r in state.replies] == ["Yes, see you at 10"]
+    report = await world.sms.status(comm_id, LICENSEE)
+    assert [r.body for r in report.replies] == ["Yes, see you at 10"]
 
 
 async def test_replies_to_a_message_that_did_not_allow_them_are_kept_unlinked(world):
@@ -121,9 +121,8 @@ async def test_the_same_inbound_sms_delivered_twice_is_stored_once(world):
 
 async def test_send_now_reports_opted_out_recipients(world):
     await world.inbound.receive(world.text_from(SAM, "STOP"))
-    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": SAM}, {"PhoneNumber": ALEX}], "MessageBody": "x"}})
-    response = await world.sms.send_now(request, LICENSEE)
-    assert (response.status, response.message) == (False, "Sent to 1 of 2 recipients; 1 opted out")
+    response = await world.sms.send_now(command(SAM, ALEX, body="x"), LICENSEE)
+    assert (response.ok, response.summary) == (False, "Sent to 1 of 2 recipients; 1 opted out")
 
 
 # -- a STOP applies to the sender number it was sent to (carriers' rule), for every licensee texting from it --
@@ -134,10 +133,8 @@ OTHER_NUMBER = "+61400000001"
 
 async def send_from(world, number, licensee, sender=None, replies=False):
     """One immediate SMS from `sender` (None: the provider's default number); the recipient's status."""
-    model = {"To": [{"PhoneNumber": number}], "MessageBody": "Hello", "ReplyIsAllowed": replies}
-    if sender is not None:
-        model["From"] = {"PhoneNumber": sender}
-    response = await world.sms.send_now(SMSSend.model_validate({"SMSModel": model}), licensee)
+    sent = command(number, body="Hello", reply_is_allowed=replies, sender=Party(phone_number=sender) if sender is not None else None)
+    response = await world.sms.send_now(sent, licensee)
     return (await world.recipient(response.comm_id)).status
 
 
@@ -243,7 +240,7 @@ async def test_another_process_applies_a_stop_within_the_cache_time_counted_from
     monkeypatch.setattr(optouts, "time", SimpleNamespace(monotonic=lambda: clock.now))
     elsewhere = sms_over(world.store, world.queue, world.provider, opt_outs=world.opt_out_store, inbound=world.inbound_store)
     started, release = held_reads(world.opt_out_store)
-    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": SAM}], "MessageBody": "Hello"}})
+    request = command(SAM, body="Hello")
     racing = asyncio.create_task(elsewhere.send_now(request, LICENSEE))
     await started.wait()  # its reads began at t=0
     clock.now += 10

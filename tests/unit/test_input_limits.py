@@ -15,10 +15,9 @@ from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, messa
 from sms.storage.handwritten.sending import DirectRequests
 from sms.storage.limits import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
 from sms.storage.tables import TableMessageStore, _message_entity, _recipient_entity
-from sms.wire import SMSSend
+from sms.domain.commands import Party, SendMessage
 from sms.wire.callbacks import MAX_ID_CHARS
-from sms.wire.mapping import send_command
-from tests.fakes import LICENSEE
+from tests.fakes import LICENSEE, command
 from tests.unit.capture import CapturingTransport, batch_answer, parse_batch
 from tests.unit.test_batch_limits import azure_entity_size
 
@@ -69,14 +68,13 @@ BODIES = {name: longest_body(character) for name, character in
 WIDE = "😀"
 
 
-def widest_request(body: str, recipients: int) -> SMSSend:
-    return SMSSend.model_validate({"SMSModel": {
-        "From": {"Name": WIDE * MAX_NAME_CHARS, "PhoneNumber": "Clinic Name", "ContactId": uuid.uuid4().hex},
-        "To": [{"Name": WIDE * MAX_NAME_CHARS, "PhoneNumber": f"+614{i:08d}", "ContactId": uuid.uuid4().hex}
-               for i in range(recipients)],
-        "MessageBody": body, "Notes": WIDE * MAX_NOTES_CHARS, "ReplyIsAllowed": True, "ReplyIsRequired": True,
-        "LinkedObjectId": uuid.uuid4().hex, "SuiteId": uuid.uuid4().hex, "LicenseeId": LICENSEE,
-    }})
+def widest_request(body: str, recipients: int) -> SendMessage:
+    return command(
+        *(Party(WIDE * MAX_NAME_CHARS, f"+614{i:08d}", uuid.uuid4().hex) for i in range(recipients)), body=body,
+        sender=Party(WIDE * MAX_NAME_CHARS, "Clinic Name", uuid.uuid4().hex), notes=WIDE * MAX_NOTES_CHARS,
+        reply_is_allowed=True, reply_is_required=True, linked_object_id=uuid.uuid4().hex, suite_id=uuid.uuid4().hex,
+        licensee_id=LICENSEE,
+    )
 
 
 @pytest.mark.parametrize("body", BODIES.values(), ids=BODIES.keys())
@@ -85,7 +83,7 @@ async def test_the_widest_valid_request_fits_azures_limits_with_room_to_spare(bo
     """Validated, mapped to entities and written through the real store over a transport that sends
     nothing: every transaction passes the checks before sending. 99 recipients are the message's own
     transaction; 250 make two more of 100 recipient rows each."""
-    message, rows = message_from(send_command(widest_request(body, recipients)), LICENSEE, LIMITS, utcnow())
+    message, rows = message_from(widest_request(body, recipients), LICENSEE, LIMITS, utcnow())
     assert len(rows) == recipients  # accepted: this is a real worst case
     assert len(body) == 30_000 or message.segments > 250  # and as long as the limits let a body be
 
@@ -105,22 +103,16 @@ async def test_the_widest_valid_request_fits_azures_limits_with_room_to_spare(bo
 
 @pytest.mark.parametrize("field, limit", [("Notes", MAX_NOTES_CHARS), ("From.Name", MAX_NAME_CHARS), ("To[0].Name", MAX_NAME_CHARS)])
 def test_each_text_field_is_limited_in_characters(field, limit):
-    def request(length: int) -> SMSSend:
-        model = {"From": {"Name": "Clinic"}, "To": [{"Name": "Sam", "PhoneNumber": "0412345678"}], "MessageBody": "hi"}
+    def request(length: int) -> SendMessage:
         text = WIDE * length  # an emoji is one character, however many bytes it takes
-        if field == "Notes":
-            model["Notes"] = text
-        elif field == "From.Name":
-            model["From"]["Name"] = text
-        else:
-            model["To"][0]["Name"] = text
-        return SMSSend.model_validate({"SMSModel": model})
+        return command(Party(text if field == "To[0].Name" else "Sam", "0412345678"), body="hi",
+                       sender=Party(text if field == "From.Name" else "Clinic"), notes=text if field == "Notes" else None)
 
-    message_from(send_command(request(limit)), LICENSEE, Limits(), utcnow())
+    message_from(request(limit), LICENSEE, Limits(), utcnow())
     from sms.domain.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as raised:
-        message_from(send_command(request(limit + 1)), LICENSEE, Limits(), utcnow())
+        message_from(request(limit + 1), LICENSEE, Limits(), utcnow())
     [error] = raised.value.field_errors
     assert (error.field_name, error.error_code) == (f"SMSModel.{field}", "MaxLength")
     assert error.message == f"SMSModel.{field} is {limit + 1} characters; the limit is {limit}"
@@ -141,7 +133,7 @@ STORED_STRINGS = {
 
 
 def test_every_string_a_send_stores_has_a_named_limit():
-    message, rows = message_from(send_command(widest_request(BODIES["emoji"], 1)), LICENSEE, LIMITS, utcnow())
+    message, rows = message_from(widest_request(BODIES["emoji"], 1), LICENSEE, LIMITS, utcnow())
     sent = full_timeline(rows[0]).moved_to(rows[0].status, provider_message_id="SM" + "0" * 32, last_error="e" * 5000, at=utcnow())
     strings = {name for entity in (_message_entity(message), _recipient_entity(sent))
                for name, value in entity.items() if isinstance(value, str)}
@@ -163,7 +155,7 @@ async def test_a_job_of_recipients_with_full_timelines_fits_azures_limits():
     """The worst case above after sending: a job's 100 recipient rows, each with the widest name, a full
     timeline, the longest reason and provider id, written back as one transaction by the real store over
     a transport that sends nothing (StorageLimitExceeded if any check failed)."""
-    message, rows = message_from(send_command(widest_request(BODIES["ascii"], JOB_SIZE)), LICENSEE, LIMITS, utcnow())
+    message, rows = message_from(widest_request(BODIES["ascii"], JOB_SIZE), LICENSEE, LIMITS, utcnow())
     done = [replace(full_timeline(r), etag='W/"1"') for r in rows]
     assert all(len(r.events) == MAX_EVENTS and r.events_omitted == 2 * 49 + 2 + 1 - MAX_EVENTS for r in done)
     assert sum(e.error is not None for e in done[0].events) == 5 and sum(e.provider_message_id is not None for e in done[0].events) == 1

@@ -100,7 +100,7 @@ async def test_an_immediate_send_whose_ledger_write_fails_still_answers_what_was
 
     world.ledger.save = ledger_down
     response = await world.sms.send_now(request(SAM), LICENSEE)
-    assert response.status is True and response.message == "Sent to 1 of 1 recipient"
+    assert response.ok is True and response.summary == "Sent to 1 of 1 recipient"
     assert await entries(world) == []
 
     world.ledger.save = save

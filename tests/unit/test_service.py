@@ -14,15 +14,13 @@ from sms.domain.validation import Limits
 from sms.providers import SendOutcome
 from sms.usecases.dispatch import MISSING_MESSAGE_CHECKS, MessageNotWritten, RecipientsInFlight
 from sms.usecases.send_now import IMMEDIATE_SAFETY_NET_SECONDS
-from sms.wire import SMSSend
-from tests.fakes import RecordingProvider, TracingProvider, VendorRecord, age_claims, sms_over
+from sms.domain.commands import Party, SendMessage
+from tests.fakes import RecordingProvider, TracingProvider, VendorRecord, age_claims, command, sms_over
 from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
 
 
-def request(*numbers, body="Your appointment is at 10am", **model):
-    return SMSSend.model_validate({
-        "SMSModel": {"To": [{"PhoneNumber": n, "Name": f"person {i}"} for i, n in enumerate(numbers)], "MessageBody": body, **model}
-    })
+def request(*numbers, body="Your appointment is at 10am", **fields) -> SendMessage:
+    return command(*(Party(f"person {i}", n) for i, n in enumerate(numbers)), body=body, **fields)
 
 
 def au(i: int) -> str:
@@ -32,7 +30,7 @@ def au(i: int) -> str:
 async def test_accept_saves_recipients_in_e164_and_queues_a_job(service, store, queue, provider):
     response = await service.accept(request("0412 345 678", "+1 650 253 0000"), LICENSEE)
 
-    assert response.status is True and response.message == "Queued for 2 recipients"
+    assert response.ok is True and response.summary == "Queued for 2 recipients"
     message, recipients = await store.load(response.comm_id)
     assert message.licensee_id == LICENSEE
     assert [r.phone_number for r in recipients] == ["+61412345678", "+16502530000"]
@@ -52,25 +50,24 @@ async def test_duplicate_recipients_are_sent_once(service, store):
 
 
 async def test_licensee_is_filled_from_the_key_and_a_different_one_is_refused(service, store, queue):
-    same = await service.accept(request("0412345678", LicenseeId=LICENSEE.upper()), LICENSEE)
+    same = await service.accept(request("0412345678", licensee_id=LICENSEE), LICENSEE)
     assert (await store.load(same.comm_id))[0].licensee_id == LICENSEE
     with pytest.raises(Forbidden):
-        await service.accept(request("0412345678", LicenseeId=OTHER_LICENSEE), LICENSEE)
+        await service.accept(request("0412345678", licensee_id=OTHER_LICENSEE), LICENSEE)
     assert len(store.messages) == 1 and len(queue.jobs) == 1
 
 
 @pytest.mark.parametrize("send, field, fragment", [
-    (SMSSend(), "SMSModel", "required"),
+    (SendMessage(missing=True), "SMSModel", "required"),
     (request(), "SMSModel.To", "at least one recipient"),
     (request("0412345678", body="  "), "SMSModel.MessageBody", "must not be empty"),
     (request("0412345678", body="x" * 1601), "SMSModel.MessageBody", "limit is 1600"),
     (request("0412345678", body="😀" * 400), "SMSModel.MessageBody", "needs 13 SMS segments (UCS-2); the limit is 10"),
     (request("0412345678", "12345", "nonsense"), "SMSModel.To[1].PhoneNumber", "'12345' is not a valid phone number"),
-    (request("0412345678", From={"PhoneNumber": "not-a-sender!"}), "SMSModel.From.PhoneNumber", "alphanumeric sender id"),
-    (request("0412345678", Notes="n" * 4001), "SMSModel.Notes", "4001 characters; the limit is 4000"),
-    (request("0412345678", From={"Name": "c" * 201}), "SMSModel.From.Name", "201 characters; the limit is 200"),
-    (SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "0412345678", "Name": "s" * 201}], "MessageBody": "hi"}}),
-     "SMSModel.To[0].Name", "201 characters; the limit is 200"),
+    (request("0412345678", sender=Party(phone_number="not-a-sender!")), "SMSModel.From.PhoneNumber", "alphanumeric sender id"),
+    (request("0412345678", notes="n" * 4001), "SMSModel.Notes", "4001 characters; the limit is 4000"),
+    (request("0412345678", sender=Party(name="c" * 201)), "SMSModel.From.Name", "201 characters; the limit is 200"),
+    (command(Party("s" * 201, "0412345678"), body="hi"), "SMSModel.To[0].Name", "201 characters; the limit is 200"),
 ])
 async def test_invalid_requests_name_the_field_and_change_nothing(service, store, queue, send, field, fragment):
     with pytest.raises(ValidationFailed) as caught:
@@ -93,8 +90,8 @@ async def test_recipient_limit_is_a_setting(store, queue, provider):
 
 
 async def test_alphanumeric_and_numeric_senders_are_kept(service, store):
-    alpha = await service.accept(request(au(1), From={"Name": "Clinic", "PhoneNumber": "Clinic"}), LICENSEE)
-    numeric = await service.accept(request(au(1), From={"PhoneNumber": "0412 000 111"}), LICENSEE)
+    alpha = await service.accept(request(au(1), sender=Party("Clinic", "Clinic")), LICENSEE)
+    numeric = await service.accept(request(au(1), sender=Party(phone_number="0412 000 111")), LICENSEE)
     assert store.messages[alpha.comm_id].sender.phone_number == "Clinic"
     assert store.messages[numeric.comm_id].sender.phone_number == "+61412000111"
 
@@ -238,8 +235,8 @@ async def test_send_now_answers_with_the_real_outcome_and_leaves_a_safety_net_jo
 
     response = await service.send_now(request(au(1), au(2)), LICENSEE)
 
-    assert response.status is False
-    assert response.message == "Sent to 1 of 2 recipients; 1 failed: unreachable"
+    assert response.ok is False
+    assert response.summary == "Sent to 1 of 2 recipients; 1 failed: unreachable"
     _, recipients = await store.load(response.comm_id)
     assert [r.status for r in recipients] == [Status.SENT, Status.FAILED]
     (job, delay), = queue.jobs
@@ -249,17 +246,18 @@ async def test_send_now_answers_with_the_real_outcome_and_leaves_a_safety_net_jo
 
 async def test_send_now_reports_success_when_all_are_sent(service):
     response = await service.send_now(request(au(1)), LICENSEE)
-    assert (response.status, response.message) == (True, "Sent to 1 of 1 recipient")
+    assert (response.ok, response.summary) == (True, "Sent to 1 of 1 recipient")
 
 
 async def test_status_shows_each_recipient_to_its_licensee_only(service, queue):
     response = await service.accept(request(au(1), au(2), body="€10 off"), LICENSEE)
     await service.dispatch(queue.jobs[0][0])
 
-    state = await service.status(response.comm_id, LICENSEE)
-    assert (state.status, state.encoding, state.segments, state.recipient_count) == ("sent", "GSM-7", 1, 2)
-    assert [(r.phone_number, r.status) for r in state.recipients] == [(au(1), "sent"), (au(2), "sent")]
-    assert state.reference == response.reference
+    report = await service.status(response.comm_id, LICENSEE)
+    message = report.message
+    assert (report.status, message.encoding, message.segments, message.recipient_count) == ("sent", "GSM-7", 1, 2)
+    assert [(r.phone_number, r.status) for r in report.recipients] == [(au(1), Status.SENT), (au(2), Status.SENT)]
+    assert report.reference == response.reference
 
     with pytest.raises(NotFound):
         await service.status(response.comm_id, OTHER_LICENSEE)

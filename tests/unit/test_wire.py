@@ -5,6 +5,8 @@ import pytest
 
 from sms import wire
 from sms.domain.errors import FieldError, Forbidden, NotFound, StorageUnavailable, Unauthenticated, ValidationFailed
+from sms.wire import SMSSend, mapping
+from sms.wire.mapping import send_command
 
 GUID = "6F9619FF-8B86-D011-B42D-00C04FC964FF"
 
@@ -33,6 +35,7 @@ def test_from_is_read_under_its_wire_name():
 def test_guids_are_accepted_in_any_form_and_kept_as_32_lowercase_hex(text):
     request = decode(json.dumps({"SMSModel": {"LicenseeId": text}}).encode())
     assert request.sms_model.licensee_id == "6f9619ff8b86d011b42d00c04fc964ff"
+    assert send_command(request).licensee_id == "6f9619ff8b86d011b42d00c04fc964ff"  # the form the core compares with the key's
 
 
 def test_the_all_zero_guid_of_dotnet_clients_reads_as_not_given():
@@ -122,3 +125,17 @@ def test_the_send_answer_built_without_validation_encodes_as_the_validated_one_i
     validated = CommResponse(comm_id=sent.comm_id, reference=sent.reference, status=sent.ok, message=sent.summary)
     for fmt in wire.Format:
         assert wire.encode(comm_response(sent), fmt) == wire.encode(validated, fmt)
+
+
+def test_a_send_without_an_idempotency_key_never_serialises_the_request(monkeypatch):
+    """The fingerprint is the whole request as JSON: work only a keyed send needs, kept off the hot path
+    (the entry points make a RequestKey through these two, for every send)."""
+
+    def not_wanted(request) -> str:
+        raise AssertionError("serialised without a key")
+
+    request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": "+61412345678"}], "MessageBody": "hi"}})
+    monkeypatch.setattr(mapping, "canonical_json", not_wanted)
+    assert mapping.request_key(None, request) is None and mapping.batch_keys(None, [request]) is None
+    with pytest.raises(AssertionError, match="serialised without a key"):  # with a key, it is made
+        mapping.request_key("k", request)
