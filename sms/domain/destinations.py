@@ -27,8 +27,9 @@ def normalised_host(host: str) -> str:
 
     `host` as urlsplit or yarl give it (an IPv6 address without its brackets), or in brackets, which only
     an IPv6 address may be. An IPv6 address comes back compressed, without brackets. Anything else is
-    percent-decoded (as UTF-8); mapped and encoded to ASCII by IDNA (UTS #46, not transitional: case folded, fullwidth and other compatibility forms mapped, U+3002, U+FF0E and
-    U+FF61 read as dots), through the idna package, which yarl (so aiohttp, so the sender) uses too; and
+    percent-decoded (as UTF-8); mapped and encoded to ASCII by IDNA (UTS #46, not transitional: case
+    folded, fullwidth and other compatibility forms mapped, U+3002, U+FF0E and U+FF61 read as dots),
+    through the idna package, which yarl (so aiohttp, so the sender) uses too; and
     when its last label is a number, read by the URL Standard's IPv4 parser, which takes "0x7f.1",
     "2130706433", "0177.0.0.1" and "127.1" for 127.0.0.1, and written as four decimal numbers. An ASCII
     name with no "xn--" label is only lowercased, as yarl leaves it. NotAHost when it is none of these."""

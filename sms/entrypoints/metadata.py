@@ -91,6 +91,12 @@ def _sample(title: str, media: str, body: bytes) -> str:
     return f"<h4>{html.escape(title)}</h4><pre>Content-Type: {media}\n\n{html.escape(text)}</pre>"
 
 
+# The DTOs the page documents, in the order it shows them.
+_DOCUMENTED = (SMSSend, SMSModel, SMSContact, CommResponse, CancelResponse, MessageList, MessageSummary, MatchedRecipient,
+               UsageResponse, UsageDay, WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved,
+               WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest, WebhookReplayResponse)
+
+
 @functools.cache
 def page() -> bytes:
     routes = "".join(
@@ -131,10 +137,7 @@ licensee's quiet hours too. ServiceStack clients that do not know them leave the
 cancels what of a message has not gone.</p>
 <h2>Statuses</h2><table><tr><th>Status</th><th>Meaning</th></tr>{statuses}</table>
 <h2>Data transfer objects</h2>
-{"".join(_fields(m) for m in (SMSSend, SMSModel, SMSContact, CommResponse, CancelResponse, MessageList, MessageSummary,
-MatchedRecipient, UsageResponse, UsageDay,
-                               WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved,
-                               WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest, WebhookReplayResponse))}
+{"".join(_fields(m) for m in _DOCUMENTED)}
 <h2>Samples</h2>
 {samples}
 </body></html>""".encode()

@@ -138,8 +138,8 @@ _GET_KINDS = ("status", "replies", "list", "usage")
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"), (CancelResponse, "serialization"),
-         (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"), (ErrorResponse,
-                                                                                                                "serialization"),
+         (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"),
+         (ErrorResponse, "serialization"),
          (WebhookEndpointRequest, "validation"), (WebhookEndpointState, "serialization"), (WebhookEndpointList, "serialization"),
          (WebhookEndpointRemoved, "serialization"), (WebhookDeliveryList, "serialization"),
          (WebhookReplayRequest, "validation"), (WebhookReplayResponse, "serialization")],
@@ -237,8 +237,8 @@ def _operation(route: Route) -> dict[str, Any]:
                                "schema": {"type": "string", "pattern": dict(route.patterns)["endpointId"]},
                                "description": "The endpointId the endpoint was added with (32 hex digits)"})
         if route.kind == "webhooks_add":
-            form = {"Url": {"type": "string", "maxLength": MAX_URL_CHARS}, "EventTypes": {"type": "string",
-                                                                                          "description": "EventTypes as JSV"}}
+            form = {"Url": {"type": "string", "maxLength": MAX_URL_CHARS},
+                    "EventTypes": {"type": "string", "description": "EventTypes as JSV"}}
             operation["requestBody"] = _request_body(_ref(WebhookEndpointRequest), "WebhookEndpointRequest", form)
         elif route.kind == "webhooks_replay":
             operation["requestBody"] = _request_body(_ref(WebhookReplayRequest), "WebhookReplayRequest", _REPLAY_FORM)
@@ -278,8 +278,8 @@ def _operation(route: Route) -> dict[str, Any]:
     batch_header = {"X-AutoBatch-Completed": {"description": "How many of the auto-batch's items were done (ServiceStack's header)",
                                               "schema": {"type": "integer"}}} if route.kind in ("batch", "reply") else None
     operation["responses"] = {"200": {"description": "OK", "content": ok, **({"headers": batch_header} if batch_header else {})}} | {
-        status: {"description": _ERRORS_ON.get(kind, {}).get(status, _ERRORS[status]), "content": _content(_ref(ErrorResponse),
-                                                                                                           "ErrorResponse")}
+        status: {"description": _ERRORS_ON.get(kind, {}).get(status, _ERRORS[status]),
+                 "content": _content(_ref(ErrorResponse), "ErrorResponse")}
         for status in _ERRORS_BY_KIND[kind]
     }
     return operation

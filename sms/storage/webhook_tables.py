@@ -156,8 +156,8 @@ class TableDeliveryLogStore(DeliveryLogStore):
             by_partition.setdefault(row["PartitionKey"], []).append(row)
         for group in by_partition.values():  # one endpoint's, in practice: a transaction is one partition's
             for i in range(0, len(group), MAX_OPERATIONS):
-                await self._table.submit_transaction([("upsert", row,
-                                                       {"mode": UpdateMode.REPLACE}) for row in group[i : i + MAX_OPERATIONS]])
+                upserts = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in group[i : i + MAX_OPERATIONS]]
+                await self._table.submit_transaction(upserts)
 
     @storage_errors
     async def page(self, licensee_id: str, endpoint_id: str, take: int,

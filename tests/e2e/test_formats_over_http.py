@@ -60,7 +60,8 @@ def test_route_format_and_selector(devhost, key, path, fmt, via):
     ("/jsv/reply/SMSSend?format=json", "json"), ("/json/reply/SMSSend?format=jsv", "jsv"),
 ])
 def test_predefined_routes_answer_in_their_format_unless_told_otherwise(devhost, key, path, fmt):
-    status, content_type, answer = raw(devhost, "POST", path, BODY_JSON, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    status, content_type, answer = raw(devhost, "POST", path, BODY_JSON, {"Authorization": f"Bearer {key}",
+                                                                          "Content-Type": "application/json"})
     assert status == 200 and content_type.startswith(CONTENT_TYPES[fmt])
     assert CommResponse.model_validate(parse(fmt, answer)).status is True
 
@@ -105,7 +106,8 @@ def test_a_415_and_a_form_post(devhost, key):
     status, _, _ = raw(devhost, "POST", "/api/send", b"<x/>", {"Authorization": f"Bearer {key}", "Content-Type": "application/xml"})
     assert status == 415
     form = b"SMSModel=%7BTo%3A%5B%7BPhoneNumber%3A%2B61412800003%7D%5D%2CMessageBody%3Ahi%7D"
-    status, _, answer = raw(devhost, "POST", "/api/send", form, {"Authorization": f"Bearer {key}", "Content-Type": "application/x-www-form-urlencoded"})
+    status, _, answer = raw(devhost, "POST", "/api/send", form, {"Authorization": f"Bearer {key}",
+                                                                 "Content-Type": "application/x-www-form-urlencoded"})
     assert status == 200 and json.loads(answer)["status"] is True
 
 

@@ -70,7 +70,8 @@ def test_a_host_killed_mid_dispatch_leaves_no_recipient_unknown_and_none_texted_
 
         with running_devhost(storage.connection_string, box, **LEASE) as second:
             done = lambda: all(r["Status"] not in ("queued", "sending") for r in rows(storage.connection_string, comm_id).values())  # noqa: E731
-            assert wait_for(done, timeout=180, interval=0.5), Counter(r["Status"] for r in rows(storage.connection_string, comm_id).values())
+            assert wait_for(done, timeout=180, interval=0.5), Counter(r["Status"] for r in rows(storage.connection_string,
+                                                                                                comm_id).values())
             status, message = second.request("GET", f"/api/sms/{comm_id}", key=key)
             assert status == 200
 

@@ -143,7 +143,8 @@ def grid(host, events: list[dict]) -> None:
 
 def acs_report(message: Sent, seq: int, outcome: str, n: int) -> dict:
     data = {"messageId": f"Outgoing_{message.comm_id}_{seq}", "from": SENDER, "to": message.phones[seq], "deliveryStatus": outcome,
-            "deliveryStatusDetails": "No error." if outcome == "Delivered" else "Carrier said no", "receivedTimestamp": "2026-11-24T23:00:00Z",
+            "deliveryStatusDetails": "No error." if outcome == "Delivered" else "Carrier said no",
+                "receivedTimestamp": "2026-11-24T23:00:00Z",
             "tag": f"{message.comm_id}:{seq}"}
     return {"id": f"r{n}", "eventType": "Microsoft.Communication.SMSDeliveryReportReceived", "data": data}
 

@@ -54,7 +54,8 @@ def test_no_server_errors_and_every_answer_matches_the_document(api_schema, api_
 PLANTED = "+61 412 345 999 call me"
 # Text that is not valid Unicode, or shows nothing on a phone, or carries a full number.
 HOSTILE_TEXT = st.sampled_from(["\ud800", "a\udfffb", "\udcff" * 3, "\x00", "\x00\u200b\ufeff\x1b", "\u200b\u200d",
-                                PLANTED, f"{PLANTED}\ud800"]) | st.text(st.characters(categories=["Cs", "Cc", "Cf"]), min_size=1, max_size=6)
+                                PLANTED, f"{PLANTED}\ud800"]) | st.text(st.characters(categories=["Cs", "Cc", "Cf"]), min_size=1,
+                                                                        max_size=6)
 # Whole bodies no reader takes: nesting, a number past Python's 4,300-digit limit, bytes that are not
 # UTF-8. Their number is one no other end-to-end test counts in the dev host's shared outbox.
 HOSTILE_BODIES = [

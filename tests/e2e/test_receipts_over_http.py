@@ -24,12 +24,14 @@ def send_now(devhost, key, replies=False):
 
 
 def grid(devhost, event_type, data):
-    return devhost.request("POST", f"/api/sms/receipts/acs?code={EVENTGRID_SECRET}", [{"id": data.get("messageId", "e"), "eventType": event_type, "data": data}])
+    return devhost.request("POST", f"/api/sms/receipts/acs?code={EVENTGRID_SECRET}", [{"id": data.get("messageId", "e"),
+                                                                                       "eventType": event_type, "data": data}])
 
 
 def inbound(devhost, text, n):
     return grid(devhost, "Microsoft.Communication.SMSReceived",
-                {"messageId": f"Incoming_{n}", "from": PERSON, "to": "+61400000000", "message": text, "receivedTimestamp": "2026-11-24T23:00:00Z"})
+                {"messageId": f"Incoming_{n}", "from": PERSON, "to": "+61400000000", "message": text,
+                 "receivedTimestamp": "2026-11-24T23:00:00Z"})
 
 
 def test_receipt_reply_stop_and_start(devhost, key):
@@ -95,7 +97,8 @@ def test_the_simulate_command_posts_what_acs_would(devhost, key):
 
 
 def test_the_simulate_command_says_what_is_missing_without_the_secret(devhost):
-    result = subprocess.run([sys.executable, "-m", "sms", "simulate", "inbound", "--from", PERSON, "--text", "hi", "--url", devhost.base_url],
+    result = subprocess.run([sys.executable, "-m", "sms", "simulate", "inbound", "--from", PERSON, "--text", "hi", "--url",
+                             devhost.base_url],
                             cwd=PROJECT_ROOT, env={**devhost.env, "SMS_EVENTGRID_SECRET": ""}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "SMS_EVENTGRID_SECRET is empty" in result.stderr and "Traceback" not in result.stderr
 

@@ -45,7 +45,8 @@ def test_routes_ignore_case_as_the_functions_host_does(devhost, key):
     assert status == 200 and reply["status"] is True
 
 
-@pytest.mark.parametrize("auth, fragment", [(None, "Missing API key"), ("sms_0123456789abcdef." + "A" * 43, "Invalid API key"), ("junk", "not in the form")])
+@pytest.mark.parametrize("auth, fragment", [(None, "Missing API key"), ("sms_0123456789abcdef." + "A" * 43, "Invalid API key"),
+                                            ("junk", "not in the form")])
 def test_bad_keys_get_401(devhost, auth, fragment):
     status, reply = devhost.request("POST", "/api/sms/send", message("+61412999002"), key=auth)
     assert status == 401
@@ -53,7 +54,9 @@ def test_bad_keys_get_401(devhost, auth, fragment):
 
 
 def test_bad_input_gets_400_naming_the_field(devhost, key):
-    status, reply = devhost.request("POST", "/api/sms/send", {"SMSModel": {"To": [{"PhoneNumber": "+61412999003"}, {"PhoneNumber": "call me"}], "MessageBody": "x"}}, key=key)
+    status, reply = devhost.request("POST", "/api/sms/send", {"SMSModel": {"To": [{"PhoneNumber": "+61412999003"},
+                                                                                  {"PhoneNumber": "call me"}],
+                                                                                      "MessageBody": "x"}}, key=key)
     assert status == 400
     assert reply["responseStatus"]["errors"][0]["fieldName"] == "SMSModel.To[1].PhoneNumber"
     assert "'call me'" in reply["responseStatus"]["message"]
@@ -67,7 +70,8 @@ def test_another_licensees_message_is_not_found(devhost, key):
     _, reply = devhost.request("POST", "/api/sms/send", message("+61412999004"), key=key)
     status, answer = devhost.request("GET", f"/api/sms/{reply['commId']}", key=other_key)
     assert status == 404 and answer["responseStatus"]["errorCode"] == "NotFound"
-    status, _ = devhost.request("POST", "/api/sms/send", {"SMSModel": {**message("+61412999005")["smsModel"], "LicenseeId": LICENSEE}}, key=other_key)
+    status, _ = devhost.request("POST", "/api/sms/send", {"SMSModel": {**message("+61412999005")["smsModel"],
+                                                                       "LicenseeId": LICENSEE}}, key=other_key)
     assert status == 403
 
 

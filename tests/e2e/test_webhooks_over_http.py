@@ -115,7 +115,8 @@ def settled(storage) -> bool:
     return wait_for(lambda: deliveries_pending(storage.connection_string) == 0, timeout=60, interval=0.25)
 
 
-def send(host: DevHost, key: str, phones: list[str], *, immediate: bool = False, replies: bool = False, text: str = "Your appointment") -> str:
+def send(host: DevHost, key: str, phones: list[str], *, immediate: bool = False, replies: bool = False,
+         text: str = "Your appointment") -> str:
     model = {"From": {"PhoneNumber": SENDER}, "To": [{"PhoneNumber": p} for p in phones], "MessageBody": text,
              "ReplyIsAllowed": replies}
     status, answer = host.request("POST", "/api/sms/send/immediate" if immediate else "/api/sms/send", {"SMSModel": model}, key=key)
@@ -289,7 +290,8 @@ def exactly_once(tmp_path_factory, receivers):
 
         # Replies: to A's messages (through ACS and Twilio), to B's, from a number nobody texted; a STOP
         # and a START from one of A's people, with A's sends to that number in between and after.
-        anchors = {phone: Sent(A, send(host, keys[A], [phone], replies=True, text="Can you come?"), [phone], ["sent"]) for phone in REPLIERS}
+        anchors = {phone: Sent(A, send(host, keys[A], [phone], replies=True, text="Can you come?"), [phone],
+                               ["sent"]) for phone in REPLIERS}
         anchors[B_REPLIER] = Sent(B, send(host, keys[B], [B_REPLIER], replies=True, text="Can you come?"), [B_REPLIER], ["sent"])
         sent += anchors.values()
         assert wait_for(lambda: dispatched(host, keys[A], 154) and dispatched(host, keys[B], 111), timeout=60, interval=0.25)

@@ -91,7 +91,8 @@ async def written(connection: str, licensee: str, endpoint_id: str) -> list[Webh
             events.append(event)
         await adapters.delivery_log.add([
             DeliveryRecord(licensee, endpoint_id, DAY + timedelta(hours=h, minutes=1), e.id, e.type, 1, outcome, status, 30, error)
-            for h, e, outcome, status, error in ((1, events[0], "delivered", 200, None), (2, events[1], "retry", 503, "503 Service Unavailable"),
+            for h, e, outcome, status, error in ((1, events[0], "delivered", 200, None), (2, events[1], "retry", 503,
+                                                                                          "503 Service Unavailable"),
                                                  (3, events[2], "blocked", None, "resolves to 10.0.0.5, a private address"))])
         return events
     finally:

@@ -166,10 +166,12 @@ async def test_the_sweeper_finds_what_was_left_behind_in_storage(gw):
     _, recipients = await gw.messages.load(response.comm_id)
     old = utcnow() - timedelta(hours=2)
     await gw.messages.update_recipients(response.comm_id, [replace(r, updated_at=old) for r in recipients[:2]] +
-                                        [replace(r, updated_at=old, status=Status.QUEUED, last_error="429: retry pending") for r in recipients[2:3]] +
+                                        [replace(r, updated_at=old, status=Status.QUEUED,
+                                                 last_error="429: retry pending") for r in recipients[2:3]] +
                                         [replace(r, updated_at=old, status=Status.SENDING) for r in recipients[110:111]])
 
-    left = await gw.messages.stale_recipients(queued_before=utcnow() - timedelta(minutes=10), sending_before=utcnow() - timedelta(minutes=5))
+    left = await gw.messages.stale_recipients(queued_before=utcnow() - timedelta(minutes=10),
+                                              sending_before=utcnow() - timedelta(minutes=5))
 
     mine = sorted(r.seq for r in left if r.comm_id == response.comm_id)
     assert mine == [0, 1, 110]  # the released one (retry pending) is not swept

@@ -13,7 +13,8 @@ from tests.integration.test_store_contract import message
 @pytest.fixture
 async def stores(table_service, unique_name):
     messages = table_service.get_table_client(unique_name("msgs"))
-    inbound = TableInboundStore(messages, table_service.get_table_client(unique_name("inb")), table_service.get_table_client(unique_name("routes")))
+    inbound = TableInboundStore(messages, table_service.get_table_client(unique_name("inb")),
+                                table_service.get_table_client(unique_name("routes")))
     opt_outs = TableOptOutStore(table_service.get_table_client(unique_name("opt")), table_service.get_table_client(unique_name("legacy")))
     store = TableMessageStore(messages)
     await store.create_table()

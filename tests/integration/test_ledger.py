@@ -120,7 +120,8 @@ async def test_every_filter_pages_to_the_end_newest_first_and_keeps_licensees_ap
 
     window = LedgerQuery(A, created_from=T0 - timedelta(minutes=30), created_to=T0 - timedelta(minutes=10))
     in_window = await everything(ledger, window, take=4)
-    assert [e.comm_id for e in in_window] == expected(recorded, A, lambda m, rs: T0 - timedelta(minutes=30) <= m.created_at < T0 - timedelta(minutes=10))
+    assert [e.comm_id for e in in_window] == expected(recorded, A, lambda m,
+                                                      rs: T0 - timedelta(minutes=30) <= m.created_at < T0 - timedelta(minutes=10))
 
     both = await everything(ledger, LedgerQuery(A, phone_number=phone, status="failed"), take=4)
     assert [e.comm_id for e in both] == [e.comm_id for e in by_phone if e.matched.status == "failed"]
@@ -137,7 +138,8 @@ async def test_an_entry_shows_counts_by_status_and_moves_only_forward(ledger):
     await ledger.record(message, recipients)
     delivered = recipients[0].moved_to(Status.SENT, at=utcnow()).moved_to(Status.DELIVERED, at=utcnow())
     await ledger.record(message, [delivered])  # a receipt
-    await ledger.record(message, [recipients[0].moved_to(Status.SENT, at=utcnow()), recipients[1].moved_to(Status.FAILED, at=utcnow())])  # the job's, late
+    await ledger.record(message, [recipients[0].moved_to(Status.SENT, at=utcnow()), recipients[1].moved_to(Status.FAILED,
+                                                                                                           at=utcnow())])  # the job's, late
     [entry], _ = await ledger.page(LedgerQuery(A), 10)
     assert counts(entry) == {"delivered": 1, "failed": 1, "queued": 1}
     assert entry.preview == message.body[:40] and entry.recipient_count == 3
@@ -267,7 +269,8 @@ async def test_writers_racing_on_one_entry_all_return_and_the_entry_and_its_inde
         message, recipients = sent_message(A, trial, PHONES[:3])
         await ledger.record(message, recipients)  # as queued
         cancels = [[r.moved_to(Status.CANCELLED, at=utcnow()) for r in recipients] for _ in range(4)]
-        job = [recipients[0].moved_to(Status.SENDING, at=utcnow()).moved_to(Status.SENT, at=utcnow()), *(r.moved_to(Status.CANCELLED, at=utcnow()) for r in recipients[1:])]
+        job = [recipients[0].moved_to(Status.SENDING, at=utcnow()).moved_to(Status.SENT, at=utcnow()),
+               *(r.moved_to(Status.CANCELLED, at=utcnow()) for r in recipients[1:])]
         await asyncio.gather(*(ledger.record(message, change) for change in [*cancels, job]))
         [entry], _ = await ledger.page(LedgerQuery(A, reference=reference_for(message.comm_id)), 10)
         assert counts(entry)["cancelled"] >= 2 and set(counts(entry)) <= {"cancelled", "sent"}

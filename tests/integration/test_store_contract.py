@@ -1,4 +1,5 @@
-"""The MessageStore, OptOutStore and WebhookEndpointStore contracts, run against the Azure adapter (on Azurite) and the in-memory fake alike."""
+"""The MessageStore, OptOutStore and WebhookEndpointStore contracts, run against the Azure adapter (on Azurite)
+and the in-memory fake alike."""
 from dataclasses import replace
 from datetime import timedelta
 
@@ -63,14 +64,16 @@ async def test_unknown_messages_load_as_none(store):
 async def test_updates_are_etag_checked_and_all_or_nothing(store):
     msg, recipients = message("4" * 32, 3)
     stored = await store.add(msg, recipients)
-    claimed = await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENDING, attempts=1, claim_id="c1", at=utcnow()) for r in stored])
+    claimed = await store.update_recipients(msg.comm_id, [r.moved_to(Status.SENDING, attempts=1, claim_id="c1",
+                                                                     at=utcnow()) for r in stored])
     assert [r.etag for r in claimed] != [r.etag for r in stored]
     # The claim id reads back: a worker whose claim's answer was lost recognises its claim by it.
     assert [(r.claim_id, r.attempts) for r in (await store.load(msg.comm_id))[1]] == [("c1", 1)] * 3
 
     # A second writer still holding the old ETags loses, and writes none of its changes.
     with pytest.raises(RecordChanged):
-        await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT, at=utcnow()), stored[1].moved_to(Status.FAILED, at=utcnow())])
+        await store.update_recipients(msg.comm_id, [claimed[0].moved_to(Status.SENT, at=utcnow()),
+                                                    stored[1].moved_to(Status.FAILED, at=utcnow())])
     _, current = await store.load(msg.comm_id)
     assert [r.status for r in current] == [Status.SENDING] * 3
 

@@ -205,7 +205,8 @@ async def test_a_receipt_that_arrives_before_the_job_records_the_send_still_leav
         _, recipients = await adapters.messages.load(comm_id)
         assert [r.status for r in recipients] == [Status.DELIVERED] * 2  # the receipt's status stands
 
-        told = sorted((e.payload["data"]["seq"], e.payload["data"]["sequence"], e.type) for e in await queued_events(storage, adapters.events, licensee))
+        events = await queued_events(storage, adapters.events, licensee)
+        told = sorted((e.payload["data"]["seq"], e.payload["data"]["sequence"], e.type) for e in events)
         assert told == [(0, 1, "message.sent"), (0, 2, "message.delivered"), (1, 1, "message.sent"), (1, 2, "message.delivered")]
     finally:
         await adapters.close()

@@ -109,7 +109,8 @@ async def test_batches_of_a_range_page_oldest_first_across_the_shards_and_stay_t
     for i in range(12):
         comm_id = uuid.uuid4().hex
         batch = batch_id(start + timedelta(milliseconds=i))
-        event = WebhookEvent(f"evt_{batch}_{comm_id}_r", "reply.received", json.dumps({"id": f"evt_{batch}_{comm_id}_r", "type": "reply.received"}))
+        event = WebhookEvent(f"evt_{batch}_{comm_id}_r", "reply.received", json.dumps({"id": f"evt_{batch}_{comm_id}_r",
+                                                                                       "type": "reply.received"}))
         await events.add(EventBatch(A if i % 4 else B, comm_id, batch, (event,)))
         written.append((A if i % 4 else B, comm_id, batch))
     mine = [(c, b) for lic, c, b in written if lic == A]
@@ -157,7 +158,8 @@ async def test_a_token_that_decodes_to_what_no_token_of_ours_holds_is_a_400_nami
     start, endpoint_id = utcnow(), uuid.uuid4().hex
     await log.add([DeliveryRecord(A, endpoint_id, start, "evt_1", "message.sent", 1, "delivered", 200, 9)])
     for token in hostile.TOKENS:
-        for reading in (partial(events.batches, A, start - timedelta(days=1), start, 5, token), partial(log.page, A, endpoint_id, 5, token)):
+        for reading in (partial(events.batches, A, start - timedelta(days=1), start, 5, token), partial(log.page, A, endpoint_id,
+                                                                                                        5, token)):
             with pytest.raises(ValidationFailed) as refused:
                 await reading()
             assert [e.field_name for e in refused.value.field_errors] == ["continuationToken"], token[:40]
@@ -189,7 +191,8 @@ async def _endpoint_api(store):
     key, record = new_key(A)
     await keys.add(record)
     use = assembled(InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider(), webhooks=store)
-    return FakeGateway(use, Authenticator(keys), RequestRateLimiter(0), Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}),
+    return FakeGateway(use, Authenticator(keys), RequestRateLimiter(0),
+                       Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}),
                        key=key, store=store)
 
 

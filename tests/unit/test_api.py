@@ -171,7 +171,8 @@ async def test_an_unknown_suffix_is_404(gateway):
 
 
 async def test_json_reply_route_takes_one_request_or_a_batch(gateway):
-    one = await call(gateway, "json_reply", body=json.dumps(GOOD).encode(), headers=bearer(gateway.key), route_params={"operation": "SMSSend"})
+    one = await call(gateway, "json_reply", body=json.dumps(GOOD).encode(), headers=bearer(gateway.key),
+                     route_params={"operation": "SMSSend"})
     assert one.status_code == 200 and json.loads(one.get_body())["status"] is True
 
     batch = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=bearer(gateway.key),
@@ -270,8 +271,10 @@ async def test_repeatability_headers_work_like_an_idempotency_key(gateway):
 
 async def test_a_batch_with_an_idempotency_key_answers_a_resend_as_it_did_and_saves_nothing_new(gateway):
     headers = {**bearer(gateway.key), "Idempotency-Key": "b1"}
-    first = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=headers, route_params={"operation": "SMSSend[]"})
-    again = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=headers, route_params={"operation": "SMSSend[]"})
+    first = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=headers,
+                       route_params={"operation": "SMSSend[]"})
+    again = await call(gateway, "json_reply", body=json.dumps([GOOD, GOOD]).encode(), headers=headers,
+                       route_params={"operation": "SMSSend[]"})
     assert first.status_code == again.status_code == 200 and first.get_body() == again.get_body()
     assert len(gateway.store.messages) == 2  # two items, each once
     other = await call(gateway, "json_reply", body=json.dumps([GOOD]).encode(), headers={**bearer(gateway.key), "Idempotency-Key": "b1[0]"},

@@ -225,7 +225,8 @@ def queue_service(credential: str, transport: CapturingTransport) -> QueueServic
 async def test_a_job_put_is_send_message_byte_for_byte(encoding, delay_seconds, credential, through_sdk):
     transport = CapturingTransport(queue_answer)
     async with queue_service(credential, transport) as service:
-        await StorageJobQueue(service, "sms-send", encoding, SdkRequests() if through_sdk else DirectRequests()).put(JOB, delay_seconds=delay_seconds)
+        await StorageJobQueue(service, "sms-send", encoding, SdkRequests() if through_sdk else DirectRequests()).put(JOB,
+                                                                                                                     delay_seconds=delay_seconds)
         await queue_client(service, "sms-send", encoding).send_message(JOB.to_json(), visibility_timeout=delay_seconds or None,
                                                                        time_to_live=-1 if delay_seconds else None)
     ours, sdk = transport.requests

@@ -49,7 +49,8 @@ def test_an_etag_header_is_found_whatever_its_case():
     (answer(ok('W/"a"'), ok("")), 2),  # an empty ETag
     # Shapes neither Azure nor Azurite sends, where counting alone would pair the wrong ETags (review):
     (answer(ok('W/"a"'), ok('W/"b"').replace('ETag: W/"b"\r\n', "")).replace(
-        b"Content-Type: multipart/mixed; boundary=changesetresponse_2\r\n", b"Content-Type: multipart/mixed; boundary=changesetresponse_2\r\nETag: W/\"outer\"\r\n"), 2),
+        b"Content-Type: multipart/mixed; boundary=changesetresponse_2\r\n",
+            b"Content-Type: multipart/mixed; boundary=changesetresponse_2\r\nETag: W/\"outer\"\r\n"), 2),
     (answer(ok('W/"a"').replace("Cache-Control", 'ETag: W/"again"\r\nCache-Control'), ok('W/"b"').replace('ETag: W/"b"\r\n', "")), 2),
     (answer(), 0),
 ])
@@ -173,7 +174,7 @@ Content-Type: application/json;odata=minimalmetadata;streaming=true;charset=utf-
 {"odata.error":{"code":"OutOfRangeInput","message":{"lang":"en-US","value":"0:One of the request inputs is out of range.\\nRequestId:8abd3c55-a72e-47ba-ae0b-ba43abeb76ae\\nTime:2013-10-14T19:21:58.0890048Z}}}
 --changesetresponse_e2a26601-bba8-4c1a-8a8c-bb66badcbca1--
 --batchresponse_4e1c04af-af2b-4cfc-9e35-7677a5efcfca--
-"""
+"""  # noqa: E501 - Microsoft's documented answer, verbatim
 DOCUMENTED_JSON_ERROR_TYPE = "multipart/mixed; boundary=batchresponse_4e1c04af-af2b-4cfc-9e35-7677a5efcfca"
 
 DOCUMENTED_ATOM_ERROR = """--batchresponse_7ab1553a-7dd6-44e7-8107-bf1ea1ab1876

@@ -65,7 +65,8 @@ async def test_acs_delivery_reports_in_both_event_schemas(gw):
 
 async def test_acs_inbound_stop_opts_out(gw):
     event = {"id": "e3", "eventType": "Microsoft.Communication.SMSReceived",
-             "data": {"messageId": "Incoming_1", "from": SAM, "to": "+61400000000", "message": "STOP", "receivedTimestamp": "2026-11-24T23:00:00Z"}}
+             "data": {"messageId": "Incoming_1", "from": SAM, "to": "+61400000000", "message": "STOP",
+                      "receivedTimestamp": "2026-11-24T23:00:00Z"}}
     assert (await grid(gw, [event])).status_code == 200
     assert gw.world.opt_out_store.scopes == {EVERY_LICENSEE: {SAM}}
 
@@ -111,8 +112,9 @@ async def test_twilio_status_callbacks_need_a_valid_signature(gw):
     assert genuine.status_code == 204
     assert (await gw.world.recipient(comm_id)).status is Status.DELIVERED
 
+    signed = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/api/sms/receipts/twilio?ref={comm_id}%3A0", fields)
     tampered = await twilio_call(gw, "receipts_twilio", "/api/sms/receipts/twilio", {**fields, "MessageStatus": "failed"}, ref,
-                                 signature=RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/api/sms/receipts/twilio?ref={comm_id}%3A0", fields))
+                                 signature=signed)
     assert tampered.status_code == 401
 
 
@@ -125,7 +127,8 @@ async def test_twilio_inbound_stop_answers_empty_twiml(gw):
 
 async def test_replies_route_lists_replies_for_the_keys_licensee(gw):
     comm_id = await gw.world.send(SAM, replies=True)
-    await twilio_call(gw, "inbound_twilio", "/api/sms/inbound/twilio", {"MessageSid": "SM10", "From": SAM, "To": "+61400000000", "Body": "Thanks!"})
+    await twilio_call(gw, "inbound_twilio", "/api/sms/inbound/twilio", {"MessageSid": "SM10", "From": SAM, "To": "+61400000000",
+                                                                        "Body": "Thanks!"})
     req = func.HttpRequest("GET", f"http://h/api/sms/{comm_id}/replies", headers={"Authorization": f"Bearer {gw.key}"},
                            route_params={"commId": comm_id}, body=b"")
     response = await gw.functions["sms_replies"](req)

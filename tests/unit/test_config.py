@@ -11,7 +11,8 @@ STORAGE = {"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=x;
 def test_defaults_apply_when_only_storage_is_set():
     settings = Settings.from_env(STORAGE)
     assert (settings.provider, settings.default_region, settings.max_recipients, settings.max_body_chars,
-            settings.send_concurrency, settings.api_key_cache_seconds, settings.console_outbox) == ("console", "AU", 1000, 1600, 16, 60, None)
+            settings.send_concurrency, settings.api_key_cache_seconds, settings.console_outbox) == ("console", "AU", 1000, 1600,
+                                                                                                    16, 60, None)
 
 
 def test_every_setting_is_read():
@@ -19,7 +20,8 @@ def test_every_setting_is_read():
                                   "SMS_MAX_BODY_CHARS": "70", "SMS_SEND_CONCURRENCY": "2", "SMS_API_KEY_CACHE_SECONDS": "0",
                                   "SMS_CONSOLE_OUTBOX": "/tmp/o.jsonl"})
     assert (settings.provider, settings.default_region, settings.max_recipients, settings.max_body_chars,
-            settings.send_concurrency, settings.api_key_cache_seconds, settings.console_outbox) == ("console", "US", 5, 70, 2, 0, "/tmp/o.jsonl")
+            settings.send_concurrency, settings.api_key_cache_seconds, settings.console_outbox) == ("console", "US", 5, 70, 2, 0,
+                                                                                                    "/tmp/o.jsonl")
 
 
 def test_development_storage_shorthand_means_local_azurite():
@@ -85,7 +87,8 @@ def test_cli_without_storage_settings_exits_2_naming_the_setting(monkeypatch, ca
 @pytest.mark.parametrize("env, missing", [
     ({"SMS_PROVIDER": "acs"}, "ACS_CONNECTION_STRING"),
     ({"SMS_PROVIDER": "acs", "ACS_CONNECTION_STRING": "endpoint=https://x/;accesskey=eA=="}, "ACS_FROM_NUMBER"),
-    ({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
+    ({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
+     "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
     ({"SMS_PROVIDER": "carrier-pigeon"}, "not a provider this gateway knows"),
 ])
 def test_a_provider_without_its_settings_fails_early(env, missing):
@@ -189,7 +192,8 @@ async def test_the_storage_requests_setting_reaches_both_hot_adapters(value):
         # One transport for the process, shared by both, closed with the adapters.
         assert (getattr(gateway.storage_requests, "transport", None) is not None) is (value == "lean")
         if value == "lean":
-            assert gateway.jobs._puts.sender.transport is gateway.messages._transactions.sender.transport is gateway.storage_requests.transport
+            shared = gateway.storage_requests.transport
+            assert gateway.jobs._puts.sender.transport is gateway.messages._transactions.sender.transport is shared
     finally:
         await gateway.close()
 

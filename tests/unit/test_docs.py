@@ -27,7 +27,8 @@ def test_schemas_are_the_models_own():
     schemas = openapi.document()["components"]["schemas"]
     assert set(schemas["SMSSend"]["properties"]) == {"SMSModel", "CreateCommunicationReferencesImmediately"}
     assert set(schemas["CommResponse"]["properties"]) == {"commId", "reference", "status", "message"}
-    assert set(schemas["SMSModel"]["properties"]) == {f.validation_alias for f in SMSSend.model_fields["sms_model"].annotation.__args__[0].model_fields.values()}
+    model = SMSSend.model_fields["sms_model"].annotation.__args__[0]
+    assert set(schemas["SMSModel"]["properties"]) == {f.validation_alias for f in model.model_fields.values()}
 
 
 def test_the_documented_lengths_are_the_ones_validation_enforces():

@@ -74,7 +74,8 @@ def test_malformed_bodies_are_400s_that_say_why(body, content_type, fragment):
 
 def test_jsv_responses_use_the_dotnet_names():
     response = CommResponse(comm_id="ab" * 16, reference="SMS-ABABABAB", status=True, message="Queued for 1 recipient")
-    assert encode(response, Format.JSV) == b"{CommId:abababababababababababababababab,Reference:SMS-ABABABAB,Status:True,Message:Queued for 1 recipient}"
+    assert encode(response, Format.JSV) == (b"{CommId:abababababababababababababababab,Reference:SMS-ABABABAB,Status:True,"
+                                            b"Message:Queued for 1 recipient}")
     assert encode([response], Format.JSON).startswith(b'[{"commId":')
 
 
@@ -123,7 +124,8 @@ def test_any_bytes_in_any_declared_format_is_a_dto_or_a_clean_refusal(body, cont
 json_like = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["SMSModel", "smsModel", "To", "to", "PhoneNumber", "MessageBody", "From", "LicenseeId", "x"]), children, max_size=4),
+        st.sampled_from(["SMSModel", "smsModel", "To", "to", "PhoneNumber", "MessageBody", "From", "LicenseeId", "x"]), children,
+            max_size=4),
     max_leaves=30,
 )
 

@@ -158,6 +158,7 @@ def test_every_route_in_readmes_api_table_is_checked_here():
     assert len(documented) >= 19
     assert documented <= set(DOCUMENTED), documented - set(DOCUMENTED)
     # Every other URL README shows in passing (format suffixes, ...) too.
-    mentioned = {p.replace("{commId}", GUID).replace("{endpointId}", HOOK) for p in re.findall(r"`(?:[A-Z]+ )?(/(?:api|json|jsv)/[^`.]*(?:\.\w+)?)`", readme)}
+    paths = re.findall(r"`(?:[A-Z]+ )?(/(?:api|json|jsv)/[^`.]*(?:\.\w+)?)`", readme)
+    mentioned = {p.replace("{commId}", GUID).replace("{endpointId}", HOOK) for p in paths}
     assert len(mentioned) >= 20
     assert mentioned <= {path for _, path in DOCUMENTED}, mentioned - {path for _, path in DOCUMENTED}

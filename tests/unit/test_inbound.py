@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from sms.domain.commands import Party
 from sms.domain.errors import NotFound
 from sms.domain.model import Status
 from sms.providers.acs import AcsProvider
@@ -13,7 +14,6 @@ from sms.providers.twilio import TwilioProvider
 from sms.storage import EVERY_LICENSEE
 from sms.usecases import optouts
 from sms.usecases.optouts import keyword, sender_scope
-from sms.domain.commands import Party
 from tests.fakes import ALEX, LICENSEE, OTHER, SAM, World, command, sms_over
 
 
@@ -267,7 +267,8 @@ async def test_the_provider_says_which_number_it_sends_from_by_default():
     assert acs.default_sender == "+61400000000"
     assert TwilioProvider("AC" + "1" * 32, "token", from_number="+61400000000").default_sender == "+61400000000"
     # A Messaging Service picks the number from its pool (and handles STOP to it itself): none we can name.
-    assert TwilioProvider("AC" + "1" * 32, "token", from_number="+61400000000", messaging_service_sid="MG" + "2" * 32).default_sender is None
+    assert TwilioProvider("AC" + "1" * 32, "token", from_number="+61400000000",
+                          messaging_service_sid="MG" + "2" * 32).default_sender is None
     await acs.close()
 
 

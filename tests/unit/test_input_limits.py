@@ -10,12 +10,12 @@ from azure.data.tables.aio import TableClient
 
 from sms.config import Settings, azurite_connection_string
 from sms.domain import segments, transitions
+from sms.domain.commands import Party, SendMessage
 from sms.domain.model import JOB_SIZE, MAX_ERROR_CHARS, MAX_EVENTS, Recipient, Status, utcnow
 from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, Limits, message_from
 from sms.storage.handwritten.sending import DirectRequests
 from sms.storage.limits import MAX_ENTITY_BYTES, MAX_REQUEST_BYTES, MAX_STRING_BYTES
 from sms.storage.tables import TableMessageStore, _message_entity, _recipient_entity
-from sms.domain.commands import Party, SendMessage
 from sms.wire.callbacks import MAX_ID_CHARS
 from tests.fakes import LICENSEE, command
 from tests.unit.capture import CapturingTransport, batch_answer, parse_batch

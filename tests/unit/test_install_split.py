@@ -59,7 +59,8 @@ def test_every_npm_package_supports_the_node_version_readme_names():
 
     named = re.search(r"Node\.js (\d+\.\d+) or newer", (PROJECT_ROOT / "README.md").read_text())
     assert named, "README names the Node.js version it needs"
-    engines = {path: meta["engines"]["node"] for path, meta in json.loads((PROJECT_ROOT / "package-lock.json").read_text())["packages"].items()
+    engines = {path: meta["engines"]["node"] for path,
+               meta in json.loads((PROJECT_ROOT / "package-lock.json").read_text())["packages"].items()
                if isinstance(meta.get("engines"), dict) and "node" in meta["engines"]}
     assert "node_modules/azurite" in engines
     check = ("const semver = require('semver'); const engines = JSON.parse(process.argv[1]);"

@@ -78,7 +78,9 @@ async def test_a_token_from_another_query_is_a_400_naming_it_and_the_same_query_
     yesterday = utcnow().date() - timedelta(days=1)
     first = {"take": "1", "phoneNumber": "+61412000002", "from": yesterday.isoformat()}
     token = json.loads((await get(gw, first)).get_body())["continuationToken"]
-    for other in ({"take": "1"}, {**first, "phoneNumber": SAM}, {**first, "status": "failed"}, {**first, "from": str(yesterday - timedelta(days=1))}):
+    others = ({"take": "1"}, {**first, "phoneNumber": SAM}, {**first, "status": "failed"},
+              {**first, "from": str(yesterday - timedelta(days=1))})
+    for other in others:
         response = await get(gw, {**other, "continuationToken": token})
         body = json.loads(response.get_body())
         assert response.status_code == 400, (other, body)

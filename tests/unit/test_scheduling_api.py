@@ -120,7 +120,8 @@ async def test_send_at_validity_and_urgent_are_read_from_every_body_format(gw, f
     elif form == "jsv":
         body, content_type = f"{{SMSModel:{_jsv_model(text)}}}".encode(), "text/jsv"
     elif form == "jsv unquoted":  # a colon inside a JSV value reads without quotes too
-        body, content_type = f"{{SMSModel:{{To:[{{PhoneNumber:{SAM}}}],MessageBody:hello,SendAt:{text},ValidityPeriod:7200,Urgent:True}}}}".encode(), "text/jsv"
+        jsv = f"{{SMSModel:{{To:[{{PhoneNumber:{SAM}}}],MessageBody:hello,SendAt:{text},ValidityPeriod:7200,Urgent:True}}}}"
+        body, content_type = jsv.encode(), "text/jsv"
     elif form == "form":
         body, content_type = urlencode({"SMSModel": _jsv_model(text)}).encode(), "application/x-www-form-urlencoded"
     else:
@@ -526,7 +527,8 @@ async def test_a_cancel_that_keeps_losing_races_answers_409_with_retry_after_nev
     gw.store.update_recipients = changed_first
     response = await cancel(gw, comm_id)
     assert response.status_code == 409 and response.headers["Retry-After"] == "1"
-    assert body_of(response)["responseStatus"]["errorCode"] == "Conflict" and "cancel it again" in body_of(response)["responseStatus"]["message"]
+    refused = body_of(response)["responseStatus"]
+    assert refused["errorCode"] == "Conflict" and "cancel it again" in refused["message"]
     # Both together, then each on its own (a dispatch claiming as it goes looks like this), each JobRows' attempts.
     assert writes == [2] * WRITE_ATTEMPTS + [1] * 2 * WRITE_ATTEMPTS and body_of(await status(gw, comm_id))["status"] == "scheduled"
     gw.store.update_recipients = honest
@@ -538,7 +540,8 @@ async def test_another_licensees_message_is_404_exactly_as_a_missing_one_and_sta
     theirs = await cancel(gw, comm_id, key=gw.other_key)
     missing = await cancel(gw, "d" * 32, key=gw.other_key)
     assert theirs.status_code == missing.status_code == 404
-    assert body_of(theirs)["responseStatus"]["message"].replace(comm_id, "X") == body_of(missing)["responseStatus"]["message"].replace("d" * 32, "X")
+    assert body_of(theirs)["responseStatus"]["message"].replace(comm_id,
+                                                                "X") == body_of(missing)["responseStatus"]["message"].replace("d" * 32, "X")
     assert body_of(await status(gw, comm_id))["status"] == "scheduled"
 
 

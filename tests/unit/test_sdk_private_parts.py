@@ -63,7 +63,8 @@ def test_azure_cores_parse_retry_after_reads_each_retry_after_as_the_hot_path_do
 
 
 @pytest.mark.parametrize("client, agent", [
-    (lambda hook: QueueClient.from_connection_string(azurite_connection_string(), "q", raw_response_hook=hook), "azsdk-python-storage-queue"),
+    (lambda hook: QueueClient.from_connection_string(azurite_connection_string(), "q", raw_response_hook=hook),
+     "azsdk-python-storage-queue"),
     (lambda hook: TableClient.from_connection_string(azurite_connection_string(), "T", raw_response_hook=hook), "azsdk-python-data-tables"),
 ])
 async def test_the_pipeline_parts_the_hot_path_reads_at_start_are_where_it_reads_them(client, agent):

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from sms.domain.commands import Party, SendMessage
 from sms.domain.errors import Forbidden, NotFound, RecordChanged, StorageUnavailable, ValidationFailed
 from sms.domain.model import SendJob, Status, utcnow
 from sms.domain.pacing import RetryPolicy, SenderRateLimiter
@@ -14,7 +15,6 @@ from sms.domain.validation import Limits
 from sms.providers import SendOutcome
 from sms.usecases.dispatch import MISSING_MESSAGE_CHECKS, MessageNotWritten, RecipientsInFlight
 from sms.usecases.send_now import IMMEDIATE_SAFETY_NET_SECONDS
-from sms.domain.commands import Party, SendMessage
 from tests.fakes import RecordingProvider, TracingProvider, VendorRecord, age_claims, command, sms_over
 from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
 
@@ -415,7 +415,8 @@ async def test_a_parked_job_fails_what_it_left_behind(service, store, queue):
 
     assert [r.seq for r in failed] == [1]
     _, (sent, gave_up) = await store.load(response.comm_id)
-    assert sent.status is Status.SENT and (gave_up.status, gave_up.last_error) == (Status.FAILED, "Gave up after 5 failed deliveries of its job")
+    assert sent.status is Status.SENT and (gave_up.status, gave_up.last_error) == (Status.FAILED,
+                                                                                   "Gave up after 5 failed deliveries of its job")
     assert await service.give_up(SendJob("e" * 32, 0, 99), "x") == []
 
 

@@ -75,7 +75,8 @@ async def test_an_opted_out_recipient_and_a_refused_one_say_why(gw):
     await run_jobs(gw, comm_id)
     sam, alex = json.loads((await get_status(gw, comm_id)).get_body())["recipients"]
     assert [(s["status"], s.get("error")) for s in sam["timeline"]] == [("queued", None), ("opted_out", "The recipient opted out (STOP)")]
-    assert [(s["status"], s.get("error")) for s in alex["timeline"]] == [("queued", None), ("sending", None), ("failed", "number is blocked")]
+    assert [(s["status"], s.get("error")) for s in alex["timeline"]] == [("queued", None), ("sending", None), ("failed",
+                                                                                                               "number is blocked")]
 
 
 async def test_replies_are_listed_oldest_first(gw):

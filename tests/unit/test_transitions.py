@@ -255,7 +255,8 @@ def test_a_row_from_before_timelines_shows_what_its_columns_prove(stored, expect
     events, left_out = derived_events(stored)
     assert [(e.status, e.at, e.provider_message_id, e.error, e.attempt) for e in events] == expected
     assert left_out == omitted
-    claimed_again = transitions.claimed(replace(stored, events=events, events_omitted=left_out), "d", at=utcnow()) if stored.status is Q else None
+    claimed_again = transitions.claimed(replace(stored, events=events, events_omitted=left_out), "d",
+                                        at=utcnow()) if stored.status is Q else None
     if claimed_again is not None:  # its next step is appended to what it proved
         assert claimed_again.events[:-1] == events and claimed_again.events[-1].attempt == stored.attempts + 1
 

@@ -24,7 +24,8 @@ async def recorded(ledger: Ledger, day, statuses: list[Status], segments: int, p
                       send_at=created_at + timedelta(hours=1) if first is Status.SCHEDULED else None)
     recipients = [Recipient(comm_id=comm_id, seq=i, recipient_id=uuid.uuid4().hex, phone_number=f"+6141255{i:04d}",
                             status=first, created_at=created_at, updated_at=created_at) for i in range(len(statuses))]
-    await ledger.record(message, [r if s is first else r.moved_to(s, at=utcnow()) for r, s in zip(recipients, statuses, strict=True)], provider)
+    await ledger.record(message, [r if s is first else r.moved_to(s, at=utcnow()) for r, s in zip(recipients, statuses,
+                                                                                                  strict=True)], provider)
 
 
 async def both_ways(ledger: Ledger, day) -> list:

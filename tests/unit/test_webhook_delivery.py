@@ -143,7 +143,8 @@ async def test_a_run_of_failures_disables_only_once_it_has_lasted_the_period_and
     assert (three.consecutive_failures, three.disabled_at) == (2, None)
     disabled = await attempt(timedelta(hours=1))  # the third in a row, an hour after the first
     assert disabled.disabled_at == clock.at
-    assert disabled.disabled_reason.startswith("3 failed deliveries in a row since ") and "503 Service Unavailable" in disabled.disabled_reason
+    reason = disabled.disabled_reason
+    assert reason.startswith("3 failed deliveries in a row since ") and "503 Service Unavailable" in reason
     enabled = await world.use.webhooks.enable(LICENSEE, endpoint.endpoint_id)
     assert (enabled.disabled_at, enabled.consecutive_failures, enabled.failing_since) == (None, 0, None)
 

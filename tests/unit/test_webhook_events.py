@@ -171,7 +171,8 @@ async def test_a_reply_and_a_stop_tell_the_licensee_whose_message_they_answer():
     received, opted = (json.loads(e.body) for e in events)
     row = await world.recipient(comm_id)
     assert received["type"] == "reply.received" and received["data"]["text"] == "STOP"
-    assert (received["data"]["recipientId"], received["data"]["phoneNumber"], received["data"]["to"]) == (row.recipient_id, SAM, "+61400000000")
+    assert (received["data"]["recipientId"], received["data"]["phoneNumber"], received["data"]["to"]) == (row.recipient_id, SAM,
+                                                                                                          "+61400000000")
     assert (opted["type"], opted["data"]["optOut"], opted["data"]["keyword"]) == ("optout.changed", "opted_out", "STOP")
     await world.inbound.receive(world.text_from(SAM, "start"))
     [(start, _)] = world.deliveries.take()

@@ -30,8 +30,8 @@ def etags(body: bytes, expected: int) -> list[str]:
         if len(statuses) == expected and all(status.group(1).startswith(b"2") for status in statuses):
             found = list(_ETAG_AS_SENT.finditer(body))
             ends = [status.start() for status in statuses[1:]] + [len(body)]
-            if len(found) == expected and all(status.end() < etag.start() < end for status, etag, end in zip(statuses, found, ends,
-                                                                                                             strict=True)):
+            placed = zip(statuses, found, ends, strict=True)
+            if len(found) == expected and all(status.end() < etag.start() < end for status, etag, end in placed):
                 return [etag.group(1).decode() for etag in found]
     results = _results(body)
     failed = next(((status, payload) for status, _, payload in results if not 200 <= status < 300), None)
