@@ -32,6 +32,7 @@ from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
 from .storage.ledger import TableLedgerStore
 from .storage.licensees import TableLicenseeSettingsStore
+from .storage.pending import TablePendingIndex
 from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.requests import StorageRequests
 from .storage.sdk_requests import SdkRequests
@@ -49,6 +50,7 @@ class Adapters:
     messages: TableMessageStore
     keys: TableApiKeyStore
     jobs: StorageJobQueue
+    pending: TablePendingIndex
     inbound: TableInboundStore
     opt_outs: TableOptOutStore
     idempotency: TableIdempotencyStore
@@ -72,6 +74,7 @@ class Adapters:
             self.messages.create_table(),
             self.keys.create_table(),
             self.jobs.create_queue(),
+            self.pending.create_table(),
             self.inbound.create_tables(),
             self.opt_outs.create_table(),
             self.idempotency.create_table(),
@@ -115,7 +118,8 @@ class Adapters:
                 f"one call can take {self.provider.longest_call:g} s, and a claim must be written and its call ended "
                 f"within half the lease (the other half covers clocks apart); at least {needed}")
         ports = Ports(
-            messages=self.messages, jobs=self.jobs, provider=self.provider, opt_outs=self.opt_outs, inbound=self.inbound,
+            messages=self.messages, jobs=self.jobs, pending=self.pending, provider=self.provider, opt_outs=self.opt_outs,
+            inbound=self.inbound,
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
             events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, transport=self.webhook_sender,
         )
@@ -124,6 +128,7 @@ class Adapters:
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)
 
     async def close(self) -> None:
+        await self.pending.flush()  # what this process noted for the sweeper, before its clients go
         await self.provider.close()
         await self.webhook_sender.close()
         await self.tables.close()
@@ -170,6 +175,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         messages=TableMessageStore.from_service(tables, requests),
         keys=TableApiKeyStore.from_service(tables),
         jobs=StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), requests),
+        pending=TablePendingIndex.from_service(tables, requests),
         inbound=TableInboundStore.from_service(tables),
         opt_outs=TableOptOutStore.from_service(tables),
         idempotency=TableIdempotencyStore.from_service(tables),

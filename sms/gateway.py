@@ -23,6 +23,7 @@ from .storage import (
     LicenseeSettingsStore,
     MessageStore,
     OptOutStore,
+    PendingIndex,
     WebhookEndpointStore,
 )
 from .usecases.accept import Accept
@@ -40,7 +41,7 @@ from .usecases.optouts import OptOuts
 from .usecases.retention import Retention
 from .usecases.send_now import SendNow
 from .usecases.status import MessageStatus
-from .usecases.sweep import Sweep
+from .usecases.sweep import PendingMessages, Sweep
 from .usecases.webhook_endpoints import DEFAULT_GRACE, WebhookEndpoints
 
 
@@ -51,6 +52,7 @@ class Ports:
 
     messages: MessageStore
     jobs: JobQueue
+    pending: PendingIndex  # the messages the sweeper is to look at
     provider: SmsProvider
     opt_outs: OptOutStore
     inbound: InboundStore
@@ -112,12 +114,13 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
                         licensees=licensees, clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
-    accept = Accept(p.messages, p.jobs, ledger, once, t.limits, p.provider.name, t.clock)
+    pending = PendingMessages(p.pending, t.sending_lease)
+    accept = Accept(p.messages, p.jobs, ledger, once, pending, t.limits, p.provider.name, t.clock)
     return UseCases(
         accept=accept,
         send_now=SendNow(accept, dispatch, once, t.clock),
         dispatch=dispatch,
-        sweep=Sweep(p.messages, p.jobs, opt_outs, t.sending_lease),
+        sweep=Sweep(p.messages, p.jobs, pending, opt_outs, t.sending_lease, t.clock),
         status=MessageStatus(p.messages, p.inbound),
         inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, t.clock),
         ledger=ledger,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import weakref
 from dataclasses import fields, replace
 from datetime import date, datetime, timedelta
 from typing import Sequence
@@ -11,7 +12,6 @@ from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, S
 from sms.domain.errors import AlreadyExists, RecordChanged
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
-from sms.domain.transitions import retry_pending
 from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
 from sms.providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
@@ -36,6 +36,8 @@ from sms.storage import (
     LicenseeSettingsStore,
     MessageStore,
     OptOutStore,
+    PendingIndex,
+    PendingMark,
     ReplyRoute,
     StagedMessage,
     WebhookEndpoint,
@@ -93,12 +95,9 @@ class InMemoryMessageStore(MessageStore):
         self.messages.pop(comm_id, None)
         self.recipients.pop(comm_id, None)
 
-    async def stale_recipients(self, queued_before: datetime, sending_before: datetime) -> list[Recipient]:
-        return [
-            r for comm_id in self.messages for r in self.recipients[comm_id].values()
-            if (r.status is Status.QUEUED and r.updated_at < queued_before and not retry_pending(r))
-            or (r.status is Status.SENDING and r.updated_at < sending_before)
-        ]
+    async def unfinished(self) -> list[str]:
+        return sorted(comm_id for comm_id, rows in self.recipients.items()
+                      if any(r.status in (Status.SCHEDULED, Status.QUEUED, Status.SENDING) for r in rows.values()))
 
     async def update_recipients(self, comm_id: str, recipients: Sequence[Recipient]) -> list[Recipient]:
         self.round_trips += -(-len(recipients) // 100)
@@ -265,6 +264,45 @@ class InMemoryJobQueue(JobQueue):
 
     async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
         self.jobs.append((job, delay_seconds))
+
+
+class InMemoryPendingIndex(PendingIndex):
+    """The sweeper's index, written at once (the table adapter writes behind: `flush` is a no-op here)."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, datetime] = {}
+        self.filled = False
+
+    def note(self, comm_id: str, due: datetime) -> None:
+        self.marks[comm_id] = due
+
+    async def flush(self) -> None:
+        pass
+
+    async def due(self, by: datetime, limit: int) -> list[PendingMark]:
+        return sorted((PendingMark(c, due) for c, due in self.marks.items() if due <= by), key=lambda m: m.due)[:limit]
+
+    async def moved(self, marks: Sequence[tuple[PendingMark, datetime]]) -> None:
+        self.marks.update({mark.comm_id: due for mark, due in marks})
+
+    async def done(self, marks: Sequence[PendingMark]) -> None:
+        for mark in marks:
+            self.marks.pop(mark.comm_id, None)
+
+    async def backfilled(self) -> bool:
+        return self.filled
+
+    async def mark_backfilled(self) -> None:
+        self.filled = True
+
+
+# One index per message store, as the table adapters keep both in one storage account: every use case
+# assembled over the same store (a second worker, a restarted one) sees the same marks.
+_INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def pending_index_of(messages: MessageStore) -> InMemoryPendingIndex:
+    return _INDEXES.setdefault(messages, InMemoryPendingIndex())
 
 
 class InMemoryLicenseeSettingsStore(LicenseeSettingsStore):
@@ -556,7 +594,8 @@ def fake_ports(**given) -> Ports:
     """Every port: those given, the rest in-memory fakes. The events live in the ledger's fake, as the
     table adapters keep them in the ledger's partitions."""
     ledger = given.get("ledger") or InMemoryLedgerStore()
-    fakes = dict(messages=InMemoryMessageStore(), jobs=InMemoryJobQueue(), provider=RecordingProvider(),
+    messages = given.get("messages") or InMemoryMessageStore()
+    fakes = dict(messages=messages, jobs=InMemoryJobQueue(), pending=pending_index_of(messages), provider=RecordingProvider(),
                  opt_outs=InMemoryOptOutStore(), inbound=InMemoryInboundStore(), idempotency=InMemoryIdempotencyStore(),
                  ledger=ledger, licensees=InMemoryLicenseeSettingsStore(), webhooks=InMemoryWebhookEndpointStore(),
                  events=ledger if isinstance(ledger, InMemoryLedgerStore) else InMemoryLedgerStore(),

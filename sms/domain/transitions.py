@@ -156,6 +156,20 @@ def retry_pending(row: Recipient) -> bool:
     return bool(row.last_error) and row.last_error != NOT_HANDED_OVER
 
 
+def stranded(row: Recipient, send_at: datetime | None, *, queued_before: datetime, sending_before: datetime) -> bool:
+    """Whether a recipient has no job coming for it, so the sweeper must queue one: queued since before
+    `queued_before` with no retry pending; scheduled for before `queued_before` (its job should have run
+    by then) with none pending either; or sending since before `sending_before` (its worker stopped past
+    the lease: the job traces it)."""
+    if row.status is Status.SENDING:
+        return row.updated_at < sending_before
+    if row.status is Status.QUEUED:
+        return row.updated_at < queued_before and not retry_pending(row)
+    if row.status is Status.SCHEDULED:
+        return send_at is not None and send_at < queued_before and not retry_pending(row)
+    return False
+
+
 def found_sent(row: Recipient, claim_id: str, provider_message_id: str | None, *, at: datetime) -> Recipient | None:
     """A claim left behind (`claim_id`, past its lease) that the provider says it has: sending -> sent,
     with the provider's id. None when the row has moved on since it was asked about."""

@@ -50,9 +50,9 @@ class MessageStore(abc.ABC):
         """The message and its recipients in [first, last] (all when last is None), in order."""
 
     @abc.abstractmethod
-    async def stale_recipients(self, queued_before: datetime, sending_before: datetime) -> list[Recipient]:
-        """Recipients queued since before the first time without a retry pending (no last error), or
-        sending since before the second. A scan of every message: the sweeper's, not the hot path's."""
+    async def unfinished(self) -> list[str]:
+        """The commIds of every message with a recipient still scheduled, queued or sending. A scan of
+        every message: run once, to index what was accepted before the pending index existed."""
 
     @abc.abstractmethod
     async def message(self, comm_id: str) -> Message | None:
@@ -68,6 +68,50 @@ class MessageStore(abc.ABC):
 
         Raises RecordChanged when any ETag no longer matches. Returns them with new ETags.
         """
+
+
+@dataclass(frozen=True)
+class PendingMark:
+    """One message the sweeper is to look at from `due` on (PendingIndex); `where` is the adapter's."""
+
+    comm_id: str
+    due: datetime
+    where: Any = None
+
+
+class PendingIndex(abc.ABC):
+    """Which messages may still have recipients to send, by when the sweeper should look at them: what a
+    sweep reads instead of every message (sms/usecases/sweep.py says what it covers and what it costs)."""
+
+    @abc.abstractmethod
+    def note(self, comm_id: str, due: datetime) -> None:
+        """Remember the message, to be looked at from `due` on. Written behind, a few at a time (`flush`):
+        it costs an accept no storage call; a process that stops loses at most what it noted since its
+        last flush, and those messages' jobs are on the queue already."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Write what was noted (what fails to be written is kept, for the next flush)."""
+
+    @abc.abstractmethod
+    async def due(self, by: datetime, limit: int) -> list[PendingMark]:
+        """Up to `limit` of the marks due by `by`, oldest first."""
+
+    @abc.abstractmethod
+    async def moved(self, marks: Sequence[tuple[PendingMark, datetime]]) -> None:
+        """Each mark due again at its new time (written before the old one goes: a stop between the two
+        leaves a message looked at twice, never not at all)."""
+
+    @abc.abstractmethod
+    async def done(self, marks: Sequence[PendingMark]) -> None:
+        """Forget these (what is already gone is no error)."""
+
+    @abc.abstractmethod
+    async def backfilled(self) -> bool:
+        """Whether the messages accepted before the index existed were indexed (`mark_backfilled`)."""
+
+    @abc.abstractmethod
+    async def mark_backfilled(self) -> None: ...
 
 
 class JobQueue(abc.ABC):

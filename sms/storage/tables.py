@@ -26,7 +26,6 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.errors import StorageUnavailable
 from ..domain.model import Contact, Event, Message, Recipient, Status, derived_events
-from ..domain.transitions import retry_pending
 from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .limits import MAX_OPERATIONS
 from .refusals import storage_refusal
@@ -132,13 +131,12 @@ class TableMessageStore(MessageStore):
         return None if message is None else (message, recipients)
 
     @storage_errors
-    async def stale_recipients(self, queued_before: datetime, sending_before: datetime) -> list[Recipient]:
-        query = ("RowKey ge @lo and RowKey lt @hi and ( ( Status eq @queued and UpdatedAt lt @q ) or "
-                 "( Status eq @sending and UpdatedAt lt @s ) )")
-        params = {"lo": RECIPIENT_PREFIX, "hi": chr(ord(RECIPIENT_PREFIX) + 1), "queued": Status.QUEUED.value,
-                  "sending": Status.SENDING.value, "q": queued_before, "s": sending_before}
-        found = [_recipient_from(e) async for e in self._table.query_entities(query, parameters=params)]
-        return [r for r in found if r.status is Status.SENDING or not retry_pending(r)]
+    async def unfinished(self) -> list[str]:
+        query = "RowKey ge @lo and RowKey lt @hi and ( Status eq @scheduled or Status eq @queued or Status eq @sending )"
+        params = {"lo": RECIPIENT_PREFIX, "hi": chr(ord(RECIPIENT_PREFIX) + 1), "scheduled": Status.SCHEDULED.value,
+                  "queued": Status.QUEUED.value, "sending": Status.SENDING.value}
+        found = {e["PartitionKey"] async for e in self._table.query_entities(query, parameters=params, select=["PartitionKey"])}
+        return sorted(found)
 
     @storage_errors
     async def message(self, comm_id: str) -> Message | None:

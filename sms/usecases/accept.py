@@ -22,14 +22,15 @@ from ..domain.validation import Limits, message_from
 from ..storage import JobQueue, MessageStore
 from .idempotency import OncePerKey
 from .ledger import Ledger
+from .sweep import PendingMessages
 
 log = logging.getLogger("sms.accept")
 
 
 class Accept:
-    def __init__(self, messages: MessageStore, jobs: JobQueue, ledger: Ledger, once: OncePerKey,
+    def __init__(self, messages: MessageStore, jobs: JobQueue, ledger: Ledger, once: OncePerKey, pending: PendingMessages,
                  limits: Limits = Limits(), provider_name: str = "", clock: Callable[[], datetime] = utcnow):
-        self._messages, self._queue, self._ledger, self._once = messages, jobs, ledger, once
+        self._messages, self._queue, self._ledger, self._once, self._pending = messages, jobs, ledger, once, pending
         self._limits, self._provider_name, self._clock = limits, provider_name, clock
 
     def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
@@ -108,7 +109,8 @@ class Accept:
 
         Jobs first: a message never becomes visible without its jobs, so nothing can be stranded. A job
         whose message then fails to commit finds no message, and retries until the queue parks it (its
-        give-up finds nothing to fail). Returns the jobs and the recipients as stored."""
+        give-up finds nothing to fail). Once committed, it is noted for the sweeper (written behind: no
+        storage call here). Returns the jobs and the recipients as stored."""
         traceparent = None
         if telemetry.tracing():
             span = trace.get_current_span()
@@ -137,7 +139,9 @@ class Accept:
                 put_results = await puts
             if failure := next((r for r in put_results if isinstance(r, BaseException)), None):
                 raise failure
-        return jobs, await self._messages.commit(staged)
+        stored = await self._messages.commit(staged)
+        self._pending.note(message)
+        return jobs, stored
 
 
 def _queued(message: Message, recipient_count: int) -> SendResult:

@@ -9,6 +9,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from sms.bootstrap import storage_requests as requests_for
 from sms.config import STORAGE_REQUESTS, Settings
+from sms.storage.pending import TablePendingIndex
 from sms.storage.queues import StorageJobQueue
 from sms.storage.tables import TableMessageStore
 
@@ -33,7 +34,7 @@ async def storage_requests(monkeypatch):
     and those `bootstrap.build` builds from Settings.from_env (tests pass it their own environment,
     which would otherwise leave the setting at its default)."""
     requests = requests_for(STORAGE_REQUESTS_UNDER_TEST)
-    for adapter in (TableMessageStore, StorageJobQueue):
+    for adapter in (TableMessageStore, StorageJobQueue, TablePendingIndex):
         monkeypatch.setattr(adapter, "__init__", _given_unless_passed(adapter.__init__, requests))
     from_env = Settings.from_env.__func__
 

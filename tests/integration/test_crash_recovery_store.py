@@ -24,7 +24,7 @@ async def store(table_service, unique_name):
 async def test_on_azurite_a_receipt_during_the_trace_strands_the_recipients_put_back(store):
     """tests/unit/test_crash_recovery.py's receipt case on the Table service: the settle transaction is
     refused for R0's ETag alone (its receipt), JobRows reads again and steps aside, the put-back rows
-    land queued with NOT_HANDED_OVER, and the sweeper's query (stale_recipients: queued rows with an
+    land queued with NOT_HANDED_OVER, and the sweeper's rule (transitions.stranded: queued rows with an
     error are "retry pending") does not find them, however long they wait."""
     vendor, queue = VendorRecord(), InMemoryJobQueue()
     use = assembled(store, queue, TracingProvider(vendor))

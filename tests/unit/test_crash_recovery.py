@@ -101,7 +101,7 @@ async def test_a_receipt_landing_while_claims_are_traced_strands_no_recipient():
     second round (R1 and R2 queued, NOT_HANDED_OVER), but `_send_each` stops at once because the
     dispatch yielded, and `_dispatch` returns normally (a yielding copy neither raises nor puts the
     job back). Nobody else is sending the job. R1 and R2 stay `queued` with last_error set, which
-    the sweeper reads as "a retry job is pending" (stale_recipients skips queued rows with an error),
+    the sweeper reads as "a retry job is pending" (transitions.stranded skips queued rows with an error),
     so no job ever comes for them: never sent, never failed.
 
     Suggested fix (sms/usecases/job_rows.py, `read()`): count as yielding only claim rules (those
