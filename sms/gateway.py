@@ -31,7 +31,7 @@ from .usecases.announce import Announcer
 from .usecases.auth import Authenticator
 from .usecases.cancel import Cancel
 from .usecases.delivery import DISABLE_AFTER, DISABLE_AFTER_FAILURES, Transport, WebhookDelivery
-from .usecases.dispatch import Dispatch
+from .usecases.dispatch import PROGRESS_EVERY, Dispatch
 from .usecases.held import HeldMessages
 from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
@@ -77,6 +77,7 @@ class Tuning:
     idempotency_window: timedelta = timedelta(hours=24)
     missing_message_wait: float = 0.5
     sending_lease: timedelta = timedelta(minutes=5)
+    progress_every: timedelta = PROGRESS_EVERY  # a long job records its progress in the ledger this often
     retention_days: int = 90
     webhooks_allow_private: bool = False
     webhook_secret_grace: timedelta = DEFAULT_GRACE
@@ -112,6 +113,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     dispatch = Dispatch(p.messages, p.jobs, p.provider, send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
+                        progress_every=t.progress_every,
                         licensees=licensees, clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
     pending = PendingMessages(p.pending, t.sending_lease)

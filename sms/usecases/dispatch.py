@@ -11,11 +11,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 from .. import telemetry
 from ..domain import transitions
-from ..domain.errors import StorageUnavailable
+from ..domain.errors import RecordChanged, StorageUnavailable
 from ..domain.model import WAITING, Message, Recipient, SendJob, Status, queue_delay, utcnow
 from ..domain.pacing import RetryPolicy, SenderRateLimiter
 from ..domain.phone import mask, mask_numbers
@@ -32,6 +32,10 @@ log = logging.getLogger("sms.dispatch")
 
 # A job can be picked up between the API queueing it and writing its message: look again this often.
 MISSING_MESSAGE_CHECKS = 3
+# A job still starting sends this long after it began (a slow rate limit) records what it has settled
+# so far in the ledger, and again each time as long: a listing shows those recipients sent meanwhile,
+# not `queued` until the job ends (issue 25). A job done sooner records once, at its end, as before.
+PROGRESS_EVERY = timedelta(seconds=5)
 # Why a claim was released without a provider call (see Dispatch._too_late_to_call).
 CLAIM_TOO_SLOW = "Its claim took too long to be written for the provider call to end well inside the sending lease: not sent, retried"
 
@@ -68,6 +72,7 @@ class Dispatch:
         rate_limiter: SenderRateLimiter = SenderRateLimiter(0),
         missing_message_wait: float = 0.5,
         sending_lease: timedelta = timedelta(minutes=5),
+        progress_every: timedelta = PROGRESS_EVERY,
         clock: Callable[[], datetime] = utcnow,
     ):
         self._store = messages
@@ -82,6 +87,7 @@ class Dispatch:
         self._ledger = ledger
         self._licensees = licensees  # their quiet hours
         self._clock = clock
+        self._progress_every = progress_every
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
 
@@ -274,6 +280,7 @@ class Dispatch:
         earlier gets the slots that free up before one started later: its claims share writes).
         """
         sends: list[asyncio.Task] = []
+        progress = Progress(self.record, message, rows, self._progress_every, self._clock)
         try:
             for seq in seqs:
                 if rows.error or rows.yielded:
@@ -281,12 +288,15 @@ class Dispatch:
                 if not rows.queued(seq):
                     continue  # another worker took it meanwhile: no turn spent on it
                 await self._rate.wait_turn(message.sender.phone_number)
+                progress.check()
                 sends.append(asyncio.create_task(self._send_one(message, seq, rows)))
             results = await asyncio.gather(*sends, return_exceptions=True)
         except BaseException:
             for send in sends:  # the dispatch is cancelled (its host is stopping it): so are its sends
                 send.cancel()
+            progress.cancel()
             raise
+        await progress.done()
         if failure := next((r for r in results if isinstance(r, BaseException)), None):
             raise failure
         return [delay for delay in results if delay is not None]
@@ -392,6 +402,49 @@ class Dispatch:
         await rows.flush()
         await self.record(message, rows.current())
         return rows.settled()
+
+
+class Progress:
+    """A long job's record of what it has settled so far, in the ledger: every PROGRESS_EVERY while the
+    job is still starting sends, one write at a time, of the rows changed since the last (the job's own
+    record at its end still writes them all). A failed write is the next one's to make, and never the
+    job's failure: the SMS went out, and the end of the job records it."""
+
+    def __init__(self, record: Callable[[Message, Sequence[Recipient]], Awaitable[None]], message: Message, rows: JobRows,
+                 every: timedelta, clock: Callable[[], datetime]):
+        self._record, self._message, self._rows, self._every, self._clock = record, message, rows, every, clock
+        self._recorded = {r.seq: r.status for r in rows.current()}
+        self._next = clock() + every
+        self._writing: asyncio.Task | None = None
+
+    def check(self) -> None:
+        """Start a write of the progress if one is due and none is under way."""
+        now = self._clock()
+        if now < self._next or (self._writing is not None and not self._writing.done()):
+            return
+        self._next = now + self._every
+        changed = [r for r in self._rows.current() if self._recorded.get(r.seq) is not r.status]
+        if changed:
+            self._writing = asyncio.create_task(self._write(changed))
+
+    async def _write(self, changed: list[Recipient]) -> None:
+        try:
+            await self._record(self._message, changed)
+        except (StorageUnavailable, RecordChanged) as exc:
+            log.info("progress of %s not recorded (%s); the next record will", self._message.comm_id, type(exc).__name__)
+            return
+        except Exception as exc:  # a bug: logged, and the job's own record still comes
+            log_unexpected(log, f"progress of {self._message.comm_id} not recorded", exc)
+            return
+        self._recorded.update({r.seq: r.status for r in changed})
+
+    async def done(self) -> None:
+        if self._writing is not None:
+            await self._writing  # never raises: the job's own record comes after it, not beside it
+
+    def cancel(self) -> None:
+        if self._writing is not None:
+            self._writing.cancel()
 
 
 async def _unknown() -> Trace:

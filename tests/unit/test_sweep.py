@@ -128,3 +128,4 @@ async def test_the_messages_accepted_before_the_index_existed_are_indexed_by_one
     await world.sweep_at(T0 + 2 * QUEUED_FOR)
     await world.sweep_at(T0 + 3 * QUEUED_FOR)
     assert world.store.scans == 1
+
