@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Check infra/ on any machine. Where a Bicep compiler is installed, compile main.bicep. Everywhere, run
 # tests/unit/test_infra.py: main.bicep parsed with a Python Bicep parser (pycep-parser), each resource type and
-# API version checked against the pairs Microsoft's template reference documents. A compiler only warns on an
-# unknown type or version (BCP081), so both run.
+# API version checked against the pairs Microsoft's template reference documents, and azure.yaml checked against
+# the tag azd finds the app by. A compiler only warns on an unknown type or version (BCP081), so both run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
