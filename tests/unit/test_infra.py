@@ -143,3 +143,11 @@ def test_a_service_name_that_differs_from_the_tag_fails_the_check(bicep_text):
     assert set(azd_tagged(parse(bicep_text)).values()) != set(renamed["services"])
     untagged = parse(mutated(bicep_text, "tags: { 'azd-service-name': 'gateway' }", "tags: { 'azd-env-name': 'gateway' }"))
     assert azd_tagged(untagged) == {}
+
+
+def test_azds_own_files_stay_out_of_git_and_of_the_published_package():
+    # .azure/ holds each azd environment's values (azd env set, the deployment's outputs). azd itself never
+    # zips it (azure-dev project_utils.go), but `func azure functionapp publish` reads only .funcignore.
+    funcignore = (PROJECT_ROOT / ".funcignore").read_text().split()
+    assert {".azure/", "azure.yaml"} <= set(funcignore)
+    assert ".azure/" in (PROJECT_ROOT / ".gitignore").read_text().split()
