@@ -38,7 +38,8 @@ test: install-dev lint infra-check
 lint: install-dev
 	$(VENV)/bin/ruff check sms tests bench function_app.py
 
-infra-check:
+# Parses and checks infra/ with the dev tools (pycep-parser, PyYAML), so it needs them installed first.
+infra-check: install-dev
 	bash infra/check.sh
 
 bench: install-dev

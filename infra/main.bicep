@@ -4,6 +4,7 @@
 // identity holding only the data roles it needs. No storage keys: the app signs in with the identity.
 //
 //   az deployment group create -g <group> -f infra/main.bicep -p infra/main.parameters.json
+//   azd up    (azure.yaml: provisions this file into a resource group, then publishes the app)
 
 @description('Short name: resource names are made from it and a suffix unique to the resource group.')
 @minLength(3)
@@ -193,6 +194,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   name: appName
   location: location
   kind: 'functionapp,linux'
+  // How `azd deploy` finds the app to publish to: the tag's value is the service's name in azure.yaml.
+  tags: { 'azd-service-name': 'gateway' }
   identity: {
     type: 'UserAssigned'
     userAssignedIdentities: { '${identity.id}': {} }
@@ -236,7 +239,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   dependsOn: [storageRoles, vaultRole, appTables, appQueues, deployments]
 }
 
-output functionAppName string = app.name
-output baseUrl string = 'https://${app.properties.defaultHostName}'
-output storageAccountName string = storage.name
-output eventGridReceiptUrl string = 'https://${app.properties.defaultHostName}/api/sms/receipts/acs?code=<the eventgrid-secret in ${vault.name}>'
+// Upper-case names: `azd up` keeps each output as a variable of its environment (`azd env get-value AZURE_FUNCTION_NAME`);
+// `az deployment group show ... --query properties.outputs.AZURE_FUNCTION_NAME.value` reads the same.
+output AZURE_FUNCTION_NAME string = app.name
+output AZURE_FUNCTION_URL string = 'https://${app.properties.defaultHostName}'
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.name
+output AZURE_KEY_VAULT_NAME string = vault.name
+output EVENTGRID_RECEIPT_URL string = 'https://${app.properties.defaultHostName}/api/sms/receipts/acs?code=<the eventgrid-secret in ${vault.name}>'

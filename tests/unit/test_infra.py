@@ -1,0 +1,153 @@
+"""infra/main.bicep and azure.yaml, checked where no Bicep compiler is installed (infra/check.sh runs this file too).
+
+main.bicep is parsed with pycep-parser, so a syntax error fails here; every resource type and API version it declares
+must be one of the pairs below, so a typo in either fails here too (a Bicep compiler only warns on an unknown one, BCP081).
+azure.yaml must parse, point at main.bicep, and name the service that main.bicep tags for azd.
+"""
+import re
+from functools import cache
+
+import pytest
+import yaml
+from pycep import BicepParser
+
+from sms.config import PROJECT_ROOT
+
+BICEP = PROJECT_ROOT / "infra" / "main.bicep"
+AZURE_YAML = PROJECT_ROOT / "azure.yaml"
+
+_TEMPLATES = "https://learn.microsoft.com/azure/templates/"
+# What main.bicep deploys, each pair as Microsoft's ARM template reference documents it (checked against the
+# generated types behind those pages, Azure/bicep-types-az generated/<service>/<provider>/<version>/types.md).
+# Moving to another API version means finding its page and changing the pair here with it.
+KNOWN_GOOD = {
+    "Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31":
+        _TEMPLATES + "microsoft.managedidentity/2023-01-31/userassignedidentities",
+    "Microsoft.Storage/storageAccounts@2023-05-01": _TEMPLATES + "microsoft.storage/2023-05-01/storageaccounts",
+    "Microsoft.Storage/storageAccounts/blobServices@2023-05-01": _TEMPLATES + "microsoft.storage/2023-05-01/storageaccounts/blobservices",
+    "Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01":
+        _TEMPLATES + "microsoft.storage/2023-05-01/storageaccounts/blobservices/containers",
+    "Microsoft.Storage/storageAccounts/tableServices@2023-05-01": _TEMPLATES + "microsoft.storage/2023-05-01/storageaccounts/tableservices",
+    "Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01":
+        _TEMPLATES + "microsoft.storage/2023-05-01/storageaccounts/tableservices/tables",
+    "Microsoft.Storage/storageAccounts/queueServices@2023-05-01": _TEMPLATES + "microsoft.storage/2023-05-01/storageaccounts/queueservices",
+    "Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01":
+        _TEMPLATES + "microsoft.storage/2023-05-01/storageaccounts/queueservices/queues",
+    "Microsoft.Authorization/roleAssignments@2022-04-01": _TEMPLATES + "microsoft.authorization/2022-04-01/roleassignments",
+    "Microsoft.OperationalInsights/workspaces@2023-09-01": _TEMPLATES + "microsoft.operationalinsights/2023-09-01/workspaces",
+    "Microsoft.Insights/components@2020-02-02": _TEMPLATES + "microsoft.insights/2020-02-02/components",
+    "Microsoft.Communication/communicationServices@2023-04-01": _TEMPLATES + "microsoft.communication/2023-04-01/communicationservices",
+    "Microsoft.KeyVault/vaults@2023-07-01": _TEMPLATES + "microsoft.keyvault/2023-07-01/vaults",
+    "Microsoft.KeyVault/vaults/secrets@2023-07-01": _TEMPLATES + "microsoft.keyvault/2023-07-01/vaults/secrets",
+    "Microsoft.Web/serverfarms@2024-04-01": _TEMPLATES + "microsoft.web/2024-04-01/serverfarms",
+    "Microsoft.Web/sites@2024-04-01": _TEMPLATES + "microsoft.web/2024-04-01/sites",
+}
+
+# azd finds the resource to publish a service to by this tag (azure-dev: cli/azd/pkg/azure/tags.go, TagKeyAzdServiceName).
+AZD_SERVICE_TAG = "azd-service-name"
+
+
+@cache
+def _parser() -> BicepParser:
+    return BicepParser(cache=False)  # building the grammar is the slow part (~0.6 s); no cache file left in /tmp
+
+
+def parse(bicep_text: str) -> dict:
+    """pycep's JSON form of a Bicep file; raises on a syntax error."""
+    return _parser().parse(text=bicep_text)
+
+
+def declared_pairs(parsed: dict) -> set[str]:
+    assert not parsed.get("modules"), "main.bicep declares modules: check their resources here too"
+    return {f"{resource['type']}@{resource['api_version']}" for resource in parsed["resources"].values()}
+
+
+def _body(resource: dict) -> dict:
+    """A resource's own properties: pycep wraps those of a conditional (if) or looped (for) resource one level down."""
+    config = resource["config"]
+    return config["config"] if "condition" in config or "loop_type" in config else config
+
+
+def azd_tagged(parsed: dict) -> dict[str, str]:
+    """Symbolic name -> the azd-service-name tag, for each resource that carries one."""
+    tagged = {}
+    for name, resource in parsed["resources"].items():
+        tags = _body(resource).get("tags") or {}
+        for key, value in tags.items():
+            if key.strip("'") == AZD_SERVICE_TAG:
+                tagged[name] = value
+    return tagged
+
+
+def mutated(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"the mutation must hit exactly one place: {old!r}"
+    return text.replace(old, new)
+
+
+@pytest.fixture(scope="module")
+def bicep_text() -> str:
+    return BICEP.read_text()
+
+
+@pytest.fixture(scope="module")
+def azure_yaml() -> dict:
+    return yaml.safe_load(AZURE_YAML.read_text())
+
+
+def test_every_resource_type_and_api_version_in_main_bicep_is_a_known_good_pair(bicep_text):
+    declared = declared_pairs(parse(bicep_text))
+    assert declared - KNOWN_GOOD.keys() == set(), "not in Microsoft's template reference as listed here"
+    assert KNOWN_GOOD.keys() - declared == set(), "listed here but no longer deployed: drop it"
+
+
+@pytest.mark.parametrize("old, new", [
+    ("'Microsoft.Web/sites@2024-04-01'", "'Microsoft.Web/site@2024-04-01'"),  # a type misspelt
+    ("'Microsoft.KeyVault/vaults@2023-07-01'", "'Microsoft.KeyVault/vaults@2023-07-10'"),  # a version mistyped
+    ("'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01'",
+     "'Microsoft.Storage/storageAccounts/tableService/tables@2023-05-01'"),  # a child type's path misspelt
+])
+def test_a_mistyped_resource_type_or_api_version_fails_the_check(bicep_text, old, new):
+    declared = declared_pairs(parse(mutated(bicep_text, old, new)))
+    assert declared - KNOWN_GOOD.keys() == {new.strip("'")}
+
+
+def test_a_bicep_syntax_error_fails_the_parse(bicep_text):
+    with pytest.raises(Exception):  # noqa: B017 - lark raises its own error types, wrapped by pycep
+        parse(mutated(bicep_text, "resource app 'Microsoft.Web/sites@2024-04-01' = {", "resource app Microsoft.Web/sites@2024-04-01 = {"))
+
+
+def test_azure_yaml_provisions_main_bicep_and_publishes_this_folder_to_a_python_function_app(azure_yaml):
+    # The shape azd's schema asks for: schemas/v1.0/azure.yaml.json in Azure/azure-dev.
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", azure_yaml["name"])
+    infra = azure_yaml["infra"]
+    assert infra.get("provider", "bicep") == "bicep"
+    assert (PROJECT_ROOT / infra.get("path", "infra") / f"{infra.get('module', 'main')}.bicep") == BICEP
+    [(name, service)] = azure_yaml["services"].items()
+    assert (service["host"], service["language"]) == ("function", "python")
+    assert (PROJECT_ROOT / service["project"]).resolve() == PROJECT_ROOT.resolve()
+    assert (PROJECT_ROOT / service["project"] / "function_app.py").is_file()
+
+
+def test_the_azure_yaml_service_is_the_function_app_main_bicep_tags_for_azd(bicep_text, azure_yaml):
+    parsed = parse(bicep_text)
+    tagged = azd_tagged(parsed)
+    assert set(tagged.values()) == set(azure_yaml["services"]), "azd would find no resource to publish a service to"
+    # One resource per service: azd refuses a tag more than one resource carries (azure-dev: cli/azd/pkg/project/resource_manager.go).
+    [symbol] = tagged
+    assert parsed["resources"][symbol]["type"] == "Microsoft.Web/sites"
+    assert "functionapp" in _body(parsed["resources"][symbol])["kind"]
+
+
+def test_a_service_name_that_differs_from_the_tag_fails_the_check(bicep_text):
+    renamed = yaml.safe_load(mutated(AZURE_YAML.read_text(), "  gateway:\n", "  api:\n"))
+    assert set(azd_tagged(parse(bicep_text)).values()) != set(renamed["services"])
+    untagged = parse(mutated(bicep_text, "tags: { 'azd-service-name': 'gateway' }", "tags: { 'azd-env-name': 'gateway' }"))
+    assert azd_tagged(untagged) == {}
+
+
+def test_azds_own_files_stay_out_of_git_and_of_the_published_package():
+    # .azure/ holds each azd environment's values (azd env set, the deployment's outputs). azd itself never
+    # zips it (azure-dev project_utils.go), but `func azure functionapp publish` reads only .funcignore.
+    funcignore = (PROJECT_ROOT / ".funcignore").read_text().split()
+    assert {".azure/", "azure.yaml"} <= set(funcignore)
+    assert ".azure/" in (PROJECT_ROOT / ".gitignore").read_text().split()
