@@ -151,3 +151,21 @@ def test_azds_own_files_stay_out_of_git_and_of_the_published_package():
     funcignore = (PROJECT_ROOT / ".funcignore").read_text().split()
     assert {".azure/", "azure.yaml"} <= set(funcignore)
     assert ".azure/" in (PROJECT_ROOT / ".gitignore").read_text().split()
+
+
+def test_main_bicep_creates_every_table_and_queue_the_gateway_uses():
+    """The gateway creates what is missing at start, but main.bicep's lists are what a deployment keeps
+    (and what a reviewer reads): a table or queue added to the code must be added there too."""
+    from sms.config import SEND_QUEUE, WEBHOOK_QUEUE
+    from sms.storage import idempotency, inbound, ledger, licensees, pending, tables, webhook_tables
+
+    used_tables = {getattr(module, name) for module in (idempotency, inbound, ledger, licensees, pending, tables, webhook_tables)
+                   for name in dir(module) if name.endswith("_TABLE")}
+    used_queues = {q for queue in (SEND_QUEUE, WEBHOOK_QUEUE) for q in (queue, f"{queue}-poison")}
+    text = BICEP.read_text()
+
+    def listed(var: str) -> set[str]:
+        return set(re.findall(r"'([^']+)'", re.search(rf"^var {var} = \[(.*)\]$", text, re.MULTILINE).group(1)))
+
+    assert listed("tables") == used_tables
+    assert listed("queues") == used_queues
