@@ -20,12 +20,31 @@ class OutgoingSms:
     valid_until: datetime | None = None  # not worth delivering after then: providers that can, drop it then
 
 
+class Failure(enum.Enum):
+    """What a failed send means for trying again, here or elsewhere (docs/providers.md has each adapter's
+    codes behind each class, with Microsoft's and Twilio's pages)."""
+
+    # Refused before acceptance: nothing reached the provider (connection refused, DNS), or it answered
+    # that it did not take the SMS (auth or config errors, throttling, an unsupported destination, a 5xx
+    # documented as not accepted). Another provider may be tried at once.
+    NOT_TAKEN = "not_taken"
+    # The provider took the request and refused this SMS, or accepted it and failed it at once: not sent
+    # elsewhere (another provider would most likely refuse it too, or it is the provider's to report).
+    REFUSED = "refused"
+    # It may have been sent: the request was written and no answer came back whole (a timeout after
+    # writing, a connection reset mid-answer). Never sent elsewhere and never sent blind again: the
+    # provider is asked (`find`, or a repeat under its own idempotency key) or it ends "outcome unknown".
+    AMBIGUOUS = "ambiguous"
+
+
 @dataclass(frozen=True)
 class SendOutcome:
     provider_message_id: str | None = None
     error: str | None = None
     transient: bool = False  # a failure worth retrying later (throttled, provider down)
     retry_after_seconds: float | None = None  # the provider's own Retry-After, when it gave one
+    failure: Failure = Failure.REFUSED  # for a failed send: what it means for trying again (see Failure)
+    code: str | None = None  # the provider's own error code or HTTP status, for the timeline
 
     @property
     def accepted(self) -> bool:
@@ -81,3 +100,35 @@ class SmsProvider(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - most adapters hold nothing to close
         """Release the adapter's connections at shutdown."""
+
+
+class ProviderSet:
+    """The deployment's providers, each a named instance (`twilio-us`, `acs-au`, or the kind's own name
+    when there is one of it: SMS_PROVIDER's settings), in the order the settings name them."""
+
+    def __init__(self, providers: "list[SmsProvider]"):
+        if not providers:
+            raise ValueError("a deployment needs at least one provider")
+        names = [p.name for p in providers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"provider names must differ: {names}")
+        self._by_name = {p.name: p for p in providers}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    @property
+    def first(self) -> SmsProvider:
+        """The default route's provider when no routing table is set: the first one named."""
+        return next(iter(self._by_name.values()))
+
+    def get(self, name: str) -> SmsProvider | None:
+        return self._by_name.get(name)
+
+    def __iter__(self):
+        return iter(self._by_name.values())
+
+    async def close(self) -> None:
+        for provider in self:
+            await provider.close()
