@@ -9,8 +9,8 @@
   processed atomically", Performing entity group transactions): of two adds for one place, one wins,
   so the cap on a licensee's endpoints holds however many adds run at once.
 - SmsWebhookLog: PartitionKey "<licensee>|<endpoint>", RowKey "<instant, newest first>|<event id>|<attempt>":
-  an endpoint's log is one partition read newest first, a page a range query; a delivery's attempts
-  (one batch, one endpoint) are written in one transaction."""
+  an endpoint's log is one partition read newest first, a page a range query, and old attempts one range
+  to delete. Each attempt is written as soon as its answer is in (sms/usecases/delivery.py)."""
 from __future__ import annotations
 
 import json
