@@ -121,6 +121,12 @@ class InMemoryInboundStore(InboundStore):
     async def route_for(self, number: str) -> ReplyRoute | None:
         return self.routes.get(number)
 
+    async def forget_routes(self, comm_id: str, numbers: Sequence[str]) -> int:
+        gone = {n for n in numbers if n in self.routes and self.routes[n].comm_id == comm_id}
+        for number in gone:
+            del self.routes[number]
+        return len(gone)
+
     async def add(self, sms: InboundSms) -> bool:
         key = (sms.provider, sms.provider_message_id)
         if key in self.stored:

@@ -129,6 +129,11 @@ class InboundStore(abc.ABC):
     async def route_for(self, number: str) -> ReplyRoute | None: ...
 
     @abc.abstractmethod
+    async def forget_routes(self, comm_id: str, numbers: Sequence[str]) -> int:
+        """Remove the routes of these numbers that still lead to `comm_id` (one a later message has
+        taken stays): its message is going. How many went."""
+
+    @abc.abstractmethod
     async def add(self, sms: InboundSms) -> bool:
         """Store an inbound SMS (with its message when linked). False when it was already stored."""
 

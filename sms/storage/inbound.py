@@ -4,7 +4,10 @@
   so a message's replies are one range query away and a vendor's redelivery of the same SMS is the
   same row; unlinked inbound SMS go to SmsInbound, by number.
 - SmsReplyRoutes: PartitionKey is a phone number, so both the write (one per recipient of a message
-  that allows replies) and the lookup (one per inbound SMS) touch one small partition.
+  that allows replies) and the lookup (one per inbound SMS) touch one small partition. A route goes
+  with its message (retention removes the routes of each message it removes, a point read per
+  recipient): nothing in a route says when it was written but the Timestamp, and a filter on that is
+  a scan of every number ever texted.
 - SmsOptOutsByNumber: PartitionKey is the opted-out number, RowKey a scope it opted out of (a licensee
   id, EVERY_LICENSEE, or EVERY_LICENSEE + a sender number: "*+61400000000"). Dispatch asks, per
   recipient, "PartitionKey eq @number": one query of one small partition returns every scope that
@@ -46,8 +49,8 @@ LEGACY_OPT_OUTS_TABLE = "SmsOptOuts"
 REPLY_PREFIX = "x"
 _SCOPE_END = "|"  # ended a sender number's scope in a legacy shared opt-out's RowKey; no number or scope contains it
 _STARTED = "StartedAt"  # marks a tombstone: the number opted back in to the row's scope then
-# Requests in flight at once while moving legacy rows.
-MIGRATION_CONCURRENCY = 16
+# Requests in flight at once while moving legacy opt-outs or removing a message's reply routes.
+CONCURRENT_REQUESTS = 16
 
 log = logging.getLogger("sms.storage.optouts")
 
@@ -83,6 +86,29 @@ class TableInboundStore(InboundStore):
         except ResourceNotFoundError:
             return None
         return ReplyRoute(number, e["CommId"], e["LicenseeId"], e.get("RecipientId"), e.get("ContactId"))
+
+    @storage_errors
+    async def forget_routes(self, comm_id: str, numbers: Sequence[str]) -> int:
+        """A point read of each number's route, and a delete of those still leading to `comm_id`, on the
+        ETag read: a later message's send that took the route meanwhile (412) keeps it. Each number its
+        own partition, so no transactions: at most CONCURRENT_REQUESTS at once."""
+        slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+        async def forget(number: str) -> bool:
+            async with slots:
+                try:
+                    route = await self._routes.get_entity(number, "", select=["CommId"])
+                except ResourceNotFoundError:
+                    return False
+                if route["CommId"] != comm_id:
+                    return False
+                try:  # gone meanwhile (404) is no error: delete_entity returns on it
+                    await self._routes.delete_entity(number, "", etag=route.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+                except ResourceModifiedError:
+                    return False
+                return True
+
+        return sum(await asyncio.gather(*(forget(number) for number in dict.fromkeys(numbers))))
 
     @storage_errors
     async def add(self, sms: InboundSms) -> bool:
@@ -154,7 +180,7 @@ class TableOptOutStore(OptOutStore):
             return set()
         moved: set[str] = set()
         left = 0
-        slots = asyncio.Semaphore(MIGRATION_CONCURRENCY)
+        slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
 
         async def move(entity: TableEntity) -> None:
             nonlocal left

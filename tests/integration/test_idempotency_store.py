@@ -49,3 +49,18 @@ async def test_a_refused_request_releases_its_own_claim_and_no_one_elses(keys):
     await keys.release(mine)
     assert await keys.claim(record(comm_id="8" * 32)) is None  # the key is free again
     await keys.release(record(key="never-claimed"))  # nothing there: no error
+
+class BeforeEachDelete:
+    """A table client that runs `meanwhile` before each delete it passes on: another request's write
+    landing between the purge's read and its delete. Everything else goes to the real table."""
+
+    def __init__(self, table, meanwhile):
+        self._table, self._meanwhile = table, meanwhile
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+    async def delete_entity(self, *args, **kwargs):
+        await self._meanwhile()
+        return await self._table.delete_entity(*args, **kwargs)
+

@@ -98,3 +98,22 @@ async def test_every_scope_a_number_opted_out_of_is_one_query(stores, round_trip
     await opt_outs.remove(other, "+61499999999")  # removing what is not there is fine
     assert await opt_outs.scopes_for("+61412000001") == {other, "a" * 32}
     assert await opt_outs.scopes_for("+61499999999") == set()
+
+async def test_forgetting_a_messages_routes_keeps_one_a_later_message_took_even_after_the_read(stores):
+    """Issue 25: routes go with their message; one a later message's send took, before the read or
+    between the read and the delete, stays (the delete is conditional on the ETag read)."""
+    from tests.integration.test_idempotency_store import BeforeEachDelete
+
+    _, inbound, _ = stores
+    old, later = "1" * 32, "2" * 32
+    await inbound.remember_routes([ReplyRoute(f"+6141200000{i}", old, "a" * 32) for i in range(4)])
+    await inbound.remember_routes([ReplyRoute("+61412000000", later, "a" * 32)])
+
+    async def later_send_takes_the_third():
+        await inbound.remember_routes([ReplyRoute("+61412000002", later, "a" * 32)])
+
+    racing = TableInboundStore(inbound._messages, inbound._inbound, BeforeEachDelete(inbound._routes, later_send_takes_the_third))
+    assert await racing.forget_routes(old, ["+61412000002"]) == 0  # read as old's, taken before the delete
+    numbers = [f"+6141200000{i}" for i in range(5)]  # the fifth has no route
+    assert await inbound.forget_routes(old, numbers) == 2
+    assert [getattr(await inbound.route_for(n), "comm_id", None) for n in numbers] == [later, None, later, None, None]
