@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import fields, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 
 from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
@@ -136,6 +136,12 @@ class InMemoryInboundStore(InboundStore):
 
     async def replies(self, comm_id: str) -> list[InboundSms]:
         return sorted((s for s in self.stored.values() if s.comm_id == comm_id), key=lambda s: s.received_at)
+
+    async def purge_unlinked(self, before: date) -> int:
+        old = [key for key, s in self.stored.items() if s.comm_id is None and s.received_at.astimezone(timezone.utc).date() < before]
+        for key in old:
+            del self.stored[key]
+        return len(old)
 
 
 class InMemoryOptOutStore(OptOutStore):

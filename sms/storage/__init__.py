@@ -141,6 +141,11 @@ class InboundStore(abc.ABC):
     async def replies(self, comm_id: str) -> list[InboundSms]:
         """The replies linked to a message, oldest first."""
 
+    @abc.abstractmethod
+    async def purge_unlinked(self, before: date) -> int:
+        """Delete the inbound SMS linked to no message that were received before the UTC day `before`
+        (linked ones go with their message). How many went."""
+
 
 # Opt-outs that could not be tied to one licensee apply to every licensee. EVERY_LICENSEE followed by a
 # sender number ("*+61400000000") is the scope of a STOP sent to that number: every licensee texting from it.

@@ -2,13 +2,14 @@
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 
 from sms.domain.commands import Party
 from sms.domain.errors import NotFound
-from sms.domain.model import Status
+from sms.domain.model import Status, utcnow
 from sms.providers.acs import AcsProvider
 from sms.providers.twilio import TwilioProvider
 from sms.storage import EVERY_LICENSEE
@@ -303,6 +304,7 @@ async def test_the_sweeper_moves_opt_outs_an_older_version_wrote_and_applies_the
     await world.use.sweep.run()
     assert await world.opt_outs.blocked(LICENSEE, None, [SAM]) == {SAM}
 
+
 async def test_a_reply_whose_message_is_gone_is_kept_unlinked_and_its_route_goes(world):
     """Issue 25: a route outlived its message (retention deleted the message, or a route written before
     retention removed routes with their messages): a reply from the number was then stored in the
@@ -318,3 +320,13 @@ async def test_a_reply_whose_message_is_gone_is_kept_unlinked_and_its_route_goes
     assert world.deliveries.take() == []  # no reply.received for a message that is not there
     assert await world.inbound_store.route_for(SAM) is None
 
+
+async def test_the_gateways_retention_removes_old_unlinked_sms_and_old_messages_routes(world):
+    """Issue 25, as assembled (sms/gateway.py): the hourly timer's Retention is given the inbound store."""
+    comm_id = await world.send(SAM, replies=True)
+    await world.inbound.receive(replace(world.text_from(ALEX, "who is this?"), received_at=utcnow() - timedelta(days=100)))
+    later = utcnow() + timedelta(days=100)  # the message is past SMS_RETENTION_DAYS (90) by then
+    assert await world.use.retention.run(later) == 1
+    assert await world.store.load(comm_id) is None
+    assert await world.inbound_store.route_for(SAM) is None
+    assert world.inbound_store.stored == {}
