@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 from dataclasses import fields, replace
 from datetime import date, datetime, timedelta, timezone
@@ -415,6 +416,15 @@ class InMemoryIdempotencyStore(IdempotencyStore):
         key = (record.licensee_id, record.key)
         if key in self.records and self.records[key].comm_id == record.comm_id:
             del self.records[key]
+
+    async def purge_expired(self, now: datetime, share: int, shares: int) -> int:
+        def share_of(key: tuple[str, str]) -> int:
+            return int(hashlib.sha256("\n".join(key).encode()).hexdigest()[:8], 16) * shares // 16**8
+
+        old = [key for key, r in self.records.items() if r.expires_at <= now and share_of(key) == share]
+        for key in old:
+            del self.records[key]
+        return len(old)
 
     async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:
         key = (record.licensee_id, record.key)

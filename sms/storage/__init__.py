@@ -194,6 +194,12 @@ class IdempotencyStore(abc.ABC):
         """Replace an expired record, unless someone else did first (ETag): whether we did."""
 
     @abc.abstractmethod
+    async def purge_expired(self, now: datetime, share: int, shares: int) -> int:
+        """Delete the records expired by `now` among one of `shares` equal shares of every record
+        (`share` from 0; each record is in one share, always the same): a sweep of them all is spread
+        over `shares` calls. A record taken over meanwhile stays. How many went."""
+
+    @abc.abstractmethod
     async def release(self, record: IdempotencyRecord) -> None:
         """Remove `record`, claimed by a request refused before it stored anything; a record that is no
         longer this one (another request's) is left alone."""

@@ -12,6 +12,9 @@ deletes.
   message gone is kept unlinked (sms/usecases/inbound.py).
 - Inbound SMS that answer no message are kept as long as messages, by the UTC day they were received:
   one PartitionKey range (sms/storage/inbound.py).
+- Idempotency-Key records go once expired (SMS_IDEMPOTENCY_HOURS after their first request). Their
+  layout allows only a scan (sms/storage/idempotency.py): each run reads one 24th of them, so every
+  record is read once a day and an expired one goes within a day of expiring.
 - Webhook events and delivery logs older than messages go too, for every licensee with endpoints or
   messages that old: a RowKey range of each of their partitions.
 
@@ -28,6 +31,7 @@ from datetime import datetime, time, timedelta, timezone
 from ..storage import (
     DeliveryLogStore,
     EventStore,
+    IdempotencyStore,
     InboundStore,
     LedgerEntry,
     LedgerQuery,
@@ -41,15 +45,18 @@ log = logging.getLogger("sms.retention")
 
 BATCH = 500  # messages a run removes at most
 PAGE = 100
+# The idempotency records are swept in this many shares, one a run: the timer runs hourly, so all in a day.
+IDEMPOTENCY_SHARES = 24
 
 
 class Retention:
     def __init__(self, messages: MessageStore, ledger: LedgerStore, keep_days: int, batch: int = BATCH, *,
                  webhooks: WebhookEndpointStore | None = None, events: EventStore | None = None,
-                 delivery_log: DeliveryLogStore | None = None, inbound: InboundStore | None = None):
+                 delivery_log: DeliveryLogStore | None = None, inbound: InboundStore | None = None,
+                 idempotency: IdempotencyStore | None = None):
         self._messages, self._ledger, self._keep_days, self._batch = messages, ledger, keep_days, batch
         self._webhooks, self._events, self._delivery_log = webhooks, events, delivery_log
-        self._inbound = inbound
+        self._inbound, self._idempotency = inbound, idempotency
 
     async def run(self, now: datetime) -> int:
         """Remove up to a batch of messages created before `now` minus the retention period (whole
@@ -77,6 +84,9 @@ class Retention:
         if self._inbound is not None:
             if unlinked := await self._inbound.purge_unlinked(before=cutoff):
                 log.info("retention: removed %d inbound SMS answering no message, received before %s", unlinked, cutoff)
+        if self._idempotency is not None:
+            if expired := await self._idempotency.purge_expired(now, now.hour % IDEMPOTENCY_SHARES, IDEMPOTENCY_SHARES):
+                log.info("retention: removed %d expired Idempotency-Key record(s)", expired)
         return removed
 
     async def _purge_webhooks(self, cutoff: datetime, licensees: set[str]) -> None:

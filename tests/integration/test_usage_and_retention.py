@@ -10,13 +10,15 @@ from azure.data.tables.aio import TableServiceClient
 from sms.bootstrap import build
 from sms.config import Settings
 from sms.domain.model import Contact, Message, Recipient, SendJob, Status, utcnow
-from sms.storage import InboundSms, LedgerQuery, ReplyRoute
+from sms.storage import IdempotencyRecord, InboundSms, LedgerQuery, ReplyRoute
+from sms.storage.idempotency import TableIdempotencyStore
 from sms.storage.inbound import TableInboundStore
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
 from tests.fakes import (
+    InMemoryIdempotencyStore,
     InMemoryInboundStore,
     InMemoryLedgerStore,
     InMemoryMessageStore,
@@ -201,3 +203,33 @@ async def test_retention_removes_unlinked_inbound_sms_received_before_the_retent
     await retention.run(at(0, hour=23))  # the same day: nothing more is due
     assert await unlinked(inbound) == sorted(kept)
 
+
+async def test_retention_removes_expired_idempotency_records_a_share_each_hour_and_every_one_in_a_day(emulator, unique_name):
+    """Issue 25: Idempotency-Key records (kept SMS_IDEMPOTENCY_HOURS, then only taken over when their
+    key comes again) were never removed. Each hourly run removes the expired ones in one 24th of them,
+    so the whole table is read once a day; a record expired at `now` goes, a live one stays."""
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        for keys in (InMemoryIdempotencyStore(), TableIdempotencyStore(service.get_table_client(unique_name("idem")))):
+            if isinstance(keys, TableIdempotencyStore):
+                await keys.create_table()
+            now = at(0, hour=0)
+            for i in range(60):  # the odd ones expired 6 hours ago; the even ones live for the whole day of runs
+                created, expires = (now - timedelta(hours=30), now - timedelta(hours=6)) if i % 2 else (now, now + timedelta(hours=48))
+                await keys.claim(IdempotencyRecord(A, f"key-{i}", "h", uuid.uuid4().hex, created, expires))
+            retention = Retention(InMemoryMessageStore(), InMemoryLedgerStore(), keep_days=90, idempotency=keys)
+            await retention.run(now)
+            gone_in_one_run = [i for i in range(60) if await _claimed_again(keys, i, now)]
+            assert 0 < len(gone_in_one_run) < 30  # one share of the 30 expired, none of the live
+            assert all(i % 2 for i in gone_in_one_run)
+            for hour in range(1, 24):
+                await retention.run(now + timedelta(hours=hour))
+            assert [i for i in range(60) if await _claimed_again(keys, i, now)] == list(range(1, 60, 2))
+
+
+async def _claimed_again(keys, i: int, now) -> bool:
+    """Whether record i is gone: a claim of its key finds nothing. (The claim is removed again.)"""
+    probe = IdempotencyRecord(A, f"key-{i}", "probe", uuid.uuid4().hex, now, now + timedelta(hours=24))
+    if await keys.claim(probe) is None:
+        await keys.release(probe)
+        return True
+    return False
