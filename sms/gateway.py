@@ -127,7 +127,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, t.clock),
         ledger=ledger,
         retention=Retention(p.messages, p.ledger, t.retention_days, webhooks=p.webhooks, events=p.events,
-                            delivery_log=p.delivery_log),
+                            delivery_log=p.delivery_log, inbound=p.inbound, idempotency=p.idempotency),
         webhooks=WebhookEndpoints(p.webhooks, allow_private=t.webhooks_allow_private, grace=t.webhook_secret_grace,
                                   announcer=announcer),
         delivery=WebhookDelivery(p.webhooks, p.events, p.delivery_log, p.deliveries, p.transport,

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import weakref
 from dataclasses import fields, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 
 from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
@@ -120,6 +121,12 @@ class InMemoryInboundStore(InboundStore):
     async def route_for(self, number: str) -> ReplyRoute | None:
         return self.routes.get(number)
 
+    async def forget_routes(self, comm_id: str, numbers: Sequence[str]) -> int:
+        gone = {n for n in numbers if n in self.routes and self.routes[n].comm_id == comm_id}
+        for number in gone:
+            del self.routes[number]
+        return len(gone)
+
     async def add(self, sms: InboundSms) -> bool:
         key = (sms.provider, sms.provider_message_id)
         if key in self.stored:
@@ -129,6 +136,12 @@ class InMemoryInboundStore(InboundStore):
 
     async def replies(self, comm_id: str) -> list[InboundSms]:
         return sorted((s for s in self.stored.values() if s.comm_id == comm_id), key=lambda s: s.received_at)
+
+    async def purge_unlinked(self, before: date) -> int:
+        old = [key for key, s in self.stored.items() if s.comm_id is None and s.received_at.astimezone(timezone.utc).date() < before]
+        for key in old:
+            del self.stored[key]
+        return len(old)
 
 
 class InMemoryOptOutStore(OptOutStore):
@@ -441,6 +454,15 @@ class InMemoryIdempotencyStore(IdempotencyStore):
         key = (record.licensee_id, record.key)
         if key in self.records and self.records[key].comm_id == record.comm_id:
             del self.records[key]
+
+    async def purge_expired(self, now: datetime, share: int, shares: int) -> int:
+        def share_of(key: tuple[str, str]) -> int:
+            return int(hashlib.sha256("\n".join(key).encode()).hexdigest()[:8], 16) * shares // 16**8
+
+        old = [key for key, r in self.records.items() if r.expires_at <= now and share_of(key) == share]
+        for key in old:
+            del self.records[key]
+        return len(old)
 
     async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:
         key = (record.licensee_id, record.key)

@@ -70,7 +70,9 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
     @bp.function_name("retention")
     @bp.timer_trigger(arg_name="timer", schedule=RETENTION_SCHEDULE, run_on_startup=False)
     async def retention(timer: func.TimerRequest) -> None:
-        """Delete messages older than SMS_RETENTION_DAYS, a bounded batch a run (it logs how many)."""
+        """Delete what is past its keeping (sms/usecases/retention.py): messages older than SMS_RETENTION_DAYS,
+        a bounded batch a run, with their reply routes; unlinked inbound SMS, webhook events and delivery
+        logs as old; expired Idempotency-Key records. It logs how many."""
         use = (await gateway()).use
         if use.retention is not None:
             await use.retention.run(utcnow())

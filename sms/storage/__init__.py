@@ -173,12 +173,22 @@ class InboundStore(abc.ABC):
     async def route_for(self, number: str) -> ReplyRoute | None: ...
 
     @abc.abstractmethod
+    async def forget_routes(self, comm_id: str, numbers: Sequence[str]) -> int:
+        """Remove the routes of these numbers that still lead to `comm_id` (one a later message has
+        taken stays): its message is going. How many went."""
+
+    @abc.abstractmethod
     async def add(self, sms: InboundSms) -> bool:
         """Store an inbound SMS (with its message when linked). False when it was already stored."""
 
     @abc.abstractmethod
     async def replies(self, comm_id: str) -> list[InboundSms]:
         """The replies linked to a message, oldest first."""
+
+    @abc.abstractmethod
+    async def purge_unlinked(self, before: date) -> int:
+        """Delete the inbound SMS linked to no message that were received before the UTC day `before`
+        (linked ones go with their message). How many went."""
 
 
 # Opt-outs that could not be tied to one licensee apply to every licensee. EVERY_LICENSEE followed by a
@@ -226,6 +236,12 @@ class IdempotencyStore(abc.ABC):
     @abc.abstractmethod
     async def take_over(self, expired: IdempotencyRecord, record: IdempotencyRecord) -> bool:
         """Replace an expired record, unless someone else did first (ETag): whether we did."""
+
+    @abc.abstractmethod
+    async def purge_expired(self, now: datetime, share: int, shares: int) -> int:
+        """Delete the records expired by `now` among one of `shares` equal shares of every record
+        (`share` from 0; each record is in one share, always the same): a sweep of them all is spread
+        over `shares` calls. A record taken over meanwhile stays. How many went."""
 
     @abc.abstractmethod
     async def release(self, record: IdempotencyRecord) -> None:

@@ -25,6 +25,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from ..domain.events import EventBatch, WebhookEvent, batch_id
 from . import EventStore
 from .limits import MAX_ENTITY_BYTES, MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, utf16_units
+from .sdk_requests import delete_range
 from .shards import END, SHARDS, page_shards, partition
 from .tables import storage_errors
 
@@ -112,13 +113,4 @@ class TableEventStore(EventStore):
 
     @storage_errors
     async def purge(self, licensee_id: str, before: datetime) -> int:
-        gone = 0
-        for shard in range(SHARDS):
-            p = f"{licensee_id}|{shard}"
-            rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-                                              parameters={"pk": p, "lo": "x|", "hi": f"x|{batch_id(before)}"}, select=["RowKey"])
-            keys = [row["RowKey"] async for row in rows]
-            for i in range(0, len(keys), MAX_OPERATIONS):
-                await self._table.submit_transaction([("delete", {"PartitionKey": p, "RowKey": k}) for k in keys[i : i + MAX_OPERATIONS]])
-            gone += len(keys)
-        return gone
+        return sum([await delete_range(self._table, f"{licensee_id}|{shard}", "x|", f"x|{batch_id(before)}") for shard in range(SHARDS)])

@@ -1,10 +1,24 @@
 """Table Storage adapters for what comes back from phones: replies, reply routes and opt-outs.
 
 - Linked replies live in their message's partition (SmsMessages, RowKey "x<provider>:<its message id>"),
-  so a message's replies are one range query away and a vendor's redelivery of the same SMS is the
-  same row; unlinked inbound SMS go to SmsInbound, by number.
+  so a message's replies are one range query away, a vendor's redelivery of the same SMS is the same
+  row, and they go with their message.
+- SmsInbound: the SMS that answer no message, PartitionKey "days|<yyyymmdd>|<shard>" (the UTC day it
+  was received, the shard from its number), RowKey "x<provider>:<its message id>". Retention deletes
+  them by the day, so what it deletes is one PartitionKey range ("days|" up to the first day kept) and
+  it reads nothing else. A day is UNLINKED_SHARDS partitions, so no one partition takes every inbound SMS
+  of a day (Azure's target is 2,000 entities a second per partition: "Scalability and performance targets
+  for Table storage"); a number's SMS of a day are in one. A vendor's redelivery of an SMS is the same
+  row when it carries the same time (ACS's receivedTimestamp); Twilio's carries none (the time is ours,
+  on arrival), so a redelivery after midnight UTC is a second row. Rows written before this layout
+  (PartitionKey the number, which starts with "+" or a digit: they sort before "days|") are found by one
+  query of the PartitionKeys outside "days|...", filtered by ReceivedAt: it reads every such row each
+  run, until the last is due, SMS_RETENTION_DAYS after the upgrade; from then on it reads nothing.
 - SmsReplyRoutes: PartitionKey is a phone number, so both the write (one per recipient of a message
-  that allows replies) and the lookup (one per inbound SMS) touch one small partition.
+  that allows replies) and the lookup (one per inbound SMS) touch one small partition. A route goes
+  with its message (retention removes the routes of each message it removes, a point read per
+  recipient): nothing in a route says when it was written but the Timestamp, and a filter on that is
+  a scan of every number ever texted.
 - SmsOptOutsByNumber: PartitionKey is the opted-out number, RowKey a scope it opted out of (a licensee
   id, EVERY_LICENSEE, or EVERY_LICENSEE + a sender number: "*+61400000000"). Dispatch asks, per
   recipient, "PartitionKey eq @number": one query of one small partition returns every scope that
@@ -27,7 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+import zlib
+from datetime import date, datetime, timezone
 from typing import Sequence
 
 from azure.core import MatchConditions
@@ -37,6 +52,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.model import InboundSms, utcnow
 from . import EVERY_LICENSEE, InboundStore, OptOutStore, ReplyRoute
+from .sdk_requests import delete_rows
 from .tables import MESSAGES_TABLE, create_table, storage_errors
 
 INBOUND_TABLE = "SmsInbound"
@@ -44,16 +60,24 @@ REPLY_ROUTES_TABLE = "SmsReplyRoutes"
 OPT_OUTS_TABLE = "SmsOptOutsByNumber"
 LEGACY_OPT_OUTS_TABLE = "SmsOptOuts"
 REPLY_PREFIX = "x"
+_DAYS = "days|"  # SmsInbound's partitions: "days|<yyyymmdd>|<shard>"
+_AFTER_DAYS = _DAYS[:-1] + chr(ord(_DAYS[-1]) + 1)  # the first key past every "days|..." one
+UNLINKED_SHARDS = 4
 _SCOPE_END = "|"  # ended a sender number's scope in a legacy shared opt-out's RowKey; no number or scope contains it
 _STARTED = "StartedAt"  # marks a tombstone: the number opted back in to the row's scope then
-# Requests in flight at once while moving legacy rows.
-MIGRATION_CONCURRENCY = 16
+# Requests in flight at once while moving legacy opt-outs, removing a message's reply routes or deleting
+# old inbound SMS.
+CONCURRENT_REQUESTS = 16
 
 log = logging.getLogger("sms.storage.optouts")
 
 
 def _reply_row(sms: InboundSms) -> str:
     return f"{REPLY_PREFIX}{sms.provider}:{sms.provider_message_id}"
+
+
+def _unlinked_partition(sms: InboundSms) -> str:
+    return f"{_DAYS}{sms.received_at.astimezone(timezone.utc):%Y%m%d}|{zlib.crc32(sms.from_number.encode()) % UNLINKED_SHARDS}"
 
 
 class TableInboundStore(InboundStore):
@@ -85,9 +109,32 @@ class TableInboundStore(InboundStore):
         return ReplyRoute(number, e["CommId"], e["LicenseeId"], e.get("RecipientId"), e.get("ContactId"))
 
     @storage_errors
+    async def forget_routes(self, comm_id: str, numbers: Sequence[str]) -> int:
+        """A point read of each number's route, and a delete of those still leading to `comm_id`, on the
+        ETag read: a later message's send that took the route meanwhile (412) keeps it. Each number its
+        own partition, so no transactions: at most CONCURRENT_REQUESTS at once."""
+        slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+        async def forget(number: str) -> bool:
+            async with slots:
+                try:
+                    route = await self._routes.get_entity(number, "", select=["CommId"])
+                except ResourceNotFoundError:
+                    return False
+                if route["CommId"] != comm_id:
+                    return False
+                try:  # gone meanwhile (404) is no error: delete_entity returns on it
+                    await self._routes.delete_entity(number, "", etag=route.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+                except ResourceModifiedError:
+                    return False
+                return True
+
+        return sum(await asyncio.gather(*(forget(number) for number in dict.fromkeys(numbers))))
+
+    @storage_errors
     async def add(self, sms: InboundSms) -> bool:
         entity = {
-            "PartitionKey": sms.comm_id or sms.from_number, "RowKey": _reply_row(sms), "From": sms.from_number,
+            "PartitionKey": sms.comm_id or _unlinked_partition(sms), "RowKey": _reply_row(sms), "From": sms.from_number,
             "To": sms.to_number, "Body": sms.body, "ReceivedAt": sms.received_at, "Provider": sms.provider,
             "ProviderMessageId": sms.provider_message_id,
         }
@@ -106,6 +153,33 @@ class TableInboundStore(InboundStore):
             async for e in self._messages.query_entities(query, parameters=params)
         ]
         return sorted(replies, key=lambda r: r.received_at)
+
+    @storage_errors
+    async def purge_unlinked(self, before: date) -> int:
+        gone = await self._delete_found("PartitionKey ge @lo and PartitionKey lt @hi", {"lo": _DAYS, "hi": f"{_DAYS}{before:%Y%m%d}"})
+        # Rows in the layout before: the PartitionKeys either side of "days|...", each row's time only in ReceivedAt.
+        cutoff = datetime.combine(before, datetime.min.time(), timezone.utc)
+        for side, key in (("lt", _DAYS), ("ge", _AFTER_DAYS)):
+            gone += await self._delete_found(f"PartitionKey {side} @key and ReceivedAt lt @cutoff", {"key": key, "cutoff": cutoff})
+        return gone
+
+    async def _delete_found(self, query: str, params: dict) -> int:
+        """Delete what the query finds, a page at a time (a run cut short keeps what it did), each
+        partition's rows in transactions of up to 100. How many rows it found."""
+        found = 0
+        slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+        async def delete(partition: str, keys: list[str]) -> None:
+            async with slots:
+                await delete_rows(self._inbound, partition, keys)
+
+        async for page in self._inbound.query_entities(query, parameters=params, select=["PartitionKey", "RowKey"]).by_page():
+            by_partition: dict[str, list[str]] = {}
+            async for row in page:
+                by_partition.setdefault(row["PartitionKey"], []).append(row["RowKey"])
+                found += 1
+            await asyncio.gather(*(delete(partition, keys) for partition, keys in by_partition.items()))
+        return found
 
 
 class TableOptOutStore(OptOutStore):
@@ -154,7 +228,7 @@ class TableOptOutStore(OptOutStore):
             return set()
         moved: set[str] = set()
         left = 0
-        slots = asyncio.Semaphore(MIGRATION_CONCURRENCY)
+        slots = asyncio.Semaphore(CONCURRENT_REQUESTS)
 
         async def move(entity: TableEntity) -> None:
             nonlocal left

@@ -23,7 +23,6 @@ search answers from the rows it finds; p/c rows carry what was sent and that rec
 """
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
@@ -39,7 +38,7 @@ from ..domain.model import STATUS_OF_LETTER, reference_for, status_of
 from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
 from .events import batch_rows
 from .limits import MAX_OPERATIONS, MAX_STRING_BYTES
-from .sdk_requests import submit_transaction
+from .sdk_requests import delete_rows, submit_transaction
 from .shards import END as _END
 from .shards import page_shards, partition
 from .tables import create_table, storage_errors
@@ -143,22 +142,12 @@ class TableLedgerStore(LedgerStore):
         t = inverted(entry.created_at)
         keys = [f"p|{r.phone_number}|{t}|{entry.comm_id}" for r in recipients]
         keys += sorted({f"c|{r.contact_id}|{t}|{entry.comm_id}" for r in recipients if r.contact_id})
-        await self._delete(self.partition(entry.licensee_id, entry.comm_id), keys)
+        await delete_rows(self._table, self.partition(entry.licensee_id, entry.comm_id), keys)
 
     @storage_errors
     async def delete_entry(self, entry: LedgerEntry) -> None:
         t = inverted(entry.created_at)
-        await self._delete(self.partition(entry.licensee_id, entry.comm_id), [*_finders(entry, t), f"m|{t}|{entry.comm_id}"])
-
-    async def _delete(self, partition: str, keys: list[str]) -> None:
-        """In transactions of 100; one that fails because a row is gone already (a purge cut short
-        before) is done row by row instead, where a missing row is no error."""
-        for i in range(0, len(keys), MAX_OPERATIONS):
-            group = keys[i : i + MAX_OPERATIONS]
-            try:
-                await submit_transaction(self._table, [("delete", {"PartitionKey": partition, "RowKey": key}) for key in group])
-            except RecordChanged:  # 404 on one of them
-                await asyncio.gather(*(self._table.delete_entity(partition, key) for key in group))
+        await delete_rows(self._table, self.partition(entry.licensee_id, entry.comm_id), [*_finders(entry, t), f"m|{t}|{entry.comm_id}"])
 
     @storage_errors
     async def save_usage(self, usage: DayUsage) -> None:

@@ -1,9 +1,11 @@
 """Transactions and puts written by the Azure SDK itself: the send path's under SMS_STORAGE_REQUESTS=sdk
 (a way out, should Azure or an SDK upgrade ever part ways with a hand-written request), and the
-transactions of the tables only the SDK writes (the ledger, webhook endpoints). Azure's limits are
-checked before sending and a refused operation is raised as the gateway's error, as on every path."""
+transactions of the tables only the SDK writes (the ledger, webhook endpoints) and the retention's
+deletes. Azure's limits are checked before sending and a refused operation is raised as the gateway's
+error, as on every path."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Mapping, Sequence
 
 from azure.core import MatchConditions
@@ -11,8 +13,9 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 
+from ..domain.errors import RecordChanged
 from .handwritten.batch_request import Transaction
-from .limits import check_entity, check_sdk_request_size
+from .limits import MAX_OPERATIONS, check_entity, check_sdk_request_size
 from .refusals import refused_operation, transaction_refusal
 from .requests import RETRY_METHODS_WITH_POST, JobPuts, StorageRequests, TableTransactions
 
@@ -79,3 +82,31 @@ async def submit_transaction(table: TableClient, operations: Sequence[tuple]) ->
         return [result.get("etag") for result in results]
     except TableTransactionError as exc:
         raise transaction_refusal(exc.status_code, str(exc.error_code or exc.message), str(exc.message)) from exc
+
+
+async def delete_rows(table: TableClient, partition: str, keys: Sequence[str]) -> None:
+    """Delete these rows of one partition, in transactions of at most 100 (Azure's limit), rows already
+    gone being no error. On Azure one missing row fails its whole transaction (404, transaction_refusal):
+    a purge cut short, or one running beside this one, took it first. That transaction's rows are then
+    deleted one at a time, where delete_entity takes a 404 as done (azure-data-tables returns on it)."""
+    for i in range(0, len(keys), MAX_OPERATIONS):
+        group = keys[i : i + MAX_OPERATIONS]
+        try:
+            await submit_transaction(table, [("delete", {"PartitionKey": partition, "RowKey": key}) for key in group])
+        except RecordChanged:
+            await asyncio.gather(*(table.delete_entity(partition, key) for key in group))
+
+
+async def delete_range(table: TableClient, partition: str, low: str, high: str | None = None) -> int:
+    """Delete the partition's rows with RowKey in [low, high) (high None: to the end): one range query,
+    reading only the rows it deletes (their keys), a page at a time, each page deleted before the next
+    is read, so a run cut short keeps what it did. How many rows it found to delete."""
+    query, params = "PartitionKey eq @pk and RowKey ge @lo", {"pk": partition, "lo": low}
+    if high is not None:
+        query, params = f"{query} and RowKey lt @hi", {**params, "hi": high}
+    found = 0
+    async for page in table.query_entities(query, parameters=params, select=["RowKey"]).by_page():
+        keys = [row["RowKey"] async for row in page]
+        await delete_rows(table, partition, keys)
+        found += len(keys)
+    return found

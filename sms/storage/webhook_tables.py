@@ -9,8 +9,8 @@
   processed atomically", Performing entity group transactions): of two adds for one place, one wins,
   so the cap on a licensee's endpoints holds however many adds run at once.
 - SmsWebhookLog: PartitionKey "<licensee>|<endpoint>", RowKey "<instant, newest first>|<event id>|<attempt>":
-  an endpoint's log is one partition read newest first, a page a range query; a delivery's attempts
-  (one batch, one endpoint) are written in one transaction."""
+  an endpoint's log is one partition read newest first, a page a range query, and old attempts one range
+  to delete. Each attempt is written as soon as its answer is in (sms/usecases/delivery.py)."""
 from __future__ import annotations
 
 import json
@@ -27,7 +27,7 @@ from ..domain.errors import AlreadyExists, RecordChanged
 from . import DeliveryLogStore, DeliveryRecord, WebhookEndpoint, WebhookEndpointStore, WebhookSecret, invalid_token
 from .ledger import inverted
 from .limits import MAX_OPERATIONS, check_entity
-from .sdk_requests import submit_transaction
+from .sdk_requests import delete_range, submit_transaction
 from .shards import read_token, write_token
 from .tables import create_table, storage_errors
 
@@ -178,14 +178,8 @@ class TableDeliveryLogStore(DeliveryLogStore):
 
     @storage_errors
     async def purge(self, licensee_id: str, endpoint_id: str, before: datetime) -> int:
-        pk = _log_partition(licensee_id, endpoint_id)
         # Newest first: the attempts made before `before` are the keys from its instant's one microsecond earlier on.
-        oldest = inverted(before - timedelta(microseconds=1))
-        rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo", parameters={"pk": pk, "lo": oldest}, select=["RowKey"])
-        keys = [row["RowKey"] async for row in rows]
-        for i in range(0, len(keys), MAX_OPERATIONS):
-            await self._table.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys[i : i + MAX_OPERATIONS]])
-        return len(keys)
+        return await delete_range(self._table, _log_partition(licensee_id, endpoint_id), inverted(before - timedelta(microseconds=1)))
 
 
 def _log_partition(licensee_id: str, endpoint_id: str) -> str:

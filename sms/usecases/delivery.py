@@ -88,16 +88,17 @@ class WebhookDelivery:
                 log.info("webhook batch %s of %s was never written; its delivery is dropped", delivery.batch, delivery.comm_id)
             return 0
         wanted = [e for e in events if endpoint.wants(e.type) and (delivery.only is None or e.id in delivery.only)]
-        records: list[DeliveryRecord] = []
+        delivered = 0
         last: DeliveryAttempt | None = None
         for event in wanted:
             last = await self._send(endpoint, event)
-            records.append(self._record(endpoint, event, delivery, last))
+            # Logged as soon as its answer is in, before the next event is sent: a worker stopped mid-batch
+            # (killed, or cancelled by the host) leaves a row for every attempt it made but the one it was
+            # writing. One write an attempt, beside one POST an attempt.
+            await self._log.add([self._record(endpoint, event, delivery, last)])
             if last.outcome is not Outcome.DELIVERED:
                 break
-        delivered = sum(r.outcome == Outcome.DELIVERED for r in records)
-        if records:
-            await self._log.add(records)
+            delivered += 1
         left = wanted[delivered:]
         await self._note(endpoint, last if left else None, delivered > 0)
         if left and last is not None:

@@ -85,6 +85,13 @@ class Inbound:
         it, and to the licensee whose message they answer.
         """
         route = await self._inbound.route_for(sms.from_number)
+        message = await self._messages.message(route.comm_id) if route else None
+        if route is not None and message is None:
+            # A route lasts no longer than its message: retention removes it with the message, and this
+            # one was left (written before it did, or in the moment before the message went). A reply
+            # stored under a message that is gone would sit in its partition for good.
+            await self._inbound.forget_routes(route.comm_id, [sms.from_number])
+            route = None
         licensee_id = route.licensee_id if route else None
         action = keyword(sms.body)
         if action == "out":
@@ -95,25 +102,23 @@ class Inbound:
             await self._opt_outs.opt_in(sms.from_number, sms.to_number, licensee_id)
             log.info("%s opted back in to %s", mask(sms.from_number), mask(sms.to_number))
         stored = replace(sms, comm_id=route.comm_id if route else None)
-        if route is not None:
+        if route is not None and message is not None:
             # Before the SMS is stored: a vendor resends what we did not answer with a 2xx, and a resend
             # makes the same batch (its id is the SMS's time and provider id; Twilio's carries no time,
             # so a resend after a lost answer can make a second batch: the payload's providerMessageId
             # says it is the same SMS).
-            await self._tell(route, stored, "opted_out" if action == "out" else "opted_in" if action == "in" else None)
+            await self._tell(route, message, stored, "opted_out" if action == "out" else "opted_in" if action == "in" else None)
         await self._inbound.add(stored)
         return stored
 
-    async def _tell(self, route: ReplyRoute, sms: InboundSms, opt_out: str | None) -> None:
+    async def _tell(self, route: ReplyRoute, message: Message, sms: InboundSms, opt_out: str | None) -> None:
         """reply.received (and optout.changed for STOP/START) for the licensee whose message it answers.
         An SMS we cannot place tells nobody: whose it is is unknown."""
         if not await self._announcer.endpoints(route.licensee_id):
             return
-        message = await self._messages.message(route.comm_id)
         batch = batch_id(sms.received_at, f"{sms.provider}:{sms.provider_message_id}")
         events = reply_events(batch, Reply(
             route.comm_id, sms.from_number, sms.to_number, sms.body, sms.received_at, sms.provider, sms.provider_message_id,
-            opt_out, route.recipient_id, route.contact_id, message.linked_object_id if message else None,
-            message.suite_id if message else None))
+            opt_out, route.recipient_id, route.contact_id, message.linked_object_id, message.suite_id))
         if await self._announcer.announce(route.licensee_id, route.comm_id, batch, events):
             await self._events.add(EventBatch(route.licensee_id, route.comm_id, batch, tuple(events)))

@@ -1,12 +1,27 @@
-"""Retention: messages older than SMS_RETENTION_DAYS go, with their recipients, replies and ledger
-rows, a bounded batch per run (a timer runs it every hour), found through the ledger's days so
-nothing is scanned. The daily usage roll-ups stay: they hold counts, not messages. Webhook events and
-delivery logs older than that go too, for every licensee with endpoints or messages that old.
+"""Retention: what the gateway keeps, and for how long. A timer runs it every hour; each part is
+restartable (a run cut short is finished by the next) and reads, where the layout allows, only what it
+deletes.
+
+- Messages older than SMS_RETENTION_DAYS (whole UTC days) go, with their recipients, replies, ledger
+  rows and reply routes, a bounded batch per run, found through the ledger's days so nothing is
+  scanned. The daily usage roll-ups stay: they hold counts, not messages.
+- Reply routes (a number's route to the last message sent to it that takes replies) last as long as
+  that message can be answered, which is as long as it is kept: a reply is stored in its message's
+  partition. They go with the message, before it, a point read per recipient (and a delete of each
+  route still leading to it; one a later message took stays). A reply that still finds a route to a
+  message gone is kept unlinked (sms/usecases/inbound.py).
+- Inbound SMS that answer no message are kept as long as messages, by the UTC day they were received:
+  one PartitionKey range (sms/storage/inbound.py).
+- Idempotency-Key records go once expired (SMS_IDEMPOTENCY_HOURS after their first request). Their
+  layout allows only a scan (sms/storage/idempotency.py): each run reads one 24th of them, so every
+  record is read once a day and an expired one goes within a day of expiring.
+- Webhook events and delivery logs older than messages go too, for every licensee with endpoints or
+  messages that old: a RowKey range of each of their partitions.
 
 Per message, in an order where a run cut short leaves nothing unfindable and no index pointing at
-nothing for long: the ledger's per-recipient rows (which name phone numbers, read from the message),
-then the message with its recipients and replies, then the ledger entry, found again by the next run
-while it is there.
+nothing for long: the ledger's per-recipient rows and the reply routes (which name phone numbers, read
+from the message), then the message with its recipients and replies, then the ledger entry, found
+again by the next run while it is there.
 """
 from __future__ import annotations
 
@@ -16,6 +31,8 @@ from datetime import datetime, time, timedelta, timezone
 from ..storage import (
     DeliveryLogStore,
     EventStore,
+    IdempotencyStore,
+    InboundStore,
     LedgerEntry,
     LedgerQuery,
     LedgerRecipient,
@@ -28,20 +45,24 @@ log = logging.getLogger("sms.retention")
 
 BATCH = 500  # messages a run removes at most
 PAGE = 100
+# The idempotency records are swept in this many shares, one a run: the timer runs hourly, so all in a day.
+IDEMPOTENCY_SHARES = 24
 
 
 class Retention:
     def __init__(self, messages: MessageStore, ledger: LedgerStore, keep_days: int, batch: int = BATCH, *,
                  webhooks: WebhookEndpointStore | None = None, events: EventStore | None = None,
-                 delivery_log: DeliveryLogStore | None = None):
+                 delivery_log: DeliveryLogStore | None = None, inbound: InboundStore | None = None,
+                 idempotency: IdempotencyStore | None = None):
         self._messages, self._ledger, self._keep_days, self._batch = messages, ledger, keep_days, batch
         self._webhooks, self._events, self._delivery_log = webhooks, events, delivery_log
+        self._inbound, self._idempotency = inbound, idempotency
 
     async def run(self, now: datetime) -> int:
         """Remove up to a batch of messages created before `now` minus the retention period (whole
-        UTC days). How many it removed."""
+        UTC days), and what else is due by the rules above. How many messages it removed."""
         cutoff = now.date() - timedelta(days=self._keep_days)
-        removed = 0
+        removed = routes = 0
         days = await self._ledger.days(before=cutoff)
         await self._purge_webhooks(datetime.combine(cutoff, time(), timezone.utc), {licensee for _, licensee in days})
         for day, licensee_id in days:
@@ -53,12 +74,19 @@ class Retention:
                     await self._ledger.forget_day(licensee_id, day)
                     break
                 for entry in entries:
-                    await self._remove(entry)
+                    routes += await self._remove(entry)
                     removed += 1
             if removed >= self._batch:
                 break
         if removed:
-            log.info("retention: removed %d message(s) created before %s (SMS_RETENTION_DAYS=%d)", removed, cutoff, self._keep_days)
+            log.info("retention: removed %d message(s) created before %s (SMS_RETENTION_DAYS=%d) and %d reply route(s) to them",
+                     removed, cutoff, self._keep_days, routes)
+        if self._inbound is not None:
+            if unlinked := await self._inbound.purge_unlinked(before=cutoff):
+                log.info("retention: removed %d inbound SMS answering no message, received before %s", unlinked, cutoff)
+        if self._idempotency is not None:
+            if expired := await self._idempotency.purge_expired(now, now.hour % IDEMPOTENCY_SHARES, IDEMPOTENCY_SHARES):
+                log.info("retention: removed %d expired Idempotency-Key record(s)", expired)
         return removed
 
     async def _purge_webhooks(self, cutoff: datetime, licensees: set[str]) -> None:
@@ -71,11 +99,17 @@ class Retention:
         if attempts or events:
             log.info("retention: removed %d webhook event row(s) and %d delivery attempt(s) from before %s", events, attempts, cutoff)
 
-    async def _remove(self, entry: LedgerEntry) -> None:
+    async def _remove(self, entry: LedgerEntry) -> int:
+        """Remove one message and what names it; how many reply routes went with it."""
+        routes = 0
         loaded = await self._messages.load(entry.comm_id)
         if loaded is not None:
-            rows = [LedgerRecipient(r.seq, r.phone_number, r.contact_id, r.status.value) for r in loaded[1]]
+            message, recipients = loaded
+            rows = [LedgerRecipient(r.seq, r.phone_number, r.contact_id, r.status.value) for r in recipients]
             await self._ledger.delete_recipients(entry, rows)
+            # Dispatch writes routes only for a message that takes replies: no reads for the others.
+            if self._inbound is not None and (message.reply_is_allowed or message.reply_is_required):
+                routes = await self._inbound.forget_routes(message.comm_id, [r.phone_number for r in recipients])
             await self._messages.delete(entry.comm_id)
         await self._ledger.delete_entry(entry)
-
+        return routes

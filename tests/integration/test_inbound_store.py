@@ -1,11 +1,11 @@
 """Replies, reply routes and opt-outs in Table Storage (Azurite)."""
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
 from sms.domain.model import utcnow
 from sms.storage import InboundSms, ReplyRoute
-from sms.storage.inbound import TableInboundStore, TableOptOutStore
+from sms.storage.inbound import UNLINKED_SHARDS, TableInboundStore, TableOptOutStore
 from sms.storage.tables import TableMessageStore
 from tests.integration.test_store_contract import message
 
@@ -42,11 +42,18 @@ async def test_replies_share_the_message_partition_without_becoming_recipients(s
     assert await store.message("8" * 32) is None
 
 
-async def test_unlinked_inbound_sms_are_kept_by_number(stores):
+async def test_unlinked_inbound_sms_are_kept_by_the_day_received_and_the_number(stores):
+    """By the UTC day, so retention deletes them by a PartitionKey range (issue 25), and a shard of the
+    number, so a day is no one hot partition; the same SMS delivered twice is one row."""
     _, inbound, _ = stores
-    assert await inbound.add(reply(None, "who is this?")) is True
+    sms = reply(None, "who is this?")
+    assert await inbound.add(sms) is True
+    assert await inbound.add(sms) is False
     entities = [e async for e in inbound._inbound.list_entities()]
-    assert [(e["PartitionKey"], e["Body"]) for e in entities] == [("+61412000001", "who is this?")]
+    day = sms.received_at.astimezone(timezone.utc).strftime("%Y%m%d")
+    [(partition, shard, number, body)] = [(*e["PartitionKey"].rsplit("|", 1), e["From"], e["Body"]) for e in entities]
+    assert (partition, number, body) == (f"days|{day}", "+61412000001", "who is this?")
+    assert int(shard) in range(UNLINKED_SHARDS)
 
 
 async def test_reply_routes_keep_the_latest_message_per_number(stores):
@@ -98,3 +105,23 @@ async def test_every_scope_a_number_opted_out_of_is_one_query(stores, round_trip
     await opt_outs.remove(other, "+61499999999")  # removing what is not there is fine
     assert await opt_outs.scopes_for("+61412000001") == {other, "a" * 32}
     assert await opt_outs.scopes_for("+61499999999") == set()
+
+
+async def test_forgetting_a_messages_routes_keeps_one_a_later_message_took_even_after_the_read(stores):
+    """Issue 25: routes go with their message; one a later message's send took, before the read or
+    between the read and the delete, stays (the delete is conditional on the ETag read)."""
+    from tests.integration.test_idempotency_store import BeforeEachDelete
+
+    _, inbound, _ = stores
+    old, later = "1" * 32, "2" * 32
+    await inbound.remember_routes([ReplyRoute(f"+6141200000{i}", old, "a" * 32) for i in range(4)])
+    await inbound.remember_routes([ReplyRoute("+61412000000", later, "a" * 32)])
+
+    async def later_send_takes_the_third():
+        await inbound.remember_routes([ReplyRoute("+61412000002", later, "a" * 32)])
+
+    racing = TableInboundStore(inbound._messages, inbound._inbound, BeforeEachDelete(inbound._routes, later_send_takes_the_third))
+    assert await racing.forget_routes(old, ["+61412000002"]) == 0  # read as old's, taken before the delete
+    numbers = [f"+6141200000{i}" for i in range(5)]  # the fifth has no route
+    assert await inbound.forget_routes(old, numbers) == 2
+    assert [getattr(await inbound.route_for(n), "comm_id", None) for n in numbers] == [later, None, later, None, None]

@@ -10,13 +10,23 @@ from azure.data.tables.aio import TableServiceClient
 from sms.bootstrap import build
 from sms.config import Settings
 from sms.domain.model import Contact, Message, Recipient, SendJob, Status, utcnow
-from sms.storage import InboundSms, LedgerQuery
+from sms.storage import IdempotencyRecord, InboundSms, LedgerQuery, ReplyRoute
+from sms.storage.idempotency import TableIdempotencyStore
 from sms.storage.inbound import TableInboundStore
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
-from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverCommands, assembled, command
+from tests.fakes import (
+    InMemoryIdempotencyStore,
+    InMemoryInboundStore,
+    InMemoryLedgerStore,
+    InMemoryMessageStore,
+    RecordingProvider,
+    SmsOverCommands,
+    assembled,
+    command,
+)
 
 A, B = "a" * 32, "b" * 32
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()
@@ -29,21 +39,23 @@ def at(days_ago: int, hour: int = 9) -> datetime:
 @pytest.fixture(params=["azurite", "memory"])
 async def stores(request, emulator, unique_name):
     if request.param == "memory":
-        yield InMemoryMessageStore(), InMemoryLedgerStore(), None
+        yield InMemoryMessageStore(), InMemoryLedgerStore(), InMemoryInboundStore()
         return
     async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
         table = service.get_table_client(unique_name("msgs"))
         messages, ledger = TableMessageStore(table), TableLedgerStore(service.get_table_client(unique_name("ledger")))
         await messages.create_table()
         await ledger.create_table()
-        yield messages, ledger, TableInboundStore(table, service.get_table_client(unique_name("inb")),
-                                                 service.get_table_client(unique_name("routes")))
+        inbound = TableInboundStore(table, service.get_table_client(unique_name("inb")), service.get_table_client(unique_name("routes")))
+        await inbound.create_tables()
+        yield messages, ledger, inbound
 
 
-async def sent(messages, ledger: Ledger, licensee, created_at, statuses, segments=1, provider="twilio", contact=False):
+async def sent(messages, ledger: Ledger, licensee, created_at, statuses, segments=1, provider="twilio", contact=False, replies=False):
     comm_id = uuid.uuid4().hex
     message = Message(comm_id=comm_id, licensee_id=licensee, body="Your results are ready", sender=Contact(),
-                      recipient_count=len(statuses), encoding="GSM-7", segments=segments, created_at=created_at)
+                      recipient_count=len(statuses), encoding="GSM-7", segments=segments, created_at=created_at,
+                      reply_is_allowed=replies)
     recipients = [Recipient(comm_id=comm_id, seq=i, recipient_id=uuid.uuid4().hex, phone_number=f"+6141255{i:04d}",
                             contact_id=f"{i:032x}" if contact else None, created_at=created_at, updated_at=created_at)
                   for i in range(len(statuses))]
@@ -127,7 +139,7 @@ async def test_retention_removes_old_messages_with_every_row_a_batch_at_a_time(s
     old = [await sent(messages, ledger, A, at(100 + i), [Status.SENT, Status.FAILED], contact=True) for i in range(3)]
     kept = await sent(messages, ledger, A, at(10), [Status.SENT])
     other = await sent(messages, ledger, B, at(200), [Status.SENT])
-    if inbound is not None:  # a reply lives in its message's partition: it goes with it
+    if isinstance(inbound, TableInboundStore):  # a reply lives in its message's partition: it goes with it
         await inbound.add(InboundSms("+61412550000", "+61400000000", "Thanks", at(99), "acs", "r-1", old[0].comm_id))
 
     retention = Retention(messages, store, keep_days=90, batch=2)
@@ -143,5 +155,81 @@ async def test_retention_removes_old_messages_with_every_row_a_batch_at_a_time(s
                   LedgerQuery(A, status="failed"), LedgerQuery(B)):
         assert (await ledger.page(query, 50))[0] == []  # no index row outlives its message
     assert await store.days(before=TODAY) == [(TODAY - timedelta(days=10), A)]
-    if inbound is not None:
+    if isinstance(inbound, TableInboundStore):
         assert await inbound.replies(old[0].comm_id) == []
+
+
+async def test_retention_removes_a_messages_reply_routes_with_it_but_not_one_a_later_message_took(stores):
+    """Issue 25: reply routes (one a number, to the last message sent to it that takes replies) were
+    never removed: a reply then linked to a message long deleted. A route lasts as long as its message
+    can be answered, which is as long as the message is kept, and goes with it, before it."""
+    messages, store, inbound = stores
+    ledger = Ledger(store)
+    old = await sent(messages, ledger, A, at(100), [Status.SENT, Status.SENT], replies=True)
+    later = await sent(messages, ledger, A, at(10), [Status.SENT], replies=True)  # to old's first number again
+    _, recipients = await messages.load(old.comm_id)
+    # As dispatch writes them, once each recipient is sent: the later message takes the first number's.
+    await inbound.remember_routes([ReplyRoute(r.phone_number, old.comm_id, A, r.recipient_id) for r in recipients])
+    await inbound.remember_routes([ReplyRoute(recipients[0].phone_number, later.comm_id, A)])
+
+    assert await Retention(messages, store, keep_days=90, inbound=inbound).run(at(0)) == 1
+    assert await inbound.route_for(recipients[1].phone_number) is None
+    assert (await inbound.route_for(recipients[0].phone_number)).comm_id == later.comm_id
+    assert await messages.load(later.comm_id) is not None
+
+
+async def unlinked(inbound) -> list[str]:
+    """The bodies of the unlinked inbound SMS the store holds, sorted."""
+    if isinstance(inbound, InMemoryInboundStore):
+        return sorted(s.body for s in inbound.stored.values() if s.comm_id is None)
+    return sorted([e["Body"] async for e in inbound._inbound.list_entities()])
+
+
+async def test_retention_removes_unlinked_inbound_sms_received_before_the_retention_period(stores):
+    """Issue 25: an SMS that answers no message (SmsInbound) was kept for good. It is kept as long as
+    messages are, by the UTC day it was received; rows in the layout before (partition the number) too."""
+    messages, store, inbound = stores
+    for days_ago, body in ((91, "old"), (90, "oldest kept"), (3, "recent")):
+        await inbound.add(InboundSms(f"+6141266{days_ago:04d}", "+61400000000", body, at(days_ago, hour=23), "acs", f"in-{days_ago}"))
+    if isinstance(inbound, TableInboundStore):  # written by the version before: partition the number, RowKey "x<provider>:<id>"
+        for days_ago, body in ((200, "legacy old"), (30, "legacy recent")):
+            await inbound._inbound.create_entity({"PartitionKey": "+61412670000", "RowKey": f"xtwilio:SM{days_ago}", "From": "+61412670000",
+                                                  "To": "+61400000000", "Body": body, "ReceivedAt": at(days_ago), "Provider": "twilio",
+                                                  "ProviderMessageId": f"SM{days_ago}"})
+    kept = ["oldest kept", "recent"] + (["legacy recent"] if isinstance(inbound, TableInboundStore) else [])
+    retention = Retention(messages, store, keep_days=90, inbound=inbound)
+    assert await retention.run(at(0, hour=0)) == 0  # no message to remove; the unlinked SMS are not messages
+    assert await unlinked(inbound) == sorted(kept)
+    await retention.run(at(0, hour=23))  # the same day: nothing more is due
+    assert await unlinked(inbound) == sorted(kept)
+
+
+async def test_retention_removes_expired_idempotency_records_a_share_each_hour_and_every_one_in_a_day(emulator, unique_name):
+    """Issue 25: Idempotency-Key records (kept SMS_IDEMPOTENCY_HOURS, then only taken over when their
+    key comes again) were never removed. Each hourly run removes the expired ones in one 24th of them,
+    so the whole table is read once a day; a record expired at `now` goes, a live one stays."""
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        for keys in (InMemoryIdempotencyStore(), TableIdempotencyStore(service.get_table_client(unique_name("idem")))):
+            if isinstance(keys, TableIdempotencyStore):
+                await keys.create_table()
+            now = at(0, hour=0)
+            for i in range(60):  # the odd ones expired 6 hours ago; the even ones live for the whole day of runs
+                created, expires = (now - timedelta(hours=30), now - timedelta(hours=6)) if i % 2 else (now, now + timedelta(hours=48))
+                await keys.claim(IdempotencyRecord(A, f"key-{i}", "h", uuid.uuid4().hex, created, expires))
+            retention = Retention(InMemoryMessageStore(), InMemoryLedgerStore(), keep_days=90, idempotency=keys)
+            await retention.run(now)
+            gone_in_one_run = [i for i in range(60) if await _claimed_again(keys, i, now)]
+            assert 0 < len(gone_in_one_run) < 30  # one share of the 30 expired, none of the live
+            assert all(i % 2 for i in gone_in_one_run)
+            for hour in range(1, 24):
+                await retention.run(now + timedelta(hours=hour))
+            assert [i for i in range(60) if await _claimed_again(keys, i, now)] == list(range(1, 60, 2))
+
+
+async def _claimed_again(keys, i: int, now) -> bool:
+    """Whether record i is gone: a claim of its key finds nothing. (The claim is removed again.)"""
+    probe = IdempotencyRecord(A, f"key-{i}", "probe", uuid.uuid4().hex, now, now + timedelta(hours=24))
+    if await keys.claim(probe) is None:
+        await keys.release(probe)
+        return True
+    return False

@@ -110,7 +110,7 @@ async def listen_until(storage, function, done) -> list[int]:
 @pytest.mark.parametrize("dies", ["mid-send", "before-deleting"])
 async def test_a_delivery_whose_worker_dies_is_run_again_and_every_event_arrives(storage, app, webhook_receiver, dies):
     """mid-send: the receiver has answered the first event and holds the second when the worker is
-    cancelled (the answer never read, nothing logged, the message neither deleted nor released).
+    cancelled (the second's answer never read nor logged, the message neither deleted nor released).
     before-deleting: the function ran to its end, every event delivered, and the worker died before
     the host deleted the message."""
     gateway, functions = app
@@ -156,10 +156,12 @@ async def test_a_delivery_whose_worker_dies_is_run_again_and_every_event_arrives
         assert len({d.body for d in sent}) == 1
         for d in sent:
             Webhook(webhook_receiver.secret).verify(d.body, d.headers)
-    # The log holds what the run that finished did; the run that died mid-send left nothing in it.
+    # The log holds every attempt that got its answer: the run that died mid-send logged the first
+    # event's (issue 25: it used to log nothing), and not the one it was waiting on.
     [endpoint] = await gateway.use.webhooks.list(licensee)
     log, _ = await gateway.use.delivery.attempts(endpoint)
-    assert Counter(r.outcome for r in log) == {"delivered": 3 if dies == "mid-send" else 6}
+    assert Counter(r.outcome for r in log) == {"delivered": 1 + 3 if dies == "mid-send" else 6}
+    assert Counter(r.event_id for r in log) == Counter(d.webhook_id for d in got if d.answered == 200)  # a row per answer
 
 
 # -- a receipt that overtakes the job's own write ----------------------------------------------------------

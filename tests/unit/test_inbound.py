@@ -2,13 +2,14 @@
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 
 from sms.domain.commands import Party
 from sms.domain.errors import NotFound
-from sms.domain.model import Status
+from sms.domain.model import Status, utcnow
 from sms.providers.acs import AcsProvider
 from sms.providers.twilio import TwilioProvider
 from sms.storage import EVERY_LICENSEE
@@ -302,3 +303,30 @@ async def test_the_sweeper_moves_opt_outs_an_older_version_wrote_and_applies_the
     world.opt_out_store.migrate_legacy = migrate_legacy
     await world.use.sweep.run()
     assert await world.opt_outs.blocked(LICENSEE, None, [SAM]) == {SAM}
+
+
+async def test_a_reply_whose_message_is_gone_is_kept_unlinked_and_its_route_goes(world):
+    """Issue 25: a route outlived its message (retention deleted the message, or a route written before
+    retention removed routes with their messages): a reply from the number was then stored in the
+    deleted message's partition, where nothing would ever delete it, and told to the licensee as a reply
+    to a message it can no longer see. A route lasts no longer than its message."""
+    await world.use.webhooks.add(LICENSEE, "https://crm.example.org/sms-events")
+    comm_id = await world.send(SAM, replies=True)
+    world.deliveries.take()
+    await world.store.delete(comm_id)  # as retention does, a route left behind
+    stored = await world.inbound.receive(world.text_from(SAM, "Is this still on?"))
+    assert stored.comm_id is None
+    assert list(world.inbound_store.stored.values()) == [stored]
+    assert world.deliveries.take() == []  # no reply.received for a message that is not there
+    assert await world.inbound_store.route_for(SAM) is None
+
+
+async def test_the_gateways_retention_removes_old_unlinked_sms_and_old_messages_routes(world):
+    """Issue 25, as assembled (sms/gateway.py): the hourly timer's Retention is given the inbound store."""
+    comm_id = await world.send(SAM, replies=True)
+    await world.inbound.receive(replace(world.text_from(ALEX, "who is this?"), received_at=utcnow() - timedelta(days=100)))
+    later = utcnow() + timedelta(days=100)  # the message is past SMS_RETENTION_DAYS (90) by then
+    assert await world.use.retention.run(later) == 1
+    assert await world.store.load(comm_id) is None
+    assert await world.inbound_store.route_for(SAM) is None
+    assert world.inbound_store.stored == {}

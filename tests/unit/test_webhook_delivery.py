@@ -1,5 +1,6 @@
 """The deliverer over fakes and a scripted transport: every request verified by the reference receiver
 (`standardwebhooks`), the schedule's retries, the delivery log, disabling, replay and parking."""
+import asyncio
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -259,3 +260,41 @@ async def test_the_log_pages_newest_first_and_refuses_a_take_out_of_range():
     for take in (0, 201):
         with pytest.raises(ValidationFailed, match="take must be from 1 to 200"):
             await deliverer.attempts(endpoint, take=take)
+
+
+class StopsAtTheSecond(ScriptedTransport):
+    """Answers the first request; at the second the worker stops: `how` "raises" (the process fails) or
+    "hangs" (the host cancels the invocation while it waits for the receiver)."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.second_sent = asyncio.Event()
+
+    async def send(self, url, headers, body):
+        if self.requests:
+            self.requests.append((url, dict(headers), body))
+            self.second_sent.set()
+            if self.how == "raises":
+                raise RuntimeError("worker stopped")
+            await asyncio.Event().wait()  # never answered
+        return await super().send(url, headers, body)
+
+
+@pytest.mark.parametrize("how", ["raises", "hangs"])
+async def test_a_worker_stopped_mid_batch_leaves_the_attempts_it_completed_in_the_log(how):
+    """Issue 25: the log was written once, after the whole batch, so a worker stopped mid-batch left no
+    row for the attempts it had made. Each attempt is logged as soon as its answer is in."""
+    world, endpoint, _, _ = await _world()
+    transport = StopsAtTheSecond(how)
+    deliverer = WebhookDelivery(world.webhooks, world.ledger, world.delivery_log, world.deliveries, transport, clock=Clock())
+    _, delivery = await _sent_batch(world, SAM, ALEX, "+61412000003")
+    running = asyncio.create_task(deliverer.deliver(delivery))
+    await transport.second_sent.wait()
+    if how == "hangs":
+        running.cancel()
+    with pytest.raises(asyncio.CancelledError if how == "hangs" else RuntimeError):
+        await running
+    first_id = transport.requests[0][1]["webhook-id"]
+    records, _ = await deliverer.attempts(endpoint)
+    assert [(r.event_id, r.outcome, r.status) for r in records] == [(first_id, "delivered", 200)]
