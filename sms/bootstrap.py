@@ -18,12 +18,12 @@ from azure.identity.aio import DefaultAzureCredential
 from azure.storage.queue.aio import QueueServiceClient
 
 from . import telemetry
-from .config import SEND_QUEUE, WEBHOOK_QUEUE, ConfigError, Settings, proxy_lookup_options, queue_message_encoding
+from .config import SEND_QUEUE, WEBHOOK_QUEUE, ConfigError, ProviderSettings, Settings, proxy_lookup_options, queue_message_encoding
 from .domain.errors import StorageUnavailable
 from .domain.pacing import RequestRateLimiter, RetryPolicy
 from .domain.validation import Limits
 from .gateway import Gateway, Ports, Tuning, assemble
-from .providers import SmsProvider
+from .providers import ProviderSet, SmsProvider
 from .storage.events import TableEventStore
 from .storage.handwritten.retries import QueueRetry, TableRetry
 from .storage.handwritten.sending import DirectRequests, LeanRequests
@@ -61,7 +61,7 @@ class Adapters:
     delivery_log: TableDeliveryLogStore
     webhook_sender: WebhookSender  # one HTTP session for every webhook this process sends
     licensees: TableLicenseeSettingsStore
-    provider: SmsProvider
+    providers: ProviderSet
     tables: TableServiceClient
     queues: QueueServiceClient
     storage_requests: StorageRequests  # how the send path's two requests go (SMS_STORAGE_REQUESTS)
@@ -101,24 +101,30 @@ class Adapters:
                 return f"unavailable ({type(exc.__cause__).__name__})"
             return None
 
-        storage_problem, provider_problem = await asyncio.gather(storage(), self.provider.check())
+        storage_problem, *provider_problems = await asyncio.gather(storage(), *(p.check() for p in self.providers))
+        providers = [{"name": p.name, "status": problem or "ok"} for p, problem in zip(self.providers, provider_problems, strict=True)]
+        # Degraded: a provider is down but another can send (routes fail over to it); unhealthy: nothing can.
+        down = sum(1 for problem in provider_problems if problem)
+        status = "unhealthy" if storage_problem or down == len(providers) else "degraded" if down else "ok"
         return {
-            "status": "ok" if not (storage_problem or provider_problem) else "unhealthy",
+            "status": status,
             "storage": {"status": "ok" if not storage_problem else storage_problem},
-            "provider": {"name": self.provider.name, "status": "ok" if not provider_problem else provider_problem},
+            "provider": providers[0],  # the first (the only one, before several): kept for monitors that read it
+            "providers": providers,
         }
 
     def gateway(self) -> Gateway:
         """The use cases over these clients, as Settings tune them."""
         settings = self.settings
-        needed = shortest_lease(self.provider)
+        slowest = max(self.providers, key=lambda p: p.longest_call)
+        needed = shortest_lease(slowest)
         if settings.sending_lease_seconds < needed:
             raise ConfigError(
-                f"SMS_SENDING_LEASE_SECONDS={settings.sending_lease_seconds} is too short for SMS_PROVIDER={settings.provider}: "
-                f"one call can take {self.provider.longest_call:g} s, and a claim must be written and its call ended "
+                f"SMS_SENDING_LEASE_SECONDS={settings.sending_lease_seconds} is too short for provider {slowest.name}: "
+                f"one call can take {slowest.longest_call:g} s, and a claim must be written and its call ended "
                 f"within half the lease (the other half covers clocks apart); at least {needed}")
         ports = Ports(
-            messages=self.messages, jobs=self.jobs, pending=self.pending, provider=self.provider, opt_outs=self.opt_outs,
+            messages=self.messages, jobs=self.jobs, pending=self.pending, providers=self.providers, opt_outs=self.opt_outs,
             inbound=self.inbound,
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
             events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, transport=self.webhook_sender,
@@ -129,7 +135,7 @@ class Adapters:
 
     async def close(self) -> None:
         await self.pending.flush()  # what this process noted for the sweeper, before its clients go
-        await self.provider.close()
+        await self.providers.close()
         await self.webhook_sender.close()
         await self.tables.close()
         await self.queues.close()
@@ -186,31 +192,42 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         delivery_log=TableDeliveryLogStore.from_service(tables),
         webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
         licensees=TableLicenseeSettingsStore.from_service(tables),
-        provider=create_provider(settings),
+        providers=create_providers(settings),
         tables=tables, queues=queues, storage_requests=requests, credential=owned_credential,
     )
 
 
-def create_provider(settings: Settings) -> SmsProvider:
-    """The provider SMS_PROVIDER names, built from its settings (checked by Settings.from_env). Each
-    adapter is imported only when chosen: the others' SDKs are not loaded."""
-    if settings.provider == "console":
+def create_providers(settings: Settings) -> ProviderSet:
+    """Every provider instance the settings name (checked by Settings.from_env), in their order."""
+    return ProviderSet([create_provider(settings, instance) for instance in settings.providers])
+
+
+def create_provider(settings: Settings, instance: ProviderSettings | None = None) -> SmsProvider:
+    """One provider instance (by default the first), built from its settings. Each adapter is imported
+    only when chosen: the others' SDKs are not loaded."""
+    p = instance or settings.providers[0]
+    provider: SmsProvider
+    if p.kind == "console":
         from .providers.console import ConsoleProvider
 
-        return ConsoleProvider(outbox_path=settings.console_outbox)
-    if settings.provider == "acs":
+        provider = ConsoleProvider(outbox_path=p.outbox)
+    elif p.kind == "acs":
         from .providers.acs import AcsProvider
 
-        return AcsProvider(settings.acs_connection_string, settings.acs_from_number, **proxy_lookup_options())
-    if settings.provider == "twilio":
+        provider = AcsProvider(p.connection_string, p.from_number, **proxy_lookup_options())
+    elif p.kind == "twilio":
         from .providers.twilio import TwilioProvider
 
+        # Which instance a receipt is for rides in the URL Twilio signs (sms/entrypoints/callbacks.py).
         callback = f"{settings.public_base_url}/api/sms/receipts/twilio" if settings.public_base_url else None
-        return TwilioProvider(
-            settings.twilio_account_sid, settings.twilio_auth_token, from_number=settings.twilio_from_number,
-            messaging_service_sid=settings.twilio_messaging_service_sid, status_callback_url=callback,
+        provider = TwilioProvider(
+            p.account_sid, p.auth_token, from_number=p.from_number,
+            messaging_service_sid=p.messaging_service_sid, status_callback_url=callback,
         )
-    raise ConfigError(f"SMS_PROVIDER={settings.provider!r} is not a provider this gateway knows (console, acs, twilio)")
+    else:
+        raise ConfigError(f"provider {p.name}: {p.kind!r} is not a provider this gateway knows (console, acs, twilio)")
+    provider.name = p.name
+    return provider
 
 
 def tuning(settings: Settings) -> Tuning:
@@ -221,6 +238,7 @@ def tuning(settings: Settings) -> Tuning:
         send_concurrency=settings.send_concurrency,
         retry=RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds),
         send_rate_per_second=settings.rate_limit_per_second,
+        provider_rates=tuple((p.name, p.rate_limit_per_second) for p in settings.providers if p.rate_limit_per_second),
         idempotency_window=timedelta(hours=settings.idempotency_hours),
         sending_lease=timedelta(seconds=settings.sending_lease_seconds),
         retention_days=settings.retention_days,

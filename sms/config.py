@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +69,26 @@ def resolve_connection(setting: str, value: str) -> str:
 
 
 @dataclass(frozen=True)
+class ProviderSettings:
+    """One provider instance: its name (what routes name), its kind, and that kind's settings."""
+
+    name: str
+    kind: str  # console, acs or twilio
+    connection_string: str | None = None  # acs
+    from_number: str | None = None  # acs, twilio
+    account_sid: str | None = None  # twilio
+    auth_token: str | None = None  # twilio
+    messaging_service_sid: str | None = None  # twilio
+    outbox: str | None = None  # console
+    rate_limit_per_second: float = 0.0  # this instance's own limit, per process; 0: none
+
+
+@dataclass(frozen=True)
 class Settings:
     storage_connection: str | None  # None: sign in to storage with the app's identity (endpoints below)
-    provider: str = "console"
+    provider: str = "console"  # SMS_PROVIDER's kind; with SMS_PROVIDERS, the first instance's kind
+    # Every provider instance, the first the default route's (SMS_PROVIDERS, or the one SMS_PROVIDER names).
+    providers: tuple[ProviderSettings, ...] = (ProviderSettings("console", "console"),)
     default_region: str = "AU"
     max_recipients: int = 1000
     max_body_chars: int = 1600
@@ -86,15 +104,8 @@ class Settings:
     idempotency_hours: int = 24
     retention_days: int = 90
     requests_per_minute: int = 3000
-    console_outbox: str | None = None
     public_base_url: str | None = None
     eventgrid_secret: str | None = None
-    acs_connection_string: str | None = None
-    acs_from_number: str | None = None
-    twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = None
-    twilio_from_number: str | None = None
-    twilio_messaging_service_sid: str | None = None
     table_endpoint: str | None = None
     queue_endpoint: str | None = None
     storage_client_id: str | None = None  # a user-assigned managed identity's client id
@@ -105,6 +116,11 @@ class Settings:
     webhook_disable_after_failures: int = 10
     webhook_disable_after_hours: int = 24
 
+    @property
+    def console_outbox(self) -> str | None:
+        """The first console provider's outbox file (SMS_CONSOLE_OUTBOX), if any."""
+        return next((p.outbox for p in self.providers if p.kind == "console"), None)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
@@ -112,15 +128,15 @@ class Settings:
         region = env.get("SMS_DEFAULT_REGION", cls.default_region).strip().upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ConfigError(f"SMS_DEFAULT_REGION={region!r} is not a known ISO 3166 region code such as AU or US")
-        provider = env.get("SMS_PROVIDER", cls.provider).strip().lower() or cls.provider
-        _require_provider_settings(provider, env)
+        providers = provider_instances(env)
         storage_requests = (env.get("SMS_STORAGE_REQUESTS") or "").strip().lower() or cls.storage_requests
         if storage_requests not in STORAGE_REQUESTS:
             raise ConfigError(f"SMS_STORAGE_REQUESTS={storage_requests!r} is not one of: "
                               + "; ".join(f"{name} ({meaning})" for name, meaning in STORAGE_REQUESTS.items()))
         return cls(
             storage_connection=connection,
-            provider=provider,
+            provider=providers[0].kind,
+            providers=providers,
             default_region=region,
             max_recipients=_int(env, "SMS_MAX_RECIPIENTS", cls.max_recipients, low=1, high=100_000),
             max_body_chars=_int(env, "SMS_MAX_BODY_CHARS", cls.max_body_chars, low=1, high=30_000),
@@ -136,15 +152,8 @@ class Settings:
             idempotency_hours=_int(env, "SMS_IDEMPOTENCY_HOURS", cls.idempotency_hours, low=1, high=24 * 30),
             retention_days=_int(env, "SMS_RETENTION_DAYS", cls.retention_days, low=1, high=3650),
             requests_per_minute=_int(env, "SMS_REQUESTS_PER_MINUTE", cls.requests_per_minute, low=0, high=1_000_000),
-            console_outbox=env.get("SMS_CONSOLE_OUTBOX") or None,
             public_base_url=(env.get("SMS_PUBLIC_BASE_URL") or "").strip().rstrip("/") or None,
             eventgrid_secret=env.get("SMS_EVENTGRID_SECRET") or None,
-            acs_connection_string=env.get("ACS_CONNECTION_STRING") or None,
-            acs_from_number=env.get("ACS_FROM_NUMBER") or None,
-            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
-            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
-            twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
-            twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
             table_endpoint=table_endpoint,
             queue_endpoint=queue_endpoint,
             storage_client_id=(env.get("AzureWebJobsStorage__clientId") or "").strip() or None,
@@ -177,19 +186,59 @@ def _storage(env: Mapping[str, str]) -> tuple[str | None, str | None, str | None
     )
 
 
-_PROVIDER_SETTINGS = {
-    "console": [],
-    "acs": [("ACS_CONNECTION_STRING",), ("ACS_FROM_NUMBER",)],
-    "twilio": [("TWILIO_ACCOUNT_SID",), ("TWILIO_AUTH_TOKEN",), ("TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID")],
+# Each kind's settings: (field, the single-provider setting, the per-instance suffix), and which are required
+# (alternatives in one tuple: one of them).
+_KIND_FIELDS = {
+    "console": [("outbox", "SMS_CONSOLE_OUTBOX", "OUTBOX")],
+    "acs": [("connection_string", "ACS_CONNECTION_STRING", "CONNECTION_STRING"), ("from_number", "ACS_FROM_NUMBER", "FROM_NUMBER")],
+    "twilio": [("account_sid", "TWILIO_ACCOUNT_SID", "ACCOUNT_SID"), ("auth_token", "TWILIO_AUTH_TOKEN", "AUTH_TOKEN"),
+               ("from_number", "TWILIO_FROM_NUMBER", "FROM_NUMBER"),
+               ("messaging_service_sid", "TWILIO_MESSAGING_SERVICE_SID", "MESSAGING_SERVICE_SID")],
 }
+_REQUIRED = {"console": [], "acs": [("connection_string",), ("from_number",)],
+             "twilio": [("account_sid",), ("auth_token",), ("from_number", "messaging_service_sid")]}
+# A provider instance's name: what routes and timelines show, and (upper-cased, '-' as '_') its settings' infix.
+PROVIDER_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+MAX_PROVIDERS = 16
 
 
-def _require_provider_settings(provider: str, env: Mapping[str, str]) -> None:
-    if provider not in _PROVIDER_SETTINGS:
-        raise ConfigError(f"SMS_PROVIDER={provider!r} is not a provider this gateway knows ({', '.join(_PROVIDER_SETTINGS)})")
-    for alternatives in _PROVIDER_SETTINGS[provider]:
-        if not any((env.get(name) or "").strip() for name in alternatives):
-            raise ConfigError(f"SMS_PROVIDER={provider} needs {' or '.join(alternatives)} to be set")
+def provider_instances(env: Mapping[str, str]) -> tuple[ProviderSettings, ...]:
+    """The deployment's providers. SMS_PROVIDERS names instances (`acs-au,twilio-us`), each with its
+    settings under SMS_PROVIDER_<NAME>_ (name upper-cased, '-' as '_'): _KIND (console, acs or twilio;
+    without it, the name's first part), then its kind's: _CONNECTION_STRING and _FROM_NUMBER (acs);
+    _ACCOUNT_SID, _AUTH_TOKEN and _FROM_NUMBER or _MESSAGING_SERVICE_SID (twilio); _OUTBOX (console);
+    and _RATE_LIMIT_PER_SECOND. App settings hold one value each, so each secret can be its own Key Vault
+    reference. Without SMS_PROVIDERS, SMS_PROVIDER and its settings make the one provider, named after its kind."""
+    names = [n.strip() for n in (env.get("SMS_PROVIDERS") or "").split(",") if n.strip()]
+    if not names:
+        kind = (env.get("SMS_PROVIDER") or "").strip().lower() or "console"
+        if kind not in _KIND_FIELDS:
+            raise ConfigError(f"SMS_PROVIDER={kind!r} is not a provider this gateway knows ({', '.join(_KIND_FIELDS)})")
+        fields = {field: (env.get(single) or "").strip() or None for field, single, _ in _KIND_FIELDS[kind]}
+        return (_checked(ProviderSettings(kind, kind, **fields), f"SMS_PROVIDER={kind}", {f: s for f, s, _ in _KIND_FIELDS[kind]}),)
+    if len(names) > MAX_PROVIDERS or len(set(names)) != len(names):
+        raise ConfigError(f"SMS_PROVIDERS names at most {MAX_PROVIDERS} providers, each once: {', '.join(names)}")
+    found = []
+    for name in names:
+        if not PROVIDER_NAME.fullmatch(name):
+            raise ConfigError(f"SMS_PROVIDERS: {name!r} is not a provider name (a lowercase letter, then up to 31 "
+                              "lowercase letters, digits or '-')")
+        prefix = f"SMS_PROVIDER_{name.upper().replace('-', '_')}_"
+        kind = (env.get(prefix + "KIND") or "").strip().lower() or name.split("-")[0]
+        if kind not in _KIND_FIELDS:
+            raise ConfigError(f"{prefix}KIND={kind!r}: provider {name} needs a kind this gateway knows ({', '.join(_KIND_FIELDS)})")
+        fields = {field: (env.get(prefix + suffix) or "").strip() or None for field, _, suffix in _KIND_FIELDS[kind]}
+        rate = _number(env, prefix + "RATE_LIMIT_PER_SECOND", 0.0, low=0, high=10_000)
+        found.append(_checked(ProviderSettings(name, kind, rate_limit_per_second=rate, **fields), f"provider {name} ({kind})",
+                              {f: prefix + suffix for f, _, suffix in _KIND_FIELDS[kind]}))
+    return tuple(found)
+
+
+def _checked(provider: ProviderSettings, what: str, setting_of: Mapping[str, str]) -> ProviderSettings:
+    for alternatives in _REQUIRED[provider.kind]:
+        if not any(getattr(provider, field) for field in alternatives):
+            raise ConfigError(f"{what} needs {' or '.join(setting_of[f] for f in alternatives)} to be set")
+    return provider
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

@@ -10,8 +10,9 @@ from typing import Any, Awaitable, Callable
 from .config import Settings
 from .domain.model import utcnow
 from .domain.pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
+from .domain.routing import RoutingTable
 from .domain.validation import Limits
-from .providers import SmsProvider
+from .providers import ProviderSet
 from .storage import (
     DeliveryLogStore,
     DeliveryQueue,
@@ -39,6 +40,7 @@ from .usecases.ledger import Ledger
 from .usecases.licensees import Licensees
 from .usecases.optouts import OptOuts
 from .usecases.retention import Retention
+from .usecases.routing import Routes
 from .usecases.send_now import SendNow
 from .usecases.status import MessageStatus
 from .usecases.sweep import PendingMessages, Sweep
@@ -53,7 +55,7 @@ class Ports:
     messages: MessageStore
     jobs: JobQueue
     pending: PendingIndex  # the messages the sweeper is to look at
-    provider: SmsProvider
+    providers: ProviderSet  # every provider instance; routes name them
     opt_outs: OptOutStore
     inbound: InboundStore
     idempotency: IdempotencyStore
@@ -74,6 +76,8 @@ class Tuning:
     send_concurrency: int = 16
     retry: RetryPolicy = RetryPolicy()
     send_rate_per_second: float = 0.0  # per sender, per process; 0: no limit
+    provider_rates: tuple[tuple[str, float], ...] = ()  # (provider name, sends a second per process): each instance's own limit
+    routes: RoutingTable | None = None  # the default routing table; None: everything through the first provider
     idempotency_window: timedelta = timedelta(hours=24)
     missing_message_wait: float = 0.5
     sending_lease: timedelta = timedelta(minutes=5)
@@ -110,14 +114,16 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     announcer = Announcer(p.webhooks, p.deliveries)
     ledger = Ledger(p.ledger, announcer)
     licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs))
-    dispatch = Dispatch(p.messages, p.jobs, p.provider, send_concurrency=t.send_concurrency, retry=t.retry,
+    routes = Routes(t.routes or RoutingTable.through(p.providers.first.name))
+    dispatch = Dispatch(p.messages, p.jobs, p.providers, routes=routes, provider_rates=dict(t.provider_rates),
+                        send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
                         progress_every=t.progress_every,
                         licensees=licensees, clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
     pending = PendingMessages(p.pending, t.sending_lease)
-    accept = Accept(p.messages, p.jobs, ledger, once, pending, t.limits, p.provider.name, t.clock)
+    accept = Accept(p.messages, p.jobs, ledger, once, pending, t.limits, p.providers.first.name, t.clock)
     return UseCases(
         accept=accept,
         send_now=SendNow(accept, dispatch, once, t.clock),

@@ -15,7 +15,7 @@ from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
 from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
-from sms.providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
+from sms.providers import Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from sms.storage import (
     ApiKeyRecord,
     ApiKeyStore,
@@ -612,12 +612,14 @@ _PORTS = {f.name for f in fields(Ports)}
 _TUNING = {f.name for f in fields(Tuning)}
 
 
-def fake_ports(**given) -> Ports:
+def fake_ports(provider: SmsProvider | None = None, **given) -> Ports:
     """Every port: those given, the rest in-memory fakes. The events live in the ledger's fake, as the
-    table adapters keep them in the ledger's partitions."""
+    table adapters keep them in the ledger's partitions. `provider`: the one provider (a ProviderSet of
+    it), unless `providers` is given."""
     ledger = given.get("ledger") or InMemoryLedgerStore()
     messages = given.get("messages") or InMemoryMessageStore()
-    fakes = dict(messages=messages, jobs=InMemoryJobQueue(), pending=pending_index_of(messages), provider=RecordingProvider(),
+    fakes = dict(messages=messages, jobs=InMemoryJobQueue(), pending=pending_index_of(messages),
+                 providers=ProviderSet([provider or RecordingProvider()]),
                  opt_outs=InMemoryOptOutStore(), inbound=InMemoryInboundStore(), idempotency=InMemoryIdempotencyStore(),
                  ledger=ledger, licensees=InMemoryLicenseeSettingsStore(), webhooks=InMemoryWebhookEndpointStore(),
                  events=ledger if isinstance(ledger, InMemoryLedgerStore) else InMemoryLedgerStore(),
@@ -630,7 +632,7 @@ def assembled(messages: MessageStore | None = None, jobs: JobQueue | None = None
     """sms.gateway.assemble over `fake_ports`: `options` name ports (sms.gateway.Ports) or tuning (Tuning)."""
     unknown = set(options) - _PORTS - _TUNING
     assert not unknown, f"neither a port nor tuning: {unknown}"
-    ports = fake_ports(messages=messages, jobs=jobs, provider=provider, **{k: v for k, v in options.items() if k in _PORTS})
+    ports = fake_ports(provider, messages=messages, jobs=jobs, **{k: v for k, v in options.items() if k in _PORTS})
     return assemble(ports, Tuning(**{k: v for k, v in options.items() if k in _TUNING}))
 
 

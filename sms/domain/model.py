@@ -135,6 +135,7 @@ class Event:
     provider_message_id: str | None = None
     error: str | None = None
     attempt: int | None = None
+    provider: str | None = None  # on a claim: the provider it was handed to (a name of sms.providers.ProviderSet)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,12 @@ class Recipient:
     # Set by a cancel that found the recipient claimed (`sending`): what the claim turns out not to have
     # sent (the provider never had it, or refused it for now) is cancelled, never sent after the cancel.
     cancel_requested: bool = False
+    # The provider its latest claim handed it to (None: claimed before several providers, or not yet):
+    # the one a crash's trace asks, and the one its receipts and usage go by.
+    provider: str | None = None
+    # The sender its latest claim went out from when the gateway chose it (the message's From, or its
+    # route's pinned sender): what a crash's trace asks the provider about, whatever the routes say by then.
+    sent_from: str | None = None
     etag: str | None = None  # set by the store; updates are conditional on it
     # Every step since it was queued (sms/domain/transitions.py appends them), bounded: the first is kept and
     # the latest, and `events_omitted` counts the ones left out between them.

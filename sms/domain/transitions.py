@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from .model import WAITING, Event, Recipient, Status
+from .routing import NO_ROUTE
 
 # What a recipient left in `sending` past its lease becomes. It was claimed in the write just before
 # its provider call, so its worker stopped between handing it to the provider and recording what the
@@ -31,11 +32,12 @@ EXPIRED = "Not sent before the message's validUntil"
 CANCELLED = "The message was cancelled before this recipient was sent"
 
 
-def _step(before: Recipient, after: Recipient, error: str | None = None, attempt: int | None = None) -> Recipient:
+def _step(before: Recipient, after: Recipient, error: str | None = None, attempt: int | None = None,
+          provider: str | None = None) -> Recipient:
     """`after` with its step on the timeline. The provider's message id goes on the step that brought it
     (it is set once and kept), so the timeline carries it once."""
     brought = after.provider_message_id if after.provider_message_id != before.provider_message_id else None
-    return after.with_event(Event(after.status, after.updated_at, brought, error, attempt))
+    return after.with_event(Event(after.status, after.updated_at, brought, error, attempt, provider))
 
 
 def scheduled(row: Recipient) -> Recipient:
@@ -43,14 +45,32 @@ def scheduled(row: Recipient) -> Recipient:
     return row.with_event(Event(Status.SCHEDULED, row.created_at)) if not row.events else row
 
 
-def claimed(row: Recipient, claim_id: str, *, at: datetime) -> Recipient | None:
-    """queued (or scheduled, once its time has come) -> sending, for one provider call: attempts + 1,
-    and the claim id of the dispatch making it. The dispatch decides when a scheduled one is due."""
+def claimed(row: Recipient, claim_id: str, *, at: datetime, provider: str | None = None,
+            sent_from: str | None = None) -> Recipient | None:
+    """queued (or scheduled, once its time has come) -> sending, for one provider call (to `provider`,
+    from `sent_from`): attempts + 1, and the claim id of the dispatch making it. The dispatch decides
+    when a scheduled one is due."""
     if row.status not in WAITING:
         return None
     after = row.moved_to(Status.SENDING, at=at, attempts=row.attempts + 1, first_attempt_at=row.first_attempt_at or at,
-                         claim_id=claim_id)
-    return _step(row, after, attempt=after.attempts)
+                         claim_id=claim_id, provider=provider, sent_from=sent_from)
+    return _step(row, after, attempt=after.attempts, provider=provider)
+
+
+def passed_on(row: Recipient, claim_id: str, provider: str, why: str, *, at: datetime) -> Recipient | None:
+    """sending -> sending through the next provider of its route, in the claim `claim_id` holds: the one
+    it was handed to refused it before accepting it (sms.providers Failure.NOT_TAKEN), so nothing was
+    sent. Written before the next call, so a crash's trace asks the provider that may have it. The same
+    attempt (a retry's count is of rounds, not of providers tried); the claim's time restarts its lease.
+    None when the row has moved on (a cancel is honoured: nothing went out, so it ends cancelled)."""
+    if row.status is not Status.SENDING or row.claim_id != claim_id:
+        return None
+    if row.provider == provider:
+        return row  # this pass landed already; only its answer was lost
+    if row.cancel_requested:
+        return _with_reason(row, Status.CANCELLED, CANCELLED, at)
+    after = row.moved_to(Status.SENDING, at=at, provider=provider)
+    return _step(row, after, error=why, attempt=after.attempts, provider=provider)
 
 
 def sent(row: Recipient, provider_message_id: str | None, *, at: datetime) -> Recipient | None:
@@ -120,6 +140,11 @@ def held(row: Recipient, reason: str, *, at: datetime) -> Recipient | None:
     if row.status not in WAITING or row.last_error == reason:
         return None
     return _with_reason(row, row.status, reason, at)
+
+
+def unroutable(row: Recipient, *, at: datetime) -> Recipient | None:
+    """scheduled or queued -> failed: not attempted, no rule of its routing table matches its number."""
+    return _with_reason(row, Status.FAILED, NO_ROUTE, at) if row.status in WAITING else None
 
 
 def cancelled(row: Recipient, *, at: datetime) -> Recipient | None:

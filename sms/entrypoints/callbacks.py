@@ -75,21 +75,25 @@ async def _receipts_acs(req: func.HttpRequest, gw: Gateway) -> func.HttpResponse
     return json_response({}, content_type="application/json")
 
 
-def _twilio_form(req: func.HttpRequest, settings: Settings) -> dict[str, str]:
-    """The callback's form fields, once X-Twilio-Signature proves Twilio sent them."""
-    if not settings.twilio_auth_token or not settings.public_base_url:
-        raise Unauthenticated("Twilio callbacks need TWILIO_AUTH_TOKEN and SMS_PUBLIC_BASE_URL to be set")
+def _twilio_form(req: func.HttpRequest, settings: Settings) -> tuple[dict[str, str], str]:
+    """The callback's form fields, once X-Twilio-Signature proves Twilio sent them, and the provider
+    instance whose account signed it (each Twilio account signs with its own auth token)."""
+    tokens = [(p.name, p.auth_token) for p in settings.providers if p.kind == "twilio" and p.auth_token]
+    if not tokens or not settings.public_base_url:
+        raise Unauthenticated("Twilio callbacks need a Twilio provider's auth token and SMS_PUBLIC_BASE_URL to be set")
     fields = callbacks.form_fields(req.get_body())
     # Twilio signs the URL it called: our public base URL, not what the host behind a proxy sees.
     called = urlsplit(req.url)
     url = settings.public_base_url + called.path + (f"?{called.query}" if called.query else "")
-    if not RequestValidator(settings.twilio_auth_token).validate(url, fields, req.headers.get("X-Twilio-Signature", "")):
+    signature = req.headers.get("X-Twilio-Signature", "")
+    signer = next((name for name, token in tokens if RequestValidator(token).validate(url, fields, signature)), None)
+    if signer is None:
         raise Unauthenticated("X-Twilio-Signature does not match this request")
-    return fields
+    return fields, signer
 
 
 async def _receipts_twilio(req: func.HttpRequest, gw: Gateway) -> func.HttpResponse:
-    fields = _twilio_form(req, gw.settings)
+    fields, _ = _twilio_form(req, gw.settings)
     status = callbacks.twilio_status(fields.get("MessageStatus", ""))
     if status is not None:
         error_code = callbacks.form_text(fields, "ErrorCode", callbacks.TEXT)
@@ -103,7 +107,7 @@ _EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
 async def _inbound_twilio(req: func.HttpRequest, gw: Gateway) -> func.HttpResponse:
-    fields = _twilio_form(req, gw.settings)
+    fields, _ = _twilio_form(req, gw.settings)
     await gw.use.inbound.receive(InboundSms(
         from_number=callbacks.form_text(fields, "From", callbacks.SENDER_NUMBER),
         to_number=callbacks.form_text(fields, "To", callbacks.OUR_NUMBER) or "",

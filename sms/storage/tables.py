@@ -264,7 +264,8 @@ def _recipient_entity(r: Recipient) -> dict:
         "PhoneNumber": r.phone_number, "Name": r.name, "ContactId": r.contact_id, "Status": r.status.value,
         "ProviderMessageId": r.provider_message_id, "Attempts": r.attempts, "LastError": r.last_error,
         "CreatedAt": r.created_at, "UpdatedAt": r.updated_at, "FirstAttemptAt": r.first_attempt_at, "ClaimId": r.claim_id,
-        "Timeline": _timeline_text(r), "CancelRequested": r.cancel_requested or None,
+        "Timeline": _timeline_text(r), "CancelRequested": r.cancel_requested or None, "Provider": r.provider,
+        "SentFrom": r.sent_from,
     }
 
 
@@ -279,7 +280,8 @@ def _recipient_from(e: TableEntity) -> Recipient:
         name=e.get("Name"), contact_id=e.get("ContactId"), status=Status(e["Status"]),
         provider_message_id=e.get("ProviderMessageId"), attempts=e.get("Attempts", 0), last_error=e.get("LastError"),
         created_at=e["CreatedAt"], updated_at=e["UpdatedAt"], first_attempt_at=e.get("FirstAttemptAt"),
-        claim_id=e.get("ClaimId"), cancel_requested=bool(e.get("CancelRequested")), etag=e.metadata["etag"],
+        claim_id=e.get("ClaimId"), cancel_requested=bool(e.get("CancelRequested")), provider=e.get("Provider"),
+        sent_from=e.get("SentFrom"), etag=e.metadata["etag"],
         events=timeline[0] if timeline else (),
         events_omitted=timeline[1] if timeline else 0,
     )
@@ -297,7 +299,7 @@ def _timeline_text(r: Recipient) -> str | None:
         return None
     events = [{key: value for key, value in (
         ("status", e.status.value), ("at", e.at.isoformat()), ("providerMessageId", e.provider_message_id),
-        ("error", e.error), ("attempt", e.attempt)) if value is not None} for e in r.events]
+        ("error", e.error), ("attempt", e.attempt), ("provider", e.provider)) if value is not None} for e in r.events]
     timeline = {"events": events, "omitted": r.events_omitted} if r.events_omitted else {"events": events}
     return json.dumps(timeline, separators=(",", ":"), ensure_ascii=False)
 
@@ -308,7 +310,7 @@ def _stored_timeline(text: str | None) -> tuple[tuple[Event, ...], int] | None:
     try:
         timeline = json.loads(text)
         events = tuple(Event(Status(e["status"]), datetime.fromisoformat(e["at"]), e.get("providerMessageId"),
-                             e.get("error"), e.get("attempt")) for e in timeline["events"])
+                             e.get("error"), e.get("attempt"), e.get("provider")) for e in timeline["events"])
         return events, int(timeline.get("omitted", 0))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,13 +21,15 @@ from ..domain.model import WAITING, Message, Recipient, SendJob, Status, queue_d
 from ..domain.pacing import RetryPolicy, SenderRateLimiter
 from ..domain.phone import mask, mask_numbers
 from ..domain.quiet import held_reason
+from ..domain.routing import Rule
 from ..logs import log_unexpected
-from ..providers import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
+from ..providers import Failure, Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
 from .job_rows import JobRows
 from .ledger import Ledger
 from .licensees import Licensees
 from .optouts import OptOuts
+from .routing import Routes
 
 log = logging.getLogger("sms.dispatch")
 
@@ -61,8 +64,9 @@ class Dispatch:
         self,
         messages: MessageStore,
         jobs: JobQueue,
-        provider: SmsProvider,
+        providers: ProviderSet,
         *,
+        routes: Routes,
         opt_outs: OptOuts,
         reply_routes: InboundStore,
         ledger: Ledger,
@@ -70,6 +74,7 @@ class Dispatch:
         send_concurrency: int = 16,
         retry: RetryPolicy = RetryPolicy(),
         rate_limiter: SenderRateLimiter = SenderRateLimiter(0),
+        provider_rates: dict[str, float] | None = None,
         missing_message_wait: float = 0.5,
         sending_lease: timedelta = timedelta(minutes=5),
         progress_every: timedelta = PROGRESS_EVERY,
@@ -77,9 +82,12 @@ class Dispatch:
     ):
         self._store = messages
         self._queue = jobs
-        self._provider = provider
+        self._providers = providers
+        self._routes = routes
         self._retry = retry
         self._rate = rate_limiter
+        # Each provider instance's own limit (its SMS_PROVIDER_<NAME>_RATE_LIMIT_PER_SECOND), per process.
+        self._provider_rates = {name: SenderRateLimiter(rate) for name, rate in (provider_rates or {}).items() if rate > 0}
         self._opt_outs = opt_outs
         self._inbound = reply_routes
         self._missing_message_wait = missing_message_wait
@@ -141,7 +149,8 @@ class Dispatch:
 
     async def record(self, message: Message, rows: Sequence[Recipient]) -> None:
         """Bring the ledger in line with a job's rows as stored."""
-        await self._ledger.record(message, rows, self._provider.name)
+        provider = next((r.provider for r in rows if r.provider), None) or self._providers.first.name
+        await self._ledger.record(message, rows, provider)
 
     async def send(self, message: Message, recipients: Sequence[Recipient], job: SendJob) -> "Sent":
         """Send the job's queued recipients and record each outcome. Returns the recipients it settled,
@@ -166,22 +175,25 @@ class Dispatch:
         """
         rows = JobRows(self._store, message.comm_id, recipients, job.first, job.last, self._sending_lease, self._clock)
         recipients, unanswered = await self._settle_left_behind(message, recipients, rows)
-        sender = message.sender.phone_number or self._provider.default_sender  # a STOP sent to it applies
         now = self._clock()
         expired = message.valid_until is not None and now >= message.valid_until
         waiting = [r for r in recipients if r.status in WAITING]
+        routes = await self.routes_of(message, waiting) if waiting and not expired else {}
         # The numbers it may text: an expired message's need no opt-out read.
-        blocked = await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in waiting]) \
-            if waiting and not expired else set()
-        quiet, held = await self.held(message, [r for r in waiting if r.phone_number not in blocked], now) if not expired else ("", {})
+        blocked = await self._blocked(message, waiting, routes) if routes else set()
+        quiet, held = await self.held(message, [r for r in waiting if r.seq in routes and r.seq not in blocked], now) \
+            if not expired else ("", {})
         for r in recipients:
             if r.status in WAITING and expired:
                 rows.expire(r.seq)
-            elif r.status in WAITING and r.phone_number in blocked:
+            elif r.status in WAITING and routes.get(r.seq) is None:
+                rows.no_route(r.seq)
+            elif r.status in WAITING and r.seq in blocked:
                 rows.opt_out(r.seq)
             elif r.seq in held:
                 rows.hold(r.seq, quiet)
-        to_send = [r.seq for r in waiting if not expired and r.phone_number not in blocked and r.seq not in held]
+        to_send = [(r.seq, routes[r.seq]) for r in waiting
+                   if not expired and routes.get(r.seq) is not None and r.seq not in blocked and r.seq not in held]
         retry_delays = await self._send_each(message, to_send, rows)
         await rows.flush()  # opt-outs, expiries, holds and failures not yet written with a claim
         settled = rows.settled()
@@ -195,6 +207,33 @@ class Dispatch:
         if message.reply_is_allowed or message.reply_is_required:
             await self._remember_reply_routes(message, settled)
         return Sent(settled, rows.yielded, rows.current(), unanswered)
+
+    async def routes_of(self, message: Message, recipients: Sequence[Recipient]) -> dict[int, Rule | None]:
+        """Each recipient's routing rule (None: no rule matches its number), from the licensee's table."""
+        table = await self._routes.table_for(message.licensee_id)
+        return {r.seq: table.route_for(r.phone_number) for r in recipients}
+
+    def _sender_of(self, message: Message, rule: Rule) -> str | None:
+        """The number a recipient's SMS goes out from: the message's own From, else its rule's pinned
+        sender, else its first provider's own (None: that provider picks one). A STOP sent to it applies."""
+        first = self._providers.get(rule.providers[0])
+        return message.sender.phone_number or rule.sender or (first.default_sender if first is not None else None)
+
+    async def _blocked(self, message: Message, recipients: Sequence[Recipient], routes: dict[int, Rule | None]) -> set[int]:
+        """The recipients (by seq) who opted out of texts from the number their SMS would go out from:
+        one read of each number's opt-outs per sender (recipients routed apart may go out from different numbers)."""
+        by_sender: dict[str | None, list[Recipient]] = {}
+        for r in recipients:
+            if (rule := routes.get(r.seq)) is not None:
+                by_sender.setdefault(self._sender_of(message, rule), []).append(r)
+        found = await asyncio.gather(*(self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in group])
+                                       for sender, group in by_sender.items()))
+        return {r.seq for (_, group), numbers in zip(by_sender.items(), found, strict=True) for r in group if r.phone_number in numbers}
+
+    def _provider_of(self, recipient: Recipient) -> SmsProvider | None:
+        """The provider a claim was handed to: the one it names, or the first for a claim made before
+        claims named theirs (a deployment of one provider). None: a provider no longer configured."""
+        return self._providers.get(recipient.provider) if recipient.provider else self._providers.first
 
     async def _settle_left_behind(self, message: Message, recipients: Sequence[Recipient],
                                   rows: JobRows) -> tuple[list[Recipient], bool]:
@@ -219,8 +258,8 @@ class Dispatch:
                 rows.found_unknown(r.seq, r.claim_id)
             else:
                 unanswered = True
-        log.warning("%s: %d recipient(s) left sending by a stopped worker, traced with %s: %s", message.comm_id, len(left),
-                    self._provider.name, ", ".join(f"{f.value} {n}" for f, n in Counter(t.found for t in traces).items()))
+        log.warning("%s: %d recipient(s) left sending by a stopped worker, traced: %s", message.comm_id, len(left),
+                    ", ".join(f"{f.value} {n}" for f, n in Counter(t.found for t in traces).items()))
         await rows.flush()
         return rows.current(), unanswered
 
@@ -228,21 +267,27 @@ class Dispatch:
         """What the provider says of each claim left behind. A provider whose question is a repeat of the
         send (ACS) is not asked about one that must not go now: it ends unknown rather than sent late."""
         must_not_go: set[int] = set()
-        if self._provider.find_sends:
+        repeating = [r for r in left if (p := self._provider_of(r)) is not None and p.find_sends]
+        if repeating:
             expired = message.valid_until is not None and self._clock() >= message.valid_until
-            sender = message.sender.phone_number or self._provider.default_sender
-            blocked = await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in left]) \
-                if not expired else set()
-            must_not_go = {r.seq for r in left if expired or r.cancel_requested or r.phone_number in blocked}
+            blocked: set[str] = set()
+            for sender in {r.sent_from or message.sender.phone_number or self._provider_of(r).default_sender for r in repeating}:
+                if not expired:
+                    blocked |= await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in repeating])
+            must_not_go = {r.seq for r in repeating if expired or r.cancel_requested or r.phone_number in blocked}
         return list(await asyncio.gather(*(self._find(message, r) if r.seq not in must_not_go else _unknown() for r in left)))
 
     async def _find(self, message: Message, recipient: Recipient) -> Trace:
-        """What the provider says of a claim left behind, asked with a send slot (it is a provider call)."""
+        """What the provider the claim was handed to says of it, asked with a send slot (it is a provider
+        call). A claim naming a provider no longer configured cannot be asked: unknown."""
+        provider = self._provider_of(recipient)
+        if provider is None:
+            return Trace(Found.UNKNOWN)
         async with self._send_slots:
             try:
-                return await self._provider.find(self._outgoing(message, recipient))
+                return await provider.find(self._outgoing(message, recipient))
             except Exception as exc:  # an adapter bug: leave the row as it is, to be asked again
-                log_unexpected(log, f"provider {self._provider.name} raised tracing {mask(recipient.phone_number)}", exc)
+                log_unexpected(log, f"provider {provider.name} raised tracing {mask(recipient.phone_number)}", exc)
                 return Trace(Found.ASK_AGAIN, error=f"provider error ({type(exc).__name__})")
 
     async def held(self, message: Message, waiting: Sequence[Recipient], now: datetime) -> tuple[str, dict[int, datetime]]:
@@ -264,13 +309,12 @@ class Dispatch:
         immediate send would have to hold."""
         quiet, held = await self.held(message, recipients, now)
         if held:
-            sender = message.sender.phone_number or self._provider.default_sender
-            numbers = {r.seq: r.phone_number for r in recipients if r.seq in held}
-            blocked = await self._opt_outs.blocked(message.licensee_id, sender, list(numbers.values()))
-            held = {seq: until for seq, until in held.items() if numbers[seq] not in blocked}
+            in_held = [r for r in recipients if r.seq in held]
+            blocked = await self._blocked(message, in_held, await self.routes_of(message, in_held))
+            held = {seq: until for seq, until in held.items() if seq not in blocked}
         return quiet, held
 
-    async def _send_each(self, message: Message, seqs: Sequence[int], rows: JobRows) -> list[int]:
+    async def _send_each(self, message: Message, to_send: Sequence[tuple[int, Rule]], rows: JobRows) -> list[int]:
         """Start each recipient's send once its turn under the sender's rate limit has come, the sends
         overlapping. Returns the retry delays of those released for a retry.
 
@@ -282,14 +326,15 @@ class Dispatch:
         sends: list[asyncio.Task] = []
         progress = Progress(self.record, message, rows, self._progress_every, self._clock)
         try:
-            for seq in seqs:
+            for seq, rule in to_send:
                 if rows.error or rows.yielded:
                     break  # storage refused a write, or another worker is on this job: the rest stay queued
                 if not rows.queued(seq):
                     continue  # another worker took it meanwhile: no turn spent on it
                 await self._rate.wait_turn(message.sender.phone_number)
+                await self._provider_turn(rule.providers[0])
                 progress.check()
-                sends.append(asyncio.create_task(self._send_one(message, seq, rows)))
+                sends.append(asyncio.create_task(self._send_one(message, seq, rule, rows)))
             results = await asyncio.gather(*sends, return_exceptions=True)
         except BaseException:
             for send in sends:  # the dispatch is cancelled (its host is stopping it): so are its sends
@@ -309,57 +354,95 @@ class Dispatch:
         except StorageUnavailable:  # the SMS went out; a reply that cannot be linked is still stored
             log.warning("could not record reply routes for %s", message.comm_id)
 
-    async def _send_one(self, message: Message, seq: int, rows: JobRows) -> int | None:
-        """With a send slot: claim one recipient, hand it to the provider; then record the outcome.
-        Returns the retry delay when it is to be tried again."""
+    async def _provider_turn(self, name: str) -> None:
+        """Wait for the provider instance's own rate limit, if it has one."""
+        if (limiter := self._provider_rates.get(name)) is not None:
+            await limiter.wait_turn(name)
+
+    async def _send_one(self, message: Message, seq: int, rule: Rule, rows: JobRows) -> int | None:
+        """With a send slot: claim one recipient for the first provider of its route and hand it over;
+        if that provider refuses it before accepting it (Failure.NOT_TAKEN), hand it to the next, the
+        claim naming each before its call; then record the outcome. An ambiguous outcome (it may have
+        been sent) goes to no other provider. Returns the retry delay when it is to be tried again."""
         async with self._send_slots:
             if message.valid_until is not None and self._clock() >= message.valid_until:
                 rows.expire(seq)  # its validity ran out while it waited for its turn (a slow rate limit)
                 return None
-            claimed = await rows.claim(seq)
+            names = [name for name in rule.providers if self._providers.get(name) is not None]
+            claimed = await rows.claim(seq, names[0], message.sender.phone_number or rule.sender)
             if claimed is None:
                 return None  # another worker claimed or settled it first
-            if self._too_late_to_call(claimed):
-                outcome = SendOutcome(error=CLAIM_TOO_SLOW, transient=True)  # not called: nothing was sent
-            else:
-                outcome = await self._call_provider(message, claimed)
-        settled, delay = self._settle(claimed, outcome)
+            for name, after in zip(names, [*names[1:], None], strict=True):
+                provider = self._providers.get(name)
+                if self._too_late_to_call(claimed, provider):
+                    outcome = SendOutcome(error=CLAIM_TOO_SLOW, transient=True)  # not called: nothing was sent
+                    break
+                outcome = await self._call_provider(message, claimed, provider)
+                if outcome.accepted or outcome.failure is not Failure.NOT_TAKEN or after is None:
+                    break
+                await self._provider_turn(after)
+                passed = await rows.pass_on(seq, after, f"Not taken by {name}: {outcome.error}; passed to {after}")
+                if passed is None or passed.status is not Status.SENDING or passed.claim_id != claimed.claim_id:
+                    return None  # moved on meanwhile (a cancel: nothing went out, so it ended cancelled)
+                claimed = passed
+            if outcome.failure is Failure.AMBIGUOUS:
+                return await self._ambiguous(message, claimed, provider, outcome, rows)
+        settled, delay = self._settle(claimed, outcome, provider)
         await rows.record(settled)
         return delay
 
-    def _too_late_to_call(self, claimed: Recipient) -> bool:
+    async def _ambiguous(self, message: Message, claimed: Recipient, provider: SmsProvider, outcome: SendOutcome,
+                         rows: JobRows) -> int | None:
+        """A call that may have sent the SMS: never handed to another provider, never sent blind again.
+        A provider that answers a repeat of the request under its own idempotency key (ACS) is asked at
+        once, the call being over; any other keeps the claim as it is (`sending`), and the job comes back
+        once its lease has run out, when the claim is traced as a stopped worker's would be (Twilio reads
+        its own record of what it sent)."""
+        log.warning("%s gave an ambiguous answer for %s (%s): asking it before anything else", provider.name,
+                    mask(claimed.phone_number), mask_numbers(outcome.error or ""))
+        if provider.find_sends:
+            trace = await self._find(message, claimed)
+            if trace.found is Found.SENT:
+                await rows.record(transitions.sent(claimed, trace.provider_message_id, at=self._clock()))
+                return None
+            if trace.found is Found.UNKNOWN:
+                rows.found_unknown(claimed.seq, claimed.claim_id)
+                return None
+        return math.ceil(self._sending_lease.total_seconds()) + 1
+
+    def _too_late_to_call(self, claimed: Recipient, provider: SmsProvider) -> bool:
         """Whether a call started now could still be running past the first half of the claim's lease.
         A call in flight when the lease runs out could be traced as "never reached the provider" and
         sent again; the second half of the lease covers clocks apart between workers. A claim whose
         write took that long (storage slow, its answer lost and retried) is released instead."""
         elapsed = (self._clock() - claimed.updated_at).total_seconds()
-        return elapsed + self._provider.longest_call > self._sending_lease.total_seconds() / 2
+        return elapsed + provider.longest_call > self._sending_lease.total_seconds() / 2
 
     @staticmethod
     def _outgoing(message: Message, recipient: Recipient) -> OutgoingSms:
         """The SMS for a claimed recipient; the same for the call and, after a crash, for tracing it."""
         return OutgoingSms(
-            recipient.recipient_id, recipient.phone_number, message.body, message.sender.phone_number,
+            recipient.recipient_id, recipient.phone_number, message.body, recipient.sent_from or message.sender.phone_number,
             reference=f"{recipient.comm_id}:{recipient.seq}", attempt=recipient.attempts,
             first_attempt_at=recipient.first_attempt_at, attempt_at=recipient.updated_at, valid_until=message.valid_until,
         )
 
-    async def _call_provider(self, message: Message, recipient: Recipient) -> SendOutcome:
+    async def _call_provider(self, message: Message, recipient: Recipient, provider: SmsProvider) -> SendOutcome:
         sms = self._outgoing(message, recipient)
-        span_attributes = {"sms.provider": self._provider.name, "sms.recipient_id": recipient.recipient_id,
+        span_attributes = {"sms.provider": provider.name, "sms.recipient_id": recipient.recipient_id,
                            "sms.attempt": recipient.attempts}
         with telemetry.span("sms.provider.send", span_attributes) as span:
             try:
-                outcome = await self._provider.send(sms)
+                outcome = await provider.send(sms)
             except Exception as exc:  # an adapter bug must not leave the whole batch in `sending`
-                log_unexpected(log, f"provider {self._provider.name} raised for {mask(recipient.phone_number)}", exc)
+                log_unexpected(log, f"provider {provider.name} raised for {mask(recipient.phone_number)}", exc)
                 outcome = SendOutcome(error=f"provider error ({type(exc).__name__})", transient=True)
             span.set_attribute("sms.outcome", "sent" if outcome.accepted else "retry" if outcome.transient else "failed")
         return outcome
 
-    def _settle(self, recipient: Recipient, outcome: SendOutcome) -> tuple[Recipient, int | None]:
+    def _settle(self, recipient: Recipient, outcome: SendOutcome, sent_by: SmsProvider) -> tuple[Recipient, int | None]:
         """The recipient as the outcome leaves it, and the retry delay when it is to be tried again."""
-        provider = {"provider": self._provider.name}
+        provider = {"provider": sent_by.name}
         if outcome.accepted:
             telemetry.sent.add(1, provider)
             return transitions.sent(recipient, outcome.provider_message_id, at=self._clock()), None

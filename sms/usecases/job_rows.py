@@ -82,13 +82,26 @@ class JobRows:
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def claim(self, seq: int) -> Recipient | None:
-        """Claim a queued recipient for one provider call (queued -> sending, attempts + 1, this claim
-        id), written together with whatever else is waiting. Call it just before the provider call,
-        never earlier: `sending` must mean "handed to the provider". None when another worker has
-        the recipient or it is settled."""
-        row = await self._write(seq, self._claimed, settles=False, claiming=True)
+    async def claim(self, seq: int, provider: str | None = None, sent_from: str | None = None) -> Recipient | None:
+        """Claim a queued recipient for one provider call to `provider` from `sent_from` (queued -> sending,
+        attempts + 1, this claim id), written together with whatever else is waiting. Call it just before
+        the provider call, never earlier: `sending` must mean "handed to the provider". None when another
+        worker has the recipient or it is settled."""
+
+        def claimed(row: Recipient, at: datetime) -> Recipient | None:
+            if row.claim_id == self.claim_id:
+                return row  # this dispatch's claim landed; only its answer was lost
+            return None if self.yielded else transitions.claimed(row, self.claim_id, at=at, provider=provider, sent_from=sent_from)
+
+        row = await self._write(seq, claimed, settles=False, claiming=True)
         return row if row is not None and row.status is Status.SENDING and row.claim_id == self.claim_id else None
+
+    async def pass_on(self, seq: int, provider: str, why: str) -> Recipient | None:
+        """Hand this dispatch's claimed recipient to the next provider of its route (`why`: the first did
+        not take it), written at once, before the next call. The row as it now stands: still this claim's
+        and `sending` to `provider`, or settled (a cancel came meanwhile), or None if it moved on."""
+        return await self._write(seq, lambda row, at: transitions.passed_on(row, self.claim_id, provider, why, at=at),
+                                 settles=False, claiming=True)
 
     async def record(self, outcome: Recipient) -> Recipient:
         """Record a provider call's outcome, merged into the row as stored: status only moves forward,
@@ -116,6 +129,10 @@ class JobRows:
     def opt_out(self, seq: int) -> None:
         """Mark a queued recipient opted out: not attempted. Written with the next write (or `flush`)."""
         self._add(seq, (lambda row, at: transitions.opted_out(row, at=at), True, None))
+
+    def no_route(self, seq: int) -> None:
+        """Fail a queued recipient no routing rule matches: not attempted. Written with the next write."""
+        self._add(seq, (lambda row, at: transitions.unroutable(row, at=at), True, None))
 
     def expire(self, seq: int) -> None:
         """Mark a waiting recipient expired (its validUntil passed): not attempted. Written with the next write."""
@@ -157,13 +174,6 @@ class JobRows:
             for seq, (_, _, waiting) in batch.items():
                 if waiting is not None and not waiting.done():
                     waiting.set_result(results[seq])
-
-    # -- rules -------------------------------------------------------------------------------
-
-    def _claimed(self, row: Recipient, at: datetime) -> Recipient | None:
-        if row.claim_id == self.claim_id:
-            return row  # this dispatch's claim landed; only its answer was lost
-        return None if self.yielded else transitions.claimed(row, self.claim_id, at=at)
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -182,6 +182,7 @@ class RecipientEvent(WireModel):
     provider_message_id: str | None = None
     error: str | None = None
     attempt: int | None = None
+    provider: str | None = None  # on a claim: the provider it was handed to; on a pass to the next, that one
 
 
 RecipientState.model_rebuild()

@@ -129,7 +129,8 @@ async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothi
 
 
 async def test_health_reports_storage_and_provider(gateway):
-    assert await gateway.health() == {"status": "ok", "storage": {"status": "ok"}, "provider": {"name": "console", "status": "ok"}}
+    console = {"name": "console", "status": "ok"}
+    assert await gateway.health() == {"status": "ok", "storage": {"status": "ok"}, "provider": console, "providers": [console]}
     dead = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     down = build(Settings.from_env({"AzureWebJobsStorage": dead}))
     try:
@@ -138,3 +139,24 @@ async def test_health_reports_storage_and_provider(gateway):
         await down.close()
     assert report["status"] == "unhealthy" and report["storage"]["status"].startswith("unavailable")
     assert "AccountKey" not in str(report) and "a2V5" not in str(report)
+
+
+async def test_health_is_degraded_while_one_provider_is_down_and_unhealthy_when_every_one_is(gateway):
+    from sms.providers import ProviderSet
+    from tests.fakes import RecordingProvider
+
+    class Down(RecordingProvider):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        async def check(self):
+            return "unreachable (ClientConnectorError)"
+
+    up = RecordingProvider()
+    gateway.providers = ProviderSet([Down("acs-au"), up])
+    report = await gateway.health()
+    assert report["status"] == "degraded"
+    assert report["providers"] == [{"name": "acs-au", "status": "unreachable (ClientConnectorError)"}, {"name": up.name, "status": "ok"}]
+    gateway.providers = ProviderSet([Down("acs-au"), Down("twilio-us")])
+    assert (await gateway.health())["status"] == "unhealthy"

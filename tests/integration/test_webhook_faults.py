@@ -31,6 +31,7 @@ from sms.dev.host.queues import QueueListener, QueueSemantics
 from sms.domain.events import Delivery
 from sms.domain.model import SendJob, Status
 from sms.entrypoints import worker
+from sms.providers import ProviderSet
 from sms.storage.queues import queue_client
 from sms.usecases.inbound import Inbound
 from tests.fakes import RecordingProvider, SmsOverCommands, command
@@ -195,7 +196,7 @@ async def test_a_receipt_that_arrives_before_the_job_records_the_send_still_leav
             assert await inbound[0].apply_receipt(sms.reference, Status.DELIVERED, "SM-early", provider="twilio")
             return outcome
 
-    adapters.provider = ReceiptFirst()
+    adapters.providers = ProviderSet([ReceiptFirst()])
     gateway = adapters.gateway()
     inbound.append(gateway.use.inbound)
     licensee = uuid.uuid4().hex

@@ -52,6 +52,7 @@ async def gw():
     return FakeGateway(
         world.use, Authenticator(keys), RequestRateLimiter(0),
         Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "SMS_EVENTGRID_SECRET": SECRET,
-                           "TWILIO_AUTH_TOKEN": TOKEN, "SMS_PUBLIC_BASE_URL": PUBLIC}),
+                           "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
+                           "TWILIO_FROM_NUMBER": "+61400000000", "SMS_PUBLIC_BASE_URL": PUBLIC}),
         world=world, key=key,
     )

@@ -543,11 +543,11 @@ async def test_a_lease_too_short_for_the_provider_is_refused_naming_the_setting(
                                    "ACS_CONNECTION_STRING": "endpoint=https://x.communication.azure.com/;accesskey=" + "a" * 44,
                                    "ACS_FROM_NUMBER": "+61400000000"}))
     try:
-        assert shortest_lease(twilio.provider) == 40
-        with pytest.raises(ConfigError, match="SMS_SENDING_LEASE_SECONDS=30 is too short for SMS_PROVIDER=twilio"):
+        assert shortest_lease(twilio.providers.first) == 40
+        with pytest.raises(ConfigError, match="SMS_SENDING_LEASE_SECONDS=30 is too short for provider twilio"):
             twilio.gateway()
         assert enough.gateway() is not None
-        assert acs.provider.longest_call == 3 * (5 + 15) + 2 * 5 and shortest_lease(acs.provider) == 150
+        assert acs.providers.first.longest_call == 3 * (5 + 15) + 2 * 5 and shortest_lease(acs.providers.first) == 150
         assert acs.gateway() is not None  # the default lease, 300 s, is long enough for ACS
     finally:
         for adapters in (twilio, enough, acs):
