@@ -41,6 +41,7 @@ from .usecases.retention import Retention
 from .usecases.send_now import SendNow
 from .usecases.status import MessageStatus
 from .usecases.sweep import Sweep
+from .usecases.usage import Usage
 from .usecases.webhook_endpoints import DEFAULT_GRACE, WebhookEndpoints
 
 
@@ -92,6 +93,7 @@ class UseCases:
     status: MessageStatus
     inbound: Inbound
     ledger: Ledger
+    usage: Usage
     retention: Retention
     webhooks: WebhookEndpoints
     delivery: WebhookDelivery
@@ -121,6 +123,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         status=MessageStatus(p.messages, p.inbound),
         inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, t.clock),
         ledger=ledger,
+        usage=Usage(p.ledger, t.clock),
         retention=Retention(p.messages, p.ledger, t.retention_days, webhooks=p.webhooks, events=p.events,
                             delivery_log=p.delivery_log),
         webhooks=WebhookEndpoints(p.webhooks, allow_private=t.webhooks_allow_private, grace=t.webhook_secret_grace,

@@ -234,7 +234,7 @@ async def _usage(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw)
     today = utcnow().date()
     first, last = usage_range(req.params, today)
-    return usage_response(await gw.use.ledger.usage(licensee, first, last, today))
+    return usage_response(await gw.use.usage.usage(licensee, first, last, today))
 
 
 # The licensee's webhook endpoints, with its key. A secret is in the answer to add and rotate-secret only.

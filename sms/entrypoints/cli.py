@@ -167,7 +167,7 @@ async def _usage(adapters: Adapters, args: argparse.Namespace) -> None:
     today = utcnow().date()
     first, last = usage_range({k: v for k, v in (("from", args.from_), ("to", args.to)) if v}, today)
     print(f"{'DAY':<11} {'MESSAGES':>9} {'RECIPIENTS':>11} {'SEGMENTS':>9}  BY STATUS / BY PROVIDER")
-    for u in await Ledger(adapters.ledger).usage(args.licensee, first, last, today):
+    for u in await adapters.gateway().use.usage.usage(args.licensee, first, last, today):
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(u.by_status.items()))
         providers = ", ".join(f"{k} {v}" for k, v in sorted(u.by_provider.items()))
         print(f"{u.day.isoformat():<11} {u.messages:>9} {u.recipients:>11} {u.segments:>9}  {statuses} / {providers}")

@@ -79,9 +79,7 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
     @bp.timer_trigger(arg_name="timer", schedule=USAGE_ROLL_UP_SCHEDULE, run_on_startup=False)
     async def usage_roll_up(timer: func.TimerRequest) -> None:
         """Add up each licensee's last few days (GET /api/usage reads the totals)."""
-        use = (await gateway()).use
-        if use.ledger is not None:
-            days = await use.ledger.roll_up(utcnow().date())
-            log.info("usage: rolled up %d licensee-day(s)", days)
+        days = await (await gateway()).use.usage.roll_up(utcnow().date())
+        log.info("usage: rolled up %d licensee-day(s)", days)
 
     return bp

@@ -16,6 +16,7 @@ from sms.storage.ledger import TableLedgerStore
 from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
+from sms.usecases.usage import Usage
 from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverCommands, assembled, command
 
 A, B = "a" * 32, "b" * 32
@@ -58,15 +59,15 @@ def replace_status(recipient, status):
 
 async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entries(stores):
     messages, store, _ = stores
-    ledger = Ledger(store)
+    ledger, usage = Ledger(store), Usage(store)
     await sent(messages, ledger, A, at(2), [Status.SENT, Status.FAILED], segments=2)
     await sent(messages, ledger, A, at(2, 23), [Status.DELIVERED], provider="acs")
     await sent(messages, ledger, A, at(1), [Status.OPTED_OUT, Status.SENT, Status.SENT])
     await sent(messages, ledger, B, at(2), [Status.SENT] * 5)
     await sent(messages, ledger, A, at(0), [Status.QUEUED])
 
-    assert await ledger.roll_up(TODAY) == 3  # A's two days and B's one, before today
-    days = await ledger.usage(A, TODAY - timedelta(days=10), TODAY, TODAY)
+    assert await usage.roll_up(TODAY) == 3  # A's two days and B's one, before today
+    days = await usage.usage(A, TODAY - timedelta(days=10), TODAY, TODAY)
     # Segments and byProvider count the recipients a provider accepted (sent, delivered, undelivered):
     # not the failed, opted-out or still queued ones, which `recipients` and byStatus still count.
     assert [(u.day, u.messages, u.recipients, u.segments) for u in days] == [
@@ -75,7 +76,7 @@ async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entrie
     assert days[0].by_provider == {"twilio": 1, "acs": 1}
     assert days[2].by_status == {"queued": 1} and days[2].by_provider == {}
     assert days[0].counted_at is not None and days[2].counted_at is None  # today is counted as asked
-    assert [u.messages for u in await ledger.usage(B, TODAY - timedelta(days=10), TODAY, TODAY)] == [1]
+    assert [u.messages for u in await usage.usage(B, TODAY - timedelta(days=10), TODAY, TODAY)] == [1]
 
 
 async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_opt_out_and_dispatch(emulator):
@@ -109,9 +110,9 @@ async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_o
         assert statuses == {cancelled: [Status.CANCELLED] * 3, expiring: [Status.EXPIRED], blocked: [Status.OPTED_OUT],
                             sent: [Status.SENT] * 2}
 
-        [asked] = await sms.use.ledger.usage(licensee, today, today, today)
-        await sms.use.ledger.roll_up(today + timedelta(days=1))
-        [rolled_up] = await sms.use.ledger.usage(licensee, today, today, today + timedelta(days=2))
+        [asked] = await sms.use.usage.usage(licensee, today, today, today)
+        await sms.use.usage.roll_up(today + timedelta(days=1))
+        [rolled_up] = await sms.use.usage.usage(licensee, today, today, today + timedelta(days=2))
         assert asked.counted_at is None and rolled_up.counted_at is not None
         for usage in (asked, rolled_up):
             assert (usage.messages, usage.recipients, usage.segments) == (4, 7, 4)

@@ -86,7 +86,7 @@ async def test_a_receipt_does_not_change_which_provider_the_usage_counts(world):
 
     comm_id = await world.send(SAM, ALEX)
     assert await world.inbound.apply_receipt(f"{comm_id}:0", Status.DELIVERED, "p-1", provider="acs")
-    [today] = await world.use.ledger.usage(LICENSEE, utcnow().date(), utcnow().date(), utcnow().date())
+    [today] = await world.use.usage.usage(LICENSEE, utcnow().date(), utcnow().date(), utcnow().date())
     assert today.by_provider == {"recording": 2}
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from sms.domain.model import Contact, Message, Recipient, Status, utcnow
 from sms.usecases.ledger import Ledger
+from sms.usecases.usage import Usage
 from tests.fakes import LICENSEE, InMemoryLedgerStore
 
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()
@@ -28,20 +29,22 @@ async def recorded(ledger: Ledger, day, statuses: list[Status], segments: int, p
                                                                                                   strict=True)], provider)
 
 
-async def both_ways(ledger: Ledger, day) -> list:
+async def both_ways(ledger: Ledger, store: InMemoryLedgerStore, day) -> list:
     """The day's usage counted when asked, then as the roll-up saved it."""
-    [asked] = await ledger.usage(LICENSEE, day, day, today=day)
-    await ledger.roll_up(day + timedelta(days=1))
-    [rolled_up] = await ledger.usage(LICENSEE, day, day, today=day + timedelta(days=2))
+    usage = Usage(store)
+    [asked] = await usage.usage(LICENSEE, day, day, today=day)
+    await usage.roll_up(day + timedelta(days=1))
+    [rolled_up] = await usage.usage(LICENSEE, day, day, today=day + timedelta(days=2))
     assert asked.counted_at is None and rolled_up.counted_at is not None
     return [asked, rolled_up]
 
 
 @pytest.mark.parametrize("status", list(Status), ids=[s.value for s in Status])
 async def test_a_recipient_counts_its_segments_and_provider_only_when_a_provider_accepted_it(status):
-    ledger = Ledger(InMemoryLedgerStore())
+    store = InMemoryLedgerStore()
+    ledger = Ledger(store)
     await recorded(ledger, TODAY, [status], segments=3, provider="console")
-    for usage in await both_ways(ledger, TODAY):
+    for usage in await both_ways(ledger, store, TODAY):
         assert (usage.messages, usage.recipients, usage.by_status) == (1, 1, {status.value: 1})
         if status in BILLED:
             assert (usage.segments, usage.by_provider) == (3, {"console": 1})
@@ -51,13 +54,14 @@ async def test_a_recipient_counts_its_segments_and_provider_only_when_a_provider
 
 async def test_a_day_of_mixed_outcomes_bills_only_what_providers_accepted():
     """The issue's case: a cancelled scheduled message counted 3 segments and a provider with nothing sent."""
-    ledger = Ledger(InMemoryLedgerStore())
+    store = InMemoryLedgerStore()
+    ledger = Ledger(store)
     await recorded(ledger, TODAY, [Status.CANCELLED] * 3, segments=1, provider="console")
     await recorded(ledger, TODAY, [Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.OPTED_OUT], segments=2)
     await recorded(ledger, TODAY, [Status.EXPIRED, Status.SENT], segments=4, provider="acs")
     await recorded(ledger, TODAY, [Status.QUEUED, Status.SENDING], segments=1)
     await recorded(ledger, TODAY, [Status.DELIVERED], segments=1, provider=None)  # no provider recorded: "unknown"
-    for usage in await both_ways(ledger, TODAY):
+    for usage in await both_ways(ledger, store, TODAY):
         assert (usage.messages, usage.recipients) == (5, 13)
         assert usage.segments == 3 * 2 + 1 * 4 + 1
         assert usage.by_provider == {"twilio": 3, "acs": 1, "unknown": 1}
