@@ -641,3 +641,13 @@ async def age_claims(store: MessageStore, comm_id: str, by: timedelta = timedelt
     aged = [replace(r, updated_at=r.updated_at - by) for r in rows if r.status is Status.SENDING]
     if aged:
         await store.update_recipients(comm_id, aged)
+
+
+class Clock:
+    """A clock a test sets: what the use cases that take a `clock` read now."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at

@@ -164,13 +164,16 @@ async def _licensees(adapters: Adapters, args: argparse.Namespace) -> None:
 
 
 async def _usage(adapters: Adapters, args: argparse.Namespace) -> None:
-    today = utcnow().date()
-    first, last = usage_range({k: v for k, v in (("from", args.from_), ("to", args.to)) if v}, today)
-    print(f"{'DAY':<11} {'MESSAGES':>9} {'RECIPIENTS':>11} {'SEGMENTS':>9}  BY STATUS / BY PROVIDER")
-    for u in await adapters.gateway().use.usage.usage(args.licensee, first, last, today):
+    usage = adapters.gateway().use.usage
+    calendar = await usage.calendar(args.licensee)
+    first, last = usage_range({k: v for k, v in (("from", args.from_), ("to", args.to)) if v}, calendar.today)
+    print(f"Licensee {args.licensee}: its days in {calendar.days.zone} (today {calendar.today.isoformat()}); "
+          "a day counted in another zone before it changed says which")
+    print(f"{'DAY':<11} {'MESSAGES':>9} {'RECIPIENTS':>11} {'SEGMENTS':>9} {'ZONE':<20}  BY STATUS / BY PROVIDER")
+    for u in await usage.days(calendar, first, last):
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(u.by_status.items()))
         providers = ", ".join(f"{k} {v}" for k, v in sorted(u.by_provider.items()))
-        print(f"{u.day.isoformat():<11} {u.messages:>9} {u.recipients:>11} {u.segments:>9}  {statuses} / {providers}")
+        print(f"{u.day.isoformat():<11} {u.messages:>9} {u.recipients:>11} {u.segments:>9} {u.time_zone:<20}  {statuses} / {providers}")
 
 
 def _print_endpoints(endpoints: list[WebhookEndpoint]) -> None:

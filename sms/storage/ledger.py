@@ -10,7 +10,7 @@ time inverted (newest sorts first) and <c> the commId:
     s|<status>|<t>|<c>         one per status the message or any recipient is in now (deleted when none is)
     o|<linkedObjectId>|<t>|<c>, u|<suiteId>|<t>|<c>, r|<reference>|<t>|<c>    what else finds it
     p|<phone>|<t>|<c>, c|<contactId>|<t>|<c>     per recipient (a contact with two numbers: one row)
-    d|<yyyymmdd>               (shard 0 only) the day's usage, added up by the nightly roll-up
+    d|<yyyymmdd>               (shard 0 only) the usage of the licensee's day (a calendar day of the zone it names)
     x|<batch>|<c>|<part>       webhook events (sms/storage/events.py)
 
 and partitions "days|<yyyymmdd>" hold one row per licensee with messages that day: what the roll-up
@@ -165,15 +165,17 @@ class TableLedgerStore(LedgerStore):
         await self._table.upsert_entity({
             "PartitionKey": f"{usage.licensee_id}|0", "RowKey": f"d|{usage.day:%Y%m%d}", "Messages": usage.messages,
             "Recipients": usage.recipients, "Segments": usage.segments, "ByStatus": json.dumps(usage.by_status),
-            "ByProvider": json.dumps(usage.by_provider), "CountedAt": usage.counted_at,
+            "ByProvider": json.dumps(usage.by_provider), "CountedAt": usage.counted_at, "TimeZone": usage.time_zone,
         }, mode=UpdateMode.REPLACE)
 
     @storage_errors
     async def usage(self, licensee_id: str, first: date, last: date) -> list[DayUsage]:
         rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi", parameters={
             "pk": f"{licensee_id}|0", "lo": f"d|{first:%Y%m%d}", "hi": f"d|{last:%Y%m%d}"})
+        # A row saved before usage counted licensees' own days has no TimeZone: it counted a UTC day.
         return [DayUsage(licensee_id, datetime.strptime(row["RowKey"][2:], "%Y%m%d").date(), row["Messages"], row["Recipients"],
-                         row["Segments"], json.loads(row["ByStatus"]), json.loads(row["ByProvider"]), row.get("CountedAt"))
+                         row["Segments"], json.loads(row["ByStatus"]), json.loads(row["ByProvider"]), row.get("CountedAt"),
+                         row.get("TimeZone") or "UTC")
                 async for row in rows]
 
     @storage_errors

@@ -2,24 +2,35 @@
 was sent, from the nightly roll-up without reading any message; retention removes old messages with
 their recipients, replies and every ledger row, a bounded batch at a time, and nothing newer."""
 import uuid
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from sms.bootstrap import build
 from sms.config import Settings
+from sms.domain.local_days import LocalDays
 from sms.domain.model import Contact, Message, Recipient, SendJob, Status, utcnow
-from sms.storage import InboundSms, LedgerQuery
+from sms.storage import InboundSms, LedgerQuery, LicenseeSettings
 from sms.storage.inbound import TableInboundStore
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
 from sms.usecases.usage import Usage
-from tests.fakes import InMemoryLedgerStore, InMemoryMessageStore, RecordingProvider, SmsOverCommands, assembled, command
+from tests.fakes import (
+    Clock,
+    InMemoryLedgerStore,
+    InMemoryLicenseeSettingsStore,
+    InMemoryMessageStore,
+    RecordingProvider,
+    SmsOverCommands,
+    assembled,
+    command,
+)
 
 A, B = "a" * 32, "b" * 32
+SYDNEY = "Australia/Sydney"
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()
 
 
@@ -59,15 +70,15 @@ def replace_status(recipient, status):
 
 async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entries(stores):
     messages, store, _ = stores
-    ledger, usage = Ledger(store), Usage(store)
+    ledger, usage = Ledger(store), Usage(store, InMemoryLicenseeSettingsStore(), clock=lambda: at(0, 0))
     await sent(messages, ledger, A, at(2), [Status.SENT, Status.FAILED], segments=2)
     await sent(messages, ledger, A, at(2, 23), [Status.DELIVERED], provider="acs")
     await sent(messages, ledger, A, at(1), [Status.OPTED_OUT, Status.SENT, Status.SENT])
     await sent(messages, ledger, B, at(2), [Status.SENT] * 5)
     await sent(messages, ledger, A, at(0), [Status.QUEUED])
 
-    assert await usage.roll_up(TODAY) == 3  # A's two days and B's one, before today
-    days = await usage.usage(A, TODAY - timedelta(days=10), TODAY, TODAY)
+    assert await usage.roll_up() == 3  # A's two days and B's one, before today
+    days = await usage.days(await usage.calendar(A), TODAY - timedelta(days=10), TODAY)
     # Segments and byProvider count the recipients a provider accepted (sent, delivered, undelivered):
     # not the failed, opted-out or still queued ones, which `recipients` and byStatus still count.
     assert [(u.day, u.messages, u.recipients, u.segments) for u in days] == [
@@ -76,7 +87,33 @@ async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entrie
     assert days[0].by_provider == {"twilio": 1, "acs": 1}
     assert days[2].by_status == {"queued": 1} and days[2].by_provider == {}
     assert days[0].counted_at is not None and days[2].counted_at is None  # today is counted as asked
-    assert [u.messages for u in await usage.usage(B, TODAY - timedelta(days=10), TODAY, TODAY)] == [1]
+    assert [u.messages for u in await usage.days(await usage.calendar(B), TODAY - timedelta(days=10), TODAY)] == [1]
+
+
+@pytest.mark.parametrize("day", [date(2026, 10, 4), date(2026, 4, 5)], ids=["23 hours", "25 hours"])
+async def test_usage_counts_the_licensees_own_days_and_saves_the_zone_they_were_counted_in(stores, day):
+    """Issue 25: a Sydney licensee's days are Sydney's, 23 and 25 hours long when the clocks change; the
+    roll-up saves each with its zone, and a total saved before totals had zones reads as UTC's."""
+    messages, store, _ = stores
+    ledger, licensees = Ledger(store), InMemoryLicenseeSettingsStore()
+    await licensees.put(LicenseeSettings(A, time_zone=SYDNEY))
+    start, end = LocalDays(SYDNEY).span(day)
+    minute = timedelta(minutes=1)
+    for created_at, segments in ((start - minute, 1), (start, 2), (end - minute, 3), (end, 4)):
+        await sent(messages, ledger, A, created_at, [Status.SENT], segments=segments)
+    clock = Clock(end + timedelta(days=1, hours=12))  # the day after has ended too
+    usage = Usage(store, licensees, clock=clock)
+    await usage.roll_up()
+    clock.at += timedelta(days=5)  # every day read back from what the roll-up saved
+    one_day = timedelta(days=1)
+    days = await usage.days(await usage.calendar(A), day - one_day, day + one_day)
+    assert [(u.day, u.messages, u.segments, u.time_zone, u.counted_at is not None) for u in days] == [
+        (day - one_day, 1, 1, SYDNEY, True), (day, 2, 2 + 3, SYDNEY, True), (day + one_day, 1, 4, SYDNEY, True)]
+    if isinstance(store, TableLedgerStore):  # a row saved before issue 25, with no TimeZone
+        await store._table.upsert_entity({"PartitionKey": f"{B}|0", "RowKey": f"d|{day:%Y%m%d}", "Messages": 1, "Recipients": 1,
+                                          "Segments": 1, "ByStatus": '{"sent": 1}', "ByProvider": '{"twilio": 1}',
+                                          "CountedAt": clock.at})
+        assert [u.time_zone for u in await store.usage(B, day, day)] == ["UTC"]
 
 
 async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_opt_out_and_dispatch(emulator):
@@ -110,14 +147,17 @@ async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_o
         assert statuses == {cancelled: [Status.CANCELLED] * 3, expiring: [Status.EXPIRED], blocked: [Status.OPTED_OUT],
                             sent: [Status.SENT] * 2}
 
-        [asked] = await sms.use.usage.usage(licensee, today, today, today)
-        await sms.use.usage.roll_up(today + timedelta(days=1))
-        [rolled_up] = await sms.use.usage.usage(licensee, today, today, today + timedelta(days=2))
+        usage = sms.use.usage
+        [asked] = await usage.days(await usage.calendar(licensee), today, today)
+        now = datetime.combine(today + timedelta(days=1), time(0, 15), timezone.utc)  # when the roll-up runs, the night after
+        await usage.roll_up()
+        now += timedelta(days=3)
+        [rolled_up] = await usage.days(await usage.calendar(licensee), today, today)
         assert asked.counted_at is None and rolled_up.counted_at is not None
-        for usage in (asked, rolled_up):
-            assert (usage.messages, usage.recipients, usage.segments) == (4, 7, 4)
-            assert usage.by_status == {"cancelled": 3, "expired": 1, "opted_out": 1, "sent": 2}
-            assert usage.by_provider == {"recording": 2}
+        for day in (asked, rolled_up):
+            assert (day.messages, day.recipients, day.segments) == (4, 7, 4)
+            assert day.by_status == {"cancelled": 3, "expired": 1, "opted_out": 1, "sent": 2}
+            assert day.by_provider == {"recording": 2}
     finally:
         await adapters.close()
 
