@@ -123,7 +123,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         status=MessageStatus(p.messages, p.inbound),
         inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, t.clock),
         ledger=ledger,
-        usage=Usage(p.ledger, p.licensees, t.clock),
+        usage=Usage(p.ledger, p.licensees, t.clock, retention_days=t.retention_days),
         retention=Retention(p.messages, p.ledger, t.retention_days, webhooks=p.webhooks, events=p.events,
                             delivery_log=p.delivery_log),
         webhooks=WebhookEndpoints(p.webhooks, allow_private=t.webhooks_allow_private, grace=t.webhook_secret_grace,

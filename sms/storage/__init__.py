@@ -263,6 +263,19 @@ class LedgerStore(abc.ABC):
         """Nothing of the licensee's is left from `day`."""
 
     @abc.abstractmethod
+    async def noted_days(self, before: date, after: date | None = None) -> list["NotedDay"]:
+        """The days `days` finds, each with when the usage roll-up last counted it."""
+
+    @abc.abstractmethod
+    async def mark_rolled_up(self, noted: "NotedDay", at: datetime) -> bool:
+        """Remember that the roll-up counted the noted day at `at`; False, and nothing written, when the
+        day was noted again (or forgotten) since `noted` was read."""
+
+    @abc.abstractmethod
+    async def delete_usage(self, licensee_id: str, day: date) -> None:
+        """Remove the day's saved usage (none saved is no error)."""
+
+    @abc.abstractmethod
     async def delete_recipients(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient]) -> None:
         """Remove these recipients' rows of the entry (those already gone are no error)."""
 
@@ -283,6 +296,17 @@ class LedgerStore(abc.ABC):
     async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
         """Up to `take` entries matching `query`, newest first, and the token for the next page (None
         at the end). ValidationFailed for a token this store did not issue (`invalid_token`)."""
+
+
+@dataclass(frozen=True)
+class NotedDay:
+    """A UTC day the licensee has messages from (LedgerStore.note_day), and when the usage roll-up last
+    counted it: None when it never has, or the day was noted again since (a message recorded for it)."""
+
+    day: date
+    licensee_id: str
+    rolled_up_at: datetime | None = None
+    etag: str | None = None
 
 
 @dataclass(frozen=True)

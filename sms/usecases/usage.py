@@ -8,18 +8,23 @@ days already rolled up as they were counted (each names its zone) until they are
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Callable
 
 from ..domain.local_days import LocalDays
 from ..domain.model import BILLED, STATUS_OF_LETTER, utcnow
-from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerStore, LicenseeSettingsStore
+from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerStore, LicenseeSettingsStore, NotedDay
 from .ledger import MAX_TAKE, counts
 
-# The roll-up counts the last few days again each night: late receipts still move their statuses.
+# The roll-up counts a day again about daily until this many days after it ended: late receipts still
+# move statuses. "About daily": an hourly timer's run a day later, whatever seconds it starts late.
 ROLL_UP_DAYS = 3
+RECOUNT_AFTER = timedelta(hours=23, minutes=30)
+# Ledger entries a roll-up run reads at most (it starts no further day past it), so a run after a long
+# outage ends well inside the Functions timeout (5 minutes by default on the Consumption plan); what is
+# left waits for the next run.
+ROLL_UP_BUDGET = 200_000
 # The days counted when asked, today included, while the roll-up has not saved them: it saves a day the
 # night after it ends, by UTC's clock, so a licensee's day ended after the last run can be the one
 # before yesterday (a 23-hour day's).
@@ -36,10 +41,13 @@ class UsageCalendar:
 
 
 class Usage:
-    def __init__(self, ledger: LedgerStore, licensees: LicenseeSettingsStore, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, ledger: LedgerStore, licensees: LicenseeSettingsStore, clock: Callable[[], datetime] = utcnow, *,
+                 retention_days: int = 90, budget: int = ROLL_UP_BUDGET):
         self._store = ledger
         self._licensees = licensees
         self._clock = clock
+        self._retention_days = retention_days
+        self._budget = budget
 
     async def calendar(self, licensee_id: str) -> UsageCalendar:
         settings = await self._licensees.get(licensee_id)
@@ -71,33 +79,83 @@ class Usage:
             if token is None:
                 return usage
 
-    async def roll_up(self) -> int:
-        """Save the usage of every licensee's days that have ended and have messages created in the last
-        ROLL_UP_DAYS UTC days before today (again: late receipts change statuses for a day or two). How
-        many licensee-days it saved."""
+    async def roll_up(self) -> RollUp:
+        """Count, and save, the days of every noted day that is due (see `_due`): the ones never counted
+        first, oldest first (retention takes them first), then the ones counted again for late receipts.
+        A run starts no further licensee-day once it has read `budget` entries; the next goes on."""
         now = self._clock()
-        noted = await self._store.days(before=now.date(), after=now.date() - timedelta(days=ROLL_UP_DAYS + 1))
-        utc_days: dict[str, list[date]] = defaultdict(list)
-        for day, licensee_id in noted:
-            utc_days[licensee_id].append(day)
-        saved = 0
-        for licensee_id, touched in utc_days.items():
-            calendar = await self.calendar(licensee_id)
-            for day in _local_days(calendar, touched):
-                usage = await self._count(licensee_id, calendar.days, day)
-                if usage.messages:
-                    await self._store.save_usage(replace(usage, counted_at=now))
-                    saved += 1
-        return saved
+        noted = await self._store.noted_days(before=now.date(), after=self._oldest_kept(now).date() - timedelta(days=2))
+        due = sorted((n for n in noted if _due(n, now)), key=lambda n: (n.rolled_up_at is not None, n.day, n.licensee_id))
+        run = _Run(now, self._budget)
+        calendars: dict[str, UsageCalendar] = {}
+        for i, day in enumerate(due):
+            if day.licensee_id not in calendars:
+                calendars[day.licensee_id] = await self.calendar(day.licensee_id)
+            calendar = calendars[day.licensee_id]
+            start = datetime.combine(day.day, time(), timezone.utc)
+            for local in calendar.days.overlapping(start, start + timedelta(days=1)):
+                if run.spent:
+                    return RollUp(run.counted, len(due) - i)
+                if local < calendar.today and self._recountable(calendar.days, local, now):
+                    await self._recount(calendar, local, run)
+            await self._store.mark_rolled_up(day, now)  # refused when the day was noted again meanwhile: counted next run
+        return RollUp(run.counted, 0)
+
+    async def _recount(self, calendar: UsageCalendar, day: date, run: "_Run") -> None:
+        """Count the licensee's day again and replace its total (a day counted in this run is not counted
+        twice); one found empty loses its total (counted in another zone, say)."""
+        if (calendar.licensee_id, day) in run.done:
+            return
+        usage = await self._count(calendar.licensee_id, calendar.days, day)
+        if usage.messages:
+            await self._store.save_usage(replace(usage, counted_at=run.now))
+        else:
+            await self._store.delete_usage(calendar.licensee_id, day)
+        run.done.add((calendar.licensee_id, day))
+        run.read += usage.messages
+        run.counted += 1
+
+    def _oldest_kept(self, now: datetime) -> datetime:
+        """Retention deletes the messages created before this instant (sms/usecases/retention.py: whole
+        UTC days, SMS_RETENTION_DAYS back from today), a batch at a time."""
+        return datetime.combine(now.date() - timedelta(days=self._retention_days), time(), timezone.utc)
+
+    def _recountable(self, days: LocalDays, day: date, now: datetime) -> bool:
+        """Whether the day starts a whole day after what retention may be deleting: a day it has begun on
+        would be counted short, and its total replaced by less. The day more is for a run that goes on
+        past midnight, when retention's cutoff moves."""
+        return days.start(day) >= self._oldest_kept(now) + timedelta(days=1)
 
 
-def _local_days(calendar: UsageCalendar, utc_days: list[date]) -> list[date]:
-    """The licensee's days that hold any instant of these UTC days and have ended, in order."""
-    found: set[date] = set()
-    for day in utc_days:
-        start = datetime.combine(day, time(), timezone.utc)
-        found.update(d for d in calendar.days.overlapping(start, start + timedelta(days=1)) if d < calendar.today)
-    return sorted(found)
+@dataclass(frozen=True)
+class RollUp:
+    counted: int  # licensee-days counted (and saved, or removed when found empty)
+    left: int  # noted days due that the run's budget left for the next run
+
+
+@dataclass
+class _Run:
+    now: datetime
+    budget: int
+    read: int = 0  # ledger entries read
+    counted: int = 0
+    done: set[tuple[str, date]] = field(default_factory=set)
+
+    @property
+    def spent(self) -> bool:
+        return self.read >= self.budget
+
+
+def _due(noted: NotedDay, now: datetime) -> bool:
+    """Whether the roll-up counts the noted (UTC) day's licensee-days now: when it never has (or the day was
+    noted again since), and again about daily, for late receipts, until it has counted them ROLL_UP_DAYS
+    days after the UTC day ended. A local day holding any of it has ended by then too (zones are at most
+    a day off UTC), counted that long after, or nearly: a local day's last hours can fall on a UTC day
+    with no messages of its own."""
+    if noted.rolled_up_at is None:
+        return True
+    settled = datetime.combine(noted.day + timedelta(days=1 + ROLL_UP_DAYS), time(), timezone.utc)
+    return noted.rolled_up_at < settled and now - noted.rolled_up_at >= RECOUNT_AFTER
 
 
 def _counted(usage: DayUsage, entry: LedgerEntry) -> DayUsage:

@@ -11,13 +11,13 @@ from sms.bootstrap import build
 from sms.config import Settings
 from sms.domain.local_days import LocalDays
 from sms.domain.model import Contact, Message, Recipient, SendJob, Status, utcnow
-from sms.storage import InboundSms, LedgerQuery, LicenseeSettings
+from sms.storage import DayUsage, InboundSms, LedgerQuery, LicenseeSettings
 from sms.storage.inbound import TableInboundStore
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
-from sms.usecases.usage import Usage
+from sms.usecases.usage import RollUp, Usage
 from tests.fakes import (
     Clock,
     InMemoryLedgerStore,
@@ -32,6 +32,7 @@ from tests.fakes import (
 A, B = "a" * 32, "b" * 32
 SYDNEY = "Australia/Sydney"
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()
+TODAY_AT = datetime(2026, 11, 25, 0, 15, tzinfo=timezone.utc)
 
 
 def at(days_ago: int, hour: int = 9) -> datetime:
@@ -77,7 +78,7 @@ async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entrie
     await sent(messages, ledger, B, at(2), [Status.SENT] * 5)
     await sent(messages, ledger, A, at(0), [Status.QUEUED])
 
-    assert await usage.roll_up() == 3  # A's two days and B's one, before today
+    assert (await usage.roll_up()).counted == 3  # A's two days and B's one, before today
     days = await usage.days(await usage.calendar(A), TODAY - timedelta(days=10), TODAY)
     # Segments and byProvider count the recipients a provider accepted (sent, delivered, undelivered):
     # not the failed, opted-out or still queued ones, which `recipients` and byStatus still count.
@@ -114,6 +115,59 @@ async def test_usage_counts_the_licensees_own_days_and_saves_the_zone_they_were_
                                           "Segments": 1, "ByStatus": '{"sent": 1}', "ByProvider": '{"twilio": 1}',
                                           "CountedAt": clock.at})
         assert [u.time_zone for u in await store.usage(B, day, day)] == ["UTC"]
+
+
+async def test_a_roll_up_after_ten_days_down_fills_every_day_and_the_next_run_counts_none_again(stores):
+    """Issue 25, on Azurite too: the days a stopped timer missed are found by their noted days, counted
+    once, and marked, so the next run (an hour later) has nothing to do."""
+    messages, store, _ = stores
+    ledger = Ledger(store)
+    missed = [TODAY - timedelta(days=back) for back in range(14, 0, -1)]
+    for day in missed:
+        await sent(messages, ledger, A, datetime.combine(day, time(12), timezone.utc), [Status.SENT])
+    clock = Clock(TODAY_AT)
+    usage = Usage(store, InMemoryLicenseeSettingsStore(), clock=clock)
+    assert await usage.roll_up() == RollUp(counted=14, left=0)
+    clock.at += timedelta(hours=1)
+    assert await usage.roll_up() == RollUp(counted=0, left=0)
+    assert [(u.day, u.counted_at) for u in await usage.days(await usage.calendar(A), missed[0], missed[-1])] == [
+        (day, TODAY_AT) for day in missed]
+
+
+async def test_a_noted_day_keeps_when_the_roll_up_counted_it_until_the_day_is_noted_again(stores):
+    """What the roll-up finds the days it missed by: each noted day remembers when the roll-up counted it.
+    Noting the day again (a message recorded for it since) replaces the row, forgetting that (Azure's
+    Insert Or Replace Entity replaces the whole entity: learn.microsoft.com/rest/api/storageservices/
+    insert-or-replace-entity), and a mark made from a row read before that is refused by its ETag (Merge
+    Entity's If-Match: .../merge-entity), so the day is counted again."""
+    _, store, _ = stores
+    day, at = TODAY - timedelta(days=3), datetime(2026, 11, 25, 0, 15, 30, 123456, tzinfo=timezone.utc)
+    await store.note_day(A, day)
+    [noted] = await store.noted_days(before=TODAY)
+    assert (noted.day, noted.licensee_id, noted.rolled_up_at) == (day, A, None)
+    assert await store.mark_rolled_up(noted, at)
+    [marked] = await store.noted_days(before=TODAY, after=day - timedelta(days=1))
+    assert (marked.day, marked.licensee_id, marked.rolled_up_at) == (day, A, at)
+    assert not await store.mark_rolled_up(noted, at + timedelta(hours=1))  # read before the mark
+    await store.note_day(A, day)
+    [again] = await store.noted_days(before=TODAY)
+    assert again.rolled_up_at is None
+    assert not await store.mark_rolled_up(marked, at)
+    assert await store.noted_days(before=day) == [] and await store.noted_days(before=TODAY, after=day) == []
+    await store.forget_day(A, day)
+    assert not await store.mark_rolled_up(again, at)  # retention took it meanwhile: nothing to mark, no error
+    assert await store.days(before=TODAY) == []
+
+
+async def test_a_days_usage_is_replaced_or_removed(stores):
+    _, store, _ = stores
+    day = TODAY - timedelta(days=3)
+    await store.save_usage(DayUsage(A, day, 2, 2, 2, {"sent": 2}, {"acs": 2}, TODAY_AT, "UTC"))
+    await store.save_usage(DayUsage(A, day, 1, 1, 1, {"sent": 1}, {"acs": 1}, TODAY_AT, SYDNEY))
+    assert [(u.messages, u.time_zone) for u in await store.usage(A, day, day)] == [(1, SYDNEY)]
+    await store.delete_usage(A, day)
+    await store.delete_usage(A, day)  # not there: no error
+    assert await store.usage(A, day, day) == []
 
 
 async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_opt_out_and_dispatch(emulator):

@@ -21,9 +21,9 @@ SYDNEY = "Australia/Sydney"
 
 
 async def recorded(ledger: Ledger, day, statuses: list[Status], segments: int, provider: str | None = "twilio",
-                   at: datetime | None = None) -> None:
+                   at: datetime | None = None) -> tuple[Message, list[Recipient]]:
     """A message of `segments` segments, created `at` (09:00 UTC on `day` by default), whose recipients
-    the ledger has at these statuses."""
+    the ledger has at these statuses; and those recipients."""
     created_at = at or datetime.combine(day, time(9), UTC)
     comm_id = uuid.uuid4().hex
     first = Status.SCHEDULED if Status.SCHEDULED in statuses or Status.CANCELLED in statuses else Status.QUEUED
@@ -32,8 +32,9 @@ async def recorded(ledger: Ledger, day, statuses: list[Status], segments: int, p
                       send_at=created_at + timedelta(hours=1) if first is Status.SCHEDULED else None)
     recipients = [Recipient(comm_id=comm_id, seq=i, recipient_id=uuid.uuid4().hex, phone_number=f"+6141255{i:04d}",
                             status=first, created_at=created_at, updated_at=created_at) for i in range(len(statuses))]
-    await ledger.record(message, [r if s is first else r.moved_to(s, at=utcnow()) for r, s in zip(recipients, statuses,
-                                                                                                  strict=True)], provider)
+    recipients = [r if s is first else r.moved_to(s, at=utcnow()) for r, s in zip(recipients, statuses, strict=True)]
+    await ledger.record(message, recipients, provider)
+    return message, recipients
 
 
 async def in_zone(zone: str | None) -> InMemoryLicenseeSettingsStore:
@@ -149,3 +150,98 @@ async def test_days_rolled_up_before_a_change_of_zone_keep_the_zone_they_were_co
     assert [(u.day, u.time_zone, u.counted_at is None) for u in days] == [
         (TODAY - timedelta(days=10), "UTC", False), (TODAY - timedelta(days=2), SYDNEY, True),
         (TODAY - timedelta(days=1), SYDNEY, True), (TODAY, SYDNEY, True)]
+
+
+def at_hour(day: date, hour: int = 0, minute: int = 15) -> datetime:
+    return datetime.combine(day, time(hour, minute), UTC)
+
+
+async def test_a_roll_up_after_the_timer_was_down_fills_every_day_it_missed():
+    """Issue 25: the roll-up counted the last three days only, so days before them kept no totals once its
+    timer had been down longer. A run counts every noted day it has not counted yet, back to retention."""
+    store = InMemoryLedgerStore()
+    ledger = Ledger(store)
+    missed = [TODAY - timedelta(days=back) for back in range(40, 0, -3)]
+    for day in missed:
+        await recorded(ledger, day, [Status.SENT], segments=1)
+    clock = Clock(at_hour(TODAY))
+    usage = Usage(store, await in_zone(None), clock=clock)
+    assert (await usage.roll_up()).left == 0
+    days = await usage.days(await usage.calendar(LICENSEE), TODAY - timedelta(days=60), TODAY)
+    assert [(u.day, u.counted_at) for u in days] == [(day, clock.at) for day in missed]
+
+
+async def test_a_day_is_counted_about_daily_until_three_days_after_it_ended_then_kept():
+    """Late receipts move statuses for a day or two: an hourly run counts each day again about once a
+    day until it has counted it three days after it ended, and leaves it then."""
+    store = InMemoryLedgerStore()
+    ledger = Ledger(store)
+    message, recipients = await recorded(ledger, TODAY, [Status.SENT, Status.SENT], segments=1)
+    clock = Clock(at_hour(TODAY + timedelta(days=1)))
+    usage = Usage(store, await in_zone(None), clock=clock)
+    counted_at = []
+    for _ in range(24 * 7):  # a week of hourly runs
+        if clock.at == at_hour(TODAY + timedelta(days=2), 6):  # a receipt a day late: the first recipient delivered
+            await ledger.record(message, [recipients[0].moved_to(Status.DELIVERED, at=clock.at)])
+        if clock.at == at_hour(TODAY + timedelta(days=6), 6):  # one five days late: too late to be counted
+            await ledger.record(message, [recipients[1].moved_to(Status.DELIVERED, at=clock.at)])
+        await usage.roll_up()
+        [day] = await usage.days(await usage.calendar(LICENSEE), TODAY, TODAY)
+        if not counted_at or counted_at[-1] != day.counted_at:
+            counted_at.append(day.counted_at)
+        clock.at += timedelta(hours=1)
+    assert counted_at == [at_hour(TODAY + timedelta(days=n)) for n in (1, 2, 3, 4)]
+    assert day.by_status == {"delivered": 1, "sent": 1}
+
+
+async def test_a_message_recorded_for_a_day_already_rolled_up_has_the_day_counted_again():
+    """A job held up for days records its message's first entry long after the day it was accepted on
+    was rolled up for good: noting that day again (another process's ledger) has the next run count it."""
+    store = InMemoryLedgerStore()
+    day = TODAY - timedelta(days=10)
+    await recorded(Ledger(store), day, [Status.SENT], segments=1)
+    clock = Clock(at_hour(day + timedelta(days=1)))
+    usage = Usage(store, await in_zone(None), clock=clock)
+    while clock.at < at_hour(TODAY):
+        await usage.roll_up()
+        clock.at += timedelta(days=1)
+    await recorded(Ledger(store), None, [Status.SENT], segments=2, at=at_hour(day, 10))
+    await usage.roll_up()
+    [counted] = await usage.days(await usage.calendar(LICENSEE), day, day)
+    assert (counted.messages, counted.segments, counted.counted_at) == (2, 3, clock.at)
+
+
+async def test_a_run_stops_at_its_budget_and_the_next_goes_on_from_the_oldest_day_left():
+    """Bounded: a run starts no further day once it has read `budget` entries; what is left waits for the
+    next run (hourly), oldest first: the days retention will take first."""
+    store = InMemoryLedgerStore()
+    ledger = Ledger(store)
+    days = [TODAY - timedelta(days=back) for back in range(30, 10, -1)]
+    for day in days:
+        for _ in range(3):
+            await recorded(ledger, day, [Status.SENT], segments=1)
+    clock = Clock(at_hour(TODAY))
+    usage = Usage(store, await in_zone(None), clock=clock, budget=7)  # three days of three entries a run
+    calendar = await usage.calendar(LICENSEE)
+    runs = [await usage.roll_up()]
+    assert (runs[0].counted, runs[0].left) == (3, 17)
+    assert [u.day for u in await usage.days(calendar, days[0], days[-1])] == days[:3]
+    while runs[-1].left:
+        clock.at += timedelta(hours=1)
+        runs.append(await usage.roll_up())
+    assert [run.counted for run in runs] == [3, 3, 3, 3, 3, 3, 2]
+    assert [u.day for u in await usage.days(calendar, days[0], days[-1])] == days
+
+
+async def test_the_roll_up_never_counts_a_day_retention_may_be_deleting():
+    """Retention deletes messages from before its cutoff (SMS_RETENTION_DAYS whole UTC days back) in
+    batches: a day it has begun on would be saved short. The roll-up counts no day starting less than a
+    day after that cutoff."""
+    store = InMemoryLedgerStore()
+    ledger = Ledger(store)
+    for back in (91, 90, 89):
+        await recorded(ledger, TODAY - timedelta(days=back), [Status.SENT], segments=1)
+    usage = Usage(store, await in_zone(None), clock=Clock(at_hour(TODAY)), retention_days=90)
+    assert (await usage.roll_up()).left == 0
+    assert [u.day for u in await usage.days(await usage.calendar(LICENSEE), TODAY - timedelta(days=100), TODAY)] == [
+        TODAY - timedelta(days=89)]
