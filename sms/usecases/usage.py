@@ -1,17 +1,25 @@
 """Daily usage: what each licensee sent per day, added up from its ledger entries (sms/usecases/ledger.py)
-by a timer's roll-up and saved, and read back by GET /api/usage and `python -m sms usage`.
+by an hourly roll-up and saved, read back by GET /api/usage and `python -m sms usage`, and counted again
+on an operator's word by `python -m sms usage rebuild`.
 
 A day is the licensee's own: a calendar day of the zone it has set (`licensees set --time-zone`; UTC
 until it sets one), 23 or 25 hours long when the clocks change (sms/domain/local_days.py). A day is
 counted in the zone the licensee has when it is counted, and saved with it: a change of zone leaves the
 days already rolled up as they were counted (each names its zone) until they are counted again.
+
+The roll-up finds its work in the UTC days the ledger notes for each licensee with messages, each
+remembering when the roll-up last counted it (sms/storage/ledger.py): never, or counted about daily
+for a few days for late receipts, is due. So a run after the timer was down finds every day it missed,
+back to retention, and no day needs a scan to be found.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Callable
 
+from ..domain.errors import FieldError, ValidationFailed
 from ..domain.local_days import LocalDays
 from ..domain.model import BILLED, STATUS_OF_LETTER, utcnow
 from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerStore, LicenseeSettingsStore, NotedDay
@@ -25,9 +33,10 @@ RECOUNT_AFTER = timedelta(hours=23, minutes=30)
 # outage ends well inside the Functions timeout (5 minutes by default on the Consumption plan); what is
 # left waits for the next run.
 ROLL_UP_BUDGET = 200_000
-# The days counted when asked, today included, while the roll-up has not saved them: it saves a day the
-# night after it ends, by UTC's clock, so a licensee's day ended after the last run can be the one
-# before yesterday (a 23-hour day's).
+# The days counted when asked, today included, while the roll-up has not saved them: it saves a day at
+# its first run after the UTC day holding the day's last hour has ended, up to a day and a quarter of an
+# hour after the day itself, when the licensee's today can be the day after next (sooner after a
+# 23-hour day).
 COUNTED_WHEN_ASKED = 3
 
 
@@ -92,39 +101,91 @@ class Usage:
             if day.licensee_id not in calendars:
                 calendars[day.licensee_id] = await self.calendar(day.licensee_id)
             calendar = calendars[day.licensee_id]
-            start = datetime.combine(day.day, time(), timezone.utc)
-            for local in calendar.days.overlapping(start, start + timedelta(days=1)):
+            for local in _local_days(calendar.days, day.day):
                 if run.spent:
                     return RollUp(run.counted, len(due) - i)
-                if local < calendar.today and self._recountable(calendar.days, local, now):
+                if local < calendar.today and local >= self._first_recountable(calendar.days, now):
                     await self._recount(calendar, local, run)
             await self._store.mark_rolled_up(day, now)  # refused when the day was noted again meanwhile: counted next run
         return RollUp(run.counted, 0)
 
-    async def _recount(self, calendar: UsageCalendar, day: date, run: "_Run") -> None:
+    async def rebuild(self, first: date, last: date, licensee_id: str | None = None) -> list[Rebuilt]:
+        """`usage rebuild`: count the licensee's days from `first` to `last` again (every licensee's with
+        messages in them, without one), in its zone of now, and replace their totals: days with messages
+        get new ones, days without lose theirs. The days that have not ended in a licensee's zone are left
+        to the roll-up. ValidationFailed for a range that cannot be recounted, saying why."""
+        now = self._clock()
+        self._check_range(first, last, (await self.calendar(licensee_id)).days if licensee_id else None, now)
+        # The UTC days that can hold a licensee's days from first to last, in any zone (a day or so off UTC).
+        noted = await self._store.noted_days(before=last + timedelta(days=2), after=first - timedelta(days=2))
+        licensees = [licensee_id] if licensee_id else sorted({n.licensee_id for n in noted})
+        rebuilt, run = [], _Run(now, budget=sys.maxsize)
+        for licensee in licensees:
+            calendar = await self.calendar(licensee)
+            mine = [n for n in noted if n.licensee_id == licensee]
+            touched = {n: [d for d in _local_days(calendar.days, n.day) if first <= d <= last] for n in mine}
+            saved = {u.day for u in await self._store.usage(licensee, first, last)}
+            days = sorted(saved.union(*touched.values()))
+            not_ended = [d for d in days if d >= calendar.today]
+            counted = [await self._recount(calendar, d, run) for d in days if d < calendar.today]
+            for n in mine:  # the noted days whose every local day this counted: nothing left for the roll-up
+                if len(touched[n]) == len(_local_days(calendar.days, n.day)) and all(d < calendar.today for d in touched[n]):
+                    await self._store.mark_rolled_up(n, now)
+            rebuilt.append(Rebuilt(licensee, calendar.days.zone, saved=sum(1 for u in counted if u.messages),
+                                   removed=sum(1 for u in counted if not u.messages and u.day in saved), not_ended=not_ended))
+        return rebuilt
+
+    async def _recount(self, calendar: UsageCalendar, day: date, run: "_Run") -> DayUsage:
         """Count the licensee's day again and replace its total (a day counted in this run is not counted
         twice); one found empty loses its total (counted in another zone, say)."""
-        if (calendar.licensee_id, day) in run.done:
-            return
-        usage = await self._count(calendar.licensee_id, calendar.days, day)
+        usage = run.done.get((calendar.licensee_id, day))
+        if usage is not None:
+            return usage
+        usage = replace(await self._count(calendar.licensee_id, calendar.days, day), counted_at=run.now)
         if usage.messages:
-            await self._store.save_usage(replace(usage, counted_at=run.now))
+            await self._store.save_usage(usage)
         else:
             await self._store.delete_usage(calendar.licensee_id, day)
-        run.done.add((calendar.licensee_id, day))
+        run.done[calendar.licensee_id, day] = usage
         run.read += usage.messages
         run.counted += 1
+        return usage
+
+    def _check_range(self, first: date, last: date, days: LocalDays | None, now: datetime) -> None:
+        """ValidationFailed naming `from` or `to` for days a rebuild cannot count again: in the licensee's
+        zone (`days`), or for every licensee, in any zone."""
+        if last < first:
+            raise ValidationFailed([FieldError("to", "InvalidValue", "to: must not be before from")])
+        if (last - first).days + 1 > MAX_REBUILD_DAYS:
+            raise ValidationFailed([FieldError("to", "InvalidValue", f"to: at most {MAX_REBUILD_DAYS} days from from")])
+        errors = []
+        oldest = self._first_recountable(days or _AHEAD, now)
+        if first < oldest:
+            kept = self._oldest_kept(now)
+            errors.append(FieldError("from", "InvalidValue", (
+                f"from: {first.isoformat()} is past retention: messages created before {kept:%Y-%m-%d %H:%M} UTC "
+                f"(SMS_RETENTION_DAYS, {self._retention_days} days) are being deleted, so no day before {oldest.isoformat()} "
+                f"can be recounted {f'in {days.zone}' if days else 'in every zone'}")))
+        if days is not None and last >= days.day_of(now):
+            errors.append(FieldError("to", "InvalidValue", f"to: {last.isoformat()} has not ended in {days.zone}: it is counted "
+                                                           "when asked, and rolled up once it has"))
+        elif days is None and last >= _AHEAD.day_of(now):
+            errors.append(FieldError("to", "InvalidValue", f"to: {last.isoformat()} has not ended in any zone"))
+        if errors:
+            raise ValidationFailed(errors)
 
     def _oldest_kept(self, now: datetime) -> datetime:
         """Retention deletes the messages created before this instant (sms/usecases/retention.py: whole
         UTC days, SMS_RETENTION_DAYS back from today), a batch at a time."""
         return datetime.combine(now.date() - timedelta(days=self._retention_days), time(), timezone.utc)
 
-    def _recountable(self, days: LocalDays, day: date, now: datetime) -> bool:
-        """Whether the day starts a whole day after what retention may be deleting: a day it has begun on
-        would be counted short, and its total replaced by less. The day more is for a run that goes on
-        past midnight, when retention's cutoff moves."""
-        return days.start(day) >= self._oldest_kept(now) + timedelta(days=1)
+    def _first_recountable(self, days: LocalDays, now: datetime) -> date:
+        """The first of these days that starts a whole day after what retention may be deleting: a day it
+        has begun on would be counted short, and its total replaced by less. The day more is for a count
+        that goes on past midnight, when retention's cutoff moves."""
+        safe = self._oldest_kept(now) + timedelta(days=1)
+        day = days.day_of(safe)
+        return day if days.start(day) >= safe else day + timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -133,17 +194,40 @@ class RollUp:
     left: int  # noted days due that the run's budget left for the next run
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    licensee_id: str
+    zone: str  # the zone its days were counted in: its own, now
+    saved: int  # days with messages, their totals replaced
+    removed: int  # days that had a total and now have no messages (in this zone)
+    not_ended: list[date]  # days of the range not over yet in its zone: left to the roll-up
+
+
 @dataclass
 class _Run:
     now: datetime
     budget: int
     read: int = 0  # ledger entries read
     counted: int = 0
-    done: set[tuple[str, date]] = field(default_factory=set)
+    done: dict[tuple[str, date], DayUsage] = field(default_factory=dict)  # what this run counted, by licensee and day
 
     @property
     def spent(self) -> bool:
         return self.read >= self.budget
+
+
+# At most this many days a rebuild: a bound on one command's work (retention is usually shorter).
+MAX_REBUILD_DAYS = 400
+# The zone furthest ahead of UTC (UTC+14, Kiribati's Line Islands): its days begin before every other
+# zone's of the same date, so its today is the last day that may have ended anywhere, and its oldest day
+# retention leaves whole is the latest of any zone's.
+_AHEAD = LocalDays("Etc/GMT-14")
+
+
+def _local_days(days: LocalDays, utc_day: date) -> list[date]:
+    """The local days holding any instant of the UTC day."""
+    start = datetime.combine(utc_day, time(), timezone.utc)
+    return days.overlapping(start, start + timedelta(days=1))
 
 
 def _due(noted: NotedDay, now: datetime) -> bool:

@@ -7,12 +7,13 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
+from sms.domain.errors import ValidationFailed
 from sms.domain.local_days import LocalDays
 from sms.domain.model import Contact, Message, Recipient, Status, utcnow
-from sms.storage import LicenseeSettings
+from sms.storage import DayUsage, LicenseeSettings
 from sms.usecases.ledger import Ledger
 from sms.usecases.usage import Usage
-from tests.fakes import LICENSEE, Clock, InMemoryLedgerStore, InMemoryLicenseeSettingsStore
+from tests.fakes import LICENSEE, OTHER, Clock, InMemoryLedgerStore, InMemoryLicenseeSettingsStore
 
 UTC = timezone.utc
 TODAY = datetime(2026, 11, 25, tzinfo=UTC).date()
@@ -21,13 +22,13 @@ SYDNEY = "Australia/Sydney"
 
 
 async def recorded(ledger: Ledger, day, statuses: list[Status], segments: int, provider: str | None = "twilio",
-                   at: datetime | None = None) -> tuple[Message, list[Recipient]]:
+                   at: datetime | None = None, licensee: str = LICENSEE) -> tuple[Message, list[Recipient]]:
     """A message of `segments` segments, created `at` (09:00 UTC on `day` by default), whose recipients
     the ledger has at these statuses; and those recipients."""
     created_at = at or datetime.combine(day, time(9), UTC)
     comm_id = uuid.uuid4().hex
     first = Status.SCHEDULED if Status.SCHEDULED in statuses or Status.CANCELLED in statuses else Status.QUEUED
-    message = Message(comm_id=comm_id, licensee_id=LICENSEE, body="Your results are ready", sender=Contact(),
+    message = Message(comm_id=comm_id, licensee_id=licensee, body="Your results are ready", sender=Contact(),
                       recipient_count=len(statuses), encoding="GSM-7", segments=segments, created_at=created_at,
                       send_at=created_at + timedelta(hours=1) if first is Status.SCHEDULED else None)
     recipients = [Recipient(comm_id=comm_id, seq=i, recipient_id=uuid.uuid4().hex, phone_number=f"+6141255{i:04d}",
@@ -245,3 +246,65 @@ async def test_the_roll_up_never_counts_a_day_retention_may_be_deleting():
     assert (await usage.roll_up()).left == 0
     assert [u.day for u in await usage.days(await usage.calendar(LICENSEE), TODAY - timedelta(days=100), TODAY)] == [
         TODAY - timedelta(days=89)]
+
+
+async def test_a_rebuild_recounts_the_days_in_the_licensees_zone_of_now_and_replaces_their_totals():
+    """`usage rebuild`: the recount that fixes totals rolled up with old inflated figures, or in a zone the
+    licensee has left. A UTC licensee's messages at 20:00 UTC fall on the next day in Sydney: rebuilt
+    after its move to Sydney, the UTC days' totals go (no Sydney messages that day) and Sydney's come; and
+    the noted days it covered are marked counted, so the roll-up does not count them again."""
+    store, licensees = InMemoryLedgerStore(), await in_zone(None)
+    ledger = Ledger(store)
+    day = TODAY - timedelta(days=10)
+    for back in (2, 0):
+        await recorded(ledger, None, [Status.SENT], segments=1, at=at_hour(day - timedelta(days=back), 20))
+    clock = Clock(at_hour(TODAY))
+    usage = Usage(store, licensees, clock=clock)
+    # Totals as an older gateway rolled them up: UTC's days, one inflated (issue 23), the noted days unmarked.
+    for back, segments in ((2, 99), (0, 1)):
+        await store.save_usage(DayUsage(LICENSEE, day - timedelta(days=back), 1, 1, segments, {"sent": 1}, {"twilio": 1}, clock.at))
+    await licensees.put(LicenseeSettings(LICENSEE, time_zone=SYDNEY))
+    clock.at += timedelta(hours=5)
+    [rebuilt] = await usage.rebuild(day - timedelta(days=3), day + timedelta(days=1), LICENSEE)
+    assert (rebuilt.licensee_id, rebuilt.zone, rebuilt.saved, rebuilt.removed, rebuilt.not_ended) == (LICENSEE, SYDNEY, 2, 2, [])
+    days = await usage.days(await usage.calendar(LICENSEE), day - timedelta(days=5), day + timedelta(days=5))
+    assert [(u.day, u.segments, u.time_zone, u.counted_at) for u in days] == [
+        (day - timedelta(days=1), 1, SYDNEY, clock.at), (day + timedelta(days=1), 1, SYDNEY, clock.at)]
+    clock.at += timedelta(hours=1)
+    assert (await usage.roll_up()).counted == 0
+
+
+async def test_a_rebuild_of_every_licensee_leaves_a_day_not_ended_in_its_zone_to_the_roll_up():
+    """Without a licensee, every licensee with messages in the range: at 02:00 UTC yesterday (UTC's) has
+    ended in UTC but not in Honolulu (10 hours behind), where it is left to the roll-up."""
+    store, licensees = InMemoryLedgerStore(), InMemoryLicenseeSettingsStore()
+    honolulu = OTHER
+    await licensees.put(LicenseeSettings(honolulu, time_zone="Pacific/Honolulu"))
+    yesterday = TODAY - timedelta(days=1)
+    await recorded(Ledger(store), yesterday, [Status.SENT], segments=1)
+    await recorded(Ledger(store), yesterday, [Status.SENT], segments=1, licensee=honolulu)
+    usage = Usage(store, licensees, clock=Clock(at_hour(TODAY, 2)))
+    rebuilt = {r.licensee_id: r for r in await usage.rebuild(yesterday, yesterday)}
+    assert (rebuilt[LICENSEE].saved, rebuilt[LICENSEE].not_ended) == (1, [])
+    assert (rebuilt[honolulu].zone, rebuilt[honolulu].saved, rebuilt[honolulu].not_ended) == ("Pacific/Honolulu", 0, [yesterday])
+
+
+@pytest.mark.parametrize(("first", "last", "licensee", "field", "reason"), [
+    (TODAY - timedelta(days=3), TODAY - timedelta(days=4), LICENSEE, "to", "to: must not be before from"),
+    (TODAY - timedelta(days=500), TODAY - timedelta(days=99), None, "to", "to: at most 400 days from from"),
+    (TODAY - timedelta(days=90), TODAY - timedelta(days=1), LICENSEE, "from",
+     "from: 2026-08-27 is past retention: messages created before 2026-08-27 00:00 UTC (SMS_RETENTION_DAYS, 90 days) are "
+     "being deleted, so no day before 2026-08-29 can be recounted in Australia/Sydney"),  # its 28th began at 14:00 UTC on the 27th
+    (TODAY - timedelta(days=89), TODAY - timedelta(days=1), None, "from", "no day before 2026-08-29 can be recounted in every zone"),
+    (TODAY - timedelta(days=3), TODAY, LICENSEE, "to",
+     "to: 2026-11-25 has not ended in Australia/Sydney: it is counted when asked, and rolled up once it has"),
+    (TODAY - timedelta(days=3), TODAY + timedelta(days=1), None, "to", "to: 2026-11-26 has not ended in any zone"),
+    (date(1, 1, 1), date(9999, 12, 31), LICENSEE, "to", "to: at most 400 days from from"),
+], ids=["to before from", "over 400 days", "past retention", "past retention in some zone", "today", "tomorrow",
+        "the ends of the calendar"])
+async def test_a_rebuild_refuses_a_range_it_cannot_recount_and_says_why(first, last, licensee, field, reason):
+    usage = Usage(InMemoryLedgerStore(), await in_zone(SYDNEY), clock=Clock(at_hour(TODAY)), retention_days=90)
+    with pytest.raises(ValidationFailed) as refused:
+        await usage.rebuild(first, last, licensee)
+    [error] = refused.value.field_errors
+    assert error.field_name == field and reason in error.message, error.message
