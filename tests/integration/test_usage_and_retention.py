@@ -1,5 +1,5 @@
 """Daily usage and retention over the ledger, on Azurite and on the fakes: usage adds up exactly what
-was sent, from the nightly roll-up without reading any message; retention removes old messages with
+was sent, from the roll-up without reading any message; retention removes old messages with
 their recipients, replies and every ledger row, a bounded batch at a time, and nothing newer."""
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
