@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
+from functools import cache
 from typing import Callable
 
 from ..domain.errors import FieldError, ValidationFailed
@@ -159,7 +160,7 @@ class Usage:
         if (last - first).days + 1 > MAX_REBUILD_DAYS:
             raise ValidationFailed([FieldError("to", "InvalidValue", f"to: at most {MAX_REBUILD_DAYS} days from from")])
         errors = []
-        oldest = self._first_recountable(days or _AHEAD, now)
+        oldest = self._first_recountable(days or _ahead(), now)
         if first < oldest:
             kept = self._oldest_kept(now)
             errors.append(FieldError("from", "InvalidValue", (
@@ -169,7 +170,7 @@ class Usage:
         if days is not None and last >= days.day_of(now):
             errors.append(FieldError("to", "InvalidValue", f"to: {last.isoformat()} has not ended in {days.zone}: it is counted "
                                                            "when asked, and rolled up once it has"))
-        elif days is None and last >= _AHEAD.day_of(now):
+        elif days is None and last >= _ahead().day_of(now):
             errors.append(FieldError("to", "InvalidValue", f"to: {last.isoformat()} has not ended in any zone"))
         if errors:
             raise ValidationFailed(errors)
@@ -218,10 +219,15 @@ class _Run:
 
 # At most this many days a rebuild: a bound on one command's work (retention is usually shorter).
 MAX_REBUILD_DAYS = 400
-# The zone furthest ahead of UTC (UTC+14, Kiribati's Line Islands): its days begin before every other
-# zone's of the same date, so its today is the last day that may have ended anywhere, and its oldest day
-# retention leaves whole is the latest of any zone's.
-_AHEAD = LocalDays("Etc/GMT-14")
+
+
+@cache
+def _ahead() -> LocalDays:
+    """The zone furthest ahead of UTC (UTC+14, Kiribati's Line Islands): its days begin before every other
+    zone's of the same date, so its today is the last day that may have ended anywhere, and its oldest day
+    retention leaves whole is the latest of any zone's. Made on first use: checking a zone name reads the
+    zone database, and importing the app must do no I/O."""
+    return LocalDays("Etc/GMT-14")
 
 
 def _local_days(days: LocalDays, utc_day: date) -> list[date]:
