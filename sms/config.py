@@ -24,10 +24,11 @@ LOCAL_GATEWAY = "http://127.0.0.1:7071"
 SEND_QUEUE = "sms-send"
 WEBHOOK_QUEUE = "sms-webhooks"  # webhook deliveries, one batch of events to one endpoint a message
 # NCRONTAB (seconds first): the sweeper runs every five minutes; retention every hour; the usage
-# roll-up each night, after the UTC day it counts has ended.
+# roll-up every hour too, a quarter past: each run counts what is due (a day once it has ended, then about
+# daily for late receipts) and a bounded batch of it, so a backlog (the timer down for days) drains by the hour.
 SWEEP_SCHEDULE = "0 */5 * * * *"
 RETENTION_SCHEDULE = "0 30 * * * *"
-USAGE_ROLL_UP_SCHEDULE = "0 15 0 * * *"
+USAGE_ROLL_UP_SCHEDULE = "0 15 * * * *"
 
 # Azurite's well-known development account (public, documented by Microsoft).
 AZURITE_ACCOUNT = "devstoreaccount1"

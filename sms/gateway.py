@@ -44,6 +44,7 @@ from .usecases.routing import Routes
 from .usecases.send_now import SendNow
 from .usecases.status import MessageStatus
 from .usecases.sweep import PendingMessages, Sweep
+from .usecases.usage import Usage
 from .usecases.webhook_endpoints import DEFAULT_GRACE, WebhookEndpoints
 
 
@@ -99,6 +100,7 @@ class UseCases:
     status: MessageStatus
     inbound: Inbound
     ledger: Ledger
+    usage: Usage
     retention: Retention
     webhooks: WebhookEndpoints
     delivery: WebhookDelivery
@@ -132,6 +134,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         status=MessageStatus(p.messages, p.inbound),
         inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, t.clock),
         ledger=ledger,
+        usage=Usage(p.ledger, p.licensees, t.clock, retention_days=t.retention_days),
         retention=Retention(p.messages, p.ledger, t.retention_days, webhooks=p.webhooks, events=p.events,
                             delivery_log=p.delivery_log, inbound=p.inbound, idempotency=p.idempotency),
         webhooks=WebhookEndpoints(p.webhooks, allow_private=t.webhooks_allow_private, grace=t.webhook_secret_grace,

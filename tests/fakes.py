@@ -36,6 +36,7 @@ from sms.storage import (
     LicenseeSettings,
     LicenseeSettingsStore,
     MessageStore,
+    NotedDay,
     OptOutStore,
     PendingIndex,
     PendingMark,
@@ -171,20 +172,30 @@ class InMemoryLedgerStore(LedgerStore, EventStore):
         self.event_batches: dict[tuple[str, str, str], tuple[WebhookEvent, ...]] = {}
         self.entries: dict[str, LedgerEntry] = {}
         self.recipients: dict[str, dict[int, LedgerRecipient]] = {}
-        self.noted: set[tuple[date, str]] = set()
+        self.noted: dict[tuple[date, str], NotedDay] = {}
         self.saved_usage: dict[tuple[str, date], DayUsage] = {}
         self.round_trips = 0
 
     async def note_day(self, licensee_id: str, day: date) -> None:
         self.round_trips += 1
-        self.noted.add((day, licensee_id))
+        self.noted[day, licensee_id] = NotedDay(day, licensee_id, etag=f"e{next(_etags)}")  # replaced, as Insert Or Replace does
 
     async def days(self, before: date, after: date | None = None) -> list[tuple[date, str]]:
+        return [(noted.day, noted.licensee_id) for noted in await self.noted_days(before, after)]
+
+    async def noted_days(self, before: date, after: date | None = None) -> list[NotedDay]:
         self.round_trips += 1
-        return sorted((d, lic) for d, lic in self.noted if d < before and (after is None or d > after))
+        return [noted for key, noted in sorted(self.noted.items()) if key[0] < before and (after is None or key[0] > after)]
+
+    async def mark_rolled_up(self, noted: NotedDay, at: datetime) -> bool:
+        current = self.noted.get((noted.day, noted.licensee_id))
+        if current is None or current.etag != noted.etag:
+            return False
+        self.noted[noted.day, noted.licensee_id] = replace(current, rolled_up_at=at, etag=f"e{next(_etags)}")
+        return True
 
     async def forget_day(self, licensee_id: str, day: date) -> None:
-        self.noted.discard((day, licensee_id))
+        self.noted.pop((day, licensee_id), None)
 
     async def delete_recipients(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient]) -> None:
         rows = self.recipients.get(entry.comm_id, {})
@@ -196,6 +207,9 @@ class InMemoryLedgerStore(LedgerStore, EventStore):
 
     async def save_usage(self, usage: DayUsage) -> None:
         self.saved_usage[usage.licensee_id, usage.day] = usage
+
+    async def delete_usage(self, licensee_id: str, day: date) -> None:
+        self.saved_usage.pop((licensee_id, day), None)
 
     async def usage(self, licensee_id: str, first: date, last: date) -> list[DayUsage]:
         return [u for (lic, day), u in sorted(self.saved_usage.items()) if lic == licensee_id and first <= day <= last]
@@ -704,3 +718,13 @@ async def age_claims(store: MessageStore, comm_id: str, by: timedelta = timedelt
     aged = [replace(r, updated_at=r.updated_at - by) for r in rows if r.status is Status.SENDING]
     if aged:
         await store.update_recipients(comm_id, aged)
+
+
+class Clock:
+    """A clock a test sets: what the use cases that take a `clock` read now."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at

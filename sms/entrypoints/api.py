@@ -231,10 +231,9 @@ async def _list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
 
 
 async def _usage(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
-    today = utcnow().date()
-    first, last = usage_range(req.params, today)
-    return usage_response(await gw.use.ledger.usage(licensee, first, last, today))
+    calendar = await gw.use.usage.calendar(await _licensee(req, gw))  # from, to and today are the licensee's days
+    first, last = usage_range(req.params, calendar.today)
+    return usage_response(await gw.use.usage.days(calendar, first, last))
 
 
 # The licensee's webhook endpoints, with its key. A secret is in the answer to add and rotate-secret only.

@@ -1,5 +1,6 @@
 """Command line for operators: `python -m sms keys create|list|revoke`, `messages list` and `usage`
-(a licensee's ledger, as GET /api/sms and /api/usage answer it), `messages cancel` (as DELETE
+(a licensee's ledger, as GET /api/sms and /api/usage answer it), `usage rebuild` (count days' usage
+again from the ledger), `messages cancel` (as DELETE
 /api/sms/{commId}), `licensees show|set` (a licensee's quiet hours and time zone), `webhooks add|list|rotate-secret|
 remove|enable|deliveries|replay` (a licensee's webhook endpoints, their delivery log and replays,
 through the use cases /api/webhooks runs), and `python -m sms simulate inbound|receipt` to post what
@@ -12,9 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import urllib.error
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Awaitable, Callable, TypeVar
 
 from ..bootstrap import Adapters, build
@@ -28,6 +30,7 @@ from ..usecases.auth import KeyLimitReached, issue_key, rotate_key
 from ..usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
 from ..usecases.ledger import MAX_TAKE, Ledger, statuses_of
 from ..usecases.licensees import CACHE_SECONDS
+from ..usecases.usage import MAX_REBUILD_DAYS
 from ..wire import parse_guid
 from ..wire.dto import WebhookReplayRequest
 from ..wire.mapping import ledger_query, replay_request, usage_range
@@ -163,14 +166,41 @@ async def _licensees(adapters: Adapters, args: argparse.Namespace) -> None:
     print(f"Saved. Every worker uses it within {CACHE_SECONDS:g} s.")
 
 
+def _day(text: str) -> date:
+    """An argparse type: a day written YYYY-MM-DD."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("must be a day, e.g. 2026-12-01")
+
+
+async def _rebuild(adapters: Adapters, args: argparse.Namespace) -> None:
+    """Count the days again from the ledger and replace their totals (sms/usecases/usage.py Usage.rebuild)."""
+    rebuilt = await adapters.gateway().use.usage.rebuild(args.rebuild_from, args.rebuild_to, args.rebuild_licensee)
+    span = f"from {args.rebuild_from.isoformat()} to {args.rebuild_to.isoformat()}"
+    if not rebuilt:
+        print(f"No licensee has messages {span}: nothing to recount.")
+    for r in rebuilt:
+        removed = f"; {r.removed} total(s) removed, of days with no messages in {r.zone}" if r.removed else ""
+        print(f"Licensee {r.licensee_id} (its days in {r.zone}): {r.saved} day(s) with messages recounted, their totals "
+              f"replaced{removed} ({span}).")
+        if r.not_ended:
+            print(f"  Not ended yet in {r.zone}, left to the roll-up: {', '.join(d.isoformat() for d in r.not_ended)}.")
+
+
 async def _usage(adapters: Adapters, args: argparse.Namespace) -> None:
-    today = utcnow().date()
-    first, last = usage_range({k: v for k, v in (("from", args.from_), ("to", args.to)) if v}, today)
-    print(f"{'DAY':<11} {'MESSAGES':>9} {'RECIPIENTS':>11} {'SEGMENTS':>9}  BY STATUS / BY PROVIDER")
-    for u in await Ledger(adapters.ledger).usage(args.licensee, first, last, today):
+    usage = adapters.gateway().use.usage
+    calendar = await usage.calendar(args.licensee)
+    first, last = usage_range({k: v for k, v in (("from", args.from_), ("to", args.to)) if v}, calendar.today)
+    print(f"Licensee {args.licensee}: its days in {calendar.days.zone} (today {calendar.today.isoformat()}); "
+          "a day counted in another zone before it changed says which")
+    print(f"{'DAY':<11} {'MESSAGES':>9} {'RECIPIENTS':>11} {'SEGMENTS':>9} {'ZONE':<20}  BY STATUS / BY PROVIDER")
+    for u in await usage.days(calendar, first, last):
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(u.by_status.items()))
         providers = ", ".join(f"{k} {v}" for k, v in sorted(u.by_provider.items()))
-        print(f"{u.day.isoformat():<11} {u.messages:>9} {u.recipients:>11} {u.segments:>9}  {statuses} / {providers}")
+        print(f"{u.day.isoformat():<11} {u.messages:>9} {u.recipients:>11} {u.segments:>9} {u.time_zone:<20}  {statuses} / {providers}")
 
 
 def _print_endpoints(endpoints: list[WebhookEndpoint]) -> None:
@@ -313,10 +343,20 @@ def main(argv: list[str] | None = None) -> int:
     quiet.add_argument("--no-quiet-hours", action="store_true", help="no quiet hours")
     setting.add_argument("--time-zone", help="the licensee's own zone (an IANA name such as Australia/Sydney): for numbers "
                                              "whose zone is not known or spans several (default UTC)")
-    usage = commands.add_parser("usage", help="what a licensee sent per UTC day, as GET /api/usage answers")
-    usage.add_argument("--licensee", required=True, type=_guid)
-    usage.add_argument("--from", dest="from_", help="the first day (default: 29 days before --to)")
-    usage.add_argument("--to", help="the last day (default: today)")
+    usage = commands.add_parser("usage", help="what a licensee sent per day (its zone's), as GET /api/usage answers; "
+                                              "`usage rebuild` counts days again")
+    usage.add_argument("--licensee", metavar="GUID", type=_guid, help="the licensee (required)")
+    usage.add_argument("--from", dest="from_", metavar="DAY", help="the first day, the licensee's (default: 29 days before --to)")
+    usage.add_argument("--to", metavar="DAY", help="the last day (default: the licensee's today)")
+    rebuild = usage.add_subparsers(dest="action").add_parser(
+        "rebuild", help="count days again from the ledger, each licensee's in its zone of now, and replace their totals "
+                        "(days the roll-up missed, or counted in another zone or with old figures)")
+    # Names of their own: argparse sets a subcommand's values, its defaults too, over the command's.
+    rebuild.add_argument("--from", dest="rebuild_from", metavar="DAY", required=True, type=_day, help="the first day (YYYY-MM-DD)")
+    rebuild.add_argument("--to", dest="rebuild_to", metavar="DAY", required=True, type=_day,
+                         help=f"the last day, included (at most {MAX_REBUILD_DAYS} days from --from)")
+    rebuild.add_argument("--licensee", dest="rebuild_licensee", metavar="GUID", type=_guid,
+                         help="this licensee only (default: every licensee with messages in the range)")
     hooks = commands.add_parser("webhooks", help="a licensee's webhook endpoints, as /api/webhooks manages them")
     hooks = hooks.add_subparsers(dest="action", required=True)
     hook_add = hooks.add_parser("add", help="add an endpoint; its signing secret is printed once, alone on the last line")
@@ -355,7 +395,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             asyncio.run(with_adapters(lambda adapters: _licensees(adapters, args)))
         elif args.command == "usage":
-            asyncio.run(with_adapters(lambda adapters: _usage(adapters, args)))
+            if args.action is None and args.licensee is None:
+                usage.error("the following arguments are required: --licensee (or: usage rebuild)")
+            if args.action == "rebuild" and (args.from_ or args.to or args.licensee):
+                usage.error("give rebuild's --from, --to and --licensee after `rebuild`")
+            work = _rebuild if args.action == "rebuild" else _usage
+            asyncio.run(with_adapters(lambda adapters: work(adapters, args)))
         elif args.command == "webhooks":
             asyncio.run(with_adapters(lambda adapters: _webhooks(adapters, args)))
         elif args.action == "create":

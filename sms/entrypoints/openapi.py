@@ -89,8 +89,8 @@ _SUMMARIES = {
               "the answer counts them, and the others by status",
     "replies": "The replies people sent to the message (when it allowed replies)",
     "list": "The licensee's messages, newest first, a page at a time, with filters",
-    "usage": "What the licensee sent, per UTC day: messages, recipients and recipients by status (every one), segments "
-             "and recipients by provider (only those a provider accepted: what providers bill)",
+    "usage": "What the licensee sent, per day of its time zone: messages, recipients and recipients by status (every one), "
+             "segments and recipients by provider (only those a provider accepted: what providers bill); each day names its zone",
     "webhooks_list": "The licensee's webhook endpoints, oldest first (never their secrets), and every event type",
     "webhooks_add": f"Add a webhook endpoint (at most {MAX_ENDPOINTS}); the answer carries its signing secret, shown only this once",
     "webhooks_remove": "Remove a webhook endpoint: nothing more is sent to it",
@@ -132,6 +132,9 @@ _LIST_PARAMETERS = [
 
 
 _GET_KINDS = ("status", "replies", "list", "usage")
+# GET /api/usage's days are the licensee's: calendar days of its time zone (licensees set --time-zone).
+_USAGE_PARAMETERS = (("from", "The first day, included: the licensee's (a calendar day of its time zone); 29 days before to by default"),
+                     ("to", "The last day, included: the licensee's; its today by default"))
 
 
 @functools.cache
@@ -253,8 +256,7 @@ def _operation(route: Route) -> dict[str, Any]:
         ok = _content(_ref(MessageList), "MessageList")
     elif route.kind == "usage":
         parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-                        "description": text} for name, text in (("from", "The first day (UTC), included; 29 days before to by default"),
-                                                                ("to", "The last day (UTC), included; today by default"))]
+                        "description": text} for name, text in _USAGE_PARAMETERS]
         ok = _content(_ref(UsageResponse), "UsageResponse")
     elif route.kind in (*_GET_KINDS, "cancel"):
         pattern = dict(route.patterns)["commId"]

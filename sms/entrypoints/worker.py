@@ -80,10 +80,10 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
     @bp.function_name("usage_roll_up")
     @bp.timer_trigger(arg_name="timer", schedule=USAGE_ROLL_UP_SCHEDULE, run_on_startup=False)
     async def usage_roll_up(timer: func.TimerRequest) -> None:
-        """Add up each licensee's last few days (GET /api/usage reads the totals)."""
-        use = (await gateway()).use
-        if use.ledger is not None:
-            days = await use.ledger.roll_up(utcnow().date())
-            log.info("usage: rolled up %d licensee-day(s)", days)
+        """Add up the licensees' days that are due: ended and not counted yet, or counted again for late
+        receipts (GET /api/usage reads the totals)."""
+        run = await (await gateway()).use.usage.roll_up()
+        left = f"; {run.left} noted day(s) left for the next run" if run.left else ""
+        log.info("usage: rolled up %d licensee-day(s)%s", run.counted, left)
 
     return bp

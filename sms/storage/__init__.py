@@ -311,8 +311,8 @@ class LedgerStore(abc.ABC):
 
     @abc.abstractmethod
     async def note_day(self, licensee_id: str, day: date) -> None:
-        """Remember that the licensee has messages created on `day` (UTC): what the daily usage and the
-        retention timers go through. Idempotent."""
+        """Remember that the licensee has messages created on `day` (UTC, whatever the licensee's zone):
+        what the daily usage and the retention timers go through. Idempotent."""
 
     @abc.abstractmethod
     async def days(self, before: date, after: date | None = None) -> list[tuple[date, str]]:
@@ -323,6 +323,19 @@ class LedgerStore(abc.ABC):
         """Nothing of the licensee's is left from `day`."""
 
     @abc.abstractmethod
+    async def noted_days(self, before: date, after: date | None = None) -> list["NotedDay"]:
+        """The days `days` finds, each with when the usage roll-up last counted it."""
+
+    @abc.abstractmethod
+    async def mark_rolled_up(self, noted: "NotedDay", at: datetime) -> bool:
+        """Remember that the roll-up counted the noted day at `at`; False, and nothing written, when the
+        day was noted again (or forgotten) since `noted` was read."""
+
+    @abc.abstractmethod
+    async def delete_usage(self, licensee_id: str, day: date) -> None:
+        """Remove the day's saved usage (none saved is no error)."""
+
+    @abc.abstractmethod
     async def delete_recipients(self, entry: LedgerEntry, recipients: Sequence[LedgerRecipient]) -> None:
         """Remove these recipients' rows of the entry (those already gone are no error)."""
 
@@ -331,11 +344,13 @@ class LedgerStore(abc.ABC):
         """Remove the entry and what finds it (already gone is no error)."""
 
     @abc.abstractmethod
-    async def save_usage(self, usage: "DayUsage") -> None: ...
+    async def save_usage(self, usage: "DayUsage") -> None:
+        """Save the day's usage, replacing what was saved for that day (in whatever zone)."""
 
     @abc.abstractmethod
     async def usage(self, licensee_id: str, first: date, last: date) -> list["DayUsage"]:
-        """The saved usage of the licensee's days in [first, last], by day."""
+        """The saved usage of the licensee's days in [first, last], by day; one saved before usage had
+        zones is UTC's."""
 
     @abc.abstractmethod
     async def page(self, query: LedgerQuery, take: int, token: str | None = None) -> tuple[list[LedgerEntry], str | None]:
@@ -344,10 +359,21 @@ class LedgerStore(abc.ABC):
 
 
 @dataclass(frozen=True)
+class NotedDay:
+    """A UTC day the licensee has messages from (LedgerStore.note_day), and when the usage roll-up last
+    counted it: None when it never has, or the day was noted again since (a message recorded for it)."""
+
+    day: date
+    licensee_id: str
+    rolled_up_at: datetime | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
 class DayUsage:
-    """What a licensee sent on one day (UTC): messages, every recipient (and by status), and what
-    providers bill: segments (each message's segments times its recipients a provider accepted) and
-    those recipients by provider."""
+    """What a licensee sent on one of its days (a calendar day of `time_zone`): messages, every recipient
+    (and by status), and what providers bill: segments (each message's segments times its recipients a
+    provider accepted) and those recipients by provider."""
 
     licensee_id: str
     day: date
@@ -357,6 +383,7 @@ class DayUsage:
     by_status: dict[str, int] = field(default_factory=dict)
     by_provider: dict[str, int] = field(default_factory=dict)
     counted_at: datetime | None = None  # when it was added up (None: just now, from the entries)
+    time_zone: str = "UTC"  # the zone whose day it is: the licensee's when it was counted
 
 
 def invalid_token() -> ValidationFailed:

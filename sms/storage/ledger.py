@@ -10,11 +10,11 @@ time inverted (newest sorts first) and <c> the commId:
     s|<status>|<t>|<c>         one per status the message or any recipient is in now (deleted when none is)
     o|<linkedObjectId>|<t>|<c>, u|<suiteId>|<t>|<c>, r|<reference>|<t>|<c>    what else finds it
     p|<phone>|<t>|<c>, c|<contactId>|<t>|<c>     per recipient (a contact with two numbers: one row)
-    d|<yyyymmdd>               (shard 0 only) the day's usage, added up by the nightly roll-up
+    d|<yyyymmdd>               (shard 0 only) the usage of the licensee's day (a calendar day of the zone it names)
     x|<batch>|<c>|<part>       webhook events (sms/storage/events.py)
 
-and partitions "days|<yyyymmdd>" hold one row per licensee with messages that day: what the roll-up
-and retention go through, so neither scans anything.
+and partitions "days|<yyyymmdd>" hold one row per licensee with messages that (UTC) day, with when the
+usage roll-up last counted it: what the roll-up and retention go through, so neither scans anything.
 
 Every search is a RowKey range inside each shard ("<prefix>|<value>|" from the window's newest to its
 oldest instant): Microsoft's "Design for querying" (Table storage design guide) calls that a range
@@ -28,14 +28,14 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.errors import AlreadyExists, RecordChanged
 from ..domain.events import EventBatch
 from ..domain.model import STATUS_OF_LETTER, reference_for, status_of
-from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
+from . import DayUsage, LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore, NotedDay
 from .events import batch_rows
 from .limits import MAX_OPERATIONS, MAX_STRING_BYTES
 from .sdk_requests import delete_rows, submit_transaction
@@ -123,15 +123,35 @@ class TableLedgerStore(LedgerStore):
 
     @storage_errors
     async def note_day(self, licensee_id: str, day: date) -> None:
+        # Insert Or Replace: noting a day the roll-up has counted replaces its row, RolledUpAt and all
+        # ("replaces an existing entity": learn.microsoft.com/rest/api/storageservices/insert-or-replace-entity),
+        # and gives it a new ETag, so the roll-up counts the day again.
         await self._table.upsert_entity({"PartitionKey": _day_partition(day), "RowKey": licensee_id}, mode=UpdateMode.REPLACE)
 
     @storage_errors
     async def days(self, before: date, after: date | None = None) -> list[tuple[date, str]]:
-        # A range of PartitionKeys: one query, across the day partitions only (they sort together).
+        return [(noted.day, noted.licensee_id) for noted in await self.noted_days(before, after)]
+
+    @storage_errors
+    async def noted_days(self, before: date, after: date | None = None) -> list[NotedDay]:
+        # A range of PartitionKeys: one query, across the day partitions only (they sort together). The
+        # rows are tiny (the keys and RolledUpAt): read whole, with their ETags.
         low = _day_partition(after + timedelta(days=1)) if after else _DAYS
         rows = self._table.query_entities("PartitionKey ge @lo and PartitionKey lt @hi",
-                                          parameters={"lo": low, "hi": _day_partition(before)}, select=["PartitionKey", "RowKey"])
-        return sorted([(datetime.strptime(row["PartitionKey"][len(_DAYS):], "%Y%m%d").date(), row["RowKey"]) async for row in rows])
+                                          parameters={"lo": low, "hi": _day_partition(before)})
+        return sorted([NotedDay(datetime.strptime(row["PartitionKey"][len(_DAYS):], "%Y%m%d").date(), row["RowKey"],
+                                row.get("RolledUpAt"), row.metadata.get("etag")) async for row in rows],
+                      key=lambda noted: (noted.day, noted.licensee_id))
+
+    @storage_errors
+    async def mark_rolled_up(self, noted: NotedDay, at: datetime) -> bool:
+        # Merge Entity with If-Match: only the row as read (learn.microsoft.com/rest/api/storageservices/merge-entity).
+        try:
+            await self._table.update_entity({"PartitionKey": _day_partition(noted.day), "RowKey": noted.licensee_id, "RolledUpAt": at},
+                                            mode=UpdateMode.MERGE, etag=noted.etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):  # noted again, or forgotten by retention, since it was read
+            return False
+        return True
 
     @storage_errors
     async def forget_day(self, licensee_id: str, day: date) -> None:
@@ -154,15 +174,21 @@ class TableLedgerStore(LedgerStore):
         await self._table.upsert_entity({
             "PartitionKey": f"{usage.licensee_id}|0", "RowKey": f"d|{usage.day:%Y%m%d}", "Messages": usage.messages,
             "Recipients": usage.recipients, "Segments": usage.segments, "ByStatus": json.dumps(usage.by_status),
-            "ByProvider": json.dumps(usage.by_provider), "CountedAt": usage.counted_at,
+            "ByProvider": json.dumps(usage.by_provider), "CountedAt": usage.counted_at, "TimeZone": usage.time_zone,
         }, mode=UpdateMode.REPLACE)
+
+    @storage_errors
+    async def delete_usage(self, licensee_id: str, day: date) -> None:
+        await self._table.delete_entity(f"{licensee_id}|0", f"d|{day:%Y%m%d}")  # not there is no error
 
     @storage_errors
     async def usage(self, licensee_id: str, first: date, last: date) -> list[DayUsage]:
         rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi", parameters={
             "pk": f"{licensee_id}|0", "lo": f"d|{first:%Y%m%d}", "hi": f"d|{last:%Y%m%d}"})
+        # A row saved before usage counted licensees' own days has no TimeZone: it counted a UTC day.
         return [DayUsage(licensee_id, datetime.strptime(row["RowKey"][2:], "%Y%m%d").date(), row["Messages"], row["Recipients"],
-                         row["Segments"], json.loads(row["ByStatus"]), json.loads(row["ByProvider"]), row.get("CountedAt"))
+                         row["Segments"], json.loads(row["ByStatus"]), json.loads(row["ByProvider"]), row.get("CountedAt"),
+                         row.get("TimeZone") or "UTC")
                 async for row in rows]
 
     @storage_errors

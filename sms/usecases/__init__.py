@@ -13,7 +13,8 @@ them to adapters.
 - status.py             where a message stands (the read model)
 - inbound.py            what comes back: delivery receipts, replies, STOP / START
 - optouts.py            opt-outs as dispatch reads them (per number, cached) and inbound changes them
-- ledger.py             the message ledger: list and search a licensee's messages, daily usage
+- ledger.py             the message ledger: list and search a licensee's messages
+- usage.py              daily usage: what each licensee sent per day, rolled up from the ledger
 - retention.py          delete what is older than SMS_RETENTION_DAYS
 - cancel.py             cancel what of a message has not gone
 - licensees.py, held.py a licensee's quiet hours and time zone; waking what they held when they change

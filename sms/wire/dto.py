@@ -287,11 +287,12 @@ class MessageList(WireModel):
 
 
 class UsageDay(WireModel):
-    """What the licensee sent on one UTC day: its messages by the day they were accepted. Segments and
-    byProvider count only the recipients a provider accepted (sent, delivered, undelivered): what
-    providers bill. Recipients and byStatus count every recipient, whatever became of it."""
+    """What the licensee sent on one of its days (a calendar day of its time zone): its messages by the
+    day they were accepted. Segments and byProvider count only the recipients a provider accepted (sent,
+    delivered, undelivered): what providers bill. Recipients and byStatus count every recipient, whatever
+    became of it."""
 
-    day: str = Field(description="The UTC day the messages were accepted, YYYY-MM-DD")
+    day: str = Field(description="The day the messages were accepted, YYYY-MM-DD, in timeZone")
     messages: int = Field(description="Messages accepted that day")
     recipients: int = Field(description="Their recipients, every one: sent or not")
     segments: int = Field(description=(
@@ -301,7 +302,10 @@ class UsageDay(WireModel):
     by_provider: dict[str, int] = Field(description=(
         "The recipients a provider accepted (those segments counts), by provider; a day with none has none"))
     counted_at: datetime | None = Field(default=None, description=(
-        "When the nightly roll-up added the day up; absent: counted for this answer (today, and yesterday until rolled up)"))
+        "When the roll-up added the day up; absent: counted for this answer (today, and the two days before until rolled up)"))
+    time_zone: str = Field(description=(
+        "The zone whose calendar day this is: the licensee's when the day was counted (UTC until it sets one). A day "
+        "rolled up before the licensee changed its zone keeps the zone it was counted in until it is rebuilt"))
 
 
 class UsageResponse(WireModel):

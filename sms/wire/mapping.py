@@ -221,7 +221,8 @@ MAX_USAGE_DAYS = 366
 
 
 def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
-    """GET /api/usage's days: from and to (YYYY-MM-DD, both included), by default the last 30 days."""
+    """GET /api/usage's days: from and to (YYYY-MM-DD, both included, the licensee's days), by default the
+    last 30 days up to `today`, the licensee's."""
     given = {name.lower(): value for name, value in params.items()}
     errors: list[FieldError] = []
     days = {}
@@ -245,7 +246,8 @@ def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
 
 def usage_response(days: list[DayUsage]) -> UsageResponse:
     return UsageResponse(days=[UsageDay(day=u.day.isoformat(), messages=u.messages, recipients=u.recipients, segments=u.segments,
-                                        by_status=u.by_status, by_provider=u.by_provider, counted_at=u.counted_at) for u in days])
+                                        by_status=u.by_status, by_provider=u.by_provider, counted_at=u.counted_at,
+                                        time_zone=u.time_zone) for u in days])
 
 
 

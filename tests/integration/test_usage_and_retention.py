@@ -1,26 +1,30 @@
 """Daily usage and retention over the ledger, on Azurite and on the fakes: usage adds up exactly what
-was sent, from the nightly roll-up without reading any message; retention removes old messages with
+was sent, from the roll-up without reading any message; retention removes old messages with
 their recipients, replies and every ledger row, a bounded batch at a time, and nothing newer."""
 import uuid
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from sms.bootstrap import build
 from sms.config import Settings
+from sms.domain.local_days import LocalDays
 from sms.domain.model import Contact, Message, Recipient, SendJob, Status, utcnow
-from sms.storage import IdempotencyRecord, InboundSms, LedgerQuery, ReplyRoute
+from sms.storage import DayUsage, IdempotencyRecord, InboundSms, LedgerQuery, LicenseeSettings, ReplyRoute
 from sms.storage.idempotency import TableIdempotencyStore
 from sms.storage.inbound import TableInboundStore
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.tables import TableMessageStore
 from sms.usecases.ledger import Ledger
 from sms.usecases.retention import Retention
+from sms.usecases.usage import RollUp, Usage
 from tests.fakes import (
+    Clock,
     InMemoryIdempotencyStore,
     InMemoryInboundStore,
     InMemoryLedgerStore,
+    InMemoryLicenseeSettingsStore,
     InMemoryMessageStore,
     RecordingProvider,
     SmsOverCommands,
@@ -29,7 +33,9 @@ from tests.fakes import (
 )
 
 A, B = "a" * 32, "b" * 32
+SYDNEY = "Australia/Sydney"
 TODAY = datetime(2026, 11, 25, tzinfo=timezone.utc).date()
+TODAY_AT = datetime(2026, 11, 25, 0, 15, tzinfo=timezone.utc)
 
 
 def at(days_ago: int, hour: int = 9) -> datetime:
@@ -70,15 +76,15 @@ def replace_status(recipient, status):
 
 async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entries(stores):
     messages, store, _ = stores
-    ledger = Ledger(store)
+    ledger, usage = Ledger(store), Usage(store, InMemoryLicenseeSettingsStore(), clock=lambda: at(0, 0))
     await sent(messages, ledger, A, at(2), [Status.SENT, Status.FAILED], segments=2)
     await sent(messages, ledger, A, at(2, 23), [Status.DELIVERED], provider="acs")
     await sent(messages, ledger, A, at(1), [Status.OPTED_OUT, Status.SENT, Status.SENT])
     await sent(messages, ledger, B, at(2), [Status.SENT] * 5)
     await sent(messages, ledger, A, at(0), [Status.QUEUED])
 
-    assert await ledger.roll_up(TODAY) == 3  # A's two days and B's one, before today
-    days = await ledger.usage(A, TODAY - timedelta(days=10), TODAY, TODAY)
+    assert (await usage.roll_up()).counted == 3  # A's two days and B's one, before today
+    days = await usage.days(await usage.calendar(A), TODAY - timedelta(days=10), TODAY)
     # Segments and byProvider count the recipients a provider accepted (sent, delivered, undelivered):
     # not the failed, opted-out or still queued ones, which `recipients` and byStatus still count.
     assert [(u.day, u.messages, u.recipients, u.segments) for u in days] == [
@@ -87,7 +93,86 @@ async def test_usage_adds_up_each_day_from_the_roll_up_and_today_from_the_entrie
     assert days[0].by_provider == {"twilio": 1, "acs": 1}
     assert days[2].by_status == {"queued": 1} and days[2].by_provider == {}
     assert days[0].counted_at is not None and days[2].counted_at is None  # today is counted as asked
-    assert [u.messages for u in await ledger.usage(B, TODAY - timedelta(days=10), TODAY, TODAY)] == [1]
+    assert [u.messages for u in await usage.days(await usage.calendar(B), TODAY - timedelta(days=10), TODAY)] == [1]
+
+
+@pytest.mark.parametrize("day", [date(2026, 10, 4), date(2026, 4, 5)], ids=["23 hours", "25 hours"])
+async def test_usage_counts_the_licensees_own_days_and_saves_the_zone_they_were_counted_in(stores, day):
+    """Issue 25: a Sydney licensee's days are Sydney's, 23 and 25 hours long when the clocks change; the
+    roll-up saves each with its zone, and a total saved before totals had zones reads as UTC's."""
+    messages, store, _ = stores
+    ledger, licensees = Ledger(store), InMemoryLicenseeSettingsStore()
+    await licensees.put(LicenseeSettings(A, time_zone=SYDNEY))
+    start, end = LocalDays(SYDNEY).span(day)
+    minute = timedelta(minutes=1)
+    for created_at, segments in ((start - minute, 1), (start, 2), (end - minute, 3), (end, 4)):
+        await sent(messages, ledger, A, created_at, [Status.SENT], segments=segments)
+    clock = Clock(end + timedelta(days=1, hours=12))  # the day after has ended too
+    usage = Usage(store, licensees, clock=clock)
+    await usage.roll_up()
+    clock.at += timedelta(days=5)  # every day read back from what the roll-up saved
+    one_day = timedelta(days=1)
+    days = await usage.days(await usage.calendar(A), day - one_day, day + one_day)
+    assert [(u.day, u.messages, u.segments, u.time_zone, u.counted_at is not None) for u in days] == [
+        (day - one_day, 1, 1, SYDNEY, True), (day, 2, 2 + 3, SYDNEY, True), (day + one_day, 1, 4, SYDNEY, True)]
+    if isinstance(store, TableLedgerStore):  # a row saved before issue 25, with no TimeZone
+        await store._table.upsert_entity({"PartitionKey": f"{B}|0", "RowKey": f"d|{day:%Y%m%d}", "Messages": 1, "Recipients": 1,
+                                          "Segments": 1, "ByStatus": '{"sent": 1}', "ByProvider": '{"twilio": 1}',
+                                          "CountedAt": clock.at})
+        assert [u.time_zone for u in await store.usage(B, day, day)] == ["UTC"]
+
+
+async def test_a_roll_up_after_ten_days_down_fills_every_day_and_the_next_run_counts_none_again(stores):
+    """Issue 25, on Azurite too: the days a stopped timer missed are found by their noted days, counted
+    once, and marked, so the next run (an hour later) has nothing to do."""
+    messages, store, _ = stores
+    ledger = Ledger(store)
+    missed = [TODAY - timedelta(days=back) for back in range(14, 0, -1)]
+    for day in missed:
+        await sent(messages, ledger, A, datetime.combine(day, time(12), timezone.utc), [Status.SENT])
+    clock = Clock(TODAY_AT)
+    usage = Usage(store, InMemoryLicenseeSettingsStore(), clock=clock)
+    assert await usage.roll_up() == RollUp(counted=14, left=0)
+    clock.at += timedelta(hours=1)
+    assert await usage.roll_up() == RollUp(counted=0, left=0)
+    assert [(u.day, u.counted_at) for u in await usage.days(await usage.calendar(A), missed[0], missed[-1])] == [
+        (day, TODAY_AT) for day in missed]
+
+
+async def test_a_noted_day_keeps_when_the_roll_up_counted_it_until_the_day_is_noted_again(stores):
+    """What the roll-up finds the days it missed by: each noted day remembers when the roll-up counted it.
+    Noting the day again (a message recorded for it since) replaces the row, forgetting that (Azure's
+    Insert Or Replace Entity replaces the whole entity: learn.microsoft.com/rest/api/storageservices/
+    insert-or-replace-entity), and a mark made from a row read before that is refused by its ETag (Merge
+    Entity's If-Match: .../merge-entity), so the day is counted again."""
+    _, store, _ = stores
+    day, at = TODAY - timedelta(days=3), datetime(2026, 11, 25, 0, 15, 30, 123456, tzinfo=timezone.utc)
+    await store.note_day(A, day)
+    [noted] = await store.noted_days(before=TODAY)
+    assert (noted.day, noted.licensee_id, noted.rolled_up_at) == (day, A, None)
+    assert await store.mark_rolled_up(noted, at)
+    [marked] = await store.noted_days(before=TODAY, after=day - timedelta(days=1))
+    assert (marked.day, marked.licensee_id, marked.rolled_up_at) == (day, A, at)
+    assert not await store.mark_rolled_up(noted, at + timedelta(hours=1))  # read before the mark
+    await store.note_day(A, day)
+    [again] = await store.noted_days(before=TODAY)
+    assert again.rolled_up_at is None
+    assert not await store.mark_rolled_up(marked, at)
+    assert await store.noted_days(before=day) == [] and await store.noted_days(before=TODAY, after=day) == []
+    await store.forget_day(A, day)
+    assert not await store.mark_rolled_up(again, at)  # retention took it meanwhile: nothing to mark, no error
+    assert await store.days(before=TODAY) == []
+
+
+async def test_a_days_usage_is_replaced_or_removed(stores):
+    _, store, _ = stores
+    day = TODAY - timedelta(days=3)
+    await store.save_usage(DayUsage(A, day, 2, 2, 2, {"sent": 2}, {"acs": 2}, TODAY_AT, "UTC"))
+    await store.save_usage(DayUsage(A, day, 1, 1, 1, {"sent": 1}, {"acs": 1}, TODAY_AT, SYDNEY))
+    assert [(u.messages, u.time_zone) for u in await store.usage(A, day, day)] == [(1, SYDNEY)]
+    await store.delete_usage(A, day)
+    await store.delete_usage(A, day)  # not there: no error
+    assert await store.usage(A, day, day) == []
 
 
 async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_opt_out_and_dispatch(emulator):
@@ -121,14 +206,17 @@ async def test_usage_bills_only_what_a_provider_accepted_through_cancel_expiry_o
         assert statuses == {cancelled: [Status.CANCELLED] * 3, expiring: [Status.EXPIRED], blocked: [Status.OPTED_OUT],
                             sent: [Status.SENT] * 2}
 
-        [asked] = await sms.use.ledger.usage(licensee, today, today, today)
-        await sms.use.ledger.roll_up(today + timedelta(days=1))
-        [rolled_up] = await sms.use.ledger.usage(licensee, today, today, today + timedelta(days=2))
+        usage = sms.use.usage
+        [asked] = await usage.days(await usage.calendar(licensee), today, today)
+        now = datetime.combine(today + timedelta(days=1), time(0, 15), timezone.utc)  # when the roll-up runs, the night after
+        await usage.roll_up()
+        now += timedelta(days=3)
+        [rolled_up] = await usage.days(await usage.calendar(licensee), today, today)
         assert asked.counted_at is None and rolled_up.counted_at is not None
-        for usage in (asked, rolled_up):
-            assert (usage.messages, usage.recipients, usage.segments) == (4, 7, 4)
-            assert usage.by_status == {"cancelled": 3, "expired": 1, "opted_out": 1, "sent": 2}
-            assert usage.by_provider == {"recording": 2}
+        for day in (asked, rolled_up):
+            assert (day.messages, day.recipients, day.segments) == (4, 7, 4)
+            assert day.by_status == {"cancelled": 3, "expired": 1, "opted_out": 1, "sent": 2}
+            assert day.by_provider == {"recording": 2}
     finally:
         await adapters.close()
 

@@ -7,9 +7,10 @@ from urllib.parse import urlencode
 import azure.functions as func
 import pytest
 
+from sms.domain.local_days import LocalDays
 from sms.domain.model import Status, utcnow
 from sms.wire import jsv
-from tests.fakes import ALEX, SAM
+from tests.fakes import ALEX, LICENSEE, SAM
 
 
 def get(gw, params: dict, function: str = "sms_list", key: str | None = None, route_params: dict | None = None):
@@ -119,3 +120,22 @@ async def test_usage_counts_today_as_asked_and_refuses_a_range_it_cannot_read(gw
                                                                headers={"Authorization": f"Bearer {gw.key}"}))
         assert refused.status_code == 400
         assert [e["fieldName"] for e in json.loads(refused.get_body())["responseStatus"]["errors"]] == [field]
+
+
+async def test_usage_answers_in_the_licensees_days_and_names_the_zone_each_day_was_counted_in(gw):
+    """Issue 25: with a zone set, `from`, `to` and today are the licensee's own days (Kiritimati is 14
+    hours ahead of UTC: its today is UTC's tomorrow for most of the UTC day), and each day says its zone,
+    in JSON and in JSV."""
+    zone = "Pacific/Kiritimati"
+    await gw.use.licensees.set(LICENSEE, time_zone=zone)
+    before = LocalDays(zone).day_of(utcnow())
+    await gw.world.send(SAM)
+    after = LocalDays(zone).day_of(utcnow())
+    auth = {"Authorization": f"Bearer {gw.key}"}
+    [today] = json.loads((await gw.functions["usage"](func.HttpRequest("GET", "http://localhost/api/usage", params={},
+                                                                        body=b"", headers=auth))).get_body())["days"]
+    assert today["day"] in {before.isoformat(), after.isoformat()} and today["timeZone"] == zone
+    params = {"from": today["day"], "to": today["day"]}
+    answer = await gw.functions["usage_with_format"](func.HttpRequest(
+        "GET", "http://localhost/api/usage.jsv", params=params, route_params={"format": "jsv"}, body=b"", headers=auth))
+    assert [(d["Day"], d["TimeZone"]) for d in jsv.loads(answer.get_body().decode())["Days"]] == [(today["day"], zone)]
