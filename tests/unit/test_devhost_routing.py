@@ -160,3 +160,32 @@ async def test_a_route_chosen_once_is_chosen_alike_for_each_method_and_path_and_
                     expected.append((name, {"id": str(i)}))
         assert (await client.request("PUT", "/api/x/1")).status == 404
     assert seen == expected
+
+
+async def test_a_body_reaches_the_function_only_with_a_content_length_as_on_the_host():
+    """The host fills RpcHttp.Body only when `request.Body != null && request.ContentLength > 0`
+    (azure-functions-host 4.1037.0, src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs,
+    ToRpcHttp); the worker then hands the function b'' (azure-functions-python-worker 4.34.0,
+    azure_functions_worker/bindings/datumdef.py, Datum.from_typed_data: `Datum(type='bytes', value=b'')`).
+    A chunked body has no Content-Length: under the real host the function sees it empty."""
+    seen: list[func.HttpRequest] = []
+
+    async def echo(req: func.HttpRequest) -> func.HttpResponse:
+        seen.append(req)
+        return func.HttpResponse(b"ok", status_code=200)
+
+    async def chunks():
+        yield b'{"a":'
+        yield b"1}"
+
+    table = route_table([route("thing", "api/thing", ("POST",), echo)])
+    async with TestClient(TestServer(http_app(table), host="127.0.0.1")) as client:
+        chunked = await client.post("/api/thing", data=chunks())
+        assert chunked.status == 200
+        sized = await client.post("/api/thing", data=b'{"a":1}')
+        assert sized.status == 200
+        # The connection still serves the next request: the unread chunked body was not left in the way.
+        again = await client.post("/api/thing", data=chunks())
+        assert again.status == 200
+    assert [req.get_body() for req in seen] == [b"", b'{"a":1}', b""]
+    assert seen[0].headers["transfer-encoding"] == "chunked" and "content-length" not in seen[0].headers

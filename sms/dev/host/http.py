@@ -4,7 +4,8 @@ function as the host hands it to the Python worker; the function's answer goes b
 What the worker sees follows the host's `GrpcMessageConversionExtensions.ToRpcHttp`: header names
 lower-cased and repeated values joined with ','; query values percent-decoded, a repeated key's
 values joined with ',' (keys compared case-insensitively), a key with no value left out; route
-values as matched. docs/devhost.md lists each rule with its source.
+values as matched; the body only when the request has `Content-Length > 0` (a chunked body reaches
+the function empty). docs/devhost.md lists each rule with its source.
 """
 from __future__ import annotations
 
@@ -84,10 +85,12 @@ def http_app(table: list[HttpRoute], max_request_body: int = MAX_REQUEST_BODY) -
                 return web.Response(body=_HOMEPAGE, content_type="text/html")
             return web.Response(status=404)  # the host's answer: no body, no Content-Type
         route, values = chosen
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return web.Response(status=500)
+        body = b""
+        if (request.content_length or 0) > 0:  # the host passes a body only with a Content-Length: not a chunked one
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return web.Response(status=500)
         req = func.HttpRequest(
             method=request.method, url=str(request.url), headers=header_values(request),
             params=query_params(request.query_string), route_params=values, body=body,
