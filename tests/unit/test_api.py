@@ -83,6 +83,30 @@ async def test_bad_input_gets_400_naming_the_field(gateway):
     assert status["errors"][0]["fieldName"] == "SMSModel.To[0].PhoneNumber"
 
 
+async def test_a_chunked_body_gets_a_400_saying_it_is_not_supported(gateway):
+    """The Functions host hands a function no body unless Content-Length > 0 (GrpcMessageConversionExtensions.ToRpcHttp,
+    host 4.1037.0): a body sent chunked arrives empty, with its transfer-encoding header. A 400 naming the header says
+    what to change (send a Content-Length); "the body is empty" alone would puzzle a client that sent one. Not 411
+    Length Required: every other unreadable request is a 400 in ServiceStack's shape, which its clients already handle."""
+    for function, body in (("send", b""), ("send_immediate", b""), ("webhooks_add", b"")):
+        req = func.HttpRequest("POST", f"http://localhost/api/{function}", body=body,
+                               headers={"Authorization": f"Bearer {gateway.key}", "Transfer-Encoding": "chunked",
+                                        "Content-Type": "application/json"})
+        response = await gateway.functions[function](req)
+        status = json.loads(response.get_body())["responseStatus"]
+        assert response.status_code == 400, function
+        assert status["errors"] == [{"errorCode": "NotSupported", "fieldName": "Transfer-Encoding", "message": status["message"]}]
+        assert "chunked" in status["message"] and "Content-Length" in status["message"]
+    assert gateway.store.messages == {}
+
+
+async def test_an_empty_body_gets_a_400_that_names_chunked_bodies_too(gateway):
+    """Whatever stripped the header on the way, an empty body says that a chunked one arrives empty."""
+    response = await post(gateway, "send", b"", gateway.key)
+    message = json.loads(response.get_body())["responseStatus"]["message"]
+    assert response.status_code == 400 and "empty" in message and "chunked" in message and "Content-Length" in message
+
+
 async def test_malformed_json_gets_400_not_500(gateway):
     response = await post(gateway, "send", b'{"SMSModel": ', gateway.key)
     assert response.status_code == 400
