@@ -32,7 +32,7 @@ from ..gateway import Gateway
 from ..logs import log_unexpected
 from ..wire import RepliesResponse, ReplyState
 from ..wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
-from ..wire.http import error_response, json_response
+from ..wire.http import document_response, error_response
 from ..wire.mapping import (
     batch_keys,
     cancel_response,
@@ -302,7 +302,8 @@ async def _health(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpRes
     except ConfigError as error:
         log.error("gateway misconfigured: %s", error)
         report = {"status": "unhealthy", "configuration": "invalid; see the logs"}
-    return json_response(report, 200 if report["status"] == "ok" else 503)
+    fmt = wire.response_format(req.params.get("format"), None, req.headers.get("Accept"))
+    return document_response(report, fmt, 200 if report["status"] == "ok" else 503)
 
 
 async def _openapi(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:

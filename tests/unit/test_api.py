@@ -360,3 +360,15 @@ async def test_a_batch_interrupted_by_storage_says_how_many_it_completed_and_a_k
     assert len(store.messages) == 5  # and each item is saved once
     again = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)
     assert json.loads(again.get_body()) == answers
+
+
+@pytest.mark.parametrize("params, headers", [({"format": "jsv"}, {}), ({"format": "JSV"}, {}), ({}, {"Accept": "text/jsv"})])
+async def test_health_answers_in_jsv_when_asked_as_every_route_does(gateway, params, headers):
+    """?format=jsv (and Accept) choose the answer's format on every route, /api/health too; it answered JSON regardless."""
+    req = func.HttpRequest("GET", "http://localhost/api/health", params=params, headers=headers, body=b"")
+    response = await gateway.functions["health"](req)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/jsv; charset=utf-8"
+    assert response.get_body() == b"{Status:ok,Storage:{Status:ok},Provider:{Name:recording,Status:ok}}"
+    default = await gateway.functions["health"](func.HttpRequest("GET", "http://localhost/api/health", body=b""))
+    assert json.loads(default.get_body())["status"] == "ok"
+    assert default.headers["Content-Type"] == "application/json; charset=utf-8"
