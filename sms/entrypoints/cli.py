@@ -21,10 +21,11 @@ from ..bootstrap import Adapters, build
 from ..config import LOCAL_GATEWAY, ConfigError, Settings, load_local_settings
 from ..domain.errors import LimitReached, NotFound, StillChanging, StorageUnavailable, ValidationFailed
 from ..domain.events import EVENT_TYPES
-from ..domain.model import reference_for, status_of, utcnow
+from ..domain.model import Status, reference_for, status_of, utcnow
 from ..domain.phone import InvalidNumber, to_e164
 from ..storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
 from ..usecases.auth import KeyLimitReached, issue_key, rotate_key
+from ..usecases.cancel import CancelResult
 from ..usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
 from ..usecases.ledger import MAX_TAKE, Ledger, statuses_of
 from ..usecases.licensees import CACHE_SECONDS
@@ -136,11 +137,18 @@ async def _messages(adapters: Adapters, args: argparse.Namespace) -> None:
 
 async def _cancel(adapters: Adapters, args: argparse.Namespace) -> None:
     """Through the same use case as DELETE /api/sms/{commId}."""
-    cancel = adapters.gateway().use.cancel
-    result = await cancel.cancel(args.licensee, args.comm_id)
-    others = ", ".join(f"{n} {status}" for status, n in sorted(result.unaffected.items()))
-    print(f"Cancelled {result.cancelled} recipient(s) of message {result.comm_id}"
-          + (f"; not cancelled (already past waiting): {others}." if others else "."))
+    print(cancel_summary(await adapters.gateway().use.cancel.cancel(args.licensee, args.comm_id)))
+
+
+def cancel_summary(result: CancelResult) -> str:
+    """What a cancel did: recipients cancelled now, those a cancel before had, and those that had gone past waiting."""
+    parts = [f"Cancelled {result.cancelled} recipient(s) of message {result.comm_id}"]
+    others = dict(result.unaffected)
+    if before := others.pop(Status.CANCELLED.value, 0):
+        parts.append(f"{before} already cancelled")
+    if others:
+        parts.append("not cancelled (already past waiting): " + ", ".join(f"{n} {status}" for status, n in sorted(others.items())))
+    return "; ".join(parts) + "."
 
 
 def _print_licensee(settings: LicenseeSettings) -> None:
