@@ -123,7 +123,7 @@ async def _messages(adapters: Adapters, args: argparse.Namespace) -> None:
     params = {name: str(value) for option, name in _LIST_OPTIONS.items() if (value := getattr(args, option)) is not None}
     query, _, _ = ledger_query(params, args.licensee, adapters.settings.default_region)
     ledger, token, shown = Ledger(adapters.ledger), None, 0
-    print(f"{'CREATED':<20} {'COMMID':<33} {'REFERENCE':<13} {'STATUS':<30} {'RECIPIENTS':<10} PREVIEW")
+    print(f"{'CREATED':<19} {'COMMID':<33} {'REFERENCE':<13} {'STATUS':<30} {'RECIPIENTS':<10} PREVIEW")
     while shown < args.take:
         entries, token = await ledger.page(query, min(MAX_TAKE, args.take - shown), token)
         for e in entries:
