@@ -95,12 +95,22 @@ def _number(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+async def _has_recipient(adapters: Adapters, comm_id: str, seq: int) -> bool:
+    loaded = await adapters.messages.load(comm_id, seq, seq) if seq >= 0 else None
+    return bool(loaded and loaded[1])
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from ..dev import simulate  # local tooling: left out of the deployed package, so imported only here
 
     if args.action == "inbound":
         event = simulate.inbound_event(args.from_number, args.text)
     else:
+        # The gateway answers Event Grid 200 for a receipt it has no message for (a 4xx has Event Grid retry it), so
+        # what does not exist is looked up here, in the storage the settings name (make run's): exit 1, as README says.
+        if not asyncio.run(with_adapters(lambda adapters: _has_recipient(adapters, args.comm_id, args.recipient))):
+            raise NotFound(f"No message with commId {args.comm_id} and a recipient {args.recipient} (counted from 0) in the "
+                           "gateway's storage: nothing posted")
         event = simulate.receipt_event(args.comm_id, args.recipient, args.status == "delivered")
     try:
         status, answer = simulate.post(event, args.url, os.environ.get("SMS_EVENTGRID_SECRET"))
