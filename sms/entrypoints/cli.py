@@ -24,7 +24,7 @@ from ..domain.events import EVENT_TYPES
 from ..domain.model import Status, reference_for, status_of, utcnow
 from ..domain.phone import InvalidNumber, to_e164
 from ..storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
-from ..usecases.auth import KeyLimitReached, issue_key, rotate_key
+from ..usecases.auth import KeyLimitReached, KeyNotChosen, Rotation, issue_key, rotate_key
 from ..usecases.cancel import CancelResult
 from ..usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
 from ..usecases.ledger import MAX_TAKE, Ledger, statuses_of
@@ -79,6 +79,25 @@ def _print_keys(records: list[ApiKeyRecord]) -> None:
         print(f"{r.key_id:<18} {r.licensee_id:<34} {created:<26} {status:<8} {expires:<26} {r.name or ''}")
 
 
+
+
+def rotation_summary(licensee_id: str, rotation: Rotation) -> str:
+    name = f" '{rotation.key_name}'" if rotation.key_name else ""
+    if rotation.replaced is None:
+        done = f"Created a new API key{name} for licensee {licensee_id} (it had no active key to replace)."
+    else:
+        old = rotation.replaced
+        old_name = f" '{old.name}'" if old.name else ""
+        done = (f"Created a new API key{name} for licensee {licensee_id}, replacing key {old.key_id}{old_name}, which stops "
+                f"working at {rotation.replaced_until.isoformat(timespec='seconds')}.")
+    return done + " Store the new key now: it cannot be shown again."
+
+
+def _hours(text: str) -> float:
+    hours = float(text)
+    if not 0 <= hours < 24 * 366:
+        raise argparse.ArgumentTypeError("must be from 0 hours to a year")
+    return hours
 
 
 def _positive_days(text: str) -> float:
@@ -287,10 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--licensee", required=True, type=_guid, help="the licensee (Guid) the key sends as")
     create.add_argument("--name", help="a label to recognise the key by")
     create.add_argument("--expires-in-days", type=_positive_days, help="stop working after this many days (default: never)")
-    rotate = keys.add_parser("rotate", help="create a new key; the licensee's current key stops working after --grace-hours")
+    rotate = keys.add_parser("rotate", help="a new key replacing one of the licensee's; the replaced key stops working "
+                                            "after --grace-hours")
     rotate.add_argument("--licensee", required=True, type=_guid)
-    rotate.add_argument("--grace-hours", type=float, default=24.0, help="how long the old key keeps working (default 24)")
-    rotate.add_argument("--name", help="a label to recognise the new key by")
+    rotate.add_argument("--key-id", help="the key to replace, by its key id (or the whole key); needed when the licensee has two")
+    rotate.add_argument("--grace-hours", type=_hours, default=24.0, help="how long the replaced key keeps working (default 24)")
+    rotate.add_argument("--name", help="a label to recognise the new key by (default: the replaced key's)")
     listing = keys.add_parser("list", help="list keys (never the secrets)")
     listing.add_argument("--licensee", type=_guid)
     revoke = keys.add_parser("revoke", help="revoke a key by its key id (or the whole key)")
@@ -382,11 +403,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Created an API key for licensee {args.licensee}. Store it now: it cannot be shown again.")
             print(key)
         elif args.action == "rotate":
-            key, ending = asyncio.run(with_adapters(lambda adapters: rotate_key(adapters.keys, args.licensee,
-                                                                                timedelta(hours=args.grace_hours), args.name)))
-            print(f"Created a new API key for licensee {args.licensee}; {', '.join(ending) or 'no other key'} "
-                  f"stop(s) working in {args.grace_hours:g} hours. Store it now: it cannot be shown again.")
-            print(key)
+            key_id = _key_id(args.key_id) if args.key_id else None  # never echo a secret back, even when given the whole key
+            rotation = asyncio.run(with_adapters(lambda adapters: rotate_key(
+                adapters.keys, args.licensee, timedelta(hours=args.grace_hours), args.name, key_id)))
+            print(rotation_summary(args.licensee, rotation))
+            print(rotation.key)
         elif args.action == "list":
             _print_keys(asyncio.run(with_adapters(lambda adapters: adapters.keys.list(args.licensee))))
         else:
@@ -398,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyNotChosen as exc:
+        print(f"error: {exc} with --key-id", file=sys.stderr)
+        return 2
     except (ConfigError, StorageUnavailable, KeyLimitReached, LimitReached, StillChanging) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
