@@ -1,4 +1,4 @@
-"""Command line for operators: `python -m sms keys create|list|revoke`, `messages list` and `usage`
+"""Command line for operators: `python -m sms keys create|rotate|list|revoke`, `messages list` and `usage`
 (a licensee's ledger, as GET /api/sms and /api/usage answer it), `messages cancel` (as DELETE
 /api/sms/{commId}), `licensees show|set` (a licensee's quiet hours and time zone), `webhooks add|list|rotate-secret|
 remove|enable|deliveries|replay` (a licensee's webhook endpoints, their delivery log and replays,
