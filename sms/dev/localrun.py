@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -21,6 +19,7 @@ from ..domain.model import utcnow
 from ..entrypoints.cli import with_adapters
 from ..usecases.auth import KeyLimitReached, issue_key
 from . import azurite
+from .host.host import configure_logging
 
 # Azurite starts empty every run, so the local licensee is a fixed, recognisable Guid.
 LOCAL_LICENSEE = "11111111111111111111111111111111"
@@ -104,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("SMS_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)
 
     if port_in_use(args.host, args.port):
         print(f"Port {args.port} on {args.host} is already in use (is another `make run` running?): stop it first.", file=sys.stderr)
@@ -115,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(PROJECT_ROOT / "local.settings.example.json", settings_file)
         print(f"Created {settings_file.name} from local.settings.example.json")
     load_local_settings()
+    configure_logging()  # after the settings: local.settings.json may set SMS_LOG_LEVEL
     emulator = start_local_storage(Settings.from_env().storage_connection)
     key = None
     try:

@@ -32,7 +32,7 @@ from ..gateway import Gateway
 from ..logs import log_unexpected
 from ..wire import RepliesResponse, ReplyState
 from ..wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
-from ..wire.http import error_response, json_response
+from ..wire.http import document_response, error_response
 from ..wire.mapping import (
     batch_keys,
     cancel_response,
@@ -55,6 +55,9 @@ from . import metadata, openapi
 from .routes import MAX_BATCH, OPERATION, Route, register
 
 log = logging.getLogger("sms.api")
+
+CHUNKED_NOT_SUPPORTED = ("A request body sent chunked (Transfer-Encoding: chunked) is not supported: the Azure Functions host "
+                         "passes a function no body without a Content-Length. Send the body with a Content-Length header")
 
 GatewaySource = Callable[[], Awaitable[Gateway]]
 Work = Callable[[func.HttpRequest, Gateway, Route], Awaitable["BaseModel | list[BaseModel]"]]
@@ -121,6 +124,10 @@ async def _licensee(req: func.HttpRequest, gw: Gateway) -> str:
 
 def _request_data(req: func.HttpRequest, route: Route, gw: Gateway) -> Any:
     body = req.get_body()
+    if not body and "chunked" in req.headers.get("Transfer-Encoding", "").lower():
+        # The Functions host hands a function the body only when Content-Length > 0 (GrpcMessageConversionExtensions.ToRpcHttp,
+        # host 4.1037.0): a chunked one arrives empty. Say so, rather than that the client sent nothing.
+        raise ValidationFailed([FieldError("Transfer-Encoding", "NotSupported", CHUNKED_NOT_SUPPORTED)])
     limit = gw.settings.max_request_bytes
     if len(body) > limit:
         raise PayloadTooLarge(len(body), limit)
@@ -294,7 +301,8 @@ async def _health(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpRes
     except ConfigError as error:
         log.error("gateway misconfigured: %s", error)
         report = {"status": "unhealthy", "configuration": "invalid; see the logs"}
-    return json_response(report, 200 if report["status"] == "ok" else 503)
+    fmt = wire.response_format(req.params.get("format"), None, req.headers.get("Accept"))
+    return document_response(report, fmt, 200 if report["status"] == "ok" else 503)
 
 
 async def _openapi(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:

@@ -1,4 +1,4 @@
-"""Command line for operators: `python -m sms keys create|list|revoke`, `messages list` and `usage`
+"""Command line for operators: `python -m sms keys create|rotate|list|revoke`, `messages list` and `usage`
 (a licensee's ledger, as GET /api/sms and /api/usage answer it), `usage rebuild` (count days' usage
 again from the ledger), `messages cancel` (as DELETE
 /api/sms/{commId}), `licensees show|set` (a licensee's quiet hours and time zone), `webhooks add|list|rotate-secret|
@@ -23,10 +23,11 @@ from ..bootstrap import Adapters, build
 from ..config import LOCAL_GATEWAY, ConfigError, Settings, load_local_settings
 from ..domain.errors import LimitReached, NotFound, StillChanging, StorageUnavailable, ValidationFailed
 from ..domain.events import EVENT_TYPES
-from ..domain.model import reference_for, status_of, utcnow
+from ..domain.model import Status, reference_for, status_of, utcnow
 from ..domain.phone import InvalidNumber, to_e164
 from ..storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
-from ..usecases.auth import KeyLimitReached, issue_key, rotate_key
+from ..usecases.auth import KeyLimitReached, KeyNotChosen, Rotation, issue_key, rotate_key
+from ..usecases.cancel import CancelResult
 from ..usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
 from ..usecases.ledger import MAX_TAKE, Ledger, statuses_of
 from ..usecases.licensees import CACHE_SECONDS
@@ -83,6 +84,25 @@ def _print_keys(records: list[ApiKeyRecord]) -> None:
 
 
 
+def rotation_summary(licensee_id: str, rotation: Rotation) -> str:
+    name = f" '{rotation.key_name}'" if rotation.key_name else ""
+    if rotation.replaced is None:
+        done = f"Created a new API key{name} for licensee {licensee_id} (it had no active key to replace)."
+    else:
+        old = rotation.replaced
+        old_name = f" '{old.name}'" if old.name else ""
+        done = (f"Created a new API key{name} for licensee {licensee_id}, replacing key {old.key_id}{old_name}, which stops "
+                f"working at {rotation.replaced_until.isoformat(timespec='seconds')}.")
+    return done + " Store the new key now: it cannot be shown again."
+
+
+def _hours(text: str) -> float:
+    hours = float(text)
+    if not 0 <= hours < 24 * 366:
+        raise argparse.ArgumentTypeError("must be from 0 hours to a year")
+    return hours
+
+
 def _positive_days(text: str) -> float:
     days = float(text)
     if days <= 0:
@@ -97,12 +117,22 @@ def _number(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+async def _has_recipient(adapters: Adapters, comm_id: str, seq: int) -> bool:
+    loaded = await adapters.messages.load(comm_id, seq, seq) if seq >= 0 else None
+    return bool(loaded and loaded[1])
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from ..dev import simulate  # local tooling: left out of the deployed package, so imported only here
 
     if args.action == "inbound":
         event = simulate.inbound_event(args.from_number, args.text)
     else:
+        # The gateway answers Event Grid 200 for a receipt it has no message for (a 4xx has Event Grid retry it), so
+        # what does not exist is looked up here, in the storage the settings name (make run's): exit 1, as README says.
+        if not asyncio.run(with_adapters(lambda adapters: _has_recipient(adapters, args.comm_id, args.recipient))):
+            raise NotFound(f"No message with commId {args.comm_id} and a recipient {args.recipient} (counted from 0) in the "
+                           "gateway's storage: nothing posted")
         event = simulate.receipt_event(args.comm_id, args.recipient, args.status == "delivered")
     try:
         status, answer = simulate.post(event, args.url, os.environ.get("SMS_EVENTGRID_SECRET"))
@@ -125,7 +155,7 @@ async def _messages(adapters: Adapters, args: argparse.Namespace) -> None:
     params = {name: str(value) for option, name in _LIST_OPTIONS.items() if (value := getattr(args, option)) is not None}
     query, _, _ = ledger_query(params, args.licensee, adapters.settings.default_region)
     ledger, token, shown = Ledger(adapters.ledger), None, 0
-    print(f"{'CREATED':<20} {'COMMID':<33} {'REFERENCE':<13} {'STATUS':<30} {'RECIPIENTS':<10} PREVIEW")
+    print(f"{'CREATED':<19} {'COMMID':<33} {'REFERENCE':<13} {'STATUS':<30} {'RECIPIENTS':<10} PREVIEW")
     while shown < args.take:
         entries, token = await ledger.page(query, min(MAX_TAKE, args.take - shown), token)
         for e in entries:
@@ -139,11 +169,18 @@ async def _messages(adapters: Adapters, args: argparse.Namespace) -> None:
 
 async def _cancel(adapters: Adapters, args: argparse.Namespace) -> None:
     """Through the same use case as DELETE /api/sms/{commId}."""
-    cancel = adapters.gateway().use.cancel
-    result = await cancel.cancel(args.licensee, args.comm_id)
-    others = ", ".join(f"{n} {status}" for status, n in sorted(result.unaffected.items()))
-    print(f"Cancelled {result.cancelled} recipient(s) of message {result.comm_id}"
-          + (f"; not cancelled (already past waiting): {others}." if others else "."))
+    print(cancel_summary(await adapters.gateway().use.cancel.cancel(args.licensee, args.comm_id)))
+
+
+def cancel_summary(result: CancelResult) -> str:
+    """What a cancel did: recipients cancelled now, those a cancel before had, and those that had gone past waiting."""
+    parts = [f"Cancelled {result.cancelled} recipient(s) of message {result.comm_id}"]
+    others = dict(result.unaffected)
+    if before := others.pop(Status.CANCELLED.value, 0):
+        parts.append(f"{before} already cancelled")
+    if others:
+        parts.append("not cancelled (already past waiting): " + ", ".join(f"{n} {status}" for status, n in sorted(others.items())))
+    return "; ".join(parts) + "."
 
 
 def _print_licensee(settings: LicenseeSettings) -> None:
@@ -299,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--licensee", required=True, type=_guid, help="the licensee (Guid) the key sends as")
     create.add_argument("--name", help="a label to recognise the key by")
     create.add_argument("--expires-in-days", type=_positive_days, help="stop working after this many days (default: never)")
-    rotate = keys.add_parser("rotate", help="create a new key; the licensee's current key stops working after --grace-hours")
+    rotate = keys.add_parser("rotate", help="a new key replacing one of the licensee's; the replaced key stops working "
+                                            "after --grace-hours")
     rotate.add_argument("--licensee", required=True, type=_guid)
-    rotate.add_argument("--grace-hours", type=float, default=24.0, help="how long the old key keeps working (default 24)")
-    rotate.add_argument("--name", help="a label to recognise the new key by")
+    rotate.add_argument("--key-id", help="the key to replace, by its key id (or the whole key); needed when the licensee has two")
+    rotate.add_argument("--grace-hours", type=_hours, default=24.0, help="how long the replaced key keeps working (default 24)")
+    rotate.add_argument("--name", help="a label to recognise the new key by (default: the replaced key's)")
     listing = keys.add_parser("list", help="list keys (never the secrets)")
     listing.add_argument("--licensee", type=_guid)
     revoke = keys.add_parser("revoke", help="revoke a key by its key id (or the whole key)")
@@ -409,11 +448,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Created an API key for licensee {args.licensee}. Store it now: it cannot be shown again.")
             print(key)
         elif args.action == "rotate":
-            key, ending = asyncio.run(with_adapters(lambda adapters: rotate_key(adapters.keys, args.licensee,
-                                                                                timedelta(hours=args.grace_hours), args.name)))
-            print(f"Created a new API key for licensee {args.licensee}; {', '.join(ending) or 'no other key'} "
-                  f"stop(s) working in {args.grace_hours:g} hours. Store it now: it cannot be shown again.")
-            print(key)
+            key_id = _key_id(args.key_id) if args.key_id else None  # never echo a secret back, even when given the whole key
+            rotation = asyncio.run(with_adapters(lambda adapters: rotate_key(
+                adapters.keys, args.licensee, timedelta(hours=args.grace_hours), args.name, key_id)))
+            print(rotation_summary(args.licensee, rotation))
+            print(rotation.key)
         elif args.action == "list":
             _print_keys(asyncio.run(with_adapters(lambda adapters: adapters.keys.list(args.licensee))))
         else:
@@ -425,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyNotChosen as exc:
+        print(f"error: {exc} with --key-id", file=sys.stderr)
+        return 2
     except (ConfigError, StorageUnavailable, KeyLimitReached, LimitReached, StillChanging) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -11,11 +11,12 @@ import hmac
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cachetools import TLRUCache
 
-from ..domain.errors import Unauthenticated
+from ..domain.errors import NotFound, Unauthenticated
 from ..domain.model import utcnow
 from ..storage import ApiKeyRecord, ApiKeyStore
 
@@ -32,6 +33,10 @@ MAX_ACTIVE_KEYS = 2
 
 class KeyLimitReached(Exception):
     pass
+
+
+class KeyNotChosen(Exception):
+    """A rotation that could replace either of two keys: which one must be said."""
 
 
 def new_key(licensee_id: str, name: str | None = None, expires_at: datetime | None = None) -> tuple[str, ApiKeyRecord]:
@@ -55,22 +60,48 @@ async def issue_key(store: ApiKeyStore, licensee_id: str, name: str | None = Non
     return key
 
 
-async def rotate_key(store: ApiKeyStore, licensee_id: str, grace: timedelta, name: str | None = None) -> tuple[str, list[str]]:
-    """A new key, with the licensee's current key set to stop working after `grace`.
+@dataclass(frozen=True)
+class Rotation:
+    key: str  # the new key: shown this once
+    key_name: str | None  # its name: the one given, else the replaced key's
+    replaced: ApiKeyRecord | None  # the key it replaces; None when the licensee had no active key
+    replaced_until: datetime | None  # when the replaced key stops working
 
-    Returns the new key and the ids of the keys now expiring. Refused while a previous rotation's
-    old key still works: finish that one (revoke it) first.
+
+async def rotate_key(store: ApiKeyStore, licensee_id: str, grace: timedelta, name: str | None = None,
+                     key_id: str | None = None) -> Rotation:
+    """A new key replacing one of the licensee's: `key_id`, or its only active key. The replaced key keeps working for
+    `grace`, so for that time the licensee has one key more than before; the new key takes its name unless given one.
+
+    Refused when the licensee has two active keys and `key_id` does not say which one goes (KeyNotChosen), when
+    `key_id` is not one of its active keys (NotFound), and when two keys besides the one replaced would stay
+    (KeyLimitReached: revoke one first).
     """
     now = utcnow()
     active = [k for k in await store.list(licensee_id) if k.active(now)]
-    if len(active) >= MAX_ACTIVE_KEYS:
-        raise KeyLimitReached(f"licensee {licensee_id} has {len(active)} active keys: revoke the one being replaced first")
-    key = await issue_key(store, licensee_id, name)
-    ending = now + grace
-    for old in active:
-        if old.expires_at is None or old.expires_at > ending:
-            await store.expire(old.key_id, ending)
-    return key, [k.key_id for k in active]
+    if key_id is not None:
+        replaced = next((k for k in active if k.key_id == key_id), None)
+        if replaced is None:
+            raise NotFound(f"Licensee {licensee_id} has no active key {key_id}")
+    elif len(active) > 1:
+        raise KeyNotChosen(f"licensee {licensee_id} has {len(active)} active keys ("
+                           + ", ".join(f"{k.key_id} '{k.name or ''}'" for k in active) + "): say which one to replace")
+    else:
+        replaced = active[0] if active else None
+    staying = [k for k in active if k is not replaced]
+    if len(staying) >= MAX_ACTIVE_KEYS:
+        raise KeyLimitReached(f"licensee {licensee_id} would have {len(staying)} active keys besides the one replaced "
+                              f"({', '.join(k.key_id for k in staying)}): revoke one, or let it expire, first")
+    key, record = new_key(licensee_id, name if name is not None else replaced.name if replaced else None)
+    await store.add(record)
+    if replaced is None:
+        return Rotation(key, record.name, None, None)
+    until = now + grace
+    if replaced.expires_at is None or replaced.expires_at > until:
+        await store.expire(replaced.key_id, until)
+    else:
+        until = replaced.expires_at  # it was ending sooner anyway
+    return Rotation(key, record.name, replaced, until)
 
 
 class Authenticator:

@@ -59,6 +59,9 @@ _MEDIA_FORMATS = {
     "application/jsv": Format.JSV,
 }
 FORM = "application/x-www-form-urlencoded"
+# A body sent chunked reaches the function empty (the Functions host passes none without a Content-Length), and
+# a proxy on the way may have dropped the Transfer-Encoding header that sms.entrypoints.api looks for: say it here too.
+EMPTY_BODY = "The request body is empty (a body sent chunked, without a Content-Length, arrives empty: send its Content-Length)"
 MULTIPART = "multipart/form-data"
 
 
@@ -104,7 +107,7 @@ def read_body(body: bytes, content_type: str | None, default: Format = Format.JS
     Every string in it, keys included, is valid Unicode, or the body is refused naming the field."""
     media = media_type(content_type)
     if not body or not body.strip():
-        raise ValidationFailed([FieldError("", "SerializationException", "The request body is empty")])
+        raise ValidationFailed([FieldError("", "SerializationException", EMPTY_BODY)])
     fmt = _MEDIA_FORMATS.get(media) if media else default
     if fmt is None and media not in (FORM, MULTIPART):
         raise UnsupportedMediaType(media)

@@ -1,12 +1,14 @@
-"""HTTP answers every entry point shares: an error in ServiceStack's shape, and a JSON document."""
+"""HTTP answers every entry point shares: an error in ServiceStack's shape, and a document in JSON (or JSV)."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
 import azure.functions as func
+from pydantic.alias_generators import to_pascal
 
 from ..domain.errors import GatewayError
+from . import jsv
 from .formats import Format, encode, error_body, error_headers, error_status
 
 
@@ -17,4 +19,22 @@ def error_response(error: GatewayError, fmt: Format = Format.JSON) -> func.HttpR
 
 
 def json_response(data: Any, status_code: int = 200, content_type: str = "application/json; charset=utf-8") -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(data).encode(), status_code=status_code, headers={"Content-Type": content_type})
+    """Compact, as every other JSON answer is."""
+    return func.HttpResponse(json.dumps(data, separators=(",", ":")).encode(), status_code=status_code,
+                             headers={"Content-Type": content_type})
+
+
+def document_response(data: dict[str, Any], fmt: Format, status_code: int = 200) -> func.HttpResponse:
+    """A document that is no DTO (GET /api/health's) in the negotiated format: JSON under its own names, JSV under
+    the same names in PascalCase, as a DTO's are written."""
+    if fmt is Format.JSON:
+        return json_response(data, status_code, fmt.content_type)
+    return func.HttpResponse(jsv.dumps(_pascal_keys(data)).encode(), status_code=status_code, headers={"Content-Type": fmt.content_type})
+
+
+def _pascal_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {to_pascal(key): _pascal_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_pascal_keys(item) for item in value]
+    return value

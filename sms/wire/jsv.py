@@ -74,7 +74,10 @@ def _write(value: Any, out: list[str]) -> None:
     elif isinstance(value, bool):
         out.append("True" if value else "False")
     elif isinstance(value, datetime):
-        out.append(quote(value.isoformat()))
+        # As ServiceStack writes a DateTime: UTC with a 'Z', as the JSON answers write it (Common/DateTimeSerializer.cs), and
+        # unquoted (Jsv/JsvTypeSerializer.WriteDateTime); a reader takes the ':' in an unquoted value.
+        text = value.isoformat()
+        out.append(text[:-6] + "Z" if text.endswith("+00:00") else text)
     else:
         out.append(quote(str(value)))
 

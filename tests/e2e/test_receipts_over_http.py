@@ -96,6 +96,21 @@ def test_the_simulate_command_posts_what_acs_would(devhost, key):
     assert again["message"] == "Sent to 1 of 1 recipient"
 
 
+def test_a_receipt_for_a_message_that_does_not_exist_exits_1_and_posts_nothing(devhost, key):
+    """README: exit 1 for what does not exist. The gateway answers Event Grid 200 for any receipt (a 4xx would
+    have Event Grid retry it), so the command looks the recipient up first, in the storage the gateway uses."""
+    status, sent = devhost.request("POST", "/api/sms/send/immediate",
+                                   {"SMSModel": {"To": [{"PhoneNumber": "0412 555 003"}], "MessageBody": "hi"}}, key=key)
+    assert status == 200
+    for comm_id, recipient in (("5d41402abc4b2a76b9719d911017c592", "0"), (sent["commId"], "1")):
+        result = subprocess.run([sys.executable, "-m", "sms", "simulate", "receipt", comm_id, "--recipient", recipient, "--url",
+                                 devhost.base_url], cwd=PROJECT_ROOT, env=devhost.env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, (comm_id, result.stdout, result.stderr)
+        assert "No message" in result.stderr and comm_id in result.stderr and "Posted" not in result.stdout
+    _, state = devhost.request("GET", f"/api/sms/{sent['commId']}", key=key)
+    assert state["recipients"][0]["status"] == "sent"  # nothing was posted for it
+
+
 def test_the_simulate_command_says_what_is_missing_without_the_secret(devhost):
     result = subprocess.run([sys.executable, "-m", "sms", "simulate", "inbound", "--from", PERSON, "--text", "hi", "--url",
                              devhost.base_url],

@@ -128,3 +128,18 @@ async def _run(argv: list[str]) -> int:
     import asyncio
 
     return await asyncio.to_thread(cli.main, argv)
+
+
+async def test_messages_list_headers_sit_over_their_columns(emulator, monkeypatch, capsys):
+    """Issue 25: every header sat one column right of its data (CREATED was padded to 20, its dates are 19)."""
+    sam = f"+6141278{uuid.uuid4().int % 10**4:04d}"
+    mine = await recorded(emulator.connection_string, A, sam, Status.DELIVERED)
+    monkeypatch.setenv("AzureWebJobsStorage", emulator.connection_string)
+    monkeypatch.setattr(cli, "load_local_settings", lambda: None)
+    assert await _run(["messages", "list", "--licensee", A, "--phone", sam]) == 0
+    header, line = capsys.readouterr().out.splitlines()[:2]
+    expected = {"CREATED": utcnow().strftime("%Y-%m-%d"), "COMMID": mine, "REFERENCE": reference_for(mine),
+                "STATUS": f"{sam} delivered", "RECIPIENTS": "1", "PREVIEW": "'Flu clinic on Friday'"}
+    for label, value in expected.items():
+        column = header.index(label)
+        assert line[column:].startswith(value) and (column == 0 or line[column - 1] == " "), (label, header, line)

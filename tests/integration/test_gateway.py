@@ -116,6 +116,27 @@ async def test_cli_rotates_a_key_and_limits_active_keys(gateway, emulator):
     assert await auth.licensee_for(first) == await auth.licensee_for(new) == licensee
 
 
+async def test_cli_rotates_the_key_it_is_told_to_under_its_name(gateway, emulator):
+    """Issue 25: with two active keys, rotate refused, and the new key had no name."""
+    licensee = "8" * 32
+    crm = cli(emulator, "keys", "create", "--licensee", licensee, "--name", "crm").stdout.strip().splitlines()[-1]
+    billing = cli(emulator, "keys", "create", "--licensee", licensee, "--name", "billing").stdout.strip().splitlines()[-1]
+    unchosen = cli(emulator, "keys", "rotate", "--licensee", licensee)
+    assert unchosen.returncode == 2 and "--key-id" in unchosen.stderr and crm[4:20] in unchosen.stderr, unchosen.stderr
+    unknown = cli(emulator, "keys", "rotate", "--licensee", licensee, "--key-id", "0" * 16)
+    assert unknown.returncode == 1 and "no active key" in unknown.stderr
+    rotated = cli(emulator, "keys", "rotate", "--licensee", licensee, "--key-id", crm, "--grace-hours", "2")  # the whole key works too
+    assert rotated.returncode == 0, rotated.stderr
+    new = rotated.stdout.strip().splitlines()[-1]
+    assert crm[4:20] in rotated.stdout and "'crm'" in rotated.stdout and crm.split(".")[1] not in rotated.stdout
+    rows = {line.split()[0]: line for line in cli(emulator, "keys", "list", "--licensee", licensee).stdout.splitlines()[1:]}
+    assert rows[new[4:20]].endswith(" crm") and " never " in rows[new[4:20]]
+    assert rows[billing[4:20]].endswith(" billing") and " never " in rows[billing[4:20]]
+    assert " never " not in rows[crm[4:20]]  # it stops at the end of the grace period
+    auth = Authenticator(gateway.keys, cache_seconds=0)
+    assert {await auth.licensee_for(k) for k in (crm, billing, new)} == {licensee}
+
+
 async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothing():
     from sms.domain.errors import StorageUnavailable
 

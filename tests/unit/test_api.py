@@ -83,6 +83,30 @@ async def test_bad_input_gets_400_naming_the_field(gateway):
     assert status["errors"][0]["fieldName"] == "SMSModel.To[0].PhoneNumber"
 
 
+async def test_a_chunked_body_gets_a_400_saying_it_is_not_supported(gateway):
+    """The Functions host hands a function no body unless Content-Length > 0 (GrpcMessageConversionExtensions.ToRpcHttp,
+    host 4.1037.0): a body sent chunked arrives empty, with its transfer-encoding header. A 400 naming the header says
+    what to change (send a Content-Length); "the body is empty" alone would puzzle a client that sent one. Not 411
+    Length Required: every other unreadable request is a 400 in ServiceStack's shape, which its clients already handle."""
+    for function, body in (("send", b""), ("send_immediate", b""), ("webhooks_add", b"")):
+        req = func.HttpRequest("POST", f"http://localhost/api/{function}", body=body,
+                               headers={"Authorization": f"Bearer {gateway.key}", "Transfer-Encoding": "chunked",
+                                        "Content-Type": "application/json"})
+        response = await gateway.functions[function](req)
+        status = json.loads(response.get_body())["responseStatus"]
+        assert response.status_code == 400, function
+        assert status["errors"] == [{"errorCode": "NotSupported", "fieldName": "Transfer-Encoding", "message": status["message"]}]
+        assert "chunked" in status["message"] and "Content-Length" in status["message"]
+    assert gateway.store.messages == {}
+
+
+async def test_an_empty_body_gets_a_400_that_names_chunked_bodies_too(gateway):
+    """Whatever stripped the header on the way, an empty body says that a chunked one arrives empty."""
+    response = await post(gateway, "send", b"", gateway.key)
+    message = json.loads(response.get_body())["responseStatus"]["message"]
+    assert response.status_code == 400 and "empty" in message and "chunked" in message and "Content-Length" in message
+
+
 async def test_malformed_json_gets_400_not_500(gateway):
     response = await post(gateway, "send", b'{"SMSModel": ', gateway.key)
     assert response.status_code == 400
@@ -336,3 +360,15 @@ async def test_a_batch_interrupted_by_storage_says_how_many_it_completed_and_a_k
     assert len(store.messages) == 5  # and each item is saved once
     again = await call(gateway, "sms_send_servicestack_batch", body=json.dumps(items).encode(), headers=headers)
     assert json.loads(again.get_body()) == answers
+
+
+@pytest.mark.parametrize("params, headers", [({"format": "jsv"}, {}), ({"format": "JSV"}, {}), ({}, {"Accept": "text/jsv"})])
+async def test_health_answers_in_jsv_when_asked_as_every_route_does(gateway, params, headers):
+    """?format=jsv (and Accept) choose the answer's format on every route, /api/health too; it answered JSON regardless."""
+    req = func.HttpRequest("GET", "http://localhost/api/health", params=params, headers=headers, body=b"")
+    response = await gateway.functions["health"](req)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/jsv; charset=utf-8"
+    assert response.get_body() == b"{Status:ok,Storage:{Status:ok},Provider:{Name:recording,Status:ok}}"
+    default = await gateway.functions["health"](func.HttpRequest("GET", "http://localhost/api/health", body=b""))
+    assert json.loads(default.get_body())["status"] == "ok"
+    assert default.headers["Content-Type"] == "application/json; charset=utf-8"

@@ -83,22 +83,69 @@ async def test_a_licensee_has_at_most_two_active_keys():
 async def test_rotation_keeps_the_old_key_working_for_the_grace_period_only():
     from datetime import timedelta
 
-    from sms.usecases.auth import KeyLimitReached, issue_key, rotate_key
+    from sms.usecases.auth import KeyNotChosen, issue_key, rotate_key
 
     store = InMemoryApiKeyStore()
     auth = Authenticator(store, cache_seconds=0)
     old = await issue_key(store, LICENSEE)
-    new, ending = await rotate_key(store, LICENSEE, grace=timedelta(hours=1))
-    assert ending == [old[4:20]]
+    rotation = await rotate_key(store, LICENSEE, grace=timedelta(hours=1))
+    new = rotation.key
+    assert rotation.replaced.key_id == old[4:20] and rotation.replaced_until == store.records[old[4:20]].expires_at
     assert await auth.licensee_for(new) == LICENSEE and await auth.licensee_for(old) == LICENSEE
     assert store.records[old[4:20]].expires_at > utcnow()
-    with pytest.raises(KeyLimitReached):  # finish this rotation before starting another
+    with pytest.raises(KeyNotChosen):  # two keys work now: which one to replace must be said
         await rotate_key(store, LICENSEE, grace=timedelta(hours=1))
 
     await store.expire(old[4:20], utcnow() - timedelta(seconds=1))  # the grace period is over
     with pytest.raises(Unauthenticated, match="expired"):
         await auth.licensee_for(old)
     assert await auth.licensee_for(new) == LICENSEE
+
+
+async def test_rotating_one_of_two_keys_replaces_that_one_under_its_name_and_leaves_the_other():
+    """Issue 25: rotate refused a licensee with two active keys, and named the new key nothing. A user rotating the
+    'crm' key expects a new 'crm' key, the old one working for the grace period, and the 'billing' key untouched."""
+    from datetime import timedelta
+
+    from sms.usecases.auth import issue_key, rotate_key
+
+    store = InMemoryApiKeyStore()
+    crm, billing = await issue_key(store, LICENSEE, "crm"), await issue_key(store, LICENSEE, "billing")
+    rotation = await rotate_key(store, LICENSEE, grace=timedelta(hours=2), key_id=crm[4:20])
+    new = store.records[rotation.key[4:20]]
+    assert new.name == "crm" and new.expires_at is None and rotation.replaced.key_id == crm[4:20]
+    assert timedelta(hours=1.9) < store.records[crm[4:20]].expires_at - utcnow() <= timedelta(hours=2)
+    assert store.records[billing[4:20]].expires_at is None
+    auth = Authenticator(store, cache_seconds=0)
+    for key in (crm, billing, rotation.key):  # three work until the grace period ends
+        assert await auth.licensee_for(key) == LICENSEE
+    await store.revoke(crm[4:20], utcnow())  # that rotation done, billing's can start
+    named = await rotate_key(store, LICENSEE, grace=timedelta(hours=2), key_id=billing[4:20], name="billing-2027")
+    assert store.records[named.key[4:20]].name == "billing-2027"
+
+
+async def test_rotate_refuses_a_key_it_cannot_replace_and_a_choice_it_cannot_make():
+    from datetime import timedelta
+
+    from sms.domain.errors import NotFound
+    from sms.usecases.auth import KeyLimitReached, KeyNotChosen, issue_key, rotate_key
+
+    store = InMemoryApiKeyStore()
+    first, second = await issue_key(store, LICENSEE, "a"), await issue_key(store, LICENSEE, "b")
+    with pytest.raises(KeyNotChosen, match=f"{first[4:20]} 'a', {second[4:20]} 'b'"):
+        await rotate_key(store, LICENSEE, grace=timedelta(hours=1))
+    others = await issue_key(store, "c" * 32)
+    await store.revoke(second[4:20], utcnow())
+    for key_id in ("0" * 16, others[4:20], second[4:20]):  # unknown, another licensee's, revoked
+        with pytest.raises(NotFound, match=f"no active key {key_id}"):
+            await rotate_key(store, LICENSEE, grace=timedelta(hours=1), key_id=key_id)
+    assert len(store.records) == 3  # nothing was added
+    # Two keys besides the one replaced would make three that stay: the limit still holds.
+    third = await issue_key(store, LICENSEE, "c")
+    rotated = await rotate_key(store, LICENSEE, grace=timedelta(hours=1), key_id=third[4:20])
+    with pytest.raises(KeyLimitReached):
+        await rotate_key(store, LICENSEE, grace=timedelta(hours=1), key_id=first[4:20])
+    assert rotated.key[4:20] in store.records
 
 
 async def test_the_key_cache_is_bounded_and_counts_its_time_from_the_read(monkeypatch):

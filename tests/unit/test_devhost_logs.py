@@ -99,3 +99,40 @@ async def test_a_function_that_raises_is_logged_without_the_key_secret_or_the_nu
     logged = written(caplog)
     assert "function explode failed" in logged and "RuntimeError" in logged
     assert SECRET[:12] not in logged and not leaked(logged), logged
+
+
+def test_the_log_level_in_local_settings_json_is_the_one_used(monkeypatch, tmp_path):
+    """README: locally, settings come from the environment, then local.settings.json; SMS_LOG_LEVEL is one of them
+    (issue 25). Both `python -m sms.devhost` and `make run` configured logging before reading the file."""
+    from sms.dev import localrun
+    from sms.dev.host import host
+
+    monkeypatch.delenv("SMS_LOG_LEVEL", raising=False)
+    levels: list[str] = []
+    monkeypatch.setattr(logging, "basicConfig", lambda **options: levels.append(options["level"]))
+
+    def load_local_settings():  # what local.settings.json would set
+        monkeypatch.setenv("SMS_LOG_LEVEL", "warning")
+
+    monkeypatch.setattr(host, "load_local_settings", load_local_settings)
+    monkeypatch.setattr(host, "load_app", lambda spec: None)
+    monkeypatch.setattr(host, "app_cleanup", lambda spec: None)
+    monkeypatch.setattr(host, "serve", lambda *args, **kwargs: asyncio.sleep(0))
+    host.main(["--port", "0"])
+
+    class Started(Exception):
+        pass
+
+    def start_local_storage(connection):  # where make run would start Azurite, this one stops
+        raise Started
+
+    monkeypatch.delenv("SMS_LOG_LEVEL")
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    monkeypatch.setattr(localrun, "PROJECT_ROOT", tmp_path)  # it copies the example settings file there, not into the project
+    (tmp_path / "local.settings.example.json").write_text('{"Values": {}}')
+    monkeypatch.setattr(localrun, "load_local_settings", load_local_settings)
+    monkeypatch.setattr(localrun, "port_in_use", lambda host, port: False)
+    monkeypatch.setattr(localrun, "start_local_storage", start_local_storage)
+    with pytest.raises(Started):
+        localrun.main(["--port", "0"])
+    assert levels == ["WARNING", "WARNING"]

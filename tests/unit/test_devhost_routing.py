@@ -160,3 +160,99 @@ async def test_a_route_chosen_once_is_chosen_alike_for_each_method_and_path_and_
                     expected.append((name, {"id": str(i)}))
         assert (await client.request("PUT", "/api/x/1")).status == 404
     assert seen == expected
+
+
+async def test_a_body_reaches_the_function_only_with_a_content_length_as_on_the_host():
+    """The host fills RpcHttp.Body only when `request.Body != null && request.ContentLength > 0`
+    (azure-functions-host 4.1037.0, src/WebJobs.Script.Grpc/MessageExtensions/GrpcMessageConversionExtensions.cs,
+    ToRpcHttp); the worker then hands the function b'' (azure-functions-python-worker 4.34.0,
+    azure_functions_worker/bindings/datumdef.py, Datum.from_typed_data: `Datum(type='bytes', value=b'')`).
+    A chunked body has no Content-Length: under the real host the function sees it empty."""
+    seen: list[func.HttpRequest] = []
+
+    async def echo(req: func.HttpRequest) -> func.HttpResponse:
+        seen.append(req)
+        return func.HttpResponse(b"ok", status_code=200)
+
+    async def chunks():
+        yield b'{"a":'
+        yield b"1}"
+
+    table = route_table([route("thing", "api/thing", ("POST",), echo)])
+    async with TestClient(TestServer(http_app(table), host="127.0.0.1")) as client:
+        chunked = await client.post("/api/thing", data=chunks())
+        assert chunked.status == 200
+        sized = await client.post("/api/thing", data=b'{"a":1}')
+        assert sized.status == 200
+        # The connection still serves the next request: the unread chunked body was not left in the way.
+        again = await client.post("/api/thing", data=chunks())
+        assert again.status == 200
+    assert [req.get_body() for req in seen] == [b"", b'{"a":1}', b""]
+    assert seen[0].headers["transfer-encoding"] == "chunked" and "content-length" not in seen[0].headers
+
+
+async def answered(response: func.HttpResponse):
+    async def function(req: func.HttpRequest) -> func.HttpResponse:
+        return response
+
+    table = route_table([route("thing", "api/thing", ("GET",), function)])
+    async with TestClient(TestServer(http_app(table), host="127.0.0.1")) as client:
+        answer = await client.get("/api/thing")
+        return answer.status, answer.headers, await answer.read()
+
+
+async def test_a_content_type_from_mimetype_gets_a_charset_only_for_text_as_the_worker_writes_it():
+    """azure-functions-python-library azure/functions/http.py, HttpResponseConverter.encode (1.22 and 1.26):
+    `f'{obj.mimetype}; charset={obj.charset}'` if the mimetype starts with 'text/', else the mimetype alone."""
+    status, headers, _ = await answered(func.HttpResponse("{}", mimetype="application/json"))
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert (await answered(func.HttpResponse("hi")))[1]["Content-Type"] == "text/plain; charset=utf-8"
+    html = func.HttpResponse("hi", mimetype="text/html", charset="latin-1")
+    assert (await answered(html))[1]["Content-Type"] == "text/html; charset=latin-1"
+    given = func.HttpResponse("{}", mimetype="text/plain", headers={"Content-Type": "application/json; charset=utf-8"})
+    assert (await answered(given))[1]["Content-Type"] == "application/json; charset=utf-8"  # a header given wins
+
+
+def with_headers(*pairs: tuple[str, str]) -> func.HttpResponse:
+    response = func.HttpResponse("ok")
+    for name, value in pairs:
+        response.headers.add(name, value)
+    return response
+
+
+async def test_every_set_cookie_goes_out_as_the_worker_and_host_write_it():
+    """The worker reads each Set-Cookie with SimpleCookie and sends it as an RpcHttpCookie
+    (azure-functions-python-worker 4.34.0, bindings/datumdef.py, parse_to_rpc_http_cookie_list); the host appends
+    each with ASP.NET Core's ResponseCookies.Append (host GrpcMessageExtensionUtilities.RpcHttpCookieConverter,
+    RawScriptResult). The expected values are the worker's own end-to-end tests against the host
+    (tests/unittests/test_http_functions.py, test_multiple_cookie_header_in_response and
+    test_set_cookie_header_in_response_default_value); the dev host sent only the last cookie, as it came."""
+    status, headers, _ = await answered(with_headers(
+        ("Set-Cookie", "foo3=42; Domain=example.com; Expires=Thu, 12-Jan-2017 13:55:08 GMT; Path=/; Max-Age=10000000; Secure; HttpOnly"),
+        ("Set-Cookie", "foo3=43; Domain=example.com; Expires=Thu, 12-Jan-2018 13:55:08 GMT; Path=/; Max-Age=10000000; Secure; HttpOnly"),
+        ("HELLO", "world")))
+    assert status == 200 and headers["HELLO"] == "world"
+    assert headers.getall("Set-Cookie") == [
+        "foo3=42; expires=Thu, 12 Jan 2017 13:55:08 GMT; max-age=10000000; domain=example.com; path=/; secure; httponly",
+        "foo3=43; expires=Fri, 12 Jan 2018 13:55:08 GMT; max-age=10000000; domain=example.com; path=/; secure; httponly"]
+    assert (await answered(with_headers(("Set-Cookie", "foo=bar"))))[1].getall("Set-Cookie") == ["foo=bar; domain=; path="]
+    # samesite as the worker maps it (parse_cookie_attr_same_site); the value through Uri.EscapeDataString.
+    assert (await answered(with_headers(("Set-Cookie", 'n="a b"; SameSite=Lax'))))[1].getall("Set-Cookie") == [
+        "n=a%20b; domain=; path=; samesite=lax"]
+
+
+async def test_a_cookie_the_worker_cannot_read_is_dropped_and_one_it_fails_on_is_a_500():
+    """The worker's tests again: an empty Set-Cookie, or one SimpleCookie refuses ('SecureFalse'), sends no cookie
+    and a 200 (test_set_cookie_header_in_response_empty_value, test_response_cookie_header_nullable_bool_err);
+    an expires it cannot parse fails the invocation, a 500 (test_response_cookie_header_nullable_timestamp_err)."""
+    for cookie in ("", "foo3=42; Domain=example.com; Path=/; Max-Age=10000000; SecureFalse; HttpOnly"):
+        status, headers, body = await answered(with_headers(("Set-Cookie", cookie)))
+        assert status == 200 and "Set-Cookie" not in headers and body == b"ok", cookie
+    status, headers, body = await answered(with_headers(("Set-Cookie", "foo=bar; Domain=123; Expires=Dummy")))
+    assert status == 500 and body == b""
+
+
+async def test_a_header_given_twice_goes_once_with_its_last_value_as_the_worker_sends_a_map():
+    """datum_as_proto sends `{k: v.value for k, v in headers.items()}`: a map, so one value per name."""
+    _, headers, _ = await answered(with_headers(("X-Twice", "a"), ("X-Twice", "b")))
+    assert headers.getall("X-Twice") == ["b"]

@@ -171,3 +171,15 @@ def test_the_scheduling_samples_on_the_metadata_page_decode_back_into_the_dtos()
     assert CommResponse.model_validate(json.loads(response_json)) == CommResponse.model_validate(jsv.loads(response_jsv))
     assert CancelResponse.model_validate(json.loads(cancel_json)) == CancelResponse.model_validate(jsv.loads(cancel_jsv)) \
         == metadata._SAMPLE_CANCEL
+
+
+def test_the_readmes_sample_answers_are_written_as_the_gateway_writes_them():
+    """Issue 25: README's JSON samples were spaced where the answers are compact. Every ```json block but the sample
+    request body (what a client sends may be spaced) reads as the gateway's own answer would."""
+    from sms.config import PROJECT_ROOT
+
+    blocks = re.findall(r"^```json\n(.*?)\n```$", (PROJECT_ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)
+    answers = [block for block in blocks if "smsModel" not in json.loads(block)]
+    assert len(answers) >= 10
+    for block in answers:
+        assert block == json.dumps(json.loads(block), separators=(",", ":"), ensure_ascii=False), block[:80]

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -181,3 +183,23 @@ def _strings(value) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _strings(v)]
     return []
+
+
+def test_an_instant_is_written_as_the_json_answer_writes_it_with_z_for_utc():
+    """ServiceStack writes a UTC DateTime with a 'Z' (ServiceStack.Text src/ServiceStack.Text/Common/DateTimeSerializer.cs,
+    XsdDateTimeFormat "yyyy-MM-ddTHH:mm:ss.fffffffZ"), as our JSON answers do (pydantic): JSV wrote '+00:00'. It writes
+    it unquoted (src/ServiceStack.Text/Jsv/JsvTypeSerializer.cs, WriteDateTime: no ToCsvField), and reads it back so."""
+    from datetime import datetime, timedelta, timezone
+
+    from sms.wire import Format, encode
+    from sms.wire.dto import WebhookDeliveryAttempt
+
+    at = datetime(2026, 11, 25, 4, 20, 31, 500000, tzinfo=timezone.utc)
+    assert jsv.dumps({"At": at}) == "{At:2026-11-25T04:20:31.500000Z}"
+    assert jsv.dumps({"At": at.replace(microsecond=0)}) == "{At:2026-11-25T04:20:31Z}"
+    assert jsv.dumps({"At": at.astimezone(timezone(timedelta(hours=11)))}) == "{At:2026-11-25T15:20:31.500000+11:00}"
+    assert jsv.loads(jsv.dumps({"At": at})) == {"At": "2026-11-25T04:20:31.500000Z"}
+    state = WebhookDeliveryAttempt(at=at, event_id="evt_1", event_type="message.sent", attempt=1, outcome="delivered", latency_ms=5,
+                                 replay=False)
+    json_at = json.loads(encode(state, Format.JSON))["at"]
+    assert f"At:{json_at}," in encode(state, Format.JSV).decode()

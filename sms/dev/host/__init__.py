@@ -2,7 +2,8 @@
 
 It serves the FunctionApp's own registered functions: HTTP routes and methods come from
 `app.get_functions()` and the route prefix from host.json, so there is no second route table to
-drift. Requests are routed as the Azure host routes them (routing.py), queue triggers run with the
+drift. Requests are routed as the Azure host routes them (routing.py), answers go out with the headers the
+Python worker and the host give them (responses.py), queue triggers run with the
 Storage Queues extension's polling and poison rules (queues.py), timers on their NCRONTAB
 schedules (timers.py). docs/devhost.md lists where it differs from the real host, and why.
 

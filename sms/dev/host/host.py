@@ -145,15 +145,20 @@ def spawned(env: dict[str, str], timeout: float = 60.0) -> Iterator[SpawnedHost]
         child.stop()
 
 
+def configure_logging() -> None:
+    """At SMS_LOG_LEVEL, read once the settings are (local.settings.json may set it); the Azure SDKs' chatter at WARNING."""
+    logging.basicConfig(level=os.environ.get("SMS_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sms.devhost", description="A local stand-in for the Azure Functions host.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071, help="0 picks a free port (printed at start)")
     parser.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("SMS_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)
     load_local_settings()
+    configure_logging()
     asyncio.run(serve(load_app(args.app), args.host, args.port, on_stop=app_cleanup(args.app)))
 
 

@@ -1,10 +1,11 @@
 """The dev host's HTTP front: a request is routed as the Functions host routes it and handed to the
-function as the host hands it to the Python worker; the function's answer goes back unchanged.
+function as the host hands it to the Python worker; the function's answer goes back as they send it.
 
 What the worker sees follows the host's `GrpcMessageConversionExtensions.ToRpcHttp`: header names
 lower-cased and repeated values joined with ','; query values percent-decoded, a repeated key's
 values joined with ',' (keys compared case-insensitively), a key with no value left out; route
-values as matched. docs/devhost.md lists each rule with its source.
+values as matched; the body only when the request has `Content-Length > 0` (a chunked body reaches
+the function empty). docs/devhost.md lists each rule with its source.
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from urllib.parse import parse_qsl
 import azure.functions as func
 from aiohttp import log as aiohttp_log
 from aiohttp import web
+from multidict import CIMultiDict
 
 from ...logs import MaskedRecords, log_unexpected
 from .app import invoke
+from .responses import UnwritableCookie, response_headers
 from .routing import HttpRoute, kestrel_path, select
 
 log = logging.getLogger("sms.devhost")
@@ -84,10 +87,12 @@ def http_app(table: list[HttpRoute], max_request_body: int = MAX_REQUEST_BODY) -
                 return web.Response(body=_HOMEPAGE, content_type="text/html")
             return web.Response(status=404)  # the host's answer: no body, no Content-Type
         route, values = chosen
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return web.Response(status=500)
+        body = b""
+        if (request.content_length or 0) > 0:  # the host passes a body only with a Content-Length: not a chunked one
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return web.Response(status=500)
         req = func.HttpRequest(
             method=request.method, url=str(request.url), headers=header_values(request),
             params=query_params(request.query_string), route_params=values, body=body,
@@ -99,9 +104,11 @@ def http_app(table: list[HttpRoute], max_request_body: int = MAX_REQUEST_BODY) -
             return web.Response(status=500)
         if not isinstance(result, func.HttpResponse):
             return web.Response(status=204 if result is None else 200, text=None if result is None else str(result))
-        headers = {k: v for k, v in result.headers.items()}
-        if not any(k.lower() == "content-type" for k in headers) and result.mimetype:
-            headers["Content-Type"] = f"{result.mimetype}; charset={result.charset}" if result.charset else result.mimetype
+        try:
+            headers = CIMultiDict(response_headers(result))
+        except UnwritableCookie as error:
+            log.error("function %s answered a cookie Azure cannot send (a 500 there): %s", route.name, error)
+            return web.Response(status=500)
         return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
 
     for logger in AIOHTTP_LOGGERS:
