@@ -32,7 +32,7 @@ from azure.core.rest import HttpRequest
 
 from ..domain.model import utcnow
 from ..domain.pacing import retry_after_seconds
-from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
+from . import Failure, Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 
 # Comfortably inside ACS's 5-minute tracking window, allowing for clock skew.
 REPEATABILITY_WINDOW = timedelta(minutes=4)
@@ -70,6 +70,18 @@ def _transient(status: int | None) -> bool:
     # 412: the repeatability window passed; the next attempt gets a fresh pair. 401/403: a key being
     # rotated or a role not yet granted should not fail every message at once.
     return status is None or status >= 500 or status in (401, 403, 408, 412, 429)
+
+
+def _failure(status: int | None, whole_request: bool) -> Failure:
+    """What an ACS refusal means for trying elsewhere (docs/providers.md). At the door (401/403 credentials
+    or role, 429 throttled, 503 unavailable): not taken. Another 5xx answer to the whole request may come
+    after ACS took it: ambiguous (asked again at once under the same repeatability pair). A recipient's
+    own failed result in a whole answer, or any other 4xx: refused."""
+    if status in (401, 403, 429, 503):
+        return Failure.NOT_TAKEN
+    if whole_request and (status is None or status >= 500):
+        return Failure.AMBIGUOUS
+    return Failure.REFUSED
 
 
 class AcsProvider(SmsProvider):
@@ -129,13 +141,19 @@ class AcsProvider(SmsProvider):
                 error=f"ACS {exc.status_code}: {exc.reason or exc.message}",
                 transient=_transient(exc.status_code),
                 retry_after_seconds=retry_after_seconds(headers.get("Retry-After")),
+                failure=_failure(exc.status_code, whole_request=True), code=str(exc.status_code),
             ), exc.status_code, None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            return SendOutcome(error=f"ACS unreachable ({type(exc).__name__})", transient=True), None, None
+        except ServiceRequestError as exc:
+            # azure-core: "An error occurred while attempt to make a request to the service. No request was sent."
+            return SendOutcome(error=f"ACS unreachable ({type(exc).__name__})", transient=True, failure=Failure.NOT_TAKEN), None, None
+        except ServiceResponseError as exc:
+            # azure-core: "The request was sent, but the client failed to understand the response."
+            return SendOutcome(error=f"ACS gave no answer ({type(exc).__name__})", transient=True, failure=Failure.AMBIGUOUS), None, None
         result = response.value[0]
         if result.successful:
             return SendOutcome(provider_message_id=result.message_id), result.http_status_code, result.repeatability_result
-        return (SendOutcome(error=f"ACS {result.http_status_code}: {result.error_message}", transient=_transient(result.http_status_code)),
+        return (SendOutcome(error=f"ACS {result.http_status_code}: {result.error_message}", transient=_transient(result.http_status_code),
+                            failure=_failure(result.http_status_code, whole_request=False), code=str(result.http_status_code)),
                 result.http_status_code, result.repeatability_result)
 
     async def check(self) -> str | None:

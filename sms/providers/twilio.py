@@ -19,7 +19,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from ..domain.pacing import retry_after_seconds
-from . import Found, OutgoingSms, SendOutcome, SmsProvider, Trace
+from . import Failure, Found, OutgoingSms, SendOutcome, SmsProvider, Trace
 
 log = logging.getLogger("sms.providers.twilio")
 
@@ -28,6 +28,25 @@ TWILIO_MAX_VALIDITY = 36_000  # seconds: the longest ValidityPeriod Twilio takes
 # Tracing a claim left behind: the messages read (one page), and how far apart our clock and Twilio's may be.
 FIND_LIMIT = 200
 CLOCK_SKEW = timedelta(minutes=1)
+
+
+# Twilio's answers that say it did not take the SMS and another provider may (docs/providers.md cites each):
+# 20003 authentication failed; 21408 permission to send to that region is not enabled on the account;
+# 21606 the From number cannot send SMS (to that destination). Any other 4xx refuses this SMS (21211
+# invalid To, 21610 the number replied STOP to Twilio, 21612 not reachable by SMS): another provider
+# would refuse it too, or must not send it.
+NOT_TAKEN_CODES = frozenset({20003, 21408, 21606})
+
+
+def rest_failure(status: int, code: int | None) -> Failure:
+    """What Twilio's error answer to a send means for trying elsewhere. A 5xx other than 503 may come after
+    Twilio created the message, so it may have been sent; a 503 (Service Unavailable) and 401/403 are
+    refusals at the door; 4xx by Twilio's error code."""
+    if status == 503 or status in (401, 403) or code in NOT_TAKEN_CODES:
+        return Failure.NOT_TAKEN
+    if status >= 500:
+        return Failure.AMBIGUOUS
+    return Failure.REFUSED
 
 
 class _Throttled(Exception):
@@ -96,15 +115,23 @@ class TwilioProvider(SmsProvider):
         try:
             message = await self._client.messages.create_async(**fields)
         except _Throttled as exc:
-            return SendOutcome(error=str(exc), transient=True, retry_after_seconds=exc.retry_after)
+            return SendOutcome(error=str(exc), transient=True, retry_after_seconds=exc.retry_after, failure=Failure.NOT_TAKEN,
+                               code="429")
         except TwilioRestException as exc:
             transient = exc.status >= 500 or exc.status in (401, 403, 408)
-            return SendOutcome(error=f"Twilio {exc.status} error {exc.code}: {exc.msg}", transient=transient)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            return SendOutcome(error=f"Twilio unreachable ({type(exc).__name__})", transient=True)
-        if message.status in ("failed", "undelivered"):
+            return SendOutcome(error=f"Twilio {exc.status} error {exc.code}: {exc.msg}", transient=transient,
+                               failure=rest_failure(exc.status, exc.code), code=str(exc.code or exc.status))
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # No connection was made (refused, DNS, or no answer to the connect): nothing was written.
+            return SendOutcome(error=f"Twilio unreachable ({type(exc).__name__})", transient=True, failure=Failure.NOT_TAKEN)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, TwilioException) as exc:
+            # The request may have been written: a timeout waiting for the answer, a reset mid-answer, an
+            # answer the SDK could not read. Twilio may have it.
+            return SendOutcome(error=f"Twilio gave no answer ({type(exc).__name__})", transient=True, failure=Failure.AMBIGUOUS)
+        if message.status in ("failed", "undelivered"):  # taken, then failed at once: Twilio's to report, not ours to resend
             return SendOutcome(provider_message_id=None,
-                               error=f"Twilio refused: error {message.error_code} {message.error_message or ''}".strip())
+                               error=f"Twilio refused: error {message.error_code} {message.error_message or ''}".strip(),
+                               failure=Failure.REFUSED, code=str(message.error_code) if message.error_code else None)
         return SendOutcome(provider_message_id=message.sid)
 
     async def find(self, sms: OutgoingSms) -> Trace:

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 import pytest
 
 from sms.domain.model import utcnow
-from sms.providers import Found, OutgoingSms
+from sms.providers import Failure, Found, OutgoingSms
 from sms.providers.acs import REPEATABILITY_WINDOW, AcsProvider, repeatability
 from sms.providers.console import ConsoleProvider
 from sms.providers.twilio import FIND_LIMIT, TwilioProvider
@@ -95,21 +95,25 @@ async def test_acs_wrong_key_is_refused_by_the_fake(cert):
     assert fake.auth_failures == 1 and not outcome.accepted and outcome.transient  # a key problem is retried, not fatal
 
 
-@pytest.mark.parametrize("reply, transient, retry_after, fragment", [
-    (FakeAcs.recipient_failure("+61412345678", 400, "Invalid To phone number format."), False, None, "Invalid To phone number"),
-    (FakeAcs.recipient_failure("+61412345678", 500, "Internal error"), True, None, "ACS 500"),
-    (FakeAcs.error(400, "Bad request"), False, None, "ACS 400"),
-    (FakeAcs.error(429, "Too many requests", {"Retry-After": "17"}), True, 17.0, "ACS 429"),
-    (FakeAcs.error(500, "Server error"), True, None, "ACS 500"),
-    (FakeAcs.error(412, "Repeatability-First-Sent is outside the window"), True, None, "ACS 412"),
-    (Reply(hang_seconds=3), True, None, "unreachable"),
+# The last column: what each answer means for trying another provider (issue 26; docs/providers.md).
+@pytest.mark.parametrize("reply, transient, retry_after, fragment, failure", [
+    (FakeAcs.recipient_failure("+61412345678", 400, "Invalid To phone number format."), False, None, "Invalid To phone number",
+     Failure.REFUSED),
+    (FakeAcs.recipient_failure("+61412345678", 500, "Internal error"), True, None, "ACS 500", Failure.REFUSED),
+    (FakeAcs.error(400, "Bad request"), False, None, "ACS 400", Failure.REFUSED),
+    (FakeAcs.error(401, "Denied"), True, None, "ACS 401", Failure.NOT_TAKEN),
+    (FakeAcs.error(429, "Too many requests", {"Retry-After": "17"}), True, 17.0, "ACS 429", Failure.NOT_TAKEN),
+    (FakeAcs.error(503, "Unavailable"), True, None, "ACS 503", Failure.NOT_TAKEN),
+    (FakeAcs.error(500, "Server error"), True, None, "ACS 500", Failure.AMBIGUOUS),
+    (FakeAcs.error(412, "Repeatability-First-Sent is outside the window"), True, None, "ACS 412", Failure.REFUSED),
+    (Reply(hang_seconds=3), True, None, "no answer", Failure.AMBIGUOUS),
 ])
-async def test_acs_answers_map_to_outcomes(acs, reply, transient, retry_after, fragment):
+async def test_acs_answers_map_to_outcomes(acs, reply, transient, retry_after, fragment, failure):
     fake, provider = acs
     fake.script.append(reply)
     outcome = await provider.send(sms())
     assert not outcome.accepted
-    assert (outcome.transient, outcome.retry_after_seconds) == (transient, retry_after)
+    assert (outcome.transient, outcome.retry_after_seconds, outcome.failure) == (transient, retry_after, failure)
     assert fragment in outcome.error
 
 
@@ -150,20 +154,36 @@ async def test_twilio_wrong_token_is_refused_by_the_fake():
     assert fake.auth_failures == 1 and not outcome.accepted and outcome.transient
 
 
-@pytest.mark.parametrize("reply, transient, retry_after, fragment", [
-    (FakeTwilio.error(400, 21211, "The 'To' number is not a valid phone number."), False, None, "error 21211"),
-    (FakeTwilio.error(400, 21610, "Attempt to send to unsubscribed recipient"), False, None, "unsubscribed"),
-    (FakeTwilio.error(429, 20429, "Too Many Requests", {"Retry-After": "9"}), True, 9.0, "429"),
-    (FakeTwilio.error(500, 20500, "Internal Server Error"), True, None, "Twilio 500"),
-    (Reply(hang_seconds=3), True, None, "unreachable"),
+@pytest.mark.parametrize("reply, transient, retry_after, fragment, failure", [
+    (FakeTwilio.error(400, 21211, "The 'To' number is not a valid phone number."), False, None, "error 21211", Failure.REFUSED),
+    (FakeTwilio.error(400, 21610, "Attempt to send to unsubscribed recipient"), False, None, "unsubscribed", Failure.REFUSED),
+    (FakeTwilio.error(400, 21408, "Permission to send an SMS has not been enabled"), False, None, "error 21408", Failure.NOT_TAKEN),
+    (FakeTwilio.error(401, 20003, "Authenticate"), True, None, "error 20003", Failure.NOT_TAKEN),
+    (FakeTwilio.error(429, 20429, "Too Many Requests", {"Retry-After": "9"}), True, 9.0, "429", Failure.NOT_TAKEN),
+    (FakeTwilio.error(503, 20503, "Service Unavailable"), True, None, "Twilio 503", Failure.NOT_TAKEN),
+    (FakeTwilio.error(500, 20500, "Internal Server Error"), True, None, "Twilio 500", Failure.AMBIGUOUS),
+    (Reply(hang_seconds=3), True, None, "no answer", Failure.AMBIGUOUS),
 ])
-async def test_twilio_answers_map_to_outcomes(twilio, reply, transient, retry_after, fragment):
+async def test_twilio_answers_map_to_outcomes(twilio, reply, transient, retry_after, fragment, failure):
     fake, provider = twilio
     fake.script.append(reply)
     outcome = await provider.send(sms())
     assert not outcome.accepted
-    assert (outcome.transient, outcome.retry_after_seconds) == (transient, retry_after)
+    assert (outcome.transient, outcome.retry_after_seconds, outcome.failure) == (transient, retry_after, failure)
     assert fragment in outcome.error
+
+
+async def test_a_provider_nobody_answers_at_the_door_did_not_take_the_sms(cert):
+    """Connection refused (nothing listens on the port): nothing was written, so another provider may be tried."""
+    twilio = TwilioProvider(FakeTwilio.ACCOUNT_SID, FakeTwilio.AUTH_TOKEN, from_number="+61400000000", api_base_url="http://127.0.0.1:9")
+    acs = AcsProvider("endpoint=https://127.0.0.1:9/;accesskey=" + FakeAcs.ACCESS_KEY, "+61400000000",
+                      connection_verify=str(cert.cert_path), retry_total=0)
+    try:
+        for outcome in (await twilio.send(sms()), await acs.send(sms())):
+            assert not outcome.accepted and outcome.failure is Failure.NOT_TAKEN and "unreachable" in outcome.error
+    finally:
+        await twilio.close()
+        await acs.close()
 
 
 async def test_provider_health_checks_send_nothing(acs, twilio, cert):

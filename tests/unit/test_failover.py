@@ -1,0 +1,243 @@
+"""Several providers and failover (issue 26): a recipient goes to the next provider of its route only when
+the one before refused it before accepting it; an ambiguous answer never goes elsewhere and is never sent
+blind; a crash's trace asks the provider the claim names."""
+import itertools
+import random
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sms.domain.model import SendJob, Status
+from sms.domain.routing import NO_ROUTE, RoutingTable, Rule
+from sms.domain.transitions import OUTCOME_UNKNOWN
+from sms.providers import Failure, Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
+from tests.fakes import LICENSEE, InMemoryJobQueue, InMemoryMessageStore, assembled, command
+
+T0 = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)
+LEASE = timedelta(seconds=60)
+AU, US = "+61412300001", "+12025550123"
+
+
+class Clock:
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+class Vendor(SmsProvider):
+    """A provider that answers each call as its script says (by number, one outcome a call; the last
+    repeats), and keeps what it took, as a vendor's own record, for `find`.
+
+    Outcomes: "ok" (taken), "not_taken", "refused", "ambiguous_taken" (it took it, the answer was lost),
+    "ambiguous_lost" (it never got it, the answer was lost all the same)."""
+
+    def __init__(self, name: str, script: dict[str, list[str]] | None = None, *, find_sends: bool = False, default: str = "ok",
+                 log: list[tuple[str, str, str]] | None = None):
+        self.name, self.script, self.find_sends, self.default = name, script or {}, find_sends, default
+        self.taken: dict[str, str] = {}  # recipient id -> provider message id
+        self.calls: list[str] = []
+        self.finds: list[str] = []
+        self.log = log if log is not None else []  # (number, provider, what it answered or "find"), across vendors
+
+    def _next(self, to: str) -> str:
+        steps = self.script.get(to, [self.default])
+        return steps.pop(0) if len(steps) > 1 else steps[0]
+
+    def _take(self, sms: OutgoingSms) -> str:
+        self.taken.setdefault(sms.recipient_id, f"{self.name}-{len(self.taken) + 1}")
+        return self.taken[sms.recipient_id]
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        self.calls.append(sms.to)
+        step = self._next(sms.to)
+        self.log.append((sms.to, self.name, step))
+        if step == "ok":
+            return SendOutcome(provider_message_id=self._take(sms))
+        if step == "not_taken":
+            return SendOutcome(error=f"{self.name}: connection refused", transient=True, failure=Failure.NOT_TAKEN)
+        if step == "refused":
+            return SendOutcome(error=f"{self.name}: invalid destination", failure=Failure.REFUSED, code="21211")
+        if step == "ambiguous_taken":
+            self._take(sms)
+        return SendOutcome(error=f"{self.name}: timed out after writing", transient=True, failure=Failure.AMBIGUOUS)
+
+    async def find(self, sms: OutgoingSms) -> Trace:
+        self.finds.append(sms.to)
+        self.log.append((sms.to, self.name, "find"))
+        if self.find_sends:  # a repeat under the vendor's own idempotency key: sent now if it never had it
+            return Trace(Found.SENT, self._take(sms))
+        if sms.recipient_id in self.taken:
+            return Trace(Found.SENT, self.taken[sms.recipient_id])
+        return Trace(Found.NOT_SENT)
+
+
+class World:
+    def __init__(self, *vendors: Vendor, rules: tuple[Rule, ...] | None = None):
+        self.clock, self.store, self.queue = Clock(T0), InMemoryMessageStore(), InMemoryJobQueue()
+        self.vendors = {v.name: v for v in vendors}
+        table = RoutingTable(rules or (Rule("*", tuple(self.vendors)),))
+        self.use = assembled(self.store, self.queue, providers=ProviderSet(list(vendors)), routes=table, clock=self.clock,
+                             sending_lease=LEASE)
+
+    async def send(self, *numbers: str) -> str:
+        return (await self.use.accept.queue(command(*numbers), LICENSEE)).comm_id
+
+    async def run(self, comm_id: str) -> None:
+        await self.use.dispatch.dispatch(SendJob(comm_id, 0, 99))
+
+    async def rows(self, comm_id: str):
+        return (await self.store.load(comm_id))[1]
+
+    def taken(self, recipient_id: str) -> list[str]:
+        return [name for name, v in self.vendors.items() if recipient_id in v.taken]
+
+
+async def test_a_send_not_taken_goes_to_the_next_provider_of_its_route_and_the_timeline_says_so():
+    world = World(Vendor("acs-au", default="not_taken"), Vendor("twilio-au"))
+    comm_id = await world.send(AU)
+    await world.run(comm_id)
+
+    [row] = await world.rows(comm_id)
+    assert row.status is Status.SENT and row.provider == "twilio-au" and world.taken(row.recipient_id) == ["twilio-au"]
+    claim, passed, sent = row.timeline[1:]
+    assert (claim.status, claim.provider, claim.attempt) == (Status.SENDING, "acs-au", 1)
+    assert (passed.status, passed.provider, passed.attempt) == (Status.SENDING, "twilio-au", 1)
+    assert passed.error == "Not taken by acs-au: acs-au: connection refused; passed to twilio-au"
+    assert sent.status is Status.SENT and sent.provider_message_id == "twilio-au-1"
+
+
+async def test_a_refusal_after_the_provider_took_the_request_goes_nowhere_else():
+    world = World(Vendor("acs-au", default="refused"), Vendor("twilio-au"))
+    comm_id = await world.send(AU)
+    await world.run(comm_id)
+
+    [row] = await world.rows(comm_id)
+    assert row.status is Status.FAILED and row.last_error == "acs-au: invalid destination"
+    assert world.vendors["twilio-au"].calls == []
+
+
+async def test_an_ambiguous_answer_is_never_sent_elsewhere_and_is_traced_on_its_own_provider_after_the_lease():
+    world = World(Vendor("twilio-au", default="ambiguous_taken"), Vendor("acs-au"))
+    comm_id = await world.send(AU)
+    await world.run(comm_id)
+
+    [row] = await world.rows(comm_id)
+    assert row.status is Status.SENDING and row.provider == "twilio-au"  # what happened is not known yet: not a guess
+    assert world.vendors["acs-au"].calls == []
+    [(job, delay)] = [(j, d) for j, d in world.queue.jobs if d > 0]
+    assert delay == LEASE.total_seconds() + 1  # back once the claim's lease has run out
+
+    world.clock.at += timedelta(seconds=delay)
+    await world.use.dispatch.dispatch(job)
+    [row] = await world.rows(comm_id)
+    assert row.status is Status.SENT and row.provider_message_id == "twilio-au-1"
+    assert world.vendors["twilio-au"].calls == [AU] and world.vendors["twilio-au"].finds == [AU]  # asked, not sent again
+
+
+async def test_an_ambiguous_answer_the_provider_never_had_is_sent_again_on_the_same_provider_once_traced():
+    world = World(Vendor("twilio-au", script={AU: ["ambiguous_lost", "ok"]}), Vendor("acs-au"))
+    comm_id = await world.send(AU)
+    await world.run(comm_id)
+    world.clock.at += LEASE + timedelta(seconds=1)
+    await world.run(comm_id)
+
+    [row] = await world.rows(comm_id)
+    assert row.status is Status.SENT and world.taken(row.recipient_id) == ["twilio-au"]
+    assert world.vendors["twilio-au"].calls == [AU, AU] and world.vendors["acs-au"].calls == []
+
+
+async def test_an_ambiguous_answer_from_a_provider_that_repeats_under_its_key_is_asked_at_once():
+    world = World(Vendor("acs-au", default="ambiguous_lost", find_sends=True), Vendor("twilio-au"))
+    comm_id = await world.send(AU)
+    await world.run(comm_id)
+
+    [row] = await world.rows(comm_id)
+    assert row.status is Status.SENT and row.provider_message_id == "acs-au-1"
+    assert world.vendors["acs-au"].finds == [AU] and world.vendors["twilio-au"].calls == []
+
+
+async def test_a_number_no_rule_matches_fails_no_route_and_reaches_no_provider():
+    world = World(Vendor("acs-au"), rules=(Rule("AU", ("acs-au",)),))
+    comm_id = await world.send(AU, US)
+    await world.run(comm_id)
+
+    au, us = await world.rows(comm_id)
+    assert au.status is Status.SENT
+    assert (us.status, us.last_error, us.attempts) == (Status.FAILED, NO_ROUTE, 0)
+    assert world.vendors["acs-au"].calls == [AU]
+
+
+async def test_each_country_goes_through_its_own_provider_from_its_pinned_sender():
+    world = World(Vendor("acs-au"), Vendor("twilio-us"),
+                  rules=(Rule("AU", ("acs-au",), sender="+61480000000"), Rule("+1", ("twilio-us",))))
+    seen: list[OutgoingSms] = []
+    for vendor in world.vendors.values():
+        send = vendor.send
+
+        async def recorded(sms, send=send):
+            seen.append(sms)
+            return await send(sms)
+
+        vendor.send = recorded
+    comm_id = await world.send(AU, US)
+    await world.run(comm_id)
+
+    au, us = await world.rows(comm_id)
+    assert (au.provider, us.provider) == ("acs-au", "twilio-us")
+    assert {s.to: s.sender for s in seen} == {AU: "+61480000000", US: None}
+    assert au.sent_from == "+61480000000"
+
+
+async def test_a_crash_claim_is_traced_on_the_provider_it_was_passed_to_not_the_first():
+    world = World(Vendor("acs-au", default="not_taken"), Vendor("twilio-au"))
+    comm_id = await world.send(AU)
+    [row] = await world.rows(comm_id)
+    # A worker claimed it for acs-au, passed it to twilio-au (which took it) and stopped before recording.
+    from sms.domain import transitions
+    claimed = transitions.claimed(row, "dead", at=T0, provider="acs-au")
+    passed = transitions.passed_on(claimed, "dead", "twilio-au", "Not taken by acs-au", at=T0)
+    world.store.recipients[comm_id][0] = replace(passed, etag=row.etag)
+    world.vendors["twilio-au"].taken[row.recipient_id] = "twilio-au-9"
+
+    world.clock.at = T0 + LEASE + timedelta(seconds=1)
+    await world.run(comm_id)
+    [row] = await world.rows(comm_id)
+    assert (row.status, row.provider_message_id) == (Status.SENT, "twilio-au-9")
+    assert world.vendors["twilio-au"].finds == [AU] and world.vendors["acs-au"].finds == []
+    assert world.vendors["acs-au"].calls == world.vendors["twilio-au"].calls == []
+
+
+@pytest.mark.parametrize("seed", range(60))
+async def test_random_outcomes_and_crashes_never_text_anyone_twice_or_report_failed_what_a_provider_took(seed):
+    """The property, over random outcome scripts for three providers and stops at random points: each
+    recipient is taken by at most one provider; a send not taken reaches the next; an ambiguous one never
+    does; and nothing a provider took ends failed (unless its provider cannot tell: outcome unknown)."""
+    rng = random.Random(seed)
+    outcomes = ["ok", "not_taken", "refused", "ambiguous_taken", "ambiguous_lost"]
+    numbers = [f"+614123{i:05d}" for i in range(6)]
+    log: list[tuple[str, str, str]] = []
+    names = ["p1", "p2", "p3"]
+    vendors = [Vendor(name, {n: [rng.choice(outcomes) for _ in range(4)] for n in numbers}, log=log) for name in names]
+    world = World(*vendors)
+    comm_id = await world.send(*numbers)
+    for _ in range(6):
+        await world.run(comm_id)
+        world.clock.at += LEASE + timedelta(seconds=rng.choice([1, 30, 400]))
+
+    rows = await world.rows(comm_id)
+    for row in rows:
+        taken_by = world.taken(row.recipient_id)
+        assert len(taken_by) <= 1, (row, taken_by)
+        if row.status in (Status.SENT, Status.DELIVERED):
+            assert taken_by == [row.provider]
+        if taken_by:
+            assert row.status in (Status.SENT, Status.SENDING) or row.last_error == OUTCOME_UNKNOWN, row
+        steps = [(provider, what) for number, provider, what in log if number == row.phone_number]
+        for (provider, what), (after, then) in itertools.pairwise(steps):
+            if what.startswith("ambiguous"):  # the same provider is asked before anything else happens
+                assert (after, then) == (provider, "find"), steps
+            if what == "not_taken" and provider != names[-1]:  # the next provider is tried at once
+                assert after == names[names.index(provider) + 1] and then != "find", steps
