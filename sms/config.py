@@ -107,6 +107,9 @@ class Settings:
     requests_per_minute: int = 3000
     public_base_url: str | None = None
     eventgrid_secret: str | None = None
+    # TWILIO_AUTH_TOKEN, whichever providers send: Twilio's callbacks are checked against it as well as
+    # against each Twilio instance's own token (a deployment may take Twilio's callbacks while sending otherwise).
+    twilio_auth_token: str | None = None
     table_endpoint: str | None = None
     queue_endpoint: str | None = None
     storage_client_id: str | None = None  # a user-assigned managed identity's client id
@@ -155,6 +158,7 @@ class Settings:
             requests_per_minute=_int(env, "SMS_REQUESTS_PER_MINUTE", cls.requests_per_minute, low=0, high=1_000_000),
             public_base_url=(env.get("SMS_PUBLIC_BASE_URL") or "").strip().rstrip("/") or None,
             eventgrid_secret=env.get("SMS_EVENTGRID_SECRET") or None,
+            twilio_auth_token=(env.get("TWILIO_AUTH_TOKEN") or "").strip() or None,
             table_endpoint=table_endpoint,
             queue_endpoint=queue_endpoint,
             storage_client_id=(env.get("AzureWebJobsStorage__clientId") or "").strip() or None,

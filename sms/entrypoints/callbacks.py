@@ -79,6 +79,7 @@ def _twilio_form(req: func.HttpRequest, settings: Settings) -> tuple[dict[str, s
     """The callback's form fields, once X-Twilio-Signature proves Twilio sent them, and the provider
     instance whose account signed it (each Twilio account signs with its own auth token)."""
     tokens = [(p.name, p.auth_token) for p in settings.providers if p.kind == "twilio" and p.auth_token]
+    tokens += [("twilio", settings.twilio_auth_token)] if settings.twilio_auth_token else []
     if not tokens or not settings.public_base_url:
         raise Unauthenticated("Twilio callbacks need a Twilio provider's auth token and SMS_PUBLIC_BASE_URL to be set")
     fields = callbacks.form_fields(req.get_body())
