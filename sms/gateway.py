@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 from .config import Settings
+from .domain.breaker import Breakers
 from .domain.model import utcnow
 from .domain.pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .domain.routing import RoutingTable
@@ -107,6 +108,7 @@ class UseCases:
     cancel: Cancel
     licensees: Licensees
     opt_outs: OptOuts  # this process's view of them (cached): what dispatch checks and inbound changes
+    breakers: Breakers  # this process's view of each provider's health (GET /api/providers)
 
 
 def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
@@ -117,7 +119,8 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     ledger = Ledger(p.ledger, announcer)
     licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs))
     routes = Routes(t.routes or RoutingTable.through(p.providers.first.name))
-    dispatch = Dispatch(p.messages, p.jobs, p.providers, routes=routes, provider_rates=dict(t.provider_rates),
+    breakers = Breakers(t.clock)  # this process's view of each provider's health: calls and receipts feed it
+    dispatch = Dispatch(p.messages, p.jobs, p.providers, routes=routes, provider_rates=dict(t.provider_rates), breakers=breakers,
                         send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
@@ -132,7 +135,8 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         dispatch=dispatch,
         sweep=Sweep(p.messages, p.jobs, pending, opt_outs, t.sending_lease, t.clock),
         status=MessageStatus(p.messages, p.inbound),
-        inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, t.clock),
+        inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, breakers, t.clock),
+        breakers=breakers,
         ledger=ledger,
         usage=Usage(p.ledger, p.licensees, t.clock, retention_days=t.retention_days),
         retention=Retention(p.messages, p.ledger, t.retention_days, webhooks=p.webhooks, events=p.events,

@@ -42,6 +42,7 @@ from ..wire.mapping import (
     ledger_query,
     message_list,
     message_state,
+    providers_response,
     replay_request,
     replay_response,
     request_key,
@@ -314,9 +315,15 @@ async def _metadata(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpR
 
 
 # Each route kind (sms.entrypoints.routes.Route.kind) and its code: a route's function is `_function(route, ...)` over it.
+async def _providers(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _licensee(req, gw)  # any key: which providers there are, and how they fare, is no licensee's secret
+    return providers_response(gw.use.dispatch.provider_names, gw.use.breakers.circuits())
+
+
 _WORK: dict[str, Work] = {
     "send": _send, "send_now": _send_now, "batch": _batch, "reply": _reply, "status": _status, "cancel": _cancel,
-    "replies": _replies, "list": _list, "usage": _usage, "webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add,
+    "replies": _replies, "list": _list, "usage": _usage, "providers": _providers,
+    "webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add,
     "webhooks_remove": _webhooks_remove, "webhooks_rotate_secret": _webhooks_rotate_secret,
     "webhooks_enable": _webhooks_enable, "webhooks_deliveries": _webhooks_deliveries, "webhooks_replay": _webhooks_replay,
 }

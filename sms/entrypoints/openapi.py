@@ -21,6 +21,7 @@ from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, S
 from ..wire.dto import (
     CancelResponse,
     MessageList,
+    ProvidersResponse,
     UsageResponse,
     WebhookDeliveryList,
     WebhookEndpointList,
@@ -60,6 +61,7 @@ _ERRORS_BY_KIND = {
     "replies": ("400", "401", "404", "429", "503"),
     "list": ("400", "401", "404", "429", "503"),
     "usage": ("400", "401", "404", "429", "503"),
+    "providers": ("400", "401", "404", "429", "503"),
     "webhooks_list": ("400", "401", "429", "503"),
     "webhooks_add": ("400", "401", "409", "413", "415", "429", "503"),
     "webhooks_remove": ("400", "401", "404", "405", "429", "503"),
@@ -91,6 +93,8 @@ _SUMMARIES = {
     "list": "The licensee's messages, newest first, a page at a time, with filters",
     "usage": "What the licensee sent, per day of its time zone: messages, recipients and recipients by status (every one), "
              "segments and recipients by provider (only those a provider accepted: what providers bill); each day names its zone",
+    "providers": "The deployment's providers, in the order the settings name them, each with its circuit breaker (and its "
+                 "per-country circuits) in the worker that answered: closed, open (routed around) or half_open",
     "webhooks_list": "The licensee's webhook endpoints, oldest first (never their secrets), and every event type",
     "webhooks_add": f"Add a webhook endpoint (at most {MAX_ENDPOINTS}); the answer carries its signing secret, shown only this once",
     "webhooks_remove": "Remove a webhook endpoint: nothing more is sent to it",
@@ -142,7 +146,7 @@ def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
         [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"), (CancelResponse, "serialization"),
          (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"),
-         (ErrorResponse, "serialization"),
+         (ProvidersResponse, "serialization"), (ErrorResponse, "serialization"),
          (WebhookEndpointRequest, "validation"), (WebhookEndpointState, "serialization"), (WebhookEndpointList, "serialization"),
          (WebhookEndpointRemoved, "serialization"), (WebhookDeliveryList, "serialization"),
          (WebhookReplayRequest, "validation"), (WebhookReplayResponse, "serialization")],
@@ -254,6 +258,8 @@ def _operation(route: Route) -> dict[str, Any]:
         parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
                        for name, schema, text in _LIST_PARAMETERS]
         ok = _content(_ref(MessageList), "MessageList")
+    elif route.kind == "providers":
+        ok = _content(_ref(ProvidersResponse), "ProvidersResponse")
     elif route.kind == "usage":
         parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
                         "description": text} for name, text in _USAGE_PARAMETERS]

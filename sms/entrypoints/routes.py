@@ -117,6 +117,9 @@ ROUTES: list[Route] = [
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),
     Route("inbound_twilio", "api/sms/inbound/twilio", "inbound_twilio", ("POST",)),
+    # The deployment's providers and their health in this worker (issue 26).
+    Route("providers", "api/providers", "providers", ("GET",)),
+    Route("providers_with_format", "api/providers.{format}", "providers", ("GET",)),
     Route("health", "api/health", "health", ("GET",)),
     Route("openapi", "api/openapi.json", "openapi", ("GET",)),
     Route("metadata", "api/metadata", "metadata", ("GET",)),

@@ -16,12 +16,13 @@ from typing import Awaitable, Callable, Sequence
 
 from .. import telemetry
 from ..domain import transitions
+from ..domain.breaker import Breakers, delivery_key
 from ..domain.errors import RecordChanged, StorageUnavailable
 from ..domain.model import WAITING, Message, Recipient, SendJob, Status, queue_delay, utcnow
 from ..domain.pacing import RetryPolicy, SenderRateLimiter
 from ..domain.phone import mask, mask_numbers
 from ..domain.quiet import held_reason
-from ..domain.routing import Rule
+from ..domain.routing import Rule, region_of
 from ..logs import log_unexpected
 from ..providers import Failure, Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
@@ -75,6 +76,7 @@ class Dispatch:
         retry: RetryPolicy = RetryPolicy(),
         rate_limiter: SenderRateLimiter = SenderRateLimiter(0),
         provider_rates: dict[str, float] | None = None,
+        breakers: Breakers | None = None,
         missing_message_wait: float = 0.5,
         sending_lease: timedelta = timedelta(minutes=5),
         progress_every: timedelta = PROGRESS_EVERY,
@@ -88,6 +90,7 @@ class Dispatch:
         self._rate = rate_limiter
         # Each provider instance's own limit (its SMS_PROVIDER_<NAME>_RATE_LIMIT_PER_SECOND), per process.
         self._provider_rates = {name: SenderRateLimiter(rate) for name, rate in (provider_rates or {}).items() if rate > 0}
+        self._breakers = breakers or Breakers(clock)
         self._opt_outs = opt_outs
         self._inbound = reply_routes
         self._missing_message_wait = missing_message_wait
@@ -98,6 +101,11 @@ class Dispatch:
         self._progress_every = progress_every
         # Bounds concurrent provider calls across every job this process runs.
         self._send_slots = asyncio.Semaphore(send_concurrency)
+
+    @property
+    def provider_names(self) -> list[str]:
+        """The deployment's provider instances, in the order the settings name them."""
+        return self._providers.names
 
     async def dispatch(self, job: SendJob) -> list[Recipient]:
         """Send the job's recipients that are still queued; safe to run twice for the same job."""
@@ -354,6 +362,10 @@ class Dispatch:
         except StorageUnavailable:  # the SMS went out; a reply that cannot be linked is still stored
             log.warning("could not record reply routes for %s", message.comm_id)
 
+    def _next_healthy(self, names: Sequence[str], country: str | None) -> str | None:
+        """The first of `names` whose breakers (the provider's, and its deliveries to `country`) let a call through."""
+        return next((n for n in names if self._breakers.allows(delivery_key(n, country)) and self._breakers.allows(n)), None)
+
     async def _provider_turn(self, name: str) -> None:
         """Wait for the provider instance's own rate limit, if it has one."""
         if (limiter := self._provider_rates.get(name)) is not None:
@@ -369,22 +381,31 @@ class Dispatch:
                 rows.expire(seq)  # its validity ran out while it waited for its turn (a slow rate limit)
                 return None
             names = [name for name in rule.providers if self._providers.get(name) is not None]
-            claimed = await rows.claim(seq, names[0], message.sender.phone_number or rule.sender)
+            country = region_of(rows.row(seq).phone_number)
+            # The first provider whose breakers let a call through; when every one is open, the first all the same.
+            name = self._next_healthy(names, country) or names[0]
+            claimed = await rows.claim(seq, name, message.sender.phone_number or rule.sender)
             if claimed is None:
                 return None  # another worker claimed or settled it first
-            for name, after in zip(names, [*names[1:], None], strict=True):
+            while True:
                 provider = self._providers.get(name)
                 if self._too_late_to_call(claimed, provider):
                     outcome = SendOutcome(error=CLAIM_TOO_SLOW, transient=True)  # not called: nothing was sent
                     break
                 outcome = await self._call_provider(message, claimed, provider)
-                if outcome.accepted or outcome.failure is not Failure.NOT_TAKEN or after is None:
+                healthy = outcome.accepted or outcome.failure is Failure.REFUSED  # it answered for the SMS
+                if change := self._breakers.called(name, healthy, outcome.error):
+                    log.warning("%s", change)
+                if outcome.accepted or outcome.failure is not Failure.NOT_TAKEN:
+                    break
+                after = self._next_healthy(names[names.index(name) + 1:], country)
+                if after is None:
                     break
                 await self._provider_turn(after)
                 passed = await rows.pass_on(seq, after, f"Not taken by {name}: {outcome.error}; passed to {after}")
                 if passed is None or passed.status is not Status.SENDING or passed.claim_id != claimed.claim_id:
                     return None  # moved on meanwhile (a cancel: nothing went out, so it ended cancelled)
-                claimed = passed
+                claimed, name = passed, after
             if outcome.failure is Failure.AMBIGUOUS:
                 return await self._ambiguous(message, claimed, provider, outcome, rows)
         settled, delay = self._settle(claimed, outcome, provider)

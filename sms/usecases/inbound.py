@@ -9,9 +9,11 @@ from typing import Callable
 
 from .. import telemetry
 from ..domain import transitions
+from ..domain.breaker import Breakers, delivery_key
 from ..domain.events import EventBatch, Reply, batch_id, reply_events
 from ..domain.model import InboundSms, Message, Recipient, Status, utcnow
 from ..domain.phone import mask, mask_numbers
+from ..domain.routing import region_of
 from ..storage import EVERY_LICENSEE, EventStore, InboundStore, MessageStore, ReplyRoute
 from .announce import Announcer
 from .ledger import Ledger
@@ -26,8 +28,9 @@ ATTEMPTS = 3
 
 class Inbound:
     def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts, ledger: Ledger,
-                 events: EventStore, announcer: Announcer, clock: Callable[[], datetime] = utcnow):
+                 events: EventStore, announcer: Announcer, breakers: Breakers, clock: Callable[[], datetime] = utcnow):
         self._messages = messages
+        self._breakers = breakers  # a receipt tells the provider's health to that country
         self._inbound = inbound
         self._opt_outs = opt_outs
         self._ledger = ledger
@@ -68,6 +71,10 @@ class Inbound:
             found[:] = [(found[0][0], stored)]
             if status is Status.DELIVERED:
                 telemetry.delivered.add(1, {"provider": provider})
+            if status in (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED) and stored.provider:
+                key = delivery_key(stored.provider, region_of(stored.phone_number))
+                if change := self._breakers.delivered(key, status is Status.DELIVERED):
+                    log.warning("%s", change)
             return True
 
         # The worker or another receipt may write first: then it looks again.

@@ -72,6 +72,10 @@ class JobRows:
         took since is skipped."""
         return self._rows[seq].status in WAITING
 
+    def row(self, seq: int) -> Recipient:
+        """The recipient as this dispatch last read or wrote it."""
+        return self._rows[seq]
+
     def current(self) -> list[Recipient]:
         """Every row of the job as this dispatch last read or wrote it."""
         return [self._rows[seq] for seq in sorted(self._rows)]

@@ -308,6 +308,31 @@ class UsageDay(WireModel):
         "rolled up before the licensee changed its zone keeps the zone it was counted in until it is rebuilt"))
 
 
+class CircuitState(WireModel):
+    """A provider's circuit breaker in the worker that answered (each worker keeps its own)."""
+
+    state: str = Field(description="closed (calls go through), open (routed around) or half_open (one probe call goes through)")
+    since: datetime | None = Field(default=None, description="When it last changed state")
+    failures_in_a_row: int = Field(description="Calls that failed in a row (not taken, or no answer)")
+    reason: str | None = Field(default=None, description="Why it opened")
+
+
+class CountryCircuit(CircuitState):
+    country: str = Field(description="The destination country (ISO 3166 alpha-2) of this circuit: opened by delivery receipts")
+
+
+class ProviderState(CircuitState):
+    name: str = Field(description="The provider instance, as routes name it")
+    countries: list[CountryCircuit] = Field(default_factory=list, description="Its circuits per destination country")
+
+
+class ProvidersResponse(WireModel):
+    """GET /api/providers: every provider instance in the order the settings name them (the first takes what no route
+    sends elsewhere), with its health in the worker that answered."""
+
+    providers: list[ProviderState]
+
+
 class UsageResponse(WireModel):
     """GET /api/usage: the licensee's days with messages, oldest first."""
 

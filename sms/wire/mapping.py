@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
+from ..domain.breaker import Circuit
 from ..domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import EVENT_TYPES
@@ -19,10 +20,13 @@ from ..usecases.ledger import counts, statuses_of
 from .dto import (
     CancelResponse,
     CommResponse,
+    CountryCircuit,
     MatchedRecipient,
     MessageList,
     MessageState,
     MessageSummary,
+    ProvidersResponse,
+    ProviderState,
     RecipientEvent,
     RecipientState,
     ReplyState,
@@ -242,6 +246,20 @@ def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
     if errors:
         raise ValidationFailed(errors)
     return days["from"], days["to"]
+
+
+def providers_response(names: list[str], circuits: dict[str, Circuit]) -> ProvidersResponse:
+    """Each provider's circuit (closed when none was ever recorded) and its countries' circuits."""
+
+    def state(circuit: Circuit | None) -> dict:
+        circuit = circuit or Circuit()
+        return {"state": circuit.state.value, "since": circuit.since, "failures_in_a_row": circuit.failures, "reason": circuit.reason}
+
+    return ProvidersResponse(providers=[
+        ProviderState(name=name, **state(circuits.get(name)), countries=[
+            CountryCircuit(country=key.split("|", 1)[1], **state(circuit)) for key, circuit in circuits.items()
+            if key.startswith(f"{name}|")])
+        for name in names])
 
 
 def usage_response(days: list[DayUsage]) -> UsageResponse:

@@ -372,3 +372,19 @@ async def test_health_answers_in_jsv_when_asked_as_every_route_does(gateway, par
     default = await gateway.functions["health"](func.HttpRequest("GET", "http://localhost/api/health", body=b""))
     assert json.loads(default.get_body())["status"] == "ok"
     assert default.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
+async def test_the_providers_route_shows_each_providers_circuit_and_needs_a_key(gateway):
+    """GET /api/providers (issue 26): every provider, closed until its calls fail, then open with why."""
+    assert (await call(gateway, "providers", "GET")).status_code == 401
+    answer = await call(gateway, "providers", "GET", headers=bearer(gateway.key))
+    [provider] = json.loads(answer.get_body())["providers"]
+    assert (provider["name"], provider["state"], provider["failuresInARow"], provider["countries"]) == ("recording", "closed", 0, [])
+
+    breakers = gateway.use.breakers
+    for _ in range(5):
+        breakers.called("recording", False, "connection refused")
+    breakers.delivered("recording|AU", False)
+    [provider] = json.loads((await call(gateway, "providers", "GET", headers=bearer(gateway.key))).get_body())["providers"]
+    assert provider["state"] == "open" and provider["reason"].startswith("5 calls in a row failed")
+    assert [(c["country"], c["state"]) for c in provider["countries"]] == [("AU", "closed")]

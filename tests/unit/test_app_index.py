@@ -24,6 +24,7 @@ def test_every_route_is_registered(triggers):
                  "api/sms/receipts/acs": {"POST", "OPTIONS"}, "api/sms/receipts/twilio": {"POST"},
                  "api/sms/inbound/twilio": {"POST"}, "api/health": {"GET"}, "api/openapi.json": {"GET"}, "api/metadata": {"GET"},
                  "api/sms": {"GET"}, "api/sms.{format}": {"GET"}, "api/usage": {"GET"}, "api/usage.{format}": {"GET"},
+                 "api/providers": {"GET"}, "api/providers.{format}": {"GET"},
                  "api/webhooks/{endpointId}": {"DELETE"}, "api/webhooks/{endpointId}/rotate-secret": {"POST"},
                  "api/webhooks/{endpointId}/enable": {"POST"}, "api/webhooks/{endpointId}/deliveries": {"GET"},
                  "api/webhooks/{endpointId}/replay": {"POST"}}

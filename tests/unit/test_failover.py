@@ -75,12 +75,12 @@ class Vendor(SmsProvider):
 
 
 class World:
-    def __init__(self, *vendors: Vendor, rules: tuple[Rule, ...] | None = None):
+    def __init__(self, *vendors: Vendor, rules: tuple[Rule, ...] | None = None, **tuning):
         self.clock, self.store, self.queue = Clock(T0), InMemoryMessageStore(), InMemoryJobQueue()
         self.vendors = {v.name: v for v in vendors}
         table = RoutingTable(rules or (Rule("*", tuple(self.vendors)),))
         self.use = assembled(self.store, self.queue, providers=ProviderSet(list(vendors)), routes=table, clock=self.clock,
-                             sending_lease=LEASE)
+                             sending_lease=LEASE, **tuning)
 
     async def send(self, *numbers: str) -> str:
         return (await self.use.accept.queue(command(*numbers), LICENSEE)).comm_id
@@ -241,3 +241,80 @@ async def test_random_outcomes_and_crashes_never_text_anyone_twice_or_report_fai
                 assert (after, then) == (provider, "find"), steps
             if what == "not_taken" and provider != names[-1]:  # the next provider is tried at once
                 assert after == names[names.index(provider) + 1] and then != "find", steps
+
+
+# -- provider health: the circuit breaker -----------------------------------------------------------------
+
+
+def test_a_breaker_opens_on_a_run_of_failures_routes_around_then_probes_and_closes():
+    from sms.domain.breaker import Breakers, State
+
+    clock = Clock(T0)
+    breakers = Breakers(clock, failures_to_open=3, cool_off=timedelta(seconds=30))
+    assert breakers.called("acs-au", False, "refused at the door") is None
+    breakers.called("acs-au", True)  # an answer in between: the run starts again
+    for _ in range(2):
+        assert breakers.called("acs-au", False, "x") is None
+    assert breakers.called("acs-au", False, "connection refused") == \
+        "provider acs-au: closed -> open (3 calls in a row failed, the last: connection refused)"
+    assert not breakers.allows("acs-au")
+    clock.at += timedelta(seconds=30)
+    assert breakers.allows("acs-au") and not breakers.allows("acs-au")  # half-open: one probe, no more
+    assert breakers.called("acs-au", False, "still down") == "provider acs-au: half_open -> open (its probe failed: still down)"
+    clock.at += timedelta(seconds=30)
+    assert breakers.allows("acs-au")
+    assert breakers.called("acs-au", True) == "provider acs-au: half_open -> closed"
+    assert breakers.allows("acs-au") and breakers.circuits()["acs-au"].state is State.CLOSED
+
+
+def test_a_probe_that_never_reports_back_does_not_shut_a_provider_out_for_good():
+    from sms.domain.breaker import Breakers
+
+    clock = Clock(T0)
+    breakers = Breakers(clock, failures_to_open=1, cool_off=timedelta(seconds=30))
+    breakers.called("p", False, "x")
+    clock.at += timedelta(seconds=30)
+    assert breakers.allows("p") and not breakers.allows("p")
+    clock.at += timedelta(seconds=30)  # its probe's outcome never came
+    assert breakers.allows("p")
+
+
+def test_a_collapse_of_deliveries_to_a_country_opens_that_countrys_circuit_alone():
+    from sms.domain.breaker import DELIVERY_WINDOW, Breakers, delivery_key
+
+    breakers = Breakers(Clock(T0))
+    au, us = delivery_key("twilio", "AU"), delivery_key("twilio", "US")
+    changes = [breakers.delivered(au, i % 10 == 0) for i in range(DELIVERY_WINDOW)]  # 10% delivered
+    for _ in range(DELIVERY_WINDOW):
+        breakers.delivered(us, True)
+    assert [c for c in changes if c] == ["provider twilio|AU: closed -> open (10% of its last 50 receipts were delivered)"]
+    assert not breakers.allows(au) and breakers.allows(us) and breakers.allows("twilio")
+
+
+async def test_once_a_providers_breaker_opens_its_recipients_go_straight_to_the_next_and_it_is_probed_later():
+    from sms.domain.breaker import FAILURES_TO_OPEN
+
+    down, up = Vendor("acs-au", default="not_taken"), Vendor("twilio-au")
+    world = World(down, up, send_concurrency=1)  # one call at a time: each starts after the one before answered
+    numbers = [f"+614123{i:05d}" for i in range(12)]
+    comm_id = await world.send(*numbers)
+    await world.run(comm_id)
+    assert all(r.status is Status.SENT and r.provider == "twilio-au" for r in await world.rows(comm_id))
+    assert len(down.calls) == FAILURES_TO_OPEN  # then it was routed around: no call of its own for the rest
+    assert len(up.calls) == 12
+
+    down.default = "ok"  # it recovers; after the cool-off one recipient probes it, and closes its breaker
+    world.clock.at += timedelta(seconds=30)
+    later = await world.send(*numbers[:4])
+    await world.run(later)
+    assert [r.provider for r in await world.rows(later)] == ["acs-au"] * 4
+    assert world.use.breakers.circuits()["acs-au"].state.value == "closed"
+
+
+async def test_a_delivery_receipt_feeds_the_providers_country_circuit():
+    world = World(Vendor("twilio-au"))
+    comm_id = await world.send(AU)
+    await world.run(comm_id)
+    await world.use.inbound.apply_receipt(f"{comm_id}:0", Status.UNDELIVERED, None, "carrier rejected", provider="twilio")
+    circuit = world.use.breakers.circuits()["twilio-au|AU"]
+    assert list(circuit.deliveries) == [False]
