@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable
 from .config import Settings
 from .domain.model import utcnow
 from .domain.pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
+from .domain.routing import RoutingTable
 from .domain.validation import Limits
 from .providers import SmsProvider
 from .storage import (
@@ -83,6 +84,7 @@ class Tuning:
     webhook_secret_grace: timedelta = DEFAULT_GRACE
     webhook_disable_after_failures: int = DISABLE_AFTER_FAILURES
     webhook_disable_after: timedelta = DISABLE_AFTER
+    default_routes: RoutingTable | None = None  # SMS_ROUTES (config.default_routes); None: everything through the provider
     clock: Callable[[], datetime] = utcnow
 
 
@@ -109,7 +111,8 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     opt_outs = OptOuts(p.opt_outs)
     announcer = Announcer(p.webhooks, p.deliveries)
     ledger = Ledger(p.ledger, announcer)
-    licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs))
+    licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs),
+                          default_routes=t.default_routes or RoutingTable.through(p.provider.name), provider_names=(p.provider.name,))
     dispatch = Dispatch(p.messages, p.jobs, p.provider, send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
