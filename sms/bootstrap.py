@@ -18,7 +18,16 @@ from azure.identity.aio import DefaultAzureCredential
 from azure.storage.queue.aio import QueueServiceClient
 
 from . import telemetry
-from .config import SEND_QUEUE, WEBHOOK_QUEUE, ConfigError, ProviderSettings, Settings, proxy_lookup_options, queue_message_encoding
+from .config import (
+    SEND_QUEUE,
+    WEBHOOK_QUEUE,
+    ConfigError,
+    ProviderSettings,
+    Settings,
+    default_routes,
+    proxy_lookup_options,
+    queue_message_encoding,
+)
 from .domain.errors import StorageUnavailable
 from .domain.pacing import RequestRateLimiter, RetryPolicy
 from .domain.validation import Limits
@@ -129,7 +138,7 @@ class Adapters:
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
             events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, transport=self.webhook_sender,
         )
-        use = assemble(ports, tuning(settings))
+        use = assemble(ports, tuning(settings, self.providers.names))
         return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)
 
@@ -230,9 +239,11 @@ def create_provider(settings: Settings, instance: ProviderSettings | None = None
     return provider
 
 
-def tuning(settings: Settings) -> Tuning:
-    """The use cases' tuning, as the settings say."""
+def tuning(settings: Settings, provider_names: list[str] | None = None) -> Tuning:
+    """The use cases' tuning, as the settings say (the default routing table checked against `provider_names`,
+    the deployment's providers: by default those the settings name)."""
     return Tuning(
+        default_routes=default_routes(settings, provider_names or [p.name for p in settings.providers]),
         limits=Limits(settings.default_region, settings.max_recipients, settings.max_body_chars, settings.max_segments,
                       settings.max_schedule_days),
         send_concurrency=settings.send_concurrency,

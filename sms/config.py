@@ -16,6 +16,9 @@ from typing import Mapping
 
 import phonenumbers
 
+from .domain.errors import ValidationFailed
+from .domain.routing import RoutingTable, parse_table
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Where `make run` serves the gateway: the default of the commands that talk to a local one.
 LOCAL_GATEWAY = "http://127.0.0.1:7071"
@@ -119,6 +122,9 @@ class Settings:
     # An endpoint whose deliveries failed this many times in a row, over at least this many hours, is disabled.
     webhook_disable_after_failures: int = 10
     webhook_disable_after_hours: int = 24
+    # SMS_ROUTES: the default routing table's text (JSON, checked here); None: everything through the first
+    # provider. Its provider names are checked once the providers are built (default_routes, given their names).
+    routes_text: str | None = None
 
     @property
     def console_outbox(self) -> str | None:
@@ -168,6 +174,7 @@ class Settings:
             webhook_disable_after_failures=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_FAILURES", cls.webhook_disable_after_failures,
                                                 low=1, high=10_000),
             webhook_disable_after_hours=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_HOURS", cls.webhook_disable_after_hours, low=0, high=24 * 30),
+            routes_text=_routes(env),
         )
 
 
@@ -261,6 +268,33 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float, hi
     if not low <= value <= high:
         raise ConfigError(f"{name}={_plain(value)} is out of range ({_plain(low)} to {_plain(high)})")
     return value
+
+
+def _routes(env: Mapping[str, str]) -> str | None:
+    """SMS_ROUTES, when set: a routing table's text that reads as one (any provider name, for now)."""
+    text = (env.get("SMS_ROUTES") or "").strip()
+    if not text:
+        return None
+    try:
+        parse_table(text, None)
+    except ValidationFailed as exc:
+        raise _routes_error(exc) from None
+    return text
+
+
+def default_routes(settings: Settings, provider_names: list[str]) -> RoutingTable:
+    """The deployment's default routing table: SMS_ROUTES, its providers checked against the deployment's
+    (ConfigError naming the setting and each problem), or everything through the first provider."""
+    if settings.routes_text is None:
+        return RoutingTable.through(provider_names[0])
+    try:
+        return parse_table(settings.routes_text, provider_names)
+    except ValidationFailed as exc:
+        raise _routes_error(exc) from None
+
+
+def _routes_error(refused: ValidationFailed) -> ConfigError:
+    return ConfigError("SMS_ROUTES: " + "; ".join(e.message for e in refused.field_errors))
 
 
 def _flag(name: str, raw: str, default: bool = False) -> bool:

@@ -41,7 +41,6 @@ from .usecases.ledger import Ledger
 from .usecases.licensees import Licensees
 from .usecases.optouts import OptOuts
 from .usecases.retention import Retention
-from .usecases.routing import Routes
 from .usecases.send_now import SendNow
 from .usecases.status import MessageStatus
 from .usecases.sweep import PendingMessages, Sweep
@@ -79,7 +78,6 @@ class Tuning:
     retry: RetryPolicy = RetryPolicy()
     send_rate_per_second: float = 0.0  # per sender, per process; 0: no limit
     provider_rates: tuple[tuple[str, float], ...] = ()  # (provider name, sends a second per process): each instance's own limit
-    routes: RoutingTable | None = None  # the default routing table; None: everything through the first provider
     idempotency_window: timedelta = timedelta(hours=24)
     missing_message_wait: float = 0.5
     sending_lease: timedelta = timedelta(minutes=5)
@@ -89,6 +87,7 @@ class Tuning:
     webhook_secret_grace: timedelta = DEFAULT_GRACE
     webhook_disable_after_failures: int = DISABLE_AFTER_FAILURES
     webhook_disable_after: timedelta = DISABLE_AFTER
+    default_routes: RoutingTable | None = None  # SMS_ROUTES (config.default_routes); None: everything through the provider
     clock: Callable[[], datetime] = utcnow
 
 
@@ -117,10 +116,11 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     opt_outs = OptOuts(p.opt_outs)
     announcer = Announcer(p.webhooks, p.deliveries)
     ledger = Ledger(p.ledger, announcer)
-    licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs))
-    routes = Routes(t.routes or RoutingTable.through(p.providers.first.name))
+    licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs),
+                          default_routes=t.default_routes or RoutingTable.through(p.providers.first.name), 
+                          provider_names=tuple(p.providers.names))
     breakers = Breakers(t.clock)  # this process's view of each provider's health: calls and receipts feed it
-    dispatch = Dispatch(p.messages, p.jobs, p.providers, routes=routes, provider_rates=dict(t.provider_rates), breakers=breakers,
+    dispatch = Dispatch(p.messages, p.jobs, p.providers, provider_rates=dict(t.provider_rates), breakers=breakers,
                         send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,

@@ -341,8 +341,14 @@ class InMemoryLicenseeSettingsStore(LicenseeSettingsStore):
         self.gets += 1
         return self.settings.get(licensee_id)
 
-    async def put(self, settings: LicenseeSettings) -> None:
-        self.settings[settings.licensee_id] = settings
+    async def put(self, settings: LicenseeSettings) -> LicenseeSettings:
+        current = self.settings.get(settings.licensee_id)
+        stale = settings.etag is not None if current is None else settings.etag is None or settings.etag != current.etag
+        if stale:
+            raise RecordChanged(f"licensee {settings.licensee_id}'s settings changed")
+        written = replace(settings, etag=f"W/{next(_etags)}")
+        self.settings[settings.licensee_id] = written
+        return written
 
 
 class InMemoryApiKeyStore(ApiKeyStore):

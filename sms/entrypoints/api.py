@@ -31,7 +31,7 @@ from ..domain.phone import mask_numbers
 from ..gateway import Gateway
 from ..logs import log_unexpected
 from ..wire import RepliesResponse, ReplyState
-from ..wire.dto import WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
+from ..wire.dto import RoutingTableRequest, WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
 from ..wire.http import document_response, error_response
 from ..wire.mapping import (
     batch_keys,
@@ -46,6 +46,8 @@ from ..wire.mapping import (
     replay_request,
     replay_response,
     request_key,
+    routing_rules,
+    routing_table_state,
     send_command,
     usage_range,
     usage_response,
@@ -292,6 +294,28 @@ async def _webhooks_replay(req: func.HttpRequest, gw: Gateway, route: Route) -> 
     return replay_response(queued, token=token)
 
 
+# The licensee's own routing table, with its key: the key's licensee's, never another's.
+
+async def _routes_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """Its own table as stored now (not a process's cached copy), or the deployment's default, saying which."""
+    licensees = gw.use.licensees
+    own = await licensees.routes(await _licensee(req, gw), cached=False)
+    return routing_table_state(own or licensees.default_routes, own is not None)
+
+
+async def _routes_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    licensees = gw.use.licensees
+    request = wire.to_dto(_request_data(req, route, gw), RoutingTableRequest)
+    return routing_table_state(await licensees.set_routes(licensee, licensees.parse_routes(routing_rules(request))), own=True)
+
+
+async def _routes_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensees = gw.use.licensees
+    await licensees.set_routes(await _licensee(req, gw), None)
+    return routing_table_state(licensees.default_routes, own=False)
+
+
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
 
 
@@ -326,6 +350,7 @@ _WORK: dict[str, Work] = {
     "webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add,
     "webhooks_remove": _webhooks_remove, "webhooks_rotate_secret": _webhooks_rotate_secret,
     "webhooks_enable": _webhooks_enable, "webhooks_deliveries": _webhooks_deliveries, "webhooks_replay": _webhooks_replay,
+    "routes_show": _routes_show, "routes_set": _routes_set, "routes_clear": _routes_clear,
 }
 _OWN_SHAPE: dict[str, Callable[[func.HttpRequest, GatewaySource], Awaitable[func.HttpResponse]]] = {
     "health": _health, "openapi": _openapi, "metadata": _metadata,

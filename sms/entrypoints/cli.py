@@ -1,7 +1,8 @@
 """Command line for operators: `python -m sms keys create|rotate|list|revoke`, `messages list` and `usage`
 (a licensee's ledger, as GET /api/sms and /api/usage answer it), `usage rebuild` (count days' usage
 again from the ledger), `messages cancel` (as DELETE
-/api/sms/{commId}), `licensees show|set` (a licensee's quiet hours and time zone), `webhooks add|list|rotate-secret|
+/api/sms/{commId}), `licensees show|set` (a licensee's quiet hours and time zone), `routes show|set` (a
+licensee's own routing table, as /api/routes manages it, or the deployment's default), `webhooks add|list|rotate-secret|
 remove|enable|deliveries|replay` (a licensee's webhook endpoints, their delivery log and replays,
 through the use cases /api/webhooks runs), and `python -m sms simulate inbound|receipt` to post what
 ACS would to a running gateway.
@@ -21,10 +22,11 @@ from typing import Awaitable, Callable, TypeVar
 
 from ..bootstrap import Adapters, build
 from ..config import LOCAL_GATEWAY, ConfigError, Settings, load_local_settings
-from ..domain.errors import LimitReached, NotFound, StillChanging, StorageUnavailable, ValidationFailed
+from ..domain.errors import FieldError, LimitReached, NotFound, StillChanging, StorageUnavailable, ValidationFailed
 from ..domain.events import EVENT_TYPES
 from ..domain.model import Status, reference_for, status_of, utcnow
 from ..domain.phone import InvalidNumber, to_e164
+from ..domain.routing import MAX_TEXT_CHARS, RoutingTable, parse_table, table_text
 from ..storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
 from ..usecases.auth import KeyLimitReached, KeyNotChosen, Rotation, issue_key, rotate_key
 from ..usecases.cancel import CancelResult
@@ -227,6 +229,77 @@ async def _rebuild(adapters: Adapters, args: argparse.Namespace) -> None:
             print(f"  Not ended yet in {r.zone}, left to the roll-up: {', '.join(d.isoformat() for d in r.not_ended)}.")
 
 
+def _print_routes(table: RoutingTable, heading: str) -> None:
+    print(f"{heading} (the first rule that matches a number wins; providers are tried in order)")
+    print(f"  {'#':>3} {'MATCH':<16} {'PROVIDERS':<40} SENDER")
+    for n, rule in enumerate(table.rules, 1):
+        print(f"  {n:>3} {rule.match:<16} {', '.join(rule.providers):<40} {rule.sender or '-'}")
+
+
+def _routes_file(path: str) -> str:
+    """The text of --file (`-`: standard input), read no further than a routing table can be."""
+    limit = 4 * MAX_TEXT_CHARS  # UTF-8 spends at most 4 bytes a character
+
+    def refused(reason: str) -> ValidationFailed:
+        return ValidationFailed([FieldError("--file", "InvalidValue", f"--file: {reason}")])
+
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as file:
+                data = file.read(limit + 1)
+    except OSError as exc:
+        raise refused(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise refused(f"more than {limit} bytes: a routing table is at most {MAX_TEXT_CHARS} characters")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise refused(f"not UTF-8 text: {path}") from None
+
+
+async def _routes(adapters: Adapters, args: argparse.Namespace, text: str | None) -> None:
+    """Through the same use case as /api/routes: the licensee's own table, or (without --licensee) the default."""
+    licensees = adapters.gateway().use.licensees
+    if args.action == "show":
+        own = await licensees.routes(args.licensee, cached=False) if args.licensee else None
+        table = own or licensees.default_routes
+        if args.json:
+            print(table_text(table))
+        elif own is not None:
+            _print_routes(own, f"Licensee {args.licensee}: its own routing table")
+        else:
+            whose = f"Licensee {args.licensee} has no routing table of its own: the deployment's default applies" if args.licensee \
+                else "The deployment's default routing table (SMS_ROUTES)"
+            _print_routes(table, whose)
+        return
+    if text is None:
+        await licensees.set_routes(args.licensee, None)
+        print(f"Cleared licensee {args.licensee}'s routing table: the deployment's default applies.")
+        _print_routes(licensees.default_routes, "The deployment's default routing table")
+    else:
+        table = await licensees.set_routes(args.licensee, parse_table(text, licensees.provider_names))
+        _print_routes(table, f"Licensee {args.licensee}: its own routing table")
+        print("Saved.", end=" ")
+    print(f"Every worker uses it within {CACHE_SECONDS:g} s.")
+
+
+def _add_routes_commands(commands: argparse._SubParsersAction) -> None:
+    routes = commands.add_parser("routes", help="a licensee's own routing table (which providers send to which numbers), "
+                                                "as /api/routes manages it")
+    routes = routes.add_subparsers(dest="action", required=True)
+    show = routes.add_parser("show", help="the licensee's own table or, marked as such, the deployment's default")
+    show.add_argument("--licensee", type=_guid, help="the licensee (default: show the deployment's default table)")
+    show.add_argument("--json", action="store_true", help="print the table as JSON, as set --file reads it")
+    setting = routes.add_parser("set", help="give the licensee its own table (from a JSON file), or clear it")
+    setting.add_argument("--licensee", required=True, type=_guid)
+    source = setting.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help='the table: JSON rules such as [{"match": "AU", "providers": ["acs"], "sender": '
+                                       '"+61400000000"}, {"match": "*", "providers": ["twilio"]}] (- reads standard input)')
+    source.add_argument("--clear", action="store_true", help="no table of its own: the deployment's default applies")
+
+
 async def _usage(adapters: Adapters, args: argparse.Namespace) -> None:
     usage = adapters.gateway().use.usage
     calendar = await usage.calendar(args.licensee)
@@ -420,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--event", help="the event's id (webhook-id), as the receiver or the delivery log saw it")
     replay.add_argument("--from", dest="from_", help="written from: a day (UTC) or an instant with its offset")
     replay.add_argument("--to", help="written before: a day (taken whole) or an instant with its offset")
+    _add_routes_commands(commands)
     load_local_settings()  # before the arguments: a number is read in SMS_DEFAULT_REGION
     args = parser.parse_args(argv)
     try:
@@ -433,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("error: give --quiet-hours, --no-quiet-hours or --time-zone", file=sys.stderr)
                 return 2
             asyncio.run(with_adapters(lambda adapters: _licensees(adapters, args)))
+        elif args.command == "routes":
+            text = _routes_file(args.file) if args.action == "set" and args.file is not None else None  # before storage
+            asyncio.run(with_adapters(lambda adapters: _routes(adapters, args, text)))
         elif args.command == "usage":
             if args.action is None and args.licensee is None:
                 usage.error("the following arguments are required: --licensee (or: usage rebuild)")

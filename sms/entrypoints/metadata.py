@@ -20,6 +20,9 @@ from ..wire.dto import (
     MessageSummary,
     ResponseError,
     ResponseStatus,
+    RouteRule,
+    RoutingTableRequest,
+    RoutingTableState,
     UsageDay,
     UsageResponse,
     WebhookDeliveryAttempt,
@@ -94,7 +97,8 @@ def _sample(title: str, media: str, body: bytes) -> str:
 # The DTOs the page documents, in the order it shows them.
 _DOCUMENTED = (SMSSend, SMSModel, SMSContact, CommResponse, CancelResponse, MessageList, MessageSummary, MatchedRecipient,
                UsageResponse, UsageDay, WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved,
-               WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest, WebhookReplayResponse)
+               WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest, WebhookReplayResponse, RoutingTableRequest,
+               RoutingTableState, RouteRule)
 
 
 @functools.cache
@@ -102,7 +106,7 @@ def page() -> bytes:
     routes = "".join(
         f"<tr><td>{r.working_methods[0]}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
         for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "cancel", "replies", "list", "usage")
-        or r.kind.startswith("webhooks_")
+        or r.kind.startswith(("webhooks_", "routes_"))
     )
     statuses = "".join(f"<tr><td>{status}</td><td>{html.escape(meaning)}</td></tr>" for status, meaning in STATUS_MEANINGS.items())
     error = ErrorResponse(response_status=ResponseStatus(

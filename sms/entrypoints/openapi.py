@@ -13,6 +13,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from ..domain.model import Status
+from ..domain.routing import MAX_PROVIDERS_PER_RULE, MAX_RULES
 from ..domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
 from ..usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
 from ..usecases.ledger import DEFAULT_TAKE, MAX_TAKE
@@ -22,6 +23,8 @@ from ..wire.dto import (
     CancelResponse,
     MessageList,
     ProvidersResponse,
+    RoutingTableRequest,
+    RoutingTableState,
     UsageResponse,
     WebhookDeliveryList,
     WebhookEndpointList,
@@ -69,6 +72,9 @@ _ERRORS_BY_KIND = {
     "webhooks_enable": ("400", "401", "404", "405", "429", "503"),
     "webhooks_deliveries": ("400", "401", "404", "405", "429", "503"),
     "webhooks_replay": ("400", "401", "404", "405", "413", "415", "429", "503"),
+    "routes_show": ("400", "401", "429", "503"),
+    "routes_set": ("400", "401", "409", "413", "415", "429", "503"),
+    "routes_clear": ("400", "401", "409", "429", "503"),
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
@@ -77,6 +83,12 @@ _ERRORS_ON = {
     "webhooks_add": {"409": f"The licensee already has {MAX_ENDPOINTS} webhook endpoints: remove one first."},
     **{kind: {"404": "No webhook endpoint with this id for this licensee."}
        for kind in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries")},
+    **{kind: {"409": "The licensee's settings kept changing while this change was saved (another change landed first each "
+                     "time): make it again."} for kind in ("routes_set", "routes_clear")},
+    "routes_set": {"400": "The body is no routing table: `errors` names each problem (Rules[1].Providers[0]: a provider this "
+                          "deployment does not have; a country libphonenumber does not know; a prefix not + and 1 to 15 digits; "
+                          "a sender neither E.164 nor an alphanumeric id; a rule an earlier one leaves nothing to match; more "
+                          f"than {MAX_RULES} rules). Nothing was saved."},
     "webhooks_replay": {"400": "The request breaks a rule (`errors` names each field: EventId, or From and To, not both; "
                                "From before To), or the endpoint is disabled or does not take the event's type. Nothing was queued.",
                         "404": "No webhook endpoint with this id for this licensee, or no event with this EventId."},
@@ -104,6 +116,11 @@ _SUMMARIES = {
     "webhooks_deliveries": "The webhook endpoint's delivery log: every attempt to send it an event, newest first, a page at a time",
     "webhooks_replay": f"Send events to the webhook endpoint again: one (EventId), or every one written in a time range "
                        f"(From, To), at most {REPLAY_BATCHES} batches a request",
+    "routes_show": "The routing table the licensee's messages go by: its own (source licensee) or the deployment's default "
+                   "(source default). The first rule that matches a number wins; its providers are tried in order",
+    "routes_set": f"Give the licensee its own routing table (1 to {MAX_RULES} rules), in place of the deployment's default; "
+                  "the answer is the table as stored. Every worker uses it within 30 s",
+    "routes_clear": "Remove the licensee's own routing table: the deployment's default applies again (the answer shows it)",
 }
 _WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
                     "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
@@ -149,10 +166,12 @@ def document() -> dict[str, Any]:
          (ProvidersResponse, "serialization"), (ErrorResponse, "serialization"),
          (WebhookEndpointRequest, "validation"), (WebhookEndpointState, "serialization"), (WebhookEndpointList, "serialization"),
          (WebhookEndpointRemoved, "serialization"), (WebhookDeliveryList, "serialization"),
-         (WebhookReplayRequest, "validation"), (WebhookReplayResponse, "serialization")],
+         (WebhookReplayRequest, "validation"), (WebhookReplayResponse, "serialization"),
+         (RoutingTableRequest, "validation"), (RoutingTableState, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
+    _document_routing_limits(schemas["$defs"])
     _document_statuses(schemas["$defs"])
     paths: dict[str, Any] = {}
     for route in ROUTES:
@@ -189,6 +208,13 @@ def _document_limits(schemas: dict[str, Any]) -> None:
         for option in schemas["SMSModel"]["properties"][field]["anyOf"]:
             if option.get("type") != "null":
                 option.update(limit)
+
+
+def _document_routing_limits(schemas: dict[str, Any]) -> None:
+    """How many rules and providers a table may have (sms.domain.routing checks them, naming the field:
+    the DTO leaves them to it)."""
+    for model, field, limit in (("RoutingTableRequest", "Rules", MAX_RULES), ("RouteRule-Input", "Providers", MAX_PROVIDERS_PER_RULE)):
+        schemas[model]["properties"][field]["anyOf"][0].update(minItems=1, maxItems=limit)
 
 
 _STATUS_WORDS = ("scheduled (waiting for SendAt), queued, sending, sent, delivered, undelivered, failed, opted_out, "
@@ -254,6 +280,11 @@ def _operation(route: Route) -> dict[str, Any]:
                            for name, schema, text in _DELIVERY_LOG_PARAMETERS]
         answer = _WEBHOOK_ANSWERS.get(route.kind, WebhookEndpointState)
         ok = _content(_ref(answer), answer.__name__)
+    elif route.kind.startswith("routes_"):
+        if route.kind == "routes_set":
+            form = {"Rules": {"type": "string", "description": "Rules as JSV: [{Match:AU,Providers:[acs],Sender:+61400000000},...]"}}
+            operation["requestBody"] = _request_body(_ref(RoutingTableRequest), "RoutingTableRequest", form)
+        ok = _content(_ref(RoutingTableState), "RoutingTableState")
     elif route.kind == "list":
         parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
                        for name, schema, text in _LIST_PARAMETERS]

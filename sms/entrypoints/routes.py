@@ -47,7 +47,7 @@ _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
 class Route:
     name: str  # the function's name
     path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
-    # send | send_now | batch | reply | status | cancel | replies | list | usage | webhooks_* | receipts_acs |
+    # send | send_now | batch | reply | status | cancel | replies | list | usage | webhooks_* | routes_* | receipts_acs |
     # receipts_twilio | inbound_twilio | health | openapi | metadata: which work function answers it
     kind: str
     methods: tuple[str, ...] = ("POST",)
@@ -113,6 +113,10 @@ ROUTES: list[Route] = [
     # An endpoint's delivery log, and sending its events again.
     Route("webhooks_deliveries", "api/webhooks/{endpointId}/deliveries", "webhooks_deliveries", ("GET",), patterns=_ENDPOINT_ID),
     Route("webhooks_replay", "api/webhooks/{endpointId}/replay", "webhooks_replay", ("POST",), patterns=_ENDPOINT_ID),
+    # The licensee's own routing table (issue 26): one function a method, as for /api/webhooks.
+    Route("routes_show", "api/routes", "routes_show", ("GET",)),
+    Route("routes_set", "api/routes", "routes_set", ("PUT",)),
+    Route("routes_clear", "api/routes", "routes_clear", ("DELETE",)),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),

@@ -528,12 +528,16 @@ class DeliveryLogStore(abc.ABC):
 
 @dataclass(frozen=True)
 class LicenseeSettings:
-    """What a licensee has set for its own messages (python -m sms licensees set)."""
+    """What a licensee has set for its own messages (python -m sms licensees set, routes set, PUT /api/routes)."""
 
     licensee_id: str
     quiet_hours: str | None = None  # "21:00-08:00", in each recipient's local time; None: none
     time_zone: str = "UTC"  # the licensee's own zone: for numbers that do not tell theirs
     updated_at: datetime | None = None
+    # Its own routing table, as its text (sms.domain.routing.table_text: at most MAX_TABLE_CHARS, ASCII);
+    # None: the deployment's default applies.
+    routes: str | None = None
+    etag: str | None = field(default=None, compare=False)  # as read; None: not stored yet
 
 
 class LicenseeSettingsStore(abc.ABC):
@@ -541,5 +545,8 @@ class LicenseeSettingsStore(abc.ABC):
     async def get(self, licensee_id: str) -> LicenseeSettings | None: ...
 
     @abc.abstractmethod
-    async def put(self, settings: LicenseeSettings) -> None:
-        """Replace the licensee's settings."""
+    async def put(self, settings: LicenseeSettings) -> LicenseeSettings:
+        """Replace the licensee's settings if they are still as read (`settings.etag`; None: create them,
+        if there are none yet); RecordChanged otherwise. The settings as written, with their new ETag.
+        Two writers of one licensee's row (an operator's quiet hours, the licensee's routes) so never
+        undo each other's change."""

@@ -1,12 +1,19 @@
 """Licensee settings in Table Storage (table SmsLicensees): PartitionKey the licensee, one row each.
-Read once per licensee per 30 s per process (sms/usecases/licensees.py), so a send pays nothing for it."""
+Read once per licensee per 30 s per process (sms/usecases/licensees.py), so a send pays nothing for it.
+Written by operators (quiet hours, routes) and by the licensee itself (PUT /api/routes): every write is
+conditional on the ETag it read, so two writers never undo each other's change."""
 from __future__ import annotations
 
-from azure.core.exceptions import ResourceNotFoundError
+from dataclasses import replace
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from ..domain.errors import RecordChanged
 from . import LicenseeSettings, LicenseeSettingsStore
+from .limits import check_entity
 from .tables import create_table, storage_errors
 
 LICENSEES_TABLE = "SmsLicensees"
@@ -29,9 +36,20 @@ class TableLicenseeSettingsStore(LicenseeSettingsStore):
             row = await self._table.get_entity(licensee_id, "")
         except ResourceNotFoundError:
             return None
-        return LicenseeSettings(licensee_id, row.get("QuietHours"), row.get("TimeZone") or "UTC", row.get("UpdatedAt"))
+        return LicenseeSettings(licensee_id, row.get("QuietHours"), row.get("TimeZone") or "UTC", row.get("UpdatedAt"),
+                                row.get("Routes"), etag=row.metadata["etag"])
 
     @storage_errors
-    async def put(self, settings: LicenseeSettings) -> None:
-        await self._table.upsert_entity({"PartitionKey": settings.licensee_id, "RowKey": "", "QuietHours": settings.quiet_hours,
-                                         "TimeZone": settings.time_zone, "UpdatedAt": settings.updated_at}, mode=UpdateMode.REPLACE)
+    async def put(self, settings: LicenseeSettings) -> LicenseeSettings:
+        entity = {"PartitionKey": settings.licensee_id, "RowKey": "", "QuietHours": settings.quiet_hours,
+                  "TimeZone": settings.time_zone, "UpdatedAt": settings.updated_at, "Routes": settings.routes}
+        check_entity(entity)  # a routing table's text is bounded to fit; the SDK would send more and Azurite take it
+        try:
+            if settings.etag is None:
+                written = await self._table.create_entity(entity)
+            else:
+                written = await self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=settings.etag,
+                                                          match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            raise RecordChanged(f"licensee {settings.licensee_id}'s settings changed") from None
+        return replace(settings, etag=written["etag"])

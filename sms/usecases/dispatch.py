@@ -30,7 +30,6 @@ from .job_rows import JobRows
 from .ledger import Ledger
 from .licensees import Licensees
 from .optouts import OptOuts
-from .routing import Routes
 
 log = logging.getLogger("sms.dispatch")
 
@@ -67,7 +66,6 @@ class Dispatch:
         jobs: JobQueue,
         providers: ProviderSet,
         *,
-        routes: Routes,
         opt_outs: OptOuts,
         reply_routes: InboundStore,
         ledger: Ledger,
@@ -85,7 +83,6 @@ class Dispatch:
         self._store = messages
         self._queue = jobs
         self._providers = providers
-        self._routes = routes
         self._retry = retry
         self._rate = rate_limiter
         # Each provider instance's own limit (its SMS_PROVIDER_<NAME>_RATE_LIMIT_PER_SECOND), per process.
@@ -218,7 +215,7 @@ class Dispatch:
 
     async def routes_of(self, message: Message, recipients: Sequence[Recipient]) -> dict[int, Rule | None]:
         """Each recipient's routing rule (None: no rule matches its number), from the licensee's table."""
-        table = await self._routes.table_for(message.licensee_id)
+        table = await self._licensees.routes_for(message.licensee_id)  # its own, or the deployment's default
         return {r.seq: table.route_for(r.phone_number) for r in recipients}
 
     def _sender_of(self, message: Message, rule: Rule) -> str | None:

@@ -1,59 +1,99 @@
 """A licensee's own settings: its quiet hours and its time zone, set by an operator (python -m sms
-licensees set) and read by every dispatch, cached: a change reaches every process within
+licensees set), and its own routing table, set by an operator (python -m sms routes set) or by the
+licensee (PUT /api/routes). Read by every dispatch, cached: a change reaches every process within
 `cache_seconds`. A change of quiet hours or zone wakes the jobs the old hours held (sms/usecases/held.py),
-due once those caches have lapsed."""
+due once those caches have lapsed.
+
+The settings are one row per licensee, written by both: each write is ETag-checked and, on a lost race,
+decided again from the row as it then stands (sms/usecases/optimistic.py), so neither undoes the other."""
 from __future__ import annotations
 
 import math
 import time as monotonic
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
 
 from cachetools import TLRUCache
 
-from ..domain.errors import FieldError, ValidationFailed
+from ..domain.errors import FieldError, RecordChanged, StillChanging, ValidationFailed
 from ..domain.model import utcnow
 from ..domain.quiet import QuietHours, checked_zone
+from ..domain.routing import RoutingTable, parse_rules, parse_table, table_data, table_text
 from ..storage import LicenseeSettings, LicenseeSettingsStore
 from .held import HeldMessages
+from .optimistic import update_optimistically
 
 CACHE_SECONDS = 30.0
+WRITE_ATTEMPTS = 5  # ETag-checked writes of one licensee's row before a conflict is answered (409: try again)
+_KEEP = object()
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What dispatch reads of a licensee's row, parsed once a read."""
+
+    quiet_hours: QuietHours | None
+    routes: RoutingTable | None
 
 
 class Licensees:
     def __init__(self, store: LicenseeSettingsStore, held: HeldMessages, cache_seconds: float = CACHE_SECONDS,
-                 max_cached: int = 10_000):
+                 max_cached: int = 10_000, *, default_routes: RoutingTable, provider_names: Sequence[str]):
+        """`default_routes`: the deployment's table, for a licensee without its own; `provider_names`: the
+        deployment's providers, the only names a table set here may use."""
         self._store = store
         self._held = held
         self._ttl = cache_seconds
-        self._cache: TLRUCache[str, tuple[float, QuietHours | None]] = TLRUCache(
+        self._cache: TLRUCache[str, tuple[float, _Read]] = TLRUCache(
             maxsize=max_cached, ttu=lambda _licensee, entry, _now: entry[0] + self._ttl, timer=monotonic.monotonic)
+        self.default_routes = default_routes
+        self.provider_names = tuple(provider_names)
 
     async def settings(self, licensee_id: str) -> LicenseeSettings:
         return await self._store.get(licensee_id) or LicenseeSettings(licensee_id)
 
     async def quiet_hours(self, licensee_id: str) -> QuietHours | None:
         """The licensee's quiet hours, or None when it has none."""
-        cached = self._cache.get(licensee_id)
-        if cached is not None:
-            return cached[1]
-        started = monotonic.monotonic()
-        settings = await self._store.get(licensee_id)
-        hours = QuietHours.parse(settings.quiet_hours, settings.time_zone) if settings and settings.quiet_hours else None
-        self._cache[licensee_id] = (started, hours)
-        return hours
+        return (await self._read(licensee_id)).quiet_hours
+
+    async def routes(self, licensee_id: str, *, cached: bool = True) -> RoutingTable | None:
+        """The licensee's own routing table, or None when it has none (the default applies). `cached=False`
+        reads what is stored now (what `routes show` and GET /api/routes answer)."""
+        if not cached:
+            return _routes_of(await self.settings(licensee_id))
+        return (await self._read(licensee_id)).routes
+
+    async def routes_for(self, licensee_id: str) -> RoutingTable:
+        """The table the licensee's messages go by: its own, or the deployment's default."""
+        return await self.routes(licensee_id) or self.default_routes
+
+    def parse_routes(self, data: Any) -> RoutingTable:
+        """A table from plain data (a request's rules), its providers this deployment's: ValidationFailed
+        naming each problem (sms.domain.routing.parse_rules)."""
+        return parse_rules(data, self.provider_names)
+
+    async def set_routes(self, licensee_id: str, table: RoutingTable | None) -> RoutingTable | None:
+        """Give the licensee its own table, or none (None: the default applies again). A table naming a
+        provider the deployment does not have is refused (ValidationFailed), nothing saved. Every process
+        uses the change once its cached copy lapses."""
+        text = None
+        if table is not None:
+            # Read back as any text is read: the same rules, a provider this deployment has, and it fits.
+            text = table_text(parse_rules(table_data(table), self.provider_names))
+        await self._update(licensee_id, lambda current: replace(current, routes=text, updated_at=utcnow()))
+        return table
 
     async def set(self, licensee_id: str, *, quiet_hours: str | None = None, no_quiet_hours: bool = False,
                   time_zone: str | None = None) -> LicenseeSettings:
         """Change what is given, keep the rest; ValidationFailed naming a window or a zone that is wrong."""
-        current = await self.settings(licensee_id)
         errors = []
-        zone = current.time_zone
+        zone = None
         if time_zone is not None:
             try:
                 zone = checked_zone(time_zone.strip())
             except ValueError as exc:
                 errors.append(FieldError("TimeZone", "InvalidValue", f"TimeZone: {exc}"))
-        window = None if no_quiet_hours else current.quiet_hours
+        window: object = None if no_quiet_hours else _KEEP
         if quiet_hours is not None and not no_quiet_hours:
             try:
                 window = QuietHours.parse(quiet_hours, "UTC").window
@@ -61,10 +101,47 @@ class Licensees:
                 errors.append(FieldError("QuietHours", "InvalidValue", f"QuietHours: {exc}"))
         if errors:
             raise ValidationFailed(errors)
-        updated = replace(current, quiet_hours=window, time_zone=zone, updated_at=utcnow())
-        await self._store.put(updated)
-        self._cache.pop(licensee_id, None)
+
+        def change(current: LicenseeSettings) -> LicenseeSettings:
+            return replace(current, quiet_hours=current.quiet_hours if window is _KEEP else window,  # type: ignore[arg-type]
+                           time_zone=zone or current.time_zone, updated_at=utcnow())
+
+        updated = await self._update(licensee_id, change)
         # Every process sees the change once its cached copy lapses: the woken jobs are due then. Woken on
         # every set, a change or not: a set repeated after its wake failed still wakes them.
         await self._held.wake(licensee_id, math.ceil(self._ttl) + 1)
         return updated
+
+    async def _read(self, licensee_id: str) -> _Read:
+        cached = self._cache.get(licensee_id)
+        if cached is not None:
+            return cached[1]
+        started = monotonic.monotonic()
+        settings = await self._store.get(licensee_id)
+        read = _Read(QuietHours.parse(settings.quiet_hours, settings.time_zone) if settings and settings.quiet_hours else None,
+                     _routes_of(settings) if settings else None)
+        self._cache[licensee_id] = (started, read)
+        return read
+
+    async def _update(self, licensee_id: str, change: Callable[[LicenseeSettings], LicenseeSettings]) -> LicenseeSettings:
+        try:
+            updated = await update_optimistically(lambda: self.settings(licensee_id), change, self._store.put,
+                                                  attempts=WRITE_ATTEMPTS, what=f"licensee {licensee_id}'s settings")
+        except RecordChanged:
+            raise StillChanging(f"Licensee {licensee_id}'s settings kept changing while this change was saved: "
+                                "make it again") from None
+        self._cache.pop(licensee_id, None)
+        assert updated is not None  # every change writes
+        return updated
+
+
+def _routes_of(settings: LicenseeSettings) -> RoutingTable | None:
+    """The stored table, read as saved: its providers were the deployment's then, and may not be now
+    (dispatch skips one it does not have). Stored only as table_text wrote it, so it always reads."""
+    if settings.routes is None:
+        return None
+    try:
+        return parse_table(settings.routes, None)
+    except ValidationFailed as exc:  # written by hand, or by a version with other rules: say whose and why
+        raise ValueError(f"Licensee {settings.licensee_id}'s stored routing table cannot be read: "
+                         + "; ".join(e.message for e in exc.field_errors)) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AliasGenerator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel, to_pascal
@@ -428,3 +428,37 @@ class WebhookReplayResponse(WireModel):
     queued: int
     event_id: str | None = None
     continuation_token: str | None = None
+
+
+class RouteRule(WireModel):
+    """One rule of a routing table: the numbers it matches, the providers to send them through, in the
+    order to try them (the next only when one refused before taking the SMS), and the sender they see."""
+
+    # A misspelt field would route SMS other than meant: refused, not ignored. (The schema does not say
+    # additionalProperties: false, as JSON may name the fields in any case.)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: schema.pop("additionalProperties", None))
+
+    match: str | None = Field(default=None, description=(
+        "A country (ISO 3166 code: AU, the country libphonenumber gives the number), an E.164 prefix (+614: + and 1 to 15 "
+        "digits) or * (any number)"))
+    providers: list[str] | None = Field(default=None, description=(
+        "The deployment's providers to send through, in the order to try them (1 to 10, each once)"))
+    sender: str | None = Field(default=None, description=(
+        "What the recipients this rule matches see the SMS come from: an E.164 number or an alphanumeric sender id (1 to 11 "
+        "letters, digits or spaces, at least one letter). Absent: the provider's own"))
+
+
+class RoutingTableRequest(WireModel):
+    """PUT /api/routes: the licensee's own routing table, its rules in order (the first that matches a
+    number wins). What GET /api/routes answers can be put back as it is."""
+
+    rules: list[RouteRule] | None = None
+
+
+class RoutingTableState(WireModel):
+    """The routing table the licensee's messages go by: its own (source `licensee`) or the deployment's
+    default (source `default`)."""
+
+    source: Literal["licensee", "default"] = Field(description=(
+        "licensee: the licensee's own table; default: the deployment's, as the licensee has none of its own"))
+    rules: list[RouteRule]

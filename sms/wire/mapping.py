@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..domain.breaker import Circuit
 from ..domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
@@ -14,6 +14,7 @@ from ..domain.events import EVENT_TYPES
 from ..domain.instants import OFFSETS, parse_instant
 from ..domain.model import Status, reference_for, status_of
 from ..domain.phone import InvalidNumber, to_e164
+from ..domain.routing import RoutingTable
 from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
 from ..usecases.cancel import CancelResult
 from ..usecases.ledger import counts, statuses_of
@@ -30,6 +31,9 @@ from .dto import (
     RecipientEvent,
     RecipientState,
     ReplyState,
+    RouteRule,
+    RoutingTableRequest,
+    RoutingTableState,
     SMSContact,
     SMSModel,
     SMSSend,
@@ -351,3 +355,13 @@ def replay_request(request: WebhookReplayRequest) -> Replay:
 
 def replay_response(queued: int, event_id: str | None = None, token: str | None = None) -> WebhookReplayResponse:
     return WebhookReplayResponse(queued=queued, event_id=event_id, continuation_token=token)
+
+
+def routing_rules(request: RoutingTableRequest) -> list[dict[str, Any]] | None:
+    """The rules as plain data, for the routing table's own rules to read (sms.domain.routing.parse_rules)."""
+    return None if request.rules is None else [rule.model_dump() for rule in request.rules]
+
+
+def routing_table_state(table: RoutingTable, own: bool) -> RoutingTableState:
+    return RoutingTableState(source="licensee" if own else "default",
+                             rules=[RouteRule(match=r.match, providers=list(r.providers), sender=r.sender) for r in table.rules])

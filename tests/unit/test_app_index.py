@@ -38,6 +38,10 @@ def test_every_route_is_registered(triggers):
     assert message == {"sms_status": ["GET"], "sms_cancel": ["DELETE"]}
     assert triggers["sms_cancel"]["route"] == triggers["sms_status"]["route"]  # the same commId constraint, suffix and all
     http.pop("api/sms/{commId}")
+    # GET, PUT and DELETE /api/routes (the licensee's routing table): three functions on one template.
+    routes = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/routes"}
+    assert routes == {"routes_show": ["GET"], "routes_set": ["PUT"], "routes_clear": ["DELETE"]}
+    http.pop("api/routes")
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).

@@ -27,6 +27,8 @@ ROUTES = [
     ("webhooks_enable", "POST", {"endpointId": COMM_ID}, b""),
     ("webhooks_deliveries", "GET", {"endpointId": COMM_ID}, b""),
     ("webhooks_replay", "POST", {"endpointId": COMM_ID}, b'{"from": "2026-11-20", "to": "2026-11-21"}'),
+    ("routes_show", "GET", {}, b""), ("routes_clear", "DELETE", {}, b""),
+    ("routes_set", "PUT", {}, b'{"rules": [{"match": "*", "providers": ["recording"]}]}'),
 ]
 
 
@@ -66,6 +68,7 @@ async def test_every_bad_credential_is_401_on_every_route_and_changes_nothing(gw
         assert "errorCode\":\"Unauthorized" in body or "ErrorCode:Unauthorized" in body
     assert gw.world.store.messages == {} and gw.world.provider.sent == [] and gw.world.webhooks.endpoints == {}
     assert gw.world.deliveries.put_deliveries == []
+    assert gw.use.licensees._store.settings == {}  # no routing table set or cleared
 
 
 async def test_another_licensee_can_neither_send_as_nor_read_a_licensee(gw):

@@ -211,3 +211,36 @@ def test_webhook_settings_default_to_public_endpoints_only_and_a_day_of_grace():
         Settings.from_env({**STORAGE, "SMS_WEBHOOKS_ALLOW_PRIVATE": "maybe"})
     with pytest.raises(ConfigError, match="SMS_WEBHOOK_SECRET_GRACE_HOURS=721 is out of range"):
         Settings.from_env({**STORAGE, "SMS_WEBHOOK_SECRET_GRACE_HOURS": "721"})
+
+
+ROUTES = '[{"match": "AU", "providers": ["acs-au", "twilio"], "sender": "+61400000000"}, {"match": "*", "providers": ["twilio"]}]'
+
+
+def test_the_default_routing_table_is_sms_routes_or_everything_through_the_first_provider():
+    """Issue 26: SMS_ROUTES is read at start (its text, checked); its provider names are checked once the
+    deployment's providers are known (default_routes, given their names)."""
+    from sms.config import default_routes
+    from sms.domain.routing import RoutingTable, Rule
+
+    assert Settings.from_env(STORAGE).routes_text is None and Settings.from_env({**STORAGE, "SMS_ROUTES": "  "}).routes_text is None
+    assert default_routes(Settings.from_env(STORAGE), ["twilio-us", "acs-au"]) == RoutingTable.through("twilio-us")
+    settings = Settings.from_env({**STORAGE, "SMS_ROUTES": ROUTES})
+    assert settings.routes_text == ROUTES
+    table = default_routes(settings, ["acs-au", "twilio"])
+    assert table.rules == (Rule("AU", ("acs-au", "twilio"), "+61400000000"), Rule("*", ("twilio",)))
+    with pytest.raises(ConfigError, match=r"^SMS_ROUTES: Rules\[0\].Providers\[0\]: 'acs-au' is not a provider of this deployment "
+                                          r"\(its providers: twilio, console\)"):
+        default_routes(settings, ["twilio", "console"])
+
+
+@pytest.mark.parametrize("text, names", [
+    ("[{", "SMS_ROUTES: Rules: the routing table is not valid JSON"),
+    ('{"match": "AU"}', "SMS_ROUTES: Rules: a routing table needs at least one rule"),
+    ('[{"match": "XX", "providers": ["twilio"]}]', r"SMS_ROUTES: Rules\[0\].Match: 'XX' is not a country"),
+    ('[{"match": "XX", "providers": ["a"]}, {"match": "+1", "providers": ["b"], "sender": "+0"}]',
+     r"SMS_ROUTES: Rules\[0\].Match: 'XX' is not a country .*; Rules\[1\].Sender: '\+0' is neither"),
+    ("[" * 50_000, "SMS_ROUTES: Rules: the routing table is nested deeper"),
+])
+def test_a_routing_table_setting_that_is_no_table_stops_the_app_naming_it(text, names):
+    with pytest.raises(ConfigError, match=names):
+        Settings.from_env({**STORAGE, "SMS_ROUTES": text})

@@ -3,6 +3,7 @@ import html
 import json
 import re
 
+from sms.domain.routing import MAX_PROVIDERS_PER_RULE, MAX_RULES
 from sms.entrypoints import metadata, openapi
 from sms.entrypoints.routes import ROUTES
 from sms.wire import CommResponse, SMSSend, jsv, to_dto
@@ -17,7 +18,7 @@ def test_every_api_route_is_documented_with_both_media_types():
         operation = documented["/" + route.path][route.working_methods[0].lower()]
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/jsv"}
         if route.kind not in ("status", "cancel", "replies", "list", "usage", "providers", "webhooks_list", "webhooks_remove",
-                              "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries"):
+                              "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries", "routes_show", "routes_clear"):
             assert {"application/json", "text/jsv", "application/x-www-form-urlencoded"} <= set(operation["requestBody"]["content"])
         assert "400" in operation["responses"] and "401" in operation["responses"]
     assert set(document["components"]["securitySchemes"]) == {"bearer", "basic"}
@@ -81,6 +82,28 @@ def test_the_webhook_routes_are_documented_with_their_methods_and_the_secret_onl
     assert paths["/api/webhooks"]["post"]["responses"]["409"]["description"].startswith("The licensee already has 5 webhook endpoints")
     page = metadata.page().decode()
     assert "<td>DELETE</td><td>/api/webhooks/{endpointId}</td>" in page and "WebhookEndpointRequest" in page
+
+
+def test_the_routing_table_routes_are_documented_with_their_methods_bodies_and_answers():
+    paths = openapi.document()["paths"]
+    assert set(paths["/api/routes"]) == {"get", "put", "delete"}
+    state = {"$ref": "#/components/schemas/RoutingTableState"}
+    for method in ("get", "put", "delete"):
+        assert paths["/api/routes"][method]["responses"]["200"]["content"]["application/json"]["schema"] == state
+    put = paths["/api/routes"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/RoutingTableRequest"}
+    assert "Rules" in put["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["properties"]
+    assert {"400", "401", "409", "413", "415", "429", "503"} <= set(put["responses"])
+    assert "each problem" in put["responses"]["400"]["description"]
+    schemas = openapi.document()["components"]["schemas"]
+    assert set(schemas["RouteRule-Input"]["properties"]) == {"Match", "Providers", "Sender"}  # as JSV names them; JSON in any case
+    assert set(schemas["RouteRule-Output"]["properties"]) == {"match", "providers", "sender"}
+    assert "additionalProperties" not in schemas["RouteRule-Input"]  # names in any case are the same field
+    assert schemas["RoutingTableRequest"]["properties"]["Rules"]["anyOf"][0]["maxItems"] == MAX_RULES
+    assert schemas["RouteRule-Input"]["properties"]["Providers"]["anyOf"][0]["maxItems"] == MAX_PROVIDERS_PER_RULE
+    assert schemas["RoutingTableState"]["properties"]["source"]["enum"] == ["licensee", "default"]
+    page = metadata.page().decode()
+    assert "<td>PUT</td><td>/api/routes</td>" in page and "<h3>RoutingTableRequest</h3>" in page
 
 
 def test_the_delivery_log_and_replay_are_documented_with_what_they_read_and_answer():

@@ -79,7 +79,7 @@ class World:
         self.clock, self.store, self.queue = Clock(T0), InMemoryMessageStore(), InMemoryJobQueue()
         self.vendors = {v.name: v for v in vendors}
         table = RoutingTable(rules or (Rule("*", tuple(self.vendors)),))
-        self.use = assembled(self.store, self.queue, providers=ProviderSet(list(vendors)), routes=table, clock=self.clock,
+        self.use = assembled(self.store, self.queue, providers=ProviderSet(list(vendors)), default_routes=table, clock=self.clock,
                              sending_lease=LEASE, **tuning)
 
     async def send(self, *numbers: str) -> str:
@@ -318,3 +318,16 @@ async def test_a_delivery_receipt_feeds_the_providers_country_circuit():
     await world.use.inbound.apply_receipt(f"{comm_id}:0", Status.UNDELIVERED, None, "carrier rejected", provider="twilio")
     circuit = world.use.breakers.circuits()["twilio-au|AU"]
     assert list(circuit.deliveries) == [False]
+
+
+async def test_a_licensees_own_routing_table_replaces_the_default_for_its_messages_only():
+    from tests.fakes import OTHER
+
+    world = World(Vendor("acs-au"), Vendor("twilio-au"))  # default: acs-au, then twilio-au
+    await world.use.licensees.set_routes(LICENSEE, RoutingTable((Rule("*", ("twilio-au",)),)))
+    mine = await world.send(AU)
+    theirs = (await world.use.accept.queue(command(AU), OTHER)).comm_id
+    await world.run(mine)
+    await world.run(theirs)
+    assert [r.provider for r in await world.rows(mine)] == ["twilio-au"]
+    assert [r.provider for r in await world.rows(theirs)] == ["acs-au"]

@@ -64,6 +64,10 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("GET", f"/api/webhooks/{HOOK}/deliveries"): "webhooks_deliveries",
     ("GET", f"/api/webhooks/{HOOK.upper()}/Deliveries/"): "webhooks_deliveries",
     ("POST", f"/api/webhooks/{HOOK}/replay"): "webhooks_replay",
+    ("GET", "/api/routes"): "routes_show",
+    ("PUT", "/api/routes"): "routes_set",
+    ("DELETE", "/api/routes"): "routes_clear",
+    ("PUT", "/API/Routes/"): "routes_set",
     ("POST", "/api/sms/receipts/acs"): "receipts_acs",
     ("OPTIONS", "/api/sms/receipts/acs"): "receipts_acs",
     ("POST", "/api/sms/receipts/twilio"): "receipts_twilio",
@@ -90,6 +94,7 @@ NOT_ROUTED = [
     ("POST", f"/api/webhooks/{HOOK}/deliveries"), ("DELETE", f"/api/webhooks/{HOOK}/deliveries"), ("GET", f"/api/webhooks/{HOOK}/replay"),
     ("GET", "/api/webhooks/deliveries"), ("GET", f"/api/webhooks/{GUID_FORMS[2]}/deliveries"), ("POST", f"/api/webhooks/{HOOK}x/replay"),
     ("POST", "/api/webhooks/replay/replay"), ("GET", f"/api/webhooks/{HOOK}/deliveries/x"),
+    ("POST", "/api/routes"), ("PATCH", "/api/routes"), ("GET", "/api/routes/x"), ("GET", "/api/routes.json"),
 ]
 
 
