@@ -104,6 +104,9 @@ class Settings:
     # An endpoint whose deliveries failed this many times in a row, over at least this many hours, is disabled.
     webhook_disable_after_failures: int = 10
     webhook_disable_after_hours: int = 24
+    # SMS_SIMULATOR: sends to the numbers reserved for fiction go to the simulator provider, whatever the
+    # routing table says (sms/domain/simulated.py); off, they are ordinary numbers.
+    simulator: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -154,6 +157,7 @@ class Settings:
             webhook_disable_after_failures=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_FAILURES", cls.webhook_disable_after_failures,
                                                 low=1, high=10_000),
             webhook_disable_after_hours=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_HOURS", cls.webhook_disable_after_hours, low=0, high=24 * 30),
+            simulator=_flag("SMS_SIMULATOR", env.get("SMS_SIMULATOR", ""), cls.simulator),
         )
 
 
@@ -213,11 +217,11 @@ def _flag(name: str, raw: str, default: bool = False) -> bool:
     text = raw.strip().lower()
     if not text:
         return default
-    if text in ("true", "1", "yes"):
+    if text in ("true", "1", "yes", "on"):
         return True
-    if text in ("false", "0", "no"):
+    if text in ("false", "0", "no", "off"):
         return False
-    raise ConfigError(f"{name}={raw!r} is not true or false")
+    raise ConfigError(f"{name}={raw!r} is not true or false (on or off)")
 
 
 def _plain(number: float) -> str:

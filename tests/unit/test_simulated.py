@@ -1,5 +1,8 @@
 """Simulator numbers (sms/domain/simulated.py): numbers regulators reserve for fiction, each answering a
 send the way its last digit says."""
+import json
+import re
+
 import pytest
 
 from sms.domain.model import Status
@@ -88,3 +91,70 @@ def test_every_simulator_number_is_one_a_send_accepts():
     # As a person in Australia writes them, too.
     assert simulated(to_e164("0491 570 156", "AU")) is Behaviour.DELIVERED
     assert simulated(to_e164("(02) 5550 0101", "AU")) is Behaviour.UNDELIVERED
+
+
+# -- SMS_SIMULATOR: on unless set off --------------------------------------------------------------
+
+STORAGE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+
+
+def test_the_simulator_is_on_unless_set_off():
+    from sms.config import Settings
+
+    assert Settings.from_env(STORAGE).simulator is True
+    assert Settings.from_env({**STORAGE, "SMS_SIMULATOR": ""}).simulator is True
+    for off in ("off", " OFF ", "false", "0", "no"):
+        assert Settings.from_env({**STORAGE, "SMS_SIMULATOR": off}).simulator is False, off
+    for on in ("on", "true", "1", "yes"):
+        assert Settings.from_env({**STORAGE, "SMS_SIMULATOR": on}).simulator is True, on
+
+
+def test_a_simulator_setting_that_is_neither_on_nor_off_stops_the_app():
+    from sms.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="SMS_SIMULATOR='sometimes' is not true or false"):
+        Settings.from_env({**STORAGE, "SMS_SIMULATOR": "sometimes"})
+
+
+# -- README's *Simulator numbers* says what the code does ------------------------------------------
+
+def readme_part() -> str:
+    from sms.config import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    return readme.split("### Simulator numbers\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def readme_table() -> list[tuple[set[str], str, list[str], list[str]]]:
+    """Each row: (its last digits, the behaviour, the codes it names, the numbers to try)."""
+    rows = []
+    for line in readme_part().splitlines():
+        if not line.startswith("| ") or line.startswith(("| Last digit", "| ---")):
+            continue
+        digits, does, _, numbers = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        rows.append((set(re.findall(r"\d", digits)), re.match(r"`(\w+)`", does).group(1),
+                     re.findall(r"`([A-Z_]+)`", does), re.findall(r"`([^`]+)`", numbers)))
+    return rows
+
+
+def test_every_number_readme_lists_behaves_as_readme_says():
+    rows = readme_table()
+    assert sorted(d for digits, *_ in rows for d in digits) == list("0123456789")  # each digit in one row
+    assert [behaviour for _, behaviour, *_ in rows] == [b.value for b in Behaviour]  # each behaviour, in order
+    for digits, behaviour, codes, numbers in rows:
+        assert codes == ([Behaviour(behaviour).code] if Behaviour(behaviour).code else []), behaviour
+        assert numbers, behaviour
+        for number in numbers:
+            e164 = to_e164(number, "AU")  # as a send with make run's SMS_DEFAULT_REGION reads it
+            assert simulated(e164) is Behaviour(behaviour) and e164[-1] in digits, number
+
+
+def test_readme_lists_acmas_thirty_mobiles():
+    listed = {"+61" + n.replace(" ", "")[1:] for n in re.findall(r"0491 57\d \d{3}", readme_part())}
+    assert listed == ACMA_MOBILES
+
+
+def test_readmes_curl_example_tries_every_way_a_send_can_go():
+    [payload] = re.findall(r"-d '(\{.*\})'", readme_part())
+    numbers = [to["phoneNumber"] for to in json.loads(payload)["smsModel"]["to"]]
+    assert {simulated(to_e164(n, "AU")) for n in numbers} == set(Behaviour)
