@@ -26,10 +26,11 @@ receipt can be.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import OrderedDict
-from typing import Protocol
+from typing import AsyncIterator, Protocol
 
 from ..domain.model import Status
 from ..domain.phone import mask
@@ -42,7 +43,7 @@ log = logging.getLogger("sms.providers.simulator")
 NAME = "simulator"
 RECEIPT_DELAY = 2.0  # seconds from a send to its receipt: after the dispatch has recorded the send, most times
 RECEIPT_ATTEMPTS = 3  # a receipt whose write failed (storage unreachable) is tried again, waiting twice as long each time
-RECEIPT_CONCURRENCY = 8  # receipts applied at once: each is a few storage requests, beside the sends
+RECEIPT_CONCURRENCY = 8  # receipts applied at once, of different messages: each is a few storage requests, beside the sends
 REMEMBERED = 50_000  # SMS it keeps a record of, newest; about 10 MB
 PENDING_RECEIPTS = 10_000  # receipts waiting to be applied
 NOT_A_SIMULATOR_NUMBER = "NOT_A_SIMULATOR_NUMBER"
@@ -75,6 +76,7 @@ class SimulatorProvider(SmsProvider):
         self._sink: ReceiptSink | None = None
         self._pending: set[asyncio.Task] = set()  # held: the loop keeps only weak references to tasks
         self._receipt_slots = asyncio.Semaphore(RECEIPT_CONCURRENCY)
+        self._messages_receipts: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # comm id -> its turn, receipts waiting for it
 
     def send_receipts_to(self, sink: ReceiptSink) -> None:
         """Where the receipts of what it takes go from now on: the gateway's `Inbound.apply_receipt`.
@@ -133,7 +135,10 @@ class SimulatorProvider(SmsProvider):
         for attempt in range(1, RECEIPT_ATTEMPTS + 1):
             await asyncio.sleep(wait)
             try:
-                async with self._receipt_slots:
+                # A message's receipts one at a time: each rewrites the message's ledger entry (ETag-checked),
+                # and a job's receipts all come due together; at once, they and the dispatch's own record of
+                # the job kept refusing each other's writes (tests/integration/test_simulator.py).
+                async with self._in_turn(sms.reference.partition(":")[0]), self._receipt_slots:
                     await sink(sms.reference, status, provider_id, detail, provider=self.name)
                 return
             except Exception as exc:
@@ -144,6 +149,19 @@ class SimulatorProvider(SmsProvider):
                 log.warning("simulator: the %s receipt for %s could not be applied (%s); trying again",
                             status.value, mask(sms.to), type(exc).__name__)
                 wait = self._receipt_delay * 2 ** attempt
+
+    @contextlib.asynccontextmanager
+    async def _in_turn(self, comm_id: str) -> AsyncIterator[None]:
+        """One receipt of the message at a time; the lock is kept only while a receipt of it waits."""
+        turn, waiting = self._messages_receipts.setdefault(comm_id, (asyncio.Lock(), [0]))
+        waiting[0] += 1
+        try:
+            async with turn:
+                yield
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._messages_receipts[comm_id]
 
     async def wait_for_receipts(self) -> None:
         """Until every receipt under way has been applied or given up (tests; a shutdown that wants them)."""

@@ -164,6 +164,32 @@ async def test_receipts_waiting_are_bounded(caplog):
     await simulator.close()
 
 
+async def test_a_messages_receipts_are_applied_one_at_a_time_and_different_messages_at_once(simulator):
+    """Each receipt rewrites its message's ledger entry: a job's receipts applied all at once kept
+    refusing each other's writes (tests/integration/test_simulator.py)."""
+    in_flight: dict[str, int] = {}
+    most: dict[str, int] = {}
+    both_at_once = asyncio.Event()
+
+    async def sink(reference, status, provider_message_id=None, detail=None, provider=""):
+        comm_id = reference.partition(":")[0]
+        in_flight[comm_id] = in_flight.get(comm_id, 0) + 1
+        most[comm_id] = max(most.get(comm_id, 0), in_flight[comm_id])
+        if len([n for n in in_flight.values() if n]) == 2:
+            both_at_once.set()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        in_flight[comm_id] -= 1
+
+    simulator.send_receipts_to(sink)
+    for comm_id in ("a" * 32, "b" * 32):
+        for seq in range(5):
+            await simulator.send(sms(DELIVERED, recipient_id=f"{comm_id}-{seq}", reference=f"{comm_id}:{seq}"))
+    await simulator.wait_for_receipts()
+    assert most == {"a" * 32: 1, "b" * 32: 1} and both_at_once.is_set()
+    assert simulator._messages_receipts == {}  # nothing kept for a message once its receipts are done
+
+
 async def test_without_a_sink_receipts_are_not_kept(simulator):
     assert (await simulator.send(sms(DELIVERED))).accepted
     await simulator.wait_for_receipts()  # nothing waits: there is nowhere to send them
