@@ -30,9 +30,11 @@ from .config import (
 )
 from .domain.errors import StorageUnavailable
 from .domain.pacing import RequestRateLimiter, RetryPolicy
+from .domain.simulated import SIMULATOR
 from .domain.validation import Limits
 from .gateway import Gateway, Ports, Tuning, assemble
 from .providers import ProviderSet, SmsProvider
+from .providers.simulator import SimulatorProvider
 from .storage.events import TableEventStore
 from .storage.handwritten.retries import QueueRetry, TableRetry
 from .storage.handwritten.sending import DirectRequests, LeanRequests
@@ -138,7 +140,9 @@ class Adapters:
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
             events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, transport=self.webhook_sender,
         )
-        use = assemble(ports, tuning(settings, self.providers.names))
+        use = assemble(ports, tuning(settings, [n for n in self.providers.names if n != SIMULATOR]))
+        if isinstance(simulator := self.providers.get(SIMULATOR), SimulatorProvider):
+            simulator.send_receipts_to(use.inbound.apply_receipt)  # its receipts come in as a vendor's callbacks would
         return Gateway(settings, Authenticator(self.keys, settings.api_key_cache_seconds),
                        RequestRateLimiter(settings.requests_per_minute), use, self.health)
 
@@ -207,8 +211,12 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
 
 
 def create_providers(settings: Settings) -> ProviderSet:
-    """Every provider instance the settings name (checked by Settings.from_env), in their order."""
-    return ProviderSet([create_provider(settings, instance) for instance in settings.providers])
+    """Every provider instance the settings name (checked by Settings.from_env), in their order, and the
+    simulator last when SMS_SIMULATOR is on (never the first: it takes only the numbers reserved for fiction)."""
+    if settings.simulator and any(p.name == SIMULATOR for p in settings.providers):
+        raise ConfigError(f"SMS_PROVIDERS: {SIMULATOR!r} is the simulator's own name (SMS_SIMULATOR): give that provider another")
+    providers = [create_provider(settings, instance) for instance in settings.providers]
+    return ProviderSet(providers + [SimulatorProvider()] if settings.simulator else providers)
 
 
 def create_provider(settings: Settings, instance: ProviderSettings | None = None) -> SmsProvider:

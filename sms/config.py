@@ -125,6 +125,9 @@ class Settings:
     # SMS_ROUTES: the default routing table's text (JSON, checked here); None: everything through the first
     # provider. Its provider names are checked once the providers are built (default_routes, given their names).
     routes_text: str | None = None
+    # SMS_SIMULATOR: sends to the numbers reserved for fiction go to the simulator provider, whatever the
+    # routing table says (sms/domain/simulated.py); off, they are ordinary numbers.
+    simulator: bool = True
 
     @property
     def console_outbox(self) -> str | None:
@@ -175,6 +178,7 @@ class Settings:
                                                 low=1, high=10_000),
             webhook_disable_after_hours=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_HOURS", cls.webhook_disable_after_hours, low=0, high=24 * 30),
             routes_text=_routes(env),
+            simulator=_flag("SMS_SIMULATOR", env.get("SMS_SIMULATOR", ""), cls.simulator),
         )
 
 
@@ -301,11 +305,11 @@ def _flag(name: str, raw: str, default: bool = False) -> bool:
     text = raw.strip().lower()
     if not text:
         return default
-    if text in ("true", "1", "yes"):
+    if text in ("true", "1", "yes", "on"):
         return True
-    if text in ("false", "0", "no"):
+    if text in ("false", "0", "no", "off"):
         return False
-    raise ConfigError(f"{name}={raw!r} is not true or false")
+    raise ConfigError(f"{name}={raw!r} is not true or false (on or off)")
 
 
 def _plain(number: float) -> str:

@@ -23,6 +23,7 @@ from ..domain.pacing import RetryPolicy, SenderRateLimiter
 from ..domain.phone import mask, mask_numbers
 from ..domain.quiet import held_reason
 from ..domain.routing import Rule, region_of
+from ..domain.simulated import SIMULATOR, simulated
 from ..logs import log_unexpected
 from ..providers import Failure, Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
@@ -57,6 +58,9 @@ class Sent:
     yielded: bool  # it stepped aside for another worker sending the same job
     rows: list[Recipient]  # every row of the job as last read or written
     unanswered: bool = False  # the provider did not answer for a claim a dead worker left: still sending
+
+
+_SIMULATED = Rule("*", (SIMULATOR,))
 
 
 class Dispatch:
@@ -216,7 +220,10 @@ class Dispatch:
     async def routes_of(self, message: Message, recipients: Sequence[Recipient]) -> dict[int, Rule | None]:
         """Each recipient's routing rule (None: no rule matches its number), from the licensee's table."""
         table = await self._licensees.routes_for(message.licensee_id)  # its own, or the deployment's default
-        return {r.seq: table.route_for(r.phone_number) for r in recipients}
+        # With the simulator on (SMS_SIMULATOR), the numbers reserved for fiction go to it whatever the table says.
+        to_simulator = self._providers.get(SIMULATOR) is not None
+        return {r.seq: _SIMULATED if to_simulator and simulated(r.phone_number) else table.route_for(r.phone_number)
+                for r in recipients}
 
     def _sender_of(self, message: Message, rule: Rule) -> str | None:
         """The number a recipient's SMS goes out from: the message's own From, else its rule's pinned
@@ -391,7 +398,8 @@ class Dispatch:
                     break
                 outcome = await self._call_provider(message, claimed, provider)
                 healthy = outcome.accepted or outcome.failure is Failure.REFUSED  # it answered for the SMS
-                if change := self._breakers.called(name, healthy, outcome.error):
+                # The simulator's refusals are scripted by the number: they say nothing of its health.
+                if name != SIMULATOR and (change := self._breakers.called(name, healthy, outcome.error)):
                     log.warning("%s", change)
                 if outcome.accepted or outcome.failure is not Failure.NOT_TAKEN:
                     break

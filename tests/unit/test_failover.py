@@ -331,3 +331,33 @@ async def test_a_licensees_own_routing_table_replaces_the_default_for_its_messag
     await world.run(theirs)
     assert [r.provider for r in await world.rows(mine)] == ["twilio-au"]
     assert [r.provider for r in await world.rows(theirs)] == ["acs-au"]
+
+
+# -- the simulator numbers (SMS_SIMULATOR) -----------------------------------------------------------------
+
+
+async def test_a_simulator_number_goes_to_the_simulator_whatever_the_routing_table_says():
+    from sms.providers.simulator import SimulatorProvider
+
+    simulator = SimulatorProvider(receipt_delay=3600)
+    world = World(Vendor("twilio-au"))
+    world.use = assembled(world.store, world.queue, providers=ProviderSet([world.vendors["twilio-au"], simulator]), clock=world.clock,
+                          default_routes=RoutingTable((Rule("*", ("twilio-au",)),)), sending_lease=LEASE)
+    fiction = "+61491570006"  # ACMA's first number for drama (sms/domain/simulated.py)
+    comm_id = await world.send(AU, fiction)
+    await world.run(comm_id)
+    real, simulated_row = await world.rows(comm_id)
+    assert (real.provider, simulated_row.provider) == ("twilio-au", "simulator")
+    assert world.vendors["twilio-au"].calls == [AU]
+    await simulator.close()
+
+
+def test_the_simulator_is_added_last_unless_turned_off_and_its_name_is_its_own():
+    from sms.bootstrap import create_providers
+    from sms.config import ConfigError, Settings
+
+    base = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    assert create_providers(Settings.from_env(base)).names == ["console", "simulator"]
+    assert create_providers(Settings.from_env({**base, "SMS_SIMULATOR": "off"})).names == ["console"]
+    with pytest.raises(ConfigError, match="'simulator' is the simulator's own name"):
+        create_providers(Settings.from_env({**base, "SMS_PROVIDERS": "simulator", "SMS_PROVIDER_SIMULATOR_KIND": "console"}))
