@@ -240,6 +240,7 @@ def create_provider(settings: Settings, instance: ProviderSettings | None = None
         provider = TwilioProvider(
             p.account_sid, p.auth_token, from_number=p.from_number,
             messaging_service_sid=p.messaging_service_sid, status_callback_url=callback,
+            **({"api_base_url": p.api_base_url.rstrip("/")} if p.api_base_url else {}),
         )
     else:
         raise ConfigError(f"provider {p.name}: {p.kind!r} is not a provider this gateway knows (console, acs, twilio)")
@@ -257,6 +258,8 @@ def tuning(settings: Settings, provider_names: list[str] | None = None) -> Tunin
         send_concurrency=settings.send_concurrency,
         retry=RetryPolicy(max_attempts=settings.max_send_attempts, base_delay_seconds=settings.retry_base_seconds),
         send_rate_per_second=settings.rate_limit_per_second,
+        breaker_failures=settings.breaker_failures,
+        breaker_cool_off=timedelta(seconds=settings.breaker_cool_off_seconds),
         provider_rates=tuple((p.name, p.rate_limit_per_second) for p in settings.providers if p.rate_limit_per_second),
         idempotency_window=timedelta(hours=settings.idempotency_hours),
         sending_lease=timedelta(seconds=settings.sending_lease_seconds),

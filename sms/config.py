@@ -83,6 +83,7 @@ class ProviderSettings:
     account_sid: str | None = None  # twilio
     auth_token: str | None = None  # twilio
     messaging_service_sid: str | None = None  # twilio
+    api_base_url: str | None = None  # twilio: its API's host, when not https://api.twilio.com (a regional one)
     outbox: str | None = None  # console
     rate_limit_per_second: float = 0.0  # this instance's own limit, per process; 0: none
 
@@ -122,6 +123,9 @@ class Settings:
     # An endpoint whose deliveries failed this many times in a row, over at least this many hours, is disabled.
     webhook_disable_after_failures: int = 10
     webhook_disable_after_hours: int = 24
+    # A provider's circuit breaker opens after this many failed calls in a row, and lets a probe through this long after.
+    breaker_failures: int = 5
+    breaker_cool_off_seconds: int = 30
     # SMS_ROUTES: the default routing table's text (JSON, checked here); None: everything through the first
     # provider. Its provider names are checked once the providers are built (default_routes, given their names).
     routes_text: str | None = None
@@ -176,6 +180,8 @@ class Settings:
             webhook_secret_grace_hours=_int(env, "SMS_WEBHOOK_SECRET_GRACE_HOURS", cls.webhook_secret_grace_hours, low=0, high=24 * 30),
             webhook_disable_after_failures=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_FAILURES", cls.webhook_disable_after_failures,
                                                 low=1, high=10_000),
+            breaker_failures=_int(env, "SMS_BREAKER_FAILURES", cls.breaker_failures, low=1, high=1000),
+            breaker_cool_off_seconds=_int(env, "SMS_BREAKER_COOL_OFF_SECONDS", cls.breaker_cool_off_seconds, low=1, high=3600),
             webhook_disable_after_hours=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_HOURS", cls.webhook_disable_after_hours, low=0, high=24 * 30),
             routes_text=_routes(env),
             simulator=_flag("SMS_SIMULATOR", env.get("SMS_SIMULATOR", ""), cls.simulator),
@@ -209,7 +215,8 @@ _KIND_FIELDS = {
     "acs": [("connection_string", "ACS_CONNECTION_STRING", "CONNECTION_STRING"), ("from_number", "ACS_FROM_NUMBER", "FROM_NUMBER")],
     "twilio": [("account_sid", "TWILIO_ACCOUNT_SID", "ACCOUNT_SID"), ("auth_token", "TWILIO_AUTH_TOKEN", "AUTH_TOKEN"),
                ("from_number", "TWILIO_FROM_NUMBER", "FROM_NUMBER"),
-               ("messaging_service_sid", "TWILIO_MESSAGING_SERVICE_SID", "MESSAGING_SERVICE_SID")],
+               ("messaging_service_sid", "TWILIO_MESSAGING_SERVICE_SID", "MESSAGING_SERVICE_SID"),
+               ("api_base_url", "TWILIO_API_BASE_URL", "API_BASE_URL")],
 }
 _REQUIRED = {"console": [], "acs": [("connection_string",), ("from_number",)],
              "twilio": [("account_sid",), ("auth_token",), ("from_number", "messaging_service_sid")]}
@@ -288,9 +295,9 @@ def _routes(env: Mapping[str, str]) -> str | None:
 
 def default_routes(settings: Settings, provider_names: list[str]) -> RoutingTable:
     """The deployment's default routing table: SMS_ROUTES, its providers checked against the deployment's
-    (ConfigError naming the setting and each problem), or everything through the first provider."""
+    (ConfigError naming the setting and each problem), or everything through every provider, in the order named."""
     if settings.routes_text is None:
-        return RoutingTable.through(provider_names[0])
+        return RoutingTable.through(*provider_names)
     try:
         return parse_table(settings.routes_text, provider_names)
     except ValidationFailed as exc:

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 from .config import Settings
-from .domain.breaker import Breakers
+from .domain.breaker import COOL_OFF, FAILURES_TO_OPEN, Breakers
 from .domain.model import utcnow
 from .domain.pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .domain.routing import RoutingTable
+from .domain.simulated import SIMULATOR
 from .domain.validation import Limits
 from .providers import ProviderSet
 from .storage import (
@@ -82,6 +83,8 @@ class Tuning:
     missing_message_wait: float = 0.5
     sending_lease: timedelta = timedelta(minutes=5)
     progress_every: timedelta = PROGRESS_EVERY  # a long job records its progress in the ledger this often
+    breaker_failures: int = FAILURES_TO_OPEN  # a provider's breaker opens after this many failed calls in a row ...
+    breaker_cool_off: timedelta = COOL_OFF  # ... and lets one probe call through this long after
     retention_days: int = 90
     webhooks_allow_private: bool = False
     webhook_secret_grace: timedelta = DEFAULT_GRACE
@@ -117,9 +120,10 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     announcer = Announcer(p.webhooks, p.deliveries)
     ledger = Ledger(p.ledger, announcer)
     licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs),
-                          default_routes=t.default_routes or RoutingTable.through(p.providers.first.name), 
+                          default_routes=t.default_routes or RoutingTable.through(*(n for n in p.providers.names if n != SIMULATOR)),
                           provider_names=tuple(p.providers.names))
-    breakers = Breakers(t.clock)  # this process's view of each provider's health: calls and receipts feed it
+    # This process's view of each provider's health: its calls and the receipts it handles feed it.
+    breakers = Breakers(t.clock, t.breaker_failures, t.breaker_cool_off)
     dispatch = Dispatch(p.messages, p.jobs, p.providers, provider_rates=dict(t.provider_rates), breakers=breakers,
                         send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,

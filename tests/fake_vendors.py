@@ -40,6 +40,7 @@ class FakeVendor:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.script: list[Reply] = []  # next replies, in order; empty means success
+        self.down: Reply | None = None  # while set, every request gets this answer (a provider refusing everything)
         self.latency = 0.0  # seconds every answer takes, like a real provider's
         self.arrivals: list[float] = []  # loop time each authenticated request arrived
         self.auth_failures = 0
@@ -71,7 +72,7 @@ class FakeVendor:
         self.requests.append(record)
         if self.latency:
             await asyncio.sleep(self.latency)
-        reply = self.script.pop(0) if self.script else self.success(record)
+        reply = self.down or (self.script.pop(0) if self.script else self.success(record))
         if reply.hang_seconds:
             await asyncio.sleep(reply.hang_seconds)
         return web.json_response(reply.body, status=reply.status, headers=reply.headers)

@@ -55,9 +55,10 @@ class RoutingTable:
         return next((rule for rule in self.rules if rule.matches(e164)), None)
 
     @classmethod
-    def through(cls, provider: str) -> "RoutingTable":
-        """Everything through one provider: a deployment's default without SMS_ROUTES."""
-        return cls((Rule(ANYWHERE, (provider,)),))
+    def through(cls, *providers: str) -> "RoutingTable":
+        """Everything through these providers, the first first and each next one when the one before did
+        not take it: a deployment's default without SMS_ROUTES (all of its providers, in the order named)."""
+        return cls((Rule(ANYWHERE, tuple(providers)),))
 
 
 @lru_cache(maxsize=4096)

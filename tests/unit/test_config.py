@@ -154,6 +154,7 @@ NOT_SET_BY_INFRA = {
     "AzureWebJobsStorage__tableServiceUri": "derived from the account name in the public cloud",
     "AzureWebJobsStorage__queueServiceUri": "derived from the account name in the public cloud",
     "SMS_CONSOLE_OUTBOX": "local runs only: it writes numbers to a file",
+    "TWILIO_API_BASE_URL": "optional: Twilio's own API host (https://api.twilio.com) unless a regional one is wanted",
 }
 
 
@@ -223,7 +224,7 @@ def test_the_default_routing_table_is_sms_routes_or_everything_through_the_first
     from sms.domain.routing import RoutingTable, Rule
 
     assert Settings.from_env(STORAGE).routes_text is None and Settings.from_env({**STORAGE, "SMS_ROUTES": "  "}).routes_text is None
-    assert default_routes(Settings.from_env(STORAGE), ["twilio-us", "acs-au"]) == RoutingTable.through("twilio-us")
+    assert default_routes(Settings.from_env(STORAGE), ["twilio-us", "acs-au"]) == RoutingTable.through("twilio-us", "acs-au")
     settings = Settings.from_env({**STORAGE, "SMS_ROUTES": ROUTES})
     assert settings.routes_text == ROUTES
     table = default_routes(settings, ["acs-au", "twilio"])

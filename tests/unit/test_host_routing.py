@@ -54,6 +54,7 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("GET", "/api/SMS/"): "sms_list",
     **{("GET", f"/api/sms.{suffix}"): "sms_list_with_format" for suffix in ("json", "jsv", "xml")},  # .xml: the function's 404
     ("GET", "/api/usage"): "usage",
+    ("GET", "/api/providers"): "providers",
     **{("GET", f"/api/usage.{suffix}"): "usage_with_format" for suffix in ("json", "jsv")},
     ("GET", "/api/webhooks"): "webhooks_list",
     ("POST", "/api/webhooks"): "webhooks_add",
