@@ -84,7 +84,7 @@ async def test_a_table_read_from_stdin(operator, monkeypatch, capsys):
 
 @pytest.mark.parametrize("content, reason", [
     (b'[{"match": "AU", "providers": ["twilio"]}]', "error: Rules[0].Providers[0]: 'twilio' is not a provider of this deployment "
-                                                    "(its providers: console)"),
+                                                    "(its providers: console, simulator)"),
     (b'[{"match": "XX", "providers": ["console"], "sender": "+0"}]', "error: Rules[0].Match: 'XX' is not a country"),
     (b'[{"match": "*", "providers": ["console"]}, {"match": "AU", "providers": ["console"]}]', "Rules[1]: can never match"),
     (b"[{", "error: Rules: the routing table is not valid JSON"),

@@ -150,8 +150,9 @@ async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothi
 
 
 async def test_health_reports_storage_and_provider(gateway):
-    console = {"name": "console", "status": "ok"}
-    assert await gateway.health() == {"status": "ok", "storage": {"status": "ok"}, "provider": console, "providers": [console]}
+    console, simulator = {"name": "console", "status": "ok"}, {"name": "simulator", "status": "ok"}
+    assert await gateway.health() == {"status": "ok", "storage": {"status": "ok"}, "provider": console,
+                                      "providers": [console, simulator]}
     dead = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     down = build(Settings.from_env({"AzureWebJobsStorage": dead}))
     try:

@@ -4,8 +4,9 @@ import pytest
 
 from sms.bootstrap import build
 from sms.config import Settings
-from sms.domain.model import SendJob, Status, utcnow
+from sms.domain.model import SendJob, Status
 from sms.domain.simulated import Behaviour, simulated
+from sms.providers import ProviderSet
 from sms.providers.simulator import SimulatorProvider
 from tests.fakes import SmsOverCommands, command
 
@@ -19,20 +20,20 @@ ENDS = {Behaviour.DELIVERED: Status.DELIVERED, Behaviour.UNDELIVERED: Status.UND
 async def adapters(emulator):
     adapters = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
     # No wait before a receipt: it races the dispatch recording the send, the hardest order for the rows.
-    adapters.provider = SimulatorProvider(receipt_delay=0)
+    adapters.providers = ProviderSet([adapters.providers.first, SimulatorProvider(receipt_delay=0)])
     await adapters.ensure_storage()
     yield adapters
     await adapters.close()
 
 
 async def test_a_hundred_simulator_numbers_end_as_their_behaviours_say(adapters):
-    use = adapters.gateway().use
-    adapters.provider.send_receipts_to(use.inbound.apply_receipt)
+    use = adapters.gateway().use  # which gives the simulator its receipts' way in (Inbound.apply_receipt)
+    simulator = adapters.providers.get("simulator")
     sms = SmsOverCommands(use)
     numbers = [f"+6125550{line:04d}" for line in range(100)]  # ACMA's (02) 5550 xxxx: every last digit ten times
     response = await sms.accept(command(*numbers, body="Trying the simulator"), LICENSEE)
     await sms.dispatch(SendJob(response.comm_id, 0, 99))
-    await adapters.provider.wait_for_receipts()
+    await simulator.wait_for_receipts()
 
     report = await sms.status(response.comm_id, LICENSEE)
     for r in report.recipients:
@@ -43,7 +44,8 @@ async def test_a_hundred_simulator_numbers_end_as_their_behaviours_say(adapters)
         if behaviour is Behaviour.UNDELIVERED:
             assert "HANDSET_UNREACHABLE" in r.last_error
             assert [e.status for e in r.events][-1] is Status.UNDELIVERED
-    [today] = await use.ledger.usage(LICENSEE, utcnow().date(), utcnow().date(), utcnow().date())
+    calendar = await use.usage.calendar(LICENSEE)
+    [today] = await use.usage.days(calendar, calendar.today, calendar.today)
     billed = sum(r.status in (Status.SENT, Status.DELIVERED, Status.UNDELIVERED) for r in report.recipients)
     assert billed >= 70 and today.by_provider == {"simulator": billed}  # what it took, counted under its name
     assert today.by_status["delivered"] == 50 and today.by_status["undelivered"] == 10
