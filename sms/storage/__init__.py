@@ -264,7 +264,10 @@ class LedgerEntry:
     statuses: str
     linked_object_id: str | None = None
     suite_id: str | None = None
-    provider: str | None = None  # the SMS provider that sent it
+    provider: str | None = None  # the SMS provider that sent it (the first, when several did)
+    # When several providers sent its recipients: "<name>,<name>,...|<one letter a recipient>", each letter
+    # the index of its provider among the names ("." none). Empty while one provider sent all (`provider`).
+    sent_by: str = ""
     etag: str | None = None  # set by the store; a write is conditional on it
     matched: "LedgerRecipient | None" = None  # in a search by phone number or contactId: the recipient found
 

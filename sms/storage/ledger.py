@@ -108,7 +108,9 @@ class TableLedgerStore(LedgerStore):
             operations += [("delete", {"PartitionKey": partition, "RowKey": key}) for key in set(_finders(previous, t)) - set(keys)]
         if events is not None and events.events:
             operations += [("create", row) for row in batch_rows(events)]
-        head = {"PartitionKey": partition, "RowKey": f"m|{t}|{entry.comm_id}", **whole}
+        # Which provider sent each recipient, when several did: on the entry alone (what usage reads), not its finders.
+        head = {"PartitionKey": partition, "RowKey": f"m|{t}|{entry.comm_id}", **whole,
+                **(_chunked("SentBy", entry.sent_by) if entry.sent_by else {})}
         if previous is None:
             operations.append(("create", head))
         else:
@@ -233,13 +235,22 @@ _STATUS_CHUNK = MAX_STRING_BYTES // 2 - 768
 
 
 def _statuses_fields(statuses: str) -> dict[str, str]:
-    chunks = [statuses[i : i + _STATUS_CHUNK] for i in range(0, len(statuses), _STATUS_CHUNK)] or [""]
-    return {("Statuses" if i == 0 else f"Statuses{i}"): chunk for i, chunk in enumerate(chunks)}
+    return _chunked("Statuses", statuses)
 
 
 def _statuses_from(row: TableEntity) -> str:
-    parts, i = [row.get("Statuses", "")], 1
-    while (part := row.get(f"Statuses{i}")) is not None:
+    return _joined(row, "Statuses")
+
+
+def _chunked(name: str, text: str) -> dict[str, str]:
+    """`text` in as many string properties as it takes: `name`, `name`1, ... (the SentBy letters as the statuses)."""
+    chunks = [text[i : i + _STATUS_CHUNK] for i in range(0, len(text), _STATUS_CHUNK)] or [""]
+    return {(name if i == 0 else f"{name}{i}"): chunk for i, chunk in enumerate(chunks)}
+
+
+def _joined(row: TableEntity, name: str) -> str:
+    parts, i = [row.get(name, "")], 1
+    while (part := row.get(f"{name}{i}")) is not None:
         parts.append(part)
         i += 1
     return "".join(parts)
@@ -304,5 +315,6 @@ def _entry_from(row: TableEntity) -> LedgerEntry:
         licensee_id=row["LicenseeId"], comm_id=row["CommId"], created_at=row["CreatedAt"],
         recipient_count=row["RecipientCount"], segments=row["Segments"], encoding=row["Encoding"],
         preview=row.get("Preview", ""), statuses=_statuses_from(row), linked_object_id=row.get("LinkedObjectId"),
-        suite_id=row.get("SuiteId"), provider=row.get("Provider"), etag=row.metadata.get("etag"), matched=matched,
+        suite_id=row.get("SuiteId"), provider=row.get("Provider"), sent_by=_joined(row, "SentBy"), etag=row.metadata.get("etag"),
+        matched=matched,
     )

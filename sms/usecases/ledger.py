@@ -14,13 +14,13 @@ the licensee's endpoints just before it (sms/usecases/announce.py says why that 
 """
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import date
 from typing import Sequence
 
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import EventBatch, WebhookEvent, batch_id, status_events
-from ..domain.model import STATUS_LETTERS, STATUS_OF_LETTER, Message, Recipient, Status, utcnow
+from ..domain.model import BILLED, STATUS_LETTERS, STATUS_OF_LETTER, WAITING, Message, Recipient, Status, utcnow
 from ..storage import LedgerEntry, LedgerQuery, LedgerRecipient, LedgerStore
 from .announce import Announcer
 from .optimistic import update_optimistically
@@ -52,10 +52,10 @@ class Ledger:
             first = Status.SCHEDULED if message.send_at is not None else Status.QUEUED
             current = entry.statuses if entry else STATUS_LETTERS[first] * message.recipient_count
             statuses = _merged(current, recipients)
-            if entry is not None and statuses == entry.statuses and (entry.provider or not provider):
+            first, sent_by = sent_by_of(entry, recipients, provider, statuses)
+            if entry is not None and (statuses, first, sent_by) == (entry.statuses, entry.provider, entry.sent_by):
                 return None  # already says all of it (the same job run twice, a repeated receipt)
-            # The provider that sent it: the first one recorded (a dispatch's) stays.
-            return _entry(message, statuses, (entry.provider if entry else None) or provider), entry, current
+            return replace(_entry(message, statuses, first), sent_by=sent_by), entry, current
 
         async def write(planned: tuple[LedgerEntry, LedgerEntry | None, str]) -> None:
             entry, previous, was = planned
@@ -110,6 +110,51 @@ def _merged(current: str, recipients: Sequence[Recipient]) -> str:
 def _known(entry: LedgerEntry, recipient: Recipient) -> Status:
     """The recipient's status as the entry now says it (forward-only merged)."""
     return STATUS_OF_LETTER[entry.statuses[recipient.seq]] if recipient.seq < len(entry.statuses) else recipient.status
+
+
+# A provider's letter in LedgerEntry.sent_by: its index among the entry's names.
+_PROVIDER_LETTERS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def sent_by_of(entry: LedgerEntry | None, recipients: Sequence[Recipient], provider: str | None,
+               statuses: str) -> tuple[str | None, str]:
+    """The entry's provider (the first that sent any of it: `provider`, the caller's, for rows that name
+    none) and its `sent_by`, with these recipients' providers merged in. While one provider sent them all,
+    `sent_by` stays empty; once a second appears, every recipient already handed to a provider is marked
+    the first's and each of these its own."""
+    first = entry.provider if entry else None
+    names, letters = [first] if first else [], None
+    if entry is not None and entry.sent_by:
+        text, marks = entry.sent_by.split("|", 1)
+        names, letters = text.split(","), list(marks)
+    for r in recipients:
+        name = r.provider or (provider if r.status not in WAITING else None)
+        if name is None or not 0 <= r.seq < len(statuses):
+            continue
+        if not names:
+            names = [name]
+        if name not in names:
+            names.append(name)
+        if letters is None and len(names) > 1:
+            handed = {s for s in Status if s not in WAITING and s is not Status.CANCELLED}
+            letters = ["0" if STATUS_OF_LETTER[letter] in handed else "." for letter in statuses]
+        if letters is not None:
+            letters[r.seq] = _PROVIDER_LETTERS[names.index(name)]
+    return (names[0] if names else None), ("" if letters is None else ",".join(names) + "|" + "".join(letters))
+
+
+def billed_by_provider(entry: LedgerEntry) -> dict[str, int]:
+    """The entry's recipients a provider accepted (BILLED), by the provider that sent each."""
+    billed = [seq for seq, letter in enumerate(entry.statuses) if STATUS_OF_LETTER[letter] in BILLED]
+    if not entry.sent_by:
+        return {entry.provider or "unknown": len(billed)} if billed else {}
+    text, marks = entry.sent_by.split("|", 1)
+    names, found = text.split(","), {}
+    for seq in billed:
+        mark = marks[seq] if seq < len(marks) else "."
+        name = names[_PROVIDER_LETTERS.index(mark)] if mark != "." else (entry.provider or "unknown")
+        found[name] = found.get(name, 0) + 1
+    return found
 
 
 def _entry(message: Message, statuses: str, provider: str | None = None) -> LedgerEntry:

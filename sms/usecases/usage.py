@@ -24,7 +24,7 @@ from ..domain.errors import FieldError, ValidationFailed
 from ..domain.local_days import LocalDays
 from ..domain.model import BILLED, STATUS_OF_LETTER, utcnow
 from ..storage import DayUsage, LedgerEntry, LedgerQuery, LedgerStore, LicenseeSettingsStore, NotedDay
-from .ledger import MAX_TAKE, counts
+from .ledger import MAX_TAKE, billed_by_provider, counts
 
 # The roll-up counts a day again about daily until this many days after it ended: late receipts still
 # move statuses. "About daily": an hourly timer's run a day later, whatever seconds it starts late.
@@ -256,8 +256,7 @@ def _counted(usage: DayUsage, entry: LedgerEntry) -> DayUsage:
     for status, n in counts(entry).items():
         by_status[status] = by_status.get(status, 0) + n
     billed = sum(1 for letter in entry.statuses if STATUS_OF_LETTER[letter] in BILLED)
-    if billed:
-        provider = entry.provider or "unknown"
-        by_provider[provider] = by_provider.get(provider, 0) + billed
+    for provider, n in billed_by_provider(entry).items():  # by the provider that sent each recipient
+        by_provider[provider] = by_provider.get(provider, 0) + n
     return replace(usage, messages=usage.messages + 1, recipients=usage.recipients + entry.recipient_count,
                    segments=usage.segments + entry.segments * billed, by_status=by_status, by_provider=by_provider)

@@ -15,7 +15,7 @@ from sms.domain.model import Contact, Message, Recipient, Status, reference_for,
 from sms.storage import LedgerEntry, LedgerQuery, LedgerRecipient
 from sms.storage.ledger import TableLedgerStore
 from sms.storage.shards import SHARDS
-from sms.usecases.ledger import Ledger, counts
+from sms.usecases.ledger import Ledger, billed_by_provider, counts
 from tests import hostile
 from tests.fakes import InMemoryLedgerStore
 
@@ -147,6 +147,19 @@ async def test_an_entry_shows_counts_by_status_and_moves_only_forward(ledger):
     await ledger.record(message, [recipients[2].moved_to(Status.SENT, at=utcnow())])
     assert (await ledger.page(LedgerQuery(A, status="queued"), 10))[0] == []  # no recipient is queued any more
     assert [e.comm_id for e in (await ledger.page(LedgerQuery(A, status="partially_sent"), 10))[0]] == [message.comm_id]
+
+
+async def test_which_provider_sent_each_recipient_is_kept_when_several_did(ledger):
+    """Issue 26: a message two providers sent keeps, on its entry, which sent each recipient (SentBy)."""
+    ledger, _ = ledger
+    message, recipients = sent_message(A, 1, PHONES[:3])
+    sent = [replace(r.moved_to(Status.SENT, at=utcnow()), provider=p) for r, p in zip(recipients, ["acs-au", "twilio", "acs-au"],
+                                                                                        strict=True)]
+    await ledger.record(message, sent[:1])
+    await ledger.record(message, sent[1:])
+    [entry], _ = await ledger.page(LedgerQuery(A), 10)
+    assert (entry.provider, entry.sent_by) == ("acs-au", "acs-au,twilio|010")
+    assert billed_by_provider(entry) == {"acs-au": 2, "twilio": 1}
 
 
 async def test_the_first_page_costs_one_query_per_shard(ledger):

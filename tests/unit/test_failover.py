@@ -12,6 +12,7 @@ from sms.domain.model import SendJob, Status
 from sms.domain.routing import NO_ROUTE, RoutingTable, Rule
 from sms.domain.transitions import OUTCOME_UNKNOWN
 from sms.providers import Failure, Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
+from sms.storage import LedgerQuery
 from tests.fakes import LICENSEE, InMemoryJobQueue, InMemoryMessageStore, assembled, command
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)
@@ -361,3 +362,34 @@ def test_the_simulator_is_added_last_unless_turned_off_and_its_name_is_its_own()
     assert create_providers(Settings.from_env({**base, "SMS_SIMULATOR": "off"})).names == ["console"]
     with pytest.raises(ConfigError, match="'simulator' is the simulator's own name"):
         create_providers(Settings.from_env({**base, "SMS_PROVIDERS": "simulator", "SMS_PROVIDER_SIMULATOR_KIND": "console"}))
+
+
+async def test_usage_and_the_ledger_count_each_recipient_under_the_provider_that_sent_it():
+    world = World(Vendor("acs-au", script={"+61412300002": ["not_taken"]}), Vendor("twilio-us"),
+                  rules=(Rule("AU", ("acs-au", "twilio-us")), Rule("+1", ("twilio-us",))))
+    comm_id = await world.send(AU, US, "+61412300002")  # the last: not taken by acs-au, sent by twilio-us
+    await world.run(comm_id)
+    assert [r.provider for r in await world.rows(comm_id)] == ["acs-au", "twilio-us", "twilio-us"]
+
+    calendar = await world.use.usage.calendar(LICENSEE)
+    [day] = await world.use.usage.days(calendar, calendar.today, calendar.today)
+    assert day.by_provider == {"acs-au": 1, "twilio-us": 2}
+    entry = (await world.use.ledger.page(LedgerQuery(LICENSEE)))[0][0]
+    assert entry.provider == "acs-au" and entry.sent_by == "acs-au,twilio-us|011"
+
+
+def test_a_message_sent_by_one_provider_keeps_no_letters_and_a_second_marks_the_ones_before_as_the_first():
+    from sms.domain.model import Recipient
+    from sms.storage import LedgerEntry
+    from sms.usecases.ledger import billed_by_provider, sent_by_of
+
+    def row(seq, status, provider):
+        return Recipient("c" * 32, seq, f"r{seq}", f"+6141230000{seq}", status=status, provider=provider)
+
+    first, sent_by = sent_by_of(None, [row(0, Status.SENT, "a"), row(1, Status.SENT, "a")], None, "SSQ")
+    assert (first, sent_by) == ("a", "")
+    entry = LedgerEntry(LICENSEE, "c" * 32, T0, 3, 1, "GSM-7", "Hi", "SSS", provider="a")
+    first, sent_by = sent_by_of(entry, [row(2, Status.SENT, "b")], None, "SSS")
+    assert (first, sent_by) == ("a", "a,b|001")
+    assert billed_by_provider(LedgerEntry(LICENSEE, "c" * 32, T0, 3, 1, "GSM-7", "Hi", "SSS", provider="a", sent_by=sent_by)) == \
+        {"a": 2, "b": 1}
