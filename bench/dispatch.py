@@ -13,7 +13,7 @@ from sms.bootstrap import build
 from sms.config import Settings
 from sms.domain.model import SendJob
 from sms.domain.validation import Limits
-from sms.providers import OutgoingSms
+from sms.providers import OutgoingSms, ProviderSet
 from sms.providers.twilio import TwilioProvider
 from sms.usecases.dispatch import PROGRESS_EVERY
 from sms.wire import SMSSend
@@ -29,10 +29,12 @@ PROGRESS_RATE = 10.0
 
 
 async def _send_all(connection: str, recipients: int, latency: float, rate: float = 0.0,
-                    progress_every: timedelta | None = None) -> tuple[float, float, float]:
+                    progress_every: timedelta | None = None, dead_first: bool | None = None) -> tuple[float, float, float]:
     """(recipients sent per second, storage round trips per job, provider-side arrival rate). With
     `progress_every`, the ledger is the real one (its writes counted) and a long job records its
-    progress that often; without, the ledger is a fake and not counted."""
+    progress that often; without, the ledger is a fake and not counted. With `dead_first` (True or
+    False), a warm-up message goes first, and with True a second provider that answers 503 to every
+    call is first on the route: what is timed is the run once its breaker is open."""
     responses = 0
 
     def count(_response) -> None:
@@ -43,14 +45,27 @@ async def _send_all(connection: str, recipients: int, latency: float, rate: floa
     fake.latency = latency
     gateway = build(Settings.from_env({"AzureWebJobsStorage": connection, "SMS_MAX_RECIPIENTS": "10000"}), on_response=count)
     provider = TwilioProvider(FakeTwilio.ACCOUNT_SID, FakeTwilio.AUTH_TOKEN, from_number="+61400000000", api_base_url=fake.base_url)
+    dead = await FakeTwilio().start()
+    dead.down = FakeTwilio.error(503, 20503, "Service Unavailable")
+    dead_provider = TwilioProvider(FakeTwilio.ACCOUNT_SID, FakeTwilio.AUTH_TOKEN, from_number="+61400000000", api_base_url=dead.base_url)
+    dead_provider.name = "dead"
     try:
         await gateway.ensure_storage()
         ledger = {} if progress_every is None else {"ledger": gateway.ledger, "progress_every": progress_every}
-        worker = assembled(gateway.messages, gateway.jobs, provider, limits=Limits(max_recipients=10_000), send_concurrency=CONCURRENCY,
-                          send_rate_per_second=rate, missing_message_wait=0, **ledger)
-        request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+614{i:08d}"} for i in range(recipients)],
-                                                       "MessageBody": "Dispatch benchmark"}})
-        accepted = await worker.accept.queue(send_command(request), "d1" * 16)
+        providers = ProviderSet([dead_provider, provider] if dead_first else [provider])
+        worker = assembled(gateway.messages, gateway.jobs, providers=providers, limits=Limits(max_recipients=10_000),
+                          send_concurrency=CONCURRENCY, send_rate_per_second=rate, missing_message_wait=0, **ledger)
+
+        async def accept(count: int, first: int = 0):
+            request = SMSSend.model_validate({"SMSModel": {"To": [{"PhoneNumber": f"+614{i:08d}"} for i in range(first, first + count)],
+                                                           "MessageBody": "Dispatch benchmark"}})
+            return await worker.accept.queue(send_command(request), "d1" * 16)
+
+        if dead_first is not None:  # the warm-up: opens the dead provider's breaker, and warms the healthy run alike
+            warm = await accept(CONCURRENCY * 2, first=recipients)
+            await asyncio.gather(*(worker.dispatch.dispatch(job) for job in SendJob.covering(warm.comm_id, CONCURRENCY * 2)))
+            fake.arrivals.clear()
+        accepted = await accept(recipients)
         jobs = SendJob.covering(accepted.comm_id, recipients)
         responses = 0
         started = time.perf_counter()
@@ -61,8 +76,10 @@ async def _send_all(connection: str, recipients: int, latency: float, rate: floa
         return recipients / elapsed, responses / len(jobs), arrival_rate
     finally:
         await provider.close()
+        await dead_provider.close()
         await gateway.close()
         await fake.stop()
+        await dead.stop()
 
 
 async def _provider_floor(recipients: int) -> float:
@@ -92,6 +109,9 @@ async def run(connection: str, recipients: int) -> dict[str, tuple[float, float,
         "rate limited": await _send_all(connection, min(recipients, 250), 0.0, RATE_LIMIT),
         "long, progress": await _send_all(connection, *long_job, progress_every=PROGRESS_EVERY),
         "long, no progress": await _send_all(connection, *long_job, progress_every=timedelta(days=1)),
+        # Issue 26: one provider dead (503 to everything) before the healthy one, against the healthy one alone.
+        "healthy only": await _send_all(connection, recipients, 0.0, dead_first=False),
+        "dead first": await _send_all(connection, recipients, 0.0, dead_first=True),
     }
 
 
@@ -113,6 +133,9 @@ def rows(results: dict[str, tuple[float, float, float]]) -> list[Row]:
         # What recording a long job's progress in the ledger costs (issue 25), ledger writes counted in both.
         Row("dispatch", f"{PROGRESS_RATE:g}/s job, round trips with progress every {PROGRESS_EVERY.seconds} s",
             results["long, progress"][1], "per job"),
+        Row("dispatch", "dead provider first, breaker open: recipients/s / healthy only",
+            results["dead first"][0] / results["healthy only"][0], "ratio", ">= 0.9",
+            results["dead first"][0] / results["healthy only"][0] >= 0.9),
         Row("dispatch", f"{PROGRESS_RATE:g}/s job: with progress / without", results["long, progress"][1] / results["long, no progress"][1],
             "ratio", "<= 1.1", results["long, progress"][1] / results["long, no progress"][1] <= 1.1),
     ]
