@@ -13,19 +13,11 @@ from sms.domain.routing import NO_ROUTE, RoutingTable, Rule
 from sms.domain.transitions import OUTCOME_UNKNOWN
 from sms.providers import Failure, Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from sms.storage import LedgerQuery
-from tests.fakes import LICENSEE, InMemoryJobQueue, InMemoryMessageStore, assembled, command
+from tests.fakes import LICENSEE, Clock, InMemoryJobQueue, InMemoryMessageStore, assembled, command
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=60)
 AU, US = "+61412300001", "+12025550123"
-
-
-class Clock:
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 class Vendor(SmsProvider):

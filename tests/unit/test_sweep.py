@@ -6,18 +6,10 @@ from sms.domain.commands import Party, SendMessage
 from sms.domain.model import SendJob, Status
 from sms.domain.transitions import held
 from sms.usecases.sweep import QUEUED_FOR
-from tests.fakes import LICENSEE, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, assembled, pending_index_of
+from tests.fakes import LICENSEE, Clock, InMemoryJobQueue, InMemoryMessageStore, RecordingProvider, assembled, pending_index_of
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)
 LEASE = timedelta(minutes=5)
-
-
-class Clock:
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 class CountingStore(InMemoryMessageStore):
