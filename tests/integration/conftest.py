@@ -7,6 +7,7 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
+from sms.bootstrap import build
 from sms.bootstrap import storage_requests as requests_for
 from sms.config import STORAGE_REQUESTS, Settings
 from sms.storage.pending import TablePendingIndex
@@ -89,3 +90,12 @@ async def queue_service(emulator, round_trips):
 def unique_name():
     """Table and queue names no other test uses, so tests share one Azurite without seeing each other."""
     return lambda prefix: f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def adapters(emulator):
+    """The real adapters (bootstrap.build) over the session's Azurite, their tables and queues made."""
+    built = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
+    await built.ensure_storage()
+    yield built
+    await built.close()

@@ -6,22 +6,12 @@ import uuid
 
 import pytest
 
-from sms.bootstrap import build
-from sms.config import Settings
 from sms.domain.errors import RecordChanged
 from sms.domain.routing import MAX_TABLE_CHARS, RoutingTable, Rule
 from sms.storage import LicenseeSettings
 from sms.storage.limits import StorageLimitExceeded
 
 TABLE = RoutingTable((Rule("AU", ("console",), "+61400000000"), Rule("*", ("console",))))
-
-
-@pytest.fixture
-async def adapters(emulator):
-    built = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
-    await built.ensure_storage()
-    yield built
-    await built.close()
 
 
 async def test_a_routing_table_round_trips_with_the_other_settings(adapters):

@@ -7,11 +7,9 @@ from collections import Counter
 from datetime import timedelta
 
 import azure.functions as func
-import pytest
 from azure.storage.queue.aio import QueueServiceClient
 
-from sms.bootstrap import build
-from sms.config import SEND_QUEUE, Settings
+from sms.config import SEND_QUEUE
 from sms.domain.commands import Party, SendMessage
 from sms.domain.model import MAX_QUEUE_DELAY, STATUS_LETTERS, SendJob, Status, reference_for, utcnow
 from sms.domain.pacing import RequestRateLimiter
@@ -19,14 +17,6 @@ from sms.storage import LedgerQuery, LicenseeSettings
 from sms.storage.queues import queue_client
 from sms.usecases.auth import Authenticator, new_key
 from tests.fakes import LICENSEE, FakeGateway, InMemoryApiKeyStore, RecordingProvider, assembled
-
-
-@pytest.fixture
-async def adapters(emulator):
-    built = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
-    await built.ensure_storage()
-    yield built
-    await built.close()
 
 
 def command(*numbers, **timing) -> SendMessage:
