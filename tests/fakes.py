@@ -704,6 +704,7 @@ class FakeGateway:
         from sms.entrypoints import api, callbacks, worker
 
         self.use, self.auth, self.requests, self.settings = use, auth, requests, settings
+        self.down: set[str] = set()  # providers its health says are unreachable
         self.__dict__.update(extra)
         app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
         for blueprint in (api.blueprint, callbacks.blueprint, worker.blueprint):
@@ -714,7 +715,11 @@ class FakeGateway:
         return Gateway(self.settings, self.auth, self.requests, self.use, self.health)
 
     async def health(self) -> dict:
-        return {"status": "ok", "storage": {"status": "ok"}, "provider": {"name": "recording", "status": "ok"}}
+        """As sms.bootstrap.Adapters.health answers: every provider reachable (`down` names those that are not)."""
+        providers = [{"name": name, "status": "unreachable" if name in self.down else "ok"} for name in self.use.dispatch.provider_names]
+        down = sum(1 for p in providers if p["status"] != "ok")
+        status = "unhealthy" if down == len(providers) else "degraded" if down else "ok"
+        return {"status": status, "storage": {"status": "ok"}, "provider": providers[0], "providers": providers}
 
 
 async def age_claims(store: MessageStore, comm_id: str, by: timedelta = timedelta(hours=1)) -> None:

@@ -320,14 +320,20 @@ async def _routes_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Bas
 
 
 async def _health(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
-    """For load balancers and people: 200 when storage and the provider answer, else 503. No key needed."""
+    """For load balancers and people: 200 when storage and a provider answer (degraded: one of several does
+    not, and routes fail over to the others), else 503. Each provider's breaker in this worker beside its
+    own answer. No key needed."""
     try:
-        report = await (await gateway()).health()
+        gw = await gateway()
+        report = await gw.health()
+        circuits = gw.use.breakers.circuits()
+        for provider in report.get("providers", []):
+            provider["breaker"] = circuits[provider["name"]].state.value if provider["name"] in circuits else "closed"
     except ConfigError as error:
         log.error("gateway misconfigured: %s", error)
         report = {"status": "unhealthy", "configuration": "invalid; see the logs"}
     fmt = wire.response_format(req.params.get("format"), None, req.headers.get("Accept"))
-    return document_response(report, fmt, 200 if report["status"] == "ok" else 503)
+    return document_response(report, fmt, 503 if report["status"] == "unhealthy" else 200)
 
 
 async def _openapi(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:

@@ -120,5 +120,6 @@ def test_a_retried_request_with_an_idempotency_key_sends_once(devhost, key):
 def test_health_needs_no_key_and_reports_ok(devhost):
     status, report = devhost.request("GET", "/api/health")
     console = {"name": "console", "status": "ok"}
+    console = {**console, "breaker": "closed"}
     assert status == 200 and report == {"status": "ok", "storage": {"status": "ok"}, "provider": console,
-                                        "providers": [console, {"name": "simulator", "status": "ok"}]}
+                                        "providers": [console, {"name": "simulator", "status": "ok", "breaker": "closed"}]}

@@ -368,7 +368,8 @@ async def test_health_answers_in_jsv_when_asked_as_every_route_does(gateway, par
     req = func.HttpRequest("GET", "http://localhost/api/health", params=params, headers=headers, body=b"")
     response = await gateway.functions["health"](req)
     assert response.status_code == 200 and response.headers["Content-Type"] == "text/jsv; charset=utf-8"
-    assert response.get_body() == b"{Status:ok,Storage:{Status:ok},Provider:{Name:recording,Status:ok}}"
+    assert response.get_body() == (b"{Status:ok,Storage:{Status:ok},Provider:{Name:recording,Status:ok,Breaker:closed},"
+                                   b"Providers:[{Name:recording,Status:ok,Breaker:closed}]}")
     default = await gateway.functions["health"](func.HttpRequest("GET", "http://localhost/api/health", body=b""))
     assert json.loads(default.get_body())["status"] == "ok"
     assert default.headers["Content-Type"] == "application/json; charset=utf-8"
@@ -388,3 +389,28 @@ async def test_the_providers_route_shows_each_providers_circuit_and_needs_a_key(
     [provider] = json.loads((await call(gateway, "providers", "GET", headers=bearer(gateway.key))).get_body())["providers"]
     assert provider["state"] == "open" and provider["reason"].startswith("5 calls in a row failed")
     assert [(c["country"], c["state"]) for c in provider["countries"]] == [("AU", "closed")]
+
+
+async def test_health_shows_each_providers_breaker_and_stays_200_while_another_provider_can_send(gateway):
+    """Issue 26: a provider down while another can send is `degraded`, still 200 (a load balancer keeps the
+    worker); every provider down is 503. Each provider's breaker in this worker is beside its own answer."""
+    from sms.providers import ProviderSet
+
+    use = assembled(InMemoryMessageStore(), InMemoryJobQueue(), providers=ProviderSet([RecordingProvider(), Named("twilio-us")]))
+    gateway.use = use
+    for _ in range(5):
+        use.breakers.called("twilio-us", False, "connection refused")
+    gateway.down = {"twilio-us"}
+    response = await gateway.functions["health"](func.HttpRequest("GET", "http://localhost/api/health", body=b""))
+    report = json.loads(response.get_body())
+    assert response.status_code == 200 and report["status"] == "degraded"
+    assert [(p["name"], p["status"], p["breaker"]) for p in report["providers"]] == [("recording", "ok", "closed"),
+                                                                                     ("twilio-us", "unreachable", "open")]
+    gateway.down = {"recording", "twilio-us"}
+    assert (await gateway.functions["health"](func.HttpRequest("GET", "http://localhost/api/health", body=b""))).status_code == 503
+
+
+class Named(RecordingProvider):
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
