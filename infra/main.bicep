@@ -33,6 +33,16 @@ param twilioMessagingServiceSid string = ''
 @description('Twilio auth token: stored in Key Vault, read by the app through a Key Vault reference.')
 param twilioAuthToken string = ''
 
+@description('Several providers at once (SMS_PROVIDERS), used instead of smsProvider when given: each { name, kind (acs or twilio), fromNumber, accountSid and messagingServiceSid (twilio), rateLimitPerSecond }.')
+param providers array = []
+
+@secure()
+@description('Each named provider\'s secret, by its name: its Twilio auth token or its ACS connection string. Stored in Key Vault, read by the app through Key Vault references.')
+param providerSecrets object = {}
+
+@description('The default routing table (SMS_ROUTES), as JSON text; empty: every provider, in the order named.')
+param routes string = ''
+
 @secure()
 @description('The code the Event Grid subscription URL must carry for /api/sms/receipts/acs.')
 param eventGridSecret string = newGuid()
@@ -180,6 +190,13 @@ resource acsConnectionValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if 
   properties: { value: deployCommunicationServices ? communication.listKeys().primaryConnectionString : '' }
 }
 
+// One secret a named provider, each its own Key Vault reference in the app's settings below.
+resource providerSecretValues 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for p in providers: {
+  parent: vault
+  name: 'provider-${p.name}'
+  properties: { value: providerSecrets[p.name] }
+}]
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: '${appName}-plan'
   location: location
@@ -189,6 +206,16 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 var secretReference = '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/'
+// Each named provider's settings, SMS_PROVIDER_<NAME>_... (sms/config.py provider_instances), its secret a Key Vault reference.
+var providerSettings = flatten(map(providers, p => [
+  { name: 'SMS_PROVIDER_${toUpper(replace(p.name, '-', '_'))}_KIND', value: p.kind }
+  { name: 'SMS_PROVIDER_${toUpper(replace(p.name, '-', '_'))}_${p.kind == 'acs' ? 'CONNECTION_STRING' : 'AUTH_TOKEN'}'
+    value: '${secretReference}provider-${p.name})' }
+  { name: 'SMS_PROVIDER_${toUpper(replace(p.name, '-', '_'))}_FROM_NUMBER', value: p.?fromNumber ?? '' }
+  { name: 'SMS_PROVIDER_${toUpper(replace(p.name, '-', '_'))}_ACCOUNT_SID', value: p.?accountSid ?? '' }
+  { name: 'SMS_PROVIDER_${toUpper(replace(p.name, '-', '_'))}_MESSAGING_SERVICE_SID', value: p.?messagingServiceSid ?? '' }
+  { name: 'SMS_PROVIDER_${toUpper(replace(p.name, '-', '_'))}_RATE_LIMIT_PER_SECOND', value: string(p.?rateLimitPerSecond ?? 0) }
+]))
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
   name: appName
@@ -217,7 +244,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
-      appSettings: [
+      appSettings: concat([
+        { name: 'SMS_PROVIDERS', value: join(map(providers, p => p.name), ',') }
+        { name: 'SMS_ROUTES', value: routes }
         // Identity-based storage, for the Functions host and the app's own clients alike.
         { name: 'AzureWebJobsStorage__accountName', value: storage.name }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
@@ -233,7 +262,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'TWILIO_AUTH_TOKEN', value: empty(twilioAuthToken) ? '' : '${secretReference}twilio-auth-token)' }
         { name: 'TWILIO_FROM_NUMBER', value: twilioFromNumber }
         { name: 'TWILIO_MESSAGING_SERVICE_SID', value: twilioMessagingServiceSid }
-      ]
+      ], providerSettings)
     }
   }
   dependsOn: [storageRoles, vaultRole, appTables, appQueues, deployments]

@@ -164,7 +164,7 @@ def test_every_setting_the_code_reads_is_set_by_infra_or_optional():
     from sms.config import PROJECT_ROOT, Settings
 
     bicep = (PROJECT_ROOT / "infra" / "main.bicep").read_text()
-    app_settings = bicep.split("appSettings: [", 1)[1].split("\n      ]", 1)[0]
+    app_settings = bicep.split("appSettings: concat([", 1)[1].split("\n      ]", 1)[0]
     set_by_infra = set(re.findall(r"\{ name: '([A-Za-z0-9_]+)'", app_settings))
     optional = {name for name in settings_the_code_reads() if name.startswith("SMS_")
                 and name not in ("SMS_PROVIDER", "SMS_DEFAULT_REGION", "SMS_PUBLIC_BASE_URL", "SMS_EVENTGRID_SECRET")}
