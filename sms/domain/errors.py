@@ -74,7 +74,8 @@ class TooManyRequests(GatewayError):
 
 
 class Conflict(GatewayError):
-    """The same idempotency key is being used by a request that has not finished."""
+    """The request meets a state it cannot go on from: an idempotency key in use by a request that has
+    not finished, a stored record this version cannot read."""
 
     def __init__(self, message: str):
         super().__init__(message, "Conflict")

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from cachetools import TLRUCache
 
-from ..domain.errors import FieldError, RecordChanged, StillChanging, ValidationFailed
+from ..domain.errors import Conflict, FieldError, RecordChanged, StillChanging, ValidationFailed
 from ..domain.model import utcnow
 from ..domain.quiet import QuietHours, checked_zone
 from ..domain.routing import RoutingTable, parse_rules, parse_table, table_data, table_text
@@ -142,6 +142,7 @@ def _routes_of(settings: LicenseeSettings) -> RoutingTable | None:
         return None
     try:
         return parse_table(settings.routes, None)
-    except ValidationFailed as exc:  # written by hand, or by a version with other rules: say whose and why
-        raise ValueError(f"Licensee {settings.licensee_id}'s stored routing table cannot be read: "
-                         + "; ".join(e.message for e in exc.field_errors)) from None
+    except ValidationFailed as exc:  # written by hand, or by a version with other rules: say whose, why and what to do
+        raise Conflict(f"Licensee {settings.licensee_id}'s stored routing table cannot be read: "
+                       + "; ".join(e.message for e in exc.field_errors)
+                       + ". Set it again (PUT /api/routes, routes set) or clear it (DELETE /api/routes, routes set --clear)") from None

@@ -148,3 +148,20 @@ async def test_without_a_key_nothing_is_read_or_changed(gw):
                                                                           body=json.dumps({"rules": RULES}).encode()))
         assert response.status_code == 401
     assert stored(gw) is None
+
+
+async def test_a_stored_table_this_version_cannot_read_is_a_409_saying_what_to_do_never_a_500(gw):
+    """Issue 26: a table written by hand in storage, or by a version with other rules, is not a 500: the
+    answer names the licensee, why, and how to set or clear it; clearing it works."""
+    from dataclasses import replace as replaced
+
+    from sms.storage import LicenseeSettings
+
+    store = gw.use.licensees._store
+    current = store.settings.get(LICENSEE) or LicenseeSettings(LICENSEE)
+    await store.put(replaced(current, routes='[{"match": "*", "providers": []}]'))  # written past the use case's checks
+    response = await call(gw, "GET")
+    body = json.loads(response.get_body())["responseStatus"]
+    assert response.status_code == 409 and body["errorCode"] == "Conflict"
+    assert "stored routing table cannot be read" in body["message"] and "DELETE /api/routes" in body["message"]
+    assert await answer(gw, "DELETE") == DEFAULT
