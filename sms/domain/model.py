@@ -136,6 +136,10 @@ class Event:
     error: str | None = None
     attempt: int | None = None
     provider: str | None = None  # on a claim: the provider it was handed to (a name of sms.providers.ProviderSet)
+    # On a failed call's step (a release, a failure, a pass to the next provider): what the failure meant for
+    # trying again (sms.providers.Failure: not_taken, refused, ambiguous) and the provider's own code.
+    outcome: str | None = None
+    code: str | None = None
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ CANCELLED = "The message was cancelled before this recipient was sent"
 
 
 def _step(before: Recipient, after: Recipient, error: str | None = None, attempt: int | None = None,
-          provider: str | None = None) -> Recipient:
+          provider: str | None = None, outcome: str | None = None, code: str | None = None) -> Recipient:
     """`after` with its step on the timeline. The provider's message id goes on the step that brought it
     (it is set once and kept), so the timeline carries it once."""
     brought = after.provider_message_id if after.provider_message_id != before.provider_message_id else None
-    return after.with_event(Event(after.status, after.updated_at, brought, error, attempt, provider))
+    return after.with_event(Event(after.status, after.updated_at, brought, error, attempt, provider, outcome, code))
 
 
 def scheduled(row: Recipient) -> Recipient:
@@ -57,7 +57,7 @@ def claimed(row: Recipient, claim_id: str, *, at: datetime, provider: str | None
     return _step(row, after, attempt=after.attempts, provider=provider)
 
 
-def passed_on(row: Recipient, claim_id: str, provider: str, why: str, *, at: datetime) -> Recipient | None:
+def passed_on(row: Recipient, claim_id: str, provider: str, why: str, *, at: datetime, code: str | None = None) -> Recipient | None:
     """sending -> sending through the next provider of its route, in the claim `claim_id` holds: the one
     it was handed to refused it before accepting it (sms.providers Failure.NOT_TAKEN), so nothing was
     sent. Written before the next call, so a crash's trace asks the provider that may have it. The same
@@ -70,7 +70,7 @@ def passed_on(row: Recipient, claim_id: str, provider: str, why: str, *, at: dat
     if row.cancel_requested:
         return _with_reason(row, Status.CANCELLED, CANCELLED, at)
     after = row.moved_to(Status.SENDING, at=at, provider=provider)
-    return _step(row, after, error=why, attempt=after.attempts, provider=provider)
+    return _step(row, after, error=why, attempt=after.attempts, provider=provider, outcome="not_taken", code=code)
 
 
 def sent(row: Recipient, provider_message_id: str | None, *, at: datetime) -> Recipient | None:
@@ -80,15 +80,15 @@ def sent(row: Recipient, provider_message_id: str | None, *, at: datetime) -> Re
     return _step(row, row.moved_to(Status.SENT, at=at, provider_message_id=provider_message_id, last_error=None))
 
 
-def released(row: Recipient, error: str | None, *, at: datetime) -> Recipient | None:
+def released(row: Recipient, error: str | None, *, at: datetime, outcome: str | None = None, code: str | None = None) -> Recipient | None:
     """sending -> queued, the one step back: the provider refused for now and sent nothing, so the
-    recipient waits for its retry."""
-    return _with_reason(row, Status.QUEUED, error, at) if row.status is Status.SENDING else None
+    recipient waits for its retry. `outcome` and `code`: the failed call's class and the provider's code."""
+    return _with_reason(row, Status.QUEUED, error, at, outcome, code) if row.status is Status.SENDING else None
 
 
-def failed(row: Recipient, error: str | None, *, at: datetime) -> Recipient | None:
+def failed(row: Recipient, error: str | None, *, at: datetime, outcome: str | None = None, code: str | None = None) -> Recipient | None:
     """sending -> failed: the provider refused for good, or the retries ran out."""
-    return _with_reason(row, Status.FAILED, error, at) if row.status is Status.SENDING else None
+    return _with_reason(row, Status.FAILED, error, at, outcome, code) if row.status is Status.SENDING else None
 
 
 def recorded(row: Recipient, outcome: Recipient, *, at: datetime) -> Recipient | None:
@@ -108,7 +108,10 @@ def recorded(row: Recipient, outcome: Recipient, *, at: datetime) -> Recipient |
     unchanged = (merged.status, merged.provider_message_id, merged.last_error) == (row.status, row.provider_message_id, row.last_error)
     if unchanged:
         return None
-    return _step(row, merged, error=merged.last_error) if status is outcome.status else merged
+    if status is not outcome.status:
+        return merged
+    call = outcome.events[-1] if outcome.events and outcome.events[-1].status is status else None  # the call's own step
+    return _step(row, merged, error=merged.last_error, outcome=call.outcome if call else None, code=call.code if call else None)
 
 
 def receipt(row: Recipient, status: Status, provider_message_id: str | None, detail: str | None, *,
@@ -227,6 +230,7 @@ def given_up(row: Recipient, reason: str, lease_start: datetime, claim_id: str |
     return left_behind(row, lease_start, claim_id, at=at)
 
 
-def _with_reason(row: Recipient, status: Status, error: str | None, at: datetime) -> Recipient:
+def _with_reason(row: Recipient, status: Status, error: str | None, at: datetime, outcome: str | None = None,
+                 code: str | None = None) -> Recipient:
     after = row.moved_to(status, at=at, last_error=error)
-    return _step(row, after, error=after.last_error)
+    return _step(row, after, error=after.last_error, outcome=outcome, code=code)

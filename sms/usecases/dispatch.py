@@ -407,7 +407,7 @@ class Dispatch:
                 if after is None:
                     break
                 await self._provider_turn(after)
-                passed = await rows.pass_on(seq, after, f"Not taken by {name}: {outcome.error}; passed to {after}")
+                passed = await rows.pass_on(seq, after, f"Not taken by {name}: {outcome.error}; passed to {after}", outcome.code)
                 if passed is None or passed.status is not Status.SENDING or passed.claim_id != claimed.claim_id:
                     return None  # moved on meanwhile (a cancel: nothing went out, so it ended cancelled)
                 claimed, name = passed, after
@@ -477,10 +477,10 @@ class Dispatch:
             delay = self._retry.delay_seconds(recipient.attempts, outcome.retry_after_seconds)
             log.info("transient failure for %s (attempt %d), retrying in %ds: %s",
                      mask(recipient.phone_number), recipient.attempts, delay, mask_numbers(outcome.error or ""))
-            return transitions.released(recipient, outcome.error, at=self._clock()), delay
+            return transitions.released(recipient, outcome.error, at=self._clock(), outcome=outcome.failure.value, code=outcome.code), delay
         error = outcome.error if not outcome.transient else f"{outcome.error} (gave up after {recipient.attempts} attempts)"
         telemetry.failed.add(1, provider)
-        return transitions.failed(recipient, error, at=self._clock()), None
+        return transitions.failed(recipient, error, at=self._clock(), outcome=outcome.failure.value, code=outcome.code), None
 
     async def give_up(self, job: SendJob, reason: str) -> list[Recipient]:
         """A job the queue parked as poison: fail what it left behind, so nothing waits forever.

@@ -100,11 +100,11 @@ class JobRows:
         row = await self._write(seq, claimed, settles=False, claiming=True)
         return row if row is not None and row.status is Status.SENDING and row.claim_id == self.claim_id else None
 
-    async def pass_on(self, seq: int, provider: str, why: str) -> Recipient | None:
+    async def pass_on(self, seq: int, provider: str, why: str, code: str | None = None) -> Recipient | None:
         """Hand this dispatch's claimed recipient to the next provider of its route (`why`: the first did
         not take it), written at once, before the next call. The row as it now stands: still this claim's
         and `sending` to `provider`, or settled (a cancel came meanwhile), or None if it moved on."""
-        return await self._write(seq, lambda row, at: transitions.passed_on(row, self.claim_id, provider, why, at=at),
+        return await self._write(seq, lambda row, at: transitions.passed_on(row, self.claim_id, provider, why, at=at, code=code),
                                  settles=False, claiming=True)
 
     async def record(self, outcome: Recipient) -> Recipient:

@@ -183,6 +183,8 @@ class RecipientEvent(WireModel):
     error: str | None = None
     attempt: int | None = None
     provider: str | None = None  # on a claim: the provider it was handed to; on a pass to the next, that one
+    outcome: str | None = None  # on a failed call's step: not_taken, refused or ambiguous (README, Several providers)
+    code: str | None = None  # and the provider's own error code or HTTP status
 
 
 RecipientState.model_rebuild()

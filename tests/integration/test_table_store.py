@@ -49,6 +49,22 @@ async def test_a_job_costs_one_round_trip_to_load_one_to_claim_one_to_record(sto
     assert len(job) == 100 and round_trips.count == 3
 
 
+async def test_a_timeline_keeps_each_steps_provider_outcome_and_code_and_the_claims_sender(store):
+    """Issue 26: the claim names its provider and sender; a pass to the next provider and a refusal keep
+    what the failure meant and the provider's code, through the Timeline property and back."""
+    msg, [row] = message("6" * 32, 1)
+    [row] = await store.add(msg, [row])
+    claimed = transitions.claimed(row, "c1", at=utcnow(), provider="acs-au", sent_from="+61480000000")
+    passed = transitions.passed_on(claimed, "c1", "twilio-au", "Not taken by acs-au", at=utcnow(), code="503")
+    failed = transitions.failed(passed, "invalid To", at=utcnow(), outcome="refused", code="21211")
+    await store.update_recipients(msg.comm_id, [failed])
+    _, [stored] = await store.load(msg.comm_id)
+    assert (stored.provider, stored.sent_from) == ("twilio-au", "+61480000000")
+    assert [(e.status, e.provider, e.outcome, e.code) for e in stored.events] == [
+        (Status.SENDING, "acs-au", None, None), (Status.SENDING, "twilio-au", "not_taken", "503"),
+        (Status.FAILED, None, "refused", "21211")]
+
+
 async def test_rows_written_before_timelines_show_what_their_columns_prove(store):
     """A row from before recipients kept a Timeline: queued at CreatedAt, claimed at FirstAttemptAt,
     its status at UpdatedAt with its provider id. A Timeline that cannot be read falls back the same way."""

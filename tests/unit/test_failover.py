@@ -109,6 +109,7 @@ async def test_a_send_not_taken_goes_to_the_next_provider_of_its_route_and_the_t
     assert (claim.status, claim.provider, claim.attempt) == (Status.SENDING, "acs-au", 1)
     assert (passed.status, passed.provider, passed.attempt) == (Status.SENDING, "twilio-au", 1)
     assert passed.error == "Not taken by acs-au: acs-au: connection refused; passed to twilio-au"
+    assert passed.outcome == "not_taken"  # the timeline says what the failure meant, with the provider's code
     assert sent.status is Status.SENT and sent.provider_message_id == "twilio-au-1"
 
 
@@ -119,6 +120,8 @@ async def test_a_refusal_after_the_provider_took_the_request_goes_nowhere_else()
 
     [row] = await world.rows(comm_id)
     assert row.status is Status.FAILED and row.last_error == "acs-au: invalid destination"
+    assert (row.timeline[-1].outcome, row.timeline[-1].code, row.timeline[-1].provider) == ("refused", "21211", None)
+    assert row.timeline[-2].provider == "acs-au"  # the claim's step names who was called
     assert world.vendors["twilio-au"].calls == []
 
 

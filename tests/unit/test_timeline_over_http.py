@@ -95,7 +95,8 @@ def test_the_openapi_document_describes_the_timeline():
     schemas = openapi.document()["components"]["schemas"]
     assert schemas["RecipientState"]["properties"]["timeline"]["items"] == {"$ref": "#/components/schemas/RecipientEvent"}
     assert "timelineOmitted" in schemas["RecipientState"]["properties"]
-    assert set(schemas["RecipientEvent"]["properties"]) == {"status", "at", "providerMessageId", "error", "attempt", "provider"}
+    assert set(schemas["RecipientEvent"]["properties"]) == {"status", "at", "providerMessageId", "error", "attempt", "provider", "outcome",
+                                                                          "code"}
     assert set(schemas["RecipientEvent"]["required"]) == {"status", "at"}
     # Every field the seed's clients read is still described, and still required where it was.
     assert {"id", "phoneNumber", "status", "updatedAt"} <= set(schemas["RecipientState"]["required"])
