@@ -45,11 +45,9 @@ def service_over(gw, provider, **options) -> SmsOverCommands:
 
 
 @pytest.fixture
-async def gw(emulator):
-    gateway = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
-    await gateway.ensure_storage()
-    yield gateway
-    await gateway.close()
+def gw(adapters):
+    """The real adapters over the session's Azurite (tests/integration/conftest.py)."""
+    return adapters
 
 
 async def queued_jobs(connection: str, queue: str, comm_id: str) -> list[SendJob]:
