@@ -29,7 +29,11 @@ from .paging import bind, unbind
 PREVIEW_CHARS = 40
 MAX_TAKE = 200
 DEFAULT_TAKE = 50
-WRITE_ATTEMPTS = 5
+WRITE_ATTEMPTS = 8
+# A message's entry is written by its jobs and by every receipt of its recipients: writers that lost a race
+# wait a random while (up to 20 ms, doubling) before they read again, so a job's record is not beaten by a
+# burst of receipts every time (tests/integration/test_simulator.py: 100 receipts racing a job's record).
+WRITE_BACKOFF = 0.02
 
 
 class Ledger:
@@ -64,7 +68,8 @@ class Ledger:
             rows = [LedgerRecipient(r.seq, r.phone_number, r.contact_id, _known(entry, r).value) for r in recipients]
             await self._store.save(entry, rows, previous, await self._announced(message, recipients, was, entry.statuses))
 
-        await update_optimistically(read, change, write, attempts=WRITE_ATTEMPTS, what=f"ledger entry of {message.comm_id}")
+        await update_optimistically(read, change, write, attempts=WRITE_ATTEMPTS, what=f"ledger entry of {message.comm_id}",
+                                    backoff=WRITE_BACKOFF)
 
     async def _announced(self, message: Message, recipients: Sequence[Recipient], was: str, now: str) -> EventBatch | None:
         """The events of the recipients whose status the write changes, announced to the licensee's

@@ -1,5 +1,7 @@
 """The one optimistic-concurrency loop (sms/usecases/optimistic.py): decide from what is stored, write
 if nothing changed since, and on a lost race read again and decide again."""
+import asyncio
+
 import pytest
 
 from sms.domain.errors import RecordChanged
@@ -56,3 +58,31 @@ async def test_a_state_in_hand_skips_the_first_read():
     row = Row(1)
     assert await update_optimistically(row.read, double, row.write, attempts=3, what="row", current=(1, 0)) == 2
     assert row.reads == 0
+
+
+# -- backoff: the ledger's writers racing a burst of receipts ---------------------------------------------
+
+
+async def _lose(times: int, backoff: float, monkeypatch) -> list[float]:
+    """Writes that lose `times` races then land; the waits taken before each read again."""
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds):
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    row = Row(1, races=times)
+    assert await update_optimistically(row.read, lambda s: (s[0] + 1, s[1]), row.write, attempts=times + 1, what="x",
+                                       backoff=backoff) == 12 + 10 * (times - 1)
+    return waits
+
+
+async def test_a_writer_that_lost_waits_a_random_while_that_doubles_before_reading_again(monkeypatch):
+    waits = await _lose(3, 0.02, monkeypatch)
+    assert len(waits) == 3 and all(0 <= w <= 0.02 * 2**i for i, w in enumerate(waits))
+
+
+async def test_without_backoff_it_reads_again_at_once(monkeypatch):
+    assert await _lose(3, 0.0, monkeypatch) == []
