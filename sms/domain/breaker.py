@@ -80,8 +80,15 @@ class Breakers:
         return None
 
     def delivered(self, key: str, ok: bool) -> str | None:
-        """A receipt's outcome for an SMS `key` sent (delivered, or undelivered/failed)."""
+        """A receipt's outcome for an SMS `key` sent (delivered, or undelivered/failed). An open or half-open
+        country circuit closes on a delivery (its probes' receipts); a failure while half-open opens it again."""
         circuit = self._circuits.setdefault(key, Circuit())
+        if circuit.state is not State.CLOSED:
+            if ok:
+                circuit.deliveries.clear()
+                return self._move(key, circuit, State.CLOSED, None)
+            return self._move(key, circuit, State.OPEN, "a receipt after it opened was not delivered either") \
+                if circuit.state is State.HALF_OPEN else None
         circuit.deliveries.append(ok)
         seen = len(circuit.deliveries)
         rate = sum(circuit.deliveries) / seen

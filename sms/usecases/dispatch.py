@@ -222,8 +222,16 @@ class Dispatch:
         table = await self._licensees.routes_for(message.licensee_id)  # its own, or the deployment's default
         # With the simulator on (SMS_SIMULATOR), the numbers reserved for fiction go to it whatever the table says.
         to_simulator = self._providers.get(SIMULATOR) is not None
-        return {r.seq: _SIMULATED if to_simulator and simulated(r.phone_number) else table.route_for(r.phone_number)
+        return {r.seq: _SIMULATED if to_simulator and simulated(r.phone_number) else self._usable(table.route_for(r.phone_number))
                 for r in recipients}
+
+    def _usable(self, rule: Rule | None) -> Rule | None:
+        """The rule with only the providers this deployment has (a licensee's stored table may name one
+        since removed); None when it has none left: the recipient has no route."""
+        if rule is None:
+            return None
+        names = tuple(name for name in rule.providers if self._providers.get(name) is not None)
+        return None if not names else rule if names == rule.providers else Rule(rule.match, names, rule.sender)
 
     def _sender_of(self, message: Message, rule: Rule) -> str | None:
         """The number a recipient's SMS goes out from: the message's own From, else its rule's pinned
@@ -234,10 +242,15 @@ class Dispatch:
     async def _blocked(self, message: Message, recipients: Sequence[Recipient], routes: dict[int, Rule | None]) -> set[int]:
         """The recipients (by seq) who opted out of texts from the number their SMS would go out from:
         one read of each number's opt-outs per sender (recipients routed apart may go out from different numbers)."""
+        return await self._opted_out(message, [(self._sender_of(message, rule), r) for r in recipients
+                                               if (rule := routes.get(r.seq)) is not None])
+
+    async def _opted_out(self, message: Message, sent_from: Sequence[tuple[str | None, Recipient]]) -> set[int]:
+        """Of these (sender, recipient) pairs, the recipients (by seq) whose number opted out of texts from
+        that sender: one read of the numbers' opt-outs per sender."""
         by_sender: dict[str | None, list[Recipient]] = {}
-        for r in recipients:
-            if (rule := routes.get(r.seq)) is not None:
-                by_sender.setdefault(self._sender_of(message, rule), []).append(r)
+        for sender, r in sent_from:
+            by_sender.setdefault(sender, []).append(r)
         found = await asyncio.gather(*(self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in group])
                                        for sender, group in by_sender.items()))
         return {r.seq for (_, group), numbers in zip(by_sender.items(), found, strict=True) for r in group if r.phone_number in numbers}
@@ -282,11 +295,9 @@ class Dispatch:
         repeating = [r for r in left if (p := self._provider_of(r)) is not None and p.find_sends]
         if repeating:
             expired = message.valid_until is not None and self._clock() >= message.valid_until
-            blocked: set[str] = set()
-            for sender in {r.sent_from or message.sender.phone_number or self._provider_of(r).default_sender for r in repeating}:
-                if not expired:
-                    blocked |= await self._opt_outs.blocked(message.licensee_id, sender, [r.phone_number for r in repeating])
-            must_not_go = {r.seq for r in repeating if expired or r.cancel_requested or r.phone_number in blocked}
+            blocked = await self._opted_out(message, [(r.sent_from or message.sender.phone_number or self._provider_of(r).default_sender, r)
+                                                      for r in repeating]) if not expired else set()
+            must_not_go = {r.seq for r in repeating if expired or r.cancel_requested or r.seq in blocked}
         return list(await asyncio.gather(*(self._find(message, r) if r.seq not in must_not_go else _unknown() for r in left)))
 
     async def _find(self, message: Message, recipient: Recipient) -> Trace:
@@ -384,7 +395,7 @@ class Dispatch:
             if message.valid_until is not None and self._clock() >= message.valid_until:
                 rows.expire(seq)  # its validity ran out while it waited for its turn (a slow rate limit)
                 return None
-            names = [name for name in rule.providers if self._providers.get(name) is not None]
+            names = list(rule.providers)  # every one configured (routes_of leaves out the rest)
             country = region_of(rows.row(seq).phone_number)
             # The first provider whose breakers let a call through; when every one is open, the first all the same.
             name = self._next_healthy(names, country) or names[0]

@@ -407,3 +407,36 @@ def test_a_message_sent_by_one_provider_keeps_no_letters_and_a_second_marks_the_
     assert (first, sent_by) == ("a", "a,b|001")
     assert billed_by_provider(LedgerEntry(LICENSEE, "c" * 32, T0, 3, 1, "GSM-7", "Hi", "SSS", provider="a", sent_by=sent_by)) == \
         {"a": 2, "b": 1}
+
+
+async def test_a_stored_table_naming_a_provider_since_removed_skips_it_and_a_rule_left_with_none_is_no_route():
+    """A licensee's table is read as stored, and the deployment's providers may have changed since."""
+    from sms.domain.routing import NO_ROUTE, table_text
+    from sms.storage import LicenseeSettings
+
+    world = World(Vendor("acs-au"))
+    table = RoutingTable((Rule("AU", ("gone", "acs-au")), Rule("+1", ("gone",))))
+    await world.use.licensees._store.put(LicenseeSettings(LICENSEE, routes=table_text(table)))  # written when "gone" was there
+    comm_id = await world.send(AU, US)
+    await world.run(comm_id)
+    au, us = await world.rows(comm_id)
+    assert (au.status, au.provider) == (Status.SENT, "acs-au")
+    assert (us.status, us.last_error, us.attempts) == (Status.FAILED, NO_ROUTE, 0)
+
+
+def test_a_country_circuit_opened_by_receipts_closes_on_a_delivery_and_reopens_on_a_failed_probe():
+    from sms.domain.breaker import DELIVERY_WINDOW, Breakers, State, delivery_key
+
+    clock = Clock(T0)
+    breakers = Breakers(clock, cool_off=timedelta(seconds=30))
+    au = delivery_key("twilio", "AU")
+    for _ in range(DELIVERY_WINDOW):
+        breakers.delivered(au, False)
+    assert not breakers.allows(au)
+    clock.at += timedelta(seconds=30)
+    assert breakers.allows(au)  # half-open: one probe
+    assert breakers.delivered(au, False) == "provider twilio|AU: half_open -> open (a receipt after it opened was not delivered either)"
+    clock.at += timedelta(seconds=30)
+    assert breakers.allows(au)
+    assert breakers.delivered(au, True) == "provider twilio|AU: half_open -> closed"
+    assert breakers.circuits()[au].state is State.CLOSED and breakers.allows(au)
