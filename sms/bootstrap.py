@@ -29,6 +29,7 @@ from .config import (
     queue_message_encoding,
 )
 from .domain.errors import StorageUnavailable
+from .domain.guard import default_guard
 from .domain.pacing import RequestRateLimiter, RetryPolicy
 from .domain.simulated import SIMULATOR
 from .domain.validation import Limits
@@ -268,6 +269,8 @@ def tuning(settings: Settings, provider_names: list[str] | None = None) -> Tunin
         webhook_secret_grace=timedelta(hours=settings.webhook_secret_grace_hours),
         webhook_disable_after_failures=settings.webhook_disable_after_failures,
         webhook_disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+        default_guard=default_guard(settings.guard_home_countries or (settings.default_region,)),
+        prices=settings.prices,
     )
 
 

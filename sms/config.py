@@ -17,6 +17,7 @@ from typing import Mapping
 import phonenumbers
 
 from .domain.errors import ValidationFailed
+from .domain.prices import NO_PRICES, PriceTable, PriceTableError, parse_prices
 from .domain.routing import RoutingTable, parse_table
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +133,11 @@ class Settings:
     # SMS_SIMULATOR: sends to the numbers reserved for fiction go to the simulator provider, whatever the
     # routing table says (sms/domain/simulated.py); off, they are ordinary numbers.
     simulator: bool = True
+    # SMS_GUARD_HOME_COUNTRIES: the countries a licensee without its own guard may text (ISO 3166 alpha-2,
+    # comma-separated; "*" every country); empty: the deployment's SMS_DEFAULT_REGION alone.
+    guard_home_countries: tuple[str, ...] = ()
+    # SMS_PRICES: the operator's price table (sms/domain/prices.py), read from the file it names; none: costs unknown.
+    prices: PriceTable = NO_PRICES
 
     @property
     def console_outbox(self) -> str | None:
@@ -185,6 +191,8 @@ class Settings:
             webhook_disable_after_hours=_int(env, "SMS_WEBHOOK_DISABLE_AFTER_HOURS", cls.webhook_disable_after_hours, low=0, high=24 * 30),
             routes_text=_routes(env),
             simulator=_flag("SMS_SIMULATOR", env.get("SMS_SIMULATOR", ""), cls.simulator),
+            guard_home_countries=_home_countries(env) or (region,),
+            prices=_prices(env),
         )
 
 
@@ -306,6 +314,35 @@ def default_routes(settings: Settings, provider_names: list[str]) -> RoutingTabl
 
 def _routes_error(refused: ValidationFailed) -> ConfigError:
     return ConfigError("SMS_ROUTES: " + "; ".join(e.message for e in refused.field_errors))
+
+
+def _home_countries(env: Mapping[str, str]) -> tuple[str, ...]:
+    """SMS_GUARD_HOME_COUNTRIES: ISO 3166 alpha-2 codes, comma-separated, or "*"; empty when not set."""
+    raw = (env.get("SMS_GUARD_HOME_COUNTRIES") or "").strip()
+    if not raw:
+        return ()
+    if raw == "*":
+        return ("*",)
+    codes = tuple(sorted({code.strip().upper() for code in raw.split(",") if code.strip()}))
+    unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown or not codes:
+        raise ConfigError(f"SMS_GUARD_HOME_COUNTRIES={raw!r}: {', '.join(unknown) or 'nothing'} is not a country code "
+                          "libphonenumber knows (ISO 3166 alpha-2, comma-separated, such as AU,NZ; or * for every country)")
+    return codes
+
+
+def _prices(env: Mapping[str, str]) -> PriceTable:
+    """SMS_PRICES: the path of the operator's price table (CSV: sms/domain/prices.py), read once, at start."""
+    path = (env.get("SMS_PRICES") or "").strip()
+    if not path:
+        return NO_PRICES
+    try:
+        with open(path, encoding="utf-8-sig") as file:
+            return parse_prices(file.read(), f"SMS_PRICES ({path})")
+    except OSError as exc:
+        raise ConfigError(f"SMS_PRICES={path!r} cannot be read: {exc.strerror or exc}") from None
+    except PriceTableError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _flag(name: str, raw: str, default: bool = False) -> bool:

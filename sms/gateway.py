@@ -9,8 +9,10 @@ from typing import Any, Awaitable, Callable
 
 from .config import Settings
 from .domain.breaker import COOL_OFF, FAILURES_TO_OPEN, Breakers
+from .domain.guard import Guard, default_guard
 from .domain.model import utcnow
 from .domain.pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
+from .domain.prices import NO_PRICES, PriceTable
 from .domain.routing import RoutingTable
 from .domain.simulated import SIMULATOR
 from .domain.validation import Limits
@@ -91,6 +93,9 @@ class Tuning:
     webhook_disable_after_failures: int = DISABLE_AFTER_FAILURES
     webhook_disable_after: timedelta = DISABLE_AFTER
     default_routes: RoutingTable | None = None  # SMS_ROUTES (config.default_routes); None: everything through the provider
+    # The guard of a licensee without its own (SMS_GUARD_HOME_COUNTRIES); None: the default region's country alone.
+    default_guard: Guard | None = None
+    prices: PriceTable = NO_PRICES  # SMS_PRICES: the operator's price per segment, per country and provider
     clock: Callable[[], datetime] = utcnow
 
 
@@ -121,7 +126,8 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     ledger = Ledger(p.ledger, announcer)
     licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs),
                           default_routes=t.default_routes or RoutingTable.through(*(n for n in p.providers.names if n != SIMULATOR)),
-                          provider_names=tuple(p.providers.names))
+                          provider_names=tuple(p.providers.names),
+                          default_guard=t.default_guard or default_guard((t.limits.default_region,)))
     # This process's view of each provider's health: its calls and the receipts it handles feed it.
     breakers = Breakers(t.clock, t.breaker_failures, t.breaker_cool_off)
     dispatch = Dispatch(p.messages, p.jobs, p.providers, provider_rates=dict(t.provider_rates), breakers=breakers,

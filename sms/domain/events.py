@@ -26,6 +26,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "message.opted_out",
     "message.expired",
     "message.cancelled",
+    "message.blocked",
     "reply.received",
     "optout.changed",
 )
@@ -33,9 +34,9 @@ EVENT_TYPES: tuple[str, ...] = (
 # A recipient's events come in this order; `sequence` in the payload says where each stands, so a
 # receiver that got "delivered" (2) first knows a late "sent" (1) is older news.
 SEQUENCE = {Status.SENT: 1, Status.DELIVERED: 2, Status.UNDELIVERED: 2, Status.FAILED: 2, Status.OPTED_OUT: 2,
-            Status.EXPIRED: 2, Status.CANCELLED: 2}
+            Status.EXPIRED: 2, Status.CANCELLED: 2, Status.BLOCKED: 2}
 _CODE = {Status.SENT: "s", Status.DELIVERED: "d", Status.UNDELIVERED: "u", Status.FAILED: "f", Status.OPTED_OUT: "o",
-         Status.EXPIRED: "x", Status.CANCELLED: "c"}
+         Status.EXPIRED: "x", Status.CANCELLED: "c", Status.BLOCKED: "b"}
 # The longest reply text an event carries: an inbound SMS is at most a few concatenated segments.
 MAX_TEXT_CHARS = 2000
 
@@ -43,9 +44,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # evt_<batch>_<commId>_<what>: batch = 16 digits (microseconds since 1970 when it was written), and
 # for an inbound SMS a dash and 10 hex digits of its provider's id; what = <seq><status code> for a
 # recipient's status (s sent, d delivered, u undelivered, f failed, o opted out, x expired, c
-# cancelled), "r" for a reply, "o" for the opt-out change it made. No "." (Standard Webhooks
+# cancelled, b blocked), "r" for a reply, "o" for the opt-out change it made. No "." (Standard Webhooks
 # signs "<id>.<timestamp>.<body>") and no whitespace.
-_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxc]|[ro])$")
+_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxcb]|[ro])$")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ class Status(str, enum.Enum):
     OPTED_OUT = "opted_out"  # not attempted: the number opted out of this licensee's messages
     EXPIRED = "expired"  # not attempted: its validUntil passed before it could be sent
     CANCELLED = "cancelled"  # not attempted: the message was cancelled first
+    BLOCKED = "blocked"  # not attempted: the licensee's guard refused the destination (sms/domain/guard.py)
 
     def can_become(self, new: "Status") -> bool:
         """Forward moves only, plus one exception: a claim released after a transient
@@ -49,6 +50,7 @@ STATUS_LETTERS = {
     Status.OPTED_OUT: "o",
     Status.EXPIRED: "x",
     Status.CANCELLED: "c",
+    Status.BLOCKED: "b",
 }
 STATUS_OF_LETTER = {letter: status for status, letter in STATUS_LETTERS.items()}
 
@@ -63,9 +65,10 @@ _RANK = {
     Status.OPTED_OUT: 4,
     Status.EXPIRED: 4,
     Status.CANCELLED: 4,
+    Status.BLOCKED: 4,
 }
 # Not attempted, and never will be: nothing was sent.
-NOT_ATTEMPTED = frozenset({Status.OPTED_OUT, Status.EXPIRED, Status.CANCELLED})
+NOT_ATTEMPTED = frozenset({Status.OPTED_OUT, Status.EXPIRED, Status.CANCELLED, Status.BLOCKED})
 # May still be handed to the provider: what a dispatch sends and a cancel stops.
 WAITING = frozenset({Status.SCHEDULED, Status.QUEUED})
 # Accepted by a provider, so billed by it: what usage counts as segments. `undelivered` too (the
@@ -316,6 +319,7 @@ def status_of(statuses: set[Status]) -> str:
         return Status.SENDING.value
     if statuses <= NOT_ATTEMPTED:
         return Status.CANCELLED.value if Status.CANCELLED in statuses else Status.EXPIRED.value if Status.EXPIRED in statuses \
+            else Status.BLOCKED.value if Status.BLOCKED in statuses \
             else Status.OPTED_OUT.value
     if statuses & {Status.FAILED, Status.UNDELIVERED, *NOT_ATTEMPTED}:
         return "partially_sent"

@@ -3,7 +3,7 @@
 Each function answers None when the event does not apply to the row as it stands (nothing to write).
 Together they keep the rule `Status.can_become` states: status only moves forward
 (scheduled -> queued -> sending -> sent -> delivered | undelivered | failed; scheduled or queued ->
-opted_out | expired | cancelled, never attempted), except one step back, when nothing was sent:
+opted_out | expired | cancelled | blocked, never attempted), except one step back, when nothing was sent:
 `released`, a claim given up after a transient failure, and `found_not_sent`, a claim a crashed worker
 left that the provider never had, return to queued.
 Who may apply them, and how the write is made safe against other writers, is the use cases' business
@@ -129,6 +129,11 @@ def receipt(row: Recipient, status: Status, provider_message_id: str | None, det
 def opted_out(row: Recipient, *, at: datetime) -> Recipient | None:
     """scheduled or queued -> opted_out: not attempted, the number asked not to be texted."""
     return _with_reason(row, Status.OPTED_OUT, OPTED_OUT, at) if row.status in WAITING else None
+
+
+def blocked(row: Recipient, reason: str, *, at: datetime) -> Recipient | None:
+    """scheduled or queued -> blocked: not attempted, the licensee's guard refused the destination (`reason` says why)."""
+    return _with_reason(row, Status.BLOCKED, reason, at) if row.status in WAITING else None
 
 
 def expired(row: Recipient, *, at: datetime) -> Recipient | None:

@@ -83,6 +83,8 @@ STATUS_MEANINGS = {
     "opted_out": "Not sent: the number opted out (STOP).",
     "expired": "Not sent: its ValidUntil (or ValidityPeriod) passed first.",
     "cancelled": "Not sent: DELETE /api/sms/{commId} cancelled it first.",
+    "blocked": "Not sent: the licensee's guard refused the destination (its country, its number type, a pumping block "
+               "of its prefix, or its price over MaxPrice); the reason is in error.",
     "partially_sent": "A message's only: some of its recipients were sent, others were not or were not delivered.",
 }
 

@@ -218,7 +218,8 @@ def _document_routing_limits(schemas: dict[str, Any]) -> None:
 
 
 _STATUS_WORDS = ("scheduled (waiting for SendAt), queued, sending, sent, delivered, undelivered, failed, opted_out, "
-                 "expired (ValidUntil passed before it was sent), cancelled (DELETE /api/sms/{commId} came first)")
+                 "expired (ValidUntil passed before it was sent), cancelled (DELETE /api/sms/{commId} came first), "
+                 "blocked (the licensee's guard refused the destination)")
 
 
 def _document_statuses(schemas: dict[str, Any]) -> None:

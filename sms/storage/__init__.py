@@ -540,6 +540,9 @@ class LicenseeSettings:
     # Its own routing table, as its text (sms.domain.routing.table_text: at most MAX_TABLE_CHARS, ASCII);
     # None: the deployment's default applies.
     routes: str | None = None
+    # Its own guard, as its text (sms.domain.guard.guard_text: compact JSON, ASCII); None: the deployment's
+    # default guard applies (its home countries, risky number types refused, pumping protection on, no caps).
+    guard: str | None = None
     etag: str | None = field(default=None, compare=False)  # as read; None: not stored yet
 
 

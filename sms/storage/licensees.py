@@ -37,12 +37,13 @@ class TableLicenseeSettingsStore(LicenseeSettingsStore):
         except ResourceNotFoundError:
             return None
         return LicenseeSettings(licensee_id, row.get("QuietHours"), row.get("TimeZone") or "UTC", row.get("UpdatedAt"),
-                                row.get("Routes"), etag=row.metadata["etag"])
+                                row.get("Routes"), row.get("Guard"), etag=row.metadata["etag"])
 
     @storage_errors
     async def put(self, settings: LicenseeSettings) -> LicenseeSettings:
         entity = {"PartitionKey": settings.licensee_id, "RowKey": "", "QuietHours": settings.quiet_hours,
-                  "TimeZone": settings.time_zone, "UpdatedAt": settings.updated_at, "Routes": settings.routes}
+                  "TimeZone": settings.time_zone, "UpdatedAt": settings.updated_at, "Routes": settings.routes,
+                  "Guard": settings.guard}
         check_entity(entity)  # a routing table's text is bounded to fit; the SDK would send more and Azurite take it
         try:
             if settings.etag is None:

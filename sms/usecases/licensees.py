@@ -1,6 +1,8 @@
 """A licensee's own settings: its quiet hours and its time zone, set by an operator (python -m sms
-licensees set), and its own routing table, set by an operator (python -m sms routes set) or by the
-licensee (PUT /api/routes). Read by every dispatch, cached: a change reaches every process within
+licensees set), its own routing table, set by an operator (python -m sms routes set) or by the
+licensee (PUT /api/routes), and its guard (sms/domain/guard.py), set by an operator (python -m sms guard
+set) or tightened by the licensee (PUT /api/guard: loosening it takes the operator, so a stolen key
+cannot open the way to premium numbers or lift a cap). Read by every dispatch, cached: a change reaches every process within
 `cache_seconds`. A change of quiet hours or zone wakes the jobs the old hours held (sms/usecases/held.py),
 due once those caches have lapsed.
 
@@ -15,7 +17,8 @@ from typing import Any, Callable, Sequence
 
 from cachetools import TLRUCache
 
-from ..domain.errors import Conflict, FieldError, RecordChanged, StillChanging, ValidationFailed
+from ..domain.errors import Conflict, FieldError, Forbidden, RecordChanged, StillChanging, ValidationFailed
+from ..domain.guard import Guard, guard_text, parse_guard, parse_guard_text
 from ..domain.model import utcnow
 from ..domain.quiet import QuietHours, checked_zone
 from ..domain.routing import RoutingTable, parse_rules, parse_table, table_data, table_text
@@ -34,13 +37,16 @@ class _Read:
 
     quiet_hours: QuietHours | None
     routes: RoutingTable | None
+    guard: Guard | None
 
 
 class Licensees:
     def __init__(self, store: LicenseeSettingsStore, held: HeldMessages, cache_seconds: float = CACHE_SECONDS,
-                 max_cached: int = 10_000, *, default_routes: RoutingTable, provider_names: Sequence[str]):
+                 max_cached: int = 10_000, *, default_routes: RoutingTable, provider_names: Sequence[str],
+                 default_guard: Guard = Guard()):
         """`default_routes`: the deployment's table, for a licensee without its own; `provider_names`: the
-        deployment's providers, the only names a table set here may use."""
+        deployment's providers, the only names a table set here may use; `default_guard`: the guard of a
+        licensee without its own (its home countries from SMS_GUARD_HOME_COUNTRIES)."""
         self._store = store
         self._held = held
         self._ttl = cache_seconds
@@ -48,6 +54,7 @@ class Licensees:
             maxsize=max_cached, ttu=lambda _licensee, entry, _now: entry[0] + self._ttl, timer=monotonic.monotonic)
         self.default_routes = default_routes
         self.provider_names = tuple(provider_names)
+        self.default_guard = default_guard
 
     async def settings(self, licensee_id: str) -> LicenseeSettings:
         return await self._store.get(licensee_id) or LicenseeSettings(licensee_id)
@@ -66,6 +73,35 @@ class Licensees:
     async def routes_for(self, licensee_id: str) -> RoutingTable:
         """The table the licensee's messages go by: its own, or the deployment's default."""
         return await self.routes(licensee_id) or self.default_routes
+
+    async def guard(self, licensee_id: str, *, cached: bool = True) -> Guard:
+        """The guard the licensee's messages go by: its own, or the deployment's default. `cached=False`
+        reads what is stored now (what `guard show` and GET /api/guard answer)."""
+        if not cached:
+            return _guard_of(await self.settings(licensee_id)) or self.default_guard
+        return (await self._read(licensee_id)).guard or self.default_guard
+
+    async def has_own_guard(self, licensee_id: str) -> bool:
+        return (await self.settings(licensee_id)).guard is not None
+
+    async def set_guard(self, licensee_id: str, data: Any, *, may_loosen: bool, clear: bool = False) -> Guard:
+        """Change the licensee's guard by `data` (sms.domain.guard.parse_guard: the fields given replace or
+        merge into the guard it has now), or with `clear` go back to the deployment's default. Without
+        `may_loosen` (the licensee's own key), a change that permits anything the guard now refuses is
+        Forbidden, naming each such field; nothing is saved. ValidationFailed naming each bad field."""
+
+        def change(current: LicenseeSettings) -> LicenseeSettings:
+            now = _guard_of(current) or self.default_guard
+            wanted = self.default_guard if clear else parse_guard(data, now)
+            if not may_loosen and (loosened := now.loosened_by(wanted)):
+                raise Forbidden("Loosening a guard takes the operator (python -m sms guard set); a licensee's key may "
+                                "only tighten it. This change would loosen: " + "; ".join(loosened))
+            return replace(current, guard=None if clear else guard_text(wanted), updated_at=utcnow())
+
+        if not clear:
+            parse_guard(data, self.default_guard)  # refused before any read when the data itself is wrong
+        updated = await self._update(licensee_id, change)
+        return _guard_of(updated) or self.default_guard
 
     def parse_routes(self, data: Any) -> RoutingTable:
         """A table from plain data (a request's rules), its providers this deployment's: ValidationFailed
@@ -119,7 +155,7 @@ class Licensees:
         started = monotonic.monotonic()
         settings = await self._store.get(licensee_id)
         read = _Read(QuietHours.parse(settings.quiet_hours, settings.time_zone) if settings and settings.quiet_hours else None,
-                     _routes_of(settings) if settings else None)
+                     _routes_of(settings) if settings else None, _guard_of(settings) if settings else None)
         self._cache[licensee_id] = (started, read)
         return read
 
@@ -133,6 +169,18 @@ class Licensees:
         self._cache.pop(licensee_id, None)
         assert updated is not None  # every change writes
         return updated
+
+
+def _guard_of(settings: LicenseeSettings) -> Guard | None:
+    """The stored guard (None: the default applies). Stored only as guard_text wrote it, so it always reads."""
+    if settings.guard is None:
+        return None
+    try:
+        return parse_guard_text(settings.guard)
+    except (ValueError, ValidationFailed) as exc:
+        detail = "; ".join(e.message for e in exc.field_errors) if isinstance(exc, ValidationFailed) else str(exc)
+        raise Conflict(f"Licensee {settings.licensee_id}'s stored guard cannot be read: {detail}. Set it again "
+                       "(python -m sms guard set) or clear it (guard set --clear)") from None
 
 
 def _routes_of(settings: LicenseeSettings) -> RoutingTable | None:
