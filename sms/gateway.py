@@ -37,6 +37,7 @@ from .usecases.auth import Authenticator
 from .usecases.cancel import Cancel
 from .usecases.delivery import DISABLE_AFTER, DISABLE_AFTER_FAILURES, Transport, WebhookDelivery
 from .usecases.dispatch import PROGRESS_EVERY, Dispatch
+from .usecases.guard import Routing, Screening
 from .usecases.held import HeldMessages
 from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
@@ -116,6 +117,7 @@ class UseCases:
     licensees: Licensees
     opt_outs: OptOuts  # this process's view of them (cached): what dispatch checks and inbound changes
     breakers: Breakers  # this process's view of each provider's health (GET /api/providers)
+    screening: Screening  # the licensees' guards applied to recipients, and what they cost
 
 
 def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
@@ -130,15 +132,16 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                           default_guard=t.default_guard or default_guard((t.limits.default_region,)))
     # This process's view of each provider's health: its calls and the receipts it handles feed it.
     breakers = Breakers(t.clock, t.breaker_failures, t.breaker_cool_off)
+    screening = Screening(licensees, Routing(licensees, p.providers), t.prices)
     dispatch = Dispatch(p.messages, p.jobs, p.providers, provider_rates=dict(t.provider_rates), breakers=breakers,
                         send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
                         progress_every=t.progress_every,
-                        licensees=licensees, clock=t.clock)
+                        licensees=licensees, screening=screening, clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
     pending = PendingMessages(p.pending, t.sending_lease)
-    accept = Accept(p.messages, p.jobs, ledger, once, pending, t.limits, p.providers.first.name, t.clock)
+    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, t.limits, p.providers.first.name, t.clock)
     return UseCases(
         accept=accept,
         send_now=SendNow(accept, dispatch, once, t.clock),
@@ -158,6 +161,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         cancel=Cancel(p.messages, ledger, t.sending_lease, t.clock),
         licensees=licensees,
         opt_outs=opt_outs,
+        screening=screening,
     )
 
 

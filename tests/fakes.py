@@ -12,6 +12,7 @@ from typing import Sequence
 from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
 from sms.domain.errors import AlreadyExists, RecordChanged
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
+from sms.domain.guard import default_guard
 from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
 from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
@@ -627,6 +628,10 @@ class ScriptedTransport:
         self.requests.append((url, dict(headers), body))
         return self.script.pop(0) if self.script else DeliveryAttempt(Outcome.DELIVERED, 200, 12, response_body="ok")
 
+
+# A deployment whose licensees may text every country (SMS_GUARD_HOME_COUNTRIES=*): for tests of other
+# features whose recipients are in several countries. Without it the guard lets only the default region's through.
+EVERY_COUNTRY = default_guard(("*",))
 
 _PORTS = {f.name for f in fields(Ports)}
 _TUNING = {f.name for f in fields(Tuning)}

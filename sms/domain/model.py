@@ -143,6 +143,8 @@ class Event:
     # trying again (sms.providers.Failure: not_taken, refused, ambiguous) and the provider's own code.
     outcome: str | None = None
     code: str | None = None
+    # On a claim of a recipient the licensee's guard monitors (sms/domain/guard.py): why it was flagged.
+    guard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ class Recipient:
     def with_event(self, event: Event) -> "Recipient":
         """The row with `event` last on its timeline. Retries repeat claims and releases without bound, and
         the row is one entity of a 100-row transaction: past MAX_EVENTS the oldest after the first go."""
-        events = self.events + (replace(event, error=_event_error(event.error)),)
+        events = self.events + (replace(event, error=_event_error(event.error), guard=_event_error(event.guard)),)
         dropped = len(events) - MAX_EVENTS
         if dropped <= 0:
             return replace(self, events=events)

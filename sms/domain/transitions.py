@@ -33,11 +33,11 @@ CANCELLED = "The message was cancelled before this recipient was sent"
 
 
 def _step(before: Recipient, after: Recipient, error: str | None = None, attempt: int | None = None,
-          provider: str | None = None, outcome: str | None = None, code: str | None = None) -> Recipient:
+          provider: str | None = None, outcome: str | None = None, code: str | None = None, guard: str | None = None) -> Recipient:
     """`after` with its step on the timeline. The provider's message id goes on the step that brought it
     (it is set once and kept), so the timeline carries it once."""
     brought = after.provider_message_id if after.provider_message_id != before.provider_message_id else None
-    return after.with_event(Event(after.status, after.updated_at, brought, error, attempt, provider, outcome, code))
+    return after.with_event(Event(after.status, after.updated_at, brought, error, attempt, provider, outcome, code, guard))
 
 
 def scheduled(row: Recipient) -> Recipient:
@@ -46,15 +46,15 @@ def scheduled(row: Recipient) -> Recipient:
 
 
 def claimed(row: Recipient, claim_id: str, *, at: datetime, provider: str | None = None,
-            sent_from: str | None = None) -> Recipient | None:
+            sent_from: str | None = None, flagged: str | None = None) -> Recipient | None:
     """queued (or scheduled, once its time has come) -> sending, for one provider call (to `provider`,
     from `sent_from`): attempts + 1, and the claim id of the dispatch making it. The dispatch decides
-    when a scheduled one is due."""
+    when a scheduled one is due. `flagged`: why the licensee's guard monitors the number, kept on the claim's step."""
     if row.status not in WAITING:
         return None
     after = row.moved_to(Status.SENDING, at=at, attempts=row.attempts + 1, first_attempt_at=row.first_attempt_at or at,
                          claim_id=claim_id, provider=provider, sent_from=sent_from)
-    return _step(row, after, attempt=after.attempts, provider=provider)
+    return _step(row, after, attempt=after.attempts, provider=provider, guard=flagged)
 
 
 def passed_on(row: Recipient, claim_id: str, provider: str, why: str, *, at: datetime, code: str | None = None) -> Recipient | None:

@@ -299,7 +299,8 @@ def _timeline_text(r: Recipient) -> str | None:
         return None
     events = [{key: value for key, value in (
         ("status", e.status.value), ("at", e.at.isoformat()), ("providerMessageId", e.provider_message_id),
-        ("error", e.error), ("attempt", e.attempt), ("provider", e.provider), ("outcome", e.outcome), ("code", e.code))
+        ("error", e.error), ("attempt", e.attempt), ("provider", e.provider), ("outcome", e.outcome), ("code", e.code),
+        ("guard", e.guard))
         if value is not None} for e in r.events]
     timeline = {"events": events, "omitted": r.events_omitted} if r.events_omitted else {"events": events}
     return json.dumps(timeline, separators=(",", ":"), ensure_ascii=False)
@@ -311,7 +312,7 @@ def _stored_timeline(text: str | None) -> tuple[tuple[Event, ...], int] | None:
     try:
         timeline = json.loads(text)
         events = tuple(Event(Status(e["status"]), datetime.fromisoformat(e["at"]), e.get("providerMessageId"),
-                             e.get("error"), e.get("attempt"), e.get("provider"), e.get("outcome"), e.get("code"))
+                             e.get("error"), e.get("attempt"), e.get("provider"), e.get("outcome"), e.get("code"), e.get("guard"))
                        for e in timeline["events"])
         return events, int(timeline.get("omitted", 0))
     except (ValueError, KeyError, TypeError, AttributeError):

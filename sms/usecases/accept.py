@@ -20,6 +20,7 @@ from ..domain.errors import GatewayError, RecordChanged, StorageUnavailable, Val
 from ..domain.model import Message, Recipient, SendJob, queue_delay, reference_for, utcnow
 from ..domain.validation import Limits, message_from
 from ..storage import JobQueue, MessageStore
+from .guard import Screening
 from .idempotency import OncePerKey
 from .ledger import Ledger
 from .sweep import PendingMessages
@@ -29,22 +30,25 @@ log = logging.getLogger("sms.accept")
 
 class Accept:
     def __init__(self, messages: MessageStore, jobs: JobQueue, ledger: Ledger, once: OncePerKey, pending: PendingMessages,
-                 limits: Limits = Limits(), provider_name: str = "", clock: Callable[[], datetime] = utcnow):
+                 screening: Screening, limits: Limits = Limits(), provider_name: str = "", clock: Callable[[], datetime] = utcnow):
         self._messages, self._queue, self._ledger, self._once, self._pending = messages, jobs, ledger, once, pending
-        self._limits, self._provider_name, self._clock = limits, provider_name, clock
+        self._screening, self._limits, self._provider_name, self._clock = screening, limits, provider_name, clock
 
-    def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
-        """The command checked, as the message and recipient records it becomes (ValidationFailed naming each problem)."""
-        return message_from(command, licensee_id, self._limits, self._clock(), comm_id)
+    async def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
+        """The command checked, as the message and recipient records it becomes (ValidationFailed naming each
+        problem), its recipients screened by the licensee's guard (those it refuses `blocked`, with why)."""
+        message, recipients = message_from(command, licensee_id, self._limits, self._clock(), comm_id)
+        screened = await self._screening.screen(message, recipients)
+        return message, screened.recipients
 
     def _job_delay(self, message: Message) -> int:
         """A scheduled message's jobs wait on the queue until its sendAt (one hop of it at most)."""
         return queue_delay(message.send_at, message.created_at) if message.send_at is not None else 0
 
-    def _under(self, checked: tuple[Message, list[Recipient]], command: SendMessage, licensee_id: str,
-               comm_id: str | None) -> tuple[Message, list[Recipient]]:
+    async def _under(self, checked: tuple[Message, list[Recipient]], command: SendMessage, licensee_id: str,
+                     comm_id: str | None) -> tuple[Message, list[Recipient]]:
         """An auto-batch item, checked already, under `comm_id` (its Idempotency-Key's): checked again for it."""
-        return checked if comm_id in (None, checked[0].comm_id) else self.checked(command, licensee_id, comm_id)
+        return checked if comm_id in (None, checked[0].comm_id) else await self.checked(command, licensee_id, comm_id)
 
     async def queue(self, command: SendMessage, licensee_id: str, key: RequestKey | None = None,
                     checked: tuple[Message, list[Recipient]] | None = None) -> SendResult:
@@ -52,7 +56,9 @@ class Accept:
         already checked (an auto-batch checks every item first)."""
 
         async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
-            return self._under(checked, command, licensee_id, comm_id) if checked else self.checked(command, licensee_id, comm_id)
+            if checked:
+                return await self._under(checked, command, licensee_id, comm_id)
+            return await self.checked(command, licensee_id, comm_id)
 
         async def work(prepared: tuple[Message, list[Recipient]]) -> SendResult:
             message, recipients = prepared
@@ -73,7 +79,7 @@ class Accept:
         prepared, errors = [], []
         for i, command in enumerate(commands):
             try:
-                prepared.append(self.checked(command, licensee_id))
+                prepared.append(await self.checked(command, licensee_id))
             except ValidationFailed as exc:
                 errors += [replace(e, field_name=f"[{i}].{e.field_name}", message=f"[{i}].{e.message}") for e in exc.field_errors]
         if errors:

@@ -23,10 +23,11 @@ from ..domain.pacing import RetryPolicy, SenderRateLimiter
 from ..domain.phone import mask, mask_numbers
 from ..domain.quiet import held_reason
 from ..domain.routing import Rule, region_of
-from ..domain.simulated import SIMULATOR, simulated
+from ..domain.simulated import SIMULATOR
 from ..logs import log_unexpected
 from ..providers import Failure, Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from ..storage import InboundStore, JobQueue, MessageStore, ReplyRoute
+from .guard import Screening
 from .job_rows import JobRows
 from .ledger import Ledger
 from .licensees import Licensees
@@ -60,9 +61,6 @@ class Sent:
     unanswered: bool = False  # the provider did not answer for a claim a dead worker left: still sending
 
 
-_SIMULATED = Rule("*", (SIMULATOR,))
-
-
 class Dispatch:
     def __init__(
         self,
@@ -74,6 +72,7 @@ class Dispatch:
         reply_routes: InboundStore,
         ledger: Ledger,
         licensees: Licensees,
+        screening: Screening,
         send_concurrency: int = 16,
         retry: RetryPolicy = RetryPolicy(),
         rate_limiter: SenderRateLimiter = SenderRateLimiter(0),
@@ -98,6 +97,7 @@ class Dispatch:
         self._sending_lease = sending_lease
         self._ledger = ledger
         self._licensees = licensees  # their quiet hours
+        self._screening = screening  # their guards, and their routes
         self._clock = clock
         self._progress_every = progress_every
         # Bounds concurrent provider calls across every job this process runs.
@@ -190,8 +190,11 @@ class Dispatch:
         routes = await self.routes_of(message, waiting) if waiting and not expired else {}
         # The numbers it may text: an expired message's need no opt-out read.
         blocked = await self._blocked(message, waiting, routes) if routes else set()
-        quiet, held = await self.held(message, [r for r in waiting if r.seq in routes and r.seq not in blocked], now) \
-            if not expired else ("", {})
+        # What the licensee's guard says now of the rest (it may have changed since the message was accepted).
+        guarded, flagged = await self._screening.at_dispatch(
+            message, [r for r in waiting if routes.get(r.seq) is not None and r.seq not in blocked]) if routes else ({}, {})
+        quiet, held = await self.held(message, [r for r in waiting if r.seq in routes and r.seq not in blocked and r.seq not in guarded],
+                                      now) if not expired else ("", {})
         for r in recipients:
             if r.status in WAITING and expired:
                 rows.expire(r.seq)
@@ -199,11 +202,13 @@ class Dispatch:
                 rows.no_route(r.seq)
             elif r.status in WAITING and r.seq in blocked:
                 rows.opt_out(r.seq)
+            elif r.status in WAITING and r.seq in guarded:
+                rows.block(r.seq, guarded[r.seq])
             elif r.seq in held:
                 rows.hold(r.seq, quiet)
-        to_send = [(r.seq, routes[r.seq]) for r in waiting
-                   if not expired and routes.get(r.seq) is not None and r.seq not in blocked and r.seq not in held]
-        retry_delays = await self._send_each(message, to_send, rows)
+        to_send = [(r.seq, routes[r.seq]) for r in waiting if not expired and routes.get(r.seq) is not None
+                   and r.seq not in blocked and r.seq not in guarded and r.seq not in held]
+        retry_delays = await self._send_each(message, to_send, rows, flagged)
         await rows.flush()  # opt-outs, expiries, holds and failures not yet written with a claim
         settled = rows.settled()
         # The job again, once the first of these comes: a retry's delay (the released recipients are
@@ -219,19 +224,7 @@ class Dispatch:
 
     async def routes_of(self, message: Message, recipients: Sequence[Recipient]) -> dict[int, Rule | None]:
         """Each recipient's routing rule (None: no rule matches its number), from the licensee's table."""
-        table = await self._licensees.routes_for(message.licensee_id)  # its own, or the deployment's default
-        # With the simulator on (SMS_SIMULATOR), the numbers reserved for fiction go to it whatever the table says.
-        to_simulator = self._providers.get(SIMULATOR) is not None
-        return {r.seq: _SIMULATED if to_simulator and simulated(r.phone_number) else self._usable(table.route_for(r.phone_number))
-                for r in recipients}
-
-    def _usable(self, rule: Rule | None) -> Rule | None:
-        """The rule with only the providers this deployment has (a licensee's stored table may name one
-        since removed); None when it has none left: the recipient has no route."""
-        if rule is None:
-            return None
-        names = tuple(name for name in rule.providers if self._providers.get(name) is not None)
-        return None if not names else rule if names == rule.providers else Rule(rule.match, names, rule.sender)
+        return await self._screening.routing.routes_of(message, recipients)
 
     def _sender_of(self, message: Message, rule: Rule) -> str | None:
         """The number a recipient's SMS goes out from: the message's own From, else its rule's pinned
@@ -337,7 +330,8 @@ class Dispatch:
             held = {seq: until for seq, until in held.items() if seq not in blocked}
         return quiet, held
 
-    async def _send_each(self, message: Message, to_send: Sequence[tuple[int, Rule]], rows: JobRows) -> list[int]:
+    async def _send_each(self, message: Message, to_send: Sequence[tuple[int, Rule]], rows: JobRows,
+                         flagged: dict[int, str] | None = None) -> list[int]:
         """Start each recipient's send once its turn under the sender's rate limit has come, the sends
         overlapping. Returns the retry delays of those released for a retry.
 
@@ -357,7 +351,7 @@ class Dispatch:
                 await self._rate.wait_turn(message.sender.phone_number)
                 await self._provider_turn(rule.providers[0])
                 progress.check()
-                sends.append(asyncio.create_task(self._send_one(message, seq, rule, rows)))
+                sends.append(asyncio.create_task(self._send_one(message, seq, rule, rows, (flagged or {}).get(seq))))
             results = await asyncio.gather(*sends, return_exceptions=True)
         except BaseException:
             for send in sends:  # the dispatch is cancelled (its host is stopping it): so are its sends
@@ -386,7 +380,7 @@ class Dispatch:
         if (limiter := self._provider_rates.get(name)) is not None:
             await limiter.wait_turn(name)
 
-    async def _send_one(self, message: Message, seq: int, rule: Rule, rows: JobRows) -> int | None:
+    async def _send_one(self, message: Message, seq: int, rule: Rule, rows: JobRows, flagged: str | None = None) -> int | None:
         """With a send slot: claim one recipient for the first provider of its route and hand it over;
         if that provider refuses it before accepting it (Failure.NOT_TAKEN), hand it to the next, the
         claim naming each before its call; then record the outcome. An ambiguous outcome (it may have
@@ -399,7 +393,7 @@ class Dispatch:
             country = region_of(rows.row(seq).phone_number)
             # The first provider whose breakers let a call through; when every one is open, the first all the same.
             name = self._next_healthy(names, country) or names[0]
-            claimed = await rows.claim(seq, name, message.sender.phone_number or rule.sender)
+            claimed = await rows.claim(seq, name, message.sender.phone_number or rule.sender, flagged)
             if claimed is None:
                 return None  # another worker claimed or settled it first
             while True:

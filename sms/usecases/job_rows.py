@@ -86,7 +86,8 @@ class JobRows:
 
     # -- changes -----------------------------------------------------------------------------
 
-    async def claim(self, seq: int, provider: str | None = None, sent_from: str | None = None) -> Recipient | None:
+    async def claim(self, seq: int, provider: str | None = None, sent_from: str | None = None,
+                    flagged: str | None = None) -> Recipient | None:
         """Claim a queued recipient for one provider call to `provider` from `sent_from` (queued -> sending,
         attempts + 1, this claim id), written together with whatever else is waiting. Call it just before
         the provider call, never earlier: `sending` must mean "handed to the provider". None when another
@@ -95,7 +96,8 @@ class JobRows:
         def claimed(row: Recipient, at: datetime) -> Recipient | None:
             if row.claim_id == self.claim_id:
                 return row  # this dispatch's claim landed; only its answer was lost
-            return None if self.yielded else transitions.claimed(row, self.claim_id, at=at, provider=provider, sent_from=sent_from)
+            return None if self.yielded else transitions.claimed(row, self.claim_id, at=at, provider=provider, sent_from=sent_from,
+                                                                               flagged=flagged)
 
         row = await self._write(seq, claimed, settles=False, claiming=True)
         return row if row is not None and row.status is Status.SENDING and row.claim_id == self.claim_id else None
@@ -133,6 +135,11 @@ class JobRows:
     def opt_out(self, seq: int) -> None:
         """Mark a queued recipient opted out: not attempted. Written with the next write (or `flush`)."""
         self._add(seq, (lambda row, at: transitions.opted_out(row, at=at), True, None))
+
+    def block(self, seq: int, reason: str) -> None:
+        """Mark a waiting recipient blocked by the licensee's guard (`reason` says why): not attempted.
+        Written with the next write."""
+        self._add(seq, (lambda row, at: transitions.blocked(row, reason, at=at), True, None))
 
     def no_route(self, seq: int) -> None:
         """Fail a queued recipient no routing rule matches: not attempted. Written with the next write."""

@@ -35,7 +35,7 @@ class SendNow:
         """Save the SMS and send it within the request; answer with the real outcome."""
 
         async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
-            message, recipients = self._accept.checked(command, licensee_id, comm_id)
+            message, recipients = await self._accept.checked(command, licensee_id, comm_id)
             if message.send_at is not None:
                 raise ValidationFailed([FieldError(
                     "SMSModel.SendAt", "NotAllowed",

@@ -185,6 +185,7 @@ class RecipientEvent(WireModel):
     provider: str | None = None  # on a claim: the provider it was handed to; on a pass to the next, that one
     outcome: str | None = None  # on a failed call's step: not_taken, refused or ambiguous (README, Several providers)
     code: str | None = None  # and the provider's own error code or HTTP status
+    guard: str | None = None  # on a claim the licensee's guard monitors: why it was flagged (README, Guard)
 
 
 RecipientState.model_rebuild()

@@ -108,7 +108,8 @@ def message_state(report: MessageReport) -> MessageState:
                 status=r.status.value, provider_message_id=r.provider_message_id, error=r.last_error,
                 attempts=r.attempts, updated_at=r.updated_at,
                 timeline=[RecipientEvent(status=e.status.value, at=e.at, provider_message_id=e.provider_message_id,
-                                         error=e.error, attempt=e.attempt, provider=e.provider, outcome=e.outcome, code=e.code)
+                                         error=e.error, attempt=e.attempt, provider=e.provider, outcome=e.outcome, code=e.code,
+                                         guard=e.guard)
                           for e in r.timeline],
                 timeline_omitted=r.events_omitted or None,
             )

@@ -20,6 +20,7 @@ from sms.domain.transitions import NOT_HANDED_OVER, OUTCOME_UNKNOWN
 from sms.providers import Found, SendOutcome, Trace
 from sms.usecases.dispatch import RecipientsInFlight
 from tests.fakes import (
+    EVERY_COUNTRY,
     InMemoryIdempotencyStore,
     InMemoryJobQueue,
     InMemoryLedgerStore,
@@ -61,7 +62,8 @@ def world(provider=None, store=None, clock=None, **options):
     store = store or InMemoryMessageStore()
     queue = InMemoryJobQueue()
     provider = provider or RecordingProvider()
-    use = assembled(store, queue, provider, sending_lease=LEASE, **({"clock": clock} if clock else {}), **options)
+    use = assembled(store, queue, provider, sending_lease=LEASE, default_guard=EVERY_COUNTRY, **({"clock": clock} if clock else {}),
+                    **options)
     return store, queue, use
 
 

@@ -13,7 +13,7 @@ from sms.domain.routing import NO_ROUTE, RoutingTable, Rule
 from sms.domain.transitions import OUTCOME_UNKNOWN
 from sms.providers import Failure, Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from sms.storage import LedgerQuery
-from tests.fakes import LICENSEE, Clock, InMemoryJobQueue, InMemoryMessageStore, assembled, command
+from tests.fakes import EVERY_COUNTRY, LICENSEE, Clock, InMemoryJobQueue, InMemoryMessageStore, assembled, command
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=60)
@@ -80,7 +80,7 @@ class World:
         self.vendors = {v.name: v for v in vendors}
         table = RoutingTable(rules or (Rule("*", tuple(self.vendors)),))
         self.use = assembled(self.store, self.queue, providers=ProviderSet(list(vendors)), default_routes=table, clock=self.clock,
-                             sending_lease=LEASE, **tuning)
+                             sending_lease=LEASE, default_guard=EVERY_COUNTRY, **tuning)
 
     async def send(self, *numbers: str) -> str:
         return (await self.use.accept.queue(command(*numbers), LICENSEE)).comm_id
@@ -357,7 +357,7 @@ async def test_a_simulator_number_goes_to_the_simulator_whatever_the_routing_tab
     simulator = SimulatorProvider(receipt_delay=3600)
     world = World(Vendor("twilio-au"))
     world.use = assembled(world.store, world.queue, providers=ProviderSet([world.vendors["twilio-au"], simulator]), clock=world.clock,
-                          default_routes=RoutingTable((Rule("*", ("twilio-au",)),)), sending_lease=LEASE)
+                          default_routes=RoutingTable((Rule("*", ("twilio-au",)),)), sending_lease=LEASE, default_guard=EVERY_COUNTRY)
     fiction = "+61491570006"  # ACMA's first number for drama (sms/domain/simulated.py)
     comm_id = await world.send(AU, fiction)
     await world.run(comm_id)

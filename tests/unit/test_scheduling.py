@@ -14,6 +14,7 @@ from sms.domain.errors import NotFound, ValidationFailed
 from sms.domain.model import MAX_QUEUE_DELAY, WAITING, SendJob, Status, utcnow
 from sms.usecases.licensees import CACHE_SECONDS
 from tests.fakes import (
+    EVERY_COUNTRY,
     LICENSEE,
     OTHER,
     InMemoryJobQueue,
@@ -68,7 +69,7 @@ class Gateway:
 
         self.provider.send = timed
         self.use = assembled(self.store, self.queue, self.provider, ledger=self.ledger, licensees=self.settings, clock=self.clock,
-                            send_concurrency=send_concurrency)
+                            send_concurrency=send_concurrency, default_guard=EVERY_COUNTRY)
 
     async def send(self, *numbers, licensee=LICENSEE, **timing) -> str:
         command = SendMessage(to=tuple(Party(phone_number=n) for n in numbers), body="Your appointment is tomorrow at 10",

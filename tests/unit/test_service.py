@@ -15,7 +15,7 @@ from sms.domain.validation import Limits
 from sms.providers import SendOutcome
 from sms.usecases.dispatch import MISSING_MESSAGE_CHECKS, MessageNotWritten, RecipientsInFlight
 from sms.usecases.send_now import IMMEDIATE_SAFETY_NET_SECONDS
-from tests.fakes import RecordingProvider, TracingProvider, VendorRecord, age_claims, command, sms_over
+from tests.fakes import EVERY_COUNTRY, RecordingProvider, TracingProvider, VendorRecord, age_claims, command, sms_over
 from tests.unit.conftest import LICENSEE, OTHER_LICENSEE
 
 
@@ -27,7 +27,8 @@ def au(i: int) -> str:
     return f"+614123{i:05d}"
 
 
-async def test_accept_saves_recipients_in_e164_and_queues_a_job(service, store, queue, provider):
+async def test_accept_saves_recipients_in_e164_and_queues_a_job(store, queue, provider):
+    service = sms_over(store, queue, provider, default_guard=EVERY_COUNTRY)  # a US number too
     response = await service.accept(request("0412 345 678", "+1 650 253 0000"), LICENSEE)
 
     assert response.ok is True and response.summary == "Queued for 2 recipients"

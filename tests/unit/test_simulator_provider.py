@@ -11,7 +11,7 @@ from sms.domain.model import Status
 from sms.domain.simulated import Behaviour
 from sms.providers import Failure, Found, OutgoingSms
 from sms.providers.simulator import SimulatorProvider
-from tests.fakes import InMemoryJobQueue, InMemoryLedgerStore, InMemoryMessageStore, command, sms_over
+from tests.fakes import EVERY_COUNTRY, InMemoryJobQueue, InMemoryLedgerStore, InMemoryMessageStore, command, sms_over
 
 # One North American simulator number per behaviour (the last digit decides), and an ordinary one.
 DELIVERED, UNDELIVERED, FAILED, NOT_TAKEN, AMBIGUOUS, NO_RECEIPT = (f"+1202555010{d}" for d in range(6))
@@ -210,7 +210,7 @@ async def test_a_message_to_every_behaviour_through_the_use_cases():
     callback applies them: each recipient ends as README's table says (those the dispatch decides alone)."""
     store, queue, ledger = InMemoryMessageStore(), InMemoryJobQueue(), InMemoryLedgerStore()
     simulator = SimulatorProvider(receipt_delay=0)
-    sms_ = sms_over(store, queue, simulator, ledger=ledger)
+    sms_ = sms_over(store, queue, simulator, ledger=ledger, default_guard=EVERY_COUNTRY)
     simulator.send_receipts_to(sms_.use.inbound.apply_receipt)
     numbers = (DELIVERED, UNDELIVERED, FAILED, NOT_TAKEN, AMBIGUOUS, NO_RECEIPT, "+61491570156", "+61255500101")
     response = await sms_.accept(command(*numbers), LICENSEE)

@@ -96,7 +96,7 @@ def test_the_openapi_document_describes_the_timeline():
     assert schemas["RecipientState"]["properties"]["timeline"]["items"] == {"$ref": "#/components/schemas/RecipientEvent"}
     assert "timelineOmitted" in schemas["RecipientState"]["properties"]
     assert set(schemas["RecipientEvent"]["properties"]) == {"status", "at", "providerMessageId", "error", "attempt", "provider", "outcome",
-                                                                          "code"}
+                                                                          "code", "guard"}
     assert set(schemas["RecipientEvent"]["required"]) == {"status", "at"}
     # Every field the seed's clients read is still described, and still required where it was.
     assert {"id", "phoneNumber", "status", "updatedAt"} <= set(schemas["RecipientState"]["required"])

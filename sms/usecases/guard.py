@@ -1,0 +1,149 @@
+"""The licensee's guard applied to a message's recipients (issue 27; the rules are sms/domain/guard.py).
+
+At accept (`screen`): each recipient is judged by the guard as it stands, priced (its route's first
+provider, its country, the message's segments: the operator's price table) and blocked when the guard
+blocks its destination, when its price is over the message's MaxPrice, or when a price is needed (a
+MaxPrice, a cost cap) and the table has none for it. A blocked recipient is stored `blocked`, with the
+reason; the rest of the message goes. What the others cost is the message's estimate.
+
+At dispatch (`at_dispatch`): what is still waiting is judged again by the guard as it stands then (a
+scheduled message's guard may have changed meanwhile): blocked, or flagged on its claim when monitored.
+
+Both read the guard through the licensee's cached settings (sms/usecases/licensees.py): no storage call
+on a send but once per licensee per 30 s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from ..domain import transitions
+from ..domain.guard import Action, Guard, kind_of, money_text
+from ..domain.model import WAITING, Message, Recipient
+from ..domain.prices import PriceTable
+from ..domain.routing import Rule
+from ..domain.simulated import SIMULATOR, simulated
+from ..providers import ProviderSet
+from .licensees import Licensees
+
+_SIMULATED = Rule("*", (SIMULATOR,))
+
+
+class Routing:
+    """Which rule of the licensee's routing table each recipient goes by."""
+
+    def __init__(self, licensees: Licensees, providers: ProviderSet):
+        self._licensees = licensees
+        self._providers = providers
+
+    async def routes_of(self, message: Message, recipients: Sequence[Recipient]) -> dict[int, Rule | None]:
+        """Each recipient's routing rule (None: no rule matches its number), from the licensee's table."""
+        table = await self._licensees.routes_for(message.licensee_id)  # its own, or the deployment's default
+        # With the simulator on (SMS_SIMULATOR), the numbers reserved for fiction go to it whatever the table says.
+        to_simulator = self._providers.get(SIMULATOR) is not None
+        return {r.seq: _SIMULATED if to_simulator and simulated(r.phone_number) else self._usable(table.route_for(r.phone_number))
+                for r in recipients}
+
+    def _usable(self, rule: Rule | None) -> Rule | None:
+        """The rule with only the providers this deployment has (a licensee's stored table may name one
+        since removed); None when it has none left: the recipient has no route."""
+        if rule is None:
+            return None
+        names = tuple(name for name in rule.providers if self._providers.get(name) is not None)
+        return None if not names else rule if names == rule.providers else Rule(rule.match, names, rule.sender)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One recipient as the guard and the price table see it."""
+
+    seq: int
+    phone_number: str
+    country: str | None
+    number_type: str
+    provider: str | None  # its route's first provider; None: no route
+    cost: int | None  # its SMS (every segment), in millionths of the currency; None: unknown or not sent
+    action: Action  # the guard's word (block also for a price over MaxPrice or one unknown when needed)
+    reason: str | None  # why it is blocked or monitored
+
+
+@dataclass(frozen=True)
+class Screened:
+    message: Message
+    recipients: list[Recipient]  # the blocked ones moved to `blocked`
+    lines: list[Line]
+    currency: str | None
+    guard: Guard
+
+    @property
+    def going(self) -> list[Line]:
+        """The recipients that are to be sent: not blocked."""
+        return [line for line in self.lines if line.action is not Action.BLOCK]
+
+    @property
+    def segments(self) -> int:
+        """Segments of every recipient that is to be sent."""
+        return self.message.segments * len(self.going)
+
+    @property
+    def cost(self) -> int | None:
+        """The cost of every recipient that is to be sent, routed, in millionths; None when one's price is unknown."""
+        costs = [line.cost for line in self.going if line.provider is not None]
+        return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+
+
+class Screening:
+    def __init__(self, licensees: Licensees, routing: Routing, prices: PriceTable):
+        self._licensees = licensees
+        self.routing = routing
+        self._prices = prices
+
+    @property
+    def currency(self) -> str | None:
+        return self._prices.currency
+
+    async def screen(self, message: Message, recipients: Sequence[Recipient], max_price: int | None = None) -> Screened:
+        """The recipients judged and priced, those refused moved to `blocked` (at the message's creation)."""
+        guard = await self._licensees.guard(message.licensee_id)
+        routes = await self.routing.routes_of(message, recipients)
+        needs_price = max_price is not None or guard.caps.daily_cost is not None or guard.caps.monthly_cost is not None
+        lines, screened = [], []
+        for r in recipients:
+            line = self._line(guard, r, routes.get(r.seq), message.segments, max_price, needs_price)
+            lines.append(line)
+            blocked = line.action is Action.BLOCK and r.status in WAITING
+            screened.append(transitions.blocked(r, line.reason or "", at=message.created_at) if blocked else r)
+        return Screened(message, screened, lines, self._prices.currency, guard)
+
+    def _line(self, guard: Guard, r: Recipient, rule: Rule | None, segments: int, max_price: int | None,
+              needs_price: bool) -> Line:
+        country, number_type = kind_of(r.phone_number)
+        verdict = guard.judge(r.phone_number)
+        provider = rule.providers[0] if rule is not None else None
+        cost = self._prices.cost(country, provider, segments) if provider is not None else None
+        line = Line(r.seq, r.phone_number, country, number_type, provider, cost, verdict.action, verdict.reason)
+        if verdict.action is Action.BLOCK or provider is None:
+            return line
+        if cost is None and needs_price:
+            why = "its MaxPrice" if max_price is not None else "this licensee's cost cap"
+            return replace(line, action=Action.BLOCK, reason=f"the price table has no price for {country or 'its country'} "
+                                                             f"through {provider}, and {why} needs one")
+        if max_price is not None and cost is not None and cost > max_price:
+            currency = f" {self._prices.currency}" if self._prices.currency else ""
+            return replace(line, action=Action.BLOCK, reason=f"it costs {money_text(cost)}{currency}, over the message's "
+                                                             f"MaxPrice of {money_text(max_price)}{currency}")
+        return line
+
+    async def at_dispatch(self, message: Message, recipients: Sequence[Recipient]) -> tuple[dict[int, str], dict[int, str]]:
+        """Of these waiting recipients, those the guard now blocks and those it monitors: seq -> why, each."""
+        if not recipients:
+            return {}, {}
+        guard = await self._licensees.guard(message.licensee_id)
+        blocked, flagged = {}, {}
+        for r in recipients:
+            verdict = guard.judge(r.phone_number)
+            if verdict.action is Action.BLOCK:
+                blocked[r.seq] = verdict.reason or ""
+            elif verdict.action is Action.MONITOR:
+                flagged[r.seq] = verdict.reason or ""
+        return blocked, flagged
