@@ -669,14 +669,16 @@ def sms_over(messages: MessageStore, jobs: JobQueue, provider: SmsProvider, **op
 class World:
     """The service, inbound handling and opt-outs wired over in-memory fakes: one worker's view."""
 
-    def __init__(self):
+    def __init__(self, **tuning):
+        """`tuning`: sms.gateway.Tuning's, for this world (its prices, its default guard)."""
         self.store, self.queue, self.provider = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()
         self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
         self.ledger = InMemoryLedgerStore()
         self.webhooks = InMemoryWebhookEndpointStore()
         self.deliveries, self.delivery_log = InMemoryDeliveryQueue(), InMemoryDeliveryLog()
         self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_out_store, inbound=self.inbound_store,
-                            ledger=self.ledger, webhooks=self.webhooks, deliveries=self.deliveries, delivery_log=self.delivery_log)
+                            ledger=self.ledger, webhooks=self.webhooks, deliveries=self.deliveries, delivery_log=self.delivery_log,
+                            **tuning)
         self.use = self.sms.use
         self.opt_outs = self.use.opt_outs
         self.inbound = self.use.inbound
