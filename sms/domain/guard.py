@@ -334,6 +334,8 @@ def _caps(value: Any, base: Caps, errors: list[FieldError]) -> Caps:
         if raw is None:
             changes[name] = None
         elif name.endswith("_segments"):
+            if isinstance(raw, str) and raw.strip().isdecimal() and len(raw) <= 16:
+                raw = int(raw)  # JSV has no numbers: a JSV body's caps arrive as text
             if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_CAP:
                 errors.append(FieldError(f"Caps.{wire}", "InvalidValue", f"Caps.{wire} is a whole number of segments from 0 "
                                                                        f"to {MAX_CAP}, or null for no cap"))

@@ -39,6 +39,8 @@ from ..wire.mapping import (
     comm_response,
     delivery_list,
     delivery_log_page,
+    guard_change,
+    guard_state,
     ledger_query,
     message_list,
     message_state,
@@ -316,6 +318,28 @@ async def _routes_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Bas
     return routing_table_state(licensees.default_routes, own=False)
 
 
+# The licensee's guard, with its key: it may read it and tighten it; loosening it takes the operator (python -m sms guard set).
+
+async def _guard_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """Its own guard as stored now (not a process's cached copy), or the deployment's default, saying which."""
+    licensee = await _licensee(req, gw)
+    licensees = gw.use.licensees
+    return guard_state(await licensees.guard(licensee, cached=False), await licensees.has_own_guard(licensee),
+                       gw.use.screening.currency)
+
+
+async def _guard_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    guard = await gw.use.licensees.set_guard(licensee, guard_change(_request_data(req, route, gw)), may_loosen=False)
+    return guard_state(guard, True, gw.use.screening.currency)
+
+
+async def _guard_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """Back to the deployment's default: refused (403) where the default permits more than the licensee's own."""
+    guard = await gw.use.licensees.set_guard(await _licensee(req, gw), None, may_loosen=False, clear=True)
+    return guard_state(guard, False, gw.use.screening.currency)
+
+
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
 
 
@@ -357,6 +381,7 @@ _WORK: dict[str, Work] = {
     "webhooks_remove": _webhooks_remove, "webhooks_rotate_secret": _webhooks_rotate_secret,
     "webhooks_enable": _webhooks_enable, "webhooks_deliveries": _webhooks_deliveries, "webhooks_replay": _webhooks_replay,
     "routes_show": _routes_show, "routes_set": _routes_set, "routes_clear": _routes_clear,
+    "guard_show": _guard_show, "guard_set": _guard_set, "guard_clear": _guard_clear,
 }
 _OWN_SHAPE: dict[str, Callable[[func.HttpRequest, GatewaySource], Awaitable[func.HttpResponse]]] = {
     "health": _health, "openapi": _openapi, "metadata": _metadata,

@@ -2,7 +2,8 @@
 (a licensee's ledger, as GET /api/sms and /api/usage answer it), `usage rebuild` (count days' usage
 again from the ledger), `messages cancel` (as DELETE
 /api/sms/{commId}), `licensees show|set` (a licensee's quiet hours and time zone), `routes show|set` (a
-licensee's own routing table, as /api/routes manages it, or the deployment's default), `webhooks add|list|rotate-secret|
+licensee's own routing table, as /api/routes manages it, or the deployment's default), `guard show|set` (a licensee's
+guard: sms/entrypoints/cli_guard.py), `webhooks add|list|rotate-secret|
 remove|enable|deliveries|replay` (a licensee's webhook endpoints, their delivery log and replays,
 through the use cases /api/webhooks runs), and `python -m sms simulate inbound|receipt` to post what
 ACS would to a running gateway.
@@ -22,7 +23,7 @@ from typing import Awaitable, Callable, TypeVar
 
 from ..bootstrap import Adapters, build
 from ..config import LOCAL_GATEWAY, ConfigError, Settings, load_local_settings
-from ..domain.errors import FieldError, LimitReached, NotFound, StillChanging, StorageUnavailable, ValidationFailed
+from ..domain.errors import Conflict, FieldError, LimitReached, NotFound, StorageUnavailable, ValidationFailed
 from ..domain.events import EVENT_TYPES
 from ..domain.model import Status, reference_for, status_of, utcnow
 from ..domain.phone import InvalidNumber, to_e164
@@ -37,6 +38,7 @@ from ..usecases.usage import MAX_REBUILD_DAYS
 from ..wire import parse_guid
 from ..wire.dto import WebhookReplayRequest
 from ..wire.mapping import ledger_query, replay_request, usage_range
+from .cli_guard import add_guard_commands, guard
 
 T = TypeVar("T")
 
@@ -494,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--from", dest="from_", help="written from: a day (UTC) or an instant with its offset")
     replay.add_argument("--to", help="written before: a day (taken whole) or an instant with its offset")
     _add_routes_commands(commands)
+    add_guard_commands(commands, _guid)
     load_local_settings()  # before the arguments: a number is read in SMS_DEFAULT_REGION
     args = parser.parse_args(argv)
     try:
@@ -510,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "routes":
             text = _routes_file(args.file) if args.action == "set" and args.file is not None else None  # before storage
             asyncio.run(with_adapters(lambda adapters: _routes(adapters, args, text)))
+        elif args.command == "guard":
+            asyncio.run(with_adapters(lambda adapters: guard(adapters, args)))
         elif args.command == "usage":
             if args.action is None and args.licensee is None:
                 usage.error("the following arguments are required: --licensee (or: usage rebuild)")
@@ -544,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyNotChosen as exc:
         print(f"error: {exc} with --key-id", file=sys.stderr)
         return 2
-    except (ConfigError, StorageUnavailable, KeyLimitReached, LimitReached, StillChanging) as exc:
+    except (ConfigError, StorageUnavailable, KeyLimitReached, LimitReached, Conflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValidationFailed as exc:

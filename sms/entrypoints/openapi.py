@@ -21,6 +21,8 @@ from ..usecases.webhook_endpoints import MAX_ENDPOINTS, MAX_URL_CHARS
 from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, SMSSend
 from ..wire.dto import (
     CancelResponse,
+    GuardRequest,
+    GuardState,
     MessageList,
     ProvidersResponse,
     RoutingTableRequest,
@@ -75,6 +77,9 @@ _ERRORS_BY_KIND = {
     "routes_show": ("400", "401", "429", "503"),
     "routes_set": ("400", "401", "409", "413", "415", "429", "503"),
     "routes_clear": ("400", "401", "409", "429", "503"),
+    "guard_show": ("400", "401", "409", "429", "503"),
+    "guard_set": ("400", "401", "403", "409", "413", "415", "429", "503"),
+    "guard_clear": ("400", "401", "403", "409", "429", "503"),
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
@@ -84,7 +89,11 @@ _ERRORS_ON = {
     **{kind: {"404": "No webhook endpoint with this id for this licensee."}
        for kind in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries")},
     **{kind: {"409": "The licensee's settings kept changing while this change was saved (another change landed first each "
-                     "time): make it again."} for kind in ("routes_set", "routes_clear")},
+                     "time): make it again."} for kind in ("routes_set", "routes_clear", "guard_set", "guard_clear")},
+    **{kind: {"403": "The change would loosen the guard (the message names each field: Countries.GB: block -> allow). A "
+                     "licensee's key may only tighten its guard; the operator loosens it (python -m sms guard set). Nothing "
+                     "was saved."} for kind in ("guard_set", "guard_clear")},
+    "guard_show": {"409": "The licensee's stored guard cannot be read: the operator sets it again."},
     "routes_set": {"400": "The body is no routing table: `errors` names each problem (Rules[1].Providers[0]: a provider this "
                           "deployment does not have; a country libphonenumber does not know; a prefix not + and 1 to 15 digits; "
                           "a sender neither E.164 nor an alphanumeric id; a rule an earlier one leaves nothing to match; more "
@@ -121,6 +130,11 @@ _SUMMARIES = {
     "routes_set": f"Give the licensee its own routing table (1 to {MAX_RULES} rules), in place of the deployment's default; "
                   "the answer is the table as stored. Every worker uses it within 30 s",
     "routes_clear": "Remove the licensee's own routing table: the deployment's default applies again (the answer shows it)",
+    "guard_show": "The guard the licensee's messages go by (its own, source licensee, or the deployment's default): which "
+                  "countries and number types it allows, monitors or blocks, pumping protection, its safe list and its caps",
+    "guard_set": "Tighten the licensee's guard: the fields given replace (countries, numberTypes and caps merge); the answer is "
+                 "the guard as stored. Every worker uses it within 30 s",
+    "guard_clear": "Go back to the deployment's default guard, where it permits nothing the licensee's own refuses",
 }
 _WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
                     "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
@@ -167,7 +181,8 @@ def document() -> dict[str, Any]:
          (WebhookEndpointRequest, "validation"), (WebhookEndpointState, "serialization"), (WebhookEndpointList, "serialization"),
          (WebhookEndpointRemoved, "serialization"), (WebhookDeliveryList, "serialization"),
          (WebhookReplayRequest, "validation"), (WebhookReplayResponse, "serialization"),
-         (RoutingTableRequest, "validation"), (RoutingTableState, "serialization")],
+         (RoutingTableRequest, "validation"), (RoutingTableState, "serialization"), (GuardRequest, "validation"),
+         (GuardState, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -281,6 +296,12 @@ def _operation(route: Route) -> dict[str, Any]:
                            for name, schema, text in _DELIVERY_LOG_PARAMETERS]
         answer = _WEBHOOK_ANSWERS.get(route.kind, WebhookEndpointState)
         ok = _content(_ref(answer), answer.__name__)
+    elif route.kind.startswith("guard_"):
+        if route.kind == "guard_set":
+            form = {"Countries": {"type": "string", "description": "Countries as JSV: {GB:monitor,FR:block}"},
+                    "Caps": {"type": "string", "description": "Caps as JSV: {DailySegments:1000,MonthlyCost:250.00}"}}
+            operation["requestBody"] = _request_body(_ref(GuardRequest), "GuardRequest", form)
+        ok = _content(_ref(GuardState), "GuardState")
     elif route.kind.startswith("routes_"):
         if route.kind == "routes_set":
             form = {"Rules": {"type": "string", "description": "Rules as JSV: [{Match:AU,Providers:[acs],Sender:+61400000000},...]"}}

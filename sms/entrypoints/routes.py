@@ -117,6 +117,10 @@ ROUTES: list[Route] = [
     Route("routes_show", "api/routes", "routes_show", ("GET",)),
     Route("routes_set", "api/routes", "routes_set", ("PUT",)),
     Route("routes_clear", "api/routes", "routes_clear", ("DELETE",)),
+    # The licensee's guard (issue 27): read it, tighten it, or go back to the default (when that is no looser).
+    Route("guard_show", "api/guard", "guard_show", ("GET",)),
+    Route("guard_set", "api/guard", "guard_set", ("PUT",)),
+    Route("guard_clear", "api/guard", "guard_clear", ("DELETE",)),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),

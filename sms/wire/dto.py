@@ -465,3 +465,48 @@ class RoutingTableState(WireModel):
     source: Literal["licensee", "default"] = Field(description=(
         "licensee: the licensee's own table; default: the deployment's, as the licensee has none of its own"))
     rules: list[RouteRule]
+
+
+_ACTION = "allow (sent), monitor (sent, and flagged on the recipient's timeline) or block (not sent: the recipient ends blocked)"
+
+
+class GuardCaps(WireModel):
+    """The most the licensee may send per day and per month of its time zone; null: no cap."""
+
+    daily_segments: int | None = Field(default=None, description="Segments a day (each recipient's SMS counts its segments)")
+    monthly_segments: int | None = Field(default=None, description="Segments a calendar month")
+    daily_cost: str | None = Field(default=None, description="Estimated cost a day, in the price table's currency (\"50.00\")")
+    monthly_cost: str | None = Field(default=None, description="Estimated cost a calendar month")
+
+
+class GuardRequest(WireModel):
+    """PUT /api/guard: a change to the licensee's guard. Each field given replaces the guard's (countries,
+    numberTypes and caps merge: a null removes an entry or a cap); the rest is kept. A licensee's key may only
+    tighten its guard: a change that permits anything the guard now refuses is 403, naming each such field
+    (the operator loosens it: python -m sms guard set)."""
+
+    countries: dict[str, str | None] | None = Field(default=None, description=(
+        f"Country (ISO 3166 alpha-2) -> {_ACTION}; null removes the country (otherCountries applies)"))
+    other_countries: str | None = Field(default=None, description=f"Every country not listed: {_ACTION}")
+    number_types: dict[str, str | None] | None = Field(default=None, description=(
+        "libphonenumber's number type (premium_rate, shared_cost, toll_free, voip, personal_number, pager, uan, voicemail, "
+        f"mobile, fixed_line, fixed_line_or_mobile, unknown) -> {_ACTION}. premium_rate and shared_cost are blocked unless allowed"))
+    pumping: str | None = Field(default=None, description=(
+        "Pumping protection: enforce (a prefix whose burst shows a collapsing delivery rate is blocked for a while), monitor "
+        "(found and told, nothing blocked) or off"))
+    safe_list: list[str] | None = Field(default=None, description="E.164 numbers or prefixes (+614) pumping protection never blocks")
+    caps: GuardCaps | None = None
+
+
+class GuardState(WireModel):
+    """The guard the licensee's messages go by: its own (source `licensee`) or the deployment's default."""
+
+    source: Literal["licensee", "default"] = Field(description=(
+        "licensee: the licensee's own guard; default: the deployment's (its home countries), as the licensee has none of its own"))
+    countries: dict[str, str] = Field(description=f"Country -> {_ACTION}")
+    other_countries: str = Field(description="Every country not listed")
+    number_types: dict[str, str] = Field(description="Number type -> action")
+    pumping: str
+    safe_list: list[str]
+    caps: GuardCaps
+    currency: str | None = Field(default=None, description="The price table's currency, which cost caps are in; null: no price table")

@@ -11,6 +11,7 @@ from ..domain.breaker import Circuit
 from ..domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import EVENT_TYPES
+from ..domain.guard import Guard, guard_data
 from ..domain.instants import OFFSETS, parse_instant
 from ..domain.model import Status, reference_for, status_of
 from ..domain.phone import InvalidNumber, to_e164
@@ -22,6 +23,8 @@ from .dto import (
     CancelResponse,
     CommResponse,
     CountryCircuit,
+    GuardCaps,
+    GuardState,
     MatchedRecipient,
     MessageList,
     MessageState,
@@ -367,3 +370,26 @@ def routing_rules(request: RoutingTableRequest) -> list[dict[str, Any]] | None:
 def routing_table_state(table: RoutingTable, own: bool) -> RoutingTableState:
     return RoutingTableState(source="licensee" if own else "default",
                              rules=[RouteRule(match=r.match, providers=list(r.providers), sender=r.sender) for r in table.rules])
+
+
+# What GET /api/guard answers beside the guard itself: a PUT of that answer, as it is, leaves them out.
+_GUARD_READ_ONLY = {"source", "currency"}
+
+
+def guard_change(data: Any) -> Any:
+    """A PUT /api/guard body as the guard's rules read it (sms.domain.guard.parse_guard names each problem):
+    the fields only an answer carries dropped, so what GET answered can be put back."""
+    if isinstance(data, dict):
+        return {key: value for key, value in data.items() if str(key).lower() not in _GUARD_READ_ONLY}
+    return data
+
+
+def guard_state(guard: Guard, own: bool, currency: str | None) -> GuardState:
+    data = guard_data(guard)
+    return GuardState(source="licensee" if own else "default", countries=data["countries"], other_countries=data["otherCountries"],
+                      number_types=data["numberTypes"], pumping=data["pumping"], safe_list=data["safeList"],
+                      caps=GuardCaps(**{_snake(k): v for k, v in data["caps"].items()}), currency=currency)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", lambda m: "_" + m.group(1).lower(), name)

@@ -42,6 +42,10 @@ def test_every_route_is_registered(triggers):
     routes = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/routes"}
     assert routes == {"routes_show": ["GET"], "routes_set": ["PUT"], "routes_clear": ["DELETE"]}
     http.pop("api/routes")
+    # And GET, PUT and DELETE /api/guard (the licensee's guard).
+    guard = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/guard"}
+    assert guard == {"guard_show": ["GET"], "guard_set": ["PUT"], "guard_clear": ["DELETE"]}
+    http.pop("api/guard")
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).
