@@ -74,7 +74,8 @@ async def test_a_change_that_would_loosen_the_guard_is_a_403_naming_it_and_nothi
 async def test_going_back_to_the_default_is_a_loosening_only_when_the_default_permits_more(gw):
     await answer(gw, "PUT", {"caps": {"dailySegments": 1000}})
     response = await call(gw, "DELETE")
-    assert response.status_code == 403 and "Caps.DailySegments: 1000 -> none" in json.loads(response.get_body())["responseStatus"]["message"]
+    assert response.status_code == 403
+    assert "Caps.DailySegments: 1000 -> none" in json.loads(response.get_body())["responseStatus"]["message"]
     assert stored(gw) is not None
     # The operator made the licensee's guard looser than the default: the licensee may go back to it.
     await gw.use.licensees.set_guard(LICENSEE, {"countries": {"GB": "allow"}, "caps": {"dailySegments": None}}, may_loosen=True)
