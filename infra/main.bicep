@@ -43,6 +43,12 @@ param providerSecrets object = {}
 @description('The default routing table (SMS_ROUTES), as JSON text; empty: every provider, in the order named.')
 param routes string = ''
 
+@description('The countries a licensee without its own guard may text (SMS_GUARD_HOME_COUNTRIES: ISO 3166 codes, comma-separated); empty: defaultRegion alone.')
+param guardHomeCountries string = ''
+
+@description('The operator\'s price table (SMS_PRICES): a CSV file deployed with the app, its path from the app\'s folder (prices.csv); empty: costs unknown.')
+param pricesFile string = ''
+
 @secure()
 @description('The code the Event Grid subscription URL must carry for /api/sms/receipts/acs.')
 param eventGridSecret string = newGuid()
@@ -254,6 +260,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'SMS_PROVIDER', value: smsProvider }
         { name: 'SMS_DEFAULT_REGION', value: defaultRegion }
+        { name: 'SMS_GUARD_HOME_COUNTRIES', value: guardHomeCountries }
+        { name: 'SMS_PRICES', value: pricesFile }
         { name: 'SMS_PUBLIC_BASE_URL', value: 'https://${appName}.azurewebsites.net' }
         { name: 'SMS_EVENTGRID_SECRET', value: '${secretReference}eventgrid-secret)' }
         { name: 'ACS_CONNECTION_STRING', value: deployCommunicationServices ? '${secretReference}acs-connection-string)' : '' }

@@ -332,12 +332,14 @@ def _home_countries(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _prices(env: Mapping[str, str]) -> PriceTable:
-    """SMS_PRICES: the path of the operator's price table (CSV: sms/domain/prices.py), read once, at start."""
+    """SMS_PRICES: the path of the operator's price table (CSV: sms/domain/prices.py), read once, at start. A
+    relative path is the app's own folder's (where function_app.py is, deployed with it), whatever the
+    worker's working directory."""
     path = (env.get("SMS_PRICES") or "").strip()
     if not path:
         return NO_PRICES
     try:
-        with open(path, encoding="utf-8-sig") as file:
+        with open(PROJECT_ROOT / path, encoding="utf-8-sig") as file:
             return parse_prices(file.read(), f"SMS_PRICES ({path})")
     except OSError as exc:
         raise ConfigError(f"SMS_PRICES={path!r} cannot be read: {exc.strerror or exc}") from None
