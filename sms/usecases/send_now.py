@@ -88,7 +88,8 @@ class SendNow:
 
 def _outcome(comm_id: str, recipients: Sequence[Recipient]) -> SendResult:
     """An immediate send's answer: how many were sent, are still to be sent (a retry, quiet hours that
-    began meanwhile: not failures, and never to be sent again by the client), opted out, failed (and why)."""
+    began meanwhile: not failures, and never to be sent again by the client), opted out, blocked by the
+    licensee's guard (and why), failed (and why)."""
     sent = sum(1 for r in recipients if r.status in (Status.SENT, Status.DELIVERED))
     text = f"Sent to {sent} of {plural(len(recipients), 'recipient')}"
     waiting = [r for r in recipients if r.status in (Status.SCHEDULED, Status.QUEUED, Status.SENDING)]
@@ -98,6 +99,9 @@ def _outcome(comm_id: str, recipients: Sequence[Recipient]) -> SendResult:
     opted_out = sum(1 for r in recipients if r.status is Status.OPTED_OUT)
     if opted_out:
         text += f"; {opted_out} opted out"
+    blocked = [r for r in recipients if r.status is Status.BLOCKED]
+    if blocked:
+        text += f"; {len(blocked)} blocked by the guard: {blocked[0].last_error}"
     failures = [r for r in recipients if r.status in (Status.FAILED, Status.UNDELIVERED)]
     if failures:
         text += f"; {len(failures)} failed: {failures[0].last_error}"

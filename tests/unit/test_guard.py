@@ -288,3 +288,11 @@ async def test_a_refused_recipient_is_stored_blocked_when_accepted_before_any_jo
     _, (au, gb) = await world.store.load(response.comm_id)
     assert au.status is Status.QUEUED
     assert gb.status is Status.BLOCKED and gb.updated_at == gb.created_at  # blocked as it was created
+
+
+async def test_an_immediate_send_says_how_many_the_guard_blocked_and_why():
+    world = World()
+    answer = await world.sms.send_now(command(AU_MOBILE, GB_MOBILE, US_LINE), LICENSEE)
+    assert not answer.ok
+    assert answer.summary == ("Sent to 1 of 3 recipients; 2 blocked by the guard: country GB is blocked by this licensee's guard "
+                              "(otherCountries)")
