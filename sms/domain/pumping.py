@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 PREFIX_DIGITS = 4
 WINDOW = timedelta(hours=1)
@@ -83,6 +83,39 @@ class Trip:
     @property
     def why(self) -> str:
         return f"its deliveries collapsed: {self.confirmed} of {self.sends} confirmed"
+
+
+@dataclass(frozen=True)
+class PrefixBlock:
+    """A licensee's prefix blocked by pumping protection until `until`: kept in storage, obeyed by every
+    process's dispatch (a recipient in it ends `blocked`, unless its number is on the guard's safe list)."""
+
+    licensee_id: str
+    prefix: str
+    since: datetime
+    until: datetime
+    sends: int
+    confirmed: int
+    window: timedelta
+    comm_id: str | None = None  # the message whose send or receipt tripped it
+
+    @classmethod
+    def of(cls, trip: Trip, comm_id: str | None) -> "PrefixBlock":
+        return cls(trip.licensee_id, trip.prefix, trip.at, trip.until, trip.sends, trip.confirmed, trip.window, comm_id)
+
+    def live(self, now: datetime) -> bool:
+        return now < self.until
+
+    @property
+    def reason(self) -> str:
+        """What a recipient it blocks says, on its timeline and in its webhook."""
+        return (f"prefix {self.prefix} is blocked by pumping protection until {instant_text(self.until)} "
+                f"(its deliveries collapsed: {self.confirmed} of {self.sends} confirmed)")
+
+
+def instant_text(at: datetime) -> str:
+    """An instant as the reason and the webhook give it: UTC, to the second, "Z"."""
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
