@@ -37,6 +37,7 @@ from .gateway import Gateway, Ports, Tuning, assemble
 from .providers import ProviderSet, SmsProvider
 from .providers.simulator import SimulatorProvider
 from .storage.events import TableEventStore
+from .storage.guard_blocks import TableGuardBlockStore
 from .storage.handwritten.retries import QueueRetry, TableRetry
 from .storage.handwritten.sending import DirectRequests, LeanRequests
 from .storage.handwritten.transport import HotPathTransport
@@ -73,6 +74,7 @@ class Adapters:
     delivery_log: TableDeliveryLogStore
     webhook_sender: WebhookSender  # one HTTP session for every webhook this process sends
     licensees: TableLicenseeSettingsStore
+    guard_blocks: TableGuardBlockStore
     providers: ProviderSet
     tables: TableServiceClient
     queues: QueueServiceClient
@@ -94,6 +96,7 @@ class Adapters:
             self.webhooks.create_table(),
             self.delivery_log.create_table(),
             self.licensees.create_table(),
+            self.guard_blocks.create_table(),
             self.deliveries.create_queue(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
             create_queue(queue_client(self.queues, f"{WEBHOOK_QUEUE}-poison", encoding)),
@@ -140,6 +143,7 @@ class Adapters:
             inbound=self.inbound,
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
             events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, transport=self.webhook_sender,
+            guard_blocks=self.guard_blocks,
         )
         use = assemble(ports, tuning(settings, [n for n in self.providers.names if n != SIMULATOR]))
         if isinstance(simulator := self.providers.get(SIMULATOR), SimulatorProvider):
@@ -206,6 +210,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         delivery_log=TableDeliveryLogStore.from_service(tables),
         webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
         licensees=TableLicenseeSettingsStore.from_service(tables),
+        guard_blocks=TableGuardBlockStore.from_service(tables),
         providers=create_providers(settings),
         tables=tables, queues=queues, storage_requests=requests, credential=owned_credential,
     )
@@ -271,6 +276,7 @@ def tuning(settings: Settings, provider_names: list[str] | None = None) -> Tunin
         webhook_disable_after=timedelta(hours=settings.webhook_disable_after_hours),
         default_guard=default_guard(settings.guard_home_countries or (settings.default_region,)),
         prices=settings.prices,
+        pumping=settings.pumping,
     )
 
 

@@ -11,6 +11,7 @@ import os
 import re
 import urllib.request
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
@@ -18,6 +19,7 @@ import phonenumbers
 
 from .domain.errors import ValidationFailed
 from .domain.prices import NO_PRICES, PriceTable, PriceTableError, parse_prices
+from .domain.pumping import Rules
 from .domain.routing import RoutingTable, parse_table
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +140,8 @@ class Settings:
     guard_home_countries: tuple[str, ...] = ()
     # SMS_PRICES: the operator's price table (sms/domain/prices.py), read from the file it names; none: costs unknown.
     prices: PriceTable = NO_PRICES
+    # SMS_PUMPING_*: when pumping protection blocks a destination prefix (sms/domain/pumping.py has the defaults and why).
+    pumping: Rules = Rules()
 
     @property
     def console_outbox(self) -> str | None:
@@ -193,6 +197,7 @@ class Settings:
             simulator=_flag("SMS_SIMULATOR", env.get("SMS_SIMULATOR", ""), cls.simulator),
             guard_home_countries=_home_countries(env) or (region,),
             prices=_prices(env),
+            pumping=_pumping(env),
         )
 
 
@@ -329,6 +334,24 @@ def _home_countries(env: Mapping[str, str]) -> tuple[str, ...]:
         raise ConfigError(f"SMS_GUARD_HOME_COUNTRIES={raw!r}: {', '.join(unknown) or 'nothing'} is not a country code "
                           "libphonenumber knows (ISO 3166 alpha-2, comma-separated, such as AU,NZ; or * for every country)")
     return codes
+
+
+def _pumping(env: Mapping[str, str]) -> Rules:
+    """SMS_PUMPING_*: the detector's window, minimum sends, delivered-rate floor, confirmation wait, block and prefix digits."""
+    default = Rules()
+    window = _int(env, "SMS_PUMPING_WINDOW_SECONDS", int(default.window.total_seconds()), low=10, high=7 * 86_400)
+    wait = _int(env, "SMS_PUMPING_CONFIRM_WAIT_SECONDS", int(default.confirm_wait.total_seconds()), low=1, high=86_400)
+    if wait >= window:
+        raise ConfigError(f"SMS_PUMPING_CONFIRM_WAIT_SECONDS={wait} must be shorter than SMS_PUMPING_WINDOW_SECONDS={window}: "
+                          "a send is judged once its receipt is due, inside the window")
+    return Rules(
+        window=timedelta(seconds=window),
+        min_sends=_int(env, "SMS_PUMPING_MIN_SENDS", default.min_sends, low=1, high=100_000),
+        delivered_floor=_number(env, "SMS_PUMPING_DELIVERED_FLOOR", default.delivered_floor, low=0, high=1),
+        confirm_wait=timedelta(seconds=wait),
+        block=timedelta(seconds=_int(env, "SMS_PUMPING_BLOCK_SECONDS", int(default.block.total_seconds()), low=1, high=7 * 86_400)),
+        prefix_digits=_int(env, "SMS_PUMPING_PREFIX_DIGITS", default.prefix_digits, low=0, high=8),
+    )
 
 
 def _prices(env: Mapping[str, str]) -> PriceTable:

@@ -13,6 +13,7 @@ from .domain.guard import Guard, default_guard
 from .domain.model import utcnow
 from .domain.pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
 from .domain.prices import NO_PRICES, PriceTable
+from .domain.pumping import Rules
 from .domain.routing import RoutingTable
 from .domain.simulated import SIMULATOR
 from .domain.validation import Limits
@@ -21,6 +22,7 @@ from .storage import (
     DeliveryLogStore,
     DeliveryQueue,
     EventStore,
+    GuardBlockStore,
     IdempotencyStore,
     InboundStore,
     JobQueue,
@@ -44,6 +46,7 @@ from .usecases.inbound import Inbound
 from .usecases.ledger import Ledger
 from .usecases.licensees import Licensees
 from .usecases.optouts import OptOuts
+from .usecases.pumping import PumpingProtection
 from .usecases.retention import Retention
 from .usecases.send_now import SendNow
 from .usecases.status import MessageStatus
@@ -71,6 +74,7 @@ class Ports:
     deliveries: DeliveryQueue
     delivery_log: DeliveryLogStore
     transport: Transport  # sends webhook requests
+    guard_blocks: GuardBlockStore  # the prefixes pumping protection blocked
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Tuning:
     # The guard of a licensee without its own (SMS_GUARD_HOME_COUNTRIES); None: the default region's country alone.
     default_guard: Guard | None = None
     prices: PriceTable = NO_PRICES  # SMS_PRICES: the operator's price per segment, per country and provider
+    pumping: Rules = Rules()  # SMS_PUMPING_*: when a prefix's collapsing deliveries block it
     clock: Callable[[], datetime] = utcnow
 
 
@@ -118,6 +123,7 @@ class UseCases:
     opt_outs: OptOuts  # this process's view of them (cached): what dispatch checks and inbound changes
     breakers: Breakers  # this process's view of each provider's health (GET /api/providers)
     screening: Screening  # the licensees' guards applied to recipients, and what they cost
+    pumping: PumpingProtection  # prefix blocks: the operator's view (blocks, lift)
 
 
 def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
@@ -132,7 +138,8 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                           default_guard=t.default_guard or default_guard((t.limits.default_region,)))
     # This process's view of each provider's health: its calls and the receipts it handles feed it.
     breakers = Breakers(t.clock, t.breaker_failures, t.breaker_cool_off)
-    screening = Screening(licensees, Routing(licensees, p.providers), t.prices)
+    pumping = PumpingProtection(p.guard_blocks, licensees, announcer, p.events, t.pumping, t.clock)
+    screening = Screening(licensees, Routing(licensees, p.providers), t.prices, pumping)
     dispatch = Dispatch(p.messages, p.jobs, p.providers, provider_rates=dict(t.provider_rates), breakers=breakers,
                         send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
@@ -148,12 +155,13 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         dispatch=dispatch,
         sweep=Sweep(p.messages, p.jobs, pending, opt_outs, t.sending_lease, t.clock),
         status=MessageStatus(p.messages, p.inbound),
-        inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, breakers, t.clock),
+        inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, breakers, t.clock, pumping),
         breakers=breakers,
         ledger=ledger,
         usage=Usage(p.ledger, p.licensees, t.clock, retention_days=t.retention_days),
         retention=Retention(p.messages, p.ledger, t.retention_days, webhooks=p.webhooks, events=p.events,
-                            delivery_log=p.delivery_log, inbound=p.inbound, idempotency=p.idempotency),
+                            delivery_log=p.delivery_log, inbound=p.inbound, idempotency=p.idempotency,
+                            guard_blocks=p.guard_blocks),
         webhooks=WebhookEndpoints(p.webhooks, allow_private=t.webhooks_allow_private, grace=t.webhook_secret_grace,
                                   announcer=announcer),
         delivery=WebhookDelivery(p.webhooks, p.events, p.delivery_log, p.deliveries, p.transport,
@@ -162,6 +170,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         licensees=licensees,
         opt_outs=opt_outs,
         screening=screening,
+        pumping=pumping,
     )
 
 

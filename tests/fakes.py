@@ -14,6 +14,7 @@ from sms.domain.errors import AlreadyExists, RecordChanged
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.guard import default_guard
 from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
+from sms.domain.pumping import PrefixBlock
 from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
 from sms.providers import Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
@@ -25,6 +26,7 @@ from sms.storage import (
     DeliveryQueue,
     DeliveryRecord,
     EventStore,
+    GuardBlockStore,
     IdempotencyRecord,
     IdempotencyStore,
     InboundSms,
@@ -616,6 +618,39 @@ def sms_of(adapters) -> SmsOverCommands:
     return SmsOverCommands(adapters.gateway().use)
 
 
+class InMemoryGuardBlockStore(GuardBlockStore):
+    def __init__(self):
+        self.blocks: dict[tuple[str, str], PrefixBlock] = {}
+        self.marks: dict[str, datetime] = {}
+        self.reads = 0  # of a licensee's partition (`live`)
+        self.index_reads = 0
+
+    async def put(self, block):
+        self.marks[block.licensee_id] = max(self.marks.get(block.licensee_id, block.until), block.until)
+        self.blocks[(block.licensee_id, block.prefix)] = block
+
+    async def licensees(self, now):
+        self.index_reads += 1
+        return {licensee for licensee, until in self.marks.items() if until > now}
+
+    async def live(self, licensee_id, now):
+        self.reads += 1
+        return sorted((b for (licensee, _), b in self.blocks.items() if licensee == licensee_id and b.live(now)),
+                      key=lambda b: b.prefix)
+
+    async def lift(self, licensee_id, prefix):
+        return self.blocks.pop((licensee_id, prefix), None) is not None
+
+    async def purge(self, now):
+        ended = [key for key, b in self.blocks.items() if not b.live(now)]
+        marks = [licensee for licensee, until in self.marks.items() if until <= now]
+        for key in ended:
+            del self.blocks[key]
+        for licensee in marks:
+            del self.marks[licensee]
+        return len(ended) + len(marks)
+
+
 class ScriptedTransport:
     """The webhook transport: answers each request with the next scripted attempt (delivered when the
     script runs out), and keeps every request as sent."""
@@ -648,7 +683,8 @@ def fake_ports(provider: SmsProvider | None = None, **given) -> Ports:
                  opt_outs=InMemoryOptOutStore(), inbound=InMemoryInboundStore(), idempotency=InMemoryIdempotencyStore(),
                  ledger=ledger, licensees=InMemoryLicenseeSettingsStore(), webhooks=InMemoryWebhookEndpointStore(),
                  events=ledger if isinstance(ledger, InMemoryLedgerStore) else InMemoryLedgerStore(),
-                 deliveries=InMemoryDeliveryQueue(), delivery_log=InMemoryDeliveryLog(), transport=ScriptedTransport())
+                 deliveries=InMemoryDeliveryQueue(), delivery_log=InMemoryDeliveryLog(), transport=ScriptedTransport(),
+                 guard_blocks=InMemoryGuardBlockStore())
     return Ports(**{**fakes, **{name: port for name, port in given.items() if port is not None}})
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .model import NOT_ATTEMPTED, Message, Recipient, Status, reference_for, utcnow
+from .pumping import PrefixBlock, instant_text
 
 EVENT_TYPES: tuple[str, ...] = (
     "message.sent",
@@ -29,6 +30,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "message.blocked",
     "reply.received",
     "optout.changed",
+    "guard.prefix_blocked",
 )
 
 # A recipient's events come in this order; `sequence` in the payload says where each stands, so a
@@ -44,9 +46,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # evt_<batch>_<commId>_<what>: batch = 16 digits (microseconds since 1970 when it was written), and
 # for an inbound SMS a dash and 10 hex digits of its provider's id; what = <seq><status code> for a
 # recipient's status (s sent, d delivered, u undelivered, f failed, o opted out, x expired, c
-# cancelled, b blocked), "r" for a reply, "o" for the opt-out change it made. No "." (Standard Webhooks
-# signs "<id>.<timestamp>.<body>") and no whitespace.
-_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxcb]|[ro])$")
+# cancelled, b blocked), "r" for a reply, "o" for the opt-out change it made, "p" and the prefix's digits
+# for a prefix pumping protection blocked (batched under the message whose send or receipt tripped it).
+# No "." (Standard Webhooks signs "<id>.<timestamp>.<body>") and no whitespace.
+_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxcb]|[ro]|p\d{1,15})$")
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,16 @@ def reply_events(batch: str, reply: Reply) -> list[WebhookEvent]:
         events.append(_event(f"evt_{batch}_{reply.comm_id}_o", "optout.changed", reply.received_at,
                              {**common, "optOut": reply.opt_out, "keyword": text.strip()[:32]}))
     return events
+
+
+def prefix_blocked_event(batch: str, block: PrefixBlock, mode: str) -> WebhookEvent:
+    """guard.prefix_blocked: pumping protection found a prefix whose deliveries collapsed; `mode` enforce
+    (its recipients are blocked until `until`) or monitor (told, nothing blocked)."""
+    comm_id = block.comm_id or "0" * 32
+    data = {"prefix": block.prefix, "mode": mode, "until": instant_text(block.until), "since": instant_text(block.since),
+            "sends": block.sends, "confirmed": block.confirmed, "window": int(block.window.total_seconds()),
+            "commId": block.comm_id}
+    return _event(f"evt_{batch}_{comm_id}_p{block.prefix.lstrip('+')}", "guard.prefix_blocked", block.since, data)
 
 
 def _event(event_id: str, event_type: str, at: datetime, data: dict[str, Any]) -> WebhookEvent:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import Delivery, EventBatch, WebhookEvent
 from ..domain.model import InboundSms, Message, Recipient, SendJob
+from ..domain.pumping import PrefixBlock
 
 
 @dataclass
@@ -556,3 +557,31 @@ class LicenseeSettingsStore(abc.ABC):
         if there are none yet); RecordChanged otherwise. The settings as written, with their new ETag.
         Two writers of one licensee's row (an operator's quiet hours, the licensee's routes) so never
         undo each other's change."""
+
+
+class GuardBlockStore(abc.ABC):
+    """The prefixes pumping protection blocked (sms/domain/pumping.py), by licensee, each until its end:
+    what every process's dispatch obeys. Beside them, an index of the licensees that have any, so a
+    process learns in one read which licensees it needs to read the blocks of."""
+
+    @abc.abstractmethod
+    async def put(self, block: PrefixBlock) -> None:
+        """Keep the block (replacing one of its prefix), the licensee's mark in the index first (at least
+        as late as the block: a block is never there without a mark that finds it)."""
+
+    @abc.abstractmethod
+    async def licensees(self, now: datetime) -> set[str]:
+        """The licensees marked in the index as having a block live at `now`: one read."""
+
+    @abc.abstractmethod
+    async def live(self, licensee_id: str, now: datetime) -> list[PrefixBlock]:
+        """The licensee's blocks live at `now`, by prefix: one read of its partition."""
+
+    @abc.abstractmethod
+    async def lift(self, licensee_id: str, prefix: str) -> bool:
+        """Remove the block of `prefix` (its end comes now); whether there was one."""
+
+    @abc.abstractmethod
+    async def purge(self, now: datetime) -> int:
+        """Delete every block and index mark that ended by `now` (a mark written again meanwhile stays);
+        how many rows went."""

@@ -420,6 +420,8 @@ class Dispatch:
                 return await self._ambiguous(message, claimed, provider, outcome, rows)
         settled, delay = self._settle(claimed, outcome, provider)
         await rows.record(settled)
+        if settled.status is Status.SENT and self._screening.pumping is not None:
+            await self._screening.pumping.sent(message, settled)  # pumping protection counts it (never raises)
         return delay
 
     async def _ambiguous(self, message: Message, claimed: Recipient, provider: SmsProvider, outcome: SendOutcome,

@@ -7,7 +7,9 @@ MaxPrice, a cost cap) and the table has none for it. A blocked recipient is stor
 reason; the rest of the message goes. What the others cost is the message's estimate.
 
 At dispatch (`at_dispatch`): what is still waiting is judged again by the guard as it stands then (a
-scheduled message's guard may have changed meanwhile): blocked, or flagged on its claim when monitored.
+scheduled message's guard may have changed meanwhile): blocked, or flagged on its claim when monitored;
+and blocked when its prefix is blocked by pumping protection (sms/usecases/pumping.py) and its number
+is not on the guard's safe list.
 
 Both read the guard through the licensee's cached settings (sms/usecases/licensees.py): no storage call
 on a send but once per licensee per 30 s.
@@ -18,13 +20,14 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..domain import transitions
-from ..domain.guard import Action, Guard, kind_of, money_text
+from ..domain.guard import Action, Guard, PumpingMode, kind_of, money_text
 from ..domain.model import WAITING, Message, Recipient
 from ..domain.prices import PriceTable
 from ..domain.routing import Rule
 from ..domain.simulated import SIMULATOR, simulated
 from ..providers import ProviderSet
 from .licensees import Licensees
+from .pumping import PumpingProtection
 
 _SIMULATED = Rule("*", (SIMULATOR,))
 
@@ -93,10 +96,11 @@ class Screened:
 
 
 class Screening:
-    def __init__(self, licensees: Licensees, routing: Routing, prices: PriceTable):
+    def __init__(self, licensees: Licensees, routing: Routing, prices: PriceTable, pumping: PumpingProtection | None = None):
         self._licensees = licensees
         self.routing = routing
         self._prices = prices
+        self.pumping = pumping
 
     @property
     def currency(self) -> str | None:
@@ -139,11 +143,16 @@ class Screening:
         if not recipients:
             return {}, {}
         guard = await self._licensees.guard(message.licensee_id)
+        # Prefixes pumping protection blocked (enforce only: monitor reports and blocks nothing); never a safe-listed number.
+        pumped = await self.pumping.blocking(message.licensee_id, [r.phone_number for r in recipients if not guard.safe(r.phone_number)]) \
+            if self.pumping is not None and guard.pumping is PumpingMode.ENFORCE else {}
         blocked, flagged = {}, {}
         for r in recipients:
             verdict = guard.judge(r.phone_number)
             if verdict.action is Action.BLOCK:
                 blocked[r.seq] = verdict.reason or ""
+            elif r.phone_number in pumped:
+                blocked[r.seq] = pumped[r.phone_number].reason
             elif verdict.action is Action.MONITOR:
                 flagged[r.seq] = verdict.reason or ""
         return blocked, flagged

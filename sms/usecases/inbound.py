@@ -19,6 +19,7 @@ from .announce import Announcer
 from .ledger import Ledger
 from .optimistic import update_optimistically
 from .optouts import OptOuts, keyword
+from .pumping import PumpingProtection
 
 log = logging.getLogger("sms.inbound")
 
@@ -28,8 +29,10 @@ ATTEMPTS = 3
 
 class Inbound:
     def __init__(self, messages: MessageStore, inbound: InboundStore, opt_outs: OptOuts, ledger: Ledger,
-                 events: EventStore, announcer: Announcer, breakers: Breakers, clock: Callable[[], datetime] = utcnow):
+                 events: EventStore, announcer: Announcer, breakers: Breakers, clock: Callable[[], datetime] = utcnow,
+                 pumping: PumpingProtection | None = None):
         self._messages = messages
+        self._pumping = pumping  # a receipt tells whether a prefix's SMS are confirmed
         self._breakers = breakers  # a receipt tells the provider's health to that country
         self._inbound = inbound
         self._opt_outs = opt_outs
@@ -83,6 +86,8 @@ class Inbound:
             # Even when nothing changed: a resent receipt finishes what a failed ledger write left.
             message, recipient = found[0]
             await self._ledger.record(message, [recipient])  # a receipt says nothing of who sent it
+            if changed and self._pumping is not None and status in (Status.DELIVERED, Status.UNDELIVERED, Status.FAILED):
+                await self._pumping.receipt(message, recipient, status is Status.DELIVERED)  # never raises
         return changed
 
     async def receive(self, sms: InboundSms) -> InboundSms:

@@ -17,6 +17,8 @@ deletes.
   record is read once a day and an expired one goes within a day of expiring.
 - Webhook events and delivery logs older than messages go too, for every licensee with endpoints or
   messages that old: a RowKey range of each of their partitions.
+- Pumping protection's prefix blocks go once they ended (dispatch ignores them from then on): one
+  filtered query of their small table (sms/storage/guard_blocks.py).
 
 Per message, in an order where a run cut short leaves nothing unfindable and no index pointing at
 nothing for long: the ledger's per-recipient rows and the reply routes (which name phone numbers, read
@@ -31,6 +33,7 @@ from datetime import datetime, time, timedelta, timezone
 from ..storage import (
     DeliveryLogStore,
     EventStore,
+    GuardBlockStore,
     IdempotencyStore,
     InboundStore,
     LedgerEntry,
@@ -53,10 +56,11 @@ class Retention:
     def __init__(self, messages: MessageStore, ledger: LedgerStore, keep_days: int, batch: int = BATCH, *,
                  webhooks: WebhookEndpointStore | None = None, events: EventStore | None = None,
                  delivery_log: DeliveryLogStore | None = None, inbound: InboundStore | None = None,
-                 idempotency: IdempotencyStore | None = None):
+                 idempotency: IdempotencyStore | None = None, guard_blocks: GuardBlockStore | None = None):
         self._messages, self._ledger, self._keep_days, self._batch = messages, ledger, keep_days, batch
         self._webhooks, self._events, self._delivery_log = webhooks, events, delivery_log
         self._inbound, self._idempotency = inbound, idempotency
+        self._guard_blocks = guard_blocks
 
     async def run(self, now: datetime) -> int:
         """Remove up to a batch of messages created before `now` minus the retention period (whole
@@ -87,6 +91,9 @@ class Retention:
         if self._idempotency is not None:
             if expired := await self._idempotency.purge_expired(now, now.hour % IDEMPOTENCY_SHARES, IDEMPOTENCY_SHARES):
                 log.info("retention: removed %d expired Idempotency-Key record(s)", expired)
+        if self._guard_blocks is not None:
+            if ended := await self._guard_blocks.purge(now):
+                log.info("retention: removed %d ended pumping-protection block(s) and index mark(s)", ended)
         return removed
 
     async def _purge_webhooks(self, cutoff: datetime, licensees: set[str]) -> None:

@@ -245,3 +245,22 @@ def test_the_default_routing_table_is_sms_routes_or_everything_through_the_first
 def test_a_routing_table_setting_that_is_no_table_stops_the_app_naming_it(text, names):
     with pytest.raises(ConfigError, match=names):
         Settings.from_env({**STORAGE, "SMS_ROUTES": text})
+
+
+def test_pumping_protection_is_tuned_by_its_settings_with_documented_defaults():
+    from datetime import timedelta
+
+    from sms.domain.pumping import Rules
+
+    assert Settings.from_env(STORAGE).pumping == Rules()
+    assert Rules() == Rules(window=timedelta(hours=1), min_sends=20, delivered_floor=0.2, confirm_wait=timedelta(minutes=15),
+                            block=timedelta(minutes=30), prefix_digits=4)
+    tuned = Settings.from_env({**STORAGE, "SMS_PUMPING_WINDOW_SECONDS": "60", "SMS_PUMPING_MIN_SENDS": "5",
+                               "SMS_PUMPING_DELIVERED_FLOOR": "0.5", "SMS_PUMPING_CONFIRM_WAIT_SECONDS": "10",
+                               "SMS_PUMPING_BLOCK_SECONDS": "3", "SMS_PUMPING_PREFIX_DIGITS": "1"})
+    assert tuned.pumping == Rules(window=timedelta(seconds=60), min_sends=5, delivered_floor=0.5,
+                                  confirm_wait=timedelta(seconds=10), block=timedelta(seconds=3), prefix_digits=1)
+    with pytest.raises(ConfigError, match="SMS_PUMPING_DELIVERED_FLOOR=2 is out of range"):
+        Settings.from_env({**STORAGE, "SMS_PUMPING_DELIVERED_FLOOR": "2"})
+    with pytest.raises(ConfigError, match="SMS_PUMPING_CONFIRM_WAIT_SECONDS=60 .* shorter than SMS_PUMPING_WINDOW_SECONDS=60"):
+        Settings.from_env({**STORAGE, "SMS_PUMPING_WINDOW_SECONDS": "60", "SMS_PUMPING_CONFIRM_WAIT_SECONDS": "60"})
