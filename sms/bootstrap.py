@@ -48,6 +48,7 @@ from .storage.pending import TablePendingIndex
 from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.requests import StorageRequests
 from .storage.sdk_requests import SdkRequests
+from .storage.spend import TableSpendStore
 from .storage.tables import TableApiKeyStore, TableMessageStore
 from .storage.webhook_tables import TableDeliveryLogStore, TableWebhookEndpointStore
 from .usecases.auth import Authenticator
@@ -73,6 +74,7 @@ class Adapters:
     delivery_log: TableDeliveryLogStore
     webhook_sender: WebhookSender  # one HTTP session for every webhook this process sends
     licensees: TableLicenseeSettingsStore
+    spend: TableSpendStore
     providers: ProviderSet
     tables: TableServiceClient
     queues: QueueServiceClient
@@ -94,6 +96,7 @@ class Adapters:
             self.webhooks.create_table(),
             self.delivery_log.create_table(),
             self.licensees.create_table(),
+            self.spend.create_table(),
             self.deliveries.create_queue(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
             create_queue(queue_client(self.queues, f"{WEBHOOK_QUEUE}-poison", encoding)),
@@ -139,7 +142,8 @@ class Adapters:
             messages=self.messages, jobs=self.jobs, pending=self.pending, providers=self.providers, opt_outs=self.opt_outs,
             inbound=self.inbound,
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
-            events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, transport=self.webhook_sender,
+            events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, spend=self.spend,
+            transport=self.webhook_sender,
         )
         use = assemble(ports, tuning(settings, [n for n in self.providers.names if n != SIMULATOR]))
         if isinstance(simulator := self.providers.get(SIMULATOR), SimulatorProvider):
@@ -206,6 +210,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         delivery_log=TableDeliveryLogStore.from_service(tables),
         webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
         licensees=TableLicenseeSettingsStore.from_service(tables),
+        spend=TableSpendStore.from_service(tables),
         providers=create_providers(settings),
         tables=tables, queues=queues, storage_requests=requests, credential=owned_credential,
     )

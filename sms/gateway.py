@@ -29,6 +29,7 @@ from .storage import (
     MessageStore,
     OptOutStore,
     PendingIndex,
+    SpendStore,
     WebhookEndpointStore,
 )
 from .usecases.accept import Accept
@@ -46,6 +47,7 @@ from .usecases.licensees import Licensees
 from .usecases.optouts import OptOuts
 from .usecases.retention import Retention
 from .usecases.send_now import SendNow
+from .usecases.spend import SpendCaps
 from .usecases.status import MessageStatus
 from .usecases.sweep import PendingMessages, Sweep
 from .usecases.usage import Usage
@@ -70,6 +72,7 @@ class Ports:
     events: EventStore
     deliveries: DeliveryQueue
     delivery_log: DeliveryLogStore
+    spend: SpendStore  # the licensees' spend counters (their caps)
     transport: Transport  # sends webhook requests
 
 
@@ -118,6 +121,7 @@ class UseCases:
     opt_outs: OptOuts  # this process's view of them (cached): what dispatch checks and inbound changes
     breakers: Breakers  # this process's view of each provider's health (GET /api/providers)
     screening: Screening  # the licensees' guards applied to recipients, and what they cost
+    spend: SpendCaps  # the licensees' spend caps: room reserved at accept, and what is used (spent)
 
 
 def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
@@ -141,7 +145,8 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                         licensees=licensees, screening=screening, clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
     pending = PendingMessages(p.pending, t.sending_lease)
-    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, t.limits, p.providers.first.name, t.clock)
+    spend = SpendCaps(p.spend, licensees, announcer, p.events, t.prices.currency, t.clock)
+    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, spend, t.limits, p.providers.first.name, t.clock)
     return UseCases(
         accept=accept,
         send_now=SendNow(accept, dispatch, once, t.clock),
@@ -162,6 +167,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         licensees=licensees,
         opt_outs=opt_outs,
         screening=screening,
+        spend=spend,
     )
 
 

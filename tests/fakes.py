@@ -42,6 +42,8 @@ from sms.storage import (
     PendingIndex,
     PendingMark,
     ReplyRoute,
+    SpendCounter,
+    SpendStore,
     StagedMessage,
     WebhookEndpoint,
     WebhookEndpointStore,
@@ -352,6 +354,31 @@ class InMemoryLicenseeSettingsStore(LicenseeSettingsStore):
         return written
 
 
+class InMemorySpendStore(SpendStore):
+    """Spend counters as TableSpendStore keeps them: a write of several is all or none, each conditional
+    on its ETag (None: it must not exist yet). `reads` and `writes` count the calls."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], SpendCounter] = {}
+        self.reads = self.writes = 0
+
+    async def read(self, licensee_id: str, keys: Sequence[str]) -> dict[str, SpendCounter]:
+        self.reads += 1
+        await asyncio.sleep(0)  # a round trip: others run meanwhile
+        return {k: self.rows.get((licensee_id, k), SpendCounter(k)) for k in keys}
+
+    async def write(self, licensee_id: str, counters: Sequence[SpendCounter]) -> list[SpendCounter]:
+        self.writes += 1
+        await asyncio.sleep(0)
+        for c in counters:
+            current = self.rows.get((licensee_id, c.key))
+            if (current.etag if current else None) != c.etag:
+                raise RecordChanged(f"spend counter {c.key} changed")
+        written = [replace(c, etag=f"W/{next(_etags)}") for c in counters]
+        self.rows.update({(licensee_id, c.key): c for c in written})
+        return written
+
+
 class InMemoryApiKeyStore(ApiKeyStore):
     def __init__(self) -> None:
         self.records: dict[str, ApiKeyRecord] = {}
@@ -648,7 +675,8 @@ def fake_ports(provider: SmsProvider | None = None, **given) -> Ports:
                  opt_outs=InMemoryOptOutStore(), inbound=InMemoryInboundStore(), idempotency=InMemoryIdempotencyStore(),
                  ledger=ledger, licensees=InMemoryLicenseeSettingsStore(), webhooks=InMemoryWebhookEndpointStore(),
                  events=ledger if isinstance(ledger, InMemoryLedgerStore) else InMemoryLedgerStore(),
-                 deliveries=InMemoryDeliveryQueue(), delivery_log=InMemoryDeliveryLog(), transport=ScriptedTransport())
+                 deliveries=InMemoryDeliveryQueue(), delivery_log=InMemoryDeliveryLog(), spend=InMemorySpendStore(),
+                 transport=ScriptedTransport())
     return Ports(**{**fakes, **{name: port for name, port in given.items() if port is not None}})
 
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .guard import money_text
 from .model import NOT_ATTEMPTED, Message, Recipient, Status, reference_for, utcnow
+from .spend import Crossing
 
 EVENT_TYPES: tuple[str, ...] = (
     "message.sent",
@@ -29,6 +31,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "message.blocked",
     "reply.received",
     "optout.changed",
+    "usage.threshold",
 )
 
 # A recipient's events come in this order; `sequence` in the payload says where each stands, so a
@@ -44,9 +47,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # evt_<batch>_<commId>_<what>: batch = 16 digits (microseconds since 1970 when it was written), and
 # for an inbound SMS a dash and 10 hex digits of its provider's id; what = <seq><status code> for a
 # recipient's status (s sent, d delivered, u undelivered, f failed, o opted out, x expired, c
-# cancelled, b blocked), "r" for a reply, "o" for the opt-out change it made. No "." (Standard Webhooks
-# signs "<id>.<timestamp>.<body>") and no whitespace.
-_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxcb]|[ro])$")
+# cancelled, b blocked), "r" for a reply, "o" for the opt-out change it made, "t<cap><percent>" for a spend
+# cap's threshold crossed by the message's reservation (cap: ds daily segments, dc daily cost, ms monthly
+# segments, mc monthly cost; percent 50, 80 or 100). No "." (Standard Webhooks signs
+# "<id>.<timestamp>.<body>") and no whitespace.
+_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxcb]|[ro]|t(?:ds|dc|ms|mc)(?:50|80|100))$")
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,21 @@ def reply_events(batch: str, reply: Reply) -> list[WebhookEvent]:
         events.append(_event(f"evt_{batch}_{reply.comm_id}_o", "optout.changed", reply.received_at,
                              {**common, "optOut": reply.opt_out, "keyword": text.strip()[:32]}))
     return events
+
+
+def threshold_event(batch: str, comm_id: str, crossing: Crossing, at: datetime, currency: str | None) -> WebhookEvent:
+    """usage.threshold: the reservation of message `comm_id` took the licensee's use of a cap to `percent`
+    of it or past. Segments are counts; cost is decimal text in the price table's currency."""
+    cap = crossing.cap
+    code = ("d" if cap.period == "day" else "m") + ("s" if cap.counts == "segments" else "c")
+    money = cap.counts == "cost"
+    data = {
+        "cap": cap.wire, "limit": money_text(crossing.limit) if money else crossing.limit,
+        "used": money_text(crossing.used) if money else crossing.used, "currency": currency if money else None,
+        "percent": crossing.percent, "period": crossing.period.name, "resetsAt": crossing.period.resets_at.isoformat(timespec="seconds"),
+        "commId": comm_id,
+    }
+    return _event(f"evt_{batch}_{comm_id}_t{code}{crossing.percent}", "usage.threshold", at, data)
 
 
 def _event(event_id: str, event_type: str, at: datetime, data: dict[str, Any]) -> WebhookEvent:
