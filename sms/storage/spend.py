@@ -45,7 +45,7 @@ class TableSpendStore(SpendStore):
                 row = await self._table.get_entity(licensee_id, key)
             except ResourceNotFoundError:
                 return SpendCounter(key)
-            return SpendCounter(key, int(row.get("Segments") or 0), int(row.get("Cost") or 0), row.metadata["etag"])
+            return SpendCounter(key, _int64(row.get("Segments")), _int64(row.get("Cost")), row.metadata["etag"])
 
         return {c.key: c for c in await asyncio.gather(*(one(key) for key in keys))}
 
@@ -65,3 +65,10 @@ class TableSpendStore(SpendStore):
         except AlreadyExists:  # another writer began the period first: read it and decide again
             raise RecordChanged(f"licensee {licensee_id}'s spend counters were created meanwhile") from None
         return [SpendCounter(c.key, c.segments, c.cost, etag) for c, etag in zip(counters, etags, strict=True)]
+
+
+def _int64(value: object) -> int:
+    """An Int64 property as read: azure-data-tables hands Edm.Int64 back as an EntityProperty."""
+    if isinstance(value, EntityProperty):
+        value = value.value
+    return int(value or 0)  # type: ignore[call-overload]
