@@ -71,3 +71,26 @@ async def test_counters_hold_int64_and_a_stale_etag_or_a_second_create_is_refuse
     with pytest.raises(RecordChanged):  # both rows or neither: the stale month row fails the whole transaction
         await store.write(licensee, [SpendCounter("day-20261207", 1, 1), SpendCounter("month-202612", 9, big, written[1].etag)])
     assert (await store.read(licensee, ["day-20261207"]))["day-20261207"].etag is None
+
+
+@pytest.fixture
+async def counted(emulator, round_trips):
+    """Adapters whose every storage response is counted (as bench/fanout.py counts them)."""
+    built = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}), on_response=round_trips)
+    await built.ensure_storage()
+    yield built
+    await built.close()
+
+
+async def test_an_accept_costs_no_extra_round_trip_without_caps_and_one_with_them(counted, round_trips):
+    licensee = uuid.uuid4().hex
+    sms = sms_of(counted)
+    await sms.accept(command("+61412000001"), licensee)  # settings, endpoints and the like read and cached
+    round_trips.count = 0
+    await sms.accept(command("+61412000001"), licensee)
+    without = round_trips.count
+    await sms.use.licensees.set_guard(licensee, {"caps": {"dailySegments": 100, "monthlySegments": 1000}}, may_loosen=True)
+    await sms.accept(command("+61412000001"), licensee)  # the guard read again; the counters read, then written
+    round_trips.count = 0
+    await sms.accept(command("+61412000001"), licensee)
+    assert without >= 2 and round_trips.count == without + 1  # the counters' write alone: this process wrote them last

@@ -235,3 +235,30 @@ async def test_spent_answers_each_cap_with_its_limit_use_and_reset():
     assert (spent[Cap.MONTHLY_COST].limit, spent[Cap.MONTHLY_COST].used) == (2_500_000, 100_000)
     assert spent[Cap.DAILY_COST].limit is None and spent[Cap.DAILY_COST].used == 100_000
     assert spent[Cap.MONTHLY_SEGMENTS].period.resets_at.isoformat() == "2027-01-01T00:00:00+00:00"
+
+
+async def test_over_http_the_cap_is_a_429_naming_it_with_retry_after():
+    import azure.functions as func
+
+    from sms.config import Settings
+    from sms.domain.pacing import RequestRateLimiter
+    from sms.usecases.auth import Authenticator, new_key
+    from tests.fakes import FakeGateway, InMemoryApiKeyStore
+
+    keys = InMemoryApiKeyStore()
+    key, record = new_key(LICENSEE)
+    await keys.add(record)
+    use, _, _ = gateway()
+    await capped(use, dailySegments=2)
+    settings = Settings.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    gw = FakeGateway(use, Authenticator(keys), RequestRateLimiter(0), settings)
+
+    body = {"SMSModel": {"To": [{"PhoneNumber": n} for n in (SAM, ALEX, SAM3)], "MessageBody": "Hi"}}
+    refused = await gw.functions["sms_send"](func.HttpRequest(
+        "POST", "http://localhost/api/sms/send", headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        body=json.dumps(body).encode()))
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == str(21 * 3600)
+    status = json.loads(refused.get_body())["responseStatus"]
+    assert status["errorCode"] == "DailySegmentCap"
+    assert status["message"] == ("Daily segment cap of 2 reached: 0 used, this request needs 3; "
+                                 "it resets at 2026-12-07T00:00:00+00:00")
