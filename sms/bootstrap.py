@@ -49,6 +49,7 @@ from .storage.pending import TablePendingIndex
 from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.requests import StorageRequests
 from .storage.sdk_requests import SdkRequests
+from .storage.spend import TableSpendStore
 from .storage.tables import TableApiKeyStore, TableMessageStore
 from .storage.webhook_tables import TableDeliveryLogStore, TableWebhookEndpointStore
 from .usecases.auth import Authenticator
@@ -75,6 +76,7 @@ class Adapters:
     webhook_sender: WebhookSender  # one HTTP session for every webhook this process sends
     licensees: TableLicenseeSettingsStore
     guard_blocks: TableGuardBlockStore
+    spend: TableSpendStore
     providers: ProviderSet
     tables: TableServiceClient
     queues: QueueServiceClient
@@ -97,6 +99,7 @@ class Adapters:
             self.delivery_log.create_table(),
             self.licensees.create_table(),
             self.guard_blocks.create_table(),
+            self.spend.create_table(),
             self.deliveries.create_queue(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
             create_queue(queue_client(self.queues, f"{WEBHOOK_QUEUE}-poison", encoding)),
@@ -142,8 +145,8 @@ class Adapters:
             messages=self.messages, jobs=self.jobs, pending=self.pending, providers=self.providers, opt_outs=self.opt_outs,
             inbound=self.inbound,
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
-            events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, transport=self.webhook_sender,
-            guard_blocks=self.guard_blocks,
+            events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, spend=self.spend,
+            transport=self.webhook_sender, guard_blocks=self.guard_blocks,
         )
         use = assemble(ports, tuning(settings, [n for n in self.providers.names if n != SIMULATOR]))
         if isinstance(simulator := self.providers.get(SIMULATOR), SimulatorProvider):
@@ -211,6 +214,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
         licensees=TableLicenseeSettingsStore.from_service(tables),
         guard_blocks=TableGuardBlockStore.from_service(tables),
+        spend=TableSpendStore.from_service(tables),
         providers=create_providers(settings),
         tables=tables, queues=queues, storage_requests=requests, credential=owned_credential,
     )

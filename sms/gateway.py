@@ -31,6 +31,7 @@ from .storage import (
     MessageStore,
     OptOutStore,
     PendingIndex,
+    SpendStore,
     WebhookEndpointStore,
 )
 from .usecases.accept import Accept
@@ -49,6 +50,7 @@ from .usecases.optouts import OptOuts
 from .usecases.pumping import PumpingProtection
 from .usecases.retention import Retention
 from .usecases.send_now import SendNow
+from .usecases.spend import SpendCaps
 from .usecases.status import MessageStatus
 from .usecases.sweep import PendingMessages, Sweep
 from .usecases.usage import Usage
@@ -73,6 +75,7 @@ class Ports:
     events: EventStore
     deliveries: DeliveryQueue
     delivery_log: DeliveryLogStore
+    spend: SpendStore  # the licensees' spend counters (their caps)
     transport: Transport  # sends webhook requests
     guard_blocks: GuardBlockStore  # the prefixes pumping protection blocked
 
@@ -124,6 +127,7 @@ class UseCases:
     breakers: Breakers  # this process's view of each provider's health (GET /api/providers)
     screening: Screening  # the licensees' guards applied to recipients, and what they cost
     pumping: PumpingProtection  # prefix blocks: the operator's view (blocks, lift)
+    spend: SpendCaps  # the licensees' spend caps: room reserved at accept, and what is used (spent)
 
 
 def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
@@ -148,7 +152,8 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                         licensees=licensees, screening=screening, clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
     pending = PendingMessages(p.pending, t.sending_lease)
-    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, t.limits, p.providers.first.name, t.clock)
+    spend = SpendCaps(p.spend, licensees, announcer, p.events, t.prices.currency, t.clock)
+    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, spend, t.limits, p.providers.first.name, t.clock)
     return UseCases(
         accept=accept,
         send_now=SendNow(accept, dispatch, once, t.clock),
@@ -171,6 +176,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         opt_outs=opt_outs,
         screening=screening,
         pumping=pumping,
+        spend=spend,
     )
 
 

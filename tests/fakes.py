@@ -44,6 +44,8 @@ from sms.storage import (
     PendingIndex,
     PendingMark,
     ReplyRoute,
+    SpendCounter,
+    SpendStore,
     StagedMessage,
     WebhookEndpoint,
     WebhookEndpointStore,
@@ -351,6 +353,31 @@ class InMemoryLicenseeSettingsStore(LicenseeSettingsStore):
             raise RecordChanged(f"licensee {settings.licensee_id}'s settings changed")
         written = replace(settings, etag=f"W/{next(_etags)}")
         self.settings[settings.licensee_id] = written
+        return written
+
+
+class InMemorySpendStore(SpendStore):
+    """Spend counters as TableSpendStore keeps them: a write of several is all or none, each conditional
+    on its ETag (None: it must not exist yet). `reads` and `writes` count the calls."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], SpendCounter] = {}
+        self.reads = self.writes = 0
+
+    async def read(self, licensee_id: str, keys: Sequence[str]) -> dict[str, SpendCounter]:
+        self.reads += 1
+        await asyncio.sleep(0)  # a round trip: others run meanwhile
+        return {k: self.rows.get((licensee_id, k), SpendCounter(k)) for k in keys}
+
+    async def write(self, licensee_id: str, counters: Sequence[SpendCounter]) -> list[SpendCounter]:
+        self.writes += 1
+        await asyncio.sleep(0)
+        for c in counters:
+            current = self.rows.get((licensee_id, c.key))
+            if (current.etag if current else None) != c.etag:
+                raise RecordChanged(f"spend counter {c.key} changed")
+        written = [replace(c, etag=f"W/{next(_etags)}") for c in counters]
+        self.rows.update({(licensee_id, c.key): c for c in written})
         return written
 
 
@@ -683,8 +710,8 @@ def fake_ports(provider: SmsProvider | None = None, **given) -> Ports:
                  opt_outs=InMemoryOptOutStore(), inbound=InMemoryInboundStore(), idempotency=InMemoryIdempotencyStore(),
                  ledger=ledger, licensees=InMemoryLicenseeSettingsStore(), webhooks=InMemoryWebhookEndpointStore(),
                  events=ledger if isinstance(ledger, InMemoryLedgerStore) else InMemoryLedgerStore(),
-                 deliveries=InMemoryDeliveryQueue(), delivery_log=InMemoryDeliveryLog(), transport=ScriptedTransport(),
-                 guard_blocks=InMemoryGuardBlockStore())
+                 deliveries=InMemoryDeliveryQueue(), delivery_log=InMemoryDeliveryLog(), spend=InMemorySpendStore(),
+                 transport=ScriptedTransport(), guard_blocks=InMemoryGuardBlockStore())
     return Ports(**{**fakes, **{name: port for name, port in given.items() if port is not None}})
 
 

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .guard import money_text
 from .model import NOT_ATTEMPTED, Message, Recipient, Status, reference_for, utcnow
 from .pumping import PrefixBlock, instant_text
+from .spend import Crossing
 
 EVENT_TYPES: tuple[str, ...] = (
     "message.sent",
@@ -31,6 +33,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "reply.received",
     "optout.changed",
     "guard.prefix_blocked",
+    "usage.threshold",
 )
 
 # A recipient's events come in this order; `sequence` in the payload says where each stands, so a
@@ -47,9 +50,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # for an inbound SMS a dash and 10 hex digits of its provider's id; what = <seq><status code> for a
 # recipient's status (s sent, d delivered, u undelivered, f failed, o opted out, x expired, c
 # cancelled, b blocked), "r" for a reply, "o" for the opt-out change it made, "p" and the prefix's digits
-# for a prefix pumping protection blocked (batched under the message whose send or receipt tripped it).
-# No "." (Standard Webhooks signs "<id>.<timestamp>.<body>") and no whitespace.
-_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxcb]|[ro]|p\d{1,15})$")
+# for a prefix pumping protection blocked (batched under the message whose send or receipt tripped it),
+# "t<cap><percent>" for a spend cap's threshold crossed by the message's reservation (cap: ds daily
+# segments, dc daily cost, ms monthly segments, mc monthly cost; percent 50, 80 or 100). No "." (Standard
+# Webhooks signs "<id>.<timestamp>.<body>") and no whitespace.
+_EVENT_ID = re.compile(r"^evt_(\d{16}(?:-[0-9a-f]{10})?)_([0-9a-f]{32})_(\d{1,6}[sdufoxcb]|[ro]|p\d{1,15}|t(?:ds|dc|ms|mc)(?:50|80|100))$")
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,21 @@ def prefix_blocked_event(batch: str, block: PrefixBlock, mode: str) -> WebhookEv
             "sends": block.sends, "confirmed": block.confirmed, "window": int(block.window.total_seconds()),
             "commId": block.comm_id}
     return _event(f"evt_{batch}_{comm_id}_p{block.prefix.lstrip('+')}", "guard.prefix_blocked", block.since, data)
+
+
+def threshold_event(batch: str, comm_id: str, crossing: Crossing, at: datetime, currency: str | None) -> WebhookEvent:
+    """usage.threshold: the reservation of message `comm_id` took the licensee's use of a cap to `percent`
+    of it or past. Segments are counts; cost is decimal text in the price table's currency."""
+    cap = crossing.cap
+    code = ("d" if cap.period == "day" else "m") + ("s" if cap.counts == "segments" else "c")
+    money = cap.counts == "cost"
+    data = {
+        "cap": cap.wire, "limit": money_text(crossing.limit) if money else crossing.limit,
+        "used": money_text(crossing.used) if money else crossing.used, "currency": currency if money else None,
+        "percent": crossing.percent, "period": crossing.period.name, "resetsAt": crossing.period.resets_at.isoformat(timespec="seconds"),
+        "commId": comm_id,
+    }
+    return _event(f"evt_{batch}_{comm_id}_t{code}{crossing.percent}", "usage.threshold", at, data)
 
 
 def _event(event_id: str, event_type: str, at: datetime, data: dict[str, Any]) -> WebhookEvent:

@@ -585,3 +585,24 @@ class GuardBlockStore(abc.ABC):
     async def purge(self, now: datetime) -> int:
         """Delete every block and index mark that ended by `now` (a mark written again meanwhile stays);
         how many rows went."""
+@dataclass(frozen=True)
+class SpendCounter:
+    """What one licensee has reserved in one period of its spend caps (sms/usecases/spend.py)."""
+
+    key: str  # the period: "day-YYYYMMDD" or "month-YYYYMM" of the licensee's zone
+    segments: int = 0
+    cost: int = 0  # millionths of the price table's currency
+    etag: str | None = None  # None: not stored yet
+
+
+class SpendStore(abc.ABC):
+    """A licensee's spend counters, one per period, all in one partition (one transaction holds them)."""
+
+    @abc.abstractmethod
+    async def read(self, licensee_id: str, keys: Sequence[str]) -> dict[str, SpendCounter]:
+        """These periods' counters; one not stored yet is zero, with no ETag."""
+
+    @abc.abstractmethod
+    async def write(self, licensee_id: str, counters: Sequence[SpendCounter]) -> list[SpendCounter]:
+        """Write these counters together, all or none: each created when it has no ETag, else replaced if its
+        ETag still matches. RecordChanged when any was written (or created) meanwhile. The counters as written."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from azure.data.tables import EntityProperty
+
 from ..domain.model import COMPACT_JSON
 from .handwritten.odata import entity_json
 
@@ -118,7 +120,7 @@ def entity_size(entity: Mapping[str, Any]) -> int:
         elif isinstance(value, str):
             size += 8 + 2 * utf16_units(name) + 2 * utf16_units(value) + 4
         else:
-            value_size = 1 if isinstance(value, bool) else 8 if isinstance(value, datetime) else 4
+            value_size = 1 if isinstance(value, bool) else 8 if isinstance(value, (datetime, EntityProperty)) else 4
             size += 8 + 2 * utf16_units(name) + value_size
     return size
 

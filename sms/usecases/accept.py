@@ -7,10 +7,11 @@ visible (the store's commit), so a message is never stored without its jobs and 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import replace
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Iterator, Sequence, TypeVar
 
 from opentelemetry import trace
 
@@ -20,49 +21,78 @@ from ..domain.errors import GatewayError, RecordChanged, StorageUnavailable, Val
 from ..domain.model import Message, Recipient, SendJob, queue_delay, reference_for, utcnow
 from ..domain.validation import Limits, message_from
 from ..storage import JobQueue, MessageStore
-from .guard import Screening
+from .guard import Screened, Screening
 from .idempotency import OncePerKey
 from .ledger import Ledger
+from .spend import SpendCaps
 from .sweep import PendingMessages
 
 log = logging.getLogger("sms.accept")
 
+Saved = TypeVar("Saved")
+
+
+class Checked:
+    """A command checked: the message and recipient records it becomes (it unpacks as that pair), and how
+    the guard screened them (what the recipients still to go take of the licensee's caps)."""
+
+    __slots__ = ("message", "recipients", "screened")
+
+    def __init__(self, message: Message, recipients: list[Recipient], screened: Screened):
+        self.message, self.recipients, self.screened = message, recipients, screened
+
+    def __iter__(self) -> Iterator:
+        return iter((self.message, self.recipients))
+
 
 class Accept:
     def __init__(self, messages: MessageStore, jobs: JobQueue, ledger: Ledger, once: OncePerKey, pending: PendingMessages,
-                 screening: Screening, limits: Limits = Limits(), provider_name: str = "", clock: Callable[[], datetime] = utcnow):
+                 screening: Screening, spend: SpendCaps, limits: Limits = Limits(), provider_name: str = "",
+                 clock: Callable[[], datetime] = utcnow):
         self._messages, self._queue, self._ledger, self._once, self._pending = messages, jobs, ledger, once, pending
-        self._screening, self._limits, self._provider_name, self._clock = screening, limits, provider_name, clock
+        self._screening, self._spend, self._limits, self._provider_name, self._clock = screening, spend, limits, provider_name, clock
 
-    async def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> tuple[Message, list[Recipient]]:
+    async def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> Checked:
         """The command checked, as the message and recipient records it becomes (ValidationFailed naming each
         problem), its recipients screened by the licensee's guard (those it refuses `blocked`, with why)."""
         message, recipients = message_from(command, licensee_id, self._limits, self._clock(), comm_id)
         screened = await self._screening.screen(message, recipients)
-        return message, screened.recipients
+        return Checked(message, screened.recipients, screened)
+
+    async def within_caps(self, checked: Checked, save: Callable[[], Awaitable[Saved]]) -> Saved:
+        """`save` once the recipients still to go have room under the licensee's spend caps, reserved for
+        them (sms/usecases/spend.py); CapReached, nothing saved, when they have not. A save that fails gives
+        the room back. Inside the idempotency `work`: a keyed retry of a saved message reserves nothing."""
+        screened = checked.screened
+        reservation = await self._spend.reserve(checked.message.licensee_id, screened.guard.caps, checked.message.comm_id,
+                                                screened.segments, screened.cost)
+        try:
+            return await save()
+        except BaseException:
+            self._spend.give_back(reservation)  # in the background: a cancelled request cannot wait for it
+            raise
 
     def _job_delay(self, message: Message) -> int:
         """A scheduled message's jobs wait on the queue until its sendAt (one hop of it at most)."""
         return queue_delay(message.send_at, message.created_at) if message.send_at is not None else 0
 
-    async def _under(self, checked: tuple[Message, list[Recipient]], command: SendMessage, licensee_id: str,
-                     comm_id: str | None) -> tuple[Message, list[Recipient]]:
+    async def _under(self, checked: Checked, command: SendMessage, licensee_id: str, comm_id: str | None) -> Checked:
         """An auto-batch item, checked already, under `comm_id` (its Idempotency-Key's): checked again for it."""
-        return checked if comm_id in (None, checked[0].comm_id) else await self.checked(command, licensee_id, comm_id)
+        return checked if comm_id in (None, checked.message.comm_id) else await self.checked(command, licensee_id, comm_id)
 
     async def queue(self, command: SendMessage, licensee_id: str, key: RequestKey | None = None,
-                    checked: tuple[Message, list[Recipient]] | None = None) -> SendResult:
+                    checked: Checked | None = None) -> SendResult:
         """Save the SMS and queue it; the worker sends it in the background. `checked`: the command as
         already checked (an auto-batch checks every item first)."""
 
-        async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
+        async def check(comm_id: str | None) -> Checked:
             if checked:
                 return await self._under(checked, command, licensee_id, comm_id)
             return await self.checked(command, licensee_id, comm_id)
 
-        async def work(prepared: tuple[Message, list[Recipient]]) -> SendResult:
+        async def work(prepared: Checked) -> SendResult:
             message, recipients = prepared
-            await self._save_queued(message, recipients)
+            await self.within_caps(prepared, lambda: self._save_queued(message, recipients))
             return _queued(message, len(recipients))
 
         with telemetry.span("sms.accept"):
@@ -85,13 +115,14 @@ class Accept:
         if errors:
             raise ValidationFailed(errors, batch_completed=0)
         results: list[SendResult] = []
-        for i, (command, (message, recipients)) in enumerate(zip(commands, prepared, strict=True)):
+        for i, (command, checked) in enumerate(zip(commands, prepared, strict=True)):
+            message, recipients = checked
             try:
                 if keys is None:
-                    await self._save_queued(message, recipients)
+                    await self.within_caps(checked, functools.partial(self._save_queued, message, recipients))
                     results.append(_queued(message, len(recipients)))
                 else:
-                    results.append(await self.queue(command, licensee_id, keys[i], (message, recipients)))
+                    results.append(await self.queue(command, licensee_id, keys[i], checked))
             except GatewayError as error:
                 error.batch_completed, error.batch_index = i, i
                 raise

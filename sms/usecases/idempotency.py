@@ -15,6 +15,7 @@ from typing import Awaitable, Callable, TypeVar
 from ..domain.commands import RequestKey
 from ..domain.errors import AlreadyExists, Conflict, KeyReused, StorageUnavailable
 from ..domain.model import Message, Recipient, utcnow
+from ..domain.spend import CapReached
 from ..storage import IdempotencyRecord, IdempotencyStore, MessageStore
 
 # A replay that finds no message this soon after the first request is racing it, not resuming it.
@@ -49,11 +50,11 @@ class OncePerKey:
         record = IdempotencyRecord(licensee_id, key.key, fingerprint, uuid.uuid4().hex, now, now + self._window)
         existing = await self._keys.claim(record)
         if existing is None:
-            return await work(await self._checked_first(record, check))
+            return await self._refused_frees(record, work, await self._checked_first(record, check))
         if existing.expires_at <= now:  # an old key used again: a new request
             if not await self._keys.take_over(existing, record):
                 raise Conflict("This Idempotency-Key is being used by another request; retry shortly")
-            return await work(await self._checked_first(record, check))
+            return await self._refused_frees(record, work, await self._checked_first(record, check))
         if existing.request_hash != fingerprint:
             raise KeyReused("This Idempotency-Key was used with a different request; use a new key for a new request")
         loaded = await self._messages.load(existing.comm_id)
@@ -62,7 +63,7 @@ class OncePerKey:
         if utcnow() - existing.created_at < IN_PROGRESS_GRACE:
             raise Conflict(STILL_RUNNING)
         try:  # the first request died before saving anything: finish it under the same commId
-            return await work(await check(existing.comm_id))
+            return await self._refused_frees(existing, work, await check(existing.comm_id))
         except AlreadyExists:
             raise Conflict(STILL_RUNNING) from None
 
@@ -72,8 +73,20 @@ class OncePerKey:
         except Exception:
             # Refused before anything was stored: the key is freed (a retry racing this sees it claimed
             # for a moment, and is told to retry shortly).
-            try:
-                await self._keys.release(record)
-            except StorageUnavailable:
-                log.warning("could not free an Idempotency-Key after its request was refused; it frees itself when it expires")
+            await self._free(record)
             raise
+
+    async def _refused_frees(self, record: IdempotencyRecord, work: Callable[[Checked], Awaitable[Answer]], checked: Checked) -> Answer:
+        """`work`, whose refusal at a spend cap (made before it stores anything: sms/usecases/spend.py) frees
+        the key as a refused check does: the same request once there is room is a first request."""
+        try:
+            return await work(checked)
+        except CapReached:
+            await self._free(record)
+            raise
+
+    async def _free(self, record: IdempotencyRecord) -> None:
+        try:
+            await self._keys.release(record)
+        except StorageUnavailable:
+            log.warning("could not free an Idempotency-Key after its request was refused; it frees itself when it expires")

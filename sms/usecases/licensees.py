@@ -38,6 +38,7 @@ class _Read:
     quiet_hours: QuietHours | None
     routes: RoutingTable | None
     guard: Guard | None
+    time_zone: str = "UTC"
 
 
 class Licensees:
@@ -80,6 +81,10 @@ class Licensees:
         if not cached:
             return _guard_of(await self.settings(licensee_id)) or self.default_guard
         return (await self._read(licensee_id)).guard or self.default_guard
+
+    async def time_zone(self, licensee_id: str) -> str:
+        """The licensee's zone (UTC until it sets one), cached: its days are the days its usage and caps count."""
+        return (await self._read(licensee_id)).time_zone
 
     async def has_own_guard(self, licensee_id: str) -> bool:
         return (await self.settings(licensee_id)).guard is not None
@@ -155,7 +160,8 @@ class Licensees:
         started = monotonic.monotonic()
         settings = await self._store.get(licensee_id)
         read = _Read(QuietHours.parse(settings.quiet_hours, settings.time_zone) if settings and settings.quiet_hours else None,
-                     _routes_of(settings) if settings else None, _guard_of(settings) if settings else None)
+                     _routes_of(settings) if settings else None, _guard_of(settings) if settings else None,
+                     settings.time_zone if settings else "UTC")
         self._cache[licensee_id] = (started, read)
         return read
 

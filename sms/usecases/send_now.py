@@ -16,7 +16,7 @@ from .. import telemetry
 from ..domain.commands import RequestKey, SendMessage, SendResult
 from ..domain.errors import Conflict, FieldError, RecordChanged, StorageUnavailable, ValidationFailed
 from ..domain.model import JOB_SIZE, Message, Recipient, Status, reference_for, utcnow
-from .accept import Accept, plural
+from .accept import Accept, Checked, plural
 from .dispatch import Dispatch
 from .idempotency import STILL_RUNNING, OncePerKey
 
@@ -34,18 +34,20 @@ class SendNow:
     async def send(self, command: SendMessage, licensee_id: str, key: RequestKey | None = None) -> SendResult:
         """Save the SMS and send it within the request; answer with the real outcome."""
 
-        async def check(comm_id: str | None) -> tuple[Message, list[Recipient]]:
-            message, recipients = await self._accept.checked(command, licensee_id, comm_id)
+        async def check(comm_id: str | None) -> Checked:
+            checked = await self._accept.checked(command, licensee_id, comm_id)
+            message, recipients = checked
             if message.send_at is not None:
                 raise ValidationFailed([FieldError(
                     "SMSModel.SendAt", "NotAllowed",
                     "SMSModel.SendAt schedules a message: send it to /api/sms/send, not to an immediate send")])
             await self._now_or_not_at_all(message, recipients)
-            return message, recipients
+            return checked
 
-        async def work(prepared: tuple[Message, list[Recipient]]) -> SendResult:
+        async def work(prepared: Checked) -> SendResult:
             message, recipients = prepared
-            jobs, stored = await self._accept.save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS)
+            jobs, stored = await self._accept.within_caps(
+                prepared, lambda: self._accept.save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS))
             batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
             sent = await asyncio.gather(*(self._dispatch.send(message, b, job) for b, job in zip(batches, jobs, strict=True)))
             for job, each in zip(jobs, sent, strict=True):
