@@ -27,17 +27,22 @@ def test_every_api_route_is_documented_with_both_media_types():
 def test_schemas_are_the_models_own():
     schemas = openapi.document()["components"]["schemas"]
     assert set(schemas["SMSSend"]["properties"]) == {"SMSModel", "CreateCommunicationReferencesImmediately"}
-    assert set(schemas["CommResponse"]["properties"]) == {"commId", "reference", "status", "message"}
+    # The seed's four fields first, then what the message costs (issue 27): its ServiceStack clients ignore the others.
+    assert list(schemas["CommResponse"]["properties"]) == ["commId", "reference", "status", "message", "encoding", "segments",
+                                                           "recipients", "blocked", "estimatedCost", "currency"]
+    assert set(schemas["EstimateResponse"]["properties"]) == {"encoding", "segments", "recipients", "blocked", "estimatedCost",
+                                                              "currency", "lines"}
     model = SMSSend.model_fields["sms_model"].annotation.__args__[0]
     assert set(schemas["SMSModel"]["properties"]) == {f.validation_alias for f in model.model_fields.values()}
 
 
 def test_the_documented_lengths_are_the_ones_validation_enforces():
-    from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
+    from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, MAX_SEGMENTS_OPTION
 
     schemas = openapi.document()["components"]["schemas"]
     assert {"type": "string", "maxLength": MAX_NAME_CHARS} in schemas["SMSContact"]["properties"]["Name"]["anyOf"]
     assert {"type": "string", "maxLength": MAX_NOTES_CHARS} in schemas["SMSModel"]["properties"]["Notes"]["anyOf"]
+    assert {"type": "integer", "minimum": 1, "maximum": MAX_SEGMENTS_OPTION} in schemas["SMSModel"]["properties"]["MaxSegments"]["anyOf"]
 
 
 def test_the_commid_pattern_in_openapi_is_the_routes_own():
