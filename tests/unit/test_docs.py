@@ -7,6 +7,7 @@ from sms.domain.routing import MAX_PROVIDERS_PER_RULE, MAX_RULES
 from sms.entrypoints import metadata, openapi
 from sms.entrypoints.routes import ROUTES
 from sms.wire import CommResponse, SMSSend, jsv, to_dto
+from sms.wire.dto import EstimateResponse
 
 
 def test_every_api_route_is_documented_with_both_media_types():
@@ -59,8 +60,13 @@ def test_the_metadata_samples_decode_back_into_the_dtos():
     assert to_dto(json.loads(request_json), SMSSend) == to_dto(jsv.loads(request_jsv), SMSSend) == metadata._SAMPLE_REQUEST
     assert CommResponse.model_validate(json.loads(response_json)) == CommResponse.model_validate(jsv.loads(response_jsv))
     for route in ROUTES:
-        if route.kind in ("send", "send_now", "batch", "reply", "status", "cancel"):
+        if route.kind in ("send", "send_now", "batch", "reply", "estimate", "status", "cancel"):
             assert f"/{route.path}" in page
+    # What a send costs (issue 27): on the send's sample answer, and the estimate's own sample.
+    assert json.loads(response_json)["estimatedCost"] == "0.0525"
+    estimate_json, estimate_jsv = samples[-2:]
+    assert EstimateResponse.model_validate(json.loads(estimate_json)) == metadata._SAMPLE_ESTIMATE
+    assert EstimateResponse.model_validate(jsv.loads(estimate_jsv)) == metadata._SAMPLE_ESTIMATE
     assert "<td>DELETE</td><td>/api/sms/{commId}</td><td>cancel</td>" in page
 
 
