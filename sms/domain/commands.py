@@ -51,17 +51,43 @@ class SendMessage:
     valid_until: object = None  # an instant with its offset: not sent after then
     validity_period: object = None  # or: seconds from sendAt (or now) it stays worth sending
     urgent: bool = False  # send inside the licensee's quiet hours too
+    # Issue 27: what the message may cost, and how its body is encoded.
+    smart_encoding: bool = False  # typographic characters replaced by their GSM-7 equivalents (sms/domain/smart_encoding.py)
+    max_segments: object = None  # refused when its body needs more segments than this
+    max_price: object = None  # a recipient whose SMS costs more (decimal text or a number) is blocked
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a message costs before it is sent: how its body is encoded, the segments of each recipient's SMS,
+    how many recipients are to be sent and how many the licensee's guard blocked, and what those to be sent
+    cost together (millionths of `currency`, the price table's; None when the table cannot price one)."""
+
+    encoding: str
+    segments: int
+    recipients: int
+    blocked: int
+    cost: int | None
+    currency: str | None
+
+
+def estimate_of(message: Message) -> Estimate:
+    """The message's estimate as it was accepted (sms/usecases/accept.py keeps it on the message)."""
+    return Estimate(message.encoding, message.segments, message.recipient_count - message.blocked, message.blocked,
+                    message.estimated_cost, message.currency)
 
 
 @dataclass(frozen=True)
 class SendResult:
     """The answer to a send: `ok` when it was queued (or, sent now, reached every recipient);
-    `summary` says it in words a person reads ("Queued for 3 recipients", "Sent to 2 of 3 ...")."""
+    `summary` says it in words a person reads ("Queued for 3 recipients", "Sent to 2 of 3 ...");
+    `estimate` what it costs, as it was accepted."""
 
     comm_id: str
     reference: str
     ok: bool
     summary: str
+    estimate: Estimate | None = None
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,12 @@ class Message:
     send_at: datetime | None = None  # not before then (its recipients are `scheduled` until it comes)
     valid_until: datetime | None = None  # not after then: a recipient not handed over by then expires
     urgent: bool = False  # sent inside the licensee's quiet hours too
+    # What it cost as accepted (issue 27), kept so that a retry under its Idempotency-Key answers as the first
+    # request did, whatever the price table or the guard say by then: the recipients the guard blocked at
+    # accept, and what the others cost (millionths of `currency`; None: the price table could not price one).
+    blocked: int = 0
+    estimated_cost: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,11 @@ from typing import Sequence
 from . import segments, transitions
 from .commands import Party, SendMessage
 from .errors import FieldError, Forbidden, ValidationFailed
+from .guard import MAX_CAP, MICROS, money_micros
 from .instants import EXAMPLE, NotAnInstant, parse_instant
 from .model import Contact, Message, Recipient, Status, new_guid
 from .phone import InvalidNumber, to_e164
+from .smart_encoding import with_gsm_equivalents
 
 # Carriers accept alphanumeric sender ids of up to 11 letters, digits and spaces.
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
@@ -28,6 +30,11 @@ _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 # storage and Azure's refusal came back as a 500.
 MAX_NAME_CHARS = 200
 MAX_NOTES_CHARS = 4000
+# SMSModel.MaxSegments: 1 to 255, the most parts a concatenated SMS can have (its header counts them in one octet:
+# 3GPP TS 23.040, 9.2.3.24.1).
+MAX_SEGMENTS_OPTION = 255
+# SMSModel.MaxPrice: the most one recipient's SMS may cost, at most this (the spend caps' bound, sms/domain/guard.py).
+MAX_PRICE = MAX_CAP * MICROS
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ def message_from(model: SendMessage, licensee_id: str, limits: Limits, now: date
 
     errors: list[FieldError] = []
     body, info = _body(model, limits, errors)
+    _max_segments(model.max_segments, info, errors)
+    _max_price(model.max_price, errors)
     sender = _sender(model.sender, limits, errors)
     _at_most("SMSModel.Notes", model.notes, MAX_NOTES_CHARS, errors)
     comm_id = comm_id or new_guid()
@@ -135,8 +144,11 @@ def _shown(at: datetime) -> str:
 
 
 def _body(model: SendMessage, limits: Limits, errors: list[FieldError]) -> tuple[str, segments.SegmentInfo | None]:
-    """The body and how it is sent (counted once: it walks every character), or None if it is invalid."""
+    """The body and how it is sent (counted once: it walks every character), or None if it is invalid. With
+    SmartEncoding, the body with its typographic characters replaced: what is counted, stored and sent."""
     body, info = model.body or "", None
+    if model.smart_encoding:
+        body = with_gsm_equivalents(body)
     if not body.strip():
         errors.append(FieldError("SMSModel.MessageBody", "NotEmpty", "SMSModel.MessageBody must not be empty"))
     elif not _shows_anything(body):
@@ -156,6 +168,32 @@ def _body(model: SendMessage, limits: Limits, errors: list[FieldError]) -> tuple
         ))
         info = None
     return body, info
+
+
+def _max_segments(limit: object, info: segments.SegmentInfo | None, errors: list[FieldError]) -> None:
+    """SMSModel.MaxSegments: a body needing more segments than the request allows is refused, naming both."""
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEGMENTS_OPTION:
+        errors.append(FieldError("SMSModel.MaxSegments", "InvalidValue",
+                                 f"SMSModel.MaxSegments is a whole number of segments from 1 to {MAX_SEGMENTS_OPTION}"))
+    elif info is not None and info.segments > limit:
+        errors.append(FieldError("SMSModel.MaxSegments", "MaxSegments",
+                                 f"SMSModel.MessageBody needs {info.segments} SMS segments ({info.encoding}); "
+                                 f"SMSModel.MaxSegments allows {limit}"))
+
+
+def _max_price(value: object, errors: list[FieldError]) -> None:
+    if value is not None and max_price_of(value) is None:
+        errors.append(FieldError("SMSModel.MaxPrice", "InvalidValue",
+                                 'SMSModel.MaxPrice is an amount in the price table\'s currency, such as "0.10" or 0.1 '
+                                 f"(at most 6 decimals, not negative, at most {MAX_CAP})"))
+
+
+def max_price_of(value: object) -> int | None:
+    """SMSModel.MaxPrice in millionths of the price table's currency; None when not given or not an amount."""
+    micros = money_micros(value) if value is not None else None
+    return micros if micros is not None and micros <= MAX_PRICE else None
 
 
 # Unicode general categories a phone shows nothing for on their own: controls (Cc: NUL, ESC, DEL, C1),

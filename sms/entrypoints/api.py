@@ -39,6 +39,7 @@ from ..wire.mapping import (
     comm_response,
     delivery_list,
     delivery_log_page,
+    estimate_response,
     guard_change,
     guard_state,
     ledger_query,
@@ -217,6 +218,25 @@ async def _reply(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel 
     return await work(req, gw, route)
 
 
+async def _estimate(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel | list[BaseModel]:
+    """What a send would cost, and each recipient's line: any body a send takes (an SMSSend, or an SMSModel on its own),
+    or an auto-batch's list of them. Nothing is stored, queued or claimed: an Idempotency-Key is not read."""
+    licensee = await _licensee(req, gw)
+    data = _request_data(req, route, gw)
+    if isinstance(data, list):
+        requests = wire.to_dtos([_as_send(item) for item in data], wire.SMSSend, MAX_BATCH)
+        return [estimate_response(s) for s in await gw.use.accept.estimate_each([send_command(r) for r in requests], licensee)]
+    request = wire.to_dto(_as_send(data), wire.SMSSend)
+    return estimate_response(await gw.use.accept.estimate(send_command(request), licensee))
+
+
+def _as_send(data: Any) -> Any:
+    """An SMSModel on its own, as the SMSSend holding it (errors then name SMSModel.<field>, as a send's do)."""
+    if isinstance(data, dict) and not any(isinstance(k, str) and k.lower() == "smsmodel" for k in data):
+        return {"SMSModel": data}
+    return data
+
+
 async def _status(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw)
     return message_state(await gw.use.status.report(_comm_id(req), licensee))
@@ -375,7 +395,7 @@ async def _providers(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseMo
 
 
 _WORK: dict[str, Work] = {
-    "send": _send, "send_now": _send_now, "batch": _batch, "reply": _reply, "status": _status, "cancel": _cancel,
+    "send": _send, "send_now": _send_now, "batch": _batch, "reply": _reply, "estimate": _estimate, "status": _status, "cancel": _cancel,
     "replies": _replies, "list": _list, "usage": _usage, "providers": _providers,
     "webhooks_list": _webhooks_list, "webhooks_add": _webhooks_add,
     "webhooks_remove": _webhooks_remove, "webhooks_rotate_secret": _webhooks_rotate_secret,

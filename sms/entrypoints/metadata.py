@@ -15,9 +15,11 @@ from ..wire import CommResponse, Format, SMSContact, SMSModel, SMSSend, encode
 from ..wire.dto import (
     CancelResponse,
     ErrorResponse,
+    EstimateResponse,
     MatchedRecipient,
     MessageList,
     MessageSummary,
+    RecipientEstimate,
     ResponseError,
     ResponseStatus,
     RouteRule,
@@ -45,8 +47,17 @@ _SAMPLE_REQUEST = SMSSend(
         licensee_id="11111111111111111111111111111111",
     ),
 )
+# The seed's four fields, then what the message costs (issue 27), as priced by a price table in USD.
 _SAMPLE_RESPONSE = CommResponse(comm_id="e1f6be64733348e3b37055b6c0fd9ebe", reference="SMS-E1F6BE64", status=True,
-                                message="Queued for 1 recipient")
+                                message="Queued for 1 recipient", encoding="GSM-7", segments=1, recipients=1, blocked=0,
+                                estimated_cost="0.0525", currency="USD")
+_SAMPLE_ESTIMATE = EstimateResponse(encoding="GSM-7", segments=1, recipients=1, blocked=1, estimated_cost="0.0525", currency="USD",
+                                    lines=[RecipientEstimate(phone_number="+61412345678", country="AU", number_type="mobile",
+                                                             provider="acs", cost="0.0525", action="allow"),
+                                           RecipientEstimate(phone_number="+61190012345", country="AU", number_type="premium_rate",
+                                                             provider="acs", cost="0.0525", action="block",
+                                                             reason="premium-rate numbers are blocked by this licensee's guard "
+                                                                    "(numberTypes)")])
 # Scheduling (issue 16): properties ServiceStack's own clients do not know, and leave out.
 _SAMPLE_SCHEDULED = SMSSend(
     sms_model=SMSModel(
@@ -97,17 +108,17 @@ def _sample(title: str, media: str, body: bytes) -> str:
 
 
 # The DTOs the page documents, in the order it shows them.
-_DOCUMENTED = (SMSSend, SMSModel, SMSContact, CommResponse, CancelResponse, MessageList, MessageSummary, MatchedRecipient,
-               UsageResponse, UsageDay, WebhookEndpointRequest, WebhookEndpointState, WebhookEndpointList, WebhookEndpointRemoved,
-               WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest, WebhookReplayResponse, RoutingTableRequest,
-               RoutingTableState, RouteRule)
+_DOCUMENTED = (SMSSend, SMSModel, SMSContact, CommResponse, EstimateResponse, RecipientEstimate, CancelResponse, MessageList,
+               MessageSummary, MatchedRecipient, UsageResponse, UsageDay, WebhookEndpointRequest, WebhookEndpointState,
+               WebhookEndpointList, WebhookEndpointRemoved, WebhookDeliveryList, WebhookDeliveryAttempt, WebhookReplayRequest,
+               WebhookReplayResponse, RoutingTableRequest, RoutingTableState, RouteRule)
 
 
 @functools.cache
 def page() -> bytes:
     routes = "".join(
         f"<tr><td>{r.working_methods[0]}</td><td>/{html.escape(r.path)}</td><td>{r.kind}</td></tr>"
-        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "status", "cancel", "replies", "list", "usage")
+        for r in ROUTES if r.kind in ("send", "send_now", "batch", "reply", "estimate", "status", "cancel", "replies", "list", "usage")
         or r.kind.startswith(("webhooks_", "routes_"))
     )
     statuses = "".join(f"<tr><td>{status}</td><td>{html.escape(meaning)}</td></tr>" for status, meaning in STATUS_MEANINGS.items())
@@ -120,7 +131,8 @@ def page() -> bytes:
         for title, model in (("Request: SMSSend", _SAMPLE_REQUEST), ("Response: CommResponse", _SAMPLE_RESPONSE), ("Error", error),
                              ("Request: SMSSend, scheduled", _SAMPLE_SCHEDULED), ("Response: CommResponse, scheduled",
                                                                                   _SAMPLE_SCHEDULED_RESPONSE),
-                             ("Response to DELETE /api/sms/{commId}: CancelResponse", _SAMPLE_CANCEL))
+                             ("Response to DELETE /api/sms/{commId}: CancelResponse", _SAMPLE_CANCEL),
+                             ("Response to POST /api/sms/estimate: EstimateResponse", _SAMPLE_ESTIMATE))
         for fmt in (Format.JSON, Format.JSV)
     )
     return f"""<!doctype html>
@@ -141,6 +153,13 @@ route, or the <code>Accept</code> header (JSON by default). Request bodies may b
 <code>ValidityPeriod</code> (seconds) says when it is no longer worth sending, and <code>Urgent</code> sends it inside the
 licensee's quiet hours too. ServiceStack clients that do not know them leave them out. <code>DELETE /api/sms/{{commId}}</code>
 cancels what of a message has not gone.</p>
+<h2>Cost before sending</h2>
+<p>Every send answers, after the CommResponse's own fields, how its body is encoded, the segments of each recipient's SMS,
+how many recipients are to be sent and how many the licensee's guard blocked, and what those to be sent cost by the
+operator's price table. <code>POST /api/sms/estimate</code> takes any body a send takes and answers the same, with a line per
+recipient, storing and sending nothing. SMSModel's <code>SmartEncoding</code> replaces typographic quotes, dashes, ellipses
+and Unicode spaces with their GSM-7 equivalents; <code>MaxSegments</code> refuses a longer body; <code>MaxPrice</code> blocks a
+recipient whose SMS costs more.</p>
 <h2>Statuses</h2><table><tr><th>Status</th><th>Meaning</th></tr>{statuses}</table>
 <h2>Data transfer objects</h2>
 {"".join(_fields(m) for m in _DOCUMENTED)}

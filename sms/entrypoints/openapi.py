@@ -14,13 +14,14 @@ from pydantic.json_schema import models_json_schema
 
 from ..domain.model import Status
 from ..domain.routing import MAX_PROVIDERS_PER_RULE, MAX_RULES
-from ..domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
+from ..domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, MAX_SEGMENTS_OPTION
 from ..usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
 from ..usecases.ledger import DEFAULT_TAKE, MAX_TAKE
 from ..usecases.webhook_endpoints import MAX_ENDPOINTS, MAX_URL_CHARS
-from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, SMSSend
+from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, SMSModel, SMSSend
 from ..wire.dto import (
     CancelResponse,
+    EstimateResponse,
     GuardRequest,
     GuardState,
     MessageList,
@@ -61,6 +62,7 @@ _ERRORS_BY_KIND = {
     "send": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
     "reply": ("400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429", "503"),
     "batch": ("400", "401", "403", "405", "409", "412", "413", "415", "422", "429", "503"),
+    "estimate": ("400", "401", "403", "404", "405", "413", "415", "429", "503"),
     "status": ("400", "401", "404", "429", "503"),
     "cancel": ("400", "401", "404", "405", "409", "429", "503"),
     "replies": ("400", "401", "404", "429", "503"),
@@ -107,6 +109,10 @@ _SUMMARIES = {
     "send_now": "Save the SMS and send it within the request; the answer says what happened",
     "reply": f"ServiceStack's predefined route: {OPERATION} saves and queues; {OPERATION}[] takes a batch",
     "batch": f"ServiceStack's auto-batch: a list of up to {MAX_BATCH} {OPERATION}, every one validated before any is saved",
+    "estimate": "What a send of this body would cost, nothing stored, queued or sent: encoding, segments, recipients to be "
+                "sent and blocked, the estimated cost by the operator's price table, and each recipient's country, number type, "
+                "provider, cost and what the licensee's guard says of it. Takes any body a send takes (an SMSSend, an SMSModel "
+                f"on its own, or a list of up to {MAX_BATCH} of them, answered by a list); no Idempotency-Key",
     "status": "The message and every recipient's status",
     "cancel": "Cancel what of the message has not gone: every recipient still scheduled or queued ends cancelled; "
               "the answer counts them, and the others by status",
@@ -175,7 +181,8 @@ _USAGE_PARAMETERS = (("from", "The first day, included: the licensee's (a calend
 @functools.cache
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(SMSSend, "validation"), (CommResponse, "serialization"), (MessageState, "serialization"), (CancelResponse, "serialization"),
+        [(SMSSend, "validation"), (CommResponse, "serialization"), (EstimateResponse, "serialization"),
+         (MessageState, "serialization"), (CancelResponse, "serialization"),
          (RepliesResponse, "serialization"), (MessageList, "serialization"), (UsageResponse, "serialization"),
          (ProvidersResponse, "serialization"), (ErrorResponse, "serialization"),
          (WebhookEndpointRequest, "validation"), (WebhookEndpointState, "serialization"), (WebhookEndpointList, "serialization"),
@@ -219,7 +226,8 @@ def _document_limits(schemas: dict[str, Any]) -> None:
         for option in schemas[model]["properties"][field]["anyOf"]:
             if option.get("type") == "string":
                 option["maxLength"] = limit
-    for field, limit in (("SendAt", {"format": "date-time"}), ("ValidUntil", {"format": "date-time"}), ("ValidityPeriod", {"minimum": 1})):
+    for field, limit in (("SendAt", {"format": "date-time"}), ("ValidUntil", {"format": "date-time"}), ("ValidityPeriod", {"minimum": 1}),
+                         ("MaxSegments", {"minimum": 1, "maximum": MAX_SEGMENTS_OPTION})):
         for option in schemas["SMSModel"]["properties"][field]["anyOf"]:
             if option.get("type") != "null":
                 option.update(limit)
@@ -326,6 +334,11 @@ def _operation(route: Route) -> dict[str, Any]:
     elif route.kind == "batch":
         operation["requestBody"] = _request_body({"type": "array", "items": _ref(SMSSend), "maxItems": MAX_BATCH})
         ok = _content({"type": "array", "items": _ref(CommResponse)}, "a list of CommResponse")
+    elif route.kind == "estimate":
+        body = {"oneOf": [_ref(SMSSend), _ref(SMSModel), {"type": "array", "items": _ref(SMSSend), "maxItems": MAX_BATCH}]}
+        operation["requestBody"] = _request_body(body)
+        ok = _content({"oneOf": [_ref(EstimateResponse), {"type": "array", "items": _ref(EstimateResponse)}]},
+                      "EstimateResponse or a list of them")
     elif route.kind == "reply":
         parameters.append({"name": "operation", "in": "path", "required": True,
                            "schema": {"type": "string", "enum": [OPERATION, OPERATION + "[]"]}})

@@ -47,7 +47,7 @@ _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
 class Route:
     name: str  # the function's name
     path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
-    # send | send_now | batch | reply | status | cancel | replies | list | usage | webhooks_* | routes_* | receipts_acs |
+    # send | send_now | batch | reply | estimate | status | cancel | replies | list | usage | webhooks_* | routes_* | receipts_acs |
     # receipts_twilio | inbound_twilio | health | openapi | metadata: which work function answers it
     kind: str
     methods: tuple[str, ...] = ("POST",)
@@ -66,7 +66,7 @@ class Route:
     @property
     def working_methods(self) -> tuple[str, ...]:
         """The methods that do the route's work; any other listed method is answered 405."""
-        return ("POST",) if self.kind in ("send", "send_now", "batch", "reply") else self.methods
+        return ("POST",) if self.kind in ("send", "send_now", "batch", "reply", "estimate") else self.methods
 
     @property
     def has_format_suffix(self) -> bool:
@@ -94,6 +94,9 @@ ROUTES: list[Route] = [
     Route("sms_send_servicestack_batch", "api/SMSSend[]", "batch", SEND_METHODS),
     Route("json_reply", "json/reply/{operation}", "reply", SEND_METHODS, Format.JSON),
     Route("jsv_reply", "jsv/reply/{operation}", "reply", SEND_METHODS, Format.JSV),
+    # What a send would cost, nothing stored or sent (issue 27). No overlap with api/sms/{commId}: "estimate" is no Guid.
+    Route("sms_estimate", "api/sms/estimate", "estimate", SEND_METHODS),
+    Route("sms_estimate_with_format", "api/sms/estimate.{format}", "estimate", SEND_METHODS),
     Route("sms_status", "api/sms/{commId}", "status", ("GET",), patterns=(("commId", GUID_WITH_SUFFIX_PATTERN),)),
     # Cancel what of a message has not gone yet (issue 16): the status route's URL, its own function and method.
     Route("sms_cancel", "api/sms/{commId}", "cancel", ("DELETE",), patterns=(("commId", GUID_WITH_SUFFIX_PATTERN),)),

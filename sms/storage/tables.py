@@ -25,6 +25,7 @@ from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.errors import StorageUnavailable
+from ..domain.guard import money_micros, money_text
 from ..domain.model import Contact, Event, Message, Recipient, Status, derived_events
 from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .limits import MAX_OPERATIONS
@@ -244,6 +245,9 @@ def _message_entity(m: Message) -> dict:
         "ReplyIsAllowed": m.reply_is_allowed, "ReplyIsRequired": m.reply_is_required, "Notes": m.notes,
         "LinkedObjectId": m.linked_object_id, "SuiteId": m.suite_id, "CreatedAt": m.created_at,
         "SendAt": m.send_at, "ValidUntil": m.valid_until, "Urgent": m.urgent or None,
+        # What it cost as accepted: a retry under its Idempotency-Key answers with it. The cost as decimal text
+        # (a few dozen characters at most), as it may pass what an Int32 holds in millionths.
+        "Blocked": m.blocked or None, "EstimatedCost": money_text(m.estimated_cost), "Currency": m.currency,
     }
 
 
@@ -255,6 +259,8 @@ def _message_from(e: TableEntity) -> Message:
         reply_is_allowed=e.get("ReplyIsAllowed", False), reply_is_required=e.get("ReplyIsRequired", False),
         notes=e.get("Notes"), linked_object_id=e.get("LinkedObjectId"), suite_id=e.get("SuiteId"),
         created_at=e["CreatedAt"], send_at=e.get("SendAt"), valid_until=e.get("ValidUntil"), urgent=e.get("Urgent") or False,
+        blocked=e.get("Blocked") or 0, estimated_cost=money_micros(e["EstimatedCost"]) if e.get("EstimatedCost") else None,
+        currency=e.get("Currency"),
     )
 
 

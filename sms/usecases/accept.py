@@ -16,10 +16,10 @@ from typing import Awaitable, Callable, Iterator, Sequence, TypeVar
 from opentelemetry import trace
 
 from .. import telemetry
-from ..domain.commands import RequestKey, SendMessage, SendResult
+from ..domain.commands import RequestKey, SendMessage, SendResult, estimate_of
 from ..domain.errors import GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
 from ..domain.model import Message, Recipient, SendJob, queue_delay, reference_for, utcnow
-from ..domain.validation import Limits, message_from
+from ..domain.validation import Limits, max_price_of, message_from
 from ..storage import JobQueue, MessageStore
 from .guard import Screened, Screening
 from .idempotency import OncePerKey
@@ -28,6 +28,7 @@ from .spend import SpendCaps
 from .sweep import PendingMessages
 
 log = logging.getLogger("sms.accept")
+T = TypeVar("T")
 
 Saved = TypeVar("Saved")
 
@@ -54,10 +55,18 @@ class Accept:
 
     async def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> Checked:
         """The command checked, as the message and recipient records it becomes (ValidationFailed naming each
-        problem), its recipients screened by the licensee's guard (those it refuses `blocked`, with why)."""
-        message, recipients = message_from(command, licensee_id, self._limits, self._clock(), comm_id)
-        screened = await self._screening.screen(message, recipients)
+        problem), its recipients screened by the licensee's guard (those it refuses `blocked`, with why), and
+        the message carrying what it costs (its answer, and a retry's under its Idempotency-Key)."""
+        screened = await self.estimate(command, licensee_id, comm_id)
+        cost = screened.estimate
+        message = replace(screened.message, blocked=cost.blocked, estimated_cost=cost.cost, currency=cost.currency)
         return Checked(message, screened.recipients, screened)
+
+    async def estimate(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> Screened:
+        """The command checked and its recipients screened and priced, as a send would be; nothing is stored,
+        queued or claimed (POST /api/sms/estimate answers this)."""
+        message, recipients = message_from(command, licensee_id, self._limits, self._clock(), comm_id)
+        return await self._screening.screen(message, recipients, max_price_of(command.max_price))
 
     async def within_caps(self, checked: Checked, save: Callable[[], Awaitable[Saved]]) -> Saved:
         """`save` once the recipients still to go have room under the licensee's spend caps, reserved for
@@ -106,14 +115,7 @@ class Accept:
         part-way says how many items were done (GatewayError.batch_completed), and with an idempotency
         key each item is remembered under its own (`keys`, one an item: the batch's key and the item's
         position), so resending the batch finishes it without saving any item twice."""
-        prepared, errors = [], []
-        for i, command in enumerate(commands):
-            try:
-                prepared.append(await self.checked(command, licensee_id))
-            except ValidationFailed as exc:
-                errors += [replace(e, field_name=f"[{i}].{e.field_name}", message=f"[{i}].{e.message}") for e in exc.field_errors]
-        if errors:
-            raise ValidationFailed(errors, batch_completed=0)
+        prepared = await _each(commands, lambda command: self.checked(command, licensee_id))
         results: list[SendResult] = []
         for i, (command, checked) in enumerate(zip(commands, prepared, strict=True)):
             message, recipients = checked
@@ -127,6 +129,10 @@ class Accept:
                 error.batch_completed, error.batch_index = i, i
                 raise
         return results
+
+    async def estimate_each(self, commands: Sequence[SendMessage], licensee_id: str) -> list[Screened]:
+        """An auto-batch's estimates: each item's, as `estimate`; every item's errors named by its position."""
+        return await _each(commands, lambda command: self.estimate(command, licensee_id))
 
     async def _save_queued(self, message: Message, recipients: list[Recipient]) -> None:
         """Save a message for the worker to send: now, or at its sendAt. A scheduled one is recorded in
@@ -181,12 +187,26 @@ class Accept:
         return jobs, stored
 
 
+async def _each(commands: Sequence[SendMessage], check: Callable[[SendMessage], Awaitable[T]]) -> list[T]:
+    """Every item of an auto-batch checked, before any is used: ValidationFailed naming each item's errors by its position."""
+    checked, errors = [], []
+    for i, command in enumerate(commands):
+        try:
+            checked.append(await check(command))
+        except ValidationFailed as exc:
+            errors += [replace(e, field_name=f"[{i}].{e.field_name}", message=f"[{i}].{e.message}") for e in exc.field_errors]
+    if errors:
+        raise ValidationFailed(errors, batch_completed=0)
+    return checked
+
+
 def _queued(message: Message, recipient_count: int) -> SendResult:
     if message.send_at is not None:
         when = message.send_at.isoformat(timespec="seconds").replace("+00:00", "Z")
         return SendResult(message.comm_id, reference_for(message.comm_id), True,
-                          f"Scheduled for {plural(recipient_count, 'recipient')} at {when}")
-    return SendResult(message.comm_id, reference_for(message.comm_id), True, f"Queued for {plural(recipient_count, 'recipient')}")
+                          f"Scheduled for {plural(recipient_count, 'recipient')} at {when}", estimate_of(message))
+    return SendResult(message.comm_id, reference_for(message.comm_id), True, f"Queued for {plural(recipient_count, 'recipient')}",
+                      estimate_of(message))
 
 
 def plural(n: int, noun: str) -> str:

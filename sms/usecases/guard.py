@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..domain import transitions
+from ..domain.commands import Estimate
 from ..domain.guard import Action, Guard, PumpingMode, kind_of, money_text
 from ..domain.model import WAITING, Message, Recipient
 from ..domain.prices import PriceTable
@@ -93,6 +94,12 @@ class Screened:
         """The cost of every recipient that is to be sent, routed, in millionths; None when one's price is unknown."""
         costs = [line.cost for line in self.going if line.provider is not None]
         return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+
+    @property
+    def estimate(self) -> Estimate:
+        """What the message costs: what a send answers (sms/usecases/accept.py), and POST /api/sms/estimate."""
+        going = len(self.going)
+        return Estimate(self.message.encoding, self.message.segments, going, len(self.lines) - going, self.cost, self.currency)
 
 
 class Screening:

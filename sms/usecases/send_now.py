@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from .. import telemetry
-from ..domain.commands import RequestKey, SendMessage, SendResult
+from ..domain.commands import RequestKey, SendMessage, SendResult, estimate_of
 from ..domain.errors import Conflict, FieldError, RecordChanged, StorageUnavailable, ValidationFailed
 from ..domain.model import JOB_SIZE, Message, Recipient, Status, reference_for, utcnow
 from .accept import Accept, Checked, plural
@@ -57,7 +57,7 @@ class SendNow:
                     # The SMS went out: the answer must say so, not 503 (a client would send again).
                     # The job's safety-net copy, due in IMMEDIATE_SAFETY_NET_SECONDS, records it.
                     log.warning("ledger not updated for %s[%d..%d]; its safety-net job will", message.comm_id, job.first, job.last)
-            return _outcome(message.comm_id, [r for each in sent for r in each.rows])
+            return _outcome(message, [r for each in sent for r in each.rows])
 
         def answer(message: Message, recipients: list[Recipient]) -> SendResult:
             if any(r.status in (Status.SCHEDULED, Status.QUEUED, Status.SENDING) for r in recipients):
@@ -65,7 +65,7 @@ class SendNow:
                 # being sent now. (A recipient waiting for a retry after a transient failure counts
                 # as in progress too, until the retry settles it.)
                 raise Conflict(STILL_RUNNING)
-            return _outcome(message.comm_id, recipients)
+            return _outcome(message, recipients)
 
         with telemetry.span("sms.send_now"):
             return await self._once.run(licensee_id, key, "send_now", check, work, answer)
@@ -88,7 +88,7 @@ class SendNow:
             "send it with Urgent: true to send it now, or to /api/sms/send to have it wait for the window's end")])
 
 
-def _outcome(comm_id: str, recipients: Sequence[Recipient]) -> SendResult:
+def _outcome(message: Message, recipients: Sequence[Recipient]) -> SendResult:
     """An immediate send's answer: how many were sent, are still to be sent (a retry, quiet hours that
     began meanwhile: not failures, and never to be sent again by the client), opted out, blocked by the
     licensee's guard (and why), failed (and why)."""
@@ -107,4 +107,4 @@ def _outcome(comm_id: str, recipients: Sequence[Recipient]) -> SendResult:
     failures = [r for r in recipients if r.status in (Status.FAILED, Status.UNDELIVERED)]
     if failures:
         text += f"; {len(failures)} failed: {failures[0].last_error}"
-    return SendResult(comm_id, reference_for(comm_id), sent == len(recipients), text)
+    return SendResult(message.comm_id, reference_for(message.comm_id), sent == len(recipients), text, estimate_of(message))

@@ -79,19 +79,37 @@ _DIGITS = re.compile(r"[0-9]+")
 _MAX_DIGITS = 18  # 10**18 seconds: far past any validity period, and well inside what int() reads
 
 
-def _whole_seconds(value: Any) -> int | None:
-    """ValidityPeriod: a JSON integer or null; in JSV or a form, digits only, or empty (not given)."""
+def _whole_number(unit: str, example: int, too_many: str) -> Any:
+    """A JSON integer or null; in JSV or a form, digits only, or empty (not given)."""
+
+    def whole(value: Any) -> int | None:
+        if isinstance(value, jsv.Text):
+            if not value.strip():
+                return None  # written but left empty, as a form or JSV can: not given
+            if not _DIGITS.fullmatch(value):
+                raise PydanticCustomError("int_parsing", f"must be a whole number of {unit}, digits only (e.g. {example})")
+            if len(value.lstrip("0")) > _MAX_DIGITS:
+                raise PydanticCustomError("invalid_value", too_many)
+            return int(value)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise PydanticCustomError("int_type", f"must be a JSON integer, a whole number of {unit} (e.g. {example}), or null")
+
+    return whole
+
+
+_whole_seconds = _whole_number("seconds", 7200, "is far more seconds than a message can wait")  # ValidityPeriod
+_whole_segments = _whole_number("segments", 2, "is far more segments than an SMS can have")  # MaxSegments
+
+
+def _amount(value: Any) -> str | int | float | None:
+    """MaxPrice: decimal text or a JSON number, or null; in JSV or a form, the text (empty: not given). Whether
+    it is an amount (not negative, at most 6 decimals) the accept use case says, naming the field."""
     if isinstance(value, jsv.Text):
-        if not value.strip():
-            return None  # written but left empty, as a form or JSV can: not given
-        if not _DIGITS.fullmatch(value):
-            raise PydanticCustomError("int_parsing", "must be a whole number of seconds, digits only (e.g. 7200)")
-        if len(value.lstrip("0")) > _MAX_DIGITS:
-            raise PydanticCustomError("invalid_value", "is far more seconds than a message can wait")
-        return int(value)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value) if value.strip() else None
+    if value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return value
-    raise PydanticCustomError("int_type", "must be a JSON integer, a whole number of seconds (e.g. 7200), or null")
+    raise PydanticCustomError("decimal_type", 'must be an amount: decimal text such as "0.10", a JSON number, or null')
 
 
 def _flag(value: Any) -> bool | None:
@@ -109,6 +127,8 @@ def _flag(value: Any) -> bool | None:
 
 
 Seconds = Annotated[int | None, BeforeValidator(_whole_seconds)]
+Segments = Annotated[int | None, BeforeValidator(_whole_segments)]
+Amount = Annotated[str | int | float | None, BeforeValidator(_amount)]
 Flag = Annotated[bool | None, BeforeValidator(_flag)]
 
 
@@ -138,9 +158,24 @@ class SMSModel(WireModel):
         "Send inside the licensee's quiet hours too (an alarm, a one-time code). False when left out. In JSON a boolean "
         "(not a string or a number); in JSV or a form, True or False."))
 
+    # Added for issue 27: what a message may cost, and how its body is encoded.
+    smart_encoding: Flag = Field(default=None, description=(
+        "Replace typographic characters (curly quotes, dashes, the ellipsis, no-break and other Unicode spaces, ...) with "
+        "their GSM-7 equivalents before the segments are counted, so that one curly quote does not send the message as UCS-2; "
+        "the replaced body is what is stored and sent (README, Guard: the table). False when left out. In JSON a boolean; in "
+        "JSV or a form, True or False."))
+    max_segments: Segments = Field(default=None, description=(
+        "The most SMS segments the body may need (1 to 255): a body needing more is refused (400, naming both numbers) and "
+        "nothing is saved. In JSON an integer; in JSV or a form, digits only."))
+    max_price: Amount = Field(default=None, description=(
+        "The most one recipient's SMS (every segment) may cost, in the price table's currency: decimal text (\"0.10\") or a "
+        "number, at most 6 decimals, not negative. A recipient that costs more, or that the price table cannot price, is "
+        "not sent: it ends `blocked`, with the reason; the rest of the message goes."))
+
     # What a request without them dumped before they existed: the idempotency fingerprint leaves them out
     # when they are not given (sms/wire/mapping.py canonical_json).
-    EXTENSIONS: ClassVar[tuple[str, ...]] = ("send_at", "valid_until", "validity_period", "urgent")
+    EXTENSIONS: ClassVar[tuple[str, ...]] = ("send_at", "valid_until", "validity_period", "urgent", "smart_encoding", "max_segments",
+                                             "max_price")
 
 
 class SMSSend(WireModel):
@@ -148,11 +183,53 @@ class SMSSend(WireModel):
     create_communication_references_immediately: bool = False
 
 
-class CommResponse(WireModel):
+class SeedCommResponse(WireModel):
+    """The seed's CommResponse, as its ServiceStack clients read it."""
+
     comm_id: str | None = None
     reference: str | None = None
     status: bool = False
     message: str | None = None
+
+
+class CostEstimate(WireModel):
+    """What a message costs before it is sent (issue 27): the answer to every send and to POST /api/sms/estimate."""
+
+    encoding: str | None = Field(default=None, description="How the body is sent: GSM-7, or UCS-2 when a character is outside GSM-7")
+    segments: int | None = Field(default=None, description="The SMS segments of each recipient's SMS (each is billed per segment)")
+    recipients: int | None = Field(default=None, description="How many recipients are to be sent: every one the guard did not block")
+    blocked: int | None = Field(default=None, description=(
+        "How many recipients the licensee's guard blocked (0 when none): they are not sent, and each one's status says why"))
+    estimated_cost: str | None = Field(default=None, description=(
+        "What the recipients to be sent cost together, by the operator's price table (decimal text, in currency); absent "
+        "when the table cannot price one of them, or there is no table"))
+    currency: str | None = Field(default=None, description="The price table's currency (ISO 4217); absent when there is no price table")
+
+
+# Pydantic lists inherited fields in reverse order of the bases: the seed's come first, as ServiceStack's sample
+# shows them and JSV writes them (tests/unit/test_formats.py pins the order).
+class CommResponse(CostEstimate, SeedCommResponse):
+    """The answer to a send: the seed's fields, then what the message costs."""
+
+
+class RecipientEstimate(WireModel):
+    """One recipient of an estimate: where its number is, which provider would send it, what its SMS costs, and
+    what the licensee's guard says of it."""
+
+    phone_number: str = Field(description="The number in E.164")
+    country: str | None = Field(default=None, description="Its country (ISO 3166 alpha-2); absent when libphonenumber cannot tell")
+    number_type: str = Field(description="Its type by libphonenumber: mobile, fixed_line, premium_rate, ...")
+    provider: str | None = Field(default=None, description="The provider its route tries first; absent: no route matches it")
+    cost: str | None = Field(default=None, description="What its SMS costs (every segment); absent when the price table has no price")
+    action: Literal["allow", "monitor", "block"] = Field(description=(
+        "allow: it is sent; monitor: sent, and flagged on its timeline; block: not sent (the guard, or the message's MaxPrice)"))
+    reason: str | None = Field(default=None, description="Why it is blocked or monitored")
+
+
+class EstimateResponse(CostEstimate):
+    """POST /api/sms/estimate: what the send would cost, and each recipient's line. Nothing was stored or sent."""
+
+    lines: list[RecipientEstimate] = Field(default_factory=list, description="Each recipient, in the order of SMSModel.To")
 
 
 class RecipientState(WireModel):

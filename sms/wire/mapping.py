@@ -8,21 +8,23 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 from ..domain.breaker import Circuit
-from ..domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
+from ..domain.commands import Estimate, MessageReport, Party, RequestKey, SendMessage, SendResult
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import EVENT_TYPES
-from ..domain.guard import Guard, guard_data
+from ..domain.guard import Guard, guard_data, money_text
 from ..domain.instants import OFFSETS, parse_instant
 from ..domain.model import Status, reference_for, status_of
 from ..domain.phone import InvalidNumber, to_e164
 from ..domain.routing import RoutingTable
 from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
 from ..usecases.cancel import CancelResult
+from ..usecases.guard import Screened
 from ..usecases.ledger import counts, statuses_of
 from .dto import (
     CancelResponse,
     CommResponse,
     CountryCircuit,
+    EstimateResponse,
     GuardCaps,
     GuardState,
     MatchedRecipient,
@@ -31,6 +33,7 @@ from .dto import (
     MessageSummary,
     ProvidersResponse,
     ProviderState,
+    RecipientEstimate,
     RecipientEvent,
     RecipientState,
     ReplyState,
@@ -62,6 +65,7 @@ def send_command(request: SMSSend) -> SendMessage:
         reply_is_allowed=model.reply_is_allowed, reply_is_required=model.reply_is_required, notes=model.notes,
         linked_object_id=model.linked_object_id, suite_id=model.suite_id,
         send_at=model.send_at, valid_until=model.valid_until, validity_period=model.validity_period, urgent=bool(model.urgent),
+        smart_encoding=bool(model.smart_encoding), max_segments=model.max_segments, max_price=model.max_price,
     )
 
 
@@ -96,7 +100,22 @@ def _party(contact: SMSContact) -> Party:
 def comm_response(result: SendResult) -> CommResponse:
     # Built from the use case's own typed values, so without validation (model_construct): validating
     # them, through WireModel's case-insensitive names, cost every accept about 5 us.
-    return CommResponse.model_construct(comm_id=result.comm_id, reference=result.reference, status=result.ok, message=result.summary)
+    return CommResponse.model_construct(comm_id=result.comm_id, reference=result.reference, status=result.ok, message=result.summary,
+                                        **(_cost_fields(result.estimate) if result.estimate is not None else {}))
+
+
+def _cost_fields(estimate: Estimate) -> dict:
+    """What a message costs, as CostEstimate's fields (a send's answer and an estimate's share them)."""
+    return {"encoding": estimate.encoding, "segments": estimate.segments, "recipients": estimate.recipients,
+            "blocked": estimate.blocked, "estimated_cost": money_text(estimate.cost), "currency": estimate.currency}
+
+
+def estimate_response(screened: Screened) -> EstimateResponse:
+    """POST /api/sms/estimate's answer: the figures a send would answer, and each recipient's line."""
+    return EstimateResponse(**_cost_fields(screened.estimate), lines=[
+        RecipientEstimate(phone_number=line.phone_number, country=line.country, number_type=line.number_type,
+                          provider=line.provider, cost=money_text(line.cost), action=line.action.value, reason=line.reason)
+        for line in screened.lines])
 
 
 def message_state(report: MessageReport) -> MessageState:

@@ -48,6 +48,16 @@ async def test_a_message_reads_back_as_written(store):
     assert [r.etag for r in loaded] == [r.etag for r in stored]
 
 
+@pytest.mark.parametrize("blocked, cost, currency", [(0, 0, "USD"), (2, 2**31 + 1, "AUD"), (1, None, "USD"), (0, None, None)])
+async def test_what_a_message_cost_as_accepted_reads_back_as_written(store, blocked, cost, currency):
+    """Issue 27: an idempotent retry answers the estimate from the stored message (its cost may pass an Int32 in millionths)."""
+    msg, recipients = message("7" * 32, 3)
+    msg = replace(msg, blocked=blocked, estimated_cost=cost, currency=currency)
+    await store.add(msg, recipients)
+    assert (await store.load(msg.comm_id))[0] == msg
+    assert await store.message(msg.comm_id) == msg
+
+
 async def test_a_range_loads_only_those_recipients_in_order(store):
     msg, recipients = message("2" * 32, 250)
     await store.add(msg, recipients)

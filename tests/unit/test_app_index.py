@@ -15,7 +15,8 @@ def _without_constraints(template: str) -> str:
 
 def test_every_route_is_registered(triggers):
     http = {_without_constraints(t["route"]): set(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger"}
-    sends = ["sendmessage", "send", "sms/send", "SMSSend", "sendmessage/immediate", "send/immediate", "sms/send/immediate"]
+    sends = ["sendmessage", "send", "sms/send", "SMSSend", "sendmessage/immediate", "send/immediate", "sms/send/immediate",
+             "sms/estimate"]
     expected = {f"api/{path}{suffix}": {"GET", "POST", "PUT", "PATCH", "DELETE"} for path in sends for suffix in ("", ".{format}")}
     expected |= {"api/SMSSend[]": {"GET", "POST", "PUT", "PATCH", "DELETE"},
                  "json/reply/{operation}": {"GET", "POST", "PUT", "PATCH", "DELETE"},

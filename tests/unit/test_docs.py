@@ -7,6 +7,7 @@ from sms.domain.routing import MAX_PROVIDERS_PER_RULE, MAX_RULES
 from sms.entrypoints import metadata, openapi
 from sms.entrypoints.routes import ROUTES
 from sms.wire import CommResponse, SMSSend, jsv, to_dto
+from sms.wire.dto import EstimateResponse
 
 
 def test_every_api_route_is_documented_with_both_media_types():
@@ -28,17 +29,22 @@ def test_every_api_route_is_documented_with_both_media_types():
 def test_schemas_are_the_models_own():
     schemas = openapi.document()["components"]["schemas"]
     assert set(schemas["SMSSend"]["properties"]) == {"SMSModel", "CreateCommunicationReferencesImmediately"}
-    assert set(schemas["CommResponse"]["properties"]) == {"commId", "reference", "status", "message"}
+    # The seed's four fields first, then what the message costs (issue 27): its ServiceStack clients ignore the others.
+    assert list(schemas["CommResponse"]["properties"]) == ["commId", "reference", "status", "message", "encoding", "segments",
+                                                           "recipients", "blocked", "estimatedCost", "currency"]
+    assert set(schemas["EstimateResponse"]["properties"]) == {"encoding", "segments", "recipients", "blocked", "estimatedCost",
+                                                              "currency", "lines"}
     model = SMSSend.model_fields["sms_model"].annotation.__args__[0]
     assert set(schemas["SMSModel"]["properties"]) == {f.validation_alias for f in model.model_fields.values()}
 
 
 def test_the_documented_lengths_are_the_ones_validation_enforces():
-    from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS
+    from sms.domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, MAX_SEGMENTS_OPTION
 
     schemas = openapi.document()["components"]["schemas"]
     assert {"type": "string", "maxLength": MAX_NAME_CHARS} in schemas["SMSContact"]["properties"]["Name"]["anyOf"]
     assert {"type": "string", "maxLength": MAX_NOTES_CHARS} in schemas["SMSModel"]["properties"]["Notes"]["anyOf"]
+    assert {"type": "integer", "minimum": 1, "maximum": MAX_SEGMENTS_OPTION} in schemas["SMSModel"]["properties"]["MaxSegments"]["anyOf"]
 
 
 def test_the_commid_pattern_in_openapi_is_the_routes_own():
@@ -55,8 +61,13 @@ def test_the_metadata_samples_decode_back_into_the_dtos():
     assert to_dto(json.loads(request_json), SMSSend) == to_dto(jsv.loads(request_jsv), SMSSend) == metadata._SAMPLE_REQUEST
     assert CommResponse.model_validate(json.loads(response_json)) == CommResponse.model_validate(jsv.loads(response_jsv))
     for route in ROUTES:
-        if route.kind in ("send", "send_now", "batch", "reply", "status", "cancel"):
+        if route.kind in ("send", "send_now", "batch", "reply", "estimate", "status", "cancel"):
             assert f"/{route.path}" in page
+    # What a send costs (issue 27): on the send's sample answer, and the estimate's own sample.
+    assert json.loads(response_json)["estimatedCost"] == "0.0525"
+    estimate_json, estimate_jsv = samples[-2:]
+    assert EstimateResponse.model_validate(json.loads(estimate_json)) == metadata._SAMPLE_ESTIMATE
+    assert EstimateResponse.model_validate(jsv.loads(estimate_jsv)) == metadata._SAMPLE_ESTIMATE
     assert "<td>DELETE</td><td>/api/sms/{commId}</td><td>cancel</td>" in page
 
 

@@ -26,6 +26,8 @@ SEND_ROUTES = {  # path -> (function for the path, function for the path with a 
     "/api/sendmessage/immediate": ("send_message_immediate", "send_message_immediate_with_format"),
     "/api/send/immediate": ("send_immediate", "send_immediate_with_format"),
     "/api/sms/send/immediate": ("sms_send_immediate", "sms_send_immediate_with_format"),
+    # Not a send, but answers a send's body (issue 27), with the same methods and suffixes.
+    "/api/sms/estimate": ("sms_estimate", "sms_estimate_with_format"),
 }
 # Methods a send route must answer itself (405 with Allow: POST), not leave to the host's 404.
 NOT_ALLOWED = ("GET", "PUT", "PATCH", "DELETE")
@@ -83,6 +85,7 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("POST", "/API/SEND"): "send",
     ("POST", "/api/send/"): "send",
     ("GET", f"/api/sms/{GUID}/"): "sms_status",
+    ("POST", "/API/SMS/Estimate/"): "sms_estimate",
 }
 # URLs no function may take: the host answers them with its own 404.
 NOT_ROUTED = [
@@ -99,6 +102,7 @@ NOT_ROUTED = [
     ("GET", "/api/webhooks/deliveries"), ("GET", f"/api/webhooks/{GUID_FORMS[2]}/deliveries"), ("POST", f"/api/webhooks/{HOOK}x/replay"),
     ("POST", "/api/webhooks/replay/replay"), ("GET", f"/api/webhooks/{HOOK}/deliveries/x"),
     ("POST", "/api/routes"), ("PATCH", "/api/routes"), ("GET", "/api/routes/x"), ("GET", "/api/routes.json"),
+    ("GET", "/api/sms/estimate/replies"), ("POST", "/api/sms/estimate/x"), ("OPTIONS", "/api/sms/estimate"),
 ]
 
 

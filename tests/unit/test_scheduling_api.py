@@ -167,8 +167,11 @@ async def test_a_serviceStack_client_that_sends_none_of_them_is_answered_as_befo
         text = response.get_body().decode()
         comm_id = (json.loads(text)["commId"] if fmt == "json" else jsv.loads(text)["CommId"])
         reference = f"SMS-{comm_id[:8].upper()}"
-        assert text == (f'{{"commId":"{comm_id}","reference":"{reference}","status":true,"message":"Queued for 1 recipient"}}'
-                        if fmt == "json" else f"{{CommId:{comm_id},Reference:{reference},Status:True,Message:Queued for 1 recipient}}")
+        # The seed's fields as before, then what the message costs (issue 27; no price table here: no cost, no currency).
+        assert text == (f'{{"commId":"{comm_id}","reference":"{reference}","status":true,"message":"Queued for 1 recipient",'
+                        '"encoding":"GSM-7","segments":1,"recipients":1,"blocked":0}'
+                        if fmt == "json" else f"{{CommId:{comm_id},Reference:{reference},Status:True,Message:Queued for 1 recipient,"
+                                              "Encoding:GSM-7,Segments:1,Recipients:1,Blocked:0}")
         message = gw.store.messages[comm_id]
         assert message.send_at is None and message.valid_until is None and message.urgent is False
         assert [r.status for r in gw.store.recipients[comm_id].values()] == [Status.QUEUED]
