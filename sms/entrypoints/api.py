@@ -345,7 +345,7 @@ async def _guard_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseM
     licensee = await _licensee(req, gw)
     licensees = gw.use.licensees
     return guard_state(await licensees.guard(licensee, cached=False), await licensees.has_own_guard(licensee),
-                       gw.use.screening.currency)
+                       gw.use.screening.currency, await gw.use.spend.spent(licensee), await gw.use.pumping.blocks(licensee))
 
 
 async def _guard_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:

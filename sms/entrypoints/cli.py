@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             text = _routes_file(args.file) if args.action == "set" and args.file is not None else None  # before storage
             asyncio.run(with_adapters(lambda adapters: _routes(adapters, args, text)))
         elif args.command == "guard":
-            asyncio.run(with_adapters(lambda adapters: guard(adapters, args)))
+            return asyncio.run(with_adapters(lambda adapters: guard(adapters, args)))
         elif args.command == "usage":
             if args.action is None and args.licensee is None:
                 usage.error("the following arguments are required: --licensee (or: usage rebuild)")

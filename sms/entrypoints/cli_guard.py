@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any, Callable
 
 from ..bootstrap import Adapters
@@ -40,6 +41,9 @@ def add_guard_commands(commands: argparse._SubParsersAction, licensee: Callable[
         setting.add_argument(f"--{name.replace('_', '-')}", metavar="N|none", help=f"the {wire} cap in {what}; none: no cap")
     setting.add_argument("--json", dest="json_change", metavar="JSON", help="a change as PUT /api/guard takes it")
     setting.add_argument("--clear", action="store_true", help="no guard of its own: the deployment's default applies")
+    lift = actions.add_parser("lift", help="lift a prefix block pumping protection made (every worker within 5 s)")
+    lift.add_argument("--licensee", required=True, type=licensee)
+    lift.add_argument("--prefix", required=True, help="the blocked prefix, as guard show lists it (+4479461)")
 
 
 def change_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,15 +77,30 @@ def _number(text: str) -> Any:
     return int(text) if text.strip().isdecimal() else text.strip()
 
 
-async def guard(adapters: Adapters, args: argparse.Namespace) -> None:
-    licensees = adapters.gateway().use.licensees
+async def guard(adapters: Adapters, args: argparse.Namespace) -> int:
+    use = adapters.gateway().use
+    licensees = use.licensees
+    if args.action == "lift":
+        if not await use.pumping.lift(args.licensee, args.prefix.strip()):
+            print(f"error: licensee {args.licensee} has no block of prefix {args.prefix.strip()}", file=sys.stderr)
+            return 1
+        print(f"Lifted the block of {args.prefix.strip()}: every worker obeys it no more within 5 s.")
+        return 0
     if args.action == "set":
         changed = await licensees.set_guard(args.licensee, None if args.clear else change_of(args), may_loosen=True, clear=args.clear)
         print(f"Saved. Every worker uses it within {CACHE_SECONDS:g} s.")
         _print(args.licensee, changed, own=not args.clear, as_json=False)
-        return
+        return 0
     own = await licensees.has_own_guard(args.licensee)
     _print(args.licensee, await licensees.guard(args.licensee, cached=False), own, args.json)
+    if not args.json:
+        for use_of in await use.spend.spent(args.licensee):
+            limit = "no cap" if use_of.limit is None else f"cap {use_of.cap.amount(use_of.limit, use.screening.currency)}"
+            print(f"  {use_of.cap.wire:<16} {use_of.period.name}: {use_of.cap.amount(use_of.used, use.screening.currency)} used, "
+                  f"{limit}; resets {use_of.period.resets_at.isoformat(timespec='minutes')}")
+        for block in await use.pumping.blocks(args.licensee):
+            print(f"  {block.reason}")
+    return 0
 
 
 def _print(licensee: str, guard: Guard, own: bool, as_json: bool) -> None:

@@ -575,6 +575,26 @@ class GuardRequest(WireModel):
     caps: GuardCaps | None = None
 
 
+class GuardCapUse(WireModel):
+    """One spend cap as it stands now (GET /api/guard)."""
+
+    cap: str = Field(description="dailySegments, dailyCost, monthlySegments or monthlyCost")
+    limit: int | str | None = Field(default=None, description="The cap (segments, or cost as decimal text); absent: no such cap")
+    used: int | str = Field(description="What the period has reserved so far, counted whether or not a cap is set")
+    period: str = Field(description="The day (YYYY-MM-DD) or month (YYYY-MM) of the licensee's time zone")
+    resets_at: datetime = Field(description="When the period ends and the cap starts again")
+
+
+class GuardPrefixBlock(WireModel):
+    """A destination prefix pumping protection blocked (GET /api/guard): its recipients end blocked until it ends."""
+
+    prefix: str = Field(description="The E.164 prefix: the numbers that start with it")
+    since: datetime
+    until: datetime
+    sends: int = Field(description="Sends to the prefix in the window that tripped it")
+    confirmed: int = Field(description="Of those, the ones a delivery receipt confirmed")
+
+
 class GuardState(WireModel):
     """The guard the licensee's messages go by: its own (source `licensee`) or the deployment's default."""
 
@@ -587,3 +607,7 @@ class GuardState(WireModel):
     safe_list: list[str]
     caps: GuardCaps
     currency: str | None = Field(default=None, description="The price table's currency, which cost caps are in; null: no price table")
+    spent: list[GuardCapUse] | None = Field(default=None, description=(
+        "GET only: each cap's use in its period now (counted whether or not the cap is set), and when it resets"))
+    prefix_blocks: list[GuardPrefixBlock] | None = Field(default=None, description=(
+        "GET only: the prefixes pumping protection has blocked now (the operator lifts one: python -m sms guard lift)"))

@@ -15,17 +15,22 @@ from ..domain.guard import Guard, guard_data, money_text
 from ..domain.instants import OFFSETS, parse_instant
 from ..domain.model import Status, reference_for, status_of
 from ..domain.phone import InvalidNumber, to_e164
+from ..domain.pumping import PrefixBlock
 from ..domain.routing import RoutingTable
+from ..domain.spend import Cap
 from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
 from ..usecases.cancel import CancelResult
 from ..usecases.guard import Screened
 from ..usecases.ledger import counts, statuses_of
+from ..usecases.spend import CapUse
 from .dto import (
     CancelResponse,
     CommResponse,
     CountryCircuit,
     EstimateResponse,
     GuardCaps,
+    GuardCapUse,
+    GuardPrefixBlock,
     GuardState,
     MatchedRecipient,
     MessageList,
@@ -392,7 +397,7 @@ def routing_table_state(table: RoutingTable, own: bool) -> RoutingTableState:
 
 
 # What GET /api/guard answers beside the guard itself: a PUT of that answer, as it is, leaves them out.
-_GUARD_READ_ONLY = {"source", "currency"}
+_GUARD_READ_ONLY = {"source", "currency", "spent", "prefixblocks"}
 
 
 def guard_change(data: Any) -> Any:
@@ -403,11 +408,23 @@ def guard_change(data: Any) -> Any:
     return data
 
 
-def guard_state(guard: Guard, own: bool, currency: str | None) -> GuardState:
+def guard_state(guard: Guard, own: bool, currency: str | None, spent: Sequence[CapUse] | None = None,
+                blocks: Sequence[PrefixBlock] | None = None) -> GuardState:
     data = guard_data(guard)
-    return GuardState(source="licensee" if own else "default", countries=data["countries"], other_countries=data["otherCountries"],
-                      number_types=data["numberTypes"], pumping=data["pumping"], safe_list=data["safeList"],
-                      caps=GuardCaps(**{_snake(k): v for k, v in data["caps"].items()}), currency=currency)
+    return GuardState(
+        source="licensee" if own else "default", countries=data["countries"], other_countries=data["otherCountries"],
+        number_types=data["numberTypes"], pumping=data["pumping"], safe_list=data["safeList"],
+        caps=GuardCaps(**{_snake(k): v for k, v in data["caps"].items()}), currency=currency,
+        spent=None if spent is None else [
+            GuardCapUse(cap=u.cap.wire, limit=None if u.limit is None else _figure(u.cap, u.limit), used=_figure(u.cap, u.used),
+                        period=u.period.name, resets_at=u.period.resets_at) for u in spent],
+        prefix_blocks=None if blocks is None else [
+            GuardPrefixBlock(prefix=b.prefix, since=b.since, until=b.until, sends=b.sends, confirmed=b.confirmed) for b in blocks])
+
+
+def _figure(cap: Cap, value: int) -> int | str:
+    """A cap's figure on the wire: segments as a number, cost as decimal text."""
+    return value if cap.counts == "segments" else money_text(value)
 
 
 def _snake(name: str) -> str:

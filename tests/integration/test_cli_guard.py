@@ -79,3 +79,33 @@ async def test_a_wrong_change_exits_2_naming_the_field_and_saves_nothing(operato
     assert await _run(["guard", "set", "--licensee", licensee, *argv]) == 2
     assert words in capsys.readouterr().err
     assert await stored_guard(operator, licensee) is None
+
+
+async def test_guard_show_says_what_each_cap_used_and_lists_blocks_and_lift_ends_one(operator, capsys):
+    from datetime import timedelta
+
+    from sms.domain.model import utcnow
+    from sms.domain.pumping import PrefixBlock
+
+    licensee = uuid.uuid4().hex
+    assert await _run(["guard", "set", "--licensee", licensee, "--daily-segments", "100"]) == 0
+    adapters = build(Settings.from_env({"AzureWebJobsStorage": operator}))
+    try:
+        use = adapters.gateway().use
+        await use.spend.reserve(licensee, (await use.licensees.guard(licensee, cached=False)).caps, "c" * 32, 7, None)
+        now = utcnow()
+        await adapters.guard_blocks.put(PrefixBlock(licensee, "+4479461", now, now + timedelta(minutes=30), 40, 2, timedelta(hours=1)))
+    finally:
+        await adapters.close()
+    capsys.readouterr()
+    assert await _run(["guard", "show", "--licensee", licensee]) == 0
+    out = capsys.readouterr().out
+    assert f"dailySegments    {now.date().isoformat()}: 7 used, cap 100; resets" in out
+    assert "prefix +4479461 is blocked by pumping protection until" in out and "2 of 40 confirmed" in out
+
+    assert await _run(["guard", "lift", "--licensee", licensee, "--prefix", "+4479461"]) == 0
+    assert "Lifted the block of +4479461" in capsys.readouterr().out
+    assert await _run(["guard", "show", "--licensee", licensee]) == 0
+    assert "+4479461" not in capsys.readouterr().out
+    assert await _run(["guard", "lift", "--licensee", licensee, "--prefix", "+4479461"]) == 1
+    assert "has no block of prefix +4479461" in capsys.readouterr().err

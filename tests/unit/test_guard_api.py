@@ -21,10 +21,15 @@ def call(gw, method: str, body: bytes = b"", key: str | None = None, content_typ
     return gw.functions[FUNCTIONS[method]](func.HttpRequest(method, "http://localhost/api/guard", headers=headers, body=body))
 
 
-async def answer(gw, method: str, body=None, key: str | None = None) -> dict:
+async def answer(gw, method: str, body=None, key: str | None = None, *, live: bool = False) -> dict:
+    """The answer; a GET's without what it adds beside the guard (spent, prefixBlocks), unless `live`."""
     response = await call(gw, method, json.dumps(body).encode() if body is not None else b"", key)
     assert response.status_code == 200, response.get_body()
-    return json.loads(response.get_body())
+    answered = json.loads(response.get_body())
+    if method == "GET" and not live:
+        assert set(answered) >= {"spent", "prefixBlocks"}
+        answered.pop("spent"), answered.pop("prefixBlocks")
+    return answered
 
 
 def stored(gw, licensee: str = LICENSEE) -> str | None:
@@ -42,7 +47,28 @@ async def test_a_licensee_tightens_its_guard_reads_it_back_and_can_put_back_what
                          "caps": {"dailySegments": 1000, "monthlyCost": "250.00"}}
     assert await answer(gw, "GET") == tightened
     assert (await gw.use.licensees.guard(LICENSEE)).caps.daily_segments == 1000  # what accept and dispatch read
-    assert await answer(gw, "PUT", await answer(gw, "GET")) == tightened  # source and currency are not fields of a change
+    # Source, currency, spent and prefixBlocks are not fields of a change: what GET answered can be put back as it is.
+    assert await answer(gw, "PUT", await answer(gw, "GET", live=True)) == tightened
+
+
+async def test_a_get_answers_what_each_cap_has_used_and_the_live_prefix_blocks(gw):
+    from datetime import timedelta
+
+    from sms.domain.model import utcnow
+    from sms.domain.pumping import PrefixBlock
+
+    await answer(gw, "PUT", {"caps": {"dailySegments": 10}})
+    await gw.use.spend.reserve(LICENSEE, (await gw.use.licensees.guard(LICENSEE)).caps, "c" * 32, 3, 150_000)
+    now = utcnow()
+    await gw.use.pumping._store.put(PrefixBlock(LICENSEE, "+4479461", now, now + timedelta(minutes=30), 40, 2, timedelta(hours=1)))
+    shown = await answer(gw, "GET", live=True)
+    by_cap = {u["cap"]: u for u in shown["spent"]}
+    assert set(by_cap) == {"dailySegments", "dailyCost", "monthlySegments", "monthlyCost"}
+    assert (by_cap["dailySegments"]["limit"], by_cap["dailySegments"]["used"]) == (10, 3)
+    assert "limit" not in by_cap["dailyCost"] and by_cap["dailyCost"]["used"] == "0.15"
+    assert by_cap["dailySegments"]["period"] == now.date().isoformat()  # the licensee's zone: UTC until it sets one
+    [block] = shown["prefixBlocks"]
+    assert (block["prefix"], block["sends"], block["confirmed"]) == ("+4479461", 40, 2)
 
 
 async def test_jsv_in_and_out(gw):
