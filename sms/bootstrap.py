@@ -214,7 +214,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         webhook_sender=WebhookSender(allow_private=settings.webhooks_allow_private),
         licensees=TableLicenseeSettingsStore.from_service(tables),
         guard_blocks=TableGuardBlockStore.from_service(tables),
-        spend=TableSpendStore.from_service(tables),
+        spend=TableSpendStore.from_service(tables, requests),
         providers=create_providers(settings),
         tables=tables, queues=queues, storage_requests=requests, credential=owned_credential,
     )

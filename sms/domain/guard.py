@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Mapping
 
 import phonenumbers
@@ -114,11 +114,19 @@ class Guard:
     safe_list: tuple[str, ...] = ()  # E.164 numbers or prefixes ("+614") pumping protection never blocks
     caps: Caps = field(default_factory=Caps)
 
+    @cached_property
+    def _by_country(self) -> dict[str, Action]:
+        return dict(self.countries)
+
+    @cached_property
+    def _by_type(self) -> dict[str, Action]:
+        return dict(self.number_types)
+
     def country_action(self, country: str | None) -> Action:
-        return dict(self.countries).get(country or "", self.other_countries)
+        return self._by_country.get(country or "", self.other_countries)
 
     def type_action(self, number_type: str) -> Action:
-        return dict(self.number_types).get(number_type, Action.ALLOW)
+        return self._by_type.get(number_type, Action.ALLOW)
 
     def judge(self, e164: str) -> Verdict:
         """What the guard says of texting this number: the stricter of its country's action and its type's."""
@@ -131,7 +139,7 @@ class Guard:
         reasons = []
         if by_country is action:
             where = f"country {country}" if country else "a number of no country"
-            listed = country is not None and country in dict(self.countries)
+            listed = country is not None and country in self._by_country
             reasons.append(f"{where} is {verb} by this licensee's guard" + ("" if listed else " (otherCountries)"))
         if by_type is action:
             reasons.append(f"{number_type.replace('_', '-')} numbers are {verb} by this licensee's guard (numberTypes)")

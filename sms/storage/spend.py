@@ -8,6 +8,11 @@ when another writer got there first ("Operations within a change set are process
 all operations in the change set either succeed or fail", Performing entity group transactions,
 learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions), and the writer reads
 again and decides again. One round trip per reservation write, exact across processes.
+
+The usual write (both rows there already: every write but a period's first) is a transaction of
+conditional replaces, sent as the send path sends its own (SMS_STORAGE_REQUESTS: sms/storage/requests.py),
+because a capped licensee's every accept makes one: through the SDK's submit_transaction it cost more CPU
+than the rest of the accept. A period's first write (an insert beside a replace) goes through the SDK.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.errors import AlreadyExists, RecordChanged
 from . import SpendCounter, SpendStore
+from .requests import StorageRequests
 from .sdk_requests import submit_transaction
 from .tables import create_table, storage_errors
 
@@ -28,12 +34,13 @@ SPEND_TABLE = "SmsSpend"
 
 
 class TableSpendStore(SpendStore):
-    def __init__(self, table: TableClient):
+    def __init__(self, table: TableClient, requests: StorageRequests):
         self._table = table
+        self._transactions = requests.transactions(table)
 
     @classmethod
-    def from_service(cls, service: TableServiceClient) -> "TableSpendStore":
-        return cls(service.get_table_client(SPEND_TABLE))
+    def from_service(cls, service: TableServiceClient, requests: StorageRequests) -> "TableSpendStore":
+        return cls(service.get_table_client(SPEND_TABLE), requests)
 
     async def create_table(self) -> None:
         await create_table(self._table)
@@ -51,10 +58,13 @@ class TableSpendStore(SpendStore):
 
     @storage_errors
     async def write(self, licensee_id: str, counters: Sequence[SpendCounter]) -> list[SpendCounter]:
+        entities = [{"PartitionKey": licensee_id, "RowKey": c.key, "Segments": EntityProperty(c.segments, EdmType.INT64),
+                     "Cost": EntityProperty(c.cost, EdmType.INT64)} for c in counters]
+        if all(c.etag is not None for c in counters):
+            etags = await self._transactions.replace([(entity, c.etag) for entity, c in zip(entities, counters, strict=True)])
+            return [SpendCounter(c.key, c.segments, c.cost, etag) for c, etag in zip(counters, etags, strict=True)]
         operations: list[tuple] = []
-        for c in counters:
-            entity = {"PartitionKey": licensee_id, "RowKey": c.key, "Segments": EntityProperty(c.segments, EdmType.INT64),
-                      "Cost": EntityProperty(c.cost, EdmType.INT64)}
+        for c, entity in zip(counters, entities, strict=True):
             if c.etag is None:
                 operations.append(("create", entity))
             else:

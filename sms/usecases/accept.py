@@ -18,7 +18,7 @@ from opentelemetry import trace
 from .. import telemetry
 from ..domain.commands import RequestKey, SendMessage, SendResult, estimate_of
 from ..domain.errors import GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
-from ..domain.model import Message, Recipient, SendJob, queue_delay, reference_for, utcnow
+from ..domain.model import Message, Recipient, SendJob, evolved, queue_delay, reference_for, utcnow
 from ..domain.validation import Limits, max_price_of, message_from
 from ..storage import JobQueue, MessageStore
 from .guard import Screened, Screening
@@ -59,7 +59,7 @@ class Accept:
         the message carrying what it costs (its answer, and a retry's under its Idempotency-Key)."""
         screened = await self.estimate(command, licensee_id, comm_id)
         cost = screened.estimate
-        message = replace(screened.message, blocked=cost.blocked, estimated_cost=cost.cost, currency=cost.currency)
+        message = evolved(screened.message, blocked=cost.blocked, estimated_cost=cost.cost, currency=cost.currency)
         return Checked(message, screened.recipients, screened)
 
     async def estimate(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> Screened:

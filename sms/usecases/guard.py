@@ -24,7 +24,7 @@ from ..domain.commands import Estimate
 from ..domain.guard import Action, Guard, PumpingMode, kind_of, money_text
 from ..domain.model import WAITING, Message, Recipient
 from ..domain.prices import PriceTable
-from ..domain.routing import Rule
+from ..domain.routing import RoutingTable, Rule
 from ..domain.simulated import SIMULATOR, simulated
 from ..providers import ProviderSet
 from .licensees import Licensees
@@ -40,9 +40,11 @@ class Routing:
         self._licensees = licensees
         self._providers = providers
 
-    async def routes_of(self, message: Message, recipients: Sequence[Recipient]) -> dict[int, Rule | None]:
-        """Each recipient's routing rule (None: no rule matches its number), from the licensee's table."""
-        table = await self._licensees.routes_for(message.licensee_id)  # its own, or the deployment's default
+    async def routes_of(self, message: Message, recipients: Sequence[Recipient],
+                        table: RoutingTable | None = None) -> dict[int, Rule | None]:
+        """Each recipient's routing rule (None: no rule matches its number), from the licensee's table
+        (`table`, when the caller has it already: its own, or the deployment's default)."""
+        table = table or await self._licensees.routes_for(message.licensee_id)
         # With the simulator on (SMS_SIMULATOR), the numbers reserved for fiction go to it whatever the table says.
         to_simulator = self._providers.get(SIMULATOR) is not None
         return {r.seq: _SIMULATED if to_simulator and simulated(r.phone_number) else self._usable(table.route_for(r.phone_number))
@@ -115,8 +117,8 @@ class Screening:
 
     async def screen(self, message: Message, recipients: Sequence[Recipient], max_price: int | None = None) -> Screened:
         """The recipients judged and priced, those refused moved to `blocked` (at the message's creation)."""
-        guard = await self._licensees.guard(message.licensee_id)
-        routes = await self.routing.routes_of(message, recipients)
+        guard, table = await self._licensees.guard_and_routes(message.licensee_id)  # one cached read of its settings
+        routes = await self.routing.routes_of(message, recipients, table)
         needs_price = max_price is not None or guard.caps.daily_cost is not None or guard.caps.monthly_cost is not None
         lines, screened = [], []
         for r in recipients:

@@ -86,6 +86,11 @@ class Licensees:
         """The licensee's zone (UTC until it sets one), cached: its days are the days its usage and caps count."""
         return (await self._read(licensee_id)).time_zone
 
+    async def guard_and_routes(self, licensee_id: str) -> tuple[Guard, RoutingTable]:
+        """`guard` and `routes_for` (cached) in one read of the cache: what every accept asks."""
+        read = await self._read(licensee_id)
+        return read.guard or self.default_guard, read.routes or self.default_routes
+
     async def has_own_guard(self, licensee_id: str) -> bool:
         return (await self.settings(licensee_id)).guard is not None
 
