@@ -39,14 +39,16 @@ class Routing:
     def __init__(self, licensees: Licensees, providers: ProviderSet):
         self._licensees = licensees
         self._providers = providers
+        # With the simulator on (SMS_SIMULATOR), the numbers reserved for fiction go to it whatever the table says.
+        self._to_simulator = providers.get(SIMULATOR) is not None
+        self._usable_rules: dict[Rule, Rule | None] = {}  # each rule with only the providers this deployment has
 
     async def routes_of(self, message: Message, recipients: Sequence[Recipient],
                         table: RoutingTable | None = None) -> dict[int, Rule | None]:
         """Each recipient's routing rule (None: no rule matches its number), from the licensee's table
         (`table`, when the caller has it already: its own, or the deployment's default)."""
         table = table or await self._licensees.routes_for(message.licensee_id)
-        # With the simulator on (SMS_SIMULATOR), the numbers reserved for fiction go to it whatever the table says.
-        to_simulator = self._providers.get(SIMULATOR) is not None
+        to_simulator = self._to_simulator
         return {r.seq: _SIMULATED if to_simulator and simulated(r.phone_number) else self._usable(table.route_for(r.phone_number))
                 for r in recipients}
 
@@ -55,8 +57,13 @@ class Routing:
         since removed); None when it has none left: the recipient has no route."""
         if rule is None:
             return None
-        names = tuple(name for name in rule.providers if self._providers.get(name) is not None)
-        return None if not names else rule if names == rule.providers else Rule(rule.match, names, rule.sender)
+        usable = self._usable_rules.get(rule, rule)
+        if usable is rule and rule not in self._usable_rules:
+            names = tuple(name for name in rule.providers if self._providers.get(name) is not None)
+            usable = None if not names else rule if names == rule.providers else Rule(rule.match, names, rule.sender)
+            if len(self._usable_rules) < 10_000:  # bounded: licensees' own tables hold at most 200 rules each
+                self._usable_rules[rule] = usable
+        return usable
 
 
 @dataclass(frozen=True)
@@ -80,22 +87,16 @@ class Screened:
     lines: list[Line]
     currency: str | None
     guard: Guard
+    going: list[Line]  # the recipients that are to be sent: not blocked
+    segments: int  # segments of every recipient that is to be sent
+    cost: int | None  # of every recipient that is to be sent, routed, in millionths; None when one's price is unknown
 
-    @property
-    def going(self) -> list[Line]:
-        """The recipients that are to be sent: not blocked."""
-        return [line for line in self.lines if line.action is not Action.BLOCK]
-
-    @property
-    def segments(self) -> int:
-        """Segments of every recipient that is to be sent."""
-        return self.message.segments * len(self.going)
-
-    @property
-    def cost(self) -> int | None:
-        """The cost of every recipient that is to be sent, routed, in millionths; None when one's price is unknown."""
-        costs = [line.cost for line in self.going if line.provider is not None]
-        return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+    @classmethod
+    def of(cls, message: Message, recipients: list[Recipient], lines: list[Line], currency: str | None, guard: Guard) -> "Screened":
+        going = [line for line in lines if line.action is not Action.BLOCK]
+        costs = [line.cost for line in going if line.provider is not None]
+        cost = None if None in costs else sum(costs)  # type: ignore[arg-type]
+        return cls(message, recipients, lines, currency, guard, going, message.segments * len(going), cost)
 
     @property
     def estimate(self) -> Estimate:
@@ -126,7 +127,7 @@ class Screening:
             lines.append(line)
             blocked = line.action is Action.BLOCK and r.status in WAITING
             screened.append(transitions.blocked(r, line.reason or "", at=message.created_at) if blocked else r)
-        return Screened(message, screened, lines, self._prices.currency, guard)
+        return Screened.of(message, screened, lines, self._prices.currency, guard)
 
     def _line(self, guard: Guard, r: Recipient, rule: Rule | None, segments: int, max_price: int | None,
               needs_price: bool) -> Line:
