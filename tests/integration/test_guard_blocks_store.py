@@ -2,11 +2,11 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from azure.data.tables.aio import TableServiceClient
 
 from sms.domain.pumping import PrefixBlock
 from sms.storage.guard_blocks import TableGuardBlockStore
 from tests.fakes import InMemoryGuardBlockStore
+from tests.integration.both_ways import BOTH, store_under_test
 
 T0 = datetime(2026, 12, 6, 21, 0, tzinfo=timezone.utc)
 A, B = "a" * 32, "b" * 32
@@ -16,15 +16,11 @@ def block(licensee: str, prefix: str, minutes: int = 30, comm_id: str | None = "
     return PrefixBlock(licensee, prefix, T0, T0 + timedelta(minutes=minutes), 40, 2, timedelta(hours=1), comm_id)
 
 
-@pytest.fixture(params=["azurite", "memory"])
+@pytest.fixture(params=BOTH)
 async def store(request, emulator, unique_name):
-    if request.param == "memory":
-        yield InMemoryGuardBlockStore()
-        return
-    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
-        table = TableGuardBlockStore(service.get_table_client(unique_name("blocks")))
-        await table.create_table()
-        yield table
+    async with store_under_test(request.param, emulator.connection_string, InMemoryGuardBlockStore, TableGuardBlockStore,
+                                unique_name("blocks")) as chosen:
+        yield chosen
 
 
 async def test_blocks_read_back_by_licensee_while_live_and_the_index_marks_who_has_any(store):

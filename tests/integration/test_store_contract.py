@@ -14,17 +14,14 @@ from sms.storage.inbound import TableOptOutStore
 from sms.storage.tables import TableMessageStore
 from sms.storage.webhook_tables import TableWebhookEndpointStore
 from tests.fakes import InMemoryMessageStore, InMemoryOptOutStore, InMemoryWebhookEndpointStore
+from tests.integration.both_ways import BOTH, store_under_test
 
 
-@pytest.fixture(params=["azurite", "memory"])
+@pytest.fixture(params=BOTH)
 async def store(request, emulator, unique_name):
-    if request.param == "memory":
-        yield InMemoryMessageStore()
-        return
-    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
-        table = TableMessageStore(service.get_table_client(unique_name("msgs")))
-        await table.create_table()
-        yield table
+    async with store_under_test(request.param, emulator.connection_string, InMemoryMessageStore, TableMessageStore,
+                                unique_name("msgs")) as chosen:
+        yield chosen
 
 
 def message(comm_id: str, count: int) -> tuple[Message, list[Recipient]]:
@@ -157,15 +154,11 @@ async def test_a_number_reads_back_every_scope_it_opted_out_of(opt_out_store):
 
 # -- the WebhookEndpointStore contract: what managing endpoints (and the sender, later) relies on --
 
-@pytest.fixture(params=["azurite", "memory"])
+@pytest.fixture(params=BOTH)
 async def webhook_store(request, emulator, unique_name):
-    if request.param == "memory":
-        yield InMemoryWebhookEndpointStore()
-        return
-    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
-        table = TableWebhookEndpointStore(service.get_table_client(unique_name("hooks")))
-        await table.create_table()
-        yield table
+    async with store_under_test(request.param, emulator.connection_string, InMemoryWebhookEndpointStore, TableWebhookEndpointStore,
+                                unique_name("hooks")) as chosen:
+        yield chosen
 
 
 def endpoint(licensee: str, endpoint_id: str, **changes) -> WebhookEndpoint:
