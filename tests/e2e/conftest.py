@@ -60,6 +60,14 @@ def devhost_emulator():
         yield instance
 
 
+@pytest.fixture
+def own_emulator():
+    """An Azurite for a test that starts its own dev host: the shared dev host polls devhost_emulator's
+    queues, and would take that host's jobs and webhook deliveries (and send them by its own settings)."""
+    with azurite.start() as instance:
+        yield instance
+
+
 def _devhost_env(connection_string: str, outbox: Path, extra_env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, "AzureWebJobsStorage": connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
             "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, **extra_env}

@@ -10,11 +10,11 @@ AU, US, GB = "+61412700100", "+14155552671", "+447400123456"
 CURLY = "Don\u2019t forget \u2014 your appointment is at 10\u00a0am\u2026"
 
 
-async def test_estimate_and_a_send_answer_the_cost_by_the_price_table(devhost_emulator, tmp_path):
+async def test_estimate_and_a_send_answer_the_cost_by_the_price_table(own_emulator, tmp_path):
     prices = tmp_path / "prices.csv"
     prices.write_text("country,provider,price,currency\n# per segment\nAU,*,0.0525,AUD\nUS,*,0.011,AUD\n")
     env = {"SMS_PRICES": str(prices), "SMS_GUARD_HOME_COUNTRIES": "AU,US"}
-    with running_devhost(devhost_emulator.connection_string, tmp_path / "outbox.jsonl", **env) as host:
+    with running_devhost(own_emulator.connection_string, tmp_path / "outbox.jsonl", **env) as host:
         licensee = uuid.uuid4().hex
         key = await asyncio.to_thread(host.create_key, licensee)
         model = {"to": [{"phoneNumber": AU}, {"phoneNumber": US}, {"phoneNumber": GB}], "messageBody": CURLY, "smartEncoding": True}

@@ -32,13 +32,13 @@ async def until(condition, timeout: float, why=lambda: "") -> None:
 
 
 async def test_every_recipient_goes_out_once_through_the_healthy_provider_and_the_breaker_opens_then_closes(
-        devhost_emulator, tmp_path):
+        own_emulator, tmp_path):
     down, up = await FakeTwilio().start(), await FakeTwilio().start()
     down.down = FakeTwilio.error(503, 20503, "Service Unavailable")
     env = {"SMS_PROVIDERS": "twilio-a,twilio-b", **twilio_settings("twilio-a", down), **twilio_settings("twilio-b", up),
            "SMS_BREAKER_COOL_OFF_SECONDS": "2", "SMS_SIMULATOR": "off"}
     try:
-        with running_devhost(devhost_emulator.connection_string, tmp_path / "outbox.jsonl", **env) as host:
+        with running_devhost(own_emulator.connection_string, tmp_path / "outbox.jsonl", **env) as host:
             key = await asyncio.to_thread(host.create_key, LICENSEE)
             numbers = [f"+61412{i:06d}" for i in range(MESSAGES)]
 

@@ -89,8 +89,8 @@ class Licensee:
         return event["data"]
 
 
-async def test_a_collapsing_burst_blocks_its_prefix_until_it_ends_and_the_licensee_is_told(devhost_emulator, tmp_path, receivers):
-    with running_devhost(devhost_emulator.connection_string, tmp_path / "outbox.jsonl", **SETTINGS) as host:
+async def test_a_collapsing_burst_blocks_its_prefix_until_it_ends_and_the_licensee_is_told(own_emulator, tmp_path, receivers):
+    with running_devhost(own_emulator.connection_string, tmp_path / "outbox.jsonl", **SETTINGS) as host:
         connection = host.env["AzureWebJobsStorage"]
         enforcing = await Licensee(host, receivers, connection).start()
         safe = await Licensee(host, receivers, connection, safe_list=(NEIGHBOUR,)).start()
