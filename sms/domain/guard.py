@@ -18,7 +18,7 @@ import enum
 import json
 import re
 from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Context, Decimal, Inexact, InvalidOperation, Overflow, Underflow
 from functools import cached_property, lru_cache
 from typing import Any, Mapping
 
@@ -365,11 +365,20 @@ def money_micros(value: Any) -> int | None:
         return None
     try:
         amount = Decimal(str(value).strip())
-    except InvalidOperation:
+        if not amount.is_finite() or amount < 0:
+            return None
+        micros = _EXACT.multiply(amount, MICROS)
+    except ArithmeticError:  # InvalidOperation: not a number; Overflow, Underflow, Inexact: no amount held exactly
         return None
-    if not amount.is_finite() or amount < 0 or (amount * MICROS) != (amount * MICROS).to_integral_value():
+    if micros != micros.to_integral_value(rounding=ROUND_DOWN):
         return None
-    return int(amount * MICROS)
+    return int(micros)
+
+
+# Millionths worked out exactly or not at all: Decimal's default context rounds to 28 digits and overflows past
+# 10**999999, so "1e999999999" raised (a 500), "1e-999999999" came out 0 and 29 significant digits were rounded
+# into whole millionths. 64 digits hold any amount text (at most 32 characters) or float times a million exactly.
+_EXACT = Context(prec=64, traps=[InvalidOperation, Overflow, Underflow, Inexact])
 
 
 def money_text(micros: int | None) -> str | None:

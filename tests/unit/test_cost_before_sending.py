@@ -174,7 +174,8 @@ async def test_a_max_price_blocks_a_recipient_the_price_table_cannot_price(every
 
 
 @pytest.mark.parametrize("value", ["abc", -1, "-1", "1e400", "NaN", "Infinity", "0.0000001", "1" * 40, "x" * 100_000, "",
-                                   True, False, {"a": 1}, [1], {"$numberDecimal": "1"}, 10**13, "1e13"])
+                                   True, False, {"a": 1}, [1], {"$numberDecimal": "1"}, 10**13, "1e13",
+                                   "1e999999999", "1e-999999999"])
 async def test_a_max_price_that_is_not_an_amount_is_refused_naming_it_never_a_500(gw, value):
     response = await call(gw, "sms_send", sms(AU, MaxPrice=value))
     errors = field_errors(response)

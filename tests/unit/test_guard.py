@@ -129,6 +129,13 @@ def test_money_is_exact_millionths():
     assert money_text(50_000) == "0.05" and money_text(52_500) == "0.0525" and money_text(0) == "0.00" and money_text(None) is None
 
 
+@pytest.mark.parametrize("text", ["1e999999999", "1e-999999999", "1.0000000000000000000000000001", "0.0000000000000000000000000001"])
+def test_an_amount_beyond_what_decimal_arithmetic_holds_exactly_is_no_amount(text):
+    # Decimal's default context (28 digits, exponents to 999999) overflowed on the first (a 500 where a cap or a
+    # MaxPrice was read), took the second for 0 and rounded the others into whole millionths: none has at most 6 decimals.
+    assert money_micros(text) is None
+
+
 @pytest.mark.parametrize("change, loosened", [
     ({"countries": {"GB": "monitor"}}, ["Countries.GB: block -> monitor"]),
     ({"otherCountries": "allow"}, ["OtherCountries: block -> allow"]),

@@ -111,6 +111,7 @@ async def test_going_back_to_the_default_is_a_loosening_only_when_the_default_pe
 @pytest.mark.parametrize("body, fields", [
     ({"countries": {"XX": "allow"}, "pumping": "sometimes"}, ["Countries.XX", "Pumping"]),
     ({"caps": {"dailyCost": "ten dollars"}}, ["Caps.dailyCost"]),
+    ({"caps": {"dailyCost": "1e999999999", "monthlyCost": "1e-999999999"}}, ["Caps.dailyCost", "Caps.monthlyCost"]),
     ({"safeList": ["+61 4x"]}, ["SafeList[0]"]),
     ({"colour": "red"}, ["colour"]),
     ([{"countries": {}}], ["Guard"]),
