@@ -74,7 +74,7 @@ REFUSED_TYPES: tuple[tuple[str, Action], ...] = (("premium_rate", Action.BLOCK),
 MAX_COUNTRIES = 300  # every ISO 3166 region libphonenumber knows fits
 MAX_SAFE_LIST = 200
 MAX_CAP = 10**12
-_PREFIX = re.compile(r"^\+[1-9]\d{0,14}$")
+PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")  # an E.164 number or a prefix of one (fullmatch; ASCII digits, as numbers are stored)
 MICROS = 1_000_000  # money is kept in millionths of the price table's currency: exact, and sums exactly
 
 
@@ -318,7 +318,7 @@ def _safe_list(value: Any, errors: list[FieldError]) -> tuple[str, ...]:
     entries = []
     for i, entry in enumerate(value):
         text = entry.strip().replace(" ", "") if isinstance(entry, str) else ""
-        if not _PREFIX.match(text):
+        if not PREFIX.fullmatch(text):
             errors.append(FieldError(f"SafeList[{i}]", "InvalidValue",
                                      f"SafeList[{i}] is not an E.164 number or prefix: + and 1 to 15 digits"))
         else:

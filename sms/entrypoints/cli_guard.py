@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from ..bootstrap import Adapters
 from ..domain.errors import FieldError, ValidationFailed
-from ..domain.guard import Action, Guard, guard_data
+from ..domain.guard import PREFIX, Action, Guard, guard_data
 from ..usecases.licensees import CACHE_SECONDS
 
 _CAPS = (("daily_segments", "dailySegments"), ("monthly_segments", "monthlySegments"), ("daily_cost", "dailyCost"),
@@ -57,30 +57,40 @@ def change_of(args: argparse.Namespace) -> dict[str, Any]:
     countries = {**{c: a.value for a in Action for c in getattr(args, a.value)}, **{c: None for c in args.unlist}}
     types = {t: a.value for a in Action for t in getattr(args, f"{a.value}_type")}
     if countries:
-        change["countries"] = {**change.get("countries", {}), **countries}
+        change["countries"] = _merged(change.get("countries"), countries)
     if types:
-        change["numberTypes"] = {**change.get("numberTypes", {}), **types}
+        change["numberTypes"] = _merged(change.get("numberTypes"), types)
     if args.other:
         change["otherCountries"] = args.other
     if args.pumping:
         change["pumping"] = args.pumping
     if args.safe is not None or args.no_safe:
         change["safeList"] = [] if args.no_safe else args.safe
-    caps = {wire: None if value.strip().lower() == "none" else _number(value)
+    # As text, as JSV gives a cap: the guard's rules read the figure, naming the cap when it is none.
+    caps = {wire: None if value.strip().lower() == "none" else value.strip()
             for name, wire in _CAPS if (value := getattr(args, name)) is not None}
     if caps:
-        change["caps"] = {**change.get("caps", {}), **caps}
+        change["caps"] = _merged(change.get("caps"), caps)
     return change
 
 
-def _number(text: str) -> Any:
-    return int(text) if text.strip().isdecimal() else text.strip()
+def _merged(given: Any, flags: dict[str, Any]) -> Any:
+    """What --json gave for a field, with the flags' entries over it; what is no object stays as given, for the
+    guard's rules to refuse naming the field."""
+    if given is None:
+        return flags
+    return {**given, **flags} if isinstance(given, dict) else given
 
 
 async def guard(adapters: Adapters, args: argparse.Namespace) -> int:
     use = adapters.gateway().use
     licensees = use.licensees
     if args.action == "lift":
+        # Checked before storage: Azure refuses / \ # ? and control characters in a key (Understanding the Table service
+        # data model, "Characters disallowed in key fields", learn.microsoft.com/rest/api/storageservices/).
+        if not PREFIX.fullmatch(args.prefix.strip()):
+            raise ValidationFailed([FieldError("--prefix", "InvalidValue", f"--prefix {args.prefix.strip()[:32]!r} is not a "
+                                                                           "prefix: + and digits, as guard show lists it")])
         if not await use.pumping.lift(args.licensee, args.prefix.strip()):
             print(f"error: licensee {args.licensee} has no block of prefix {args.prefix.strip()}", file=sys.stderr)
             return 1

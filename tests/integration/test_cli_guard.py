@@ -73,6 +73,12 @@ async def test_guard_show_set_and_clear(operator, capsys):
     (["--safe", "0412"], "SafeList[0] is not an E.164 number or prefix"),
     (["--json", '{"caps": {"weekly": 1}}'], "Caps.weekly is not a cap"),
     (["--json", '{"caps": '], "--json is not JSON"),
+    # Hostile values: each exits 2 naming its field, never a traceback.
+    (["--daily-segments", "9" * 5000], "Caps.dailySegments is a whole number"),  # past int()'s 4300 digits
+    (["--monthly-cost", "1e999999999"], "Caps.monthlyCost is an amount"),
+    (["--json", '{"countries": "AU"}', "--block", "GB"], "Countries maps each key"),
+    (["--json", '{"numberTypes": ["voip"]}', "--block-type", "voip"], "NumberTypes maps each key"),
+    (["--json", '{"caps": 5}', "--daily-segments", "5"], "Caps is an object"),
 ])
 async def test_a_wrong_change_exits_2_naming_the_field_and_saves_nothing(operator, capsys, argv, words):
     licensee = uuid.uuid4().hex
@@ -109,3 +115,10 @@ async def test_guard_show_says_what_each_cap_used_and_lists_blocks_and_lift_ends
     assert "+4479461" not in capsys.readouterr().out
     assert await _run(["guard", "lift", "--licensee", licensee, "--prefix", "+4479461"]) == 1
     assert "has no block of prefix +4479461" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prefix", ["a/b", "+44#1", "", "+44 79?"])
+async def test_lift_of_something_that_is_no_prefix_exits_2_naming_it(operator, capsys, prefix):
+    # Table Storage refuses / \ # ? in a key: the prefix is checked before any call reaches it.
+    assert await _run(["guard", "lift", "--licensee", uuid.uuid4().hex, "--prefix", prefix]) == 2
+    assert "--prefix" in capsys.readouterr().err
