@@ -46,6 +46,17 @@ class Checked:
         return iter((self.message, self.recipients))
 
 
+class CommitPoint:
+    """Whether a save has reached its commit. From then on its message may be stored even when the save fails
+    (a commit storage applied but never answered: a timeout, a reset, the request cancelled while it waited),
+    and its jobs would send it."""
+
+    __slots__ = ("reached",)
+
+    def __init__(self) -> None:
+        self.reached = False
+
+
 class Accept:
     def __init__(self, messages: MessageStore, jobs: JobQueue, ledger: Ledger, once: OncePerKey, pending: PendingMessages,
                  screening: Screening, spend: SpendCaps, limits: Limits = Limits(), provider_name: str = "",
@@ -68,17 +79,21 @@ class Accept:
         message, recipients = message_from(command, licensee_id, self._limits, self._clock(), comm_id)
         return await self._screening.screen(message, recipients, max_price_of(command.max_price))
 
-    async def within_caps(self, checked: Checked, save: Callable[[], Awaitable[Saved]]) -> Saved:
+    async def within_caps(self, checked: Checked, save: Callable[[CommitPoint], Awaitable[Saved]]) -> Saved:
         """`save` once the recipients still to go have room under the licensee's spend caps, reserved for
-        them (sms/usecases/spend.py); CapReached, nothing saved, when they have not. A save that fails gives
-        the room back. Inside the idempotency `work`: a keyed retry of a saved message reserves nothing."""
+        them (sms/usecases/spend.py); CapReached, nothing saved, when they have not. A save that fails before
+        its commit gives the room back; one that fails at or after it keeps it (its message may be stored, and
+        sent: a cap never under-counts). Inside the idempotency `work`: a keyed retry of a saved message
+        reserves nothing."""
         screened = checked.screened
         reservation = await self._spend.reserve(checked.message.licensee_id, screened.guard.caps, checked.message.comm_id,
                                                 screened.segments, screened.cost)
+        point = CommitPoint()
         try:
-            return await save()
+            return await save(point)
         except BaseException:
-            self._spend.give_back(reservation)  # in the background: a cancelled request cannot wait for it
+            if not point.reached:
+                self._spend.give_back(reservation)  # in the background: a cancelled request cannot wait for it
             raise
 
     def _job_delay(self, message: Message) -> int:
@@ -101,7 +116,7 @@ class Accept:
 
         async def work(prepared: Checked) -> SendResult:
             message, recipients = prepared
-            await self.within_caps(prepared, lambda: self._save_queued(message, recipients))
+            await self.within_caps(prepared, lambda point: self._save_queued(message, recipients, point))
             return _queued(message, len(recipients))
 
         with telemetry.span("sms.accept"):
@@ -134,26 +149,27 @@ class Accept:
         """An auto-batch's estimates: each item's, as `estimate`; every item's errors named by its position."""
         return await _each(commands, lambda command: self.estimate(command, licensee_id))
 
-    async def _save_queued(self, message: Message, recipients: list[Recipient]) -> None:
+    async def _save_queued(self, message: Message, recipients: list[Recipient], point: CommitPoint | None = None) -> None:
         """Save a message for the worker to send: now, or at its sendAt. A scheduled one is recorded in
         the ledger at once (listed as scheduled for the days it waits); that write is not part of the
         commit, and a failure of it is not the request's: its job records it at the latest when it
         runs (each hop of a long wait, and at the time)."""
-        jobs, stored = await self.save(message, recipients, self._job_delay(message))
+        jobs, stored = await self.save(message, recipients, self._job_delay(message), point)
         if message.send_at is not None:
             try:
                 await self._ledger.record(message, stored, self._provider_name)
             except (StorageUnavailable, RecordChanged):
                 log.warning("ledger not updated for scheduled message %s; its job will", message.comm_id)
 
-    async def save(self, message: Message, recipients: list[Recipient], job_delay: int = 0) -> tuple[list[SendJob], list[Recipient]]:
+    async def save(self, message: Message, recipients: list[Recipient], job_delay: int = 0,
+                   point: CommitPoint | None = None) -> tuple[list[SendJob], list[Recipient]]:
         """Stage the message's rows and queue its jobs (one after the other, or together when staging
         writes rows), then commit: the commit point.
 
         Jobs first: a message never becomes visible without its jobs, so nothing can be stranded. A job
         whose message then fails to commit finds no message, and retries until the queue parks it (its
         give-up finds nothing to fail). Once committed, it is noted for the sweeper (written behind: no
-        storage call here). Returns the jobs and the recipients as stored."""
+        storage call here). Returns the jobs and the recipients as stored. `point` is marked as the commit is sent."""
         traceparent = None
         if telemetry.tracing():
             span = trace.get_current_span()
@@ -182,6 +198,8 @@ class Accept:
                 put_results = await puts
             if failure := next((r for r in put_results if isinstance(r, BaseException)), None):
                 raise failure
+        if point is not None:
+            point.reached = True
         stored = await self._messages.commit(staged)
         self._pending.note(message)
         return jobs, stored

@@ -47,7 +47,7 @@ class SendNow:
         async def work(prepared: Checked) -> SendResult:
             message, recipients = prepared
             jobs, stored = await self._accept.within_caps(
-                prepared, lambda: self._accept.save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS))
+                prepared, lambda point: self._accept.save(message, recipients, IMMEDIATE_SAFETY_NET_SECONDS, point))
             batches = [stored[i : i + JOB_SIZE] for i in range(0, len(stored), JOB_SIZE)]
             sent = await asyncio.gather(*(self._dispatch.send(message, b, job) for b, job in zip(batches, jobs, strict=True)))
             for job, each in zip(jobs, sent, strict=True):

@@ -16,8 +16,9 @@ but make a cap's check read every shard, and exactness across shards would need 
 
 What is not sent keeps its room: a recipient later cancelled, blocked at dispatch, opted out or expired
 does not give back what it reserved (the cap bounds what a licensee's key can ask to send; nothing is
-ever under-counted). Room is given back only by an accept that reserved and then failed to save, best
-effort: when the give-back itself fails the room stays used until the period ends (logged).
+ever under-counted). Room is given back only by an accept that reserved and then failed before its commit
+(sms/usecases/accept.py: a commit that failed may have landed, and its message be sent), best effort:
+when the give-back itself fails the room stays used until the period ends (logged).
 
 A licensee without caps costs nothing here: no storage call at all. With caps, one write per coalesced
 batch, once this process knows the counters' ETags (its own last write); the first in a process, or one
