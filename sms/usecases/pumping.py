@@ -43,14 +43,15 @@ CACHE_SECONDS = 5.0
 class PumpingProtection:
     def __init__(self, store: GuardBlockStore, licensees: Licensees, announcer: Announcer, events: EventStore,
                  rules: Rules = Rules(), clock: Callable[[], datetime] = utcnow, cache_seconds: float = CACHE_SECONDS,
-                 max_cached: int = 10_000):
+                 max_cached: int = 10_000, monotonic: Callable[[], float] = time.monotonic):
         self._store, self._licensees, self._announcer, self._events = store, licensees, announcer, events
         self.detector = Detector(rules)
         self._clock = clock
         self._ttl = cache_seconds
+        self._monotonic = monotonic  # the caches' clock
         self._index: tuple[float, set[str]] | None = None  # (when its read started, the licensees marked)
         self._live: TLRUCache[str, tuple[float, tuple[PrefixBlock, ...]]] = TLRUCache(
-            maxsize=max_cached, ttu=lambda _licensee, entry, _now: entry[0] + self._ttl, timer=time.monotonic)
+            maxsize=max_cached, ttu=lambda _licensee, entry, _now: entry[0] + self._ttl, timer=monotonic)
 
     # -- fed by dispatch and receipts: never raises (a send or a receipt must not fail for it) ----------
 
@@ -119,18 +120,24 @@ class PumpingProtection:
         cached = self._live.get(licensee_id)
         if cached is not None:
             return cached[1]
-        started = time.monotonic()
+        started = self._monotonic()
         if self._index is None or started - self._index[0] >= self._ttl:
             self._index = (started, await self._store.licensees(self._clock()))
-        found = tuple(await self._store.live(licensee_id, self._clock())) if licensee_id in self._index[1] else ()
-        self._live[licensee_id] = (started, found)
+        if licensee_id in self._index[1]:
+            found = tuple(await self._store.live(licensee_id, self._clock()))
+            self._live[licensee_id] = (started, found)
+        else:
+            # Known to have no blocks as of the index's read, not as of now: kept only while the index is, so a block
+            # stored elsewhere is obeyed here within `cache_seconds` (not twice that).
+            found = ()
+            self._live[licensee_id] = (self._index[0], found)
         return found
 
     def _remember(self, block: PrefixBlock) -> None:
         """A block this process stored: obeyed here at once."""
         cached = self._live.get(block.licensee_id)
         kept = tuple(b for b in (cached[1] if cached else ()) if b.prefix != block.prefix)
-        self._live[block.licensee_id] = (time.monotonic(), kept + (block,))
+        self._live[block.licensee_id] = (self._monotonic(), kept + (block,))
         if self._index is not None:
             self._index[1].add(block.licensee_id)
 

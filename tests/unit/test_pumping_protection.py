@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from sms.domain.events import located
 from sms.domain.model import Status
-from sms.domain.pumping import Rules
+from sms.domain.pumping import PrefixBlock, Rules
 from sms.storage import LedgerQuery
 from tests.fakes import (
     EVERY_COUNTRY,
@@ -157,3 +157,23 @@ async def test_retention_removes_the_blocks_that_ended():
     assert world.blocks.blocks  # still live
     await world.use.retention.run(T0 + RULES.block)
     assert world.blocks.blocks == {} and world.blocks.marks == {}
+
+
+async def test_a_block_another_worker_stored_is_obeyed_here_within_the_cache_seconds_not_twice_that():
+    # README and the threat model: every worker obeys a block within 5 s. A licensee's "no blocks" was cached for 5 s
+    # from when it was asked, though it came from an index read up to 5 s before: a block stored just after that
+    # index read went unobeyed for up to 10 s.
+    from sms.usecases.pumping import CACHE_SECONDS, PumpingProtection
+
+    world = World()
+    ticks = [0.0]
+    # Another worker's view of the same blocks (only what dispatch asks of it: no announcer, no events).
+    here = PumpingProtection(world.blocks, world.use.licensees, None, None, RULES, clock=world.clock, monotonic=lambda: ticks[0])
+    assert await here.blocking(OTHER, [ELSEWHERE]) == {}  # the index read at 0 s: nobody marked
+    stored_at = 0.5
+    ticks[0] = stored_at
+    await world.blocks.put(PrefixBlock(LICENSEE, "+4479461", T0, T0 + timedelta(minutes=30), 40, 2, RULES.window))  # elsewhere
+    ticks[0] = CACHE_SECONDS - 0.5
+    await here.blocking(LICENSEE, [NEIGHBOUR])  # asked before the index lapses: not marked then
+    ticks[0] = stored_at + CACHE_SECONDS + 0.1
+    assert NEIGHBOUR in await here.blocking(LICENSEE, [NEIGHBOUR])
