@@ -1,7 +1,7 @@
 """The licensee's guard applied to a message's recipients (issue 27; the rules are sms/domain/guard.py).
 
-At accept (`screen`): each recipient is judged by the guard as it stands, priced (its route's first
-provider, its country, the message's segments: the operator's price table) and blocked when the guard
+At accept (`screen`): each recipient is judged by the guard as it stands, priced (at the dearest provider
+its route may fail over to, its country, the message's segments: the operator's price table) and blocked when the guard
 blocks its destination, when its price is over the message's MaxPrice, or when a price is needed (a
 MaxPrice, a cost cap) and the table has none for it. A blocked recipient is stored `blocked`, with the
 reason; the rest of the message goes. What the others cost is the message's estimate.
@@ -75,7 +75,7 @@ class Line:
     country: str | None
     number_type: str
     provider: str | None  # its route's first provider; None: no route
-    cost: int | None  # its SMS (every segment), in millionths of the currency; None: unknown or not sent
+    cost: int | None  # its SMS (every segment) through the dearest provider of its route, in millionths; None: unknown
     action: Action  # the guard's word (block also for a price over MaxPrice or one unknown when needed)
     reason: str | None  # why it is blocked or monitored
 
@@ -134,14 +134,18 @@ class Screening:
         country, number_type = kind_of(r.phone_number)
         verdict = guard.judge(r.phone_number)
         provider = rule.providers[0] if rule is not None else None
-        cost = self._prices.cost(country, provider, segments) if provider is not None else None
+        # Priced at the dearest provider its route may fail over to: a cap and a MaxPrice must hold whichever
+        # provider takes it (and a licensee's key, which sets its own routes, cannot put a cheap one first).
+        costs = {name: self._prices.cost(country, name, segments) for name in rule.providers} if rule is not None else {}
+        unpriced = next((name for name, c in costs.items() if c is None), None)
+        cost = None if unpriced is not None or not costs else max(c for c in costs.values() if c is not None)
         line = Line(r.seq, r.phone_number, country, number_type, provider, cost, verdict.action, verdict.reason)
         if verdict.action is Action.BLOCK or provider is None:
             return line
         if cost is None and needs_price:
             why = "its MaxPrice" if max_price is not None else "this licensee's cost cap"
             return replace(line, action=Action.BLOCK, reason=f"the price table has no price for {country or 'its country'} "
-                                                             f"through {provider}, and {why} needs one")
+                                                             f"through {unpriced}, and {why} needs one")
         if max_price is not None and cost is not None and cost > max_price:
             currency = f" {self._prices.currency}" if self._prices.currency else ""
             return replace(line, action=Action.BLOCK, reason=f"it costs {money_text(cost)}{currency}, over the message's "

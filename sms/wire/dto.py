@@ -220,7 +220,9 @@ class RecipientEstimate(WireModel):
     country: str | None = Field(default=None, description="Its country (ISO 3166 alpha-2); absent when libphonenumber cannot tell")
     number_type: str = Field(description="Its type by libphonenumber: mobile, fixed_line, premium_rate, ...")
     provider: str | None = Field(default=None, description="The provider its route tries first; absent: no route matches it")
-    cost: str | None = Field(default=None, description="What its SMS costs (every segment); absent when the price table has no price")
+    cost: str | None = Field(default=None, description=(
+        "What its SMS costs (every segment) through the dearest provider its route may fail over to; absent when the price "
+        "table has no price for one of them"))
     action: Literal["allow", "monitor", "block"] = Field(description=(
         "allow: it is sent; monitor: sent, and flagged on its timeline; block: not sent (the guard, or the message's MaxPrice)"))
     reason: str | None = Field(default=None, description="Why it is blocked or monitored")

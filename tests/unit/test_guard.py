@@ -303,3 +303,29 @@ async def test_an_immediate_send_says_how_many_the_guard_blocked_and_why():
     assert not answer.ok
     assert answer.summary == ("Sent to 1 of 3 recipients; 2 blocked by the guard: country GB is blocked by this licensee's guard "
                               "(otherCountries)")
+
+
+async def test_a_recipient_is_priced_at_the_dearest_provider_its_route_may_fail_over_to():
+    """A cap and a MaxPrice hold whichever provider takes it: a licensee's own table, which its key sets,
+    cannot put a cheap provider first and let a dear one send on failover."""
+    from sms.providers import ProviderSet
+    from tests.fakes import RecordingProvider, assembled
+
+    class Dear(RecordingProvider):
+        name = "dear"
+
+    async def screened(prices: PriceTable, max_price: int | None = None):
+        use = assembled(providers=ProviderSet([RecordingProvider(), Dear()]), prices=prices,
+                        default_routes=RoutingTable((Rule("*", ("recording", "dear")),)))
+        message, recipients = await use.accept.checked(command(AU_MOBILE), LICENSEE)
+        return await use.screening.screen(message, recipients, max_price)
+
+    both = PriceTable("AUD", (("AU", "recording", 50_000), ("AU", "dear", 90_000)))
+    cheap_first = await screened(both)
+    [line] = cheap_first.lines
+    assert (line.provider, line.cost, cheap_first.cost) == ("recording", 90_000, 90_000)
+    over = await screened(both, max_price=89_999)
+    assert over.recipients[0].status is Status.BLOCKED and "it costs 0.09 AUD" in over.recipients[0].last_error
+    # A provider of the route the table cannot price: unknown, so blocked where a price is needed, naming it.
+    unpriced = await screened(PriceTable("AUD", (("AU", "recording", 50_000),)), max_price=1_000_000)
+    assert unpriced.recipients[0].last_error == "the price table has no price for AU through dear, and its MaxPrice needs one"
