@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from ..domain.errors import RecordChanged
 from ..domain.pumping import PrefixBlock
 from . import GuardBlockStore
 from .limits import check_entity
@@ -25,6 +26,7 @@ from .tables import create_table, storage_errors
 
 GUARD_BLOCKS_TABLE = "SmsGuardBlocks"
 INDEX = "*"
+MARK_ATTEMPTS = 10  # ETag-checked writes of a licensee's mark; blocks of one licensee rarely trip together
 
 
 class TableGuardBlockStore(GuardBlockStore):
@@ -40,19 +42,34 @@ class TableGuardBlockStore(GuardBlockStore):
 
     @storage_errors
     async def put(self, block: PrefixBlock) -> None:
-        try:
-            mark = await self._table.get_entity(INDEX, block.licensee_id)
-            until = max(mark["Until"], block.until)
-        except ResourceNotFoundError:
-            until = block.until
         # The mark first: a block written without one would be obeyed by no other process.
-        await self._table.upsert_entity({"PartitionKey": INDEX, "RowKey": block.licensee_id, "Until": until},
-                                        mode=UpdateMode.REPLACE)
+        await self._mark(block.licensee_id, block.until)
         entity = {"PartitionKey": block.licensee_id, "RowKey": block.prefix, "Since": block.since, "Until": block.until,
                   "Sends": block.sends, "Confirmed": block.confirmed, "WindowSeconds": int(block.window.total_seconds()),
                   "CommId": block.comm_id}
         check_entity(entity)
         await self._table.upsert_entity({k: v for k, v in entity.items() if v is not None}, mode=UpdateMode.REPLACE)
+
+    async def _mark(self, licensee_id: str, until: datetime) -> None:
+        """The licensee's mark at least as late as `until`. Conditional on the mark as read: two workers
+        tripping blocks of one licensee at once must not leave the earlier end (the later block would go
+        unobeyed by the other workers once the mark ended)."""
+        for _ in range(MARK_ATTEMPTS):
+            try:
+                mark = await self._table.get_entity(INDEX, licensee_id)
+            except ResourceNotFoundError:
+                mark = None
+            entity = {"PartitionKey": INDEX, "RowKey": licensee_id, "Until": until}
+            try:
+                if mark is None:
+                    await self._table.create_entity(entity)
+                elif mark["Until"] < until:
+                    await self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=mark.metadata["etag"],
+                                                    match_condition=MatchConditions.IfNotModified)
+                return
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                continue  # another worker wrote it meanwhile: read it again
+        raise RecordChanged(f"licensee {licensee_id}'s block mark kept changing")
 
     @storage_errors
     async def licensees(self, now: datetime) -> set[str]:

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 from cachetools import TLRUCache
 
-from ..domain.errors import StorageUnavailable
+from ..domain.errors import RecordChanged, StorageUnavailable
 from ..domain.events import EventBatch, batch_id, prefix_blocked_event
 from ..domain.guard import PumpingMode
 from ..domain.model import Message, Recipient, Status, utcnow
@@ -74,8 +74,9 @@ class PumpingProtection:
             trip = count()
             if trip is not None:
                 await self._tripped(trip, guard.pumping, message.comm_id)
-        except StorageUnavailable:
-            log.warning("pumping protection could not store or tell a block for %s:%d (storage unavailable): "
+        except (StorageUnavailable, RecordChanged):
+            log.warning("pumping protection could not store or tell a block for %s:%d (storage unavailable, or the "
+                        "licensee's block mark kept changing): "
                         "the next send or receipt to its prefix trips it again", message.comm_id, recipient.seq)
         except Exception as exc:  # a bug: logged, and the send or receipt goes on
             log_unexpected(log, f"pumping protection could not count {message.comm_id}:{recipient.seq}", exc)

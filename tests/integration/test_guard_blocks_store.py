@@ -54,3 +54,31 @@ async def test_purge_removes_what_ended_and_keeps_what_lives(store):
     assert await store.purge(T0 + timedelta(minutes=5)) == 2  # B's block and B's mark
     assert await store.licensees(T0) == {A}
     assert [b.prefix for b in await store.live(A, T0)] == ["+4479461"]
+
+
+async def test_two_workers_marking_one_licensee_at_once_leave_the_later_end(emulator, unique_name):
+    """A worker reads the licensee's mark, another writes a later one before the first writes its own: the
+    first's write must not put the earlier end back (the later block would go unobeyed once it passed)."""
+    from azure.data.tables.aio import TableServiceClient
+
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        table = service.get_table_client(unique_name("blocks"))
+        first, second = TableGuardBlockStore(table), TableGuardBlockStore(table)
+        await first.create_table()
+        await first.put(block("L1", "+4479461", minutes=10))
+        read = table.get_entity
+        raced = []
+
+        async def read_then_race(*args, **kwargs):
+            row = await read(*args, **kwargs)
+            if not raced:  # the other worker's later block lands between this read and this write
+                raced.append(True)
+                await second.put(block("L1", "+4479462", minutes=60))
+            return row
+
+        table.get_entity = read_then_race
+        await first.put(block("L1", "+4479463", minutes=30))
+        table.get_entity = read
+        assert raced
+        assert await first.licensees(T0 + timedelta(minutes=45)) == {"L1"}  # marked until the later block's end
+        assert {b.prefix for b in await first.live("L1", T0 + timedelta(minutes=45))} == {"+4479462"}
