@@ -343,9 +343,9 @@ async def _routes_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Bas
 async def _guard_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Its own guard as stored now (not a process's cached copy), or the deployment's default, saying which."""
     licensee = await _licensee(req, gw)
-    licensees = gw.use.licensees
-    return guard_state(await licensees.guard(licensee, cached=False), await licensees.has_own_guard(licensee),
-                       gw.use.screening.currency, await gw.use.spend.spent(licensee), await gw.use.pumping.blocks(licensee))
+    guard, own = await gw.use.licensees.stored_guard(licensee)  # one read: its parts agree with each other
+    return guard_state(guard, own, gw.use.screening.currency, await gw.use.spend.spent(licensee, guard.caps),
+                       await gw.use.pumping.blocks(licensee))
 
 
 async def _guard_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:

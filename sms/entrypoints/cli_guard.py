@@ -101,10 +101,10 @@ async def guard(adapters: Adapters, args: argparse.Namespace) -> int:
         print(f"Saved. Every worker uses it within {CACHE_SECONDS:g} s.")
         _print(args.licensee, changed, own=not args.clear, as_json=False)
         return 0
-    own = await licensees.has_own_guard(args.licensee)
-    _print(args.licensee, await licensees.guard(args.licensee, cached=False), own, args.json)
+    stored, own = await licensees.stored_guard(args.licensee)
+    _print(args.licensee, stored, own, args.json)
     if not args.json:
-        for use_of in await use.spend.spent(args.licensee):
+        for use_of in await use.spend.spent(args.licensee, stored.caps):
             limit = "no cap" if use_of.limit is None else f"cap {use_of.cap.amount(use_of.limit, use.screening.currency)}"
             print(f"  {use_of.cap.wire:<16} {use_of.period.name}: {use_of.cap.amount(use_of.used, use.screening.currency)} used, "
                   f"{limit}; resets {use_of.period.resets_at.isoformat(timespec='minutes')}")

@@ -79,8 +79,14 @@ class Licensees:
         """The guard the licensee's messages go by: its own, or the deployment's default. `cached=False`
         reads what is stored now (what `guard show` and GET /api/guard answer)."""
         if not cached:
-            return _guard_of(await self.settings(licensee_id)) or self.default_guard
+            return (await self.stored_guard(licensee_id))[0]
         return (await self._read(licensee_id)).guard or self.default_guard
+
+    async def stored_guard(self, licensee_id: str) -> tuple[Guard, bool]:
+        """The guard as stored now (one read, not a process's cached copy), and whether it is the licensee's
+        own (False: the deployment's default applies)."""
+        own = _guard_of(await self.settings(licensee_id))
+        return own or self.default_guard, own is not None
 
     async def time_zone(self, licensee_id: str) -> str:
         """The licensee's zone (UTC until it sets one), cached: its days are the days its usage and caps count."""
@@ -90,9 +96,6 @@ class Licensees:
         """`guard` and `routes_for` (cached) in one read of the cache: what every accept asks."""
         read = await self._read(licensee_id)
         return read.guard or self.default_guard, read.routes or self.default_routes
-
-    async def has_own_guard(self, licensee_id: str) -> bool:
-        return (await self.settings(licensee_id)).guard is not None
 
     async def set_guard(self, licensee_id: str, data: Any, *, may_loosen: bool, clear: bool = False) -> Guard:
         """Change the licensee's guard by `data` (sms.domain.guard.parse_guard: the fields given replace or

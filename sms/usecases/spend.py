@@ -137,9 +137,10 @@ class SpendCaps:
         done.add_done_callback(_log_failed_give_back)
         return done
 
-    async def spent(self, licensee_id: str) -> list[CapUse]:
-        """Each cap: its limit (None: not set), what is used in its period now, and when that period ends."""
-        caps = (await self._licensees.guard(licensee_id, cached=False)).caps
+    async def spent(self, licensee_id: str, caps: Caps | None = None) -> list[CapUse]:
+        """Each cap: its limit (None: not set) in `caps` (None: the licensee's as stored now), what is used in its
+        period now, and when that period ends."""
+        caps = caps if caps is not None else (await self._licensees.guard(licensee_id, cached=False)).caps
         day, month = periods(await self._licensees.time_zone(licensee_id), self._clock())
         counters = await self._store.read(licensee_id, [day.key, month.key])
         used = {p.key: Used(counters[p.key].segments, counters[p.key].cost) for p in (day, month)}

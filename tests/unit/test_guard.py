@@ -227,14 +227,14 @@ async def test_a_licensee_may_tighten_its_guard_but_loosening_takes_the_operator
     assert await licensees.guard(OTHER) == HOME
     # Cleared, the default applies again.
     assert await licensees.set_guard(LICENSEE, None, may_loosen=True, clear=True) == HOME
-    assert not await licensees.has_own_guard(LICENSEE)
+    assert (await licensees.stored_guard(LICENSEE))[1] is False
 
 
 async def test_a_wrong_guard_is_refused_before_anything_is_read_or_saved():
     world = World()
     with pytest.raises(ValidationFailed):
         await world.use.licensees.set_guard(LICENSEE, {"countries": {"ZZ": "allow"}}, may_loosen=True)
-    assert not await world.use.licensees.has_own_guard(LICENSEE)
+    assert (await world.use.licensees.stored_guard(LICENSEE))[1] is False
 
 
 # -- prices: what a recipient costs, MaxPrice, and a cost cap that needs a price ----------------------
