@@ -104,7 +104,7 @@ _ERRORS_ON = {
                                "From before To), or the endpoint is disabled or does not take the event's type. Nothing was queued.",
                         "404": "No webhook endpoint with this id for this licensee, or no event with this EventId."},
 }
-_SUMMARIES = {
+SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
     "send_now": "Save the SMS and send it within the request; the answer says what happened",
     "reply": f"ServiceStack's predefined route: {OPERATION} saves and queues; {OPERATION}[] takes a batch",
@@ -197,7 +197,7 @@ def document() -> dict[str, Any]:
     _document_statuses(schemas["$defs"])
     paths: dict[str, Any] = {}
     for route in ROUTES:
-        if route.kind in _SUMMARIES:
+        if route.kind in SUMMARIES:
             paths.setdefault("/" + route.path, {})[route.working_methods[0].lower()] = _operation(route)
     return {
         "openapi": "3.0.3",
@@ -280,7 +280,7 @@ def _operation(route: Route) -> dict[str, Any]:
     ]
     if route.has_format_suffix:
         parameters.append({"name": "format", "in": "path", "required": True, "schema": {"type": "string", "enum": ["json", "jsv"]}})
-    operation: dict[str, Any] = {"operationId": route.name, "summary": _SUMMARIES[route.kind], "parameters": parameters}
+    operation: dict[str, Any] = {"operationId": route.name, "summary": SUMMARIES[route.kind], "parameters": parameters}
     if kind in ("send", "reply", "batch"):
         parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},

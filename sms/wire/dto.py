@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -37,7 +38,17 @@ def parse_guid(value: Any) -> str | None:
     return None if hex32 == _EMPTY_GUID else hex32
 
 
-Guid = Annotated[str | None, BeforeValidator(parse_guid)]
+@dataclass(frozen=True)
+class DotNetType:
+    """The .NET type a field has in the service's C# DTOs where its Python type does not say (a Guid is text here):
+    what /types/csharp and the other native types (sms/entrypoints/native_types) declare it as."""
+
+    name: str  # Guid
+    nullable: bool = False  # Guid? rather than Guid
+
+
+Guid = Annotated[str | None, BeforeValidator(parse_guid), DotNetType("Guid")]
+GuidText = Annotated[str | None, DotNetType("Guid")]  # a Guid the gateway writes (an answer's commId): nothing to parse
 
 
 class WireModel(BaseModel):
@@ -132,8 +143,13 @@ Amount = Annotated[str | int | float | None, BeforeValidator(_amount)]
 Flag = Annotated[bool | None, BeforeValidator(_flag)]
 
 
-class SMSModel(WireModel):
+class BaseLicenseeEnforcedServiceModel(WireModel):
+    """The seed's base of SMSModel: the licensee the request is for (the API key's, when left out)."""
+
     licensee_id: Guid = None
+
+
+class SMSModel(BaseLicenseeEnforcedServiceModel):
     from_: SMSContact | None = Field(default=None, validation_alias="From", serialization_alias="from")
     to: list[SMSContact] | None = None
     message_body: str | None = None
@@ -186,7 +202,7 @@ class SMSSend(WireModel):
 class SeedCommResponse(WireModel):
     """The seed's CommResponse, as its ServiceStack clients read it."""
 
-    comm_id: str | None = None
+    comm_id: GuidText = None
     reference: str | None = None
     status: bool = False
     message: str | None = None

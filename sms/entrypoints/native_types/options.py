@@ -1,0 +1,120 @@
+"""What a /types/{language} request asks for: ServiceStack's options in the query string, and the header comment
+that lists them at the top of every file, so that its tools can update the file in place.
+
+ServiceStack's tools (npm's `typescript-ref`, the `x` dotnet tool, `npx get-dtos`) read the header back: the
+lines after `BaseUrl:` up to the closing line, `//` (`#` in Python) marking an option left at its default, and
+send every uncommented one again as a query parameter (servicestack-cli src/index.ts updateReference; dotnet-app
+src/Web/Startup.cs UpdateReference). So an option the request gave is written uncommented, with its value, and
+one it did not give is commented out with the default (ServiceStack NativeTypes/*Generator.cs GetCode, v8.8).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping
+
+# ServiceStack's version whose output the gateway writes: v8.8, the newest the seed's page fits (its Python has no
+# `Object = TypeVar('Object')`, which v8.9 added).
+VERSION = "8.80"
+
+
+class Language(enum.Enum):
+    TYPESCRIPT = "typescript"
+    PYTHON = "python"
+    CSHARP = "csharp"
+
+    @property
+    def comment(self) -> str:
+        """What marks an option line as commented out (and left at its default)."""
+        return "#" if self is Language.PYTHON else "//"
+
+
+_PYTHON_IMPORTS = ("datetime,decimal,marshmallow.fields:*,servicestack:*,typing:*,dataclasses:dataclass/field,"
+                   "dataclasses_json:dataclass_json/LetterCase/Undefined/config,enum:Enum/IntEnum")
+
+# Each language's header options and their defaults, in ServiceStack's order (NativeTypes/*Generator.cs, v8.8).
+HEADER_OPTIONS: dict[Language, tuple[tuple[str, str], ...]] = {
+    Language.TYPESCRIPT: (
+        ("GlobalNamespace", ""), ("MakePropertiesOptional", "False"), ("AddServiceStackTypes", "True"),
+        ("AddResponseStatus", "False"), ("AddImplicitVersion", ""), ("AddDescriptionAsComments", "True"),
+        ("IncludeTypes", ""), ("ExcludeTypes", ""), ("DefaultImports", ""),
+    ),
+    Language.PYTHON: (
+        ("GlobalNamespace", ""), ("AddServiceStackTypes", "True"), ("AddResponseStatus", "False"), ("AddImplicitVersion", ""),
+        ("AddDescriptionAsComments", "True"), ("IncludeTypes", ""), ("ExcludeTypes", ""), ("DefaultImports", _PYTHON_IMPORTS),
+        ("DataClass", ""), ("DataClassJson", ""),
+    ),
+    Language.CSHARP: (
+        ("GlobalNamespace", ""), ("MakePartial", "True"), ("MakeVirtual", "True"), ("MakeInternal", "False"),
+        ("MakeDataContractsExtensible", "False"), ("AddNullableAnnotations", "False"), ("AddReturnMarker", "True"),
+        ("AddDescriptionAsComments", "True"), ("AddDataContractAttributes", "False"), ("AddIndexesToDataMembers", "False"),
+        ("AddGeneratedCodeAttributes", "False"), ("AddResponseStatus", "False"), ("AddImplicitVersion", ""),
+        ("InitializeCollections", "False"), ("ExportValueTypes", "False"), ("IncludeTypes", ""), ("ExcludeTypes", ""),
+        ("AddNamespaces", ""), ("AddDefaultXmlNamespace", "http://schemas.servicestack.net/types"),
+    ),
+}
+# Every option any language takes, by its name in lower case: ServiceStack binds query keys in any case. A key that
+# is none of these is ignored, as ServiceStack ignores what its request DTO has no property for.
+_KNOWN = {name.lower(): name for options in HEADER_OPTIONS.values() for name, _ in options} | {
+    name.lower(): name for name in ("BaseUrl", "WithoutOptions", "ExportAsTypes", "ExcludeNamespace", "AddModelExtensions",
+                                    "AddPropertyAccessors", "SettersReturnThis", "ExportTags", "TreatTypesAsStrings",
+                                    "DefaultNamespaces", "Package", "AddDocAnnotations", "ExcludeGenericBaseTypes")}
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options a request gave (non-empty values only, under ServiceStack's spelling of each name)."""
+
+    given: Mapping[str, str]
+
+    def text(self, name: str) -> str | None:
+        return self.given.get(name)
+
+    def flag(self, name: str, default: bool) -> bool:
+        """A boolean option: True/False in any case (also 1/0); anything else leaves the default, as a tool's typo
+        should not fail the whole file."""
+        value = (self.given.get(name) or "").strip().lower()
+        return True if value in _TRUE else False if value in _FALSE else default
+
+    def names(self, name: str) -> tuple[str, ...]:
+        """A list option: comma-separated, or in JSV's brackets ([A,B]); each item trimmed, empty ones dropped."""
+        value = (self.given.get(name) or "").strip()
+        if value.startswith("[") and value.endswith("]"):
+            value = value[1:-1]
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+
+    def shown(self, name: str, default: str) -> str:
+        """The option's value as the header writes it: a flag as .NET prints a bool, anything else as given."""
+        if default in ("True", "False"):
+            return str(self.flag(name, default == "True"))
+        return self.given[name]
+
+
+def parse(query: Mapping[str, str]) -> Options:
+    """The options in a query string (keys in any case; values already URL-decoded, `+` as a space and `%2a` as `*`
+    included, as the `x` tool encodes them)."""
+    given: dict[str, str] = {}
+    for key, value in query.items():
+        name = _KNOWN.get(key.strip().lower())
+        if name is not None and value.strip() != "":
+            given[name] = value.strip()
+    return Options(given)
+
+
+def header(language: Language, options: Options, base_url: str, now: datetime | None = None) -> str:
+    """The comment block a file starts with, ending in one blank line; empty with WithoutOptions."""
+    if "WithoutOptions" in options.given:
+        return ""
+    now = now or datetime.now(timezone.utc)
+    comment = language.comment
+    open_, close = ('""" Options:', '"""') if language is Language.PYTHON else ("/* Options:", "*/")
+    lines = [open_, f"Date: {now:%Y-%m-%d %H:%M:%S}", f"Version: {VERSION}",
+             f'Tip: To override a DTO option, remove "{comment}" prefix before updating', f"BaseUrl: {base_url}", ""]
+    for name, default in HEADER_OPTIONS[language]:
+        if name in options.given:
+            lines.append(f"{name}: {options.shown(name, default)}")
+        else:
+            lines.append(f"{comment}{name}: {default}")
+    return "\n".join([*lines, close, "", ""])

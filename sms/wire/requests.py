@@ -1,0 +1,126 @@
+"""The request DTOs of the operations after the seed's SMSSend: one class an operation, named as ServiceStack
+names them (a verb and the thing: GetSmsStatus, QuerySms), holding what its route takes in the path, the query
+string or the body.
+
+They are what typed clients send (ServiceStack's `/api/{Operation}` routes, sms/entrypoints/named.py) and what
+/types/{language} declares (sms/entrypoints/native_types). The query parameters the list, usage and delivery-log
+routes read are these models' fields (sms/wire/mapping.py), and OpenAPI documents them from here.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from .dto import (
+    DotNetType,
+    GuardRequest,
+    RoutingTableRequest,
+    SMSModel,
+    WebhookEndpointRequest,
+    WebhookReplayRequest,
+    WireModel,
+)
+
+# What a query string may name: text the route's own mapping checks (and names, when wrong), typed for the DTOs.
+QueryGuid = Annotated[str | None, DotNetType("Guid", nullable=True)]
+_COMM_ID = "The commId a send answered with (32 hex digits, dashes allowed)"
+_ENDPOINT_ID = "The endpointId the endpoint was added with (32 hex digits)"
+_TOKEN = "From the previous page's answer: the next page"
+_INSTANT = "an instant with its offset (Z, +HH:MM or -HH:MM), or a day (UTC)"
+
+
+class GetSmsStatus(WireModel):
+    comm_id: Annotated[str | None, DotNetType("Guid")] = Field(default=None, description=_COMM_ID)
+
+
+class GetSmsReplies(WireModel):
+    comm_id: Annotated[str | None, DotNetType("Guid")] = Field(default=None, description=_COMM_ID)
+
+
+class CancelSms(WireModel):
+    comm_id: Annotated[str | None, DotNetType("Guid")] = Field(default=None, description=_COMM_ID)
+
+
+class EstimateSms(WireModel):
+    """Takes what a send takes (SMSSend's SMSModel); not an SMSSend itself, as it answers an EstimateResponse."""
+
+    sms_model: SMSModel | None = Field(default=None, validation_alias="SMSModel", serialization_alias="smsModel")
+
+
+class QuerySms(WireModel):
+    take: int | None = Field(default=None, description="Messages per page")
+    continuation_token: str | None = Field(default=None, description=_TOKEN)
+    from_: str | None = Field(default=None, validation_alias="From", serialization_alias="from",
+                              description=f"Created from (inclusive): {_INSTANT}")
+    to: str | None = Field(default=None, description=f"Created before (exclusive): {_INSTANT}, taken whole")
+    status: str | None = Field(default=None, description="The message's status, or any recipient's")
+    phone_number: str | None = Field(default=None, description="A recipient's number, in any form a send accepts")
+    contact_id: QueryGuid = Field(default=None, description="A recipient's contactId")
+    linked_object_id: QueryGuid = Field(default=None, description="The message's linkedObjectId")
+    suite_id: QueryGuid = Field(default=None, description="The message's suiteId")
+    reference: str | None = Field(default=None, description="The reference a send answered with")
+
+
+class GetUsage(WireModel):
+    from_: str | None = Field(default=None, validation_alias="From", serialization_alias="from", description=(
+        "The first day, included: the licensee's (a calendar day of its time zone); 29 days before to by default"))
+    to: str | None = Field(default=None, description="The last day, included: the licensee's; its today by default")
+
+
+class GetProviders(WireModel):
+    pass
+
+
+class GetWebhookEndpoints(WireModel):
+    pass
+
+
+class AddWebhookEndpoint(WebhookEndpointRequest):
+    pass
+
+
+class DeleteWebhookEndpoint(WireModel):
+    endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+
+
+class RotateWebhookSecret(WireModel):
+    endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+
+
+class EnableWebhookEndpoint(WireModel):
+    endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+
+
+class GetWebhookDeliveries(WireModel):
+    endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+    take: int | None = Field(default=None, description="Attempts per page")
+    continuation_token: str | None = Field(default=None, description=_TOKEN)
+
+
+class ReplayWebhookEvents(WebhookReplayRequest):
+    endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+
+
+class GetRoutingTable(WireModel):
+    pass
+
+
+class SetRoutingTable(RoutingTableRequest):
+    pass
+
+
+class ResetRoutingTable(WireModel):
+    pass
+
+
+class GetGuard(WireModel):
+    pass
+
+
+class SetGuard(GuardRequest):
+    pass
+
+
+class ResetGuard(WireModel):
+    pass
