@@ -27,9 +27,9 @@ def typescript_classes(text: str) -> dict[str, tuple[str | None, dict[str, str]]
     classes = {}
     for name, base, body in re.findall(r"^export class (\w+)(?: extends (\w+))?[^\n]*\n\{\n(.*?)^\}", text, re.M | re.S):
         fields = {}
-        for prop, kind in re.findall(r"^ {4}public (\w+)[?!]?: ([^;=(]+?)(?: = [^;]+)?;$", body, re.M):
+        for prop, kind in re.findall(r"^ {4}public (\w+)[?!]?: (.+?)(?: = [^;]+)?;$", body, re.M):
             fields[prop.lower()] = ("array" if kind.endswith("[]") else kind if kind in ("string", "number", "boolean")
-                                    else "object")
+                                    else "object")  # a class, or a dictionary: { [index:string]: number; }
         classes[name] = (base or None, fields)
     return classes
 
@@ -77,7 +77,7 @@ def csharp_classes(text: str) -> dict[str, tuple[str | None, dict[str, str]]]:
                                            text, re.M | re.S):
         base = next((b.strip() for b in inherits.split(",") if b.strip() and not re.match(r"I[A-Z]", b.strip())), None)
         fields = {prop.lower(): _csharp_kind(kind) for kind, prop in
-                  re.findall(r"^ {8}public (?:virtual )?(\S+) (\w+) \{ get; set; \}", body, re.M)}
+                  re.findall(r"^ {8}public (?:virtual )?(.+?) (\w+) \{ get; set; \}", body, re.M)}
         classes[name] = (base, fields)
     return classes
 
@@ -108,6 +108,11 @@ def _component(ref: str, schemas: dict) -> tuple[str, dict]:
     return re.sub(r"-(Input|Output)$", "", name), schemas[name]
 
 
+def _single(schema: dict) -> str:
+    """The one model a body or an answer is: the first of a oneOf (the estimate's; the others are its batch's)."""
+    return schema["$ref"] if "$ref" in schema else schema["oneOf"][0]["$ref"]
+
+
 def documented_operations() -> dict[str, tuple[dict[str, set[str]], str]]:
     """Each operation's documented request fields (lower case -> kinds) and its answer's schema name."""
     document = openapi.document()
@@ -120,10 +125,9 @@ def documented_operations() -> dict[str, tuple[dict[str, set[str]], str]]:
                   if p["in"] in ("path", "query") and p["name"] != "format"}
         body = described.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
         if body is not None:
-            ref = body["$ref"] if "$ref" in body else body["oneOf"][0]["$ref"]  # a send's own body (not its batch)
-            fields |= {k.lower(): _kinds(v, schemas) for k, v in _component(ref, schemas)[1]["properties"].items()}
+            fields |= {k.lower(): _kinds(v, schemas) for k, v in _component(_single(body), schemas)[1]["properties"].items()}
         answer = described["responses"]["200"]["content"]["application/json"]["schema"]
-        found[op.name] = (fields, _component(answer["$ref"], schemas)[0])
+        found[op.name] = (fields, _component(_single(answer), schemas)[0])
     return found
 
 
