@@ -363,7 +363,7 @@ async def _guard_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Base
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
 
 
-async def _health(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
+async def _health(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
     """For load balancers and people: 200 when storage and a provider answer (degraded: one of several does
     not, and routes fail over to the others), else 503. Each provider's breaker in this worker beside its
     own answer. No key needed."""
@@ -380,11 +380,11 @@ async def _health(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpRes
     return document_response(report, fmt, 503 if report["status"] == "unhealthy" else 200)
 
 
-async def _openapi(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
+async def _openapi(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
     return func.HttpResponse(openapi.document_json(), status_code=200, headers={"Content-Type": "application/json; charset=utf-8"})
 
 
-async def _metadata(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
+async def _metadata(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
     return func.HttpResponse(metadata.page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
@@ -403,15 +403,15 @@ _WORK: dict[str, Work] = {
     "routes_show": _routes_show, "routes_set": _routes_set, "routes_clear": _routes_clear,
     "guard_show": _guard_show, "guard_set": _guard_set, "guard_clear": _guard_clear,
 }
-async def _types(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
-    return reference.types(req)
+async def _types(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
+    return reference.types(req, route.path)
 
 
-async def _metadata_page(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
-    return reference.metadata_page(req)
+async def _metadata_page(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
+    return reference.metadata_page(req, route)
 
 
-_OWN_SHAPE: dict[str, Callable[[func.HttpRequest, GatewaySource], Awaitable[func.HttpResponse]]] = {
+_OWN_SHAPE: dict[str, Callable[[func.HttpRequest, Route, GatewaySource], Awaitable[func.HttpResponse]]] = {
     "health": _health, "openapi": _openapi, "metadata": _metadata, "types": _types, "metadata_page": _metadata_page,
 }
 
@@ -422,7 +422,7 @@ def _function(route: Route, gateway: GatewaySource) -> Callable[[func.HttpReques
         own = _OWN_SHAPE[route.kind]
 
         async def answer(req: func.HttpRequest) -> func.HttpResponse:
-            return await own(req, gateway)
+            return await own(req, route, gateway)
 
         return answer
     work = _WORK[route.kind]

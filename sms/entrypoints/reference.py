@@ -13,10 +13,13 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from ..domain.errors import GatewayError
 from ..logs import log_unexpected
+from ..wire.http import error_response
 from .native_types import csharp, pages, python, typescript
 from .native_types.model import metadata_types
 from .native_types.options import Language, Options, header, parse
+from .routes import Route
 
 log = logging.getLogger("sms.reference")
 
@@ -38,16 +41,15 @@ def base_url(req: func.HttpRequest, options: Options) -> str:
     return f"{scheme if scheme in ('http', 'https') else url.scheme}://{url.netloc}"
 
 
-def _last_segment(req: func.HttpRequest) -> str:
-    return urlsplit(req.url).path.rstrip("/").rsplit("/", 1)[-1].lower()
-
-
-def types(req: func.HttpRequest) -> func.HttpResponse:
+def types(req: func.HttpRequest, path: str) -> func.HttpResponse:
     """GET /types (where each language is), /types/metadata (the model every language is rendered from) and
     /types/{typescript,python,csharp} (the DTOs, with their options header)."""
-    options = parse(req.params)
+    which = path.rsplit("/", 1)[-1]  # the route's: types, metadata, typescript, python or csharp
+    try:
+        options = parse(req.params)
+    except GatewayError as error:  # an option it cannot take: a 400 naming it (no "Options:", so the tools say so)
+        return error_response(error)
     root = base_url(req, options)
-    which = _last_segment(req)
     try:
         if which == "types":
             links = {"Metadata": "metadata", "CSharp": "csharp", "TypeScript": "typescript", "Python": "python"}
@@ -64,17 +66,16 @@ def types(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse("An unexpected error occurred", status_code=500, headers=_TEXT)
 
 
-def metadata_page(req: func.HttpRequest) -> func.HttpResponse:
+def metadata_page(req: func.HttpRequest, route: Route) -> func.HttpResponse:
     """GET /metadata: every operation, linking its page; /json/metadata?op=Name (and /jsv/): the operation's page."""
     options = parse({})
     root = base_url(req, options)
     meta = metadata_types(root, options)
     operation = req.params.get("op")
-    fmt = urlsplit(req.url).path.strip("/").split("/")[0].lower()
-    if operation is None or fmt == "metadata":
+    if operation is None or route.format is None:
         return func.HttpResponse(pages.index(meta, root), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
     language = req.params.get("lang")
-    page = pages.operation(meta, root, fmt, operation, language, _RENDERERS)
+    page = pages.operation(meta, root, route.format.value, operation, language, _RENDERERS)
     status = 200 if page is not None else 404
     body = page if page is not None else pages.not_found(root, operation)
     return func.HttpResponse(body, status_code=status, headers={"Content-Type": "text/html; charset=utf-8"})

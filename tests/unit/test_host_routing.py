@@ -86,6 +86,7 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("GET", "/types/metadata"): "types_metadata",
     ("GET", "/types/typescript"): "types_typescript",
     ("GET", "/types/python"): "types_python",
+    ("GET", "/types/csharp"): "types_csharp",
     ("GET", "/Types/CSharp/"): "types_csharp",
     ("GET", "/metadata"): "metadata_operations",
     ("GET", "/json/metadata"): "json_metadata",

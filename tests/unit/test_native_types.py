@@ -1,6 +1,5 @@
 """The model every /types file is rendered from, the options header ServiceStack's tools update files by, and the
 /types and metadata-page endpoints (issue 28). The languages' own texts: test_native_types_{typescript,python,csharp}.py."""
-import asyncio
 import json
 from datetime import datetime, timezone
 
@@ -8,7 +7,7 @@ import azure.functions as func
 import pytest
 from pydantic import Field
 
-import function_app
+from sms.domain.errors import ValidationFailed
 from sms.entrypoints.native_types import model
 from sms.entrypoints.native_types.model import NAMESPACE, metadata_types
 from sms.entrypoints.native_types.names import camel_case, snake_case
@@ -16,13 +15,12 @@ from sms.entrypoints.native_types.options import HEADER_OPTIONS, Language, heade
 from sms.entrypoints.operations import OPERATIONS
 from sms.wire import dto
 
-FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
 NOW = datetime(2026, 12, 6, 22, 40, 1, tzinfo=timezone.utc)
 
 
-def get(function: str, url: str, params: dict | None = None, headers: dict | None = None) -> func.HttpResponse:
+async def get(gw, function: str, url: str, params: dict | None = None, headers: dict | None = None) -> func.HttpResponse:
     request = func.HttpRequest("GET", url, params=params or {}, headers=headers or {}, body=b"")
-    return asyncio.run(FUNCTIONS[function](request))
+    return await gw.functions[function](request)
 
 
 def every_type(meta: dict) -> list[dict]:
@@ -124,10 +122,25 @@ def test_add_response_status_gives_every_response_servicestacks_response_status(
 
 def test_options_are_read_in_any_case_with_lists_in_either_form_and_unknown_keys_ignored():
     options = parse({"includetypes": " SMSSend.* , CommResponse ", "EXCLUDETYPES": "[A,B]", "AddResponseStatus": "TRUE",
-                     "MakePartial": "nonsense", "Unknown": "x", "GlobalNamespace": ""})
+                     "MakePartial": "0", "Unknown": "x\n*/", "GlobalNamespace": ""})
     assert options.names("IncludeTypes") == ("SMSSend.*", "CommResponse") and options.names("ExcludeTypes") == ("A", "B")
-    assert options.flag("AddResponseStatus", False) is True and options.flag("MakePartial", True) is True
+    assert options.flag("AddResponseStatus", False) is True and options.flag("MakePartial", True) is False
     assert set(options.given) == {"IncludeTypes", "ExcludeTypes", "AddResponseStatus", "MakePartial"}
+
+
+@pytest.mark.parametrize("name, value", [
+    ("AddImplicitVersion", "abc"), ("AddNamespaces", "a;b"), ("GlobalNamespace", "My\nclass X {}"), ("GlobalNamespace", "a b"),
+    ("DataClass", "frozen=True)\nimport os  #"), ("IncludeTypes", "SMSSend.* */ alert(1) /*"), ("DefaultImports", 'x"; import y'),
+    ("MakePartial", "nonsense"), ("BaseUrl", "javascript:alert(1)"), ("ExcludeTypes", "\x00"), ("DataClassJson", "x" * 2001),
+])
+async def test_an_option_value_that_could_break_the_file_is_a_400_naming_it(gw, name, value):
+    """Option values are written into the header and into code (a namespace, an import, a decorator's arguments)."""
+    with pytest.raises(ValidationFailed) as refused:
+        parse({name: value})
+    assert [e.field_name for e in refused.value.field_errors] == [name]
+    response = await get(gw, "types_python", "http://h/types/python", {"IncludeTypes": "SMSSend.*", name: value})
+    assert response.status_code == 400 and b"Options:" not in response.get_body()
+    assert json.loads(response.get_body())["responseStatus"]["errors"][0]["fieldName"] == name
 
 
 def test_the_header_lists_each_languages_options_commented_unless_given_as_servicestack_writes_it():
@@ -179,8 +192,8 @@ def test_names_follow_servicestacks_rules():
 # -- the endpoints -----------------------------------------------------------------------------------------------
 
 
-def test_types_lists_where_each_language_is():
-    response = get("types", "http://127.0.0.1:7071/types")
+async def test_types_lists_where_each_language_is(gw):
+    response = await get(gw, "types", "http://127.0.0.1:7071/types")
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
     assert json.loads(response.get_body()) == {"Metadata": "http://127.0.0.1:7071/types/metadata",
                                                "CSharp": "http://127.0.0.1:7071/types/csharp",
@@ -188,21 +201,23 @@ def test_types_lists_where_each_language_is():
                                                "Python": "http://127.0.0.1:7071/types/python"}
 
 
-def test_types_metadata_is_the_model_with_the_base_url_the_client_called_or_gave():
-    response = get("types_metadata", "http://worker:7071/types/metadata", {"IncludeTypes": "GetUsage.*"},
+async def test_types_metadata_is_the_model_with_the_base_url_the_client_called_or_gave(gw):
+    response = await get(gw, "types_metadata", "http://worker:7071/types/metadata", {"IncludeTypes": "GetUsage.*"},
                    {"X-Forwarded-Proto": "https"})  # Azure's front ends end TLS and say so
     meta = json.loads(response.get_body())
     assert meta == json.loads(json.dumps(metadata_types("https://worker:7071", parse({"IncludeTypes": "GetUsage.*"}))))
-    given = json.loads(get("types_metadata", "http://worker/types/metadata", {"BaseUrl": "https://sms.example.org/"}).get_body())
+    given = json.loads((await get(gw, "types_metadata", "http://worker/types/metadata",
+                                  {"BaseUrl": "https://sms.example.org/"})).get_body())
     assert given["config"]["baseUrl"] == "https://sms.example.org"
-    odd = json.loads(get("types_metadata", "http://worker/types/metadata", headers={"X-Forwarded-Proto": "javascript"}).get_body())
+    odd = json.loads((await get(gw, "types_metadata", "http://worker/types/metadata",
+                                headers={"X-Forwarded-Proto": "javascript"})).get_body())
     assert odd["config"]["baseUrl"] == "http://worker"
 
 
 @pytest.mark.parametrize("function, language", [("types_typescript", Language.TYPESCRIPT), ("types_python", Language.PYTHON),
                                                 ("types_csharp", Language.CSHARP)])
-def test_each_language_is_plain_text_starting_with_its_header(function, language):
-    response = get(function, "http://127.0.0.1:7071/types/x", {"IncludeTypes": "SMSSend.*", "NotAnOption": "x"})
+async def test_each_language_is_plain_text_starting_with_its_header(gw, function, language):
+    response = await get(gw, function, "http://127.0.0.1:7071/types/x", {"IncludeTypes": "SMSSend.*", "NotAnOption": "x"})
     assert response.status_code == 200 and response.headers["Content-Type"] == "text/plain; charset=utf-8"
     text = response.get_body().decode()
     start = header(language, parse({"IncludeTypes": "SMSSend.*"}), "http://127.0.0.1:7071", NOW)
@@ -210,25 +225,27 @@ def test_each_language_is_plain_text_starting_with_its_header(function, language
     assert "SMSSend" in text[len(start):] and "Options:" in text
 
 
-def test_the_metadata_page_lists_every_operation_and_links_each_ones_page():
-    page = get("metadata_operations", "http://127.0.0.1:7071/metadata").get_body().decode()
+async def test_the_metadata_page_lists_every_operation_and_links_each_ones_page(gw):
+    page = (await get(gw, "metadata_operations", "http://127.0.0.1:7071/metadata")).get_body().decode()
     for op in OPERATIONS:
-        assert f'{op.name}</th><td><a href="/json/metadata?op={op.name}">JSON</a></td><td><a href="/jsv/metadata?op={op.name}">JSV</a>' in page
+        links = f'<a href="/json/metadata?op={op.name}">JSON</a></td><td><a href="/jsv/metadata?op={op.name}">JSV</a>'
+        assert f"{op.name}</th><td>{links}" in page
     assert '<a href="/types/typescript">' in page and '<a href="/api/metadata">' in page
 
 
-def test_an_operations_page_shows_its_routes_fields_and_samples_in_its_format():
-    page = get("json_metadata", "http://127.0.0.1:7071/json/metadata", {"op": "getsmsstatus"}).get_body().decode()
+async def test_an_operations_page_shows_its_routes_fields_and_samples_in_its_format(gw):
+    page = (await get(gw, "json_metadata", "http://127.0.0.1:7071/json/metadata", {"op": "getsmsstatus"})).get_body().decode()
     assert "<h2>GetSmsStatus</h2>" in page and "<th>GET</th><th>/api/sms/{commId}</th>" in page
     assert "<tr><td>CommId</td><td>path</td><td>Guid</td>" in page and "<b>RecipientState</b> Parameters:" in page
     assert "GET /api/sms/{commId} HTTP/1.1" in page and "&quot;recipientCount&quot;: 0" in page
-    query = get("jsv_metadata", "http://127.0.0.1:7071/jsv/metadata", {"op": "QuerySms"}).get_body().decode()
+    query = (await get(gw, "jsv_metadata", "http://127.0.0.1:7071/jsv/metadata", {"op": "QuerySms"})).get_body().decode()
     assert "<tr><td>PhoneNumber</td><td>query</td><td>string</td>" in query and "RecipientCount:0" in query
-    python = get("json_metadata", "http://127.0.0.1:7071/json/metadata", {"op": "SMSSend", "lang": "python"}).get_body().decode()
+    python = (await get(gw, "json_metadata", "http://127.0.0.1:7071/json/metadata",
+                        {"op": "SMSSend", "lang": "python"})).get_body().decode()
     assert '<code class="language-python">' in python and "class SMSModel(BaseLicenseeEnforcedServiceModel):" in python
     assert '<a href="/types/python?IncludeTypes=SMSSend.*">Python SMSSend DTOs</a>' in python and "Options:" not in python
 
 
-def test_an_unknown_operation_is_a_404_that_does_not_echo_markup():
-    response = get("json_metadata", "http://h/json/metadata", {"op": "<script>alert(1)</script>"})
+async def test_an_unknown_operation_is_a_404_that_does_not_echo_markup(gw):
+    response = await get(gw, "json_metadata", "http://h/json/metadata", {"op": "<script>alert(1)</script>"})
     assert response.status_code == 404 and b"<script>alert" not in response.get_body() and b"&lt;script&gt;" in response.get_body()

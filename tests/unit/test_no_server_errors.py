@@ -12,8 +12,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from sms.domain.model import utcnow
-from sms.entrypoints.openapi import document
 from sms.entrypoints.named import NAMED_ROUTES, operation_of
+from sms.entrypoints.openapi import document
 from sms.entrypoints.routes import ROUTES, Route
 from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.wire import callbacks

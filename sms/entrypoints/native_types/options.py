@@ -10,9 +10,12 @@ one it did not give is commented out with the default (ServiceStack NativeTypes/
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping
+
+from ...domain.errors import FieldError, ValidationFailed
 
 # ServiceStack's version whose output the gateway writes: v8.8, the newest the seed's page fits (its Python has no
 # `Object = TypeVar('Object')`, which v8.9 added).
@@ -60,7 +63,26 @@ _KNOWN = {name.lower(): name for options in HEADER_OPTIONS.values() for name, _ 
     name.lower(): name for name in ("BaseUrl", "WithoutOptions", "ExportAsTypes", "ExcludeNamespace", "AddModelExtensions",
                                     "AddPropertyAccessors", "SettersReturnThis", "ExportTags", "TreatTypesAsStrings",
                                     "DefaultNamespaces", "Package", "AddDocAnnotations", "ExcludeGenericBaseTypes")}
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+_FLAGS = {name for options in HEADER_OPTIONS.values() for name, default in options if default in ("True", "False")} | {
+    "ExportAsTypes", "ExcludeNamespace", "AddModelExtensions", "AddPropertyAccessors", "SettersReturnThis", "AddDocAnnotations",
+    "ExcludeGenericBaseTypes"}
+# What each kind of option may hold. A value is written into the header and into code (a namespace, an import, a
+# decorator's arguments), so one that could end the header's comment or the line, or add code, is refused with a 400
+# naming it, as ServiceStack's own binding refuses an int option that is no number.
+_NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
+_SHAPES = {
+    "AddImplicitVersion": (r"\d{1,9}", "a whole number"),
+    "GlobalNamespace": (_NAME, "a namespace: letters, digits, _ and ."), "Package": (_NAME, "a package: letters, digits, _ and ."),
+    "AddNamespaces": (rf"{_NAME}(,{_NAME})*", "namespaces (letters, digits, _ and .), comma-separated"),
+    "DefaultNamespaces": (rf"{_NAME}(,{_NAME})*", "namespaces (letters, digits, _ and .), comma-separated"),
+    "DefaultImports": (r"[A-Za-z0-9_.:/*@\-]+(,[A-Za-z0-9_.:/*@\-]+)*", "imports (module:name/name, ...), comma-separated"),
+    "DataClass": (r"[A-Za-z0-9_=., ]*", "keyword arguments (frozen=True, order=True)"),
+    "DataClassJson": (r"[A-Za-z0-9_=., ]*", "keyword arguments (letter_case=LetterCase.CAMEL)"),
+    "BaseUrl": (r"https?://[^\s\"'<>\\`]+", "an http or https URL"),
+    **dict.fromkeys(("IncludeTypes", "ExcludeTypes", "ExportTags", "TreatTypesAsStrings"),
+                    (r"[A-Za-z0-9_.*{}/`, \[\]]+", "type names, Name.* or {tag}, comma-separated")),
+}
 
 
 @dataclass(frozen=True)
@@ -73,8 +95,7 @@ class Options:
         return self.given.get(name)
 
     def flag(self, name: str, default: bool) -> bool:
-        """A boolean option: True/False in any case (also 1/0); anything else leaves the default, as a tool's typo
-        should not fail the whole file."""
+        """A boolean option: True/False in any case, or 1/0 (parse refused anything else); the default when not given."""
         value = (self.given.get(name) or "").strip().lower()
         return True if value in _TRUE else False if value in _FALSE else default
 
@@ -94,13 +115,36 @@ class Options:
 
 def parse(query: Mapping[str, str]) -> Options:
     """The options in a query string (keys in any case; values already URL-decoded, `+` as a space and `%2a` as `*`
-    included, as the `x` tool encodes them)."""
+    included, as the `x` tool encodes them); ValidationFailed naming each option whose value it cannot take."""
     given: dict[str, str] = {}
+    errors: list[FieldError] = []
     for key, value in query.items():
         name = _KNOWN.get(key.strip().lower())
-        if name is not None and value.strip() != "":
-            given[name] = value.strip()
+        if name is None or value.strip() == "":
+            continue
+        value = value.strip()
+        problem = _problem(name, value)
+        if problem:
+            errors.append(FieldError(name, "InvalidValue", f"{name}: {problem}"))
+        else:
+            given[name] = value
+    if errors:
+        raise ValidationFailed(errors)
     return Options(given)
+
+
+def _problem(name: str, value: str) -> str | None:
+    """What is wrong with an option's value, if anything."""
+    if len(value) > 2000:
+        return "at most 2000 characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or "*/" in value or '"""' in value:
+        return "no control characters, */ or \"\"\" (they would end the file's header)"
+    if name in _FLAGS and value.lower() not in _TRUE + _FALSE:
+        return "must be True or False"
+    shape = _SHAPES.get(name)
+    if shape and re.fullmatch(shape[0], value) is None:
+        return f"must be {shape[1]}"
+    return None
 
 
 def header(language: Language, options: Options, base_url: str, now: datetime | None = None) -> str:

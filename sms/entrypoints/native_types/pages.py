@@ -141,9 +141,14 @@ def operation(meta: dict[str, Any], root: str, fmt: str, name: str, language: st
         f'<a href="/{fmt}/metadata?op={quote(name)}&amp;lang={lang.value}">{label}</a>' for lang, label in _LANGUAGES)
     chosen = next((lang for lang, _ in _LANGUAGES if language and lang.value == language.lower()), None)
     if chosen is not None:
-        # The operation's own types only, without the header, as ServiceStack's language tab shows them.
+        # The operation's own types, without the header, as ServiceStack's language tab shows them: as types only (no
+        # routes, no IReturn), its response first, as the seed's page shows SMSSend's.
         options = parse({"IncludeTypes": f"{name}.*", "WithoutOptions": "true"})
-        code = renderers[chosen](metadata_types(root, options), options)
+        included = metadata_types(root, options)
+        [own] = included["operations"]
+        as_types = {**included, "types": [*([own["response"]] if "response" in own else []), own["request"], *included["types"]],
+                    "operations": []}
+        code = renderers[chosen](as_types, options)
         label = dict(_LANGUAGES)[chosen]
         content = (f'<pre><code class="language-{chosen.value}">{html.escape(code)}</code></pre>'
                    f'<p><a href="/types/{chosen.value}?IncludeTypes={quote(name)}.*">{label} {html.escape(name)} DTOs</a></p>')
