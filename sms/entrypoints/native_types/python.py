@@ -16,6 +16,7 @@ from typing import Any
 
 from .declarations import COLLECTION_TYPES, DICTIONARY_TYPES, Declaration, by_dependencies, is_collection, is_dictionary
 from .model import SERVICESTACK
+from .names import snake_case
 from .options import HEADER_OPTIONS, Language, Options
 
 # .NET type -> Python type (ServiceStack's PythonGenerator.TypeAliases): a Guid is text, a decimal marshmallow's
@@ -206,25 +207,10 @@ def _alias(kind: str) -> str:
 
 
 def property_name(name: str) -> str:
-    """ServiceStack's snake_case of a .NET name (ServiceStack.Text ToLowercaseUnderscore: camelCase first, so SMSModel
-    is sms_model), with `_` added to a Python keyword or a type's name (from_, str_)."""
-    snake = "".join(c if c.isdigit() or c == "_" or (c.isalpha() and c.islower()) else "_" + c.lower() for c in _camel(name))
+    """ServiceStack's snake_case of a .NET name (SMSModel is sms_model), with `_` added to a Python keyword or a
+    type's name (from_, str_)."""
+    snake = snake_case(name)
     return snake + "_" if keyword.iskeyword(snake) or snake in _ALIAS_VALUES else snake
 
 
 _ALIAS_VALUES = frozenset(TYPE_ALIASES.values())
-
-
-def _camel(name: str) -> str:
-    """ServiceStack.Text ToCamelCase: the leading capitals lower-cased, but not the one that starts the next word
-    (SMSModel -> smsModel, ID -> id, CommId -> commId)."""
-    out = []
-    leading = True
-    for i, c in enumerate(name):
-        following = name[i + 1] if i + 1 < len(name) else "A"
-        if leading and "A" <= c <= "Z" and ("A" <= following <= "Z" or i == 0):
-            out.append(c.lower())
-        else:
-            leading = False
-            out.append(c)
-    return "".join(out)
