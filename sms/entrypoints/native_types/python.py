@@ -59,7 +59,12 @@ def render(meta: dict[str, Any], options: Options) -> str:
 def _import(item: str) -> str:
     """`mod:a/b` is `from mod import a, b`, `mod` is `import mod` (ServiceStack's DefaultImports syntax)."""
     module, colon, names = item.partition(":")
-    return f"from {module} import {names.strip(chr(34) + chr(39)).replace('/', ', ')}" if colon else f"import {module}"
+    if not colon:
+        return f"import {module}"
+    return f"from {module} import {names.strip(QUOTES).replace('/', ', ')}"
+
+
+QUOTES = "\"'"
 
 
 def _declare(d: Declaration, meta: dict[str, Any], options: Options) -> list[str]:
