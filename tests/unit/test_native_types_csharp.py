@@ -11,14 +11,16 @@ import json
 import re
 from pathlib import Path
 
+import azure.functions as func
 import pytest
 import tree_sitter
 import tree_sitter_c_sharp
 from pydantic import Field
 
+from sms.entrypoints import reference
 from sms.entrypoints.native_types import csharp, model
 from sms.entrypoints.native_types.model import NAMESPACE, metadata_types
-from sms.entrypoints.native_types.options import Language, header, parse
+from sms.entrypoints.native_types.options import parse
 from sms.entrypoints.operations import OPERATIONS
 from sms.wire import dto
 
@@ -98,9 +100,10 @@ namespace SMSGateway.ServiceModel
 
 
 def csharp_file(query: dict[str, str] | None = None) -> str:
-    """What GET /types/csharp?<query> answers: the header, then the rendered DTOs."""
-    options = parse(query or {})
-    return header(Language.CSHARP, options, BASE) + csharp.render(metadata_types(BASE, options), options)
+    """What GET /types/csharp?<query> answers (the endpoint's own function): the header, then the rendered DTOs."""
+    answer = reference.types(func.HttpRequest("GET", f"{BASE}/types/csharp", params=query or {}, body=b""))
+    assert (answer.status_code, answer.headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
+    return answer.get_body().decode()
 
 
 def body(query: dict[str, str] | None = None) -> str:

@@ -13,14 +13,16 @@ import re
 import sys
 from pathlib import Path
 
+import azure.functions as func
 import pytest
 from pydantic import Field
 from servicestack import IReturn, from_json, to_json
 from servicestack.clients import _resolve_response_type, resolve_httpmethod
 
+from sms.entrypoints import reference
 from sms.entrypoints.native_types import model, python
 from sms.entrypoints.native_types.model import metadata_types
-from sms.entrypoints.native_types.options import Language, header, parse
+from sms.entrypoints.native_types.options import parse
 from sms.entrypoints.operations import OPERATIONS
 from sms.wire import dto
 from sms.wire.formats import Format, encode
@@ -34,9 +36,10 @@ DATE = re.compile(r"^Date: .*$", re.M)
 
 
 def python_file(query: dict[str, str] | None = None) -> str:
-    """What GET /types/python?<query> answers: the header, then the rendered DTOs."""
-    options = parse(query or {})
-    return header(Language.PYTHON, options, BASE) + python.render(metadata_types(BASE, options), options)
+    """What GET /types/python?<query> answers (the endpoint's own function): the header, then the rendered DTOs."""
+    answer = reference.types(func.HttpRequest("GET", f"{BASE}/types/python", params=query or {}, body=b""))
+    assert (answer.status_code, answer.headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
+    return answer.get_body().decode()
 
 
 def body(query: dict[str, str] | None = None) -> str:
