@@ -10,7 +10,7 @@ import sys
 import urllib.request
 
 import pytest
-from servicestack import JsonServiceClient
+from servicestack import JsonServiceClient, WebServiceException
 
 from tests.e2e.conftest import EVENTGRID_SECRET, wait_for
 
@@ -128,3 +128,45 @@ def test_the_settings_reads_answer_their_types(dtos, client):
     assert isinstance(routes, dtos.RoutingTableState) and routes.source == "default"
     guard = client.send(dtos.GetGuard())
     assert isinstance(guard, dtos.GuardState) and guard.source == "default" and isinstance(guard.caps, dtos.GuardCaps)
+
+
+def test_estimate_sms_prices_a_body_without_sending_it(dtos, client, devhost):
+    before = len(devhost.sent())
+    estimate = client.send(dtos.EstimateSms(sms_model=dtos.SMSModel(to=[dtos.SMSContact(phone_number="+61412702803")],
+                                                                    message_body="How much?")))
+    assert isinstance(estimate, dtos.EstimateResponse)
+    assert (estimate.encoding, estimate.segments, estimate.recipients, estimate.blocked) == ("GSM-7", 1, 1, 0)
+    [line] = estimate.lines
+    assert isinstance(line, dtos.RecipientEstimate) and (line.phone_number, line.country, line.action) == ("+61412702803", "AU", "allow")
+    assert len(devhost.sent()) == before
+
+
+def test_the_routing_table_and_guard_writes(dtos, client):
+    provider = client.send(dtos.GetProviders()).providers[0].name
+    table = client.send(dtos.SetRoutingTable(rules=[dtos.RouteRule(match="*", providers=[provider])]))
+    assert isinstance(table, dtos.RoutingTableState) and table.source == "licensee"
+    assert [(r.match, r.providers) for r in table.rules] == [("*", [provider])]
+    assert client.send(dtos.ResetRoutingTable()).source == "default"
+    guard = client.send(dtos.SetGuard(caps=dtos.GuardCaps(daily_segments=500)))
+    assert isinstance(guard, dtos.GuardState) and (guard.source, guard.caps.daily_segments) == ("licensee", 500)
+    with pytest.raises(WebServiceException) as refused:  # back to the default loosens it: the operator's call
+        client.send(dtos.ResetGuard())
+    assert refused.value.status_code == 403 and "DailySegments" in refused.value.response_status.message
+
+
+def test_a_webhook_endpoints_life(dtos, client):
+    added = client.send(dtos.AddWebhookEndpoint(url="https://hooks.example.com/sms", event_types=["message.delivered"]))
+    assert isinstance(added, dtos.WebhookEndpointState) and added.secret and added.enabled is True
+    assert [e.endpoint_id for e in client.send(dtos.GetWebhookEndpoints()).endpoints] == [added.endpoint_id]
+    rotated = client.send(dtos.RotateWebhookSecret(endpoint_id=added.endpoint_id))
+    assert rotated.secret and rotated.secret != added.secret and rotated.previous_secret_expires_at is not None
+    assert client.send(dtos.EnableWebhookEndpoint(endpoint_id=added.endpoint_id)).enabled is True
+    deliveries = client.send(dtos.GetWebhookDeliveries(endpoint_id=added.endpoint_id))
+    assert isinstance(deliveries, dtos.WebhookDeliveryList) and deliveries.deliveries == []
+    now = datetime.datetime.now(datetime.timezone.utc)
+    replayed = client.send(dtos.ReplayWebhookEvents(endpoint_id=added.endpoint_id, from_=(now - datetime.timedelta(hours=2)).isoformat(),
+                                                    to=(now - datetime.timedelta(hours=1)).isoformat()))
+    assert isinstance(replayed, dtos.WebhookReplayResponse) and replayed.queued == 0  # before this licensee sent anything
+    removed = client.send(dtos.DeleteWebhookEndpoint(endpoint_id=added.endpoint_id))
+    assert (removed.endpoint_id, removed.removed) == (added.endpoint_id, True)
+    assert client.send(dtos.GetWebhookEndpoints()).endpoints == []
