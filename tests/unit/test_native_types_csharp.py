@@ -101,7 +101,7 @@ namespace SMSGateway.ServiceModel
 
 def csharp_file(query: dict[str, str] | None = None) -> str:
     """What GET /types/csharp?<query> answers (the endpoint's own function): the header, then the rendered DTOs."""
-    answer = reference.types(func.HttpRequest("GET", f"{BASE}/types/csharp", params=query or {}, body=b""))
+    answer = reference.types(func.HttpRequest("GET", f"{BASE}/types/csharp", params=query or {}, body=b""), "types/csharp")
     assert (answer.status_code, answer.headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
     return answer.get_body().decode()
 

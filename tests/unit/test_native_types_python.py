@@ -37,7 +37,7 @@ DATE = re.compile(r"^Date: .*$", re.M)
 
 def python_file(query: dict[str, str] | None = None) -> str:
     """What GET /types/python?<query> answers (the endpoint's own function): the header, then the rendered DTOs."""
-    answer = reference.types(func.HttpRequest("GET", f"{BASE}/types/python", params=query or {}, body=b""))
+    answer = reference.types(func.HttpRequest("GET", f"{BASE}/types/python", params=query or {}, body=b""), "types/python")
     assert (answer.status_code, answer.headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
     return answer.get_body().decode()
 
