@@ -57,8 +57,8 @@ from ..wire.mapping import (
     webhook_endpoint_list,
     webhook_endpoint_state,
 )
-from . import metadata, openapi
-from .routes import MAX_BATCH, OPERATION, Route, register
+from . import metadata, named, openapi, reference
+from .routes import MAX_BATCH, OPERATION, ROUTES, Route, register
 
 log = logging.getLogger("sms.api")
 
@@ -403,8 +403,16 @@ _WORK: dict[str, Work] = {
     "routes_show": _routes_show, "routes_set": _routes_set, "routes_clear": _routes_clear,
     "guard_show": _guard_show, "guard_set": _guard_set, "guard_clear": _guard_clear,
 }
+async def _types(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
+    return reference.types(req)
+
+
+async def _metadata_page(req: func.HttpRequest, gateway: GatewaySource) -> func.HttpResponse:
+    return reference.metadata_page(req)
+
+
 _OWN_SHAPE: dict[str, Callable[[func.HttpRequest, GatewaySource], Awaitable[func.HttpResponse]]] = {
-    "health": _health, "openapi": _openapi, "metadata": _metadata,
+    "health": _health, "openapi": _openapi, "metadata": _metadata, "types": _types, "metadata_page": _metadata_page,
 }
 
 
@@ -418,6 +426,12 @@ def _function(route: Route, gateway: GatewaySource) -> Callable[[func.HttpReques
 
         return answer
     work = _WORK[route.kind]
+    operation = named.operation_of(route)
+    if operation is not None:  # /api/{Operation}: the operation's own route's work, its path values found in the request
+        own_work, own_route = work, operation.routes[0]
+
+        async def work(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel | list[BaseModel]:
+            return await own_work(named.as_own_route(req, operation, gw.settings.max_request_bytes), gw, own_route)
 
     async def respond(req: func.HttpRequest) -> func.HttpResponse:
         return await _respond(req, route, gateway, work)
@@ -427,4 +441,4 @@ def _function(route: Route, gateway: GatewaySource) -> Callable[[func.HttpReques
 
 def blueprint(gateway: GatewaySource) -> func.Blueprint:
     """The client API's functions, each working over the Gateway `gateway` gives (built on first use)."""
-    return register(func.Blueprint(), dict.fromkeys([*_WORK, *_OWN_SHAPE], _function), gateway)
+    return register(func.Blueprint(), dict.fromkeys([*_WORK, *_OWN_SHAPE], _function), gateway, routes=(*ROUTES, *named.NAMED_ROUTES))

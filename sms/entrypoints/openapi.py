@@ -38,6 +38,7 @@ from ..wire.dto import (
     WebhookReplayResponse,
 )
 from ..wire.mapping import LISTED_STATUSES
+from ..wire.requests import GetUsage, GetWebhookDeliveries, QuerySms, query_names
 from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 
 _REF = "#/components/schemas/{model}"
@@ -144,11 +145,25 @@ SUMMARIES = {
 }
 _WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
                     "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
-# GET /api/webhooks/{endpointId}/deliveries's query parameters (sms.wire.mapping.delivery_log_page reads them, in any case).
-_DELIVERY_LOG_PARAMETERS = [
-    ("take", {"type": "integer", "minimum": 1, "maximum": MAX_LOG_TAKE, "default": DEFAULT_LOG_TAKE}, "Attempts per page"),
-    ("continuationToken", {"type": "string"}, "From the previous page's answer: the next page"),
-]
+# The query parameters of GET routes are their request DTOs' fields (sms/wire/requests.py: names and descriptions);
+# what the DTOs leave to the routes' own checks (ranges, patterns) is said here.
+_QUERY_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {
+    GetWebhookDeliveries: {"take": {"type": "integer", "minimum": 1, "maximum": MAX_LOG_TAKE, "default": DEFAULT_LOG_TAKE}},
+    QuerySms: {"take": {"type": "integer", "minimum": 1, "maximum": MAX_TAKE, "default": DEFAULT_TAKE},
+               "status": {"type": "string", "enum": list(LISTED_STATUSES)},
+               **dict.fromkeys(("contactId", "linkedObjectId", "suiteId"), {"type": "string", "format": "uuid"}),
+               "reference": {"type": "string", "pattern": "^SMS-[0-9A-Fa-f]{8}$"}},
+    GetUsage: dict.fromkeys(("from", "to"), {"type": "string", "format": "date"}),
+}
+
+
+def _query_parameters(model: type, path_values: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A GET request DTO's fields as OpenAPI query parameters (the ones its path takes left out)."""
+    schemas = _QUERY_SCHEMAS.get(model, {})
+    return [{"name": name, "in": "query", "required": False, "schema": schemas.get(name, {"type": "string"}),
+             "description": model.model_fields[field].description}
+            for field, name in zip(model.model_fields, query_names(model), strict=True) if name not in path_values]
+
 _INSTANT = "an instant with its offset, Z, +HH:MM or -HH:MM (2026-11-25T09:00:00+11:00), or a day (2026-11-25, UTC)"
 _REPLAY_FORM = {
     "EventId": {"type": "string", "description": "The event to send again"},
@@ -157,27 +172,7 @@ _REPLAY_FORM = {
     "ContinuationToken": {"type": "string", "description": "From the previous answer for the same range: go on from there"},
 }
 
-# GET /api/sms's query parameters (sms.wire.mapping.ledger_query reads them, in any case).
-_LIST_PARAMETERS = [
-    ("take", {"type": "integer", "minimum": 1, "maximum": MAX_TAKE, "default": DEFAULT_TAKE}, "Messages per page"),
-    ("continuationToken", {"type": "string"}, "From the previous page's answer: the next page"),
-    ("from", {"type": "string"}, "Created from (inclusive): an instant with its offset (Z, +HH:MM or -HH:MM), or a day (UTC)"),
-    ("to", {"type": "string"}, "Created before (exclusive): an instant with its offset (Z, +HH:MM or -HH:MM), or a day (UTC), taken whole"),
-    ("status", {"type": "string", "enum": list(LISTED_STATUSES)}, "The message's status, or any recipient's"),
-    ("phoneNumber", {"type": "string"}, "A recipient's number, in any form a send accepts"),
-    ("contactId", {"type": "string", "format": "uuid"}, "A recipient's contactId"),
-    ("linkedObjectId", {"type": "string", "format": "uuid"}, "The message's linkedObjectId"),
-    ("suiteId", {"type": "string", "format": "uuid"}, "The message's suiteId"),
-    ("reference", {"type": "string", "pattern": "^SMS-[0-9A-Fa-f]{8}$"}, "The reference a send answered with"),
-]
-
-
 _GET_KINDS = ("status", "replies", "list", "usage")
-# GET /api/usage's days are the licensee's: calendar days of its time zone (licensees set --time-zone).
-_USAGE_PARAMETERS = (("from", "The first day, included: the licensee's (a calendar day of its time zone); 29 days before to by default"),
-                     ("to", "The last day, included: the licensee's; its today by default"))
-
-
 @functools.cache
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
@@ -300,8 +295,7 @@ def _operation(route: Route) -> dict[str, Any]:
         elif route.kind == "webhooks_replay":
             operation["requestBody"] = _request_body(_ref(WebhookReplayRequest), "WebhookReplayRequest", _REPLAY_FORM)
         elif route.kind == "webhooks_deliveries":
-            parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
-                           for name, schema, text in _DELIVERY_LOG_PARAMETERS]
+            parameters += _query_parameters(GetWebhookDeliveries, ("endpointId",))
         answer = _WEBHOOK_ANSWERS.get(route.kind, WebhookEndpointState)
         ok = _content(_ref(answer), answer.__name__)
     elif route.kind.startswith("guard_"):
@@ -316,14 +310,12 @@ def _operation(route: Route) -> dict[str, Any]:
             operation["requestBody"] = _request_body(_ref(RoutingTableRequest), "RoutingTableRequest", form)
         ok = _content(_ref(RoutingTableState), "RoutingTableState")
     elif route.kind == "list":
-        parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
-                       for name, schema, text in _LIST_PARAMETERS]
+        parameters += _query_parameters(QuerySms)
         ok = _content(_ref(MessageList), "MessageList")
     elif route.kind == "providers":
         ok = _content(_ref(ProvidersResponse), "ProvidersResponse")
     elif route.kind == "usage":
-        parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-                        "description": text} for name, text in _USAGE_PARAMETERS]
+        parameters += _query_parameters(GetUsage)
         ok = _content(_ref(UsageResponse), "UsageResponse")
     elif route.kind in (*_GET_KINDS, "cancel"):
         pattern = dict(route.patterns)["commId"]

@@ -12,7 +12,7 @@ operation there is. tests/unit/test_host_routing.py checks every documented URL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import azure.functions as func
 
@@ -53,6 +53,7 @@ class Route:
     methods: tuple[str, ...] = ("POST",)
     format: Format | None = None  # fixed by the route: a predefined /json/reply or /jsv/reply route
     patterns: tuple[tuple[str, str], ...] = ()  # (parameter, regex): what the host lets into each parameter
+    verb: str | None = None  # the one method that does the work, when the kind's own does not say (/api/{Operation}: its verb)
 
     @property
     def template(self) -> str:
@@ -66,6 +67,8 @@ class Route:
     @property
     def working_methods(self) -> tuple[str, ...]:
         """The methods that do the route's work; any other listed method is answered 405."""
+        if self.verb:
+            return (self.verb,)
         return ("POST",) if self.kind in ("send", "send_now", "batch", "reply", "estimate") else self.methods
 
     @property
@@ -134,6 +137,16 @@ ROUTES: list[Route] = [
     Route("health", "api/health", "health", ("GET",)),
     Route("openapi", "api/openapi.json", "openapi", ("GET",)),
     Route("metadata", "api/metadata", "metadata", ("GET",)),
+    # ServiceStack's Add ServiceStack Reference (issue 28): its tools fetch /types/{language} from the root, and its
+    # metadata pages live at /metadata and /{format}/metadata?op={Operation} (sms/entrypoints/native_types).
+    Route("types", "types", "types", ("GET",)),
+    Route("types_metadata", "types/metadata", "types", ("GET",)),
+    Route("types_typescript", "types/typescript", "types", ("GET",)),
+    Route("types_python", "types/python", "types", ("GET",)),
+    Route("types_csharp", "types/csharp", "types", ("GET",)),
+    Route("metadata_operations", "metadata", "metadata_page", ("GET",)),
+    Route("json_metadata", "json/metadata", "metadata_page", ("GET",), Format.JSON),
+    Route("jsv_metadata", "jsv/metadata", "metadata_page", ("GET",), Format.JSV),
 ]
 
 # The operation ServiceStack clients name in /json/reply/{operation}; "[]" asks for an auto-batch.
@@ -141,10 +154,11 @@ OPERATION = "SMSSend"
 MAX_BATCH = 100
 
 
-def register(bp: func.Blueprint, handlers: dict[str, Callable[..., Callable]], *context: Any) -> func.Blueprint:
-    """Register every route whose kind `handlers` knows as a function of `bp`: its handler, made by
+def register(bp: func.Blueprint, handlers: dict[str, Callable[..., Callable]], *context: Any,
+             routes: Sequence[Route] = ROUTES) -> func.Blueprint:
+    """Register every route of `routes` whose kind `handlers` knows as a function of `bp`: its handler, made by
     `handlers[kind](route, *context)`. Returns `bp`."""
-    for route in ROUTES:
+    for route in routes:
         if route.kind in handlers:
             bp.function_name(route.name)(
                 bp.route(route=route.template, methods=list(route.methods), auth_level=func.AuthLevel.ANONYMOUS)(

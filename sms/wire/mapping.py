@@ -58,6 +58,7 @@ from .dto import (
     WebhookReplayResponse,
     parse_guid,
 )
+from .requests import GetUsage, GetWebhookDeliveries, QuerySms, query_names
 
 
 def send_command(request: SMSSend) -> SendMessage:
@@ -167,9 +168,9 @@ def _summary(entry: LedgerEntry) -> MessageSummary:
     )
 
 
-# Query parameters of GET /api/sms, matched case-insensitively (ServiceStack's rule for query strings).
-LIST_PARAMETERS = ("take", "continuationToken", "from", "to", "status", "phoneNumber", "contactId", "linkedObjectId",
-                   "suiteId", "reference")
+# Query parameters of GET /api/sms, matched case-insensitively (ServiceStack's rule for query strings): the fields of
+# its request DTO, QuerySms, by their JSON names.
+LIST_PARAMETERS = query_names(QuerySms)
 LISTED_STATUSES = tuple(s.value for s in Status) + ("partially_sent",)
 _REFERENCE = re.compile(r"^SMS-[0-9A-F]{8}$", re.IGNORECASE)
 
@@ -263,7 +264,7 @@ def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
     given = {name.lower(): value for name, value in params.items()}
     errors: list[FieldError] = []
     days = {}
-    for name, default in (("from", today - timedelta(days=29)), ("to", today)):
+    for name, default in zip(query_names(GetUsage), (today - timedelta(days=29), today), strict=True):
         text = given.get(name)
         try:
             days[name] = date.fromisoformat(text) if text else default
@@ -317,8 +318,9 @@ def webhook_endpoint_list(endpoints: list[WebhookEndpoint]) -> WebhookEndpointLi
     return WebhookEndpointList(endpoints=[webhook_endpoint_state(e) for e in endpoints], event_types=list(EVENT_TYPES))
 
 
-# Query parameters of GET /api/webhooks/{endpointId}/deliveries, matched case-insensitively as GET /api/sms's.
-DELIVERY_LOG_PARAMETERS = ("take", "continuationToken")
+# Query parameters of GET /api/webhooks/{endpointId}/deliveries, matched case-insensitively as GET /api/sms's
+# (GetWebhookDeliveries's fields but the one its path takes).
+DELIVERY_LOG_PARAMETERS = tuple(name for name in query_names(GetWebhookDeliveries) if name != "endpointId")
 
 
 def delivery_log_page(params: Mapping[str, str]) -> tuple[int | None, str | None]:

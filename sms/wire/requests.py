@@ -124,3 +124,8 @@ class SetGuard(GuardRequest):
 
 class ResetGuard(WireModel):
     pass
+
+
+def query_names(model: type[WireModel]) -> tuple[str, ...]:
+    """The names a GET request DTO's fields have in a query string: their JSON names (matched in any case)."""
+    return tuple(field.serialization_alias or name for name, field in model.model_fields.items())

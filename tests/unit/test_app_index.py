@@ -29,6 +29,14 @@ def test_every_route_is_registered(triggers):
                  "api/webhooks/{endpointId}": {"DELETE"}, "api/webhooks/{endpointId}/rotate-secret": {"POST"},
                  "api/webhooks/{endpointId}/enable": {"POST"}, "api/webhooks/{endpointId}/deliveries": {"GET"},
                  "api/webhooks/{endpointId}/replay": {"POST"}}
+    # Issue 28: ServiceStack's Add Reference and metadata pages at the root, and /api/{Operation} for each operation.
+    expected |= {path: {"GET"} for path in ("types", "types/metadata", "types/typescript", "types/python", "types/csharp",
+                                            "metadata", "json/metadata", "jsv/metadata")}
+    operations = ("EstimateSms", "GetSmsStatus", "GetSmsReplies", "CancelSms", "QuerySms", "GetUsage", "GetProviders",
+                  "GetWebhookEndpoints", "AddWebhookEndpoint", "DeleteWebhookEndpoint", "RotateWebhookSecret",
+                  "EnableWebhookEndpoint", "GetWebhookDeliveries", "ReplayWebhookEvents", "GetRoutingTable", "SetRoutingTable",
+                  "ResetRoutingTable", "GetGuard", "SetGuard", "ResetGuard")
+    expected |= {f"api/{name}": {"GET", "POST", "PUT", "PATCH", "DELETE"} for name in operations}
     # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one), and so
     # are GET (status) and DELETE (cancel) /api/sms/{commId}.
     webhooks = sorted(sorted(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger" and t["route"] == "api/webhooks")

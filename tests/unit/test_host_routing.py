@@ -81,6 +81,23 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("GET", "/api/health"): "health",
     ("GET", "/api/openapi.json"): "openapi",
     ("GET", "/api/metadata"): "metadata",
+    # ServiceStack's Add Reference and metadata pages (issue 28), at the root.
+    ("GET", "/types"): "types",
+    ("GET", "/types/metadata"): "types_metadata",
+    ("GET", "/types/typescript"): "types_typescript",
+    ("GET", "/types/python"): "types_python",
+    ("GET", "/Types/CSharp/"): "types_csharp",
+    ("GET", "/metadata"): "metadata_operations",
+    ("GET", "/json/metadata"): "json_metadata",
+    ("GET", "/jsv/metadata"): "jsv_metadata",
+    # ServiceStack's /api/{Operation} for each operation (its own function; every method, a wrong one answered 405).
+    ("GET", "/api/GetSmsStatus"): "op_get_sms_status",
+    ("POST", "/api/getsmsstatus"): "op_get_sms_status",
+    ("GET", "/api/QuerySms"): "op_query_sms",
+    ("DELETE", "/api/CancelSms"): "op_cancel_sms",
+    ("POST", "/api/EstimateSms"): "op_estimate_sms",
+    ("POST", "/api/ReplayWebhookEvents"): "op_replay_webhook_events",
+    ("PUT", "/api/SetGuard"): "op_set_guard",
     # Case and a trailing slash do not matter to the host.
     ("POST", "/API/SEND"): "send",
     ("POST", "/api/send/"): "send",
@@ -102,6 +119,8 @@ NOT_ROUTED = [
     ("GET", "/api/webhooks/deliveries"), ("GET", f"/api/webhooks/{GUID_FORMS[2]}/deliveries"), ("POST", f"/api/webhooks/{HOOK}x/replay"),
     ("POST", "/api/webhooks/replay/replay"), ("GET", f"/api/webhooks/{HOOK}/deliveries/x"),
     ("POST", "/api/routes"), ("PATCH", "/api/routes"), ("GET", "/api/routes/x"), ("GET", "/api/routes.json"),
+    ("GET", "/types/java"), ("POST", "/types/typescript"), ("GET", "/metadata/x"), ("GET", "/xml/metadata"), ("HEAD", "/api/QuerySms"),
+    ("GET", "/api/SMSSend/x"), ("GET", "/api/GetSmsStatus/e1f6be64733348e3b37055b6c0fd9ebe"),
     ("GET", "/api/sms/estimate/replies"), ("POST", "/api/sms/estimate/x"), ("OPTIONS", "/api/sms/estimate"),
 ]
 
