@@ -19,6 +19,7 @@ from sms.config import PROJECT_ROOT
 from sms.domain.errors import ValidationFailed
 from sms.entrypoints.native_types import model, typescript
 from sms.entrypoints.native_types.model import dotnet_name, json_name, metadata_types
+from sms.entrypoints.native_types.names import camel_case
 from sms.entrypoints.native_types.options import Language, header, parse
 from sms.entrypoints.operations import OPERATIONS
 from sms.wire import dto, requests
@@ -162,7 +163,7 @@ def test_every_property_is_named_as_our_json_names_it():
     # ServiceStack's clients send and read the TypeScript property names as they are: ToCamelCase of the .NET name
     # must be exactly the name the gateway's JSON writes (the pydantic serialization alias), field by field.
     wrong = [(m.__name__, dotnet_name(n, f), json_name(n, f)) for m in _models() for n, f in m.model_fields.items()
-             if typescript.camel_case(dotnet_name(n, f)) != json_name(n, f)]
+             if camel_case(dotnet_name(n, f)) != json_name(n, f)]
     assert wrong == []
     # And the file declares, for each DTO, exactly its JSON names (its own, and its base classes' through `extends`).
     types = declared(dtos(AddResponseStatus="True"))
@@ -182,7 +183,7 @@ def test_every_property_is_named_as_our_json_names_it():
     ("From", "from"), ("A", "a"), ("", ""),
 ])
 def test_camel_case_is_servicestacks(dotnet, camel):
-    assert typescript.camel_case(dotnet) == camel
+    assert camel_case(dotnet) == camel
 
 
 def test_types_map_as_servicestack_maps_them():

@@ -28,6 +28,7 @@ import re
 from typing import Any
 
 from ...domain.errors import FieldError, ValidationFailed
+from .names import camel_case
 from .options import Options
 
 SERVICESTACK = "ServiceStack"
@@ -47,21 +48,6 @@ _VERB_MARKERS = ("IGet", "IPost", "IPut", "IDelete", "IPatch")
 _IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
 _IMPORT = re.compile(r"[\w$@/.*\- ]+")
 _INDENT = "    "
-
-
-def camel_case(name: str) -> str:
-    """ServiceStack.Text's ToCamelCase: the leading run of capitals is lowered, except the one that starts the next
-    word (SMSModel -> smsModel, ID -> id, LicenseeId -> licenseeId)."""
-    out = []
-    leading = True
-    for i, c in enumerate(name):
-        following_upper = name[i + 1].isupper() if i + 1 < len(name) else True
-        if leading and c.isupper() and (following_upper or i == 0):
-            out.append(c.lower())
-        else:
-            leading = False
-            out.append(c)
-    return "".join(out)
 
 
 def _alias(name: str) -> str:
