@@ -6,17 +6,20 @@ must hold for every operation and type, so that an operation or a field added to
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 import typing
 from pathlib import Path
 
+import azure.functions as func
 import pydantic
 import pytest
 from pydantic import Field
 
 from sms.config import PROJECT_ROOT
 from sms.domain.errors import ValidationFailed
+from sms.entrypoints import reference
 from sms.entrypoints.native_types import model, typescript
 from sms.entrypoints.native_types.model import dotnet_name, json_name, metadata_types
 from sms.entrypoints.native_types.names import camel_case
@@ -221,6 +224,16 @@ def test_a_global_namespace_that_is_no_typescript_name_is_refused(bad):
     with pytest.raises(ValidationFailed) as raised:
         dtos(GlobalNamespace=bad)
     assert raised.value.field_errors[0].field_name == "GlobalNamespace" and bad in raised.value.message
+
+
+@pytest.mark.parametrize(("name", "value"), [("GlobalNamespace", "Sms-Dtos"), ("DefaultImports", "x;alert(1)")])
+def test_over_http_a_bad_option_is_a_400_naming_it(name, value):
+    # House rule: bad input is a 400 in ServiceStack's shape naming the problem, never a 500.
+    req = func.HttpRequest("GET", f"{BASE_URL}/types/typescript", headers={}, params={name: value}, body=b"")
+    response = reference.types(req)
+    assert response.status_code == 400, (response.status_code, response.get_body()[:300])
+    status = json.loads(response.get_body())["responseStatus"]
+    assert [e["fieldName"] for e in status["errors"]] == [name] and value in status["message"]
 
 
 def test_default_imports_come_first():
