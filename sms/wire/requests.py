@@ -43,9 +43,11 @@ class CancelSms(WireModel):
 
 
 class EstimateSms(WireModel):
-    """Takes what a send takes (SMSSend's SMSModel); not an SMSSend itself, as it answers an EstimateResponse."""
+    """Takes what a send takes (SMSSend's fields); not an SMSSend itself, as it answers an EstimateResponse."""
 
     sms_model: SMSModel | None = Field(default=None, validation_alias="SMSModel", serialization_alias="smsModel")
+    create_communication_references_immediately: bool = Field(default=False, description=(
+        "SMSSend's, read and ignored: an estimate creates nothing"))
 
 
 class QuerySms(WireModel):
