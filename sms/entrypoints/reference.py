@@ -61,6 +61,8 @@ def types(req: func.HttpRequest, path: str) -> func.HttpResponse:
         language = Language(which)
         text = header(language, options, root) + _RENDERERS[language](meta, options)
         return func.HttpResponse(text, status_code=200, headers=_TEXT)
+    except GatewayError as error:  # an option this language cannot take (a TypeScript GlobalNamespace that is no name)
+        return error_response(error)
     except Exception as error:  # a bug, not the request: the tools then say "Invalid Response", as there is no "Options:"
         log_unexpected(log, f"/types/{which} failed", error)
         return func.HttpResponse("An unexpected error occurred", status_code=500, headers=_TEXT)

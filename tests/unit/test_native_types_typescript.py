@@ -230,7 +230,7 @@ def test_a_global_namespace_that_is_no_typescript_name_is_refused(bad):
 def test_over_http_a_bad_option_is_a_400_naming_it(name, value):
     # House rule: bad input is a 400 in ServiceStack's shape naming the problem, never a 500.
     req = func.HttpRequest("GET", f"{BASE_URL}/types/typescript", headers={}, params={name: value}, body=b"")
-    response = reference.types(req)
+    response = reference.types(req, "types/typescript")
     assert response.status_code == 400, (response.status_code, response.get_body()[:300])
     status = json.loads(response.get_body())["responseStatus"]
     assert [e["fieldName"] for e in status["errors"]] == [name] and value in status["message"]

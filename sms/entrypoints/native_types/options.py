@@ -125,7 +125,8 @@ def parse(query: Mapping[str, str]) -> Options:
         value = value.strip()
         problem = _problem(name, value)
         if problem:
-            errors.append(FieldError(name, "InvalidValue", f"{name}: {problem}"))
+            shown = value if len(value) <= 100 else value[:100] + "..."
+            errors.append(FieldError(name, "InvalidValue", f"{name}: {shown!r} {problem}"))
         else:
             given[name] = value
     if errors:
@@ -136,9 +137,9 @@ def parse(query: Mapping[str, str]) -> Options:
 def _problem(name: str, value: str) -> str | None:
     """What is wrong with an option's value, if anything."""
     if len(value) > 2000:
-        return "at most 2000 characters"
+        return "is longer than 2000 characters"
     if any(ord(c) < 32 or ord(c) == 127 for c in value) or "*/" in value or '"""' in value:
-        return "no control characters, */ or \"\"\" (they would end the file's header)"
+        return "holds a control character, */ or \"\"\", which would end the file's header"
     if name in _FLAGS and value.lower() not in _TRUE + _FALSE:
         return "must be True or False"
     shape = _SHAPES.get(name)
