@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .declarations import Declaration, by_name, is_collection, is_dictionary, literal
+from .declarations import Declaration, by_name, declared_kind, is_collection, is_dictionary, literal
 from .model import SERVICESTACK
 from .options import HEADER_OPTIONS, VERSION, Language, Options
 
@@ -181,11 +181,8 @@ def _data_member(lines: list[str], order: int, options: Options) -> bool:
 
 
 def property_type(prop: dict[str, Any]) -> str:
-    """A property's C# type. A value type that is not .NET's own (a struct) travels as text."""
-    kind = prop["type"]
-    if prop.get("isValueType") and not prop.get("isEnum") and not prop["namespace"].startswith("System"):
-        kind = "String"
-    return type_name(kind, prop.get("genericArgs"))
+    """A property's C# type."""
+    return type_name(declared_kind(prop), prop.get("genericArgs"))
 
 
 def type_name(kind: str, generic_args: list[str] | None = None) -> str:

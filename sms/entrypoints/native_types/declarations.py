@@ -75,6 +75,15 @@ def argument(arg: dict[str, Any]) -> str:
     return literal(value) if arg.get("type") in ("String", "string") else str(value)
 
 
+def declared_kind(prop: dict[str, Any]) -> str:
+    """The .NET type a property is declared with: its own, but text for a value type that is not .NET's own (a struct
+    travels as text unless ExportValueTypes, as ServiceStack's generators write it)."""
+    kind = prop["type"]
+    if prop.get("isValueType") and not prop.get("isEnum") and not prop["namespace"].startswith("System"):
+        return "String"
+    return kind
+
+
 def is_collection(prop: dict[str, Any]) -> bool:
     """A list, set, array or dictionary property (not a string, and not a byte array, which is a blob)."""
     kind = prop["type"]

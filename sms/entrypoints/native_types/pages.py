@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from ...wire import jsv
+from .csharp import property_type  # ServiceStack's pages name types as C# does
 from .model import metadata_types
 from .names import camel_case
 from .options import Language, Options, parse
@@ -58,19 +59,6 @@ def _find(meta: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((op for op in meta["operations"] if op["request"]["name"].lower() == name.lower()), None)
 
 
-def type_name(prop: dict[str, Any]) -> str:
-    """A property's type as C# writes it: int?, List&lt;SMSContact&gt;, Dictionary&lt;string,int&gt;."""
-    names = {"String": "string", "Boolean": "bool", "Int32": "int", "Double": "double", "DateTime": "DateTime", "Guid": "Guid"}
-    args = [names.get(a, a) for a in prop.get("genericArgs", [])]
-    if prop["type"] == "Nullable`1":
-        return f"{args[0]}?"
-    if prop["type"] == "List`1":
-        return f"List<{args[0]}>"
-    if prop["type"] == "Dictionary`2":
-        return f"Dictionary<{args[0]},{args[1]}>"
-    return names.get(prop["type"], prop["type"])
-
-
 def _parameters(described: dict[str, Any], where: Callable[[str], str], types: dict[str, dict[str, Any]]) -> str:
     """ServiceStack's parameter table of a type: its own fields and those it inherits."""
     rows = []
@@ -81,7 +69,7 @@ def _parameters(described: dict[str, Any], where: Callable[[str], str], types: d
     for part in chain:
         for prop in part["properties"]:
             rows.append(f"<tr><td>{html.escape(prop['name'])}</td><td>{where(prop['name'])}</td>"
-                        f"<td>{html.escape(type_name(prop))}</td><td>{'Yes' if prop.get('isRequired') else 'No'}</td>"
+                        f"<td>{html.escape(property_type(prop))}</td><td>{'Yes' if prop.get('isRequired') else 'No'}</td>"
                         f"<td>{html.escape(prop.get('description', ''))}</td></tr>")
     caption = f"<b>{html.escape(described['name'])}</b> Parameters:"
     return (f"<table><caption>{caption}</caption><tr><th>Name</th><th>Parameter</th><th>Data Type</th><th>Required</th>"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keyword
 from typing import Any
 
-from .declarations import COLLECTION_TYPES, DICTIONARY_TYPES, Declaration, by_dependencies, is_collection, is_dictionary
+from .declarations import COLLECTION_TYPES, DICTIONARY_TYPES, Declaration, by_dependencies, declared_kind, is_collection, is_dictionary
 from .model import SERVICESTACK
 from .names import snake_case
 from .options import HEADER_OPTIONS, Language, Options
@@ -180,11 +180,8 @@ def _optional(annotation: str) -> str:
 
 
 def property_type(prop: dict[str, Any]) -> str:
-    """A property's Python type. A value type that is not .NET's own (a struct) travels as text."""
-    kind = prop["type"]
-    if prop.get("isValueType") and not prop.get("isEnum") and not prop["namespace"].startswith("System"):
-        kind = "String"
-    return type_name(kind, prop.get("genericArgs"))
+    """A property's Python type."""
+    return type_name(declared_kind(prop), prop.get("genericArgs"))
 
 
 def type_name(kind: str, generic_args: list[str] | None = None) -> str:
