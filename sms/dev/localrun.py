@@ -95,6 +95,9 @@ Then see where it stands (use the commId from the answer):
 Your messages, newest first, and what was sent today:
   curl -s "{base_url}/api/sms?take=10" {auth}
   curl -s {base_url}/api/usage {auth}
+Every operation, and typed DTOs for ServiceStack's clients (README, Typed clients):
+  {base_url}/metadata
+  npx --package @servicestack/cli typescript-ref {base_url} dtos.ts
 """
 
 

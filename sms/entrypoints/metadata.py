@@ -146,7 +146,8 @@ pre{{background:#f6f6f6;padding:.75rem;overflow:auto}}</style></head><body>
 <code>Authorization: Bearer &lt;API key&gt;</code> (or HTTP Basic with the key as the user name).</p>
 <p>Choose the response format with <code>?format=json|jsv</code>, a <code>.json</code>/<code>.jsv</code> suffix on the
 route, or the <code>Accept</code> header (JSON by default). Request bodies may be JSON, JSV
-(<code>text/jsv</code>) or a form post. The OpenAPI document is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>
+(<code>text/jsv</code>) or a form post. The OpenAPI document is at <a href="/api/openapi.json">/api/openapi.json</a>;
+every operation, with typed DTOs for ServiceStack's clients, at <a href="/metadata">/metadata</a>.</p>
 <h2>Routes</h2><table><tr><th>Method</th><th>Route</th><th>Kind</th></tr>{routes}</table>
 <h2>Scheduling</h2>
 <p>SMSModel's <code>SendAt</code> holds a message until an instant (ISO 8601 with its offset), <code>ValidUntil</code> or
