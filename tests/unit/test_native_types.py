@@ -132,6 +132,8 @@ def test_options_are_read_in_any_case_with_lists_in_either_form_and_unknown_keys
     ("AddImplicitVersion", "abc"), ("AddNamespaces", "a;b"), ("GlobalNamespace", "My\nclass X {}"), ("GlobalNamespace", "a b"),
     ("DataClass", "frozen=True)\nimport os  #"), ("IncludeTypes", "SMSSend.* */ alert(1) /*"), ("DefaultImports", 'x"; import y'),
     ("MakePartial", "nonsense"), ("BaseUrl", "javascript:alert(1)"), ("ExcludeTypes", "\x00"), ("DataClassJson", "x" * 2001),
+    # C# writes it inside a string literal ([assembly: ContractNamespace("...")] with AddDataContractAttributes)
+    ("AddDefaultXmlNamespace", 'urn:x")] public class Injected {} //'), ("AddDefaultXmlNamespace", "no uri"),
 ])
 async def test_an_option_value_that_could_break_the_file_is_a_400_naming_it(gw, name, value):
     """Option values are written into the header and into code (a namespace, an import, a decorator's arguments)."""
