@@ -107,6 +107,25 @@ def test_include_types_takes_a_type_its_closure_or_a_tag_and_exclude_types_remov
     assert names(metadata_types("h", parse({"IncludeTypes": "NoSuchType,Nope.*"}))) == ([], [])
 
 
+def declared_and_needed(meta: dict) -> tuple[set[str], set[str]]:
+    """The DTO names a model declares (as types, requests and responses) and those its declarations name."""
+    described = every_type(meta)
+    declared = {t["name"] for t in described}
+    needed = {n for t in described for n in (t.get("inherits", {}).get("name"),
+                                             *(a for p in t["properties"] for a in (p["type"], *p.get("genericArgs", []))))}
+    return declared, {n for n in needed if n in {t["name"] for t in every_type(metadata_types("h", parse({})))}}
+
+
+@pytest.mark.parametrize("item", [f"{op.name}.*" for op in OPERATIONS] + ["MessageState.*", "WebhookEndpointState"])
+def test_include_types_declares_every_type_the_included_ones_need(item):
+    """IncludeTypes=X.* is the file of one operation (the metadata page links it): self-contained in every language. A
+    type that is another operation's response (GetWebhookEndpoints' list holds AddWebhookEndpoint's WebhookEndpointState)
+    is declared as a type when that operation is not included, as ServiceStack's RemoveIgnoredTypes does."""
+    meta = metadata_types("h", parse({"IncludeTypes": item}))
+    declared, needed = declared_and_needed(meta)
+    assert item.removesuffix(".*") in declared and needed <= declared, needed - declared
+    assert len([t["name"] for t in every_type(meta)]) == len(declared)  # each once
+
 def test_add_response_status_gives_every_response_servicestacks_response_status():
     meta = metadata_types("h", parse({"AddResponseStatus": "true", "IncludeTypes": "GetUsage.*"}))
     [usage] = meta["operations"]
