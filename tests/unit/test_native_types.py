@@ -8,6 +8,7 @@ import pytest
 from pydantic import Field
 
 from sms.domain.errors import ValidationFailed
+from sms.domain.guard import MAX_CAP
 from sms.entrypoints.native_types import model
 from sms.entrypoints.native_types.model import NAMESPACE, metadata_types
 from sms.entrypoints.native_types.names import camel_case, snake_case
@@ -135,6 +136,18 @@ def test_add_response_status_gives_every_response_servicestacks_response_status(
     without = metadata_types("h", parse({"IncludeTypes": "GetUsage.*"}))
     assert "ResponseStatus" not in json.dumps([without["types"], without["operations"]])
 
+
+async def test_a_segment_cap_is_declared_as_wide_as_a_licensee_may_set_it(gw):
+    """PUT /api/guard takes a segment cap up to MAX_CAP (10**12) and every guard answer holds it: a C# client reads it
+    into the declared type, and an int (Int32) cannot hold it, so the caps are longs (Int64)."""
+    caps = {"dailySegments": MAX_CAP, "monthlySegments": MAX_CAP}
+    request = func.HttpRequest("PUT", "http://h/api/guard", headers={"Authorization": f"Bearer {gw.key}"},
+                               body=json.dumps({"caps": caps}).encode())
+    answer = await gw.functions["guard_set"](request)
+    assert answer.status_code == 200 and json.loads(answer.get_body())["caps"] == caps and MAX_CAP > 2**31 - 1
+    [declared] = [t for t in metadata_types("h", parse({}))["types"] if t["name"] == "GuardCaps"]
+    assert {p["name"]: p.get("genericArgs") for p in declared["properties"] if p["name"].endswith("Segments")} == {
+        "DailySegments": ["Int64"], "MonthlySegments": ["Int64"]}
 
 # -- options and the header ------------------------------------------------------------------------------------
 
