@@ -568,8 +568,11 @@ _ACTION = "allow (sent), monitor (sent, and flagged on the recipient's timeline)
 class GuardCaps(WireModel):
     """The most the licensee may send per day and per month of its time zone; null: no cap."""
 
-    daily_segments: int | None = Field(default=None, description="Segments a day (each recipient's SMS counts its segments)")
-    monthly_segments: int | None = Field(default=None, description="Segments a calendar month")
+    # Up to sms.domain.guard.MAX_CAP (10**12), past what a C# int holds: the DTOs declare a long.
+    daily_segments: Annotated[int | None, DotNetType("Int64", nullable=True)] = Field(
+        default=None, description="Segments a day (each recipient's SMS counts its segments)")
+    monthly_segments: Annotated[int | None, DotNetType("Int64", nullable=True)] = Field(
+        default=None, description="Segments a calendar month")
     daily_cost: str | None = Field(default=None, description="Estimated cost a day, in the price table's currency (\"50.00\")")
     monthly_cost: str | None = Field(default=None, description="Estimated cost a calendar month")
 

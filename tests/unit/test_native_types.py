@@ -8,6 +8,7 @@ import pytest
 from pydantic import Field
 
 from sms.domain.errors import ValidationFailed
+from sms.domain.guard import MAX_CAP
 from sms.entrypoints.native_types import model
 from sms.entrypoints.native_types.model import NAMESPACE, metadata_types
 from sms.entrypoints.native_types.names import camel_case, snake_case
@@ -107,6 +108,25 @@ def test_include_types_takes_a_type_its_closure_or_a_tag_and_exclude_types_remov
     assert names(metadata_types("h", parse({"IncludeTypes": "NoSuchType,Nope.*"}))) == ([], [])
 
 
+def declared_and_needed(meta: dict) -> tuple[set[str], set[str]]:
+    """The DTO names a model declares (as types, requests and responses) and those its declarations name."""
+    described = every_type(meta)
+    declared = {t["name"] for t in described}
+    needed = {n for t in described for n in (t.get("inherits", {}).get("name"),
+                                             *(a for p in t["properties"] for a in (p["type"], *p.get("genericArgs", []))))}
+    return declared, {n for n in needed if n in {t["name"] for t in every_type(metadata_types("h", parse({})))}}
+
+
+@pytest.mark.parametrize("item", [f"{op.name}.*" for op in OPERATIONS] + ["MessageState.*", "WebhookEndpointState"])
+def test_include_types_declares_every_type_the_included_ones_need(item):
+    """IncludeTypes=X.* is the file of one operation (the metadata page links it): self-contained in every language. A
+    type that is another operation's response (GetWebhookEndpoints' list holds AddWebhookEndpoint's WebhookEndpointState)
+    is declared as a type when that operation is not included, as ServiceStack's RemoveIgnoredTypes does."""
+    meta = metadata_types("h", parse({"IncludeTypes": item}))
+    declared, needed = declared_and_needed(meta)
+    assert item.removesuffix(".*") in declared and needed <= declared, needed - declared
+    assert len([t["name"] for t in every_type(meta)]) == len(declared)  # each once
+
 def test_add_response_status_gives_every_response_servicestacks_response_status():
     meta = metadata_types("h", parse({"AddResponseStatus": "true", "IncludeTypes": "GetUsage.*"}))
     [usage] = meta["operations"]
@@ -116,6 +136,18 @@ def test_add_response_status_gives_every_response_servicestacks_response_status(
     without = metadata_types("h", parse({"IncludeTypes": "GetUsage.*"}))
     assert "ResponseStatus" not in json.dumps([without["types"], without["operations"]])
 
+
+async def test_a_segment_cap_is_declared_as_wide_as_a_licensee_may_set_it(gw):
+    """PUT /api/guard takes a segment cap up to MAX_CAP (10**12) and every guard answer holds it: a C# client reads it
+    into the declared type, and an int (Int32) cannot hold it, so the caps are longs (Int64)."""
+    caps = {"dailySegments": MAX_CAP, "monthlySegments": MAX_CAP}
+    request = func.HttpRequest("PUT", "http://h/api/guard", headers={"Authorization": f"Bearer {gw.key}"},
+                               body=json.dumps({"caps": caps}).encode())
+    answer = await gw.functions["guard_set"](request)
+    assert answer.status_code == 200 and json.loads(answer.get_body())["caps"] == caps and MAX_CAP > 2**31 - 1
+    [declared] = [t for t in metadata_types("h", parse({}))["types"] if t["name"] == "GuardCaps"]
+    assert {p["name"]: p.get("genericArgs") for p in declared["properties"] if p["name"].endswith("Segments")} == {
+        "DailySegments": ["Int64"], "MonthlySegments": ["Int64"]}
 
 # -- options and the header ------------------------------------------------------------------------------------
 
@@ -132,6 +164,8 @@ def test_options_are_read_in_any_case_with_lists_in_either_form_and_unknown_keys
     ("AddImplicitVersion", "abc"), ("AddNamespaces", "a;b"), ("GlobalNamespace", "My\nclass X {}"), ("GlobalNamespace", "a b"),
     ("DataClass", "frozen=True)\nimport os  #"), ("IncludeTypes", "SMSSend.* */ alert(1) /*"), ("DefaultImports", 'x"; import y'),
     ("MakePartial", "nonsense"), ("BaseUrl", "javascript:alert(1)"), ("ExcludeTypes", "\x00"), ("DataClassJson", "x" * 2001),
+    # C# writes it inside a string literal ([assembly: ContractNamespace("...")] with AddDataContractAttributes)
+    ("AddDefaultXmlNamespace", 'urn:x")] public class Injected {} //'), ("AddDefaultXmlNamespace", "no uri"),
 ])
 async def test_an_option_value_that_could_break_the_file_is_a_400_naming_it(gw, name, value):
     """Option values are written into the header and into code (a namespace, an import, a decorator's arguments)."""

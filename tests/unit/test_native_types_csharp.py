@@ -293,6 +293,8 @@ def test_descriptions_as_attributes_and_data_contracts_and_versions():
     assert '    [Description("Saves the specified SMS and sends it for background processing")]\n    [Route(' in described
     contracts = body({"AddDataContractAttributes": "True", "AddIndexesToDataMembers": "True"})
     assert '[assembly: ContractNamespace("http://schemas.servicestack.net/types", ClrNamespace="SMSGateway.ServiceModel")]' in contracts
+    own = body({"AddDataContractAttributes": "True", "AddDefaultXmlNamespace": "urn:example:sms"})
+    assert '[assembly: ContractNamespace("urn:example:sms", ClrNamespace="SMSGateway.ServiceModel")]' in own
     assert "    [DataContract]\n    public partial class SMSContact\n    {\n        [DataMember(Order=1)]\n" in contracts
     versioned = body({"AddImplicitVersion": "2"})
     assert ("        public virtual int Version { get; set; }\n\n        public GetSmsStatus()\n        {\n"

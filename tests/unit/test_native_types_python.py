@@ -237,6 +237,12 @@ def test_a_field_added_to_a_model_appears_by_itself(tmp_path, monkeypatch):
     assert from_json(dtos.CommResponse, '{"commId":"x","deliveryWindow":30}').delivery_window == 30
 
 
+def test_each_operations_own_file_imports_on_its_own(tmp_path):
+    """IncludeTypes={Operation}.* (the metadata page's link): a module that imports, with its request's answer type."""
+    for op in OPERATIONS:
+        dtos = load(python_file({"IncludeTypes": f"{op.name}.*"}), tmp_path, f"dtos_{op.name}")
+        assert _resolve_response_type(getattr(dtos, op.name)()) is getattr(dtos, op.response.__name__), op.name
+
 @pytest.mark.parametrize("query", [{}, {"IncludeTypes": "{sms}"}, {"ExcludeTypes": "types"}, {"AddResponseStatus": "True"},
                                    {"InitializeCollections": "True", "MakePropertiesOptional": "True"}])
 def test_every_variant_compiles(query):

@@ -312,6 +312,8 @@ def test_every_variant_compiles_with_tsc_strict(tmp_path):
         "module": {"GlobalNamespace": "Sms.Dtos"}, "status": {"AddResponseStatus": "True"}, "tag": {"IncludeTypes": "{guard}"},
         "nocomments": {"AddDescriptionAsComments": "False"},
         "imported": {"IncludeTypes": "SMSSend.*", "AddServiceStackTypes": "False", "DefaultImports": "IReturn:@servicestack/client"},
+        # each operation's own file, as the metadata page links it: self-contained
+        **{f"op_{op.name}": {"IncludeTypes": f"{op.name}.*"} for op in OPERATIONS},
     }
     for name, query in variants.items():
         (tmp_path / f"{name}.dtos.ts").write_text(dtos(**query))

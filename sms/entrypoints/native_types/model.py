@@ -156,10 +156,23 @@ def _closure(models: Iterable[type[WireModel]]) -> list[type[WireModel]]:
 
 
 @functools.cache
-def _everything() -> tuple[tuple[Operation, ...], tuple[type[WireModel], ...]]:
+def _everything() -> tuple[tuple[Operation, ...], tuple[type[WireModel], ...], tuple[type[WireModel], ...]]:
+    """The operations, the DTOs that are no operation's request or response, and every DTO the operations use: the
+    last two each after the DTOs it needs."""
     operation_types = {m for op in OPERATIONS for m in (op.request, op.response)}
     needed = _closure(m for op in OPERATIONS for m in (op.request, op.response))
-    return OPERATIONS, tuple(m for m in needed if m not in operation_types)
+    return OPERATIONS, tuple(m for m in needed if m not in operation_types), tuple(needed)
+
+
+def _stray_responses(operations: list[Operation], names: set[str], options: Options) -> list[type[WireModel]]:
+    """The operations' responses IncludeTypes took in that no included operation answers with (GetWebhookEndpoints'
+    list holds WebhookEndpointState, AddWebhookEndpoint's response): declared as types, so that the file has every type
+    it names, as ServiceStack's RemoveIgnoredTypes does (not when ExcludeTypes drops `types`)."""
+    if not options.names("IncludeTypes") or "types" in options.names("ExcludeTypes"):
+        return []
+    every_operation, _, in_order = _everything()
+    responses = {op.response for op in every_operation} - {op.response for op in operations} - {op.request for op in every_operation}
+    return [m for m in in_order if m in responses and m.__name__ in names]
 
 
 def _chosen(options: Options) -> tuple[list[Operation], set[str]]:
@@ -167,7 +180,7 @@ def _chosen(options: Options) -> tuple[list[Operation], set[str]]:
     `Name` a type (a request brings its response), `Name.*` a type and everything it needs, `{tag}` the operations
     so tagged with everything they need; ExcludeTypes drops names, and `services` or `types` every operation or
     every other type."""
-    operations, others = _everything()
+    operations, others, _ = _everything()
     all_names = {m.__name__ for m in others} | {m.__name__ for op in operations for m in (op.request, op.response)}
     by_name = {op.request.__name__: op for op in operations}
     models = {m.__name__: m for m in others} | {m.__name__: m for op in operations for m in (op.request, op.response)}
@@ -218,7 +231,9 @@ def metadata_types(base_url: str, options: Options) -> dict[str, Any]:
     operations need (each after the types it needs), and the operations (request, response, verb, routes)."""
     operations, names = _chosen(options)
     add_response_status = options.flag("AddResponseStatus", False)
-    described_types = [_type(m) for m in _everything()[1] if m.__name__ in names]
+    _, others, in_order = _everything()
+    strays = _stray_responses(operations, names, options)
+    described_types = [_type(m) for m in in_order if (m in others and m.__name__ in names) or m in strays]
     if add_response_status and any(op.response.__name__ in names for op in operations):
         # ServiceStack's own ResponseStatus: TypeScript declares it, Python and C# import it from ServiceStack's library.
         described_types += [_type(ResponseError, SERVICESTACK), _type(ResponseStatus, SERVICESTACK)]

@@ -80,6 +80,8 @@ _SHAPES = {
     "DataClass": (r"[A-Za-z0-9_=., ]*", "keyword arguments (frozen=True, order=True)"),
     "DataClassJson": (r"[A-Za-z0-9_=., ]*", "keyword arguments (letter_case=LetterCase.CAMEL)"),
     "BaseUrl": (r"https?://[^\s\"'<>\\`]+", "an http or https URL"),
+    # C# writes it inside a string literal ([assembly: ContractNamespace("...")]): a URI, with no quote or backslash.
+    "AddDefaultXmlNamespace": (r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s\"'<>\\`]+", "a URI (http://..., urn:...)"),
     **dict.fromkeys(("IncludeTypes", "ExcludeTypes", "ExportTags", "TreatTypesAsStrings"),
                     (r"[A-Za-z0-9_.*{}/`, \[\]]+", "type names, Name.* or {tag}, comma-separated")),
 }

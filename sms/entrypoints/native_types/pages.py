@@ -96,7 +96,7 @@ def _placeholder(kind: str, args: list[str], types: dict[str, dict[str, Any]], d
         return {"String": _placeholder(args[1], [], types, depth)}
     if kind in types and depth < 3:
         return _sample(types[kind], types, depth + 1)
-    return {"Boolean": False, "Int32": 0, "Double": 0.0, "Guid": "00000000000000000000000000000000",
+    return {"Boolean": False, "Int32": 0, "Int64": 0, "Double": 0.0, "Guid": "00000000000000000000000000000000",
             "DateTime": "0001-01-01T00:00:00.0000000Z"}.get(kind, kind if kind in ("String",) else None)
 
 
