@@ -431,6 +431,8 @@ def _function(route: Route, gateway: GatewaySource) -> Callable[[func.HttpReques
         own_work, own_route = work, operation.routes[0]
 
         async def work(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel | list[BaseModel]:
+            # The key first, as every route checks it before the request (the work checks it again: a cached record).
+            await gw.auth.licensee_for(wire.api_key_from(req.headers.get("Authorization")))
             return await own_work(named.as_own_route(req, operation, gw.settings.max_request_bytes), gw, own_route)
 
     async def respond(req: func.HttpRequest) -> func.HttpResponse:

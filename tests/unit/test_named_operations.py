@@ -95,3 +95,13 @@ async def test_a_path_value_in_a_body_of_the_wrong_shape_is_named_too(gw):
 async def test_another_method_is_a_405_naming_the_operations_own(gw):
     response = await call(gw, "op_get_sms_status", "POST", "http://h/api/GetSmsStatus", body={"commId": "e1f6be64733348e3b37055b6c0fd9ebe"})
     assert response.status_code == 405 and response.headers["Allow"] == "GET"
+
+
+async def test_a_request_without_a_valid_key_is_a_401_before_its_path_values_or_body_are_read(gw):
+    """The key is checked first, as on every other route: a caller without one learns nothing of the request's shape."""
+    for headers in ({}, {"Authorization": "Bearer sms_not-a-key"}):
+        for params, body in (({}, b""), ({"commId": "not-a-guid"}, b""), ({}, b"{not json")):
+            request = func.HttpRequest("POST" if body else "GET", "http://h/api/GetSmsStatus", headers=headers, params=params,
+                                       body=body)
+            response = await gw.functions["op_get_sms_status"](request)
+            assert response.status_code in (401, 405) and (response.status_code == 405) == bool(body), response.get_body()
