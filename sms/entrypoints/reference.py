@@ -2,7 +2,7 @@
 
 ServiceStack's tools fetch `/types/typescript` (`typescript-ref`), `/types/python` and `/types/csharp` (`x`,
 `npx get-dtos`) from the service's root, write the answer verbatim once it holds "Options:", and later send the
-file's uncommented options back as the query string to update it (research: servicestack-cli src/index.ts,
+file's uncommented options back as the query string to update it (github.com/ServiceStack/servicestack-cli src/index.ts,
 dotnet-app src/Web/Startup.cs). No key is needed, as ServiceStack serves its metadata to anyone by default.
 """
 from __future__ import annotations

@@ -29,8 +29,8 @@ BASE = "https://sms.example.org"
 DATE = re.compile(r"^Date: .*$", re.M)
 PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_c_sharp.language()))
 
-# ServiceStack's C# for the seed's DTOs, as research for issue 28 derived it from CSharpGenerator.cs at v8.8 (its
-# section 7), with the seed's routes: the lines of ours for these types, in this order, less what the gateway added
+# ServiceStack's C# for the seed's DTOs, as CSharpGenerator.cs writes it (github.com/ServiceStack/ServiceStack at tag v8.8, d1f7ab8f55e9;
+# read for issue 28), with the seed's routes: the lines of ours for these types, in this order, less what the gateway added
 # since (properties, descriptions). The routes are compared apart: the route table lists them in its own order.
 SERVICESTACK_REFERENCE = """\
 using System;

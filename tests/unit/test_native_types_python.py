@@ -27,9 +27,8 @@ from sms.entrypoints.operations import OPERATIONS
 from sms.wire import dto
 from sms.wire.formats import Format, encode
 
-# The seed's page, in the workplace's shared/ folder beside the repository (or beside a worktree's parent).
-SEED = next((folder / "shared" / "seed" / "SMSSend-metadata.txt" for folder in Path(__file__).parents
-             if (folder / "shared" / "seed" / "SMSSend-metadata.txt").exists()), Path("../shared/seed/SMSSend-metadata.txt"))
+# The seed's page (the workplace's shared/seed/SMSSend-metadata.txt), kept with the goldens so that a clean clone has it.
+SEED = Path(__file__).parent.parent / "golden" / "SMSSend-metadata.txt"
 GOLDEN = Path(__file__).parent.parent / "golden" / "types_python_SMSSend.txt"
 BASE = "https://sms.example.org"
 DATE = re.compile(r"^Date: .*$", re.M)

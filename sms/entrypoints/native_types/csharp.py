@@ -1,7 +1,8 @@
 """ServiceStack's csharp DTOs (/types/csharp), rendered from the MetadataTypes model (native_types/model.py).
 
-The text is what ServiceStack v8.8's C# generator writes (NativeTypes/CSharp/CSharpGenerator.cs; research notes in
-issue 28): the usings, then `namespace SMSGateway.ServiceModel { ... }` with the types by name, each with its
+The text is what ServiceStack v8.8's C# generator writes (ServiceStack/src/ServiceStack/NativeTypes/CSharp/
+CSharpGenerator.cs, github.com/ServiceStack/ServiceStack at tag v8.8, d1f7ab8f55e9):
+the usings, then `namespace SMSGateway.ServiceModel { ... }` with the types by name, each with its
 description as `///<summary>`, one `[Route("...", "VERB")]` per route, its `[Api(...)]`, then
 `public partial class Name` and `    : Base, IReturn<Response>, IGet`, and `public virtual Type Name { get; set; }` per
 property. ServiceStack's C# JsonServiceClient picks the URL from those [Route] attributes (the one with the most

@@ -3,7 +3,7 @@ one's page, /{format}/metadata?op=Name shows the operation (routes, its request'
 request), and `&lang=` its DTOs in a language, with the link to the /types file a tool adds as a reference.
 
 The layout follows ServiceStack v8.8's (Metadata/IndexOperations.html, OperationControl.html): the seed's page,
-/work/shared/seed/SMSSend-metadata.txt, is such a page for SMSSend. Every text in them is escaped: descriptions and
+tests/golden/SMSSend-metadata.txt (the seed), is such a page for SMSSend. Every text in them is escaped: descriptions and
 names come from the code, but the page is HTML and `op` comes from the URL.
 """
 from __future__ import annotations
