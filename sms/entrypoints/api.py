@@ -43,6 +43,7 @@ from ..wire.mapping import (
     guard_change,
     guard_state,
     ledger_query,
+    licensee_settings_state,
     message_list,
     message_state,
     providers_response,
@@ -57,6 +58,7 @@ from ..wire.mapping import (
     webhook_endpoint_list,
     webhook_endpoint_state,
 )
+from ..wire.requests import SetLicenseeSettings
 from . import metadata, named, openapi, reference
 from .routes import MAX_BATCH, OPERATION, ROUTES, Route, register
 
@@ -360,6 +362,20 @@ async def _guard_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Base
     return guard_state(guard, False, gw.use.screening.currency)
 
 
+# The licensee's own settings, with its key: its quiet hours and time zone, through the use case `python -m sms licensees set`
+# uses (the same checks, the same ETag-guarded write of the row its routes and guard share).
+
+async def _settings_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    return licensee_settings_state(await gw.use.licensees.settings(await _licensee(req, gw)))
+
+
+async def _settings_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw)
+    request = wire.to_dto(_request_data(req, route, gw), SetLicenseeSettings)
+    return licensee_settings_state(await gw.use.licensees.set(
+        licensee, quiet_hours=request.quiet_hours, no_quiet_hours=bool(request.no_quiet_hours), time_zone=request.time_zone))
+
+
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
 
 
@@ -402,6 +418,7 @@ _WORK: dict[str, Work] = {
     "webhooks_enable": _webhooks_enable, "webhooks_deliveries": _webhooks_deliveries, "webhooks_replay": _webhooks_replay,
     "routes_show": _routes_show, "routes_set": _routes_set, "routes_clear": _routes_clear,
     "guard_show": _guard_show, "guard_set": _guard_set, "guard_clear": _guard_clear,
+    "settings_show": _settings_show, "settings_set": _settings_set,
 }
 async def _types(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
     return reference.types(req, route.path)

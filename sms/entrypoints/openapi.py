@@ -24,6 +24,7 @@ from ..wire.dto import (
     EstimateResponse,
     GuardRequest,
     GuardState,
+    LicenseeSettingsState,
     MessageList,
     ProvidersResponse,
     RoutingTableRequest,
@@ -38,7 +39,7 @@ from ..wire.dto import (
     WebhookReplayResponse,
 )
 from ..wire.mapping import LISTED_STATUSES
-from ..wire.requests import GetUsage, GetWebhookDeliveries, QuerySms, query_names
+from ..wire.requests import GetUsage, GetWebhookDeliveries, QuerySms, SetLicenseeSettings, query_names
 from .routes import MAX_BATCH, OPERATION, ROUTES, Route
 
 _REF = "#/components/schemas/{model}"
@@ -83,6 +84,8 @@ _ERRORS_BY_KIND = {
     "guard_show": ("400", "401", "409", "429", "503"),
     "guard_set": ("400", "401", "403", "409", "413", "415", "429", "503"),
     "guard_clear": ("400", "401", "403", "409", "429", "503"),
+    "settings_show": ("400", "401", "429", "503"),
+    "settings_set": ("400", "401", "409", "413", "415", "429", "503"),
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
@@ -104,6 +107,11 @@ _ERRORS_ON = {
     "webhooks_replay": {"400": "The request breaks a rule (`errors` names each field: EventId, or From and To, not both; "
                                "From before To), or the endpoint is disabled or does not take the event's type. Nothing was queued.",
                         "404": "No webhook endpoint with this id for this licensee, or no event with this EventId."},
+    "settings_set": {"400": "A field is wrong (`errors` names each): QuietHours not a window HH:MM-HH:MM, or one that starts and "
+                            "ends at the same time; TimeZone not an IANA name; QuietHours and NoQuietHours both given. Nothing was "
+                            "saved.",
+                     "409": "The licensee's settings kept changing while this change was saved (another change landed first each "
+                            "time): make it again."},
 }
 SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
@@ -142,6 +150,11 @@ SUMMARIES = {
     "guard_set": "Tighten the licensee's guard: the fields given replace (countries, numberTypes and caps merge); the answer is "
                  "the guard as stored. Every worker uses it within 30 s",
     "guard_clear": "Go back to the deployment's default guard, where it permits nothing the licensee's own refuses",
+    "settings_show": "The licensee's own settings: its quiet hours (the window its messages wait out, in each recipient's local "
+                     "time) and its time zone",
+    "settings_set": "Change the licensee's quiet hours or time zone (what is not given is kept; NoQuietHours: true removes the "
+                    "quiet hours); the answer is the settings as stored. Every worker uses them within 30 s, and messages the "
+                    "old hours held are queued again",
 }
 _WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
                     "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
@@ -184,7 +197,7 @@ def document() -> dict[str, Any]:
          (WebhookEndpointRemoved, "serialization"), (WebhookDeliveryList, "serialization"),
          (WebhookReplayRequest, "validation"), (WebhookReplayResponse, "serialization"),
          (RoutingTableRequest, "validation"), (RoutingTableState, "serialization"), (GuardRequest, "validation"),
-         (GuardState, "serialization")],
+         (GuardState, "serialization"), (SetLicenseeSettings, "validation"), (LicenseeSettingsState, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -309,6 +322,12 @@ def _operation(route: Route) -> dict[str, Any]:
             form = {"Rules": {"type": "string", "description": "Rules as JSV: [{Match:AU,Providers:[acs],Sender:+61400000000},...]"}}
             operation["requestBody"] = _request_body(_ref(RoutingTableRequest), "RoutingTableRequest", form)
         ok = _content(_ref(RoutingTableState), "RoutingTableState")
+    elif route.kind.startswith("settings_"):
+        if route.kind == "settings_set":
+            form = {"QuietHours": {"type": "string", "description": "21:00-08:00"}, "NoQuietHours": {"type": "boolean"},
+                    "TimeZone": {"type": "string", "description": "Australia/Sydney"}}
+            operation["requestBody"] = _request_body(_ref(SetLicenseeSettings), "SetLicenseeSettings", form)
+        ok = _content(_ref(LicenseeSettingsState), "LicenseeSettingsState")
     elif route.kind == "list":
         parameters += _query_parameters(QuerySms)
         ok = _content(_ref(MessageList), "MessageList")

@@ -73,6 +73,8 @@ OPERATIONS: tuple[Operation, ...] = (
     _op(requests.GetGuard, dto.GuardState, "guard_show", "guard", "IGet"),
     _op(requests.SetGuard, dto.GuardState, "guard_set", "guard", "IPut"),
     _op(requests.ResetGuard, dto.GuardState, "guard_clear", "guard", "IDelete"),
+    _op(requests.GetLicenseeSettings, dto.LicenseeSettingsState, "settings_show", "settings", "IGet"),
+    _op(requests.SetLicenseeSettings, dto.LicenseeSettingsState, "settings_set", "settings", "IPut"),
 )
 
 

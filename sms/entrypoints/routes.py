@@ -47,7 +47,8 @@ _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
 class Route:
     name: str  # the function's name
     path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
-    # send | send_now | batch | reply | estimate | status | cancel | replies | list | usage | webhooks_* | routes_* | receipts_acs |
+    # send | send_now | batch | reply | estimate | status | cancel | replies | list | usage | webhooks_* | routes_* | guard_* |
+    # settings_* | receipts_acs |
     # receipts_twilio | inbound_twilio | health | openapi | metadata: which work function answers it
     kind: str
     methods: tuple[str, ...] = ("POST",)
@@ -127,6 +128,9 @@ ROUTES: list[Route] = [
     Route("guard_show", "api/guard", "guard_show", ("GET",)),
     Route("guard_set", "api/guard", "guard_set", ("PUT",)),
     Route("guard_clear", "api/guard", "guard_clear", ("DELETE",)),
+    # The licensee's own settings, its quiet hours and time zone (issue 29): what `python -m sms licensees set` changes.
+    Route("settings_show", "api/settings", "settings_show", ("GET",)),
+    Route("settings_set", "api/settings", "settings_set", ("PUT",)),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),

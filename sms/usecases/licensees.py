@@ -134,7 +134,8 @@ class Licensees:
 
     async def set(self, licensee_id: str, *, quiet_hours: str | None = None, no_quiet_hours: bool = False,
                   time_zone: str | None = None) -> LicenseeSettings:
-        """Change what is given, keep the rest; ValidationFailed naming a window or a zone that is wrong."""
+        """Change what is given, keep the rest; ValidationFailed naming a window or a zone that is wrong, or
+        quiet hours given with `no_quiet_hours` (which of the two was meant is not for the gateway to guess)."""
         errors = []
         zone = None
         if time_zone is not None:
@@ -148,6 +149,9 @@ class Licensees:
                 window = QuietHours.parse(quiet_hours, "UTC").window
             except ValueError as exc:
                 errors.append(FieldError("QuietHours", "InvalidValue", f"QuietHours: {exc}"))
+        if quiet_hours is not None and no_quiet_hours:
+            errors.append(FieldError("NoQuietHours", "InvalidValue", "NoQuietHours: give QuietHours (a window) or NoQuietHours "
+                                                                      "(none), not both"))
         if errors:
             raise ValidationFailed(errors)
 

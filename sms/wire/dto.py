@@ -632,3 +632,17 @@ class GuardState(WireModel):
         "GET only: each cap's use in its period now (counted whether or not the cap is set), and when it resets"))
     prefix_blocks: list[GuardPrefixBlock] | None = Field(default=None, description=(
         "GET only: the prefixes pumping protection has blocked now (the operator lifts one: python -m sms guard lift)"))
+
+
+class LicenseeSettingsState(WireModel):
+    """The licensee's own settings (GET and PUT /api/settings), as `python -m sms licensees show` shows them."""
+
+    licensee_id: GuidText
+    quiet_hours: str | None = Field(default=None, description=(
+        "The window its messages wait out, HH:MM-HH:MM (21:00-08:00 crosses midnight), in each recipient's local time (from "
+        "its number; a number whose zone is not known or spans several: timeZone's); urgent messages go anyway. Absent: none"))
+    time_zone: str = Field(description=(
+        "Its own zone, an IANA name (UTC until set): for numbers whose zone is not known or spans several, and its days "
+        "(usage, caps)"))
+    updated_at: datetime | None = Field(default=None, description=(
+        "When its settings row (these, its routing table or its guard) last changed; absent: never"))

@@ -18,7 +18,7 @@ from ..domain.phone import InvalidNumber, to_e164
 from ..domain.pumping import PrefixBlock
 from ..domain.routing import RoutingTable
 from ..domain.spend import Cap
-from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, WebhookEndpoint
+from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, LicenseeSettings, WebhookEndpoint
 from ..usecases.cancel import CancelResult
 from ..usecases.guard import Screened
 from ..usecases.ledger import counts, statuses_of
@@ -32,6 +32,7 @@ from .dto import (
     GuardCapUse,
     GuardPrefixBlock,
     GuardState,
+    LicenseeSettingsState,
     MatchedRecipient,
     MessageList,
     MessageState,
@@ -431,3 +432,10 @@ def _figure(cap: Cap, value: int) -> int | str:
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def licensee_settings_state(settings: LicenseeSettings) -> LicenseeSettingsState:
+    """GET and PUT /api/settings' answer: the row's quiet hours and zone, as `licensees show` shows them (its routing
+    table and guard have their own routes)."""
+    return LicenseeSettingsState(licensee_id=settings.licensee_id, quiet_hours=settings.quiet_hours,
+                                 time_zone=settings.time_zone, updated_at=settings.updated_at)

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from .dto import (
     DotNetType,
+    Flag,
     GuardRequest,
     RoutingTableRequest,
     SMSModel,
@@ -126,6 +127,28 @@ class SetGuard(GuardRequest):
 
 class ResetGuard(WireModel):
     pass
+
+
+# The licensee's own settings (issue 29): what `python -m sms licensees show|set` reads and changes, with its key.
+
+class GetLicenseeSettings(WireModel):
+    pass
+
+
+class SetLicenseeSettings(WireModel):
+    """PUT /api/settings: a change to the licensee's quiet hours or time zone, as `licensees set` makes one. What is
+    not given (left out, or null) is kept; NoQuietHours: true removes the quiet hours. What GET answers can be put back
+    as it is. A null does not clear: ServiceStack's .NET clients leave nulls out (ServiceStack.Text's JsConfig.IncludeNullValues
+    is false by default, src/ServiceStack.Text/JsConfig.cs) and JSV has none, so every client can send NoQuietHours."""
+
+    quiet_hours: str | None = Field(default=None, description=(
+        "The window messages wait out, HH:MM-HH:MM in 24-hour time (21:00-08:00 crosses midnight), in each recipient's "
+        "local time; urgent messages go anyway. Give this or NoQuietHours, not both"))
+    no_quiet_hours: Flag = Field(default=None, description=(
+        "true: no quiet hours any more. In JSON a boolean; in JSV or a form, True or False"))
+    time_zone: str | None = Field(default=None, description=(
+        "The licensee's own zone, an IANA name (Australia/Sydney): for numbers whose zone is not known or spans several, "
+        "and the days its usage and caps count"))
 
 
 def query_names(model: type[WireModel]) -> tuple[str, ...]:

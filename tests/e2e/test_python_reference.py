@@ -154,6 +154,21 @@ def test_the_routing_table_and_guard_writes(dtos, client):
     assert refused.value.status_code == 403 and "DailySegments" in refused.value.response_status.message
 
 
+def test_the_licensee_settings_read_and_write(dtos, client):
+    """Quiet hours set, read and cleared (noQuietHours: a null is left out of what the client sends, and keeps them)."""
+    quiet = client.send(dtos.SetLicenseeSettings(quiet_hours="21:00-08:00", time_zone="Australia/Sydney"))
+    assert isinstance(quiet, dtos.LicenseeSettingsState) and quiet.licensee_id == LICENSEE
+    assert (quiet.quiet_hours, quiet.time_zone) == ("21:00-08:00", "Australia/Sydney") and quiet.updated_at is not None
+    read = client.send(dtos.GetLicenseeSettings())
+    assert (read.quiet_hours, read.time_zone) == ("21:00-08:00", "Australia/Sydney")
+    assert client.send(dtos.SetLicenseeSettings(quiet_hours=None)).quiet_hours == "21:00-08:00"
+    cleared = client.send(dtos.SetLicenseeSettings(no_quiet_hours=True, time_zone="UTC"))
+    assert (cleared.quiet_hours, cleared.time_zone) == (None, "UTC")
+    with pytest.raises(WebServiceException) as refused:
+        client.send(dtos.SetLicenseeSettings(time_zone="Mars/Olympus_Mons"))
+    assert refused.value.status_code == 400 and refused.value.response_status.errors[0].field_name == "TimeZone"
+
+
 def test_a_webhook_endpoints_life(dtos, client):
     added = client.send(dtos.AddWebhookEndpoint(url="https://hooks.example.com/sms", event_types=["message.delivered"]))
     assert isinstance(added, dtos.WebhookEndpointState) and added.secret and added.enabled is True

@@ -168,6 +168,9 @@ def test_providers_routing_table_and_guard(results):
     assert answers["resetGuard"]["source"] == "default"
     assert answers["setGuard"]["source"] == "licensee" and answers["setGuard"]["caps"]["dailySegments"] == 1000
     assert answers["getGuard"]["caps"] == answers["setGuard"]["caps"]
+    quiet = {"licenseeId": LICENSEE, "quietHours": "21:00-08:00", "timeZone": "Australia/Sydney"}
+    assert {k: answers["setLicenseeSettings"][k] for k in quiet} == quiet == {k: answers["getLicenseeSettings"][k] for k in quiet}
+    assert "quietHours" not in answers["clearQuietHours"] and answers["clearQuietHours"]["timeZone"] == "UTC"
 
 
 def test_webhook_endpoints_deliveries_rotation_replay_and_removal(results):

@@ -35,7 +35,7 @@ def test_every_route_is_registered(triggers):
     operations = ("EstimateSms", "GetSmsStatus", "GetSmsReplies", "CancelSms", "QuerySms", "GetUsage", "GetProviders",
                   "GetWebhookEndpoints", "AddWebhookEndpoint", "DeleteWebhookEndpoint", "RotateWebhookSecret",
                   "EnableWebhookEndpoint", "GetWebhookDeliveries", "ReplayWebhookEvents", "GetRoutingTable", "SetRoutingTable",
-                  "ResetRoutingTable", "GetGuard", "SetGuard", "ResetGuard")
+                  "ResetRoutingTable", "GetGuard", "SetGuard", "ResetGuard", "GetLicenseeSettings", "SetLicenseeSettings")
     expected |= {f"api/{name}": {"GET", "POST", "PUT", "PATCH", "DELETE"} for name in operations}
     # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one), and so
     # are GET (status) and DELETE (cancel) /api/sms/{commId}.
@@ -55,6 +55,10 @@ def test_every_route_is_registered(triggers):
     guard = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/guard"}
     assert guard == {"guard_show": ["GET"], "guard_set": ["PUT"], "guard_clear": ["DELETE"]}
     http.pop("api/guard")
+    # And GET and PUT /api/settings (the licensee's quiet hours and time zone).
+    settings = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/settings"}
+    assert settings == {"settings_show": ["GET"], "settings_set": ["PUT"]}
+    http.pop("api/settings")
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).

@@ -74,6 +74,12 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("GET", "/api/guard"): "guard_show",
     ("PUT", "/api/guard"): "guard_set",
     ("DELETE", "/api/guard"): "guard_clear",
+    # The licensee's own settings (issue 29): GET and PUT, one function each.
+    ("GET", "/api/settings"): "settings_show",
+    ("PUT", "/api/settings"): "settings_set",
+    ("PUT", "/API/Settings/"): "settings_set",
+    ("GET", "/api/GetLicenseeSettings"): "op_get_licensee_settings",
+    ("PUT", "/api/SetLicenseeSettings"): "op_set_licensee_settings",
     ("POST", "/api/sms/receipts/acs"): "receipts_acs",
     ("OPTIONS", "/api/sms/receipts/acs"): "receipts_acs",
     ("POST", "/api/sms/receipts/twilio"): "receipts_twilio",
@@ -123,6 +129,8 @@ NOT_ROUTED = [
     ("GET", "/types/java"), ("POST", "/types/typescript"), ("GET", "/metadata/x"), ("GET", "/xml/metadata"), ("HEAD", "/api/QuerySms"),
     ("GET", "/api/SMSSend/x"), ("GET", "/api/GetSmsStatus/e1f6be64733348e3b37055b6c0fd9ebe"),
     ("GET", "/api/sms/estimate/replies"), ("POST", "/api/sms/estimate/x"), ("OPTIONS", "/api/sms/estimate"),
+    ("POST", "/api/settings"), ("PATCH", "/api/settings"), ("DELETE", "/api/settings"), ("GET", "/api/settings/x"),
+    ("GET", "/api/settings.json"),
 ]
 
 

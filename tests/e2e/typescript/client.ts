@@ -7,10 +7,10 @@
 import * as readline from "node:readline";
 import { JsonServiceClient } from "@servicestack/client";
 import {
-    AddWebhookEndpoint, CancelSms, DeleteWebhookEndpoint, EnableWebhookEndpoint, EstimateSms, GetGuard, GetProviders,
-    GetRoutingTable, GetSmsReplies, GetSmsStatus, GetUsage, GetWebhookDeliveries, GetWebhookEndpoints, GuardCaps, IReturn,
-    QuerySms, ReplayWebhookEvents, ResetGuard, ResetRoutingTable, RotateWebhookSecret, RouteRule, SetGuard, SetRoutingTable,
-    SMSContact, SMSModel, SMSSend,
+    AddWebhookEndpoint, CancelSms, DeleteWebhookEndpoint, EnableWebhookEndpoint, EstimateSms, GetGuard, GetLicenseeSettings,
+    GetProviders, GetRoutingTable, GetSmsReplies, GetSmsStatus, GetUsage, GetWebhookDeliveries, GetWebhookEndpoints, GuardCaps,
+    IReturn, QuerySms, ReplayWebhookEvents, ResetGuard, ResetRoutingTable, RotateWebhookSecret, RouteRule, SetGuard,
+    SetLicenseeSettings, SetRoutingTable, SMSContact, SMSModel, SMSSend,
 } from "./ref/dtos.js";
 
 const client = new JsonServiceClient(process.env.BASE_URL!);
@@ -53,6 +53,10 @@ await call("resetRoutingTable", new ResetRoutingTable());
 await call("resetGuard", new ResetGuard());
 await call("setGuard", new SetGuard({ caps: new GuardCaps({ dailySegments: 1000 }) }));  // tighter: a key may do that
 await call("getGuard", new GetGuard());
+// Its quiet hours and zone: set, read, and cleared again before anything is sent (inside them, the sends below would wait).
+await call("setLicenseeSettings", new SetLicenseeSettings({ quietHours: "21:00-08:00", timeZone: "Australia/Sydney" }));
+await call("getLicenseeSettings", new GetLicenseeSettings());
+await call("clearQuietHours", new SetLicenseeSettings({ noQuietHours: true, timeZone: "UTC" }));
 
 // A webhook endpoint on the test's receiver; the receiver learns its secret before anything is sent.
 const endpoint = await call("addWebhookEndpoint", new AddWebhookEndpoint({ url: process.env.RECEIVER_URL!, eventTypes: ["message.sent", "message.cancelled"] }));
