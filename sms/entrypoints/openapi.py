@@ -108,8 +108,8 @@ _ERRORS_ON = {
                                "From before To), or the endpoint is disabled or does not take the event's type. Nothing was queued.",
                         "404": "No webhook endpoint with this id for this licensee, or no event with this EventId."},
     "settings_set": {"400": "A field is wrong (`errors` names each): QuietHours not a window HH:MM-HH:MM, or one that starts and "
-                            "ends at the same time; TimeZone not an IANA name; QuietHours and NoQuietHours both given. Nothing was "
-                            "saved.",
+                            "ends at the same time; TimeZone not an IANA name; QuietHours and NoQuietHours both given; none of "
+                            "the three given. Nothing was saved.",
                      "409": "The licensee's settings kept changing while this change was saved (another change landed first each "
                             "time): make it again."},
 }

@@ -134,8 +134,12 @@ class Licensees:
 
     async def set(self, licensee_id: str, *, quiet_hours: str | None = None, no_quiet_hours: bool = False,
                   time_zone: str | None = None) -> LicenseeSettings:
-        """Change what is given, keep the rest; ValidationFailed naming a window or a zone that is wrong, or
-        quiet hours given with `no_quiet_hours` (which of the two was meant is not for the gateway to guess)."""
+        """Change what is given, keep the rest; ValidationFailed naming a window or a zone that is wrong, quiet
+        hours given with `no_quiet_hours` (which of the two was meant is not for the gateway to guess), or nothing
+        given (a request whose names were misspelt would otherwise change nothing and say it had worked; the CLI
+        says so in its options' names before it connects)."""
+        if quiet_hours is None and not no_quiet_hours and time_zone is None:
+            raise ValidationFailed([FieldError("", "NotEmpty", "Nothing to change: give QuietHours, NoQuietHours (true) or TimeZone")])
         errors = []
         zone = None
         if time_zone is not None:

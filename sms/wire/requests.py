@@ -135,11 +135,13 @@ class GetLicenseeSettings(WireModel):
     pass
 
 
+# A null keeps a field rather than clearing it: ServiceStack's .NET clients leave nulls out of what they send
+# (ServiceStack.Text's JsConfig.IncludeNullValues is false by default, src/ServiceStack.Text/JsConfig.cs) and JSV has
+# none, so NoQuietHours is a way every client can say "none".
 class SetLicenseeSettings(WireModel):
     """PUT /api/settings: a change to the licensee's quiet hours or time zone, as `licensees set` makes one. What is
-    not given (left out, or null) is kept; NoQuietHours: true removes the quiet hours. What GET answers can be put back
-    as it is. A null does not clear: ServiceStack's .NET clients leave nulls out (ServiceStack.Text's JsConfig.IncludeNullValues
-    is false by default, src/ServiceStack.Text/JsConfig.cs) and JSV has none, so every client can send NoQuietHours."""
+    not given (left out, or null) is kept, but one at least must be given; NoQuietHours: true removes the quiet hours.
+    What GET answers can be put back as it is."""
 
     quiet_hours: str | None = Field(default=None, description=(
         "The window messages wait out, HH:MM-HH:MM in 24-hour time (21:00-08:00 crosses midnight), in each recipient's "

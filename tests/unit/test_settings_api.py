@@ -73,8 +73,7 @@ async def test_settings_are_set_answered_as_stored_read_back_changed_in_part_and
     assert await answer(gw, "PUT", json.loads((await call(gw, "GET")).get_body())) == before
     assert await answer(gw, "PUT", {"noQuietHours": True}) == {**DEFAULT, "timeZone": "Europe/London"}
     assert stored(gw).quiet_hours is None and await answer(gw, "GET") == {**DEFAULT, "timeZone": "Europe/London"}
-    assert await answer(gw, "PUT", {"noQuietHours": False}) == {**DEFAULT, "timeZone": "Europe/London"}  # false: nothing to clear
-    assert await answer(gw, "PUT", {}) == {**DEFAULT, "timeZone": "Europe/London"}  # nothing given: nothing changed
+    assert await answer(gw, "PUT", {"noQuietHours": False, "timeZone": "UTC"}) == DEFAULT  # false: nothing to clear
 
 
 async def test_a_change_keeps_the_routes_and_guard_the_same_row_holds(gw):
@@ -123,6 +122,10 @@ def _errors(response) -> list[tuple[str, str]]:
     ({"timeZone": ["UTC"]}, [("TimeZone", "StringType")]),
     ({"noQuietHours": "yes"}, [("NoQuietHours", "BoolType")]),
     ({"noQuietHours": 1}, [("NoQuietHours", "BoolType")]),
+    # Nothing to change, as `licensees set` with no option is refused: a misspelt name is not a silent no-op.
+    ({}, [("", "NotEmpty")]),
+    ({"quietHour": "21:00-08:00"}, [("", "NotEmpty")]),
+    ({"quietHours": None, "noQuietHours": False}, [("", "NotEmpty")]),
 ])
 async def test_a_wrong_field_is_a_400_naming_it_and_nothing_is_saved(gw, body, errors):
     await answer(gw, "PUT", {"quietHours": "21:00-08:00", "timeZone": "Australia/Sydney"})
