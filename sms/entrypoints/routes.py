@@ -47,8 +47,7 @@ _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
 class Route:
     name: str  # the function's name
     path: str  # the route as documented, under an empty routePrefix: 'api/sms/{commId}'
-    # send | send_now | batch | reply | estimate | status | cancel | replies | list | usage | webhooks_* | routes_* | guard_* |
-    # settings_* | receipts_acs |
+    # send | send_now | batch | reply | estimate | status | cancel | replies | list | usage | webhooks_* | routes_* | receipts_acs |
     # receipts_twilio | inbound_twilio | health | openapi | metadata: which work function answers it
     kind: str
     methods: tuple[str, ...] = ("POST",)

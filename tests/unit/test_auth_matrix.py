@@ -29,6 +29,7 @@ ROUTES = [
     ("webhooks_replay", "POST", {"endpointId": COMM_ID}, b'{"from": "2026-11-20", "to": "2026-11-21"}'),
     ("routes_show", "GET", {}, b""), ("routes_clear", "DELETE", {}, b""),
     ("routes_set", "PUT", {}, b'{"rules": [{"match": "*", "providers": ["recording"]}]}'),
+    ("settings_show", "GET", {}, b""), ("settings_set", "PUT", {}, b'{"quietHours": "21:00-08:00", "timeZone": "Australia/Sydney"}'),
 ]
 
 
@@ -68,7 +69,7 @@ async def test_every_bad_credential_is_401_on_every_route_and_changes_nothing(gw
         assert "errorCode\":\"Unauthorized" in body or "ErrorCode:Unauthorized" in body
     assert gw.world.store.messages == {} and gw.world.provider.sent == [] and gw.world.webhooks.endpoints == {}
     assert gw.world.deliveries.put_deliveries == []
-    assert gw.use.licensees._store.settings == {}  # no routing table set or cleared
+    assert gw.use.licensees._store.settings == {}  # no routing table or quiet hours set or cleared
 
 
 async def test_another_licensee_can_neither_send_as_nor_read_a_licensee(gw):
