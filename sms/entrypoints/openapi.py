@@ -39,7 +39,7 @@ from ..wire.dto import (
 )
 from ..wire.mapping import LISTED_STATUSES
 from ..wire.requests import GetUsage, GetWebhookDeliveries, QuerySms, query_names
-from .routes import MAX_BATCH, OPERATION, ROUTES, Route
+from .routes import ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -344,11 +344,31 @@ def _operation(route: Route) -> dict[str, Any]:
     batch_header = {"X-AutoBatch-Completed": {"description": "How many of the auto-batch's items were done (ServiceStack's header)",
                                               "schema": {"type": "integer"}}} if route.kind in ("batch", "reply") else None
     operation["responses"] = {"200": {"description": "OK", "content": ok, **({"headers": batch_header} if batch_header else {})}} | {
-        status: {"description": _ERRORS_ON.get(kind, {}).get(status, _ERRORS[status]),
-                 "content": _content(_ref(ErrorResponse), "ErrorResponse")}
-        for status in _ERRORS_BY_KIND[kind]
+        status: {"description": _error_description(route, kind, status), "content": _content(_ref(ErrorResponse), "ErrorResponse")}
+        for status in _statuses(route, kind)
     }
     return operation
+
+
+_READ_ONLY = "The API key is read-only (errorCode ReadOnlyKey): this route changes something."
+_ADMIN_ONLY = "The API key is a licensee's (errorCode AdminOnly): this route takes an admin key."
+
+
+def _statuses(route: Route, kind: str) -> list[str]:
+    """The kind's statuses, with 403 where a key's role or read-only flag can refuse the route (sms.entrypoints.api)."""
+    statuses = set(_ERRORS_BY_KIND[kind])
+    if route.kind not in READ_KINDS or route.kind in ADMIN_KINDS:
+        statuses.add("403")
+    return sorted(statuses)
+
+
+def _error_description(route: Route, kind: str, status: str) -> str:
+    if status != "403":
+        return _ERRORS_ON.get(kind, {}).get(status, _ERRORS[status])
+    reasons = [_ERRORS_ON.get(kind, {}).get(status, _ERRORS[status])] if status in _ERRORS_BY_KIND[kind] else []
+    reasons += [_ADMIN_ONLY] if route.kind in ADMIN_KINDS else []
+    reasons += [_READ_ONLY] if route.kind not in READ_KINDS else []
+    return " Or: ".join(reasons)
 
 
 _SEND_FORM = {

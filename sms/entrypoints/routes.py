@@ -149,6 +149,16 @@ ROUTES: list[Route] = [
     Route("jsv_metadata", "jsv/metadata", "metadata_page", ("GET",), Format.JSV),
 ]
 
+# What a key may call, by route kind (sms.entrypoints.api checks it where it checks the key). A read-only key may call
+# only READ_KINDS: the kinds that change nothing (a GET, or the estimate: a send's body, nothing stored). Every other
+# kind that takes a key changes something, so a kind added later is refused to read-only keys until it is listed here.
+READ_KINDS = frozenset({
+    "status", "replies", "list", "usage", "providers", "estimate", "webhooks_list", "webhooks_deliveries", "routes_show",
+    "guard_show",
+})
+# Only an admin key may call these: a licensee key's licensee is the only one it reaches.
+ADMIN_KINDS: frozenset[str] = frozenset()
+
 # The operation ServiceStack clients name in /json/reply/{operation}; "[]" asks for an auto-batch.
 OPERATION = "SMSSend"
 MAX_BATCH = 100
