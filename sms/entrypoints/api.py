@@ -31,19 +31,25 @@ from ..domain.model import utcnow
 from ..domain.phone import mask_numbers
 from ..gateway import Gateway
 from ..logs import log_unexpected
-from ..usecases.auth import Principal
+from ..usecases.auth import Principal, issue_key, revoke_key, rotate_key_of
 from ..wire import RepliesResponse, ReplyState
 from ..wire.dto import RoutingTableRequest, WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
 from ..wire.http import document_response, error_response
 from ..wire.mapping import (
+    api_key_list,
+    api_key_rotation,
+    api_key_state,
     batch_keys,
     cancel_response,
     comm_response,
     delivery_list,
     delivery_log_page,
     estimate_response,
+    grace_period,
     guard_change,
     guard_state,
+    key_licensee,
+    key_request,
     ledger_query,
     message_list,
     message_state,
@@ -59,6 +65,7 @@ from ..wire.mapping import (
     webhook_endpoint_list,
     webhook_endpoint_state,
 )
+from ..wire.requests import CreateApiKey, RotateApiKey
 from . import metadata, named, openapi, reference
 from .routes import ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route, register
 
@@ -379,6 +386,51 @@ async def _guard_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Base
     return guard_state(guard, False, gw.use.screening.currency)
 
 
+# API keys (issue 29): the key the request carries, for any key; every licensee's keys, for an admin key only
+# (routes.ADMIN_KINDS, checked by _authorized). The use cases are the CLI's (python -m sms keys).
+
+def _key_id(req: func.HttpRequest) -> str:
+    return req.route_params.get("keyId", "").lower()
+
+
+async def _keys_current(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """The key the request carries, as stored now: the console's sign-in probe (who am I, and what may I do)."""
+    principal = await _principal(req, gw, route)
+    record = await gw.auth.keys.get(principal.key_id)
+    if record is None:  # revoked and gone from storage while this worker still held it
+        raise NotFound(f"No API key with id {principal.key_id}")
+    return api_key_state(record)
+
+
+async def _keys_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    return api_key_list(await gw.auth.keys.list(key_licensee(req.params)))
+
+
+async def _keys_create(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    asked = key_request(wire.to_dto(_request_data(req, route, gw), CreateApiKey))
+    key = await issue_key(gw.auth.keys, asked.licensee_id, asked.name, asked.expires_at, asked.role, asked.read_only)
+    record = await gw.auth.keys.get(key[4:20])
+    return api_key_state(record, key)
+
+
+async def _keys_rotate(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    # The body is optional (graceHours has a default); one sent chunked still gets _request_data's answer.
+    chunked = "chunked" in req.headers.get("Transfer-Encoding", "").lower()
+    data = _request_data(req, route, gw) if req.get_body() or chunked else {}
+    grace = grace_period(wire.to_dto(data, RotateApiKey))
+    return api_key_rotation(await rotate_key_of(gw.auth.keys, _key_id(req), grace))
+
+
+async def _keys_revoke(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    record = await revoke_key(gw.auth.keys, _key_id(req))
+    gw.auth.forget(record.key_id)  # refused at once here; other workers within SMS_API_KEY_CACHE_SECONDS
+    return api_key_state(record)
+
+
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
 
 
@@ -421,6 +473,8 @@ _WORK: dict[str, Work] = {
     "webhooks_enable": _webhooks_enable, "webhooks_deliveries": _webhooks_deliveries, "webhooks_replay": _webhooks_replay,
     "routes_show": _routes_show, "routes_set": _routes_set, "routes_clear": _routes_clear,
     "guard_show": _guard_show, "guard_set": _guard_set, "guard_clear": _guard_clear,
+    "keys_current": _keys_current, "keys_list": _keys_list, "keys_create": _keys_create, "keys_rotate": _keys_rotate,
+    "keys_revoke": _keys_revoke,
 }
 async def _types(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
     return reference.types(req, route.path)

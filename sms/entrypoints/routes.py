@@ -41,6 +41,10 @@ GUID_WITH_SUFFIX_PATTERN = GUID_PATTERN[:-1] + r"(\.[a-zA-Z0-9]+)?$"
 # A webhook endpoint's id in a path: 32 hex digits, as the gateway writes it (in any case).
 ENDPOINT_ID_PATTERN = r"^[0-9a-fA-F]{32}$"
 _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
+# An API key's id in a path: 16 hex digits, as the key carries it (sms_<keyId>.<secret>), in any case. Never
+# "current": GET api/keys/current has a route of its own.
+KEY_ID_PATTERN = r"^[0-9a-fA-F]{16}$"
+_KEY_ID = (("keyId", KEY_ID_PATTERN),)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,13 @@ ROUTES: list[Route] = [
     Route("guard_show", "api/guard", "guard_show", ("GET",)),
     Route("guard_set", "api/guard", "guard_set", ("PUT",)),
     Route("guard_clear", "api/guard", "guard_clear", ("DELETE",)),
+    # API keys (issue 29): the key a request carries (any key: the console's sign-in), and, with an admin key,
+    # every licensee's keys: list, create, rotate, revoke. The secret is in the answer to create and rotate only.
+    Route("keys_current", "api/keys/current", "keys_current", ("GET",)),
+    Route("keys_list", "api/keys", "keys_list", ("GET",)),
+    Route("keys_create", "api/keys", "keys_create", ("POST",)),
+    Route("keys_rotate", "api/keys/{keyId}/rotate", "keys_rotate", ("POST",), patterns=_KEY_ID),
+    Route("keys_revoke", "api/keys/{keyId}", "keys_revoke", ("DELETE",), patterns=_KEY_ID),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),
@@ -155,9 +166,10 @@ ROUTES: list[Route] = [
 READ_KINDS = frozenset({
     "status", "replies", "list", "usage", "providers", "estimate", "webhooks_list", "webhooks_deliveries", "routes_show",
     "guard_show",
+    "keys_current", "keys_list",
 })
 # Only an admin key may call these: a licensee key's licensee is the only one it reaches.
-ADMIN_KINDS: frozenset[str] = frozenset()
+ADMIN_KINDS = frozenset({"keys_list", "keys_create", "keys_rotate", "keys_revoke"})
 
 # The operation ServiceStack clients name in /json/reply/{operation}; "[]" asks for an auto-batch.
 OPERATION = "SMSSend"

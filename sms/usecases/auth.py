@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from cachetools import TLRUCache
 
-from ..domain.errors import FieldError, NotFound, Unauthenticated, ValidationFailed
+from ..domain.errors import FieldError, LimitReached, NotFound, Unauthenticated, ValidationFailed
 from ..domain.model import utcnow
 from ..storage import KEY_ROLE_ADMIN, KEY_ROLE_LICENSEE, KEY_ROLES, ApiKeyRecord, ApiKeyStore
 
@@ -52,8 +52,8 @@ def _same_kind(records: list[ApiKeyRecord], role: str, read_only: bool) -> list[
     return [k for k in records if (k.role, k.read_only) == (role, read_only)]
 
 
-class KeyLimitReached(Exception):
-    pass
+class KeyLimitReached(LimitReached):
+    """The licensee has as many active keys of this kind as it may (409 over HTTP, exit 2 in the CLI)."""
 
 
 class KeyNotChosen(Exception):
@@ -92,6 +92,7 @@ class Rotation:
     key_name: str | None  # its name: the one given, else the replaced key's
     replaced: ApiKeyRecord | None  # the key it replaces; None when the licensee had no active key
     replaced_until: datetime | None  # when the replaced key stops working
+    record: ApiKeyRecord  # the new key's, as stored
 
 
 async def rotate_key(store: ApiKeyStore, licensee_id: str, grace: timedelta, name: str | None = None,
@@ -124,13 +125,21 @@ async def rotate_key(store: ApiKeyStore, licensee_id: str, grace: timedelta, nam
                           read_only=read_only)
     await store.add(record)
     if replaced is None:
-        return Rotation(key, record.name, None, None)
+        return Rotation(key, record.name, None, None, record)
     until = now + grace
     if replaced.expires_at is None or replaced.expires_at > until:
         await store.expire(replaced.key_id, until)
     else:
         until = replaced.expires_at  # it was ending sooner anyway
-    return Rotation(key, record.name, replaced, until)
+    return Rotation(key, record.name, replaced, until, record)
+
+
+async def rotate_key_of(store: ApiKeyStore, key_id: str, grace: timedelta) -> Rotation:
+    """rotate_key for the key `key_id`, whichever licensee's it is (the API's route names only the key)."""
+    record = await store.get(key_id)
+    if record is None:
+        raise NotFound(f"No API key with id {key_id}")
+    return await rotate_key(store, record.licensee_id, grace, key_id=key_id)
 
 
 async def revoke_key(store: ApiKeyStore, key_id: str) -> ApiKeyRecord:

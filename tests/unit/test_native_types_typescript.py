@@ -216,7 +216,8 @@ def test_global_namespace_wraps_everything_in_a_module():
     text = dtos(GlobalNamespace="Sms.Dtos")
     body = text.split("*/\n", 1)[1]
     assert body.startswith("\n\nexport module Sms.Dtos\n{\n\n    export interface IReturn<T>\n    {\n        createResponse(): T;\n    }\n")
-    assert body.endswith("        public createResponse() { return new GuardState(); }\n    }\n\n}\n\n")
+    last = OPERATIONS[-1].response.__name__  # the last operation's request DTO closes the module
+    assert body.endswith(f"        public createResponse() {{ return new {last}(); }}\n    }}\n\n}}\n\n")
     assert all(line == "" or line.startswith("    ") for line in body.split("\n")[4:-3])
 
 
