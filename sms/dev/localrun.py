@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from ..config import PROJECT_ROOT, Settings, load_local_settings
 from ..domain.model import utcnow
 from ..entrypoints.cli import with_adapters
+from ..storage import KEY_ROLE_ADMIN
 from ..usecases.auth import KeyLimitReached, issue_key
 from . import azurite
 from .host.host import configure_logging
@@ -71,8 +72,9 @@ def start_local_storage(connection: str) -> azurite.Azurite | None:
 
 
 async def local_key(adapters) -> str:
-    """A fresh key for the local licensee. Keys other runs printed are left alone: one may be in use."""
-    return await issue_key(adapters.keys, LOCAL_LICENSEE, "local (make run)", utcnow() + LOCAL_KEY_LIFETIME)
+    """A fresh admin key for the local licensee, so every route (the key routes too) works locally. Keys other runs
+    printed are left alone: one may be in use."""
+    return await issue_key(adapters.keys, LOCAL_LICENSEE, "local (make run)", utcnow() + LOCAL_KEY_LIFETIME, role=KEY_ROLE_ADMIN)
 
 
 async def revoke_local_key(adapters, key: str) -> None:
@@ -85,7 +87,7 @@ def banner(base_url: str, key: str) -> str:
     body = '{"smsModel":{"to":[{"name":"Sam","phoneNumber":"+61412345678"}],"messageBody":"Hello from the SMS gateway"}}'
     return f"""
 SMS gateway ready at {base_url}
-API key for local licensee {LOCAL_LICENSEE}:
+Admin API key (every licensee's keys too) for local licensee {LOCAL_LICENSEE}:
   {key}
 
 Send a message (it is queued, then the worker sends it through the console provider):

@@ -38,8 +38,8 @@ class Unauthenticated(GatewayError):
 
 
 class Forbidden(GatewayError):
-    def __init__(self, message: str):
-        super().__init__(message, "Forbidden")
+    def __init__(self, message: str, error_code: str = "Forbidden"):
+        super().__init__(message, error_code)
 
 
 class NotFound(GatewayError):

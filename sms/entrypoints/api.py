@@ -17,6 +17,7 @@ from .. import wire
 from ..config import ConfigError
 from ..domain.errors import (
     FieldError,
+    Forbidden,
     GatewayError,
     MethodNotAllowed,
     NotFound,
@@ -30,18 +31,25 @@ from ..domain.model import utcnow
 from ..domain.phone import mask_numbers
 from ..gateway import Gateway
 from ..logs import log_unexpected
+from ..usecases.auth import Principal, issue_key, revoke_key, rotate_key_of
 from ..wire import RepliesResponse, ReplyState
 from ..wire.dto import RoutingTableRequest, WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
 from ..wire.http import document_response, error_response
 from ..wire.mapping import (
+    api_key_list,
+    api_key_rotation,
+    api_key_state,
     batch_keys,
     cancel_response,
     comm_response,
     delivery_list,
     delivery_log_page,
     estimate_response,
+    grace_period,
     guard_change,
     guard_state,
+    key_licensee,
+    key_request,
     ledger_query,
     licensee_settings_state,
     message_list,
@@ -58,9 +66,9 @@ from ..wire.mapping import (
     webhook_endpoint_list,
     webhook_endpoint_state,
 )
-from ..wire.requests import SetLicenseeSettings
+from ..wire.requests import CreateApiKey, RotateApiKey, SetLicenseeSettings
 from . import metadata, named, openapi, reference
-from .routes import MAX_BATCH, OPERATION, ROUTES, Route, register
+from .routes import ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route, register
 
 log = logging.getLogger("sms.api")
 
@@ -120,14 +128,31 @@ def _unknown_operation(req: func.HttpRequest, route: Route) -> None:
             raise NotFound(f"Unknown operation '{operation}': this service has {OPERATION}")
 
 
-async def _licensee(req: func.HttpRequest, gw: Gateway) -> str:
-    """The key's licensee, once it is within its request rate."""
-    licensee = await gw.auth.licensee_for(wire.api_key_from(req.headers.get("Authorization")))
-    wait = gw.requests.retry_after(licensee)
+async def _authorized(req: func.HttpRequest, gw: Gateway, route: Route) -> Principal:
+    """The key's principal, when the key may call the route's kind (routes.READ_KINDS, routes.ADMIN_KINDS); else 403
+    naming the method and the route. The one place a key's role and read-only flag are checked."""
+    principal = await gw.auth.principal_for(wire.api_key_from(req.headers.get("Authorization")))
+    called = f"{req.method.upper()} /{route.path}"
+    if route.kind in ADMIN_KINDS and not principal.is_admin:
+        raise Forbidden(f"{called} takes an admin API key; this key is a licensee's", "AdminOnly")
+    if principal.read_only and route.kind not in READ_KINDS:
+        raise Forbidden(f"This API key is read-only: {called} changes something, so it takes a key that is not", "ReadOnlyKey")
+    return principal
+
+
+async def _principal(req: func.HttpRequest, gw: Gateway, route: Route) -> Principal:
+    """The key's principal, once it may call the route and its licensee is within its request rate."""
+    principal = await _authorized(req, gw, route)
+    wait = gw.requests.retry_after(principal.licensee_id)
     if wait is not None:
         raise TooManyRequests(f"Too many requests: this licensee may make {gw.requests.per_minute} a minute; retry in "
                               f"{math.ceil(wait)} s", math.ceil(wait))
-    return licensee
+    return principal
+
+
+async def _licensee(req: func.HttpRequest, gw: Gateway, route: Route) -> str:
+    """The key's licensee: the data the request works on."""
+    return (await _principal(req, gw, route)).licensee_id
 
 
 def _request_data(req: func.HttpRequest, route: Route, gw: Gateway) -> Any:
@@ -190,7 +215,7 @@ def _with_suffix(raw_id: str) -> tuple[str, str | None]:
 
 async def _send(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Save the SMS and queue it (the worker sends it)."""
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     key = _idempotency_key(req, gw)
     request = wire.to_dto(_request_data(req, route, gw), wire.SMSSend)
     return comm_response(await gw.use.accept.queue(send_command(request), licensee, request_key(key, request)))
@@ -198,7 +223,7 @@ async def _send(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
 
 async def _send_now(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Save the SMS and send it within the request; the answer says what happened."""
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     key = _idempotency_key(req, gw)
     request = wire.to_dto(_request_data(req, route, gw), wire.SMSSend)
     return comm_response(await gw.use.send_now.send(send_command(request), licensee, request_key(key, request)))
@@ -206,7 +231,7 @@ async def _send_now(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseMod
 
 async def _batch(req: func.HttpRequest, gw: Gateway, route: Route) -> list[BaseModel]:
     """ServiceStack's auto-batch: a list of SMSSend, every item validated before any is saved."""
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     key = _idempotency_key(req, gw)
     requests = wire.to_dtos(_request_data(req, route, gw), wire.SMSSend, MAX_BATCH)
     results = await gw.use.accept.queue_each([send_command(r) for r in requests], licensee, batch_keys(key, requests))
@@ -223,7 +248,7 @@ async def _reply(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel 
 async def _estimate(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel | list[BaseModel]:
     """What a send would cost, and each recipient's line: any body a send takes (an SMSSend, or an SMSModel on its own),
     or an auto-batch's list of them. Nothing is stored, queued or claimed: an Idempotency-Key is not read."""
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     data = _request_data(req, route, gw)
     if isinstance(data, list):
         requests = wire.to_dtos([_as_send(item) for item in data], wire.SMSSend, MAX_BATCH)
@@ -240,18 +265,18 @@ def _as_send(data: Any) -> Any:
 
 
 async def _status(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     return message_state(await gw.use.status.report(_comm_id(req), licensee))
 
 
 async def _cancel(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """DELETE /api/sms/{commId}: every recipient still scheduled or queued ends cancelled."""
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     return cancel_response(await gw.use.cancel.cancel(licensee, _comm_id(req)))
 
 
 async def _replies(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     comm_id = _comm_id(req)
     replies = await gw.use.status.replies(comm_id, licensee)
     return RepliesResponse(comm_id=comm_id, replies=[ReplyState.of(r) for r in replies])
@@ -259,13 +284,13 @@ async def _replies(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseMode
 
 async def _list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """The licensee's messages, newest first, with filters (the ledger)."""
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     query, take, token = ledger_query(req.params, licensee, gw.settings.default_region)
     return message_list(*await gw.use.ledger.page(query, take, token))
 
 
 async def _usage(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    calendar = await gw.use.usage.calendar(await _licensee(req, gw))  # from, to and today are the licensee's days
+    calendar = await gw.use.usage.calendar(await _licensee(req, gw, route))  # from, to and today are the licensee's days
     first, last = usage_range(req.params, calendar.today)
     return usage_response(await gw.use.usage.days(calendar, first, last))
 
@@ -273,42 +298,42 @@ async def _usage(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
 # The licensee's webhook endpoints, with its key. A secret is in the answer to add and rotate-secret only.
 
 async def _webhooks_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    return webhook_endpoint_list(await gw.use.webhooks.list(await _licensee(req, gw)))
+    return webhook_endpoint_list(await gw.use.webhooks.list(await _licensee(req, gw, route)))
 
 
 async def _webhooks_add(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     request = wire.to_dto(_request_data(req, route, gw), WebhookEndpointRequest)
     return webhook_endpoint_state(await gw.use.webhooks.add(licensee, request.url, request.event_types), show_secret=True)
 
 
 async def _webhooks_remove(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     endpoint_id = req.route_params.get("endpointId", "").lower()
     await gw.use.webhooks.remove(licensee, endpoint_id)
     return WebhookEndpointRemoved(endpoint_id=endpoint_id)
 
 
 async def _webhooks_rotate_secret(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     endpoint = await gw.use.webhooks.rotate_secret(licensee, req.route_params.get("endpointId", ""))
     return webhook_endpoint_state(endpoint, show_secret=True)
 
 
 async def _webhooks_enable(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     return webhook_endpoint_state(await gw.use.webhooks.enable(licensee, req.route_params.get("endpointId", "")))
 
 
 async def _webhooks_deliveries(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     take, token = delivery_log_page(req.params)
     endpoint = await gw.use.webhooks.get(licensee, req.route_params.get("endpointId", ""))
     return delivery_list(*await gw.use.delivery.attempts(endpoint, take, token))
 
 
 async def _webhooks_replay(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     replay = replay_request(wire.to_dto(_request_data(req, route, gw), WebhookReplayRequest))
     delivery = gw.use.delivery
     endpoint = await gw.use.webhooks.get(licensee, req.route_params.get("endpointId", ""))
@@ -323,12 +348,12 @@ async def _webhooks_replay(req: func.HttpRequest, gw: Gateway, route: Route) -> 
 async def _routes_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Its own table as stored now (not a process's cached copy), or the deployment's default, saying which."""
     licensees = gw.use.licensees
-    own = await licensees.routes(await _licensee(req, gw), cached=False)
+    own = await licensees.routes(await _licensee(req, gw, route), cached=False)
     return routing_table_state(own or licensees.default_routes, own is not None)
 
 
 async def _routes_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     licensees = gw.use.licensees
     request = wire.to_dto(_request_data(req, route, gw), RoutingTableRequest)
     return routing_table_state(await licensees.set_routes(licensee, licensees.parse_routes(routing_rules(request))), own=True)
@@ -336,7 +361,7 @@ async def _routes_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseM
 
 async def _routes_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensees = gw.use.licensees
-    await licensees.set_routes(await _licensee(req, gw), None)
+    await licensees.set_routes(await _licensee(req, gw, route), None)
     return routing_table_state(licensees.default_routes, own=False)
 
 
@@ -344,21 +369,21 @@ async def _routes_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Bas
 
 async def _guard_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Its own guard as stored now (not a process's cached copy), or the deployment's default, saying which."""
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     guard, own = await gw.use.licensees.stored_guard(licensee)  # one read: its parts agree with each other
     return guard_state(guard, own, gw.use.screening.currency, await gw.use.spend.spent(licensee, guard.caps),
                        await gw.use.pumping.blocks(licensee))
 
 
 async def _guard_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     guard = await gw.use.licensees.set_guard(licensee, guard_change(_request_data(req, route, gw)), may_loosen=False)
     return guard_state(guard, True, gw.use.screening.currency)
 
 
 async def _guard_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Back to the deployment's default: refused (403) where the default permits more than the licensee's own."""
-    guard = await gw.use.licensees.set_guard(await _licensee(req, gw), None, may_loosen=False, clear=True)
+    guard = await gw.use.licensees.set_guard(await _licensee(req, gw, route), None, may_loosen=False, clear=True)
     return guard_state(guard, False, gw.use.screening.currency)
 
 
@@ -366,14 +391,57 @@ async def _guard_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Base
 # uses (the same checks, the same ETag-guarded write of the row its routes and guard share).
 
 async def _settings_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    return licensee_settings_state(await gw.use.licensees.settings(await _licensee(req, gw)))
+    return licensee_settings_state(await gw.use.licensees.settings(await _licensee(req, gw, route)))
 
 
 async def _settings_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw)
+    licensee = await _licensee(req, gw, route)
     request = wire.to_dto(_request_data(req, route, gw), SetLicenseeSettings)
     return licensee_settings_state(await gw.use.licensees.set(
         licensee, quiet_hours=request.quiet_hours, no_quiet_hours=bool(request.no_quiet_hours), time_zone=request.time_zone))
+# API keys (issue 29): the key the request carries, for any key; every licensee's keys, for an admin key only
+# (routes.ADMIN_KINDS, checked by _authorized). The use cases are the CLI's (python -m sms keys).
+
+def _key_id(req: func.HttpRequest) -> str:
+    return req.route_params.get("keyId", "").lower()
+
+
+async def _keys_current(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """The key the request carries, as stored now: the console's sign-in probe (who am I, and what may I do)."""
+    principal = await _principal(req, gw, route)
+    record = await gw.auth.keys.get(principal.key_id)
+    if record is None:  # revoked and gone from storage while this worker still held it
+        raise NotFound(f"No API key with id {principal.key_id}")
+    return api_key_state(record)
+
+
+async def _keys_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    return api_key_list(await gw.auth.keys.list(key_licensee(req.params)))
+
+
+async def _keys_create(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    asked = key_request(wire.to_dto(_request_data(req, route, gw), CreateApiKey))
+    key = await issue_key(gw.auth.keys, asked.licensee_id, asked.name, asked.expires_at, asked.role, asked.read_only)
+    record = await gw.auth.keys.get(key[4:20])
+    return api_key_state(record, key)
+
+
+async def _keys_rotate(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    # The body is optional (graceHours has a default); one sent chunked still gets _request_data's answer.
+    chunked = "chunked" in req.headers.get("Transfer-Encoding", "").lower()
+    data = _request_data(req, route, gw) if req.get_body() or chunked else {}
+    grace = grace_period(wire.to_dto(data, RotateApiKey))
+    return api_key_rotation(await rotate_key_of(gw.auth.keys, _key_id(req), grace))
+
+
+async def _keys_revoke(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    record = await revoke_key(gw.auth.keys, _key_id(req))
+    gw.auth.forget(record.key_id)  # refused at once here; other workers within SMS_API_KEY_CACHE_SECONDS
+    return api_key_state(record)
 
 
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
@@ -406,7 +474,7 @@ async def _metadata(req: func.HttpRequest, route: Route, gateway: GatewaySource)
 
 # Each route kind (sms.entrypoints.routes.Route.kind) and its code: a route's function is `_function(route, ...)` over it.
 async def _providers(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    await _licensee(req, gw)  # any key: which providers there are, and how they fare, is no licensee's secret
+    await _licensee(req, gw, route)  # any key: which providers there are, and how they fare, is no licensee's secret
     return providers_response(gw.use.dispatch.provider_names, gw.use.breakers.circuits())
 
 
@@ -419,6 +487,8 @@ _WORK: dict[str, Work] = {
     "routes_show": _routes_show, "routes_set": _routes_set, "routes_clear": _routes_clear,
     "guard_show": _guard_show, "guard_set": _guard_set, "guard_clear": _guard_clear,
     "settings_show": _settings_show, "settings_set": _settings_set,
+    "keys_current": _keys_current, "keys_list": _keys_list, "keys_create": _keys_create, "keys_rotate": _keys_rotate,
+    "keys_revoke": _keys_revoke,
 }
 async def _types(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
     return reference.types(req, route.path)
@@ -448,8 +518,9 @@ def _function(route: Route, gateway: GatewaySource) -> Callable[[func.HttpReques
         own_work, own_route = work, operation.routes[0]
 
         async def work(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel | list[BaseModel]:
-            # The key first, as every route checks it before the request (the work checks it again: a cached record).
-            await gw.auth.licensee_for(wire.api_key_from(req.headers.get("Authorization")))
+            # The key first, as every route checks it before the request (the work checks it again: a cached record);
+            # this route's kind is its own route's, and a refusal names the route called.
+            await _authorized(req, gw, route)
             return await own_work(named.as_own_route(req, operation, gw.settings.max_request_bytes), gw, own_route)
 
     async def respond(req: func.HttpRequest) -> func.HttpResponse:

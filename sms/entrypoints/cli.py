@@ -28,8 +28,8 @@ from ..domain.events import EVENT_TYPES
 from ..domain.model import Status, reference_for, status_of, utcnow
 from ..domain.phone import InvalidNumber, to_e164
 from ..domain.routing import MAX_TEXT_CHARS, RoutingTable, parse_table, table_text
-from ..storage import ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
-from ..usecases.auth import KeyLimitReached, KeyNotChosen, Rotation, issue_key, rotate_key
+from ..storage import KEY_ROLE_LICENSEE, KEY_ROLES, ApiKeyRecord, DeliveryRecord, LicenseeSettings, WebhookEndpoint
+from ..usecases.auth import KeyLimitReached, KeyNotChosen, Rotation, issue_key, revoke_key, rotate_key
 from ..usecases.cancel import CancelResult
 from ..usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
 from ..usecases.ledger import MAX_TAKE, Ledger, statuses_of
@@ -71,19 +71,21 @@ async def with_adapters(work: Callable[[Adapters], Awaitable[T]]) -> T:
         await adapters.close()
 
 
-async def create_key(licensee_id: str, name: str | None = None, expires_at: datetime | None = None) -> str:
+async def create_key(licensee_id: str, name: str | None = None, expires_at: datetime | None = None,
+                     role: str = KEY_ROLE_LICENSEE, read_only: bool = False) -> str:
     """Store a new key for the licensee and return it; this is the only time it is seen."""
-    return await with_adapters(lambda adapters: issue_key(adapters.keys, licensee_id, name, expires_at))
+    return await with_adapters(lambda adapters: issue_key(adapters.keys, licensee_id, name, expires_at, role, read_only))
 
 
 def _print_keys(records: list[ApiKeyRecord]) -> None:
     now = utcnow()
-    print(f"{'KEY ID':<18} {'LICENSEE':<34} {'CREATED':<26} {'STATUS':<8} {'EXPIRES':<26} NAME")
+    print(f"{'KEY ID':<18} {'LICENSEE':<34} {'ROLE':<9} {'ACCESS':<10} {'CREATED':<26} {'STATUS':<8} {'EXPIRES':<26} NAME")
     for r in records:
         status = "revoked" if r.revoked_at else "active" if r.active(now) else "expired"
         expires = r.expires_at.isoformat(timespec="seconds") if r.expires_at else "never"
         created = r.created_at.isoformat(timespec="seconds")
-        print(f"{r.key_id:<18} {r.licensee_id:<34} {created:<26} {status:<8} {expires:<26} {r.name or ''}")
+        access = "read-only" if r.read_only else "full"
+        print(f"{r.key_id:<18} {r.licensee_id:<34} {r.role:<9} {access:<10} {created:<26} {status:<8} {expires:<26} {r.name or ''}")
 
 
 
@@ -411,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--licensee", required=True, type=_guid, help="the licensee (Guid) the key sends as")
     create.add_argument("--name", help="a label to recognise the key by")
     create.add_argument("--expires-in-days", type=_positive_days, help="stop working after this many days (default: never)")
+    create.add_argument("--role", choices=KEY_ROLES, default=KEY_ROLE_LICENSEE,
+                        help="licensee: its own licensee's data (default); admin: also every licensee's keys (/api/keys)")
+    create.add_argument("--read-only", action="store_true", help="reads only: every route that changes something answers 403")
     rotate = keys.add_parser("rotate", help="a new key replacing one of the licensee's; the replaced key stops working "
                                             "after --grace-hours")
     rotate.add_argument("--licensee", required=True, type=_guid)
@@ -526,8 +531,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(with_adapters(lambda adapters: _webhooks(adapters, args)))
         elif args.action == "create":
             expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
-            key = asyncio.run(create_key(args.licensee, args.name, expires))
-            print(f"Created an API key for licensee {args.licensee}. Store it now: it cannot be shown again.")
+            key = asyncio.run(create_key(args.licensee, args.name, expires, args.role, args.read_only))
+            kind = f"{'read-only ' if args.read_only else ''}{args.role}"
+            print(f"Created an API key ({kind}) for licensee {args.licensee}. Store it now: it cannot be shown again.")
             print(key)
         elif args.action == "rotate":
             key_id = _key_id(args.key_id) if args.key_id else None  # never echo a secret back, even when given the whole key
@@ -539,9 +545,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_keys(asyncio.run(with_adapters(lambda adapters: adapters.keys.list(args.licensee))))
         else:
             key_id = _key_id(args.key_id)  # never echo a secret back, even when given the whole key
-            if not asyncio.run(with_adapters(lambda adapters: adapters.keys.revoke(key_id, utcnow()))):
-                print(f"No key with id {key_id}", file=sys.stderr)
-                return 1
+            asyncio.run(with_adapters(lambda adapters: revoke_key(adapters.keys, key_id)))  # NotFound: exit 1
             print(f"Revoked {key_id}")
     except NotFound as exc:
         print(f"error: {exc}", file=sys.stderr)

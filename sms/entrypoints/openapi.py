@@ -15,11 +15,16 @@ from pydantic.json_schema import models_json_schema
 from ..domain.model import Status
 from ..domain.routing import MAX_PROVIDERS_PER_RULE, MAX_RULES
 from ..domain.validation import MAX_NAME_CHARS, MAX_NOTES_CHARS, MAX_SEGMENTS_OPTION
+from ..storage import KEY_ROLES
+from ..usecases.auth import MAX_ACTIVE_KEYS, MAX_READ_ONLY_KEYS
 from ..usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
 from ..usecases.ledger import DEFAULT_TAKE, MAX_TAKE
 from ..usecases.webhook_endpoints import MAX_ENDPOINTS, MAX_URL_CHARS
 from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, SMSModel, SMSSend
 from ..wire.dto import (
+    ApiKeyList,
+    ApiKeyRotation,
+    ApiKeyState,
     CancelResponse,
     EstimateResponse,
     GuardRequest,
@@ -38,9 +43,18 @@ from ..wire.dto import (
     WebhookReplayRequest,
     WebhookReplayResponse,
 )
-from ..wire.mapping import LISTED_STATUSES
-from ..wire.requests import GetUsage, GetWebhookDeliveries, QuerySms, SetLicenseeSettings, query_names
-from .routes import MAX_BATCH, OPERATION, ROUTES, Route
+from ..wire.mapping import LISTED_STATUSES, MAX_GRACE_HOURS, MAX_KEY_DAYS, MAX_KEY_NAME_CHARS
+from ..wire.requests import (
+    CreateApiKey,
+    GetUsage,
+    GetWebhookDeliveries,
+    QueryApiKeys,
+    QuerySms,
+    RotateApiKey,
+    SetLicenseeSettings,
+    query_names,
+)
+from .routes import ADMIN_KINDS, KEY_ID_PATTERN, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -86,6 +100,12 @@ _ERRORS_BY_KIND = {
     "guard_clear": ("400", "401", "403", "409", "429", "503"),
     "settings_show": ("400", "401", "429", "503"),
     "settings_set": ("400", "401", "409", "413", "415", "429", "503"),
+    # API keys: 403 (a licensee's key on an admin route, a read-only key on a change) comes from _statuses.
+    "keys_current": ("400", "401", "404", "429", "503"),
+    "keys_list": ("400", "401", "429", "503"),
+    "keys_create": ("400", "401", "409", "413", "415", "429", "503"),
+    "keys_rotate": ("400", "401", "404", "405", "409", "413", "415", "429", "503"),
+    "keys_revoke": ("400", "401", "404", "405", "429", "503"),
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
@@ -100,6 +120,13 @@ _ERRORS_ON = {
                      "licensee's key may only tighten its guard; the operator loosens it (python -m sms guard set). Nothing "
                      "was saved."} for kind in ("guard_set", "guard_clear")},
     "guard_show": {"409": "The licensee's stored guard cannot be read: the operator sets it again."},
+    "keys_current": {"404": "The key was revoked and removed while this worker still held it: sign in again."},
+    "keys_create": {"409": f"The licensee already has as many active keys of this kind (role, read-only or not) as it may: "
+                           f"{MAX_ACTIVE_KEYS} full-access, {MAX_READ_ONLY_KEYS} read-only. Revoke one, or rotate it, first."},
+    "keys_rotate": {"404": "No active API key with this id.",
+                    "409": f"The key's licensee would keep {MAX_ACTIVE_KEYS} other full-access keys of its role "
+                           f"({MAX_READ_ONLY_KEYS} read-only) beside the new one: revoke one first."},
+    "keys_revoke": {"404": "No API key with this id."},
     "routes_set": {"400": "The body is no routing table: `errors` names each problem (Rules[1].Providers[0]: a provider this "
                           "deployment does not have; a country libphonenumber does not know; a prefix not + and 1 to 15 digits; "
                           "a sender neither E.164 nor an alphanumeric id; a rule an earlier one leaves nothing to match; more "
@@ -155,6 +182,14 @@ SUMMARIES = {
     "settings_set": "Change the licensee's quiet hours or time zone (what is not given is kept; NoQuietHours: true removes the "
                     "quiet hours); the answer is the settings as stored. Every worker uses them within 30 s, and messages the "
                     "old hours held are queued again",
+    "keys_current": "The API key the request carries (never its secret): its licensee, role and whether it is read-only. Any "
+                    "key may ask; a console signs in with it",
+    "keys_list": "Admin key only: every API key, or one licensee's (licenseeId), oldest first, never their secrets",
+    "keys_create": "Admin key only: a new API key for a licensee, with its role and read-only flag; the answer carries the key, "
+                   "shown only this once",
+    "keys_rotate": "Admin key only: a new key replacing this one, with its licensee, name, role and read-only flag; the new key is "
+                   "in the answer, shown only this once, and the replaced one keeps working for graceHours (24 by default)",
+    "keys_revoke": "Admin key only: revoke the key; this worker refuses it at once, every worker within SMS_API_KEY_CACHE_SECONDS",
 }
 _WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
                     "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
@@ -167,6 +202,7 @@ _QUERY_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {
                **dict.fromkeys(("contactId", "linkedObjectId", "suiteId"), {"type": "string", "format": "uuid"}),
                "reference": {"type": "string", "pattern": "^SMS-[0-9A-Fa-f]{8}$"}},
     GetUsage: dict.fromkeys(("from", "to"), {"type": "string", "format": "date"}),
+    QueryApiKeys: {"licenseeId": {"type": "string", "format": "uuid"}},
 }
 
 
@@ -197,7 +233,9 @@ def document() -> dict[str, Any]:
          (WebhookEndpointRemoved, "serialization"), (WebhookDeliveryList, "serialization"),
          (WebhookReplayRequest, "validation"), (WebhookReplayResponse, "serialization"),
          (RoutingTableRequest, "validation"), (RoutingTableState, "serialization"), (GuardRequest, "validation"),
-         (GuardState, "serialization"), (SetLicenseeSettings, "validation"), (LicenseeSettingsState, "serialization")],
+         (GuardState, "serialization"), (SetLicenseeSettings, "validation"), (LicenseeSettingsState, "serialization"),
+         (CreateApiKey, "validation"), (RotateApiKey, "validation"), (ApiKeyState, "serialization"),
+         (ApiKeyList, "serialization"), (ApiKeyRotation, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -328,6 +366,22 @@ def _operation(route: Route) -> dict[str, Any]:
                     "TimeZone": {"type": "string", "description": "Australia/Sydney"}}
             operation["requestBody"] = _request_body(_ref(SetLicenseeSettings), "SetLicenseeSettings", form)
         ok = _content(_ref(LicenseeSettingsState), "LicenseeSettingsState")
+    elif route.kind.startswith("keys_"):
+        if "{keyId}" in route.path:
+            parameters.append({"name": "keyId", "in": "path", "required": True, "schema": {"type": "string", "pattern": KEY_ID_PATTERN},
+                               "description": "The key's id: the 16 hex digits after sms_ in the key"})
+        if route.kind == "keys_list":
+            parameters += _query_parameters(QueryApiKeys)
+        elif route.kind == "keys_create":
+            form = {"LicenseeId": {"type": "string", "format": "uuid"}, "Name": {"type": "string", "maxLength": MAX_KEY_NAME_CHARS},
+                    "Role": {"type": "string", "enum": list(KEY_ROLES)}, "ReadOnly": {"type": "boolean"},
+                    "ExpiresInDays": {"type": "integer", "minimum": 1, "maximum": MAX_KEY_DAYS}}
+            operation["requestBody"] = _request_body(_ref(CreateApiKey), "CreateApiKey", form)
+        elif route.kind == "keys_rotate":
+            form = {"GraceHours": {"type": "integer", "minimum": 0, "maximum": MAX_GRACE_HOURS}}
+            operation["requestBody"] = {**_request_body(_ref(RotateApiKey), "RotateApiKey", form), "required": False}
+        answer = {"keys_list": ApiKeyList, "keys_rotate": ApiKeyRotation}.get(route.kind, ApiKeyState)
+        ok = _content(_ref(answer), answer.__name__)
     elif route.kind == "list":
         parameters += _query_parameters(QuerySms)
         ok = _content(_ref(MessageList), "MessageList")
@@ -363,11 +417,31 @@ def _operation(route: Route) -> dict[str, Any]:
     batch_header = {"X-AutoBatch-Completed": {"description": "How many of the auto-batch's items were done (ServiceStack's header)",
                                               "schema": {"type": "integer"}}} if route.kind in ("batch", "reply") else None
     operation["responses"] = {"200": {"description": "OK", "content": ok, **({"headers": batch_header} if batch_header else {})}} | {
-        status: {"description": _ERRORS_ON.get(kind, {}).get(status, _ERRORS[status]),
-                 "content": _content(_ref(ErrorResponse), "ErrorResponse")}
-        for status in _ERRORS_BY_KIND[kind]
+        status: {"description": _error_description(route, kind, status), "content": _content(_ref(ErrorResponse), "ErrorResponse")}
+        for status in _statuses(route, kind)
     }
     return operation
+
+
+_READ_ONLY = "The API key is read-only (errorCode ReadOnlyKey): this route changes something."
+_ADMIN_ONLY = "The API key is a licensee's (errorCode AdminOnly): this route takes an admin key."
+
+
+def _statuses(route: Route, kind: str) -> list[str]:
+    """The kind's statuses, with 403 where a key's role or read-only flag can refuse the route (sms.entrypoints.api)."""
+    statuses = set(_ERRORS_BY_KIND[kind])
+    if route.kind not in READ_KINDS or route.kind in ADMIN_KINDS:
+        statuses.add("403")
+    return sorted(statuses)
+
+
+def _error_description(route: Route, kind: str, status: str) -> str:
+    if status != "403":
+        return _ERRORS_ON.get(kind, {}).get(status, _ERRORS[status])
+    reasons = [_ERRORS_ON.get(kind, {}).get(status, _ERRORS[status])] if status in _ERRORS_BY_KIND[kind] else []
+    reasons += [_ADMIN_ONLY] if route.kind in ADMIN_KINDS else []
+    reasons += [_READ_ONLY] if route.kind not in READ_KINDS else []
+    return " Or: ".join(reasons)
 
 
 _SEND_FORM = {

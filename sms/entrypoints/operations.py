@@ -75,6 +75,12 @@ OPERATIONS: tuple[Operation, ...] = (
     _op(requests.ResetGuard, dto.GuardState, "guard_clear", "guard", "IDelete"),
     _op(requests.GetLicenseeSettings, dto.LicenseeSettingsState, "settings_show", "settings", "IGet"),
     _op(requests.SetLicenseeSettings, dto.LicenseeSettingsState, "settings_set", "settings", "IPut"),
+    # API keys (issue 29)
+    _op(requests.GetCurrentApiKey, dto.ApiKeyState, "keys_current", "keys", "IGet"),
+    _op(requests.QueryApiKeys, dto.ApiKeyList, "keys_list", "keys", "IGet"),
+    _op(requests.CreateApiKey, dto.ApiKeyState, "keys_create", "keys", "IPost"),
+    _op(requests.RotateApiKey, dto.ApiKeyRotation, "keys_rotate", "keys", "IPost"),
+    _op(requests.RevokeApiKey, dto.ApiKeyState, "keys_revoke", "keys", "IDelete"),
 )
 
 

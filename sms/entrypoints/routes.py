@@ -41,6 +41,10 @@ GUID_WITH_SUFFIX_PATTERN = GUID_PATTERN[:-1] + r"(\.[a-zA-Z0-9]+)?$"
 # A webhook endpoint's id in a path: 32 hex digits, as the gateway writes it (in any case).
 ENDPOINT_ID_PATTERN = r"^[0-9a-fA-F]{32}$"
 _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
+# An API key's id in a path: 16 hex digits, as the key carries it (sms_<keyId>.<secret>), in any case. Never
+# "current": GET api/keys/current has a route of its own.
+KEY_ID_PATTERN = r"^[0-9a-fA-F]{16}$"
+_KEY_ID = (("keyId", KEY_ID_PATTERN),)
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,13 @@ ROUTES: list[Route] = [
     # The licensee's own settings, its quiet hours and time zone (issue 29): what `python -m sms licensees set` changes.
     Route("settings_show", "api/settings", "settings_show", ("GET",)),
     Route("settings_set", "api/settings", "settings_set", ("PUT",)),
+    # API keys (issue 29): the key a request carries (any key: the console's sign-in), and, with an admin key,
+    # every licensee's keys: list, create, rotate, revoke. The secret is in the answer to create and rotate only.
+    Route("keys_current", "api/keys/current", "keys_current", ("GET",)),
+    Route("keys_list", "api/keys", "keys_list", ("GET",)),
+    Route("keys_create", "api/keys", "keys_create", ("POST",)),
+    Route("keys_rotate", "api/keys/{keyId}/rotate", "keys_rotate", ("POST",), patterns=_KEY_ID),
+    Route("keys_revoke", "api/keys/{keyId}", "keys_revoke", ("DELETE",), patterns=_KEY_ID),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),
@@ -151,6 +162,17 @@ ROUTES: list[Route] = [
     Route("json_metadata", "json/metadata", "metadata_page", ("GET",), Format.JSON),
     Route("jsv_metadata", "jsv/metadata", "metadata_page", ("GET",), Format.JSV),
 ]
+
+# What a key may call, by route kind (sms.entrypoints.api checks it where it checks the key). A read-only key may call
+# only READ_KINDS: the kinds that change nothing (a GET, or the estimate: a send's body, nothing stored). Every other
+# kind that takes a key changes something, so a kind added later is refused to read-only keys until it is listed here.
+READ_KINDS = frozenset({
+    "status", "replies", "list", "usage", "providers", "estimate", "webhooks_list", "webhooks_deliveries", "routes_show",
+    "guard_show", "settings_show",
+    "keys_current", "keys_list",
+})
+# Only an admin key may call these: a licensee key's licensee is the only one it reaches.
+ADMIN_KINDS = frozenset({"keys_list", "keys_create", "keys_rotate", "keys_revoke"})
 
 # The operation ServiceStack clients name in /json/reply/{operation}; "[]" asks for an auto-batch.
 OPERATION = "SMSSend"

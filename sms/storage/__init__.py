@@ -121,6 +121,12 @@ class JobQueue(abc.ABC):
         ...
 
 
+# What a key may do: a licensee key works on its own licensee's data; an admin key also manages every licensee's keys.
+KEY_ROLE_LICENSEE = "licensee"
+KEY_ROLE_ADMIN = "admin"
+KEY_ROLES = (KEY_ROLE_LICENSEE, KEY_ROLE_ADMIN)
+
+
 @dataclass(frozen=True)
 class ApiKeyRecord:
     key_id: str
@@ -130,6 +136,9 @@ class ApiKeyRecord:
     revoked_at: datetime | None = None
     name: str | None = None
     expires_at: datetime | None = None
+    # Keys stored before roles existed read back as full-access licensee keys: what they were.
+    role: str = KEY_ROLE_LICENSEE
+    read_only: bool = False  # reads only: every route that changes something answers 403
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -27,7 +27,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from ..domain.errors import StorageUnavailable
 from ..domain.guard import money_micros, money_text
 from ..domain.model import Contact, Event, Message, Recipient, Status, derived_events
-from . import ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
+from . import KEY_ROLE_LICENSEE, ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .limits import MAX_OPERATIONS
 from .refusals import storage_refusal
 from .requests import StorageRequests
@@ -187,7 +187,7 @@ class TableApiKeyStore(ApiKeyStore):
         await self._table.create_entity(_drop_none({
             "PartitionKey": record.key_id, "RowKey": "key", "LicenseeId": record.licensee_id,
             "SecretHash": record.secret_hash, "CreatedAt": record.created_at, "Name": record.name,
-            "ExpiresAt": record.expires_at,
+            "ExpiresAt": record.expires_at, "Role": record.role, "ReadOnly": record.read_only,
         }))
 
     @storage_errors
@@ -338,4 +338,6 @@ def _key_from(e: TableEntity) -> ApiKeyRecord:
     return ApiKeyRecord(
         key_id=e["PartitionKey"], licensee_id=e["LicenseeId"], secret_hash=e["SecretHash"],
         created_at=e["CreatedAt"], revoked_at=e.get("RevokedAt"), name=e.get("Name"), expires_at=e.get("ExpiresAt"),
+        # A row written before roles has neither: a full-access licensee key, as it was (no migration).
+        role=e.get("Role") or KEY_ROLE_LICENSEE, read_only=bool(e.get("ReadOnly", False)),
     )

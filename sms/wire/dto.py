@@ -138,6 +138,9 @@ def _flag(value: Any) -> bool | None:
 
 
 Seconds = Annotated[int | None, BeforeValidator(_whole_seconds)]
+# An API key's lifetime and a rotation's grace period (their ranges are checked where they are read: sms/wire/mapping.py).
+Days = Annotated[int | None, BeforeValidator(_whole_number("days", 90, "is far more days than a key can last"))]
+Hours = Annotated[int | None, BeforeValidator(_whole_number("hours", 24, "is far more hours than a grace period can last"))]
 Segments = Annotated[int | None, BeforeValidator(_whole_segments)]
 Amount = Annotated[str | int | float | None, BeforeValidator(_amount)]
 Flag = Annotated[bool | None, BeforeValidator(_flag)]
@@ -646,3 +649,34 @@ class LicenseeSettingsState(WireModel):
         "(usage, caps)"))
     updated_at: datetime | None = Field(default=None, description=(
         "When its settings row (these, its routing table or its guard) last changed; absent: never"))
+# -- API keys (issue 29): never their secrets, but for the answers to creating and rotating one, shown that once --
+
+class ApiKeyState(WireModel):
+    """An API key as the gateway keeps it. `key` (the whole key, secret and all) is only in the answers to creating
+    and rotating it: shown once, never listed, and the gateway cannot show it again."""
+
+    key_id: str
+    name: str | None = None
+    licensee_id: GuidText
+    role: str  # licensee | admin
+    read_only: bool
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    active: bool
+    key: str | None = None
+
+
+class ApiKeyList(WireModel):
+    """GET /api/keys: the keys, oldest first (never their secrets)."""
+
+    keys: list[ApiKeyState]
+
+
+class ApiKeyRotation(WireModel):
+    """POST /api/keys/{keyId}/rotate: the new key (with `key`, shown this once), and the key it replaces, which keeps
+    working until `replacedUntil`."""
+
+    new_key: ApiKeyState
+    replaced_key_id: str
+    replaced_until: datetime

@@ -13,17 +13,30 @@ from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import EVENT_TYPES
 from ..domain.guard import Guard, guard_data, money_text
 from ..domain.instants import OFFSETS, parse_instant
-from ..domain.model import Status, reference_for, status_of
+from ..domain.model import Status, reference_for, status_of, utcnow
 from ..domain.phone import InvalidNumber, to_e164
 from ..domain.pumping import PrefixBlock
 from ..domain.routing import RoutingTable
 from ..domain.spend import Cap
-from ..storage import DayUsage, DeliveryRecord, LedgerEntry, LedgerQuery, LicenseeSettings, WebhookEndpoint
+from ..storage import (
+    KEY_ROLE_LICENSEE,
+    ApiKeyRecord,
+    DayUsage,
+    DeliveryRecord,
+    LedgerEntry,
+    LedgerQuery,
+    LicenseeSettings,
+    WebhookEndpoint,
+)
+from ..usecases.auth import Rotation
 from ..usecases.cancel import CancelResult
 from ..usecases.guard import Screened
 from ..usecases.ledger import counts, statuses_of
 from ..usecases.spend import CapUse
 from .dto import (
+    ApiKeyList,
+    ApiKeyRotation,
+    ApiKeyState,
     CancelResponse,
     CommResponse,
     CountryCircuit,
@@ -59,7 +72,7 @@ from .dto import (
     WebhookReplayResponse,
     parse_guid,
 )
-from .requests import GetUsage, GetWebhookDeliveries, QuerySms, query_names
+from .requests import CreateApiKey, GetUsage, GetWebhookDeliveries, QuerySms, RotateApiKey, query_names
 
 
 def send_command(request: SMSSend) -> SendMessage:
@@ -439,3 +452,75 @@ def licensee_settings_state(settings: LicenseeSettings) -> LicenseeSettingsState
     table and guard have their own routes)."""
     return LicenseeSettingsState(licensee_id=settings.licensee_id, quiet_hours=settings.quiet_hours,
                                  time_zone=settings.time_zone, updated_at=settings.updated_at)
+# -- API keys (issue 29) --
+
+MAX_KEY_NAME_CHARS = 100
+MAX_KEY_DAYS = 3660  # ten years: a longer-lived key is one nobody will remember to rotate
+MAX_GRACE_HOURS = 24 * 366  # as the CLI's keys rotate --grace-hours
+DEFAULT_GRACE_HOURS = 24  # as the CLI's
+
+
+def api_key_state(record: ApiKeyRecord, key: str | None = None) -> ApiKeyState:
+    """A key as answered: its whole `key` only when just created or rotated (shown once)."""
+    return ApiKeyState(key_id=record.key_id, name=record.name, licensee_id=record.licensee_id, role=record.role,
+                       read_only=record.read_only, created_at=record.created_at, expires_at=record.expires_at,
+                       revoked_at=record.revoked_at, active=record.active(utcnow()), key=key)
+
+
+def api_key_list(records: Sequence[ApiKeyRecord]) -> ApiKeyList:
+    return ApiKeyList(keys=[api_key_state(r) for r in records])
+
+
+def api_key_rotation(rotation: Rotation) -> ApiKeyRotation:
+    return ApiKeyRotation(new_key=api_key_state(rotation.record, rotation.key), replaced_key_id=rotation.replaced.key_id,
+                          replaced_until=rotation.replaced_until)
+
+
+def key_licensee(params: Mapping[str, str]) -> str | None:
+    """GET /api/keys?licenseeId=: the licensee whose keys to list (None: every licensee's)."""
+    given = next((value for name, value in params.items() if name.lower() == "licenseeid"), None)
+    return _licensee_id(given, required=False)
+
+
+def _licensee_id(value: str | None, required: bool) -> str | None:
+    try:
+        licensee = parse_guid(value)
+    except ValueError:
+        licensee = None
+        value = value if len(value) <= 40 else value[:40] + "..."
+        raise ValidationFailed([FieldError("LicenseeId", "InvalidGuid", f"LicenseeId '{value}' is not a Guid")]) from None
+    if licensee is None and required:
+        raise ValidationFailed([FieldError("LicenseeId", "NotEmpty", "LicenseeId is required: the licensee the key works for")])
+    return licensee
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """What POST /api/keys asks for, checked: the arguments of sms.usecases.auth.issue_key."""
+
+    licensee_id: str
+    name: str | None
+    expires_at: datetime | None
+    role: str
+    read_only: bool
+
+
+def key_request(request: CreateApiKey) -> KeyRequest:
+    errors = []
+    if request.name is not None and not 1 <= len(request.name) <= MAX_KEY_NAME_CHARS:
+        errors.append(FieldError("Name", "Length", f"Name: 1 to {MAX_KEY_NAME_CHARS} characters, or left out"))
+    days = request.expires_in_days
+    if days is not None and not 1 <= days <= MAX_KEY_DAYS:
+        errors.append(FieldError("ExpiresInDays", "InclusiveBetween", f"ExpiresInDays: 1 to {MAX_KEY_DAYS} days, or left out"))
+    if errors:
+        raise ValidationFailed(errors)
+    return KeyRequest(_licensee_id(request.licensee_id, required=True), request.name,
+                      utcnow() + timedelta(days=days) if days else None, request.role or KEY_ROLE_LICENSEE,
+                      bool(request.read_only))
+
+
+def grace_period(request: RotateApiKey) -> timedelta:
+    hours = DEFAULT_GRACE_HOURS if request.grace_hours is None else request.grace_hours
+    if not 0 <= hours <= MAX_GRACE_HOURS:
+        raise ValidationFailed([FieldError("GraceHours", "InclusiveBetween", f"GraceHours: 0 to {MAX_GRACE_HOURS} hours, or left out")])
+    return timedelta(hours=hours)

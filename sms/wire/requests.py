@@ -13,9 +13,12 @@ from typing import Annotated
 from pydantic import Field
 
 from .dto import (
+    Days,
     DotNetType,
     Flag,
     GuardRequest,
+    Guid,
+    Hours,
     RoutingTableRequest,
     SMSModel,
     WebhookEndpointRequest,
@@ -151,6 +154,39 @@ class SetLicenseeSettings(WireModel):
     time_zone: str | None = Field(default=None, description=(
         "The licensee's own zone, an IANA name (Australia/Sydney): for numbers whose zone is not known or spans several, "
         "and the days its usage and caps count"))
+# -- API keys (issue 29): the current key for any key; the rest for admin keys only --
+
+_KEY_ID = "The key's id: the 16 hex digits after sms_ in the key"
+
+
+class GetCurrentApiKey(WireModel):
+    pass
+
+
+class QueryApiKeys(WireModel):
+    licensee_id: Annotated[str | None, DotNetType("Guid", nullable=True)] = Field(
+        default=None, description="Only this licensee's keys (every licensee's when left out)")
+
+
+class CreateApiKey(WireModel):
+    licensee_id: Guid = Field(default=None, description="The licensee the key works for (required)")
+    name: str | None = Field(default=None, description="A label to recognise the key by (at most 100 characters)")
+    role: str | None = Field(default=None, description="licensee (the default): its own licensee's data; admin: also every "
+                                                       "licensee's keys")
+    read_only: Flag = Field(default=None, description="Reads only: every route that changes something answers 403. False when "
+                                                      "left out")
+    expires_in_days: Days = Field(default=None, description="The key stops working after this many days (1 to 3660); never "
+                                                            "when left out")
+
+
+class RotateApiKey(WireModel):
+    key_id: str | None = Field(default=None, description=_KEY_ID)
+    grace_hours: Hours = Field(default=None, description="How long the replaced key keeps working (0 to 8784 hours); 24 "
+                                                         "when left out")
+
+
+class RevokeApiKey(WireModel):
+    key_id: str | None = Field(default=None, description=_KEY_ID)
 
 
 def query_names(model: type[WireModel]) -> tuple[str, ...]:

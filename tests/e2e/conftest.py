@@ -42,8 +42,9 @@ class DevHost:
     def sent(self) -> list[dict]:
         return [json.loads(line) for line in self.outbox.read_text().splitlines()] if self.outbox.exists() else []
 
-    def create_key(self, licensee: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "sms", "keys", "create", "--licensee", licensee],
+    def create_key(self, licensee: str, *options: str) -> str:
+        """A new key for the licensee, made by the CLI (`options`: `--role admin`, `--read-only`, ...)."""
+        result = subprocess.run([sys.executable, "-m", "sms", "keys", "create", "--licensee", licensee, *options],
                                 cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]

@@ -28,6 +28,7 @@ from tests.webhook_receiver import ReceiverThread, WebhookReceiver
 BIN = PROJECT_ROOT / "node_modules" / ".bin"
 PROGRAM = Path(__file__).parent / "typescript" / "client.ts"
 LICENSEE = uuid.uuid4().hex
+ADMIN_LICENSEE = uuid.uuid4().hex
 OFFLINE = {**os.environ, "SERVICESTACK_TELEMETRY_OPTOUT": "1"}
 COMM_ID = re.compile(r"[0-9a-f]{32}")
 STRICT = ["--strict", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext"]  # Node's ESM
@@ -91,7 +92,8 @@ def results(project, host):
     """What the program printed, every operation's answer; the receiver's deliveries alongside."""
     built = run([str(BIN / "tsc"), *STRICT, "--outDir", "build", "ref/dtos.ts", "client.ts"], project)
     assert built.returncode == 0, built.stdout + built.stderr
-    env = {**OFFLINE, "BASE_URL": host.base_url, "API_KEY": host.create_key(LICENSEE)}
+    env = {**OFFLINE, "BASE_URL": host.base_url, "API_KEY": host.create_key(LICENSEE),
+           "ADMIN_KEY": host.create_key(ADMIN_LICENSEE, "--role", "admin")}
     with ReceiverThread() as receivers:
         receiver = receivers.start(WebhookReceiver(secret=""))
         env["RECEIVER_URL"] = receiver.url
@@ -121,6 +123,18 @@ def test_sending_through_api_post_and_send_all(results):
     assert [r["status"] for r in batch] == [True, True] and batch[0]["commId"] != batch[1]["commId"]
     sent_to = {m["to"] for m in outbox}
     assert {"+61412700101", "+61412700102", "+61412700103", "+61412700104"} <= sent_to, outbox[:3]
+
+
+def test_api_keys_through_typed_requests(results):
+    answers = results[0]
+    assert (answers["currentKey"]["licenseeId"], answers["currentKey"]["role"]) == (LICENSEE, "licensee")
+    made = answers["createKey"]
+    assert made["key"].startswith(f"sms_{made['keyId']}.") and (made["readOnly"], made["name"]) == (True, "desk")
+    listed = answers["queryKeys"]["keys"]
+    assert made["keyId"] in [k["keyId"] for k in listed] and all("key" not in k for k in listed)
+    rotated = answers["rotateKey"]
+    assert rotated["replacedKeyId"] == made["keyId"] and rotated["newKey"]["readOnly"] is True and rotated["newKey"]["key"]
+    assert answers["revokeKey"]["keyId"] == rotated["newKey"]["keyId"] and answers["revokeKey"]["revokedAt"]
 
 
 def test_a_validation_error_reads_as_a_response_status(results):

@@ -137,6 +137,22 @@ async def test_cli_rotates_the_key_it_is_told_to_under_its_name(gateway, emulato
     assert {await auth.licensee_for(k) for k in (crm, billing, new)} == {licensee}
 
 
+async def test_cli_creates_admin_and_read_only_keys_and_lists_what_each_may_do(gateway, emulator):
+    """Issue 29: keys gain a role and a read-only flag; `keys list` shows both."""
+    licensee = "7" * 32
+    admin = cli(emulator, "keys", "create", "--licensee", licensee, "--role", "admin", "--name", "ops")
+    viewer = cli(emulator, "keys", "create", "--licensee", licensee, "--read-only", "--name", "desk")
+    assert admin.returncode == viewer.returncode == 0, admin.stderr + viewer.stderr
+    admin_key, viewer_key = (done.stdout.strip().splitlines()[-1] for done in (admin, viewer))
+    assert "admin" in admin.stdout.splitlines()[0] and "read-only" in viewer.stdout.splitlines()[0]
+    auth = Authenticator(gateway.keys, cache_seconds=0)
+    assert (await auth.principal_for(admin_key)).role == "admin" and (await auth.principal_for(viewer_key)).read_only
+    rows = {line.split()[0]: line for line in cli(emulator, "keys", "list", "--licensee", licensee).stdout.splitlines()[1:]}
+    assert rows[admin_key[4:20]].split()[2:4] == ["admin", "full"] and rows[viewer_key[4:20]].split()[2:4] == ["licensee", "read-only"]
+    refused = cli(emulator, "keys", "create", "--licensee", licensee, "--role", "owner")
+    assert refused.returncode == 2 and "owner" in refused.stderr
+
+
 async def test_with_storage_down_a_send_is_storage_unavailable_and_changes_nothing():
     from sms.domain.errors import StorageUnavailable
 

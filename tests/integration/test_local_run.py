@@ -59,6 +59,7 @@ async def test_a_run_revokes_only_the_key_it_printed(emulator):
         assert await _active_keys(gateway) == {other_id, this_id}
         mine = [k for k in await gateway.keys.list(LOCAL_LICENSEE) if k.key_id == this_id][0]
         assert mine.expires_at is not None  # a killed run's key lapses by itself
+        assert (mine.role, mine.read_only) == ("admin", False)  # issue 29: every page and key route works locally
         await revoke_local_key(gateway, this_run)
         assert await _active_keys(gateway) == {other_id}
     finally:

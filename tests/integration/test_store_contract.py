@@ -11,9 +11,10 @@ from sms.domain.errors import AlreadyExists, RecordChanged
 from sms.domain.model import MAX_EVENTS, Contact, Message, Recipient, Status, utcnow
 from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.storage.inbound import TableOptOutStore
-from sms.storage.tables import TableMessageStore
+from sms.storage.tables import TableApiKeyStore, TableMessageStore
 from sms.storage.webhook_tables import TableWebhookEndpointStore
-from tests.fakes import InMemoryMessageStore, InMemoryOptOutStore, InMemoryWebhookEndpointStore
+from sms.usecases.auth import new_key
+from tests.fakes import InMemoryApiKeyStore, InMemoryMessageStore, InMemoryOptOutStore, InMemoryWebhookEndpointStore
 from tests.integration.both_ways import BOTH, store_under_test
 
 
@@ -215,3 +216,33 @@ async def test_of_two_endpoints_for_one_place_only_the_first_is_written_and_remo
     second = await webhook_store.add(endpoint(a, "6" * 32, slot=0))
     assert second.etag and await webhook_store.list(a) == [second]
     assert sorted(e.endpoint_id for e in await webhook_store.every() if e.licensee_id in (a, b)) == ["6" * 32, "7" * 32]
+
+
+# -- the ApiKeyStore contract: a key's role and read-only flag (issue 29) --
+
+@pytest.fixture(params=BOTH)
+async def key_store(request, emulator, unique_name):
+    async with store_under_test(request.param, emulator.connection_string, InMemoryApiKeyStore, TableApiKeyStore,
+                                unique_name("keys")) as chosen:
+        yield chosen
+
+
+async def test_a_keys_role_and_read_only_flag_read_back_as_written(key_store):
+    _, admin = new_key("a" * 32, "ops", role="admin", read_only=True)
+    _, plain = new_key("a" * 32)
+    await key_store.add(admin)
+    await key_store.add(plain)
+    assert await key_store.get(admin.key_id) == admin and await key_store.get(plain.key_id) == plain
+    assert {(k.key_id, k.role, k.read_only) for k in await key_store.list("a" * 32)} == {
+        (admin.key_id, "admin", True), (plain.key_id, "licensee", False)}
+
+
+async def test_a_key_stored_before_roles_reads_back_as_a_full_access_licensee_key(emulator, unique_name):
+    async with TableServiceClient.from_connection_string(emulator.connection_string) as service:
+        table = service.get_table_client(unique_name("keys"))
+        await TableApiKeyStore(table).create_table()
+        # The row as TableApiKeyStore.add wrote it before issue 29: no Role, no ReadOnly.
+        await table.create_entity({"PartitionKey": "0123456789abcdef", "RowKey": "key", "LicenseeId": "a" * 32,
+                                   "SecretHash": "0" * 64, "CreatedAt": utcnow()})
+        old = await TableApiKeyStore(table).get("0123456789abcdef")
+        assert (old.role, old.read_only, old.licensee_id) == ("licensee", False, "a" * 32)

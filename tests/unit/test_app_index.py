@@ -37,6 +37,10 @@ def test_every_route_is_registered(triggers):
                   "EnableWebhookEndpoint", "GetWebhookDeliveries", "ReplayWebhookEvents", "GetRoutingTable", "SetRoutingTable",
                   "ResetRoutingTable", "GetGuard", "SetGuard", "ResetGuard", "GetLicenseeSettings", "SetLicenseeSettings")
     expected |= {f"api/{name}": {"GET", "POST", "PUT", "PATCH", "DELETE"} for name in operations}
+    # Issue 29: API keys, and their operations.
+    expected |= {"api/keys/current": {"GET"}, "api/keys/{keyId}/rotate": {"POST"}, "api/keys/{keyId}": {"DELETE"}}
+    expected |= {f"api/{name}": {"GET", "POST", "PUT", "PATCH", "DELETE"}
+                 for name in ("GetCurrentApiKey", "QueryApiKeys", "CreateApiKey", "RotateApiKey", "RevokeApiKey")}
     # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one), and so
     # are GET (status) and DELETE (cancel) /api/sms/{commId}.
     webhooks = sorted(sorted(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger" and t["route"] == "api/webhooks")
@@ -59,6 +63,10 @@ def test_every_route_is_registered(triggers):
     settings = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/settings"}
     assert settings == {"settings_show": ["GET"], "settings_set": ["PUT"]}
     http.pop("api/settings")
+    # GET and POST /api/keys (list, create): two functions on one template.
+    keys = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/keys"}
+    assert keys == {"keys_list": ["GET"], "keys_create": ["POST"]}
+    http.pop("api/keys")
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).
@@ -66,6 +74,8 @@ def test_every_route_is_registered(triggers):
     assert triggers["sms_replies"]["route"].startswith("api/sms/{commId:regex(^")
     for name in ("webhooks_remove", "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries", "webhooks_replay"):
         assert triggers[name]["route"].startswith("api/webhooks/{endpointId:regex(^[0-9a-fA-F]{{32}}$)}")
+    for name in ("keys_rotate", "keys_revoke"):
+        assert triggers[name]["route"].startswith("api/keys/{keyId:regex(^[0-9a-fA-F]{{16}}$)}")
 
 
 def test_queue_triggers_listen_on_the_send_and_webhook_queues_and_their_poison_queues(triggers):

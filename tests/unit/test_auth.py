@@ -172,3 +172,71 @@ async def test_the_key_cache_is_bounded_and_counts_its_time_from_the_read(monkey
     clock.now += 60  # 60 s after the read began: read again
     await auth.licensee_for(keys[2])
     assert store.gets == 5
+
+
+# -- roles and read-only keys (issue 29) --
+
+async def test_a_key_is_a_full_access_licensee_key_unless_told_otherwise_and_its_principal_says_what_it_may_do():
+    from sms.usecases.auth import issue_key
+
+    store = InMemoryApiKeyStore()
+    auth = Authenticator(store, cache_seconds=0)
+    plain = await auth.principal_for(await issue_key(store, LICENSEE))
+    assert (plain.licensee_id, plain.role, plain.read_only, plain.is_admin) == (LICENSEE, "licensee", False, False)
+    admin_key = await issue_key(store, LICENSEE, "ops", role="admin", read_only=True)
+    admin = await auth.principal_for(admin_key)
+    assert (admin.key_id, admin.role, admin.read_only, admin.is_admin) == (admin_key[4:20], "admin", True, True)
+    assert store.records[admin.key_id].role == "admin" and store.records[admin.key_id].read_only is True
+
+
+async def test_a_role_the_gateway_does_not_have_is_refused_naming_it():
+    from sms.domain.errors import ValidationFailed
+    from sms.usecases.auth import issue_key
+
+    store = InMemoryApiKeyStore()
+    with pytest.raises(ValidationFailed, match="'owner'.*admin.*licensee|'owner'.*licensee.*admin") as refused:
+        await issue_key(store, LICENSEE, role="owner")
+    assert refused.value.field_errors[0].field_name == "Role" and store.records == {}
+
+
+async def test_full_access_keys_stay_two_per_role_while_read_only_keys_for_staff_go_to_ten():
+    """Two full-access keys (one in use, one rotating in) keep the keys that can send few; read-only keys are
+    one per person watching the console, so a licensee's staff can each have their own."""
+    from sms.usecases.auth import MAX_ACTIVE_KEYS, MAX_READ_ONLY_KEYS, KeyLimitReached, issue_key
+
+    assert (MAX_ACTIVE_KEYS, MAX_READ_ONLY_KEYS) == (2, 10)
+    store = InMemoryApiKeyStore()
+    for _ in range(2):
+        await issue_key(store, LICENSEE)
+    with pytest.raises(KeyLimitReached, match=r"already has 2 active keys of this kind \(full-access licensee"):
+        await issue_key(store, LICENSEE)
+    for _ in range(10):
+        await issue_key(store, LICENSEE, read_only=True)
+    with pytest.raises(KeyLimitReached, match=r"already has 10 active keys of this kind \(read-only licensee"):
+        await issue_key(store, LICENSEE, read_only=True)
+    await issue_key(store, LICENSEE, role="admin")  # admin keys are counted apart
+    await issue_key(store, LICENSEE, role="admin")
+    with pytest.raises(KeyLimitReached, match=r"already has 2 active keys of this kind \(full-access admin"):
+        await issue_key(store, LICENSEE, role="admin")
+
+
+async def test_a_rotation_keeps_the_replaced_keys_role_and_read_only_flag():
+    from datetime import timedelta
+
+    from sms.usecases.auth import issue_key, rotate_key
+
+    store = InMemoryApiKeyStore()
+    viewer = await issue_key(store, LICENSEE, "viewer", role="admin", read_only=True)
+    rotation = await rotate_key(store, LICENSEE, grace=timedelta(hours=1), key_id=viewer[4:20])
+    new = store.records[rotation.key[4:20]]
+    assert (new.role, new.read_only, new.name) == ("admin", True, "viewer")
+    # Counted among the keys of its own kind: nine more read-only admin keys fit beside the two working now.
+    for _ in range(8):
+        await issue_key(store, LICENSEE, role="admin", read_only=True)
+    assert len([k for k in store.records.values() if k.active(utcnow())]) == 10
+
+
+def test_make_runs_banner_says_its_key_is_an_admin_key():
+    from sms.dev.localrun import banner
+
+    assert "Admin API key (every licensee's keys too) for local licensee" in banner("http://127.0.0.1:7071", "sms_x.y")

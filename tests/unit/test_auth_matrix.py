@@ -1,13 +1,18 @@
-"""Every authenticated route x every bad credential, and another licensee's key, over fakes."""
+"""Every authenticated route x every bad credential, and another licensee's key, over fakes; every route with a
+read-only key, and a licensee key on the admin routes (issue 29)."""
 import base64
 import json
 import logging
+import re
 from datetime import timedelta
 
 import azure.functions as func
 import pytest
 
 from sms.domain.model import utcnow
+from sms.entrypoints.named import NAMED_ROUTES, operation_of
+from sms.entrypoints.routes import ADMIN_KINDS, READ_KINDS
+from sms.entrypoints.routes import ROUTES as EVERY_TABLE_ROUTE
 from sms.usecases.auth import new_key
 from tests.fakes import LICENSEE, OTHER, SAM
 
@@ -99,3 +104,83 @@ async def test_no_key_secret_or_full_phone_number_reaches_the_logs(gw, caplog):
     assert caplog.records, "the flow above logs something"
     assert secret not in logged and SAM not in logged
     assert SAM[:4] + "*" in logged  # numbers appear masked
+
+
+# -- what a key may do: read-only keys and the admin routes (issue 29) --
+
+# The route kinds that take no key (their own checks, or none): every other route is checked below.
+UNKEYED = {"health", "openapi", "metadata", "types", "metadata_page", "receipts_acs", "receipts_twilio", "inbound_twilio"}
+# Every route that takes a key, and ServiceStack's /api/{Operation} of every operation.
+KEYED = [r for r in (*EVERY_TABLE_ROUTE, *NAMED_ROUTES) if r.kind not in UNKEYED]
+VALUES = {"commId": COMM_ID, "endpointId": COMM_ID, "operation": "SMSSend", "format": "json", "keyId": "0123456789abcdef"}
+
+
+async def call_route(gw, route, key):
+    """The route called as its documentation says, with `key`: its path values in the path (or, for /api/{Operation},
+    in the query string), a send's body."""
+    own = operation_of(route)
+    values = {name: VALUES[name] for name in re.findall(r"\{(\w+)", (own.routes[0] if own else route).path)}
+    method = route.working_methods[0]
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    return await gw.functions[route.name](func.HttpRequest(
+        method, f"http://h/{route.path}", headers=headers, params=values if own else {}, route_params={} if own else values,
+        body=GOOD if method in ("POST", "PUT") else b""))
+
+
+def error_code(response) -> str | None:
+    text = response.get_body().decode()  # JSON, or JSV on the /jsv/reply route
+    match = re.search(r'errorCode"?:"?(\w+)', text, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+async def add_key(gw, **kind) -> str:
+    key, record = new_key(LICENSEE, **kind)
+    await gw.auth._store.add(record)
+    return key
+
+
+@pytest.mark.parametrize("route", KEYED, ids=[r.name for r in KEYED])
+async def test_a_read_only_key_may_read_and_is_refused_everything_that_changes_something(gw, route):
+    # An admin key, so that the admin routes' own refusal does not hide this one.
+    key = await add_key(gw, role="admin", read_only=True)
+    response = await call_route(gw, route, key)
+    if route.kind in READ_KINDS:
+        assert error_code(response) != "ReadOnlyKey" and response.status_code != 403, response.get_body()
+    else:
+        assert response.status_code == 403 and error_code(response) == "ReadOnlyKey", response.get_body()
+        message = json.loads(response.get_body())["responseStatus"]["message"] if route.format is None else response.get_body().decode()
+        assert f"{route.working_methods[0]} /{route.path}" in message and "read-only" in message
+    assert gw.world.store.messages == {} and gw.world.provider.sent == [] and gw.world.webhooks.endpoints == {}
+    assert gw.use.licensees._store.settings == {}
+    assert {r.key_id for r in gw.auth._store.records.values() if r.revoked_at is None} == {gw.key[4:20], key[4:20]}
+
+
+@pytest.mark.parametrize("route", KEYED, ids=[r.name for r in KEYED])
+async def test_a_licensee_key_is_refused_the_admin_routes_only(gw, route):
+    response = await call_route(gw, route, gw.key)
+    if route.kind in ADMIN_KINDS:
+        assert response.status_code == 403 and error_code(response) == "AdminOnly", response.get_body()
+    else:
+        assert error_code(response) != "AdminOnly"
+    assert len(gw.auth._store.records) == 1 and gw.auth._store.records[gw.key[4:20]].revoked_at is None
+
+
+def test_the_read_kinds_are_route_kinds_and_change_nothing_by_their_methods():
+    kinds = {r.kind for r in EVERY_TABLE_ROUTE}
+    assert READ_KINDS <= kinds and ADMIN_KINDS <= kinds
+    for route in EVERY_TABLE_ROUTE:
+        if route.kind in READ_KINDS:  # a read is a GET, or the estimate (a POST of a send's body that stores nothing)
+            assert route.working_methods == ("GET",) or route.kind == "estimate", route.name
+
+
+def test_openapi_documents_each_routes_refusal_of_a_read_only_or_licensee_key():
+    from sms.entrypoints.openapi import document
+
+    paths = document()["paths"]
+    for route in EVERY_TABLE_ROUTE:
+        operation = paths.get("/" + route.path, {}).get(route.working_methods[0].lower())
+        if operation is None or route.kind in UNKEYED:
+            continue
+        forbidden = operation["responses"].get("403", {}).get("description", "")
+        assert ("ReadOnlyKey" in forbidden) == (route.kind not in READ_KINDS), route.name
+        assert ("AdminOnly" in forbidden) == (route.kind in ADMIN_KINDS), route.name

@@ -17,6 +17,7 @@ from sms.dev.host.routing import kestrel_path, route_table, select
 
 GUID = "e1f6be64733348e3b37055b6c0fd9ebe"
 HOOK = "5d41402abc4b2a76b9719d911017c592"  # a webhook endpoint's id
+KEY = "0123456789abcdef"  # an API key's id
 GUID_FORMS = (GUID, GUID.upper(), "e1f6be64-7333-48e3-b370-55b6c0fd9ebe", "{E1F6BE64-7333-48E3-B370-55B6C0FD9EBE}")
 SEND_ROUTES = {  # path -> (function for the path, function for the path with a format suffix)
     "/api/sendmessage": ("send_message", "send_message_with_format"),
@@ -80,6 +81,17 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("PUT", "/API/Settings/"): "settings_set",
     ("GET", "/api/GetLicenseeSettings"): "op_get_licensee_settings",
     ("PUT", "/api/SetLicenseeSettings"): "op_set_licensee_settings",
+    # API keys (issue 29).
+    ("GET", "/api/keys/current"): "keys_current",
+    ("GET", "/API/Keys/Current/"): "keys_current",
+    ("GET", "/api/keys"): "keys_list",
+    ("POST", "/api/keys"): "keys_create",
+    ("POST", f"/api/keys/{KEY}/rotate"): "keys_rotate",
+    ("POST", f"/api/keys/{KEY.upper()}/Rotate/"): "keys_rotate",
+    ("DELETE", f"/api/keys/{KEY}"): "keys_revoke",
+    ("GET", "/api/GetCurrentApiKey"): "op_get_current_api_key",
+    ("POST", "/api/CreateApiKey"): "op_create_api_key",
+    ("DELETE", "/api/RevokeApiKey"): "op_revoke_api_key",
     ("POST", "/api/sms/receipts/acs"): "receipts_acs",
     ("OPTIONS", "/api/sms/receipts/acs"): "receipts_acs",
     ("POST", "/api/sms/receipts/twilio"): "receipts_twilio",
@@ -131,6 +143,12 @@ NOT_ROUTED = [
     ("GET", "/api/sms/estimate/replies"), ("POST", "/api/sms/estimate/x"), ("OPTIONS", "/api/sms/estimate"),
     ("POST", "/api/settings"), ("PATCH", "/api/settings"), ("DELETE", "/api/settings"), ("GET", "/api/settings/x"),
     ("GET", "/api/settings.json"),
+    # API keys: a key id is 16 hex digits, and "current" is only read.
+    ("PUT", "/api/keys"), ("DELETE", "/api/keys"), ("GET", f"/api/keys/{KEY}"), ("POST", f"/api/keys/{KEY}"),
+    ("DELETE", "/api/keys/current"), ("POST", "/api/keys/current"), ("POST", "/api/keys/current/rotate"),
+    ("DELETE", f"/api/keys/{KEY}x"), ("DELETE", f"/api/keys/{KEY[:-1]}"), ("DELETE", f"/api/keys/sms_{KEY}"),
+    ("POST", f"/api/keys/{KEY}/revoke"), ("GET", f"/api/keys/{KEY}/rotate"), ("DELETE", f"/api/keys/{HOOK}"),
+    ("GET", "/api/keys.json"), ("GET", "/api/keys/current/x"),
 ]
 
 
@@ -195,11 +213,11 @@ def test_every_route_in_readmes_api_table_is_checked_here():
         first_cell = row.split("|")[1]
         method = re.match(r"\s*`(\w+) ", first_cell).group(1)
         for path in re.findall(r"`(?:\w+ )?(/[^`]*)`", first_cell):
-            documented.add((method, path.replace("{commId}", GUID).replace("{endpointId}", HOOK)))
+            documented.add((method, path.replace("{commId}", GUID).replace("{endpointId}", HOOK).replace("{keyId}", KEY)))
     assert len(documented) >= 19
     assert documented <= set(DOCUMENTED), documented - set(DOCUMENTED)
     # Every other URL README shows in passing (format suffixes, ...) too.
     paths = re.findall(r"`(?:[A-Z]+ )?(/(?:api|json|jsv)/[^`.]*(?:\.\w+)?)`", readme)
-    mentioned = {p.replace("{commId}", GUID).replace("{endpointId}", HOOK) for p in paths}
+    mentioned = {p.replace("{commId}", GUID).replace("{endpointId}", HOOK).replace("{keyId}", KEY) for p in paths}
     assert len(mentioned) >= 20
     assert mentioned <= {path for _, path in DOCUMENTED}, mentioned - {path for _, path in DOCUMENTED}

@@ -3,14 +3,15 @@
 // which starts the gateway and a webhook receiver on 127.0.0.1 and asserts on what this prints:
 //   SECRET <whsec_...>   once the webhook endpoint is added; then it waits for a line on stdin (the receiver has the secret)
 //   RESULTS <json>       each operation's answer, as the client read it
-// Environment: BASE_URL, API_KEY, RECEIVER_URL.
+// Environment: BASE_URL, API_KEY, ADMIN_KEY (an admin's, for the key operations), RECEIVER_URL.
 import * as readline from "node:readline";
 import { JsonServiceClient } from "@servicestack/client";
 import {
-    AddWebhookEndpoint, CancelSms, DeleteWebhookEndpoint, EnableWebhookEndpoint, EstimateSms, GetGuard, GetLicenseeSettings,
-    GetProviders, GetRoutingTable, GetSmsReplies, GetSmsStatus, GetUsage, GetWebhookDeliveries, GetWebhookEndpoints, GuardCaps,
-    IReturn, QuerySms, ReplayWebhookEvents, ResetGuard, ResetRoutingTable, RotateWebhookSecret, RouteRule, SetGuard,
-    SetLicenseeSettings, SetRoutingTable, SMSContact, SMSModel, SMSSend,
+    AddWebhookEndpoint, CancelSms, CreateApiKey, DeleteWebhookEndpoint, EnableWebhookEndpoint, EstimateSms, GetCurrentApiKey,
+    GetGuard, GetLicenseeSettings, GetProviders, GetRoutingTable, GetSmsReplies, GetSmsStatus, GetUsage, GetWebhookDeliveries,
+    GetWebhookEndpoints, GuardCaps, IReturn, QueryApiKeys, QuerySms, ReplayWebhookEvents, ResetGuard, ResetRoutingTable,
+    RevokeApiKey, RotateApiKey, RotateWebhookSecret, RouteRule, SetGuard, SetLicenseeSettings, SetRoutingTable, SMSContact,
+    SMSModel, SMSSend,
 } from "./ref/dtos.js";
 
 const client = new JsonServiceClient(process.env.BASE_URL!);
@@ -57,6 +58,22 @@ await call("getGuard", new GetGuard());
 await call("setLicenseeSettings", new SetLicenseeSettings({ quietHours: "21:00-08:00", timeZone: "Australia/Sydney" }));
 await call("getLicenseeSettings", new GetLicenseeSettings());
 await call("clearQuietHours", new SetLicenseeSettings({ noQuietHours: true, timeZone: "UTC" }));
+
+// API keys: what this key is; then, with an admin's key, a read-only key for this licensee made, listed, rotated, revoked.
+await call("currentKey", new GetCurrentApiKey());
+const admin = new JsonServiceClient(process.env.BASE_URL!);
+admin.bearerToken = process.env.ADMIN_KEY!;
+async function asAdmin<T>(name: string, request: IReturn<T>): Promise<T> {
+    const result = await admin.api(request);
+    if (!result.succeeded) throw new Error(`${name} failed: ${JSON.stringify(result.error)}`);
+    results[name] = result.response;
+    return result.response as T;
+}
+const current = results.currentKey as { licenseeId: string };
+const made = await asAdmin("createKey", new CreateApiKey({ licenseeId: current.licenseeId, name: "desk", readOnly: true }));
+await asAdmin("queryKeys", new QueryApiKeys({ licenseeId: current.licenseeId }));
+const rotation = await asAdmin("rotateKey", new RotateApiKey({ keyId: made.keyId, graceHours: 0 }));
+await asAdmin("revokeKey", new RevokeApiKey({ keyId: rotation.newKey.keyId }));
 
 // A webhook endpoint on the test's receiver; the receiver learns its secret before anything is sent.
 const endpoint = await call("addWebhookEndpoint", new AddWebhookEndpoint({ url: process.env.RECEIVER_URL!, eventTypes: ["message.sent", "message.cancelled"] }));
