@@ -23,15 +23,14 @@ ExcludeTypes and AddResponseStatus are applied by the model; the rest (AddImplic
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from ...domain.errors import FieldError, ValidationFailed
+from .declarations import COLLECTION_TYPES, DICTIONARY_TYPES, Declaration, by_dependencies
+from .model import SERVICESTACK
 from .names import camel_case
 from .options import Options
-
-SERVICESTACK = "ServiceStack"
 
 # .NET type -> TypeScript (v8.8's TypeAliases, the ones the gateway's DTOs use); any other name is a DTO's own.
 _ALIASES = {
@@ -40,8 +39,6 @@ _ALIASES = {
     "Byte": "number", "Int16": "number", "Int32": "number", "Int64": "number", "UInt16": "number", "UInt32": "number",
     "UInt64": "number", "Single": "number", "Double": "number", "Decimal": "number",
 }
-_LISTS = ("List`1", "IEnumerable`1", "ICollection`1", "HashSet`1")
-_DICTIONARIES = ("Dictionary`2", "IDictionary`2")
 _DICTIONARY_KEYS = ("string", "number", "boolean")  # what an index signature may be keyed by; anything else is a string
 # The order ServiceStack lists its verb markers in (NativeTypesService.BuiltinInterfaces); emitted in order of first use.
 _VERB_MARKERS = ("IGet", "IPost", "IPut", "IDelete", "IPatch")
@@ -59,9 +56,9 @@ def _type(name: str, generic_args: list[str] | None) -> str:
     if generic_args:
         if name == "Nullable`1":
             return _alias(generic_args[0])
-        if name in _LISTS:
+        if name in COLLECTION_TYPES:
             return f"{_alias(generic_args[0])}[]"
-        if name in _DICTIONARIES:
+        if name in DICTIONARY_TYPES:
             key = _alias(generic_args[0])
             return "{ [index:" + (key if key in _DICTIONARY_KEYS else "string") + "]: " + _alias(generic_args[1]) + "; }"
         return f"{_alias(name)}<{', '.join(_alias(a) for a in generic_args)}>"
@@ -71,18 +68,6 @@ def _type(name: str, generic_args: list[str] | None) -> str:
 def _comment(text: str) -> str:
     """A description as a one-line doc comment (v8.8 drops line breaks; a `*/` inside would end the comment early)."""
     return "/** @description " + text.replace("\r", "").replace("\n", "").replace("*/", "*\\/") + " */"
-
-
-def _attribute(attr: dict[str, Any]) -> str:
-    """An exported C# attribute as a comment: `// @Api(Description="...")`, string values quoted and escaped."""
-    def value(arg: dict[str, Any]) -> str:
-        return json.dumps(arg["value"], ensure_ascii=False) if arg.get("type") == "String" else str(arg["value"])
-
-    if attr.get("constructorArgs"):
-        args = ", ".join(value(a) for a in attr["constructorArgs"])
-    else:
-        args = ", ".join(f"{a['name']}={value(a)}" for a in attr.get("args", []))
-    return f"// @{attr['name']}({args})"
 
 
 def _interface(name: str, generic_args: list[str] | None = None) -> dict[str, Any]:
@@ -121,58 +106,6 @@ def _builtin_interfaces(meta: dict[str, Any], options: Options) -> list[dict[str
             for name in wanted if name not in excluded and name.split("`")[0] not in excluded]
 
 
-def _ordered(types: list[dict[str, Any]], operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every type once, each after what it needs (ServiceStack's GetAllTypesOrdered, then OrderTypesByDeps): the
-    non-operation types with each base before its subclasses, then responses, then requests, reordered so that a
-    request's response, a type's base and its properties' types come first, depth first."""
-    by_name = {t["name"]: t for t in types}
-    listed: list[dict[str, Any]] = []
-
-    def base_first(t: dict[str, Any] | None) -> None:
-        if t is None or t in listed:
-            return
-        if "inherits" in t:
-            base_first(by_name.get(t["inherits"]["name"]))
-        if t not in listed:
-            listed.append(t)
-
-    for t in types:
-        base_first(t)
-    for t in [op["response"] for op in operations if "response" in op] + [op["request"] for op in operations]:
-        if all(t["name"] != seen["name"] for seen in listed):
-            listed.append(t)
-
-    return_types = {op["request"]["name"]: op["returnType"]["name"] for op in operations if "returnType" in op}
-    deps: dict[str, list[str]] = {}
-    for t in listed:
-        needs = deps.setdefault(t["name"], [])
-        named = ([return_types[t["name"]]] if t["name"] in return_types else [])
-        if "inherits" in t:
-            named += [*t["inherits"].get("genericArgs", []), t["inherits"]["name"]]
-        for p in t.get("properties", []):
-            named += p.get("genericArgs") or [p["type"]]
-        needs += [n.split("[")[0] for n in named if n.split("[")[0] not in needs]
-
-    everything = {t["name"]: t for t in listed}
-    considered: set[str] = set()
-    ordered: list[dict[str, Any]] = []
-
-    def needed_by(t: dict[str, Any]) -> list[dict[str, Any]]:
-        found = []
-        for name in deps.get(t["name"], []):
-            if name in everything and name not in considered:
-                considered.add(name)
-                found += [*needed_by(everything[name]), everything[name]]
-        return found
-
-    for t in listed:
-        for needed in [*needed_by(t), t]:
-            if needed not in ordered:
-                ordered.append(needed)
-        considered.add(t["name"])
-    return ordered
-
-
 class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -189,24 +122,21 @@ def _property(w: _Writer, prop: dict[str, Any], options: Options) -> None:
         w.line(_comment(prop["description"]))
     if options.flag("MakePropertiesOptional", False) or not prop.get("isRequired"):
         w.line(f"public {name}?: {ts_type};")
-    elif prop["type"] in _LISTS:
+    elif prop["type"] in COLLECTION_TYPES:
         w.line(f"public {name}: {ts_type} = [];")
-    elif prop["type"] in _DICTIONARIES:
+    elif prop["type"] in DICTIONARY_TYPES:
         w.line(f"public {name}: {ts_type} = {{}};")
     else:
         w.line(f"public {name}!: {ts_type};")
 
 
-def _declare(w: _Writer, t: dict[str, Any], op: dict[str, Any] | None, options: Options) -> None:
+def _declare(w: _Writer, d: Declaration, options: Options) -> None:
+    t, op = d.type, d.operation
     w.line()
     if options.flag("AddDescriptionAsComments", True) and t.get("description"):
         w.line(_comment(t["description"]))
-    if op is not None:
-        for route in op.get("routes", []):
-            verbs = f', "{route["verbs"]}"' if route.get("verbs") else ""
-            w.line(f'// @Route({json.dumps(route["path"])}{verbs})')
-    for attr in t.get("attributes", []):
-        w.line(_attribute(attr))
+    for name, args in d.attributes():  # its routes, then its attributes, as comments
+        w.line(f"// @{name}({', '.join(args)})")
     name = _type(t["name"], t.get("genericArgs"))
     if t.get("isInterface"):
         w.line(f"export interface {name}")
@@ -279,10 +209,9 @@ def render(meta: dict[str, Any], options: Options) -> str:
         w.line(f"export module {namespace}")
         w.line("{")
         w.indent = _INDENT
-    operations = meta["operations"]
-    requests = {op["request"]["name"]: op for op in operations}
-    for t in _ordered([*_builtin_interfaces(meta, options), *meta["types"]], operations):
-        _declare(w, t, requests.get(t["name"]), options)
+    with_interfaces = {**meta, "types": [*_builtin_interfaces(meta, options), *meta["types"]]}
+    for d in by_dependencies(with_interfaces):
+        _declare(w, d, options)
     if namespace is not None:
         w.indent = ""
         w.line()
