@@ -399,6 +399,8 @@ async def _settings_set(req: func.HttpRequest, gw: Gateway, route: Route) -> Bas
     request = wire.to_dto(_request_data(req, route, gw), SetLicenseeSettings)
     return licensee_settings_state(await gw.use.licensees.set(
         licensee, quiet_hours=request.quiet_hours, no_quiet_hours=bool(request.no_quiet_hours), time_zone=request.time_zone))
+
+
 # API keys (issue 29): the key the request carries, for any key; every licensee's keys, for an admin key only
 # (routes.ADMIN_KINDS, checked by _authorized). The use cases are the CLI's (python -m sms keys).
 
@@ -472,6 +474,14 @@ async def _metadata(req: func.HttpRequest, route: Route, gateway: GatewaySource)
     return func.HttpResponse(metadata.page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+async def _types(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
+    return reference.types(req, route.path)
+
+
+async def _metadata_page(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
+    return reference.metadata_page(req, route)
+
+
 # Each route kind (sms.entrypoints.routes.Route.kind) and its code: a route's function is `_function(route, ...)` over it.
 async def _providers(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     await _licensee(req, gw, route)  # any key: which providers there are, and how they fare, is no licensee's secret
@@ -490,14 +500,6 @@ _WORK: dict[str, Work] = {
     "keys_current": _keys_current, "keys_list": _keys_list, "keys_create": _keys_create, "keys_rotate": _keys_rotate,
     "keys_revoke": _keys_revoke,
 }
-async def _types(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
-    return reference.types(req, route.path)
-
-
-async def _metadata_page(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
-    return reference.metadata_page(req, route)
-
-
 _OWN_SHAPE: dict[str, Callable[[func.HttpRequest, Route, GatewaySource], Awaitable[func.HttpResponse]]] = {
     "health": _health, "openapi": _openapi, "metadata": _metadata, "types": _types, "metadata_page": _metadata_page,
 }

@@ -452,6 +452,8 @@ def licensee_settings_state(settings: LicenseeSettings) -> LicenseeSettingsState
     table and guard have their own routes)."""
     return LicenseeSettingsState(licensee_id=settings.licensee_id, quiet_hours=settings.quiet_hours,
                                  time_zone=settings.time_zone, updated_at=settings.updated_at)
+
+
 # -- API keys (issue 29) --
 
 MAX_KEY_NAME_CHARS = 100
