@@ -90,6 +90,9 @@ SMS gateway ready at {base_url}
 Admin API key (every licensee's keys too) for local licensee {LOCAL_LICENSEE}:
   {key}
 
+The operator console (sign in with the key above):
+  {base_url}/console
+
 Send a message (it is queued, then the worker sends it through the console provider):
   curl -s -X POST {base_url}/api/sms/send {auth} -H "Content-Type: application/json" -d '{body}'
 Then see where it stands (use the commId from the answer):

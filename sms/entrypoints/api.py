@@ -67,7 +67,7 @@ from ..wire.mapping import (
     webhook_endpoint_state,
 )
 from ..wire.requests import CreateApiKey, RotateApiKey, SetLicenseeSettings
-from . import metadata, named, openapi, reference
+from . import metadata, named, openapi, operator_console, reference
 from .routes import ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route, register
 
 log = logging.getLogger("sms.api")
@@ -482,6 +482,10 @@ async def _metadata_page(req: func.HttpRequest, route: Route, gateway: GatewaySo
     return reference.metadata_page(req, route)
 
 
+async def _console(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
+    return operator_console.serve(req)
+
+
 # Each route kind (sms.entrypoints.routes.Route.kind) and its code: a route's function is `_function(route, ...)` over it.
 async def _providers(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     await _licensee(req, gw, route)  # any key: which providers there are, and how they fare, is no licensee's secret
@@ -502,6 +506,7 @@ _WORK: dict[str, Work] = {
 }
 _OWN_SHAPE: dict[str, Callable[[func.HttpRequest, Route, GatewaySource], Awaitable[func.HttpResponse]]] = {
     "health": _health, "openapi": _openapi, "metadata": _metadata, "types": _types, "metadata_page": _metadata_page,
+    "console": _console,
 }
 
 

@@ -45,6 +45,8 @@ _ENDPOINT_ID = (("endpointId", ENDPOINT_ID_PATTERN),)
 # "current": GET api/keys/current has a route of its own.
 KEY_ID_PATTERN = r"^[0-9a-fA-F]{16}$"
 _KEY_ID = (("keyId", KEY_ID_PATTERN),)
+# A file of the operator console: a flat name of a kind it ships (sms.entrypoints.operator_console checks it again).
+CONSOLE_ASSET_PATTERN = r"^[a-z0-9-]+\.(js|css|svg)$"
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,9 @@ ROUTES: list[Route] = [
     Route("metadata_operations", "metadata", "metadata_page", ("GET",)),
     Route("json_metadata", "json/metadata", "metadata_page", ("GET",), Format.JSON),
     Route("jsv_metadata", "jsv/metadata", "metadata_page", ("GET",), Format.JSV),
+    # The operator console (issue 29): its page and the files it loads, no key needed (the page signs in to the API).
+    Route("console", "console", "console", ("GET",)),
+    Route("console_asset", "console/{asset}", "console", ("GET",), patterns=(("asset", CONSOLE_ASSET_PATTERN),)),
 ]
 
 # What a key may call, by route kind (sms.entrypoints.api checks it where it checks the key). A read-only key may call

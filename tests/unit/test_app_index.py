@@ -41,6 +41,8 @@ def test_every_route_is_registered(triggers):
     expected |= {"api/keys/current": {"GET"}, "api/keys/{keyId}/rotate": {"POST"}, "api/keys/{keyId}": {"DELETE"}}
     expected |= {f"api/{name}": {"GET", "POST", "PUT", "PATCH", "DELETE"}
                  for name in ("GetCurrentApiKey", "QueryApiKeys", "CreateApiKey", "RotateApiKey", "RevokeApiKey")}
+    # Issue 29: the operator console's page and its files.
+    expected |= {"console": {"GET"}, "console/{asset}": {"GET"}}
     # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one), and so
     # are GET (status) and DELETE (cancel) /api/sms/{commId}.
     webhooks = sorted(sorted(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger" and t["route"] == "api/webhooks")

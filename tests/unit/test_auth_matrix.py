@@ -109,7 +109,7 @@ async def test_no_key_secret_or_full_phone_number_reaches_the_logs(gw, caplog):
 # -- what a key may do: read-only keys and the admin routes (issue 29) --
 
 # The route kinds that take no key (their own checks, or none): every other route is checked below.
-UNKEYED = {"health", "openapi", "metadata", "types", "metadata_page", "receipts_acs", "receipts_twilio", "inbound_twilio"}
+UNKEYED = {"health", "openapi", "metadata", "types", "metadata_page", "receipts_acs", "receipts_twilio", "inbound_twilio", "console"}
 # Every route that takes a key, and ServiceStack's /api/{Operation} of every operation.
 KEYED = [r for r in (*EVERY_TABLE_ROUTE, *NAMED_ROUTES) if r.kind not in UNKEYED]
 VALUES = {"commId": COMM_ID, "endpointId": COMM_ID, "operation": "SMSSend", "format": "json", "keyId": "0123456789abcdef"}

@@ -109,6 +109,12 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("GET", "/metadata"): "metadata_operations",
     ("GET", "/json/metadata"): "json_metadata",
     ("GET", "/jsv/metadata"): "jsv_metadata",
+    # The operator console (issue 29): its page, and its files by their flat names.
+    ("GET", "/console"): "console",
+    ("GET", "/Console/"): "console",
+    ("GET", "/console/app.js"): "console_asset",
+    ("GET", "/console/style.css"): "console_asset",
+    ("GET", "/console/favicon.svg"): "console_asset",
     # ServiceStack's /api/{Operation} for each operation (its own function; every method, a wrong one answered 405).
     ("GET", "/api/GetSmsStatus"): "op_get_sms_status",
     ("POST", "/api/getsmsstatus"): "op_get_sms_status",
@@ -143,6 +149,9 @@ NOT_ROUTED = [
     ("GET", "/api/sms/estimate/replies"), ("POST", "/api/sms/estimate/x"), ("OPTIONS", "/api/sms/estimate"),
     ("POST", "/api/settings"), ("PATCH", "/api/settings"), ("DELETE", "/api/settings"), ("GET", "/api/settings/x"),
     ("GET", "/api/settings.json"),
+    # The console: no file in a folder, none of another kind, nothing but GET.
+    ("GET", "/console/pages/app.js"), ("GET", "/console/app.ts"), ("GET", "/console/.js"), ("GET", "/console/index.html/x"),
+    ("POST", "/console"), ("HEAD", "/console"), ("DELETE", "/console/app.js"),
     # API keys: a key id is 16 hex digits, and "current" is only read.
     ("PUT", "/api/keys"), ("DELETE", "/api/keys"), ("GET", f"/api/keys/{KEY}"), ("POST", f"/api/keys/{KEY}"),
     ("DELETE", "/api/keys/current"), ("POST", "/api/keys/current"), ("POST", "/api/keys/current/rotate"),

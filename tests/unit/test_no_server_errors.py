@@ -125,7 +125,7 @@ def admin(gw):
 
 
 GOOD_ROUTE_VALUES = {"commId": "6f9619ff8b86d011b42d00c04fc964ff", "operation": "SMSSend", "format": "json",
-                     "endpointId": "5d41402abc4b2a76b9719d911017c592", "keyId": "0123456789abcdef"}
+                     "endpointId": "5d41402abc4b2a76b9719d911017c592", "keyId": "0123456789abcdef", "asset": "app.js"}
 
 
 # Every route, and ServiceStack's /api/{Operation} of every operation (issue 28): the values its own route takes in

@@ -1,0 +1,87 @@
+// One message: what it said, each recipient's timeline, the replies, the webhook events it produced, and cancel
+// while some recipient has not gone yet.
+
+import { ApiError, call } from "./api.js";
+import { action, badge, fill, h, href, notify, table, when } from "./dom.js";
+
+const CANCELLABLE = new Set(["scheduled", "queued"]);
+const IN_FLIGHT = new Set(["scheduled", "queued", "sending", "sent"]);
+const POLL_MS = 2000;
+
+export async function render(main, { id, heading }) {
+  if (!id) {
+    main.append(h("p", {}, "No message named. ", h("a", { href: href("messages") }, "Back to messages")));
+    return null;
+  }
+  const body = h("div", {});
+  main.append(h("p", {}, h("a", { href: href("messages") }, "← Messages")), body);
+  let timer = null;
+  let stopped = false;
+
+  async function load() {
+    const message = await call("GET", `api/sms/${encodeURIComponent(id)}`, { licensee: true });
+    const [replies, events] = await Promise.all([
+      call("GET", `api/sms/${encodeURIComponent(id)}/replies`, { licensee: true }).then((answer) => answer.replies).catch(() => []),
+      call("GET", `api/sms/${encodeURIComponent(id)}/events`, { licensee: true }).then((answer) => answer.events || [])
+        .catch((error) => (error instanceof ApiError ? error : [])),
+    ]);
+    if (stopped) return;
+    fill(heading, "Message ", h("span", { class: "mono" }, message.reference || message.commId));
+    draw(message, replies, events);
+    clearTimeout(timer);
+    if (message.recipients.some((recipient) => IN_FLIGHT.has(recipient.status))) timer = setTimeout(() => load().catch(() => {}), POLL_MS);
+  }
+
+  function draw(message, replies, events) {
+    const waiting = message.recipients.filter((recipient) => CANCELLABLE.has(recipient.status)).length;
+    fill(body,
+      h("div", { class: "grid" },
+        h("section", { class: "card", "aria-labelledby": "facts" },
+          h("h2", { id: "facts" }, "Summary"),
+          h("dl", { class: "facts" },
+            h("dt", {}, "Status"), h("dd", { id: "message-status" }, badge(message.status)),
+            h("dt", {}, "Comm id"), h("dd", { class: "mono" }, message.commId),
+            h("dt", {}, "Reference"), h("dd", { class: "mono" }, message.reference),
+            h("dt", {}, "Created"), h("dd", {}, when(message.createdAt)),
+            message.sendAt ? [h("dt", {}, "Send at"), h("dd", {}, when(message.sendAt))] : null,
+            message.validUntil ? [h("dt", {}, "Valid until"), h("dd", {}, when(message.validUntil))] : null,
+            h("dt", {}, "Encoding"), h("dd", {}, `${message.encoding}, ${message.segments} segment${message.segments === 1 ? "" : "s"}`),
+            h("dt", {}, "Licensee"), h("dd", { class: "mono" }, message.licenseeId)),
+          waiting ? h("div", { class: "actions" }, action(`Cancel (${waiting} not sent yet)`, async () => {
+            const answer = await call("DELETE", `api/sms/${encodeURIComponent(message.commId)}`, { licensee: true });
+            notify(`Cancelled ${answer.cancelled} recipient${answer.cancelled === 1 ? "" : "s"}.`);
+            await load();
+          }, { class: "danger" })) : null)),
+      h("h2", {}, "Recipients"),
+      message.recipients.map((recipient) => h("section", { class: "card recipient", "aria-label": `Recipient ${recipient.phoneNumber}` },
+        h("h3", {}, recipient.phoneNumber, recipient.name ? ` (${recipient.name})` : "", " ", badge(recipient.status)),
+        recipient.error ? h("p", { class: "error" }, recipient.error) : null,
+        h("ol", { class: "timeline", "aria-label": "Timeline" }, recipient.timeline.map((event) => h("li", {},
+          badge(event.status), " ", when(event.at),
+          event.provider ? h("span", { class: "muted" }, ` via ${event.provider}`) : null,
+          event.attempt ? h("span", { class: "muted" }, `, attempt ${event.attempt}`) : null,
+          event.error ? h("span", { class: "error" }, ` ${event.error}`) : null,
+          event.guard ? h("span", { class: "muted" }, ` (guard: ${event.guard})`) : null))),
+        recipient.timelineOmitted ? h("p", { class: "muted" }, `${recipient.timelineOmitted} earlier events not kept.`) : null)),
+      h("h2", {}, "Replies"),
+      table("Replies", [
+        ["Received", (reply) => when(reply.receivedAt)],
+        ["From", (reply) => reply.fromNumber],
+        ["Text", (reply) => h("div", { class: "body-text reply" }, reply.body)],
+      ], replies, "No replies."),
+      h("h2", {}, "Webhook events"),
+      events instanceof ApiError
+        ? h("p", { class: "error" }, events.message)
+        : table("Webhook events", [
+          ["At", (event) => when(event.at)],
+          ["Type", (event) => h("code", {}, event.type)],
+          ["Event id", (event) => h("span", { class: "mono" }, event.id)],
+        ], events, "No webhook events yet."));
+  }
+
+  await load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

@@ -1,0 +1,45 @@
+// Send: one message to one or more numbers, now or at a time, through the same route ServiceStack clients post to.
+
+import { call } from "./api.js";
+import { field, h, href, notify } from "./dom.js";
+
+export async function render(main, { me }) {
+  if (me.readOnly) {
+    main.append(h("p", {}, "This key is read-only: it cannot send."));
+    return null;
+  }
+  const to = h("textarea", { name: "to", rows: 3, required: true, placeholder: "+61412345678" });
+  const text = h("textarea", { name: "body", rows: 4, required: true, maxlength: 1600 });
+  const sendAt = h("input", { type: "datetime-local", name: "sendAt", step: 1 });
+  const reference = h("input", { type: "text", name: "linkedObjectId", maxlength: 100 });
+  const result = h("div", { "aria-live": "polite" });
+  const form = h("form", { class: "card", "aria-label": "Send a message" },
+    field("To", to, "One number per line, in E.164 (+61…) or the deployment's home format."),
+    field("Message", text),
+    h("div", { class: "row" },
+      field("Send at (optional)", sendAt, "Your local time; empty sends now."),
+      field("Linked object id (optional)", reference, "Your own id for what this message is about.")),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Send")),
+    result);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const numbers = to.value.split(/[\n,;]+/).map((number) => number.trim()).filter(Boolean);
+    const model = { To: numbers.map((number) => ({ PhoneNumber: number })), MessageBody: text.value };
+    if (sendAt.value) model.SendAt = new Date(sendAt.value).toISOString();
+    if (reference.value.trim()) model.LinkedObjectId = reference.value.trim();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const answer = await call("POST", "api/send", { body: { SMSModel: model } });
+      notify(`Accepted: ${answer.recipients} recipient${answer.recipients === 1 ? "" : "s"}, ${answer.segments} segment${answer.segments === 1 ? "" : "s"}.`);
+      result.replaceChildren(h("p", {}, "Accepted. ", h("a", { href: href("message", {}, answer.commId), id: "sent-message" }, "Follow it")));
+      text.value = "";
+    } catch (error) {
+      result.replaceChildren(h("p", { class: "error", role: "alert" }, error.message));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  main.append(form);
+  return null;
+}
