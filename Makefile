@@ -3,12 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-dev run test lint infra-check bench clean
+.PHONY: install install-dev browser run test lint infra-check bench clean
 
 # `make run` installs what running needs (requirements.txt); the test and benchmark tools
 # (requirements-dev.txt) only come with `make test` and `make bench`.
 install: $(VENV)/.installed node_modules/.installed
-install-dev: install $(VENV)/.installed-dev
+install-dev: install $(VENV)/.installed-dev browser
+
+# The console's browser tests drive Debian's Chromium (apt, when it is not on PATH): see scripts/install-browser.
+browser:
+	bash scripts/install-browser
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)

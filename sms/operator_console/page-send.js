@@ -18,7 +18,7 @@ export async function render(main, { me }) {
     field("Message", text),
     h("div", { class: "row" },
       field("Send at (optional)", sendAt, "Your local time; empty sends now."),
-      field("Linked object id (optional)", reference, "Your own id for what this message is about.")),
+      field("Linked object id (optional)", reference, "A Guid of yours for what this message is about (a booking, a case).")),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Send")),
     result);
   form.addEventListener("submit", async (event) => {
