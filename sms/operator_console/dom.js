@@ -103,6 +103,8 @@ export function notify(message, kind = "info") {
   notice.className = `notice ${kind}`;
   notice.setAttribute("role", kind === "error" ? "alert" : "status");
   fill(notice, message);
+  clearTimeout(notify.timer);
+  if (kind !== "error") notify.timer = setTimeout(() => fill(notice), 8000); // an error stays until the next notice
 }
 
 // A secret shown once: the value, a copy button, and "Done", which takes the value out of the page for good.

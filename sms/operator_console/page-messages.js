@@ -12,8 +12,12 @@ const FILTERS = [
 ];
 const STATUSES = ["", "scheduled", "queued", "sending", "sent", "partially_sent", "delivered", "undelivered", "failed", "opted_out",
   "expired", "cancelled", "blocked"];
-const IN_FLIGHT = new Set(["scheduled", "queued", "sending", "sent", "partially_sent"]);
+// Polled while the first page shows a message on its way (a scheduled one waits for its time, not for this page), every
+// 2 s at first and less often the longer nothing changes: a message sent through a provider that never reports
+// delivery stays "sent" for good.
+const IN_FLIGHT = new Set(["queued", "sending", "sent", "partially_sent"]);
 const POLL_MS = 2000;
+const POLL_MAX_MS = 30000;
 const PAGE_SIZE = 50;
 
 export async function render(main, { params }) {
@@ -46,17 +50,22 @@ export async function render(main, { params }) {
   const tokens = [null]; // the continuation token of each page shown so far: back and forward
   let timer = null;
   let stopped = false;
+  let shown = "";
+  let wait = POLL_MS;
 
   async function load(index) {
     const answer = await call("GET", "api/sms", { query: { ...query, take: PAGE_SIZE, continuationToken: tokens[index] }, licensee: true });
     if (stopped) return;
     tokens.length = index + 1;
     if (answer.continuationToken) tokens.push(answer.continuationToken);
-    draw(answer.messages, index);
+    const now = JSON.stringify(answer.messages);
+    wait = now === shown ? Math.min(wait * 1.5, POLL_MAX_MS) : POLL_MS;
+    if (now !== shown) draw(answer.messages, index);
+    shown = now;
     clearTimeout(timer);
     const moving = index === 0 && answer.messages.some((message) => IN_FLIGHT.has(message.status));
     fill(live, moving ? "Live: refreshing while messages are on their way." : "");
-    if (moving) timer = setTimeout(() => load(0).catch(() => {}), POLL_MS);
+    if (moving) timer = setTimeout(() => load(0).catch(() => {}), wait);
   }
 
   function draw(messages, index) {
@@ -74,6 +83,8 @@ export async function render(main, { params }) {
         h("span", { class: "muted" }, `Page ${index + 1}`),
         tokens[index + 1] ? h("button", { type: "button", onclick: () => load(index + 1) }, "Older") : null));
     results.setAttribute("aria-busy", "false");
+    // When the first page stood on the screen: the browser tests read it (milliseconds from the navigation's start).
+    if (!performance.getEntriesByName("console:first-page").length) performance.mark("console:first-page");
   }
 
   await load(0);
