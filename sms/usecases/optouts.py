@@ -170,7 +170,8 @@ class OptOuts:
         async def converge(row: OptOutChange) -> None:
             nonlocal written
             async with slots:
-                written += await self._index.converge(row)
+                wrote = await self._index.converge(row)
+            written += wrote  # after the await: `written += await ...` reads it before, and loses another's count
 
         batch: list[OptOutChange] = []
         async for row in self._store.every_row():
