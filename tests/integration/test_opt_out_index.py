@@ -1,6 +1,8 @@
 """SmsOptOutIndex on Azurite (issue 29): a change's state and history rows go in one transaction of the scope's partition,
 the same change again writes the same rows, the list pages by number and prefix, and the backfill from
 SmsOptOutsByNumber is idempotent and converges after a write that failed half way."""
+import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -95,3 +97,23 @@ async def test_a_backfill_beside_a_newer_change_does_not_write_its_history_row(s
     await index.record(newer)
     assert not await index.converge(OptOutChange(LICENSEE, SAM, True, at - timedelta(hours=1), "stop"))
     assert await index.history(LICENSEE, SAM) == [newer]  # the create failed whole: no history row without its state
+
+
+async def test_python_m_sms_optouts_reindex_repairs_what_the_index_lacks(emulator, monkeypatch, capsys):
+    from sms.bootstrap import build
+    from sms.config import Settings
+    from sms.entrypoints import cli
+
+    number = f"+6141288{uuid.uuid4().int % 10**4:04d}"
+    licensee = uuid.uuid4().hex
+    adapters = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
+    try:
+        await adapters.ensure_storage()  # the startup backfill has run: a STOP written now only to the truth is missing
+        await adapters.opt_outs.add(licensee, number, utcnow())
+        monkeypatch.setenv("AzureWebJobsStorage", emulator.connection_string)
+        monkeypatch.setattr(cli, "load_local_settings", lambda: None)
+        assert await asyncio.to_thread(cli.main, ["optouts", "reindex"]) == 0  # cli.main runs its own loop, as in a shell
+        assert "Wrote " in capsys.readouterr().out
+        assert (await adapters.opt_out_index.state(licensee, number)).opted_out
+    finally:
+        await adapters.close()
