@@ -61,7 +61,7 @@ var appName = '${name}-${suffix}'
 var storageName = toLower(take('${name}${suffix}', 24))
 // SmsOptOuts holds opt-outs in the layout before SmsOptOutsByNumber: the gateway moves them out and empties it.
 // Kept here so that no deployment mode could ever delete a table that may still hold STOPs.
-var tables = ['SmsMessages', 'SmsApiKeys', 'SmsInbound', 'SmsReplyRoutes', 'SmsOptOutsByNumber', 'SmsOptOuts', 'SmsIdempotency', 'SmsLedger', 'SmsWebhooks', 'SmsWebhookLog', 'SmsLicensees', 'SmsPending', 'SmsGuardBlocks', 'SmsSpend']
+var tables = ['SmsMessages', 'SmsApiKeys', 'SmsInbound', 'SmsReplyRoutes', 'SmsOptOutsByNumber', 'SmsOptOuts', 'SmsIdempotency', 'SmsLedger', 'SmsWebhooks', 'SmsWebhookLog', 'SmsLicensees', 'SmsPending', 'SmsGuardBlocks', 'SmsSpend', 'SmsOptOutIndex']
 var queues = ['sms-send', 'sms-send-poison', 'sms-webhooks', 'sms-webhooks-poison']
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'

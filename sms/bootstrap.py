@@ -45,6 +45,7 @@ from .storage.idempotency import TableIdempotencyStore
 from .storage.inbound import TableInboundStore, TableOptOutStore
 from .storage.ledger import TableLedgerStore
 from .storage.licensees import TableLicenseeSettingsStore
+from .storage.optout_index import TableOptOutIndex
 from .storage.pending import TablePendingIndex
 from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
 from .storage.requests import StorageRequests
@@ -53,6 +54,7 @@ from .storage.spend import TableSpendStore
 from .storage.tables import TableApiKeyStore, TableMessageStore
 from .storage.webhook_tables import TableDeliveryLogStore, TableWebhookEndpointStore
 from .usecases.auth import Authenticator
+from .usecases.optouts import OptOuts
 from .webhooks.sender import WebhookSender
 
 
@@ -67,6 +69,7 @@ class Adapters:
     pending: TablePendingIndex
     inbound: TableInboundStore
     opt_outs: TableOptOutStore
+    opt_out_index: TableOptOutIndex
     idempotency: TableIdempotencyStore
     ledger: TableLedgerStore
     webhooks: TableWebhookEndpointStore
@@ -93,6 +96,7 @@ class Adapters:
             self.pending.create_table(),
             self.inbound.create_tables(),
             self.opt_outs.create_table(),
+            self.opt_out_index.create_table(),
             self.idempotency.create_table(),
             self.ledger.create_table(),
             self.webhooks.create_table(),
@@ -108,6 +112,9 @@ class Adapters:
         # (TableOptOutStore.migrate_legacy; the sweeper runs it too, for rows an older version writes
         # during an upgrade).
         await self.opt_outs.migrate_legacy()
+        # Then the opt-outs recorded before the licensees' index (SmsOptOutIndex) existed, into it: once, and marked
+        # done (python -m sms optouts reindex runs it again, to repair). The old layout's rows first: they are in it.
+        await OptOuts(self.opt_outs, index=self.opt_out_index).backfill()
 
     async def health(self) -> dict:
         """Whether storage and the provider can be reached: for GET /api/health. No secrets in it."""
@@ -143,7 +150,7 @@ class Adapters:
                 f"within half the lease (the other half covers clocks apart); at least {needed}")
         ports = Ports(
             messages=self.messages, jobs=self.jobs, pending=self.pending, providers=self.providers, opt_outs=self.opt_outs,
-            inbound=self.inbound,
+            opt_out_index=self.opt_out_index, inbound=self.inbound,
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
             events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, spend=self.spend,
             transport=self.webhook_sender, guard_blocks=self.guard_blocks,
@@ -205,6 +212,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         pending=TablePendingIndex.from_service(tables, requests),
         inbound=TableInboundStore.from_service(tables),
         opt_outs=TableOptOutStore.from_service(tables),
+        opt_out_index=TableOptOutIndex.from_service(tables),
         idempotency=TableIdempotencyStore.from_service(tables),
         ledger=TableLedgerStore.from_service(tables),
         webhooks=TableWebhookEndpointStore.from_service(tables),

@@ -29,6 +29,7 @@ from .storage import (
     LedgerStore,
     LicenseeSettingsStore,
     MessageStore,
+    OptOutIndex,
     OptOutStore,
     PendingIndex,
     SpendStore,
@@ -46,6 +47,7 @@ from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
 from .usecases.ledger import Ledger
 from .usecases.licensees import Licensees
+from .usecases.optout_list import OptOutList
 from .usecases.optouts import OptOuts
 from .usecases.pumping import PumpingProtection
 from .usecases.retention import Retention
@@ -67,6 +69,7 @@ class Ports:
     pending: PendingIndex  # the messages the sweeper is to look at
     providers: ProviderSet  # every provider instance; routes name them
     opt_outs: OptOutStore
+    opt_out_index: OptOutIndex  # each licensee's opt-outs, listed, with their history (OptOutStore is what dispatch reads)
     inbound: InboundStore
     idempotency: IdempotencyStore
     ledger: LedgerStore
@@ -124,6 +127,7 @@ class UseCases:
     cancel: Cancel
     licensees: Licensees
     opt_outs: OptOuts  # this process's view of them (cached): what dispatch checks and inbound changes
+    opt_out_list: OptOutList  # a licensee's opt-outs and their history, as GET /api/optouts reads them
     breakers: Breakers  # this process's view of each provider's health (GET /api/providers)
     screening: Screening  # the licensees' guards applied to recipients, and what they cost
     pumping: PumpingProtection  # prefix blocks: the operator's view (blocks, lift)
@@ -133,7 +137,7 @@ class UseCases:
 def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     """Every use case, over these ports, as `tuning` says."""
     p, t = ports, tuning
-    opt_outs = OptOuts(p.opt_outs)
+    opt_outs = OptOuts(p.opt_outs, index=p.opt_out_index)
     announcer = Announcer(p.webhooks, p.deliveries)
     ledger = Ledger(p.ledger, announcer)
     licensees = Licensees(p.licensees, HeldMessages(ledger, p.messages, p.jobs),
@@ -174,6 +178,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
         cancel=Cancel(p.messages, ledger, t.sending_lease, t.clock),
         licensees=licensees,
         opt_outs=opt_outs,
+        opt_out_list=OptOutList(p.opt_outs, p.opt_out_index),
         screening=screening,
         pumping=pumping,
         spend=spend,

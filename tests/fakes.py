@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 
 from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
-from sms.domain.errors import AlreadyExists, RecordChanged
+from sms.domain.errors import AlreadyExists, RecordChanged, StorageUnavailable
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.guard import default_guard
 from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
@@ -19,6 +19,8 @@ from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
 from sms.providers import Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from sms.storage import (
+    SOURCE_START,
+    SOURCE_STOP,
     ApiKeyRecord,
     ApiKeyStore,
     DayUsage,
@@ -40,6 +42,8 @@ from sms.storage import (
     LicenseeSettingsStore,
     MessageStore,
     NotedDay,
+    OptOutChange,
+    OptOutIndex,
     OptOutStore,
     PendingIndex,
     PendingMark,
@@ -155,17 +159,72 @@ class InMemoryOptOutStore(OptOutStore):
 
     def __init__(self) -> None:
         self.scopes: dict[str, set[str]] = {}
+        self.rows: dict[tuple[str, str], OptOutChange] = {}  # (number, scope): the row as it stands, tombstones too
         self.reads = 0
 
-    async def add(self, scope: str, number: str, when: datetime) -> None:
+    async def add(self, scope: str, number: str, when: datetime, source: str = SOURCE_STOP) -> None:
         self.scopes.setdefault(scope, set()).add(number)
+        self.rows[number, scope] = OptOutChange(scope, number, True, when, source)
 
-    async def remove(self, scope: str, number: str) -> None:
+    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START) -> None:
         self.scopes.get(scope, set()).discard(number)
+        self.rows[number, scope] = OptOutChange(scope, number, False, when or utcnow(), source)
 
     async def scopes_for(self, number: str) -> set[str]:
         self.reads += 1
         return {scope for scope, numbers in self.scopes.items() if number in numbers}
+
+    async def rows_for(self, number: str) -> list[OptOutChange]:
+        return [row for (n, _), row in sorted(self.rows.items()) if n == number]
+
+    async def every_row(self):
+        for _, row in sorted(self.rows.items()):
+            yield row
+
+
+class InMemoryOptOutIndex(OptOutIndex):
+    """The index's contract: `states` and `changes` per scope, to assert on. `fail_writes`: the next writes raise, as
+    storage that went away would."""
+
+    def __init__(self) -> None:
+        self.states_by_scope: dict[str, dict[str, OptOutChange]] = {}
+        self.changes: dict[str, dict[tuple[str, datetime, str], OptOutChange]] = {}
+        self.marked = False
+        self.fail_writes = 0
+
+    async def record(self, change: OptOutChange) -> None:
+        self._fail()
+        self.states_by_scope.setdefault(change.scope, {})[change.number] = change
+        self.changes.setdefault(change.scope, {})[change.number, change.at, change.source] = change
+
+    async def state(self, scope: str, number: str) -> OptOutChange | None:
+        return self.states_by_scope.get(scope, {}).get(number)
+
+    async def states(self, scope: str, prefix: str, take: int, token: str | None) -> tuple[list[OptOutChange], str | None]:
+        found = sorted((n, c) for n, c in self.states_by_scope.get(scope, {}).items() if n.startswith(prefix) and (not token or n > token))
+        page = [c for _, c in found[:take]]
+        return page, page[-1].number if len(found) > take else None
+
+    async def history(self, scope: str, number: str) -> list[OptOutChange]:
+        return sorted((c for (n, _, _), c in self.changes.get(scope, {}).items() if n == number), key=lambda c: c.at, reverse=True)
+
+    async def converge(self, change: OptOutChange) -> bool:
+        current = await self.state(change.scope, change.number)
+        if current is not None and current.at >= change.at:
+            return False
+        await self.record(change)
+        return True
+
+    async def backfilled(self) -> bool:
+        return self.marked
+
+    async def mark_backfilled(self) -> None:
+        self.marked = True
+
+    def _fail(self) -> None:
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise StorageUnavailable()
 
 
 class InMemoryLedgerStore(LedgerStore, EventStore):
@@ -707,7 +766,8 @@ def fake_ports(provider: SmsProvider | None = None, **given) -> Ports:
     messages = given.get("messages") or InMemoryMessageStore()
     fakes = dict(messages=messages, jobs=InMemoryJobQueue(), pending=pending_index_of(messages),
                  providers=ProviderSet([provider or RecordingProvider()]),
-                 opt_outs=InMemoryOptOutStore(), inbound=InMemoryInboundStore(), idempotency=InMemoryIdempotencyStore(),
+                 opt_outs=InMemoryOptOutStore(), opt_out_index=InMemoryOptOutIndex(), inbound=InMemoryInboundStore(),
+                 idempotency=InMemoryIdempotencyStore(),
                  ledger=ledger, licensees=InMemoryLicenseeSettingsStore(), webhooks=InMemoryWebhookEndpointStore(),
                  events=ledger if isinstance(ledger, InMemoryLedgerStore) else InMemoryLedgerStore(),
                  deliveries=InMemoryDeliveryQueue(), delivery_log=InMemoryDeliveryLog(), spend=InMemorySpendStore(),
@@ -736,10 +796,12 @@ class World:
         """`tuning`: sms.gateway.Tuning's, for this world (its prices, its default guard)."""
         self.store, self.queue, self.provider = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()
         self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
+        self.opt_out_index = InMemoryOptOutIndex()
         self.ledger = InMemoryLedgerStore()
         self.webhooks = InMemoryWebhookEndpointStore()
         self.deliveries, self.delivery_log = InMemoryDeliveryQueue(), InMemoryDeliveryLog()
-        self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_out_store, inbound=self.inbound_store,
+        self.sms = sms_over(self.store, self.queue, self.provider, opt_outs=self.opt_out_store, opt_out_index=self.opt_out_index,
+                            inbound=self.inbound_store,
                             ledger=self.ledger, webhooks=self.webhooks, deliveries=self.deliveries, delivery_log=self.delivery_log,
                             **tuning)
         self.use = self.sms.use

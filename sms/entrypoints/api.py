@@ -54,6 +54,13 @@ from ..wire.mapping import (
     licensee_settings_state,
     message_list,
     message_state,
+    opt_out_history,
+    opt_out_licensee,
+    opt_out_list,
+    opt_out_number,
+    opt_out_query,
+    opt_out_request,
+    opt_out_state,
     providers_response,
     replay_request,
     replay_response,
@@ -66,7 +73,7 @@ from ..wire.mapping import (
     webhook_endpoint_list,
     webhook_endpoint_state,
 )
-from ..wire.requests import CreateApiKey, RotateApiKey, SetLicenseeSettings
+from ..wire.requests import AddOptOut, CreateApiKey, RotateApiKey, SetLicenseeSettings
 from . import metadata, named, openapi, operator_console, reference
 from .routes import ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route, register
 
@@ -446,6 +453,55 @@ async def _keys_revoke(req: func.HttpRequest, gw: Gateway, route: Route) -> Base
     return api_key_state(record)
 
 
+# opt-outs (issue 29): the licensee's own list and each number's history; manual changes of its own scope only, each
+# recorded with its reason and the key that made it (sms.usecases.optouts says in which order the two stores are written).
+
+async def _optouts_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = _acting_for(await _licensee(req, gw, route), _query_value(req, "licenseeId"))
+    prefix, take, token = opt_out_query(req.params, gw.settings.default_region)
+    return opt_out_list(*await gw.use.opt_out_list.page(licensee, prefix, take, token))
+
+
+async def _optouts_history(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = _acting_for(await _licensee(req, gw, route), _query_value(req, "licenseeId"))
+    number = opt_out_number(_query_value(req, "phoneNumber"), gw.settings.default_region)
+    return opt_out_history(number, licensee, await gw.use.opt_out_list.history(licensee, number))
+
+
+async def _optouts_add(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    licensee = await _licensee(req, gw, route)
+    key_id = (await _authorized(req, gw, route)).key_id  # the key that made the change, kept with it
+    request = wire.to_dto(_request_data(req, route, gw), AddOptOut)
+    licensee = _acting_for(licensee, request.licensee_id)
+    number, reason = opt_out_request(request.phone_number, request.reason, gw.settings.default_region)
+    change = await gw.use.opt_outs.add(licensee, number, reason, key_id)
+    return opt_out_state(change, await gw.use.opt_out_list.others(number))
+
+
+async def _optouts_remove(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """IDelete: its fields in the query string, as ServiceStack's clients send them."""
+    licensee = _acting_for(await _licensee(req, gw, route), _query_value(req, "licenseeId"))
+    key_id = (await _authorized(req, gw, route)).key_id
+    number, reason = opt_out_request(_query_value(req, "phoneNumber"), _query_value(req, "reason"), gw.settings.default_region)
+    change = await gw.use.opt_outs.remove(licensee, number, reason, key_id)
+    return opt_out_state(change, await gw.use.opt_out_list.others(number))
+
+
+def _acting_for(licensee: str, given: str | None) -> str:
+    """The request's licenseeId, checked against the licensee _licensee answered: a Guid (else 400 naming it), and that
+    licensee (else 403). Acting for another licensee with an admin key is _licensee's to allow; until it does, a
+    licenseeId names the key's own or is refused, never ignored: the request would act on a licensee it did not name."""
+    named = opt_out_licensee(given)
+    if named is not None and named != licensee:
+        raise Forbidden(f"licenseeId {named}: this key acts for its own licensee only", "AdminOnly")
+    return licensee
+
+
+def _query_value(req: func.HttpRequest, name: str) -> str | None:
+    """A query string's value, its name matched in any case (ServiceStack's rule)."""
+    return next((value for key, value in req.params.items() if key.lower() == name.lower()), None)
+
+
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
 
 
@@ -503,6 +559,8 @@ _WORK: dict[str, Work] = {
     "settings_show": _settings_show, "settings_set": _settings_set,
     "keys_current": _keys_current, "keys_list": _keys_list, "keys_create": _keys_create, "keys_rotate": _keys_rotate,
     "keys_revoke": _keys_revoke,
+    "optouts_list": _optouts_list, "optouts_history": _optouts_history, "optouts_add": _optouts_add,  # opt-outs
+    "optouts_remove": _optouts_remove,
 }
 _OWN_SHAPE: dict[str, Callable[[func.HttpRequest, Route, GatewaySource], Awaitable[func.HttpResponse]]] = {
     "health": _health, "openapi": _openapi, "metadata": _metadata, "types": _types, "metadata_page": _metadata_page,

@@ -34,6 +34,7 @@ from ..usecases.cancel import CancelResult
 from ..usecases.delivery import MAX_LOG_TAKE, WebhookDelivery
 from ..usecases.ledger import MAX_TAKE, Ledger, statuses_of
 from ..usecases.licensees import CACHE_SECONDS
+from ..usecases.optouts import OptOuts
 from ..usecases.usage import MAX_REBUILD_DAYS
 from ..wire import parse_guid
 from ..wire.dto import WebhookReplayRequest
@@ -462,6 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet.add_argument("--no-quiet-hours", action="store_true", help="no quiet hours")
     setting.add_argument("--time-zone", help="the licensee's own zone (an IANA name such as Australia/Sydney): for numbers "
                                              "whose zone is not known or spans several (default UTC)")
+    optouts = commands.add_parser("optouts", help="the licensees' opt-out index (GET /api/optouts)")
+    optouts.add_subparsers(dest="action", required=True).add_parser(
+        "reindex", help="write to the index what dispatch's opt-outs hold and it lacks or holds older: the repair after a "
+                        "change was written half way (startup does this once)")
     usage = commands.add_parser("usage", help="what a licensee sent per day (its zone's), as GET /api/usage answers; "
                                               "`usage rebuild` counts days again")
     usage.add_argument("--licensee", metavar="GUID", type=_guid, help="the licensee (required)")
@@ -529,6 +534,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(with_adapters(lambda adapters: work(adapters, args)))
         elif args.command == "webhooks":
             asyncio.run(with_adapters(lambda adapters: _webhooks(adapters, args)))
+        elif args.command == "optouts":
+            written = asyncio.run(with_adapters(
+                lambda adapters: OptOuts(adapters.opt_outs, index=adapters.opt_out_index).backfill(again=True)))
+            print(f"Wrote {written} opt-out state(s) to the index (SmsOptOutIndex) from SmsOptOutsByNumber")
         elif args.action == "create":
             expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
             key = asyncio.run(create_key(args.licensee, args.name, expires, args.role, args.read_only))

@@ -19,6 +19,8 @@ from ..storage import KEY_ROLES
 from ..usecases.auth import MAX_ACTIVE_KEYS, MAX_READ_ONLY_KEYS
 from ..usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
 from ..usecases.ledger import DEFAULT_TAKE, MAX_TAKE
+from ..usecases.optout_list import DEFAULT_TAKE as OPT_OUTS_DEFAULT_TAKE
+from ..usecases.optout_list import MAX_TAKE as OPT_OUTS_MAX_TAKE
 from ..usecases.webhook_endpoints import MAX_ENDPOINTS, MAX_URL_CHARS
 from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, SMSModel, SMSSend
 from ..wire.dto import (
@@ -31,6 +33,9 @@ from ..wire.dto import (
     GuardState,
     LicenseeSettingsState,
     MessageList,
+    OptOutHistory,
+    OptOutList,
+    OptOutState,
     ProvidersResponse,
     RoutingTableRequest,
     RoutingTableState,
@@ -45,11 +50,15 @@ from ..wire.dto import (
 )
 from ..wire.mapping import LISTED_STATUSES, MAX_GRACE_HOURS, MAX_KEY_DAYS, MAX_KEY_NAME_CHARS
 from ..wire.requests import (
+    AddOptOut,
     CreateApiKey,
+    GetOptOutHistory,
     GetUsage,
     GetWebhookDeliveries,
     QueryApiKeys,
+    QueryOptOuts,
     QuerySms,
+    RemoveOptOut,
     RotateApiKey,
     SetLicenseeSettings,
     query_names,
@@ -106,6 +115,11 @@ _ERRORS_BY_KIND = {
     "keys_create": ("400", "401", "409", "413", "415", "429", "503"),
     "keys_rotate": ("400", "401", "404", "405", "409", "413", "415", "429", "503"),
     "keys_revoke": ("400", "401", "404", "405", "429", "503"),
+    # opt-outs
+    "optouts_list": ("400", "401", "429", "503"),
+    "optouts_history": ("400", "401", "429", "503"),
+    "optouts_add": ("400", "401", "413", "415", "429", "503"),
+    "optouts_remove": ("400", "401", "404", "405", "409", "429", "503"),
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
@@ -127,6 +141,14 @@ _ERRORS_ON = {
                     "409": f"The key's licensee would keep {MAX_ACTIVE_KEYS} other full-access keys of its role "
                            f"({MAX_READ_ONLY_KEYS} read-only) beside the new one: revoke one first."},
     "keys_revoke": {"404": "No API key with this id."},
+    "optouts_add": {"400": "phoneNumber is missing or no number, or reason is missing, longer than 500 characters or not printable. "
+                           "Nothing was saved."},
+    "optouts_remove": {"400": "phoneNumber is missing or no number, or reason is missing, longer than 500 characters or not "
+                              "printable. Nothing was changed.",
+                       "404": "The number has no opt-out of this licensee to remove.",
+                       "409": "The number has no opt-out of this licensee, but a STOP sent to a sender number, or one the gateway "
+                              "could not tie to a licensee, blocks it (the message says which). The gateway never lifts those: "
+                              "only a START from the number does."},
     "routes_set": {"400": "The body is no routing table: `errors` names each problem (Rules[1].Providers[0]: a provider this "
                           "deployment does not have; a country libphonenumber does not know; a prefix not + and 1 to 15 digits; "
                           "a sender neither E.164 nor an alphanumeric id; a rule an earlier one leaves nothing to match; more "
@@ -190,6 +212,15 @@ SUMMARIES = {
     "keys_rotate": "Admin key only: a new key replacing this one, with its licensee, name, role and read-only flag; the new key is "
                    "in the answer, shown only this once, and the replaced one keeps working for graceHours (24 by default)",
     "keys_revoke": "Admin key only: revoke the key; this worker refuses it at once, every worker within SMS_API_KEY_CACHE_SECONDS",
+    # opt-outs
+    "optouts_list": "The licensee's own opt-outs, by number (opted back in too: each number's latest change), searched by a "
+                    "number or the start of one; a page of up to 200 and a continuation token",
+    "optouts_history": "Every change of one number's opt-out the licensee may see, newest first: its own scope's STOPs, STARTs "
+                       "and manual changes (with reason and key), and the STOPs shared by every licensee",
+    "optouts_add": "Stop the licensee's messages to a number (a manual opt-out): recorded with its reason and the key's id; "
+                   "every worker applies it within 30 s",
+    "optouts_remove": "Lift the licensee's own opt-out of a number, recorded with its reason and the key's id. A STOP the number "
+                      "sent to a sender number, or one that applies to every licensee, is never lifted: the answer lists them",
 }
 _WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
                     "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
@@ -203,6 +234,10 @@ _QUERY_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {
                "reference": {"type": "string", "pattern": "^SMS-[0-9A-Fa-f]{8}$"}},
     GetUsage: dict.fromkeys(("from", "to"), {"type": "string", "format": "date"}),
     QueryApiKeys: {"licenseeId": {"type": "string", "format": "uuid"}},
+    QueryOptOuts: {"take": {"type": "integer", "minimum": 1, "maximum": OPT_OUTS_MAX_TAKE, "default": OPT_OUTS_DEFAULT_TAKE},
+                   "licenseeId": {"type": "string", "format": "uuid"}},  # opt-outs
+    GetOptOutHistory: {"licenseeId": {"type": "string", "format": "uuid"}},
+    RemoveOptOut: {"licenseeId": {"type": "string", "format": "uuid"}, "reason": {"type": "string", "minLength": 1, "maxLength": 500}},
 }
 
 
@@ -235,7 +270,8 @@ def document() -> dict[str, Any]:
          (RoutingTableRequest, "validation"), (RoutingTableState, "serialization"), (GuardRequest, "validation"),
          (GuardState, "serialization"), (SetLicenseeSettings, "validation"), (LicenseeSettingsState, "serialization"),
          (CreateApiKey, "validation"), (RotateApiKey, "validation"), (ApiKeyState, "serialization"),
-         (ApiKeyList, "serialization"), (ApiKeyRotation, "serialization")],
+         (ApiKeyList, "serialization"), (ApiKeyRotation, "serialization"),
+         (AddOptOut, "validation"), (OptOutState, "serialization"), (OptOutList, "serialization"), (OptOutHistory, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -381,6 +417,16 @@ def _operation(route: Route) -> dict[str, Any]:
             form = {"GraceHours": {"type": "integer", "minimum": 0, "maximum": MAX_GRACE_HOURS}}
             operation["requestBody"] = {**_request_body(_ref(RotateApiKey), "RotateApiKey", form), "required": False}
         answer = {"keys_list": ApiKeyList, "keys_rotate": ApiKeyRotation}.get(route.kind, ApiKeyState)
+        ok = _content(_ref(answer), answer.__name__)
+    elif route.kind.startswith("optouts_"):  # opt-outs
+        if route.kind == "optouts_add":
+            form = {"PhoneNumber": {"type": "string"}, "Reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "LicenseeId": {"type": "string", "format": "uuid"}}
+            operation["requestBody"] = _request_body(_ref(AddOptOut), "AddOptOut", form)
+        else:
+            parameters += _query_parameters({"optouts_list": QueryOptOuts, "optouts_history": GetOptOutHistory,
+                                             "optouts_remove": RemoveOptOut}[route.kind])
+        answer = {"optouts_list": OptOutList, "optouts_history": OptOutHistory}.get(route.kind, OptOutState)
         ok = _content(_ref(answer), answer.__name__)
     elif route.kind == "list":
         parameters += _query_parameters(QuerySms)

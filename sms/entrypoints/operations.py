@@ -81,6 +81,11 @@ OPERATIONS: tuple[Operation, ...] = (
     _op(requests.CreateApiKey, dto.ApiKeyState, "keys_create", "keys", "IPost"),
     _op(requests.RotateApiKey, dto.ApiKeyRotation, "keys_rotate", "keys", "IPost"),
     _op(requests.RevokeApiKey, dto.ApiKeyState, "keys_revoke", "keys", "IDelete"),
+    # opt-outs
+    _op(requests.QueryOptOuts, dto.OptOutList, "optouts_list", "optouts", "IGet"),
+    _op(requests.GetOptOutHistory, dto.OptOutHistory, "optouts_history", "optouts", "IGet"),
+    _op(requests.AddOptOut, dto.OptOutState, "optouts_add", "optouts", "IPost"),
+    _op(requests.RemoveOptOut, dto.OptOutState, "optouts_remove", "optouts", "IDelete"),
 )
 
 

@@ -143,6 +143,11 @@ ROUTES: list[Route] = [
     Route("keys_create", "api/keys", "keys_create", ("POST",)),
     Route("keys_rotate", "api/keys/{keyId}/rotate", "keys_rotate", ("POST",), patterns=_KEY_ID),
     Route("keys_revoke", "api/keys/{keyId}", "keys_revoke", ("DELETE",), patterns=_KEY_ID),
+    # opt-outs (issue 29): the licensee's list, a number's history (the number in the query: + and spaces), manual changes.
+    Route("optouts_list", "api/optouts", "optouts_list", ("GET",)),
+    Route("optouts_history", "api/optouts/history", "optouts_history", ("GET",)),
+    Route("optouts_add", "api/optouts", "optouts_add", ("POST",)),
+    Route("optouts_remove", "api/optouts", "optouts_remove", ("DELETE",)),
     # Vendors' callbacks: delivery receipts and inbound SMS (replies, STOP/START).
     Route("receipts_acs", "api/sms/receipts/acs", "receipts_acs", ("POST", "OPTIONS")),
     Route("receipts_twilio", "api/sms/receipts/twilio", "receipts_twilio", ("POST",)),
@@ -175,6 +180,7 @@ READ_KINDS = frozenset({
     "status", "replies", "list", "usage", "providers", "estimate", "webhooks_list", "webhooks_deliveries", "routes_show",
     "guard_show", "settings_show",
     "keys_current", "keys_list",
+    "optouts_list", "optouts_history",  # opt-outs
 })
 # Only an admin key may call these: a licensee key's licensee is the only one it reaches.
 ADMIN_KINDS = frozenset({"keys_list", "keys_create", "keys_rotate", "keys_revoke"})

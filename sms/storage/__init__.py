@@ -8,7 +8,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import Delivery, EventBatch, WebhookEvent
@@ -206,14 +206,39 @@ class InboundStore(abc.ABC):
 EVERY_LICENSEE = "*"
 
 
+# Who made an opt-out change: a STOP or START the number sent, or a licensee's key (manual, with a reason).
+SOURCE_STOP, SOURCE_START, SOURCE_MANUAL = "stop", "start", "manual"
+
+
+@dataclass(frozen=True)
+class OptOutChange:
+    """One change of one number's opt-out of one scope, and so that scope's state for it from then on."""
+
+    scope: str  # a licensee id, EVERY_LICENSEE, or EVERY_LICENSEE + a sender number
+    number: str  # E.164
+    opted_out: bool
+    at: datetime
+    source: str  # SOURCE_STOP, SOURCE_START or SOURCE_MANUAL
+    reason: str | None = None  # a manual change's, as the key's holder gave it
+    by_key_id: str | None = None  # the key that made a manual change
+
+
 class OptOutStore(abc.ABC):
     @abc.abstractmethod
-    async def add(self, scope: str, number: str, when: datetime) -> None:
+    async def add(self, scope: str, number: str, when: datetime, source: str = SOURCE_STOP) -> None:
         """`number` opted out of `scope` (a licensee id, EVERY_LICENSEE, or a sender number's)."""
 
     @abc.abstractmethod
-    async def remove(self, scope: str, number: str) -> None:
+    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START) -> None:
         """`number` opted back in to `scope`; nothing to remove is not an error."""
+
+    @abc.abstractmethod
+    async def rows_for(self, number: str) -> list[OptOutChange]:
+        """Every scope `number` ever opted out of, as it stands now (opted back in included): one read."""
+
+    @abc.abstractmethod
+    def every_row(self) -> AsyncIterator[OptOutChange]:
+        """Every number's every scope as it stands now, a page at a time: the opt-out index's backfill."""
 
     @abc.abstractmethod
     async def scopes_for(self, number: str) -> set[str]:
@@ -223,6 +248,41 @@ class OptOutStore(abc.ABC):
         """Move opt-outs kept in an older layout into this one, if the store has any: idempotent. The
         numbers whose opt-outs it moved. A store that never had another layout has nothing to do."""
         return set()
+
+
+class OptOutIndex(abc.ABC):
+    """Each scope's opt-outs, to list and search them, and each change kept (the licensee's view: GET /api/optouts).
+    OptOutStore stays what dispatch reads; this is written beside it (sms.usecases.optouts says in which order)."""
+
+    @abc.abstractmethod
+    async def record(self, change: OptOutChange) -> None:
+        """The scope's state for the number, and the change in its history: one write of one partition. Idempotent:
+        the same change again (a retry, a vendor's resend) writes the same rows."""
+
+    @abc.abstractmethod
+    async def state(self, scope: str, number: str) -> OptOutChange | None:
+        """The scope's latest change for the number (None: it never opted out of it)."""
+
+    @abc.abstractmethod
+    async def states(self, scope: str, prefix: str, take: int, token: str | None) -> tuple[list[OptOutChange], str | None]:
+        """The scope's states, by number, of the numbers starting with `prefix` ("+" for every one): a page of
+        at most `take`, and a token for the next (None: this was the last)."""
+
+    @abc.abstractmethod
+    async def history(self, scope: str, number: str) -> list[OptOutChange]:
+        """Every change of the number's opt-out of the scope, newest first."""
+
+    @abc.abstractmethod
+    async def converge(self, change: OptOutChange) -> bool:
+        """Record `change`, read from the OptOutStore, where the index has no state for its scope and number or an
+        older one: the backfill and repair. A newer state is left. Whether it wrote."""
+
+    @abc.abstractmethod
+    async def backfilled(self) -> bool:
+        """Whether a backfill has run to its end (`mark_backfilled`)."""
+
+    @abc.abstractmethod
+    async def mark_backfilled(self) -> None: ...
 
 
 @dataclass(frozen=True)

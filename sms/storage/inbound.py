@@ -43,7 +43,7 @@ import asyncio
 import logging
 import zlib
 from datetime import date, datetime, timezone
-from typing import Sequence
+from typing import AsyncIterator, Sequence
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -51,7 +51,7 @@ from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.model import InboundSms, utcnow
-from . import EVERY_LICENSEE, InboundStore, OptOutStore, ReplyRoute
+from . import EVERY_LICENSEE, SOURCE_START, SOURCE_STOP, InboundStore, OptOutChange, OptOutStore, ReplyRoute
 from .sdk_requests import delete_rows
 from .tables import MESSAGES_TABLE, create_table, storage_errors
 
@@ -195,14 +195,16 @@ class TableOptOutStore(OptOutStore):
         await create_table(self._table)  # not the legacy one: a new deployment has nothing to move
 
     @storage_errors
-    async def add(self, scope: str, number: str, when: datetime) -> None:
-        await self._table.upsert_entity({"PartitionKey": number, "RowKey": scope, "OptedOutAt": when}, mode=UpdateMode.REPLACE)
+    async def add(self, scope: str, number: str, when: datetime, source: str = SOURCE_STOP) -> None:
+        # Source: who made it, for the opt-out index's backfill and repair (dispatch reads only RowKey and StartedAt).
+        row = {"PartitionKey": number, "RowKey": scope, "OptedOutAt": when, "Source": source}
+        await self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
 
     @storage_errors
-    async def remove(self, scope: str, number: str) -> None:
+    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START) -> None:
         # A tombstone, not a delete: a migration that read the legacy STOP before this START then finds
         # the row taken and does not copy it back. The legacy row goes too, or a later run would.
-        tombstone = {"PartitionKey": number, "RowKey": scope, _STARTED: utcnow()}
+        tombstone = {"PartitionKey": number, "RowKey": scope, _STARTED: when or utcnow(), "Source": source}
         await asyncio.gather(self._table.upsert_entity(tombstone, mode=UpdateMode.REPLACE),
                              self._delete_legacy(*_legacy_keys(scope, number)))
 
@@ -210,6 +212,15 @@ class TableOptOutStore(OptOutStore):
     async def scopes_for(self, number: str) -> set[str]:
         query = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": number}, select=["RowKey", _STARTED])
         return {e["RowKey"] async for e in query if e.get(_STARTED) is None}
+
+    @storage_errors
+    async def rows_for(self, number: str) -> list[OptOutChange]:
+        return [_change(e) async for e in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": number})]
+
+    async def every_row(self) -> AsyncIterator[OptOutChange]:
+        rows = self._table.list_entities()
+        while (entity := await _next_row(rows)) is not None:
+            yield _change(entity)
 
     @storage_errors
     async def migrate_legacy(self) -> set[str]:
@@ -290,6 +301,21 @@ class TableOptOutStore(OptOutStore):
     async def _delete_legacy(self, partition: str, row: str) -> None:
         if self._legacy is not None:
             await self._legacy.delete_entity(partition, row)  # not there, or no legacy table: not an error
+
+
+@storage_errors
+async def _next_row(rows: AsyncIterator[TableEntity]) -> TableEntity | None:
+    """The next row a query reads (None: no more), storage's failures as storage_errors says."""
+    return await anext(rows, None)
+
+
+def _change(entity: TableEntity) -> OptOutChange:
+    """A row as the change that made it what it is. Rows written before Source was kept are a STOP or START's (the
+    only writers then); a legacy row's copy has no time but the row's own."""
+    started = entity.get(_STARTED)
+    at = started or entity.get("OptedOutAt") or entity.metadata["timestamp"]
+    return OptOutChange(entity["RowKey"], entity["PartitionKey"], started is None, at,
+                        entity.get("Source") or (SOURCE_STOP if started is None else SOURCE_START))
 
 
 def _legacy_keys(scope: str, number: str) -> tuple[str, str]:

@@ -107,11 +107,11 @@ class Inbound:
         licensee_id = route.licensee_id if route else None
         action = keyword(sms.body)
         if action == "out":
-            scopes = await self._opt_outs.opt_out(sms.from_number, sms.to_number, licensee_id)
+            scopes = await self._opt_outs.opt_out(sms.from_number, sms.to_number, licensee_id, sms.received_at)
             log.info("%s opted out of %s", mask(sms.from_number), "every licensee" if scopes == [EVERY_LICENSEE]
                      else f"licensee {licensee_id} and every licensee texting from {mask(sms.to_number)}")
         elif action == "in":
-            await self._opt_outs.opt_in(sms.from_number, sms.to_number, licensee_id)
+            await self._opt_outs.opt_in(sms.from_number, sms.to_number, licensee_id, sms.received_at)
             log.info("%s opted back in to %s", mask(sms.from_number), mask(sms.to_number))
         stored = replace(sms, comm_id=route.comm_id if route else None)
         if route is not None and message is not None:

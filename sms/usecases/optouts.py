@@ -3,21 +3,40 @@
 A number is blocked for a licensee sending from a sender number when it opted out of that licensee
 (its STOP answered one of the licensee's messages), of that sender number (carriers apply a STOP to
 the number it was sent to, whoever sends from it), or of every licensee (a STOP we could not place).
+
+Two stores: OptOutStore is the truth dispatch reads (per number); OptOutIndex is the licensee's view (per scope,
+with each change's history, source, reason and key). Every change writes both, in the order that leaves a number
+blocked when the second write fails:
+
+- An opt-out (a STOP, a manual add) writes the truth first, then the index. The index write failing leaves a
+  number blocked that the list does not show yet: the STOP still blocks. The error goes back to the caller (the
+  vendor resends an SMS it got no 2xx for; a client retries), and the retry writes the same rows (OptOutIndex.record
+  is idempotent: the same change, the same keys); the backfill (`backfill`, `python -m sms optouts reindex`) writes
+  what is missing from the truth without one.
+- An opt-in (a START, a manual removal) writes the index first, then the truth. A lifted opt-out always has its
+  record (who, when, why) before it takes effect. The truth write failing leaves the number blocked while the index
+  already says it is not: the caller got an error and the retry does both again. The repair leaves a newer index
+  state as it is (OptOutIndex.converge), since a change whose truth write is still on its way looks the same.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
+from datetime import datetime
 from typing import Awaitable, Iterable
 
 from cachetools import TLRUCache
 
+from ..domain.errors import Conflict, NotFound
 from ..domain.model import utcnow
-from ..domain.phone import InvalidNumber, to_e164
-from ..storage import EVERY_LICENSEE, OptOutStore
+from ..domain.phone import InvalidNumber, mask, to_e164
+from ..storage import EVERY_LICENSEE, SOURCE_MANUAL, SOURCE_START, SOURCE_STOP, OptOutChange, OptOutIndex, OptOutStore
 
 # The carrier-standard keywords (CTIA), matched when they are the whole message.
+log = logging.getLogger("sms.optouts")
+
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 
@@ -43,6 +62,15 @@ def sender_scope(sender: str | None) -> str | None:
     return EVERY_LICENSEE + text if _SENDER.fullmatch(text) else None
 
 
+def describe_scope(scope: str) -> str:
+    """A scope as an answer says it: "this licensee" is its id; the others in words."""
+    if scope == EVERY_LICENSEE:
+        return "a STOP we could not tie to one licensee (it applies to every licensee)"
+    if scope.startswith(EVERY_LICENSEE):
+        return f"a STOP sent to {scope[len(EVERY_LICENSEE):]} (it applies to every licensee texting from that number)"
+    return f"licensee {scope}"
+
+
 class OptOuts:
     """Opt-outs as dispatch checks them: per number, cached per process.
 
@@ -54,8 +82,10 @@ class OptOuts:
     so this process applies it at once.
     """
 
-    def __init__(self, store: OptOutStore, cache_seconds: float = 30.0, max_cached: int = 100_000, read_concurrency: int = 16):
-        self._store = store
+    def __init__(self, store: OptOutStore, cache_seconds: float = 30.0, max_cached: int = 100_000, read_concurrency: int = 16,
+                 index: OptOutIndex | None = None):
+        """`index`: the licensee's view each change is written to as well (None: a process that only checks)."""
+        self._store, self._index = store, index
         self._ttl = cache_seconds
         self._read_concurrency = read_concurrency
         # number -> (when its read started, the scopes it opted out of). A TLRU cache, so each entry
@@ -72,20 +102,88 @@ class OptOuts:
         scopes = await self._scopes(set(numbers))
         return {number for number, opted_out_of in scopes.items() if not applies.isdisjoint(opted_out_of)}
 
-    async def opt_out(self, number: str, sent_to: str, licensee_id: str | None) -> list[str]:
+    async def opt_out(self, number: str, sent_to: str, licensee_id: str | None, at: datetime | None = None) -> list[str]:
         """A STOP from `number` to our number `sent_to`, answering a message of `licensee_id` (None: no
-        message we know). It stops that licensee from every number, and every licensee from `sent_to`;
+        message we know), received `at`. It stops that licensee from every number, and every licensee from `sent_to`;
         one we cannot place, or sent to a number we cannot read, stops every licensee. The scopes written."""
         sender = sender_scope(sent_to)
         scopes = [licensee_id, sender] if licensee_id and sender else [EVERY_LICENSEE]
-        await self._change(number, [self._store.add(scope, number, utcnow()) for scope in scopes])
+        await self._stop([OptOutChange(scope, number, True, at or utcnow(), SOURCE_STOP) for scope in scopes])
         return scopes
 
-    async def opt_in(self, number: str, sent_to: str, licensee_id: str | None) -> None:
+    async def opt_in(self, number: str, sent_to: str, licensee_id: str | None, at: datetime | None = None) -> None:
         """START undoes a STOP to the same number, one to the licensee it answers, and one that applied to
         every licensee."""
         scopes = {scope for scope in (licensee_id, sender_scope(sent_to), EVERY_LICENSEE) if scope}
-        await self._change(number, [self._store.remove(scope, number) for scope in scopes])
+        # The index keeps the scopes the number opted out of, ever: a START to one it never did is no change to list.
+        listed = {row.scope for row in await self._store.rows_for(number)} if self._index is not None else set()
+        when = at or utcnow()
+        await self._start([OptOutChange(scope, number, False, when, SOURCE_START) for scope in sorted(scopes)], listed)
+
+    async def add(self, licensee_id: str, number: str, reason: str, key_id: str) -> OptOutChange:
+        """A licensee's key stops its own messages to `number` (a manual opt-out, with the reason given)."""
+        change = OptOutChange(licensee_id, number, True, utcnow(), SOURCE_MANUAL, reason, key_id)
+        await self._stop([change])
+        log.info("%s opted out of licensee %s by key %s", mask(number), licensee_id, key_id)
+        return change
+
+    async def remove(self, licensee_id: str, number: str, reason: str, key_id: str) -> OptOutChange:
+        """A licensee's key lifts its own scope's opt-out of `number`, and no other: a STOP sent to a sender number,
+        or one we could not place (every licensee's), is the recipient's to lift with START. NotFound when the number
+        has no opt-out of the licensee; Conflict when it has none but another scope blocks it."""
+        rows = await self._store.rows_for(number)
+        if not any(row.scope == licensee_id and row.opted_out for row in rows):
+            others = [row for row in rows if row.opted_out and row.scope.startswith(EVERY_LICENSEE)]
+            if others:
+                raise Conflict(f"{number} has no opt-out of this licensee to remove; it is blocked by "
+                               f"{' and '.join(describe_scope(row.scope) for row in others)}, which the gateway never lifts: "
+                               "only a START from the number does")
+            raise NotFound(f"{number} has no opt-out of this licensee to remove")
+        change = OptOutChange(licensee_id, number, False, utcnow(), SOURCE_MANUAL, reason, key_id)
+        await self._start([change], {licensee_id})
+        log.warning("%s opted back in to licensee %s by key %s", mask(number), licensee_id, key_id)
+        return change
+
+    async def _stop(self, changes: list[OptOutChange]) -> None:
+        """The truth first (a STOP blocks even when the index write fails), then the index: see the module's note."""
+        number = changes[0].number
+        await self._change(number, [self._store.add(c.scope, number, c.at, c.source) for c in changes])
+        if self._index is not None:
+            await asyncio.gather(*(self._index.record(c) for c in changes))
+
+    async def _start(self, changes: list[OptOutChange], listed: set[str]) -> None:
+        """The index first (a lifted opt-out has its record before it takes effect), then the truth: see the module's note."""
+        if self._index is not None:
+            await asyncio.gather(*(self._index.record(c) for c in changes if c.scope in listed))
+        number = changes[0].number
+        await self._change(number, [self._store.remove(c.scope, number, c.at, c.source) for c in changes])
+
+    async def backfill(self, again: bool = False) -> int:
+        """Write to the index what the truth holds and the index lacks (or holds older): every opt-out recorded before
+        the index existed, and any change whose index write failed. Idempotent, and safe beside STOP and START
+        (OptOutIndex.converge leaves a newer state). Runs once (then marked), or `again`: the repair. How many it wrote."""
+        if self._index is None or (not again and await self._index.backfilled()):
+            return 0
+        written = 0
+        slots = asyncio.Semaphore(self._read_concurrency)
+
+        async def converge(row: OptOutChange) -> None:
+            nonlocal written
+            async with slots:
+                wrote = await self._index.converge(row)
+            written += wrote  # after the await: `written += await ...` reads it before, and loses another's count
+
+        batch: list[OptOutChange] = []
+        async for row in self._store.every_row():
+            batch.append(row)
+            if len(batch) == 1000:
+                await asyncio.gather(*(converge(r) for r in batch))
+                batch = []
+        await asyncio.gather(*(converge(r) for r in batch))
+        await self._index.mark_backfilled()
+        if written:
+            log.info("opt-outs: wrote %d state(s) to the index from what dispatch reads", written)
+        return written
 
     async def migrate(self) -> int:
         """Move opt-outs the store kept in an older layout into the one read here (see the store), and

@@ -680,3 +680,50 @@ class ApiKeyRotation(WireModel):
     new_key: ApiKeyState
     replaced_key_id: str
     replaced_until: datetime
+
+
+# opt-outs (issue 29): a licensee's opt-out list, each number's history, and its manual changes.
+
+_SCOPE = ("licensee: the licensee's own (a STOP that answered its message, or its key's manual change); sender: a STOP sent "
+          "to the sender number `sender` (it blocks every licensee texting from that number); everyone: a STOP the gateway "
+          "could not tie to one licensee (it blocks every licensee). Only the licensee scope is lifted by DELETE api/optouts")
+
+
+class OptOutChange(WireModel):
+    """One change of a number's opt-out of one scope."""
+
+    at: datetime = Field(description="When it changed: the STOP or START's time as the provider gave it, or the request's")
+    opted_out: bool = Field(description="true: opted out from then on; false: opted back in")
+    source: str = Field(description="stop or start (an SMS from the number), or manual (an API key, with a reason)")
+    reason: str | None = Field(default=None, description="A manual change's reason, as given")
+    by_key_id: str | None = Field(default=None, description="The id of the API key that made a manual change")
+    scope: str = Field(description=_SCOPE)
+    sender: str | None = Field(default=None, description="The sender number a sender-scope STOP was sent to")
+
+
+class OptOutState(WireModel):
+    """A number's opt-out of the licensee's own scope: its latest change."""
+
+    phone_number: str = Field(description="E.164")
+    opted_out: bool = Field(description="Whether the number is opted out of the licensee's own scope now")
+    at: datetime = Field(description="When that last changed")
+    source: str = Field(description="stop, start or manual: what made the last change")
+    reason: str | None = Field(default=None, description="The last change's reason, when it was manual")
+    by_key_id: str | None = Field(default=None, description="The API key that made the last change, when it was manual")
+    blocked_elsewhere: list[OptOutChange] | None = Field(default=None, description=(
+        "POST and DELETE only: the STOPs of the shared scopes (sender, everyone) that block the number now. The gateway "
+        "never lifts these: only a START from the number does"))
+
+
+class OptOutList(WireModel):
+    """GET api/optouts: the licensee's own opt-outs (opted back in too), by number."""
+
+    opt_outs: list[OptOutState]
+    continuation_token: str | None = None  # pass it back for the next page; none when this was the last
+
+
+class OptOutHistory(WireModel):
+    """GET api/optouts/history: every change of a number's opt-out the licensee may see, newest first."""
+
+    phone_number: str = Field(description="E.164")
+    changes: list[OptOutChange]

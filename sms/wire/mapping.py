@@ -19,6 +19,7 @@ from ..domain.pumping import PrefixBlock
 from ..domain.routing import RoutingTable
 from ..domain.spend import Cap
 from ..storage import (
+    EVERY_LICENSEE,
     KEY_ROLE_LICENSEE,
     ApiKeyRecord,
     DayUsage,
@@ -27,6 +28,9 @@ from ..storage import (
     LedgerQuery,
     LicenseeSettings,
     WebhookEndpoint,
+)
+from ..storage import (
+    OptOutChange as StoredOptOutChange,
 )
 from ..usecases.auth import Rotation
 from ..usecases.cancel import CancelResult
@@ -50,6 +54,10 @@ from .dto import (
     MessageList,
     MessageState,
     MessageSummary,
+    OptOutChange,
+    OptOutHistory,
+    OptOutList,
+    OptOutState,
     ProvidersResponse,
     ProviderState,
     RecipientEstimate,
@@ -526,3 +534,100 @@ def grace_period(request: RotateApiKey) -> timedelta:
     if not 0 <= hours <= MAX_GRACE_HOURS:
         raise ValidationFailed([FieldError("GraceHours", "InclusiveBetween", f"GraceHours: 0 to {MAX_GRACE_HOURS} hours, or left out")])
     return timedelta(hours=hours)
+
+
+# opt-outs (issue 29): GET/POST/DELETE api/optouts and GET api/optouts/history.
+
+_NUMBER_PREFIX = re.compile(r"^\+[0-9]{1,15}$")
+MAX_REASON_CHARS = 500
+
+
+def _given(params: Mapping[str, str], name: str) -> str | None:
+    """A query string's value, its name matched case-insensitively (ServiceStack's rule)."""
+    return next((value for key, value in params.items() if key.lower() == name.lower()), None)
+
+
+def opt_out_query(params: Mapping[str, str], default_region: str) -> tuple[str, int | None, str | None]:
+    """GET api/optouts' query string: the number prefix ("+" for all), the page size and the token."""
+    number, take, token = (_given(params, name) for name in ("phoneNumber", "take", "continuationToken"))
+    prefix = "+"
+    if number is not None and number.strip():
+        compact = "".join(number.split())
+        prefix = compact if _NUMBER_PREFIX.match(compact) else opt_out_number(number, default_region)
+    if take is None or take == "":
+        return prefix, None, token or None
+    try:
+        return prefix, int(take), token or None
+    except ValueError:
+        raise ValidationFailed([FieldError("take", "InvalidValue", "take: must be a whole number from 1 to 200")]) from None
+
+
+def opt_out_number(value: str | None, default_region: str) -> str:
+    """A request's phoneNumber in E.164; a 400 naming phoneNumber when it is missing or no number."""
+    if value is None or not value.strip():
+        raise ValidationFailed([FieldError("phoneNumber", "NotEmpty", "phoneNumber is required")])
+    try:
+        return to_e164(value, default_region)
+    except InvalidNumber as exc:
+        raise ValidationFailed([FieldError("phoneNumber", "InvalidValue", f"phoneNumber: {exc}")]) from None
+
+
+def opt_out_request(number: str | None, reason: str | None, default_region: str) -> tuple[str, str]:
+    """A manual change's number in E.164 and its reason; one 400 naming each of them that is wrong."""
+    errors: list[FieldError] = []
+    checked = []
+    for check, value in ((lambda v: opt_out_number(v, default_region), number), (opt_out_reason, reason)):
+        try:
+            checked.append(check(value))
+        except ValidationFailed as failed:
+            errors += failed.field_errors
+    if errors:
+        raise ValidationFailed(errors)
+    return checked[0], checked[1]
+
+
+def opt_out_licensee(value: str | None) -> str | None:
+    """An opt-out request's licenseeId (None: left out); a 400 naming licenseeId when it is not a Guid."""
+    try:
+        return parse_guid(value)
+    except ValueError:
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
+        raise ValidationFailed([FieldError("licenseeId", "InvalidGuid", f"licenseeId '{shown}' is not a Guid")]) from None
+
+
+def opt_out_reason(value: str | None) -> str:
+    """A manual change's reason: 1 to 500 printable characters, trimmed; a 400 naming reason otherwise."""
+    reason = (value or "").strip()
+    if not reason:
+        raise ValidationFailed([FieldError("reason", "NotEmpty", "reason is required: why the opt-out is added or removed")])
+    if len(reason) > MAX_REASON_CHARS or not reason.isprintable():
+        raise ValidationFailed([FieldError("reason", "InvalidValue",
+                                           f"reason must be 1 to {MAX_REASON_CHARS} printable characters (no line breaks)")])
+    return reason
+
+
+def opt_out_change(change: StoredOptOutChange, licensee_id: str) -> OptOutChange:
+    scope, sender = "licensee", None
+    if change.scope == EVERY_LICENSEE:
+        scope = "everyone"
+    elif change.scope.startswith(EVERY_LICENSEE):
+        scope, sender = "sender", change.scope[len(EVERY_LICENSEE):]
+    elif change.scope != licensee_id:
+        raise ValueError("another licensee's scope is never shown")
+    return OptOutChange(at=change.at, opted_out=change.opted_out, source=change.source, reason=change.reason,
+                        by_key_id=change.by_key_id, scope=scope, sender=sender)
+
+
+def opt_out_state(change: StoredOptOutChange, others: Sequence[StoredOptOutChange] | None = None) -> OptOutState:
+    """The licensee's own scope's latest change; with `others` (POST, DELETE), the shared STOPs that block it as well."""
+    return OptOutState(phone_number=change.number, opted_out=change.opted_out, at=change.at, source=change.source,
+                       reason=change.reason, by_key_id=change.by_key_id,
+                       blocked_elsewhere=None if others is None else [opt_out_change(o, change.scope) for o in others])
+
+
+def opt_out_list(states: Sequence[StoredOptOutChange], token: str | None) -> OptOutList:
+    return OptOutList(opt_outs=[opt_out_state(s) for s in states], continuation_token=token)
+
+
+def opt_out_history(number: str, licensee_id: str, changes: Sequence[StoredOptOutChange]) -> OptOutHistory:
+    return OptOutHistory(phone_number=number, changes=[opt_out_change(c, licensee_id) for c in changes])

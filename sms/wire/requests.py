@@ -192,3 +192,36 @@ class RevokeApiKey(WireModel):
 def query_names(model: type[WireModel]) -> tuple[str, ...]:
     """The names a GET request DTO's fields have in a query string: their JSON names (matched in any case)."""
     return tuple(field.serialization_alias or name for name, field in model.model_fields.items())
+
+
+# opt-outs (issue 29): the licensee's opt-out list, a number's history, and manual changes with a reason.
+
+_ACT_FOR = "Admin keys only: the licensee to act for; the key's own when left out"
+_OPT_OUT_NUMBER = "The number, in any form a send accepts (E.164, or national in the default region)"
+_OPT_OUT_REASON = "Why (1 to 500 printable characters): kept with the change, with the id of the key that made it (required)"
+
+
+class QueryOptOuts(WireModel):
+    phone_number: str | None = Field(default=None, description=(
+        "Only the numbers starting with this: + and 1 to 15 digits (a whole E.164 number finds itself), or a whole number "
+        "in any form a send accepts. Every number when left out"))
+    take: int | None = Field(default=None, description="Opt-outs per page (1 to 200; 50 when left out)")
+    continuation_token: str | None = Field(default=None, description=_TOKEN)
+    licensee_id: QueryGuid = Field(default=None, description=_ACT_FOR)
+
+
+class GetOptOutHistory(WireModel):
+    phone_number: str | None = Field(default=None, description=f"{_OPT_OUT_NUMBER} (required)")
+    licensee_id: QueryGuid = Field(default=None, description=_ACT_FOR)
+
+
+class AddOptOut(WireModel):
+    phone_number: str | None = Field(default=None, description=f"{_OPT_OUT_NUMBER} (required)")
+    reason: str | None = Field(default=None, description=_OPT_OUT_REASON)
+    licensee_id: QueryGuid = Field(default=None, description=_ACT_FOR)
+
+
+class RemoveOptOut(WireModel):
+    phone_number: str | None = Field(default=None, description=f"{_OPT_OUT_NUMBER} (required)")
+    reason: str | None = Field(default=None, description=_OPT_OUT_REASON)
+    licensee_id: QueryGuid = Field(default=None, description=_ACT_FOR)

@@ -37,14 +37,15 @@ def seed(console) -> tuple[str, str]:
     texts = ["Your appointment with Dr Lee is tomorrow at 10:30am. Reply C to confirm.", "Your prescription is ready to collect.",
              "Reminder: fasting blood test on Friday, nothing to eat after 10pm.", "Your results are in: please call us."]
     sent = [send(console, console.admin, number, text, ReplyIsAllowed=True, LinkedObjectId=str(uuid.uuid4()))
-            for number, text in zip(patients, texts)]
+            for number, text in zip(patients, texts, strict=True)]
     for comm_id in sent:
-        assert wait_for(lambda: console.host.request("GET", f"/api/sms/{comm_id}", key=console.admin)[1]["status"] == "sent")
+        assert wait_for(lambda c=comm_id: console.host.request("GET", f"/api/sms/{c}", key=console.admin)[1]["status"] == "sent")
     post(receipt_event(sent[0], 0, delivered=True), console.host.base_url, EVENTGRID_SECRET)
     post(receipt_event(sent[1], 0, delivered=False, detail="Handset unreachable"), console.host.base_url, EVENTGRID_SECRET)
     post(inbound_event(patients[0], "C, see you then"), console.host.base_url, EVENTGRID_SECRET)
     post(inbound_event(patients[3], "STOP"), console.host.base_url, EVENTGRID_SECRET)
-    send(console, console.admin, "+61412000105", "Your flu shot is due next month.", SendAt=(datetime.now(timezone.utc) + timedelta(days=20)).isoformat())
+    later = (datetime.now(timezone.utc) + timedelta(days=20)).isoformat()
+    send(console, console.admin, "+61412000105", "Your flu shot is due next month.", SendAt=later)
     assert wait_for(lambda: len(receiver.verified) >= 4, timeout=30), receiver.rejected
     return sent[0], endpoint["endpointId"]
 

@@ -220,3 +220,13 @@ def test_uncommenting_an_option_and_running_typescript_ref_again_updates_the_fil
     assert classes == ["IReturn", "BaseLicenseeEnforcedServiceModel", "SMSContact", "SMSModel", "CommResponse", "SMSSend"]
     checked = run([str(BIN / "tsc"), *STRICT, "--noEmit", "ref/dtos.ts"], project)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_opt_outs_through_typed_requests(results):
+    answers = results[0]
+    number = "+61412700199"
+    assert {k: answers["addOptOut"][k] for k in ("phoneNumber", "optedOut", "source", "reason")} == {
+        "phoneNumber": number, "optedOut": True, "source": "manual", "reason": "asked by phone"}
+    assert [o["phoneNumber"] for o in answers["queryOptOuts"]["optOuts"]] == [number]
+    assert [(c["scope"], c["optedOut"]) for c in answers["optOutHistory"]["changes"]] == [("licensee", True)]
+    assert (answers["removeOptOut"]["optedOut"], answers["removeOptOut"]["reason"]) == (False, "consent on file")

@@ -43,6 +43,10 @@ def test_every_route_is_registered(triggers):
                  for name in ("GetCurrentApiKey", "QueryApiKeys", "CreateApiKey", "RotateApiKey", "RevokeApiKey")}
     # Issue 29: the operator console's page and its files.
     expected |= {"console": {"GET"}, "console/{asset}": {"GET"}}
+    # opt-outs: GET api/optouts/history, and the operations.
+    expected |= {"api/optouts/history": {"GET"}}
+    expected |= {f"api/{name}": {"GET", "POST", "PUT", "PATCH", "DELETE"}
+                 for name in ("QueryOptOuts", "GetOptOutHistory", "AddOptOut", "RemoveOptOut")}
     # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one), and so
     # are GET (status) and DELETE (cancel) /api/sms/{commId}.
     webhooks = sorted(sorted(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger" and t["route"] == "api/webhooks")
@@ -69,6 +73,10 @@ def test_every_route_is_registered(triggers):
     keys = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/keys"}
     assert keys == {"keys_list": ["GET"], "keys_create": ["POST"]}
     http.pop("api/keys")
+    # GET, POST and DELETE /api/optouts (list, add, remove): three functions on one template.
+    optouts = {name: t["methods"] for name, t in triggers.items() if t["type"] == "httpTrigger" and t["route"] == "api/optouts"}
+    assert optouts == {"optouts_list": ["GET"], "optouts_add": ["POST"], "optouts_remove": ["DELETE"]}
+    http.pop("api/optouts")
     assert http == expected
     assert {t["authLevel"] for t in triggers.values() if t["type"] == "httpTrigger"} == {"ANONYMOUS"}
     # The two routes with a parameter beside literal routes let only a commId in (see test_host_routing).

@@ -21,7 +21,8 @@ def test_every_api_route_is_documented_with_both_media_types():
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/jsv"}
         if route.kind not in ("status", "cancel", "replies", "list", "usage", "providers", "webhooks_list", "webhooks_remove",
                               "webhooks_rotate_secret", "webhooks_enable", "webhooks_deliveries", "routes_show", "routes_clear",
-                                  "guard_show", "guard_clear", "settings_show", "keys_current", "keys_list", "keys_revoke"):
+                                  "guard_show", "guard_clear", "settings_show", "keys_current", "keys_list", "keys_revoke",
+                                  "optouts_list", "optouts_history", "optouts_remove"):  # opt-outs: the query string
             assert {"application/json", "text/jsv", "application/x-www-form-urlencoded"} <= set(operation["requestBody"]["content"])
         assert "400" in operation["responses"] and "401" in operation["responses"]
     assert set(document["components"]["securitySchemes"]) == {"bearer", "basic"}

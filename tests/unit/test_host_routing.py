@@ -128,6 +128,16 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("POST", "/api/send/"): "send",
     ("GET", f"/api/sms/{GUID}/"): "sms_status",
     ("POST", "/API/SMS/Estimate/"): "sms_estimate",
+    # opt-outs (issue 29): one function a method on api/optouts; the history's number in the query.
+    ("GET", "/api/optouts"): "optouts_list",
+    ("POST", "/api/optouts"): "optouts_add",
+    ("DELETE", "/api/optouts"): "optouts_remove",
+    ("GET", "/api/optouts/history"): "optouts_history",
+    ("GET", "/API/OptOuts/History/"): "optouts_history",
+    ("GET", "/api/QueryOptOuts"): "op_query_opt_outs",
+    ("GET", "/api/GetOptOutHistory"): "op_get_opt_out_history",
+    ("POST", "/api/AddOptOut"): "op_add_opt_out",
+    ("DELETE", "/api/RemoveOptOut"): "op_remove_opt_out",
 }
 # URLs no function may take: the host answers them with its own 404.
 NOT_ROUTED = [
@@ -158,6 +168,9 @@ NOT_ROUTED = [
     ("DELETE", f"/api/keys/{KEY}x"), ("DELETE", f"/api/keys/{KEY[:-1]}"), ("DELETE", f"/api/keys/sms_{KEY}"),
     ("POST", f"/api/keys/{KEY}/revoke"), ("GET", f"/api/keys/{KEY}/rotate"), ("DELETE", f"/api/keys/{HOOK}"),
     ("GET", "/api/keys.json"), ("GET", "/api/keys/current/x"),
+    # opt-outs: no number in the path, and the history is only read.
+    ("PUT", "/api/optouts"), ("PATCH", "/api/optouts"), ("GET", "/api/optouts/+61412000001"), ("DELETE", "/api/optouts/history"),
+    ("POST", "/api/optouts/history"), ("GET", "/api/optouts.json"), ("GET", "/api/optouts/history/x"),
 ]
 
 

@@ -244,7 +244,14 @@ def documented(route: Route) -> tuple[list[str], list[str]]:
     return query, list(form.get("schema", {}).get("properties", {}))
 
 
+# Free text a route keeps as written (an opt-out's reason): a person's words may hold a number, so it gets only the junk
+# no text is (a lone surrogate, a NUL, too long).
+FREE_TEXT_NAMES = ("reason",)
+
+
 def hostile_values(name: str) -> list[str]:
+    if name.lower() in FREE_TEXT_NAMES:
+        return [value for value in JUNK if value != CALL_ME]
     return hostile.INSTANTS if name.lower() in INSTANT_NAMES else hostile.TOKENS if name.lower() in TOKEN_NAMES else JUNK
 
 

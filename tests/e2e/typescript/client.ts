@@ -13,6 +13,7 @@ import {
     RevokeApiKey, RotateApiKey, RotateWebhookSecret, RouteRule, SetGuard, SetLicenseeSettings, SetRoutingTable, SMSContact,
     SMSModel, SMSSend,
 } from "./ref/dtos.js";
+import { AddOptOut, GetOptOutHistory, QueryOptOuts, RemoveOptOut } from "./ref/dtos.js";  // opt-outs
 
 const client = new JsonServiceClient(process.env.BASE_URL!);
 client.bearerToken = process.env.API_KEY!;
@@ -109,6 +110,12 @@ await call("enable", new EnableWebhookEndpoint({ endpointId }));
 await call("replay", new ReplayWebhookEvents({ endpointId, from: started, to: new Date(Date.now() + 60_000).toISOString() }));
 await call("deleteEndpoint", new DeleteWebhookEndpoint({ endpointId }));
 await call("webhookEndpointsAfterDelete", new GetWebhookEndpoints());
+
+// opt-outs: a manual add, the list, the history, and the removal, each with its reason.
+await call("addOptOut", new AddOptOut({ phoneNumber: "0412 700 199", reason: "asked by phone" }));
+await call("queryOptOuts", new QueryOptOuts({ phoneNumber: "+61412700199", take: 10 }));
+await call("optOutHistory", new GetOptOutHistory({ phoneNumber: "+61412700199" }));
+await call("removeOptOut", new RemoveOptOut({ phoneNumber: "+61412700199", reason: "consent on file" }));
 
 console.log(`RESULTS ${JSON.stringify(results)}`);
 process.exit(0);
