@@ -22,8 +22,7 @@ export async function render(main, context) {
   main.append(form,
     table("Opt-outs", [
       ["Number", (optOut) => optOut.phoneNumber],
-      ["State", (optOut) => badge(optOut.optedOut ? "opted_out" : "sent")],
-      ["Scope", (optOut) => optOut.scope],
+      ["State", (optOut) => optOut.optedOut ? badge("opted_out") : "opted back in"],
       ["Since", (optOut) => when(optOut.at)],
       ["Source", (optOut) => optOut.source],
       ["Reason", (optOut) => h("span", { class: "preview" }, optOut.reason || "")],
@@ -44,7 +43,7 @@ async function showHistory(slot, phoneNumber) {
       ["At", (change) => when(change.at)],
       ["Change", (change) => change.optedOut ? "opted out" : "opted back in"],
       ["Source", (change) => change.source],
-      ["Scope", (change) => change.scope],
+      ["Applies to", (change) => change.sender ? `everyone sending from ${change.sender}` : change.scope === "*" ? "every licensee" : "this licensee"],
       ["Reason", (change) => h("span", { class: "preview" }, change.reason || "")],
       ["By key", (change) => h("span", { class: "mono" }, change.byKeyId || "")],
     ], answer.changes, "No changes recorded."));
@@ -60,7 +59,9 @@ function changeForm(rerender) {
     const answer = method === "POST"
       ? await call("POST", "api/optouts", { body: { PhoneNumber: query.phoneNumber, Reason: query.reason }, licensee: true })
       : await call("DELETE", "api/optouts", { query, licensee: true });
-    notify(`${answer.phoneNumber} is ${answer.optedOut ? "opted out" : "no longer opted out of your messages"}.`);
+    const elsewhere = (answer.blockedElsewhere || []).length;
+    notify(`${answer.phoneNumber} is ${answer.optedOut ? "opted out" : "no longer opted out of your messages"}` +
+      (elsewhere ? `; a STOP it sent to a sender number still blocks it (${elsewhere}).` : "."));
     await rerender();
   };
   return h("form", { class: "card", "aria-labelledby": "change-optout", onsubmit: (event) => event.preventDefault() },
