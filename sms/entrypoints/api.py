@@ -54,6 +54,7 @@ from ..wire.mapping import (
     licensee_settings_state,
     message_list,
     message_state,
+    named_licensee,
     providers_response,
     replay_request,
     replay_response,
@@ -68,7 +69,7 @@ from ..wire.mapping import (
 )
 from ..wire.requests import CreateApiKey, RotateApiKey, SetLicenseeSettings
 from . import metadata, named, openapi, reference
-from .routes import ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route, register
+from .routes import ACTING_KINDS, ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route, register
 
 log = logging.getLogger("sms.api")
 
@@ -151,8 +152,25 @@ async def _principal(req: func.HttpRequest, gw: Gateway, route: Route) -> Princi
 
 
 async def _licensee(req: func.HttpRequest, gw: Gateway, route: Route) -> str:
-    """The key's licensee: the data the request works on."""
-    return (await _principal(req, gw, route)).licensee_id
+    """The licensee whose data the request works on: the key's, or on routes.ACTING_KINDS the one it names (_acting_for)."""
+    return (await _acting_for(req, gw, route))[1]
+
+
+async def _acting_for(req: func.HttpRequest, gw: Gateway, route: Route) -> tuple[Principal, str]:
+    """The key's principal and the licensee the request works on. On routes.ACTING_KINDS a request may name one
+    (licenseeId: the query string, or a POST or PUT body's field): an admin key acts for any licensee, a licensee key
+    only for its own (403 NotYourLicensee for another). The request rate is charged to the key's own licensee."""
+    principal = await _principal(req, gw, route)
+    if route.kind not in ACTING_KINDS:
+        return principal, principal.licensee_id
+    body = _request_data(req, route, gw) if req.method.upper() in ("POST", "PUT") and req.get_body() else None
+    named = named_licensee(req.params, body)
+    if named is None or named == principal.licensee_id:
+        return principal, principal.licensee_id
+    if not principal.is_admin:
+        raise Forbidden(f"licenseeId {named} is not this key's licensee: a licensee key works on its own licensee's data only; "
+                        "an admin key may act for another", "NotYourLicensee")
+    return principal, named
 
 
 def _request_data(req: func.HttpRequest, route: Route, gw: Gateway) -> Any:
@@ -343,7 +361,7 @@ async def _webhooks_replay(req: func.HttpRequest, gw: Gateway, route: Route) -> 
     return replay_response(queued, token=token)
 
 
-# The licensee's own routing table, with its key: the key's licensee's, never another's.
+# The licensee's own routing table, with its key (or an admin key acting for it: _acting_for).
 
 async def _routes_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Its own table as stored now (not a process's cached copy), or the deployment's default, saying which."""
@@ -365,7 +383,8 @@ async def _routes_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Bas
     return routing_table_state(licensees.default_routes, own=False)
 
 
-# The licensee's guard, with its key: it may read it and tighten it; loosening it takes the operator (python -m sms guard set).
+# The licensee's guard, with its key: it may read it and tighten it; loosening it takes the operator (python -m sms guard set)
+# or an admin key acting for the licensee.
 
 async def _guard_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Its own guard as stored now (not a process's cached copy), or the deployment's default, saying which."""
@@ -376,14 +395,15 @@ async def _guard_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseM
 
 
 async def _guard_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw, route)
-    guard = await gw.use.licensees.set_guard(licensee, guard_change(_request_data(req, route, gw)), may_loosen=False)
+    principal, licensee = await _acting_for(req, gw, route)  # an admin key may loosen, as the operator's guard set does
+    guard = await gw.use.licensees.set_guard(licensee, guard_change(_request_data(req, route, gw)), may_loosen=principal.is_admin)
     return guard_state(guard, True, gw.use.screening.currency)
 
 
 async def _guard_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Back to the deployment's default: refused (403) where the default permits more than the licensee's own."""
-    guard = await gw.use.licensees.set_guard(await _licensee(req, gw, route), None, may_loosen=False, clear=True)
+    principal, licensee = await _acting_for(req, gw, route)
+    guard = await gw.use.licensees.set_guard(licensee, None, may_loosen=principal.is_admin, clear=True)
     return guard_state(guard, False, gw.use.screening.currency)
 
 

@@ -45,6 +45,8 @@ from ..wire.dto import (
 )
 from ..wire.mapping import LISTED_STATUSES, MAX_GRACE_HOURS, MAX_KEY_DAYS, MAX_KEY_NAME_CHARS
 from ..wire.requests import (
+    ACTING_FOR,
+    ACTING_FOR_TEXT,
     CreateApiKey,
     GetUsage,
     GetWebhookDeliveries,
@@ -54,7 +56,7 @@ from ..wire.requests import (
     SetLicenseeSettings,
     query_names,
 )
-from .routes import ADMIN_KINDS, KEY_ID_PATTERN, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route
+from .routes import ACTING_KINDS, ADMIN_KINDS, KEY_ID_PATTERN, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -117,8 +119,8 @@ _ERRORS_ON = {
     **{kind: {"409": "The licensee's settings kept changing while this change was saved (another change landed first each "
                      "time): make it again."} for kind in ("routes_set", "routes_clear", "guard_set", "guard_clear")},
     **{kind: {"403": "The change would loosen the guard (the message names each field: Countries.GB: block -> allow). A "
-                     "licensee's key may only tighten its guard; the operator loosens it (python -m sms guard set). Nothing "
-                     "was saved."} for kind in ("guard_set", "guard_clear")},
+                     "licensee's key may only tighten its guard; the operator loosens it (python -m sms guard set, or an admin "
+                     "key). Nothing was saved."} for kind in ("guard_set", "guard_clear")},
     "guard_show": {"409": "The licensee's stored guard cannot be read: the operator sets it again."},
     "keys_current": {"404": "The key was revoked and removed while this worker still held it: sign in again."},
     "keys_create": {"409": f"The licensee already has as many active keys of this kind (role, read-only or not) as it may: "
@@ -206,9 +208,12 @@ _QUERY_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {
 }
 
 
+_GUID = {"type": "string", "format": "uuid"}
+
+
 def _query_parameters(model: type, path_values: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """A GET request DTO's fields as OpenAPI query parameters (the ones its path takes left out)."""
-    schemas = _QUERY_SCHEMAS.get(model, {})
+    schemas = {ACTING_FOR: _GUID, **_QUERY_SCHEMAS.get(model, {})}
     return [{"name": name, "in": "query", "required": False, "schema": schemas.get(name, {"type": "string"}),
              "description": model.model_fields[field].description}
             for field, name in zip(model.model_fields, query_names(model), strict=True) if name not in path_values]
@@ -414,6 +419,9 @@ def _operation(route: Route) -> dict[str, Any]:
         operation["requestBody"] = _request_body(_ref(SMSSend))
         ok = _content(_ref(CommResponse), "CommResponse")
 
+    if route.kind in ACTING_KINDS and not any(p["name"] == ACTING_FOR for p in parameters):  # on a POST or PUT too
+        parameters.append({"name": ACTING_FOR, "in": "query", "required": False, "schema": _GUID, "description": ACTING_FOR_TEXT})
+
     batch_header = {"X-AutoBatch-Completed": {"description": "How many of the auto-batch's items were done (ServiceStack's header)",
                                               "schema": {"type": "integer"}}} if route.kind in ("batch", "reply") else None
     operation["responses"] = {"200": {"description": "OK", "content": ok, **({"headers": batch_header} if batch_header else {})}} | {
@@ -425,12 +433,13 @@ def _operation(route: Route) -> dict[str, Any]:
 
 _READ_ONLY = "The API key is read-only (errorCode ReadOnlyKey): this route changes something."
 _ADMIN_ONLY = "The API key is a licensee's (errorCode AdminOnly): this route takes an admin key."
+_NOT_YOURS = "licenseeId names a licensee other than the key's own, and the key is a licensee's (errorCode NotYourLicensee)."
 
 
 def _statuses(route: Route, kind: str) -> list[str]:
     """The kind's statuses, with 403 where a key's role or read-only flag can refuse the route (sms.entrypoints.api)."""
     statuses = set(_ERRORS_BY_KIND[kind])
-    if route.kind not in READ_KINDS or route.kind in ADMIN_KINDS:
+    if route.kind not in READ_KINDS or route.kind in ADMIN_KINDS or route.kind in ACTING_KINDS:
         statuses.add("403")
     return sorted(statuses)
 
@@ -441,6 +450,7 @@ def _error_description(route: Route, kind: str, status: str) -> str:
     reasons = [_ERRORS_ON.get(kind, {}).get(status, _ERRORS[status])] if status in _ERRORS_BY_KIND[kind] else []
     reasons += [_ADMIN_ONLY] if route.kind in ADMIN_KINDS else []
     reasons += [_READ_ONLY] if route.kind not in READ_KINDS else []
+    reasons += [_NOT_YOURS] if route.kind in ACTING_KINDS else []
     return " Or: ".join(reasons)
 
 

@@ -173,6 +173,14 @@ READ_KINDS = frozenset({
 })
 # Only an admin key may call these: a licensee key's licensee is the only one it reaches.
 ADMIN_KINDS = frozenset({"keys_list", "keys_create", "keys_rotate", "keys_revoke"})
+# The kinds whose work is one licensee's data: the key's own, or the one `licenseeId` names (query string, or a POST or
+# PUT body's field). An admin key may name any licensee; a licensee key only its own (sms.entrypoints.api, _acting_for).
+# Sends (and the estimate, a send's body) go by SMSModel.LicenseeId as they always have; the key routes name their own.
+ACTING_KINDS = frozenset({
+    "status", "replies", "cancel", "list", "usage", "webhooks_list", "webhooks_add", "webhooks_remove", "webhooks_rotate_secret",
+    "webhooks_enable", "webhooks_deliveries", "webhooks_replay", "routes_show", "routes_set", "routes_clear", "guard_show",
+    "guard_set", "guard_clear", "settings_show", "settings_set",
+})
 
 # The operation ServiceStack clients name in /json/reply/{operation}; "[]" asks for an auto-batch.
 OPERATION = "SMSSend"

@@ -107,7 +107,7 @@ class Licensees:
             now = _guard_of(current) or self.default_guard
             wanted = self.default_guard if clear else parse_guard(data, now)
             if not may_loosen and (loosened := now.loosened_by(wanted)):
-                raise Forbidden("Loosening a guard takes the operator (python -m sms guard set); a licensee's key may "
+                raise Forbidden("Loosening a guard takes the operator (python -m sms guard set, or an admin API key); a licensee's key may "
                                 "only tighten it. This change would loosen: " + "; ".join(loosened))
             return replace(current, guard=None if clear else guard_text(wanted), updated_at=utcnow())
 

@@ -72,7 +72,7 @@ from .dto import (
     WebhookReplayResponse,
     parse_guid,
 )
-from .requests import CreateApiKey, GetUsage, GetWebhookDeliveries, QuerySms, RotateApiKey, query_names
+from .requests import ACTING_FOR, CreateApiKey, GetUsage, GetWebhookDeliveries, QuerySms, RotateApiKey, query_names
 
 
 def send_command(request: SMSSend) -> SendMessage:
@@ -184,7 +184,7 @@ def _summary(entry: LedgerEntry) -> MessageSummary:
 
 # Query parameters of GET /api/sms, matched case-insensitively (ServiceStack's rule for query strings): the fields of
 # its request DTO, QuerySms, by their JSON names.
-LIST_PARAMETERS = query_names(QuerySms)
+LIST_PARAMETERS = tuple(name for name in query_names(QuerySms) if name != ACTING_FOR)  # licenseeId: api._acting_for's
 LISTED_STATUSES = tuple(s.value for s in Status) + ("partially_sent",)
 _REFERENCE = re.compile(r"^SMS-[0-9A-F]{8}$", re.IGNORECASE)
 
@@ -272,13 +272,16 @@ def _parsed(text: str, end_of_day: bool) -> datetime | None:
 MAX_USAGE_DAYS = 366
 
 
+USAGE_PARAMETERS = tuple(name for name in query_names(GetUsage) if name != ACTING_FOR)  # from, to
+
+
 def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
     """GET /api/usage's days: from and to (YYYY-MM-DD, both included, the licensee's days), by default the
     last 30 days up to `today`, the licensee's."""
     given = {name.lower(): value for name, value in params.items()}
     errors: list[FieldError] = []
     days = {}
-    for name, default in zip(query_names(GetUsage), (today - timedelta(days=29), today), strict=True):
+    for name, default in zip(USAGE_PARAMETERS, (today - timedelta(days=29), today), strict=True):
         text = given.get(name)
         try:
             days[name] = date.fromisoformat(text) if text else default
@@ -334,7 +337,7 @@ def webhook_endpoint_list(endpoints: list[WebhookEndpoint]) -> WebhookEndpointLi
 
 # Query parameters of GET /api/webhooks/{endpointId}/deliveries, matched case-insensitively as GET /api/sms's
 # (GetWebhookDeliveries's fields but the one its path takes).
-DELIVERY_LOG_PARAMETERS = tuple(name for name in query_names(GetWebhookDeliveries) if name != "endpointId")
+DELIVERY_LOG_PARAMETERS = tuple(name for name in query_names(GetWebhookDeliveries) if name not in ("endpointId", ACTING_FOR))
 
 
 def delivery_log_page(params: Mapping[str, str]) -> tuple[int | None, str | None]:
@@ -414,13 +417,15 @@ def routing_table_state(table: RoutingTable, own: bool) -> RoutingTableState:
 
 # What GET /api/guard answers beside the guard itself: a PUT of that answer, as it is, leaves them out.
 _GUARD_READ_ONLY = {"source", "currency", "spent", "prefixblocks"}
+# Nor is the licensee an admin key acts for (licenseeId) one of the guard's rules.
+_GUARD_NOT_RULES = _GUARD_READ_ONLY | {"licenseeid"}
 
 
 def guard_change(data: Any) -> Any:
     """A PUT /api/guard body as the guard's rules read it (sms.domain.guard.parse_guard names each problem):
     the fields only an answer carries dropped, so what GET answered can be put back."""
     if isinstance(data, dict):
-        return {key: value for key, value in data.items() if str(key).lower() not in _GUARD_READ_ONLY}
+        return {key: value for key, value in data.items() if str(key).lower() not in _GUARD_NOT_RULES}
     return data
 
 
@@ -526,3 +531,20 @@ def grace_period(request: RotateApiKey) -> timedelta:
     if not 0 <= hours <= MAX_GRACE_HOURS:
         raise ValidationFailed([FieldError("GraceHours", "InclusiveBetween", f"GraceHours: 0 to {MAX_GRACE_HOURS} hours, or left out")])
     return timedelta(hours=hours)
+
+
+# -- an admin key acting for a licensee (issue 29) --
+
+def named_licensee(params: Mapping[str, str], body: Any = None) -> str | None:
+    """The licensee a request names to act for: licenseeId in the query string, else a body object's field (any case);
+    None when it names none. A value that is not a Guid is a 400 naming licenseeId."""
+    given = next((value for name, value in params.items() if name.lower() == "licenseeid"), None)
+    if given is None and isinstance(body, dict):
+        given = next((value for name, value in body.items() if isinstance(name, str) and name.lower() == "licenseeid"), None)
+    if given is not None and not isinstance(given, str):
+        raise ValidationFailed([FieldError("licenseeId", "InvalidGuid", "licenseeId must be a Guid, as text")])
+    try:
+        return parse_guid(given)
+    except ValueError:
+        shown = given if len(given) <= 40 else given[:40] + "..."
+        raise ValidationFailed([FieldError("licenseeId", "InvalidGuid", f"licenseeId '{shown}' is not a Guid")]) from None

@@ -76,7 +76,7 @@ def test_the_listing_documents_every_query_parameter_it_reads():
 
     operation = openapi.document()["paths"]["/api/sms"]["get"]
     documented = [p["name"] for p in operation["parameters"] if p["in"] == "query" and p["name"] != "format"]
-    assert documented == list(LIST_PARAMETERS)
+    assert documented == [*LIST_PARAMETERS, "licenseeId"]  # the licensee an admin key acts for: read by api._acting_for
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/MessageList"}
 
 
@@ -124,7 +124,7 @@ def test_the_delivery_log_and_replay_are_documented_with_what_they_read_and_answ
     paths = openapi.document()["paths"]
     assert set(paths["/api/webhooks/{endpointId}/deliveries"]) == {"get"} and set(paths["/api/webhooks/{endpointId}/replay"]) == {"post"}
     log = paths["/api/webhooks/{endpointId}/deliveries"]["get"]
-    assert [p["name"] for p in log["parameters"] if p["in"] == "query" and p["name"] != "format"] == list(DELIVERY_LOG_PARAMETERS)
+    assert [p["name"] for p in log["parameters"] if p["in"] == "query" and p["name"] != "format"] == [*DELIVERY_LOG_PARAMETERS, "licenseeId"]
     assert log["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/WebhookDeliveryList"}
     assert "404" in log["responses"] and "endpointId" in [p["name"] for p in log["parameters"] if p["in"] == "path"]
     replay = paths["/api/webhooks/{endpointId}/replay"]["post"]
