@@ -45,12 +45,14 @@ from ..wire.mapping import (
     delivery_list,
     delivery_log_page,
     estimate_response,
+    events_page,
     grace_period,
     guard_change,
     guard_state,
     key_licensee,
     key_request,
     ledger_query,
+    licensee_list,
     licensee_settings_state,
     message_list,
     message_state,
@@ -66,6 +68,7 @@ from ..wire.mapping import (
     usage_response,
     webhook_endpoint_list,
     webhook_endpoint_state,
+    webhook_event_list,
 )
 from ..wire.requests import CreateApiKey, RotateApiKey, SetLicenseeSettings
 from . import metadata, named, openapi, reference
@@ -466,6 +469,21 @@ async def _keys_revoke(req: func.HttpRequest, gw: Gateway, route: Route) -> Base
     return api_key_state(record)
 
 
+# Issue 29: every licensee, for an admin key (routes.ADMIN_KINDS); the webhook events one message produced, for any key.
+
+async def _licensees_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    return licensee_list(await gw.use.licensees.directory(await gw.auth.keys.list(), utcnow()))
+
+
+async def _events(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """Another licensee's message answers as a missing one does (404), as GET /api/sms/{commId} does."""
+    licensee = await _licensee(req, gw, route)
+    comm_id = _comm_id(req)
+    take, token = events_page(req.params)
+    return webhook_event_list(comm_id, *await gw.use.status.events(comm_id, licensee, take, token))
+
+
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
 
 
@@ -519,6 +537,7 @@ _WORK: dict[str, Work] = {
     "settings_show": _settings_show, "settings_set": _settings_set,
     "keys_current": _keys_current, "keys_list": _keys_list, "keys_create": _keys_create, "keys_rotate": _keys_rotate,
     "keys_revoke": _keys_revoke,
+    "licensees_list": _licensees_list, "events": _events,  # issue 29
 }
 _OWN_SHAPE: dict[str, Callable[[func.HttpRequest, Route, GatewaySource], Awaitable[func.HttpResponse]]] = {
     "health": _health, "openapi": _openapi, "metadata": _metadata, "types": _types, "metadata_page": _metadata_page,

@@ -19,6 +19,7 @@ from ..storage import KEY_ROLES
 from ..usecases.auth import MAX_ACTIVE_KEYS, MAX_READ_ONLY_KEYS
 from ..usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
 from ..usecases.ledger import DEFAULT_TAKE, MAX_TAKE
+from ..usecases.status import DEFAULT_EVENTS_TAKE, MAX_EVENTS_TAKE
 from ..usecases.webhook_endpoints import MAX_ENDPOINTS, MAX_URL_CHARS
 from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, SMSModel, SMSSend
 from ..wire.dto import (
@@ -29,6 +30,7 @@ from ..wire.dto import (
     EstimateResponse,
     GuardRequest,
     GuardState,
+    LicenseeList,
     LicenseeSettingsState,
     MessageList,
     ProvidersResponse,
@@ -40,6 +42,7 @@ from ..wire.dto import (
     WebhookEndpointRemoved,
     WebhookEndpointRequest,
     WebhookEndpointState,
+    WebhookEventList,
     WebhookReplayRequest,
     WebhookReplayResponse,
 )
@@ -48,6 +51,7 @@ from ..wire.requests import (
     ACTING_FOR,
     ACTING_FOR_TEXT,
     CreateApiKey,
+    GetSmsEvents,
     GetUsage,
     GetWebhookDeliveries,
     QueryApiKeys,
@@ -108,6 +112,9 @@ _ERRORS_BY_KIND = {
     "keys_create": ("400", "401", "409", "413", "415", "429", "503"),
     "keys_rotate": ("400", "401", "404", "405", "409", "413", "415", "429", "503"),
     "keys_revoke": ("400", "401", "404", "405", "429", "503"),
+    # Issue 29: every licensee (admin keys only), and a message's webhook events.
+    "licensees_list": ("400", "401", "429", "503"),
+    "events": ("400", "401", "404", "429", "503"),
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
@@ -141,6 +148,9 @@ _ERRORS_ON = {
                             "the three given. Nothing was saved.",
                      "409": "The licensee's settings kept changing while this change was saved (another change landed first each "
                             "time): make it again."},
+    # Issue 29
+    "events": {"400": "The commId is not a Guid, take is not 1 to 500, or the continuationToken is not one this route issued.",
+               "404": "No such message for this licensee (another licensee's answers the same)."},
 }
 SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
@@ -192,6 +202,11 @@ SUMMARIES = {
     "keys_rotate": "Admin key only: a new key replacing this one, with its licensee, name, role and read-only flag; the new key is "
                    "in the answer, shown only this once, and the replaced one keeps working for graceHours (24 by default)",
     "keys_revoke": "Admin key only: revoke the key; this worker refuses it at once, every worker within SMS_API_KEY_CACHE_SECONDS",
+    # Issue 29
+    "licensees_list": "Admin key only: every licensee (one with an API key or settings of its own), by id: its active keys, "
+                      "whether it has its own routing table and guard, its quiet hours and time zone",
+    "events": "The webhook events the message produced, oldest first, a page at a time: each as its endpoints were sent it "
+              "(kept only while the licensee has a webhook endpoint)",
 }
 _WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
                     "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
@@ -205,6 +220,7 @@ _QUERY_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {
                "reference": {"type": "string", "pattern": "^SMS-[0-9A-Fa-f]{8}$"}},
     GetUsage: dict.fromkeys(("from", "to"), {"type": "string", "format": "date"}),
     QueryApiKeys: {"licenseeId": {"type": "string", "format": "uuid"}},
+    GetSmsEvents: {"take": {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS_TAKE, "default": DEFAULT_EVENTS_TAKE}},
 }
 
 
@@ -240,7 +256,8 @@ def document() -> dict[str, Any]:
          (RoutingTableRequest, "validation"), (RoutingTableState, "serialization"), (GuardRequest, "validation"),
          (GuardState, "serialization"), (SetLicenseeSettings, "validation"), (LicenseeSettingsState, "serialization"),
          (CreateApiKey, "validation"), (RotateApiKey, "validation"), (ApiKeyState, "serialization"),
-         (ApiKeyList, "serialization"), (ApiKeyRotation, "serialization")],
+         (ApiKeyList, "serialization"), (ApiKeyRotation, "serialization"),
+         (LicenseeList, "serialization"), (WebhookEventList, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -387,6 +404,14 @@ def _operation(route: Route) -> dict[str, Any]:
             operation["requestBody"] = {**_request_body(_ref(RotateApiKey), "RotateApiKey", form), "required": False}
         answer = {"keys_list": ApiKeyList, "keys_rotate": ApiKeyRotation}.get(route.kind, ApiKeyState)
         ok = _content(_ref(answer), answer.__name__)
+    elif route.kind == "licensees_list":
+        ok = _content(_ref(LicenseeList), "LicenseeList")
+    elif route.kind == "events":
+        parameters.append({"name": "commId", "in": "path", "required": True,
+                           "schema": {"type": "string", "pattern": dict(route.patterns)["commId"]},
+                           "description": "The commId a send answered with (32 hex digits, dashes allowed)"})
+        parameters += _query_parameters(GetSmsEvents, ("commId",))
+        ok = _content(_ref(WebhookEventList), "WebhookEventList")
     elif route.kind == "list":
         parameters += _query_parameters(QuerySms)
         ok = _content(_ref(MessageList), "MessageList")

@@ -81,6 +81,9 @@ OPERATIONS: tuple[Operation, ...] = (
     _op(requests.CreateApiKey, dto.ApiKeyState, "keys_create", "keys", "IPost"),
     _op(requests.RotateApiKey, dto.ApiKeyRotation, "keys_rotate", "keys", "IPost"),
     _op(requests.RevokeApiKey, dto.ApiKeyState, "keys_revoke", "keys", "IDelete"),
+    # Issue 29: every licensee (admin keys only), and the webhook events one message produced.
+    _op(requests.QueryLicensees, dto.LicenseeList, "licensees_list", "licensees", "IGet"),
+    _op(requests.GetSmsEvents, dto.WebhookEventList, "events", "sms", "IGet"),
 )
 
 

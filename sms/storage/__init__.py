@@ -498,6 +498,12 @@ class EventStore(abc.ABC):
     async def purge(self, licensee_id: str, before: datetime) -> int:
         """Delete the licensee's batches written before `before`; how many rows went."""
 
+    @abc.abstractmethod
+    async def of_message(self, licensee_id: str, comm_id: str, since: datetime, take: int,
+                         token: str | None = None) -> tuple[list[WebhookEvent], str | None]:
+        """Up to `take` of the events the message produced in batches written from `since` on, oldest first, and the
+        token for more (None at the end). ValidationFailed for a token it did not issue."""
+
 
 class DeliveryQueue(abc.ABC):
     @abc.abstractmethod
@@ -559,6 +565,10 @@ class LicenseeSettings:
 class LicenseeSettingsStore(abc.ABC):
     @abc.abstractmethod
     async def get(self, licensee_id: str) -> LicenseeSettings | None: ...
+
+    @abc.abstractmethod
+    async def every(self) -> list[LicenseeSettings]:
+        """Every licensee's settings row: one a licensee that ever set anything (a scan, for the admin's licensee list)."""
 
     @abc.abstractmethod
     async def put(self, settings: LicenseeSettings) -> LicenseeSettings:

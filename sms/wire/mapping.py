@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from ..domain.breaker import Circuit
 from ..domain.commands import Estimate, MessageReport, Party, RequestKey, SendMessage, SendResult
 from ..domain.errors import FieldError, ValidationFailed
-from ..domain.events import EVENT_TYPES
+from ..domain.events import EVENT_TYPES, WebhookEvent
 from ..domain.guard import Guard, guard_data, money_text
 from ..domain.instants import OFFSETS, parse_instant
 from ..domain.model import Status, reference_for, status_of, utcnow
@@ -32,6 +32,7 @@ from ..usecases.auth import Rotation
 from ..usecases.cancel import CancelResult
 from ..usecases.guard import Screened
 from ..usecases.ledger import counts, statuses_of
+from ..usecases.licensees import LicenseeSummary
 from ..usecases.spend import CapUse
 from .dto import (
     ApiKeyList,
@@ -45,6 +46,7 @@ from .dto import (
     GuardCapUse,
     GuardPrefixBlock,
     GuardState,
+    LicenseeList,
     LicenseeSettingsState,
     MatchedRecipient,
     MessageList,
@@ -68,11 +70,14 @@ from .dto import (
     WebhookDeliveryList,
     WebhookEndpointList,
     WebhookEndpointState,
+    WebhookEventList,
+    WebhookEventState,
     WebhookReplayRequest,
     WebhookReplayResponse,
     parse_guid,
 )
-from .requests import ACTING_FOR, CreateApiKey, GetUsage, GetWebhookDeliveries, QuerySms, RotateApiKey, query_names
+from .dto import LicenseeSummary as LicenseeSummaryState
+from .requests import ACTING_FOR, CreateApiKey, GetSmsEvents, GetUsage, GetWebhookDeliveries, QuerySms, RotateApiKey, query_names
 
 
 def send_command(request: SMSSend) -> SendMessage:
@@ -548,3 +553,31 @@ def named_licensee(params: Mapping[str, str], body: Any = None) -> str | None:
     except ValueError:
         shown = given if len(given) <= 40 else given[:40] + "..."
         raise ValidationFailed([FieldError("licenseeId", "InvalidGuid", f"licenseeId '{shown}' is not a Guid")]) from None
+
+
+# -- the admin's licensee list, and a message's webhook events (issue 29) --
+
+def licensee_list(summaries: Sequence[LicenseeSummary]) -> LicenseeList:
+    return LicenseeList(licensees=[LicenseeSummaryState(
+        licensee_id=s.licensee_id, active_keys=s.active_keys, has_own_routes=s.has_own_routes, has_own_guard=s.has_own_guard,
+        quiet_hours=s.quiet_hours, time_zone=s.time_zone) for s in summaries])
+
+
+EVENTS_PARAMETERS = tuple(name for name in query_names(GetSmsEvents) if name not in ("commId", ACTING_FOR))  # take, token
+
+
+def events_page(params: Mapping[str, str]) -> tuple[int | None, str | None]:
+    """GET /api/sms/{commId}/events' page size and continuation token (the use case checks the size's range)."""
+    given = {name.lower(): value for name, value in params.items()}
+    take, token = (given.get(name.lower()) for name in EVENTS_PARAMETERS)
+    if take is None or take == "":
+        return None, token or None
+    try:
+        return int(take), token or None
+    except ValueError:
+        raise ValidationFailed([FieldError("take", "InvalidValue", "take: must be a whole number from 1 to 500")]) from None
+
+
+def webhook_event_list(comm_id: str, events: Sequence[WebhookEvent], token: str | None) -> WebhookEventList:
+    return WebhookEventList(comm_id=comm_id, continuation_token=token, events=[
+        WebhookEventState(id=e.id, type=e.type, at=parse_instant(e.payload["timestamp"]), payload=e.body) for e in events])

@@ -203,6 +203,20 @@ class RevokeApiKey(WireModel):
     key_id: str | None = Field(default=None, description=_KEY_ID)
 
 
+# -- the admin's licensee list, and a message's webhook events (issue 29) --
+
+
+class QueryLicensees(WireModel):
+    pass
+
+
+class GetSmsEvents(WireModel):
+    comm_id: Annotated[str | None, DotNetType("Guid")] = Field(default=None, description=_COMM_ID)
+    take: int | None = Field(default=None, description="Events per page")
+    continuation_token: str | None = Field(default=None, description=_TOKEN)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
+
+
 def query_names(model: type[WireModel]) -> tuple[str, ...]:
     """The names a GET request DTO's fields have in a query string: their JSON names (matched in any case)."""
     return tuple(field.serialization_alias or name for name, field in model.model_fields.items())

@@ -23,7 +23,7 @@ UNKEYED = {"health", "openapi", "metadata", "types", "metadata_page", "receipts_
 NOT_ACTING = {
     **dict.fromkeys(("send", "send_now", "batch", "reply", "estimate"), "a send's body names its licensee (SMSModel.LicenseeId)"),
     "providers": "the deployment's, no licensee's",
-    **dict.fromkeys(("keys_current", "keys_list", "keys_create", "keys_rotate", "keys_revoke"),
+    **dict.fromkeys(("keys_current", "keys_list", "keys_create", "keys_rotate", "keys_revoke", "licensees_list"),
                     "admin key routes that name their own licensee, or the key itself"),
 }
 KEYED = [r for r in (*ROUTES, *NAMED_ROUTES) if r.kind not in UNKEYED]

@@ -122,6 +122,12 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("POST", "/api/send/"): "send",
     ("GET", f"/api/sms/{GUID}/"): "sms_status",
     ("POST", "/API/SMS/Estimate/"): "sms_estimate",
+    # Issue 29: every licensee (admin keys only), and a message's webhook events.
+    ("GET", "/api/licensees"): "licensees_list",
+    ("GET", "/API/Licensees/"): "licensees_list",
+    ("GET", "/api/QueryLicensees"): "op_query_licensees",
+    **{("GET", f"/api/sms/{guid}/events"): "sms_events" for guid in GUID_FORMS},
+    ("GET", "/api/GetSmsEvents"): "op_get_sms_events",
 }
 # URLs no function may take: the host answers them with its own 404.
 NOT_ROUTED = [
@@ -149,6 +155,11 @@ NOT_ROUTED = [
     ("DELETE", f"/api/keys/{KEY}x"), ("DELETE", f"/api/keys/{KEY[:-1]}"), ("DELETE", f"/api/keys/sms_{KEY}"),
     ("POST", f"/api/keys/{KEY}/revoke"), ("GET", f"/api/keys/{KEY}/rotate"), ("DELETE", f"/api/keys/{HOOK}"),
     ("GET", "/api/keys.json"), ("GET", "/api/keys/current/x"),
+    # Issue 29: the licensee list is only read; a message's events only by a Guid.
+    ("POST", "/api/licensees"), ("DELETE", "/api/licensees"), ("GET", "/api/licensees/x"), ("GET", "/api/licensees.json"),
+    ("GET", "/api/sms/send/events"), ("GET", "/api/sms/estimate/events"), ("GET", f"/api/sms/{GUID}x/events"),
+    ("GET", f"/api/sms/{GUID}.json/events"), ("POST", f"/api/sms/{GUID}/events"), ("DELETE", f"/api/sms/{GUID}/events"),
+    ("GET", f"/api/sms/{GUID}/events/x"),
 ]
 
 

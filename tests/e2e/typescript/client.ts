@@ -12,6 +12,7 @@ import {
     GetWebhookEndpoints, GuardCaps, IReturn, QueryApiKeys, QuerySms, ReplayWebhookEvents, ResetGuard, ResetRoutingTable,
     RevokeApiKey, RotateApiKey, RotateWebhookSecret, RouteRule, SetGuard, SetLicenseeSettings, SetRoutingTable, SMSContact,
     SMSModel, SMSSend,
+    GetSmsEvents, QueryLicensees,  // issue 29
 } from "./ref/dtos.js";
 
 const client = new JsonServiceClient(process.env.BASE_URL!);
@@ -109,6 +110,11 @@ await call("enable", new EnableWebhookEndpoint({ endpointId }));
 await call("replay", new ReplayWebhookEvents({ endpointId, from: started, to: new Date(Date.now() + 60_000).toISOString() }));
 await call("deleteEndpoint", new DeleteWebhookEndpoint({ endpointId }));
 await call("webhookEndpointsAfterDelete", new GetWebhookEndpoints());
+
+// Issue 29: every licensee and an admin acting for this one (admin key); the webhook events a message produced.
+await asAdmin("queryLicensees", new QueryLicensees());
+await asAdmin("settingsAsAdmin", new GetLicenseeSettings({ licenseeId: current.licenseeId }));
+await call("smsEvents", new GetSmsEvents({ commId: first.commId }));
 
 console.log(`RESULTS ${JSON.stringify(results)}`);
 process.exit(0);
