@@ -121,7 +121,7 @@ class JobQueue(abc.ABC):
         ...
 
 
-# What a key may do: a licensee key works on its own licensee's data; an admin key also manages every licensee's keys.
+# What a key may do: a licensee key works on its own licensee's data; an admin key on any licensee's, and its keys.
 KEY_ROLE_LICENSEE = "licensee"
 KEY_ROLE_ADMIN = "admin"
 KEY_ROLES = (KEY_ROLE_LICENSEE, KEY_ROLE_ADMIN)

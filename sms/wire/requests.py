@@ -185,8 +185,8 @@ class QueryApiKeys(WireModel):
 class CreateApiKey(WireModel):
     licensee_id: Guid = Field(default=None, description="The licensee the key works for (required)")
     name: str | None = Field(default=None, description="A label to recognise the key by (at most 100 characters)")
-    role: str | None = Field(default=None, description="licensee (the default): its own licensee's data; admin: also every "
-                                                       "licensee's keys")
+    role: str | None = Field(default=None, description="licensee (the default): its own licensee's data; admin: every "
+                                                       "licensee's data (licenseeId) and keys")
     read_only: Flag = Field(default=None, description="Reads only: every route that changes something answers 403. False when "
                                                       "left out")
     expires_in_days: Days = Field(default=None, description="The key stops working after this many days (1 to 3660); never "
