@@ -312,6 +312,13 @@ class InMemoryLedgerStore(LedgerStore, EventStore):
         page = [(c, b) for b, c in found[first : first + take]]
         return page, str(first + take) if first + take < len(found) else None
 
+    async def of_message(self, licensee_id: str, comm_id: str, since: datetime, take: int,
+                         token: str | None = None) -> tuple[list[WebhookEvent], str | None]:
+        found = [event for (lic, c, b), events in sorted(self.event_batches.items(), key=lambda item: item[0][2])
+                 if (lic, c) == (licensee_id, comm_id) and b >= batch_id(since) for event in events]
+        first = _offset(token)
+        return found[first : first + take], str(first + take) if first + take < len(found) else None
+
     async def purge(self, licensee_id: str, before: datetime) -> int:
         old = [key for key in self.event_batches if key[0] == licensee_id and key[2] < batch_id(before)]
         for key in old:
@@ -404,6 +411,9 @@ class InMemoryLicenseeSettingsStore(LicenseeSettingsStore):
     async def get(self, licensee_id: str) -> LicenseeSettings | None:
         self.gets += 1
         return self.settings.get(licensee_id)
+
+    async def every(self) -> list[LicenseeSettings]:
+        return list(self.settings.values())
 
     async def put(self, settings: LicenseeSettings) -> LicenseeSettings:
         current = self.settings.get(settings.licensee_id)

@@ -45,17 +45,19 @@ from ..wire.mapping import (
     delivery_list,
     delivery_log_page,
     estimate_response,
+    events_page,
     grace_period,
     guard_change,
     guard_state,
     key_licensee,
     key_request,
     ledger_query,
+    licensee_list,
     licensee_settings_state,
     message_list,
     message_state,
+    named_licensee,
     opt_out_history,
-    opt_out_licensee,
     opt_out_list,
     opt_out_number,
     opt_out_query,
@@ -72,10 +74,11 @@ from ..wire.mapping import (
     usage_response,
     webhook_endpoint_list,
     webhook_endpoint_state,
+    webhook_event_list,
 )
 from ..wire.requests import AddOptOut, CreateApiKey, RotateApiKey, SetLicenseeSettings
 from . import metadata, named, openapi, operator_console, reference
-from .routes import ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route, register
+from .routes import ACTING_KINDS, ADMIN_KINDS, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route, register
 
 log = logging.getLogger("sms.api")
 
@@ -158,8 +161,25 @@ async def _principal(req: func.HttpRequest, gw: Gateway, route: Route) -> Princi
 
 
 async def _licensee(req: func.HttpRequest, gw: Gateway, route: Route) -> str:
-    """The key's licensee: the data the request works on."""
-    return (await _principal(req, gw, route)).licensee_id
+    """The licensee whose data the request works on: the key's, or on routes.ACTING_KINDS the one it names (_acting_for)."""
+    return (await _acting_for(req, gw, route))[1]
+
+
+async def _acting_for(req: func.HttpRequest, gw: Gateway, route: Route) -> tuple[Principal, str]:
+    """The key's principal and the licensee the request works on. On routes.ACTING_KINDS a request may name one
+    (licenseeId: the query string, or a POST or PUT body's field): an admin key acts for any licensee, a licensee key
+    only for its own (403 NotYourLicensee for another). The request rate is charged to the key's own licensee."""
+    principal = await _principal(req, gw, route)
+    if route.kind not in ACTING_KINDS:
+        return principal, principal.licensee_id
+    body = _request_data(req, route, gw) if req.method.upper() in ("POST", "PUT") and req.get_body() else None
+    named = named_licensee(req.params, body)
+    if named is None or named == principal.licensee_id:
+        return principal, principal.licensee_id
+    if not principal.is_admin:
+        raise Forbidden(f"licenseeId {named} is not this key's licensee: a licensee key works on its own licensee's data only; "
+                        "an admin key may act for another", "NotYourLicensee")
+    return principal, named
 
 
 def _request_data(req: func.HttpRequest, route: Route, gw: Gateway) -> Any:
@@ -350,7 +370,7 @@ async def _webhooks_replay(req: func.HttpRequest, gw: Gateway, route: Route) -> 
     return replay_response(queued, token=token)
 
 
-# The licensee's own routing table, with its key: the key's licensee's, never another's.
+# The licensee's own routing table, with its key (or an admin key acting for it: _acting_for).
 
 async def _routes_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Its own table as stored now (not a process's cached copy), or the deployment's default, saying which."""
@@ -372,7 +392,8 @@ async def _routes_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> Bas
     return routing_table_state(licensees.default_routes, own=False)
 
 
-# The licensee's guard, with its key: it may read it and tighten it; loosening it takes the operator (python -m sms guard set).
+# The licensee's guard, with its key: it may read it and tighten it; loosening it takes the operator (python -m sms guard set)
+# or an admin key acting for the licensee.
 
 async def _guard_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Its own guard as stored now (not a process's cached copy), or the deployment's default, saying which."""
@@ -383,14 +404,15 @@ async def _guard_show(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseM
 
 
 async def _guard_set(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw, route)
-    guard = await gw.use.licensees.set_guard(licensee, guard_change(_request_data(req, route, gw)), may_loosen=False)
+    principal, licensee = await _acting_for(req, gw, route)  # an admin key may loosen, as the operator's guard set does
+    guard = await gw.use.licensees.set_guard(licensee, guard_change(_request_data(req, route, gw)), may_loosen=principal.is_admin)
     return guard_state(guard, True, gw.use.screening.currency)
 
 
 async def _guard_clear(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """Back to the deployment's default: refused (403) where the default permits more than the licensee's own."""
-    guard = await gw.use.licensees.set_guard(await _licensee(req, gw, route), None, may_loosen=False, clear=True)
+    principal, licensee = await _acting_for(req, gw, route)
+    guard = await gw.use.licensees.set_guard(licensee, None, may_loosen=principal.is_admin, clear=True)
     return guard_state(guard, False, gw.use.screening.currency)
 
 
@@ -457,49 +479,49 @@ async def _keys_revoke(req: func.HttpRequest, gw: Gateway, route: Route) -> Base
 # recorded with its reason and the key that made it (sms.usecases.optouts says in which order the two stores are written).
 
 async def _optouts_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = _acting_for(await _licensee(req, gw, route), _query_value(req, "licenseeId"))
+    licensee = await _licensee(req, gw, route)
     prefix, take, token = opt_out_query(req.params, gw.settings.default_region)
     return opt_out_list(*await gw.use.opt_out_list.page(licensee, prefix, take, token))
 
 
 async def _optouts_history(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = _acting_for(await _licensee(req, gw, route), _query_value(req, "licenseeId"))
+    licensee = await _licensee(req, gw, route)
     number = opt_out_number(_query_value(req, "phoneNumber"), gw.settings.default_region)
     return opt_out_history(number, licensee, await gw.use.opt_out_list.history(licensee, number))
 
 
 async def _optouts_add(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
-    licensee = await _licensee(req, gw, route)
-    key_id = (await _authorized(req, gw, route)).key_id  # the key that made the change, kept with it
+    principal, licensee = await _acting_for(req, gw, route)  # the key that made the change is kept with it
     request = wire.to_dto(_request_data(req, route, gw), AddOptOut)
-    licensee = _acting_for(licensee, request.licensee_id)
     number, reason = opt_out_request(request.phone_number, request.reason, gw.settings.default_region)
-    change = await gw.use.opt_outs.add(licensee, number, reason, key_id)
+    change = await gw.use.opt_outs.add(licensee, number, reason, principal.key_id)
     return opt_out_state(change, await gw.use.opt_out_list.others(number))
 
 
 async def _optouts_remove(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """IDelete: its fields in the query string, as ServiceStack's clients send them."""
-    licensee = _acting_for(await _licensee(req, gw, route), _query_value(req, "licenseeId"))
-    key_id = (await _authorized(req, gw, route)).key_id
+    principal, licensee = await _acting_for(req, gw, route)
     number, reason = opt_out_request(_query_value(req, "phoneNumber"), _query_value(req, "reason"), gw.settings.default_region)
-    change = await gw.use.opt_outs.remove(licensee, number, reason, key_id)
+    change = await gw.use.opt_outs.remove(licensee, number, reason, principal.key_id)
     return opt_out_state(change, await gw.use.opt_out_list.others(number))
-
-
-def _acting_for(licensee: str, given: str | None) -> str:
-    """The request's licenseeId, checked against the licensee _licensee answered: a Guid (else 400 naming it), and that
-    licensee (else 403). Acting for another licensee with an admin key is _licensee's to allow; until it does, a
-    licenseeId names the key's own or is refused, never ignored: the request would act on a licensee it did not name."""
-    named = opt_out_licensee(given)
-    if named is not None and named != licensee:
-        raise Forbidden(f"licenseeId {named}: this key acts for its own licensee only", "AdminOnly")
-    return licensee
 
 
 def _query_value(req: func.HttpRequest, name: str) -> str | None:
     """A query string's value, its name matched in any case (ServiceStack's rule)."""
     return next((value for key, value in req.params.items() if key.lower() == name.lower()), None)
+# Issue 29: every licensee, for an admin key (routes.ADMIN_KINDS); the webhook events one message produced, for any key.
+
+async def _licensees_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    await _principal(req, gw, route)
+    return licensee_list(await gw.use.licensees.directory(await gw.auth.keys.list(), utcnow()))
+
+
+async def _events(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
+    """Another licensee's message answers as a missing one does (404), as GET /api/sms/{commId} does."""
+    licensee = await _licensee(req, gw, route)
+    comm_id = _comm_id(req)
+    take, token = events_page(req.params)
+    return webhook_event_list(comm_id, *await gw.use.status.events(comm_id, licensee, take, token))
 
 
 # -- the routes that answer in their own shape: no key, no ServiceStack errors ----------------------------
@@ -561,6 +583,7 @@ _WORK: dict[str, Work] = {
     "keys_revoke": _keys_revoke,
     "optouts_list": _optouts_list, "optouts_history": _optouts_history, "optouts_add": _optouts_add,  # opt-outs
     "optouts_remove": _optouts_remove,
+    "licensees_list": _licensees_list, "events": _events,  # issue 29
 }
 _OWN_SHAPE: dict[str, Callable[[func.HttpRequest, Route, GatewaySource], Awaitable[func.HttpResponse]]] = {
     "health": _health, "openapi": _openapi, "metadata": _metadata, "types": _types, "metadata_page": _metadata_page,

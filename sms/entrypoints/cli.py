@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", help="a label to recognise the key by")
     create.add_argument("--expires-in-days", type=_positive_days, help="stop working after this many days (default: never)")
     create.add_argument("--role", choices=KEY_ROLES, default=KEY_ROLE_LICENSEE,
-                        help="licensee: its own licensee's data (default); admin: also every licensee's keys (/api/keys)")
+                        help="licensee: its own licensee's data (default); admin: every licensee's data and keys")
     create.add_argument("--read-only", action="store_true", help="reads only: every route that changes something answers 403")
     rotate = keys.add_parser("rotate", help="a new key replacing one of the licensee's; the replaced key stops working "
                                             "after --grace-hours")

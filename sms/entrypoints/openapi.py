@@ -21,6 +21,7 @@ from ..usecases.delivery import DEFAULT_LOG_TAKE, MAX_LOG_TAKE, REPLAY_BATCHES
 from ..usecases.ledger import DEFAULT_TAKE, MAX_TAKE
 from ..usecases.optout_list import DEFAULT_TAKE as OPT_OUTS_DEFAULT_TAKE
 from ..usecases.optout_list import MAX_TAKE as OPT_OUTS_MAX_TAKE
+from ..usecases.status import DEFAULT_EVENTS_TAKE, MAX_EVENTS_TAKE
 from ..usecases.webhook_endpoints import MAX_ENDPOINTS, MAX_URL_CHARS
 from ..wire import CommResponse, ErrorResponse, MessageState, RepliesResponse, SMSModel, SMSSend
 from ..wire.dto import (
@@ -31,6 +32,7 @@ from ..wire.dto import (
     EstimateResponse,
     GuardRequest,
     GuardState,
+    LicenseeList,
     LicenseeSettingsState,
     MessageList,
     OptOutHistory,
@@ -45,14 +47,18 @@ from ..wire.dto import (
     WebhookEndpointRemoved,
     WebhookEndpointRequest,
     WebhookEndpointState,
+    WebhookEventList,
     WebhookReplayRequest,
     WebhookReplayResponse,
 )
 from ..wire.mapping import LISTED_STATUSES, MAX_GRACE_HOURS, MAX_KEY_DAYS, MAX_KEY_NAME_CHARS
 from ..wire.requests import (
+    ACTING_FOR,
+    ACTING_FOR_TEXT,
     AddOptOut,
     CreateApiKey,
     GetOptOutHistory,
+    GetSmsEvents,
     GetUsage,
     GetWebhookDeliveries,
     QueryApiKeys,
@@ -63,7 +69,7 @@ from ..wire.requests import (
     SetLicenseeSettings,
     query_names,
 )
-from .routes import ADMIN_KINDS, KEY_ID_PATTERN, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route
+from .routes import ACTING_KINDS, ADMIN_KINDS, KEY_ID_PATTERN, MAX_BATCH, OPERATION, READ_KINDS, ROUTES, Route
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -120,6 +126,9 @@ _ERRORS_BY_KIND = {
     "optouts_history": ("400", "401", "429", "503"),
     "optouts_add": ("400", "401", "413", "415", "429", "503"),
     "optouts_remove": ("400", "401", "404", "405", "409", "429", "503"),
+    # Issue 29: every licensee (admin keys only), and a message's webhook events.
+    "licensees_list": ("400", "401", "429", "503"),
+    "events": ("400", "401", "404", "429", "503"),
 }
 # Where a status means something else on a route than _ERRORS says.
 _ERRORS_ON = {
@@ -131,8 +140,8 @@ _ERRORS_ON = {
     **{kind: {"409": "The licensee's settings kept changing while this change was saved (another change landed first each "
                      "time): make it again."} for kind in ("routes_set", "routes_clear", "guard_set", "guard_clear")},
     **{kind: {"403": "The change would loosen the guard (the message names each field: Countries.GB: block -> allow). A "
-                     "licensee's key may only tighten its guard; the operator loosens it (python -m sms guard set). Nothing "
-                     "was saved."} for kind in ("guard_set", "guard_clear")},
+                     "licensee's key may only tighten its guard; the operator loosens it (python -m sms guard set, or an admin "
+                     "key). Nothing was saved."} for kind in ("guard_set", "guard_clear")},
     "guard_show": {"409": "The licensee's stored guard cannot be read: the operator sets it again."},
     "keys_current": {"404": "The key was revoked and removed while this worker still held it: sign in again."},
     "keys_create": {"409": f"The licensee already has as many active keys of this kind (role, read-only or not) as it may: "
@@ -161,6 +170,9 @@ _ERRORS_ON = {
                             "the three given. Nothing was saved.",
                      "409": "The licensee's settings kept changing while this change was saved (another change landed first each "
                             "time): make it again."},
+    # Issue 29
+    "events": {"400": "The commId is not a Guid, take is not 1 to 500, or the continuationToken is not one this route issued.",
+               "404": "No such message for this licensee (another licensee's answers the same)."},
 }
 SUMMARIES = {
     "send": "Save the SMS and queue it for background sending",
@@ -221,6 +233,11 @@ SUMMARIES = {
                    "every worker applies it within 30 s",
     "optouts_remove": "Lift the licensee's own opt-out of a number, recorded with its reason and the key's id. A STOP the number "
                       "sent to a sender number, or one that applies to every licensee, is never lifted: the answer lists them",
+    # Issue 29
+    "licensees_list": "Admin key only: every licensee (one with an API key or settings of its own), by id: its active keys, "
+                      "whether it has its own routing table and guard, its quiet hours and time zone",
+    "events": "The webhook events the message produced, oldest first, a page at a time: each as its endpoints were sent it "
+              "(kept only while the licensee has a webhook endpoint)",
 }
 _WEBHOOK_ANSWERS = {"webhooks_list": WebhookEndpointList, "webhooks_remove": WebhookEndpointRemoved,
                     "webhooks_deliveries": WebhookDeliveryList, "webhooks_replay": WebhookReplayResponse}
@@ -238,12 +255,16 @@ _QUERY_SCHEMAS: dict[type, dict[str, dict[str, Any]]] = {
                    "licenseeId": {"type": "string", "format": "uuid"}},  # opt-outs
     GetOptOutHistory: {"licenseeId": {"type": "string", "format": "uuid"}},
     RemoveOptOut: {"licenseeId": {"type": "string", "format": "uuid"}, "reason": {"type": "string", "minLength": 1, "maxLength": 500}},
+    GetSmsEvents: {"take": {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS_TAKE, "default": DEFAULT_EVENTS_TAKE}},
 }
+
+
+_GUID = {"type": "string", "format": "uuid"}
 
 
 def _query_parameters(model: type, path_values: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """A GET request DTO's fields as OpenAPI query parameters (the ones its path takes left out)."""
-    schemas = _QUERY_SCHEMAS.get(model, {})
+    schemas = {ACTING_FOR: _GUID, **_QUERY_SCHEMAS.get(model, {})}
     return [{"name": name, "in": "query", "required": False, "schema": schemas.get(name, {"type": "string"}),
              "description": model.model_fields[field].description}
             for field, name in zip(model.model_fields, query_names(model), strict=True) if name not in path_values]
@@ -271,7 +292,8 @@ def document() -> dict[str, Any]:
          (GuardState, "serialization"), (SetLicenseeSettings, "validation"), (LicenseeSettingsState, "serialization"),
          (CreateApiKey, "validation"), (RotateApiKey, "validation"), (ApiKeyState, "serialization"),
          (ApiKeyList, "serialization"), (ApiKeyRotation, "serialization"),
-         (AddOptOut, "validation"), (OptOutState, "serialization"), (OptOutList, "serialization"), (OptOutHistory, "serialization")],
+         (AddOptOut, "validation"), (OptOutState, "serialization"), (OptOutList, "serialization"), (OptOutHistory, "serialization"),
+         (LicenseeList, "serialization"), (WebhookEventList, "serialization")],
         ref_template=_REF,
     )
     _document_limits(schemas["$defs"])
@@ -428,6 +450,14 @@ def _operation(route: Route) -> dict[str, Any]:
                                              "optouts_remove": RemoveOptOut}[route.kind])
         answer = {"optouts_list": OptOutList, "optouts_history": OptOutHistory}.get(route.kind, OptOutState)
         ok = _content(_ref(answer), answer.__name__)
+    elif route.kind == "licensees_list":
+        ok = _content(_ref(LicenseeList), "LicenseeList")
+    elif route.kind == "events":
+        parameters.append({"name": "commId", "in": "path", "required": True,
+                           "schema": {"type": "string", "pattern": dict(route.patterns)["commId"]},
+                           "description": "The commId a send answered with (32 hex digits, dashes allowed)"})
+        parameters += _query_parameters(GetSmsEvents, ("commId",))
+        ok = _content(_ref(WebhookEventList), "WebhookEventList")
     elif route.kind == "list":
         parameters += _query_parameters(QuerySms)
         ok = _content(_ref(MessageList), "MessageList")
@@ -460,6 +490,9 @@ def _operation(route: Route) -> dict[str, Any]:
         operation["requestBody"] = _request_body(_ref(SMSSend))
         ok = _content(_ref(CommResponse), "CommResponse")
 
+    if route.kind in ACTING_KINDS and not any(p["name"] == ACTING_FOR for p in parameters):  # on a POST or PUT too
+        parameters.append({"name": ACTING_FOR, "in": "query", "required": False, "schema": _GUID, "description": ACTING_FOR_TEXT})
+
     batch_header = {"X-AutoBatch-Completed": {"description": "How many of the auto-batch's items were done (ServiceStack's header)",
                                               "schema": {"type": "integer"}}} if route.kind in ("batch", "reply") else None
     operation["responses"] = {"200": {"description": "OK", "content": ok, **({"headers": batch_header} if batch_header else {})}} | {
@@ -471,12 +504,13 @@ def _operation(route: Route) -> dict[str, Any]:
 
 _READ_ONLY = "The API key is read-only (errorCode ReadOnlyKey): this route changes something."
 _ADMIN_ONLY = "The API key is a licensee's (errorCode AdminOnly): this route takes an admin key."
+_NOT_YOURS = "licenseeId names a licensee other than the key's own, and the key is a licensee's (errorCode NotYourLicensee)."
 
 
 def _statuses(route: Route, kind: str) -> list[str]:
     """The kind's statuses, with 403 where a key's role or read-only flag can refuse the route (sms.entrypoints.api)."""
     statuses = set(_ERRORS_BY_KIND[kind])
-    if route.kind not in READ_KINDS or route.kind in ADMIN_KINDS:
+    if route.kind not in READ_KINDS or route.kind in ADMIN_KINDS or route.kind in ACTING_KINDS:
         statuses.add("403")
     return sorted(statuses)
 
@@ -487,6 +521,7 @@ def _error_description(route: Route, kind: str, status: str) -> str:
     reasons = [_ERRORS_ON.get(kind, {}).get(status, _ERRORS[status])] if status in _ERRORS_BY_KIND[kind] else []
     reasons += [_ADMIN_ONLY] if route.kind in ADMIN_KINDS else []
     reasons += [_READ_ONLY] if route.kind not in READ_KINDS else []
+    reasons += [_NOT_YOURS] if route.kind in ACTING_KINDS else []
     return " Or: ".join(reasons)
 
 

@@ -86,6 +86,9 @@ OPERATIONS: tuple[Operation, ...] = (
     _op(requests.GetOptOutHistory, dto.OptOutHistory, "optouts_history", "optouts", "IGet"),
     _op(requests.AddOptOut, dto.OptOutState, "optouts_add", "optouts", "IPost"),
     _op(requests.RemoveOptOut, dto.OptOutState, "optouts_remove", "optouts", "IDelete"),
+    # Issue 29: every licensee (admin keys only), and the webhook events one message produced.
+    _op(requests.QueryLicensees, dto.LicenseeList, "licensees_list", "licensees", "IGet"),
+    _op(requests.GetSmsEvents, dto.WebhookEventList, "events", "sms", "IGet"),
 )
 
 

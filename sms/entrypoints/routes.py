@@ -171,6 +171,9 @@ ROUTES: list[Route] = [
     # The operator console (issue 29): its page and the files it loads, no key needed (the page signs in to the API).
     Route("console", "console", "console", ("GET",)),
     Route("console_asset", "console/{asset}", "console", ("GET",), patterns=(("asset", CONSOLE_ASSET_PATTERN),)),
+    # Issue 29: every licensee (admin keys only), and the webhook events one message produced.
+    Route("licensees_list", "api/licensees", "licensees_list", ("GET",)),
+    Route("sms_events", "api/sms/{commId}/events", "events", ("GET",), patterns=(("commId", GUID_PATTERN),)),
 ]
 
 # What a key may call, by route kind (sms.entrypoints.api checks it where it checks the key). A read-only key may call
@@ -181,9 +184,20 @@ READ_KINDS = frozenset({
     "guard_show", "settings_show",
     "keys_current", "keys_list",
     "optouts_list", "optouts_history",  # opt-outs
+    "licensees_list", "events",  # issue 29: the admin's licensee list, a message's webhook events
 })
 # Only an admin key may call these: a licensee key's licensee is the only one it reaches.
-ADMIN_KINDS = frozenset({"keys_list", "keys_create", "keys_rotate", "keys_revoke"})
+ADMIN_KINDS = frozenset({"keys_list", "keys_create", "keys_rotate", "keys_revoke", "licensees_list"})
+# The kinds whose work is one licensee's data: the key's own, or the one `licenseeId` names (query string, or a POST or
+# PUT body's field). An admin key may name any licensee; a licensee key only its own (sms.entrypoints.api, _acting_for).
+# Sends (and the estimate, a send's body) go by SMSModel.LicenseeId as they always have; the key routes name their own.
+ACTING_KINDS = frozenset({
+    "status", "replies", "cancel", "list", "usage", "webhooks_list", "webhooks_add", "webhooks_remove", "webhooks_rotate_secret",
+    "webhooks_enable", "webhooks_deliveries", "webhooks_replay", "routes_show", "routes_set", "routes_clear", "guard_show",
+    "guard_set", "guard_clear", "settings_show", "settings_set",
+    "events",  # a message's webhook events
+    "optouts_list", "optouts_history", "optouts_add", "optouts_remove",
+})
 
 # The operation ServiceStack clients name in /json/reply/{operation}; "[]" asks for an auto-batch.
 OPERATION = "SMSSend"

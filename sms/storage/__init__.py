@@ -121,7 +121,7 @@ class JobQueue(abc.ABC):
         ...
 
 
-# What a key may do: a licensee key works on its own licensee's data; an admin key also manages every licensee's keys.
+# What a key may do: a licensee key works on its own licensee's data; an admin key on any licensee's, and its keys.
 KEY_ROLE_LICENSEE = "licensee"
 KEY_ROLE_ADMIN = "admin"
 KEY_ROLES = (KEY_ROLE_LICENSEE, KEY_ROLE_ADMIN)
@@ -558,6 +558,12 @@ class EventStore(abc.ABC):
     async def purge(self, licensee_id: str, before: datetime) -> int:
         """Delete the licensee's batches written before `before`; how many rows went."""
 
+    @abc.abstractmethod
+    async def of_message(self, licensee_id: str, comm_id: str, since: datetime, take: int,
+                         token: str | None = None) -> tuple[list[WebhookEvent], str | None]:
+        """Up to `take` of the events the message produced in batches written from `since` on, oldest first, and the
+        token for more (None at the end). ValidationFailed for a token it did not issue."""
+
 
 class DeliveryQueue(abc.ABC):
     @abc.abstractmethod
@@ -619,6 +625,10 @@ class LicenseeSettings:
 class LicenseeSettingsStore(abc.ABC):
     @abc.abstractmethod
     async def get(self, licensee_id: str) -> LicenseeSettings | None: ...
+
+    @abc.abstractmethod
+    async def every(self) -> list[LicenseeSettings]:
+        """Every licensee's settings row: one a licensee that ever set anything (a scan, for the admin's licensee list)."""
 
     @abc.abstractmethod
     async def put(self, settings: LicenseeSettings) -> LicenseeSettings:

@@ -23,10 +23,10 @@ from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.events import EventBatch, WebhookEvent, batch_id
-from . import EventStore
+from . import EventStore, invalid_token
 from .limits import MAX_ENTITY_BYTES, MAX_OPERATIONS, MAX_STRING_BYTES, check_entity, utf16_units
 from .sdk_requests import delete_range
-from .shards import END, SHARDS, page_shards, partition
+from .shards import END, SHARDS, page_shards, partition, read_token, write_token
 from .tables import storage_errors
 
 EVENTS_TABLE = "SmsLedger"  # the ledger's table: a batch is written in the transaction of its ledger entry
@@ -114,3 +114,36 @@ class TableEventStore(EventStore):
     @storage_errors
     async def purge(self, licensee_id: str, before: datetime) -> int:
         return sum([await delete_range(self._table, f"{licensee_id}|{shard}", "x|", f"x|{batch_id(before)}") for shard in range(SHARDS)])
+
+    @storage_errors
+    async def of_message(self, licensee_id: str, comm_id: str, since: datetime, take: int,
+                         token: str | None = None) -> tuple[list[WebhookEvent], str | None]:
+        # A message's batches are not one key range (a batch's key starts with when it was written), so this reads the
+        # range of its partition's batches from `since` on, and the service hands back only the message's (CommId): the
+        # rows the service goes through are those the shard's messages made since (at most SMS_RETENTION_DAYS of them:
+        # purge deletes older), not every message's ever. Chosen over a pointer row per batch (e|<commId>|<batch>), which
+        # would make the read one key range but cost every batch's transaction an entity more, and retention a way to
+        # find pointers by age: the write path pays on every change, where this pays only when someone looks.
+        start, skip = _event_position(token) if token else (f"x|{batch_id(since)}", 0)
+        rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi and CommId eq @c", parameters={
+            "pk": partition(licensee_id, comm_id), "lo": start, "hi": "x|" + END, "c": comm_id})
+        found: list[WebhookEvent] = []
+        async for row in rows:
+            if len(found) == take:  # a row beyond a full page: it starts the next one
+                return found, write_token({"r": row["RowKey"], "s": "0"})
+            events = _events_of(row)[skip:]
+            room = take - len(found)
+            found += events[:room]
+            if len(events) > room:
+                return found, write_token({"r": row["RowKey"], "s": str(skip + room)})
+            skip = 0
+        return found, None
+
+
+def _event_position(token: str) -> tuple[str, int]:
+    """Where of_message's token says to go on: a batch row's key, and how many of its events were shown."""
+    position = read_token(token)
+    row, skip = position.get("r", ""), position.get("s", "")
+    if not row.startswith("x|") or not skip.isdigit() or int(skip) > ROW_EVENTS:
+        raise invalid_token()
+    return row, int(skip)

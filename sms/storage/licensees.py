@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.errors import RecordChanged
@@ -36,8 +36,11 @@ class TableLicenseeSettingsStore(LicenseeSettingsStore):
             row = await self._table.get_entity(licensee_id, "")
         except ResourceNotFoundError:
             return None
-        return LicenseeSettings(licensee_id, row.get("QuietHours"), row.get("TimeZone") or "UTC", row.get("UpdatedAt"),
-                                row.get("Routes"), row.get("Guard"), etag=row.metadata["etag"])
+        return _settings_from(row)
+
+    @storage_errors
+    async def every(self) -> list[LicenseeSettings]:
+        return [_settings_from(row) async for row in self._table.list_entities()]
 
     @storage_errors
     async def put(self, settings: LicenseeSettings) -> LicenseeSettings:
@@ -54,3 +57,8 @@ class TableLicenseeSettingsStore(LicenseeSettingsStore):
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
             raise RecordChanged(f"licensee {settings.licensee_id}'s settings changed") from None
         return replace(settings, etag=written["etag"])
+
+
+def _settings_from(row: TableEntity) -> LicenseeSettings:
+    return LicenseeSettings(row["PartitionKey"], row.get("QuietHours"), row.get("TimeZone") or "UTC", row.get("UpdatedAt"),
+                            row.get("Routes"), row.get("Guard"), etag=row.metadata["etag"])

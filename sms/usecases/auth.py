@@ -1,6 +1,6 @@
 """API keys: each bound to one licensee, stored only as a hash, checked in constant time.
 
-A key has a role (licensee: its own licensee's data; admin: also every licensee's keys) and may be read-only;
+A key has a role (licensee: its own licensee's data; admin: every licensee's data and keys) and may be read-only;
 what each may call is decided where the HTTP API checks the key (sms.entrypoints.api, by sms.entrypoints.routes'
 READ_KINDS and ADMIN_KINDS). These functions serve the CLI (`python -m sms keys`) and the API's key routes alike.
 

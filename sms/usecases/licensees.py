@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time as monotonic
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Callable, Sequence
 
 from cachetools import TLRUCache
@@ -22,7 +23,7 @@ from ..domain.guard import Guard, guard_text, parse_guard, parse_guard_text
 from ..domain.model import utcnow
 from ..domain.quiet import QuietHours, checked_zone
 from ..domain.routing import RoutingTable, parse_rules, parse_table, table_data, table_text
-from ..storage import LicenseeSettings, LicenseeSettingsStore
+from ..storage import ApiKeyRecord, LicenseeSettings, LicenseeSettingsStore
 from .held import HeldMessages
 from .optimistic import update_optimistically
 
@@ -41,6 +42,18 @@ class _Read:
     time_zone: str = "UTC"
 
 
+@dataclass(frozen=True)
+class LicenseeSummary:
+    """One licensee, as the admin's list shows it (GET /api/licensees)."""
+
+    licensee_id: str
+    active_keys: int
+    has_own_routes: bool
+    has_own_guard: bool
+    quiet_hours: str | None
+    time_zone: str
+
+
 class Licensees:
     def __init__(self, store: LicenseeSettingsStore, held: HeldMessages, cache_seconds: float = CACHE_SECONDS,
                  max_cached: int = 10_000, *, default_routes: RoutingTable, provider_names: Sequence[str],
@@ -56,6 +69,17 @@ class Licensees:
         self.default_routes = default_routes
         self.provider_names = tuple(provider_names)
         self.default_guard = default_guard
+
+    async def directory(self, keys: Sequence[ApiKeyRecord], now: datetime) -> list[LicenseeSummary]:
+        """Every licensee, by id: there is no registry of licensees, so a licensee is one that has an API key (`keys`, all
+        of them, active or not) or a settings row (a scan of one small row a licensee)."""
+        rows = {s.licensee_id: s for s in await self._store.every()}
+        active: dict[str, int] = dict.fromkeys(rows, 0)
+        for key in keys:
+            active[key.licensee_id] = active.get(key.licensee_id, 0) + key.active(now)
+        return [LicenseeSummary(licensee, active[licensee], row.routes is not None, row.guard is not None, row.quiet_hours,
+                                row.time_zone)
+                for licensee in sorted(active) for row in (rows.get(licensee) or LicenseeSettings(licensee),)]
 
     async def settings(self, licensee_id: str) -> LicenseeSettings:
         return await self._store.get(licensee_id) or LicenseeSettings(licensee_id)
@@ -107,7 +131,7 @@ class Licensees:
             now = _guard_of(current) or self.default_guard
             wanted = self.default_guard if clear else parse_guard(data, now)
             if not may_loosen and (loosened := now.loosened_by(wanted)):
-                raise Forbidden("Loosening a guard takes the operator (python -m sms guard set); a licensee's key may "
+                raise Forbidden("Loosening a guard takes the operator (python -m sms guard set, or an admin API key); a licensee's key may "
                                 "only tighten it. This change would loosen: " + "; ".join(loosened))
             return replace(current, guard=None if clear else guard_text(wanted), updated_at=utcnow())
 

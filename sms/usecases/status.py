@@ -1,15 +1,25 @@
-"""Where a message stands: the read model behind GET /api/sms/{commId}."""
+"""Where a message stands: the read model behind GET /api/sms/{commId} (and its replies and webhook events)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from ..domain.commands import MessageReport
-from ..domain.errors import NotFound
+from ..domain.errors import FieldError, NotFound, ValidationFailed
+from ..domain.events import WebhookEvent
 from ..domain.model import InboundSms, message_status, reference_for
-from ..storage import InboundStore, MessageStore
+from ..storage import EventStore, InboundStore, MessageStore
+from .paging import bind, unbind
+
+DEFAULT_EVENTS_TAKE = 100
+MAX_EVENTS_TAKE = 500
+# A message's events are read from its creation on, less this: a batch is named by the clock of the worker that wrote it
+# (or by the vendor's time of a reply), and those clocks may be a little behind the one that accepted the message.
+EVENT_CLOCK_SLACK = timedelta(minutes=5)
 
 
 class MessageStatus:
-    def __init__(self, messages: MessageStore, replies: InboundStore):
-        self._store, self._inbound = messages, replies
+    def __init__(self, messages: MessageStore, replies: InboundStore, events: EventStore):
+        self._store, self._inbound, self._events = messages, replies, events
 
     async def report(self, comm_id: str, licensee_id: str) -> MessageReport:
         loaded = await self._store.load(comm_id)
@@ -28,3 +38,18 @@ class MessageStatus:
         if message is None or message.licensee_id != licensee_id or self._inbound is None:
             raise NotFound(f"No message with commId {comm_id}")
         return await self._inbound.replies(comm_id)
+
+    async def events(self, comm_id: str, licensee_id: str, take: int | None = None,
+                     token: str | None = None) -> tuple[list[WebhookEvent], str | None]:
+        """GET /api/sms/{commId}/events: the webhook events one of the licensee's messages produced, oldest first, a page
+        at a time, as its endpoints were sent them. Events are kept only while the licensee has a webhook endpoint
+        (sms/usecases/announce.py): a change made while it had none made none."""
+        take = DEFAULT_EVENTS_TAKE if take is None else take
+        if not 1 <= take <= MAX_EVENTS_TAKE:
+            raise ValidationFailed([FieldError("take", "InvalidValue", f"take must be from 1 to {MAX_EVENTS_TAKE}")])
+        after = unbind(token, licensee_id, comm_id)  # a token that is not this message's is a 400 before any read
+        message = await self._store.message(comm_id)
+        if message is None or message.licensee_id != licensee_id:
+            raise NotFound(f"No message with commId {comm_id}")
+        events, more = await self._events.of_message(licensee_id, comm_id, message.created_at - EVENT_CLOCK_SLACK, take, after)
+        return events, bind(more, licensee_id, comm_id)

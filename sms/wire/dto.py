@@ -727,3 +727,37 @@ class OptOutHistory(WireModel):
 
     phone_number: str = Field(description="E.164")
     changes: list[OptOutChange]
+# -- the admin's licensee list, and a message's webhook events (issue 29) --
+
+class LicenseeSummary(WireModel):
+    """One licensee: one with an API key or a settings row (the gateway keeps no other list of licensees)."""
+
+    licensee_id: GuidText
+    active_keys: int = Field(description="Its API keys that work now (not revoked, not expired)")
+    has_own_routes: bool = Field(description="Whether it has its own routing table (else the deployment's default applies)")
+    has_own_guard: bool = Field(description="Whether it has its own guard (else the deployment's default applies)")
+    quiet_hours: str | None = Field(default=None, description="Its quiet hours, HH:MM-HH:MM; absent: none")
+    time_zone: str = Field(description="Its own zone, an IANA name (UTC until set)")
+
+
+class LicenseeList(WireModel):
+    """GET /api/licensees: every licensee, by id."""
+
+    licensees: list[LicenseeSummary]
+
+
+class WebhookEventState(WireModel):
+    """A webhook event, as the licensee's endpoints were sent it."""
+
+    id: str = Field(description="The event's id (the webhook-id header; EventId of a replay)")
+    type: str = Field(description="message.sent, message.delivered, reply.received, ...")
+    at: datetime = Field(description="When it happened: its payload's timestamp")
+    payload: str = Field(description="The event exactly as sent (JSON: id, type, timestamp and data), as its signature signs it")
+
+
+class WebhookEventList(WireModel):
+    """GET /api/sms/{commId}/events: the message's webhook events, oldest first, a page at a time."""
+
+    comm_id: GuidText
+    events: list[WebhookEventState]
+    continuation_token: str | None = Field(default=None, description="Ask again with it for the next page; absent: no more")

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from ..domain.breaker import Circuit
 from ..domain.commands import Estimate, MessageReport, Party, RequestKey, SendMessage, SendResult
 from ..domain.errors import FieldError, ValidationFailed
-from ..domain.events import EVENT_TYPES
+from ..domain.events import EVENT_TYPES, WebhookEvent
 from ..domain.guard import Guard, guard_data, money_text
 from ..domain.instants import OFFSETS, parse_instant
 from ..domain.model import Status, reference_for, status_of, utcnow
@@ -36,6 +36,7 @@ from ..usecases.auth import Rotation
 from ..usecases.cancel import CancelResult
 from ..usecases.guard import Screened
 from ..usecases.ledger import counts, statuses_of
+from ..usecases.licensees import LicenseeSummary
 from ..usecases.spend import CapUse
 from .dto import (
     ApiKeyList,
@@ -49,6 +50,7 @@ from .dto import (
     GuardCapUse,
     GuardPrefixBlock,
     GuardState,
+    LicenseeList,
     LicenseeSettingsState,
     MatchedRecipient,
     MessageList,
@@ -76,11 +78,14 @@ from .dto import (
     WebhookDeliveryList,
     WebhookEndpointList,
     WebhookEndpointState,
+    WebhookEventList,
+    WebhookEventState,
     WebhookReplayRequest,
     WebhookReplayResponse,
     parse_guid,
 )
-from .requests import CreateApiKey, GetUsage, GetWebhookDeliveries, QuerySms, RotateApiKey, query_names
+from .dto import LicenseeSummary as LicenseeSummaryState
+from .requests import ACTING_FOR, CreateApiKey, GetSmsEvents, GetUsage, GetWebhookDeliveries, QuerySms, RotateApiKey, query_names
 
 
 def send_command(request: SMSSend) -> SendMessage:
@@ -192,7 +197,7 @@ def _summary(entry: LedgerEntry) -> MessageSummary:
 
 # Query parameters of GET /api/sms, matched case-insensitively (ServiceStack's rule for query strings): the fields of
 # its request DTO, QuerySms, by their JSON names.
-LIST_PARAMETERS = query_names(QuerySms)
+LIST_PARAMETERS = tuple(name for name in query_names(QuerySms) if name != ACTING_FOR)  # licenseeId: api._acting_for's
 LISTED_STATUSES = tuple(s.value for s in Status) + ("partially_sent",)
 _REFERENCE = re.compile(r"^SMS-[0-9A-F]{8}$", re.IGNORECASE)
 
@@ -280,13 +285,16 @@ def _parsed(text: str, end_of_day: bool) -> datetime | None:
 MAX_USAGE_DAYS = 366
 
 
+USAGE_PARAMETERS = tuple(name for name in query_names(GetUsage) if name != ACTING_FOR)  # from, to
+
+
 def usage_range(params: Mapping[str, str], today: date) -> tuple[date, date]:
     """GET /api/usage's days: from and to (YYYY-MM-DD, both included, the licensee's days), by default the
     last 30 days up to `today`, the licensee's."""
     given = {name.lower(): value for name, value in params.items()}
     errors: list[FieldError] = []
     days = {}
-    for name, default in zip(query_names(GetUsage), (today - timedelta(days=29), today), strict=True):
+    for name, default in zip(USAGE_PARAMETERS, (today - timedelta(days=29), today), strict=True):
         text = given.get(name)
         try:
             days[name] = date.fromisoformat(text) if text else default
@@ -342,7 +350,7 @@ def webhook_endpoint_list(endpoints: list[WebhookEndpoint]) -> WebhookEndpointLi
 
 # Query parameters of GET /api/webhooks/{endpointId}/deliveries, matched case-insensitively as GET /api/sms's
 # (GetWebhookDeliveries's fields but the one its path takes).
-DELIVERY_LOG_PARAMETERS = tuple(name for name in query_names(GetWebhookDeliveries) if name != "endpointId")
+DELIVERY_LOG_PARAMETERS = tuple(name for name in query_names(GetWebhookDeliveries) if name not in ("endpointId", ACTING_FOR))
 
 
 def delivery_log_page(params: Mapping[str, str]) -> tuple[int | None, str | None]:
@@ -422,13 +430,15 @@ def routing_table_state(table: RoutingTable, own: bool) -> RoutingTableState:
 
 # What GET /api/guard answers beside the guard itself: a PUT of that answer, as it is, leaves them out.
 _GUARD_READ_ONLY = {"source", "currency", "spent", "prefixblocks"}
+# Nor is the licensee an admin key acts for (licenseeId) one of the guard's rules.
+_GUARD_NOT_RULES = _GUARD_READ_ONLY | {"licenseeid"}
 
 
 def guard_change(data: Any) -> Any:
     """A PUT /api/guard body as the guard's rules read it (sms.domain.guard.parse_guard names each problem):
     the fields only an answer carries dropped, so what GET answered can be put back."""
     if isinstance(data, dict):
-        return {key: value for key, value in data.items() if str(key).lower() not in _GUARD_READ_ONLY}
+        return {key: value for key, value in data.items() if str(key).lower() not in _GUARD_NOT_RULES}
     return data
 
 
@@ -586,15 +596,6 @@ def opt_out_request(number: str | None, reason: str | None, default_region: str)
     return checked[0], checked[1]
 
 
-def opt_out_licensee(value: str | None) -> str | None:
-    """An opt-out request's licenseeId (None: left out); a 400 naming licenseeId when it is not a Guid."""
-    try:
-        return parse_guid(value)
-    except ValueError:
-        shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
-        raise ValidationFailed([FieldError("licenseeId", "InvalidGuid", f"licenseeId '{shown}' is not a Guid")]) from None
-
-
 def opt_out_reason(value: str | None) -> str:
     """A manual change's reason: 1 to 500 printable characters, trimmed; a 400 naming reason otherwise."""
     reason = (value or "").strip()
@@ -631,3 +632,46 @@ def opt_out_list(states: Sequence[StoredOptOutChange], token: str | None) -> Opt
 
 def opt_out_history(number: str, licensee_id: str, changes: Sequence[StoredOptOutChange]) -> OptOutHistory:
     return OptOutHistory(phone_number=number, changes=[opt_out_change(c, licensee_id) for c in changes])
+# -- an admin key acting for a licensee (issue 29) --
+
+def named_licensee(params: Mapping[str, str], body: Any = None) -> str | None:
+    """The licensee a request names to act for: licenseeId in the query string, else a body object's field (any case);
+    None when it names none. A value that is not a Guid is a 400 naming licenseeId."""
+    given = next((value for name, value in params.items() if name.lower() == "licenseeid"), None)
+    if given is None and isinstance(body, dict):
+        given = next((value for name, value in body.items() if isinstance(name, str) and name.lower() == "licenseeid"), None)
+    if given is not None and not isinstance(given, str):
+        raise ValidationFailed([FieldError("licenseeId", "InvalidGuid", "licenseeId must be a Guid, as text")])
+    try:
+        return parse_guid(given)
+    except ValueError:
+        shown = given if len(given) <= 40 else given[:40] + "..."
+        raise ValidationFailed([FieldError("licenseeId", "InvalidGuid", f"licenseeId '{shown}' is not a Guid")]) from None
+
+
+# -- the admin's licensee list, and a message's webhook events (issue 29) --
+
+def licensee_list(summaries: Sequence[LicenseeSummary]) -> LicenseeList:
+    return LicenseeList(licensees=[LicenseeSummaryState(
+        licensee_id=s.licensee_id, active_keys=s.active_keys, has_own_routes=s.has_own_routes, has_own_guard=s.has_own_guard,
+        quiet_hours=s.quiet_hours, time_zone=s.time_zone) for s in summaries])
+
+
+EVENTS_PARAMETERS = tuple(name for name in query_names(GetSmsEvents) if name not in ("commId", ACTING_FOR))  # take, token
+
+
+def events_page(params: Mapping[str, str]) -> tuple[int | None, str | None]:
+    """GET /api/sms/{commId}/events' page size and continuation token (the use case checks the size's range)."""
+    given = {name.lower(): value for name, value in params.items()}
+    take, token = (given.get(name.lower()) for name in EVENTS_PARAMETERS)
+    if take is None or take == "":
+        return None, token or None
+    try:
+        return int(take), token or None
+    except ValueError:
+        raise ValidationFailed([FieldError("take", "InvalidValue", "take: must be a whole number from 1 to 500")]) from None
+
+
+def webhook_event_list(comm_id: str, events: Sequence[WebhookEvent], token: str | None) -> WebhookEventList:
+    return WebhookEventList(comm_id=comm_id, continuation_token=token, events=[
+        WebhookEventState(id=e.id, type=e.type, at=parse_instant(e.payload["timestamp"]), payload=e.body) for e in events])

@@ -32,18 +32,24 @@ _COMM_ID = "The commId a send answered with (32 hex digits, dashes allowed)"
 _ENDPOINT_ID = "The endpointId the endpoint was added with (32 hex digits)"
 _TOKEN = "From the previous page's answer: the next page"
 _INSTANT = "an instant with its offset (Z, +HH:MM or -HH:MM), or a day (UTC)"
+# Every operation on one licensee's data takes it (sms.entrypoints.routes.ACTING_KINDS): the query string's, or a body's field.
+ACTING_FOR = "licenseeId"
+ACTING_FOR_TEXT = "Admin keys only: the licensee to act for; the key's own when left out"
 
 
 class GetSmsStatus(WireModel):
     comm_id: Annotated[str | None, DotNetType("Guid")] = Field(default=None, description=_COMM_ID)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class GetSmsReplies(WireModel):
     comm_id: Annotated[str | None, DotNetType("Guid")] = Field(default=None, description=_COMM_ID)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class CancelSms(WireModel):
     comm_id: Annotated[str | None, DotNetType("Guid")] = Field(default=None, description=_COMM_ID)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class EstimateSms(WireModel):
@@ -66,12 +72,14 @@ class QuerySms(WireModel):
     linked_object_id: QueryGuid = Field(default=None, description="The message's linkedObjectId")
     suite_id: QueryGuid = Field(default=None, description="The message's suiteId")
     reference: str | None = Field(default=None, description="The reference a send answered with")
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class GetUsage(WireModel):
     from_: str | None = Field(default=None, validation_alias="From", serialization_alias="from", description=(
         "The first day, included: the licensee's (a calendar day of its time zone); 29 days before to by default"))
     to: str | None = Field(default=None, description="The last day, included: the licensee's; its today by default")
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class GetProviders(WireModel):
@@ -79,63 +87,68 @@ class GetProviders(WireModel):
 
 
 class GetWebhookEndpoints(WireModel):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class AddWebhookEndpoint(WebhookEndpointRequest):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class DeleteWebhookEndpoint(WireModel):
     endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class RotateWebhookSecret(WireModel):
     endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class EnableWebhookEndpoint(WireModel):
     endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class GetWebhookDeliveries(WireModel):
     endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
     take: int | None = Field(default=None, description="Attempts per page")
     continuation_token: str | None = Field(default=None, description=_TOKEN)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class ReplayWebhookEvents(WebhookReplayRequest):
     endpoint_id: str | None = Field(default=None, description=_ENDPOINT_ID)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class GetRoutingTable(WireModel):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class SetRoutingTable(RoutingTableRequest):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class ResetRoutingTable(WireModel):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class GetGuard(WireModel):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class SetGuard(GuardRequest):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 class ResetGuard(WireModel):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 # The licensee's own settings (issue 29): what `python -m sms licensees show|set` reads and changes, with its key.
 
 class GetLicenseeSettings(WireModel):
-    pass
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 # A null keeps a field rather than clearing it: ServiceStack's .NET clients leave nulls out of what they send
@@ -154,6 +167,7 @@ class SetLicenseeSettings(WireModel):
     time_zone: str | None = Field(default=None, description=(
         "The licensee's own zone, an IANA name (Australia/Sydney): for numbers whose zone is not known or spans several, "
         "and the days its usage and caps count"))
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 # -- API keys (issue 29): the current key for any key; the rest for admin keys only --
 
 _KEY_ID = "The key's id: the 16 hex digits after sms_ in the key"
@@ -171,8 +185,8 @@ class QueryApiKeys(WireModel):
 class CreateApiKey(WireModel):
     licensee_id: Guid = Field(default=None, description="The licensee the key works for (required)")
     name: str | None = Field(default=None, description="A label to recognise the key by (at most 100 characters)")
-    role: str | None = Field(default=None, description="licensee (the default): its own licensee's data; admin: also every "
-                                                       "licensee's keys")
+    role: str | None = Field(default=None, description="licensee (the default): its own licensee's data; admin: every "
+                                                       "licensee's data (licenseeId) and keys")
     read_only: Flag = Field(default=None, description="Reads only: every route that changes something answers 403. False when "
                                                       "left out")
     expires_in_days: Days = Field(default=None, description="The key stops working after this many days (1 to 3660); never "
@@ -187,6 +201,20 @@ class RotateApiKey(WireModel):
 
 class RevokeApiKey(WireModel):
     key_id: str | None = Field(default=None, description=_KEY_ID)
+
+
+# -- the admin's licensee list, and a message's webhook events (issue 29) --
+
+
+class QueryLicensees(WireModel):
+    pass
+
+
+class GetSmsEvents(WireModel):
+    comm_id: Annotated[str | None, DotNetType("Guid")] = Field(default=None, description=_COMM_ID)
+    take: int | None = Field(default=None, description="Events per page")
+    continuation_token: str | None = Field(default=None, description=_TOKEN)
+    licensee_id: QueryGuid = Field(default=None, description=ACTING_FOR_TEXT)
 
 
 def query_names(model: type[WireModel]) -> tuple[str, ...]:

@@ -207,6 +207,16 @@ def test_webhook_endpoints_deliveries_rotation_replay_and_removal(results):
     assert sent_ids <= seen
 
 
+def test_the_licensee_list_an_admin_acting_for_a_licensee_and_a_messages_webhook_events(results):
+    answers = results[0]
+    assert LICENSEE in [summary["licenseeId"] for summary in answers["queryLicensees"]["licensees"]]
+    assert answers["settingsAsAdmin"]["licenseeId"] == LICENSEE  # the admin key's answer for the licensee it named
+    events = answers["smsEvents"]
+    assert events["commId"] == answers["sendWithApi"]["commId"]
+    [sent] = [e for e in events["events"] if e["type"] == "message.sent"]
+    assert json.loads(sent["payload"])["id"] == sent["id"]
+
+
 def test_uncommenting_an_option_and_running_typescript_ref_again_updates_the_file(project, results):
     dtos = project / "ref" / "dtos.ts"
     text = dtos.read_text()

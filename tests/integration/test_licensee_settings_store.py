@@ -60,3 +60,12 @@ async def test_routes_and_quiet_hours_changed_at_once_both_stay(adapters):
         await asyncio.gather(use.licensees.set(licensee, time_zone=zone), use.licensees.set_routes(licensee, table))
         stored = await adapters.licensees.get(licensee)
         assert stored.time_zone == zone and (await use.licensees.routes(licensee, cached=False)) == table, i
+
+
+async def test_every_licensees_settings_are_listed_for_the_admins_licensee_list(adapters):
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    await adapters.licensees.put(LicenseeSettings(first, "21:00-08:00", "Australia/Sydney", routes='[{"match":"*"}]'))
+    await adapters.licensees.put(LicenseeSettings(second, guard='{"pumping":"off"}'))
+    listed = {s.licensee_id: s for s in await adapters.licensees.every()}
+    assert listed[first] == await adapters.licensees.get(first) and listed[first].routes == '[{"match":"*"}]'
+    assert (listed[second].quiet_hours, listed[second].time_zone, listed[second].guard) == (None, "UTC", '{"pumping":"off"}')

@@ -291,3 +291,46 @@ async def test_a_delivery_costs_two_reads_and_one_log_write_per_attempt(table_se
     assert await deliverer.deliver(Delivery(A, endpoint.endpoint_id, comm_id, batch)) == 3
     assert round_trips.count - before == 2 + 3  # the endpoint, the batch; a log row per attempt
     assert len((await log.page(A, endpoint.endpoint_id, 10))[0]) == 3
+
+
+# -- one message's events (GET /api/sms/{commId}/events, issue 29) --
+
+def _comm_ids_in_one_shard(n: int) -> list[str]:
+    """n commIds whose messages share a ledger partition (the shard is their first byte mod SHARDS)."""
+    return [f"{3 * i:02x}" + uuid.uuid4().hex[2:] for i in range(n)]
+
+
+def _batch_of(licensee: str, comm_id: str, at, n: int) -> EventBatch:
+    batch = batch_id(at)
+    events = tuple(WebhookEvent(f"evt_{batch}_{comm_id}_{i}s", "message.sent", json.dumps(
+        {"id": f"evt_{batch}_{comm_id}_{i}s", "type": "message.sent", "timestamp": at.isoformat(), "data": {"seq": i}}))
+        for i in range(n))
+    return EventBatch(licensee, comm_id, batch, events)
+
+
+async def test_a_messages_events_are_read_from_its_partition_since_a_time_a_page_at_a_time_and_only_its_own(stores):
+    _, events, _ = stores
+    mine, neighbour = _comm_ids_in_one_shard(2)
+    start = utcnow()
+    before = _batch_of(A, mine, start - timedelta(minutes=1), 1)  # written before `since`: not read
+    # 250 events in one batch are two rows (ROW_EVENTS = 200 a row): a page can end inside a row.
+    batches = [_batch_of(A, mine, start + timedelta(milliseconds=i), n) for i, n in ((1, 2), (3, 250), (5, 1))]
+    for batch in (before, *batches, _batch_of(A, neighbour, start + timedelta(milliseconds=2), 3),
+                  _batch_of(B, mine, start + timedelta(milliseconds=4), 2)):
+        await events.add(batch)
+
+    read, token, pages = [], None, 0
+    while True:
+        page, token = await events.of_message(A, mine, start, 100, token)
+        read += page
+        pages += 1
+        if token is None:
+            break
+        assert len(page) == 100
+    assert [e.id for e in read] == [e.id for b in batches for e in b.events] and pages == 3
+    assert [e.body for e in read[:2]] == [e.body for e in batches[0].events]
+    whole, more = await events.of_message(A, mine, start - timedelta(minutes=2), 500)
+    assert more is None and [e.id for e in whole] == [e.id for b in (before, *batches) for e in b.events]
+    assert (await events.of_message(A, uuid.uuid4().hex, start, 10)) == ([], None)
+    with pytest.raises(ValidationFailed):
+        await events.of_message(A, mine, start, 10, "not-a-token")

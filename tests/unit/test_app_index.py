@@ -47,6 +47,9 @@ def test_every_route_is_registered(triggers):
     expected |= {"api/optouts/history": {"GET"}}
     expected |= {f"api/{name}": {"GET", "POST", "PUT", "PATCH", "DELETE"}
                  for name in ("QueryOptOuts", "GetOptOutHistory", "AddOptOut", "RemoveOptOut")}
+    # Issue 29: every licensee, and a message's webhook events, and their operations.
+    expected |= {"api/licensees": {"GET"}, "api/sms/{commId}/events": {"GET"}}
+    expected |= {f"api/{name}": {"GET", "POST", "PUT", "PATCH", "DELETE"} for name in ("QueryLicensees", "GetSmsEvents")}
     # GET and POST /api/webhooks are two functions on one template (a dict keyed by route keeps one), and so
     # are GET (status) and DELETE (cancel) /api/sms/{commId}.
     webhooks = sorted(sorted(t["methods"]) for t in triggers.values() if t["type"] == "httpTrigger" and t["route"] == "api/webhooks")
@@ -86,6 +89,7 @@ def test_every_route_is_registered(triggers):
         assert triggers[name]["route"].startswith("api/webhooks/{endpointId:regex(^[0-9a-fA-F]{{32}}$)}")
     for name in ("keys_rotate", "keys_revoke"):
         assert triggers[name]["route"].startswith("api/keys/{keyId:regex(^[0-9a-fA-F]{{16}}$)}")
+    assert triggers["sms_events"]["route"].startswith("api/sms/{commId:regex(^")
 
 
 def test_queue_triggers_listen_on_the_send_and_webhook_queues_and_their_poison_queues(triggers):

@@ -35,6 +35,8 @@ ROUTES = [
     ("routes_show", "GET", {}, b""), ("routes_clear", "DELETE", {}, b""),
     ("routes_set", "PUT", {}, b'{"rules": [{"match": "*", "providers": ["recording"]}]}'),
     ("settings_show", "GET", {}, b""), ("settings_set", "PUT", {}, b'{"quietHours": "21:00-08:00", "timeZone": "Australia/Sydney"}'),
+    # Issue 29
+    ("licensees_list", "GET", {}, b""), ("sms_events", "GET", {"commId": COMM_ID}, b""),
 ]
 
 

@@ -138,6 +138,12 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("GET", "/api/GetOptOutHistory"): "op_get_opt_out_history",
     ("POST", "/api/AddOptOut"): "op_add_opt_out",
     ("DELETE", "/api/RemoveOptOut"): "op_remove_opt_out",
+    # Issue 29: every licensee (admin keys only), and a message's webhook events.
+    ("GET", "/api/licensees"): "licensees_list",
+    ("GET", "/API/Licensees/"): "licensees_list",
+    ("GET", "/api/QueryLicensees"): "op_query_licensees",
+    **{("GET", f"/api/sms/{guid}/events"): "sms_events" for guid in GUID_FORMS},
+    ("GET", "/api/GetSmsEvents"): "op_get_sms_events",
 }
 # URLs no function may take: the host answers them with its own 404.
 NOT_ROUTED = [
@@ -171,6 +177,11 @@ NOT_ROUTED = [
     # opt-outs: no number in the path, and the history is only read.
     ("PUT", "/api/optouts"), ("PATCH", "/api/optouts"), ("GET", "/api/optouts/+61412000001"), ("DELETE", "/api/optouts/history"),
     ("POST", "/api/optouts/history"), ("GET", "/api/optouts.json"), ("GET", "/api/optouts/history/x"),
+    # Issue 29: the licensee list is only read; a message's events only by a Guid.
+    ("POST", "/api/licensees"), ("DELETE", "/api/licensees"), ("GET", "/api/licensees/x"), ("GET", "/api/licensees.json"),
+    ("GET", "/api/sms/send/events"), ("GET", "/api/sms/estimate/events"), ("GET", f"/api/sms/{GUID}x/events"),
+    ("GET", f"/api/sms/{GUID}.json/events"), ("POST", f"/api/sms/{GUID}/events"), ("DELETE", f"/api/sms/{GUID}/events"),
+    ("GET", f"/api/sms/{GUID}/events/x"),
 ]
 
 

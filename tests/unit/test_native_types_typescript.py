@@ -302,7 +302,7 @@ def get_usage_with_a_new_field(monkeypatch):
 
 def test_a_field_added_to_a_dto_appears_by_itself(get_usage_with_a_new_field):
     usage = declared(dtos())["GetUsage"]
-    assert usage.properties == {"from": "?: string", "to": "?: string", "timeZone": "?: string"}
+    assert usage.properties == {"from": "?: string", "to": "?: string", "licenseeId": "?: string", "timeZone": "?: string"}
     assert "    /** @description An IANA time zone */" in usage.body
 
 

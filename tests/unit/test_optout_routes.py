@@ -120,6 +120,7 @@ async def test_the_list_pages_with_its_token(gw):
 async def test_a_licensee_id_names_the_keys_own_or_is_refused_never_ignored(gw):
     await ok(gw, "GET", params={"licenseeId": LICENSEE})
     assert (await refused(gw, 400, "GET", params={"licenseeId": "x"}))["errors"][0]["fieldName"] == "licenseeId"
-    assert (await refused(gw, 403, "DELETE", params={"phoneNumber": SAM, "reason": "r", "licenseeId": OTHER}))["errorCode"] == "AdminOnly"
+    removal = {"phoneNumber": SAM, "reason": "r", "licenseeId": OTHER}
+    assert (await refused(gw, 403, "DELETE", params=removal))["errorCode"] == "NotYourLicensee"
     await refused(gw, 403, "POST", body={"phoneNumber": SAM, "reason": "r", "licenseeId": OTHER})
     assert gw.world.opt_out_store.rows == {}

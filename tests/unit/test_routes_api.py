@@ -137,8 +137,10 @@ async def test_one_licensee_never_reads_or_changes_another_s_table(gw):
     assert await answer(gw, "PUT", {"rules": mine["rules"]}, key=theirs) == mine
     assert await answer(gw, "GET") == {"source": "licensee", "rules": STORED}
     assert json.loads(stored(gw, OTHER)) == mine["rules"] and json.loads(stored(gw, LICENSEE)) == STORED
-    # A licensee named in the body or the query is not whose table it is: the key's licensee is.
-    await answer(gw, "PUT", {"rules": RULES, "licenseeId": OTHER})
+    # Naming another licensee, in the body or the query, is refused to a licensee key (only an admin key acts for one).
+    for response in (await call(gw, "PUT", json.dumps({"rules": RULES, "licenseeId": OTHER}).encode()),
+                     await call(gw, "DELETE", params={"licenseeId": OTHER})):
+        assert response.status_code == 403 and json.loads(response.get_body())["responseStatus"]["errorCode"] == "NotYourLicensee"
     assert json.loads(stored(gw, OTHER)) == mine["rules"]
 
 

@@ -176,10 +176,10 @@ async def test_one_licensee_never_reads_or_changes_another_s_settings(gw):
     assert await answer(gw, "GET", key=theirs) == {**DEFAULT, "licenseeId": OTHER}
     assert await answer(gw, "PUT", {"timeZone": "Europe/Paris"}, key=theirs) == {"licenseeId": OTHER, "timeZone": "Europe/Paris"}
     assert await answer(gw, "GET") == {**DEFAULT, "quietHours": "21:00-08:00", "timeZone": "Australia/Sydney"}
-    # A licensee named in the body or the query is not whose settings they are: the key's licensee is.
-    await answer(gw, "PUT", {"noQuietHours": True, "licenseeId": LICENSEE}, key=theirs)
-    response = await call(gw, "GET", key=theirs, params={"licenseeId": LICENSEE})
-    assert json.loads(response.get_body())["licenseeId"] == OTHER
+    # Naming another licensee, in the body or the query, is refused to a licensee key (only an admin key acts for one).
+    for response in (await call(gw, "PUT", json.dumps({"noQuietHours": True, "licenseeId": LICENSEE}).encode(), key=theirs),
+                     await call(gw, "GET", key=theirs, params={"licenseeId": LICENSEE})):
+        assert response.status_code == 403 and json.loads(response.get_body())["responseStatus"]["errorCode"] == "NotYourLicensee"
     assert kept(gw)[:2] == ("21:00-08:00", "Australia/Sydney") and kept(gw, OTHER)[:2] == (None, "Europe/Paris")
 
 

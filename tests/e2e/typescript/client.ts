@@ -12,6 +12,7 @@ import {
     GetWebhookEndpoints, GuardCaps, IReturn, QueryApiKeys, QuerySms, ReplayWebhookEvents, ResetGuard, ResetRoutingTable,
     RevokeApiKey, RotateApiKey, RotateWebhookSecret, RouteRule, SetGuard, SetLicenseeSettings, SetRoutingTable, SMSContact,
     SMSModel, SMSSend,
+    GetSmsEvents, QueryLicensees,  // issue 29
 } from "./ref/dtos.js";
 import { AddOptOut, GetOptOutHistory, QueryOptOuts, RemoveOptOut } from "./ref/dtos.js";  // opt-outs
 
@@ -116,6 +117,10 @@ await call("addOptOut", new AddOptOut({ phoneNumber: "0412 700 199", reason: "as
 await call("queryOptOuts", new QueryOptOuts({ phoneNumber: "+61412700199", take: 10 }));
 await call("optOutHistory", new GetOptOutHistory({ phoneNumber: "+61412700199" }));
 await call("removeOptOut", new RemoveOptOut({ phoneNumber: "+61412700199", reason: "consent on file" }));
+// Issue 29: every licensee and an admin acting for this one (admin key); the webhook events a message produced.
+await asAdmin("queryLicensees", new QueryLicensees());
+await asAdmin("settingsAsAdmin", new GetLicenseeSettings({ licenseeId: current.licenseeId }));
+await call("smsEvents", new GetSmsEvents({ commId: first.commId }));
 
 console.log(`RESULTS ${JSON.stringify(results)}`);
 process.exit(0);
