@@ -22,7 +22,7 @@ export async function render(main, { id, heading }) {
     const message = await call("GET", `api/sms/${encodeURIComponent(id)}`, { licensee: true });
     const [replies, events] = await Promise.all([
       call("GET", `api/sms/${encodeURIComponent(id)}/replies`, { licensee: true }).then((answer) => answer.replies).catch(() => []),
-      call("GET", `api/sms/${encodeURIComponent(id)}/events`, { licensee: true }).then((answer) => answer.events || [])
+      call("GET", `api/sms/${encodeURIComponent(id)}/events`, { query: { take: 500 }, licensee: true }).then((answer) => answer.events || [])
         .catch((error) => (error instanceof ApiError ? error : [])),
     ]);
     if (stopped) return;
@@ -75,8 +75,8 @@ export async function render(main, { id, heading }) {
         : table("Webhook events", [
           ["At", (event) => when(event.at)],
           ["Type", (event) => h("code", {}, event.type)],
-          ["Event id", (event) => h("span", { class: "mono" }, event.id)],
-        ], events, "No webhook events yet."));
+          ["Event", (event) => h("details", {}, h("summary", { class: "mono" }, event.id), h("pre", { class: "payload" }, pretty(event.payload)))],
+        ], events, "No webhook events: the licensee's endpoints are sent them, so none are kept while it has none."));
   }
 
   await load();
@@ -84,4 +84,13 @@ export async function render(main, { id, heading }) {
     stopped = true;
     clearTimeout(timer);
   };
+}
+
+// An event's payload is the JSON text as it was signed and sent: shown indented, as text.
+function pretty(payload) {
+  try {
+    return JSON.stringify(JSON.parse(payload), null, 2);
+  } catch {
+    return payload;
+  }
 }
