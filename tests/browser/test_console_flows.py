@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from playwright.sync_api import expect
 
-from sms.dev.simulate import post, receipt_event
+from sms.dev.simulate import inbound_event, post, receipt_event
 from tests.e2e.conftest import EVENTGRID_SECRET, wait_for
 from tests.webhook_receiver import WebhookReceiver
 
@@ -121,6 +121,11 @@ def test_add_a_webhook_see_its_secret_once_and_replay_a_delivery(console, browse
     assert receiver.rejected == []
     page.reload()
     expect(page.get_by_role("table", name="Delivery attempts")).to_contain_text("(replay)", timeout=30_000)
+    # The message's own page lists the event it produced, as it was signed and sent.
+    page.goto(f"{console.url}#/message/{first.payload['data']['commId']}")
+    events = page.get_by_role("table", name="Webhook events")
+    expect(events).to_contain_text("message.sent")
+    expect(events).to_contain_text(first.webhook_id)
 
 
 def test_an_admin_creates_a_key_sees_it_once_and_revokes_it(console, browser_page):
@@ -170,3 +175,55 @@ def test_a_read_only_key_can_look_and_is_offered_no_change(console, browser_page
     expect(page.locator("#message-status")).to_have_text("scheduled")
     page.goto(f"{console.url}#/send")
     expect(page.locator("main")).to_contain_text("This key is read-only: it cannot send.")
+
+
+def test_opt_outs_search_history_and_manual_changes_with_a_reason(console, browser_page):
+    page = browser_page.page
+    person = "+61412555701"
+    comm_id = send(console, console.licensee_a, person, "Before the STOP", ReplyIsAllowed=True)
+    # The STOP answers that message once it has gone, so it is this licensee's (and its sender number's).
+    assert wait_for(lambda: console.host.request("GET", f"/api/sms/{comm_id}", key=console.licensee_a)[1]["status"] == "sent")
+    assert post(inbound_event(person, "STOP"), console.host.base_url, EVENTGRID_SECRET)[0] == 200
+    sign_in(page, console, console.licensee_a, "optouts")
+    page.get_by_role("search", name="Search opt-outs").get_by_label("Phone number").fill(person)
+    page.get_by_role("button", name="Search").click()
+    rows = page.get_by_role("table", name="Opt-outs").locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("stop")
+    history = page.get_by_role("table", name=f"History of {person}")
+    expect(history).to_contain_text("opted out")
+
+    # The person called to say they want the reminders again: lifted by hand, with the reason, and recorded.
+    change = page.get_by_role("form", name="Add or remove by hand")
+    change.get_by_label("Phone number").fill(person)
+    change.get_by_label("Reason").fill("Asked by phone on 7 Dec to get reminders again")
+    change.get_by_role("button", name="Remove opt-out").click()
+    expect(page.locator("#notice")).to_contain_text(f"{person} is no longer opted out")
+    expect(history).to_contain_text("Asked by phone on 7 Dec")
+    expect(history).to_contain_text(console.licensee_a[4:20])  # the key that did it
+    # Added back by hand: the API says so too.
+    change.get_by_label("Phone number").fill(person)
+    change.get_by_label("Reason").fill("Changed their mind")
+    change.get_by_role("button", name="Opt out").click()
+    expect(page.locator("#notice")).to_contain_text(f"{person} is opted out")
+    status, state = console.host.request("GET", f"/api/optouts?phoneNumber=%2B{person[1:]}", key=console.licensee_a)
+    assert status == 200 and state["optOuts"][0]["optedOut"] is True and state["optOuts"][0]["reason"] == "Changed their mind"
+
+
+def test_an_admin_acts_for_another_licensee(console, browser_page):
+    page = browser_page.page
+    send(console, console.licensee_b, "+61412555801", "Licensee B's own message")
+    assert wait_for(lambda: console.host.request("GET", "/api/sms", key=console.licensee_b)[1]["messages"])
+    sign_in(page, console, console.admin)
+    expect(page.locator("#results")).not_to_contain_text("Licensee B's own message")
+    page.get_by_label("Act for licensee").fill(LICENSEE_B)
+    page.get_by_role("button", name="Switch").click()
+    expect(page.locator("#who code")).to_have_text(LICENSEE_B)
+    expect(page.locator("#results")).to_contain_text("Licensee B's own message")
+    page.goto(f"{console.url}#/settings")
+    page.get_by_label("Quiet hours", exact=True).fill("21:00-07:00")
+    page.get_by_label("Time zone", exact=True).fill("Australia/Perth")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#notice")).to_contain_text("quiet hours 21:00-07:00")
+    assert console.host.request("GET", "/api/settings", key=console.licensee_b)[1]["timeZone"] == "Australia/Perth"
+    assert console.host.request("GET", "/api/settings", key=console.licensee_a)[1].get("quietHours") != "21:00-07:00"
