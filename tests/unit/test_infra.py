@@ -2,9 +2,11 @@
 
 main.bicep is parsed with pycep-parser, so a syntax error fails here; every resource type and API version it declares
 must be one of the pairs below, so a typo in either fails here too (a Bicep compiler only warns on an unknown one, BCP081).
-azure.yaml must parse, point at main.bicep, and name the service that main.bicep tags for azd.
+azure.yaml must parse, point at main.bicep, and name the service that main.bicep tags for azd. The package azd publishes
+(.funcignore) must hold the app and the operator console's files.
 """
 import re
+import subprocess
 from functools import cache
 
 import pytest
@@ -12,6 +14,7 @@ import yaml
 from pycep import BicepParser
 
 from sms.config import PROJECT_ROOT
+from sms.entrypoints.operator_console import ASSETS as CONSOLE_ASSETS
 
 BICEP = PROJECT_ROOT / "infra" / "main.bicep"
 AZURE_YAML = PROJECT_ROOT / "azure.yaml"
@@ -170,3 +173,38 @@ def test_main_bicep_creates_every_table_and_queue_the_gateway_uses():
 
     assert listed("tables") == used_tables
     assert listed("queues") == used_queues
+
+
+# --- What azd publishes: the folder, less what .funcignore lists (gitignore syntax: learn.microsoft.com/azure/developer/
+# azure-developer-cli/service-packaging-ignore-files). git's own matcher reads it here, so the patterns mean what they mean to git.
+
+def published(funcignore: str) -> set[str]:
+    """The tracked files a package made with this .funcignore would hold."""
+    def tracked(*options: str) -> set[str]:
+        out = subprocess.run(["git", "ls-files", "-c", *options], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+        return set(out.splitlines())
+    return tracked() - tracked("-i", f"--exclude-from={funcignore}")
+
+
+def test_the_published_package_is_the_app_with_every_file_of_the_operator_console():
+    package = published(str(PROJECT_ROOT / ".funcignore"))
+    console = {path.relative_to(PROJECT_ROOT).as_posix() for path in CONSOLE_ASSETS.iterdir()}
+    assert {"index.html", "app.js", "style.css", "favicon.svg"} <= {name.rsplit("/", 1)[-1] for name in console}
+    assert console - package == set(), "the console's files would not reach Azure"
+    assert {"function_app.py", "host.json", "requirements.txt"} <= package
+    # Only the app: what .funcignore's header promises (its own file aside, which the host ignores).
+    assert {path.split("/")[0] for path in package} == {"function_app.py", "host.json", "requirements.txt", "sms", ".funcignore"}
+    assert not any(path.startswith("sms/dev/") for path in package)
+
+
+@pytest.mark.parametrize("line", [
+    "*.js",  # a rule meant for built front-end bundles
+    "sms/operator_console/",  # the console left to a CDN
+    "sms/**/*.*\n!*.py",  # "ship only the Python"
+])
+def test_a_funcignore_that_drops_console_files_fails_the_check(tmp_path, line):
+    funcignore = tmp_path / ".funcignore"
+    funcignore.write_text((PROJECT_ROOT / ".funcignore").read_text() + line + "\n")
+    console = {path.relative_to(PROJECT_ROOT).as_posix() for path in CONSOLE_ASSETS.iterdir()}
+    assert console - published(str(funcignore)) != set()
+
