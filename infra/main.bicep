@@ -56,6 +56,16 @@ param eventGridSecret string = newGuid()
 @description('Most instances the app may scale to (rate limits are per instance: see docs/scaling.md).')
 param maximumInstanceCount int = 40
 
+@description('Sign-in with Entra ID in front of the operator console (/console): the client id of an app registration whose redirect URI is https://<app host>/.auth/login/aad/callback. Empty: no sign-in in front of it (the default); the console still needs an API key.')
+param consoleEntraClientId string = ''
+
+@description('The tenant of that app registration; empty: the tenant of this subscription.')
+param consoleEntraTenantId string = ''
+
+@secure()
+@description('A client secret of that app registration: stored in Key Vault, read by App Service Authentication through a Key Vault reference.')
+param consoleEntraClientSecret string = ''
+
 var suffix = uniqueString(resourceGroup().id)
 var appName = '${name}-${suffix}'
 var storageName = toLower(take('${name}${suffix}', 24))
@@ -196,6 +206,12 @@ resource acsConnectionValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if 
   properties: { value: deployCommunicationServices ? communication.listKeys().primaryConnectionString : '' }
 }
 
+resource consoleEntraSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(consoleEntraClientId) && !empty(consoleEntraClientSecret)) {
+  parent: vault
+  name: 'console-entra-client-secret'
+  properties: { value: consoleEntraClientSecret }
+}
+
 // One secret a named provider, each its own Key Vault reference in the app's settings below.
 resource providerSecretValues 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [for p in providers: {
   parent: vault
@@ -222,6 +238,9 @@ var providerSettings = flatten(map(providers, p => [
   { name: 'SMS_PROVIDER_${toUpper(replace(p.name, '-', '_'))}_MESSAGING_SERVICE_SID', value: p.?messagingServiceSid ?? '' }
   { name: 'SMS_PROVIDER_${toUpper(replace(p.name, '-', '_'))}_RATE_LIMIT_PER_SECOND', value: string(p.?rateLimitPerSecond ?? 0) }
 ]))
+
+// The app setting that holds the console's Entra client secret: the name the portal gives it too.
+var consoleEntraSecretSetting = 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
   name: appName
@@ -270,16 +289,69 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'TWILIO_AUTH_TOKEN', value: empty(twilioAuthToken) ? '' : '${secretReference}twilio-auth-token)' }
         { name: 'TWILIO_FROM_NUMBER', value: twilioFromNumber }
         { name: 'TWILIO_MESSAGING_SERVICE_SID', value: twilioMessagingServiceSid }
+        // Read by App Service Authentication, never by the app (consoleSignIn below names it).
+        { name: consoleEntraSecretSetting, value: empty(consoleEntraClientId) || empty(consoleEntraClientSecret) ? '' : '${secretReference}console-entra-client-secret)' }
       ], providerSettings)
     }
   }
   dependsOn: [storageRoles, vaultRole, appTables, appQueues, deployments]
 }
 
+// Optional: App Service Authentication (Easy Auth, the authsettingsV2 API) with Entra ID in front of the operator console.
+// Two locks: Entra decides who may load the console's page; the API key the operator signs in with decides what they can do.
+// Shape: learn.microsoft.com/azure/templates/microsoft.web/2024-04-01/sites/config-authsettingsv2; what each field means and
+// the two forms of an excluded path ("/path1", "/path3/subpath/*"): MicrosoftDocs/azure-docs
+// articles/app-service/configure-authentication-file-based.md. Every route of the gateway but /console and /console/{asset}
+// is excluded, so API clients, ServiceStack clients and the vendors' callbacks (/api/sms/receipts/*, /api/sms/inbound/*)
+// never meet a login page; tests/unit/test_infra.py checks the list against every route in sms/entrypoints/routes.py.
+// Not verified on Azure: Flex Consumption's page (articles/azure-functions/flex-consumption-plan.md) listed Easy Auth as
+// unsupported in its 2024 preview ("unauthenticated callers currently aren't blocked"); its 2026 revision no longer lists it,
+// and the Consumption-to-Flex migration guide (migration/migrate-plan-consumption-to-flex.md, "Identify built-in
+// authentication settings") says to recreate them in the new Flex app, but neither says it is supported. Before relying on
+// it, check that an anonymous GET of AZURE_CONSOLE_URL answers 302 to login.microsoftonline.com and that an API call with a
+// key still answers as before. Whether excludedPaths match case-insensitively, as the host's routes do, is not documented.
+resource consoleSignIn 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(consoleEntraClientId)) {
+  parent: app
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: true }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      excludedPaths: [
+        '/api/*' // the client API, its OpenAPI and metadata, the vendors' callbacks
+        '/json/*' // ServiceStack's predefined routes: /json/reply/{operation}, /json/metadata
+        '/jsv/*'
+        '/types' // ServiceStack's client code: /types, /types/{metadata,typescript,python,csharp}
+        '/types/*'
+        '/metadata'
+      ]
+    }
+    httpSettings: { requireHttps: true }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          openIdIssuer: '${environment().authentication.loginEndpoint}${empty(consoleEntraTenantId) ? subscription().tenantId : consoleEntraTenantId}/v2.0'
+          clientId: consoleEntraClientId
+          // Named only when a secret is given (the usual sign-in, the authorization code flow, needs one); without it the app
+          // registration must issue ID tokens itself, a mode not tried here.
+          clientSecretSettingName: empty(consoleEntraClientSecret) ? null : consoleEntraSecretSetting
+        }
+      }
+    }
+    // The console needs no Entra tokens (it calls the API with the key), only the sign-in cookie: nothing to store.
+    login: { tokenStore: { enabled: false } }
+  }
+  dependsOn: [consoleEntraSecretValue]
+}
+
 // Upper-case names: `azd up` keeps each output as a variable of its environment (`azd env get-value AZURE_FUNCTION_NAME`);
 // `az deployment group show ... --query properties.outputs.AZURE_FUNCTION_NAME.value` reads the same.
 output AZURE_FUNCTION_NAME string = app.name
 output AZURE_FUNCTION_URL string = 'https://${app.properties.defaultHostName}'
+// The operator console, served by the app itself (sms/entrypoints/operator_console.py): same host, so no CORS.
+output AZURE_CONSOLE_URL string = 'https://${app.properties.defaultHostName}/console'
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.name
 output AZURE_KEY_VAULT_NAME string = vault.name
 output EVENTGRID_RECEIPT_URL string = 'https://${app.properties.defaultHostName}/api/sms/receipts/acs?code=<the eventgrid-secret in ${vault.name}>'

@@ -2,9 +2,12 @@
 
 main.bicep is parsed with pycep-parser, so a syntax error fails here; every resource type and API version it declares
 must be one of the pairs below, so a typo in either fails here too (a Bicep compiler only warns on an unknown one, BCP081).
-azure.yaml must parse, point at main.bicep, and name the service that main.bicep tags for azd.
+azure.yaml must parse, point at main.bicep, and name the service that main.bicep tags for azd. The package azd publishes
+(.funcignore) must hold the app and the operator console's files, and the optional Entra ID sign-in in front of the
+console must leave every other route of the gateway open to its own callers.
 """
 import re
+import subprocess
 from functools import cache
 
 import pytest
@@ -12,6 +15,8 @@ import yaml
 from pycep import BicepParser
 
 from sms.config import PROJECT_ROOT
+from sms.entrypoints.operator_console import ASSETS as CONSOLE_ASSETS
+from sms.entrypoints.routes import ROUTES
 
 BICEP = PROJECT_ROOT / "infra" / "main.bicep"
 AZURE_YAML = PROJECT_ROOT / "azure.yaml"
@@ -41,6 +46,9 @@ KNOWN_GOOD = {
     "Microsoft.KeyVault/vaults/secrets@2023-07-01": _TEMPLATES + "microsoft.keyvault/2023-07-01/vaults/secrets",
     "Microsoft.Web/serverfarms@2024-04-01": _TEMPLATES + "microsoft.web/2024-04-01/serverfarms",
     "Microsoft.Web/sites@2024-04-01": _TEMPLATES + "microsoft.web/2024-04-01/sites",
+    # sites/config takes one of several shapes by its name; main.bicep deploys only 'authsettingsV2' (listed for 2024-04-01
+    # in bicep-types-az generated/web/microsoft.web/2024-04-01/types.md).
+    "Microsoft.Web/sites/config@2024-04-01": _TEMPLATES + "microsoft.web/2024-04-01/sites/config-authsettingsv2",
 }
 
 # azd finds the resource to publish a service to by this tag (azure-dev: cli/azd/pkg/azure/tags.go, TagKeyAzdServiceName).
@@ -170,3 +178,118 @@ def test_main_bicep_creates_every_table_and_queue_the_gateway_uses():
 
     assert listed("tables") == used_tables
     assert listed("queues") == used_queues
+
+
+def test_main_bicep_outputs_the_consoles_url_on_the_apps_own_host():
+    outputs = parse(BICEP.read_text())["outputs"]
+    assert outputs["AZURE_CONSOLE_URL"]["value"] == outputs["AZURE_FUNCTION_URL"]["value"] + "/console"
+    console = next(route for route in ROUTES if route.kind == "console" and "{" not in route.path)
+    assert outputs["AZURE_CONSOLE_URL"]["value"].endswith("/" + console.path)
+
+
+# --- What azd publishes: the folder, less what .funcignore lists (gitignore syntax: learn.microsoft.com/azure/developer/
+# azure-developer-cli/service-packaging-ignore-files). git's own matcher reads it here, so the patterns mean what they mean to git.
+
+def published(funcignore: str) -> set[str]:
+    """The tracked files a package made with this .funcignore would hold."""
+    def tracked(*options: str) -> set[str]:
+        out = subprocess.run(["git", "ls-files", "-c", *options], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+        return set(out.splitlines())
+    return tracked() - tracked("-i", f"--exclude-from={funcignore}")
+
+
+def test_the_published_package_is_the_app_with_every_file_of_the_operator_console():
+    package = published(str(PROJECT_ROOT / ".funcignore"))
+    console = {path.relative_to(PROJECT_ROOT).as_posix() for path in CONSOLE_ASSETS.iterdir()}
+    assert {"index.html", "app.js", "style.css", "favicon.svg"} <= {name.rsplit("/", 1)[-1] for name in console}
+    assert console - package == set(), "the console's files would not reach Azure"
+    assert {"function_app.py", "host.json", "requirements.txt"} <= package
+    # Only the app: what .funcignore's header promises (its own file aside, which the host ignores).
+    assert {path.split("/")[0] for path in package} == {"function_app.py", "host.json", "requirements.txt", "sms", ".funcignore"}
+    assert not any(path.startswith("sms/dev/") for path in package)
+
+
+@pytest.mark.parametrize("line", [
+    "*.js",  # a rule meant for built front-end bundles
+    "sms/operator_console/",  # the console left to a CDN
+    "sms/**/*.*\n!*.py",  # "ship only the Python"
+])
+def test_a_funcignore_that_drops_console_files_fails_the_check(tmp_path, line):
+    funcignore = tmp_path / ".funcignore"
+    funcignore.write_text((PROJECT_ROOT / ".funcignore").read_text() + line + "\n")
+    console = {path.relative_to(PROJECT_ROOT).as_posix() for path in CONSOLE_ASSETS.iterdir()}
+    assert console - published(str(funcignore)) != set()
+
+
+# --- The optional App Service Authentication (Entra ID) in front of the console.
+
+def console_sign_in(parsed: dict) -> dict:
+    [resource] = [r for r in parsed["resources"].values()
+                  if r["type"] == "Microsoft.Web/sites/config" and _body(r)["name"] == "authsettingsV2"]
+    return resource
+
+
+def excluded_paths(parsed: dict) -> list[str]:
+    return _body(console_sign_in(parsed))["properties"]["globalValidation"]["excludedPaths"]
+
+
+def excluded(route_path: str, patterns: list[str]) -> bool:
+    """Whether every URL of a route (a template under the empty routePrefix) is one Easy Auth lets through: a pattern is a
+    path, or a folder ending '/*' (configure-authentication-file-based.md: "/path1", "/path3/subpath/*"). A route is
+    covered by a folder when its literal start lies inside it, and by a path only when it has no parameter."""
+    url = "/" + route_path
+    literal = url.split("{", 1)[0]
+    for pattern in patterns:
+        if pattern.endswith("/*") and literal.startswith(pattern[:-1]):
+            return True
+        if pattern == url and "{" not in url:
+            return True
+    return False
+
+
+def test_the_console_sign_in_is_off_unless_a_client_id_is_given(bicep_text):
+    parsed = parse(bicep_text)
+    assert parsed["parameters"]["consoleEntraClientId"]["default"] == ""
+    condition = console_sign_in(parsed)["config"]["condition"]
+    assert condition == {"operator": {"type": "not", "operands": {"bool_value": {
+        "function": {"type": "empty", "parameters": {"item_to_test": "consoleEntraClientId"}}}}}}
+
+
+def test_the_console_sign_in_sends_a_stranger_to_the_entra_login_page(bicep_text):
+    settings = _body(console_sign_in(parse(bicep_text)))["properties"]
+    assert settings["platform"]["enabled"] is True
+    validation = settings["globalValidation"]
+    assert (validation["requireAuthentication"], validation["unauthenticatedClientAction"]) == (True, "RedirectToLoginPage")
+    assert settings["identityProviders"]["azureActiveDirectory"]["registration"]["clientId"] == "consoleEntraClientId"
+
+
+def test_every_route_but_the_consoles_is_left_out_of_the_sign_in(bicep_text):
+    """API clients, ServiceStack clients and the vendors' callbacks must never meet a login page: each route of the
+    gateway that is not the console's lies under an excluded path, so a new route at the root fails here until it is too."""
+    patterns = excluded_paths(parse(bicep_text))
+    others = [route for route in ROUTES if route.kind != "console"]
+    assert [route.path for route in others if not excluded(route.path, patterns)] == []
+    assert {"api/sms/receipts/acs", "api/sms/inbound/twilio", "json/reply/{operation}", "types", "metadata"} <= {r.path for r in others}
+
+
+def test_the_consoles_own_routes_stay_behind_the_sign_in(bicep_text):
+    patterns = excluded_paths(parse(bicep_text))
+    console = [route for route in ROUTES if route.kind == "console"]
+    assert {route.path for route in console} == {"console", "console/{asset}"}
+    assert [route.path for route in console if excluded(route.path, patterns)] == []
+    assert not any(excluded(path, patterns) for path in ("console", "console/app.js", "console/index.html"))
+
+
+@pytest.mark.parametrize("old, new, uncovered", [
+    ("'/types'", "'/typez'", "types"),  # an exact path misspelt
+    ("'/json/*'", "'/json'", "json/reply/{operation}"),  # a folder written as a path
+])
+def test_a_route_left_behind_the_sign_in_fails_the_check(bicep_text, old, new, uncovered):
+    patterns = excluded_paths(parse(mutated(bicep_text, old, new)))
+    assert uncovered in [route.path for route in ROUTES if route.kind != "console" and not excluded(route.path, patterns)]
+
+
+def test_a_folder_pattern_that_would_swallow_the_console_fails_the_check():
+    assert excluded("console/{asset}", ["/console/*"])
+    assert excluded("console", ["/console"])
+    assert not excluded("console", ["/con/*"])
