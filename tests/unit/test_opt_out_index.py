@@ -1,5 +1,6 @@
 """The licensee's opt-out index beside the truth dispatch reads: STOP/START and manual changes write both, in the
 order that leaves a number blocked when the second write fails; the backfill converges; the list and history read it."""
+import contextlib
 from dataclasses import replace
 from datetime import timedelta
 
@@ -114,3 +115,24 @@ async def test_the_list_pages_by_number_and_searches_by_prefix(world):
     for take in (0, 201):
         with pytest.raises(ValidationFailed, match="take"):
             await world.use.opt_out_list.page(LICENSEE, "+", take=take)
+
+
+async def test_a_stop_that_lands_while_a_manual_removal_is_under_way_still_blocks(world):
+    """Review (issue 29): the removal checks the truth, writes the index, then tombstones the licensee's row without
+    a condition, so a STOP the number sends in between is overwritten: lifted by a removal that never saw it, and the
+    index then says "opted out" while dispatch sends. A removal may lift only the opt-out it read."""
+    await stop(world)
+    record = world.opt_out_index.record
+    late_stop = world.text_from(SAM, "STOP")  # the person texts STOP again, just as the operator presses Remove
+
+    async def record_then_stop_arrives(change):
+        await record(change)
+        if change.source == "manual":
+            await world.inbound.receive(late_stop)
+
+    world.opt_out_index.record = record_then_stop_arrives
+    with contextlib.suppress(Conflict):  # refusing the removal (what it read has changed since) is a fine answer too
+        await world.opt_outs.remove(LICENSEE, SAM, "consent on file", KEY)
+    assert await world.opt_outs.blocked(LICENSEE, "+61499999999", [SAM]) == {SAM}, "the later STOP was lifted"
+    truth = {row.scope: row.opted_out for row in await world.opt_out_store.rows_for(SAM)}
+    assert truth[LICENSEE] == (await world.opt_out_index.state(LICENSEE, SAM)).opted_out, "the list disagrees with dispatch"
