@@ -98,3 +98,14 @@ def test_files_are_read_once(monkeypatch):
     for _ in range(3):
         operator_console.serve(func.HttpRequest("GET", "http://h/console/app.js", route_params={"asset": "app.js"}, body=b""))
     assert reads == ["app.js"]
+
+
+def test_names_the_console_does_not_ship_are_not_remembered():
+    """Review (issue 29): the file cache kept every name asked for, a None for each the console lacks, without bound:
+    anyone, with no key, could grow a worker's memory one request (/console/x1.js, /console/x2.js, ...) at a time."""
+    operator_console._asset.cache_clear()
+    for i in range(1000):
+        name = f"no-such-file-{i}.js"
+        assert operator_console.serve(func.HttpRequest("GET", f"http://h/console/{name}", route_params={"asset": name},
+                                                       body=b"")).status_code == 404
+    assert operator_console._asset.cache_info().currsize <= len(FILES)
