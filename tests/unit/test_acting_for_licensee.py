@@ -147,6 +147,17 @@ async def test_an_admin_key_may_loosen_a_licensees_guard_and_a_licensee_key_stil
     assert answer(await call(gw, "guard_clear", "DELETE", admin, params={"licenseeId": OTHER}))["source"] == "default"
 
 
+async def test_a_query_and_a_body_naming_different_licensees_is_a_400_never_one_of_them_silently(gw):
+    """Review (issue 29): the query's licenseeId wins and the body's is dropped, so an admin putting back what GET answered
+    for one licensee (its body names it) under another's ?licenseeId= changes the other one, no word said."""
+    admin = make_admin(gw)
+    shown = answer(await call(gw, "settings_show", "GET", admin, params={"licenseeId": OTHER}))
+    response = await call(gw, "settings_set", "PUT", admin, {**shown, "timeZone": "Asia/Tokyo"}, params={"licenseeId": LICENSEE})
+    assert response.status_code == 400, response.get_body()
+    assert json.loads(response.get_body())["responseStatus"]["errors"][0]["fieldName"].lower() == "licenseeid"
+    assert LICENSEE not in gw.use.licensees._store.settings and OTHER not in gw.use.licensees._store.settings
+
+
 async def test_the_servicestack_named_routes_pass_licensee_id_through(gw):
     admin = make_admin(gw)
     answer(await call(gw, "op_set_licensee_settings", "PUT", admin, {"timeZone": "Asia/Tokyo", "licenseeId": OTHER}))
