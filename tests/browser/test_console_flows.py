@@ -227,3 +227,26 @@ def test_an_admin_acts_for_another_licensee(console, browser_page):
     expect(page.locator("#notice")).to_contain_text("quiet hours 21:00-07:00")
     assert console.host.request("GET", "/api/settings", key=console.licensee_b)[1]["timeZone"] == "Australia/Perth"
     assert console.host.request("GET", "/api/settings", key=console.licensee_a)[1].get("quietHours") != "21:00-07:00"
+
+
+def test_an_admin_acting_for_a_licensee_never_sends_as_another(console, browser_page):
+    """Review (issue 29): the header says the admin works on licensee B, but the Send page posts without it, so the
+    message goes out as the admin key's own licensee (A), under A's sender, quiet hours and guard, and "Follow it" then
+    finds nothing (it asks for B's message). The page must send for B, or refuse to send while acting for another."""
+    page = browser_page.page
+    text = f"Sent while acting for B {uuid.uuid4().hex[:8]}"
+    sign_in(page, console, console.admin)
+    page.locator("#acting").fill(LICENSEE_B)
+    page.get_by_role("button", name="Switch").click()
+    expect(page.locator("#who code")).to_have_text(LICENSEE_B)
+    page.get_by_role("link", name="Send", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Send")
+    if page.get_by_role("button", name="Send", exact=True).count():
+        page.get_by_label("To", exact=True).fill("+61412555601")
+        page.get_by_label("Message", exact=True).fill(text)
+        page.get_by_role("button", name="Send", exact=True).click()
+        page.locator("#sent-message, main .error").first.wait_for()  # the gateway has answered the send
+    if page.locator("#sent-message").count():
+        comm_id = page.locator("#sent-message").get_attribute("href").rsplit("/", 1)[1]
+        status, message = console.host.request("GET", f"/api/sms/{comm_id}?licenseeId={LICENSEE_B}", key=console.admin)
+        assert status == 200 and message["licenseeId"] == LICENSEE_B, f"sent as another licensee than the one shown: {status} {message}"
