@@ -50,27 +50,42 @@ class Asset:
     etag: str
 
 
+@lru_cache(maxsize=1)
+def _shipped() -> frozenset[str]:
+    """The files the console ships, listed on the first request (no file is touched at import: DESIGN.md)."""
+    return frozenset(path.name for path in ASSETS.iterdir() if path.is_file())
+
+
+# Only names the console ships reach the cache, so it holds at most one entry a file: a request for a name it lacks
+# (anyone may send one, without a key) is answered without being remembered.
 @lru_cache(maxsize=None)
-def _asset(name: str) -> Asset | None:
-    """The file, read on its first request and kept (no file is read at import: DESIGN.md); None when the console has none."""
-    # The host's route constraint lets in only such names; held here too, so no name with a path in it reaches a file.
-    if not re.fullmatch(CONSOLE_ASSET_PATTERN, name) and name != PAGE:
-        return None
+def _asset(name: str) -> Asset:
     path = ASSETS / name
-    if not path.is_file():
-        return None
     body = path.read_bytes()
     return Asset(body, _CONTENT_TYPES[path.suffix], '"%s"' % hashlib.sha256(body).hexdigest()[:32])
+
+
+def _file(name: str) -> Asset | None:
+    # The host's route constraint lets in only such names; held here too, so no name with a path in it reaches a file.
+    if name not in _shipped() or not (name == PAGE or re.fullmatch(CONSOLE_ASSET_PATTERN, name)):
+        return None
+    return _asset(name)
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """If-None-Match against the file's ETag: `*`, or any listed tag, weak ones (W/) compared weakly (RFC 9110 13.1.2)."""
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or etag in (tag.removeprefix("W/") for tag in tags)
 
 
 def serve(req: func.HttpRequest) -> func.HttpResponse:
     """GET /console (the page) and /console/{asset}; 304 when the browser's copy is current, 404 for anything else."""
     name = req.route_params.get("asset") or PAGE
-    asset = _asset(name)
+    asset = _file(name)
     if asset is None:
         return func.HttpResponse(f"The console has no file named {name!r}", status_code=404,
                                  headers={**_HEADERS, "Content-Type": "text/plain; charset=utf-8"})
     headers = {**_HEADERS, "ETag": asset.etag}
-    if asset.etag in (tag.strip() for tag in req.headers.get("If-None-Match", "").split(",")):
+    if _matches(req.headers.get("If-None-Match", ""), asset.etag):
         return func.HttpResponse(status_code=304, headers=headers)
     return func.HttpResponse(asset.body, status_code=200, headers={**headers, "Content-Type": asset.content_type})

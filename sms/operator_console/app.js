@@ -25,6 +25,7 @@ const PAGES = [
 ];
 
 let me = null; // the signed-in key as GET api/keys/current describes it: keyId, licenseeId, role, readOnly
+let licensees = null; // an admin's licensee list (GET api/licensees), read once a sign-in: it reads every key's row
 let stop = null; // what the page on show started and must stop when another replaces it
 
 function route() {
@@ -77,9 +78,8 @@ function licenseePicker() {
   const input = h("input", { type: "text", id: "acting", value: session.acting || "", placeholder: "its own", size: 12,
     "aria-label": "Act for licensee", list: "licensees", autocomplete: "off" });
   const list = h("datalist", { id: "licensees" });
-  call("GET", "api/licensees").then((answer) => {
-    fill(list, (answer.licensees || []).map((licensee) => h("option", { value: licensee.licenseeId })));
-  }).catch(() => {});
+  licensees = licensees || call("GET", "api/licensees").then((answer) => answer.licensees || []).catch(() => []);
+  licensees.then((all) => fill(list, all.map((licensee) => h("option", { value: licensee.licenseeId }))));
   const form = h("form", { class: "acting", onsubmit: (event) => {
     event.preventDefault();
     session.acting = input.value.trim() || null;
@@ -123,6 +123,7 @@ function signIn(main, message) {
 function signOut(message) {
   session.clear();
   me = null;
+  licensees = null;
   if (stop) stop();
   stop = null;
   signIn(document.getElementById("main"), message);

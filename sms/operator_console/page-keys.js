@@ -1,7 +1,7 @@
 // Keys (admin keys only): every licensee's API keys; create one (shown once), rotate (the new one shown once,
 // the old one kept for a grace period) and revoke.
 
-import { call } from "./api.js";
+import { call, session } from "./api.js";
 import { action, badge, field, fill, h, notify, shownOnce, table, when } from "./dom.js";
 
 export async function render(main, context) {
@@ -21,6 +21,8 @@ export async function render(main, context) {
       ["", (key) => !key.active || me.readOnly ? "" : h("div", { class: "actions" },
         action("Rotate", async () => {
           const answer = await call("POST", `api/keys/${key.keyId}/rotate`, { body: { GraceHours: 24 } });
+          // This tab's own key: it signs in with the new one from now on, before the old one stops working.
+          if (key.keyId === me.keyId) session.key = answer.newKey.key;
           await rerender();
           fill(secretSlot, shownOnce(`New key for ${key.name || key.keyId}`, answer.newKey.key,
             `The key it replaces keeps working until ${answer.replacedUntil}. Copy the new key now: it is shown this once.`));

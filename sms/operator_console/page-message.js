@@ -5,8 +5,11 @@ import { ApiError, call } from "./api.js";
 import { action, badge, fill, h, href, notify, table, when } from "./dom.js";
 
 const CANCELLABLE = new Set(["scheduled", "queued"]);
-const IN_FLIGHT = new Set(["scheduled", "queued", "sending", "sent"]);
+// Polled while a recipient is on its way (not while one waits for its scheduled time), every 2 s at first and less
+// often while nothing changes: a provider may never report delivery.
+const IN_FLIGHT = new Set(["queued", "sending", "sent"]);
 const POLL_MS = 2000;
+const POLL_MAX_MS = 30000;
 
 export async function render(main, { id, heading }) {
   if (!id) {
@@ -17,6 +20,8 @@ export async function render(main, { id, heading }) {
   main.append(h("p", {}, h("a", { href: href("messages") }, "← Messages")), body);
   let timer = null;
   let stopped = false;
+  let shown = "";
+  let wait = POLL_MS;
 
   async function load() {
     const message = await call("GET", `api/sms/${encodeURIComponent(id)}`, { licensee: true });
@@ -26,10 +31,15 @@ export async function render(main, { id, heading }) {
         .catch((error) => (error instanceof ApiError ? error : [])),
     ]);
     if (stopped) return;
-    fill(heading, "Message ", h("span", { class: "mono" }, message.reference || message.commId));
-    draw(message, replies, events);
+    const now = JSON.stringify([message, replies, events instanceof ApiError ? events.message : events]);
+    wait = now === shown ? Math.min(wait * 1.5, POLL_MAX_MS) : POLL_MS;
+    if (now !== shown) {
+      fill(heading, "Message ", h("span", { class: "mono" }, message.reference || message.commId));
+      draw(message, replies, events);
+    }
+    shown = now;
     clearTimeout(timer);
-    if (message.recipients.some((recipient) => IN_FLIGHT.has(recipient.status))) timer = setTimeout(() => load().catch(() => {}), POLL_MS);
+    if (message.recipients.some((recipient) => IN_FLIGHT.has(recipient.status))) timer = setTimeout(() => load().catch(() => {}), wait);
   }
 
   function draw(message, replies, events) {

@@ -9,7 +9,7 @@ export async function render(main, context) {
   const number = params.get("phoneNumber") || "";
   const search = h("input", { type: "tel", name: "phoneNumber", value: number, placeholder: "+61412345678" });
   const form = h("form", { class: "card filters", role: "search", "aria-label": "Search opt-outs" },
-    field("Phone number", search, "The whole number, or its start."),
+    field("Phone number", search, "A whole number as you would send to it, or the start of one in international form (+614…)."),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Search"), h("a", { href: href("optouts") }, "Clear")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();

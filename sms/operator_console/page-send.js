@@ -1,11 +1,18 @@
 // Send: one message to one or more numbers, now or at a time, through the same route ServiceStack clients post to.
 
-import { call } from "./api.js";
+import { call, session } from "./api.js";
 import { field, h, href, notify } from "./dom.js";
 
 export async function render(main, { me }) {
   if (me.readOnly) {
     main.append(h("p", {}, "This key is read-only: it cannot send."));
+    return null;
+  }
+  // No key sends for another licensee (the API refuses SMSModel.LicenseeId naming one): its messages go out under its
+  // own key, sender, quiet hours and guard, so an admin acting for another is not offered a form that would send as itself.
+  if (session.acting && session.acting !== me.licenseeId) {
+    main.append(h("p", {}, `You are acting for licensee ${session.acting}. Messages are sent with that licensee's own key; `,
+      "switch back to your own licensee to send as it."));
     return null;
   }
   const to = h("textarea", { name: "to", rows: 3, required: true, placeholder: "+61412345678" });

@@ -635,12 +635,21 @@ def opt_out_history(number: str, licensee_id: str, changes: Sequence[StoredOptOu
 # -- an admin key acting for a licensee (issue 29) --
 
 def named_licensee(params: Mapping[str, str], body: Any = None) -> str | None:
-    """The licensee a request names to act for: licenseeId in the query string, else a body object's field (any case);
-    None when it names none. A value that is not a Guid is a 400 naming licenseeId."""
-    given = next((value for name, value in params.items() if name.lower() == "licenseeid"), None)
-    if given is None and isinstance(body, dict):
-        given = next((value for name, value in body.items() if isinstance(name, str) and name.lower() == "licenseeid"), None)
-    if given is not None and not isinstance(given, str):
+    """The licensee a request names to act for: licenseeId in the query string and a body object's field (any case);
+    None when it names none. A value that is not a Guid, or a query and a body naming two licensees, is a 400 naming
+    licenseeId: neither is picked silently (a settings body read from one licensee and put back under another's query)."""
+    named = [_licensee_guid(value) for value in (
+        next((value for name, value in params.items() if name.lower() == "licenseeid"), None),
+        next((value for name, value in body.items() if isinstance(name, str) and name.lower() == "licenseeid"), None)
+        if isinstance(body, dict) else None) if value is not None]
+    if len(set(named)) > 1:
+        raise ValidationFailed([FieldError("licenseeId", "Conflict", f"licenseeId names {named[0]} in the query string and {named[1]} "
+                                                                     "in the body: name one licensee")])
+    return named[0] if named else None
+
+
+def _licensee_guid(given: Any) -> str:
+    if not isinstance(given, str):
         raise ValidationFailed([FieldError("licenseeId", "InvalidGuid", "licenseeId must be a Guid, as text")])
     try:
         return parse_guid(given)

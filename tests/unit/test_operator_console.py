@@ -109,3 +109,9 @@ def test_names_the_console_does_not_ship_are_not_remembered():
         assert operator_console.serve(func.HttpRequest("GET", f"http://h/console/{name}", route_params={"asset": name},
                                                        body=b"")).status_code == 404
     assert operator_console._asset.cache_info().currsize <= len(FILES)
+
+
+@pytest.mark.parametrize("given", ["*", "W/{etag}", '"other", {etag}', "W/\"other\", W/{etag}"])
+async def test_any_form_of_a_matching_if_none_match_is_a_304(gw, given):
+    etag = (await get(gw, "app.js")).headers["ETag"]
+    assert (await get(gw, "app.js", {"If-None-Match": given.format(etag=etag)})).status_code == 304
