@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-dev browser run test lint infra-check bench clean
+.PHONY: install install-dev browser run test lint infra-check bench console-screenshots clean
 
 # `make run` installs what running needs (requirements.txt); the test and benchmark tools
 # (requirements-dev.txt) only come with `make test` and `make bench`.
@@ -48,6 +48,10 @@ infra-check: install-dev
 
 bench: install-dev
 	$(PY) -m bench.run
+
+# The console's pictures in docs/console.md, taken by its browser tests (tests/browser/test_console_pages.py).
+console-screenshots: install-dev
+	SMS_CONSOLE_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/browser/test_console_pages.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -2,7 +2,7 @@
 // page-*.js; each exports `render(main, params)` and may return a function that stops what it started (a poll).
 
 import { ApiError, call, session } from "./api.js";
-import { fill, h, notify } from "./dom.js";
+import { add, fill, h, notify } from "./dom.js";
 import * as keys from "./page-keys.js";
 import * as message from "./page-message.js";
 import * as messages from "./page-messages.js";
@@ -47,13 +47,13 @@ async function show() {
   const heading = h("h1", { tabindex: "-1" }, title);
   fill(main, heading);
   if (adminOnly && me.role !== "admin") {
-    main.append(h("p", {}, "This page is for admin keys; this key is a licensee's."));
+    add(main, h("p", {}, "This page is for admin keys; this key is a licensee's."));
     return;
   }
   try {
     stop = (await page.render(main, { id, params, me, heading })) || null;
   } catch (error) {
-    main.append(h("p", { class: "error", role: "alert" }, error.message));
+    add(main, h("p", { class: "error", role: "alert" }, error.message));
     if (error instanceof ApiError && error.status === 401) return signOut("The key was refused: sign in again.");
   }
   heading.focus({ preventScroll: true });

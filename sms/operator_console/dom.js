@@ -33,6 +33,12 @@ function append(element, children) {
   }
 }
 
+// Add to what `element` holds (null, undefined and false are skipped, as in h(); Node.append would write "null").
+export function add(element, ...children) {
+  append(element, children);
+  return element;
+}
+
 // Replace what `element` holds.
 export function fill(element, ...children) {
   element.replaceChildren();

@@ -2,14 +2,14 @@
 // the old one kept for a grace period) and revoke.
 
 import { call, session } from "./api.js";
-import { action, badge, field, fill, h, notify, shownOnce, table, when } from "./dom.js";
+import { action, add, badge, field, fill, h, notify, shownOnce, table, when } from "./dom.js";
 
 export async function render(main, context) {
   const { me } = context;
   const list = await call("GET", "api/keys", { licensee: true });
   const secretSlot = context.secretSlot || (context.secretSlot = h("div", {}));
   const rerender = () => { main.replaceChildren(main.firstChild); return render(main, context); };
-  main.append(secretSlot,
+  add(main, secretSlot,
     table("API keys", [
       ["Key id", (key) => h("span", { class: "mono" }, key.keyId)],
       ["Name", (key) => key.name || ""],
@@ -33,7 +33,7 @@ export async function render(main, context) {
           await rerender();
         }, { class: "danger", "aria-label": `Revoke key ${key.keyId}` }))],
     ], list.keys, "No keys."));
-  if (!me.readOnly) main.append(createForm(secretSlot, rerender));
+  if (!me.readOnly) add(main, createForm(secretSlot, rerender));
   return null;
 }
 

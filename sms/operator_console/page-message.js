@@ -2,7 +2,7 @@
 // while some recipient has not gone yet.
 
 import { ApiError, call } from "./api.js";
-import { action, badge, fill, h, href, notify, table, when } from "./dom.js";
+import { action, add, badge, fill, h, href, notify, table, when } from "./dom.js";
 
 const CANCELLABLE = new Set(["scheduled", "queued"]);
 // Polled while a recipient is on its way (not while one waits for its scheduled time), every 2 s at first and less
@@ -13,11 +13,11 @@ const POLL_MAX_MS = 30000;
 
 export async function render(main, { id, heading }) {
   if (!id) {
-    main.append(h("p", {}, "No message named. ", h("a", { href: href("messages") }, "Back to messages")));
+    add(main, h("p", {}, "No message named. ", h("a", { href: href("messages") }, "Back to messages")));
     return null;
   }
   const body = h("div", {});
-  main.append(h("p", {}, h("a", { href: href("messages") }, "← Messages")), body);
+  add(main, h("p", {}, h("a", { href: href("messages") }, "← Messages")), body);
   let timer = null;
   let stopped = false;
   let shown = "";

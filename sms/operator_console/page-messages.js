@@ -2,7 +2,7 @@
 // refreshed while any message on the first page is still on its way.
 
 import { call } from "./api.js";
-import { badge, field, fill, h, href, table, when } from "./dom.js";
+import { add, badge, field, fill, h, href, table, when } from "./dom.js";
 
 // The ledger's filters (QuerySms) and how the form asks for each.
 const FILTERS = [
@@ -43,7 +43,7 @@ export async function render(main, { params }) {
 
   const live = h("p", { class: "live", "aria-live": "polite" });
   const results = h("div", { id: "results", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading…"));
-  main.append(form, live, results);
+  add(main, form, live, results);
 
   const query = {};
   for (const [name] of FILTERS) query[name] = params.get(name) || undefined;

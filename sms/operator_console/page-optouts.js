@@ -2,7 +2,7 @@
 // remove with a reason. A removal lifts only the licensee's own opt-out; the gateway records who did it and why.
 
 import { call } from "./api.js";
-import { action, badge, field, fill, h, href, notify, table, when } from "./dom.js";
+import { action, add, badge, field, fill, h, href, notify, table, when } from "./dom.js";
 
 export async function render(main, context) {
   const { params, me } = context;
@@ -19,7 +19,7 @@ export async function render(main, context) {
   const rerender = () => { main.replaceChildren(main.firstChild); return render(main, context); };
   const list = await call("GET", "api/optouts", { query: { phoneNumber: number, take: 100, continuationToken: params.get("continuationToken") },
     licensee: true });
-  main.append(form,
+  add(main, form,
     table("Opt-outs", [
       ["Number", (optOut) => optOut.phoneNumber],
       ["State", (optOut) => optOut.optedOut ? badge("opted_out") : "opted back in"],
@@ -31,7 +31,7 @@ export async function render(main, context) {
     list.continuationToken ? h("p", { class: "pager" },
       h("a", { href: href("optouts", { phoneNumber: number, continuationToken: list.continuationToken }) }, "More")) : null,
     history);
-  if (!me.readOnly) main.append(changeForm(rerender));
+  if (!me.readOnly) add(main, changeForm(rerender));
   if (number && list.optOuts.length === 1) await showHistory(history, list.optOuts[0].phoneNumber);
   return null;
 }

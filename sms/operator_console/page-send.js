@@ -1,17 +1,17 @@
 // Send: one message to one or more numbers, now or at a time, through the same route ServiceStack clients post to.
 
 import { call, session } from "./api.js";
-import { field, h, href, notify } from "./dom.js";
+import { add, field, h, href, notify } from "./dom.js";
 
 export async function render(main, { me }) {
   if (me.readOnly) {
-    main.append(h("p", {}, "This key is read-only: it cannot send."));
+    add(main, h("p", {}, "This key is read-only: it cannot send."));
     return null;
   }
   // No key sends for another licensee (the API refuses SMSModel.LicenseeId naming one): its messages go out under its
   // own key, sender, quiet hours and guard, so an admin acting for another is not offered a form that would send as itself.
   if (session.acting && session.acting !== me.licenseeId) {
-    main.append(h("p", {}, `You are acting for licensee ${session.acting}. Messages are sent with that licensee's own key; `,
+    add(main, h("p", {}, `You are acting for licensee ${session.acting}. Messages are sent with that licensee's own key; `,
       "switch back to your own licensee to send as it."));
     return null;
   }
@@ -47,6 +47,6 @@ export async function render(main, { me }) {
       button.disabled = false;
     }
   });
-  main.append(form);
+  add(main, form);
   return null;
 }

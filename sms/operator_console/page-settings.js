@@ -2,7 +2,7 @@
 // (api/guard). Routes and guard are edited as the JSON the API takes, with the API's own checks.
 
 import { call } from "./api.js";
-import { action, field, h, notify, table } from "./dom.js";
+import { action, add, field, h, notify, table } from "./dom.js";
 
 export async function render(main, context) {
   const { me } = context;
@@ -12,7 +12,7 @@ export async function render(main, context) {
     call("GET", "api/guard", { licensee: true }),
   ]);
   const rerender = () => { main.replaceChildren(main.firstChild); return render(main, context); };
-  main.append(quietHours(settings, me, rerender), routing(routes, me, rerender), guardCard(guard, me, rerender));
+  add(main, quietHours(settings, me, rerender), routing(routes, me, rerender), guardCard(guard, me, rerender));
   return null;
 }
 

@@ -3,7 +3,7 @@
 
 import { call } from "./api.js";
 import { stackedBars } from "./chart.js";
-import { field, fill, h, href, table } from "./dom.js";
+import { add, field, fill, h, href, table } from "./dom.js";
 
 const DAY_MS = 86400000;
 
@@ -22,7 +22,7 @@ export async function render(main, { params }) {
     location.hash = href("usage", { from: from.value, to: to.value, by: by.value });
   });
   const out = h("div", {});
-  main.append(form, out);
+  add(main, form, out);
 
   const answer = await call("GET", "api/usage", { query: { from: from.value, to: to.value }, licensee: true });
   const days = answer.days || [];

@@ -2,7 +2,7 @@
 // attempt, and replay of one event or of a range. A secret is shown once, when made.
 
 import { call } from "./api.js";
-import { action, badge, field, fill, h, href, notify, shownOnce, table, when } from "./dom.js";
+import { action, add, badge, field, fill, h, href, notify, shownOnce, table, when } from "./dom.js";
 
 export async function render(main, context) {
   const { id, params, me } = context;
@@ -11,7 +11,7 @@ export async function render(main, context) {
   // Where a secret is shown once: the same element across redraws, so it outlives the list it sits above.
   const secretSlot = context.secretSlot || (context.secretSlot = h("div", {}));
   const rerender = () => { main.replaceChildren(main.firstChild); return render(main, context); };
-  main.append(secretSlot,
+  add(main, secretSlot,
     table("Webhook endpoints", [
       ["URL", (endpoint) => h("a", { href: href("webhooks", {}, endpoint.endpointId) }, endpoint.url)],
       ["Events", (endpoint) => endpoint.eventTypes.length ? endpoint.eventTypes.join(", ") : "every type"],
@@ -34,7 +34,7 @@ export async function render(main, context) {
           await rerender();
         }))],
     ], list.endpoints, "No endpoints yet: add one below."));
-  if (!me.readOnly) main.append(addForm(list.eventTypes, secretSlot, rerender));
+  if (!me.readOnly) add(main, addForm(list.eventTypes, secretSlot, rerender));
   return null;
 }
 
@@ -81,7 +81,7 @@ async function deliveries(main, endpointId, params, me) {
     const answer = await call("POST", `api/webhooks/${encodeURIComponent(endpointId)}/replay`, { licensee: true, body });
     notify(`Replay queued: ${answer.queued} event${answer.queued === 1 ? "" : "s"}.`);
   };
-  main.append(h("p", {}, h("a", { href: href("webhooks") }, "← Webhooks")),
+  add(main, h("p", {}, h("a", { href: href("webhooks") }, "← Webhooks")),
     h("h2", {}, "Delivery log"),
     table("Delivery attempts", [
       ["At", (attempt) => when(attempt.at)],
@@ -109,7 +109,7 @@ async function deliveries(main, endpointId, params, me) {
         notify(error.message, "error");
       }
     });
-    main.append(form);
+    add(main, form);
   }
   return null;
 }

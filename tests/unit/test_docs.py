@@ -2,6 +2,7 @@
 import html
 import json
 import re
+from pathlib import Path
 
 from sms.domain.routing import MAX_PROVIDERS_PER_RULE, MAX_RULES
 from sms.entrypoints import metadata, openapi
@@ -222,3 +223,20 @@ def test_the_readmes_sample_answers_are_written_as_the_gateway_writes_them():
     assert len(answers) >= 10
     for block in answers:
         assert block == json.dumps(json.loads(block), separators=(",", ":"), ensure_ascii=False), block[:80]
+
+
+def test_the_console_doc_pictures_every_page_the_console_has_and_readme_opens_with_it():
+    """docs/console.md shows every page of the console's navigation, from pictures that are in the repository (taken by
+    tests/browser/test_console_pages.py, `make console-screenshots`); README's first screen links it with a picture."""
+    root = Path(__file__).resolve().parents[2]
+    app = (root / "sms/operator_console/app.js").read_text()
+    listed = re.findall(r'\["(\w+)", "[^"]+", \w+, true, (?:true|false)\]', app)
+    assert listed == ["messages", "send", "usage", "webhooks", "optouts", "settings", "keys"]
+    doc = (root / "docs/console.md").read_text()
+    pictures = re.findall(r"!\[[^\]]+\]\((console/[\w-]+\.png)\)", doc)
+    for page in [*listed, "message", "webhook-deliveries", "sign-in"]:
+        assert f"console/{page}.png" in pictures, page
+    for picture in pictures:
+        assert (root / "docs" / picture).stat().st_size > 10_000, picture
+    first_screen = (root / "README.md").read_text()[:2000]
+    assert "](docs/console.md)" in first_screen and "(docs/console/messages.png)" in first_screen
