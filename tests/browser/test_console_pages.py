@@ -104,26 +104,30 @@ def test_every_page_passes_axe_and_the_keyboard_and_is_pictured(console, chromiu
         assert watched.dialogs == [] and watched.page_errors == []
 
 
+def press_until(page: Page, key: str, focused: str, most: int = 30) -> None:
+    """Press `key` until the script `focused` says focus is where it should be; fails if it never gets there."""
+    for _ in range(most):
+        page.keyboard.press(key)
+        if page.evaluate(focused):
+            return
+    raise AssertionError(f"{key} x{most} never reached {focused}")
+
+
 def test_send_and_follow_a_message_with_the_keyboard_alone(console, browser_page):
     page = browser_page.page
     page.goto(console.url)
     page.keyboard.type(console.licensee_a)  # the key field has focus when the page opens
     page.keyboard.press("Enter")
     expect(page.get_by_role("navigation", name="Console")).to_be_visible()
-    for _ in range(30):  # back from the page's heading (focused on each page) to the navigation's Send link
-        page.keyboard.press("Shift+Tab")
-        if page.evaluate("() => document.activeElement.textContent") == "Send":
-            break
+    # Back from the page's heading (focused on each page) to the navigation's Send link.
+    press_until(page, "Shift+Tab", "() => document.activeElement.textContent === 'Send'")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Send")).to_be_focused()
     page.keyboard.press("Tab")
     page.keyboard.type("+61412555601")
     page.keyboard.press("Tab")
     page.keyboard.type("Typed without a mouse")
-    for _ in range(10):  # on to the Send button
-        page.keyboard.press("Tab")
-        if page.evaluate("() => document.activeElement.type") == "submit":
-            break
+    press_until(page, "Tab", "() => document.activeElement.type === 'submit'")  # on to the Send button
     page.keyboard.press("Enter")
     expect(page.get_by_role("link", name="Follow it")).to_be_visible()
     page.keyboard.press("Tab")
