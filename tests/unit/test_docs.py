@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sms.domain.routing import MAX_PROVIDERS_PER_RULE, MAX_RULES
 from sms.entrypoints import metadata, openapi
+from sms.entrypoints.operations import OPERATIONS
 from sms.entrypoints.routes import ROUTES
 from sms.wire import CommResponse, SMSSend, jsv, to_dto
 from sms.wire.dto import EstimateResponse
@@ -240,3 +241,12 @@ def test_the_console_doc_pictures_every_page_the_console_has_and_readme_opens_wi
         assert (root / "docs" / picture).stat().st_size > 10_000, picture
     first_screen = (root / "README.md").read_text()[:2000]
     assert "](docs/console.md)" in first_screen and "(docs/console/messages.png)" in first_screen
+
+
+def test_every_operation_has_a_row_in_readmes_typed_clients_table():
+    """A new operation cannot reach /types and /metadata without its row in README."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("| Operation | Verb and route | Answer |"):]
+    table = table[:table.index("\n\n")]
+    named = set(re.findall(r"`(\w+)`", "\n".join(line.split("|")[1] for line in table.splitlines()[2:])))
+    assert named == {operation.name for operation in OPERATIONS}
