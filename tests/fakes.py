@@ -19,8 +19,10 @@ from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
 from sms.providers import Found, OutgoingSms, ProviderSet, SendOutcome, SmsProvider, Trace
 from sms.storage import (
+    ANY_ROW,
     SOURCE_START,
     SOURCE_STOP,
+    AnyRow,
     ApiKeyRecord,
     ApiKeyStore,
     DayUsage,
@@ -155,7 +157,9 @@ class InMemoryInboundStore(InboundStore):
 
 
 class InMemoryOptOutStore(OptOutStore):
-    """`scopes`: each scope's numbers, to assert on. `reads` counts what the adapter would send: one query per number."""
+    """`scopes`: each scope's numbers, to assert on. `reads` counts what the adapter would send: one query per number.
+    Each write gives its row a new ETag; a removal conditional on the row it read refuses as Azure does (412 over a
+    changed row, 404 over a gone one, 409 where none was read: RecordChanged each)."""
 
     def __init__(self) -> None:
         self.scopes: dict[str, set[str]] = {}
@@ -164,11 +168,15 @@ class InMemoryOptOutStore(OptOutStore):
 
     async def add(self, scope: str, number: str, when: datetime, source: str = SOURCE_STOP) -> None:
         self.scopes.setdefault(scope, set()).add(number)
-        self.rows[number, scope] = OptOutChange(scope, number, True, when, source)
+        self.rows[number, scope] = OptOutChange(scope, number, True, when, source, etag=f"e{next(_etags)}")
 
-    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START) -> None:
+    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START,
+                     read: OptOutChange | AnyRow | None = ANY_ROW) -> None:
+        current = self.rows.get((number, scope))
+        if not isinstance(read, AnyRow) and (current and current.etag) != (read and read.etag):
+            raise RecordChanged(f"{number}'s row of {scope} changed")
         self.scopes.get(scope, set()).discard(number)
-        self.rows[number, scope] = OptOutChange(scope, number, False, when or utcnow(), source)
+        self.rows[number, scope] = OptOutChange(scope, number, False, when or utcnow(), source, etag=f"e{next(_etags)}")
 
     async def scopes_for(self, number: str) -> set[str]:
         self.reads += 1
@@ -214,6 +222,17 @@ class InMemoryOptOutIndex(OptOutIndex):
             return False
         await self.record(change)
         return True
+
+    async def withdraw(self, change: OptOutChange, now: OptOutChange | None) -> None:
+        self._fail()
+        self.changes.get(change.scope, {}).pop((change.number, change.at, change.source), None)
+        states = self.states_by_scope.get(change.scope, {})
+        if states.get(change.number) != change:
+            return  # a state written since stays
+        if now is None:
+            del states[change.number]
+        else:
+            states[change.number] = self.changes.get(now.scope, {}).get((now.number, now.at, now.source), replace(now, etag=None))
 
     async def backfilled(self) -> bool:
         return self.marked

@@ -157,7 +157,8 @@ _ERRORS_ON = {
                        "404": "The number has no opt-out of this licensee to remove.",
                        "409": "The number has no opt-out of this licensee, but a STOP sent to a sender number, or one the gateway "
                               "could not tie to a licensee, blocks it (the message says which). The gateway never lifts those: "
-                              "only a START from the number does."},
+                              "only a START from the number does. Or the number's opt-out changed while the removal was "
+                              "being made (a STOP landed): nothing was lifted; read it again."},
     "routes_set": {"400": "The body is no routing table: `errors` names each problem (Rules[1].Providers[0]: a provider this "
                           "deployment does not have; a country libphonenumber does not know; a prefix not + and 1 to 15 digits; "
                           "a sender neither E.164 nor an alphanumeric id; a rule an earlier one leaves nothing to match; more "

@@ -221,6 +221,15 @@ class OptOutChange:
     source: str  # SOURCE_STOP, SOURCE_START or SOURCE_MANUAL
     reason: str | None = None  # a manual change's, as the key's holder gave it
     by_key_id: str | None = None  # the key that made a manual change
+    # A row of OptOutStore as read (rows_for): its version, which OptOutStore.remove's `read` makes the write depend on.
+    etag: str | None = field(default=None, compare=False, repr=False)
+
+
+class AnyRow:
+    """OptOutStore.remove without a condition: whatever row is there is replaced."""
+
+
+ANY_ROW = AnyRow()
 
 
 class OptOutStore(abc.ABC):
@@ -229,8 +238,11 @@ class OptOutStore(abc.ABC):
         """`number` opted out of `scope` (a licensee id, EVERY_LICENSEE, or a sender number's)."""
 
     @abc.abstractmethod
-    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START) -> None:
-        """`number` opted back in to `scope`; nothing to remove is not an error."""
+    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START,
+                     read: OptOutChange | AnyRow | None = ANY_ROW) -> None:
+        """`number` opted back in to `scope`; nothing to remove is not an error. `read`: the row this lifts, as rows_for
+        read it (None: there was none), so that an opt-out written since is never lifted by a change that did not see
+        it: RecordChanged when the row is no longer what was read. ANY_ROW: whatever is there."""
 
     @abc.abstractmethod
     async def rows_for(self, number: str) -> list[OptOutChange]:
@@ -276,6 +288,12 @@ class OptOutIndex(abc.ABC):
     async def converge(self, change: OptOutChange) -> bool:
         """Record `change`, read from the OptOutStore, where the index has no state for its scope and number or an
         older one: the backfill and repair. A newer state is left. Whether it wrote."""
+
+    @abc.abstractmethod
+    async def withdraw(self, change: OptOutChange, now: OptOutChange | None) -> None:
+        """Take back `change`, recorded but never applied (the OptOutStore's row changed before it could be): its
+        history row goes, and the state, where it is still `change`, becomes `now` (the row as the OptOutStore has it,
+        with the reason and key its own history row has; None: no row, so no state). A state written since is left."""
 
     @abc.abstractmethod
     async def backfilled(self) -> bool:

@@ -50,8 +50,9 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from ..domain.errors import RecordChanged
 from ..domain.model import InboundSms, utcnow
-from . import EVERY_LICENSEE, SOURCE_START, SOURCE_STOP, InboundStore, OptOutChange, OptOutStore, ReplyRoute
+from . import ANY_ROW, EVERY_LICENSEE, SOURCE_START, SOURCE_STOP, AnyRow, InboundStore, OptOutChange, OptOutStore, ReplyRoute
 from .sdk_requests import delete_rows
 from .tables import MESSAGES_TABLE, create_table, storage_errors
 
@@ -201,12 +202,31 @@ class TableOptOutStore(OptOutStore):
         await self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
 
     @storage_errors
-    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START) -> None:
+    async def remove(self, scope: str, number: str, when: datetime | None = None, source: str = SOURCE_START,
+                     read: OptOutChange | AnyRow | None = ANY_ROW) -> None:
         # A tombstone, not a delete: a migration that read the legacy STOP before this START then finds
         # the row taken and does not copy it back. The legacy row goes too, or a later run would.
         tombstone = {"PartitionKey": number, "RowKey": scope, _STARTED: when or utcnow(), "Source": source}
-        await asyncio.gather(self._table.upsert_entity(tombstone, mode=UpdateMode.REPLACE),
-                             self._delete_legacy(*_legacy_keys(scope, number)))
+        await asyncio.gather(self._write_tombstone(tombstone, read), self._delete_legacy(*_legacy_keys(scope, number)))
+
+    async def _write_tombstone(self, tombstone: TableEntity, read: OptOutChange | AnyRow | None) -> None:
+        """Over the row as read, or where none was. Update Entity with If-Match replaces the entity only while its ETag
+        is the one sent, and fails with 412 Precondition Failed otherwise (RecordChanged through storage_errors), 404
+        when it is gone (https://learn.microsoft.com/rest/api/storageservices/update-entity2); Insert Entity fails with
+        409 EntityAlreadyExists when a row is there (https://learn.microsoft.com/rest/api/storageservices/insert-entity)."""
+        if isinstance(read, AnyRow):
+            await self._table.upsert_entity(tombstone, mode=UpdateMode.REPLACE)
+            return
+        try:
+            if read is None:
+                await self._table.create_entity(tombstone)
+            else:
+                await self._table.update_entity(tombstone, mode=UpdateMode.REPLACE, etag=read.etag,
+                                                match_condition=MatchConditions.IfNotModified)
+        except ResourceExistsError as exc:
+            raise RecordChanged(f"{tombstone['PartitionKey']} opted out of {tombstone['RowKey']} meanwhile") from exc
+        except ResourceNotFoundError as exc:
+            raise RecordChanged(f"{tombstone['PartitionKey']}'s row of {tombstone['RowKey']} went meanwhile") from exc
 
     @storage_errors
     async def scopes_for(self, number: str) -> set[str]:
@@ -315,7 +335,7 @@ def _change(entity: TableEntity) -> OptOutChange:
     started = entity.get(_STARTED)
     at = started or entity.get("OptedOutAt") or entity.metadata["timestamp"]
     return OptOutChange(entity["RowKey"], entity["PartitionKey"], started is None, at,
-                        entity.get("Source") or (SOURCE_STOP if started is None else SOURCE_START))
+                        entity.get("Source") or (SOURCE_STOP if started is None else SOURCE_START), etag=entity.metadata["etag"])
 
 
 def _legacy_keys(scope: str, number: str) -> tuple[str, str]:

@@ -114,6 +114,31 @@ class TableOptOutIndex(OptOutIndex):
         return True
 
     @storage_errors
+    async def withdraw(self, change: OptOutChange, now: OptOutChange | None) -> None:
+        taken_back = {"PartitionKey": change.scope, "RowKey": history_key(change)}
+        try:
+            state = await self._table.get_entity(change.scope, state_key(change.number))
+        except ResourceNotFoundError:
+            state = None
+        if state is not None and _change(state) == change:
+            if_unchanged = {"etag": state.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
+            if now is None:
+                restore = ("delete", state, if_unchanged)
+            else:
+                try:  # the change that made the row what it is, as recorded: with its reason and key
+                    now = _change(await self._table.get_entity(now.scope, history_key(now)))
+                except ResourceNotFoundError:
+                    pass  # its index write is still on its way (it writes this same state) or failed (the repair's to do)
+                restore = ("update", {"PartitionKey": change.scope, "RowKey": state_key(change.number), **_fields(now)},
+                           {"mode": UpdateMode.REPLACE, **if_unchanged})
+            try:  # the state and the history row together, or neither: one partition, two operations
+                await submit_transaction(self._table, [restore, ("delete", taken_back)])
+                return
+            except RecordChanged:
+                pass  # a state written since the read: it stays
+        await self._table.delete_entity(taken_back)  # not there (a withdrawal again) is no error
+
+    @storage_errors
     async def backfilled(self) -> bool:
         try:
             await self._table.get_entity(*_MARKER)
@@ -128,12 +153,16 @@ class TableOptOutIndex(OptOutIndex):
 
 def _writes(change: OptOutChange, state: tuple[str, dict[str, Any]]) -> list[tuple]:
     """The state row written as `state` says, and the change's history row (the same change again: the same row)."""
-    fields = {"OptedOut": change.opted_out, "At": change.at, "Source": change.source,
-              **({"Reason": change.reason} if change.reason is not None else {}),
-              **({"ByKeyId": change.by_key_id} if change.by_key_id is not None else {})}
+    fields = _fields(change)
     verb, options = state
     return [(verb, {"PartitionKey": change.scope, "RowKey": state_key(change.number), **fields}, *([options] if options else [])),
             ("upsert", {"PartitionKey": change.scope, "RowKey": history_key(change), **fields}, {"mode": UpdateMode.REPLACE})]
+
+
+def _fields(change: OptOutChange) -> dict[str, Any]:
+    return {"OptedOut": change.opted_out, "At": change.at, "Source": change.source,
+            **({"Reason": change.reason} if change.reason is not None else {}),
+            **({"ByKeyId": change.by_key_id} if change.by_key_id is not None else {})}
 
 
 def _change(row: TableEntity) -> OptOutChange:

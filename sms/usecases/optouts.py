@@ -17,6 +17,12 @@ blocked when the second write fails:
   record (who, when, why) before it takes effect. The truth write failing leaves the number blocked while the index
   already says it is not: the caller got an error and the retry does both again. The repair leaves a newer index
   state as it is (OptOutIndex.converge), since a change whose truth write is still on its way looks the same.
+- An opt-in lifts only the opt-out it read: its truth write depends on the row's ETag as read before deciding (or on
+  there being no row). A STOP or manual add that lands in between was not seen, so it stays: the opt-in's index record
+  is taken back (OptOutIndex.withdraw: the state becomes the truth's again, and the history loses a change never
+  made), a manual removal answers Conflict (409: read it again), and a START leaves that scope blocked. An opt-out is
+  never conditional: never texting someone who said STOP wins every race. (Not by the changes' times: a STOP's is the
+  vendor's clock, a removal's ours, and a removal may lift only what its caller saw.)
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from typing import Awaitable, Iterable
 
 from cachetools import TLRUCache
 
-from ..domain.errors import Conflict, NotFound
+from ..domain.errors import Conflict, GatewayError, NotFound, RecordChanged
 from ..domain.model import utcnow
 from ..domain.phone import InvalidNumber, mask, to_e164
 from ..storage import EVERY_LICENSEE, SOURCE_MANUAL, SOURCE_START, SOURCE_STOP, OptOutChange, OptOutIndex, OptOutStore
@@ -113,12 +119,13 @@ class OptOuts:
 
     async def opt_in(self, number: str, sent_to: str, licensee_id: str | None, at: datetime | None = None) -> None:
         """START undoes a STOP to the same number, one to the licensee it answers, and one that applied to
-        every licensee."""
+        every licensee: each as it read it. One written after that read (a STOP or a manual add) stays."""
         scopes = {scope for scope in (licensee_id, sender_scope(sent_to), EVERY_LICENSEE) if scope}
-        # The index keeps the scopes the number opted out of, ever: a START to one it never did is no change to list.
-        listed = {row.scope for row in await self._store.rows_for(number)} if self._index is not None else set()
+        read = {row.scope: row for row in await self._store.rows_for(number)}
         when = at or utcnow()
-        await self._start([OptOutChange(scope, number, False, when, SOURCE_START) for scope in sorted(scopes)], listed)
+        kept = await self._start([OptOutChange(scope, number, False, when, SOURCE_START) for scope in sorted(scopes)], read)
+        if kept:
+            log.info("%s's START left %s: it changed after the START read it", mask(number), ", ".join(c.scope for c in kept))
 
     async def add(self, licensee_id: str, number: str, reason: str, key_id: str) -> OptOutChange:
         """A licensee's key stops its own messages to `number` (a manual opt-out, with the reason given)."""
@@ -132,7 +139,8 @@ class OptOuts:
         or one we could not place (every licensee's), is the recipient's to lift with START. NotFound when the number
         has no opt-out of the licensee; Conflict when it has none but another scope blocks it."""
         rows = await self._store.rows_for(number)
-        if not any(row.scope == licensee_id and row.opted_out for row in rows):
+        own = next((row for row in rows if row.scope == licensee_id and row.opted_out), None)
+        if own is None:
             others = [row for row in rows if row.opted_out and row.scope.startswith(EVERY_LICENSEE)]
             if others:
                 raise Conflict(f"{number} has no opt-out of this licensee to remove; it is blocked by "
@@ -140,7 +148,9 @@ class OptOuts:
                                "only a START from the number does")
             raise NotFound(f"{number} has no opt-out of this licensee to remove")
         change = OptOutChange(licensee_id, number, False, utcnow(), SOURCE_MANUAL, reason, key_id)
-        await self._start([change], {licensee_id})
+        if await self._start([change], {licensee_id: own}):
+            raise Conflict(f"{number}'s opt-out changed meanwhile (a STOP or another change landed as this was made), so it was "
+                           "not removed: read it again")
         log.warning("%s opted back in to licensee %s by key %s", mask(number), licensee_id, key_id)
         return change
 
@@ -151,12 +161,38 @@ class OptOuts:
         if self._index is not None:
             await asyncio.gather(*(self._index.record(c) for c in changes))
 
-    async def _start(self, changes: list[OptOutChange], listed: set[str]) -> None:
-        """The index first (a lifted opt-out has its record before it takes effect), then the truth: see the module's note."""
+    async def _start(self, changes: list[OptOutChange], read: dict[str, OptOutChange]) -> list[OptOutChange]:
+        """The index first (a lifted opt-out has its record before it takes effect), then the truth: see the module's note.
+        `read`: the number's rows, by scope, as read before deciding; each change lifts only its scope's row as read (or
+        where none was). The changes that found their row changed since: not applied, and taken back from the index."""
+        listed = [c for c in changes if c.scope in read]  # a START to a scope the number never opted out of: no change to list
         if self._index is not None:
-            await asyncio.gather(*(self._index.record(c) for c in changes if c.scope in listed))
+            await asyncio.gather(*(self._index.record(c) for c in listed))
         number = changes[0].number
-        await self._change(number, [self._store.remove(c.scope, number, c.at, c.source) for c in changes])
+        lost: list[OptOutChange] = []
+
+        async def lift(change: OptOutChange) -> None:
+            try:
+                await self._store.remove(change.scope, number, change.at, change.source, read=read.get(change.scope))
+            except RecordChanged:
+                lost.append(change)
+
+        await self._change(number, [lift(c) for c in changes])
+        if self._index is not None and (withdrawn := [c for c in lost if c.scope in read]):
+            await self._withdraw(number, withdrawn)
+        return lost
+
+    async def _withdraw(self, number: str, changes: list[OptOutChange]) -> None:
+        """Take back from the index changes that lost their race in the truth, so it says what the truth does. A failure
+        is logged, not raised: the caller must hear that its change was not made (a removal's Conflict), and an error
+        would bring a resent START, or a retried removal, that lifts the newer opt-out it never saw. The index then keeps
+        saying "opted in" over a truth that blocks (the safe side) until the scope next changes, or the repair finds the truth newer."""
+        try:
+            now = {row.scope: row for row in await self._store.rows_for(number)}
+            await asyncio.gather(*(self._index.withdraw(c, now.get(c.scope)) for c in changes))
+        except GatewayError:
+            log.exception("%s: could not take back from the opt-out index the change(s) to %s it recorded and never made",
+                          mask(number), ", ".join(c.scope for c in changes))
 
     async def backfill(self, again: bool = False) -> int:
         """Write to the index what the truth holds and the index lacks (or holds older): every opt-out recorded before

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from sms.domain.errors import ValidationFailed
+from sms.domain.errors import Conflict, ValidationFailed
 from sms.domain.model import utcnow
 from sms.storage import EVERY_LICENSEE, OptOutChange
 from sms.storage.inbound import TableOptOutStore
 from sms.storage.optout_index import TableOptOutIndex
 from sms.usecases.optouts import OptOuts
-from tests.fakes import ALEX, LICENSEE, SAM
+from tests.fakes import ALEX, LICENSEE, OTHER, SAM
 
 KEY = "0123456789abcdef"
 
@@ -117,3 +117,61 @@ async def test_python_m_sms_optouts_reindex_repairs_what_the_index_lacks(emulato
         assert (await adapters.opt_out_index.state(licensee, number)).opted_out
     finally:
         await adapters.close()
+
+
+SENT_TO = "+61400000000"
+
+
+@pytest.mark.parametrize("lands", ["before the index write", "after the index write"])
+async def test_a_stop_landing_during_a_manual_removal_stays_and_the_removal_says_so(stores, lands):
+    """Issue 29's race on Azurite: a STOP lands between the removal's read of the truth and its tombstone. The tombstone
+    depends on the ETag read (412), so the STOP stays, the removal answers Conflict, and the index is the STOP's again,
+    with no history of a removal never made. The STOP's time is older than the removal's (a vendor's clock behind ours):
+    what decides is what the removal saw, not the times."""
+    truth, index = stores
+    opt_outs = OptOuts(truth, index=index)
+    await opt_outs.opt_out(SAM, SENT_TO, LICENSEE, utcnow() - timedelta(hours=1))
+    late_stop_at = utcnow() - timedelta(minutes=1)
+    read, record = truth.rows_for, index.record
+
+    async def read_then_stop_arrives(number):
+        rows = await read(number)
+        truth.rows_for = read
+        await opt_outs.opt_out(SAM, SENT_TO, LICENSEE, late_stop_at)
+        return rows
+
+    async def record_then_stop_arrives(change):
+        await record(change)
+        if change.source == "manual":
+            await opt_outs.opt_out(SAM, SENT_TO, LICENSEE, late_stop_at)
+
+    if lands == "before the index write":
+        truth.rows_for = read_then_stop_arrives
+    else:
+        index.record = record_then_stop_arrives
+    with pytest.raises(Conflict, match="changed meanwhile .* read it again"):
+        await opt_outs.remove(LICENSEE, SAM, "consent on file", KEY)
+    assert await opt_outs.blocked(LICENSEE, "+61499999999", [SAM]) == {SAM}
+    state = await index.state(LICENSEE, SAM)
+    assert (state.opted_out, state.source, state.at) == (True, "stop", late_stop_at)
+    assert [c.source for c in await index.history(LICENSEE, SAM)] == ["stop", "stop"]
+
+
+async def test_a_manual_add_landing_during_a_start_stays(stores):
+    truth, index = stores
+    opt_outs = OptOuts(truth, index=index)
+    await opt_outs.opt_out(SAM, SENT_TO, LICENSEE, utcnow() - timedelta(hours=1))
+    record = index.record
+
+    async def record_then_add_arrives(change):
+        await record(change)
+        if change.source == "start" and change.scope == LICENSEE:
+            await opt_outs.add(LICENSEE, SAM, "asked by phone", KEY)
+
+    index.record = record_then_add_arrives
+    await opt_outs.opt_in(SAM, SENT_TO, LICENSEE)
+    assert await opt_outs.blocked(LICENSEE, "+61499999999", [SAM]) == {SAM}
+    assert await opt_outs.blocked(OTHER, SENT_TO, [SAM]) == set()  # the STOP to the sender number: lifted, as nothing changed it
+    state = await index.state(LICENSEE, SAM)
+    assert (state.opted_out, state.source, state.reason) == (True, "manual", "asked by phone")
+    assert [c.source for c in await index.history(LICENSEE, SAM)] == ["manual", "stop"]

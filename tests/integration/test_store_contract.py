@@ -153,6 +153,25 @@ async def test_a_number_reads_back_every_scope_it_opted_out_of(opt_out_store):
     assert await opt_out_store.migrate_legacy() == set()  # nothing in an older layout
 
 
+async def test_a_removal_lifts_only_the_row_it_read(opt_out_store):
+    """An opt-in's tombstone depends on the row it read (its ETag), or on there being none; storage refuses it over
+    a row written since (412, or 409 where none was read): RecordChanged, and the row that landed stays."""
+    number, scope = "+61412000003", "a" * 32
+    await opt_out_store.add(scope, number, utcnow())
+    with pytest.raises(RecordChanged):
+        await opt_out_store.remove(scope, number, read=None)  # read as absent, and a row is there
+    [read] = await opt_out_store.rows_for(number)
+    await opt_out_store.add(scope, number, utcnow())  # a STOP again, after the read
+    with pytest.raises(RecordChanged):
+        await opt_out_store.remove(scope, number, read=read)
+    assert await opt_out_store.scopes_for(number) == {scope}
+    [read] = await opt_out_store.rows_for(number)
+    await opt_out_store.remove(scope, number, read=read)
+    assert await opt_out_store.scopes_for(number) == set()
+    await opt_out_store.remove(scope, "+61499999998", read=None)  # nothing read, nothing there: a tombstone
+    assert [row.opted_out for row in await opt_out_store.rows_for("+61499999998")] == [False]
+
+
 # -- the WebhookEndpointStore contract: what managing endpoints (and the sender, later) relies on --
 
 @pytest.fixture(params=BOTH)

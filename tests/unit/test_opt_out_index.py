@@ -136,3 +136,43 @@ async def test_a_stop_that_lands_while_a_manual_removal_is_under_way_still_block
     assert await world.opt_outs.blocked(LICENSEE, "+61499999999", [SAM]) == {SAM}, "the later STOP was lifted"
     truth = {row.scope: row.opted_out for row in await world.opt_out_store.rows_for(SAM)}
     assert truth[LICENSEE] == (await world.opt_out_index.state(LICENSEE, SAM)).opted_out, "the list disagrees with dispatch"
+
+
+async def test_a_manual_add_that_lands_while_a_start_is_under_way_still_blocks(world):
+    """The other direction of the same race: a START reads the number's opt-outs, writes the index, then lifts each
+    scope in the truth. A licensee's manual add landing in between was made after what the START read, so the START
+    may not lift it (the safe side: not texting); the scopes nothing changed in are lifted as ever."""
+    await stop(world)
+    record = world.opt_out_index.record
+
+    async def record_then_add_arrives(change):
+        await record(change)
+        if change.source == "start" and change.scope == LICENSEE:
+            await world.opt_outs.add(LICENSEE, SAM, "asked by phone", KEY)
+
+    world.opt_out_index.record = record_then_add_arrives
+    await world.inbound.receive(world.text_from(SAM, "START"))
+    assert await world.opt_outs.blocked(LICENSEE, "+61499999999", [SAM]) == {SAM}, "the later add was lifted"
+    assert await world.opt_outs.blocked(OTHER, "+61400000000", [SAM]) == set()  # the STOP to the sender number: lifted
+    state = await world.opt_out_index.state(LICENSEE, SAM)
+    assert (state.opted_out, state.source, state.reason) == (True, "manual", "asked by phone"), "the list disagrees with dispatch"
+    assert "start" not in [c.source for c in await world.use.opt_out_list.history(LICENSEE, SAM) if c.scope == LICENSEE]
+
+
+async def test_a_removal_that_lost_its_race_says_so_even_when_taking_back_its_record_fails(world, caplog):
+    """The Conflict is what the caller must hear: an error instead would have it retry, and the retry would lift the
+    STOP it never saw. The index write that failed is logged."""
+    await stop(world)
+    record = world.opt_out_index.record
+
+    async def record_then_stop_arrives(change):
+        await record(change)
+        if change.source == "manual":
+            await world.inbound.receive(world.text_from(SAM, "STOP"))
+            world.opt_out_index.fail_writes = 1  # storage goes away before the removal takes its record back
+
+    world.opt_out_index.record = record_then_stop_arrives
+    with pytest.raises(Conflict, match="changed meanwhile .* read it again"):
+        await world.opt_outs.remove(LICENSEE, SAM, "consent on file", KEY)
+    assert await world.opt_outs.blocked(LICENSEE, "+61499999999", [SAM]) == {SAM}
+    assert "could not take back" in caplog.text

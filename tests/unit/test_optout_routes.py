@@ -70,6 +70,23 @@ async def test_a_removal_lifts_the_licensees_own_and_shows_a_stop_to_a_sender_nu
     assert (await refused(gw, 404, "DELETE", params={"phoneNumber": "+61412000009", "reason": "x"}))["errorCode"] == "NotFound"
 
 
+async def test_a_removal_a_stop_overtook_is_a_409_saying_to_read_it_again(gw):
+    world = gw.world
+    await world.send(SAM, replies=True)
+    await world.inbound.receive(world.text_from(SAM, "STOP"))
+    record = world.opt_out_index.record
+
+    async def record_then_stop_arrives(change):
+        await record(change)
+        if change.source == "manual":
+            await world.inbound.receive(world.text_from(SAM, "STOP"))
+
+    world.opt_out_index.record = record_then_stop_arrives
+    lost = await refused(gw, 409, "DELETE", params={"phoneNumber": SAM, "reason": "consent on file"})
+    assert lost["errorCode"] == "Conflict" and "changed meanwhile" in lost["message"] and "read it again" in lost["message"]
+    assert [o["optedOut"] for o in (await ok(gw, "GET", params={"phoneNumber": SAM}))["optOuts"]] == [True]
+
+
 @pytest.mark.parametrize(("method", "path", "params", "body", "field"), [
     ("GET", "", {"phoneNumber": "not a number"}, None, "phoneNumber"),
     ("GET", "", {"take": "201"}, None, "take"),
