@@ -28,7 +28,10 @@ LICENSEE_B = "b" * 32
 SCREENSHOTS = os.environ.get("SMS_CONSOLE_SCREENSHOTS")
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an event loop on this thread while it is started, and the
+# async tests that run after (pytest-asyncio) cannot start theirs beside it. Stopped at a module's end, it is gone
+# before the next module's tests; each module pays a second or so to start Chromium.
+@pytest.fixture(scope="module")
 def chromium() -> Browser:
     executable = shutil.which("chromium")
     assert executable, "Chromium is not installed: `make test` installs Debian's (scripts/install-browser)"
