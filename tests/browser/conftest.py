@@ -32,7 +32,7 @@ SCREENSHOTS = os.environ.get("SMS_CONSOLE_SCREENSHOTS")
 # async tests that run after (pytest-asyncio) cannot start theirs beside it. Stopped at a module's end, it is gone
 # before the next module's tests; each module pays a second or so to start Chromium.
 @pytest.fixture(scope="module")
-def chromium() -> Browser:
+def chromium(request) -> Browser:
     executable = shutil.which("chromium")
     assert executable, "Chromium is not installed: `make test` installs Debian's (scripts/install-browser)"
     version = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
@@ -42,7 +42,8 @@ def chromium() -> Browser:
         except Exception as error:
             raise AssertionError(f"Playwright could not drive {version} ({executable}): is requirements-dev.txt's playwright the one "
                                  f"built for this Chromium?\n{error}") from error
-        print(f"\nconsole browser tests: {version}, driven by Playwright (Chromium {browser.version})")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(f"\n{request.module.__name__}: {version}, driven by Playwright (Chromium {browser.version})")
         yield browser
         browser.close()
 
