@@ -42,8 +42,8 @@ def chromium(request) -> Browser:
         except Exception as error:
             raise AssertionError(f"Playwright could not drive {version} ({executable}): is requirements-dev.txt's playwright the one "
                                  f"built for this Chromium?\n{error}") from error
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        reporter.write_line(f"\n{request.module.__name__}: {version}, driven by Playwright (Chromium {browser.version})")
+        with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():  # in make test's output
+            print(f"\n{request.module.__name__}: {version}, driven by Playwright (Chromium {browser.version})")
         yield browser
         browser.close()
 
