@@ -28,6 +28,7 @@ from .config import (
     proxy_lookup_options,
     queue_message_encoding,
 )
+from .domain.comm_ids import CommIdKeys
 from .domain.errors import StorageUnavailable
 from .domain.guard import default_guard
 from .domain.pacing import RequestRateLimiter, RetryPolicy
@@ -289,6 +290,9 @@ def tuning(settings: Settings, provider_names: list[str] | None = None) -> Tunin
         default_guard=default_guard(settings.guard_home_countries or (settings.default_region,)),
         prices=settings.prices,
         pumping=settings.pumping,
+        comm_id_keys=CommIdKeys(settings.commid_key.encode(), (settings.commid_key_previous or "").encode() or None)
+        if settings.commid_key else None,
+        accept_one_call=settings.accept_one_call,
     )
 
 
