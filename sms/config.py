@@ -28,6 +28,9 @@ LOCAL_GATEWAY = "http://127.0.0.1:7071"
 
 # The queue name is fixed because the queue trigger's decorator needs it at import time.
 SEND_QUEUE = "sms-send"
+# The one-call accept's jobs (version 2, the whole message: sms/domain/jobs.py), on a queue of their own so that a
+# worker of an earlier release, which would drop one it cannot find rows for, never takes one (issue 30).
+ACCEPT_QUEUE = "sms-accept"
 WEBHOOK_QUEUE = "sms-webhooks"  # webhook deliveries, one batch of events to one endpoint a message
 # NCRONTAB (seconds first): the sweeper runs every five minutes; retention every hour; the usage
 # roll-up every hour too, a quarter past: each run counts what is due (a day once it has ended, then about
