@@ -19,6 +19,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from . import telemetry
 from .config import (
+    ACCEPT_QUEUE,
     SEND_QUEUE,
     WEBHOOK_QUEUE,
     ConfigError,
@@ -48,7 +49,7 @@ from .storage.ledger import TableLedgerStore
 from .storage.licensees import TableLicenseeSettingsStore
 from .storage.optout_index import TableOptOutIndex
 from .storage.pending import TablePendingIndex
-from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
+from .storage.queues import StorageDeliveryQueue, StorageJobQueue, StorageWholeJobQueue, create_queue, queue_client
 from .storage.requests import StorageRequests
 from .storage.sdk_requests import SdkRequests
 from .storage.spend import TableSpendStore
@@ -67,6 +68,7 @@ class Adapters:
     messages: TableMessageStore
     keys: TableApiKeyStore
     jobs: StorageJobQueue
+    accept_jobs: StorageWholeJobQueue  # the one-call accept's whole jobs (sms-accept, issue 30): created, not yet written
     pending: TablePendingIndex
     inbound: TableInboundStore
     opt_outs: TableOptOutStore
@@ -94,6 +96,7 @@ class Adapters:
             self.messages.create_table(),
             self.keys.create_table(),
             self.jobs.create_queue(),
+            self.accept_jobs.create_queue(),
             self.pending.create_table(),
             self.inbound.create_tables(),
             self.opt_outs.create_table(),
@@ -107,6 +110,7 @@ class Adapters:
             self.spend.create_table(),
             self.deliveries.create_queue(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
+            create_queue(queue_client(self.queues, f"{ACCEPT_QUEUE}-poison", encoding)),
             create_queue(queue_client(self.queues, f"{WEBHOOK_QUEUE}-poison", encoding)),
         )
         # Before this process sends anything: a STOP recorded in the layout before must keep blocking
@@ -210,6 +214,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         messages=TableMessageStore.from_service(tables, requests),
         keys=TableApiKeyStore.from_service(tables),
         jobs=StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), requests),
+        accept_jobs=StorageWholeJobQueue(queues, ACCEPT_QUEUE, queue_message_encoding(), requests),
         pending=TablePendingIndex.from_service(tables, requests),
         inbound=TableInboundStore.from_service(tables),
         opt_outs=TableOptOutStore.from_service(tables),

@@ -7,7 +7,8 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import AccountSasPermissions, ResourceTypes, generate_account_sas
 from azure.storage.queue.aio import QueueServiceClient
 
-from sms.config import AZURITE_ACCOUNT, AZURITE_KEY
+from sms.bootstrap import build
+from sms.config import ACCEPT_QUEUE, AZURITE_ACCOUNT, AZURITE_KEY, Settings
 from sms.domain.jobs import WholeJob, parse_job
 from sms.domain.model import Contact, Message, Recipient, SendJob
 from sms.storage.queues import StorageJobQueue, StorageWholeJobQueue, queue_client
@@ -109,3 +110,14 @@ async def test_a_whole_job_over_64_kib_encoded_does_not_fit_whatever_azurite_wou
     assert queue.fits(whole_job("n" * (49_152 - base)))
     assert not queue.fits(whole_job("n" * (49_153 - base)))
     assert not queue.fits(whole_job("☕" * 20_000))  # 60,000 bytes of UTF-8 before base64
+
+
+async def test_the_gateway_creates_the_accept_queue_and_its_poison_queue(emulator):
+    """Issue 30: sms-accept exists before anything is put on it or any trigger listens to it, as sms-send does."""
+    adapters = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
+    try:
+        await adapters.ensure_storage()
+        names = {q.name async for q in adapters.queues.list_queues(name_starts_with=ACCEPT_QUEUE)}
+    finally:
+        await adapters.close()
+    assert names == {ACCEPT_QUEUE, f"{ACCEPT_QUEUE}-poison"}
