@@ -72,7 +72,7 @@ var storageName = toLower(take('${name}${suffix}', 24))
 // SmsOptOuts holds opt-outs in the layout before SmsOptOutsByNumber: the gateway moves them out and empties it.
 // Kept here so that no deployment mode could ever delete a table that may still hold STOPs.
 var tables = ['SmsMessages', 'SmsApiKeys', 'SmsInbound', 'SmsReplyRoutes', 'SmsOptOutsByNumber', 'SmsOptOuts', 'SmsIdempotency', 'SmsLedger', 'SmsWebhooks', 'SmsWebhookLog', 'SmsLicensees', 'SmsPending', 'SmsGuardBlocks', 'SmsSpend', 'SmsOptOutIndex']
-var queues = ['sms-send', 'sms-send-poison', 'sms-webhooks', 'sms-webhooks-poison']
+var queues = ['sms-send', 'sms-send-poison', 'sms-accept', 'sms-accept-poison', 'sms-webhooks', 'sms-webhooks-poison']
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'

@@ -19,6 +19,7 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from . import telemetry
 from .config import (
+    ACCEPT_QUEUE,
     SEND_QUEUE,
     WEBHOOK_QUEUE,
     ConfigError,
@@ -28,6 +29,7 @@ from .config import (
     proxy_lookup_options,
     queue_message_encoding,
 )
+from .domain.comm_ids import CommIdKeys
 from .domain.errors import StorageUnavailable
 from .domain.guard import default_guard
 from .domain.pacing import RequestRateLimiter, RetryPolicy
@@ -47,7 +49,7 @@ from .storage.ledger import TableLedgerStore
 from .storage.licensees import TableLicenseeSettingsStore
 from .storage.optout_index import TableOptOutIndex
 from .storage.pending import TablePendingIndex
-from .storage.queues import StorageDeliveryQueue, StorageJobQueue, create_queue, queue_client
+from .storage.queues import StorageDeliveryQueue, StorageJobQueue, StorageWholeJobQueue, create_queue, queue_client
 from .storage.requests import StorageRequests
 from .storage.sdk_requests import SdkRequests
 from .storage.spend import TableSpendStore
@@ -66,6 +68,7 @@ class Adapters:
     messages: TableMessageStore
     keys: TableApiKeyStore
     jobs: StorageJobQueue
+    accept_jobs: StorageWholeJobQueue  # the one-call accept's whole jobs (sms-accept, issue 30): created, not yet written
     pending: TablePendingIndex
     inbound: TableInboundStore
     opt_outs: TableOptOutStore
@@ -93,6 +96,7 @@ class Adapters:
             self.messages.create_table(),
             self.keys.create_table(),
             self.jobs.create_queue(),
+            self.accept_jobs.create_queue(),
             self.pending.create_table(),
             self.inbound.create_tables(),
             self.opt_outs.create_table(),
@@ -106,6 +110,7 @@ class Adapters:
             self.spend.create_table(),
             self.deliveries.create_queue(),
             create_queue(queue_client(self.queues, f"{SEND_QUEUE}-poison", encoding)),
+            create_queue(queue_client(self.queues, f"{ACCEPT_QUEUE}-poison", encoding)),
             create_queue(queue_client(self.queues, f"{WEBHOOK_QUEUE}-poison", encoding)),
         )
         # Before this process sends anything: a STOP recorded in the layout before must keep blocking
@@ -209,6 +214,7 @@ def build(settings: Settings, on_response: Callable[[Any], None] | None = None,
         messages=TableMessageStore.from_service(tables, requests),
         keys=TableApiKeyStore.from_service(tables),
         jobs=StorageJobQueue(queues, SEND_QUEUE, queue_message_encoding(), requests),
+        accept_jobs=StorageWholeJobQueue(queues, ACCEPT_QUEUE, queue_message_encoding(), requests),
         pending=TablePendingIndex.from_service(tables, requests),
         inbound=TableInboundStore.from_service(tables),
         opt_outs=TableOptOutStore.from_service(tables),
@@ -289,6 +295,9 @@ def tuning(settings: Settings, provider_names: list[str] | None = None) -> Tunin
         default_guard=default_guard(settings.guard_home_countries or (settings.default_region,)),
         prices=settings.prices,
         pumping=settings.pumping,
+        comm_id_keys=CommIdKeys(settings.commid_key.encode(), (settings.commid_key_previous or "").encode() or None)
+        if settings.commid_key else None,
+        accept_one_call=settings.accept_one_call,
     )
 
 

@@ -28,6 +28,9 @@ LOCAL_GATEWAY = "http://127.0.0.1:7071"
 
 # The queue name is fixed because the queue trigger's decorator needs it at import time.
 SEND_QUEUE = "sms-send"
+# The one-call accept's jobs (version 2, the whole message: sms/domain/jobs.py), on a queue of their own so that a
+# worker of an earlier release, which would drop one it cannot find rows for, never takes one (issue 30).
+ACCEPT_QUEUE = "sms-accept"
 WEBHOOK_QUEUE = "sms-webhooks"  # webhook deliveries, one batch of events to one endpoint a message
 # NCRONTAB (seconds first): the sweeper runs every five minutes; retention every hour; the usage
 # roll-up every hour too, a quarter past: each run counts what is due (a day once it has ended, then about
@@ -142,6 +145,14 @@ class Settings:
     prices: PriceTable = NO_PRICES
     # SMS_PUMPING_*: when pumping protection blocks a destination prefix (sms/domain/pumping.py has the defaults and why).
     pumping: Rules = Rules()
+    # SMS_COMMID_KEY: the deployment's secret that tags the commIds of one-call accepts (sms/domain/comm_ids.py), so
+    # GET and DELETE recognise one before its rows exist; SMS_COMMID_KEY_PREVIOUS: the one it replaced, still
+    # recognised during a rotation (keep it for comm_ids.RECOGNISED_FOR, 8 days). None: no tagged ids.
+    commid_key: str | None = None
+    commid_key_previous: str | None = None
+    # SMS_ACCEPT_ONE_CALL: accept eligible messages with one storage call, the job carrying the whole message
+    # (issue 30). Off by default: every reader (the sms-accept worker, recognition in GET and DELETE) ships first.
+    accept_one_call: bool = False
 
     @property
     def console_outbox(self) -> str | None:
@@ -198,6 +209,7 @@ class Settings:
             guard_home_countries=_home_countries(env) or (region,),
             prices=_prices(env),
             pumping=_pumping(env),
+            **_one_call(env),
         )
 
 
@@ -368,6 +380,30 @@ def _prices(env: Mapping[str, str]) -> PriceTable:
         raise ConfigError(f"SMS_PRICES={path!r} cannot be read: {exc.strerror or exc}") from None
     except PriceTableError as exc:
         raise ConfigError(str(exc)) from None
+
+
+# A commId key is an HMAC key: at least 32 characters (from Key Vault, or `openssl rand -base64 32`), so it cannot be guessed.
+MIN_COMMID_KEY_CHARS = 32
+
+
+def _one_call(env: Mapping[str, str]) -> dict:
+    key = _commid_key("SMS_COMMID_KEY", env.get("SMS_COMMID_KEY"))
+    previous = _commid_key("SMS_COMMID_KEY_PREVIOUS", env.get("SMS_COMMID_KEY_PREVIOUS"))
+    on = _flag("SMS_ACCEPT_ONE_CALL", env.get("SMS_ACCEPT_ONE_CALL", ""))
+    if previous and not key:
+        raise ConfigError("SMS_COMMID_KEY_PREVIOUS is set without SMS_COMMID_KEY: a rotation keeps the new key beside the previous one")
+    if on and not key:
+        raise ConfigError("SMS_ACCEPT_ONE_CALL is on without SMS_COMMID_KEY: a one-call accept's commId must be one GET and "
+                          "DELETE can recognise before its rows exist")
+    return {"commid_key": key, "commid_key_previous": previous, "accept_one_call": on}
+
+
+def _commid_key(name: str, raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if value and len(value) < MIN_COMMID_KEY_CHARS:
+        raise ConfigError(f"{name} is {len(value)} characters long: a commId key needs at least {MIN_COMMID_KEY_CHARS} "
+                          "(for example `openssl rand -base64 32`)")
+    return value or None
 
 
 def _flag(name: str, raw: str, default: bool = False) -> bool:

@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable
 
 from .config import Settings
 from .domain.breaker import COOL_OFF, FAILURES_TO_OPEN, Breakers
+from .domain.comm_ids import CommIdKeys
 from .domain.guard import Guard, default_guard
 from .domain.model import utcnow
 from .domain.pacing import RequestRateLimiter, RetryPolicy, SenderRateLimiter
@@ -108,6 +109,9 @@ class Tuning:
     default_guard: Guard | None = None
     prices: PriceTable = NO_PRICES  # SMS_PRICES: the operator's price per segment, per country and provider
     pumping: Rules = Rules()  # SMS_PUMPING_*: when a prefix's collapsing deliveries block it
+    # SMS_COMMID_KEY (and _PREVIOUS): mints and recognises tagged commIds (issue 30); None: the deployment has no key.
+    comm_id_keys: CommIdKeys | None = None
+    accept_one_call: bool = False  # SMS_ACCEPT_ONE_CALL: the one-call accept's writer (off until its readers have shipped)
     clock: Callable[[], datetime] = utcnow
 
 

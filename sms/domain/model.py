@@ -272,6 +272,16 @@ def derived_events(row: Recipient) -> tuple[tuple[Event, ...], int]:
     return tuple(events), max(0, implied - len(events))
 
 
+class UnknownJobVersion(Exception):
+    """A queue message that says it is a job of a version this code does not know: a later release wrote it.
+    Not a ValueError, so no handler takes it for a malformed message and drops it: it stays on its queue (its
+    poison queue has none of its own) until code that knows it runs."""
+
+    def __init__(self, version):
+        super().__init__(f"a job of version {version!r}, which this release does not know: left on its queue for one that does")
+        self.version = version
+
+
 @dataclass(frozen=True)
 class SendJob:
     """One queue message: which recipients of which message to send. Ids only."""
@@ -289,9 +299,22 @@ class SendJob:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "SendJob":
-        """Raises ValueError for anything that is not a job this gateway wrote."""
+        """Raises UnknownJobVersion for a job of another version (a version-2 job is sms/domain/jobs.py's),
+        ValueError for anything that is not a job this gateway wrote."""
         try:
             data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not a send job: {exc}") from None
+        return cls.from_data(data)
+
+    @classmethod
+    def from_data(cls, data) -> "SendJob":
+        """A job from its parsed JSON; raises as from_json."""
+        if not isinstance(data, dict):
+            raise ValueError(f"not a send job: {type(data).__name__}")
+        if data.get("v", 1) != 1:
+            raise UnknownJobVersion(data["v"])
+        try:
             traceparent = data.get("traceparent")
             job = cls(str(data["commId"]), int(data["first"]), int(data["last"]),
                       traceparent if isinstance(traceparent, str) and len(traceparent) <= 64 else None)

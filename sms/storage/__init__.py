@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import Delivery, EventBatch, WebhookEvent
+from ..domain.jobs import WholeJob
 from ..domain.model import InboundSms, Message, Recipient, SendJob
 from ..domain.pumping import PrefixBlock
 
@@ -119,6 +120,20 @@ class JobQueue(abc.ABC):
     @abc.abstractmethod
     async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
         ...
+
+
+class WholeJobQueue(abc.ABC):
+    """The one-call accept's queue (sms-accept, issue 30): a version-2 job, the whole message, as the accept's one
+    durable write. Whether one fits is the queue's to say: the limit is on its encoded size, and only the adapter
+    knows the encoding."""
+
+    @abc.abstractmethod
+    def fits(self, job: WholeJob) -> bool:
+        """Whether the job's text, encoded as the queue's messages are, is within Azure's 64 KiB."""
+
+    @abc.abstractmethod
+    async def put(self, job: WholeJob) -> None:
+        """Puts a job that fits, never to expire: it is the message's only copy until the worker writes its rows."""
 
 
 # What a key may do: a licensee key works on its own licensee's data; an admin key on any licensee's, and its keys.

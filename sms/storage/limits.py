@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Mapping
+from xml.sax.saxutils import escape
 
 from azure.data.tables import EntityProperty
 
@@ -33,6 +34,10 @@ MAX_PROPERTY_NAME_CHARS = 255
 MAX_STRING_BYTES = 64 * 1024
 MAX_ENTITY_BYTES = 1024 * 1024
 _SYSTEM_PROPERTIES = frozenset({"PartitionKey", "RowKey", "Timestamp"})
+# "The encoded message can be up to 64 kibibytes (KiB) in size for version 2011-08-18 and later" (Put Message,
+# https://learn.microsoft.com/en-us/rest/api/storageservices/put-message); "Maximum size of a message in a queue:
+# 64 KiB" (https://learn.microsoft.com/en-us/azure/storage/queues/scalability-targets). Azurite takes larger ones.
+MAX_QUEUE_MESSAGE_BYTES = 64 * 1024
 
 
 class StorageLimitExceeded(Exception):
@@ -75,6 +80,25 @@ def check_entity(entity: Mapping[str, Any], json_bytes: int | None = None) -> No
     if (size := entity_size(entity)) > MAX_ENTITY_BYTES:
         raise StorageLimitExceeded("EntitySize", (
             f"{_where(entity)} is {size} bytes as Azure counts an entity's size; Azure allows {MAX_ENTITY_BYTES} (1 MiB)"))
+
+
+def queue_message_bytes(text: str, encoding: str) -> int | None:
+    """The size of `text` as a queue message's encoded text, in host.json's messageEncoding (`encoding`): base64 (the
+    trigger's default: "Functions expect a base64 encoded string", learn.microsoft.com/azure/azure-functions/
+    functions-bindings-storage-queue-trigger, Encoding) is 4 characters for every 3 bytes of UTF-8, padded (RFC 4648
+    section 4), as TextBase64EncodePolicy and our own put write it; none is the text as XML writes it, escaped, in
+    UTF-8. None for text no put can carry (a lone surrogate is not UTF-8)."""
+    try:
+        if encoding == "base64":
+            return 4 * ((len(text.encode()) + 2) // 3)
+        return len(escape(text).encode())
+    except UnicodeEncodeError:
+        return None
+
+
+def fits_queue_message(text: str, encoding: str) -> bool:
+    size = queue_message_bytes(text, encoding)
+    return size is not None and size <= MAX_QUEUE_MESSAGE_BYTES
 
 
 def check_operations(count: int) -> None:

@@ -6,8 +6,10 @@ from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from ..domain.events import Delivery
+from ..domain.jobs import WholeJob
 from ..domain.model import SendJob
-from . import DeliveryQueue, JobQueue
+from . import DeliveryQueue, JobQueue, WholeJobQueue
+from .limits import fits_queue_message
 from .requests import StorageRequests
 from .tables import storage_errors
 
@@ -43,6 +45,29 @@ class StorageJobQueue(JobQueue):
     @storage_errors
     async def check(self) -> None:
         await self._queue.get_queue_properties()
+
+    async def create_queue(self) -> None:
+        await create_queue(self._queue)
+
+
+class StorageWholeJobQueue(WholeJobQueue):
+    def __init__(self, service: QueueServiceClient, name: str, encoding: str, requests: StorageRequests):
+        """`requests`: how a put is written and sent (SMS_STORAGE_REQUESTS), as for StorageJobQueue."""
+        self._queue = queue = queue_client(service, name, encoding)
+        self._encoding = encoding
+        self._puts = requests.job_puts(queue, encoding)
+
+    def fits(self, job: WholeJob) -> bool:
+        # Checked here, not left to the service: Azurite stores larger messages than Azure takes.
+        return fits_queue_message(job.text, self._encoding)
+
+    @storage_errors
+    async def put(self, job: WholeJob) -> None:
+        # messagettl=-1: the message never expires. Left out, Azure keeps it 7 days ("Put Message": "If this
+        # parameter is omitted, the default time-to-live is 7 days"; -1 "indicating that the message does not
+        # expire", version 2017-07-29 and later), and it is the accepted message's only copy until its rows exist:
+        # a worker outage longer than that must not lose it.
+        await self._puts.put(job.text, 0, never_expires=True)
 
     async def create_queue(self) -> None:
         await create_queue(self._queue)

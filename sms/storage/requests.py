@@ -65,9 +65,9 @@ class JobPuts(ABC):
     """Puts send jobs on one queue."""
 
     @abstractmethod
-    async def put(self, text: str, delay_seconds: int) -> None:
-        """Puts `text` on the queue, hidden for `delay_seconds` and then never expiring when delayed; errors
-        as the SDK's send_message raises them (HttpResponseError for a refusal)."""
+    async def put(self, text: str, delay_seconds: int, *, never_expires: bool = False) -> None:
+        """Puts `text` on the queue, hidden for `delay_seconds` and then never expiring when delayed or
+        `never_expires`; errors as the SDK's send_message raises them (HttpResponseError for a refusal)."""
 
 
 class StorageRequests(ABC):

@@ -64,9 +64,9 @@ class SdkJobPuts(JobPuts):
     def __init__(self, queue: QueueClient):
         self._queue = queue  # its encode policy matches host.json's messageEncoding (queues.queue_client)
 
-    async def put(self, text: str, delay_seconds: int) -> None:
+    async def put(self, text: str, delay_seconds: int, *, never_expires: bool = False) -> None:
         await self._queue.send_message(text, visibility_timeout=delay_seconds or None,
-                                       time_to_live=-1 if delay_seconds else None)
+                                       time_to_live=-1 if delay_seconds or never_expires else None)
 
 
 async def submit_transaction(table: TableClient, operations: Sequence[tuple]) -> list[str]:

@@ -11,7 +11,7 @@ from sms.bootstrap import build
 from sms.bootstrap import storage_requests as requests_for
 from sms.config import STORAGE_REQUESTS, Settings
 from sms.storage.pending import TablePendingIndex
-from sms.storage.queues import StorageJobQueue
+from sms.storage.queues import StorageJobQueue, StorageWholeJobQueue
 from sms.storage.tables import TableMessageStore
 
 # `SMS_STORAGE_REQUESTS=sdk pytest tests/integration` runs this whole suite with the two hot storage
@@ -35,7 +35,7 @@ async def storage_requests(monkeypatch):
     and those `bootstrap.build` builds from Settings.from_env (tests pass it their own environment,
     which would otherwise leave the setting at its default)."""
     requests = requests_for(STORAGE_REQUESTS_UNDER_TEST)
-    for adapter in (TableMessageStore, StorageJobQueue, TablePendingIndex):
+    for adapter in (TableMessageStore, StorageJobQueue, StorageWholeJobQueue, TablePendingIndex):
         monkeypatch.setattr(adapter, "__init__", _given_unless_passed(adapter.__init__, requests))
     from_env = Settings.from_env.__func__
 

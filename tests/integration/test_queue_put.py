@@ -7,9 +7,11 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import AccountSasPermissions, ResourceTypes, generate_account_sas
 from azure.storage.queue.aio import QueueServiceClient
 
-from sms.config import AZURITE_ACCOUNT, AZURITE_KEY
-from sms.domain.model import SendJob
-from sms.storage.queues import StorageJobQueue, queue_client
+from sms.bootstrap import build
+from sms.config import ACCEPT_QUEUE, AZURITE_ACCOUNT, AZURITE_KEY, Settings
+from sms.domain.jobs import WholeJob, parse_job
+from sms.domain.model import Contact, Message, Recipient, SendJob
+from sms.storage.queues import StorageJobQueue, StorageWholeJobQueue, queue_client
 
 # Characters XML treats specially, and some that are not ASCII (in the free-text trace field).
 JOB = SendJob(comm_id="a" * 32, first=3, last=99, traceparent="<&>\"'ü✓ ]]>")
@@ -73,3 +75,49 @@ async def test_a_put_works_with_a_sas_connection_string(emulator, queue_service,
     visible = await queue_client(queue_service, name, "base64").peek_messages()
     assert properties.approximate_message_count == 1
     assert [SendJob.from_json(m.content) for m in visible] == ([] if delay_seconds else [JOB])
+
+
+def whole_job(notes: str = "") -> WholeJob:
+    at = datetime(2026, 12, 7, 1, 2, 3, 456000, tzinfo=timezone.utc)
+    message = Message(comm_id="c" * 32, licensee_id="a" * 32, body="<&> ☕ 😀", sender=Contact("Clinic"), recipient_count=2,
+                      encoding="UCS-2", segments=1, notes=notes or None, created_at=at)
+    return WholeJob.of(message, [Recipient(message.comm_id, i, f"{i:032x}", f"+6141234567{i}", name="Zoë", created_at=at, updated_at=at)
+                                 for i in range(2)])
+
+
+@pytest.mark.parametrize("encoding", ["base64", "none"])
+async def test_a_whole_job_lands_as_itself_and_never_expires(queue_service, unique_name, round_trips, encoding):
+    """Issue 30: the one-call accept's one durable write. Read back by the queue's own client, as the trigger reads it."""
+    name = unique_name("accept")
+    queue = StorageWholeJobQueue(queue_service, name, encoding)
+    await queue.create_queue()
+    job = whole_job()
+    round_trips.count = 0
+
+    await queue.put(job)
+
+    assert round_trips.count == 1
+    [landed] = await queue_client(queue_service, name, encoding).peek_messages()
+    assert parse_job(landed.content) == job and list(parse_job(landed.content).recipients) == list(job.recipients)
+    assert landed.expires_on.year == 9999  # messagettl=-1: the service's "never" (it expires in 7 days without it)
+
+
+async def test_a_whole_job_over_64_kib_encoded_does_not_fit_whatever_azurite_would_take(queue_service, unique_name):
+    """Azure refuses a message over 64 KiB of encoded text; Azurite is not trusted to: the queue says it does not fit."""
+    queue = StorageWholeJobQueue(queue_service, unique_name("accept"), "base64")
+    base = len(whole_job("n").text.encode()) - 1  # all but the notes' characters
+    assert len(whole_job("n" * (49_152 - base)).text.encode()) == 49_152
+    assert queue.fits(whole_job("n" * (49_152 - base)))
+    assert not queue.fits(whole_job("n" * (49_153 - base)))
+    assert not queue.fits(whole_job("☕" * 20_000))  # 60,000 bytes of UTF-8 before base64
+
+
+async def test_the_gateway_creates_the_accept_queue_and_its_poison_queue(emulator):
+    """Issue 30: sms-accept exists before anything is put on it or any trigger listens to it, as sms-send does."""
+    adapters = build(Settings.from_env({"AzureWebJobsStorage": emulator.connection_string}))
+    try:
+        await adapters.ensure_storage()
+        names = {q.name async for q in adapters.queues.list_queues(name_starts_with=ACCEPT_QUEUE)}
+    finally:
+        await adapters.close()
+    assert names == {ACCEPT_QUEUE, f"{ACCEPT_QUEUE}-poison"}

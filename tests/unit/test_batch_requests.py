@@ -22,9 +22,10 @@ from azure.storage.queue import generate_account_sas as generate_queue_sas
 from azure.storage.queue.aio import QueueServiceClient
 
 from sms.config import AZURITE_ACCOUNT, AZURITE_KEY, azurite_connection_string
-from sms.domain.model import SendJob
+from sms.domain.jobs import WholeJob
+from sms.domain.model import Contact, Message, Recipient, SendJob
 from sms.storage.handwritten.sending import DirectRequests
-from sms.storage.queues import StorageJobQueue, queue_client
+from sms.storage.queues import StorageJobQueue, StorageWholeJobQueue, queue_client
 from sms.storage.sdk_requests import SdkRequests
 from tests.unit.capture import CapturingTransport, Operation, batch_answer, parse_batch, transactions
 
@@ -238,3 +239,24 @@ async def test_a_job_put_is_send_message_byte_for_byte(encoding, delay_seconds, 
     assert signed == {credential == "key"}  # a SAS authorizes by the URL instead
     assert ("visibilitytimeout=45&messagettl=-1" in ours.url) is bool(delay_seconds)
     assert ("sig=" in ours.url) is (credential == "sas") and "/sms-send/messages" in ours.url
+
+
+@pytest.mark.parametrize("encoding", ["base64", "none"])
+@pytest.mark.parametrize("credential", ["key", "sas"])
+@pytest.mark.parametrize("through_sdk", [False, True])
+async def test_a_whole_job_put_never_expires_and_is_send_message_byte_for_byte(encoding, credential, through_sdk):
+    """Issue 30: the one-call accept's job is the message's only copy until the worker writes its rows, so it is put
+    with messagettl=-1 (Put Message: omitted, a message expires after 7 days), and otherwise as send_message puts it."""
+    message = Message(comm_id="c" * 32, licensee_id="a" * 32, body="<&> ☕ 😀", sender=Contact(), recipient_count=1,
+                      encoding="UCS-2", segments=1, created_at=datetime(2026, 12, 7, 1, 2, 3, 456000, tzinfo=timezone.utc))
+    whole = WholeJob.of(message, [Recipient(message.comm_id, 0, "r" * 32, "+61412345678", created_at=message.created_at,
+                                            updated_at=message.created_at)])
+    transport = CapturingTransport(queue_answer)
+    async with queue_service(credential, transport) as service:
+        await StorageWholeJobQueue(service, "sms-accept", encoding, SdkRequests() if through_sdk else DirectRequests()).put(whole)
+        await queue_client(service, "sms-accept", encoding).send_message(whole.to_json(), time_to_live=-1)
+    ours, sdk = transport.requests
+    assert (ours.method, ours.url, bytes(ours.content)) == (sdk.method, sdk.url, bytes(sdk.content))
+    same = {k.lower(): v for k, v in ours.headers.items() if k.lower() not in PER_REQUEST_HEADERS}
+    assert same == {k.lower(): v for k, v in sdk.headers.items() if k.lower() not in PER_REQUEST_HEADERS}
+    assert "messagettl=-1" in ours.url and "visibilitytimeout" not in ours.url and "/sms-accept/messages" in ours.url

@@ -264,3 +264,37 @@ def test_pumping_protection_is_tuned_by_its_settings_with_documented_defaults():
         Settings.from_env({**STORAGE, "SMS_PUMPING_DELIVERED_FLOOR": "2"})
     with pytest.raises(ConfigError, match="SMS_PUMPING_CONFIRM_WAIT_SECONDS=60 .* shorter than SMS_PUMPING_WINDOW_SECONDS=60"):
         Settings.from_env({**STORAGE, "SMS_PUMPING_WINDOW_SECONDS": "60", "SMS_PUMPING_CONFIRM_WAIT_SECONDS": "60"})
+
+
+def test_one_call_is_off_by_default_and_commid_keys_are_read():
+    assert (Settings.from_env(STORAGE).accept_one_call, Settings.from_env(STORAGE).commid_key) == (False, None)
+    settings = Settings.from_env({**STORAGE, "SMS_ACCEPT_ONE_CALL": "on", "SMS_COMMID_KEY": "n" * 32, "SMS_COMMID_KEY_PREVIOUS": "p" * 40})
+    assert (settings.accept_one_call, settings.commid_key, settings.commid_key_previous) == (True, "n" * 32, "p" * 40)
+
+
+@pytest.mark.parametrize("env, names", [
+    ({"SMS_COMMID_KEY": "short"}, "SMS_COMMID_KEY is 5 characters long: a commId key needs at least 32"),
+    ({"SMS_COMMID_KEY": "n" * 32, "SMS_COMMID_KEY_PREVIOUS": "p" * 31}, "SMS_COMMID_KEY_PREVIOUS is 31 characters long"),
+    ({"SMS_COMMID_KEY_PREVIOUS": "p" * 32}, "SMS_COMMID_KEY_PREVIOUS is set without SMS_COMMID_KEY"),
+    ({"SMS_ACCEPT_ONE_CALL": "on"}, "SMS_ACCEPT_ONE_CALL is on without SMS_COMMID_KEY"),
+    ({"SMS_ACCEPT_ONE_CALL": "sometimes", "SMS_COMMID_KEY": "n" * 32}, "SMS_ACCEPT_ONE_CALL='sometimes' is not true or false"),
+])
+def test_one_call_settings_refuse_what_cannot_work(env, names):
+    with pytest.raises(ConfigError, match=names):
+        Settings.from_env({**STORAGE, **env})
+
+
+def test_the_tuning_mints_under_the_key_and_recognises_the_previous_one():
+    from datetime import datetime, timezone
+
+    from sms.bootstrap import tuning
+    from sms.domain.comm_ids import CommIdKeys, Tagged
+
+    at = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    assert tuning(Settings.from_env(STORAGE)).comm_id_keys is None
+    rotated = tuning(Settings.from_env({**STORAGE, "SMS_COMMID_KEY": "n" * 32, "SMS_COMMID_KEY_PREVIOUS": "p" * 32,
+                                        "SMS_ACCEPT_ONE_CALL": "on"}))
+    assert rotated.accept_one_call
+    before = CommIdKeys(b"p" * 32).mint("a" * 32, at, 2)
+    assert rotated.comm_id_keys.recognised(before, "a" * 32, at) == Tagged(at, 2)
+    assert CommIdKeys(b"n" * 32).recognised(rotated.comm_id_keys.mint("a" * 32, at, 2), "a" * 32, at) == Tagged(at, 2)

@@ -164,13 +164,13 @@ def test_azds_own_files_stay_out_of_git_and_of_the_published_package():
 def test_main_bicep_creates_every_table_and_queue_the_gateway_uses():
     """The gateway creates what is missing at start, but main.bicep's lists are what a deployment keeps
     (and what a reviewer reads): a table or queue added to the code must be added there too."""
-    from sms.config import SEND_QUEUE, WEBHOOK_QUEUE
+    from sms.config import ACCEPT_QUEUE, SEND_QUEUE, WEBHOOK_QUEUE
     from sms.storage import guard_blocks, idempotency, inbound, ledger, licensees, optout_index, pending, spend, tables, webhook_tables
 
     modules = (guard_blocks, idempotency, inbound, ledger, licensees, pending, spend, tables, webhook_tables, optout_index)
     used_tables = {getattr(module, name) for module in modules
                    for name in dir(module) if name.endswith("_TABLE")}
-    used_queues = {q for queue in (SEND_QUEUE, WEBHOOK_QUEUE) for q in (queue, f"{queue}-poison")}
+    used_queues = {q for queue in (SEND_QUEUE, ACCEPT_QUEUE, WEBHOOK_QUEUE) for q in (queue, f"{queue}-poison")}
     text = BICEP.read_text()
 
     def listed(var: str) -> set[str]:

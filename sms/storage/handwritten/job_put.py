@@ -22,11 +22,13 @@ class JobPutRequests:
         self._messages_url = f"{url}/messages"
         self._version = queue.api_version
 
-    def put(self, text: str, delay_seconds: int) -> StorageRequest:
-        """A delayed message never expires (messagettl=-1: see StorageJobQueue.put)."""
+    def put(self, text: str, delay_seconds: int, *, never_expires: bool = False) -> StorageRequest:
+        """A delayed message never expires (messagettl=-1: see StorageJobQueue.put), nor one `never_expires`
+        (a whole job: StorageWholeJobQueue.put). The query in send_message's order."""
         text = b64encode(text.encode()).decode() if self._base64 else escape(text)
-        delay = f"visibilitytimeout={delay_seconds}&messagettl=-1" if delay_seconds else ""
-        query = "&".join(part for part in (self._sas, delay) if part)
+        delay = f"visibilitytimeout={delay_seconds}" if delay_seconds else ""
+        ttl = "messagettl=-1" if delay_seconds or never_expires else ""
+        query = "&".join(part for part in (self._sas, delay, ttl) if part)
         return StorageRequest(
             "POST", f"{self._messages_url}?{query}" if query else self._messages_url,
             content=f"<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>{text}</MessageText></QueueMessage>".encode(),

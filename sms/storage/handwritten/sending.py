@@ -39,8 +39,8 @@ class HandWrittenJobPuts(JobPuts):
         self._requests = JobPutRequests(queue, encoding)
         self.sender = sender
 
-    async def put(self, text: str, delay_seconds: int) -> None:
-        response = await self.sender.send(self._requests.put(text, delay_seconds))
+    async def put(self, text: str, delay_seconds: int, *, never_expires: bool = False) -> None:
+        response = await self.sender.send(self._requests.put(text, delay_seconds, never_expires=never_expires))
         if response.status_code != 201:
             raise HttpResponseError(response=response)
 
