@@ -13,6 +13,7 @@ from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, S
 from sms.domain.errors import AlreadyExists, RecordChanged, StorageUnavailable
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.guard import default_guard
+from sms.domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, Gate
 from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
 from sms.domain.pumping import PrefixBlock
 from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
@@ -77,21 +78,37 @@ class InMemoryMessageStore(MessageStore):
     def __init__(self) -> None:
         self.messages: dict[str, Message] = {}
         self.recipients: dict[str, dict[int, Recipient]] = {}
+        self.gates: dict[str, Gate] = {}  # one-call messages' gate rows (issue 30)
         self.round_trips = 0  # what the real adapter would spend: one per transaction or query
 
-    async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
-        # As the table adapter: every transaction but the last (which holds the message row) now.
-        self.round_trips += -(-(len(recipients) + 1) // 100) - 1
-        return StagedMessage(message, recipients, [], None)
+    async def stage(self, message: Message, recipients: Sequence[Recipient], gate: Gate | None = None) -> StagedMessage:
+        # As the table adapter: every transaction but the last (which holds the message row, and the gate) now.
+        # Those rows stay invisible until the message row lands, so the fake keeps none of them.
+        self.round_trips += -(-(len(recipients) + 1 + (gate is not None)) // 100) - 1
+        return StagedMessage(message, recipients, [], gate)
 
     async def commit(self, staged: StagedMessage) -> list[Recipient]:
-        if staged.message.comm_id in self.messages:
-            raise AlreadyExists(f"message {staged.message.comm_id} exists")
+        comm_id, gate = staged.message.comm_id, staged.commit
+        # As Azure's transaction: one insert that meets its row fails it all (409), a cancelled gate is written as it is.
+        if comm_id in self.messages or (gate is not None and gate.state == GATE_MATERIALIZED and comm_id in self.gates):
+            raise AlreadyExists(f"message {comm_id} exists")
         self.round_trips += 1
         stored = [replace(r, etag=f"e{next(_etags)}") for r in staged.recipients]
-        self.recipients[staged.message.comm_id] = {r.seq: r for r in stored}
-        self.messages[staged.message.comm_id] = staged.message
+        self.recipients[comm_id] = {r.seq: r for r in stored}
+        self.messages[comm_id] = staged.message
+        if gate is not None:
+            self.gates[comm_id] = gate
         return stored
+
+    async def close_gate(self, comm_id: str, licensee_id: str, at: datetime) -> None:
+        self.round_trips += 1
+        if comm_id in self.gates:
+            raise AlreadyExists(f"the gate of {comm_id} exists")
+        self.gates[comm_id] = Gate(GATE_CANCELLED, licensee_id, at)
+
+    async def gate(self, comm_id: str) -> Gate | None:
+        self.round_trips += 1
+        return self.gates.get(comm_id)
 
     async def load(self, comm_id: str, first: int = 0, last: int | None = None):
         self.round_trips += 1
@@ -107,6 +124,7 @@ class InMemoryMessageStore(MessageStore):
     async def delete(self, comm_id: str) -> None:
         self.messages.pop(comm_id, None)
         self.recipients.pop(comm_id, None)
+        self.gates.pop(comm_id, None)
 
     async def unfinished(self) -> list[str]:
         return sorted(comm_id for comm_id, rows in self.recipients.items()

@@ -28,6 +28,23 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+# A one-call message's gate row says which came first, the worker's write of its rows or a cancel (issue 30): both
+# insert it, so exactly one does. Its state is the winner's.
+GATE_MATERIALIZED = "materialized"
+GATE_CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate row of a one-call message: `materialized` (written with its rows, in one transaction) or
+    `cancelled` (written alone by a cancel that found no rows: the worker then writes every recipient cancelled).
+    `licensee_id`: whose write it was; `at`: when (the message's accept time, or the cancel's)."""
+
+    state: str
+    licensee_id: str
+    at: datetime
+
+
 class NotWhole(ValueError):
     """A message a version-2 job cannot carry: it takes today's path (the rows written at accept)."""
 
