@@ -13,8 +13,19 @@ from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, S
 from sms.domain.errors import AlreadyExists, RecordChanged, StorageUnavailable
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.guard import default_guard
-from sms.domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, Gate
-from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
+from sms.domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, Gate, WholeJob
+from sms.domain.model import (
+    STATUS_OF_LETTER,
+    Contact,
+    Message,
+    Recipient,
+    SendJob,
+    Status,
+    new_guid,
+    reference_for,
+    status_of,
+    utcnow,
+)
 from sms.domain.pumping import PrefixBlock
 from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
@@ -56,8 +67,10 @@ from sms.storage import (
     StagedMessage,
     WebhookEndpoint,
     WebhookEndpointStore,
+    WholeJobQueue,
     invalid_token,
 )
+from sms.storage.limits import fits_queue_message
 
 _etags = itertools.count(1)
 
@@ -401,6 +414,20 @@ class InMemoryJobQueue(JobQueue):
         self.jobs.append((job, delay_seconds))
 
 
+class InMemoryWholeJobQueue(WholeJobQueue):
+    """sms-accept's queue: `jobs` in the order put. It fits a job as the adapter over host.json's base64 does."""
+
+    def __init__(self) -> None:
+        self.jobs: list[WholeJob] = []
+
+    def fits(self, job: WholeJob) -> bool:
+        return fits_queue_message(job.text, "base64")
+
+    async def put(self, job: WholeJob) -> None:
+        assert self.fits(job), "a job that does not fit is never put (Azure refuses it)"
+        self.jobs.append(job)
+
+
 class InMemoryPendingIndex(PendingIndex):
     """The sweeper's index, written at once (the table adapter writes behind: `flush` is a no-op here)."""
 
@@ -712,6 +739,19 @@ def command(*to: str | Party, body: str = "Hello", **fields) -> SendMessage:
     return SendMessage(to=tuple(Party(phone_number=p) if isinstance(p, str) else p for p in to), body=body, **fields)
 
 
+def whole_job(*numbers: str, licensee: str = LICENSEE, body: str = "Hello", comm_id: str | None = None,
+              at: datetime | None = None, **fields) -> WholeJob:
+    """A one-call accept's job (issue 30) to `numbers`, as accept would put it: its time to the ms, every recipient
+    queued. `fields`: the message's others. The id is a fresh random one unless given (the materializer never reads
+    the tag: GET and DELETE do)."""
+    comm_id, at = comm_id or new_guid(), at or utcnow()
+    at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+    message = Message(comm_id=comm_id, licensee_id=licensee, body=body, sender=Contact(), recipient_count=len(numbers),
+                      encoding="GSM-7", segments=1, created_at=at, **fields)
+    return WholeJob.of(message, [Recipient(comm_id=comm_id, seq=i, recipient_id=new_guid(), phone_number=n, created_at=at,
+                                           updated_at=at) for i, n in enumerate(numbers)])
+
+
 class SmsOverCommands:
     """The use cases driven as the entry points drive them once they have mapped what arrived: a
     SendMessage in, the core's own answers out (SendResult, MessageReport). The core's tests speak to
@@ -811,7 +851,7 @@ def fake_ports(provider: SmsProvider | None = None, **given) -> Ports:
     it), unless `providers` is given."""
     ledger = given.get("ledger") or InMemoryLedgerStore()
     messages = given.get("messages") or InMemoryMessageStore()
-    fakes = dict(messages=messages, jobs=InMemoryJobQueue(), pending=pending_index_of(messages),
+    fakes = dict(messages=messages, jobs=InMemoryJobQueue(), accept_jobs=InMemoryWholeJobQueue(), pending=pending_index_of(messages),
                  providers=ProviderSet([provider or RecordingProvider()]),
                  opt_outs=InMemoryOptOutStore(), opt_out_index=InMemoryOptOutIndex(), inbound=InMemoryInboundStore(),
                  idempotency=InMemoryIdempotencyStore(),
