@@ -13,7 +13,7 @@ from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, S
 from sms.domain.errors import AlreadyExists, RecordChanged, StorageUnavailable
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.guard import default_guard
-from sms.domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, Gate, WholeJob
+from sms.domain.jobs import GATE_CANCELLED, Gate, WholeJob
 from sms.domain.model import (
     STATUS_OF_LETTER,
     Contact,
@@ -95,15 +95,16 @@ class InMemoryMessageStore(MessageStore):
         self.round_trips = 0  # what the real adapter would spend: one per transaction or query
 
     async def stage(self, message: Message, recipients: Sequence[Recipient], gate: Gate | None = None) -> StagedMessage:
-        # As the table adapter: every transaction but the last (which holds the message row, and the gate) now.
-        # Those rows stay invisible until the message row lands, so the fake keeps none of them.
-        self.round_trips += -(-(len(recipients) + 1 + (gate is not None)) // 100) - 1
+        if gate is not None and len(recipients) > self.commit_room - 1:
+            raise ValueError(f"{len(recipients)} recipients with a gate: one transaction holds {self.commit_room - 1}")
+        # As the table adapter: every transaction but the last (which holds the message row) now.
+        self.round_trips += -(-(len(recipients) + 1) // 100) - 1
         return StagedMessage(message, recipients, [], gate)
 
     async def commit(self, staged: StagedMessage) -> list[Recipient]:
         comm_id, gate = staged.message.comm_id, staged.commit
-        # As Azure's transaction: one insert that meets its row fails it all (409), a cancelled gate is written as it is.
-        if comm_id in self.messages or (gate is not None and gate.state == GATE_MATERIALIZED and comm_id in self.gates):
+        # As Azure's transaction: one insert that meets its row (the message's, the gate's) fails it all (409).
+        if comm_id in self.messages or (gate is not None and comm_id in self.gates):
             raise AlreadyExists(f"message {comm_id} exists")
         self.round_trips += 1
         stored = [replace(r, etag=f"e{next(_etags)}") for r in staged.recipients]

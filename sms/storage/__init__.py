@@ -38,17 +38,15 @@ class MessageStore(abc.ABC):
         """Write what can be written before the message becomes visible (recipients beyond the last
         transaction's room) and prepare the write that makes it visible. Nothing shows yet.
 
-        `gate`: a one-call message's gate row (issue 30) goes in that last write too, leaving room for one
-        recipient fewer (commit_room - 1). A `materialized` gate is inserted, so the write fails if a cancel's
-        gate is there; a `cancelled` one, as read, is written as it is: the write of a cancelled message's rows
-        after its cancel leaves the same room as the attempt before it, so it writes over the rows that attempt
-        may have left (never inserts one of them)."""
+        `gate`: a one-call message's gate row (issue 30), inserted in that last write too, so the write fails
+        if a cancel's gate is there. Such a write is that one transaction alone, so at most commit_room - 1
+        recipients (ValueError otherwise): rows written before it would be written again by every run of the
+        job, over rows a run before had sent."""
 
     @abc.abstractmethod
     async def commit(self, staged: StagedMessage) -> list[Recipient]:
         """Make a staged message visible, all at once; the recipients with their ETags. Raises
-        AlreadyExists when a message is already stored under its commId, or its gate when a
-        `materialized` gate was staged."""
+        AlreadyExists when a message is already stored under its commId, or a gate when one was staged."""
 
     async def add(self, message: Message, recipients: Sequence[Recipient], gate: Gate | None = None) -> list[Recipient]:
         """Stage and commit with nothing in between: for callers with no work to order before the commit."""

@@ -32,10 +32,9 @@ class TableTransactions(ABC):
     def __init__(self, table: TableClient):
         self._requests = BatchRequests(table)
 
-    def inserting(self, entities: Sequence[Mapping[str, Any]], restating: Sequence[Mapping[str, Any]] = ()) -> Transaction:
-        """Inserts every entity or none; never sent again after a connection error (it may have landed).
-        `restating`: rows written with them whether or not they are there."""
-        return self._requests.inserting(entities, restating)
+    def inserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
+        """Inserts every entity or none; never sent again after a connection error (it may have landed)."""
+        return self._requests.inserting(entities)
 
     def upserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
         """Writes every entity whether or not it is there, all or none; repeatable."""

@@ -27,7 +27,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..domain.errors import AlreadyExists, StorageUnavailable
 from ..domain.guard import money_micros, money_text
-from ..domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, Gate
+from ..domain.jobs import GATE_CANCELLED, Gate
 from ..domain.model import Contact, Event, Message, Recipient, Status, derived_events
 from . import KEY_ROLE_LICENSEE, ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .limits import MAX_OPERATIONS
@@ -86,9 +86,11 @@ class TableMessageStore(MessageStore):
 
     @storage_errors
     async def stage(self, message: Message, recipients: Sequence[Recipient], gate: Gate | None = None) -> StagedMessage:
-        # The message row goes in the last transaction, with up to 99 recipients (98 and the gate): until it
-        # lands, the earlier rows are invisible to every reader, so a failure part-way leaves no message.
-        in_last = min(len(recipients), MAX_TRANSACTION_OPS - 1 - (gate is not None))
+        # The message row goes in the last transaction, with up to 99 recipients: until it lands, the
+        # earlier rows are invisible to every reader, so a failure part-way leaves no message.
+        if gate is not None and len(recipients) > self.commit_room - 1:
+            raise ValueError(f"{len(recipients)} recipients with a gate: one transaction holds {self.commit_room - 1}")
+        in_last = min(len(recipients), MAX_TRANSACTION_OPS - 1)
         head, tail = recipients[: len(recipients) - in_last], recipients[len(recipients) - in_last :]
         groups = [head[i : i + MAX_TRANSACTION_OPS] for i in range(0, len(head), MAX_TRANSACTION_OPS)]
         earlier = asyncio.gather(*(self._create(group) for group in groups))
@@ -97,8 +99,8 @@ class TableMessageStore(MessageStore):
             # last transaction while storage works on them.
             await asyncio.sleep(0)
         try:
-            rows = [_recipient_entity(r) for r in tail] + [_message_entity(message)]
-            commit = self._transactions.inserting(rows) if gate is None else self._gated(rows, gate)
+            gated = [] if gate is None else [_gate_entity(message.comm_id, gate)]
+            commit = self._transactions.inserting([_recipient_entity(r) for r in tail] + [_message_entity(message)] + gated)
         except BaseException:
             earlier.cancel()
             raise
@@ -109,14 +111,6 @@ class TableMessageStore(MessageStore):
     async def commit(self, staged: StagedMessage) -> list[Recipient]:
         etags = staged.etags + (await self._transactions.submit(staged.commit))[: len(staged.recipients) - len(staged.etags)]
         return [_with_etag(r, etag) for r, etag in zip(staged.recipients, etags, strict=True)]
-
-    def _gated(self, rows: list[dict], gate: Gate) -> Any:
-        """The last transaction with the gate: inserted when materialized, so a cancel's gate fails the whole
-        transaction (409 EntityAlreadyExists, "Table service error codes"; all or nothing, "Performing entity group
-        transactions"); a cancelled one written over itself, as it is."""
-        if gate.state == GATE_MATERIALIZED:
-            return self._transactions.inserting(rows + [_gate_entity(rows[-1]["PartitionKey"], gate)])
-        return self._transactions.inserting(rows, restating=[_gate_entity(rows[-1]["PartitionKey"], gate)])
 
     @storage_errors
     async def close_gate(self, comm_id: str, licensee_id: str, at: datetime) -> None:

@@ -83,8 +83,7 @@ class Materialize:
         else:
             log.warning("%s: a cancel by another licensee's key came first; not this message's, so ignored", message.comm_id)
         try:
-            # The gate as read, restated: the write leaves the room the refused one did (MessageStore.stage).
-            return message, await self._store.add(message, rows, gate)
+            return message, await self._store.add(message, rows)  # the gate stays the cancel's
         except AlreadyExists:  # another worker wrote them meanwhile
             if (found := await self._found(job)) is not None:
                 return found

@@ -159,12 +159,21 @@ async def test_a_cancels_gate_fails_the_write_of_the_rows_whole_and_then_lets_th
     assert gate == Gate(GATE_CANCELLED, msg.licensee_id, AT)
 
     cancelled = [transitions.cancelled(r, at=gate.at) for r in recipients]
-    await store.add(msg, cancelled, gate)
+    await store.add(msg, cancelled)
     _, loaded = await store.load(msg.comm_id)
     assert [r.status for r in loaded] == [Status.CANCELLED] * 3
     assert await store.gate(msg.comm_id) == gate
     with pytest.raises(AlreadyExists):  # another worker's same write
-        await store.add(msg, cancelled, gate)
+        await store.add(msg, cancelled)
+
+
+async def test_a_gate_goes_only_with_rows_one_transaction_holds(store):
+    """Rows written before the gate's transaction would be written again by every run of the job, over rows a run
+    before had sent: refused before anything is written."""
+    msg, recipients = message("a3" * 16, 99)
+    with pytest.raises(ValueError):
+        await store.add(msg, recipients, Gate(GATE_MATERIALIZED, msg.licensee_id, AT))
+    assert await store.load(msg.comm_id) is None and await store.gate(msg.comm_id) is None
 
 
 # -- the OptOutStore contract: what dispatch and STOP / START rely on, from the adapter and the fake alike --

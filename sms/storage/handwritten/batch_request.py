@@ -48,12 +48,10 @@ class BatchRequests:
         self._batch_url = f"{account}/$batch" + (f"?{sas}" if sas else "")
         self._version = table.api_version
 
-    def inserting(self, entities: Sequence[Mapping[str, Any]], restating: Sequence[Mapping[str, Any]] = ()) -> Transaction:
+    def inserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
         """A transaction that inserts every entity or none. Not repeated after a connection error: if
-        the first attempt landed, the repeat would fail (409) and hide that it had. `restating`: rows
-        written in the same transaction whether or not they are there (as `upserting`)."""
-        return self._build([("POST", self._table_url, entity, None) for entity in entities]
-                           + [("PUT", self._entity_url(entity), entity, None) for entity in restating])
+        the first attempt landed, the repeat would fail (409) and hide that it had."""
+        return self._build([("POST", self._table_url, entity, None) for entity in entities])
 
     def upserting(self, entities: Sequence[Mapping[str, Any]]) -> Transaction:
         """A transaction that writes every entity whether or not it is there (Insert Or Replace Entity:
