@@ -4,15 +4,21 @@ gate before the rows cancels every recipient, and a parked job ends every recipi
 provider calls per recipient, rows in the partition, each row's status and attempts."""
 import asyncio
 
+import azure.functions as func
 import pytest
 from azure.data.tables.aio import TableServiceClient
+from azure.storage.queue.aio import QueueServiceClient
 
 from sms.bootstrap import build
 from sms.config import Settings
+from sms.dev.host.app import QueueTrigger
+from sms.dev.host.queues import QueueListener, QueueSemantics
 from sms.domain.errors import StorageUnavailable
 from sms.domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED
 from sms.domain.model import Status, utcnow
 from sms.domain.transitions import CANCELLED, OUTCOME_UNKNOWN
+from sms.entrypoints import worker as worker_functions
+from sms.storage.queues import StorageWholeJobQueue, queue_client
 from sms.storage.tables import MESSAGES_TABLE
 from sms.usecases.dispatch import RecipientsInFlight
 from tests.fakes import InMemoryJobQueue, RecordingProvider, age_claims, assembled, whole_job
@@ -160,3 +166,44 @@ async def test_a_parked_job_whose_rows_exist_fails_only_what_is_still_waiting(ad
     rows = await worker(adapters.messages, RecordingProvider()).give_up_whole(job, REASON)
     assert [(r.status, r.attempts) for r in rows] == [(Status.SENT, 1), (Status.FAILED, 1), (Status.SENT, 1)]
     assert rows[1].last_error == REASON
+
+
+async def test_a_whole_job_that_keeps_failing_is_parked_and_its_rows_written_failed(adapters, emulator, unique_name, monkeypatch):
+    """Through the queue adapter's put (base64, never expiring), the dev host's queue listener and the app's real
+    accept_job and accept_job_poison: the job is the message's only copy, and parking it still ends every recipient."""
+    gateway = adapters.gateway()
+
+    async def the_gateway():
+        return gateway
+
+    app = func.FunctionApp()
+    app.register_functions(worker_functions.blueprint(the_gateway))
+    functions = {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
+
+    async def storage_keeps_failing(job):
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(gateway.use.dispatch, "dispatch_whole", storage_keeps_failing)
+    job = whole_job(*numbers(901, 2), licensee=LICENSEE)
+    name = unique_name("accept")
+    async with QueueServiceClient.from_connection_string(emulator.connection_string) as service:
+        queue = StorageWholeJobQueue(service, name, "base64")
+        await queue.create_queue()
+        await queue.put(job)
+        poison = queue_client(service, f"{name}-poison", "base64")
+        semantics = QueueSemantics(batch_size=4, new_batch_threshold=2, max_polling_interval=0.1, visibility_timeout=0, max_dequeue_count=3)
+        runner = QueueListener(QueueTrigger("accept_job", name, "AzureWebJobsStorage", "msg", functions["accept_job"]),
+                               service.get_queue_client(name), service.get_queue_client(f"{name}-poison"), semantics)
+        parked_runner = QueueListener(
+            QueueTrigger("accept_job_poison", f"{name}-poison", "AzureWebJobsStorage", "msg", functions["accept_job_poison"]),
+            service.get_queue_client(f"{name}-poison"), None, semantics)  # a poison queue has no poison queue
+        tasks = [asyncio.create_task(runner.run()), asyncio.create_task(parked_runner.run())]
+        async with asyncio.timeout(30):
+            while await adapters.messages.load(job.message.comm_id) is None:
+                await asyncio.sleep(0.1)
+        runner.stop()
+        parked_runner.stop()
+        await asyncio.gather(*tasks)
+        assert await queue_client(service, name, "base64").peek_messages() == [] and await poison.peek_messages() == []
+    _, rows = await adapters.messages.load(job.message.comm_id)
+    assert [(r.status, r.attempts, r.last_error) for r in rows] == [(Status.FAILED, 0, REASON)] * 2
