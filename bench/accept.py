@@ -108,6 +108,7 @@ async def run(connection: str, requests: int, levels: tuple[int, ...], rounds: i
     env = {"AzureWebJobsStorage": connection, "SMS_LOG_LEVEL": "WARNING", "SMS_REQUESTS_PER_MINUTE": "0",
            "SMS_API_KEY_CACHE_SECONDS": "3600", "AzureWebJobs.send_job.Disabled": "true",
            "AzureWebJobs.send_job_poison.Disabled": "true", "AzureWebJobs.sweep_left_behind.Disabled": "true",
+           "AzureWebJobs.accept_job.Disabled": "true", "AzureWebJobs.accept_job_poison.Disabled": "true",
            # The webhook queue's listeners poll too: their CPU is not accepting's.
            "AzureWebJobs.deliver_webhooks.Disabled": "true", "AzureWebJobs.deliver_webhooks_poison.Disabled": "true"}
     results: list[Level] = []

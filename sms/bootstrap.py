@@ -68,7 +68,7 @@ class Adapters:
     messages: TableMessageStore
     keys: TableApiKeyStore
     jobs: StorageJobQueue
-    accept_jobs: StorageWholeJobQueue  # the one-call accept's whole jobs (sms-accept, issue 30): created, not yet written
+    accept_jobs: StorageWholeJobQueue  # the one-call accept's whole jobs (sms-accept, issue 30): read, not yet written
     pending: TablePendingIndex
     inbound: TableInboundStore
     opt_outs: TableOptOutStore
@@ -154,8 +154,8 @@ class Adapters:
                 f"one call can take {slowest.longest_call:g} s, and a claim must be written and its call ended "
                 f"within half the lease (the other half covers clocks apart); at least {needed}")
         ports = Ports(
-            messages=self.messages, jobs=self.jobs, pending=self.pending, providers=self.providers, opt_outs=self.opt_outs,
-            opt_out_index=self.opt_out_index, inbound=self.inbound,
+            messages=self.messages, jobs=self.jobs, accept_jobs=self.accept_jobs, pending=self.pending, providers=self.providers,
+            opt_outs=self.opt_outs, opt_out_index=self.opt_out_index, inbound=self.inbound,
             idempotency=self.idempotency, ledger=self.ledger, licensees=self.licensees, webhooks=self.webhooks,
             events=self.events, deliveries=self.deliveries, delivery_log=self.delivery_log, spend=self.spend,
             transport=self.webhook_sender, guard_blocks=self.guard_blocks,

@@ -35,6 +35,7 @@ from .storage import (
     PendingIndex,
     SpendStore,
     WebhookEndpointStore,
+    WholeJobQueue,
 )
 from .usecases.accept import Accept
 from .usecases.announce import Announcer
@@ -48,6 +49,7 @@ from .usecases.idempotency import OncePerKey
 from .usecases.inbound import Inbound
 from .usecases.ledger import Ledger
 from .usecases.licensees import Licensees
+from .usecases.materialize import Materialize
 from .usecases.optout_list import OptOutList
 from .usecases.optouts import OptOuts
 from .usecases.pumping import PumpingProtection
@@ -67,6 +69,7 @@ class Ports:
 
     messages: MessageStore
     jobs: JobQueue
+    accept_jobs: WholeJobQueue  # the one-call accept's (sms-accept, issue 30): nothing puts on it while its writer is off
     pending: PendingIndex  # the messages the sweeper is to look at
     providers: ProviderSet  # every provider instance; routes name them
     opt_outs: OptOutStore
@@ -152,14 +155,15 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
     breakers = Breakers(t.clock, t.breaker_failures, t.breaker_cool_off)
     pumping = PumpingProtection(p.guard_blocks, licensees, announcer, p.events, t.pumping, t.clock)
     screening = Screening(licensees, Routing(licensees, p.providers), t.prices, pumping)
+    pending = PendingMessages(p.pending, t.sending_lease)
     dispatch = Dispatch(p.messages, p.jobs, p.providers, provider_rates=dict(t.provider_rates), breakers=breakers,
                         send_concurrency=t.send_concurrency, retry=t.retry,
                         rate_limiter=SenderRateLimiter(t.send_rate_per_second), opt_outs=opt_outs, reply_routes=p.inbound,
                         missing_message_wait=t.missing_message_wait, sending_lease=t.sending_lease, ledger=ledger,
                         progress_every=t.progress_every,
-                        licensees=licensees, screening=screening, clock=t.clock)
+                        licensees=licensees, screening=screening, materialize=Materialize(p.messages, pending, t.clock),
+                        clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
-    pending = PendingMessages(p.pending, t.sending_lease)
     spend = SpendCaps(p.spend, licensees, announcer, p.events, t.prices.currency, t.clock)
     accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, spend, t.limits, p.providers.first.name, t.clock)
     return UseCases(

@@ -13,7 +13,19 @@ from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, S
 from sms.domain.errors import AlreadyExists, RecordChanged, StorageUnavailable
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
 from sms.domain.guard import default_guard
-from sms.domain.model import STATUS_OF_LETTER, Message, Recipient, SendJob, Status, reference_for, status_of, utcnow
+from sms.domain.jobs import GATE_CANCELLED, Gate, WholeJob
+from sms.domain.model import (
+    STATUS_OF_LETTER,
+    Contact,
+    Message,
+    Recipient,
+    SendJob,
+    Status,
+    new_guid,
+    reference_for,
+    status_of,
+    utcnow,
+)
 from sms.domain.pumping import PrefixBlock
 from sms.domain.webhook_attempts import DeliveryAttempt, Outcome
 from sms.gateway import Gateway, Ports, Tuning, UseCases, assemble
@@ -55,8 +67,10 @@ from sms.storage import (
     StagedMessage,
     WebhookEndpoint,
     WebhookEndpointStore,
+    WholeJobQueue,
     invalid_token,
 )
+from sms.storage.limits import fits_queue_message
 
 _etags = itertools.count(1)
 
@@ -77,21 +91,38 @@ class InMemoryMessageStore(MessageStore):
     def __init__(self) -> None:
         self.messages: dict[str, Message] = {}
         self.recipients: dict[str, dict[int, Recipient]] = {}
+        self.gates: dict[str, Gate] = {}  # one-call messages' gate rows (issue 30)
         self.round_trips = 0  # what the real adapter would spend: one per transaction or query
 
-    async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
+    async def stage(self, message: Message, recipients: Sequence[Recipient], gate: Gate | None = None) -> StagedMessage:
+        if gate is not None and len(recipients) > self.commit_room - 1:
+            raise ValueError(f"{len(recipients)} recipients with a gate: one transaction holds {self.commit_room - 1}")
         # As the table adapter: every transaction but the last (which holds the message row) now.
         self.round_trips += -(-(len(recipients) + 1) // 100) - 1
-        return StagedMessage(message, recipients, [], None)
+        return StagedMessage(message, recipients, [], gate)
 
     async def commit(self, staged: StagedMessage) -> list[Recipient]:
-        if staged.message.comm_id in self.messages:
-            raise AlreadyExists(f"message {staged.message.comm_id} exists")
+        comm_id, gate = staged.message.comm_id, staged.commit
+        # As Azure's transaction: one insert that meets its row (the message's, the gate's) fails it all (409).
+        if comm_id in self.messages or (gate is not None and comm_id in self.gates):
+            raise AlreadyExists(f"message {comm_id} exists")
         self.round_trips += 1
         stored = [replace(r, etag=f"e{next(_etags)}") for r in staged.recipients]
-        self.recipients[staged.message.comm_id] = {r.seq: r for r in stored}
-        self.messages[staged.message.comm_id] = staged.message
+        self.recipients[comm_id] = {r.seq: r for r in stored}
+        self.messages[comm_id] = staged.message
+        if gate is not None:
+            self.gates[comm_id] = gate
         return stored
+
+    async def close_gate(self, comm_id: str, licensee_id: str, at: datetime) -> None:
+        self.round_trips += 1
+        if comm_id in self.gates:
+            raise AlreadyExists(f"the gate of {comm_id} exists")
+        self.gates[comm_id] = Gate(GATE_CANCELLED, licensee_id, at)
+
+    async def gate(self, comm_id: str) -> Gate | None:
+        self.round_trips += 1
+        return self.gates.get(comm_id)
 
     async def load(self, comm_id: str, first: int = 0, last: int | None = None):
         self.round_trips += 1
@@ -107,6 +138,7 @@ class InMemoryMessageStore(MessageStore):
     async def delete(self, comm_id: str) -> None:
         self.messages.pop(comm_id, None)
         self.recipients.pop(comm_id, None)
+        self.gates.pop(comm_id, None)
 
     async def unfinished(self) -> list[str]:
         return sorted(comm_id for comm_id, rows in self.recipients.items()
@@ -381,6 +413,20 @@ class InMemoryJobQueue(JobQueue):
 
     async def put(self, job: SendJob, *, delay_seconds: int = 0) -> None:
         self.jobs.append((job, delay_seconds))
+
+
+class InMemoryWholeJobQueue(WholeJobQueue):
+    """sms-accept's queue: `jobs` in the order put. It fits a job as the adapter over host.json's base64 does."""
+
+    def __init__(self) -> None:
+        self.jobs: list[WholeJob] = []
+
+    def fits(self, job: WholeJob) -> bool:
+        return fits_queue_message(job.text, "base64")
+
+    async def put(self, job: WholeJob) -> None:
+        assert self.fits(job), "a job that does not fit is never put (Azure refuses it)"
+        self.jobs.append(job)
 
 
 class InMemoryPendingIndex(PendingIndex):
@@ -694,6 +740,19 @@ def command(*to: str | Party, body: str = "Hello", **fields) -> SendMessage:
     return SendMessage(to=tuple(Party(phone_number=p) if isinstance(p, str) else p for p in to), body=body, **fields)
 
 
+def whole_job(*numbers: str, licensee: str = LICENSEE, body: str = "Hello", comm_id: str | None = None,
+              at: datetime | None = None, **fields) -> WholeJob:
+    """A one-call accept's job (issue 30) to `numbers`, as accept would put it: its time to the ms, every recipient
+    queued. `fields`: the message's others. The id is a fresh random one unless given (the materializer never reads
+    the tag: GET and DELETE do)."""
+    comm_id, at = comm_id or new_guid(), at or utcnow()
+    at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+    message = Message(comm_id=comm_id, licensee_id=licensee, body=body, sender=Contact(), recipient_count=len(numbers),
+                      encoding="GSM-7", segments=1, created_at=at, **fields)
+    return WholeJob.of(message, [Recipient(comm_id=comm_id, seq=i, recipient_id=new_guid(), phone_number=n, created_at=at,
+                                           updated_at=at) for i, n in enumerate(numbers)])
+
+
 class SmsOverCommands:
     """The use cases driven as the entry points drive them once they have mapped what arrived: a
     SendMessage in, the core's own answers out (SendResult, MessageReport). The core's tests speak to
@@ -793,7 +852,7 @@ def fake_ports(provider: SmsProvider | None = None, **given) -> Ports:
     it), unless `providers` is given."""
     ledger = given.get("ledger") or InMemoryLedgerStore()
     messages = given.get("messages") or InMemoryMessageStore()
-    fakes = dict(messages=messages, jobs=InMemoryJobQueue(), pending=pending_index_of(messages),
+    fakes = dict(messages=messages, jobs=InMemoryJobQueue(), accept_jobs=InMemoryWholeJobQueue(), pending=pending_index_of(messages),
                  providers=ProviderSet([provider or RecordingProvider()]),
                  opt_outs=InMemoryOptOutStore(), opt_out_index=InMemoryOptOutIndex(), inbound=InMemoryInboundStore(),
                  idempotency=InMemoryIdempotencyStore(),

@@ -8,7 +8,7 @@ on sms-send: a worker of an earlier release finds no message for it there, and a
 handler drops what it cannot find. Every re-put after the rows exist (a retry, a quiet-hours wake) is a
 version-1 job again.
 
-Only a message that needs nothing else fits one: one job (JOB_SIZE recipients at most), no sendAt, no recipient
+Only a message that needs nothing else fits one: one transaction's rows (WHOLE_JOB_SIZE recipients), no sendAt, no recipient
 the guard blocked at accept (every recipient starts `queued` with no step in its timeline, as the rows of an
 accept hold them), its time to the millisecond (the tagged commId carries it: sms/domain/comm_ids.py).
 """
@@ -19,13 +19,35 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 
-from .model import _HEX32, JOB_SIZE, Contact, Message, Recipient, SendJob, Status, UnknownJobVersion
+from .model import _HEX32, Contact, Message, Recipient, SendJob, Status, UnknownJobVersion
 
 WHOLE = 2  # the "v" a version-2 job carries; a version-1 job carries none
+# The worker writes a whole job's rows in one entity-group transaction, beside the message row and the gate row: at
+# most 100 operations ("Performing entity group transactions"; sms/storage/limits.py). Never in two: the rows of the
+# first would be upserts (a later insert of one meets it, 409, for good), and every run of the job would write them
+# again, over rows a run before had sent. A message of more recipients takes today's path.
+WHOLE_JOB_SIZE = 98
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Compact, and the text not escaped: a name in another script is its UTF-8 bytes (1 to 4 a character), not a
 # \uXXXX escape (6 or 12), so more of what a request may hold fits the queue message's 64 KiB.
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+# A one-call message's gate row says which came first, the worker's write of its rows or a cancel (issue 30): both
+# insert it, so exactly one does. Its state is the winner's.
+GATE_MATERIALIZED = "materialized"
+GATE_CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate row of a one-call message: `materialized` (written with its rows, in one transaction) or
+    `cancelled` (written alone by a cancel that found no rows: the worker then writes every recipient cancelled).
+    `licensee_id`: whose write it was; `at`: when (the message's accept time, or the cancel's)."""
+
+    state: str
+    licensee_id: str
+    at: datetime
 
 
 class NotWhole(ValueError):
@@ -41,8 +63,8 @@ class WholeJob:
     @classmethod
     def of(cls, message: Message, recipients: list[Recipient] | tuple[Recipient, ...], traceparent: str | None = None) -> "WholeJob":
         """The job of a message just checked; NotWhole when it needs what only its rows can hold."""
-        if not 1 <= len(recipients) <= JOB_SIZE or len(recipients) != message.recipient_count:
-            raise NotWhole(f"{len(recipients)} recipients: a version-2 job carries one job's, 1 to {JOB_SIZE}")
+        if not 1 <= len(recipients) <= WHOLE_JOB_SIZE or len(recipients) != message.recipient_count:
+            raise NotWhole(f"{len(recipients)} recipients: a version-2 job carries one transaction's, 1 to {WHOLE_JOB_SIZE}")
         if message.send_at is not None:
             raise NotWhole("a scheduled message is listed in the ledger at accept: its rows are written then")
         if message.blocked:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Awaitable, Callable
 
 import azure.functions as func
 
-from ..config import RETENTION_SCHEDULE, SEND_QUEUE, SWEEP_SCHEDULE, USAGE_ROLL_UP_SCHEDULE, WEBHOOK_QUEUE, max_dequeue_count
+from ..config import ACCEPT_QUEUE, RETENTION_SCHEDULE, SEND_QUEUE, SWEEP_SCHEDULE, USAGE_ROLL_UP_SCHEDULE, WEBHOOK_QUEUE, max_dequeue_count
 from ..domain.events import Delivery
+from ..domain.jobs import WholeJob, parse_job
 from ..domain.model import SendJob, utcnow
 from ..gateway import Gateway
 
@@ -38,6 +40,39 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
         reason = f"Gave up after {max_dequeue_count()} failed attempts to run its send job"
         failed = await (await gateway()).use.dispatch.give_up(job, reason)
         log.error("job %s[%d..%d] parked: %d recipient(s) failed", job.comm_id, job.first, job.last, len(failed))
+
+    @bp.function_name("accept_job")
+    @bp.queue_trigger(arg_name="msg", queue_name=ACCEPT_QUEUE, connection="AzureWebJobsStorage")
+    async def accept_job(msg: func.QueueMessage) -> None:
+        """A one-call accept's job (issue 30): the message's rows written from it, then sent as a send job is. A
+        malformed job, or one of a version this code does not know, raises: retried, then parked."""
+        job = parse_job(msg.get_body())
+        dispatch = (await gateway()).use.dispatch
+        outcomes = await (dispatch.dispatch_whole(job) if isinstance(job, WholeJob) else dispatch.dispatch(job))
+        ids = job.ids() if isinstance(job, WholeJob) else job
+        log.info("job %s[%d..%d]: %d recipient(s) handled", ids.comm_id, ids.first, ids.last, len(outcomes))
+
+    @bp.function_name("accept_job_poison")
+    @bp.queue_trigger(arg_name="msg", queue_name=f"{ACCEPT_QUEUE}-poison", connection="AzureWebJobsStorage")
+    async def accept_job_poison(msg: func.QueueMessage) -> None:
+        """A one-call accept's job the host parked after maxDequeueCount failed deliveries. It may be the message's
+        only copy: its rows are written with every recipient failed (cancelled, after a cancel), so nothing waits
+        for good and the client reads why. One of an unknown version raises (UnknownJobVersion is no ValueError)
+        and stays, for the release that knows it."""
+        try:
+            job = parse_job(msg.get_body())
+        except ValueError:
+            log.error("parked message %s is not a send job; dropped: %r", msg.id, msg.get_body()[:200])
+            return
+        reason = f"Gave up after {max_dequeue_count()} failed attempts to run its send job"
+        dispatch = (await gateway()).use.dispatch
+        if isinstance(job, WholeJob):
+            rows = await dispatch.give_up_whole(job, reason)
+            ended = Counter(r.status.value for r in rows)
+            log.error("job %s parked: its rows stand %s", job.message.comm_id, dict(sorted(ended.items())))
+        else:
+            failed = await dispatch.give_up(job, reason)
+            log.error("job %s[%d..%d] parked: %d recipient(s) failed", job.comm_id, job.first, job.last, len(failed))
 
     @bp.function_name("deliver_webhooks")
     @bp.queue_trigger(arg_name="msg", queue_name=WEBHOOK_QUEUE, connection="AzureWebJobsStorage")

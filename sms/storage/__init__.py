@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import Delivery, EventBatch, WebhookEvent
-from ..domain.jobs import WholeJob
+from ..domain.jobs import Gate, WholeJob
 from ..domain.model import InboundSms, Message, Recipient, SendJob
 from ..domain.pumping import PrefixBlock
 
@@ -34,18 +34,33 @@ class MessageStore(abc.ABC):
     commit_room: int = 0
 
     @abc.abstractmethod
-    async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
+    async def stage(self, message: Message, recipients: Sequence[Recipient], gate: Gate | None = None) -> StagedMessage:
         """Write what can be written before the message becomes visible (recipients beyond the last
-        transaction's room) and prepare the write that makes it visible. Nothing shows yet."""
+        transaction's room) and prepare the write that makes it visible. Nothing shows yet.
+
+        `gate`: a one-call message's gate row (issue 30), inserted in that last write too, so the write fails
+        if a cancel's gate is there. Such a write is that one transaction alone, so at most commit_room - 1
+        recipients (ValueError otherwise): rows written before it would be written again by every run of the
+        job, over rows a run before had sent."""
 
     @abc.abstractmethod
     async def commit(self, staged: StagedMessage) -> list[Recipient]:
         """Make a staged message visible, all at once; the recipients with their ETags. Raises
-        AlreadyExists when a message is already stored under its commId."""
+        AlreadyExists when a message is already stored under its commId, or a gate when one was staged."""
 
-    async def add(self, message: Message, recipients: Sequence[Recipient]) -> list[Recipient]:
+    async def add(self, message: Message, recipients: Sequence[Recipient], gate: Gate | None = None) -> list[Recipient]:
         """Stage and commit with nothing in between: for callers with no work to order before the commit."""
-        return await self.commit(await self.stage(message, recipients))
+        return await self.commit(await self.stage(message, recipients, gate))
+
+    @abc.abstractmethod
+    async def close_gate(self, comm_id: str, licensee_id: str, at: datetime) -> None:
+        """Insert a `cancelled` gate for a one-call message whose rows are not written (one entity). Raises
+        AlreadyExists when a gate is there: the worker's write of the rows, or an earlier cancel, came first."""
+
+    @abc.abstractmethod
+    async def gate(self, comm_id: str) -> Gate | None:
+        """The message's gate row (one point read); None for a message accepted with its rows, or none at all.
+        No other read sees it: load, message and unfinished read only the message and recipient rows."""
 
     @abc.abstractmethod
     async def load(self, comm_id: str, first: int = 0, last: int | None = None) -> tuple[Message, list[Recipient]] | None:

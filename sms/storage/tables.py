@@ -3,7 +3,8 @@
 Layout of the messages table: PartitionKey is the commId, a random Guid, so writes spread
 over partitions however busy one licensee is, and a message with its recipients is one
 entity group. RowKey "message" holds the message; "r000000", "r000001", ... its recipients
-in request order, so a job's recipients are one RowKey range.
+in request order, so a job's recipients are one RowKey range. A message accepted in one call (issue 30)
+also has a "gate" row, written with its rows or by a cancel before them (sms/domain/jobs.py, Gate).
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..domain.errors import StorageUnavailable
+from ..domain.errors import AlreadyExists, StorageUnavailable
 from ..domain.guard import money_micros, money_text
+from ..domain.jobs import GATE_CANCELLED, Gate
 from ..domain.model import Contact, Event, Message, Recipient, Status, derived_events
 from . import KEY_ROLE_LICENSEE, ApiKeyRecord, ApiKeyStore, MessageStore, StagedMessage
 from .limits import MAX_OPERATIONS
@@ -36,6 +38,7 @@ MESSAGES_TABLE = "SmsMessages"
 API_KEYS_TABLE = "SmsApiKeys"
 
 MESSAGE_ROW = "message"
+GATE_ROW = "gate"  # outside the "r" range, so no recipient query meets it; retention's delete of the partition takes it
 # Azure's limit on operations in one entity-group transaction.
 MAX_TRANSACTION_OPS = MAX_OPERATIONS
 
@@ -82,9 +85,11 @@ class TableMessageStore(MessageStore):
         return cls(service.get_table_client(MESSAGES_TABLE), requests)
 
     @storage_errors
-    async def stage(self, message: Message, recipients: Sequence[Recipient]) -> StagedMessage:
+    async def stage(self, message: Message, recipients: Sequence[Recipient], gate: Gate | None = None) -> StagedMessage:
         # The message row goes in the last transaction, with up to 99 recipients: until it lands, the
         # earlier rows are invisible to every reader, so a failure part-way leaves no message.
+        if gate is not None and len(recipients) > self.commit_room - 1:
+            raise ValueError(f"{len(recipients)} recipients with a gate: one transaction holds {self.commit_room - 1}")
         in_last = min(len(recipients), MAX_TRANSACTION_OPS - 1)
         head, tail = recipients[: len(recipients) - in_last], recipients[len(recipients) - in_last :]
         groups = [head[i : i + MAX_TRANSACTION_OPS] for i in range(0, len(head), MAX_TRANSACTION_OPS)]
@@ -94,7 +99,8 @@ class TableMessageStore(MessageStore):
             # last transaction while storage works on them.
             await asyncio.sleep(0)
         try:
-            commit = self._transactions.inserting([_recipient_entity(r) for r in tail] + [_message_entity(message)])
+            gated = [] if gate is None else [_gate_entity(message.comm_id, gate)]
+            commit = self._transactions.inserting([_recipient_entity(r) for r in tail] + [_message_entity(message)] + gated)
         except BaseException:
             earlier.cancel()
             raise
@@ -105,6 +111,23 @@ class TableMessageStore(MessageStore):
     async def commit(self, staged: StagedMessage) -> list[Recipient]:
         etags = staged.etags + (await self._transactions.submit(staged.commit))[: len(staged.recipients) - len(staged.etags)]
         return [_with_etag(r, etag) for r, etag in zip(staged.recipients, etags, strict=True)]
+
+    @storage_errors
+    async def close_gate(self, comm_id: str, licensee_id: str, at: datetime) -> None:
+        # create_entity is Insert Entity: 409 EntityAlreadyExists when the row is there
+        # (https://learn.microsoft.com/rest/api/storageservices/insert-entity).
+        try:
+            await self._table.create_entity(_gate_entity(comm_id, Gate(GATE_CANCELLED, licensee_id, at)))
+        except ResourceExistsError as exc:
+            raise AlreadyExists(f"the gate of {comm_id} exists") from exc
+
+    @storage_errors
+    async def gate(self, comm_id: str) -> Gate | None:
+        try:
+            entity = await self._table.get_entity(comm_id, GATE_ROW)
+        except ResourceNotFoundError:
+            return None
+        return Gate(entity["State"], entity["LicenseeId"], entity["At"])
 
     async def _create(self, recipients: Sequence[Recipient]) -> list[str]:
         # Written whether or not they are there: rows before the last transaction are invisible until
@@ -249,6 +272,10 @@ def _message_entity(m: Message) -> dict:
         # (a few dozen characters at most), as it may pass what an Int32 holds in millionths.
         "Blocked": m.blocked or None, "EstimatedCost": money_text(m.estimated_cost), "Currency": m.currency,
     }
+
+
+def _gate_entity(comm_id: str, gate: Gate) -> dict:
+    return {"PartitionKey": comm_id, "RowKey": GATE_ROW, "State": gate.state, "LicenseeId": gate.licensee_id, "At": gate.at}
 
 
 def _message_from(e: TableEntity) -> Message:

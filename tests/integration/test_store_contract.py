@@ -1,13 +1,14 @@
 """The MessageStore, OptOutStore and WebhookEndpointStore contracts, run against the Azure adapter (on Azurite)
 and the in-memory fake alike."""
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from sms.domain import transitions
 from sms.domain.errors import AlreadyExists, RecordChanged
+from sms.domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, Gate
 from sms.domain.model import MAX_EVENTS, Contact, Message, Recipient, Status, utcnow
 from sms.storage import WebhookEndpoint, WebhookSecret
 from sms.storage.inbound import TableOptOutStore
@@ -120,6 +121,59 @@ async def test_a_timeline_past_its_bound_reads_back_with_the_count_left_out(stor
     [row] = await store.update_recipients(msg.comm_id, [row])
     _, [loaded] = await store.load(msg.comm_id)
     assert (loaded.events, loaded.events_omitted) == (row.events, 16 - MAX_EVENTS)
+
+
+# -- a one-call message's gate (issue 30): the worker's write of the rows and a cancel both insert it, so one wins --
+
+AT = datetime(2026, 12, 7, 1, 2, 3, 456000, tzinfo=timezone.utc)
+
+
+async def test_a_gate_written_with_the_rows_reads_back_and_no_other_read_sees_it(store):
+    msg, recipients = message("a1" * 16, 3)
+    stored = await store.add(msg, recipients, Gate(GATE_MATERIALIZED, msg.licensee_id, AT))
+    assert await store.gate(msg.comm_id) == Gate(GATE_MATERIALIZED, msg.licensee_id, AT)
+    loaded_message, loaded = await store.load(msg.comm_id)
+    assert loaded_message == msg and [r.etag for r in loaded] == [r.etag for r in stored]
+    assert await store.message(msg.comm_id) == msg
+    assert msg.comm_id in await store.unfinished()
+    # A second write of the same rows (a redelivery) fails whole: 409 on its rows, and on the gate.
+    with pytest.raises(AlreadyExists):
+        await store.add(msg, recipients, Gate(GATE_MATERIALIZED, msg.licensee_id, AT))
+    with pytest.raises(AlreadyExists):
+        await store.close_gate(msg.comm_id, msg.licensee_id, AT)
+    assert await store.gate(msg.comm_id) == Gate(GATE_MATERIALIZED, msg.licensee_id, AT)
+    await store.delete(msg.comm_id)
+    assert await store.gate(msg.comm_id) is None and await store.load(msg.comm_id) is None
+
+
+async def test_a_cancels_gate_fails_the_write_of_the_rows_whole_and_then_lets_the_cancelled_rows_in(store):
+    msg, recipients = message("a2" * 16, 3)
+    assert await store.gate(msg.comm_id) is None
+    await store.close_gate(msg.comm_id, msg.licensee_id, AT)
+    with pytest.raises(AlreadyExists):  # a second cancel
+        await store.close_gate(msg.comm_id, "b" * 32, AT + timedelta(seconds=1))
+    with pytest.raises(AlreadyExists):
+        await store.add(msg, recipients, Gate(GATE_MATERIALIZED, msg.licensee_id, AT))
+    assert await store.load(msg.comm_id) is None and await store.message(msg.comm_id) is None
+    gate = await store.gate(msg.comm_id)
+    assert gate == Gate(GATE_CANCELLED, msg.licensee_id, AT)
+
+    cancelled = [transitions.cancelled(r, at=gate.at) for r in recipients]
+    await store.add(msg, cancelled)
+    _, loaded = await store.load(msg.comm_id)
+    assert [r.status for r in loaded] == [Status.CANCELLED] * 3
+    assert await store.gate(msg.comm_id) == gate
+    with pytest.raises(AlreadyExists):  # another worker's same write
+        await store.add(msg, cancelled)
+
+
+async def test_a_gate_goes_only_with_rows_one_transaction_holds(store):
+    """Rows written before the gate's transaction would be written again by every run of the job, over rows a run
+    before had sent: refused before anything is written."""
+    msg, recipients = message("a3" * 16, 99)
+    with pytest.raises(ValueError):
+        await store.add(msg, recipients, Gate(GATE_MATERIALIZED, msg.licensee_id, AT))
+    assert await store.load(msg.comm_id) is None and await store.gate(msg.comm_id) is None
 
 
 # -- the OptOutStore contract: what dispatch and STOP / START rely on, from the adapter and the fake alike --

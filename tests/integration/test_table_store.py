@@ -8,6 +8,7 @@ from azure.data.tables.aio import TableServiceClient
 
 from sms.domain import transitions
 from sms.domain.errors import StorageUnavailable
+from sms.domain.jobs import GATE_MATERIALIZED, Gate
 from sms.domain.model import Status, utcnow
 from sms.storage.tables import MESSAGE_ROW, TableMessageStore
 from tests.integration.test_store_contract import message
@@ -35,6 +36,15 @@ async def test_staging_writes_nothing_for_a_message_within_the_commit_room(store
     msg, rows = message(f"{recipients:032x}", recipients)
     await store.stage(msg, rows)
     assert (round_trips.count == 0) == (recipients <= store.commit_room)
+
+
+@pytest.mark.parametrize("recipients", [1, 98])
+async def test_a_gate_goes_in_the_one_transaction_with_the_rows_and_message_row(store, round_trips, recipients):
+    """Issue 30: a one-call message's rows, message row and gate: one transaction, Azure's 100 operations at most."""
+    msg, rows = message(f"{recipients:032x}", recipients)
+    await store.add(msg, rows, Gate(GATE_MATERIALIZED, msg.licensee_id, utcnow()))
+    assert round_trips.count == 1
+    assert len((await store.load(msg.comm_id))[1]) == recipients
 
 
 async def test_a_job_costs_one_round_trip_to_load_one_to_claim_one_to_record(store, round_trips):

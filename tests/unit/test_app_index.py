@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from sms.config import PROJECT_ROOT, SEND_QUEUE, WEBHOOK_QUEUE
+from sms.config import ACCEPT_QUEUE, PROJECT_ROOT, SEND_QUEUE, WEBHOOK_QUEUE
 
 
 def _without_constraints(template: str) -> str:
@@ -92,7 +92,7 @@ def test_every_route_is_registered(triggers):
     assert triggers["sms_events"]["route"].startswith("api/sms/{commId:regex(^")
 
 
-def test_queue_triggers_listen_on_the_send_and_webhook_queues_and_their_poison_queues(triggers):
+def test_queue_triggers_listen_on_the_send_accept_and_webhook_queues_and_their_poison_queues(triggers):
     queues = {name: t for name, t in triggers.items() if t["type"] == "queueTrigger"}
 
     def on(queue: str) -> dict:
@@ -100,6 +100,7 @@ def test_queue_triggers_listen_on_the_send_and_webhook_queues_and_their_poison_q
 
     assert queues == {
         "send_job": on(SEND_QUEUE), "send_job_poison": on(f"{SEND_QUEUE}-poison"),
+        "accept_job": on(ACCEPT_QUEUE), "accept_job_poison": on(f"{ACCEPT_QUEUE}-poison"),  # issue 30's whole jobs
         "deliver_webhooks": on(WEBHOOK_QUEUE), "deliver_webhooks_poison": on(f"{WEBHOOK_QUEUE}-poison"),
     }
 

@@ -82,10 +82,18 @@ def test_a_message_only_its_rows_can_hold_is_not_whole(changes, why):
         WholeJob.of(message, recipients)
 
 
-def test_more_than_one_job_or_a_recipient_not_just_queued_is_not_whole():
-    message, recipients = accepted(101)
-    with pytest.raises(NotWhole, match="1 to 100"):
+@pytest.mark.parametrize("count", [99, 100, 101])
+def test_more_recipients_than_one_transaction_holds_beside_the_message_and_gate_are_not_whole(count):
+    """Issue 30: the worker writes a whole job's rows in one transaction with the message row and the gate (Azure's
+    100 operations): rows written before it would be written again by every run of the job, over rows a run before
+    had sent."""
+    message, recipients = accepted(count)
+    with pytest.raises(NotWhole, match="1 to 98"):
         WholeJob.of(message, recipients)
+    assert WholeJob.of(*accepted(98)).ids().last == 97
+
+
+def test_a_recipient_not_just_queued_is_not_whole():
     message, recipients = accepted(2)
     with pytest.raises(NotWhole, match="recipient 1"):
         WholeJob.of(message, [recipients[0], evolved(recipients[1], status=Status.BLOCKED)])
