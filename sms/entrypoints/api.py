@@ -34,7 +34,7 @@ from ..logs import log_unexpected
 from ..usecases.auth import Principal, issue_key, revoke_key, rotate_key_of
 from ..wire import RepliesResponse, ReplyState
 from ..wire.dto import RoutingTableRequest, WebhookEndpointRemoved, WebhookEndpointRequest, WebhookReplayRequest
-from ..wire.http import document_response, error_response
+from ..wire.http import document_response, error_response, html_page
 from ..wire.mapping import (
     api_key_list,
     api_key_rotation,
@@ -549,7 +549,7 @@ async def _openapi(req: func.HttpRequest, route: Route, gateway: GatewaySource) 
 
 
 async def _metadata(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:
-    return func.HttpResponse(metadata.page(), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+    return html_page(metadata.page())
 
 
 async def _types(req: func.HttpRequest, route: Route, gateway: GatewaySource) -> func.HttpResponse:

@@ -15,7 +15,7 @@ import azure.functions as func
 
 from ..domain.errors import GatewayError
 from ..logs import log_unexpected
-from ..wire.http import error_response
+from ..wire.http import error_response, html_page
 from .native_types import csharp, pages, python, typescript
 from .native_types.model import metadata_types
 from .native_types.options import Language, Options, header, parse
@@ -75,9 +75,9 @@ def metadata_page(req: func.HttpRequest, route: Route) -> func.HttpResponse:
     meta = metadata_types(root, options)
     operation = req.params.get("op")
     if operation is None or route.format is None:
-        return func.HttpResponse(pages.index(meta, root), status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+        return html_page(pages.index(meta, root))
     language = req.params.get("lang")
     page = pages.operation(meta, root, route.format.value, operation, language, _RENDERERS)
     status = 200 if page is not None else 404
     body = page if page is not None else pages.not_found(root, operation)
-    return func.HttpResponse(body, status_code=status, headers={"Content-Type": "text/html; charset=utf-8"})
+    return html_page(body, status)

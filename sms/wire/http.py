@@ -38,3 +38,20 @@ def _pascal_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [_pascal_keys(item) for item in value]
     return value
+
+
+# The gateway's own HTML pages (/api/metadata, /metadata, /json/metadata, /jsv/metadata): no script, their style inline.
+# They share an origin with the operator console, whose key sits in the tab's session storage, so they are held to
+# what they need: nothing loads or runs on them, and nothing may frame them (frame-ancestors works only as a header:
+# developer.mozilla.org/docs/Web/HTTP/Headers/Content-Security-Policy/frame-ancestors).
+HTML_PAGE_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def html_page(body: str, status_code: int = 200) -> func.HttpResponse:
+    """One of the gateway's HTML pages, with HTML_PAGE_HEADERS."""
+    return func.HttpResponse(body, status_code=status_code, headers=HTML_PAGE_HEADERS)

@@ -115,3 +115,19 @@ def test_names_the_console_does_not_ship_are_not_remembered():
 async def test_any_form_of_a_matching_if_none_match_is_a_304(gw, given):
     etag = (await get(gw, "app.js")).headers["ETag"]
     assert (await get(gw, "app.js", {"If-None-Match": given.format(etag=etag)})).status_code == 304
+
+
+@pytest.mark.parametrize("route, params, status", [
+    ("metadata", {}, 200), ("metadata_operations", {}, 200), ("json_metadata", {"op": "SMSSend"}, 200),
+    ("jsv_metadata", {"op": "GetSmsStatus", "lang": "typescript"}, 200), ("json_metadata", {"op": "NoSuchOperation"}, 404),
+])
+async def test_the_gateways_other_html_pages_on_the_consoles_origin_run_nothing_and_cannot_be_framed(gw, route, params, status):
+    """The console's key sits in the tab's session storage on this origin: the gateway's other HTML pages (the metadata
+    pages) load and run nothing, take no framing, and are never sniffed as anything else."""
+    response = await gw.functions[route](func.HttpRequest("GET", "http://h/metadata", params=params, body=b""))
+    assert response.status_code == status and response.headers["Content-Type"].startswith("text/html")
+    policy = directives(response.headers["Content-Security-Policy"])
+    assert policy["default-src"] == "'none'" and "script-src" not in policy  # so no script at all
+    assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script" not in response.get_body().decode().lower()
