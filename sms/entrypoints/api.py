@@ -64,6 +64,7 @@ from ..wire.mapping import (
     opt_out_request,
     opt_out_state,
     providers_response,
+    query_value,
     replay_request,
     replay_response,
     request_key,
@@ -486,7 +487,7 @@ async def _optouts_list(req: func.HttpRequest, gw: Gateway, route: Route) -> Bas
 
 async def _optouts_history(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     licensee = await _licensee(req, gw, route)
-    number = opt_out_number(_query_value(req, "phoneNumber"), gw.settings.default_region)
+    number = opt_out_number(query_value(req.params, "phoneNumber"), gw.settings.default_region)
     return opt_out_history(number, licensee, await gw.use.opt_out_list.history(licensee, number))
 
 
@@ -501,14 +502,12 @@ async def _optouts_add(req: func.HttpRequest, gw: Gateway, route: Route) -> Base
 async def _optouts_remove(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:
     """IDelete: its fields in the query string, as ServiceStack's clients send them."""
     principal, licensee = await _acting_for(req, gw, route)
-    number, reason = opt_out_request(_query_value(req, "phoneNumber"), _query_value(req, "reason"), gw.settings.default_region)
+    asked = (query_value(req.params, name) for name in ("phoneNumber", "reason"))
+    number, reason = opt_out_request(*asked, gw.settings.default_region)
     change = await gw.use.opt_outs.remove(licensee, number, reason, principal.key_id)
     return opt_out_state(change, await gw.use.opt_out_list.others(number))
 
 
-def _query_value(req: func.HttpRequest, name: str) -> str | None:
-    """A query string's value, its name matched in any case (ServiceStack's rule)."""
-    return next((value for key, value in req.params.items() if key.lower() == name.lower()), None)
 # Issue 29: every licensee, for an admin key (routes.ADMIN_KINDS); the webhook events one message produced, for any key.
 
 async def _licensees_list(req: func.HttpRequest, gw: Gateway, route: Route) -> BaseModel:

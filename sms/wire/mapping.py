@@ -88,6 +88,10 @@ from .dto import LicenseeSummary as LicenseeSummaryState
 from .requests import ACTING_FOR, CreateApiKey, GetSmsEvents, GetUsage, GetWebhookDeliveries, QuerySms, RotateApiKey, query_names
 
 
+def query_value(params: Mapping[str, Any], name: str) -> Any:
+    """A query string's (or a body object's) value, its name matched in any case (ServiceStack's rule); None when absent."""
+    return next((value for key, value in params.items() if isinstance(key, str) and key.lower() == name.lower()), None)
+
 def send_command(request: SMSSend) -> SendMessage:
     model = request.sms_model
     if model is None:
@@ -498,8 +502,7 @@ def api_key_rotation(rotation: Rotation) -> ApiKeyRotation:
 
 def key_licensee(params: Mapping[str, str]) -> str | None:
     """GET /api/keys?licenseeId=: the licensee whose keys to list (None: every licensee's)."""
-    given = next((value for name, value in params.items() if name.lower() == "licenseeid"), None)
-    return _licensee_id(given, required=False)
+    return _licensee_id(query_value(params, "licenseeId"), required=False)
 
 
 def _licensee_id(value: str | None, required: bool) -> str | None:
@@ -552,14 +555,9 @@ _NUMBER_PREFIX = re.compile(r"^\+[0-9]{1,15}$")
 MAX_REASON_CHARS = 500
 
 
-def _given(params: Mapping[str, str], name: str) -> str | None:
-    """A query string's value, its name matched case-insensitively (ServiceStack's rule)."""
-    return next((value for key, value in params.items() if key.lower() == name.lower()), None)
-
-
 def opt_out_query(params: Mapping[str, str], default_region: str) -> tuple[str, int | None, str | None]:
     """GET api/optouts' query string: the number prefix ("+" for all), the page size and the token."""
-    number, take, token = (_given(params, name) for name in ("phoneNumber", "take", "continuationToken"))
+    number, take, token = (query_value(params, name) for name in ("phoneNumber", "take", "continuationToken"))
     prefix = "+"
     if number is not None and number.strip():
         compact = "".join(number.split())
@@ -639,9 +637,7 @@ def named_licensee(params: Mapping[str, str], body: Any = None) -> str | None:
     None when it names none. A value that is not a Guid, or a query and a body naming two licensees, is a 400 naming
     licenseeId: neither is picked silently (a settings body read from one licensee and put back under another's query)."""
     named = [_licensee_guid(value) for value in (
-        next((value for name, value in params.items() if name.lower() == "licenseeid"), None),
-        next((value for name, value in body.items() if isinstance(name, str) and name.lower() == "licenseeid"), None)
-        if isinstance(body, dict) else None) if value is not None]
+        query_value(params, "licenseeId"), query_value(body, "licenseeId") if isinstance(body, dict) else None) if value is not None]
     if len(set(named)) > 1:
         raise ValidationFailed([FieldError("licenseeId", "Conflict", f"licenseeId names {named[0]} in the query string and {named[1]} "
                                                                      "in the body: name one licensee")])
