@@ -28,14 +28,14 @@ export const session = {
 
 // call("GET", "api/sms", {query: {take: 50}}) -> the answer's JSON; ApiError for anything but 2xx.
 // `licensee: true` adds the licensee an admin is acting for, as the API's `licenseeId` parameter.
-export async function call(method, path, { query = {}, body, licensee = false, key = session.key } = {}) {
+export async function call(method, path, { query = {}, body, licensee = false, key = session.key, headers: extra = {} } = {}) {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(query)) {
     if (value !== undefined && value !== null && value !== "") params.set(name, value);
   }
   if (licensee && session.acting) params.set("licenseeId", session.acting);
   const url = `/${path}${params.size ? `?${params}` : ""}`;
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...extra };
   if (key) headers.Authorization = `Bearer ${key}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });

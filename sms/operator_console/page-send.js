@@ -28,6 +28,11 @@ export async function render(main, { me }) {
       field("Linked object id (optional)", reference, "A Guid of yours for what this message is about (a booking, a case).")),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Send")),
     result);
+  // One Idempotency-Key per message as typed: pressing Send again after an answer that never came (a dropped
+  // connection, a timeout) is the same request, which the gateway answers from the first without sending it twice.
+  // Any change to the form makes it another message, with a key of its own.
+  let attempt = newKey();
+  form.addEventListener("input", () => { attempt = newKey(); });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const numbers = to.value.split(/[\n,;]+/).map((number) => number.trim()).filter(Boolean);
@@ -37,7 +42,8 @@ export async function render(main, { me }) {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      const answer = await call("POST", "api/send", { body: { SMSModel: model } });
+      const answer = await call("POST", "api/send", { body: { SMSModel: model }, headers: { "Idempotency-Key": attempt } });
+      attempt = newKey();
       notify(`Accepted: ${answer.recipients} recipient${answer.recipients === 1 ? "" : "s"}, ${answer.segments} segment${answer.segments === 1 ? "" : "s"}.`);
       result.replaceChildren(h("p", {}, "Accepted. ", h("a", { href: href("message", {}, answer.commId), id: "sent-message" }, "Follow it")));
       text.value = "";
@@ -49,4 +55,9 @@ export async function render(main, { me }) {
   });
   add(main, form);
   return null;
+}
+
+// 128 random bits as hex (crypto.getRandomValues works on plain http too, unlike crypto.randomUUID).
+function newKey() {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }

@@ -250,3 +250,35 @@ def test_an_admin_acting_for_a_licensee_never_sends_as_another(console, browser_
         comm_id = page.locator("#sent-message").get_attribute("href").rsplit("/", 1)[1]
         status, message = console.host.request("GET", f"/api/sms/{comm_id}?licenseeId={LICENSEE_B}", key=console.admin)
         assert status == 200 and message["licenseeId"] == LICENSEE_B, f"sent as another licensee than the one shown: {status} {message}"
+
+
+def test_pressing_send_again_after_a_lost_answer_sends_the_sms_once(console, browser_page):
+    """The send reaches the gateway but its answer never reaches the page (the connection drops): the operator presses
+    Send again, and the gateway answers from the first request (the page's Idempotency-Key) instead of sending twice."""
+    page = browser_page.page
+    number = "+61412555951"
+    sign_in(page, console, console.licensee_a, "send")
+    dropped = []
+
+    def drop_first_answer(route):
+        if not dropped:
+            route.fetch()  # the gateway gets it and accepts it
+            dropped.append(True)
+            route.abort("connectionreset")  # and the page never hears
+        else:
+            route.continue_()
+
+    page.route("**/api/send", drop_first_answer)
+    page.get_by_label("To", exact=True).fill(number)
+    page.get_by_label("Message", exact=True).fill("Sent once, whatever the network did")
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator("main .error")).to_be_visible()
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.get_by_role("link", name="Follow it")).to_be_visible()
+    comm_id = page.locator("#sent-message").get_attribute("href").rsplit("/", 1)[1]
+    assert wait_for(lambda: console.host.request("GET", f"/api/sms/{comm_id}", key=console.licensee_a)[1]["status"] == "sent")
+    search = f"/api/sms?phoneNumber=%2B{number[1:]}"
+    assert wait_for(lambda: console.host.request("GET", search, key=console.licensee_a)[1]["messages"])
+    assert [m["commId"] for m in console.host.request("GET", search, key=console.licensee_a)[1]["messages"]] == [comm_id]
+    assert [sms["to"] for sms in console.host.sent()].count(number) == 1  # the provider was handed it once
+    browser_page.console_errors.clear()
