@@ -6,6 +6,7 @@ CLI's arguments) and turn the answers back into their own shape (sms/wire/mappin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from .model import InboundSms, Message, Recipient
 
@@ -99,3 +100,17 @@ class MessageReport:
     status: str
     recipients: list[Recipient]
     replies: list[InboundSms] | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class ProvisionalReport:
+    """Where a message accepted in one storage call stands before the worker has written its rows (issue 30: about
+    a second): what its tagged commId says (sms/domain/comm_ids.py), and `queued`, or `cancelled` when a cancel came
+    first. Not its body, its cost or its recipients: nothing stored holds them yet."""
+
+    comm_id: str
+    reference: str
+    status: str
+    licensee_id: str
+    created_at: datetime
+    recipient_count: int
