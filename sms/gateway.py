@@ -165,7 +165,8 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                         clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
     spend = SpendCaps(p.spend, licensees, announcer, p.events, t.prices.currency, t.clock)
-    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, spend, t.limits, p.providers.first.name, t.clock)
+    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, spend, t.limits, p.providers.first.name, t.clock,
+                    whole_jobs=p.accept_jobs if t.accept_one_call else None, comm_ids=t.comm_id_keys)
     return UseCases(
         accept=accept,
         send_now=SendNow(accept, dispatch, once, t.clock),

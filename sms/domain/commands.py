@@ -56,6 +56,9 @@ class SendMessage:
     smart_encoding: bool = False  # typographic characters replaced by their GSM-7 equivalents (sms/domain/smart_encoding.py)
     max_segments: object = None  # refused when its body needs more segments than this
     max_price: object = None  # a recipient whose SMS costs more (decimal text or a number) is blocked
+    # SMSSend.CreateCommunicationReferencesImmediately: true asks for the message's records to exist when the answer
+    # comes, so it is never accepted in one storage call (issue 30, sms/usecases/accept.py).
+    references_now: bool = False
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ def send_command(request: SMSSend) -> SendMessage:
         linked_object_id=model.linked_object_id, suite_id=model.suite_id,
         send_at=model.send_at, valid_until=model.valid_until, validity_period=model.validity_period, urgent=bool(model.urgent),
         smart_encoding=bool(model.smart_encoding), max_segments=model.max_segments, max_price=model.max_price,
+        references_now=bool(request.create_communication_references_immediately),
     )
 
 
