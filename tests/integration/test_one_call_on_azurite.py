@@ -1,16 +1,20 @@
-"""A cancel of a message accepted in one storage call, racing the worker that writes its rows (issue 30), on Azurite's
-Table service: both insert the message's gate row, so exactly one wins. The cancel's: every recipient ends cancelled
-and none is sent. The worker's: the cancel goes on over the rows as for any message (ETag-checked against the
-claims), so a recipient is sent or cancelled, never both, and never sent twice. Counts asserted: provider calls per
-number, each row's status, the gate's state, what the cancel answered."""
+"""The one-call accept (issue 30) on Azurite: its put is the accept's one storage call, and the worker writes and
+sends from the job as the queue holds it. A cancel racing the worker that writes the rows: both insert the message's
+gate row, so exactly one wins. The cancel's: every recipient ends cancelled and none is sent. The worker's: the
+cancel goes on over the rows as for any message (ETag-checked against the claims), so a recipient is sent or
+cancelled, never both, and never sent twice. Counts asserted: provider calls per number, each row's status, the
+gate's state, what the cancel answered."""
 import asyncio
 
 import pytest
+from azure.storage.queue.aio import QueueServiceClient
 
 from sms.domain.comm_ids import CommIdKeys
+from sms.domain.commands import Party, SendMessage
 from sms.domain.errors import StillChanging
-from sms.domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED
+from sms.domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, parse_job
 from sms.domain.model import utcnow
+from sms.storage.queues import StorageWholeJobQueue, queue_client
 from tests.fakes import InMemoryJobQueue, RecordingProvider, assembled, whole_job
 from tests.integration.test_materialize_store import partition
 
@@ -78,3 +82,25 @@ async def test_a_cancel_racing_the_worker_either_cancels_all_or_goes_on_over_its
     else:
         assert rows["gate"]["State"] == GATE_MATERIALIZED
         assert answer is None or answer.cancelled == cancelled
+
+
+async def test_a_one_call_accept_puts_its_job_alone_and_the_worker_writes_and_sends_it(adapters, emulator, unique_name):
+    """The writer on, over Azurite: the accept's one storage call is the put (no row until the worker writes them),
+    GET answers from the id meanwhile, and the job as the queue holds it (base64) is what the worker sends from."""
+    name, provider = unique_name("accept"), RecordingProvider()
+    async with QueueServiceClient.from_connection_string(emulator.connection_string) as service:
+        queue = StorageWholeJobQueue(service, name, "base64")
+        await queue.create_queue()
+        use = assembled(adapters.messages, InMemoryJobQueue(), provider, accept_jobs=queue, comm_id_keys=KEYS, accept_one_call=True)
+        to = numbers(90, 3)
+        answer = await use.accept.queue(SendMessage(to=tuple(Party(phone_number=n) for n in to), body="Hello"), LICENSEE)
+        assert await partition(emulator.connection_string, answer.comm_id) == {}
+        assert (await use.status.report(answer.comm_id, LICENSEE)).status == "queued"
+        received = [m async for m in queue_client(service, name, "base64").receive_messages()]
+    assert len(received) == 1
+    job = parse_job(received[0].content)
+    assert job.message.comm_id == answer.comm_id
+    await use.dispatch.dispatch_whole(job)
+    assert sorted(provider.calls) == sorted(to)
+    report = await use.status.report(answer.comm_id, LICENSEE)
+    assert (report.status, report.message.created_at) == ("sent", job.message.created_at)
