@@ -165,13 +165,14 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                         clock=t.clock)
     once = OncePerKey(p.idempotency, p.messages, t.idempotency_window)
     spend = SpendCaps(p.spend, licensees, announcer, p.events, t.prices.currency, t.clock)
-    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, spend, t.limits, p.providers.first.name, t.clock)
+    accept = Accept(p.messages, p.jobs, ledger, once, pending, screening, spend, t.limits, p.providers.first.name, t.clock,
+                    whole_jobs=p.accept_jobs if t.accept_one_call else None, comm_ids=t.comm_id_keys)
     return UseCases(
         accept=accept,
         send_now=SendNow(accept, dispatch, once, t.clock),
         dispatch=dispatch,
         sweep=Sweep(p.messages, p.jobs, pending, opt_outs, t.sending_lease, t.clock),
-        status=MessageStatus(p.messages, p.inbound, p.events),
+        status=MessageStatus(p.messages, p.inbound, p.events, t.comm_id_keys, t.clock),
         inbound=Inbound(p.messages, p.inbound, opt_outs, ledger, p.events, announcer, breakers, t.clock, pumping),
         breakers=breakers,
         ledger=ledger,
@@ -183,7 +184,7 @@ def assemble(ports: Ports, tuning: Tuning = Tuning()) -> UseCases:
                                   announcer=announcer),
         delivery=WebhookDelivery(p.webhooks, p.events, p.delivery_log, p.deliveries, p.transport,
                                  disable_after_failures=t.webhook_disable_after_failures, disable_after=t.webhook_disable_after),
-        cancel=Cancel(p.messages, ledger, t.sending_lease, t.clock),
+        cancel=Cancel(p.messages, ledger, t.sending_lease, t.clock, t.comm_id_keys),
         licensees=licensees,
         opt_outs=opt_outs,
         opt_out_list=OptOutList(p.opt_outs, p.opt_out_index),

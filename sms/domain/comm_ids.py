@@ -134,3 +134,8 @@ class CommIdKeys:
         mac = keyed.copy()
         mac.update(f"{licensee_id}\x00{random:016x}{at:012x}{count:02x}".encode())
         return int.from_bytes(mac.digest()[:3], "big") >> (24 - TAG_BITS)
+
+
+def recognised_by(keys: CommIdKeys | None, comm_id: str, licensee_id: str, now: datetime) -> Tagged | None:
+    """CommIdKeys.recognised, or None where no key is configured (no id is then ever taken for a tagged one)."""
+    return None if keys is None else keys.recognised(comm_id, licensee_id, now)

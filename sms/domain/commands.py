@@ -6,6 +6,7 @@ CLI's arguments) and turn the answers back into their own shape (sms/wire/mappin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from .model import InboundSms, Message, Recipient
 
@@ -55,6 +56,9 @@ class SendMessage:
     smart_encoding: bool = False  # typographic characters replaced by their GSM-7 equivalents (sms/domain/smart_encoding.py)
     max_segments: object = None  # refused when its body needs more segments than this
     max_price: object = None  # a recipient whose SMS costs more (decimal text or a number) is blocked
+    # SMSSend.CreateCommunicationReferencesImmediately: true asks for the message's records to exist when the answer
+    # comes, so it is never accepted in one storage call (issue 30, sms/usecases/accept.py).
+    references_now: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,3 +103,17 @@ class MessageReport:
     status: str
     recipients: list[Recipient]
     replies: list[InboundSms] | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class ProvisionalReport:
+    """Where a message accepted in one storage call stands before the worker has written its rows (issue 30: about
+    a second): what its tagged commId says (sms/domain/comm_ids.py), and `queued`, or `cancelled` when a cancel came
+    first. Not its body, its cost or its recipients: nothing stored holds them yet."""
+
+    comm_id: str
+    reference: str
+    status: str
+    licensee_id: str
+    created_at: datetime
+    recipient_count: int

@@ -3,6 +3,15 @@ several in turn; an immediate send (sms/usecases/send_now.py) saves through the 
 
 The ordering rule lives here, in `save`: a message's jobs are queued before the message becomes
 visible (the store's commit), so a message is never stored without its jobs and nothing is stranded.
+
+The one-call accept (issue 30; on with SMS_ACCEPT_ONE_CALL): a message that needs nothing but its job is saved
+as its job alone, a version-2 job carrying the whole message (sms/domain/jobs.py) put on sms-accept: one storage
+call, and the worker writes the rows (sms/usecases/materialize.py). Such a message gets a tagged commId
+(sms/domain/comm_ids.py), minted only here, so GET and DELETE recognise it before its rows exist. It takes that
+path when nothing asks for more: no Idempotency-Key (a retry is answered from the stored message), no
+createCommunicationReferencesImmediately (its records must exist when the answer comes), no sendAt (listed in the
+ledger at accept), no recipient the guard blocked (a timeline step), one transaction's recipients (WHOLE_JOB_SIZE),
+and a job that fits the queue message (else today's save, under the same id). An immediate send never does.
 """
 from __future__ import annotations
 
@@ -16,11 +25,13 @@ from typing import Awaitable, Callable, Iterator, Sequence, TypeVar
 from opentelemetry import trace
 
 from .. import telemetry
+from ..domain.comm_ids import CommIdKeys, to_millisecond
 from ..domain.commands import RequestKey, SendMessage, SendResult, estimate_of
 from ..domain.errors import GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
+from ..domain.jobs import WHOLE_JOB_SIZE, NotWhole, WholeJob
 from ..domain.model import Message, Recipient, SendJob, evolved, queue_delay, reference_for, utcnow
 from ..domain.validation import Limits, max_price_of, message_from
-from ..storage import JobQueue, MessageStore
+from ..storage import JobQueue, MessageStore, WholeJobQueue
 from .guard import Screened, Screening
 from .idempotency import OncePerKey
 from .ledger import Ledger
@@ -60,9 +71,12 @@ class CommitPoint:
 class Accept:
     def __init__(self, messages: MessageStore, jobs: JobQueue, ledger: Ledger, once: OncePerKey, pending: PendingMessages,
                  screening: Screening, spend: SpendCaps, limits: Limits = Limits(), provider_name: str = "",
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, whole_jobs: WholeJobQueue | None = None, comm_ids: CommIdKeys | None = None):
+        """`whole_jobs` and `comm_ids`: the one-call accept's queue and the deployment's commId keys; with both, an
+        eligible message takes it (see above), without either none does."""
         self._messages, self._queue, self._ledger, self._once, self._pending = messages, jobs, ledger, once, pending
         self._screening, self._spend, self._limits, self._provider_name, self._clock = screening, spend, limits, provider_name, clock
+        self._whole_jobs, self._comm_ids = (whole_jobs, comm_ids) if whole_jobs is not None and comm_ids is not None else (None, None)
 
     async def checked(self, command: SendMessage, licensee_id: str, comm_id: str | None = None) -> Checked:
         """The command checked, as the message and recipient records it becomes (ValidationFailed naming each
@@ -115,9 +129,7 @@ class Accept:
             return await self.checked(command, licensee_id, comm_id)
 
         async def work(prepared: Checked) -> SendResult:
-            message, recipients = prepared
-            await self.within_caps(prepared, lambda point: self._save_queued(message, recipients, point))
-            return _queued(message, len(recipients))
+            return await self._reserve_and_save(command, key, prepared)
 
         with telemetry.span("sms.accept"):
             return await self._once.run(licensee_id, key, "send", check, work,
@@ -133,11 +145,9 @@ class Accept:
         prepared = await _each(commands, lambda command: self.checked(command, licensee_id))
         results: list[SendResult] = []
         for i, (command, checked) in enumerate(zip(commands, prepared, strict=True)):
-            message, recipients = checked
             try:
                 if keys is None:
-                    await self.within_caps(checked, functools.partial(self._save_queued, message, recipients))
-                    results.append(_queued(message, len(recipients)))
+                    results.append(await self._reserve_and_save(command, None, checked))
                 else:
                     results.append(await self.queue(command, licensee_id, keys[i], checked))
             except GatewayError as error:
@@ -148,6 +158,53 @@ class Accept:
     async def estimate_each(self, commands: Sequence[SendMessage], licensee_id: str) -> list[Screened]:
         """An auto-batch's estimates: each item's, as `estimate`; every item's errors named by its position."""
         return await _each(commands, lambda command: self.estimate(command, licensee_id))
+
+    async def _reserve_and_save(self, command: SendMessage, key: RequestKey | None, checked: Checked) -> SendResult:
+        """A checked message saved to be sent, in one storage call when it can be (see above), within the caps."""
+        one_call = self._one_call(command, key, checked)
+        if one_call is not None:
+            checked, job = one_call
+        message, recipients = checked
+        if one_call is not None and job is not None:
+            await self.within_caps(checked, functools.partial(self._save_whole, job))
+        else:
+            await self.within_caps(checked, functools.partial(self._save_queued, message, recipients))
+        return _queued(message, len(recipients))
+
+    def _one_call(self, command: SendMessage, key: RequestKey | None, checked: Checked) -> tuple[Checked, WholeJob | None] | None:
+        """None for a message that takes today's path. Else the message under a tagged commId, its time to the
+        millisecond the id carries, and its job (None when the job does not fit the queue message: saved as today,
+        under that id)."""
+        message, recipients = checked
+        if (self._comm_ids is None or key is not None or command.references_now or message.send_at is not None or message.blocked
+                or not 1 <= len(recipients) <= WHOLE_JOB_SIZE):
+            return None
+        at = to_millisecond(message.created_at)
+        comm_id = self._comm_ids.mint(message.licensee_id, at, len(recipients))
+        message = evolved(message, comm_id=comm_id, created_at=at)
+        recipients = [evolved(r, comm_id=comm_id, created_at=at, updated_at=at) for r in recipients]
+        tagged = Checked(message, recipients, checked.screened)
+        try:
+            job = WholeJob.of(message, recipients, telemetry.current_traceparent() if telemetry.tracing() else None)
+        except NotWhole as why:  # what the checks above missed: today's path, never a refusal
+            log.warning("message %s taken the usual way: %s", comm_id, why)
+            return tagged, None
+        return tagged, job if self._whole_jobs.fits(job) else None
+
+    async def _save_whole(self, job: WholeJob, point: CommitPoint) -> None:
+        """The one-call save: the job put, and that is all. The put is the commit: once it is sent the message may
+        be stored (a put that landed unanswered), so its spend room is kept from then on."""
+        self._accepted(job.message, len(job.recipients))
+        point.reached = True
+        await self._whole_jobs.put(job)
+
+    def _accepted(self, message: Message, recipient_count: int) -> None:
+        """What telemetry counts of an accept, as it is saved."""
+        if telemetry.tracing():
+            span = trace.get_current_span()
+            span.set_attribute("sms.comm_id", message.comm_id)
+            span.set_attribute("sms.recipients", recipient_count)
+        telemetry.accepted.add(recipient_count, {"provider": self._provider_name})
 
     async def _save_queued(self, message: Message, recipients: list[Recipient], point: CommitPoint | None = None) -> None:
         """Save a message for the worker to send: now, or at its sendAt. A scheduled one is recorded in
@@ -170,13 +227,8 @@ class Accept:
         whose message then fails to commit finds no message, and retries until the queue parks it (its
         give-up finds nothing to fail). Once committed, it is noted for the sweeper (written behind: no
         storage call here). Returns the jobs and the recipients as stored. `point` is marked as the commit is sent."""
-        traceparent = None
-        if telemetry.tracing():
-            span = trace.get_current_span()
-            span.set_attribute("sms.comm_id", message.comm_id)
-            span.set_attribute("sms.recipients", len(recipients))
-            traceparent = telemetry.current_traceparent()
-        telemetry.accepted.add(len(recipients), {"provider": self._provider_name})
+        self._accepted(message, len(recipients))
+        traceparent = telemetry.current_traceparent() if telemetry.tracing() else None
         jobs = SendJob.covering(message.comm_id, len(recipients), traceparent)
         if len(jobs) == 1 and len(recipients) <= self._messages.commit_room:
             # One job and no row to write before the commit, the usual message: the rows staged (built,

@@ -15,6 +15,14 @@ cancel's first write, has each waiting recipient cancelled in a write of its own
 then costs the cancel only the recipient it took. A cancel that still loses (a row that keeps changing
 while it waits, or the ledger's entry: sms/usecases/ledger.py) answers 409 with Retry-After
 (StillChanging), never 500; cancelling again is safe.
+
+A message accepted in one storage call (issue 30) has no rows until the worker writes them from its job. A cancel
+that finds none, for a tagged commId minted for this licensee (sms/domain/comm_ids.py), inserts the message's gate
+row `cancelled` (MessageStore.close_gate). The worker's write of the rows inserts the same row, in one transaction
+with them, so exactly one of the two inserts lands: the cancel's, and the worker writes every recipient cancelled
+(none was ever claimable); or the worker's, and the cancel goes on as above over the rows. Spend room reserved at
+accept is not given back, as for any cancel. The message's ledger entry then appears when the worker writes the
+rows, not with the cancel.
 """
 from __future__ import annotations
 
@@ -24,8 +32,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
-from ..domain.errors import NotFound, RecordChanged, StillChanging
-from ..domain.model import JOB_SIZE, WAITING, Recipient, Status, utcnow
+from ..domain.comm_ids import CommIdKeys, recognised_by
+from ..domain.errors import AlreadyExists, NotFound, RecordChanged, StillChanging
+from ..domain.jobs import GATE_CANCELLED
+from ..domain.model import JOB_SIZE, WAITING, Message, Recipient, Status, utcnow
 from ..storage import MessageStore
 from .job_rows import JobRows
 from .ledger import Ledger
@@ -42,13 +52,19 @@ class CancelResult:
 
 class Cancel:
     def __init__(self, messages: MessageStore, ledger: Ledger, sending_lease: timedelta = timedelta(minutes=5),
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, comm_ids: CommIdKeys | None = None):
         self._messages, self._ledger, self._lease, self._clock = messages, ledger, sending_lease, clock
+        self._comm_ids = comm_ids
 
     async def cancel(self, licensee_id: str, comm_id: str) -> CancelResult:
         """NotFound, worded as for a missing one, for another licensee's message; StillChanging when its
         writes kept losing races (see above)."""
         message = await self._messages.message(comm_id)
+        if message is None:
+            unwritten = await self._before_rows(licensee_id, comm_id)
+            if isinstance(unwritten, CancelResult):
+                return unwritten
+            message = unwritten
         if message is None or message.licensee_id != licensee_id:
             raise NotFound(f"No message with commId {comm_id}")
         cancelled, unaffected = 0, {}
@@ -70,6 +86,28 @@ class Cancel:
                                 "cancel it again") from None
         log.info("message %s cancelled for %d recipient(s); %d unaffected", comm_id, cancelled, sum(unaffected.values()))
         return CancelResult(comm_id, cancelled, unaffected)
+
+    async def _before_rows(self, licensee_id: str, comm_id: str) -> CancelResult | Message | None:
+        """A message with no rows: cancelled by its gate when its id is this licensee's tagged one (the answer), or
+        the message the worker wrote meanwhile (for the cancel to go on over its rows); None for any other id."""
+        tagged = recognised_by(self._comm_ids, comm_id, licensee_id, self._clock())
+        if tagged is None:
+            return None
+        try:
+            await self._messages.close_gate(comm_id, licensee_id, self._clock())
+        except AlreadyExists:
+            gate = await self._messages.gate(comm_id)
+            if gate is not None and gate.state == GATE_CANCELLED and gate.licensee_id == licensee_id:
+                # An earlier cancel's: cancelling again cancels nothing more (every recipient is or will be cancelled).
+                return CancelResult(comm_id, 0, {Status.CANCELLED.value: tagged.recipient_count})
+            message = await self._messages.message(comm_id)  # the worker's write of the rows came first
+            if message is None:
+                # Another licensee's gate (a made-up id that passed for theirs, sms/domain/comm_ids.py): the worker
+                # ignores it and writes the rows queued; cancel them then.
+                raise StillChanging(f"Message {comm_id} is being written now: cancel it again") from None
+            return message
+        log.info("message %s cancelled before its rows were written: %d recipient(s)", comm_id, tagged.recipient_count)
+        return CancelResult(comm_id, tagged.recipient_count)
 
     async def _cancel_job(self, comm_id: str, first: int, last: int) -> tuple[list[Recipient], set[int]] | None:
         """Cancel what waits among one job's recipients: the job's rows as they now stand, and the seqs

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 from ..domain.breaker import Circuit
-from ..domain.commands import Estimate, MessageReport, Party, RequestKey, SendMessage, SendResult
+from ..domain.commands import Estimate, MessageReport, Party, ProvisionalReport, RequestKey, SendMessage, SendResult
 from ..domain.errors import FieldError, ValidationFailed
 from ..domain.events import EVENT_TYPES, WebhookEvent
 from ..domain.guard import Guard, guard_data, money_text
@@ -103,6 +103,7 @@ def send_command(request: SMSSend) -> SendMessage:
         linked_object_id=model.linked_object_id, suite_id=model.suite_id,
         send_at=model.send_at, valid_until=model.valid_until, validity_period=model.validity_period, urgent=bool(model.urgent),
         smart_encoding=bool(model.smart_encoding), max_segments=model.max_segments, max_price=model.max_price,
+        references_now=bool(request.create_communication_references_immediately),
     )
 
 
@@ -155,7 +156,10 @@ def estimate_response(screened: Screened) -> EstimateResponse:
         for line in screened.lines])
 
 
-def message_state(report: MessageReport) -> MessageState:
+def message_state(report: MessageReport | ProvisionalReport) -> MessageState:
+    if isinstance(report, ProvisionalReport):  # its rows not yet written: no encoding or segments to say, no recipients
+        return MessageState(comm_id=report.comm_id, reference=report.reference, status=report.status, licensee_id=report.licensee_id,
+                            created_at=report.created_at, recipient_count=report.recipient_count, recipients=[])
     message = report.message
     return MessageState(
         comm_id=message.comm_id, reference=report.reference, status=report.status, licensee_id=message.licensee_id,

@@ -128,7 +128,8 @@ def test_every_operation_has_its_class_routes_return_marker_and_verb():
 def test_ordinary_fields_follow_servicestacks_rules():
     blocks = class_blocks(body())
     message_state = blocks["MessageState"]
-    assert "    segments: int = 0\n" in message_state  # a non-nullable value type: its default
+    assert "    recipient_count: int = 0\n" in message_state  # a non-nullable value type: its default
+    assert "    segments: Optional[int] = None\n" in message_state  # an int?
     assert "    created_at: datetime.datetime = datetime.datetime(1, 1, 1)\n" in message_state
     assert "    recipients: List[RecipientState] = field(default_factory=list)\n" in message_state  # a required list
     assert "    send_at: Optional[datetime.datetime] = None\n" in message_state  # a DateTime?

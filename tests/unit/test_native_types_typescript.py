@@ -192,7 +192,8 @@ def test_camel_case_is_servicestacks(dotnet, camel):
 
 def test_types_map_as_servicestack_maps_them():
     types = declared(dtos())
-    assert types["MessageState"].properties["segments"] == "!: number"  # Int32, required
+    assert types["MessageState"].properties["recipientCount"] == "!: number"  # Int32, required
+    assert types["MessageState"].properties["segments"] == "?: number"  # Int32?
     assert types["MessageState"].properties["createdAt"] == "!: string"  # DateTime
     assert types["MessageState"].properties["sendAt"] == "?: string"  # DateTime?
     assert types["MessageState"].properties["urgent"] == "?: boolean"  # bool?
@@ -325,10 +326,11 @@ def test_every_variant_compiles_with_tsc_strict(tmp_path):
         'const send = new SMSSend({ smsModel: new SMSModel({ to: [new SMSContact({ phoneNumber: "+61412700001" })] }) });',
         "const answer: CommResponse = send.createResponse();",
         "const state: MessageState = new GetSmsStatus({ commId: 'x' }).createResponse();",
-        "const segments: number = state.segments;",  # required: a number, not number | undefined
+        "const recipientCount: number = state.recipientCount;",  # required: a number, not number | undefined
+        "const segments: number | undefined = state.segments;",  # absent while a one-call message is written
         "const count: number = state.recipients.length;",
         "const method: string = new Sms.Dtos.GetGuard().getMethod();",
-        "console.log(answer.commId ?? '', segments, count, method, send.getTypeName());",
+        "console.log(answer.commId ?? '', recipientCount, segments, count, method, send.getTypeName());",
         ""]))
     (tmp_path / "node_modules").symlink_to(PROJECT_ROOT / "node_modules")
     result = subprocess.run([str(TSC), "--strict", "--noEmit", "--target", "es2022", "--module", "nodenext",

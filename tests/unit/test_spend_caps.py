@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from sms.domain.comm_ids import CommIdKeys
 from sms.domain.errors import StorageUnavailable
 from sms.domain.model import Status
 from sms.domain.prices import PriceTable
@@ -21,6 +22,7 @@ from tests.fakes import (
     InMemoryLedgerStore,
     InMemoryMessageStore,
     InMemorySpendStore,
+    InMemoryWholeJobQueue,
     SmsOverCommands,
     assembled,
     command,
@@ -255,6 +257,36 @@ async def test_a_save_that_failed_at_its_commit_keeps_its_room_since_the_commit_
     assert await used(use, Cap.DAILY_SEGMENTS) == 2
     with pytest.raises(CapReached):
         await sms.accept(command(SAM3), LICENSEE)
+
+
+class PutLandsUnanswered(InMemoryWholeJobQueue):
+    """The one-call accept's queue (issue 30): the put lands, its answer is lost."""
+
+    def __init__(self, failure: BaseException | None):
+        super().__init__()
+        self.failure = failure
+
+    async def put(self, job):
+        await super().put(job)
+        if self.failure is not None:
+            raise self.failure
+
+
+@pytest.mark.parametrize("failure", [StorageUnavailable(), asyncio.CancelledError()])
+async def test_a_one_call_put_that_failed_keeps_its_room_since_it_may_have_landed(failure):
+    """The one-call accept's put is its commit: the worker writes and sends what landed."""
+    queue = PutLandsUnanswered(failure)
+    use, _, sms = gateway(accept_jobs=queue, comm_id_keys=CommIdKeys(b"k" * 32), accept_one_call=True)
+    await capped(use, dailySegments=2)
+    with pytest.raises(type(failure)):
+        await sms.accept(command(SAM, ALEX), LICENSEE)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(queue.jobs) == 1 and await used(use, Cap.DAILY_SEGMENTS) == 2
+    queue.failure = None
+    with pytest.raises(CapReached):
+        await sms.accept(command(SAM3), LICENSEE)
+    assert len(queue.jobs) == 1
 
 
 async def test_spent_answers_each_cap_with_its_limit_use_and_reset():
