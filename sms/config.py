@@ -151,7 +151,7 @@ class Settings:
     commid_key: str | None = None
     commid_key_previous: str | None = None
     # SMS_ACCEPT_ONE_CALL: accept eligible messages with one storage call, the job carrying the whole message
-    # (issue 30). Off by default: every reader (the sms-accept worker, recognition in GET and DELETE) ships first.
+    # (issue 30). Empty: on when SMS_COMMID_KEY is set; `off`: the two-call accept, with tagged ids still recognised.
     accept_one_call: bool = False
 
     @property
@@ -389,7 +389,10 @@ MIN_COMMID_KEY_CHARS = 32
 def _one_call(env: Mapping[str, str]) -> dict:
     key = _commid_key("SMS_COMMID_KEY", env.get("SMS_COMMID_KEY"))
     previous = _commid_key("SMS_COMMID_KEY_PREVIOUS", env.get("SMS_COMMID_KEY_PREVIOUS"))
-    on = _flag("SMS_ACCEPT_ONE_CALL", env.get("SMS_ACCEPT_ONE_CALL", ""))
+    # On by default wherever there is a key: the key is what the readers need, and the one-call accept is the product's
+    # accept (issue 30). `off` keeps the two-call accept, e.g. for one deployment while upgrading from a version
+    # whose GET and DELETE cannot recognise a tagged id yet (README: Settings).
+    on = _flag("SMS_ACCEPT_ONE_CALL", env.get("SMS_ACCEPT_ONE_CALL", ""), default=key is not None)
     if previous and not key:
         raise ConfigError("SMS_COMMID_KEY_PREVIOUS is set without SMS_COMMID_KEY: a rotation keeps the new key beside the previous one")
     if on and not key:

@@ -17,6 +17,7 @@ from sms.dev import azurite, children
 from sms.dev.host import spawned
 
 EVENTGRID_SECRET = "e2e-eventgrid-secret"
+COMMID_KEY = "e2e-commid-key-0123456789abcdef0123456789"  # at least 32 characters (sms/config.py)
 
 
 @dataclass
@@ -70,8 +71,11 @@ def own_emulator():
 
 
 def _devhost_env(connection_string: str, outbox: Path, extra_env: dict[str, str]) -> dict[str, str]:
+    # The one-call accept as deployed (issue 30: on wherever a commId key is set), pinned here so neither the shell nor a
+    # local.settings.json picks the path; a test passes SMS_ACCEPT_ONE_CALL="off" for the two-call accept.
     return {**os.environ, "AzureWebJobsStorage": connection_string, "SMS_CONSOLE_OUTBOX": str(outbox),
-            "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, **extra_env}
+            "SMS_PROVIDER": "console", "SMS_EVENTGRID_SECRET": EVENTGRID_SECRET, "SMS_COMMID_KEY": COMMID_KEY,
+            "SMS_COMMID_KEY_PREVIOUS": "", "SMS_ACCEPT_ONE_CALL": "", **extra_env}
 
 
 @contextlib.contextmanager

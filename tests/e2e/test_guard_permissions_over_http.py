@@ -22,7 +22,9 @@ def send(devhost, key: str, *numbers: str) -> str:
 def settled(devhost, key: str, comm_id: str) -> dict:
     def done():
         status, body = devhost.request("GET", f"/api/sms/{comm_id}", key=key)
-        return body if status == 200 and all(r["status"] not in ("queued", "sending") for r in body["recipients"]) else None
+        # Its recipients listed (a one-call accept's are written by the worker, issue 30) and none still on its way.
+        written = status == 200 and body["recipients"]
+        return body if written and all(r["status"] not in ("queued", "sending") for r in body["recipients"]) else None
     answer = wait_for(done)
     assert answer, f"{comm_id} did not settle"
     return answer

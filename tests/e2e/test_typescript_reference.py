@@ -151,6 +151,10 @@ def test_reading_cancelling_and_searching(results):
     status = answers["status"]
     assert status["commId"] == first["commId"] and status["licenseeId"] == LICENSEE and status["reference"] == first["reference"]
     assert [r["phoneNumber"] for r in status["recipients"]] == ["+61412700101"]
+    # The answer right after accept: queued, for one recipient, whether or not the worker had written it yet.
+    right_after = answers["statusRightAfter"]
+    assert (right_after["commId"], right_after["recipientCount"]) == (first["commId"], 1)
+    assert right_after["status"] in ("queued", "sending", "sent", "delivered") and len(right_after["recipients"]) in (0, 1)
     assert answers["replies"] == {"commId": first["commId"], "replies": []}
     scheduled = answers["sendScheduled"]
     assert answers["cancel"]["commId"] == scheduled["commId"] and answers["cancel"]["cancelled"] == 1

@@ -266,10 +266,13 @@ def test_pumping_protection_is_tuned_by_its_settings_with_documented_defaults():
         Settings.from_env({**STORAGE, "SMS_PUMPING_WINDOW_SECONDS": "60", "SMS_PUMPING_CONFIRM_WAIT_SECONDS": "60"})
 
 
-def test_one_call_is_off_by_default_and_commid_keys_are_read():
+def test_one_call_is_on_wherever_a_commid_key_is_set_unless_turned_off_and_commid_keys_are_read():
     assert (Settings.from_env(STORAGE).accept_one_call, Settings.from_env(STORAGE).commid_key) == (False, None)
-    settings = Settings.from_env({**STORAGE, "SMS_ACCEPT_ONE_CALL": "on", "SMS_COMMID_KEY": "n" * 32, "SMS_COMMID_KEY_PREVIOUS": "p" * 40})
+    settings = Settings.from_env({**STORAGE, "SMS_COMMID_KEY": "n" * 32, "SMS_COMMID_KEY_PREVIOUS": "p" * 40})
     assert (settings.accept_one_call, settings.commid_key, settings.commid_key_previous) == (True, "n" * 32, "p" * 40)
+    assert Settings.from_env({**STORAGE, "SMS_COMMID_KEY": "n" * 32, "SMS_ACCEPT_ONE_CALL": " "}).accept_one_call
+    off = Settings.from_env({**STORAGE, "SMS_COMMID_KEY": "n" * 32, "SMS_ACCEPT_ONE_CALL": "off"})
+    assert (off.accept_one_call, off.commid_key) == (False, "n" * 32)  # the readers still recognise tagged ids
 
 
 @pytest.mark.parametrize("env, names", [
