@@ -27,8 +27,8 @@ from opentelemetry import trace
 from .. import telemetry
 from ..domain.comm_ids import CommIdKeys, to_millisecond
 from ..domain.commands import RequestKey, SendMessage, SendResult, estimate_of
-from ..domain.errors import GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
-from ..domain.jobs import WHOLE_JOB_SIZE, NotWhole, WholeJob
+from ..domain.errors import AlreadyExists, GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
+from ..domain.jobs import GATE_MATERIALIZED, WHOLE_JOB_SIZE, NotWhole, WholeJob
 from ..domain.model import Message, Recipient, SendJob, evolved, queue_delay, reference_for, utcnow
 from ..domain.validation import Limits, max_price_of, message_from
 from ..storage import JobQueue, MessageStore, WholeJobQueue
@@ -193,10 +193,38 @@ class Accept:
 
     async def _save_whole(self, job: WholeJob, point: CommitPoint) -> None:
         """The one-call save: the job put, and that is all. The put is the commit: once it is sent the message may
-        be stored (a put that landed unanswered), so its spend room is kept from then on."""
+        be stored (a put that landed unanswered), so its spend room is kept from then on, unless the put that
+        failed is withdrawn (below)."""
         self._accepted(job.message, len(job.recipients))
         point.reached = True
-        await self._whole_jobs.put(job)
+        try:
+            await self._whole_jobs.put(job)
+        except StorageUnavailable:
+            if await self._withdrawn(job):
+                point.reached = False  # nothing of it will ever be sent: its room goes back
+                raise StorageUnavailable("Storage is unavailable; the message was withdrawn: nothing will be sent, "
+                                         "so send it again shortly") from None
+            # The worker had written it already: accepted after all.
+
+    async def _withdrawn(self, job: WholeJob) -> bool:
+        """After a put that failed, which may have landed (the service applied it, its answer was lost): close the
+        message's gate as cancelled, as a DELETE before its rows would (sms/usecases/cancel.py), so that if it did
+        land the worker writes every recipient cancelled and sends none. Then a 503 says what happened, and the
+        client's resend is the only SMS (the commit of today's path has the same unknown, but its job finds no rows
+        only when the commit failed: there a 503 after a landed commit is sent). True: withdrawn. False: the gate
+        was already the worker's, the rows written: the message is accepted. A gate that cannot be closed either
+        raises the put's failure: unknown, as a lost commit's answer is."""
+        message = job.message
+        try:
+            await self._messages.close_gate(message.comm_id, message.licensee_id, self._clock())
+        except AlreadyExists:
+            gate = await self._messages.gate(message.comm_id)
+            return gate is None or gate.state != GATE_MATERIALIZED
+        except StorageUnavailable:
+            log.warning("one-call message %s: its put failed and its gate could not be closed; it may still be sent", message.comm_id)
+            raise
+        log.warning("one-call message %s withdrawn: its put failed, and if it landed the worker will write it cancelled", message.comm_id)
+        return True
 
     def _accepted(self, message: Message, recipient_count: int) -> None:
         """What telemetry counts of an accept, as it is saved."""

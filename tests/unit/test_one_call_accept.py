@@ -12,6 +12,7 @@ import pytest
 
 from sms.config import Settings
 from sms.domain.comm_ids import CommIdKeys
+from sms.domain.errors import StorageUnavailable
 from sms.domain.jobs import WHOLE_JOB_SIZE
 from sms.domain.pacing import RequestRateLimiter
 from sms.usecases.auth import Authenticator, new_key
@@ -156,3 +157,58 @@ async def test_a_send_that_would_take_it_but_the_job_does_not_fit_is_saved_today
     assert comm_id[12] == "8" and gw.accept_jobs.jobs == []
     assert [r.comm_id for r in (await gw.store.load(comm_id))[1]] == [comm_id] * 3 and len(gw.queue.jobs) == 1
     assert (await call(gw, "sms_status", "GET", comm_id))["segments"] == 1  # its rows: the full answer
+
+
+class PutLandsUnanswered(InMemoryWholeJobQueue):
+    """The put lands and its answer is lost (a timeout, a reset after the service applied it); `meanwhile` runs between
+    the two, e.g. the worker taking the job at once."""
+
+    def __init__(self, meanwhile=None):
+        super().__init__()
+        self.meanwhile = meanwhile
+
+    async def put(self, job) -> None:
+        await super().put(job)
+        if self.meanwhile is not None:
+            await self.meanwhile(job)
+        raise StorageUnavailable()
+
+
+async def post(gw, number: str) -> func.HttpResponse:
+    body = {"SMSModel": {"To": [{"PhoneNumber": number}], "MessageBody": "Your results are ready"}}
+    return await gw.functions["sms_send"](request(gw, "POST", "http://h/api/sms/send", body))
+
+
+async def test_a_put_whose_answer_is_lost_is_withdrawn_so_its_503_is_true_and_the_resend_is_the_only_sms():
+    # Left standing, the landed job would be sent while its client, told 503, sends the message again: two SMS.
+    queue = PutLandsUnanswered()
+    gw = await gateway(accept_jobs=queue)
+    refused = await post(gw, NUMBERS[0])
+    assert refused.status_code == 503
+    assert "withdrawn: nothing will be sent" in json.loads(refused.get_body())["responseStatus"]["message"]
+    [landed] = queue.jobs
+    assert (await gw.store.gate(landed.message.comm_id)).state == "cancelled"
+
+    queue.put = InMemoryWholeJobQueue.put.__get__(queue)  # storage answers again: the client sends it again
+    resent = await send(gw, to=[NUMBERS[0]])
+    await run_worker(gw)  # the landed job and the resend
+    assert gw.provider.calls == [NUMBERS[0]]
+    withdrawn = await call(gw, "sms_status", "GET", landed.message.comm_id)
+    assert [r["status"] for r in withdrawn["recipients"]] == ["cancelled"]
+    assert (await call(gw, "sms_status", "GET", resent))["status"] == "sent"
+
+
+async def test_a_put_whose_answer_is_lost_after_the_worker_wrote_it_is_accepted_and_sent_once():
+    gw = None
+
+    async def worker_first(job):
+        await gw.use.dispatch.dispatch_whole(job)
+
+    queue = PutLandsUnanswered(worker_first)
+    gw = await gateway(accept_jobs=queue)
+    accepted = await post(gw, NUMBERS[1])
+    assert accepted.status_code == 200, accepted.get_body()
+    comm_id = json.loads(accepted.get_body())["commId"]
+    assert gw.provider.calls == [NUMBERS[1]]
+    await run_worker(gw)  # the job's redelivery
+    assert gw.provider.calls == [NUMBERS[1]] and (await call(gw, "sms_status", "GET", comm_id))["status"] == "sent"

@@ -272,11 +272,19 @@ class PutLandsUnanswered(InMemoryWholeJobQueue):
             raise self.failure
 
 
-@pytest.mark.parametrize("failure", [StorageUnavailable(), asyncio.CancelledError()])
-async def test_a_one_call_put_that_failed_keeps_its_room_since_it_may_have_landed(failure):
-    """The one-call accept's put is its commit: the worker writes and sends what landed."""
+class GateUnavailable(InMemoryMessageStore):
+    async def close_gate(self, comm_id, licensee_id, at):
+        raise StorageUnavailable()
+
+
+@pytest.mark.parametrize("failure, messages", [(StorageUnavailable(), GateUnavailable()), (asyncio.CancelledError(), None)],
+                         ids=["unavailable, gate unavailable too", "cancelled"])
+async def test_a_one_call_put_that_failed_keeps_its_room_since_it_may_have_landed(failure, messages):
+    """The one-call accept's put is its commit: the worker writes and sends what landed, unless the accept could
+    withdraw it (a put that failed with storage unavailable, its gate closed: the test below)."""
     queue = PutLandsUnanswered(failure)
-    use, _, sms = gateway(accept_jobs=queue, comm_id_keys=CommIdKeys(b"k" * 32), accept_one_call=True)
+    use, _, sms = gateway(accept_jobs=queue, comm_id_keys=CommIdKeys(b"k" * 32), accept_one_call=True,
+                          **({"messages": messages} if messages else {}))
     await capped(use, dailySegments=2)
     with pytest.raises(type(failure)):
         await sms.accept(command(SAM, ALEX), LICENSEE)
@@ -287,6 +295,20 @@ async def test_a_one_call_put_that_failed_keeps_its_room_since_it_may_have_lande
     with pytest.raises(CapReached):
         await sms.accept(command(SAM3), LICENSEE)
     assert len(queue.jobs) == 1
+
+
+async def test_a_one_call_put_that_failed_and_was_withdrawn_gives_its_room_back():
+    queue = PutLandsUnanswered(StorageUnavailable())
+    use, _, sms = gateway(accept_jobs=queue, comm_id_keys=CommIdKeys(b"k" * 32), accept_one_call=True)
+    await capped(use, dailySegments=2)
+    with pytest.raises(StorageUnavailable, match="withdrawn"):
+        await sms.accept(command(SAM, ALEX), LICENSEE)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(queue.jobs) == 1 and await used(use, Cap.DAILY_SEGMENTS) == 0  # it landed, and will be written cancelled
+    queue.failure = None
+    await sms.accept(command(SAM, ALEX), LICENSEE)  # the resend has the room
+    assert len(queue.jobs) == 2 and await used(use, Cap.DAILY_SEGMENTS) == 2
 
 
 async def test_spent_answers_each_cap_with_its_limit_use_and_reset():
