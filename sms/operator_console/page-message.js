@@ -39,11 +39,15 @@ export async function render(main, { id, heading }) {
     }
     shown = now;
     clearTimeout(timer);
-    if (message.recipients.some((recipient) => IN_FLIGHT.has(recipient.status))) timer = setTimeout(() => load().catch(() => {}), wait);
+    const moving = beingWritten(message) ? message.status === "queued" : message.recipients.some((recipient) => IN_FLIGHT.has(recipient.status));
+    if (moving) timer = setTimeout(() => load().catch(() => {}), wait);
   }
 
   function draw(message, replies, events) {
-    const waiting = message.recipients.filter((recipient) => CANCELLABLE.has(recipient.status)).length;
+    const writing = beingWritten(message);
+    const waiting = writing
+      ? (message.status === "queued" ? message.recipientCount : 0)
+      : message.recipients.filter((recipient) => CANCELLABLE.has(recipient.status)).length;
     fill(body,
       h("div", { class: "grid" },
         h("section", { class: "card", "aria-labelledby": "facts" },
@@ -55,7 +59,9 @@ export async function render(main, { id, heading }) {
             h("dt", {}, "Created"), h("dd", {}, when(message.createdAt)),
             message.sendAt ? [h("dt", {}, "Send at"), h("dd", {}, when(message.sendAt))] : null,
             message.validUntil ? [h("dt", {}, "Valid until"), h("dd", {}, when(message.validUntil))] : null,
-            h("dt", {}, "Encoding"), h("dd", {}, `${message.encoding}, ${message.segments} segment${message.segments === 1 ? "" : "s"}`),
+            h("dt", {}, "Encoding"), h("dd", {}, writing
+              ? "Known once written"
+              : `${message.encoding}, ${message.segments} segment${message.segments === 1 ? "" : "s"}`),
             h("dt", {}, "Licensee"), h("dd", { class: "mono" }, message.licenseeId)),
           waiting ? h("div", { class: "actions" }, action(`Cancel (${waiting} not sent yet)`, async () => {
             const answer = await call("DELETE", `api/sms/${encodeURIComponent(message.commId)}`, { licensee: true });
@@ -63,6 +69,9 @@ export async function render(main, { id, heading }) {
             await load();
           }, { class: "danger" })) : null)),
       h("h2", {}, "Recipients"),
+      writing ? h("p", { class: "muted", id: "being-written" }, message.status === "queued"
+        ? `Being written: ${plural(message.recipientCount, "recipient")}, listed here in a moment.`
+        : `Cancelled before it was written: ${plural(message.recipientCount, "recipient")}, none sent.`) : null,
       message.recipients.map((recipient) => h("section", { class: "card recipient", "aria-label": `Recipient ${recipient.phoneNumber}` },
         h("h3", {}, recipient.phoneNumber, recipient.name ? ` (${recipient.name})` : "", " ", badge(recipient.status)),
         recipient.error ? h("p", { class: "error" }, recipient.error) : null,
@@ -94,6 +103,17 @@ export async function render(main, { id, heading }) {
     stopped = true;
     clearTimeout(timer);
   };
+}
+
+// A message accepted in one storage call (issue 30) is answered from its commId until the worker writes it, about a
+// second: queued (or cancelled), with recipientCount, no recipients yet, and no encoding or segments (nothing stored
+// holds its body yet).
+function beingWritten(message) {
+  return message.encoding == null && message.recipients.length === 0;
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 // An event's payload is the JSON text as it was signed and sent: shown indented, as text.
