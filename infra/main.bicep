@@ -53,6 +53,17 @@ param pricesFile string = ''
 @description('The code the Event Grid subscription URL must carry for /api/sms/receipts/acs.')
 param eventGridSecret string = newGuid()
 
+@secure()
+@description('SMS_COMMID_KEY, the key that tags the commIds of messages accepted in one storage call: azd reads it back from Key Vault (main.parameters.json), so every deployment keeps it; empty or short on the first, when commIdKeyFiller completes it.')
+param commIdKey string = ''
+
+@secure()
+@description('Completes a commIdKey shorter than the 32 characters the app needs: on the first deployment only, as later ones read the whole key back.')
+param commIdKeyFiller string = newGuid()
+
+@description('SMS_ACCEPT_ONE_CALL: empty, accept eligible messages in one storage call (the default, issue 30); off, the two-call accept (for one deployment when upgrading from a version before it).')
+param acceptOneCall string = ''
+
 @description('Most instances the app may scale to (rate limits are per instance: see docs/scaling.md).')
 param maximumInstanceCount int = 40
 
@@ -66,6 +77,8 @@ param consoleEntraTenantId string = ''
 @description('A client secret of that app registration: stored in Key Vault, read by App Service Authentication through a Key Vault reference.')
 param consoleEntraClientSecret string = ''
 
+// At least sms/config.py's MIN_COMMID_KEY_CHARS (32): azd's first random password is 15 characters.
+var commIdKeyValue = length(commIdKey) >= 32 ? commIdKey : '${commIdKey}${commIdKeyFiller}'
 var suffix = uniqueString(resourceGroup().id)
 var appName = '${name}-${suffix}'
 var storageName = toLower(take('${name}${suffix}', 24))
@@ -194,6 +207,12 @@ resource eventGridSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   properties: { value: eventGridSecret }
 }
 
+resource commIdKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'commid-key'
+  properties: { value: commIdKeyValue }
+}
+
 resource twilioTokenValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(twilioAuthToken)) {
   parent: vault
   name: 'twilio-auth-token'
@@ -283,6 +302,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SMS_PRICES', value: pricesFile }
         { name: 'SMS_PUBLIC_BASE_URL', value: 'https://${appName}.azurewebsites.net' }
         { name: 'SMS_EVENTGRID_SECRET', value: '${secretReference}eventgrid-secret)' }
+        { name: 'SMS_COMMID_KEY', value: '${secretReference}commid-key)' }
+        { name: 'SMS_ACCEPT_ONE_CALL', value: acceptOneCall }
         { name: 'ACS_CONNECTION_STRING', value: deployCommunicationServices ? '${secretReference}acs-connection-string)' : '' }
         { name: 'ACS_FROM_NUMBER', value: acsFromNumber }
         { name: 'TWILIO_ACCOUNT_SID', value: twilioAccountSid }
@@ -294,7 +315,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ], providerSettings)
     }
   }
-  dependsOn: [storageRoles, vaultRole, appTables, appQueues, deployments]
+  dependsOn: [storageRoles, vaultRole, appTables, appQueues, deployments, commIdKeySecret]
 }
 
 // Optional: App Service Authentication (Easy Auth, the authsettingsV2 API) with Entra ID in front of the operator console.

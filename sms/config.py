@@ -403,6 +403,11 @@ def _one_call(env: Mapping[str, str]) -> dict:
 
 def _commid_key(name: str, raw: str | None) -> str | None:
     value = (raw or "").strip()
+    if value.startswith("@Microsoft.KeyVault("):
+        # App Service passes an unresolved reference on as the setting's value (learn.microsoft.com/azure/app-service/
+        # app-service-key-vault-references, "Troubleshoot Key Vault references"): never take it for the key.
+        raise ConfigError(f"{name} is a Key Vault reference App Service could not resolve ({value}): check the app's "
+                          "identity may read the vault's secrets and that the secret exists")
     if value and len(value) < MIN_COMMID_KEY_CHARS:
         raise ConfigError(f"{name} is {len(value)} characters long: a commId key needs at least {MIN_COMMID_KEY_CHARS} "
                           "(for example `openssl rand -base64 32`)")

@@ -280,6 +280,10 @@ def test_one_call_is_on_wherever_a_commid_key_is_set_unless_turned_off_and_commi
     ({"SMS_COMMID_KEY": "n" * 32, "SMS_COMMID_KEY_PREVIOUS": "p" * 31}, "SMS_COMMID_KEY_PREVIOUS is 31 characters long"),
     ({"SMS_COMMID_KEY_PREVIOUS": "p" * 32}, "SMS_COMMID_KEY_PREVIOUS is set without SMS_COMMID_KEY"),
     ({"SMS_ACCEPT_ONE_CALL": "on"}, "SMS_ACCEPT_ONE_CALL is on without SMS_COMMID_KEY"),
+    # App Service hands the app the reference itself when it cannot resolve it (no access to the vault, no secret yet):
+    # long enough to pass for a key, and not the key the other instances have.
+    ({"SMS_COMMID_KEY": "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/commid-key)"},
+     "SMS_COMMID_KEY is a Key Vault reference App Service could not resolve"),
     ({"SMS_ACCEPT_ONE_CALL": "sometimes", "SMS_COMMID_KEY": "n" * 32}, "SMS_ACCEPT_ONE_CALL='sometimes' is not true or false"),
 ])
 def test_one_call_settings_refuse_what_cannot_work(env, names):

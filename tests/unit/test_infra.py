@@ -187,6 +187,29 @@ def test_main_bicep_outputs_the_consoles_url_on_the_apps_own_host():
     assert outputs["AZURE_CONSOLE_URL"]["value"].endswith("/" + console.path)
 
 
+def test_the_commid_key_is_made_once_kept_in_key_vault_and_read_back_by_azd_on_every_later_deployment(bicep_text):
+    """SMS_COMMID_KEY must stay the same from one deployment to the next: a message accepted in one storage call is
+    recognised by its key until the worker writes it (issue 30). A param defaulting to newGuid() alone would make a
+    new key at every deployment; azd's secretOrRandomPassword reads the vault's secret back instead, and makes a
+    random one only while the vault or the secret is not there (azure-dev: cli/azd/pkg/cmdsubst/secretOrRandomPassword.go).
+    That one is 15 characters (5 lower, 5 upper, 5 digits: cli/azd/pkg/password/generator.go), under sms/config.py's
+    32, so the first deployment adds a GUID to it; the 51 characters kept are read back whole ever after."""
+    import json
+
+    from sms.config import MIN_COMMID_KEY_CHARS
+
+    parameters = json.loads((PROJECT_ROOT / "infra" / "main.parameters.json").read_text())["parameters"]
+    assert parameters["commIdKey"]["value"] == "$(secretOrRandomPassword ${AZURE_KEY_VAULT_NAME} commid-key)"
+    assert "output AZURE_KEY_VAULT_NAME string = vault.name\n" in bicep_text  # azd keeps outputs in its environment
+    assert re.search(r"@secure\(\)\n@description\([^\n]*\)\nparam commIdKey string = ''\n", bicep_text)
+    assert re.search(r"@secure\(\)\n@description\([^\n]*\)\nparam commIdKeyFiller string = newGuid\(\)\n", bicep_text)
+    completed = f"var commIdKeyValue = length(commIdKey) >= {MIN_COMMID_KEY_CHARS} ? commIdKey : '${{commIdKey}}${{commIdKeyFiller}}'"
+    assert completed in bicep_text
+    assert re.search(r"name: 'commid-key'\n  properties: \{ value: commIdKeyValue \}", bicep_text)
+    assert "{ name: 'SMS_COMMID_KEY', value: '${secretReference}commid-key)' }" in bicep_text
+    assert "{ name: 'SMS_ACCEPT_ONE_CALL', value: acceptOneCall }" in bicep_text
+
+
 # --- What azd publishes: the folder, less what .funcignore lists (gitignore syntax: learn.microsoft.com/azure/developer/
 # azure-developer-cli/service-packaging-ignore-files). git's own matcher reads it here, so the patterns mean what they mean to git.
 
