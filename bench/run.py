@@ -33,7 +33,8 @@ def chart(levels: list[accept.Level], path: Path) -> None:
     axis.plot(concurrency, [level.one_call.per_second for level in levels], marker="D", label="gateway one-call (HTTP, dev host)")
     axis.plot(concurrency, [level.bare.per_second for level in levels], marker="^",
               label="bare floor (HTTP, aiohttp, hand-signed put + transaction)")
-    axis.plot(concurrency, [level.one_put.per_second for level in levels], marker="v", label="bare one-put floor (HTTP, aiohttp, hand-signed put)")
+    axis.plot(concurrency, [level.one_put.per_second for level in levels], marker="v",
+              label="bare one-put floor (HTTP, aiohttp, hand-signed put)")
     axis.plot(concurrency, [level.raw.per_second for level in levels], marker="s", label="raw SDK floor (put + transaction, in-process)")
     axis.set_xscale("log", base=2)
     axis.set_xticks(concurrency, [str(c) for c in concurrency])
