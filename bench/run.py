@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sms.dev import azurite
 
-from . import accept, dispatch, fanout, ledger, memory, scheduled, wire
+from . import accept, dispatch, fanout, flow, latency, ledger, memory, scheduled, wire
 from .harness import Row, table
 
 HERE = Path(__file__).resolve().parent
@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         late = asyncio.run(scheduled.lateness(storage.connection_string, due, Path(outbox) / "outbox.jsonl"))
         cost = asyncio.run(scheduled.storage_cost(storage.connection_string, 5 if args.smoke else 50))
     rows += scheduled.rows(late, cost, due)
+    with azurite.start() as storage, tempfile.TemporaryDirectory() as outbox:
+        rows += latency.rows(asyncio.run(latency.run(storage.connection_string, latency.SMOKE_SIZE if args.smoke else latency.FULL_SIZE,
+                                                     Path(outbox) / "outbox.jsonl")))
+    counted = 5 if args.smoke else 48
+    with azurite.start() as storage:
+        rows += flow.rows(asyncio.run(flow.per_message(storage.connection_string, counted)), counted)
     rows += wire.rows(wire.run(seconds))
 
     print(table(rows))
