@@ -1,11 +1,14 @@
 """The bare floor: the least an HTTP gateway on Azure Storage does per accepted one-recipient request,
 in its own process, so `make bench` can set the dev host's CPU per request beside it.
 
-Per POST it reads the JSON body and makes the gateway's two storage calls: one queue put (the job)
-and one entity-group transaction inserting two entities (the recipient row and the message row).
+Per POST it reads the JSON body and makes the gateway's storage calls, in one of two modes by path:
+- the two-call floor (any path but /one/...): one queue put (the job, ids only) and one entity-group
+  transaction inserting two entities (the recipient row and the message row), as today's accept does;
+- the one-put floor (/one/...): the one queue put of issue 30's one-call accept alone, its body the
+  whole message shaped and sized as the gateway's version-2 job (sms/domain/jobs.py), never expiring.
 Both are signed here with the account key and sent over one long-lived aiohttp ClientSession. It has
 no SDK, no validation, no caller authentication and no retries: what is left is aiohttp's server and
-client, two signatures and the two request bodies, the part no gateway design can remove.
+client, the signatures and the request bodies, the part no gateway design can remove.
 
 Signing follows Microsoft's "Authorize with Shared Key"
 (https://learn.microsoft.com/rest/api/storageservices/authorize-with-shared-key): the Shared Key
@@ -49,6 +52,7 @@ TABLE = "BenchBare"
 QUEUE_VERSION = "2026-10-06"  # the x-ms-version azure-storage-queue sends, and
 TABLE_VERSION = "2019-02-02"  # azure-data-tables'
 LICENSEE = "be" * 16
+ONE_PUT = "/one"  # the path prefix of the one-put floor; any other path is the two-call floor
 ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"Bare floor listening on http://127\.0\.0\.1:(\d+)")
 
@@ -93,17 +97,33 @@ class BareFloor:
         self._batch_resource = account.resource(self._batch_url)
 
     async def put_job(self, comm_id: str) -> None:
-        job = json.dumps({"commId": comm_id, "first": 0, "last": 0}, separators=(",", ":"))
+        """The two-call accept's job: ids only."""
+        await self._put(json.dumps({"commId": comm_id, "first": 0, "last": 0}, separators=(",", ":")))
+
+    async def put_whole(self, comm_id: str, phone_number: str, name: str | None, text: str) -> None:
+        """The one-call accept's job: the whole message, with the fields and the size of the gateway's version-2
+        job for a one-recipient message with no options (sms/domain/jobs.py, WholeJob.text), and put as the
+        gateway puts it, never expiring (messagettl=-1)."""
+        at = int(datetime.now(timezone.utc).timestamp() * 1000)
+        whole = {"v": 2, "commId": comm_id, "licenseeId": LICENSEE, "at": at, "body": text, "enc": "GSM-7", "seg": 1,
+                 "from": [None, None, None], "to": [[uuid.uuid4().hex, phone_number, name, None]]}
+        await self._put(json.dumps(whole, separators=(",", ":"), ensure_ascii=False), never_expires=True)
+
+    async def _put(self, job: str, never_expires: bool = False) -> None:
         body = ("<?xml version='1.0' encoding='utf-8'?>\n<QueueMessage><MessageText>"
                 f"{base64.b64encode(job.encode()).decode()}</MessageText></QueueMessage>").encode()
         date = formatdate(usegmt=True)
         # VERB, Content-Encoding, -Language, -Length, -MD5, -Type, Date, If-Modified-Since, If-Match,
-        # If-None-Match, If-Unmodified-Since, Range; then the x-ms- headers, sorted; then the resource.
+        # If-None-Match, If-Unmodified-Since, Range; then the x-ms- headers, sorted; then the resource,
+        # and each query parameter on a line of its own as "name:value".
+        resource, url = self._messages_resource, self._messages_url
+        if never_expires:
+            resource, url = f"{resource}\nmessagettl:-1", f"{url}?messagettl=-1"
         signed = (f"POST\n\n\n{len(body)}\n\napplication/xml\n\n\n\n\n\n\n"
-                  f"x-ms-date:{date}\nx-ms-version:{QUEUE_VERSION}\n{self._messages_resource}")
+                  f"x-ms-date:{date}\nx-ms-version:{QUEUE_VERSION}\n{resource}")
         headers = {"Content-Type": "application/xml", "x-ms-date": date, "x-ms-version": QUEUE_VERSION,
                    "Authorization": self._account.sign(signed)}
-        async with self._session.post(self._messages_url, data=body, headers=headers) as response:
+        async with self._session.post(url, data=body, headers=headers) as response:
             answer = await response.read()
             if response.status != 201:
                 raise StorageRefused(f"queue put: {response.status} {answer[:300]!r}")
@@ -157,7 +177,18 @@ def application(floor: BareFloor) -> web.Application:
             return web.Response(status=503, text=str(exc))
         return web.json_response({"commId": comm_id, "status": True})
 
+    async def accept_one(request: web.Request) -> web.Response:
+        model = json.loads(await request.read())["smsModel"]
+        to = model["to"][0]
+        comm_id = uuid.uuid4().hex
+        try:
+            await floor.put_whole(comm_id, to["phoneNumber"], to.get("name"), model["messageBody"])
+        except StorageRefused as exc:
+            return web.Response(status=503, text=str(exc))
+        return web.json_response({"commId": comm_id, "status": True})
+
     app = web.Application()
+    app.router.add_post(f"{ONE_PUT}/{{tail:.*}}", accept_one)
     app.router.add_post("/{tail:.*}", accept)
     return app
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sms.dev import azurite
 
-from . import accept, dispatch, fanout, ledger, memory, scheduled, wire
+from . import accept, dispatch, fanout, flow, latency, ledger, memory, scheduled, wire
 from .harness import Row, table
 
 HERE = Path(__file__).resolve().parent
@@ -29,9 +29,12 @@ def chart(levels: list[accept.Level], path: Path) -> None:
 
     concurrency = [level.concurrency for level in levels]
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot(concurrency, [level.gateway.per_second for level in levels], marker="o", label="gateway (HTTP, dev host)")
+    axis.plot(concurrency, [level.gateway.per_second for level in levels], marker="o", label="gateway two-call (HTTP, dev host)")
+    axis.plot(concurrency, [level.one_call.per_second for level in levels], marker="D", label="gateway one-call (HTTP, dev host)")
     axis.plot(concurrency, [level.bare.per_second for level in levels], marker="^",
               label="bare floor (HTTP, aiohttp, hand-signed put + transaction)")
+    axis.plot(concurrency, [level.one_put.per_second for level in levels], marker="v",
+              label="bare one-put floor (HTTP, aiohttp, hand-signed put)")
     axis.plot(concurrency, [level.raw.per_second for level in levels], marker="s", label="raw SDK floor (put + transaction, in-process)")
     axis.set_xscale("log", base=2)
     axis.set_xticks(concurrency, [str(c) for c in concurrency])
@@ -81,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         late = asyncio.run(scheduled.lateness(storage.connection_string, due, Path(outbox) / "outbox.jsonl"))
         cost = asyncio.run(scheduled.storage_cost(storage.connection_string, 5 if args.smoke else 50))
     rows += scheduled.rows(late, cost, due)
+    with azurite.start() as storage, tempfile.TemporaryDirectory() as outbox:
+        rows += latency.rows(asyncio.run(latency.run(storage.connection_string, latency.SMOKE_SIZE if args.smoke else latency.FULL_SIZE,
+                                                     Path(outbox) / "outbox.jsonl")))
+    counted = 5 if args.smoke else 48
+    with azurite.start() as storage:
+        rows += flow.rows(asyncio.run(flow.per_message(storage.connection_string, counted)), counted)
     rows += wire.rows(wire.run(seconds))
 
     print(table(rows))
