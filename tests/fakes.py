@@ -9,6 +9,7 @@ from dataclasses import fields, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 
+from sms.domain.comm_ids import CommIdKeys
 from sms.domain.commands import MessageReport, Party, RequestKey, SendMessage, SendResult
 from sms.domain.errors import AlreadyExists, RecordChanged, StorageUnavailable
 from sms.domain.events import Delivery, EventBatch, WebhookEvent, batch_id
@@ -880,9 +881,13 @@ def sms_over(messages: MessageStore, jobs: JobQueue, provider: SmsProvider, **op
 class World:
     """The service, inbound handling and opt-outs wired over in-memory fakes: one worker's view."""
 
-    def __init__(self, **tuning):
-        """`tuning`: sms.gateway.Tuning's, for this world (its prices, its default guard)."""
+    def __init__(self, one_call: bool = False, **tuning):
+        """`tuning`: sms.gateway.Tuning's, for this world (its prices, its default guard). `one_call`: the accept's
+        one-call path on (issue 30): an eligible message is put whole on `whole`, and `send` runs its job."""
         self.store, self.queue, self.provider = InMemoryMessageStore(), InMemoryJobQueue(), RecordingProvider()
+        self.whole = InMemoryWholeJobQueue()
+        if one_call:
+            tuning = {**tuning, "accept_jobs": self.whole, "comm_id_keys": CommIdKeys(b"w" * 32), "accept_one_call": True}
         self.inbound_store, self.opt_out_store = InMemoryInboundStore(), InMemoryOptOutStore()
         self.opt_out_index = InMemoryOptOutIndex()
         self.ledger = InMemoryLedgerStore()
@@ -899,6 +904,8 @@ class World:
 
     async def send(self, *numbers, licensee=LICENSEE, replies=False):
         response = await self.sms.accept(command(*numbers, reply_is_allowed=replies), licensee)
+        for whole in [job for job in self.whole.jobs if job.message.comm_id == response.comm_id]:
+            await self.use.dispatch.dispatch_whole(whole)
         for job, _ in list(self.queue.jobs):
             if job.comm_id == response.comm_id:
                 await self.sms.dispatch(job)

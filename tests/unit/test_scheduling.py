@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sms.domain import transitions
+from sms.domain.comm_ids import CommIdKeys
 from sms.domain.commands import Party, SendMessage
 from sms.domain.errors import NotFound, ValidationFailed
 from sms.domain.model import MAX_QUEUE_DELAY, WAITING, SendJob, Status, utcnow
@@ -21,6 +22,7 @@ from tests.fakes import (
     InMemoryLedgerStore,
     InMemoryLicenseeSettingsStore,
     InMemoryMessageStore,
+    InMemoryWholeJobQueue,
     RecordingProvider,
     assembled,
 )
@@ -55,8 +57,13 @@ class HidingQueue:
 
 
 class Gateway:
-    def __init__(self, at: datetime = T0, delay: float = 0.0, send_concurrency: int = 16, store: InMemoryMessageStore | None = None):
+    def __init__(self, at: datetime = T0, delay: float = 0.0, send_concurrency: int = 16, store: InMemoryMessageStore | None = None,
+                 one_call: bool = False):
+        """`one_call`: the accept's one-call path on (issue 30): a message that can be is put whole, and its first
+        run (visible at once, as sms-accept's message) writes its rows; its later hops are version-1 jobs."""
         self.clock = Clock(at)
+        self.whole = InMemoryWholeJobQueue()
+        one_call_ports = {"accept_jobs": self.whole, "comm_id_keys": CommIdKeys(b"k" * 32), "accept_one_call": True} if one_call else {}
         self.store, self.ledger, self.settings = store or InMemoryMessageStore(), InMemoryLedgerStore(), InMemoryLicenseeSettingsStore()
         self.queue = HidingQueue(self.clock)
         self.provider = RecordingProvider(delay=delay)
@@ -69,7 +76,7 @@ class Gateway:
 
         self.provider.send = timed
         self.use = assembled(self.store, self.queue, self.provider, ledger=self.ledger, licensees=self.settings, clock=self.clock,
-                            send_concurrency=send_concurrency, default_guard=EVERY_COUNTRY)
+                            send_concurrency=send_concurrency, default_guard=EVERY_COUNTRY, **one_call_ports)
 
     async def send(self, *numbers, licensee=LICENSEE, **timing) -> str:
         command = SendMessage(to=tuple(Party(phone_number=n) for n in numbers), body="Your appointment is tomorrow at 10",
@@ -78,6 +85,9 @@ class Gateway:
 
     async def run_queue(self, until: datetime) -> None:
         """Run every job that becomes visible up to `until`, each at its time, in order."""
+        whole, self.whole.jobs = self.whole.jobs, []
+        for job in whole:
+            await self.use.dispatch.dispatch_whole(job)
         while self.queue.hidden:
             self.queue.hidden.sort(key=lambda item: item[:2])
             visible_at, _, job = self.queue.hidden[0]
@@ -218,10 +228,12 @@ async def _quiet(gw: Gateway, window="21:00-08:00", zone="Australia/Sydney"):
     await gw.use.licensees.set(LICENSEE, quiet_hours=window, time_zone=zone)
 
 
-async def test_quiet_hours_across_midnight_hold_each_recipient_until_its_own_local_morning():
-    gw = Gateway()  # 22:00 in Sydney, 06:00 in New York
+@pytest.mark.parametrize("one_call", [False, True], ids=["two_call", "one_call"])
+async def test_quiet_hours_across_midnight_hold_each_recipient_until_its_own_local_morning(one_call):
+    gw = Gateway(one_call=one_call)  # 22:00 in Sydney, 06:00 in New York
     await _quiet(gw)
     comm_id = await gw.send(SYDNEY, NEW_YORK, AU_MOBILE, "+447911123456")  # the last: no one zone, so Sydney's
+    assert (len(gw.whole.jobs), len(gw.queue.puts)) == ((1, 0) if one_call else (0, 1))  # the path it took
     await gw.run_queue(T0)
     assert gw.provider.sent == []
     rows = (await gw.store.load(comm_id))[1]
@@ -242,10 +254,12 @@ async def test_quiet_hours_across_midnight_hold_each_recipient_until_its_own_loc
     assert [r.last_error for r in (await gw.store.load(comm_id))[1]] == [None] * 4
 
 
-async def test_an_urgent_message_goes_inside_quiet_hours_and_outside_them_nothing_waits():
-    gw = Gateway()
+@pytest.mark.parametrize("one_call", [False, True], ids=["two_call", "one_call"])
+async def test_an_urgent_message_goes_inside_quiet_hours_and_outside_them_nothing_waits(one_call):
+    gw = Gateway(one_call=one_call)
     await _quiet(gw)
     await gw.send(SYDNEY, urgent=True)
+    assert len(gw.whole.jobs) == (1 if one_call else 0)
     await gw.run_queue(T0)
     assert gw.sent_at == {SYDNEY: T0}
     await gw.send(NEW_YORK)  # 06:00 there: held
@@ -265,14 +279,17 @@ async def test_a_window_inside_one_day_and_a_scheduled_time_inside_quiet_hours()
     assert gw.sent_at == {SYDNEY: datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)}  # 13:00 in Sydney, not 12:45
 
 
-async def test_quiet_hours_holding_past_valid_until_end_in_expired():
-    gw = Gateway()
+@pytest.mark.parametrize("one_call", [False, True], ids=["two_call", "one_call"])
+async def test_quiet_hours_holding_past_valid_until_end_in_expired(one_call):
+    gw = Gateway(one_call=one_call)
     await _quiet(gw)
     comm_id = await gw.send(SYDNEY, validity_period=3600)
+    assert len(gw.whole.jobs) == (1 if one_call else 0)
     await gw.run_queue(T0 + timedelta(days=1))
     assert gw.provider.sent == [] and await gw.statuses(comm_id) == [Status.EXPIRED]
     # It went back on the queue for its validUntil, not for the morning.
-    assert [delay for _, delay in gw.queue.puts][-2:] == [0, 3600] or [d for _, d in gw.queue.puts] == [0, 3600]
+    # One-call: the first run was the whole job's, on its own queue.
+    assert [delay for _, delay in gw.queue.puts] == ([3600] if one_call else [0, 3600])
 
 
 async def test_bad_quiet_hours_or_zones_are_refused_naming_them():

@@ -33,10 +33,13 @@ async def test_a_licensee_without_endpoints_keeps_no_events_and_queues_nothing()
     assert world.deliveries.put_deliveries == []
 
 
-async def test_a_send_tells_each_recipients_sent_with_what_routes_it():
-    world = World()
+@pytest.mark.parametrize("one_call", [False, True], ids=["two_call", "one_call"])
+async def test_a_send_tells_each_recipients_sent_with_what_routes_it_and_the_ledger_lists_it(one_call):
+    world = World(one_call=one_call)
     endpoint = await _endpoint(world)
     comm_id = await world.send(SAM, ALEX)
+    assert (len(world.whole.jobs), comm_id[12]) == ((1, "8") if one_call else (0, "4"))  # the path it took
+    assert world.ledger.entries[comm_id].licensee_id == endpoint.licensee_id  # listed, as GET /api/sms lists it
     [(delivery, delay)] = world.deliveries.take()
     assert (delivery.endpoint_id, delivery.comm_id, delay, delivery.attempt, delivery.only) == (endpoint.endpoint_id, comm_id, 0, 1, None)
     events = await world.ledger.batch(delivery.licensee_id, comm_id, delivery.batch)
@@ -53,8 +56,9 @@ async def test_a_send_tells_each_recipients_sent_with_what_routes_it():
     assert sam["timestamp"].endswith("Z")
 
 
-async def test_a_receipt_tells_delivered_once_however_often_it_comes():
-    world = World()
+@pytest.mark.parametrize("one_call", [False, True], ids=["two_call", "one_call"])
+async def test_a_receipt_tells_delivered_once_however_often_it_comes(one_call):
+    world = World(one_call=one_call)
     await _endpoint(world)
     comm_id = await world.send(SAM)
     world.deliveries.take()
