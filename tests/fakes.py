@@ -580,6 +580,21 @@ class RecordingProvider(SmsProvider):
             self.in_flight -= 1
 
 
+class DiesAfterTaking(RecordingProvider):
+    """The provider takes the SMS, then the worker dies before recording it (CancelledError: the host stopping it):
+    on every send, or only on the send to `number`."""
+
+    def __init__(self, number: str | None = None, **options):
+        super().__init__(**options)
+        self.number = number
+
+    async def send(self, sms: OutgoingSms) -> SendOutcome:
+        outcome = await super().send(sms)  # the provider took it...
+        if self.number in (None, sms.to):
+            raise asyncio.CancelledError  # ...and the worker died before recording it
+        return outcome
+
+
 class VendorRecord:
     """What a vendor keeps of the SMS it took, beyond any one process (Twilio's message list, the console
     outbox): recipient id -> its message id, and how many times each recipient was sent."""

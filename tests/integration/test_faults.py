@@ -37,7 +37,7 @@ from sms.storage import JobQueue
 from sms.storage.queues import StorageJobQueue, StorageWholeJobQueue, queue_client
 from sms.storage.tables import MESSAGES_TABLE
 from sms.usecases.dispatch import MessageNotWritten, RecipientsInFlight
-from tests.fakes import InMemoryJobQueue, RecordingProvider, SmsOverCommands, age_claims, assembled, command, sms_over
+from tests.fakes import DiesAfterTaking, InMemoryJobQueue, RecordingProvider, SmsOverCommands, age_claims, assembled, command, sms_over
 from tests.integration.test_batch import DroppingProxy
 
 LICENSEE = "f0" * 16
@@ -183,14 +183,8 @@ async def test_two_workers_on_the_same_job_call_the_provider_once_per_recipient(
     assert {r.status for r in recipients} == {Status.SENT} and {r.attempts for r in recipients} == {1}
 
 
-class DiesMidSend(RecordingProvider):
-    async def send(self, sms):
-        await super().send(sms)  # the provider took it...
-        raise asyncio.CancelledError  # ...and the worker died before recording it
-
-
 async def test_a_job_redelivered_after_a_crash_mid_send_sends_nothing_twice(gw, path):
-    crashed = DiesMidSend()
+    crashed = DiesAfterTaking()
     response = await path.over(gw.messages, crashed).accept(request(*numbers(102, 3)), LICENSEE)
     job = await path.job_of(response.comm_id, 3)
     with pytest.raises(asyncio.CancelledError):
@@ -629,14 +623,7 @@ async def test_a_job_redelivered_after_its_visibility_timeout_sends_nothing_twic
     recipient, none after the restart; rows [sent, unknown, sent]; both queues and the poison queue empty."""
     to = numbers(124, 3)
 
-    class DiesOnTheSecond(RecordingProvider):
-        async def send(self, sms):
-            outcome = await super().send(sms)  # the provider took it...
-            if sms.to == to[1]:
-                raise asyncio.CancelledError  # ...and the worker died before recording it
-            return outcome
-
-    crashed, after_restart = DiesOnTheSecond(), RecordingProvider()
+    crashed, after_restart = DiesAfterTaking(to[1]), RecordingProvider()
     response = await path.over(gw.messages, crashed).accept(request(*to), LICENSEE)
     await path.job_of(response.comm_id, 3)
     restarted = path.over(gw.messages, after_restart, sending_lease=timedelta(seconds=1))

@@ -21,7 +21,7 @@ from sms.entrypoints import worker as worker_functions
 from sms.storage.queues import StorageWholeJobQueue, queue_client
 from sms.storage.tables import MESSAGES_TABLE
 from sms.usecases.dispatch import RecipientsInFlight
-from tests.fakes import InMemoryJobQueue, RecordingProvider, age_claims, assembled, whole_job
+from tests.fakes import DiesAfterTaking, InMemoryJobQueue, RecordingProvider, age_claims, assembled, whole_job
 from tests.integration.test_faults import AnswerLosingProxy
 
 LICENSEE, OTHER = "e0" * 16, "e1" * 16
@@ -79,14 +79,7 @@ async def test_a_worker_that_died_after_writing_the_rows_leaves_them_to_the_jobs
     over (this provider cannot say: outcome unknown), and nothing is sent twice."""
     to = numbers(501, 3)
 
-    class DiesMidSend(RecordingProvider):
-        async def send(self, sms):
-            outcome = await super().send(sms)  # the provider took it...
-            if sms.to == to[1]:
-                raise asyncio.CancelledError  # ...and the worker died before recording it
-            return outcome
-
-    crashed, after_restart = DiesMidSend(), RecordingProvider()
+    crashed, after_restart = DiesAfterTaking(to[1]), RecordingProvider()
     job = whole_job(*to, licensee=LICENSEE)
     with pytest.raises(asyncio.CancelledError):
         await worker(adapters.messages, crashed).dispatch_whole(job)
