@@ -1,7 +1,7 @@
 """Issue 30's one-call accept probed as an attacker and an unlucky operator would (the adversarial review), over the
 app's own functions and the fakes: every spelling a client may give a tagged commId reads and cancels the one message
 it names, and no spelling the rows are not keyed by is taken for it; a job just within the queue message's 64 KiB is
-one put and one just past it today's path, each sent once; bad input
+one put and one just past it today's path, each sent once; a job Azure's XML could not carry is never put; bad input
 on the one-call path is a 400 with nothing put; an auto-batch whose put fails part-way sends each item once when the
 rest is resent; 98, 99 and 100 recipients each take their documented path and are sent once."""
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from sms.domain.errors import NotFound, StorageUnavailable
 from sms.domain.jobs import WHOLE_JOB_SIZE
-from sms.storage.limits import MAX_QUEUE_MESSAGE_BYTES, queue_message_bytes
+from sms.storage.limits import MAX_QUEUE_MESSAGE_BYTES, fits_queue_message, queue_message_bytes
 from tests.fakes import LICENSEE, InMemoryWholeJobQueue
 from tests.unit.test_one_call_accept import KEYS, NUMBERS, call, gateway, request, run_worker, send
 
@@ -98,6 +98,31 @@ async def test_a_job_at_64_kib_after_base64_is_one_put_and_one_byte_past_it_is_t
         assert queue_message_bytes(job.text, "base64") == MAX_QUEUE_MESSAGE_BYTES
         await run_worker(gw)
     assert len(gw.provider.calls) == len(set(gw.provider.calls)) == PADDED + 1
+
+
+class XmlQueue(InMemoryWholeJobQueue):
+    """sms-accept under host.json messageEncoding none: the job's text goes in Put Message's XML as it is."""
+
+    def fits(self, job) -> bool:
+        return fits_queue_message(job.text, "none")
+
+
+@pytest.mark.parametrize("character", ["\ufffe", "\uffff"])
+async def test_text_xml_cannot_carry_is_never_put_unencoded_but_saved_todays_way(character):
+    """Put Message: "The message must be in a format that can be included in an XML request with UTF-8 encoding";
+    XML 1.0 has no U+FFFE or U+FFFF (Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF],
+    https://www.w3.org/TR/xml/#charsets). The job's JSON carries text unescaped, so such a body, which validation
+    takes (valid Unicode), would be a put Azure refuses: the message not accepted, or not as the client sent it."""
+    assert not fits_queue_message(f'{{"body":"a{character}"}}', "none")
+    assert fits_queue_message(f'{{"body":"a{character}"}}', "base64")  # base64 carries any bytes
+    gw = await gateway(accept_jobs=XmlQueue())
+    comm_id = await send(gw, to=[NUMBERS[0]], MessageBody=f"Your results are ready {character}")
+    assert gw.accept_jobs.jobs == [] and gw.store.messages[comm_id].body.endswith(character)
+
+
+def test_text_xml_can_carry_fits_unencoded():
+    for text in ("a\tb\nc", "\ud7ff\ue000\ufffd", "😀", "<&>"):
+        assert fits_queue_message(text, "none"), repr(text)
 
 
 # -- input that must be a 400, nothing put ----------------------------------------------------------------------------
