@@ -3,7 +3,8 @@ app's own functions and the fakes: every spelling a client may give a tagged com
 it names, and no spelling the rows are not keyed by is taken for it; a job just within the queue message's 64 KiB is
 one put and one just past it today's path, each sent once; a job Azure's XML could not carry is never put; bad input
 on the one-call path is a 400 with nothing put; an auto-batch whose put fails part-way sends each item once when the
-rest is resent; 98, 99 and 100 recipients each take their documented path and are sent once."""
+rest is resent; 98, 99 and 100 recipients each take their documented path and are sent once; a lost put that meets
+another licensee's gate is not called withdrawn."""
 import json
 
 import azure.functions as func
@@ -12,8 +13,8 @@ import pytest
 from sms.domain.errors import NotFound, StorageUnavailable
 from sms.domain.jobs import WHOLE_JOB_SIZE
 from sms.storage.limits import MAX_QUEUE_MESSAGE_BYTES, fits_queue_message, queue_message_bytes
-from tests.fakes import LICENSEE, InMemoryWholeJobQueue
-from tests.unit.test_one_call_accept import KEYS, NUMBERS, call, gateway, request, run_worker, send
+from tests.fakes import LICENSEE, OTHER, InMemoryWholeJobQueue
+from tests.unit.test_one_call_accept import KEYS, NUMBERS, PutLandsUnanswered, call, gateway, post, request, run_worker, send
 
 # -- spellings of a tagged commId ----------------------------------------------------------------------------------
 
@@ -203,3 +204,24 @@ async def test_98_recipients_are_one_put_99_and_100_todays_path_each_sent_once(c
     state = await call(gw, "sms_status", "GET", comm_id)
     assert (state["status"], len(state["recipients"])) == ("sent", count)
 
+
+
+# -- a withdrawal that meets another licensee's gate -------------------------------------------------------------------
+
+
+async def test_a_lost_put_whose_id_another_licensee_closed_is_not_called_withdrawn():
+    """A made-up id passes for one of another licensee's once in 2**21 (sms/domain/comm_ids.py), and such a cancel's
+    gate is ignored by the worker, which writes the rows queued and sends (sms/usecases/materialize.py). A lost put that
+    meets it has not been withdrawn: a 503 saying "nothing will be sent" would have the client send it again, and the
+    landed job send it too. Its outcome is unknown, as a lost commit's is."""
+    gw = None
+
+    async def foreign_cancel(job):
+        await gw.store.close_gate(job.message.comm_id, OTHER, gw.clock())
+
+    gw = await gateway(accept_jobs=PutLandsUnanswered(foreign_cancel))
+    refused = await post(gw, NUMBERS[0])
+    assert refused.status_code == 503
+    assert "withdrawn" not in json.loads(refused.get_body())["responseStatus"]["message"]
+    await run_worker(gw)
+    assert gw.provider.calls == [NUMBERS[0]]  # what the answer must not have denied
