@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -45,6 +46,12 @@ MAX_RECIPIENTS = 1 << COUNT_BITS  # 128: more than one job's 100 (model.JOB_SIZE
 VERSION = 8
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TIME_TURN = 1 << TIME_BITS  # ms
+# The only spelling a tagged id is recognised in: 32 lowercase hex digits (the "N" form its rows are keyed by), version 8,
+# the RFC variant. Not int(comm_id, 16)'s leniency: an upper-case, spaced or underscored spelling would pass it, be
+# answered `queued` from the id alone while the rows under the real key move on, and have a cancel insert a gate under
+# a key no worker reads, answer "cancelled", and let the message go (entry points normalise, wire/dto.py parse_guid;
+# a caller that does not must meet a 404, not that).
+_TAGGED = re.compile(r"[0-9a-f]{12}8[0-9a-f]{3}[89ab][0-9a-f]{15}")
 _DOMAIN = b"sms/commid/1\x00"  # the tag's purpose and layout version, so this key's HMACs mean nothing elsewhere
 
 # The longest a tagged message can wait before its rows exist, so how long its id is recognised without them.
@@ -106,12 +113,9 @@ class CommIdKeys:
     def recognised(self, comm_id: str, licensee_id: str, now: datetime) -> Tagged | None:
         """What `comm_id` says, when it is an id minted under this deployment's key (or the previous one) for
         `licensee_id`, within RECOGNISED_FOR of `now`; None for anything else, a version-4 id first of all."""
-        if len(comm_id) != 32 or comm_id[12] != "8" or comm_id[16] not in "89ab":
+        if not _TAGGED.fullmatch(comm_id):
             return None
-        try:
-            n = int(comm_id, 16)
-        except ValueError:
-            return None
+        n = int(comm_id, 16)
         fields = (n >> 80) << 74 | ((n >> 64) & 0xFFF) << 62 | n & ((1 << 62) - 1)
         tag = fields & ((1 << TAG_BITS) - 1)
         count = (fields >> TAG_BITS) & ((1 << COUNT_BITS) - 1)

@@ -6,6 +6,7 @@ the request (the hand-written $batch of sms/storage/handwritten/, or the SDK's s
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Mapping
 from xml.sax.saxutils import escape
@@ -38,6 +39,12 @@ _SYSTEM_PROPERTIES = frozenset({"PartitionKey", "RowKey", "Timestamp"})
 # https://learn.microsoft.com/en-us/rest/api/storageservices/put-message); "Maximum size of a message in a queue:
 # 64 KiB" (https://learn.microsoft.com/en-us/azure/storage/queues/scalability-targets). Azurite takes larger ones.
 MAX_QUEUE_MESSAGE_BYTES = 64 * 1024
+# Put Message: "The message must be in a format that can be included in an XML request with UTF-8 encoding" (as above).
+# XML 1.0 has no other characters than Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
+# (https://www.w3.org/TR/xml/#charsets). Unencoded, a job's text goes into that XML as it is: JSON escapes the control
+# characters, but a whole job (sms/domain/jobs.py) writes the rest unescaped, so U+FFFE and U+FFFF in a body or a name
+# (valid Unicode, taken by validation) would reach Azure as XML it refuses. Base64 carries any bytes.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class StorageLimitExceeded(Exception):
@@ -87,10 +94,12 @@ def queue_message_bytes(text: str, encoding: str) -> int | None:
     trigger's default: "Functions expect a base64 encoded string", learn.microsoft.com/azure/azure-functions/
     functions-bindings-storage-queue-trigger, Encoding) is 4 characters for every 3 bytes of UTF-8, padded (RFC 4648
     section 4), as TextBase64EncodePolicy and our own put write it; none is the text as XML writes it, escaped, in
-    UTF-8. None for text no put can carry (a lone surrogate is not UTF-8)."""
+    UTF-8. None for text no put can carry (a lone surrogate is not UTF-8; unencoded, a character XML has not)."""
     try:
         if encoding == "base64":
             return 4 * ((len(text.encode()) + 2) // 3)
+        if _NOT_XML.search(text):
+            return None
         return len(escape(text).encode())
     except UnicodeEncodeError:
         return None

@@ -28,7 +28,7 @@ from .. import telemetry
 from ..domain.comm_ids import CommIdKeys, to_millisecond
 from ..domain.commands import RequestKey, SendMessage, SendResult, estimate_of
 from ..domain.errors import AlreadyExists, GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
-from ..domain.jobs import GATE_MATERIALIZED, WHOLE_JOB_SIZE, NotWhole, WholeJob
+from ..domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, WHOLE_JOB_SIZE, NotWhole, WholeJob
 from ..domain.model import Message, Recipient, SendJob, evolved, queue_delay, reference_for, utcnow
 from ..domain.validation import Limits, max_price_of, message_from
 from ..storage import JobQueue, MessageStore, WholeJobQueue
@@ -212,13 +212,19 @@ class Accept:
         land the worker writes every recipient cancelled and sends none. Then a 503 says what happened, and the
         client's resend is the only SMS (the commit of today's path has the same unknown, but its job finds no rows
         only when the commit failed: there a 503 after a landed commit is sent). True: withdrawn. False: the gate
-        was already the worker's, the rows written: the message is accepted. A gate that cannot be closed either
-        raises the put's failure: unknown, as a lost commit's answer is."""
+        was already the worker's, the rows written: the message is accepted. A gate that cannot be closed, or one another
+        licensee closed, raises the put's failure: unknown, as a lost commit's answer is."""
         message = job.message
         try:
             await self._messages.close_gate(message.comm_id, message.licensee_id, self._clock())
         except AlreadyExists:
             gate = await self._messages.gate(message.comm_id)
+            if gate is not None and gate.state == GATE_CANCELLED and gate.licensee_id != message.licensee_id:
+                # Another licensee's cancel (a made-up id that passed for theirs, once in 2**21): the worker ignores it
+                # and would send a landed job (sms/usecases/materialize.py). Not withdrawn: unknown, as a lost commit.
+                log.warning("one-call message %s: its put failed and another licensee's gate holds its id; it may still be sent",
+                            message.comm_id)
+                raise StorageUnavailable() from None
             return gate is None or gate.state != GATE_MATERIALIZED
         except StorageUnavailable:
             log.warning("one-call message %s: its put failed and its gate could not be closed; it may still be sent", message.comm_id)
