@@ -2,7 +2,7 @@
 app's own functions and the fakes: every spelling a client may give a tagged commId reads and cancels the one message
 it names, and no spelling the rows are not keyed by is taken for it; a job just within the queue message's 64 KiB is
 one put and one just past it today's path, each sent once; a job Azure's XML could not carry is never put; bad input
-on the one-call path is a 400 with nothing put; an auto-batch whose put fails part-way sends each item once when the
+on the one-call path is a 400 with nothing put; an auto-batch whose second put lands unanswered sends each item once when the
 rest is resent; 98, 99 and 100 recipients each take their documented path and are sent once; a lost put that meets
 another licensee's gate is not called withdrawn."""
 import json
@@ -158,7 +158,7 @@ def _raw(gw, text: str) -> func.HttpRequest:
     return func.HttpRequest("POST", "http://h/api/sms/send", headers=headers, route_params={}, params={}, body=text.encode())
 
 
-# -- an auto-batch whose put fails part-way ----------------------------------------------------------------------------
+# -- an auto-batch whose second put lands unanswered -------------------------------------------------------------------
 
 
 class SecondPutLandsUnanswered(InMemoryWholeJobQueue):
