@@ -95,7 +95,8 @@ The operator console (sign in with the key above):
 
 Send a message (it is queued, then the worker sends it through the console provider):
   curl -s -X POST {base_url}/api/sms/send {auth} -H "Content-Type: application/json" -d '{body}'
-Then see where it stands (use the commId from the answer):
+Then see where it stands (use the commId from the answer; in its first second or so it is queued with
+"recipients": [], while the worker writes the message it took in one storage call):
   curl -s {base_url}/api/sms/<commId> {auth}
 Your messages, newest first, and what was sent today:
   curl -s "{base_url}/api/sms?take=10" {auth}
