@@ -40,6 +40,23 @@ def outbox(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def kill_once(process, look, caught, may_still_catch):
+    """Freeze the host (SIGSTOP), look at storage, and kill it (SIGKILL) once `caught(what it saw)`; else let it go on
+    a moment. Fails if `may_still_catch(what it saw)` says the host has gone past where the kill should land. Returns
+    what storage held at the kill (the host was frozen from that look to its death, so nothing changed between)."""
+    while True:
+        os.kill(process.pid, signal.SIGSTOP)
+        seen = look()
+        if caught(seen):
+            break
+        assert may_still_catch(seen), "the dispatch ran past where the kill should land before it could be caught there"
+        os.kill(process.pid, signal.SIGCONT)
+        time.sleep(0.02)
+    process.kill()
+    process.wait(10)
+    return seen
+
+
 def test_a_host_killed_mid_dispatch_leaves_no_recipient_unknown_and_none_texted_twice(tmp_path):
     box = tmp_path / "outbox.jsonl"
     phones = [f"+6141{i:07d}" for i in range(RECIPIENTS)]
@@ -51,17 +68,9 @@ def test_a_host_killed_mid_dispatch_leaves_no_recipient_unknown_and_none_texted_
             assert status == 200, answer
             comm_id = answer["commId"]
             assert wait_for(lambda: len(outbox(box)) >= 100, timeout=60, interval=0.01)
-            # Freeze the host, look at storage, and kill it once claims are in flight; else let it go on a moment.
-            while True:
-                os.kill(process.pid, signal.SIGSTOP)
-                at_kill = rows(storage.connection_string, comm_id)
-                if any(r["Status"] == "sending" for r in at_kill.values()):
-                    break
-                assert len(outbox(box)) < RECIPIENTS - 100, "the dispatch ran to its end before a claim could be caught in flight"
-                os.kill(process.pid, signal.SIGCONT)
-                time.sleep(0.02)
-            process.kill()
-            process.wait(10)
+            at_kill = kill_once(process, lambda: rows(storage.connection_string, comm_id),
+                                lambda seen: any(r["Status"] == "sending" for r in seen.values()),
+                                lambda seen: len(outbox(box)) < RECIPIENTS - 100)
             handed = {line["recipientId"]: line["providerMessageId"] for line in outbox(box)}
 
         claimed = {rid for rid, r in at_kill.items() if r["Status"] == "sending"}
