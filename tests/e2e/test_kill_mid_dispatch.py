@@ -14,7 +14,6 @@ ten of 98 the one-call path, where the worker first writes each message's rows f
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -30,7 +29,7 @@ from sms.dev import azurite
 from sms.domain.jobs import WHOLE_JOB_SIZE
 from sms.domain.transitions import NOT_HANDED_OVER
 from sms.storage.tables import MESSAGES_TABLE
-from tests.e2e.conftest import doomed_devhost, running_devhost, wait_for
+from tests.e2e.conftest import doomed_devhost, outbox_lines, running_devhost, wait_for
 
 RECIPIENTS = 1000
 LEASE = {"SMS_SENDING_LEASE_SECONDS": "30"}
@@ -44,8 +43,6 @@ def rows(connection_string: str, comm_id: str) -> dict[str, dict]:
         return {e["RecipientId"]: dict(e) for e in found if e["RowKey"].startswith("r")}
 
 
-def outbox(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def kill_once(process, look, caught, may_still_catch):
@@ -75,11 +72,11 @@ def test_a_host_killed_mid_dispatch_leaves_no_recipient_unknown_and_none_texted_
                 "To": [{"PhoneNumber": p} for p in phones], "MessageBody": "Your appointment is at 10am"}}, key=key)
             assert status == 200, answer
             comm_id = answer["commId"]
-            assert wait_for(lambda: len(outbox(box)) >= 100, timeout=60, interval=0.01)
+            assert wait_for(lambda: len(outbox_lines(box)) >= 100, timeout=60, interval=0.01)
             at_kill = kill_once(process, lambda: rows(storage.connection_string, comm_id),
                                 lambda seen: any(r["Status"] == "sending" for r in seen.values()),
-                                lambda seen: len(outbox(box)) < RECIPIENTS - 100)
-            handed = {line["recipientId"]: line["providerMessageId"] for line in outbox(box)}
+                                lambda seen: len(outbox_lines(box)) < RECIPIENTS - 100)
+            handed = {line["recipientId"]: line["providerMessageId"] for line in outbox_lines(box)}
 
         claimed = {rid for rid, r in at_kill.items() if r["Status"] == "sending"}
         claimed_and_handed, claimed_only = claimed & handed.keys(), claimed - handed.keys()
@@ -93,7 +90,7 @@ def test_a_host_killed_mid_dispatch_leaves_no_recipient_unknown_and_none_texted_
             assert status == 200
 
     final = {r["id"]: r for r in message["recipients"]}
-    lines = outbox(box)
+    lines = outbox_lines(box)
     # Exactly once each: 1,000 lines, one per recipient, and every recipient sent.
     assert len(lines) == RECIPIENTS and sorted(Counter(line["recipientId"] for line in lines).values()) == [1] * RECIPIENTS
     assert Counter(r["status"] for r in final.values()) == {"sent": RECIPIENTS}, statuses_at_kill
@@ -156,12 +153,12 @@ def test_a_host_killed_mid_dispatch_of_one_call_messages_leaves_none_unknown_and
             # the worker (its next poll for it up to host.json's maxPollingInterval away) has likely written its rows.
             for m in range(MESSAGES - 1):
                 accept(m)
-            assert wait_for(lambda: len(outbox(box)) >= 100, timeout=60, interval=0.01)
+            assert wait_for(lambda: len(outbox_lines(box)) >= 100, timeout=60, interval=0.01)
             accept(MESSAGES - 1)
             at_kill = kill_once(process, lambda: {c: rows(cs, c) for c in comm_ids},
                                 lambda seen: any(r["Status"] == "sending" for found in seen.values() for r in found.values()),
-                                lambda seen: len(outbox(box)) < total - 100)
-            handed = {line["recipientId"]: line["providerMessageId"] for line in outbox(box)}
+                                lambda seen: len(outbox_lines(box)) < total - 100)
+            handed = {line["recipientId"]: line["providerMessageId"] for line in outbox_lines(box)}
 
         claimed = {rid for found in at_kill.values() for rid, r in found.items() if r["Status"] == "sending"}
         claimed_and_handed, claimed_only = claimed & handed.keys(), claimed - handed.keys()
@@ -182,7 +179,7 @@ def test_a_host_killed_mid_dispatch_of_one_call_messages_leaves_none_unknown_and
         stored = {c: Counter("recipient" if e["RowKey"].startswith("r") else e["RowKey"] for e in partition(cs, c)) for c in comm_ids}
         gates = {c: [e["State"] for e in partition(cs, c) if e["RowKey"] == "gate"] for c in comm_ids}
 
-    lines = outbox(box)
+    lines = outbox_lines(box)
     # One set of rows per message, written from its job by the worker (the one-call path's `materialized` gate).
     assert stored == {c: {"message": 1, "recipient": WHOLE_JOB_SIZE, "gate": 1} for c in comm_ids}
     assert gates == {c: ["materialized"] for c in comm_ids}
