@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 
-from .model import _HEX32, Contact, Message, Recipient, SendJob, Status, UnknownJobVersion
+from .model import _HEX32, Contact, Message, Recipient, SendJob, Status, UnknownJobVersion, job_data, trace_context
 
 WHOLE = 2  # the "v" a version-2 job carries; a version-1 job carries none
 # The worker writes a whole job's rows in one entity-group transaction, beside the message row and the gate row: at
@@ -48,6 +48,16 @@ class Gate:
     state: str
     licensee_id: str
     at: datetime
+
+    @property
+    def materialized(self) -> bool:
+        """The worker's: the rows were written with it."""
+        return self.state == GATE_MATERIALIZED
+
+    def cancelled_by(self, licensee_id: str) -> bool:
+        """A cancel of this licensee's came first: the one a worker writing this licensee's job honours (another
+        licensee's, a made-up id that passed for theirs, it ignores)."""
+        return self.state == GATE_CANCELLED and self.licensee_id == licensee_id
 
 
 class NotWhole(ValueError):
@@ -103,11 +113,7 @@ class WholeJob:
     @classmethod
     def from_json(cls, text: str | bytes) -> "WholeJob":
         """Raises UnknownJobVersion for another version, ValueError for anything else that is not a job this gateway wrote."""
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"not a version-2 job: {exc}") from None
-        return cls.from_data(data)
+        return cls.from_data(job_data(text, "version-2 job"))
 
     @classmethod
     def from_data(cls, data) -> "WholeJob":
@@ -118,7 +124,6 @@ class WholeJob:
             at = _EPOCH + timedelta(milliseconds=int(data["at"]))
             comm_id = str(data["commId"])
             name, number, contact_id = (_text(part) for part in data["from"])
-            traceparent = data.get("tp")
             message = Message(
                 comm_id=comm_id, licensee_id=str(data["licenseeId"]), body=str(data["body"]),
                 sender=Contact(name, number, contact_id), recipient_count=len(data["to"]),
@@ -133,7 +138,7 @@ class WholeJob:
                 Recipient(comm_id=comm_id, seq=seq, recipient_id=str(recipient_id), phone_number=str(phone), name=_text(name),
                           contact_id=_text(contact), created_at=at, updated_at=at)
                 for seq, (recipient_id, phone, name, contact) in enumerate(data["to"]))
-            job = cls.of(message, recipients, traceparent if isinstance(traceparent, str) and len(traceparent) <= 64 else None)
+            job = cls.of(message, recipients, trace_context(data.get("tp")))
         except (TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"not a version-2 job: {exc}") from None
         if not _HEX32.match(comm_id) or not _HEX32.match(message.licensee_id):
@@ -148,8 +153,5 @@ def _text(value) -> str | None:
 def parse_job(text: str | bytes) -> SendJob | WholeJob:
     """A queue message of either version; UnknownJobVersion for a version this code does not know, which must
     never be dropped (a later release's job), ValueError for what no version of this gateway wrote."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"not a send job: {exc}") from None
+    data = job_data(text, "send job")
     return WholeJob.from_data(data) if isinstance(data, dict) and data.get("v") == WHOLE else SendJob.from_data(data)

@@ -301,11 +301,7 @@ class SendJob:
     def from_json(cls, text: str | bytes) -> "SendJob":
         """Raises UnknownJobVersion for a job of another version (a version-2 job is sms/domain/jobs.py's),
         ValueError for anything that is not a job this gateway wrote."""
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"not a send job: {exc}") from None
-        return cls.from_data(data)
+        return cls.from_data(job_data(text, "send job"))
 
     @classmethod
     def from_data(cls, data) -> "SendJob":
@@ -315,9 +311,7 @@ class SendJob:
         if data.get("v", 1) != 1:
             raise UnknownJobVersion(data["v"])
         try:
-            traceparent = data.get("traceparent")
-            job = cls(str(data["commId"]), int(data["first"]), int(data["last"]),
-                      traceparent if isinstance(traceparent, str) and len(traceparent) <= 64 else None)
+            job = cls(str(data["commId"]), int(data["first"]), int(data["last"]), trace_context(data.get("traceparent")))
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"not a send job: {exc}") from None
         if not _HEX32.match(job.comm_id) or not 0 <= job.first <= job.last:
@@ -336,6 +330,19 @@ class SendJob:
 # Message", visibilitytimeout), so a send scheduled further ahead takes several hops, each a job put
 # back with what is left of the wait; the hour spare keeps each hop inside the limit whatever the clocks say.
 MAX_QUEUE_DELAY = timedelta(days=7) - timedelta(hours=1)
+
+
+def job_data(text: str | bytes, kind: str):
+    """A queue message's JSON; ValueError naming what it should have been (`kind`) when it is no JSON."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not a {kind}: {exc}") from None
+
+
+def trace_context(value) -> str | None:
+    """A job's W3C traceparent as read back: kept only when it is text of a traceparent's size, else dropped."""
+    return value if isinstance(value, str) and len(value) <= 64 else None
 
 
 def queue_delay(until: datetime, now: datetime) -> int:

@@ -28,7 +28,7 @@ from .. import telemetry
 from ..domain.comm_ids import CommIdKeys, to_millisecond
 from ..domain.commands import RequestKey, SendMessage, SendResult, estimate_of
 from ..domain.errors import AlreadyExists, GatewayError, RecordChanged, StorageUnavailable, ValidationFailed
-from ..domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, WHOLE_JOB_SIZE, NotWhole, WholeJob
+from ..domain.jobs import WHOLE_JOB_SIZE, NotWhole, WholeJob
 from ..domain.model import Message, Recipient, SendJob, evolved, queue_delay, reference_for, utcnow
 from ..domain.validation import Limits, max_price_of, message_from
 from ..storage import JobQueue, MessageStore, WholeJobQueue
@@ -161,11 +161,11 @@ class Accept:
 
     async def _reserve_and_save(self, command: SendMessage, key: RequestKey | None, checked: Checked) -> SendResult:
         """A checked message saved to be sent, in one storage call when it can be (see above), within the caps."""
-        one_call = self._one_call(command, key, checked)
-        if one_call is not None:
+        job = None
+        if (one_call := self._one_call(command, key, checked)) is not None:
             checked, job = one_call
         message, recipients = checked
-        if one_call is not None and job is not None:
+        if job is not None:
             await self.within_caps(checked, functools.partial(self._save_whole, job))
         else:
             await self.within_caps(checked, functools.partial(self._save_queued, message, recipients))
@@ -219,13 +219,13 @@ class Accept:
             await self._messages.close_gate(message.comm_id, message.licensee_id, self._clock())
         except AlreadyExists:
             gate = await self._messages.gate(message.comm_id)
-            if gate is not None and gate.state == GATE_CANCELLED and gate.licensee_id != message.licensee_id:
+            if gate is not None and not gate.materialized and not gate.cancelled_by(message.licensee_id):
                 # Another licensee's cancel (a made-up id that passed for theirs, once in 2**21): the worker ignores it
                 # and would send a landed job (sms/usecases/materialize.py). Not withdrawn: unknown, as a lost commit.
                 log.warning("one-call message %s: its put failed and another licensee's gate holds its id; it may still be sent",
                             message.comm_id)
                 raise StorageUnavailable() from None
-            return gate is None or gate.state != GATE_MATERIALIZED
+            return gate is None or not gate.materialized
         except StorageUnavailable:
             log.warning("one-call message %s: its put failed and its gate could not be closed; it may still be sent", message.comm_id)
             raise

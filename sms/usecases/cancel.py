@@ -34,7 +34,6 @@ from typing import Callable, Sequence
 
 from ..domain.comm_ids import CommIdKeys, recognised_by
 from ..domain.errors import AlreadyExists, NotFound, RecordChanged, StillChanging
-from ..domain.jobs import GATE_CANCELLED
 from ..domain.model import JOB_SIZE, WAITING, Message, Recipient, Status, utcnow
 from ..storage import MessageStore
 from .job_rows import JobRows
@@ -97,7 +96,7 @@ class Cancel:
             await self._messages.close_gate(comm_id, licensee_id, self._clock())
         except AlreadyExists:
             gate = await self._messages.gate(comm_id)
-            if gate is not None and gate.state == GATE_CANCELLED and gate.licensee_id == licensee_id:
+            if gate is not None and gate.cancelled_by(licensee_id):
                 # An earlier cancel's: cancelling again cancels nothing more (every recipient is or will be cancelled).
                 return CancelResult(comm_id, 0, {Status.CANCELLED.value: tagged.recipient_count})
             message = await self._messages.message(comm_id)  # the worker's write of the rows came first

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from ..domain import transitions
 from ..domain.errors import AlreadyExists
-from ..domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED, Gate, WholeJob
+from ..domain.jobs import GATE_MATERIALIZED, Gate, WholeJob
 from ..domain.model import Message, Recipient, utcnow
 from ..storage import MessageStore
 from .sweep import PendingMessages
@@ -73,11 +73,11 @@ class Materialize:
         if (found := await self._found(job)) is not None:
             return found
         gate = await self._store.gate(message.comm_id)
-        if gate is None or gate.state != GATE_CANCELLED:
+        if gate is None or gate.materialized:
             # Neither the rows nor a cancel: nothing that could have refused the write is there (retention deletes
             # the gate only with the rows). Run again by the queue, which finds whichever it was.
             raise NotMaterialized(f"{message.comm_id}: its write was refused, yet neither its rows nor a cancel are there")
-        if gate.licensee_id == message.licensee_id:
+        if gate.cancelled_by(message.licensee_id):
             log.info("%s was cancelled before its rows were written: every recipient cancelled", message.comm_id)
             rows = [transitions.cancelled(r, at=gate.at) for r in job.recipients]
         else:

@@ -15,7 +15,6 @@ from ..domain.comm_ids import CommIdKeys, Tagged, recognised_by
 from ..domain.commands import MessageReport, ProvisionalReport
 from ..domain.errors import FieldError, NotFound, ValidationFailed
 from ..domain.events import WebhookEvent
-from ..domain.jobs import GATE_CANCELLED, GATE_MATERIALIZED
 from ..domain.model import InboundSms, Status, message_status, reference_for, utcnow
 from ..storage import EventStore, InboundStore, MessageStore
 from .paging import bind, unbind
@@ -41,10 +40,10 @@ class MessageStatus:
         loaded = await self._store.load(comm_id)
         if loaded is None and (tagged := self._unwritten(comm_id, licensee_id)) is not None:
             gate = await self._store.gate(comm_id)
-            if gate is None or gate.state != GATE_MATERIALIZED:
+            if gate is None or not gate.materialized:
                 # No rows yet: queued, unless this licensee's cancel came first (the worker then writes every recipient
                 # cancelled; another licensee's gate is ignored by the worker, sms/usecases/materialize.py).
-                cancelled = gate is not None and gate.state == GATE_CANCELLED and gate.licensee_id == licensee_id
+                cancelled = gate is not None and gate.cancelled_by(licensee_id)
                 return ProvisionalReport(comm_id, reference_for(comm_id), (Status.CANCELLED if cancelled else Status.QUEUED).value,
                                          licensee_id, tagged.accepted_at, tagged.recipient_count)
             loaded = await self._store.load(comm_id)  # the worker wrote them between the two reads
