@@ -20,6 +20,24 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
     """The queue and timer functions, each working over the Gateway `gateway` gives (built on first use)."""
     bp = func.Blueprint()
 
+    async def give_up_parked(msg: func.QueueMessage, parse: Callable[[bytes], SendJob | WholeJob]) -> None:
+        """A job the host parked on a poison queue: what it left waiting ends failed, with the reason. A message that
+        is no job is dropped, logged; an unknown version raises (UnknownJobVersion is no ValueError) and stays."""
+        try:
+            job = parse(msg.get_body())
+        except ValueError:
+            log.error("parked message %s is not a send job; dropped: %r", msg.id, msg.get_body()[:200])
+            return
+        reason = f"Gave up after {max_dequeue_count()} failed attempts to run its send job"
+        dispatch = (await gateway()).use.dispatch
+        if isinstance(job, WholeJob):
+            rows = await dispatch.give_up_whole(job, reason)
+            ended = Counter(r.status.value for r in rows)
+            log.error("job %s parked: its rows stand %s", job.message.comm_id, dict(sorted(ended.items())))
+        else:
+            failed = await dispatch.give_up(job, reason)
+            log.error("job %s[%d..%d] parked: %d recipient(s) failed", job.comm_id, job.first, job.last, len(failed))
+
     @bp.function_name("send_job")
     @bp.queue_trigger(arg_name="msg", queue_name=SEND_QUEUE, connection="AzureWebJobsStorage")
     async def send_job(msg: func.QueueMessage) -> None:
@@ -32,14 +50,7 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
     @bp.queue_trigger(arg_name="msg", queue_name=f"{SEND_QUEUE}-poison", connection="AzureWebJobsStorage")
     async def send_job_poison(msg: func.QueueMessage) -> None:
         """The host parks a job here after maxDequeueCount failed deliveries: nothing may wait forever."""
-        try:
-            job = SendJob.from_json(msg.get_body())
-        except ValueError:
-            log.error("parked message %s is not a send job; dropped: %r", msg.id, msg.get_body()[:200])
-            return
-        reason = f"Gave up after {max_dequeue_count()} failed attempts to run its send job"
-        failed = await (await gateway()).use.dispatch.give_up(job, reason)
-        log.error("job %s[%d..%d] parked: %d recipient(s) failed", job.comm_id, job.first, job.last, len(failed))
+        await give_up_parked(msg, SendJob.from_json)
 
     @bp.function_name("accept_job")
     @bp.queue_trigger(arg_name="msg", queue_name=ACCEPT_QUEUE, connection="AzureWebJobsStorage")
@@ -59,20 +70,7 @@ def blueprint(gateway: Callable[[], Awaitable[Gateway]]) -> func.Blueprint:
         only copy: its rows are written with every recipient failed (cancelled, after a cancel), so nothing waits
         for good and the client reads why. One of an unknown version raises (UnknownJobVersion is no ValueError)
         and stays, for the release that knows it."""
-        try:
-            job = parse_job(msg.get_body())
-        except ValueError:
-            log.error("parked message %s is not a send job; dropped: %r", msg.id, msg.get_body()[:200])
-            return
-        reason = f"Gave up after {max_dequeue_count()} failed attempts to run its send job"
-        dispatch = (await gateway()).use.dispatch
-        if isinstance(job, WholeJob):
-            rows = await dispatch.give_up_whole(job, reason)
-            ended = Counter(r.status.value for r in rows)
-            log.error("job %s parked: its rows stand %s", job.message.comm_id, dict(sorted(ended.items())))
-        else:
-            failed = await dispatch.give_up(job, reason)
-            log.error("job %s[%d..%d] parked: %d recipient(s) failed", job.comm_id, job.first, job.last, len(failed))
+        await give_up_parked(msg, parse_job)
 
     @bp.function_name("deliver_webhooks")
     @bp.queue_trigger(arg_name="msg", queue_name=WEBHOOK_QUEUE, connection="AzureWebJobsStorage")
