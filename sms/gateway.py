@@ -69,7 +69,7 @@ class Ports:
 
     messages: MessageStore
     jobs: JobQueue
-    accept_jobs: WholeJobQueue  # the one-call accept's (sms-accept, issue 30): nothing puts on it while its writer is off
+    accept_jobs: WholeJobQueue  # the one-call accept's whole jobs (sms-accept, issue 30)
     pending: PendingIndex  # the messages the sweeper is to look at
     providers: ProviderSet  # every provider instance; routes name them
     opt_outs: OptOutStore
@@ -114,7 +114,7 @@ class Tuning:
     pumping: Rules = Rules()  # SMS_PUMPING_*: when a prefix's collapsing deliveries block it
     # SMS_COMMID_KEY (and _PREVIOUS): mints and recognises tagged commIds (issue 30); None: the deployment has no key.
     comm_id_keys: CommIdKeys | None = None
-    accept_one_call: bool = False  # SMS_ACCEPT_ONE_CALL: the one-call accept's writer (off until its readers have shipped)
+    accept_one_call: bool = False  # SMS_ACCEPT_ONE_CALL: the one-call accept's writer (sms/config.py: on wherever a key is set)
     clock: Callable[[], datetime] = utcnow
 
 
