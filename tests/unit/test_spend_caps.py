@@ -106,8 +106,11 @@ async def test_caps_are_per_licensee():
         await sms.accept(command(SAM), LICENSEE)
 
 
-async def test_concurrent_accepts_take_exactly_the_room_and_share_writes():
-    use, spend, sms = gateway()
+@pytest.mark.parametrize("one_call", [False, True], ids=["two_call", "one_call"])
+async def test_concurrent_accepts_take_exactly_the_room_and_share_writes(one_call):
+    whole = InMemoryWholeJobQueue()
+    one_call_ports = {"accept_jobs": whole, "comm_id_keys": CommIdKeys(b"k" * 32), "accept_one_call": True} if one_call else {}
+    use, spend, sms = gateway(**one_call_ports)
     await capped(use, dailySegments=10)
     await used(use, Cap.DAILY_SEGMENTS)  # the counters read once, as the first request would
     spend.reads = spend.writes = 0
@@ -115,6 +118,7 @@ async def test_concurrent_accepts_take_exactly_the_room_and_share_writes():
     accepted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, CapReached)]
     assert (len(accepted), len(refused)) == (10, 40)
+    assert len(whole.jobs) == (10 if one_call else 0)  # the path they took: one put each, the refused none
     assert await used(use, Cap.DAILY_SEGMENTS) == 10
     # Coalesced: the requests that arrived while one write was in flight went together in the next.
     assert spend.writes < 10
